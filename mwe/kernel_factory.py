@@ -1,0 +1,48 @@
+"""A kernel factory in CuBIE's style: it builds the allocator it is given and
+captures it in the kernel's closure."""
+from numba import cuda, float32
+
+from allocator_factory import BufferAllocatorFactory
+
+
+class KernelFactory:
+    """Builds a kernel in which each working thread allocates buffers through
+    the allocator and writes 1 to its slot of the output."""
+
+    def __init__(self, allocator_factory, device_calls=1):
+        self.allocator_factory = allocator_factory
+        self.device_calls = device_calls
+
+    def build(self):
+        allocate_buffer = self.allocator_factory.build()
+        buffer_size = self.allocator_factory.buffer_size
+        device_calls = self.device_calls
+
+        @cuda.jit
+        def kernel(output, n_threads):
+            i = cuda.grid(1)
+            if i >= n_threads:
+                return
+            for _ in range(device_calls):
+                buffer = allocate_buffer()
+                for j in range(buffer_size):
+                    buffer[j] = float32(1.0)
+            output[i] = buffer[buffer_size - 1]
+
+        return kernel
+
+
+class KernelLocalAllocatorFactory(BufferAllocatorFactory):
+    """The control: the same allocator as BufferAllocatorFactory, but defined
+    in the kernel's own module, so the race cannot happen."""
+
+    def build(self):
+        # Same body as the parent's; written here so that the device
+        # function's globals are this module's.
+        buffer_size = self.buffer_size
+
+        @cuda.jit(device=True, inline=True)
+        def allocate_buffer():
+            return cuda.local.array(buffer_size, float32)
+
+        return allocate_buffer
