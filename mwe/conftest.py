@@ -21,7 +21,7 @@ from kernel_factory import KernelFactory, KernelLocalAllocatorFactory
 # the number of device-function calls so that one run of the suite fails.
 PRESETS = {
     "aggressive": dict(switch_interval=1e-6, threads_per_block=32, blocks=2,
-                       device_calls=20, buffer_size=4),
+                       device_calls=8, buffer_size=4),
     "faithful": dict(switch_interval=None, threads_per_block=32, blocks=1,
                      device_calls=1, buffer_size=4),
 }

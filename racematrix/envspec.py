@@ -1,0 +1,135 @@
+"""What one matrix environment is: a Python, a requirement set, a simulator
+flag; and how the matrix's lists are read from pyproject.toml and the
+MATRIX_* environment variables."""
+import re
+from dataclasses import dataclass
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+MIN_PYTHON = (3, 10)
+SPECIFIER_WORDS = {"==": "-", "!=": "-ne", "<=": "-le", ">=": "-ge",
+                   "~=": "-compat", "<": "-lt", ">": "-gt", "===": "-"}
+
+
+class ConfigError(ValueError):
+    """A user-supplied matrix setting is malformed; the message says what to
+    do."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    python: str
+    requirements: tuple
+    sim: bool
+
+    @property
+    def target(self):
+        """Which CUDA target ``numba.cuda`` resolves to in this
+        environment: the out-of-tree package when it is installed."""
+        names = {canonicalize_name(Requirement(r).name)
+                 for r in self.requirements}
+        return "numba-cuda" if "numba-cuda" in names else "numba"
+
+    @property
+    def spec(self):
+        return " ".join(self.requirements)
+
+    @property
+    def env_id(self):
+        return f"py{self.python}-{spec_slug(self.requirements)}-sim{int(self.sim)}"
+
+
+def spec_slug(requirements):
+    """A file-name-safe, readable form of a requirement set."""
+    parts = []
+    for text in requirements:
+        requirement = Requirement(text)
+        slug = canonicalize_name(requirement.name)
+        if requirement.extras:
+            slug += "." + ".".join(sorted(requirement.extras))
+        for specifier in sorted(requirement.specifier, key=str):
+            slug += SPECIFIER_WORDS[specifier.operator] + specifier.version
+        parts.append(re.sub(r"[^A-Za-z0-9._+-]", "_", slug))
+    return "+".join(parts)
+
+
+def parse_spec(text):
+    """A requirement set, ``"numba-cuda==0.30.4 numba==0.68.1"``, as a tuple
+    of requirement strings."""
+    requirements = tuple(text.split())
+    if not requirements:
+        raise ConfigError("empty requirement set: give at least one "
+                          "requirement, e.g. 'numba==0.60.0'")
+    for requirement in requirements:
+        try:
+            Requirement(requirement)
+        except InvalidRequirement as error:
+            raise ConfigError(f"malformed requirement {requirement!r} in "
+                              f"{text!r}: {str(error).splitlines()[0]}") from None
+    return requirements
+
+
+def parse_python(text):
+    if not re.fullmatch(r"3\.\d+", text):
+        raise ConfigError(f"malformed Python version {text!r}: give X.Y, "
+                          f"e.g. '3.11'")
+    if tuple(map(int, text.split("."))) < MIN_PYTHON:
+        raise ConfigError(f"unsupported Python {text}: the matrix needs "
+                          f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer")
+    return text
+
+
+def parse_sim(text):
+    if text not in ("0", "1"):
+        raise ConfigError(f"malformed simulator flag {text!r}: give 1 "
+                          f"(simulator on) or 0 (off)")
+    return text == "1"
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    pythons: tuple
+    specs: tuple
+    sims: tuple
+    count: int
+    timeout: int
+
+    def envs(self):
+        return [EnvSpec(python, spec, sim) for python in self.pythons
+                for spec in self.specs for sim in self.sims]
+
+
+def load_config(table, environ):
+    """The matrix from ``[tool.racematrix]`` of pyproject.toml, with the
+    MATRIX_PYTHONS / MATRIX_SPECS / MATRIX_SIM variables in ``environ``
+    replacing the configured lists."""
+    pythons = table.get("pythons", [])
+    specs = table.get("specs", [])
+    sims = [str(int(flag)) for flag in table.get("sim", [1, 0])]
+    if "MATRIX_PYTHONS" in environ:
+        pythons = _split("MATRIX_PYTHONS", environ["MATRIX_PYTHONS"], None)
+    if "MATRIX_SPECS" in environ:
+        specs = _split("MATRIX_SPECS", environ["MATRIX_SPECS"], ";")
+    if "MATRIX_SIM" in environ:
+        sims = _split("MATRIX_SIM", environ["MATRIX_SIM"], None)
+    return MatrixConfig(
+        pythons=_unique(parse_python(p) for p in pythons),
+        specs=_unique(parse_spec(s) for s in specs),
+        sims=_unique(parse_sim(s) for s in sims),
+        count=int(table.get("count", 1)),
+        timeout=int(table.get("timeout", 120)),
+    )
+
+
+def _split(name, value, separator):
+    items = [item.strip() for item in value.split(separator)]
+    items = [item for item in items if item]
+    if not items:
+        raise ConfigError(f"{name} is set but empty: unset it to use the "
+                          f"configured list, or give at least one value")
+    return items
+
+
+def _unique(items):
+    return tuple(dict.fromkeys(items))

@@ -1,0 +1,61 @@
+"""Finding Python interpreters that are installed but not on PATH.
+
+pyenv installs every version under ``$(pyenv root)/versions`` but exposes only
+the active ones through its shims; a shim for an inactive version exits with
+"command not found". uv keeps its managed Pythons in its own folder. Putting
+the real ``bin`` folders ahead of the shims on PATH lets nox and uv find each
+interpreter without downloading one.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+
+def pyenv_bin_dirs(environ=os.environ):
+    """``bin`` folders of pyenv's CPython installs, newest version first."""
+    root = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    versions = root / "versions"
+    if not versions.is_dir():
+        return []
+    found = []
+    for entry in versions.iterdir():
+        match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", entry.name)
+        if match and (entry / "bin").is_dir():
+            found.append((tuple(map(int, match.groups())), entry / "bin"))
+    return [str(path) for _, path in sorted(found, reverse=True)]
+
+
+def uv_bin_dirs(timeout=5):
+    """``bin`` folders of the Pythons uv manages, if uv is installed."""
+    uv = shutil.which("uv")
+    if uv is None:
+        return []
+    try:
+        listing = subprocess.run(
+            [uv, "python", "list", "--only-installed", "--python-preference",
+             "only-managed", "--output-format", "json"],
+            capture_output=True, text=True, timeout=timeout, check=True)
+        entries = json.loads(listing.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    return list(dict.fromkeys(
+        str(Path(entry["path"]).parent) for entry in entries
+        if entry.get("path") and entry.get("implementation") == "cpython"))
+
+
+def expose_interpreters(environ=os.environ):
+    """Add the interpreters of pyenv and uv to ``environ["PATH"]``: just
+    ahead of pyenv's shims when those are on PATH (a shim would shadow them),
+    else at the end. Whatever PATH found before stays first. Returns the
+    folders added."""
+    path = [d for d in environ.get("PATH", "").split(os.pathsep) if d]
+    extra = [d for d in pyenv_bin_dirs(environ) + uv_bin_dirs()
+             if d not in path]
+    if extra:
+        shims = next((i for i, d in enumerate(path)
+                      if Path(d).name == "shims" and "pyenv" in d), len(path))
+        environ["PATH"] = os.pathsep.join(path[:shims] + extra + path[shims:])
+    return extra

@@ -1,0 +1,125 @@
+"""Reading pytest's JUnit XML and classifying each test run."""
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from dataclasses import dataclass, field
+
+# The race's signature: the simulator names the thread, then the attribute
+# lookup on the real ``numba.cuda`` module fails. Nothing else produces it.
+RACE_SIGNATURE = re.compile(
+    r"tid=\[[\d, ]+\] ctaid=\[[\d, ]+\]: "
+    r"module '[\w.]*cuda' has no attribute 'local'")
+# pytest-timeout's message for a test that ran past its limit.
+TIMEOUT_SIGNATURE = re.compile(r"Timeout >?\s*[\d.]+s")
+
+TARGET = "target"
+OTHER = "other"
+HANG = "hang"
+PASS = "pass"
+SKIP = "skip"
+OUTCOMES = (TARGET, OTHER, HANG, PASS, SKIP)
+
+
+class JUnitError(ValueError):
+    """The JUnit XML file is missing or cannot be read."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    name: str
+    outcome: str
+    message: str = ""
+    properties: dict = field(default_factory=dict)
+
+
+def base_test_name(name, repeat_count):
+    """A test's name without the ``-i-N`` id that pytest-repeat adds when it
+    repeats a test N > 1 times."""
+    if repeat_count <= 1:
+        return name
+    return re.sub(rf"\[(?:(.*)-)?\d+-{repeat_count}\]$",
+                  lambda m: f"[{m[1]}]" if m[1] else "", name)
+
+
+def classify_outcome(kind, text):
+    """Classify one test run from its JUnit result kind (``failure``,
+    ``error``, ``skipped`` or ``None`` for a pass) and the message text."""
+    if kind is None:
+        return PASS
+    if kind == "skipped":
+        return SKIP
+    if RACE_SIGNATURE.search(text):
+        return TARGET
+    if TIMEOUT_SIGNATURE.search(text):
+        return HANG
+    return OTHER
+
+
+def parse_junit(path):
+    """Return (suite properties, [RunRecord]) from a pytest JUnit XML file."""
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError) as error:
+        raise JUnitError(f"cannot read JUnit XML {path}: {error}") from None
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    suite_properties = {}
+    runs = []
+    for suite in suites:
+        suite_properties.update(_properties(suite))
+        for case in suite.iter("testcase"):
+            result = next((child for child in case
+                           if child.tag in ("failure", "error", "skipped")),
+                          None)
+            kind = None if result is None else result.tag
+            text = "" if result is None else " ".join(
+                filter(None, (result.get("message"), result.text)))
+            runs.append(RunRecord(
+                name=case.get("name", ""),
+                outcome=classify_outcome(kind, text),
+                message=_first_line(result.get("message") or result.text or "")
+                if result is not None else "",
+                properties=_properties(case)))
+    return suite_properties, runs
+
+
+def _properties(element):
+    found = {}
+    holder = element.find("properties")
+    for prop in [] if holder is None else holder.findall("property"):
+        found[prop.get("name")] = prop.get("value")
+    return found
+
+
+def _first_line(text):
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return next((line for line in lines if line), "")[:300]
+
+
+def summarize(runs, repeat_count):
+    """Counts of each outcome, per test and in all, plus evidence recorded by
+    the MWE's controls (failing thread indices against n_threads)."""
+    totals = Counter(run.outcome for run in runs)
+    per_test = {}
+    for run in runs:
+        per_test.setdefault(base_test_name(run.name, repeat_count),
+                            Counter())[run.outcome] += 1
+    failing_threads = []
+    for run in runs:
+        if "failing_threads" in run.properties:
+            n_threads = int(run.properties.get("n_threads", 0))
+            for thread in json.loads(run.properties["failing_threads"]):
+                failing_threads.append({**thread, "n_threads": n_threads})
+    messages = Counter(run.message for run in runs
+                       if run.outcome in (OTHER, HANG))
+    return {
+        "counts": {outcome: totals.get(outcome, 0) for outcome in OUTCOMES},
+        "tests": {name: {outcome: counter.get(outcome, 0)
+                         for outcome in OUTCOMES}
+                  for name, counter in sorted(per_test.items())},
+        "failing_threads": failing_threads,
+        "first_target_message": next(
+            (run.message for run in runs if run.outcome == TARGET), ""),
+        "other_messages": [{"message": text, "count": count}
+                           for text, count in messages.most_common(5)],
+    }

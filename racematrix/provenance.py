@@ -1,0 +1,42 @@
+"""Where figures come from: the machine, its OS and its Python builds."""
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+
+
+def machine_info():
+    """Describe this machine. ``RACEMATRIX_MACHINE`` names it in merged
+    tables (a CI job sets it to its runner); the host name otherwise."""
+    return {
+        "label": os.environ.get("RACEMATRIX_MACHINE") or socket.gethostname(),
+        "os": f"{platform.system()} {platform.release()}",
+        "distribution": _distribution(),
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "gpu": gpu_name(),
+    }
+
+
+def _distribution():
+    try:
+        fields = dict(line.split("=", 1) for line in
+                      Path("/etc/os-release").read_text().splitlines()
+                      if "=" in line)
+        return fields.get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        return ""
+
+
+def gpu_name():
+    """The first NVIDIA GPU's name, or None when there is none (checked
+    through nvidia-smi, without importing any CUDA library)."""
+    try:
+        probe = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = probe.stdout.strip().splitlines()
+    return names[0].strip() if probe.returncode == 0 and names else None

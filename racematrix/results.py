@@ -1,0 +1,362 @@
+"""Raw per-environment results and the failure-rate tables merged from them.
+
+Data flows one way: each environment writes ``results/raw/<env>.json``;
+the tables (``failure_rates.md``/``.csv``/``.json``) are regenerated from
+every raw file there, and never edited.
+"""
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from .stats import wilson_interval
+
+SCHEMA = 1
+VERDICTS = ("reproduced", "not-reproduced", "error", "skipped")
+REQUIRED_KEYS = ("env", "python", "sim", "packages", "target", "runs",
+                 "failures", "other_errors", "verdict", "reason", "seconds")
+
+
+class RawResultWarning(UserWarning):
+    """A raw result file was left out of the tables."""
+
+
+def now_iso():
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def decide_verdict(counts, env_error=None, skip_reason=None):
+    """The verdict and its reason for one environment.
+
+    One target failure is enough for "reproduced": the race's signature
+    cannot appear without the race. Anything else that went wrong without a
+    target failure makes the environment an "error", never a pass.
+    """
+    runs = counts["target"] + counts["other"] + counts["hang"] + counts["pass"]
+    if skip_reason:
+        return "skipped", skip_reason
+    if env_error:
+        return "error", env_error
+    if counts["target"]:
+        return "reproduced", (f"{counts['target']} of {runs} test runs failed "
+                              f"with the race's AttributeError")
+    if counts["hang"]:
+        return "error", f"{counts['hang']} of {runs} test runs hung (timeout)"
+    if counts["other"]:
+        return "error", (f"{counts['other']} of {runs} test runs failed with "
+                         f"another error")
+    if runs == 0:
+        if counts["skip"]:
+            return "skipped", "every test was skipped"
+        return "error", "no test ran"
+    return "not-reproduced", f"0 of {runs} test runs failed"
+
+
+def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
+             env_error=None, skip_reason=None, seconds=0.0, settings=None,
+             concurrency=1, machine=None, command="", started=None):
+    """The raw record of one environment's run."""
+    counts = counts or {"target": 0, "other": 0, "hang": 0, "pass": 0,
+                        "skip": 0}
+    verdict, reason = decide_verdict(counts, env_error, skip_reason)
+    runs = counts["target"] + counts["other"] + counts["hang"] + counts["pass"]
+    return {
+        "schema": SCHEMA,
+        "env": spec.env_id,
+        "spec": {"python": spec.python, "requirements": list(spec.requirements),
+                 "sim": spec.sim},
+        "target": spec.target,
+        "python": python,
+        "python_build": python_build,
+        "sim": spec.sim,
+        "packages": packages,
+        "settings": settings or {},
+        "runs": runs,
+        "failures": counts["target"],
+        "other_errors": counts["other"],
+        "hangs": counts["hang"],
+        "skips": counts["skip"],
+        "verdict": verdict,
+        "reason": reason,
+        "seconds": round(seconds, 2),
+        "concurrency": concurrency,
+        "summary": summary or {},
+        "machine": machine or {},
+        "command": command,
+        "started": started or now_iso(),
+        "finished": now_iso(),
+    }
+
+
+def write_json_atomic(path, data):
+    """Write JSON so that a reader (or a kill mid-write) never sees half a
+    file: write a temporary file beside it, then rename."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def results_lock(results_dir):
+    """Serialise writers of one results folder (parallel sessions)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with open(results_dir / ".lock", "w") as lock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no simulator matrix there anyway
+            yield
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def validate_raw(data):
+    """Return the problem with a raw record, or None if it is usable."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if data["verdict"] not in VERDICTS:
+        return f"unknown verdict {data['verdict']!r}"
+    if not (isinstance(data["runs"], int) and isinstance(data["failures"], int)
+            and 0 <= data["failures"] <= data["runs"]):
+        return "runs and failures are not counts with failures <= runs"
+    return None
+
+
+def load_raw_dirs(dirs):
+    """Every usable raw record under ``dirs`` (folders or files). Unreadable
+    or malformed files are named in a warning and left out."""
+    records = []
+    for source in dirs:
+        source = Path(source)
+        files = sorted(source.rglob("*.json")) if source.is_dir() else [source]
+        for path in files:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError) as error:
+                warnings.warn(f"left out {path}: not readable JSON ({error})",
+                              RawResultWarning, stacklevel=2)
+                continue
+            problem = validate_raw(data)
+            if problem:
+                warnings.warn(f"left out {path}: {problem}", RawResultWarning,
+                              stacklevel=2)
+                continue
+            records.append((path, data))
+    return records
+
+
+def machine_label(record):
+    machine = record.get("machine") or {}
+    return machine.get("label") or machine.get("hostname") or "unknown"
+
+
+def merge_records(records):
+    """Merge raw records into table rows.
+
+    One row per environment and machine. Records of the same environment
+    from different machines stay separate rows, labelled by machine. Two
+    records of one environment from the same machine (two copies of one
+    result gathered twice) are a conflict unless identical: the newer one
+    is kept and the other named in a warning.
+    """
+    by_key = {}
+    for path, record in records:
+        key = (record["env"], machine_label(record))
+        if key in by_key:
+            old_path, old = by_key[key]
+            if old == record:
+                continue
+            keep, drop = ((path, record), (old_path, old)) if (
+                record.get("finished", "") >= old.get("finished", "")
+            ) else ((old_path, old), (path, record))
+            warnings.warn(f"conflicting results for {record['env']} on "
+                          f"{key[1]}: kept {keep[0]}, left out {drop[0]}",
+                          RawResultWarning, stacklevel=2)
+            by_key[key] = keep
+        else:
+            by_key[key] = (path, record)
+    machines = {key[1] for key in by_key}
+    rows = [make_row(record, show_machine=len(machines) > 1)
+            for _, record in by_key.values()]
+    return sorted(rows, key=row_sort_key)
+
+
+def make_row(record, show_machine=False):
+    runs, failures = record["runs"], record["failures"]
+    low, high = wilson_interval(failures, runs)
+    env = record["env"]
+    if show_machine:
+        env = f"{env}@{machine_label(record)}"
+    return {
+        "env": env,
+        "python": record["python"],
+        "target": record["target"],
+        "sim": record["sim"],
+        "packages": record["packages"],
+        "runs": runs,
+        "failures": failures,
+        "other_errors": record["other_errors"],
+        "hangs": record.get("hangs", 0),
+        "failure_rate": round(failures / runs, 4) if runs else None,
+        "ci95": [round(low, 4), round(high, 4)],
+        "verdict": record["verdict"],
+        "reason": record["reason"],
+        "seconds": record["seconds"],
+        "concurrency": record.get("concurrency", 1),
+        "machine": machine_label(record),
+        "requirements": record.get("spec", {}).get("requirements", []),
+    }
+
+
+def _version_key(text):
+    try:
+        return (0, Version(text))
+    except (InvalidVersion, TypeError):
+        return (1, str(text))
+
+
+def row_sort_key(row):
+    """Python, then target, then the target's version, then simulator on
+    before off."""
+    python = _version_key(row["python"].split("+")[0]) if row["python"] else (1, "")
+    target_version = row["packages"].get(row["target"]) or _spec_version(row)
+    return (python, row["target"], _version_key(target_version or ""),
+            _version_key(row["packages"].get("numba", "")), not row["sim"],
+            row["env"])
+
+
+def _spec_version(row):
+    for requirement in row.get("requirements", []):
+        name, _, version = requirement.partition("==")
+        if name == row["target"]:
+            return version
+    return None
+
+
+def target_version(row):
+    """The version of the row's CUDA target: installed, else requested."""
+    return row["packages"].get(row["target"]) or _spec_version(row) or "?"
+
+
+def format_rate(row):
+    if row["failure_rate"] is None:
+        return "–"
+    return f"{100 * row['failure_rate']:.1f}%"
+
+
+def format_ci(row):
+    if not row["runs"]:
+        return "–"
+    low, high = row["ci95"]
+    return f"{100 * low:.1f}–{100 * high:.1f}%"
+
+
+TABLE_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "sim",
+                 "runs", "failures", "other", "rate", "95% CI", "verdict",
+                 "reason")
+
+
+def table_cells(row):
+    packages = row["packages"]
+    return (row["python"] or row["env"].split("-")[0][2:],
+            row["target"],
+            packages.get("numba", "–"),
+            packages.get("numba-cuda", "–"),
+            packages.get("numpy", "–"),
+            "on" if row["sim"] else "off",
+            str(row["runs"]), str(row["failures"]),
+            str(row["other_errors"] + row["hangs"]),
+            format_rate(row), format_ci(row), row["verdict"],
+            row["reason"])
+
+
+def render_markdown(rows, provenance, columns=TABLE_COLUMNS, cells=table_cells):
+    lines = ["# Failure rates", "",
+             f"Generated {provenance['generated']} by `{provenance['command']}` "
+             f"from {provenance['raw_files']} raw result files. "
+             f"Machine(s): {provenance['machines']}.", "",
+             "A *run* is one execution of one MWE test; *failures* are runs "
+             "that failed with the race's `AttributeError`; *other* are runs "
+             "that failed any other way or hung. The interval is Wilson's.", "",
+             "| " + " | ".join(columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(
+            cell.replace("|", "\\|") for cell in cells(row)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(rows):
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["env", "python", "target", "numba", "numba_cuda", "numpy",
+                     "sim", "runs", "failures", "other_errors", "hangs",
+                     "failure_rate", "ci95_low", "ci95_high", "verdict",
+                     "reason", "seconds", "concurrency", "machine"])
+    for row in rows:
+        packages = row["packages"]
+        writer.writerow([row["env"], row["python"], row["target"],
+                         packages.get("numba", ""), packages.get("numba-cuda", ""),
+                         packages.get("numpy", ""), int(row["sim"]), row["runs"],
+                         row["failures"], row["other_errors"], row["hangs"],
+                         "" if row["failure_rate"] is None else row["failure_rate"],
+                         row["ci95"][0], row["ci95"][1], row["verdict"],
+                         row["reason"], row["seconds"], row["concurrency"],
+                         row["machine"]])
+    return stream.getvalue()
+
+
+def summarize_machines(records):
+    seen = {}
+    for _, record in records:
+        machine = record.get("machine") or {}
+        seen.setdefault(machine_label(record), machine)
+    return "; ".join(
+        f"{label} ({m.get('os', '?')}, {m.get('cores', '?')} cores)"
+        for label, m in sorted(seen.items())) or "none"
+
+
+def write_tables(raw_dirs, out_dir, command):
+    """Regenerate the three tables in ``out_dir`` from the raw records in
+    ``raw_dirs``; returns (rows, records)."""
+    records = load_raw_dirs(raw_dirs)
+    rows = merge_records(records)
+    # The newest result's time, not the clock: same raw files, same tables.
+    generated = max((r.get("finished", "") for _, r in records), default="")
+    provenance = {"generated": generated or "no results", "command": command,
+                  "raw_files": len(records),
+                  "machines": summarize_machines(records)}
+    out_dir = Path(out_dir)
+    write_json_atomic(out_dir / "failure_rates.json",
+                      {"generated": generated,
+                       "provenance": provenance, "rows": rows})
+    write_text_atomic(out_dir / "failure_rates.csv", render_csv(rows))
+    write_text_atomic(out_dir / "failure_rates.md",
+                      render_markdown(rows, provenance))
+    return rows, records

@@ -1,0 +1,265 @@
+"""Running the MWE in one environment and recording the result.
+
+Called by the noxfile's sessions with a nox ``Session``; everything here
+runs in nox's own process and uses the session only to reach its virtual
+environment.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import outcomes, results
+from .index import IndexLookupError, list_releases, nearest_versions
+from .provenance import gpu_name, machine_info
+
+PROJECT = Path(__file__).resolve().parent.parent
+MWE = PROJECT / "mwe"
+TEST_TOOLS = ("numpy", "pytest", "pytest-repeat", "pytest-timeout")
+
+READ_ENVIRONMENT = r"""
+import json, platform, sys
+from importlib import metadata
+names = ("numba", "numba-cuda", "numpy", "llvmlite", "cuda-bindings",
+         "pytest", "pytest-repeat", "pytest-timeout")
+packages = {}
+for name in names:
+    try:
+        packages[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+print(json.dumps({"python": platform.python_version(),
+                  "python_build": f"{platform.python_implementation()} "
+                                  f"{sys.version}".replace("\n", " "),
+                  "packages": packages}))
+"""
+
+
+class BadInput(ValueError):
+    """The user asked for something that does not exist; one line says so."""
+
+
+def venv_python(session):
+    return str(Path(session.bin) / "python")
+
+
+def install(session, spec, timeout=900):
+    """Install the spec and the test tools, wheels only. Returns None on
+    success, else (kind, reason) with kind "skip" (no wheel for this
+    Python, or a yanked release) or "error"."""
+    packages = [*spec.requirements, *TEST_TOOLS]
+    if session.venv_backend == "uv":
+        command = ["uv", "pip", "install", "--python", venv_python(session),
+                   "--only-binary", ":all:", *packages]
+    else:
+        command = [venv_python(session), "-m", "pip", "install",
+                   "--only-binary=:all:", "--disable-pip-version-check",
+                   *packages]
+    session.log(" ".join(command))
+    done = subprocess.run(command, capture_output=True, text=True,
+                          timeout=timeout)
+    output = done.stdout + done.stderr
+    if done.returncode == 0:
+        yanked = re.search(r"`?([\w.-]+==[\w.]+)`? is yanked", output)
+        if yanked and yanked.group(1) in spec.requirements:
+            return "skip", f"{yanked.group(1)} is yanked on the index"
+        return None
+    return classify_install_failure(output, spec)
+
+
+def classify_install_failure(output, spec):
+    """Why an install failed: ("skip", reason) when the index has no wheel
+    for this Python, ("error", reason) otherwise."""
+    no_wheel = re.search(
+        r"([\w.-]+==[\w.]+) has no (?:usable wheels|wheels with a matching "
+        r"Python)", output)
+    if no_wheel:
+        return "skip", (f"no wheel of {no_wheel.group(1)} for Python "
+                        f"{spec.python}")
+    python_bound = re.search(
+        r"([\w.-]+==[\w.]+) depends on Python([<>=!~][^ ,]*(?:,[<>=!~][^ ,]*)*)",
+        output)
+    if python_bound:
+        return "skip", (f"{python_bound.group(1)} needs Python"
+                        f"{python_bound.group(2)}, not {spec.python}")
+    missing = re.search(r"there is no version of ([\w.-]+)==([\w.]+)", output)
+    if missing:
+        return "error", unknown_version_message(missing.group(1),
+                                                missing.group(2))
+    unknown = re.search(r"([\w.-]+) was not found in the package registry",
+                        output)
+    if unknown:
+        return "error", (f"{unknown.group(1)} is not on the package index; "
+                         f"check the name in the spec")
+    cause = re.search(r"(?:cause|error|ERROR): (.*(?:\n +\S.*)*)", output)
+    text = " ".join((cause.group(1) if cause else output.strip()).split())
+    return "error", f"install failed: {text[:400]}"
+
+
+def unknown_version_message(name, version):
+    try:
+        near = nearest_versions(version, list_releases(name))
+    except IndexLookupError:
+        near = []
+    hint = f"; nearest on the index: {', '.join(near)}" if near else ""
+    return f"{name}=={version} is not on the package index{hint}"
+
+
+def read_environment(session):
+    done = subprocess.run([venv_python(session), "-c", READ_ENVIRONMENT],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"cannot read the environment: {done.stderr}")
+    return json.loads(done.stdout)
+
+
+@contextmanager
+def running_marker(results_dir, env_id):
+    """Mark this session as running, so each row can say how many
+    matrix sessions ran at once (load changes a race's rate)."""
+    folder = Path(results_dir) / ".running"
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"{env_id}.{os.getpid()}"
+    marker.write_text(str(os.getpid()))
+    try:
+        yield lambda: count_running(folder)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def count_running(folder):
+    alive = 0
+    for marker in Path(folder).iterdir():
+        pid = marker.suffix.lstrip(".")
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            marker.unlink(missing_ok=True)
+            continue
+        except PermissionError:
+            pass
+        alive += 1
+    return alive
+
+
+def pytest_command(count, timeout, junit_path, pytest_args):
+    return ["python", "-m", "pytest", str(MWE), "-p", "no:cacheprovider",
+            "--count", str(count), f"--timeout={timeout}",
+            f"--junitxml={junit_path}",
+            "-q", "-rN", *pytest_args]
+
+
+def run_environment(session, spec, *, count, timeout, results_dir,
+                    pytest_args=(), command=""):
+    """Build one environment, run the MWE in it, and record the raw result
+    (and regenerate the tables). Returns the raw record."""
+    started_at = results.now_iso()
+    clock = time.monotonic()
+    base = dict(machine=machine_info(), command=command, started=started_at)
+    nothing = dict(packages={}, python="", python_build="")
+
+    def finish(**fields):
+        raw = results.make_raw(spec, seconds=time.monotonic() - clock,
+                               **{**base, **fields})
+        record(raw, results_dir, command)
+        return raw
+
+    if not spec.sim and not gpu_name():
+        return finish(skip_reason="no CUDA GPU (simulator off needs one)",
+                      **nothing)
+    problem = install(session, spec)
+    if problem:
+        kind, reason = problem
+        if kind == "skip":
+            return finish(skip_reason=reason, **nothing)
+        return finish(env_error=reason, **nothing)
+    environment = read_environment(session)
+    with running_marker(results_dir, spec.env_id) as running, \
+            tempfile.TemporaryDirectory() as scratch:
+        junit = Path(scratch) / "junit.xml"
+        concurrency = running()
+        returncode, tail = run_streaming(
+            session, pytest_command(count, timeout, junit, pytest_args),
+            {"NUMBA_ENABLE_CUDASIM": str(int(spec.sim))})
+        concurrency = max(concurrency, running())
+        try:
+            suite, runs = outcomes.parse_junit(junit)
+        except outcomes.JUnitError:
+            return finish(env_error=f"pytest exited {returncode} without a "
+                                    f"report: {first_error_line(tail)}",
+                          concurrency=concurrency, **environment)
+    summary = outcomes.summarize(runs, count)
+    settings = {key: value for key, value in suite.items()
+                if key not in environment["packages"]}
+    return finish(counts=summary.pop("counts"), summary=summary,
+                  settings=settings, concurrency=concurrency, **environment)
+
+
+def run_streaming(session, command, extra_env):
+    """Run a command in the session's environment, passing its output
+    through; returns (exit code, its last lines)."""
+    env = {**os.environ, **extra_env,
+           "PATH": os.pathsep.join([session.bin, os.environ.get("PATH", "")]),
+           "VIRTUAL_ENV": str(Path(session.bin).parent)}
+    session.log(" ".join(map(str, command)))
+    tail = []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as process:
+        for line in process.stdout:
+            sys.stdout.write(line)
+            tail = (tail + [line.rstrip()])[-60:]
+        sys.stdout.flush()
+    return process.returncode, tail
+
+
+def first_error_line(lines):
+    """The line that names the error in pytest's output, else the last."""
+    for line in lines:
+        if re.match(r"^(E\s+)?\w*(Error|Exception)\b", line.strip()):
+            return line.strip().removeprefix("E").strip()[:300]
+    return (lines[-1] if lines else "no output")[:300]
+
+
+def record(raw, results_dir, command):
+    """Write the raw file and regenerate the tables, as one step that other
+    sessions wait for."""
+    results_dir = Path(results_dir)
+    with results.results_lock(results_dir):
+        results.write_json_atomic(results_dir / "raw" / f"{raw['env']}.json",
+                                  raw)
+        results.write_tables([results_dir / "raw"], results_dir, command)
+
+
+def nox_command():
+    """The command line that started this run, for provenance."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("__main__.py", "nox")):
+        argv[0] = "nox"
+    return " ".join(argv)
+
+
+def split_count(posargs, default):
+    """pytest arguments for a run, with ``--count`` taken out (the runner
+    passes it, and needs it to read test names)."""
+    args = list(posargs)
+    count = default
+    for i, arg in enumerate(args):
+        if arg == "--count" and i + 1 < len(args):
+            value = args[i + 1]
+            del args[i:i + 2]
+            break
+        if arg.startswith("--count="):
+            value = arg.split("=", 1)[1]
+            del args[i]
+            break
+    else:
+        return count, args
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"--count needs a positive whole number, got {value!r}")
+    return int(value), args
