@@ -18,6 +18,8 @@ nox.options.download_python = "never"
 expose_interpreters()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
+HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = "results"
 try:
     MATRIX = envspec.load_config(PYPROJECT["tool"]["racematrix"], os.environ)
@@ -34,9 +36,44 @@ def matrix(session, spec, sim):
     count, pytest_args = runner.split_count(session.posargs, MATRIX.count)
     raw = runner.run_environment(
         session, env, count=count, timeout=MATRIX.timeout, results_dir=RESULTS,
-        pytest_args=pytest_args, command=runner.nox_command())
+        pytest_args=pytest_args,
+        command=runner.session_command(session.name, session.posargs))
     session.log(f"{env.env_id}: {raw['verdict']} ({raw['reason']})")
+    try:  # REPORT.md is already rewritten; the report session adds the plot
+        session.notify("report")
+    except ValueError:  # under -j nox cannot queue sessions
+        pass
     if raw["verdict"] == "skipped":
         session.skip(raw["reason"])
     if raw["verdict"] == "error" and raw["runs"] == 0:
         session.error(raw["reason"])
+
+
+@nox.session(python=False, default=False)
+def bisect(session):
+    """Find the release where the verdict flips: -- --package NAME --python X.Y."""
+    from racematrix import bisect_session
+    try:
+        data = bisect_session.run_bisect(
+            session.posargs, ".nox", f"{RESULTS}/bisect", session.log,
+            runner.session_command(session.name, session.posargs))
+    except runner.BadInput as error:
+        session.error(str(error))
+    session.log(f"{data['summary']} ({data['decisive_probes']} decisive "
+                f"probes, {data['seconds']} s)")
+
+
+@nox.session(default=False)
+def report(session):
+    """Write results/REPORT.md and failure_rates.png; -- --raw DIR... merges."""
+    session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["report"])
+    session.run("python", "-m", "racematrix.report", *session.posargs,
+                env={"PYTHONPATH": HERE})
+
+
+@nox.session
+def tests(session):
+    """Run the project's own tests (unit and end-to-end)."""
+    session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["test"])
+    session.run("python", "-m", "pytest", *session.posargs,
+                env={"PYTHONPATH": HERE}, success_codes=[0])

@@ -8,6 +8,7 @@ report as a testsuite property, so a results table can label its rows.
 import os
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 
 import pytest
@@ -136,9 +137,11 @@ def join_straggling_threads():
     block's other threads to finish; wait for them, so that they cannot
     touch the next test's launch."""
     yield
+    deadline = time.monotonic() + 5
     for thread in threading.enumerate():
         if type(thread).__name__ == "BlockThread":
-            thread.join(timeout=10)
+            # Bounded: a thread left waiting at a barrier never finishes.
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture

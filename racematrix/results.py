@@ -215,7 +215,7 @@ def make_row(record, show_machine=False):
         env = f"{env}@{machine_label(record)}"
     return {
         "env": env,
-        "python": record["python"],
+        "python": record["python"] or record.get("spec", {}).get("python", ""),
         "target": record["target"],
         "sim": record["sim"],
         "packages": record["packages"],
@@ -284,7 +284,7 @@ TABLE_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "sim",
 
 def table_cells(row):
     packages = row["packages"]
-    return (row["python"] or row["env"].split("-")[0][2:],
+    return (row["python"],
             row["target"],
             packages.get("numba", "–"),
             packages.get("numba-cuda", "–"),

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import outcomes, results
+from . import outcomes, report, results
 from .index import IndexLookupError, list_releases, nearest_versions
 from .provenance import gpu_name, machine_info
 
@@ -151,11 +151,11 @@ def pytest_command(count, timeout, junit_path, pytest_args):
     return ["python", "-m", "pytest", str(MWE), "-p", "no:cacheprovider",
             "--count", str(count), f"--timeout={timeout}",
             f"--junitxml={junit_path}",
-            "-q", "-rN", *pytest_args]
+            "-q", "-rN", "--tb=line", *pytest_args]
 
 
 def run_environment(session, spec, *, count, timeout, results_dir,
-                    pytest_args=(), command=""):
+                    pytest_args=(), command="", tables_command="nox -s matrix"):
     """Build one environment, run the MWE in it, and record the raw result
     (and regenerate the tables). Returns the raw record."""
     started_at = results.now_iso()
@@ -166,7 +166,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
     def finish(**fields):
         raw = results.make_raw(spec, seconds=time.monotonic() - clock,
                                **{**base, **fields})
-        record(raw, results_dir, command)
+        record(raw, results_dir, tables_command)
         return raw
 
     if not spec.sim and not gpu_name():
@@ -219,11 +219,13 @@ def run_streaming(session, command, extra_env):
 
 
 def first_error_line(lines):
-    """The line that names the error in pytest's output, else the last."""
-    for line in lines:
-        if re.match(r"^(E\s+)?\w*(Error|Exception)\b", line.strip()):
-            return line.strip().removeprefix("E").strip()[:300]
-    return (lines[-1] if lines else "no output")[:300]
+    """The line that names the error in pytest's output: an exception line
+    of a traceback (``E   ...Error: ...``) first, else the last line."""
+    for pattern in (r"^E\s+[\w.]*(Error|Exception)\b", r"^[\w.]*(Error|Exception)\b"):
+        for line in lines:
+            if re.match(pattern, line.strip()):
+                return line.strip().removeprefix("E ").strip()[:300]
+    return (lines[-1].strip() if lines else "no output")[:300]
 
 
 def record(raw, results_dir, command):
@@ -233,15 +235,21 @@ def record(raw, results_dir, command):
     with results.results_lock(results_dir):
         results.write_json_atomic(results_dir / "raw" / f"{raw['env']}.json",
                                   raw)
-        results.write_tables([results_dir / "raw"], results_dir, command)
+        report.build_report([results_dir / "raw"], results_dir,
+                            results_dir / "bisect", command,
+                            plot=report.can_plot())
 
 
-def nox_command():
-    """The command line that started this run, for provenance."""
-    argv = list(sys.argv)
-    if argv and argv[0].endswith(("__main__.py", "nox")):
-        argv[0] = "nox"
-    return " ".join(argv)
+def session_command(session_name, posargs, environ=os.environ):
+    """The command that reruns one session, with the MATRIX_* variables
+    that shaped it, for provenance."""
+    variables = " ".join(f"{name}='{environ[name]}'" for name in
+                         ("MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM")
+                         if name in environ)
+    command = f"nox -s '{session_name}'"
+    if posargs:
+        command += " -- " + " ".join(posargs)
+    return f"{variables} {command}".strip()
 
 
 def split_count(posargs, default):

@@ -1,0 +1,148 @@
+"""Finding the adjacent pair of releases where the verdict flips, when the
+outcome is flaky and some releases cannot be built.
+
+The search is ``git bisect`` with two changes: a "not reproduced" verdict is
+only given after enough runs that, at the failure rate measured at the
+reproducing end of the range, missing the bug has a chance below
+``MISS_PROBABILITY``; and a release that cannot be built or imported is
+skipped like ``git bisect skip``, trying its neighbours instead.
+"""
+from dataclasses import asdict, dataclass
+
+from .stats import runs_to_rule_out, wilson_interval
+
+MISS_PROBABILITY = 0.001
+USABLE = ("reproduced", "not-reproduced")
+
+
+@dataclass
+class Probe:
+    """What testing one release found."""
+    version: str
+    verdict: str
+    runs: int = 0
+    failures: int = 0
+    reason: str = ""
+    seconds: float = 0.0
+
+    def to_json(self):
+        return asdict(self)
+
+
+@dataclass
+class BisectResult:
+    versions: list
+    tested: list
+    boundary: dict | None
+    summary: str
+    runs_to_rule_out: int | None
+    rate_used: float | None
+
+    @property
+    def decisive_probes(self):
+        return len({p.version for p in self.tested if p.verdict in USABLE})
+
+
+def bisect_releases(versions, probe, initial_runs):
+    """Search ``versions`` (oldest first) for the adjacent pair whose
+    verdicts differ.
+
+    ``probe(version, min_runs)`` tests one release and returns a ``Probe``:
+    "reproduced" as soon as one target failure is seen, "not-reproduced"
+    once ``min_runs`` runs passed, "error"/"skipped" when the release cannot
+    be tested. Calling it again for the same version with a larger
+    ``min_runs`` adds runs to what it already has.
+    """
+    versions = [str(v) for v in versions]
+    tested = {}
+
+    def test(index, min_runs):
+        result = probe(versions[index], min_runs)
+        tested[versions[index]] = result
+        return result
+
+    def usable_end(indices):
+        for index in indices:
+            if test(index, initial_runs).verdict in USABLE:
+                return index
+        return None
+
+    def finish(boundary, summary, needed=None, rate=None):
+        order = {v: i for i, v in enumerate(versions)}
+        return BisectResult(versions, sorted(tested.values(),
+                                             key=lambda p: order[p.version]),
+                            boundary, summary, needed, rate)
+
+    if not versions:
+        return finish(None, "no release to test in the range")
+    lo = usable_end(range(len(versions)))
+    if lo is None:
+        return finish(None, "no release in the range could be tested")
+    hi = usable_end(range(len(versions) - 1, lo, -1))
+    if hi is None:
+        return finish(None, f"only {versions[lo]} could be tested; nothing "
+                            f"to compare it with")
+    ends = tested[versions[lo]], tested[versions[hi]]
+    reproducing = [p for p in ends if p.verdict == "reproduced"]
+    if not reproducing:
+        return finish(None, f"the bug was reproduced at neither end "
+                            f"({versions[lo]}, {versions[hi]}): nothing flips "
+                            f"in this range")
+    # The weakest rate we can vouch for: the lower 95% bound at the
+    # reproducing end(s), so that "not reproduced" stays safe.
+    rate = min(wilson_interval(p.failures, p.runs)[0] for p in reproducing)
+    rate = max(rate, 1e-4)
+    needed = runs_to_rule_out(rate, MISS_PROBABILITY)
+    for index in (lo, hi):
+        if tested[versions[index]].verdict == "not-reproduced":
+            test(index, needed)
+    if tested[versions[lo]].verdict == tested[versions[hi]].verdict:
+        return finish(None, f"both ends ({versions[lo]}, {versions[hi]}) are "
+                            f"{tested[versions[lo]].verdict}: nothing flips "
+                            f"in this range", needed, rate)
+    low_verdict = tested[versions[lo]].verdict
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        # Nearest untested neighbour first when the middle cannot be tested.
+        candidates = sorted(range(lo + 1, hi), key=lambda i: (abs(i - mid), i))
+        for index in candidates:
+            if versions[index] in tested and \
+                    tested[versions[index]].verdict not in USABLE:
+                continue
+            verdict = test(index, needed).verdict
+            if verdict in USABLE:
+                break
+        else:
+            broken = ", ".join(versions[lo + 1:hi])
+            return finish(_boundary(tested, versions, lo, hi),
+                          f"the verdict flips between {versions[lo]} and "
+                          f"{versions[hi]}; the releases between "
+                          f"({broken}) could not be tested", needed, rate)
+        if verdict == low_verdict:
+            lo = index
+        else:
+            hi = index
+    change = "fixed" if low_verdict == "reproduced" else "introduced"
+    return finish(_boundary(tested, versions, lo, hi),
+                  f"the bug is {change} between {versions[lo]} "
+                  f"({tested[versions[lo]].verdict}) and {versions[hi]} "
+                  f"({tested[versions[hi]].verdict})", needed, rate)
+
+
+def _boundary(tested, versions, lo, hi):
+    return {"before": {"version": versions[lo],
+                       "verdict": tested[versions[lo]].verdict},
+            "after": {"version": versions[hi],
+                      "verdict": tested[versions[hi]].verdict}}
+
+
+def decide_probe(failures, runs, min_runs, env_problem=None):
+    """A probe's verdict from what it has seen so far, or None to keep
+    running."""
+    if env_problem:
+        return env_problem
+    if failures:
+        return "reproduced"
+    if runs >= min_runs:
+        return "not-reproduced"
+    return None

@@ -1,0 +1,290 @@
+"""The real side of ``nox -s bisect``: releases from the index, one virtual
+environment per probed release, the MWE run in batches until the verdict
+holds, and the results written to ``results/bisect/``."""
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from . import outcomes, results
+from .bisect import Probe, bisect_releases, decide_probe
+from .envspec import ConfigError, EnvSpec, parse_python, parse_sim, parse_spec
+from .index import IndexLookupError, list_releases, nearest_versions
+from .provenance import gpu_name, machine_info
+from .runner import (BadInput, first_error_line, install, pytest_command,
+                     read_environment, run_streaming)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise BadInput(f"bisect: {message} (see `nox -s bisect -- --help`)")
+
+
+def parse_args(argv):
+    parser = ArgumentParser(prog="nox -s bisect --", description=__doc__)
+    parser.add_argument("--package", required=True,
+                        help="package whose releases are searched, e.g. "
+                             "numba or numba-cuda")
+    parser.add_argument("--python", required=True, type=_checked(parse_python),
+                        help="Python version, e.g. 3.11")
+    parser.add_argument("--from", dest="start", help="oldest release to test")
+    parser.add_argument("--to", dest="end", help="newest release to test")
+    parser.add_argument("--with", dest="extra", default="",
+                        type=_checked(lambda s: parse_spec(s) if s else ()),
+                        help="requirements added to every probe, e.g. "
+                             "\"numba==0.61.2\"")
+    parser.add_argument("--sim", default="1", type=_checked(parse_sim),
+                        help="1: simulator on (default); 0: on a GPU")
+    parser.add_argument("--initial-runs", type=int, default=22,
+                        help="runs for the first probe of each end "
+                             "(default: 22, one run of the suite)")
+    parser.add_argument("--timeout", type=int, default=120,
+                        help="seconds before one test run counts as hung")
+    args = parser.parse_args(argv)
+    for name in ("start", "end"):
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                Version(value)
+            except InvalidVersion:
+                raise BadInput(f"bisect: --{'from' if name == 'start' else 'to'}"
+                               f" {value!r} is not a version number") from None
+    if args.start and args.end and Version(args.start) > Version(args.end):
+        raise BadInput(f"bisect: --from {args.start} is newer than --to "
+                       f"{args.end}; swap them")
+    return args
+
+
+def _checked(parse):
+    def convert(text):
+        try:
+            return parse(text)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return convert
+
+
+def releases_in_range(package, start, end):
+    """Final releases of ``package`` from ``start`` to ``end`` inclusive."""
+    try:
+        versions = list_releases(package)
+    except IndexLookupError as error:
+        raise BadInput(f"bisect: {error}") from None
+    for label, bound in (("--from", start), ("--to", end)):
+        if bound is not None and Version(bound) not in versions:
+            near = ", ".join(nearest_versions(bound, versions))
+            raise BadInput(f"bisect: {package} {bound} ({label}) is not on the "
+                           f"package index; nearest: {near}")
+    return [v for v in versions
+            if (start is None or v >= Version(start))
+            and (end is None or v <= Version(end))]
+
+
+class ProbeEnvironment:
+    """A virtual environment for one probed release; looks like the part of
+    a nox Session that the runner uses."""
+    venv_backend = "uv"
+
+    def __init__(self, location, python, log):
+        self.location = Path(location)
+        self.bin = str(self.location / "bin")
+        self.python = python
+        self.log = log
+
+    def create(self):
+        if (self.location / "bin" / "python").exists():
+            return
+        subprocess.run(["uv", "venv", "-q", "-p", self.python,
+                        str(self.location)], check=True,
+                       env={"UV_PYTHON_DOWNLOADS": "never", **os.environ})
+
+
+def matrix_envdir(envdir, spec):
+    """Where ``nox -s matrix`` keeps the environment of ``spec``, so that a
+    bisect reuses it; a folder of the bisect's own when nox's naming is not
+    available."""
+    try:
+        from nox.sessions import _normalize_path
+        name = f"matrix-{spec.python}({spec.spec}, sim{int(spec.sim)})"
+        return _normalize_path(str(envdir), name)
+    except ImportError:
+        return str(Path(envdir) / f"bisect-{spec.env_id}")
+
+
+class ReleaseProber:
+    """``probe(version, min_runs)`` for the search, backed by real
+    environments and pytest runs; keeps what each version has seen."""
+
+    def __init__(self, args, envdir, log):
+        self.args = args
+        self.envdir = envdir
+        self.log = log
+        self.suite_size = None  # test runs in one run of the suite
+        self.seen = {}
+
+    def spec(self, version):
+        return EnvSpec(self.args.python,
+                       (f"{self.args.package}=={version}", *self.args.extra),
+                       self.args.sim)
+
+    def __call__(self, version, min_runs):
+        previous = self.seen.get(version)
+        if previous and (previous.verdict != "not-reproduced"
+                         or previous.runs >= min_runs):
+            return previous
+        started = time.monotonic()
+        probe = previous or Probe(str(version), "not-reproduced")
+        spec = self.spec(version)
+        env = ProbeEnvironment(matrix_envdir(self.envdir, spec),
+                               self.args.python, self.log)
+        try:
+            if not spec.sim and not gpu_name():
+                return self._keep(probe, "skipped", "no CUDA GPU", started)
+            if previous is None:
+                env.create()
+                problem = install(env, spec)
+                if problem:
+                    kind, reason = problem
+                    return self._keep(probe, "skipped" if kind == "skip"
+                                      else "error", reason, started)
+            while True:
+                verdict = decide_probe(probe.failures, probe.runs, min_runs)
+                if verdict and probe.runs:
+                    return self._keep(probe, verdict, _probe_reason(probe,
+                                      verdict), started)
+                problem = self._batch(env, spec, probe,
+                                      self._batch_count(probe, min_runs))
+                if problem:
+                    return self._keep(probe, "error", problem, started)
+        except subprocess.SubprocessError as error:
+            return self._keep(probe, "error", str(error), started)
+
+    def _batch_count(self, probe, min_runs):
+        """pytest-repeat's --count that reaches ``min_runs`` in one process
+        (``-x`` still stops it at the first failure)."""
+        if not self.suite_size:
+            return 1
+        return max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
+
+    def _batch(self, env, spec, probe, count):
+        with tempfile.TemporaryDirectory() as scratch:
+            junit = Path(scratch) / "junit.xml"
+            code, tail = run_streaming(
+                # The first run of the suite goes to the end, so that the
+                # failure rate it gives is not cut short; later ones stop at
+                # the first failure, which is all a verdict needs.
+                env, pytest_command(count, self.args.timeout, junit,
+                                    ["-x"] if probe.runs else []),
+                {"NUMBA_ENABLE_CUDASIM": str(int(spec.sim))})
+            try:
+                _, runs = outcomes.parse_junit(junit)
+            except outcomes.JUnitError:
+                return f"pytest exited {code} without a report: " \
+                       f"{first_error_line(tail)}"
+        counts = outcomes.summarize(runs, count)["counts"]
+        if code == 0 and count == 1:
+            self.suite_size = len(runs)
+        probe.runs += counts["target"] + counts["other"] + counts["hang"] \
+            + counts["pass"]
+        probe.failures += counts["target"]
+        if counts["target"] == 0 and (counts["other"] or counts["hang"]):
+            message = next(r.message for r in runs
+                           if r.outcome in (outcomes.OTHER, outcomes.HANG))
+            return f"a test failed another way: {message}"
+        if probe.runs == 0:
+            return "every test was skipped"
+        return None
+
+    def _keep(self, probe, verdict, reason, started):
+        probe.verdict = verdict
+        probe.reason = reason
+        probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
+        self.seen[probe.version] = probe
+        self.log(f"probe {self.args.package} {probe.version}: {verdict} "
+                 f"({reason})")
+        return probe
+
+
+def _probe_reason(probe, verdict):
+    if verdict == "reproduced":
+        return f"{probe.failures} of {probe.runs} runs failed with the race"
+    return f"0 of {probe.runs} runs failed"
+
+
+def write_bisect(result, args, out_dir, command, seconds):
+    """``<package>-py<python>.json`` and ``.md`` under ``out_dir``."""
+    stem = f"{args.package}-py{args.python}" + ("" if args.sim else "-sim0")
+    data = {
+        "package": args.package, "python": args.python, "sim": args.sim,
+        "with": list(args.extra), "from": args.start, "to": args.end,
+        "releases": result.versions,
+        "tested": [p.to_json() for p in result.tested],
+        "boundary": result.boundary, "summary": result.summary,
+        "decisive_probes": result.decisive_probes,
+        "probe_limit": probe_limit(len(result.versions)),
+        "rate_used": result.rate_used,
+        "runs_to_rule_out": result.runs_to_rule_out,
+        "miss_probability": 0.001,
+        "seconds": round(seconds, 1),
+        "provenance": {"command": command, "finished": results.now_iso(),
+                       "machine": machine_info()},
+    }
+    out_dir = Path(out_dir)
+    results.write_json_atomic(out_dir / f"{stem}.json", data)
+    results.write_text_atomic(out_dir / f"{stem}.md", render_bisect(data))
+    return data
+
+
+def probe_limit(n):
+    return (max(n, 1) - 1).bit_length() + 3
+
+
+def render_bisect(data):
+    pins = " ".join(data["with"]) or "none"
+    lines = [f"# Bisect: {data['package']} on Python {data['python']} "
+             f"(simulator {'on' if data['sim'] else 'off'})", "",
+             f"**{data['summary']}.**", "",
+             f"Releases in range: {len(data['releases'])} "
+             f"({data['releases'][0] if data['releases'] else '–'} to "
+             f"{data['releases'][-1] if data['releases'] else '–'}); "
+             f"extra requirements: {pins}; decisive probes: "
+             f"{data['decisive_probes']} (limit {data['probe_limit']}); "
+             f"{data['seconds']} s.", ""]
+    if data["rate_used"] is not None:
+        lines += [f"A release counts as not reproduced after "
+                  f"{data['runs_to_rule_out']} passing runs: the lower 95% "
+                  f"bound of the failure rate at the reproducing end, "
+                  f"{100 * data['rate_used']:.1f}% per run, misses the bug "
+                  f"that often with probability below "
+                  f"{data['miss_probability']:.1%}.", ""]
+    lines += ["| version | verdict | runs | failures | reason |",
+              "|---|---|---|---|---|"]
+    for probe in data["tested"]:
+        lines.append(f"| {probe['version']} | {probe['verdict']} | "
+                     f"{probe['runs']} | {probe['failures']} | "
+                     f"{probe['reason'].replace('|', '/')} |")
+    provenance = data["provenance"]
+    lines += ["", f"Command: `{provenance['command']}`; finished "
+                  f"{provenance['finished']} on {provenance['machine']['os']}, "
+                  f"{provenance['machine']['cores']} cores."]
+    return "\n".join(lines) + "\n"
+
+
+def run_bisect(argv, envdir, out_dir, log, command):
+    args = parse_args(argv)
+    if shutil.which("uv") is None:
+        raise BadInput("bisect: uv is not on PATH; `pip install uv`")
+    versions = releases_in_range(args.package, args.start, args.end)
+    log(f"{len(versions)} releases of {args.package} in range; Python "
+        f"{args.python}, extra requirements: {' '.join(args.extra) or 'none'}")
+    started = time.monotonic()
+    prober = ReleaseProber(args, envdir, log)
+    result = bisect_releases(versions, prober, args.initial_runs)
+    return write_bisect(result, args, out_dir, command,
+                        time.monotonic() - started)

@@ -1,0 +1,341 @@
+"""``results/REPORT.md`` and ``results/failure_rates.png`` from the raw
+results: every figure in them is computed here from those files."""
+import argparse
+import json
+import sys
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from . import results
+from .results import format_ci, format_rate, target_version
+
+PROJECT = Path(__file__).resolve().parent.parent
+MAX_REPORT_CHARS = 65_000
+CONTROL_TESTS = {
+    "trigger": "test_syncthreads_trigger",
+    "kernel_module": "test_control_allocator_in_kernel_module",
+    "did_work": "test_control_failing_threads_did_work",
+}
+
+
+def _version(text):
+    try:
+        return Version(text)
+    except (InvalidVersion, TypeError):
+        return Version("0")
+
+
+def column_key(row):
+    return (row["target"], _version(target_version(row)))
+
+
+def python_minor(row):
+    text = row["python"] or row["env"].split("-")[0][2:]
+    return ".".join(text.split(".")[:2])
+
+
+def condensed_rows(rows):
+    """Rows for the report: every environment that ran, plus one line per
+    group of environments skipped for the same reason."""
+    shown, skipped = [], defaultdict(list)
+    for row in rows:
+        if row["verdict"] == "skipped":
+            skipped[row["reason"]].append(row)
+        else:
+            shown.append(row)
+    return shown, skipped
+
+
+def evidence(records):
+    """What the MWE's controls measured, added up over the raw records."""
+    totals = {name: {"runs": 0, "target": 0, "other": 0, "envs": 0}
+              for name in CONTROL_TESTS}
+    failing, early = 0, 0
+    for _, record in records:
+        tests = record.get("summary", {}).get("tests", {})
+        reproduced = record["verdict"] == "reproduced"
+        for name, test in CONTROL_TESTS.items():
+            counts = tests.get(test)
+            if not counts or not reproduced:
+                continue
+            total = totals[name]
+            total["envs"] += 1
+            total["runs"] += sum(counts[k] for k in ("target", "other",
+                                                     "hang", "pass"))
+            total["target"] += counts["target"]
+            total["other"] += counts["other"] + counts["hang"]
+        for thread in record.get("summary", {}).get("failing_threads", []):
+            failing += 1
+            early += thread["index"] >= thread["n_threads"]
+    return totals, failing, early
+
+
+def first_error(records):
+    for _, record in records:
+        message = record.get("summary", {}).get("first_target_message")
+        if message:
+            return message
+    return None
+
+
+def load_bisects(folder):
+    found = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as error:
+            warnings.warn(f"left out {path}: not readable JSON ({error})",
+                          results.RawResultWarning, stacklevel=2)
+    return found
+
+
+def summary_sentences(rows, bisects):
+    ran = [r for r in rows if r["verdict"] in ("reproduced", "not-reproduced")]
+    bad = [r for r in ran if r["verdict"] == "reproduced"]
+    by_target = defaultdict(lambda: [0, 0])
+    for row in ran:
+        by_target[row["target"]][0] += row["verdict"] == "reproduced"
+        by_target[row["target"]][1] += 1
+    parts = ", ".join(f"{n} of {m} {target} environments"
+                      for target, (n, m) in sorted(by_target.items()))
+    first = (f"Numba's CUDA simulator intermittently raises `AttributeError: "
+             f"module 'numba.cuda' has no attribute 'local'` when threads "
+             f"of a block call device functions defined outside the "
+             f"kernel's module; our MWE reproduced it in {len(bad)} of "
+             f"{len(ran)} environments that ran ({parts}).")
+    fixed = [b for b in bisects if b.get("boundary")]
+    if fixed:
+        second = "Bisect: " + "; ".join(
+            f"{b['package']} on Python {b['python']}: {b['summary']}"
+            for b in fixed) + "."
+    else:
+        second = "No bisect result is available yet."
+    return f"{first} {second}"
+
+
+def render_report(rows, records, bisects, bug_source, table_link):
+    shown, skipped = condensed_rows(rows)
+    error = first_error(records) or "(no target failure recorded)"
+    lines = ["# CUDA simulator: `module 'numba.cuda' has no attribute 'local'` "
+             "under concurrent device-function calls", "",
+             summary_sentences(rows, bisects), "",
+             "## The error", "", "```", error, "```", "",
+             "## Reproducer", "",
+             "Run with `NUMBA_ENABLE_CUDASIM=1 python bug.py` (exit status 1: "
+             "bug present; 0: not reproduced in 100 launches).", "",
+             "```python", bug_source.rstrip(), "```", "",
+             "## Environments", "",
+             f"One *run* is one execution of one MWE test; the interval is "
+             f"Wilson's 95%. Full table: [{table_link}]({table_link}).", "",
+             "| Python | target | numba | numba-cuda | numpy | sim | runs | "
+             "failures | rate | 95% CI | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in shown:
+        packages = row["packages"]
+        lines.append(
+            f"| {row['python']} | {row['target']} | "
+            f"{packages.get('numba', '–')} | {packages.get('numba-cuda', '–')} | "
+            f"{packages.get('numpy', '–')} | {'on' if row['sim'] else 'off'} | "
+            f"{row['runs']} | {row['failures']} | {format_rate(row)} | "
+            f"{format_ci(row)} | {row['verdict']} |")
+    for reason, group in sorted(skipped.items()):
+        lines.append(f"\nSkipped, {reason}: {len(group)} environment(s) "
+                     f"({', '.join(sorted(r['env'] for r in group)[:8])}"
+                     f"{', …' if len(group) > 8 else ''}).")
+    lines += ["", "## Bisect", ""]
+    if bisects:
+        lines += ["| package | Python | range | last before | first after | "
+                  "probes | result |", "|---|---|---|---|---|---|---|"]
+        for b in bisects:
+            boundary = b.get("boundary") or {}
+            before = boundary.get("before", {})
+            after = boundary.get("after", {})
+            releases = b.get("releases") or ["–"]
+            lines.append(
+                f"| {b['package']} | {b['python']} | {releases[0]}–"
+                f"{releases[-1]} | {before.get('version', '–')} "
+                f"({before.get('verdict', '–')}) | {after.get('version', '–')} "
+                f"({after.get('verdict', '–')}) | {b['decisive_probes']} | "
+                f"{b['summary']} |")
+    else:
+        lines.append("No bisect has been run (`nox -s bisect`).")
+    lines += ["", "## Root cause", "",
+              "Each simulated CUDA thread is a Python thread. Every call of a "
+              "device function runs inside `swapped_cuda_module(fn, "
+              "fake_cuda)` (`numba/cuda/simulator/kernelapi.py`), which "
+              "replaces the globals of `fn`'s module that are `numba.cuda` "
+              "with the kernel's fake module and restores them on exit. With "
+              "two threads inside device functions of one module that is not "
+              "the kernel's, the second finds the fake already in place and "
+              "saves nothing; when the first exits it restores the real "
+              "`numba.cuda`, and the second thread's `cuda.local` fails. "
+              "numba-cuda now counts entries per module under a lock, so that "
+              "the last thread out restores (numba-cuda PR 690; numba PR "
+              "1844).", "", "Evidence, added up over the environments that "
+              "reproduced the bug:", ""]
+    totals, failing, early = evidence(records)
+    kernel_module = totals["kernel_module"]
+    trigger = totals["trigger"]
+    lines += [
+        f"- **Same allocator in the kernel's module** "
+        f"(`test_control_allocator_in_kernel_module`): "
+        f"{kernel_module['target']} race failures and "
+        f"{kernel_module['other']} other failures in {kernel_module['runs']} "
+        f"runs over {kernel_module['envs']} environments. The race needs the "
+        f"device function in another module.",
+        f"- **Failing threads did work**: of {failing} failing threads "
+        f"recorded by `test_control_failing_threads_did_work` (half the grid "
+        f"working), {failing - early} had index < n_threads and {early} had "
+        f"returned early. Threads that return early never enter a device "
+        f"function, so they are not what keeps running.",
+        f"- **Deterministic trigger** (`cuda.syncthreads()` inside the "
+        f"allocator): {trigger['target']} of {trigger['runs']} runs failed "
+        f"with the race over {trigger['envs']} environments.", ""]
+    machines = {results.machine_label(r): r.get("machine", {})
+                for _, r in records}
+    builds = sorted({r["python_build"] for _, r in records
+                     if r.get("python_build")})
+    finished = sorted(r.get("finished", "") for _, r in records)
+    lines += ["## System", ""]
+    for label, machine in sorted(machines.items()):
+        lines.append(f"- {label}: {machine.get('distribution') or ''} "
+                     f"{machine.get('os', '?')}, {machine.get('arch', '?')}, "
+                     f"{machine.get('cores', '?')} cores, GPU: "
+                     f"{machine.get('gpu') or 'none'}")
+    lines += [f"- Python builds: {'; '.join(builds) or 'none'}",
+              f"- Results from {finished[0] if finished else '–'} to "
+              f"{finished[-1] if finished else '–'}", "",
+              "## Reproduce everything", "", "```",
+              "pip install nox uv",
+              "nox -s matrix -j auto          # the table",
+              "nox -s bisect -- --package numba-cuda --python 3.11 "
+              "--with numba==0.61.2",
+              "nox -s report                  # this report and the plot",
+              "```", ""]
+    text = "\n".join(lines)
+    if len(text) > MAX_REPORT_CHARS:
+        raise ValueError(f"report is {len(text)} characters, over GitHub's "
+                         f"{MAX_REPORT_CHARS}")
+    return text
+
+
+def plot_heatmap(rows, path):
+    """Failure rate per Python (down) and target version (across), one panel
+    per simulator flag that ran."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.patches import Patch, Rectangle
+
+    flags = [flag for flag in (True, False)
+             if any(r["sim"] is flag and r["verdict"] != "skipped"
+                    for r in rows)] or [True]
+    columns = sorted({column_key(r) for r in rows})
+    pythons = sorted({python_minor(r) for r in rows}, key=_version)
+    cmap = LinearSegmentedColormap.from_list(
+        "rate", ["#f7fbff", "#fdae6b", "#d94801", "#7f2704"])
+    width = max(8, 0.55 * len(columns) + 2)
+    height = 1.0 + (0.55 * len(pythons) + 1.6) * len(flags)
+    figure, axes = plt.subplots(len(flags), 1, figsize=(width, height),
+                                squeeze=False)
+    for axis, flag in zip(axes[:, 0], flags):
+        cells = {(python_minor(r), column_key(r)): r for r in rows
+                 if r["sim"] is flag}
+        for y, python in enumerate(pythons):
+            for x, column in enumerate(columns):
+                row = cells.get((python, column))
+                _draw_cell(axis, x, y, row, cmap, Rectangle)
+        axis.set_xlim(0, len(columns))
+        axis.set_ylim(len(pythons), 0)
+        axis.set_xticks([x + 0.5 for x in range(len(columns))])
+        axis.set_xticklabels([f"{t} {v}" for t, v in columns], rotation=60,
+                             ha="right", fontsize=8)
+        axis.set_yticks([y + 0.5 for y in range(len(pythons))])
+        axis.set_yticklabels([f"Python {p}" for p in pythons], fontsize=9)
+        axis.set_title(f"Simulator {'on' if flag else 'off'}: share of test "
+                       f"runs failing with the race", fontsize=10)
+        axis.tick_params(length=0)
+    figure.legend(handles=[
+        Patch(facecolor=cmap(0.0), edgecolor="#999", label="0% (ran, no failure)"),
+        Patch(facecolor=cmap(1.0), label="100%"),
+        Patch(facecolor="#e0e0e0", hatch="///", edgecolor="#999",
+              label="skip: not built"),
+        Patch(facecolor="#5a5a5a", label="err: environment error"),
+        Patch(facecolor="white", edgecolor="#999", label="blank: not in matrix")],
+        loc="lower center", ncol=5, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    figure.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(figure)
+
+
+def _draw_cell(axis, x, y, row, cmap, Rectangle):
+    if row is None:
+        axis.add_patch(Rectangle((x, y), 1, 1, facecolor="white",
+                                 edgecolor="#cccccc"))
+        return
+    if row["verdict"] == "skipped":
+        axis.add_patch(Rectangle((x, y), 1, 1, facecolor="#e0e0e0",
+                                 hatch="///", edgecolor="#aaaaaa"))
+        label, colour = "skip", "#555555"
+    elif row["verdict"] == "error":
+        axis.add_patch(Rectangle((x, y), 1, 1, facecolor="#5a5a5a",
+                                 edgecolor="white"))
+        label, colour = "err", "white"
+    else:
+        rate = row["failure_rate"] or 0.0
+        axis.add_patch(Rectangle((x, y), 1, 1, facecolor=cmap(rate),
+                                 edgecolor="white"))
+        label = f"{100 * rate:.0f}%"
+        colour = "white" if rate > 0.5 else "black"
+    axis.text(x + 0.5, y + 0.5, label, ha="center", va="center",
+              fontsize=7.5, color=colour)
+
+
+def can_plot():
+    import importlib.util
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True):
+    """Tables, REPORT.md and the heatmap in ``out_dir`` from ``raw_dirs``."""
+    out_dir = Path(out_dir)
+    rows, records = results.write_tables(raw_dirs, out_dir, command)
+    bisects = load_bisects(bisect_dir)
+    bug_source = (PROJECT / "mwe" / "bug.py").read_text()
+    text = render_report(rows, records, bisects, bug_source,
+                         "failure_rates.md")
+    results.write_text_atomic(out_dir / "REPORT.md", text)
+    if plot:
+        plot_heatmap(rows, out_dir / "failure_rates.png")
+    return rows, records
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="nox -s report --")
+    parser.add_argument("--raw", nargs="+", default=["results/raw"],
+                        metavar="DIR", help="folders (or files) of raw "
+                        "results to merge (default: results/raw)")
+    parser.add_argument("--out", default="results",
+                        help="where the tables and report go")
+    parser.add_argument("--bisect", default="results/bisect",
+                        help="folder of bisect results")
+    args = parser.parse_args(argv)
+    missing = [d for d in args.raw if not Path(d).exists()]
+    if missing:
+        parser.exit(2, f"report: no such folder or file: "
+                       f"{', '.join(missing)}\n")
+    warnings.simplefilter("always", results.RawResultWarning)
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}"
+                                 if args.raw != ["results/raw"] else "")
+    rows, records = build_report(args.raw, args.out, args.bisect, command)
+    print(f"report: {len(rows)} rows from {len(records)} raw files -> "
+          f"{args.out}/REPORT.md, {args.out}/failure_rates.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
