@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 from .stats import runs_to_rule_out, wilson_interval
 
 MISS_PROBABILITY = 0.001
+# How many times the first look's runs each end gets when neither end
+# reproduced at first.
+ESCALATION = 10
 USABLE = ("reproduced", "not-reproduced")
 
 
@@ -83,11 +86,17 @@ def bisect_releases(versions, probe, initial_runs):
         return finish(None, f"only {versions[lo]} could be tested; nothing "
                             f"to compare it with")
     ends = tested[versions[lo]], tested[versions[hi]]
+    if not any(p.verdict == "reproduced" for p in ends):
+        # A rare bug can hide from a first look at both ends; look harder
+        # before saying it is absent from the range.
+        ends = test(lo, ESCALATION * initial_runs), \
+            test(hi, ESCALATION * initial_runs)
     reproducing = [p for p in ends if p.verdict == "reproduced"]
     if not reproducing:
         return finish(None, f"the bug was reproduced at neither end "
-                            f"({versions[lo]}, {versions[hi]}): nothing flips "
-                            f"in this range")
+                            f"({versions[lo]}: 0 of {ends[0].runs} runs, "
+                            f"{versions[hi]}: 0 of {ends[1].runs}): nothing "
+                            f"flips in this range")
     # The weakest rate we can vouch for: the lower 95% bound at the
     # reproducing end(s), so that "not reproduced" stays safe.
     rate = min(wilson_interval(p.failures, p.runs)[0] for p in reproducing)

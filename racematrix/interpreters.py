@@ -14,10 +14,13 @@ import subprocess
 from pathlib import Path
 
 
+def pyenv_root(environ=os.environ):
+    return Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
 def pyenv_bin_dirs(environ=os.environ):
     """``bin`` folders of pyenv's CPython installs, newest version first."""
-    root = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    versions = root / "versions"
+    versions = pyenv_root(environ) / "versions"
     if not versions.is_dir():
         return []
     found = []
@@ -55,7 +58,8 @@ def expose_interpreters(environ=os.environ):
     extra = [d for d in pyenv_bin_dirs(environ) + uv_bin_dirs()
              if d not in path]
     if extra:
+        shims_dir = pyenv_root(environ) / "shims"
         shims = next((i for i, d in enumerate(path)
-                      if Path(d).name == "shims" and "pyenv" in d), len(path))
+                      if Path(d) == shims_dir), len(path))
         environ["PATH"] = os.pathsep.join(path[:shims] + extra + path[shims:])
     return extra

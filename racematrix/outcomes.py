@@ -11,7 +11,7 @@ RACE_SIGNATURE = re.compile(
     r"tid=\[[\d, ]+\] ctaid=\[[\d, ]+\]: "
     r"module '[\w.]*cuda' has no attribute 'local'")
 # pytest-timeout's message for a test that ran past its limit.
-TIMEOUT_SIGNATURE = re.compile(r"Timeout >?\s*[\d.]+s")
+TIMEOUT_SIGNATURE = re.compile(r"Timeout \(?>\s*[\d.]+s")
 
 TARGET = "target"
 OTHER = "other"

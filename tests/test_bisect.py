@@ -1,0 +1,156 @@
+import math
+import random
+
+import pytest
+
+from racematrix.bisect import Probe, bisect_releases, decide_probe
+from racematrix.bisect_session import parse_args, probe_limit, render_bisect
+from racematrix.runner import BadInput
+
+VERSIONS = [f"0.{i}.0" for i in range(40)]
+
+
+class FlakyOracle:
+    """A release line where the bug exists (failing with ``rate`` per run)
+    in the versions ``buggy`` says, and some versions cannot be built.
+    Like the real prober it runs until a failure or ``min_runs``."""
+
+    def __init__(self, buggy, rate=1.0, broken=(), seed=0):
+        self.buggy = buggy
+        self.rate = rate
+        self.broken = set(broken)
+        self.random = random.Random(seed)
+        self.seen = {}
+        self.calls = []
+
+    def __call__(self, version, min_runs):
+        self.calls.append(version)
+        if version in self.broken:
+            return Probe(version, "error", reason="cannot import")
+        probe = self.seen.setdefault(version, Probe(version, "not-reproduced"))
+        while True:
+            verdict = decide_probe(probe.failures, probe.runs, min_runs)
+            if verdict and probe.runs:
+                probe.verdict = verdict
+                return probe
+            probe.runs += 1
+            if self.buggy(version) and self.random.random() < self.rate:
+                probe.failures += 1
+
+
+def index(version):
+    return VERSIONS.index(version)
+
+
+def fixed_at(k):
+    return lambda version: index(version) < k
+
+
+def introduced_at(k):
+    return lambda version: index(version) >= k
+
+
+def limit(n):
+    return math.ceil(math.log2(n)) + 3
+
+
+@pytest.mark.parametrize("k", [1, 2, 17, 38, 39])
+def test_deterministic_fix_is_found(k):
+    result = bisect_releases(VERSIONS, FlakyOracle(fixed_at(k)), 22)
+    assert result.boundary == {
+        "before": {"version": VERSIONS[k - 1], "verdict": "reproduced"},
+        "after": {"version": VERSIONS[k], "verdict": "not-reproduced"}}
+    assert result.decisive_probes <= limit(len(VERSIONS))
+    assert "fixed between" in result.summary
+
+
+def test_regression_is_found_too():
+    result = bisect_releases(VERSIONS, FlakyOracle(introduced_at(25)), 22)
+    assert result.boundary["before"] == {"version": "0.24.0",
+                                         "verdict": "not-reproduced"}
+    assert result.boundary["after"]["version"] == "0.25.0"
+    assert "introduced between" in result.summary
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.1, 0.03])
+@pytest.mark.parametrize("seed", range(10))
+def test_flaky_fix_is_found(rate, seed):
+    oracle = FlakyOracle(fixed_at(23), rate=rate, seed=seed)
+    result = bisect_releases(VERSIONS, oracle, 22)
+    # With a miss probability of 0.1% per probe, 30 searches of about 8
+    # probes each may miss once in a few hundred; none of these seeds does.
+    assert result.boundary["before"]["version"] == "0.22.0"
+    assert result.boundary["after"]["version"] == "0.23.0"
+    assert result.decisive_probes <= limit(len(VERSIONS))
+    # Every "not reproduced" had the runs the decision rule asked for.
+    for probe in result.tested:
+        if probe.verdict == "not-reproduced":
+            assert probe.runs >= result.runs_to_rule_out
+
+
+def test_broken_versions_are_skipped_like_git_bisect_skip():
+    broken = {"0.19.0", "0.20.0", "0.21.0", "0.0.0"}
+    oracle = FlakyOracle(fixed_at(21), broken=broken)
+    result = bisect_releases(VERSIONS, oracle, 22)
+    # 0.20.0 and 0.21.0 cannot be told apart: the answer is the closest
+    # usable pair, and the summary says why.
+    assert result.boundary["before"]["version"] == "0.18.0"
+    assert result.boundary["after"]["version"] == "0.22.0"
+    assert "could not be tested" in result.summary
+    assert {p.version for p in result.tested if p.verdict == "error"} <= broken
+    assert result.decisive_probes <= limit(len(VERSIONS))
+
+
+def test_nothing_flips_is_said_plainly():
+    result = bisect_releases(VERSIONS, FlakyOracle(lambda v: True), 22)
+    assert result.boundary is None
+    assert "nothing flips" in result.summary
+    result = bisect_releases(VERSIONS, FlakyOracle(lambda v: False), 22)
+    assert result.boundary is None and "neither end" in result.summary
+
+
+def test_all_broken_and_empty_ranges():
+    result = bisect_releases(VERSIONS[:3], FlakyOracle(
+        lambda v: True, broken=set(VERSIONS[:3])), 22)
+    assert result.boundary is None and "could be tested" in result.summary
+    assert bisect_releases([], FlakyOracle(lambda v: True), 22).boundary is None
+
+
+def test_two_releases():
+    result = bisect_releases(VERSIONS[:2], FlakyOracle(fixed_at(1)), 22)
+    assert result.boundary["after"]["version"] == "0.1.0"
+
+
+def test_probe_limit_matches_the_issue():
+    assert [probe_limit(n) for n in (1, 2, 10, 40, 64)] == [3, 4, 7, 9, 9]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--python", "3.11"], "the following arguments are required: --package"),
+    (["--package", "numba", "--python", "3.9"], "unsupported Python 3.9"),
+    (["--package", "numba", "--python", "3.11", "--from", "0.60.0", "--to",
+      "0.58.1"], "--from 0.60.0 is newer than --to 0.58.1"),
+    (["--package", "numba", "--python", "3.11", "--from", "latest"],
+     "is not a version number"),
+    (["--package", "numba", "--python", "3.11", "--sim", "2"],
+     "malformed simulator flag"),
+])
+def test_bad_arguments_get_one_line(argv, message):
+    with pytest.raises(BadInput, match=message.replace("-", r"\-")):
+        parse_args(argv)
+
+
+def test_markdown_states_the_numbers_used():
+    data = {"package": "numba-cuda", "python": "3.11", "sim": True,
+            "with": ["numba==0.61.2"], "releases": ["0.24.0", "0.26.0"],
+            "tested": [Probe("0.24.0", "reproduced", 22, 7, "7 of 22").to_json(),
+                       Probe("0.26.0", "not-reproduced", 44, 0, "0 of 44").to_json()],
+            "summary": "the bug is fixed between 0.24.0 and 0.26.0",
+            "decisive_probes": 2, "probe_limit": 4, "rate_used": 0.164,
+            "runs_to_rule_out": 39, "miss_probability": 0.001, "seconds": 30.0,
+            "boundary": {}, "provenance": {"command": "nox -s bisect",
+                                           "finished": "2026-11-24",
+                                           "machine": {"os": "Linux", "cores": 2}}}
+    text = render_bisect(data)
+    assert "after 39 passing runs" in text and "16.4% per run" in text
+    assert "| 0.26.0 | not-reproduced | 44 | 0 |" in text

@@ -1,0 +1,126 @@
+import json
+import shutil
+import warnings
+
+import pytest
+
+from racematrix import results
+from racematrix.envspec import EnvSpec
+
+
+
+def counts(target=0, other=0, hang=0, passed=0, skip=0):
+    return {"target": target, "other": other, "hang": hang, "pass": passed,
+            "skip": skip}
+
+
+@pytest.mark.parametrize("given, verdict", [
+    (dict(counts=counts(target=1, passed=40)), "reproduced"),
+    (dict(counts=counts(target=1, other=3)), "reproduced"),
+    (dict(counts=counts(passed=22)), "not-reproduced"),
+    (dict(counts=counts(passed=21, other=1)), "error"),
+    (dict(counts=counts(passed=21, hang=1)), "error"),
+    (dict(counts=counts(skip=22)), "skipped"),
+    (dict(counts=counts()), "error"),
+    (dict(counts=counts(), env_error="import failed"), "error"),
+    (dict(counts=counts(), skip_reason="no wheel"), "skipped"),
+])
+def test_decide_verdict(given, verdict):
+    assert results.decide_verdict(**given)[0] == verdict
+
+
+def raw_for(spec, machine="a", finished="2026-01-01T00:00:00+00:00", **kw):
+    raw = results.make_raw(spec, packages={"numba": "0.60.0"},
+                           python="3.11.7", python_build="CPython 3.11.7",
+                           machine={"label": machine, "os": "Linux",
+                                    "cores": 2}, **kw)
+    raw["finished"] = finished
+    return raw
+
+
+def test_real_raw_files_load_and_merge(data_dir):
+    records = results.load_raw_dirs([data_dir / "raw"])
+    rows = results.merge_records(records)
+    assert len(rows) == len(list((data_dir / "raw").glob("*.json")))
+    for row in rows:
+        raw = json.loads((data_dir / "raw" / f"{row['env']}.json").read_text())
+        assert (row["runs"], row["failures"], row["verdict"]) == \
+            (raw["runs"], raw["failures"], raw["verdict"])
+
+
+def test_corrupt_raw_file_is_named_and_left_out(tmp_path, data_dir):
+    shutil.copytree(data_dir / "raw", tmp_path / "raw")
+    (tmp_path / "raw" / "broken.json").write_text('{"env": "x", "runs": ')
+    (tmp_path / "raw" / "partial.json").write_text('{"env": "x"}')
+    with pytest.warns(results.RawResultWarning) as caught:
+        records = results.load_raw_dirs([tmp_path / "raw"])
+    named = " ".join(str(w.message) for w in caught)
+    assert "broken.json" in named and "partial.json" in named
+    assert len(records) == len(list((data_dir / "raw").glob("*.json")))
+
+
+def test_same_env_from_two_machines_stays_apart():
+    spec = EnvSpec("3.11", ("numba==0.60.0",), True)
+    a = raw_for(spec, "a", counts=counts(target=2, passed=20))
+    b = raw_for(spec, "b", counts=counts(passed=22))
+    rows = results.merge_records([("a.json", a), ("b.json", b)])
+    assert [row["env"] for row in rows] == [f"{spec.env_id}@a",
+                                            f"{spec.env_id}@b"]
+
+
+def test_conflicting_copies_keep_the_newer_and_say_so():
+    spec = EnvSpec("3.11", ("numba==0.60.0",), True)
+    old = raw_for(spec, finished="2026-01-01T00:00:00+00:00",
+                  counts=counts(passed=22))
+    new = raw_for(spec, finished="2026-02-01T00:00:00+00:00",
+                  counts=counts(target=1, passed=21))
+    with pytest.warns(results.RawResultWarning, match="conflicting"):
+        rows = results.merge_records([("old.json", old), ("new.json", new)])
+    assert len(rows) == 1 and rows[0]["verdict"] == "reproduced"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(results.merge_records([("x", new), ("y", dict(new))])) == 1
+
+
+def test_rows_sort_by_python_then_version():
+    specs = [EnvSpec("3.12", ("numba==0.59.1",), True),
+             EnvSpec("3.10", ("numba==0.60.0",), True),
+             EnvSpec("3.10", ("numba==0.58.1",), True)]
+    records = []
+    for spec in specs:
+        raw = raw_for(spec, counts=counts(passed=1))
+        raw["python"] = {"3.12": "3.12.1", "3.10": "3.10.13"}[spec.python]
+        raw["packages"] = {"numba": spec.requirements[0].split("==")[1]}
+        records.append((spec.env_id, raw))
+    rows = results.merge_records(records)
+    assert [(r["python"], r["packages"]["numba"]) for r in rows] == [
+        ("3.10.13", "0.58.1"), ("3.10.13", "0.60.0"), ("3.12.1", "0.59.1")]
+
+
+def test_tables_are_regenerated_from_raw_and_stable(tmp_path, data_dir):
+    rows, _ = results.write_tables([data_dir / "raw"], tmp_path, "nox -s matrix")
+    first = {name: (tmp_path / name).read_text() for name in
+             ("failure_rates.md", "failure_rates.csv", "failure_rates.json")}
+    results.write_tables([data_dir / "raw"], tmp_path, "nox -s matrix")
+    assert first == {name: (tmp_path / name).read_text() for name in first}
+    table = json.loads(first["failure_rates.json"])
+    assert set(table) >= {"generated", "rows"}
+    for row in table["rows"]:
+        assert set(row) >= {"env", "python", "sim", "packages", "runs",
+                            "failures", "other_errors", "failure_rate", "ci95",
+                            "verdict", "reason", "seconds"}
+    markdown_rows = [line for line in first["failure_rates.md"].splitlines()
+                     if line.startswith("| 3.")]
+    assert len(markdown_rows) == len(rows)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "raw" / "x.json"
+    results.write_json_atomic(target, {"a": 1})
+
+    class Boom:
+        pass
+    with pytest.raises(TypeError):
+        results.write_json_atomic(target, {"a": Boom()})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["x.json"]
