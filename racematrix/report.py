@@ -2,6 +2,7 @@
 results: every figure in them is computed here from those files."""
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections import defaultdict
@@ -14,6 +15,7 @@ from .results import format_ci, format_rate, target_version
 
 PROJECT = Path(__file__).resolve().parent.parent
 MAX_REPORT_CHARS = 65_000
+ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
     "kernel_module": "test_control_allocator_in_kernel_module",
@@ -55,18 +57,21 @@ def evidence(records):
               for name in CONTROL_TESTS}
     failing, early = 0, 0
     for _, record in records:
+        if record["verdict"] != "reproduced":
+            continue
         tests = record.get("summary", {}).get("tests", {})
-        reproduced = record["verdict"] == "reproduced"
         for name, test in CONTROL_TESTS.items():
-            counts = tests.get(test)
-            if not counts or not reproduced:
+            # Parametrized tests count together: "test[1-2-3]" is "test".
+            cases = [c for n, c in tests.items() if n.split("[")[0] == test]
+            if not cases:
                 continue
             total = totals[name]
             total["envs"] += 1
-            total["runs"] += sum(counts[k] for k in ("target", "other",
-                                                     "hang", "pass"))
-            total["target"] += counts["target"]
-            total["other"] += counts["other"] + counts["hang"]
+            for counts in cases:
+                total["runs"] += sum(counts[k] for k in ("target", "other",
+                                                         "hang", "pass"))
+                total["target"] += counts["target"]
+                total["other"] += counts["other"] + counts["hang"]
         for thread in record.get("summary", {}).get("failing_threads", []):
             failing += 1
             early += thread["index"] >= thread["n_threads"]
@@ -237,7 +242,7 @@ def plot_heatmap(rows, path):
     columns = sorted({column_key(r) for r in rows})
     pythons = sorted({python_minor(r) for r in rows}, key=_version)
     cmap = LinearSegmentedColormap.from_list(
-        "rate", ["#f7fbff", "#fdae6b", "#d94801", "#7f2704"])
+        "rate", ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"])
     width = max(8, 0.55 * len(columns) + 2)
     height = 1.0 + (0.55 * len(pythons) + 1.6) * len(flags)
     figure, axes = plt.subplots(len(flags), 1, figsize=(width, height),
@@ -249,6 +254,9 @@ def plot_heatmap(rows, path):
             for x, column in enumerate(columns):
                 row = cells.get((python, column))
                 _draw_cell(axis, x, y, row, cmap, Rectangle)
+        for x in range(1, len(columns)):
+            if columns[x][0] != columns[x - 1][0]:  # between the two targets
+                axis.axvline(x, color="black", linewidth=2)
         axis.set_xlim(0, len(columns))
         axis.set_ylim(len(pythons), 0)
         axis.set_xticks([x + 0.5 for x in range(len(columns))])
@@ -260,13 +268,15 @@ def plot_heatmap(rows, path):
                        f"runs failing with the race", fontsize=10)
         axis.tick_params(length=0)
     figure.legend(handles=[
-        Patch(facecolor=cmap(0.0), edgecolor="#999", label="0% (ran, no failure)"),
+        Patch(facecolor=ZERO_COLOUR, edgecolor="#999",
+              label="0%: ran, never failed"),
+        Patch(facecolor=cmap(0.0), label="> 0%"),
         Patch(facecolor=cmap(1.0), label="100%"),
         Patch(facecolor="#e0e0e0", hatch="///", edgecolor="#999",
               label="skip: not built"),
         Patch(facecolor="#5a5a5a", label="err: environment error"),
         Patch(facecolor="white", edgecolor="#999", label="blank: not in matrix")],
-        loc="lower center", ncol=5, fontsize=8, frameon=False)
+        loc="lower center", ncol=6, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(figure)
@@ -287,8 +297,9 @@ def _draw_cell(axis, x, y, row, cmap, Rectangle):
         label, colour = "err", "white"
     else:
         rate = row["failure_rate"] or 0.0
-        axis.add_patch(Rectangle((x, y), 1, 1, facecolor=cmap(rate),
-                                 edgecolor="white"))
+        axis.add_patch(Rectangle((x, y), 1, 1, edgecolor="white",
+                                 facecolor=cmap(rate) if row["failures"]
+                                 else ZERO_COLOUR))
         label = f"{100 * rate:.0f}%"
         colour = "white" if rate > 0.5 else "black"
     axis.text(x + 0.5, y + 0.5, label, ha="center", va="center",
@@ -300,10 +311,11 @@ def can_plot():
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True):
+def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
+                 pool=False):
     """Tables, REPORT.md and the heatmap in ``out_dir`` from ``raw_dirs``."""
     out_dir = Path(out_dir)
-    rows, records = results.write_tables(raw_dirs, out_dir, command)
+    rows, records = results.write_tables(raw_dirs, out_dir, command, pool)
     bisects = load_bisects(bisect_dir)
     bug_source = (PROJECT / "mwe" / "bug.py").read_text()
     text = render_report(rows, records, bisects, bug_source,
@@ -315,14 +327,18 @@ def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True):
 
 
 def main(argv=None):
+    home = os.environ.get("RACEMATRIX_RESULTS", "results")
     parser = argparse.ArgumentParser(prog="nox -s report --")
-    parser.add_argument("--raw", nargs="+", default=["results/raw"],
+    parser.add_argument("--raw", nargs="+", default=[f"{home}/raw"],
                         metavar="DIR", help="folders (or files) of raw "
-                        "results to merge (default: results/raw)")
-    parser.add_argument("--out", default="results",
-                        help="where the tables and report go")
-    parser.add_argument("--bisect", default="results/bisect",
-                        help="folder of bisect results")
+                        f"results to merge (default: {home}/raw)")
+    parser.add_argument("--out", default=home,
+                        help=f"where the tables and report go (default: {home})")
+    parser.add_argument("--bisect", default=f"{home}/bisect",
+                        help=f"folder of bisect results (default: {home}/bisect)")
+    parser.add_argument("--pool", action="store_true",
+                        help="pool one environment's results from several "
+                             "machines where every version matches")
     args = parser.parse_args(argv)
     missing = [d for d in args.raw if not Path(d).exists()]
     if missing:
@@ -331,8 +347,11 @@ def main(argv=None):
     warnings.simplefilter("always", results.RawResultWarning)
     warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
     command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}"
-                                 if args.raw != ["results/raw"] else "")
-    rows, records = build_report(args.raw, args.out, args.bisect, command)
+                                 if args.raw != [f"{home}/raw"] else "")
+    if args.pool:
+        command += " --pool"
+    rows, records = build_report(args.raw, args.out, args.bisect, command,
+                                 pool=args.pool)
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "
           f"{args.out}/REPORT.md, {args.out}/failure_rates.png")
 

@@ -176,7 +176,7 @@ def machine_label(record):
     return machine.get("label") or machine.get("hostname") or "unknown"
 
 
-def merge_records(records):
+def merge_records(records, pool=False):
     """Merge raw records into table rows.
 
     One row per environment and machine. Records of the same environment
@@ -202,9 +202,54 @@ def merge_records(records):
         else:
             by_key[key] = (path, record)
     machines = {key[1] for key in by_key}
-    rows = [make_row(record, show_machine=len(machines) > 1)
-            for _, record in by_key.values()]
+    kept = [record for _, record in by_key.values()]
+    if pool:
+        kept = pool_records(kept)
+    rows = [make_row(record, show_machine=len(machines) > 1
+                     and not record.get("pooled"))
+            for record in kept]
     return sorted(rows, key=row_sort_key)
+
+
+def pool_records(records):
+    """Pool one environment's records from several machines into one, but
+    only where the Python build and every package version match; otherwise
+    they stay apart, with a warning that says why."""
+    by_env = {}
+    for record in records:
+        by_env.setdefault(record["env"], []).append(record)
+    pooled = []
+    for env, group in by_env.items():
+        identities = {(r["python"], json.dumps(r["packages"], sort_keys=True))
+                      for r in group}
+        if len(group) == 1 or len(identities) > 1:
+            if len(group) > 1:
+                warnings.warn(f"not pooled: {env} ran with different "
+                              f"versions on {', '.join(map(machine_label, group))}",
+                              RawResultWarning, stacklevel=3)
+            pooled.extend(group)
+            continue
+        counts = {"target": sum(r["failures"] for r in group),
+                  "other": sum(r["other_errors"] for r in group),
+                  "hang": sum(r.get("hangs", 0) for r in group),
+                  "pass": sum(r["runs"] - r["failures"] - r["other_errors"]
+                              - r.get("hangs", 0) for r in group),
+                  "skip": sum(r.get("skips", 0) for r in group)}
+        labels = sorted(machine_label(r) for r in group)
+        verdicts = {r["verdict"] for r in group}
+        verdict, reason = decide_verdict(counts)
+        if verdicts & {"error", "skipped"}:
+            verdict, reason = group[0]["verdict"], group[0]["reason"]
+        merged = dict(group[0], runs=sum(r["runs"] for r in group),
+                      failures=counts["target"], other_errors=counts["other"],
+                      hangs=counts["hang"], verdict=verdict,
+                      seconds=round(sum(r["seconds"] for r in group), 2),
+                      pooled=labels,
+                      machine={"label": "+".join(labels)},
+                      reason=f"{reason}; pooled from {len(group)} machines "
+                             f"({', '.join(labels)}) with identical versions")
+        pooled.append(merged)
+    return pooled
 
 
 def make_row(record, show_machine=False):
@@ -342,11 +387,11 @@ def summarize_machines(records):
         for label, m in sorted(seen.items())) or "none"
 
 
-def write_tables(raw_dirs, out_dir, command):
+def write_tables(raw_dirs, out_dir, command, pool=False):
     """Regenerate the three tables in ``out_dir`` from the raw records in
     ``raw_dirs``; returns (rows, records)."""
     records = load_raw_dirs(raw_dirs)
-    rows = merge_records(records)
+    rows = merge_records(records, pool)
     # The newest result's time, not the clock: same raw files, same tables.
     generated = max((r.get("finished", "") for _, r in records), default="")
     provenance = {"generated": generated or "no results", "command": command,

@@ -1,0 +1,137 @@
+import json
+import re
+
+import pytest
+
+from racematrix import report
+
+pytest.importorskip("matplotlib")
+
+SECTIONS = ["## The error", "## Reproducer", "## Environments", "## Bisect",
+            "## Root cause", "## System", "## Reproduce everything"]
+
+
+@pytest.fixture
+def built(tmp_path, data_dir):
+    report.build_report([data_dir / "raw"], tmp_path, tmp_path / "bisect",
+                        "nox -s report")
+    return tmp_path
+
+
+def raw_records(*folders):
+    records = {}
+    for folder in folders:
+        for path in folder.glob("*.json"):
+            data = json.loads(path.read_text())
+            records[data["env"]] = data
+    return records
+
+
+def test_sections_in_order_and_size(built):
+    text = (built / "REPORT.md").read_text()
+    positions = [text.index(section) for section in SECTIONS]
+    assert positions == sorted(positions)
+    assert len(text) < 65_000
+    assert "```python\n\"\"\"Reproducer" in text
+    assert "NUMBA_ENABLE_CUDASIM=1 python bug.py" in text
+
+
+def test_every_table_value_traces_to_a_raw_file(built, data_dir):
+    records = raw_records(data_dir / "raw")
+    text = (built / "REPORT.md").read_text()
+    table = text.split("## Environments")[1].split("## Bisect")[0]
+    rows = [line.split("|")[1:-1] for line in table.splitlines()
+            if re.match(r"\| 3\.\d", line)]
+    assert rows, "the table has rows"
+    ran = {env: r for env, r in records.items() if r["verdict"] != "skipped"}
+    assert len(rows) == len(ran)
+    for cells in rows:
+        (python, target, numba, numba_cuda, numpy, sim, runs, failures, rate,
+         _, verdict) = (c.strip() for c in cells)
+        matches = [r for r in ran.values()
+                   if r["python"] == python and r["target"] == target
+                   and r["packages"].get("numba", "–") == numba
+                   and r["packages"].get("numba-cuda", "–") == numba_cuda
+                   and r["sim"] == (sim == "on")]
+        assert len(matches) == 1, cells
+        raw = matches[0]
+        assert (int(runs), int(failures), verdict) == (
+            raw["runs"], raw["failures"], raw["verdict"])
+        assert rate == f"{100 * raw['failures'] / raw['runs']:.1f}%"
+    skipped = [r for r in records.values() if r["verdict"] == "skipped"]
+    for raw in skipped:
+        assert raw["env"] in text and raw["reason"] in text
+
+
+def test_evidence_is_counted_from_raw(built, data_dir):
+    records = raw_records(data_dir / "raw")
+    threads = [t for r in records.values() if r["verdict"] == "reproduced"
+               for t in r["summary"]["failing_threads"]]
+    text = (built / "REPORT.md").read_text()
+    assert f"of {len(threads)} failing threads" in text
+    assert "0 had returned early" in text
+
+
+def test_same_raw_files_same_report(built, tmp_path, data_dir):
+    again = tmp_path / "again"
+    report.build_report([data_dir / "raw"], again, again / "bisect",
+                        "nox -s report")
+    for name in ("REPORT.md", "failure_rates.md", "failure_rates.csv",
+                 "failure_rates.json", "failure_rates.png"):
+        assert (built / name).read_bytes() == (again / name).read_bytes(), name
+    assert (built / "failure_rates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_merging_two_machines_keeps_them_apart(tmp_path, data_dir):
+    rows, records = report.build_report(
+        [data_dir / "raw", data_dir / "raw-machine-b"], tmp_path,
+        tmp_path / "bisect", "nox -s report -- --raw a b")
+    envs = [row["env"] for row in rows]
+    for env in raw_records(data_dir / "raw-machine-b"):
+        assert f"{env}@machine-b" in envs and f"{env}@vm" in envs
+    machines = (tmp_path / "REPORT.md").read_text().split("## System")[1]
+    assert "- machine-b:" in machines and "- vm:" in machines
+
+
+def test_corrupt_file_is_named_in_merge(tmp_path, data_dir):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.json").write_text("{")
+    with pytest.warns(UserWarning, match="x.json"):
+        rows, _ = report.build_report([data_dir / "raw", broken],
+                                      tmp_path / "out", tmp_path / "bisect",
+                                      "nox -s report")
+    assert len(rows) == len(list((data_dir / "raw").glob("*.json")))
+
+
+def test_pooling_adds_up_only_identical_environments(tmp_path, data_dir):
+    rows, _ = report.build_report(
+        [data_dir / "raw", data_dir / "raw-machine-b"], tmp_path,
+        tmp_path / "bisect", "nox -s report", pool=True)
+    records_a = raw_records(data_dir / "raw")
+    records_b = raw_records(data_dir / "raw-machine-b")
+    for env, b in records_b.items():
+        a = records_a[env]
+        same = (a["python"], a["packages"]) == (b["python"], b["packages"])
+        pooled = [r for r in rows if r["env"] == env]
+        if same:
+            assert len(pooled) == 1
+            assert pooled[0]["runs"] == a["runs"] + b["runs"]
+            assert pooled[0]["failures"] == a["failures"] + b["failures"]
+            assert "pooled from 2 machines" in pooled[0]["reason"]
+        else:
+            assert len([r for r in rows if r["env"].startswith(env)]) == 2
+
+
+def test_different_versions_are_not_pooled(tmp_path, data_dir):
+    other = tmp_path / "other"
+    other.mkdir()
+    record = json.loads((data_dir / "raw-machine-b" /
+                         "py3.11-numba-0.60.0-sim1.json").read_text())
+    record["packages"]["numpy"] = "1.26.4"
+    (other / "x.json").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="not pooled"):
+        rows, _ = report.build_report([data_dir / "raw", other], tmp_path / "o",
+                                      tmp_path / "bisect", "r", pool=True)
+    assert {"py3.11-numba-0.60.0-sim1@vm",
+            "py3.11-numba-0.60.0-sim1@machine-b"} <= {r["env"] for r in rows}
