@@ -34,11 +34,14 @@ except envspec.ConfigError as error:
 def matrix(session, spec, sim):
     """Run the MWE in one Python x package x simulator environment."""
     env = envspec.EnvSpec(session.python, spec, sim)
-    count, pytest_args = runner.split_count(session.posargs, MATRIX.count)
-    raw = runner.run_environment(
-        session, env, count=count, timeout=MATRIX.timeout, results_dir=RESULTS,
-        pytest_args=pytest_args,
-        command=runner.session_command(session.name, session.posargs))
+    try:
+        count, pytest_args = runner.split_count(session.posargs, MATRIX.count)
+        raw = runner.run_environment(
+            session, env, count=count, timeout=MATRIX.timeout,
+            results_dir=RESULTS, pytest_args=pytest_args,
+            command=runner.session_command(session.name, session.posargs))
+    except runner.BadInput as error:
+        session.error(str(error))
     session.log(f"{env.env_id}: {raw['verdict']} ({raw['reason']})")
     try:  # REPORT.md is already rewritten; the report session adds the plot
         session.notify("report")
@@ -76,5 +79,6 @@ def report(session):
 def tests(session):
     """Run the project's own tests (unit and end-to-end)."""
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["test"])
+    # 5: no test collected (e.g. a -k that matches nothing) is not a failure.
     session.run("python", "-m", "pytest", *session.posargs,
-                env={"PYTHONPATH": HERE}, success_codes=[0])
+                env={"PYTHONPATH": HERE}, success_codes=[0, 5])

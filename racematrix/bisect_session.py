@@ -151,8 +151,8 @@ class ReleaseProber:
                 problem = install(env, spec)
                 if problem:
                     kind, reason = problem
-                    return self._keep(probe, "skipped" if kind == "skip"
-                                      else "error", reason, started)
+                    return self._keep(probe, {"skip": "skipped"}.get(
+                        kind, "error"), reason, started)
             while True:
                 verdict = decide_probe(probe.failures, probe.runs, min_runs)
                 if verdict and probe.runs:

@@ -74,7 +74,8 @@ def install(session, spec, timeout=900):
 
 def classify_install_failure(output, spec):
     """Why an install failed: ("skip", reason) when the index has no wheel
-    for this Python, ("error", reason) otherwise."""
+    for this Python; ("bad-input", reason) when the spec names a version or
+    package the index does not have; ("error", reason) otherwise."""
     no_wheel = re.search(
         r"([\w.-]+==[\w.]+) has no (?:usable wheels|wheels with a matching "
         r"Python)", output)
@@ -89,13 +90,13 @@ def classify_install_failure(output, spec):
                         f"{python_bound.group(2)}, not {spec.python}")
     missing = re.search(r"there is no version of ([\w.-]+)==([\w.]+)", output)
     if missing:
-        return "error", unknown_version_message(missing.group(1),
-                                                missing.group(2))
+        return "bad-input", unknown_version_message(missing.group(1),
+                                                    missing.group(2))
     unknown = re.search(r"([\w.-]+) was not found in the package registry",
                         output)
     if unknown:
-        return "error", (f"{unknown.group(1)} is not on the package index; "
-                         f"check the name in the spec")
+        return "bad-input", (f"{unknown.group(1)} is not on the package "
+                             f"index; check the name in the spec")
     cause = re.search(r"(?:cause|error|ERROR): (.*(?:\n +\S.*)*)", output)
     text = " ".join((cause.group(1) if cause else output.strip()).split())
     return "error", f"install failed: {text[:400]}"
@@ -175,6 +176,8 @@ def run_environment(session, spec, *, count, timeout, results_dir,
     problem = install(session, spec)
     if problem:
         kind, reason = problem
+        if kind == "bad-input":  # not a measurement: no row for it
+            raise BadInput(reason)
         if kind == "skip":
             return finish(skip_reason=reason, **nothing)
         return finish(env_error=reason, **nothing)

@@ -19,7 +19,8 @@ def test_no_wheel_is_a_skip_with_the_reason(data_dir):
 def test_unknown_package_is_an_error_naming_it(data_dir):
     kind, reason = runner.classify_install_failure(
         install_outputs(data_dir)[2], EnvSpec("3.12", ("nosuchpkgxyz",), True))
-    assert kind == "error" and "nosuchpkgxyz is not on the package index" in reason
+    assert kind == "bad-input"
+    assert "nosuchpkgxyz is not on the package index" in reason
 
 
 def test_conflicting_pins_are_an_error_with_uvs_cause(data_dir):

@@ -1,0 +1,50 @@
+"""The CI job matrix: ``nox --list --json`` filtered to the matrix sessions,
+in the shape GitHub Actions' ``strategy.matrix.include`` takes.
+
+    nox --list --json | python -m racematrix.ci [--gpu-runner LABEL]
+
+prints ``{"include": [...], "skipped": [...]}`` as one line of JSON.
+"""
+import argparse
+import json
+import sys
+
+from .envspec import EnvSpec
+
+DEFAULT_RUNNER = "ubuntu-latest"
+
+
+def job_matrix(sessions, gpu_runner=""):
+    """One job per matrix session. Simulator-off sessions need a GPU: they
+    run on ``gpu_runner`` when one is given, and are listed as skipped
+    otherwise."""
+    include, skipped = [], []
+    for entry in sessions:
+        if entry.get("name") != "matrix":
+            continue
+        call = entry["call_spec"]
+        spec = EnvSpec(entry["python"], tuple(call["spec"]), call["sim"])
+        job = {"session": entry["session"], "python": entry["python"],
+               "sim": int(spec.sim), "env": spec.env_id,
+               "artifact": f"raw-{spec.env_id}",
+               "runs_on": DEFAULT_RUNNER if spec.sim else gpu_runner}
+        (include if job["runs_on"] else skipped).append(job)
+    return {"include": include, "skipped": [job["session"] for job in skipped]}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m racematrix.ci")
+    parser.add_argument("--gpu-runner", default="",
+                        help="runner label for simulator-off sessions; "
+                             "without one they are skipped")
+    args = parser.parse_args(argv)
+    try:
+        sessions = json.load(sys.stdin)
+    except ValueError as error:
+        sys.exit(f"racematrix.ci: stdin is not `nox --list --json` output "
+                 f"({error})")
+    print(json.dumps(job_matrix(sessions, args.gpu_runner)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The noxfile as users and CI call it: real `nox` processes."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from racematrix.ci import job_matrix
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKFLOW = os.path.join(PROJECT, ".github", "workflows", "matrix.yml")
+
+
+def nox(*args, **environ):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
+    env.update(environ)
+    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=PROJECT,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def listed(**environ):
+    done = nox("--list", "--json", **environ)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_default_matrix_covers_pythons_targets_and_flags():
+    sessions = [s for s in listed() if s["name"] == "matrix"]
+    assert {s["python"] for s in sessions} == {"3.10", "3.11", "3.12"}
+    assert {s["call_spec"]["sim"] for s in sessions} == {True, False}
+    targets = {s["call_spec"]["spec"][0].split("==")[0] for s in sessions}
+    assert targets == {"numba", "numba-cuda"}
+
+
+def test_overrides_select_exactly_one_environment():
+    sessions = listed(MATRIX_PYTHONS="3.11", MATRIX_SPECS="numba==0.60.0",
+                      MATRIX_SIM="1")
+    assert [s["session"] for s in sessions if s["name"] == "matrix"] == [
+        "matrix-3.11(numba==0.60.0, sim1)"]
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"MATRIX_SPECS": "numba=0.60"}, "malformed requirement 'numba=0.60'"),
+    ({"MATRIX_PYTHONS": "3.8"}, "unsupported Python 3.8"),
+    ({"MATRIX_SIM": "on"}, "malformed simulator flag 'on'"),
+])
+def test_bad_overrides_get_one_line_and_no_traceback(environ, message):
+    done = nox("--list", **environ)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_ci_job_list_names_real_sessions():
+    sessions = listed()
+    names = {s["session"] for s in sessions}
+    jobs = job_matrix(sessions)
+    assert jobs["include"], "the simulator-on sessions become jobs"
+    assert all(job["session"] in names for job in jobs["include"])
+    assert all(job["sim"] == 1 for job in jobs["include"])
+    assert len({job["artifact"] for job in jobs["include"]}) == len(jobs["include"])
+    # Without a GPU runner, every simulator-off session is skipped, not lost.
+    sim_off = {s["session"] for s in sessions
+               if s["name"] == "matrix" and not s["call_spec"]["sim"]}
+    assert set(jobs["skipped"]) == sim_off
+    with_gpu = job_matrix(sessions, gpu_runner="gpu-a100")
+    assert {j["session"] for j in with_gpu["include"] if j["runs_on"] ==
+            "gpu-a100"} == sim_off
+
+
+def test_ci_module_reads_nox_output():
+    done = nox("--list", "--json", MATRIX_PYTHONS="3.12",
+               MATRIX_SPECS="numba==0.60.0", MATRIX_SIM="1 0")
+    jobs = subprocess.run([sys.executable, "-m", "racematrix.ci"],
+                          input=done.stdout, capture_output=True, text=True,
+                          cwd=PROJECT, check=True)
+    data = json.loads(jobs.stdout)
+    assert [j["session"] for j in data["include"]] == [
+        "matrix-3.12(numba==0.60.0, sim1)"]
+    assert data["skipped"] == ["matrix-3.12(numba==0.60.0, sim0)"]
+
+
+@pytest.mark.skipif(shutil.which("check-jsonschema") is None,
+                    reason="check-jsonschema is not installed")
+def test_workflow_validates_against_githubs_schema():
+    done = subprocess.run(["check-jsonschema", "--builtin-schema",
+                           "vendor.github-workflows", WORKFLOW],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_workflow_runs_each_listed_session_and_merges():
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load(open(WORKFLOW))
+    jobs = workflow["jobs"]
+    list_script = "\n".join(step.get("run", "") for step in jobs["list"]["steps"])
+    assert "nox --list --json" in list_script
+    assert "python -m racematrix.ci" in list_script
+    assert jobs["run"]["strategy"]["fail-fast"] is False
+    assert "fromJSON(needs.list.outputs.include)" in \
+        jobs["run"]["strategy"]["matrix"]["include"]
+    run_script = "\n".join(step.get("run", "") for step in jobs["run"]["steps"])
+    assert 'nox -s "${{ matrix.session }}"' in run_script
+    report_script = "\n".join(s.get("run", "") for s in jobs["report"]["steps"])
+    assert "nox -s report -- --raw gathered/*" in report_script
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    assert "workflow_dispatch" in triggers and "schedule" in triggers
+    assert {"pythons", "specs", "sim", "gpu_runner"} <= set(
+        triggers["workflow_dispatch"]["inputs"])
