@@ -12,6 +12,8 @@ from racematrix.interpreters import expose_interpreters
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["matrix"]
+# Keep environments between runs: a warm matrix only re-checks them.
+nox.options.reuse_venv = "yes"
 # Fail fast offline: find installed Pythons rather than download one.
 # `--download-python auto` on the command line still downloads.
 nox.options.download_python = "never"
@@ -82,3 +84,11 @@ def tests(session):
     # 5: no test collected (e.g. a -k that matches nothing) is not a failure.
     session.run("python", "-m", "pytest", *session.posargs,
                 env={"PYTHONPATH": HERE}, success_codes=[0, 5])
+
+
+@nox.session(python=False, default=False)
+def mwe_figures(session):
+    """Measure the MWE: reproduction per Python, time to first failure, rates."""
+    from racematrix import mwe_figures
+    mwe_figures.run(MATRIX.pythons, ".nox", RESULTS, session.log,
+                    runner.session_command(session.name, session.posargs))

@@ -203,12 +203,17 @@ def run_environment(session, spec, *, count, timeout, results_dir,
                   settings=settings, concurrency=concurrency, **environment)
 
 
+def venv_environ(bin_dir, extra_env):
+    """The process environment of a command run inside a virtual env."""
+    return {**os.environ, **extra_env,
+            "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
+            "VIRTUAL_ENV": str(Path(bin_dir).parent)}
+
+
 def run_streaming(session, command, extra_env):
     """Run a command in the session's environment, passing its output
     through; returns (exit code, its last lines)."""
-    env = {**os.environ, **extra_env,
-           "PATH": os.pathsep.join([session.bin, os.environ.get("PATH", "")]),
-           "VIRTUAL_ENV": str(Path(session.bin).parent)}
+    env = venv_environ(session.bin, extra_env)
     session.log(" ".join(map(str, command)))
     tail = []
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE,

@@ -1,0 +1,145 @@
+"""The MWE's figures, measured again on demand (``nox -s mwe_figures``):
+
+* per Python, with the newest numba: how many of N runs of the suite
+  (``--count 1``) reproduce, the median wall time of ``pytest -x`` from
+  process start to the first failure, and of ``import numba.cuda``;
+* the newest numba-cuda over at least 1,000 test runs;
+* the ``faithful`` preset over at least 1,000 test runs;
+* the deterministic trigger over 20 launches.
+
+Writes ``results/mwe_figures.json`` and ``.md`` and prints the table.
+"""
+import math
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import outcomes, results
+from .bisect_session import ProbeEnvironment
+from .envspec import EnvSpec
+from .provenance import machine_info
+from .runner import MWE, install, read_environment, venv_environ
+from .stats import wilson_interval
+
+SIM = {"NUMBA_ENABLE_CUDASIM": "1"}
+
+
+def timed_pytest(env, *args, count=1):
+    """Run the MWE once; returns (seconds, counts) from its JUnit XML."""
+    with tempfile.TemporaryDirectory() as scratch:
+        junit = Path(scratch) / "junit.xml"
+        started = time.perf_counter()
+        subprocess.run(["python", "-m", "pytest", str(MWE), "-q",
+                        "-p", "no:cacheprovider", "--count", str(count),
+                        f"--junitxml={junit}", *args],
+                       env=venv_environ(env.bin, SIM), capture_output=True,
+                       timeout=3600)
+        seconds = time.perf_counter() - started
+        _, runs = outcomes.parse_junit(junit)
+    return seconds, outcomes.summarize(runs, count)["counts"]
+
+
+def import_seconds(env, repeats=5):
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(["python", "-c", "import numba.cuda"], check=True,
+                       env=venv_environ(env.bin, SIM))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def environment(envdir, python, requirements, log):
+    spec = EnvSpec(python, tuple(requirements), True)
+    env = ProbeEnvironment(Path(envdir) / f"figures-{spec.env_id}", python, log)
+    env.create()
+    problem = install(env, spec)
+    if problem:
+        raise RuntimeError(f"cannot build {spec.env_id}: {problem[1]}")
+    return env, read_environment(env)
+
+
+def rate(counts):
+    runs = counts["target"] + counts["other"] + counts["hang"] + counts["pass"]
+    low, high = wilson_interval(counts["target"], runs)
+    return {"runs": runs, "failures": counts["target"],
+            "other": counts["other"] + counts["hang"],
+            "failure_rate": counts["target"] / runs if runs else None,
+            "ci95": [low, high]}
+
+
+def measure(pythons, envdir, log, suite_runs=20, many=1000, trigger=20):
+    figures = {"pythons": [], "machine": machine_info(),
+               "finished": None, "suite_runs": suite_runs}
+    for python in pythons:
+        env, info = environment(envdir, python, ["numba"], log)
+        reproduced, walls = 0, []
+        for _ in range(suite_runs):
+            seconds, counts = timed_pytest(env, "-x")
+            reproduced += counts["target"] > 0
+            walls.append(seconds)
+        row = {"python": info["python"], "numba": info["packages"]["numba"],
+               "reproduced": reproduced, "of": suite_runs,
+               "median_x_seconds": round(statistics.median(walls), 2),
+               "median_import_seconds": round(import_seconds(env), 2)}
+        log(f"Python {row['python']}, numba {row['numba']}: reproduced in "
+            f"{reproduced} of {suite_runs} runs of the suite; median "
+            f"pytest -x {row['median_x_seconds']} s, import numba.cuda "
+            f"{row['median_import_seconds']} s")
+        figures["pythons"].append(row)
+        last_env, last_info = env, info
+    suite_size = 22
+    count = math.ceil(many / suite_size)
+    fixed_env, fixed_info = environment(envdir, pythons[-1], ["numba-cuda"], log)
+    figures["fixed"] = {"numba-cuda": fixed_info["packages"]["numba-cuda"],
+                        "python": fixed_info["python"],
+                        **rate(timed_pytest(fixed_env, count=count)[1])}
+    figures["faithful"] = {"numba": last_info["packages"]["numba"],
+                           "python": last_info["python"], **rate(timed_pytest(
+                               last_env, "--preset", "faithful",
+                               count=count)[1])}
+    figures["trigger"] = {"numba": last_info["packages"]["numba"],
+                          "python": last_info["python"], **rate(timed_pytest(
+                              last_env, "-k", "test_syncthreads_trigger",
+                              count=trigger)[1])}
+    figures["finished"] = results.now_iso()
+    return figures
+
+
+def render(figures, command):
+    lines = ["# MWE figures", "",
+             f"Measured by `{command}`, finished {figures['finished']} on "
+             f"{figures['machine']['os']}, {figures['machine']['cores']} cores.",
+             "", f"## One run of the suite (`--count 1`), newest numba", "",
+             "| Python | numba | runs that reproduced | median `pytest -x` (s) "
+             "| median `import numba.cuda` (s) |", "|---|---|---|---|---|"]
+    for row in figures["pythons"]:
+        lines.append(f"| {row['python']} | {row['numba']} | {row['reproduced']}"
+                     f" of {row['of']} | {row['median_x_seconds']} | "
+                     f"{row['median_import_seconds']} |")
+    lines += ["", "## Test runs", "",
+              "| what | versions | runs | race failures | other | rate | 95% CI |",
+              "|---|---|---|---|---|---|---|"]
+    for name, label in (("fixed", "newest numba-cuda (fixed)"),
+                        ("faithful", "faithful preset"),
+                        ("trigger", "deterministic trigger (1 launch per run)")):
+        row = figures[name]
+        versions = ", ".join(f"{k} {v}" for k, v in row.items()
+                             if k in ("python", "numba", "numba-cuda"))
+        lines.append(f"| {label} | {versions} | {row['runs']} | "
+                     f"{row['failures']} | {row['other']} | "
+                     f"{100 * row['failure_rate']:.2f}% | "
+                     f"{100 * row['ci95'][0]:.2f}–{100 * row['ci95'][1]:.2f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def run(pythons, envdir, out_dir, log, command):
+    figures = measure(pythons, envdir, log)
+    figures["command"] = command
+    results.write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
+    text = render(figures, command)
+    results.write_text_atomic(Path(out_dir) / "mwe_figures.md", text)
+    print(text)
+    return figures
