@@ -92,3 +92,11 @@ def mwe_figures(session):
     from racematrix import mwe_figures
     mwe_figures.run(MATRIX.pythons, ".nox", RESULTS, session.log,
                     runner.session_command(session.name, session.posargs))
+
+
+@nox.session(python=False, default=False)
+def bench(session):
+    """Time the default matrix cold, warm, and under nox's defaults."""
+    from racematrix import bench
+    bench.run(RESULTS, session.log,
+              runner.session_command(session.name, session.posargs))

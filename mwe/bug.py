@@ -42,9 +42,20 @@ sys.setswitchinterval(1e-6)
 ALLOCATOR_MODULE_SOURCE = """
 from numba import cuda, float32
 
+USE_SHARED = False      # compile-time constants, as in CuBIE's buffer
+USE_PERSISTENT = False  # registry: this buffer lives in local memory
+
 @cuda.jit(device=True, inline=True)
-def allocate_buffer():
-    return cuda.local.array(4, float32)
+def allocate_buffer(shared_parent, persistent_parent):
+    if USE_SHARED:
+        array = shared_parent[0:4]
+    elif USE_PERSISTENT:
+        array = persistent_parent[0:4]
+    else:
+        array = cuda.local.array(4, float32)
+    for i in range(4):
+        array[i] = float32(0.0)
+    return array
 """
 allocators = types.ModuleType("allocators")
 exec(ALLOCATOR_MODULE_SOURCE, allocators.__dict__)
@@ -56,8 +67,10 @@ def kernel(output, n_threads):
     i = cuda.grid(1)
     if i >= n_threads:
         return
+    shared = cuda.shared.array(4, float32)
+    persistent = cuda.local.array(4, float32)
     for _ in range(ALLOCATIONS_PER_THREAD):
-        buffer = allocators.allocate_buffer()
+        buffer = allocators.allocate_buffer(shared, persistent)
         buffer[0] = float32(1.0)
     output[i] = buffer[0]
 

@@ -7,7 +7,8 @@ from allocator_factory import BufferAllocatorFactory
 
 class KernelFactory:
     """Builds a kernel in which each working thread allocates buffers through
-    the allocator and writes 1 to its slot of the output."""
+    the allocator and writes 1 to its slot of the output. The shared and
+    persistent parent arrays are made here, as CuBIE's loop makes them."""
 
     def __init__(self, allocator_factory, device_calls=1):
         self.allocator_factory = allocator_factory
@@ -23,8 +24,10 @@ class KernelFactory:
             i = cuda.grid(1)
             if i >= n_threads:
                 return
+            shared = cuda.shared.array(buffer_size, float32)
+            persistent = cuda.local.array(buffer_size, float32)
             for _ in range(device_calls):
-                buffer = allocate_buffer()
+                buffer = allocate_buffer(shared, persistent)
                 for j in range(buffer_size):
                     buffer[j] = float32(1.0)
             output[i] = buffer[buffer_size - 1]
@@ -40,9 +43,21 @@ class KernelLocalAllocatorFactory(BufferAllocatorFactory):
         # Same body as the parent's; written here so that the device
         # function's globals are this module's.
         buffer_size = self.buffer_size
+        _use_shared = self.location == "shared"
+        _use_persistent = self.location == "persistent"
+        _zero = self.zero
 
         @cuda.jit(device=True, inline=True)
-        def allocate_buffer():
-            return cuda.local.array(buffer_size, float32)
+        def allocate_buffer(shared_parent, persistent_parent):
+            if _use_shared:
+                array = shared_parent[0:buffer_size]
+            elif _use_persistent:
+                array = persistent_parent[0:buffer_size]
+            else:
+                array = cuda.local.array(buffer_size, float32)
+            if _zero:
+                for i in range(buffer_size):
+                    array[i] = float32(0.0)
+            return array
 
         return allocate_buffer

@@ -306,11 +306,6 @@ def _draw_cell(axis, x, y, row, cmap, Rectangle):
               fontsize=7.5, color=colour)
 
 
-def can_plot():
-    import importlib.util
-    return importlib.util.find_spec("matplotlib") is not None
-
-
 def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
                  pool=False):
     """Tables, REPORT.md and the heatmap in ``out_dir`` from ``raw_dirs``."""

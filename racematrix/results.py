@@ -61,7 +61,8 @@ def decide_verdict(counts, env_error=None, skip_reason=None):
 
 def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
              env_error=None, skip_reason=None, seconds=0.0, settings=None,
-             concurrency=1, machine=None, command="", started=None):
+             concurrency=1, machine=None, command="", started=None,
+             pytest_seconds=0.0):
     """The raw record of one environment's run."""
     counts = counts or {"target": 0, "other": 0, "hang": 0, "pass": 0,
                         "skip": 0}
@@ -86,6 +87,7 @@ def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
         "verdict": verdict,
         "reason": reason,
         "seconds": round(seconds, 2),
+        "pytest_seconds": pytest_seconds,
         "concurrency": concurrency,
         "summary": summary or {},
         "machine": machine or {},
@@ -345,7 +347,8 @@ def render_markdown(rows, provenance, columns=TABLE_COLUMNS, cells=table_cells):
     lines = ["# Failure rates", "",
              f"Generated {provenance['generated']} by `{provenance['command']}` "
              f"from {provenance['raw_files']} raw result files. "
-             f"Machine(s): {provenance['machines']}.", "",
+             f"Machine(s): {provenance['machines']}. Python builds: "
+             f"{provenance['python_builds']}.", "",
              "A *run* is one execution of one MWE test; *failures* are runs "
              "that failed with the race's `AttributeError`; *other* are runs "
              "that failed any other way or hung. The interval is Wilson's.", "",
@@ -396,7 +399,10 @@ def write_tables(raw_dirs, out_dir, command, pool=False):
     generated = max((r.get("finished", "") for _, r in records), default="")
     provenance = {"generated": generated or "no results", "command": command,
                   "raw_files": len(records),
-                  "machines": summarize_machines(records)}
+                  "machines": summarize_machines(records),
+                  "python_builds": "; ".join(sorted(
+                      {r["python_build"] for _, r in records
+                       if r.get("python_build")})) or "none"}
     out_dir = Path(out_dir)
     write_json_atomic(out_dir / "failure_rates.json",
                       {"generated": generated,

@@ -186,9 +186,11 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             tempfile.TemporaryDirectory() as scratch:
         junit = Path(scratch) / "junit.xml"
         concurrency = running()
+        pytest_started = time.monotonic()
         returncode, tail = run_streaming(
             session, pytest_command(count, timeout, junit, pytest_args),
             {"NUMBA_ENABLE_CUDASIM": str(int(spec.sim))})
+        base["pytest_seconds"] = round(time.monotonic() - pytest_started, 2)
         concurrency = max(concurrency, running())
         try:
             suite, runs = outcomes.parse_junit(junit)
@@ -243,9 +245,10 @@ def record(raw, results_dir, command):
     with results.results_lock(results_dir):
         results.write_json_atomic(results_dir / "raw" / f"{raw['env']}.json",
                                   raw)
+        # Tables and REPORT.md only: the plot needs matplotlib, which the
+        # report session installs (`nox -s report`).
         report.build_report([results_dir / "raw"], results_dir,
-                            results_dir / "bisect", command,
-                            plot=report.can_plot())
+                            results_dir / "bisect", command, plot=False)
 
 
 def session_command(session_name, posargs, environ=os.environ):
