@@ -7,8 +7,11 @@ reproducing end of the range, missing the bug has a chance below
 ``MISS_PROBABILITY``; and a release that cannot be built or imported is
 skipped like ``git bisect skip``, trying its neighbours instead.
 """
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from .results import write_text_atomic
 from .stats import runs_to_rule_out, wilson_interval
 
 MISS_PROBABILITY = 0.001
@@ -155,3 +158,70 @@ def decide_probe(failures, runs, min_runs, env_problem=None):
     if runs >= min_runs:
         return "not-reproduced"
     return None
+
+
+def probe_limit(n):
+    return (max(n, 1) - 1).bit_length() + 3
+
+
+def render_bisect(data):
+    pins = " ".join(data["with"]) or "none"
+    lines = [f"# Bisect: {data['package']} on Python {data['python']} "
+             f"(simulator {'on' if data['sim'] else 'off'})", "",
+             f"**{data['summary']}.**", "",
+             f"Releases in range: {len(data['releases'])} "
+             f"({data['releases'][0] if data['releases'] else '–'} to "
+             f"{data['releases'][-1] if data['releases'] else '–'}); "
+             f"extra requirements: {pins}; decisive probes: "
+             f"{data['decisive_probes']} (limit {data['probe_limit']}); "
+             f"{data['seconds']} s.", ""]
+    if data["rate_used"] is not None:
+        lines += [f"A release counts as not reproduced after "
+                  f"{data['runs_to_rule_out']} passing runs: the lower 95% "
+                  f"bound of the failure rate at the reproducing end, "
+                  f"{100 * data['rate_used']:.1f}% per run, misses the bug "
+                  f"that often with probability below "
+                  f"{data['miss_probability']:.1%}.", ""]
+    lines += ["| version | verdict | runs | failures | reason |",
+              "|---|---|---|---|---|"]
+    for first, last, probe, count in condensed_probes(data["tested"]):
+        version = first if count == 1 else f"{first} – {last} ({count} releases)"
+        lines.append(f"| {version} | {probe['verdict']} | {probe['runs']} | "
+                     f"{probe['failures']} | "
+                     f"{probe['reason'].replace('|', '/')} |")
+    provenance = data["provenance"]
+    lines += ["", f"Command: `{provenance['command']}`; finished "
+                  f"{provenance['finished']} on {provenance['machine']['os']}, "
+                  f"{provenance['machine']['cores']} cores."]
+    return "\n".join(lines) + "\n"
+
+
+def condensed_probes(tested):
+    """Runs of consecutive releases left out for want of a wheel, as one
+    entry each: (first, last, probe, count)."""
+    groups = []
+    for probe in tested:
+        no_wheel = probe["verdict"] == "skipped" and \
+            probe["reason"].startswith("no wheel")
+        if no_wheel and groups and groups[-1][4]:
+            first, _, kept, count, _ = groups[-1]
+            groups[-1] = (first, probe["version"], kept, count + 1, True)
+        else:
+            groups.append((probe["version"], probe["version"], probe, 1,
+                           no_wheel))
+    return [(first, last, dict(probe, reason=_wheel_reason(probe, count)),
+             count) for first, last, probe, count, _ in groups]
+
+
+def _wheel_reason(probe, count):
+    if count == 1:
+        return probe["reason"]
+    python = probe["reason"].rsplit(" for ", 1)[-1]
+    return f"no wheel for {python}"
+
+
+def rerender_bisects(folder):
+    """Rewrite every ``.md`` in ``folder`` from its ``.json``."""
+    for path in sorted(Path(folder).glob("*.json")):
+        data = json.loads(path.read_text())
+        write_text_atomic(path.with_suffix(".md"), render_bisect(data))

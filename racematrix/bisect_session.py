@@ -3,7 +3,6 @@ environment per probed release, the MWE run in batches until the verdict
 holds, and the results written to ``results/bisect/``."""
 import argparse
 import math
-import os
 import shutil
 import subprocess
 import tempfile
@@ -13,12 +12,13 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from . import outcomes, results
-from .bisect import Probe, bisect_releases, decide_probe
+from .bisect import (Probe, bisect_releases, decide_probe, probe_limit,
+                     render_bisect)
 from .envspec import ConfigError, EnvSpec, parse_python, parse_sim, parse_spec
 from .index import IndexLookupError, list_releases, nearest_versions
 from .provenance import gpu_name, machine_info
-from .runner import (BadInput, first_error_line, install, pytest_command,
-                     read_environment, run_streaming)
+from .runner import (BadInput, ProbeEnvironment, first_error_line, install,
+                     pytest_command, run_streaming)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -84,25 +84,6 @@ def releases_in_range(package, start, end):
     return [v for v in versions
             if (start is None or v >= Version(start))
             and (end is None or v <= Version(end))]
-
-
-class ProbeEnvironment:
-    """A virtual environment for one probed release; looks like the part of
-    a nox Session that the runner uses."""
-    venv_backend = "uv"
-
-    def __init__(self, location, python, log):
-        self.location = Path(location)
-        self.bin = str(self.location / "bin")
-        self.python = python
-        self.log = log
-
-    def create(self):
-        if (self.location / "bin" / "python").exists():
-            return
-        subprocess.run(["uv", "venv", "-q", "-p", self.python,
-                        str(self.location)], check=True,
-                       env={"UV_PYTHON_DOWNLOADS": "never", **os.environ})
 
 
 def matrix_envdir(envdir, spec):
@@ -239,41 +220,6 @@ def write_bisect(result, args, out_dir, command, seconds):
     results.write_json_atomic(out_dir / f"{stem}.json", data)
     results.write_text_atomic(out_dir / f"{stem}.md", render_bisect(data))
     return data
-
-
-def probe_limit(n):
-    return (max(n, 1) - 1).bit_length() + 3
-
-
-def render_bisect(data):
-    pins = " ".join(data["with"]) or "none"
-    lines = [f"# Bisect: {data['package']} on Python {data['python']} "
-             f"(simulator {'on' if data['sim'] else 'off'})", "",
-             f"**{data['summary']}.**", "",
-             f"Releases in range: {len(data['releases'])} "
-             f"({data['releases'][0] if data['releases'] else '–'} to "
-             f"{data['releases'][-1] if data['releases'] else '–'}); "
-             f"extra requirements: {pins}; decisive probes: "
-             f"{data['decisive_probes']} (limit {data['probe_limit']}); "
-             f"{data['seconds']} s.", ""]
-    if data["rate_used"] is not None:
-        lines += [f"A release counts as not reproduced after "
-                  f"{data['runs_to_rule_out']} passing runs: the lower 95% "
-                  f"bound of the failure rate at the reproducing end, "
-                  f"{100 * data['rate_used']:.1f}% per run, misses the bug "
-                  f"that often with probability below "
-                  f"{data['miss_probability']:.1%}.", ""]
-    lines += ["| version | verdict | runs | failures | reason |",
-              "|---|---|---|---|---|"]
-    for probe in data["tested"]:
-        lines.append(f"| {probe['version']} | {probe['verdict']} | "
-                     f"{probe['runs']} | {probe['failures']} | "
-                     f"{probe['reason'].replace('|', '/')} |")
-    provenance = data["provenance"]
-    lines += ["", f"Command: `{provenance['command']}`; finished "
-                  f"{provenance['finished']} on {provenance['machine']['os']}, "
-                  f"{provenance['machine']['cores']} cores."]
-    return "\n".join(lines) + "\n"
 
 
 def run_bisect(argv, envdir, out_dir, log, command):

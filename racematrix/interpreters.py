@@ -6,7 +6,6 @@ the active ones through its shims; a shim for an inactive version exits with
 the real ``bin`` folders ahead of the shims on PATH lets nox and uv find each
 interpreter without downloading one.
 """
-import json
 import os
 import re
 import shutil
@@ -32,21 +31,26 @@ def pyenv_bin_dirs(environ=os.environ):
 
 
 def uv_bin_dirs(timeout=5):
-    """``bin`` folders of the Pythons uv manages, if uv is installed."""
+    """``bin`` folders of the CPython builds uv manages, newest first. Reads
+    uv's Python folder (``uv python dir``) rather than ``uv python list``,
+    which also probes every interpreter on PATH and takes seconds."""
     uv = shutil.which("uv")
     if uv is None:
         return []
     try:
-        listing = subprocess.run(
-            [uv, "python", "list", "--only-installed", "--python-preference",
-             "only-managed", "--output-format", "json"],
-            capture_output=True, text=True, timeout=timeout, check=True)
-        entries = json.loads(listing.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError):
+        folder = subprocess.run([uv, "python", "dir"], capture_output=True,
+                                text=True, timeout=timeout, check=True)
+    except (OSError, subprocess.SubprocessError):
         return []
-    return list(dict.fromkeys(
-        str(Path(entry["path"]).parent) for entry in entries
-        if entry.get("path") and entry.get("implementation") == "cpython"))
+    root = Path(folder.stdout.strip())
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        match = re.match(r"cpython-(\d+)\.(\d+)\.(\d+)-", entry.name)
+        if match and (entry / "bin").is_dir():
+            found.append((tuple(map(int, match.groups())), entry / "bin"))
+    return [str(path) for _, path in sorted(found, reverse=True)]
 
 
 def expose_interpreters(environ=os.environ):

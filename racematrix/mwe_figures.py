@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from . import outcomes, results
-from .bisect_session import ProbeEnvironment
 from .envspec import EnvSpec
 from .provenance import machine_info
-from .runner import MWE, install, read_environment, venv_environ
+from .runner import (MWE, ProbeEnvironment, install, read_environment,
+                     venv_environ)
 from .stats import wilson_interval
 
 SIM = {"NUMBA_ENABLE_CUDASIM": "1"}
@@ -112,7 +112,7 @@ def render(figures, command):
     lines = ["# MWE figures", "",
              f"Measured by `{command}`, finished {figures['finished']} on "
              f"{figures['machine']['os']}, {figures['machine']['cores']} cores.",
-             "", f"## One run of the suite (`--count 1`), newest numba", "",
+             "", "## One run of the suite (`--count 1`), newest numba", "",
              "| Python | numba | runs that reproduced | median `pytest -x` (s) "
              "| median `import numba.cuda` (s) |", "|---|---|---|---|---|"]
     for row in figures["pythons"]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from . import results
+from .bisect import rerender_bisects
 from .results import format_ci, format_rate, target_version
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -311,6 +312,7 @@ def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
     """Tables, REPORT.md and the heatmap in ``out_dir`` from ``raw_dirs``."""
     out_dir = Path(out_dir)
     rows, records = results.write_tables(raw_dirs, out_dir, command, pool)
+    rerender_bisects(bisect_dir)
     bisects = load_bisects(bisect_dir)
     bug_source = (PROJECT / "mwe" / "bug.py").read_text()
     text = render_report(rows, records, bisects, bug_source,

@@ -44,6 +44,25 @@ class BadInput(ValueError):
     """The user asked for something that does not exist; one line says so."""
 
 
+class ProbeEnvironment:
+    """A virtual environment made outside a nox session (bisect probes, the
+    MWE's figures); looks like the part of a nox Session the runner uses."""
+    venv_backend = "uv"
+
+    def __init__(self, location, python, log):
+        self.location = Path(location)
+        self.bin = str(self.location / "bin")
+        self.python = python
+        self.log = log
+
+    def create(self):
+        if (self.location / "bin" / "python").exists():
+            return
+        subprocess.run(["uv", "venv", "-q", "-p", self.python,
+                        str(self.location)], check=True,
+                       env={"UV_PYTHON_DOWNLOADS": "never", **os.environ})
+
+
 def venv_python(session):
     return str(Path(session.bin) / "python")
 

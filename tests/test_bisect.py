@@ -3,8 +3,9 @@ import random
 
 import pytest
 
-from racematrix.bisect import Probe, bisect_releases, decide_probe
-from racematrix.bisect_session import parse_args, probe_limit, render_bisect
+from racematrix.bisect import (Probe, bisect_releases, condensed_probes,
+                               decide_probe, probe_limit, render_bisect)
+from racematrix.bisect_session import parse_args
 from racematrix.runner import BadInput
 
 VERSIONS = [f"0.{i}.0" for i in range(40)]
@@ -154,3 +155,15 @@ def test_markdown_states_the_numbers_used():
     text = render_bisect(data)
     assert "after 39 passing runs" in text and "16.4% per run" in text
     assert "| 0.26.0 | not-reproduced | 44 | 0 |" in text
+
+
+def test_runs_of_missing_wheels_are_condensed():
+    tested = [Probe(v, "skipped", reason=f"no wheel of numba=={v} for Python 3.12").to_json()
+              for v in ("0.1", "0.2", "0.3")]
+    tested += [Probe("0.4", "error", reason="cannot import").to_json(),
+               Probe("0.5", "skipped", reason="no wheel of numba==0.5 for Python 3.12").to_json(),
+               Probe("0.6", "reproduced", 22, 5).to_json()]
+    groups = condensed_probes(tested)
+    assert [(first, last, count) for first, last, _, count in groups] == [
+        ("0.1", "0.3", 3), ("0.4", "0.4", 1), ("0.5", "0.5", 1), ("0.6", "0.6", 1)]
+    assert groups[0][2]["reason"] == "no wheel for Python 3.12"

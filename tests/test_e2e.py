@@ -34,7 +34,7 @@ def matrix_run(tmp_path_factory, data_dir_module):
     holds an older result of one environment and a result of another."""
     results = tmp_path_factory.mktemp("results")
     (results / "raw").mkdir()
-    for name in (f"py3.11-numba-0.60.0-sim1.json",
+    for name in ("py3.11-numba-0.60.0-sim1.json",
                  "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1.json"):
         shutil.copy(data_dir_module / "raw" / name, results / "raw" / name)
     (results / "raw" / "py3.11-numba-0.60.0-sim1.json").rename(

@@ -1,7 +1,6 @@
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -52,3 +51,15 @@ def test_real_pyenv_interpreters_become_runnable():
         ran = subprocess.run([found, "-c", "import sys; print(sys.version)"],
                              capture_output=True, text=True, env=environ)
         assert ran.returncode == 0 and ran.stdout.startswith(minor), (found, ran.stderr)
+
+
+def test_uv_managed_pythons_are_read_from_uvs_folder(tmp_path, monkeypatch):
+    for name in ("cpython-3.12.7-linux-x86_64-gnu",
+                 "cpython-3.10.15-linux-x86_64-gnu", "pypy-3.10.14-linux"):
+        (tmp_path / name / "bin").mkdir(parents=True)
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path))
+    if shutil.which("uv") is None:
+        pytest.skip("uv is not installed")
+    dirs = interpreters.uv_bin_dirs()
+    assert [os.path.basename(os.path.dirname(d)) for d in dirs] == [
+        "cpython-3.12.7-linux-x86_64-gnu", "cpython-3.10.15-linux-x86_64-gnu"]
