@@ -19,6 +19,9 @@ RACE_ERROR = re.compile(
     r"tid=\[(?P<tid>[\d, ]+)\] ctaid=\[(?P<ctaid>[\d, ]+)\]: "
     r"module '[\w.]*cuda' has no attribute 'local'")
 
+# Launches of the failing-threads control: each records its failing thread.
+CONTROL_LAUNCHES = 5
+
 # Each case launches the kernel once per thread count in its sequence.
 THREAD_COUNT_CASES = [
     (1, 2, 3), (4, 5, 6), (7, 8, 9), (10, 11, 12), (13, 14, 15),
@@ -88,7 +91,7 @@ def test_control_failing_threads_did_work(kernel, race_settings,
     """
     n_threads = max(1, race_settings.grid_threads // 2)
     failing = []
-    for _ in range(20):
+    for _ in range(CONTROL_LAUNCHES):
         try:
             launch(kernel, race_settings, n_threads)
         except AttributeError as error:

@@ -17,17 +17,24 @@ def pyenv_root(environ=os.environ):
     return Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
 
-def pyenv_bin_dirs(environ=os.environ):
-    """``bin`` folders of pyenv's CPython installs, newest version first."""
-    versions = pyenv_root(environ) / "versions"
-    if not versions.is_dir():
+def versioned_bin_dirs(root, pattern):
+    """``bin`` folders of the interpreters under ``root`` whose folder name
+    matches ``pattern`` (three version groups), newest version first."""
+    root = Path(root)
+    if not root.is_dir():
         return []
     found = []
-    for entry in versions.iterdir():
-        match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", entry.name)
+    for entry in root.iterdir():
+        match = re.fullmatch(pattern, entry.name)
         if match and (entry / "bin").is_dir():
             found.append((tuple(map(int, match.groups())), entry / "bin"))
     return [str(path) for _, path in sorted(found, reverse=True)]
+
+
+def pyenv_bin_dirs(environ=os.environ):
+    """``bin`` folders of pyenv's CPython installs, newest version first."""
+    return versioned_bin_dirs(pyenv_root(environ) / "versions",
+                              r"(\d+)\.(\d+)\.(\d+)")
 
 
 def uv_bin_dirs(timeout=5):
@@ -42,15 +49,8 @@ def uv_bin_dirs(timeout=5):
                                 text=True, timeout=timeout, check=True)
     except (OSError, subprocess.SubprocessError):
         return []
-    root = Path(folder.stdout.strip())
-    if not root.is_dir():
-        return []
-    found = []
-    for entry in root.iterdir():
-        match = re.match(r"cpython-(\d+)\.(\d+)\.(\d+)-", entry.name)
-        if match and (entry / "bin").is_dir():
-            found.append((tuple(map(int, match.groups())), entry / "bin"))
-    return [str(path) for _, path in sorted(found, reverse=True)]
+    return versioned_bin_dirs(folder.stdout.strip(),
+                              r"cpython-(\d+)\.(\d+)\.(\d+)-.*")
 
 
 def expose_interpreters(environ=os.environ):

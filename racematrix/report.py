@@ -16,6 +16,7 @@ from .results import format_ci, format_rate, target_version
 
 PROJECT = Path(__file__).resolve().parent.parent
 MAX_REPORT_CHARS = 65_000
+PIVOT_OVER = 24  # environments; a longer table becomes one row per release
 ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
@@ -112,17 +113,70 @@ def summary_sentences(rows, bisects):
              f"of a block call device functions defined outside the "
              f"kernel's module; our MWE reproduced it in {len(bad)} of "
              f"{len(ran)} environments that ran ({parts}).")
-    fixed = [b for b in bisects if b.get("boundary")]
-    if fixed:
+    if bisects:
         second = "Bisect: " + "; ".join(
             f"{b['package']} on Python {b['python']}: {b['summary']}"
-            for b in fixed) + "."
+            for b in bisects) + "."
     else:
         second = "No bisect result is available yet."
     return f"{first} {second}"
 
 
-def render_report(rows, records, bisects, bug_source, table_link):
+def environment_table(rows, pivot_over=PIVOT_OVER):
+    """The environment table: one row per environment while that is short,
+    else one row per target release with a column per Python."""
+    if len(rows) <= pivot_over:
+        lines = ["| Python | target | numba | numba-cuda | numpy | sim | runs | "
+                 "failures | rate | 95% CI | verdict |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in rows:
+            packages = row["packages"]
+            lines.append(
+                f"| {row['python']} | {row['target']} | "
+                f"{packages.get('numba', '–')} | "
+                f"{packages.get('numba-cuda', '–')} | "
+                f"{packages.get('numpy', '–')} | "
+                f"{'on' if row['sim'] else 'off'} | {row['runs']} | "
+                f"{row['failures']} | {format_rate(row)} | {format_ci(row)} | "
+                f"{row['verdict']} |")
+        return lines
+    pythons = sorted({python_minor(r) for r in rows}, key=_version)
+    groups = defaultdict(dict)
+    for row in rows:
+        key = (not row["sim"], row["target"], _version(target_version(row)),
+               row["packages"].get("numba", "–"))
+        groups[key][python_minor(row)] = row
+    lines = ["Cells: race failures / test runs (rate); the full table has "
+             "numpy versions and intervals.", "",
+             "| sim | target | version | numba | " + " | ".join(
+                 f"Python {p}" for p in pythons) + " | verdict |",
+             "|---|---|---|---|" + "---|" * len(pythons) + "---|"]
+    for key in sorted(groups):
+        cells = groups[key]
+        sample = next(iter(cells.values()))
+        verdicts = sorted({r["verdict"] for r in cells.values()})
+        lines.append(
+            f"| {'on' if sample['sim'] else 'off'} | {sample['target']} | "
+            f"{target_version(sample)} | {key[3]} | " + " | ".join(
+                _pivot_cell(cells.get(p)) for p in pythons) +
+            f" | {', '.join(verdicts)} |")
+    return lines
+
+
+def _pivot_cell(row):
+    if row is None:
+        return "–"
+    if row["verdict"] in ("reproduced", "not-reproduced"):
+        return f"{row['failures']}/{row['runs']} ({format_rate(row)})"
+    return row["verdict"]
+
+
+def _side(side):
+    return f"{side['version']} ({side['verdict']})" if side else "–"
+
+
+def render_report(rows, records, bisects, bug_source, table_link,
+                  pivot_over=PIVOT_OVER):
     shown, skipped = condensed_rows(rows)
     error = first_error(records) or "(no target failure recorded)"
     lines = ["# CUDA simulator: `module 'numba.cuda' has no attribute 'local'` "
@@ -136,17 +190,7 @@ def render_report(rows, records, bisects, bug_source, table_link):
              "## Environments", "",
              f"One *run* is one execution of one MWE test; the interval is "
              f"Wilson's 95%. Full table: [{table_link}]({table_link}).", "",
-             "| Python | target | numba | numba-cuda | numpy | sim | runs | "
-             "failures | rate | 95% CI | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in shown:
-        packages = row["packages"]
-        lines.append(
-            f"| {row['python']} | {row['target']} | "
-            f"{packages.get('numba', '–')} | {packages.get('numba-cuda', '–')} | "
-            f"{packages.get('numpy', '–')} | {'on' if row['sim'] else 'off'} | "
-            f"{row['runs']} | {row['failures']} | {format_rate(row)} | "
-            f"{format_ci(row)} | {row['verdict']} |")
+             ] + environment_table(shown, pivot_over)
     for reason, group in sorted(skipped.items()):
         lines.append(f"\nSkipped, {reason}: {len(group)} environment(s) "
                      f"({', '.join(sorted(r['env'] for r in group)[:8])}"
@@ -162,10 +206,8 @@ def render_report(rows, records, bisects, bug_source, table_link):
             releases = b.get("releases") or ["–"]
             lines.append(
                 f"| {b['package']} | {b['python']} | {releases[0]}–"
-                f"{releases[-1]} | {before.get('version', '–')} "
-                f"({before.get('verdict', '–')}) | {after.get('version', '–')} "
-                f"({after.get('verdict', '–')}) | {b['decisive_probes']} | "
-                f"{b['summary']} |")
+                f"{releases[-1]} | {_side(before)} | {_side(after)} | "
+                f"{b['decisive_probes']} | {b['summary']} |")
     else:
         lines.append("No bisect has been run (`nox -s bisect`).")
     lines += ["", "## Root cause", "",
@@ -215,11 +257,10 @@ def render_report(rows, records, bisects, bug_source, table_link):
               f"- Results from {finished[0] if finished else '–'} to "
               f"{finished[-1] if finished else '–'}", "",
               "## Reproduce everything", "", "```",
-              "pip install nox uv",
-              "nox -s matrix -j auto          # the table",
-              "nox -s bisect -- --package numba-cuda --python 3.11 "
-              "--with numba==0.61.2",
-              "nox -s report                  # this report and the plot",
+              "python3 -m pip install nox uv",
+              "nox -s matrix -j auto    # the tables",
+              *[b["provenance"]["command"] for b in bisects],
+              "nox -s report            # this report and the plot",
               "```", ""]
     text = "\n".join(lines)
     if len(text) > MAX_REPORT_CHARS:

@@ -7,12 +7,15 @@ environment.
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from packaging.version import Version
 
 from . import outcomes, report, results
 from .index import IndexLookupError, list_releases, nearest_versions
@@ -107,6 +110,19 @@ def classify_install_failure(output, spec):
     if python_bound:
         return "skip", (f"{python_bound.group(1)} needs Python"
                         f"{python_bound.group(2)}, not {spec.python}")
+    pip_missing = re.search(
+        r"No matching distribution found for ([\w.-]+)==([\w.]+)", output)
+    if pip_missing:
+        # pip says the same whether the release lacks a wheel for this
+        # Python or does not exist: ask the index which it is.
+        name, version = pip_missing.groups()
+        try:
+            known = Version(version) in list_releases(name)
+        except IndexLookupError:
+            known = False
+        if known:
+            return "skip", f"no wheel of {name}=={version} for Python {spec.python}"
+        return "bad-input", unknown_version_message(name, version)
     missing = re.search(r"there is no version of ([\w.-]+)==([\w.]+)", output)
     if missing:
         return "bad-input", unknown_version_message(missing.group(1),
@@ -273,12 +289,12 @@ def record(raw, results_dir, command):
 def session_command(session_name, posargs, environ=os.environ):
     """The command that reruns one session, with the MATRIX_* variables
     that shaped it, for provenance."""
-    variables = " ".join(f"{name}='{environ[name]}'" for name in
+    variables = " ".join(f"{name}={shlex.quote(environ[name])}" for name in
                          ("MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM")
                          if name in environ)
-    command = f"nox -s '{session_name}'"
+    command = f"nox -s {shlex.quote(session_name)}"
     if posargs:
-        command += " -- " + " ".join(posargs)
+        command += " -- " + shlex.join(posargs)
     return f"{variables} {command}".strip()
 
 

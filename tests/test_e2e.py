@@ -123,3 +123,28 @@ def test_bisect_bad_range_is_one_line(tmp_path):
     assert done.returncode != 0
     assert "numba-cuda 0.25.0 (--from) is not on the package index; nearest: " \
            "0.23.0, 0.24.0, 0.26.0, 0.27.0" in done.stdout + done.stderr
+
+
+def test_interrupt_keeps_finished_results(tmp_path):
+    """Ctrl-C in the middle of a matrix leaves every finished environment's
+    result whole, and the tables readable."""
+    import signal
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
+    env.update(RACEMATRIX_RESULTS=str(tmp_path), MATRIX_PYTHONS=PYTHON,
+               MATRIX_SPECS=f"{BUGGY};{FIXED}", MATRIX_SIM="1")
+    process = subprocess.Popen([sys.executable, "-m", "nox", "-s", "matrix"],
+                               cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    first = tmp_path / "raw" / f"py{PYTHON}-numba-0.60.0-sim1.json"
+    deadline = time.monotonic() + 600
+    while not first.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)  # the second environment is now under way
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    assert json.loads(first.read_text())["verdict"] == "reproduced"
+    table = json.loads((tmp_path / "failure_rates.json").read_text())
+    assert f"py{PYTHON}-numba-0.60.0-sim1" in [r["env"] for r in table["rows"]]
+    leftovers = [p.name for p in (tmp_path / "raw").iterdir()
+                 if p.name.startswith(".")]
+    assert leftovers == []

@@ -135,3 +135,19 @@ def test_different_versions_are_not_pooled(tmp_path, data_dir):
                                       tmp_path / "bisect", "r", pool=True)
     assert {"py3.11-numba-0.60.0-sim1@vm",
             "py3.11-numba-0.60.0-sim1@machine-b"} <= {r["env"] for r in rows}
+
+
+def test_long_matrices_become_one_row_per_release(data_dir):
+    from racematrix import results
+    records = results.load_raw_dirs([data_dir / "raw"])
+    rows = [r for r in results.merge_records(records)
+            if r["verdict"] != "skipped"]
+    lines = report.environment_table(rows, pivot_over=0)
+    body = [line for line in lines if line.startswith("| on") or
+            line.startswith("| off")]
+    pythons = sorted({report.python_minor(r) for r in rows})
+    assert lines[2].count("Python ") == len(pythons)
+    cells = [c.strip() for line in body for c in line.split("|")[5:-2]]
+    expected = sorted(f"{r['failures']}/{r['runs']} "
+                      f"({100 * r['failures'] / r['runs']:.1f}%)" for r in rows)
+    assert sorted(c for c in cells if c != "–") == expected
