@@ -125,11 +125,13 @@ def bisect_releases(versions, probe, initial_runs):
             if verdict in USABLE:
                 break
         else:
-            broken = ", ".join(versions[lo + 1:hi])
+            between = versions[lo + 1:hi]
+            span = between[0] if len(between) == 1 else \
+                f"{len(between)} releases, {between[0]} to {between[-1]}"
             return finish(_boundary(tested, versions, lo, hi),
                           f"the verdict flips between {versions[lo]} and "
-                          f"{versions[hi]}; the releases between "
-                          f"({broken}) could not be tested", needed, rate)
+                          f"{versions[hi]}; the releases between ({span}) "
+                          f"could not be tested", needed, rate)
         if verdict == low_verdict:
             lo = index
         else:
@@ -197,27 +199,30 @@ def render_bisect(data):
 
 
 def condensed_probes(tested):
-    """Runs of consecutive releases left out for want of a wheel, as one
-    entry each: (first, last, probe, count)."""
+    """Consecutive releases that could not be tested for the same reason
+    (no wheel for this Python, or one import error), as one entry each:
+    (first, last, probe, count)."""
     groups = []
     for probe in tested:
-        no_wheel = probe["verdict"] == "skipped" and \
-            probe["reason"].startswith("no wheel")
-        if no_wheel and groups and groups[-1][4]:
+        key = _untested_reason(probe)
+        if key and groups and groups[-1][4] == key:
             first, _, kept, count, _ = groups[-1]
-            groups[-1] = (first, probe["version"], kept, count + 1, True)
+            groups[-1] = (first, probe["version"], kept, count + 1, key)
         else:
-            groups.append((probe["version"], probe["version"], probe, 1,
-                           no_wheel))
-    return [(first, last, dict(probe, reason=_wheel_reason(probe, count)),
-             count) for first, last, probe, count, _ in groups]
+            groups.append((probe["version"], probe["version"], probe, 1, key))
+    return [(first, last, dict(probe, reason=key) if count > 1 else probe,
+             count) for first, last, probe, count, key in groups]
 
 
-def _wheel_reason(probe, count):
-    if count == 1:
-        return probe["reason"]
-    python = probe["reason"].rsplit(" for ", 1)[-1]
-    return f"no wheel for {python}"
+def _untested_reason(probe):
+    """The reason a release could not be tested, without its version, or
+    None for a release that was tested."""
+    if probe["verdict"] in USABLE:
+        return None
+    reason = probe["reason"]
+    if probe["verdict"] == "skipped" and reason.startswith("no wheel"):
+        return "no wheel for " + reason.rsplit(" for ", 1)[-1]
+    return reason
 
 
 def rerender_bisects(folder):

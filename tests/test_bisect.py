@@ -97,7 +97,8 @@ def test_broken_versions_are_skipped_like_git_bisect_skip():
     # usable pair, and the summary says why.
     assert result.boundary["before"]["version"] == "0.18.0"
     assert result.boundary["after"]["version"] == "0.22.0"
-    assert "could not be tested" in result.summary
+    assert "the releases between (3 releases, 0.19.0 to 0.21.0) could not " \
+        "be tested" in result.summary
     assert {p.version for p in result.tested if p.verdict == "error"} <= broken
     assert result.decisive_probes <= limit(len(VERSIONS))
 
@@ -163,7 +164,10 @@ def test_runs_of_missing_wheels_are_condensed():
     tested += [Probe("0.4", "error", reason="cannot import").to_json(),
                Probe("0.5", "skipped", reason="no wheel of numba==0.5 for Python 3.12").to_json(),
                Probe("0.6", "reproduced", 22, 5).to_json()]
+    tested.insert(4, Probe("0.4.1", "error", reason="cannot import").to_json())
     groups = condensed_probes(tested)
     assert [(first, last, count) for first, last, _, count in groups] == [
-        ("0.1", "0.3", 3), ("0.4", "0.4", 1), ("0.5", "0.5", 1), ("0.6", "0.6", 1)]
+        ("0.1", "0.3", 3), ("0.4", "0.4.1", 2), ("0.5", "0.5", 1),
+        ("0.6", "0.6", 1)]
     assert groups[0][2]["reason"] == "no wheel for Python 3.12"
+    assert groups[1][2]["reason"] == "cannot import"
