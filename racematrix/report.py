@@ -115,7 +115,7 @@ def summary_sentences(rows, bisects):
              f"{len(ran)} environments that ran ({parts}).")
     if bisects:
         second = "Bisect: " + "; ".join(
-            f"{b['package']} on Python {b['python']}: {b['summary']}"
+            f"{b['package']} on Python {b['python']}{_pins(b)}: {b['summary']}"
             for b in bisects) + "."
     else:
         second = "No bisect result is available yet."
@@ -171,6 +171,10 @@ def _pivot_cell(row):
     return row["verdict"]
 
 
+def _pins(bisect):
+    return f" (with {' '.join(bisect['with'])})" if bisect.get("with") else ""
+
+
 def _side(side):
     return f"{side['version']} ({side['verdict']})" if side else "–"
 
@@ -197,15 +201,17 @@ def render_report(rows, records, bisects, bug_source, table_link,
                      f"{', …' if len(group) > 8 else ''}).")
     lines += ["", "## Bisect", ""]
     if bisects:
-        lines += ["| package | Python | range | last before | first after | "
-                  "probes | result |", "|---|---|---|---|---|---|---|"]
+        lines += ["| package | Python | extra requirements | range | last "
+                  "before | first after | probes | result |",
+                  "|---|---|---|---|---|---|---|---|"]
         for b in bisects:
             boundary = b.get("boundary") or {}
             before = boundary.get("before", {})
             after = boundary.get("after", {})
             releases = b.get("releases") or ["–"]
             lines.append(
-                f"| {b['package']} | {b['python']} | {releases[0]}–"
+                f"| {b['package']} | {b['python']} | "
+                f"{' '.join(b.get('with') or []) or '–'} | {releases[0]}–"
                 f"{releases[-1]} | {_side(before)} | {_side(after)} | "
                 f"{b['decisive_probes']} | {b['summary']} |")
     else:
