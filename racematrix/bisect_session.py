@@ -5,7 +5,6 @@ import argparse
 import math
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,8 +16,7 @@ from .bisect import (Probe, bisect_releases, decide_probe, probe_limit,
 from .envspec import ConfigError, EnvSpec, parse_python, parse_sim, parse_spec
 from .index import IndexLookupError, list_releases, nearest_versions
 from .provenance import gpu_name, machine_info
-from .runner import (BadInput, ProbeEnvironment, first_error_line, install,
-                     pytest_command, run_streaming)
+from .runner import BadInput, ProbeEnvironment, install, run_mwe
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -154,28 +152,21 @@ class ReleaseProber:
         return max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
 
     def _batch(self, env, spec, probe, count):
-        with tempfile.TemporaryDirectory() as scratch:
-            junit = Path(scratch) / "junit.xml"
-            code, tail = run_streaming(
-                # The first run of the suite goes to the end, so that the
-                # failure rate it gives is not cut short; later ones stop at
-                # the first failure, which is all a verdict needs.
-                env, pytest_command(count, self.args.timeout, junit,
-                                    ["-x"] if probe.runs else []),
-                {"NUMBA_ENABLE_CUDASIM": str(int(spec.sim))})
-            try:
-                _, runs = outcomes.parse_junit(junit)
-            except outcomes.JUnitError:
-                return f"pytest exited {code} without a report: " \
-                       f"{first_error_line(tail)}"
-        counts = outcomes.summarize(runs, count)["counts"]
-        if code == 0 and count == 1:
-            self.suite_size = len(runs)
+        # The first run of the suite goes to the end, so that the failure
+        # rate it gives is not cut short; later ones stop at the first
+        # failure, which is all a verdict needs.
+        run = run_mwe(env, spec.sim, count, self.args.timeout,
+                      ["-x"] if probe.runs else [])
+        if run.runs is None:
+            return run.no_report_reason()
+        counts = outcomes.summarize(run.runs, count)["counts"]
+        if run.returncode == 0 and count == 1:
+            self.suite_size = len(run.runs)
         probe.runs += counts["target"] + counts["other"] + counts["hang"] \
             + counts["pass"]
         probe.failures += counts["target"]
         if counts["target"] == 0 and (counts["other"] or counts["hang"]):
-            message = next(r.message for r in runs
+            message = next(r.message for r in run.runs
                            if r.outcome in (outcomes.OTHER, outcomes.HANG))
             return f"a test failed another way: {message}"
         if probe.runs == 0:

@@ -12,36 +12,29 @@ Writes ``results/mwe_figures.json`` and ``.md`` and prints the table.
 import math
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from . import outcomes, results
 from .envspec import EnvSpec
 from .provenance import machine_info
-from .runner import (MWE, ProbeEnvironment, install, read_environment,
+from .runner import (ProbeEnvironment, install, read_environment, run_mwe,
                      venv_environ)
 from .stats import wilson_interval
 
 SIM = {"NUMBA_ENABLE_CUDASIM": "1"}
+TIMEOUT = 120  # seconds before one test run counts as hung
 
 
 PATTERN = "test_buffer_allocation"  # CuBIE's pattern, without trigger or controls
 
 
 def timed_pytest(env, *args, count=1):
-    """Run the MWE once; returns (seconds, summary) from its JUnit XML."""
-    with tempfile.TemporaryDirectory() as scratch:
-        junit = Path(scratch) / "junit.xml"
-        started = time.perf_counter()
-        subprocess.run(["python", "-m", "pytest", str(MWE), "-q",
-                        "-p", "no:cacheprovider", "--count", str(count),
-                        f"--junitxml={junit}", *args],
-                       env=venv_environ(env.bin, SIM), capture_output=True,
-                       timeout=3600)
-        seconds = time.perf_counter() - started
-        _, runs = outcomes.parse_junit(junit)
-    return seconds, outcomes.summarize(runs, count)
+    """Run the MWE once, quietly; returns (seconds, summary)."""
+    run = run_mwe(env, True, count, TIMEOUT, args, echo=False)
+    if run.runs is None:
+        raise RuntimeError(run.no_report_reason())
+    return run.seconds, outcomes.summarize(run.runs, count)
 
 
 def import_seconds(env, repeats=5):

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import Version
@@ -217,27 +218,50 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             return finish(skip_reason=reason, **nothing)
         return finish(env_error=reason, **nothing)
     environment = read_environment(session)
-    with running_marker(results_dir, spec.env_id) as running, \
-            tempfile.TemporaryDirectory() as scratch:
-        junit = Path(scratch) / "junit.xml"
+    with running_marker(results_dir, spec.env_id) as running:
         concurrency = running()
-        pytest_started = time.monotonic()
-        returncode, tail = run_streaming(
-            session, pytest_command(count, timeout, junit, pytest_args),
-            {"NUMBA_ENABLE_CUDASIM": str(int(spec.sim))})
-        base["pytest_seconds"] = round(time.monotonic() - pytest_started, 2)
+        run = run_mwe(session, spec.sim, count, timeout, pytest_args)
         concurrency = max(concurrency, running())
-        try:
-            suite, runs = outcomes.parse_junit(junit)
-        except outcomes.JUnitError:
-            return finish(env_error=f"pytest exited {returncode} without a "
-                                    f"report: {first_error_line(tail)}",
-                          concurrency=concurrency, **environment)
-    summary = outcomes.summarize(runs, count)
-    settings = {key: value for key, value in suite.items()
+    base["pytest_seconds"] = round(run.seconds, 2)
+    if run.runs is None:
+        return finish(env_error=run.no_report_reason(),
+                      concurrency=concurrency, **environment)
+    summary = outcomes.summarize(run.runs, count)
+    settings = {key: value for key, value in run.suite.items()
                 if key not in environment["packages"]}
     return finish(counts=summary.pop("counts"), summary=summary,
                   settings=settings, concurrency=concurrency, **environment)
+
+
+@dataclass
+class MweRun:
+    """One pytest run of the MWE: its exit code, last output lines, wall
+    time, and what its JUnit XML says (None for both without a report)."""
+    returncode: int
+    tail: list
+    seconds: float
+    suite: dict | None
+    runs: list | None
+
+    def no_report_reason(self):
+        return (f"pytest exited {self.returncode} without a report: "
+                f"{first_error_line(self.tail)}")
+
+
+def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True):
+    """Run the MWE once in ``env`` (a nox Session or a ProbeEnvironment)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        junit = Path(scratch) / "junit.xml"
+        started = time.monotonic()
+        returncode, tail = run_streaming(
+            env, pytest_command(count, timeout, junit, pytest_args),
+            {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo)
+        seconds = time.monotonic() - started
+        try:
+            suite, runs = outcomes.parse_junit(junit)
+        except outcomes.JUnitError:
+            suite, runs = None, None
+    return MweRun(returncode, tail, seconds, suite, runs)
 
 
 def venv_environ(bin_dir, extra_env):
@@ -247,9 +271,10 @@ def venv_environ(bin_dir, extra_env):
             "VIRTUAL_ENV": str(Path(bin_dir).parent)}
 
 
-def run_streaming(session, command, extra_env):
+def run_streaming(session, command, extra_env, echo=True):
     """Run a command in the session's environment, passing its output
-    through; returns (exit code, its last lines)."""
+    through (unless ``echo`` is false); returns (exit code, its last
+    lines)."""
     env = venv_environ(session.bin, extra_env)
     session.log(" ".join(map(str, command)))
     tail = []
@@ -257,7 +282,8 @@ def run_streaming(session, command, extra_env):
                           stderr=subprocess.STDOUT, text=True,
                           errors="replace") as process:
         for line in process.stdout:
-            sys.stdout.write(line)
+            if echo:
+                sys.stdout.write(line)
             tail = (tail + [line.rstrip()])[-60:]
         sys.stdout.flush()
     return process.returncode, tail
