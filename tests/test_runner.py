@@ -84,3 +84,12 @@ def test_pips_wording_is_told_apart_with_the_index(data_dir):
     assert kind == "bad-input"
     assert reason.startswith("numba==0.60.9 is not on the package index; "
                              "nearest on the index: 0.59.1, 0.60.0")
+
+
+def test_environment_of_runs_caches_bytecode(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    environ = runner.venv_environ(tmp_path / "bin", {"NUMBA_ENABLE_CUDASIM": "1"})
+    assert "PYTHONDONTWRITEBYTECODE" not in environ
+    assert environ["PATH"].startswith(str(tmp_path / "bin"))
+    assert environ["VIRTUAL_ENV"] == str(tmp_path)
+    assert environ["NUMBA_ENABLE_CUDASIM"] == "1"
