@@ -73,8 +73,8 @@ def venv_python(session):
 
 def install(session, spec, timeout=900):
     """Install the spec and the test tools, wheels only. Returns None on
-    success, else (kind, reason) with kind "skip" (no wheel for this
-    Python, or a yanked release) or "error"."""
+    success, else (kind, reason): "skip" (no wheel for this Python, or a
+    yanked release), "bad-input" (no such release or package) or "error"."""
     packages = [*spec.requirements, *TEST_TOOLS]
     if session.venv_backend == "uv":
         command = ["uv", "pip", "install", "--python", venv_python(session),
