@@ -177,6 +177,11 @@ def render_bisect(data):
              f"extra requirements: {pins}; decisive probes: "
              f"{data['decisive_probes']} (limit {data['probe_limit']}); "
              f"{data['seconds']} s.", ""]
+    excluded = data.get("excluded_by_requires_python") or []
+    if excluded:
+        lines += [f"Left out before the search: {len(excluded)} releases "
+                  f"({_span(excluded)}) whose Requires-Python excludes "
+                  f"Python {data['python']}.", ""]
     if data["rate_used"] is not None:
         lines += [f"A release counts as not reproduced after "
                   f"{data['runs_to_rule_out']} passing runs: the lower 95% "
@@ -196,6 +201,11 @@ def render_bisect(data):
                   f"{provenance['finished']} on {provenance['machine']['os']}, "
                   f"{provenance['machine']['cores']} cores."]
     return "\n".join(lines) + "\n"
+
+
+def _span(versions):
+    return versions[0] if len(versions) == 1 else \
+        f"{versions[0]} to {versions[-1]}"
 
 
 def condensed_probes(tested):

@@ -11,8 +11,8 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from . import outcomes, results
-from .bisect import (Probe, bisect_releases, decide_probe, probe_limit,
-                     render_bisect)
+from .bisect import (MISS_PROBABILITY, Probe, bisect_releases, decide_probe,
+                     probe_limit, render_bisect)
 from .envspec import ConfigError, EnvSpec, parse_python, parse_sim, parse_spec
 from .index import IndexLookupError, list_releases, nearest_versions
 from .provenance import gpu_name, machine_info
@@ -68,10 +68,12 @@ def _checked(parse):
     return convert
 
 
-def releases_in_range(package, start, end):
-    """Final releases of ``package`` from ``start`` to ``end`` inclusive."""
+def releases_in_range(package, python, start, end):
+    """Final releases of ``package`` from ``start`` to ``end`` inclusive, as
+    (those whose Requires-Python admits ``python``, those it excludes)."""
     try:
         versions = list_releases(package)
+        admitted = set(list_releases(package, python))
     except IndexLookupError as error:
         raise BadInput(f"bisect: {error}") from None
     for label, bound in (("--from", start), ("--to", end)):
@@ -79,9 +81,11 @@ def releases_in_range(package, start, end):
             near = ", ".join(nearest_versions(bound, versions))
             raise BadInput(f"bisect: {package} {bound} ({label}) is not on the "
                            f"package index; nearest: {near}")
-    return [v for v in versions
-            if (start is None or v >= Version(start))
-            and (end is None or v <= Version(end))]
+    in_range = [v for v in versions
+                if (start is None or v >= Version(start))
+                and (end is None or v <= Version(end))]
+    return ([v for v in in_range if v in admitted],
+            [str(v) for v in in_range if v not in admitted])
 
 
 def matrix_envdir(envdir, spec):
@@ -189,20 +193,21 @@ def _probe_reason(probe, verdict):
     return f"0 of {probe.runs} runs failed"
 
 
-def write_bisect(result, args, out_dir, command, seconds):
+def write_bisect(result, args, out_dir, command, seconds, excluded=()):
     """``<package>-py<python>.json`` and ``.md`` under ``out_dir``."""
     stem = f"{args.package}-py{args.python}" + ("" if args.sim else "-sim0")
     data = {
         "package": args.package, "python": args.python, "sim": args.sim,
         "with": list(args.extra), "from": args.start, "to": args.end,
         "releases": result.versions,
+        "excluded_by_requires_python": list(excluded),
         "tested": [p.to_json() for p in result.tested],
         "boundary": result.boundary, "summary": result.summary,
         "decisive_probes": result.decisive_probes,
         "probe_limit": probe_limit(len(result.versions)),
         "rate_used": result.rate_used,
         "runs_to_rule_out": result.runs_to_rule_out,
-        "miss_probability": 0.001,
+        "miss_probability": MISS_PROBABILITY,
         "seconds": round(seconds, 1),
         "provenance": {"command": command, "finished": results.now_iso(),
                        "machine": machine_info()},
@@ -217,11 +222,13 @@ def run_bisect(argv, envdir, out_dir, log, command):
     args = parse_args(argv)
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
-    versions = releases_in_range(args.package, args.start, args.end)
-    log(f"{len(versions)} releases of {args.package} in range; Python "
-        f"{args.python}, extra requirements: {' '.join(args.extra) or 'none'}")
+    versions, excluded = releases_in_range(args.package, args.python,
+                                           args.start, args.end)
+    log(f"{len(versions)} releases of {args.package} in range for Python "
+        f"{args.python} ({len(excluded)} more exclude it by Requires-Python); "
+        f"extra requirements: {' '.join(args.extra) or 'none'}")
     started = time.monotonic()
     prober = ReleaseProber(args, envdir, log)
     result = bisect_releases(versions, prober, args.initial_runs)
     return write_bisect(result, args, out_dir, command,
-                        time.monotonic() - started)
+                        time.monotonic() - started, excluded)

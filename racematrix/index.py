@@ -18,7 +18,7 @@ def _pip_command():
     if uvx:
         return [uvx, "pip"]
     raise IndexLookupError("cannot list releases: neither pip nor uvx is "
-                      "available; install one of them")
+                           "available; install one of them")
 
 
 def parse_index_versions(output):
@@ -38,19 +38,29 @@ def parse_index_versions(output):
     return []
 
 
-def list_releases(package, timeout=120):
-    """Final releases of ``package`` on the configured index, oldest first."""
+def list_releases(package, python=None, timeout=120):
+    """Final releases of ``package`` on the configured index, oldest first:
+    every one, or with ``python`` ("3.10") those whose Requires-Python
+    admits that Python. pip would otherwise judge by the Python it runs on,
+    which is nox's, not the environment's."""
+    admits = ["--python-version", python] if python else \
+        ["--ignore-requires-python"]
     try:
         listing = subprocess.run(
-            [*_pip_command(), "index", "versions", package,
+            [*_pip_command(), "index", "versions", package, *admits,
              "--disable-pip-version-check"],
             capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as error:
         raise IndexLookupError(f"cannot list releases of {package}: {error}") from None
     versions = parse_index_versions(listing.stdout)
+    if not versions and python:
+        raise IndexLookupError(f"no release of {package} on the package index "
+                               f"admits Python {python}; check the name, or "
+                               f"try another Python")
     if not versions:
-        raise IndexLookupError(f"{package} is not on the package index (pip index "
-                          f"versions found no release); check the name")
+        raise IndexLookupError(f"{package} is not on the package index (pip "
+                               f"index versions found no release); check the "
+                               f"name")
     return versions
 
 

@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import results
 from .bisect import rerender_bisects
-from .results import format_ci, format_rate, target_version
+from .results import format_ci, format_rate, package_cell, target_version
 
 PROJECT = Path(__file__).resolve().parent.parent
 MAX_REPORT_CHARS = 65_000
@@ -133,8 +133,8 @@ def environment_table(rows, pivot_over=PIVOT_OVER):
             packages = row["packages"]
             lines.append(
                 f"| {row['python']} | {row['target']} | "
-                f"{packages.get('numba', '–')} | "
-                f"{packages.get('numba-cuda', '–')} | "
+                f"{package_cell(row, 'numba')} | "
+                f"{package_cell(row, 'numba-cuda')} | "
                 f"{packages.get('numpy', '–')} | "
                 f"{'on' if row['sim'] else 'off'} | {row['runs']} | "
                 f"{row['failures']} | {format_rate(row)} | {format_ci(row)} | "
@@ -144,7 +144,7 @@ def environment_table(rows, pivot_over=PIVOT_OVER):
     groups = defaultdict(dict)
     for row in rows:
         key = (not row["sim"], row["target"], _version(target_version(row)),
-               row["packages"].get("numba", "–"))
+               package_cell(row, "numba"))
         groups[key][python_minor(row)] = row
     lines = ["Cells: race failures / test runs (rate); the full table has "
              "numpy versions and intervals.", "",

@@ -14,6 +14,8 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .stats import wilson_interval
@@ -289,26 +291,43 @@ def _version_key(text):
 
 
 def row_sort_key(row):
-    """Python, then target, then the target's version, then simulator on
-    before off."""
-    python = _version_key(row["python"].split("+")[0]) if row["python"] else (1, "")
-    target_version = row["packages"].get(row["target"]) or _spec_version(row)
-    return (python, row["target"], _version_key(target_version or ""),
-            _version_key(row["packages"].get("numba", "")), not row["sim"],
-            row["env"])
+    """Python (X.Y), then target, then the target's version, then simulator
+    on before off; environments that were never built sort among the
+    others by what they asked for."""
+    python = row["python"] or ""
+    minor = ".".join(python.split(".")[:2])
+    return (_version_key(minor), row["target"],
+            _version_key(target_version(row)),
+            _version_key(row["packages"].get("numba")
+                         or requested_version(row, "numba") or ""),
+            not row["sim"], _version_key(python.split("+")[0]), row["env"])
 
 
-def _spec_version(row):
-    for requirement in row.get("requirements", []):
-        name, _, version = requirement.partition("==")
-        if name == row["target"]:
-            return version
+def requested_version(row, name):
+    """The version the row's requirements pin ``name`` to (``==``), or
+    None."""
+    for text in row.get("requirements", []):
+        requirement = Requirement(text)
+        if canonicalize_name(requirement.name) == name:
+            return next((s.version for s in requirement.specifier
+                         if s.operator == "=="), None)
     return None
+
+
+def package_cell(row, name):
+    """A package's installed version; for an environment that was never
+    built, the version it asked for (``==X``); else a dash."""
+    installed = row["packages"].get(name)
+    if installed:
+        return installed
+    requested = requested_version(row, name)
+    return f"=={requested}" if requested else "–"
 
 
 def target_version(row):
     """The version of the row's CUDA target: installed, else requested."""
-    return row["packages"].get(row["target"]) or _spec_version(row) or "?"
+    return (row["packages"].get(row["target"])
+            or requested_version(row, row["target"]) or "?")
 
 
 def format_rate(row):
@@ -333,8 +352,8 @@ def table_cells(row):
     packages = row["packages"]
     return (row["python"],
             row["target"],
-            packages.get("numba", "–"),
-            packages.get("numba-cuda", "–"),
+            package_cell(row, "numba"),
+            package_cell(row, "numba-cuda"),
             packages.get("numpy", "–"),
             "on" if row["sim"] else "off",
             str(row["runs"]), str(row["failures"]),
@@ -351,7 +370,9 @@ def render_markdown(rows, provenance, columns=TABLE_COLUMNS, cells=table_cells):
              f"{provenance['python_builds']}.", "",
              "A *run* is one execution of one MWE test; *failures* are runs "
              "that failed with the race's `AttributeError`; *other* are runs "
-             "that failed any other way or hung. The interval is Wilson's.", "",
+             "that failed any other way or hung. The interval is Wilson's. "
+             "A version written `==X` is what an environment that was never "
+             "built asked for.", "",
              "| " + " | ".join(columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:

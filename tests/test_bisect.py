@@ -171,3 +171,29 @@ def test_runs_of_missing_wheels_are_condensed():
         ("0.6", "0.6", 1)]
     assert groups[0][2]["reason"] == "no wheel for Python 3.12"
     assert groups[1][2]["reason"] == "cannot import"
+
+
+def test_excluded_releases_are_noted():
+    data = {"package": "numba", "python": "3.10", "sim": True, "with": [],
+            "releases": ["0.55.0", "0.56.0"],
+            "excluded_by_requires_python": ["0.52.0", "0.53.0", "0.54.1"],
+            "tested": [], "summary": "nothing flips", "decisive_probes": 2,
+            "probe_limit": 4, "rate_used": None, "runs_to_rule_out": None,
+            "miss_probability": 0.001, "seconds": 1.0, "boundary": None,
+            "provenance": {"command": "nox -s bisect", "finished": "2026-11-25",
+                           "machine": {"os": "Linux", "cores": 2}}}
+    assert "Left out before the search: 3 releases (0.52.0 to 0.54.1) whose " \
+        "Requires-Python excludes Python 3.10." in render_bisect(data)
+
+
+@pytest.mark.e2e  # asks the package index
+def test_releases_are_judged_by_the_target_python_not_noxs():
+    from racematrix.bisect_session import releases_in_range
+    on_310, excluded_310 = releases_in_range("numba", "3.10", "0.51.2", "0.56.0")
+    on_312, excluded_312 = releases_in_range("numba", "3.12", "0.51.2", "0.56.0")
+    # 0.55 was the first numba for 3.10 and excludes 3.11 and newer, whichever
+    # Python runs pip here.
+    assert "0.55.2" in map(str, on_310) and "0.55.2" in excluded_312
+    assert "0.54.1" in excluded_310
+    assert set(map(str, on_310)) | set(excluded_310) == \
+        set(map(str, on_312)) | set(excluded_312)

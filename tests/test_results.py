@@ -124,3 +124,23 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         results.write_json_atomic(target, {"a": Boom()})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in target.parent.iterdir()] == ["x.json"]
+
+
+def test_never_built_rows_name_what_they_asked_for_and_sort_in_place():
+    skipped = results.make_raw(
+        EnvSpec("3.10", ("numba-cuda==0.18.1", "numba==0.61.2"), False),
+        packages={}, python="", python_build="",
+        skip_reason="no CUDA GPU (simulator off needs one)")
+    ran = []
+    for version in ("0.10.1", "0.30.4"):
+        raw = raw_for(EnvSpec("3.10", (f"numba-cuda=={version}",), True),
+                      counts=counts(passed=22))
+        raw.update(python="3.10.13",
+                   packages={"numba-cuda": version, "numba": "0.61.2"})
+        ran.append((version, raw))
+    rows = results.merge_records([("s", skipped), *ran])
+    assert [results.target_version(r) for r in rows] == [
+        "0.10.1", "0.18.1", "0.30.4"]
+    cells = results.table_cells(rows[1])
+    assert cells[:4] == ("3.10", "numba-cuda", "==0.61.2", "==0.18.1")
+    assert cells[-2:] == ("skipped", "no CUDA GPU (simulator off needs one)")
