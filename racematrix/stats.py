@@ -34,3 +34,11 @@ def runs_to_rule_out(failure_rate, miss_probability):
     if failure_rate == 1:
         return 1
     return math.ceil(math.log(miss_probability) / math.log1p(-failure_rate))
+
+
+def chance_all_pass(failure_rate, runs):
+    """The chance that ``runs`` independent runs, each failing with
+    ``failure_rate``, all pass."""
+    if not 0 <= failure_rate <= 1:
+        raise ValueError(f"failure rate must be in [0, 1], got {failure_rate}")
+    return (1 - failure_rate) ** runs

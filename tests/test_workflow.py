@@ -1,0 +1,105 @@
+"""The CI workflow's own shell steps, run here in order as GitHub Actions
+would run them: list the jobs, run one job's session, gather its artifact,
+merge. No GitHub runner exists here, so the runner's part (checkout,
+setup-python, artifact transfer) is played by the test; every `run:` script
+is the workflow's, unchanged but for its `${{ }}` expressions."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+pytestmark = pytest.mark.e2e
+
+PROJECT = Path(__file__).resolve().parent.parent
+WORKFLOW = PROJECT / ".github" / "workflows" / "matrix.yml"
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+def render(text, context):
+    """Replace each ``${{ expression }}`` by its value in ``context``; an
+    expression the test does not know fails it, so a new one is noticed."""
+    def value(match):
+        if match.group(1) not in context:
+            pytest.fail(f"the test does not know ${{{{ {match.group(1)} }}}}")
+        return context[match.group(1)]
+    return EXPRESSION.sub(value, text)
+
+
+def run_steps(job, context, cwd, env):
+    """Run a job's `run:` steps that are not installs (nox and uv are
+    already here) with bash -e, as Actions does."""
+    job_env = {k: render(str(v), context) for k, v in job.get("env", {}).items()}
+    for step in job["steps"]:
+        script = step.get("run")
+        if script is None or script.startswith("python -m pip install"):
+            continue
+        done = subprocess.run(["bash", "-e", "-c", render(script, context)],
+                              cwd=cwd, env={**env, **job_env},
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, (script, done.stdout[-3000:],
+                                      done.stderr[-3000:])
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """What actions/checkout gives a job: the tracked files, nothing built."""
+    files = subprocess.run(["git", "ls-files"], cwd=PROJECT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    root = tmp_path / "checkout"
+    for name in files:
+        if (PROJECT / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT / name, root / name)
+    return root
+
+
+def test_workflow_lists_runs_and_merges_one_environment(checkout, tmp_path):
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    jobs = workflow["jobs"]
+    inputs = {"pythons": PYTHON, "specs": "numba==0.60.0", "sim": "1 0",
+              "count": "1", "gpu_runner": ""}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MATRIX_", "RACEMATRIX_"))}
+    env.update({name: render(str(value), {
+        f"inputs.{key} || ''": inputs[key] for key in inputs})
+        for name, value in workflow["env"].items()})
+
+    # Job "list": its output is the job matrix.
+    output = tmp_path / "list-output"
+    output.touch()
+    run_steps(jobs["list"], {"inputs.gpu_runner || ''": inputs["gpu_runner"]},
+              checkout, {**env, "GITHUB_OUTPUT": str(output)})
+    include = json.loads(output.read_text().split("include=", 1)[1])
+    assert [job["session"] for job in include] == [
+        f"matrix-{PYTHON}(numba==0.60.0, sim1)"]  # sim0: no GPU runner
+
+    # Job "run", once per entry; its artifact lands where download-artifact
+    # puts it: gathered/<artifact name>/.
+    gathered = checkout / "gathered"
+    for job in include:
+        context = {"matrix.session": job["session"],
+                   "matrix.runs_on": job["runs_on"],
+                   "inputs.count || '1'": inputs["count"]}
+        run_steps(jobs["run"], context, checkout, env)
+        artifact = gathered / job["artifact"]
+        artifact.mkdir(parents=True)
+        for raw in (checkout / "results" / "raw").glob("*.json"):
+            shutil.copy(raw, artifact)
+    shutil.rmtree(checkout / "results")  # the report job's fresh checkout
+
+    # Job "report": merges every artifact.
+    run_steps(jobs["report"], {}, checkout, env)
+    table = json.loads((checkout / "results" / "failure_rates.json").read_text())
+    assert [(row["env"], row["verdict"], row["machine"])
+            for row in table["rows"]] == [
+        (f"py{PYTHON}-numba-0.60.0-sim1", "reproduced", "github-ubuntu-latest")]
+    report = (checkout / "results" / "REPORT.md").read_text()
+    assert "github-ubuntu-latest" in report
+    assert (checkout / "results" / "failure_rates.png").stat().st_size > 0
