@@ -46,7 +46,9 @@ def matrix(session, spec, sim):
         session.error(str(error))
     session.log(f"{env.env_id}: {raw['verdict']} ({raw['reason']})")
     try:  # REPORT.md is already rewritten; the report session adds the plot
-        session.notify("report")
+        # posargs=[]: the matrix's own (e.g. --count) are pytest's, not the
+        # report's.
+        session.notify("report", posargs=[])
     except ValueError:  # under -j nox cannot queue sessions
         pass
     if raw["verdict"] == "skipped":

@@ -43,8 +43,10 @@ def run_steps(job, context, cwd, env):
         done = subprocess.run(["bash", "-e", "-c", render(script, context)],
                               cwd=cwd, env={**env, **job_env},
                               capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, (script, done.stdout[-3000:],
-                                      done.stderr[-3000:])
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
+            pytest.fail(f"step exited {done.returncode}:\n{script}\n"
+                        f"--- last lines ---\n{tail}", pytrace=False)
 
 
 @pytest.fixture
