@@ -5,7 +5,8 @@
   process start to the first failure, and of ``import numba.cuda``;
 * the newest numba-cuda over at least 1,000 test runs;
 * the ``faithful`` preset over at least 1,000 test runs;
-* the deterministic trigger over 20 launches.
+* the deterministic trigger over 20 launches, under both presets;
+* the pattern's rate as each knob moves alone.
 
 Writes ``results/mwe_figures.json`` and ``.md`` and prints the table.
 """
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from . import outcomes, results
+from .report import sweep_table
 from .envspec import EnvSpec
 from .provenance import machine_info
 from .runner import (ProbeEnvironment, install, read_environment, run_mwe,
@@ -27,6 +29,13 @@ TIMEOUT = 120  # seconds before one test run counts as hung
 
 
 PATTERN = "test_buffer_allocation"  # CuBIE's pattern, without trigger or controls
+TRIGGER = "test_syncthreads_trigger"
+# Knob values tried one knob at a time (pytest options of the MWE), from
+# Python's default switch interval and one call per thread upwards.
+SWEEP = {"switch-interval": ["0.005", "1e-4", "1e-5", "1e-6"],
+         "device-calls": ["1", "2", "4", "8", "16"],
+         "threads-per-block": ["2", "8", "32", "64"],
+         "blocks": ["1", "2", "4"]}
 
 
 def timed_pytest(env, *args, count=1):
@@ -74,7 +83,19 @@ def suite_miss_bound(rate_low, cases):
             "probability": chance_all_pass(rate_low, cases)}
 
 
-def measure(pythons, envdir, log, suite_runs=20, many=1000, trigger=20):
+def measured(env, info, tests, *args, count):
+    """Run ``tests`` (a ``-k`` expression, or "whole suite") ``count`` times
+    in ``env``; returns (its rate with the versions, pytest's summary)."""
+    selection = [] if tests == "whole suite" else ["-k", tests]
+    _, summary = timed_pytest(env, *selection, *args, count=count)
+    versions = {name: info["packages"][name] for name in ("numba", "numba-cuda")
+                if name in info["packages"]}
+    return ({**versions, "python": info["python"], "tests": tests,
+             "options": " ".join(args), **rate(summary["counts"])}, summary)
+
+
+def measure(pythons, envdir, log, suite_runs=20, many=1000, trigger=20,
+            sweep_repeats=8):
     figures = {"pythons": [], "machine": machine_info(),
                "finished": None, "suite_runs": suite_runs}
     for python in pythons:
@@ -101,31 +122,39 @@ def measure(pythons, envdir, log, suite_runs=20, many=1000, trigger=20):
         figures["pythons"].append(row)
         last_env, last_info = env, info
     pattern_cases = 16  # enough repeats for ~1,000 runs; counted below
+    suite_tests = 22
     fixed_env, fixed_info = environment(envdir, pythons[-1], ["numba-cuda"], log)
-    figures["fixed"] = {"numba-cuda": fixed_info["packages"]["numba-cuda"],
-                        "python": fixed_info["python"],
-                        "tests": "whole suite", **rate(timed_pytest(
-                            fixed_env, count=math.ceil(many / 22))[1]["counts"])}
-    figures["faithful"] = {"numba": last_info["packages"]["numba"],
-                           "python": last_info["python"],
-                           "tests": PATTERN, **rate(timed_pytest(
-                               last_env, "--preset", "faithful", "-k", PATTERN,
-                               count=math.ceil(many / pattern_cases))[1]["counts"])}
-    _, aggressive = timed_pytest(last_env, "-k", PATTERN, count=math.ceil(
-        many / pattern_cases))
-    figures["aggressive"] = {"numba": last_info["packages"]["numba"],
-                             "python": last_info["python"],
-                             "tests": PATTERN, **rate(aggressive["counts"])}
+    figures["fixed"], _ = measured(fixed_env, fixed_info, "whole suite",
+                                   count=math.ceil(many / suite_tests))
+    figures["faithful"], _ = measured(last_env, last_info, PATTERN,
+                                      "--preset", "faithful", count=math.ceil(
+                                          many / pattern_cases))
+    figures["aggressive"], aggressive = measured(
+        last_env, last_info, PATTERN, count=math.ceil(many / pattern_cases))
     figures["suite_miss"] = suite_miss_bound(
         figures["aggressive"]["ci95"][0], len(aggressive["tests"]))
-    figures["trigger"] = {"numba": last_info["packages"]["numba"],
-                          "python": last_info["python"],
-                          "tests": "test_syncthreads_trigger", **rate(
-                              timed_pytest(last_env, "-k",
-                                           "test_syncthreads_trigger",
-                                           count=trigger)[1]["counts"])}
+    figures["trigger"], _ = measured(last_env, last_info, TRIGGER,
+                                     count=trigger)
+    figures["trigger_faithful"], _ = measured(
+        last_env, last_info, TRIGGER, "--preset", "faithful", count=trigger)
+    figures["sweep"] = sweep(last_env, sweep_repeats)
+    figures["sweep_versions"] = {"python": last_info["python"],
+                                 "numba": last_info["packages"]["numba"]}
     figures["finished"] = results.now_iso()
     return figures
+
+
+def sweep(env, repeats):
+    """The pattern's failure rate as each knob moves alone, the others at
+    the MWE's defaults."""
+    points = []
+    for knob, values in SWEEP.items():
+        for value in values:
+            _, summary = timed_pytest(env, "-k", PATTERN, f"--{knob}", value,
+                                      count=repeats)
+            points.append({"knob": knob, "value": value,
+                           **rate(summary["counts"])})
+    return points
 
 
 def render(figures, command):
@@ -147,14 +176,25 @@ def render(figures, command):
     for name, label in (("fixed", "newest numba-cuda (fixed)"),
                         ("faithful", "faithful preset"),
                         ("aggressive", "aggressive preset (default)"),
-                        ("trigger", "deterministic trigger (1 launch per run)")):
-        row = figures[name]
+                        ("trigger", "deterministic trigger (1 launch per run)"),
+                        ("trigger_faithful", "deterministic trigger, faithful "
+                                             "preset")):
+        row = figures.get(name)
+        if row is None:  # measured by an older version of this session
+            continue
         versions = ", ".join(f"{k} {v}" for k, v in row.items()
                              if k in ("python", "numba", "numba-cuda"))
         lines.append(f"| {label} | `{row['tests']}` | {versions} | {row['runs']} | "
                      f"{row['failures']} | {row['other']} | "
                      f"{100 * row['failure_rate']:.2f}% | "
                      f"{100 * row['ci95'][0]:.2f}–{100 * row['ci95'][1]:.2f}% |")
+    if figures.get("sweep"):
+        versions = figures["sweep_versions"]
+        lines += ["", "## What makes the race frequent", "",
+                  f"`test_buffer_allocation` with one knob moved at a time, "
+                  f"the others at the defaults (numba {versions['numba']}, "
+                  f"Python {versions['python']}):", "",
+                  *sweep_table(figures["sweep"])]
     miss = figures.get("suite_miss")
     if miss:
         lines += ["", f"From the aggressive preset's rate: one run of the "

@@ -99,6 +99,18 @@ def load_bisects(folder):
     return found
 
 
+def load_figures(path):
+    """The MWE's figures (``nox -s mwe_figures``), or None."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        warnings.warn(f"left out {path}: not readable JSON ({error})",
+                      results.RawResultWarning, stacklevel=2)
+        return None
+
+
 def summary_sentences(rows, bisects):
     ran = [r for r in rows if r["verdict"] in ("reproduced", "not-reproduced")]
     bad = [r for r in ran if r["verdict"] == "reproduced"]
@@ -179,8 +191,51 @@ def _side(side):
     return f"{side['version']} ({side['verdict']})" if side else "–"
 
 
+def knob_lines(figures):
+    """What the MWE's own figures say about how often the race strikes, or
+    nothing when ``nox -s mwe_figures`` has not been run."""
+    if not figures or not figures.get("sweep"):
+        return []
+    faithful, fixed = figures["faithful"], figures["fixed"]
+    versions = figures["sweep_versions"]
+    return [
+        f"How often it strikes (`{figures['command']}`, finished "
+        f"{figures['finished']}): with Python's default switch interval and "
+        f"one allocation per thread (the MWE's `faithful` preset) "
+        f"{faithful['failures']} of {faithful['runs']} runs failed (numba "
+        f"{faithful['numba']}); the race needs frequent preemption and many "
+        f"device-function calls per thread. Each knob moved alone, the others "
+        f"at the MWE's defaults (numba {versions['numba']}, Python "
+        f"{versions['python']}):", "", *sweep_table(figures["sweep"]), "",
+        *_blocked_line(figures.get("trigger_faithful")),
+        f"The newest numba-cuda ({fixed['numba-cuda']}): {fixed['failures']} "
+        f"of {fixed['runs']} runs of the whole suite failed.", ""]
+
+
+def _blocked_line(trigger):
+    if not trigger:
+        return []
+    return [f"A thread blocked inside the device function needs none of "
+            f"that: with the trigger's `cuda.syncthreads()`, "
+            f"{trigger['failures']} of {trigger['runs']} launches failed "
+            f"under the faithful preset.", ""]
+
+
+def sweep_table(points):
+    """Markdown lines: one row per knob, its values and rates across."""
+    lines = ["| knob | value: race failures / runs (rate) |", "|---|---|"]
+    by_knob = {}
+    for point in points:
+        by_knob.setdefault(point["knob"], []).append(
+            f"{point['value']}: {point['failures']}/{point['runs']} "
+            f"({100 * point['failure_rate']:.0f}%)")
+    for knob, cells in by_knob.items():
+        lines.append(f"| `--{knob}` | {'; '.join(cells)} |")
+    return lines
+
+
 def render_report(rows, records, bisects, bug_source, table_link,
-                  pivot_over=PIVOT_OVER):
+                  pivot_over=PIVOT_OVER, figures=None):
     shown, skipped = condensed_rows(rows)
     error = first_error(records) or "(no target failure recorded)"
     lines = ["# CUDA simulator: `module 'numba.cuda' has no attribute 'local'` "
@@ -248,6 +303,7 @@ def render_report(rows, records, bisects, bug_source, table_link,
         f"- **Deterministic trigger** (`cuda.syncthreads()` inside the "
         f"allocator): {trigger['target']} of {trigger['runs']} runs failed "
         f"with the race over {trigger['envs']} environments.", ""]
+    lines += knob_lines(figures)
     machines = {results.machine_label(r): r.get("machine", {})
                 for _, r in records}
     builds = sorted({r["python_build"] for _, r in records
@@ -266,6 +322,7 @@ def render_report(rows, records, bisects, bug_source, table_link,
               "python3 -m pip install nox uv",
               "nox -s matrix -j auto    # the tables",
               *[b["provenance"]["command"] for b in bisects],
+              *([figures["command"]] if figures else []),
               "nox -s report            # this report and the plot",
               "```", ""]
     text = "\n".join(lines)
@@ -363,7 +420,8 @@ def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
     bisects = load_bisects(bisect_dir)
     bug_source = (PROJECT / "mwe" / "bug.py").read_text()
     text = render_report(rows, records, bisects, bug_source,
-                         "failure_rates.md")
+                         "failure_rates.md",
+                         figures=load_figures(out_dir / "mwe_figures.json"))
     results.write_text_atomic(out_dir / "REPORT.md", text)
     if plot:
         plot_heatmap(rows, out_dir / "failure_rates.png")
