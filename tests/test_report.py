@@ -151,3 +151,24 @@ def test_long_matrices_become_one_row_per_release(data_dir):
     expected = sorted(f"{r['failures']}/{r['runs']} "
                       f"({100 * r['failures'] / r['runs']:.1f}%)" for r in rows)
     assert sorted(c for c in cells if c != "–") == expected
+
+
+def test_mwe_figures_are_quoted_from_their_file(tmp_path, data_dir):
+    figures = json.loads((data_dir / "mwe_figures.json").read_text())
+    (tmp_path / "mwe_figures.json").write_text(json.dumps(figures))
+    report.build_report([data_dir / "raw"], tmp_path, tmp_path / "bisect",
+                        "nox -s report", plot=False)
+    text = (tmp_path / "REPORT.md").read_text()
+    root_cause = text.split("## Root cause")[1].split("## System")[0]
+    for point in figures["sweep"]:
+        assert (f"{point['value']}: {point['failures']}/{point['runs']} "
+                f"({100 * point['failure_rate']:.0f}%)") in root_cause
+    faithful = figures["faithful"]
+    assert f"{faithful['failures']} of {faithful['runs']} runs failed" in root_cause
+    trigger = figures["trigger_faithful"]
+    assert f"{trigger['failures']} of {trigger['runs']} launches failed" in root_cause
+    assert figures["command"] in text.split("## Reproduce everything")[1]
+
+
+def test_report_without_mwe_figures_says_nothing_of_them(built):
+    assert "How often it strikes" not in (built / "REPORT.md").read_text()
