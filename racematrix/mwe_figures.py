@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from . import outcomes, results
-from .report import sweep_table
 from .envspec import EnvSpec
 from .provenance import machine_info
+from .report import sweep_table
 from .runner import (ProbeEnvironment, install, read_environment, run_mwe,
                      venv_environ)
 from .stats import chance_all_pass, wilson_interval
@@ -179,32 +179,26 @@ def render(figures, command):
                         ("trigger", "deterministic trigger (1 launch per run)"),
                         ("trigger_faithful", "deterministic trigger, faithful "
                                              "preset")):
-        row = figures.get(name)
-        if row is None:  # measured by an older version of this session
-            continue
+        row = figures[name]
         versions = ", ".join(f"{k} {v}" for k, v in row.items()
                              if k in ("python", "numba", "numba-cuda"))
         lines.append(f"| {label} | `{row['tests']}` | {versions} | {row['runs']} | "
                      f"{row['failures']} | {row['other']} | "
                      f"{100 * row['failure_rate']:.2f}% | "
                      f"{100 * row['ci95'][0]:.2f}–{100 * row['ci95'][1]:.2f}% |")
-    if figures.get("sweep"):
-        versions = figures["sweep_versions"]
-        lines += ["", "## What makes the race frequent", "",
-                  f"`test_buffer_allocation` with one knob moved at a time, "
-                  f"the others at the defaults (numba {versions['numba']}, "
-                  f"Python {versions['python']}):", "",
-                  *sweep_table(figures["sweep"])]
-    miss = figures.get("suite_miss")
-    if miss:
-        lines += ["", f"From the aggressive preset's rate: one run of the "
-                      f"suite's {miss['cases']} pattern cases passes where "
-                      f"the bug exists with probability at most "
-                      f"{miss['probability']:.1e} (each case failing at "
-                      f"{100 * miss['per_case_rate_low']:.1f}%, the lower "
-                      f"95% bound, independently), so it reproduces in at "
-                      f"least {100 * (1 - miss['probability']):.4f}% of "
-                      f"runs; the trigger test adds to that."]
+    versions = figures["sweep_versions"]
+    miss = figures["suite_miss"]
+    lines += ["", "## What makes the race frequent", "",
+              f"`test_buffer_allocation` with one knob moved at a time, the "
+              f"others at the defaults (numba {versions['numba']}, Python "
+              f"{versions['python']}):", "", *sweep_table(figures["sweep"]),
+              "", f"From the aggressive preset's rate: one run of the suite's "
+                  f"{miss['cases']} pattern cases passes where the bug exists "
+                  f"with probability at most {miss['probability']:.1e} (each "
+                  f"case failing at {100 * miss['per_case_rate_low']:.1f}%, "
+                  f"the lower 95% bound, independently), so it reproduces in "
+                  f"at least {100 * (1 - miss['probability']):.4f}% of runs; "
+                  f"the trigger test adds to that."]
     return "\n".join(lines) + "\n"
 
 

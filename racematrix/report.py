@@ -5,7 +5,7 @@ import json
 import os
 import sys
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -370,7 +370,8 @@ def plot_heatmap(rows, path):
         axis.set_yticks([y + 0.5 for y in range(len(pythons))])
         axis.set_yticklabels([f"Python {p}" for p in pythons], fontsize=9)
         axis.set_title(f"Simulator {'on' if flag else 'off'}: share of test "
-                       f"runs failing with the race", fontsize=10)
+                       f"runs failing with the race"
+                       + _not_drawn_note(rows, flags), fontsize=10)
         axis.tick_params(length=0)
     figure.legend(handles=[
         Patch(facecolor=ZERO_COLOUR, edgecolor="#999",
@@ -385,6 +386,19 @@ def plot_heatmap(rows, path):
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(figure)
+
+
+def _not_drawn_note(rows, flags):
+    """A second title line naming a simulator flag whose environments were
+    all skipped (so it has no panel), with the commonest reason."""
+    notes = []
+    for flag in (True, False):
+        skipped = [r for r in rows if r["sim"] is flag]
+        if skipped and flag not in flags:
+            reason = Counter(r["reason"] for r in skipped).most_common(1)[0][0]
+            notes.append(f"simulator {'on' if flag else 'off'}: all "
+                         f"{len(skipped)} environments skipped: {reason}")
+    return "".join(f"\n{note}" for note in notes)
 
 
 def _draw_cell(axis, x, y, row, cmap, Rectangle):

@@ -172,3 +172,14 @@ def test_mwe_figures_are_quoted_from_their_file(tmp_path, data_dir):
 
 def test_report_without_mwe_figures_says_nothing_of_them(built):
     assert "How often it strikes" not in (built / "REPORT.md").read_text()
+
+
+def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
+    from racematrix import results
+    rows = results.merge_records(results.load_raw_dirs([data_dir / "raw"]))
+    skipped = [r for r in rows if not r["sim"]]
+    assert skipped and all(r["verdict"] == "skipped" for r in skipped)
+    note = report._not_drawn_note(rows, [True])
+    assert note == (f"\nsimulator off: all {len(skipped)} environments "
+                    f"skipped: {skipped[0]['reason']}")
+    assert report._not_drawn_note(rows, [True, False]) == ""
