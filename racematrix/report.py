@@ -197,6 +197,7 @@ def knob_lines(figures):
     if not figures or not figures.get("sweep"):
         return []
     faithful, fixed = figures["faithful"], figures["fixed"]
+    blocked = figures["trigger_faithful"]
     versions = figures["sweep_versions"]
     return [
         f"How often it strikes (`{figures['command']}`, finished "
@@ -207,18 +208,11 @@ def knob_lines(figures):
         f"device-function calls per thread. Each knob moved alone, the others "
         f"at the MWE's defaults (numba {versions['numba']}, Python "
         f"{versions['python']}):", "", *sweep_table(figures["sweep"]), "",
-        *_blocked_line(figures.get("trigger_faithful")),
+        f"A thread blocked inside the device function needs none of that: "
+        f"with the trigger's `cuda.syncthreads()`, {blocked['failures']} of "
+        f"{blocked['runs']} launches failed under the faithful preset.", "",
         f"The newest numba-cuda ({fixed['numba-cuda']}): {fixed['failures']} "
         f"of {fixed['runs']} runs of the whole suite failed.", ""]
-
-
-def _blocked_line(trigger):
-    if not trigger:
-        return []
-    return [f"A thread blocked inside the device function needs none of "
-            f"that: with the trigger's `cuda.syncthreads()`, "
-            f"{trigger['failures']} of {trigger['runs']} launches failed "
-            f"under the faithful preset.", ""]
 
 
 def sweep_table(points):

@@ -298,8 +298,7 @@ def row_sort_key(row):
     minor = ".".join(python.split(".")[:2])
     return (_version_key(minor), row["target"],
             _version_key(target_version(row)),
-            _version_key(row["packages"].get("numba")
-                         or requested_version(row, "numba") or ""),
+            _version_key(package_version(row, "numba") or ""),
             not row["sim"], _version_key(python.split("+")[0]), row["env"])
 
 
@@ -314,6 +313,12 @@ def requested_version(row, name):
     return None
 
 
+def package_version(row, name):
+    """A package's installed version, else the one its requirements pin,
+    else None."""
+    return row["packages"].get(name) or requested_version(row, name)
+
+
 def package_cell(row, name):
     """A package's installed version; for an environment that was never
     built, the version it asked for (``==X``); else a dash."""
@@ -326,8 +331,7 @@ def package_cell(row, name):
 
 def target_version(row):
     """The version of the row's CUDA target: installed, else requested."""
-    return (row["packages"].get(row["target"])
-            or requested_version(row, row["target"]) or "?")
+    return package_version(row, row["target"]) or "?"
 
 
 def format_rate(row):
