@@ -92,8 +92,11 @@ def tests(session):
 def mwe_figures(session):
     """Measure the MWE: reproduction per Python, time to first failure, rates."""
     from racematrix import mwe_figures
-    mwe_figures.run(MATRIX.pythons, ".nox", RESULTS, session.log,
-                    runner.session_command(session.name, session.posargs))
+    try:
+        mwe_figures.run(MATRIX.pythons, ".nox", RESULTS, session.log,
+                        runner.session_command(session.name, session.posargs))
+    except runner.BadInput as error:
+        session.error(str(error))
 
 
 @nox.session(python=False, default=False)

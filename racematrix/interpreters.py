@@ -67,3 +67,21 @@ def expose_interpreters(environ=os.environ):
                       if Path(d) == shims_dir), len(path))
         environ["PATH"] = os.pathsep.join(path[:shims] + extra + path[shims:])
     return extra
+
+
+def find_interpreter(python, timeout=30):
+    """The path of an installed Python ``X.Y`` as uv finds it (PATH, uv's
+    own folder; pyenv's once :func:`expose_interpreters` has run), without
+    downloading one; None when there is none or uv is missing."""
+    uv = shutil.which("uv")
+    if uv is None:
+        return None
+    try:
+        found = subprocess.run([uv, "python", "find", python],
+                               capture_output=True, text=True, timeout=timeout,
+                               env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if found.returncode != 0:
+        return None
+    return found.stdout.strip() or None

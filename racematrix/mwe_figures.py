@@ -18,10 +18,11 @@ from pathlib import Path
 
 from . import outcomes, results
 from .envspec import EnvSpec
+from .interpreters import find_interpreter
 from .provenance import machine_info
 from .report import sweep_table
-from .runner import (ProbeEnvironment, install, read_environment, run_mwe,
-                     venv_environ)
+from .runner import (BadInput, ProbeEnvironment, install, read_environment,
+                     run_mwe, venv_environ)
 from .stats import chance_all_pass, wilson_interval
 
 SIM = {"NUMBA_ENABLE_CUDASIM": "1"}
@@ -203,6 +204,11 @@ def render(figures, command):
 
 
 def run(pythons, envdir, out_dir, log, command):
+    missing = [p for p in pythons if find_interpreter(p) is None]
+    if missing:
+        raise BadInput(f"mwe_figures: no Python {', '.join(missing)} here "
+                       f"(looked on PATH, in pyenv and in uv's folder); "
+                       f"install it, or set MATRIX_PYTHONS")
     figures = measure(pythons, envdir, log)
     figures["command"] = command
     results.write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)

@@ -148,3 +148,12 @@ def test_interrupt_keeps_finished_results(tmp_path):
     leftovers = [p.name for p in (tmp_path / "raw").iterdir()
                  if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_bisect_without_the_interpreter_is_one_line_and_writes_nothing(tmp_path):
+    done = nox(tmp_path, "-s", "bisect", "--", "--package", "numba",
+               "--python", "3.99")
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "bisect: no Python 3.99 here" in output and "Traceback" not in output
+    assert not (tmp_path / "bisect").exists()

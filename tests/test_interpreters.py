@@ -63,3 +63,12 @@ def test_uv_managed_pythons_are_read_from_uvs_folder(tmp_path, monkeypatch):
     dirs = interpreters.uv_bin_dirs()
     assert [os.path.basename(os.path.dirname(d)) for d in dirs] == [
         "cpython-3.12.7-linux-x86_64-gnu", "cpython-3.10.15-linux-x86_64-gnu"]
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
+def test_find_interpreter_finds_this_python_and_not_a_missing_one():
+    import sys
+    this = f"{sys.version_info.major}.{sys.version_info.minor}"
+    found = interpreters.find_interpreter(this)
+    assert found and os.path.exists(found)
+    assert interpreters.find_interpreter("3.99") is None
