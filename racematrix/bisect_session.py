@@ -15,7 +15,7 @@ from .bisect import (MISS_PROBABILITY, Probe, bisect_releases, decide_probe,
                      probe_limit, render_bisect)
 from .envspec import ConfigError, EnvSpec, parse_python, parse_sim, parse_spec
 from .index import IndexLookupError, list_releases, nearest_versions
-from .interpreters import find_interpreter
+from .interpreters import missing_interpreters
 from .provenance import gpu_name, machine_info
 from .runner import BadInput, ProbeEnvironment, install, run_mwe
 
@@ -223,10 +223,9 @@ def run_bisect(argv, envdir, out_dir, log, command):
     args = parse_args(argv)
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
-    if find_interpreter(args.python) is None:
-        raise BadInput(f"bisect: no Python {args.python} here (looked on PATH, "
-                       f"in pyenv and in uv's folder); install it, e.g. "
-                       f"`pyenv install {args.python}`")
+    missing = missing_interpreters([args.python])
+    if missing:
+        raise BadInput(f"bisect: {missing}")
     versions, excluded = releases_in_range(args.package, args.python,
                                            args.start, args.end)
     log(f"{len(versions)} releases of {args.package} in range for Python "

@@ -85,3 +85,15 @@ def find_interpreter(python, timeout=30):
     if found.returncode != 0:
         return None
     return found.stdout.strip() or None
+
+
+def missing_interpreters(pythons):
+    """One sentence naming the Pythons in ``pythons`` that
+    :func:`find_interpreter` cannot find, and what to do; None if none is
+    missing."""
+    missing = [python for python in pythons if find_interpreter(python) is None]
+    if not missing:
+        return None
+    return (f"no Python {', '.join(missing)} here (looked on PATH, in pyenv "
+            f"and in uv's folder); install it, e.g. `pyenv install "
+            f"{missing[0]}`")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import outcomes, results
 from .envspec import EnvSpec
-from .interpreters import find_interpreter
+from .interpreters import missing_interpreters
 from .provenance import machine_info
 from .report import sweep_table
 from .runner import (BadInput, ProbeEnvironment, install, read_environment,
@@ -204,11 +204,9 @@ def render(figures, command):
 
 
 def run(pythons, envdir, out_dir, log, command):
-    missing = [p for p in pythons if find_interpreter(p) is None]
+    missing = missing_interpreters(pythons)
     if missing:
-        raise BadInput(f"mwe_figures: no Python {', '.join(missing)} here "
-                       f"(looked on PATH, in pyenv and in uv's folder); "
-                       f"install it, or set MATRIX_PYTHONS")
+        raise BadInput(f"mwe_figures: {missing}, or set MATRIX_PYTHONS")
     figures = measure(pythons, envdir, log)
     figures["command"] = command
     results.write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)

@@ -12,12 +12,15 @@ from packaging.version import InvalidVersion, Version
 
 from . import results
 from .bisect import rerender_bisects
-from .results import format_ci, format_rate, package_cell, target_version
+from .results import format_rate, package_cell, target_version
 
 PROJECT = Path(__file__).resolve().parent.parent
 MAX_REPORT_CHARS = 65_000
 PIVOT_OVER = 24  # environments; a longer table becomes one row per release
 ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
+# The full table's columns that the report's short table keeps.
+REPORT_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "sim",
+                  "runs", "failures", "rate", "95% CI", "verdict")
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
     "kernel_module": "test_control_allocator_in_kernel_module",
@@ -138,19 +141,12 @@ def environment_table(rows, pivot_over=PIVOT_OVER):
     """The environment table: one row per environment while that is short,
     else one row per target release with a column per Python."""
     if len(rows) <= pivot_over:
-        lines = ["| Python | target | numba | numba-cuda | numpy | sim | runs | "
-                 "failures | rate | 95% CI | verdict |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines = ["| " + " | ".join(REPORT_COLUMNS) + " |",
+                 "|" + "---|" * len(REPORT_COLUMNS)]
         for row in rows:
-            packages = row["packages"]
-            lines.append(
-                f"| {row['python']} | {row['target']} | "
-                f"{package_cell(row, 'numba')} | "
-                f"{package_cell(row, 'numba-cuda')} | "
-                f"{packages.get('numpy', '–')} | "
-                f"{'on' if row['sim'] else 'off'} | {row['runs']} | "
-                f"{row['failures']} | {format_rate(row)} | {format_ci(row)} | "
-                f"{row['verdict']} |")
+            cells = dict(zip(results.TABLE_COLUMNS, results.table_cells(row)))
+            lines.append("| " + " | ".join(cells[c] for c in REPORT_COLUMNS)
+                         + " |")
         return lines
     pythons = sorted({python_minor(r) for r in rows}, key=_version)
     groups = defaultdict(dict)
