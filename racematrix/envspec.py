@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 MIN_PYTHON = (3, 10)
 SPECIFIER_WORDS = {"==": "-", "!=": "-ne", "<=": "-le", ">=": "-ge",
@@ -56,18 +57,56 @@ def spec_slug(requirements):
 
 def parse_spec(text):
     """A requirement set, ``"numba-cuda==0.30.4 numba==0.68.1"``, as a tuple
-    of requirement strings."""
+    of requirement strings in one normal form, so that two spellings of one
+    environment (``numba==0.60`` and ``numba==0.60.0``, PEP 440 equal) are
+    one environment."""
     requirements = tuple(text.split())
     if not requirements:
         raise ConfigError("empty requirement set: give at least one "
                           "requirement, e.g. 'numba==0.60.0'")
+    normal = []
     for requirement in requirements:
         try:
-            Requirement(requirement)
+            normal.append(normalize_requirement(requirement))
         except InvalidRequirement as error:
             raise ConfigError(f"malformed requirement {requirement!r} in "
                               f"{text!r}: {str(error).splitlines()[0]}") from None
-    return requirements
+    return tuple(dict.fromkeys(normal))
+
+
+def normalize_requirement(text):
+    """``text`` with its name canonical and each exact pin's version in
+    PEP 440 normal form, padded to at least three parts (``Numba==0.60`` ->
+    ``numba==0.60.0``); other specifiers keep their order-free normal form."""
+    requirement = Requirement(text)
+    name = canonicalize_name(requirement.name)
+    if requirement.extras:
+        name += "[" + ",".join(sorted(requirement.extras)) + "]"
+    specifiers = []
+    for specifier in sorted(requirement.specifier, key=str):
+        version = specifier.version
+        if specifier.operator in ("==", "!=") and not version.endswith(".*"):
+            version = pad_version(version)
+        specifiers.append(specifier.operator + version)
+    marker = f"; {requirement.marker}" if requirement.marker else ""
+    url = f" @ {requirement.url}" if requirement.url else ""
+    return name + url + ",".join(specifiers) + marker
+
+
+def pad_version(text):
+    """PEP 440 normal form with exactly three release parts where trailing
+    zeros allow (``0.60`` and ``0.60.0.0`` -> ``0.60.0``)."""
+    try:
+        version = Version(text)
+    except InvalidVersion:
+        return text
+    release = list(version.release)
+    while len(release) > 3 and release[-1] == 0:
+        release.pop()
+    release += [0] * (3 - len(release))
+    epoch = f"{version.epoch}!" if version.epoch else ""
+    suffix = str(version)[len(version.base_version):]
+    return epoch + ".".join(map(str, release)) + suffix
 
 
 def parse_python(text):
@@ -103,10 +142,16 @@ class MatrixConfig:
 def load_config(table, environ):
     """The matrix from ``[tool.racematrix]`` of pyproject.toml, with the
     MATRIX_PYTHONS / MATRIX_SPECS / MATRIX_SIM variables in ``environ``
-    replacing the configured lists."""
+    replacing the configured lists. The table is checked against
+    ``schemas/config.schema.json`` first: a bad value is one line naming
+    the key, the value and what is expected."""
+    from .validation import problem
+    wrong = problem(table, "config", "[tool.racematrix] in pyproject.toml")
+    if wrong:
+        raise ConfigError(wrong)
     pythons = table.get("pythons", [])
     specs = table.get("specs", [])
-    sims = [str(int(flag)) for flag in table.get("sim", [1, 0])]
+    sims = [str(flag) for flag in table.get("sim", [1, 0])]
     if "MATRIX_PYTHONS" in environ:
         pythons = _split("MATRIX_PYTHONS", environ["MATRIX_PYTHONS"], None)
     if "MATRIX_SPECS" in environ:
@@ -117,8 +162,8 @@ def load_config(table, environ):
         pythons=_unique(parse_python(p) for p in pythons),
         specs=_unique(parse_spec(s) for s in specs),
         sims=_unique(parse_sim(s) for s in sims),
-        count=int(table.get("count", 1)),
-        timeout=int(table.get("timeout", 120)),
+        count=table.get("count", 1),
+        timeout=table.get("timeout", 120),
     )
 
 

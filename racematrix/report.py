@@ -456,8 +456,11 @@ def main(argv=None):
                                  if args.raw != [f"{home}/raw"] else "")
     if args.pool:
         command += " --pool"
-    rows, records = build_report(args.raw, args.out, args.bisect, command,
-                                 pool=args.pool)
+    try:
+        rows, records = build_report(args.raw, args.out, args.bisect, command,
+                                     pool=args.pool)
+    except results.NoUsableResults as error:
+        parser.exit(2, f"report: {error}\n")
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "
           f"{args.out}/REPORT.md, {args.out}/failure_rates.png")
 

@@ -22,12 +22,15 @@ from .stats import wilson_interval
 
 SCHEMA = 1
 VERDICTS = ("reproduced", "not-reproduced", "error", "skipped")
-REQUIRED_KEYS = ("env", "python", "sim", "packages", "target", "runs",
-                 "failures", "other_errors", "verdict", "reason", "seconds")
 
 
 class RawResultWarning(UserWarning):
     """A raw result file was left out of the tables."""
+
+
+class NoUsableResults(ValueError):
+    """Every input was left out (or there was none): writing tables from
+    nothing would replace good ones with empty ones."""
 
 
 def now_iso():
@@ -106,17 +109,36 @@ def write_json_atomic(path, data):
 
 
 def write_text_atomic(path, text):
+    """Replace ``path`` in one step. The new file gets the mode the old one
+    had, or the usual mode for new files under the current umask (a
+    temporary file alone would be 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o666 & ~current_umask()
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def current_umask():
+    """The process's umask, read without changing it where Linux allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -138,17 +160,16 @@ def results_lock(results_dir):
 
 
 def validate_raw(data):
-    """Return the problem with a raw record, or None if it is usable."""
-    if not isinstance(data, dict):
-        return "not a JSON object"
-    missing = [key for key in REQUIRED_KEYS if key not in data]
-    if missing:
-        return f"missing {', '.join(missing)}"
-    if data["verdict"] not in VERDICTS:
-        return f"unknown verdict {data['verdict']!r}"
-    if not (isinstance(data["runs"], int) and isinstance(data["failures"], int)
-            and 0 <= data["failures"] <= data["runs"]):
-        return "runs and failures are not counts with failures <= runs"
+    """Return the problem with a raw record in one line, or None if it is
+    usable: checked against ``schemas/raw.schema.json``, the file that every
+    writer of raw results (other machines, CI jobs) is held to, then for
+    counts that cannot add up."""
+    from .validation import problem
+    wrong = problem(data, "raw", "record")
+    if wrong:
+        return wrong
+    if data["failures"] > data["runs"]:
+        return (f"failures ({data['failures']}) exceed runs ({data['runs']})")
     return None
 
 
@@ -419,6 +440,11 @@ def write_tables(raw_dirs, out_dir, command, pool=False):
     """Regenerate the three tables in ``out_dir`` from the raw records in
     ``raw_dirs``; returns (rows, records)."""
     records = load_raw_dirs(raw_dirs)
+    if not records:
+        raise NoUsableResults(
+            f"no usable raw result in {', '.join(map(str, raw_dirs))} (see "
+            f"the warnings above, if any); nothing was written: run `nox -s "
+            f"matrix` first, or point --raw at folders of raw results")
     rows = merge_records(records, pool)
     # The newest result's time, not the clock: same raw files, same tables.
     generated = max((r.get("finished", "") for _, r in records), default="")

@@ -12,9 +12,15 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
-BUGGY = "numba==0.60.0"
-FIXED = "numba-cuda==0.30.4"
+from conftest import BUGGY, FIXED
+
+PYTHON = None  # set by the fixture below: a Python with wheels for both
+
+
+@pytest.fixture(scope="module", autouse=True)
+def python_with_wheels(e2e_python):
+    global PYTHON
+    PYTHON = e2e_python
 
 
 def nox(results, *args, **environ):

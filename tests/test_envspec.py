@@ -68,3 +68,59 @@ def test_parsers():
     assert parse_python("3.13") == "3.13"
     assert parse_sim("0") is False
     assert parse_spec(" numba==0.60.0  numpy<2 ") == ("numba==0.60.0", "numpy<2")
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"count": "abc"}, ['count: "abc"', "expected a whole number"]),
+    ({"timeout": "2m"}, ['timeout: "2m"', "expected a whole number"]),
+    ({"sim": "1 0"}, ['sim: "1 0"', "expected a list"]),
+    ({"sim": "1"}, ['sim: "1"', "expected a list"]),
+    ({"sim": [2]}, ["sim[0]: 2", "expected one of 0, 1"]),
+    ({"count": 0}, ["count: 0", "at least 1"]),
+    ({"count": -3}, ["count: -3", "at least 1"]),
+    ({"timeout": 0}, ["timeout: 0", "at least 1"]),
+    ({"pythons": "3.11"}, ['pythons: "3.11"', "expected a list"]),
+    ({"specs": "numba==0.60.0"}, ['specs: "numba==0.60.0"', "expected a list"]),
+    ({"specs": [""]}, ["specs[0]", "non-empty"]),
+    ({"pythons": ["3.1x"]}, ['pythons[0]: "3.1x"', "X.Y"]),
+    ({"spec": ["numba==0.60.0"]}, ["unknown key 'spec'", "specs"]),
+])
+def test_bad_config_values_are_one_line_naming_key_value_and_expectation(
+        change, words):
+    with pytest.raises(ConfigError) as raised:
+        load_config({**TABLE, **change}, {})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("[tool.racematrix] in pyproject.toml")
+    for word in words:
+        assert word in message
+
+
+def test_config_pythons_are_checked_for_support_too():
+    with pytest.raises(ConfigError, match="unsupported Python 3.9"):
+        load_config({**TABLE, "pythons": ["3.9"]}, {})
+
+
+@pytest.mark.parametrize("one, other", [
+    ("numba==0.60", "numba==0.60.0"),
+    ("Numba==0.60.0", "numba==0.60.0"),
+    ("numba==0.60.0.0", "numba==0.60"),
+    ("numba_cuda[cu12]==0.30.4", "numba-cuda[cu12]==0.30.4"),
+    ("numba>=0.60,<0.62", "numba<0.62,>=0.60"),
+])
+def test_pep440_equal_specs_are_one_environment(one, other):
+    assert parse_spec(one) == parse_spec(other)
+    assert EnvSpec("3.11", parse_spec(one), True).env_id == \
+        EnvSpec("3.11", parse_spec(other), True).env_id
+
+
+def test_equal_specs_make_one_row_in_the_matrix():
+    config = load_config(TABLE, {"MATRIX_SPECS": "numba==0.60;numba==0.60.0"})
+    assert config.specs == (("numba==0.60.0",),)
+
+
+def test_spec_normal_form_keeps_existing_ids_and_prereleases():
+    assert parse_spec("numba==0.60.0") == ("numba==0.60.0",)
+    assert parse_spec("numba==0.61.1rc1") == ("numba==0.61.1rc1",)
+    assert parse_spec("numba==0.60.*") == ("numba==0.60.*",)
+    assert parse_spec("numba==1.2.3.4") == ("numba==1.2.3.4",)

@@ -144,3 +144,65 @@ def test_never_built_rows_name_what_they_asked_for_and_sort_in_place():
     cells = results.table_cells(rows[1])
     assert cells[:4] == ("3.10", "numba-cuda", "==0.61.2", "==0.18.1")
     assert cells[-2:] == ("skipped", "no CUDA GPU (simulator off needs one)")
+
+
+def test_raw_file_with_a_wrong_type_is_named_and_left_out(tmp_path, data_dir):
+    """A field of the wrong type (here ``"reason": 5``) is caught by the
+    schema: named in a warning, left out, and the tables are still written
+    whole from the other files."""
+    raw = tmp_path / "raw"
+    shutil.copytree(data_dir / "raw", raw)
+    bad = json.loads((raw / "py3.11-numba-0.60.0-sim1.json").read_text())
+    bad["reason"] = 5
+    (raw / "bad.json").write_text(json.dumps(bad))
+    with pytest.warns(results.RawResultWarning, match=r"bad\.json.*reason"):
+        rows, records = results.write_tables([raw], tmp_path, "test")
+    assert len(records) == len(list((data_dir / "raw").glob("*.json")))
+    for name in ("failure_rates.json", "failure_rates.csv", "failure_rates.md"):
+        assert (tmp_path / name).exists()
+    table = json.loads((tmp_path / "failure_rates.json").read_text())
+    assert len(table["rows"]) == len(rows)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("runs", "12", "runs"), ("verdict", "maybe", "verdict"),
+    ("packages", {"numba": 0.6}, "packages"), ("sim", "1", "sim"),
+    ("failures", 99, "exceed runs"),
+])
+def test_schema_catches_what_the_tables_cannot_use(data_dir, field, value,
+                                                   words):
+    record = json.loads((data_dir / "raw" / "py3.11-numba-0.60.0-sim1.json")
+                        .read_text())
+    assert results.validate_raw(record) is None
+    problem = results.validate_raw({**record, field: value})
+    assert problem and words in problem and "\n" not in problem
+
+
+def test_tables_refuse_to_be_written_from_nothing(tmp_path, data_dir):
+    """Where every input is left out, nothing is written over the tables."""
+    out = tmp_path / "out"
+    results.write_tables([data_dir / "raw"], out, "first")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.json").write_text("{not json")
+    with pytest.warns(results.RawResultWarning):
+        with pytest.raises(results.NoUsableResults, match="nothing was written"):
+            results.write_tables([junk], out, "second")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_rewritten_files_keep_the_usual_mode(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.md"
+        results.write_text_atomic(fresh, "a")
+        assert fresh.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.md"
+        kept.write_text("a")
+        kept.chmod(0o664)
+        results.write_text_atomic(kept, "b")
+        assert kept.stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old)

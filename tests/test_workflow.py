@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parent.parent
 WORKFLOW = PROJECT / ".github" / "workflows" / "matrix.yml"
-PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+PYTHON = None  # set by the fixture below: a Python with wheels for the MWE
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
 
@@ -49,16 +49,20 @@ def run_steps(job, context, cwd, env):
                         f"--- last lines ---\n{tail}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def python_with_wheels(e2e_python):
+    global PYTHON
+    PYTHON = e2e_python
+
+
 @pytest.fixture
 def checkout(tmp_path):
-    """What actions/checkout gives a job: the tracked files, nothing built."""
-    files = subprocess.run(["git", "ls-files"], cwd=PROJECT, check=True,
-                           capture_output=True, text=True).stdout.split()
+    """What actions/checkout gives a job: the source and committed results,
+    nothing built (copied without git: works from a source archive too)."""
     root = tmp_path / "checkout"
-    for name in files:
-        if (PROJECT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT / name, root / name)
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(
+        ".git", ".nox", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
+        ".running", ".lock"))
     return root
 
 

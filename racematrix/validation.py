@@ -1,0 +1,85 @@
+"""Checking config and result files against the JSON Schemas kept in
+``racematrix/schemas/``: the same files a CI job, another machine or an
+editor can validate against. A problem is one line: where, the value found,
+and what was expected."""
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
+
+@lru_cache(maxsize=None)
+def validator(name):
+    """The validator for ``schemas/<name>.schema.json``."""
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(
+        schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def problem(instance, name, where):
+    """One line naming the first problem of ``instance`` against schema
+    ``name``, or None when it is valid. ``where`` names the document, e.g.
+    ``[tool.racematrix]``."""
+    error = best_match(validator(name).iter_errors(instance))
+    if error is None:
+        return None
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                   for part in error.absolute_path)
+    location = f"{where}{path}" if path else where
+    expected = _expected(error)
+    description = error.schema.get("description")
+    if description and path:
+        expected += f" ({description})"
+    return f"{location}: {_found(error)}; {expected}"
+
+
+def _found(error):
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get(
+            "properties", {})))
+        return f"unknown key {', '.join(map(repr, extra))}"
+    if error.validator == "required":
+        return error.message.replace("is a required property",
+                                     "is missing")
+    return f"{_toml(error.instance)} is not valid"
+
+
+def _expected(error):
+    schema = error.schema
+    rule = error.validator_value
+    what = {
+        "type": lambda: f"expected {_type_words(rule)}",
+        "minimum": lambda: f"expected a number of at least {rule}",
+        "enum": lambda: "expected one of " + ", ".join(map(_toml, rule)),
+        "pattern": lambda: f"expected a string matching {rule}",
+        "minItems": lambda: f"expected at least {rule} item(s)",
+        "minLength": lambda: "expected a non-empty string",
+        "additionalProperties": lambda: "known keys: " + ", ".join(
+            sorted(schema.get("properties", {}))),
+        "required": lambda: "add it",
+        "format": lambda: f"expected a {rule} string",
+    }.get(error.validator, lambda: error.message)()
+    return what
+
+
+def _type_words(types):
+    words = {"array": "a list", "integer": "a whole number", "number":
+             "a number", "string": "a string", "object": "a table",
+             "boolean": "true or false", "null": "nothing"}
+    types = [types] if isinstance(types, str) else types
+    return " or ".join(words.get(t, t) for t in types)
+
+
+def _toml(value):
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    return json.dumps(value) if value is not None else "null"
