@@ -1,0 +1,139 @@
+"""What the matrix runs in each environment: one or more suites, declared as
+data in ``[tool.racematrix.suites.<name>]`` of pyproject.toml.
+
+A suite is a folder of pytest tests, the requirements it adds, and the
+failure signature that counts as the bug. It may carry its own matrix lists
+(``specs``, ``pythons``, ``sim``) and its own ``count`` and ``timeout``;
+whatever it leaves out comes from ``[tool.racematrix]``. MATRIX_SUITES picks
+some suites by name for one run.
+"""
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from .envspec import ConfigError, load_config
+from .validation import problem
+
+DEFAULT_SUITE = "mwe"
+# Keys of a suite table that replace the top-level matrix's.
+MATRIX_KEYS = ("specs", "pythons", "sim", "count", "timeout")
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    signature: re.Pattern
+    requirements: tuple = ()
+    description: str = ""
+    pytest_args: tuple = ()
+    # Only the keys the suite sets itself: {"specs": [...], "count": 3}.
+    matrix: tuple = ()
+
+    def env_id(self, spec):
+        """The environment's id within this suite: the MWE's ids stay as
+        they were, other suites' are prefixed with the suite name, so that
+        their raw files sit beside the MWE's without clashing."""
+        if self.name == DEFAULT_SUITE:
+            return spec.env_id
+        return f"{self.name}-{spec.env_id}"
+
+    def config(self, table, environ):
+        """The matrix of this suite: ``[tool.racematrix]``'s lists with the
+        suite's own keys in their place; MATRIX_PYTHONS / MATRIX_SPECS /
+        MATRIX_SIM in ``environ`` still replace either."""
+        merged = {key: value for key, value in table.items()
+                  if key != "suites"}
+        merged.update(dict(self.matrix))
+        return load_config(merged, environ)
+
+
+def load_suites(table, environ, root):
+    """The suites to run, by name, from ``[tool.racematrix]`` (``table``)
+    and MATRIX_SUITES in ``environ``; paths are relative to ``root``.
+
+    Without a ``suites`` table the matrix runs one suite, the MWE's, as it
+    always has.
+    """
+    declared = table.get("suites")
+    if declared is None:
+        declared = {DEFAULT_SUITE: {"path": "mwe",
+                                    "signature": _mwe_signature()}}
+    if not isinstance(declared, dict) or not declared:
+        raise ConfigError("[tool.racematrix.suites] must be a table of "
+                          "suites, e.g. [tool.racematrix.suites.mwe] with "
+                          "path and signature")
+    suites = {name: parse_suite(name, suite_table, Path(root))
+              for name, suite_table in declared.items()}
+    return {name: suites[name] for name in select(suites, environ)}
+
+
+def select(suites, environ):
+    """The names MATRIX_SUITES picks ("cubie", "mwe cubie" or "mwe,cubie"),
+    in its order; every declared suite when it is unset."""
+    if "MATRIX_SUITES" not in environ:
+        return list(suites)
+    names = [name for name in re.split(r"[\s,]+", environ["MATRIX_SUITES"])
+             if name]
+    if not names:
+        raise ConfigError("MATRIX_SUITES is set but empty: unset it to run "
+                          "every declared suite, or name some of: "
+                          + ", ".join(sorted(suites)))
+    unknown = [name for name in names if name not in suites]
+    if unknown:
+        raise ConfigError(
+            f"MATRIX_SUITES names unknown suite {unknown[0]!r}: the declared "
+            f"suites are {', '.join(sorted(suites))}")
+    return list(dict.fromkeys(names))
+
+
+def parse_suite(name, table, root):
+    """One suite from its table; a bad value is one ConfigError line
+    naming the key, the value and what is expected."""
+    where = f"[tool.racematrix.suites.{name}]"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+        raise ConfigError(f"{where}: suite name {name!r} is not valid; "
+                          f"expected letters, digits, '.', '_' or '-', "
+                          f"starting with a letter or digit")
+    wrong = problem(table, "suite", where)
+    if wrong:
+        raise ConfigError(wrong)
+    path = (root / table["path"]).resolve()
+    if not path.is_dir():
+        raise ConfigError(f"{where}.path: {table['path']!r} is not a folder "
+                          f"under {root}; expected the folder of the "
+                          f"suite's pytest tests, relative to the project "
+                          f"root")
+    try:
+        signature = re.compile(table["signature"])
+    except re.error as error:
+        raise ConfigError(f"{where}.signature: {table['signature']!r} is "
+                          f"not a valid regular expression ({error}); "
+                          f"expected a Python regex") from None
+    requirements = tuple(table.get("requirements", ()))
+    for requirement in requirements:
+        try:
+            Requirement(requirement)
+        except InvalidRequirement as error:
+            raise ConfigError(
+                f"{where}.requirements: {requirement!r} is not a "
+                f"requirement ({str(error).splitlines()[0]}); expected one "
+                f"requirement per string, e.g. 'pytest-timeout>=2'") from None
+    matrix = tuple((key, table[key]) for key in MATRIX_KEYS if key in table)
+    for key, value in matrix:
+        try:
+            load_config({key: value}, {})
+        except ConfigError as error:
+            raise ConfigError(f"{where}.{key}: {error}") from None
+    return Suite(name=name, path=path, signature=signature,
+                 requirements=requirements,
+                 description=table.get("description", ""),
+                 pytest_args=tuple(table.get("pytest_args", ())),
+                 matrix=matrix)
+
+
+def _mwe_signature():
+    from .outcomes import RACE_SIGNATURE
+    return RACE_SIGNATURE.pattern

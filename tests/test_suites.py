@@ -1,0 +1,148 @@
+import re
+import textwrap
+
+import pytest
+from nox.project import load_toml
+
+from racematrix.envspec import ConfigError, EnvSpec
+from racematrix.outcomes import RACE_SIGNATURE
+from racematrix.suites import load_suites, parse_suite
+
+from conftest import PROJECT
+
+SIGNATURE = r"has no attribute 'local'"
+
+
+def table_with(suites, **top):
+    return {"pythons": ["3.11"], "specs": ["numba==0.60.0"], "sim": [1],
+            **top, "suites": suites}
+
+
+def test_without_a_suites_table_the_mwe_runs_as_before():
+    suites = load_suites({"specs": ["numba==0.60.0"]}, {}, PROJECT)
+    assert list(suites) == ["mwe"]
+    mwe = suites["mwe"]
+    assert mwe.path == PROJECT / "mwe"
+    assert mwe.signature.pattern == RACE_SIGNATURE.pattern
+    spec = EnvSpec("3.11", ("numba==0.60.0",), True)
+    assert mwe.env_id(spec) == spec.env_id
+
+
+def test_the_projects_own_suites_load():
+    table = load_toml(PROJECT / "pyproject.toml")["tool"]["racematrix"]
+    suites = load_suites(table, {}, PROJECT)
+    assert "mwe" in suites
+    for suite in suites.values():
+        assert suite.path.is_dir()
+        assert suite.config(table, {}).envs()
+
+
+def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
+    (tmp_path / "flaky").mkdir()
+    (tmp_path / "flaky" / "test_flaky.py").write_text("def test_x(): pass\n")
+    (tmp_path / "pyproject.toml").write_text(textwrap.dedent("""
+        [tool.racematrix]
+        pythons = ["3.11", "3.12"]
+        sim = [1]
+        specs = ["numba==0.60.0"]
+
+        [tool.racematrix.suites.flaky]
+        description = "our own flaky test"
+        path = "flaky"
+        requirements = ["pytest-timeout", "hypothesis>=6"]
+        signature = "ValueError: flaky \\\\d+"
+        specs = ["numba==0.61.2", "numba-cuda==0.30.4 numba==0.68.1"]
+        count = 5
+        timeout = 30
+        """))
+    table = load_toml(tmp_path / "pyproject.toml")["tool"]["racematrix"]
+    suites = load_suites(table, {}, tmp_path)
+    flaky = suites["flaky"]
+    assert flaky.path == (tmp_path / "flaky").resolve()
+    assert flaky.requirements == ("pytest-timeout", "hypothesis>=6")
+    assert flaky.signature.search("ValueError: flaky 42")
+    assert not flaky.signature.search("ValueError: flaky")
+    config = flaky.config(table, {})
+    # The suite's own keys replace the top level's; the rest is inherited.
+    assert config.specs == (("numba==0.61.2",),
+                            ("numba-cuda==0.30.4", "numba==0.68.1"))
+    assert config.pythons == ("3.11", "3.12")
+    assert (config.count, config.timeout, config.sims) == (5, 30, (True,))
+    env = config.envs()[0]
+    assert flaky.env_id(env) == "flaky-" + env.env_id
+    # MATRIX_SPECS still replaces a suite's own list for one run.
+    assert flaky.config(table, {"MATRIX_SPECS": "numba==0.59.1"}).specs == (
+        ("numba==0.59.1",),)
+
+
+def test_matrix_suites_picks_in_the_order_given():
+    suites = {"mwe": {"path": "mwe", "signature": SIGNATURE},
+              "cubie": {"path": "clients/cubie", "signature": SIGNATURE}}
+    table = table_with(suites)
+    assert list(load_suites(table, {}, PROJECT)) == ["mwe", "cubie"]
+    assert list(load_suites(table, {"MATRIX_SUITES": "cubie"},
+                            PROJECT)) == ["cubie"]
+    assert list(load_suites(table, {"MATRIX_SUITES": "cubie, mwe cubie"},
+                            PROJECT)) == ["cubie", "mwe"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("nonsense", "MATRIX_SUITES names unknown suite 'nonsense': the declared "
+                 "suites are cubie, mwe"),
+    (" ", "MATRIX_SUITES is set but empty"),
+])
+def test_matrix_suites_bad_names_are_one_line(value, expected):
+    suites = {"mwe": {"path": "mwe", "signature": SIGNATURE},
+              "cubie": {"path": "clients/cubie", "signature": SIGNATURE}}
+    with pytest.raises(ConfigError) as caught:
+        load_suites(table_with(suites), {"MATRIX_SUITES": value}, PROJECT)
+    assert str(caught.value).startswith(expected)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("suite, words", [
+    ({"path": "no/such/folder", "signature": SIGNATURE},
+     ["[tool.racematrix.suites.bad].path", "'no/such/folder'",
+      "not a folder"]),
+    ({"path": "mwe", "signature": "tid=[("},
+     ["[tool.racematrix.suites.bad].signature", "'tid=[('",
+      "not a valid regular expression"]),
+    ({"path": "mwe"}, ["[tool.racematrix.suites.bad]", "'signature'"]),
+    ({"path": "mwe", "signature": SIGNATURE, "count": 0},
+     ["[tool.racematrix.suites.bad].count", "0", "at least 1"]),
+    ({"path": "mwe", "signature": SIGNATURE, "specs": "numba==0.60.0"},
+     ["[tool.racematrix.suites.bad].specs", "a list"]),
+    ({"path": "mwe", "signature": SIGNATURE, "specs": ["numba=0.60.0"]},
+     ["[tool.racematrix.suites.bad].specs", "'numba=0.60.0'"]),
+    ({"path": "mwe", "signature": SIGNATURE, "pythons": ["3.9"]},
+     ["[tool.racematrix.suites.bad].pythons", "3.9"]),
+    ({"path": "mwe", "signature": SIGNATURE, "requirements": ["py test"]},
+     ["[tool.racematrix.suites.bad].requirements", "'py test'"]),
+    ({"path": "mwe", "signature": SIGNATURE, "pathh": "mwe"},
+     ["[tool.racematrix.suites.bad]", "'pathh'", "known keys"]),
+])
+def test_a_bad_suite_value_is_one_line_naming_key_and_value(suite, words):
+    with pytest.raises(ConfigError) as caught:
+        parse_suite("bad", suite, PROJECT)
+    message = str(caught.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+def test_an_empty_suites_table_is_refused():
+    with pytest.raises(ConfigError, match=r"must be a table of suites"):
+        load_suites(table_with({}), {}, PROJECT)
+
+
+def test_a_bad_suite_name_is_refused():
+    with pytest.raises(ConfigError, match=r"suite name 'a b' is not valid"):
+        parse_suite("a b", {"path": "mwe", "signature": SIGNATURE}, PROJECT)
+
+
+def test_signatures_are_searched_not_matched_whole():
+    suite = parse_suite("s", {"path": "mwe", "signature": SIGNATURE}, PROJECT)
+    assert suite.signature.search(
+        "AttributeError: tid=[3, 0, 0] ctaid=[0, 0, 0]: module 'numba.cuda' "
+        "has no attribute 'local'")
+    assert isinstance(suite.signature, re.Pattern)
