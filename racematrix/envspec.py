@@ -18,11 +18,16 @@ class ConfigError(ValueError):
     do."""
 
 
+# The suite whose environments keep the ids they had before suites existed.
+DEFAULT_SUITE = "mwe"
+
+
 @dataclass(frozen=True)
 class EnvSpec:
     python: str
     requirements: tuple
     sim: bool
+    suite: str = DEFAULT_SUITE
 
     @property
     def target(self):
@@ -38,7 +43,11 @@ class EnvSpec:
 
     @property
     def env_id(self):
-        return f"py{self.python}-{spec_slug(self.requirements)}-sim{int(self.sim)}"
+        """``py3.11-numba-0.60.0-sim1``; other suites than the MWE's are
+        prefixed with their name (``cubie-py3.12-...``), so that their raw
+        files sit beside the MWE's."""
+        env_id = f"py{self.python}-{spec_slug(self.requirements)}-sim{int(self.sim)}"
+        return env_id if self.suite == DEFAULT_SUITE else f"{self.suite}-{env_id}"
 
 
 def spec_slug(requirements):

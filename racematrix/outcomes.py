@@ -42,22 +42,24 @@ def base_test_name(name, repeat_count):
                   lambda m: f"[{m[1]}]" if m[1] else "", name)
 
 
-def classify_outcome(kind, text):
+def classify_outcome(kind, text, signature=RACE_SIGNATURE):
     """Classify one test run from its JUnit result kind (``failure``,
-    ``error``, ``skipped`` or ``None`` for a pass) and the message text."""
+    ``error``, ``skipped`` or ``None`` for a pass) and the message text;
+    ``signature`` is the suite's: what counts as the bug."""
     if kind is None:
         return PASS
     if kind == "skipped":
         return SKIP
-    if RACE_SIGNATURE.search(text):
+    if signature.search(text):
         return TARGET
     if TIMEOUT_SIGNATURE.search(text):
         return HANG
     return OTHER
 
 
-def parse_junit(path):
-    """Return (suite properties, [RunRecord]) from a pytest JUnit XML file."""
+def parse_junit(path, signature=RACE_SIGNATURE):
+    """Return (suite properties, [RunRecord]) from a pytest JUnit XML file;
+    a failure matching ``signature`` is the target."""
     try:
         root = ElementTree.parse(path).getroot()
     except (OSError, ElementTree.ParseError) as error:
@@ -76,7 +78,7 @@ def parse_junit(path):
                 filter(None, (result.get("message"), result.text)))
             runs.append(RunRecord(
                 name=case.get("name", ""),
-                outcome=classify_outcome(kind, text),
+                outcome=classify_outcome(kind, text, signature),
                 message=_first_line(result.get("message") or result.text or "")
                 if result is not None else "",
                 properties=_properties(case)))

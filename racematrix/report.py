@@ -432,9 +432,15 @@ def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
     return rows, records
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line, not argparse's usage block."""
+        self.exit(2, f"report: {message} (see `nox -s report -- --help`)\n")
+
+
 def main(argv=None):
     home = os.environ.get("RACEMATRIX_RESULTS", "results")
-    parser = argparse.ArgumentParser(prog="nox -s report --")
+    parser = ArgumentParser(prog="nox -s report --")
     parser.add_argument("--raw", nargs="+", default=[f"{home}/raw"],
                         metavar="DIR", help="folders (or files) of raw "
                         f"results to merge (default: {home}/raw)")

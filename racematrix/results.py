@@ -67,8 +67,10 @@ def decide_verdict(counts, env_error=None, skip_reason=None):
 def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
              env_error=None, skip_reason=None, seconds=0.0, settings=None,
              concurrency=1, machine=None, command="", started=None,
-             pytest_seconds=0.0):
-    """The raw record of one environment's run."""
+             pytest_seconds=0.0, resolution=None, launch_seconds=None):
+    """The raw record of one environment's run: ``resolution`` says how
+    the environment was installed, ``launch_seconds`` what its launches
+    cost (both where measured)."""
     counts = counts or {"target": 0, "other": 0, "hang": 0, "pass": 0,
                         "skip": 0}
     verdict, reason = decide_verdict(counts, env_error, skip_reason)
@@ -76,6 +78,7 @@ def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
     return {
         "schema": SCHEMA,
         "env": spec.env_id,
+        "suite": spec.suite,
         "spec": {"python": spec.python, "requirements": list(spec.requirements),
                  "sim": spec.sim},
         "target": spec.target,
@@ -99,6 +102,8 @@ def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
         "command": command,
         "started": started or now_iso(),
         "finished": now_iso(),
+        **({"resolution": resolution} if resolution else {}),
+        **({"launch_seconds": launch_seconds} if launch_seconds else {}),
     }
 
 
@@ -285,6 +290,7 @@ def make_row(record, show_machine=False):
         env = f"{env}@{machine_label(record)}"
     return {
         "env": env,
+        "suite": record.get("suite", "mwe"),
         "python": record["python"] or record.get("spec", {}).get("python", ""),
         "target": record["target"],
         "sim": record["sim"],
@@ -317,7 +323,8 @@ def row_sort_key(row):
     others by what they asked for."""
     python = row["python"] or ""
     minor = ".".join(python.split(".")[:2])
-    return (_version_key(minor), row["target"],
+    suite = row.get("suite", "mwe")
+    return (suite != "mwe", suite, _version_key(minor), row["target"],
             _version_key(target_version(row)),
             _version_key(package_version(row, "numba") or ""),
             not row["sim"], _version_key(python.split("+")[0]), row["env"])
@@ -387,7 +394,17 @@ def table_cells(row):
             row["reason"])
 
 
+def with_suite_column(rows, columns, cells):
+    """The columns and cells with a leading ``suite`` column where the rows
+    come from more than the MWE's suite."""
+    if all(row.get("suite", "mwe") == "mwe" for row in rows):
+        return columns, cells
+    return ("suite", *columns), lambda row: (row.get("suite", "mwe"),
+                                             *cells(row))
+
+
 def render_markdown(rows, provenance, columns=TABLE_COLUMNS, cells=table_cells):
+    columns, cells = with_suite_column(rows, columns, cells)
     lines = ["# Failure rates", "",
              f"Generated {provenance['generated']} by `{provenance['command']}` "
              f"from {provenance['raw_files']} raw result files. "
@@ -409,13 +426,13 @@ def render_markdown(rows, provenance, columns=TABLE_COLUMNS, cells=table_cells):
 def render_csv(rows):
     stream = io.StringIO()
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(["env", "python", "target", "numba", "numba_cuda", "numpy",
+    writer.writerow(["env", "suite", "python", "target", "numba", "numba_cuda", "numpy",
                      "sim", "runs", "failures", "other_errors", "hangs",
                      "failure_rate", "ci95_low", "ci95_high", "verdict",
                      "reason", "seconds", "concurrency", "machine"])
     for row in rows:
         packages = row["packages"]
-        writer.writerow([row["env"], row["python"], row["target"],
+        writer.writerow([row["env"], row.get("suite", "mwe"), row["python"], row["target"],
                          packages.get("numba", ""), packages.get("numba-cuda", ""),
                          packages.get("numpy", ""), int(row["sim"]), row["runs"],
                          row["failures"], row["other_errors"], row["hangs"],

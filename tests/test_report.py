@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from racematrix import report
+from racematrix import report, results
 
 pytest.importorskip("matplotlib")
 
@@ -183,3 +183,24 @@ def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
     assert note == (f"\nsimulator off: all {len(skipped)} environments "
                     f"skipped: {skipped[0]['reason']}")
     assert report._not_drawn_note(rows, [True, False]) == ""
+
+
+def test_a_mistyped_option_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        report.main(["--rwa", "x"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "unrecognized arguments: --rwa x" in error
+
+
+def test_report_with_only_bad_inputs_writes_nothing(tmp_path, capsys):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.json").write_text('{"env": 5}')
+    out = tmp_path / "out"
+    with pytest.warns(results.RawResultWarning):
+        with pytest.raises(SystemExit) as exited:
+            report.main(["--raw", str(tmp_path / "junk"), "--out", str(out),
+                         "--bisect", str(tmp_path / "bisect")])
+    assert exited.value.code == 2
+    assert "nothing was written" in capsys.readouterr().err
+    assert not out.exists() or list(out.iterdir()) == []
