@@ -8,7 +8,7 @@ reproducing end of the range, missing the bug has a chance below
 skipped like ``git bisect skip``, trying its neighbours instead.
 """
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .results import write_text_atomic
@@ -30,6 +30,16 @@ class Probe:
     failures: int = 0
     reason: str = ""
     seconds: float = 0.0
+    # How the release was installed (``companions.Installation``): the way
+    # of the ladder that won, the index date it used, the requirements
+    # passed, every way tried, the resolved version of every package, and
+    # where the code under test came from.
+    way: str | None = None
+    exclude_newer: str | None = None
+    requirements: list = field(default_factory=list)
+    attempts: list = field(default_factory=list)
+    packages: dict = field(default_factory=dict)
+    implementation: dict | None = None
 
     def to_json(self):
         return asdict(self)
@@ -189,18 +199,58 @@ def render_bisect(data):
                   f"{100 * data['rate_used']:.1f}% per run, misses the bug "
                   f"that often with probability below "
                   f"{data['miss_probability']:.1%}.", ""]
-    lines += ["| version | verdict | runs | failures | reason |",
-              "|---|---|---|---|---|"]
+    lines += ["| version | verdict | runs | failures | installed | reason |",
+              "|---|---|---|---|---|---|"]
+    shown = data.get("shown_packages", [])
     for first, last, probe, count in condensed_probes(data["tested"]):
         version = first if count == 1 else f"{first} – {last} ({count} releases)"
         lines.append(f"| {version} | {probe['verdict']} | {probe['runs']} | "
                      f"{probe['failures']} | "
+                     f"{installed_cell(probe, shown) if count == 1 else ''} | "
                      f"{probe['reason'].replace('|', '/')} |")
     provenance = data["provenance"]
     lines += ["", f"Command: `{provenance['command']}`; finished "
                   f"{provenance['finished']} on {provenance['machine']['os']}, "
                   f"{provenance['machine']['cores']} cores."]
     return "\n".join(lines) + "\n"
+
+
+def installed_cell(probe, shown):
+    """How a probe's release was installed, for the table: the way, the
+    index date, and the resolved versions of the packages in ``shown``."""
+    if not probe.get("way"):
+        tried = ", ".join(a["way"] for a in probe.get("attempts", []))
+        return f"tried {tried}" if tried else ""
+    date = f" as of {probe['exclude_newer'][:10]}" if probe.get("exclude_newer") else ""
+    packages = probe.get("packages", {})
+    versions = ", ".join(f"{name} {packages[name]}" for name in shown
+                         if name in packages)
+    return f"{probe['way']}{date}" + (f": {versions}" if versions else "")
+
+
+def bisect_stem(package, python, sim, start=None, end=None):
+    """The file name (without suffix) of a bisect: by package and Python,
+    and by range where ``--from`` or ``--to`` narrowed it, so that a
+    narrower search never replaces a wider one."""
+    stem = f"{package}-py{python}"
+    if start or end:
+        stem += f"-{start or 'first'}-{end or 'last'}"
+    return stem + ("" if sim else "-sim0")
+
+
+def widest_bisects(bisects):
+    """Of several bisects of the same package, Python, simulator flag and
+    extra requirements, the one over the most releases (the newest among
+    equals); others are dropped. For a report that shows one per search."""
+    kept = {}
+    for data in bisects:
+        key = (data.get("package"), data.get("python"), data.get("sim"),
+               tuple(data.get("with") or ()))
+        rank = (len(data.get("releases") or ()),
+                data.get("provenance", {}).get("finished", ""))
+        if key not in kept or rank > kept[key][0]:
+            kept[key] = (rank, data)
+    return [data for _, data in kept.values()]
 
 
 def _span(versions):

@@ -8,16 +8,19 @@ import subprocess
 import time
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import outcomes, results
-from .bisect import (MISS_PROBABILITY, Probe, bisect_releases, decide_probe,
-                     probe_limit, render_bisect)
+from .bisect import (MISS_PROBABILITY, Probe, bisect_releases, bisect_stem,
+                     decide_probe, probe_limit, render_bisect)
 from .envspec import ConfigError, EnvSpec, parse_python, parse_sim, parse_spec
 from .index import IndexLookupError, list_releases, nearest_versions
 from .interpreters import missing_interpreters
 from .provenance import gpu_name, machine_info
-from .runner import BadInput, ProbeEnvironment, install, run_mwe
+from .runner import (MODULE_UNDER_TEST, TEST_TOOLS, BadInput, ProbeEnvironment,
+                     install_resolved, run_mwe)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -40,10 +43,11 @@ def parse_args(argv):
                              "\"numba==0.61.2\"")
     parser.add_argument("--sim", default="1", type=_checked(parse_sim),
                         help="1: simulator on (default); 0: on a GPU")
-    parser.add_argument("--initial-runs", type=int, default=22,
+    parser.add_argument("--initial-runs", type=positive_whole_number,
+                        default=22,
                         help="runs for the first probe of each end "
                              "(default: 22, one run of the suite)")
-    parser.add_argument("--timeout", type=int, default=120,
+    parser.add_argument("--timeout", type=positive_whole_number, default=120,
                         help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
     for name in ("start", "end"):
@@ -58,6 +62,17 @@ def parse_args(argv):
         raise BadInput(f"bisect: --from {args.start} is newer than --to "
                        f"{args.end}; swap them")
     return args
+
+
+def positive_whole_number(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"needs a positive whole number, got {text!r}")
+    return value
 
 
 def _checked(parse):
@@ -132,9 +147,10 @@ class ReleaseProber:
                 return self._keep(probe, "skipped", "no CUDA GPU", started)
             if previous is None:
                 env.create()
-                problem = install(env, spec)
-                if problem:
-                    kind, reason = problem
+                installation = install_resolved(env, spec, log=self.log)
+                record_installation(probe, installation)
+                if installation.problem:
+                    kind, reason = installation.problem
                     return self._keep(probe, {"skip": "skipped"}.get(
                         kind, "error"), reason, started)
             while True:
@@ -188,6 +204,27 @@ class ReleaseProber:
         return probe
 
 
+def record_installation(probe, installation):
+    """Copy how the release was installed into its probe."""
+    probe.way = installation.way
+    probe.exclude_newer = installation.exclude_newer
+    probe.requirements = list(installation.requirements)
+    probe.attempts = installation.resolution()["attempts"]
+    probe.packages = dict(installation.packages)
+    probe.implementation = installation.implementation
+
+
+def shown_packages(args):
+    """Packages whose resolved versions the bisect's table shows: the
+    searched one, those added with --with, and the distribution named by
+    the module under test's top level."""
+    names = [args.package, *(Requirement(r).name for r in args.extra),
+             MODULE_UNDER_TEST.split(".")[0]]
+    names = [canonicalize_name(n) for n in names]
+    return [n for n in dict.fromkeys(names)
+            if n not in {canonicalize_name(t) for t in TEST_TOOLS}]
+
+
 def _probe_reason(probe, verdict):
     if verdict == "reproduced":
         return f"{probe.failures} of {probe.runs} runs failed with the race"
@@ -195,13 +232,16 @@ def _probe_reason(probe, verdict):
 
 
 def write_bisect(result, args, out_dir, command, seconds, excluded=()):
-    """``<package>-py<python>.json`` and ``.md`` under ``out_dir``."""
-    stem = f"{args.package}-py{args.python}" + ("" if args.sim else "-sim0")
+    """``<package>-py<python>.json`` and ``.md`` under ``out_dir``, with
+    the range in the name where --from or --to narrowed it."""
+    stem = bisect_stem(args.package, args.python, args.sim, args.start,
+                       args.end)
     data = {
         "package": args.package, "python": args.python, "sim": args.sim,
         "with": list(args.extra), "from": args.start, "to": args.end,
         "releases": result.versions,
         "excluded_by_requires_python": list(excluded),
+        "shown_packages": shown_packages(args),
         "tested": [p.to_json() for p in result.tested],
         "boundary": result.boundary, "summary": result.summary,
         "decisive_probes": result.decisive_probes,

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from . import outcomes, report, results
+from .companions import Installation, Ladder
 from .index import IndexLookupError, list_releases, nearest_versions
 from .provenance import gpu_name, machine_info
 
@@ -74,25 +76,41 @@ def venv_python(session):
 def install(session, spec, timeout=900):
     """Install the spec and the test tools, wheels only. Returns None on
     success, else (kind, reason): "skip" (no wheel for this Python, or a
-    yanked release), "bad-input" (no such release or package) or "error"."""
-    packages = [*spec.requirements, *TEST_TOOLS]
-    if session.venv_backend == "uv":
-        command = ["uv", "pip", "install", "--python", venv_python(session),
-                   "--only-binary", ":all:", *packages]
-    else:
-        command = [venv_python(session), "-m", "pip", "install",
-                   "--only-binary=:all:", "--disable-pip-version-check",
-                   *packages]
+    yanked release), "bad-input" (no such release or package) or "error".
+    ``install_resolved`` says how."""
+    return install_resolved(session, spec, timeout=timeout).problem
+
+
+def install_resolved(session, spec, log=None, timeout=900):
+    """Install the spec by the first way of the companion ladder that
+    installs, imports and passes a smoke launch (see
+    ``racematrix.companions``); returns the ``Installation``, whose
+    ``resolution()`` goes into the raw result."""
+    if shutil.which("uv") is None:
+        return Installation(problem=install_with_pip(session, spec, timeout),
+                            way="as-asked",
+                            requirements=[*spec.requirements, *TEST_TOOLS])
+    ladder = Ladder(venv_python(session), tools=TEST_TOOLS,
+                    classify=lambda output: classify_install_failure(output, spec),
+                    smoke=SMOKE_LAUNCH, module=MODULE_UNDER_TEST,
+                    provider=spec.target,
+                    sim_environ=venv_environ(session.bin,
+                                             {"NUMBA_ENABLE_CUDASIM": "1"}),
+                    log=log or session.log, timeout=timeout)
+    return ladder.install(spec.requirements)
+
+
+def install_with_pip(session, spec, timeout=900):
+    """The spec as asked, with pip, where uv is not available."""
+    command = [venv_python(session), "-m", "pip", "install",
+               "--only-binary=:all:", "--disable-pip-version-check",
+               *spec.requirements, *TEST_TOOLS]
     session.log(" ".join(command))
     done = subprocess.run(command, capture_output=True, text=True,
                           timeout=timeout)
-    output = done.stdout + done.stderr
     if done.returncode == 0:
-        yanked = re.search(r"`?([\w.-]+==[\w.]+)`? is yanked", output)
-        if yanked and yanked.group(1) in spec.requirements:
-            return "skip", f"{yanked.group(1)} is yanked on the index"
         return None
-    return classify_install_failure(output, spec)
+    return classify_install_failure(done.stdout + done.stderr, spec)
 
 
 def classify_install_failure(output, spec):
@@ -136,6 +154,45 @@ def classify_install_failure(output, spec):
     cause = re.search(r"(?:cause|error|ERROR): (.*(?:\n +\S.*)*)", output)
     text = " ".join((cause.group(1) if cause else output.strip()).split())
     return "error", f"install failed: {text[:400]}"
+
+
+# The module whose code is under test, and a smoke launch of it: one
+# simulated thread (no race possible) calling cuda.local.array inside a
+# device function. It prints a JSON line once the module is imported and
+# another once the launch has returned (read by companions.parse_smoke).
+MODULE_UNDER_TEST = "numba.cuda"
+SMOKE_LAUNCH = r"""
+import importlib, json, sys
+from importlib import metadata
+from pathlib import Path
+module = importlib.import_module(sys.argv[1])
+path = Path(module.__file__).resolve()
+top = next((path.relative_to(Path(entry).resolve()).parts[0]
+            for entry in sys.path if entry and Path(entry).is_dir()
+            and path.is_relative_to(Path(entry).resolve())), None)
+owners = metadata.packages_distributions().get(top, [])
+print(json.dumps({"stage": "imported", "implementation": {
+    "module": sys.argv[1], "distribution": owners[0] if owners else None,
+    "path": str(path.parent)}}), flush=True)
+import numpy as np
+from numba import cuda, float64
+
+@cuda.jit(device=True)
+def scratch_sum(i):
+    tmp = cuda.local.array(2, float64)
+    tmp[0] = i
+    tmp[1] = 1.0
+    return tmp[0] + tmp[1]
+
+@cuda.jit
+def kernel(out):
+    out[0] = scratch_sum(0)
+
+out = np.zeros(1)
+kernel[1, 1](out)
+assert out[0] == 1.0, out
+print(json.dumps({"stage": "launched"}), flush=True)
+"""
 
 
 def unknown_version_message(name, version):

@@ -3,8 +3,9 @@ import random
 
 import pytest
 
-from racematrix.bisect import (Probe, bisect_releases, condensed_probes,
-                               decide_probe, probe_limit, render_bisect)
+from racematrix.bisect import (Probe, bisect_releases, bisect_stem,
+                               condensed_probes, decide_probe, installed_cell,
+                               probe_limit, render_bisect, widest_bisects)
 from racematrix.bisect_session import parse_args
 from racematrix.runner import BadInput
 
@@ -136,10 +137,68 @@ def test_probe_limit_matches_the_issue():
      "is not a version number"),
     (["--package", "numba", "--python", "3.11", "--sim", "2"],
      "malformed simulator flag"),
+    (["--package", "numba", "--python", "3.11", "--initial-runs", "0"],
+     "argument --initial-runs: needs a positive whole number, got '0'"),
+    (["--package", "numba", "--python", "3.11", "--initial-runs=-3"],
+     "argument --initial-runs: needs a positive whole number, got '-3'"),
+    (["--package", "numba", "--python", "3.11", "--initial-runs", "many"],
+     "argument --initial-runs: needs a positive whole number, got 'many'"),
+    (["--package", "numba", "--python", "3.11", "--timeout", "0"],
+     "argument --timeout: needs a positive whole number, got '0'"),
+    (["--package", "numba", "--python", "3.11", "--timeout=-5"],
+     "argument --timeout: needs a positive whole number, got '-5'"),
 ])
 def test_bad_arguments_get_one_line(argv, message):
     with pytest.raises(BadInput, match=message.replace("-", r"\-")):
         parse_args(argv)
+
+
+def test_good_counts_are_accepted():
+    args = parse_args(["--package", "numba", "--python", "3.11",
+                       "--initial-runs", "5", "--timeout", "30"])
+    assert (args.initial_runs, args.timeout) == (5, 30)
+
+
+@pytest.mark.parametrize("argv, stem", [
+    (["--package", "numba", "--python", "3.12"], "numba-py3.12"),
+    (["--package", "numba", "--python", "3.12", "--from", "0.68.0", "--to",
+      "0.68.1"], "numba-py3.12-0.68.0-0.68.1"),
+    (["--package", "numba", "--python", "3.12", "--from", "0.60.0"],
+     "numba-py3.12-0.60.0-last"),
+    (["--package", "numba-cuda", "--python", "3.11", "--to", "0.20.0",
+      "--sim", "0"], "numba-cuda-py3.11-first-0.20.0-sim0"),
+])
+def test_a_narrower_range_gets_its_own_file(argv, stem):
+    args = parse_args(argv)
+    assert bisect_stem(args.package, args.python, args.sim, args.start,
+                       args.end) == stem
+
+
+def test_the_widest_search_is_kept_per_package_and_python():
+    def bisect(python, releases, finished, extra=()):
+        return {"package": "numba", "python": python, "sim": True,
+                "with": list(extra), "releases": releases,
+                "provenance": {"finished": finished}}
+    full = bisect("3.12", [f"0.{i}.0" for i in range(99)], "2026-11-24")
+    narrow = bisect("3.12", ["0.68.0", "0.68.1"], "2026-11-25")
+    other_python = bisect("3.10", ["0.68.0", "0.68.1"], "2026-11-25")
+    pinned = bisect("3.12", ["0.68.0", "0.68.1"], "2026-11-25", ["numpy<2"])
+    kept = widest_bisects([narrow, full, other_python, pinned])
+    assert full in kept and narrow not in kept
+    assert other_python in kept and pinned in kept and len(kept) == 3
+
+
+def test_the_table_says_how_each_release_was_installed():
+    probe = Probe("0.18.1", "reproduced", 22, 3, way="as-of-upload+extras",
+                  exclude_newer="2025-08-09T11:30:37Z",
+                  packages={"numba-cuda": "0.18.1", "numba": "0.61.2",
+                            "pytest": "8.4.1"}).to_json()
+    assert installed_cell(probe, ["numba-cuda", "numba"]) == \
+        "as-of-upload+extras as of 2025-08-09: numba-cuda 0.18.1, numba 0.61.2"
+    failed = Probe("0.0.0", "error", reason="no code", attempts=[
+        {"way": "as-asked", "outcome": "import-failed", "reason": "x"},
+        {"way": "as-of-upload", "outcome": "import-failed", "reason": "x"}]).to_json()
+    assert installed_cell(failed, ["numba"]) == "tried as-asked, as-of-upload"
 
 
 def test_markdown_states_the_numbers_used():
