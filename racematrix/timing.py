@@ -204,19 +204,26 @@ def u_distribution(m, n):
 class TimeRule:
     """How launches are taken and compared: ``first`` launches at first,
     ``step`` more at each further look, at most ``cap``; every look tests at
-    ``alpha`` / (number of looks the cap allows)."""
+    ``alpha`` / (number of looks the cap allows). Before each release is
+    placed, each end gets ``step`` fresh launches, and the release is
+    compared with the ends' latest ``window`` launches: launch times drift
+    with the machine's load, so the ends are re-measured beside each probe
+    rather than once at the start."""
     alpha: float = 0.01
     first: int = 8
     step: int = 8
     cap: int = 40
+    window: int = 40
 
     def __post_init__(self):
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
-        if not 1 <= self.first <= self.cap or self.step < 1:
-            raise ConfigError(f"need 1 <= first <= cap and step >= 1, got "
-                              f"first={self.first}, step={self.step}, "
-                              f"cap={self.cap}")
+        if not 1 <= self.first <= self.cap or self.step < 1 or \
+                self.window < 1:
+            raise ConfigError(f"need 1 <= first <= cap, step >= 1 and "
+                              f"window >= 1, got first={self.first}, "
+                              f"step={self.step}, cap={self.cap}, "
+                              f"window={self.window}")
 
     @property
     def looks(self):
@@ -234,7 +241,9 @@ class TimeRule:
         return (f"one-sided Mann-Whitney U on launch times (launches past the "
                 f"limit ranked at the limit); {self.first} launches, then "
                 f"{self.step} more per look up to {self.cap}; each look at "
-                f"p < {self.alpha:g}/{self.looks} = {self.alpha_per_look:.4g}")
+                f"p < {self.alpha:g}/{self.looks} = {self.alpha_per_look:.4g};"
+                f" each end re-measured ({self.step} launches) before each "
+                f"probe, compared by its latest {self.window}")
 
 
 def compare_ends(old, new, rule):
@@ -381,18 +390,28 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
         else ("slow", "fast")
     tested[versions[lo]].verdict = old_speed
     tested[versions[hi]].verdict = new_speed
-    ends = {old_speed: tested[versions[lo]], new_speed: tested[versions[hi]]}
+    end_index = {old_speed: lo, new_speed: hi}
+
+    def refreshed_ends():
+        """Each end's latest launches, ``step`` of them taken just now."""
+        latest = {}
+        for speed, index in end_index.items():
+            before = tested[versions[index]]
+            probe = timed(index, len(before.samples) + rule.step)
+            probe.verdict, probe.p_values = speed, before.p_values
+            latest[speed] = probe.samples[-rule.window:]
+        return latest
 
     def classified(index):
         """Launches added until the rule places the release, or the cap."""
         verdict = None
+        ends = refreshed_ends()
         for look in range(rule.looks):
             probe = timed(index, rule.launches_at(look))
             if not probe.usable:
                 return probe
             verdict, p_slower, p_faster = classify(
-                probe.samples, ends["fast"].samples, ends["slow"].samples,
-                rule)
+                probe.samples, ends["fast"], ends["slow"], rule)
             probe.p_values = {"slower_than_fast_end": p_slower,
                               "faster_than_slow_end": p_faster}
             if verdict or len(probe.samples) < rule.launches_at(look):

@@ -1,0 +1,297 @@
+"""Launch time: summary, rank test, decision rule and bisect on time, on
+launch times measured with mwe/launch_time.py (tests/data/launch_time/)."""
+import importlib.util
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from racematrix import timing
+from racematrix.bisect import probe_limit
+from racematrix.envspec import ConfigError
+from racematrix.timing import (TimeProbe, TimeRule, bisect_on_time, classify,
+                               compare_ends, mann_whitney_greater,
+                               summarize_launches, u_distribution)
+
+
+@pytest.fixture(scope="module")
+def measured(data_dir_module):
+    """launch_seconds records by package, from one real measurement run."""
+    data = json.loads((data_dir_module / "launch_time" /
+                       "measured-py3.12.json").read_text())
+    records = {}
+    for entry in data["entries"]:
+        packages = entry["packages"]
+        name = f"numba-cuda {packages['numba-cuda']}" \
+            if "numba-cuda" in packages else f"numba {packages['numba']}"
+        records[name] = entry["launch_seconds"]
+    return records
+
+
+@pytest.fixture(scope="module")
+def data_dir_module():
+    return Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module")
+def sides(measured):
+    """Samples of releases with the race (built-in numba and numba-cuda
+    before the fix) and without it, as measured."""
+    with_race = [r for name, r in measured.items()
+                 if name.startswith("numba ") or r.get("race_errors")]
+    without = [r for name, r in measured.items()
+               if name.startswith("numba-cuda") and not r.get("race_errors")]
+    assert with_race and without
+    return with_race, without
+
+
+def load_workload():
+    spec = importlib.util.spec_from_file_location(
+        "launch_time", timing.WORKLOAD)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- Summary ---
+
+def test_summary_of_real_records_matches_the_workloads_own(measured):
+    workload = load_workload()
+    for record in measured.values():
+        ours = summarize_launches(record["samples"], record["limit"])
+        for key in ("n", "median", "p95", "max", "past_limit"):
+            assert ours[key] == pytest.approx(record[key], abs=1e-6), key
+        theirs = workload.summarize(record["samples"],
+                                    record["past_limit_launches"],
+                                    record["limit"])
+        assert theirs["p95"] == pytest.approx(ours["p95"], abs=1e-6)
+
+
+def test_summary_counts_launches_at_the_limit_as_past_it():
+    summary = summarize_launches([0.5, 20.0, 1.0, 20.0], limit=20.0)
+    assert summary["past_limit"] == 2
+    assert summary["max"] == 20.0
+    assert summary["median"] == pytest.approx(10.5)
+
+
+def test_summary_of_no_and_one_launch():
+    assert summarize_launches([], 20.0) == {"n": 0, "median": None,
+                                            "p95": None, "max": None,
+                                            "past_limit": 0}
+    one = summarize_launches([0.7], 20.0)
+    assert one["median"] == one["p95"] == one["max"] == 0.7
+
+
+def test_format_names_past_limit_launches():
+    record = {**summarize_launches([0.5, 20.0], 20.0), "limit": 20.0}
+    assert "1 of 2 past 20 s" in timing.format_launch_seconds(record)
+    assert timing.format_launch_seconds({"n": 0}) == "–"
+
+
+def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
+    lines = (data_dir_module / "launch_time" /
+             "workload-output.txt").read_text().splitlines()
+    record = timing.parse_workload_output(lines)
+    assert record["n"] == len(record["samples"])
+    assert set(record) >= {"n", "median", "p95", "max", "past_limit", "limit",
+                           "budget", "workload", "samples"}
+    assert timing.parse_workload_output(["Traceback", "x"]) is None
+
+
+# --- The rank test ---
+
+def test_exact_p_value_of_complete_separation_is_one_ordering_in_all():
+    # x above y in every one of the C(10, 5) = 252 equally likely orderings
+    u, p = mann_whitney_greater([6, 7, 8, 9, 10], [1, 2, 3, 4, 5])
+    assert u == 25
+    assert p == pytest.approx(1 / math.comb(10, 5))
+    _, p_other = mann_whitney_greater([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert p_other == 1.0
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (3, 4), (8, 8), (12, 5)])
+def test_u_distribution_counts_every_ordering_symmetrically(m, n):
+    counts = u_distribution(m, n)
+    assert len(counts) == m * n + 1
+    assert sum(counts) == math.comb(m + n, m)
+    assert counts == counts[::-1]
+    assert min(counts) >= 0
+
+
+def test_rank_test_agrees_with_scipy_on_real_samples(sides):
+    stats = pytest.importorskip("scipy.stats")
+    (with_race, *_), (without, *_) = sides
+    for x, y in [(without["samples"][:8], with_race["samples"][:8]),
+                 (with_race["samples"][:8], without["samples"][:8]),
+                 (without["samples"], with_race["samples"]),
+                 (with_race["samples"][:20], with_race["samples"][20:])]:
+        u, p = mann_whitney_greater(x, y)
+        method = "exact" if len(set(x) | set(y)) == len(x) + len(y) and \
+            len(x) * len(y) <= timing.EXACT_LIMIT else "asymptotic"
+        expected = stats.mannwhitneyu(x, y, alternative="greater",
+                                      method=method)
+        assert u == pytest.approx(expected.statistic)
+        assert p == pytest.approx(expected.pvalue, rel=1e-9)
+
+
+def test_rank_test_with_ties_at_the_limit_uses_the_tie_correction():
+    # Launches past a 20 s limit all tie at 20: still a clear difference.
+    _, p = mann_whitney_greater([20.0] * 6 + [5.0, 9.0], [0.6, 0.7, 0.65,
+                                                          0.8, 0.62, 0.71])
+    assert p < 0.01
+    assert mann_whitney_greater([20.0] * 3, [20.0] * 3)[1] == 1.0
+
+
+def test_rank_test_needs_both_samples():
+    with pytest.raises(ValueError):
+        mann_whitney_greater([], [1.0])
+
+
+# --- The rule ---
+
+def test_rule_splits_alpha_over_its_looks():
+    rule = TimeRule(alpha=0.01, first=8, step=8, cap=40)
+    assert rule.looks == 5
+    assert [rule.launches_at(k) for k in range(rule.looks)] == \
+        [8, 16, 24, 32, 40]
+    assert rule.alpha_per_look == pytest.approx(0.002)
+    assert "Mann-Whitney" in rule.describe()
+
+
+@pytest.mark.parametrize("kwargs", [dict(alpha=0), dict(alpha=1.5),
+                                    dict(first=0), dict(first=50, cap=40),
+                                    dict(step=0)])
+def test_bad_rule_is_one_clear_error(kwargs):
+    with pytest.raises(ConfigError):
+        TimeRule(**kwargs)
+
+
+def test_ends_with_and_without_the_race_differ(sides):
+    rule = TimeRule()
+    for race in sides[0]:
+        for fixed in sides[1]:
+            direction, _, _ = compare_ends(race["samples"],
+                                           fixed["samples"], rule)
+            assert direction == "rose"
+            assert compare_ends(fixed["samples"], race["samples"],
+                                rule)[0] == "fell"
+
+
+def test_interleaved_halves_of_one_release_do_not_differ(measured):
+    # Alternate launches ran under the same load; consecutive halves need
+    # not have (0.24.0's second half ran slower as the machine got busier),
+    # which is why the bisect re-measures the ends beside every probe.
+    rule = TimeRule()
+    for record in measured.values():
+        samples = record["samples"]
+        assert compare_ends(samples[0::2], samples[1::2], rule)[0] is None
+
+
+def test_classify_places_a_release_by_its_own_launches(sides):
+    rule = TimeRule()
+    (race_a, race_b, *_), (fixed_a, fixed_b, *_) = sides
+    fast, slow = race_a["samples"], fixed_a["samples"]
+    assert classify(fixed_b["samples"], fast, slow, rule)[0] == "slow"
+    assert classify(race_b["samples"], fast, slow, rule)[0] == "fast"
+
+
+# --- The bisect ---
+
+class FakeMeasure:
+    """``measure(version, launches)`` from real samples: releases before
+    ``boundary`` get the samples of a release with the race, the others
+    those of one without; ``broken`` ones cannot be timed. Each release
+    draws its launches in its own fixed random order, as launches taken
+    under the same conditions; called again, it adds to what it had."""
+
+    def __init__(self, versions, boundary, fast, slow, broken=()):
+        self.versions = versions
+        self.boundary = boundary
+        self.fast, self.slow = fast, slow
+        self.broken = set(broken)
+        self.calls = []
+
+    def __call__(self, version, launches):
+        self.calls.append((version, launches))
+        if version in self.broken:
+            return TimeProbe(version, "error",
+                             reason="cannot import numba.cuda")
+        index = self.versions.index(version)
+        pool = self.fast if index < self.boundary else self.slow
+        order = random.Random(index).sample(pool, len(pool))
+        return TimeProbe(version, samples=order[:launches])
+
+
+VERSIONS = [f"0.{i}.0" for i in range(21)]
+
+
+@pytest.mark.parametrize("boundary", range(1, len(VERSIONS)))
+def test_bisect_finds_where_launch_time_jumps(sides, boundary):
+    (race, *_), (fixed, *_) = sides
+    fake = FakeMeasure(VERSIONS, boundary, race["samples"], fixed["samples"])
+    result = bisect_on_time(VERSIONS, fake)
+    assert result.boundary == {
+        "before": {"version": VERSIONS[boundary - 1], "verdict": "fast"},
+        "after": {"version": VERSIONS[boundary], "verdict": "slow"}}
+    assert result.direction == "rose"
+    assert result.decisive_probes <= probe_limit(len(VERSIONS))
+    assert "rose between" in result.summary
+    ends = {VERSIONS[0], VERSIONS[-1]}
+    assert max(launches for version, launches in fake.calls
+               if version not in ends) <= TimeRule().cap
+
+
+def test_bisect_finds_a_speed_up_too(sides):
+    (race, *_), (fixed, *_) = sides
+    fake = FakeMeasure(VERSIONS, 7, fixed["samples"], race["samples"])
+    result = bisect_on_time(VERSIONS, fake)
+    assert result.direction == "fell"
+    assert result.boundary["before"] == {"version": "0.6.0",
+                                         "verdict": "slow"}
+
+
+def test_bisect_skips_releases_that_cannot_be_timed(sides):
+    (race, *_), (fixed, *_) = sides
+    broken = {"0.0.0", "0.10.0", "0.11.0", "0.20.0"}
+    fake = FakeMeasure(VERSIONS, 12, race["samples"], fixed["samples"],
+                       broken)
+    result = bisect_on_time(VERSIONS, fake)
+    assert result.boundary["before"]["version"] == "0.11.0" or \
+        result.boundary["before"]["version"] == "0.9.0"
+    assert result.boundary["after"]["version"] == "0.12.0"
+    errors = [p.version for p in result.tested if p.verdict == "error"]
+    assert "0.0.0" in errors and "0.20.0" in errors
+    assert result.decisive_probes <= probe_limit(len(VERSIONS))
+
+
+def test_bisect_says_nothing_jumps_when_both_ends_are_alike(measured):
+    record = max(measured.values(), key=lambda r: r["n"])
+    samples = record["samples"]
+    fake = FakeMeasure(VERSIONS, 10, samples[0::2], samples[1::2])
+    result = bisect_on_time(VERSIONS, fake)
+    assert result.boundary is None
+    assert "does not differ" in result.summary
+    # Both ends got every launch the rule allows before it gave up.
+    assert max(n for v, n in fake.calls if v == "0.0.0") == TimeRule().cap
+
+
+def test_bisect_of_nothing_timeable():
+    result = bisect_on_time(["1.0", "2.0"], lambda v, n: TimeProbe(
+        v, "skipped", reason="no wheel"))
+    assert result.boundary is None
+    assert result.summary == "no release in the range could be timed"
+    assert bisect_on_time([], None).summary == "no release to time in the range"
+
+
+def test_bisect_result_json_records_the_rule_and_its_numbers(sides):
+    (race, *_), (fixed, *_) = sides
+    result = bisect_on_time(VERSIONS, FakeMeasure(VERSIONS, 5, race["samples"],
+                                                  fixed["samples"]))
+    data = result.to_json()
+    assert data["rule"]["alpha_per_look"] == TimeRule().alpha_per_look
+    assert data["probe_limit"] == probe_limit(len(VERSIONS))
+    probed = [p for p in data["tested"] if p["verdict"] in ("slow", "fast")]
+    assert all(p["p_values"] and p["n"] == len(p["samples"]) for p in probed)
+    json.dumps(data)
