@@ -15,6 +15,7 @@ from packaging.version import InvalidVersion, Version
 from . import outcomes, results
 from .bisect import (MISS_PROBABILITY, Probe, bisect_releases, bisect_stem,
                      decide_probe, probe_limit, render_bisect)
+from .companions import WAYS, outcomes_by_way
 from .envspec import ConfigError, EnvSpec, parse_python, parse_sim, parse_spec
 from .index import IndexLookupError, list_releases, nearest_versions
 from .interpreters import missing_interpreters
@@ -47,6 +48,10 @@ def parse_args(argv):
                         default=22,
                         help="runs for the first probe of each end "
                              "(default: 22, one run of the suite)")
+    parser.add_argument("--survey", action="store_true",
+                        help="instead of searching: install every release "
+                             "in the range by every way of the ladder, run "
+                             "nothing, and count which ways work")
     parser.add_argument("--timeout", type=positive_whole_number, default=120,
                         help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
@@ -259,15 +264,103 @@ def write_bisect(result, args, out_dir, command, seconds, excluded=()):
     return data
 
 
-def run_bisect(argv, envdir, out_dir, log, command):
-    args = parse_args(argv)
+def checked_releases(args):
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
     missing = missing_interpreters([args.python])
     if missing:
         raise BadInput(f"bisect: {missing}")
-    versions, excluded = releases_in_range(args.package, args.python,
-                                           args.start, args.end)
+    return releases_in_range(args.package, args.python, args.start, args.end)
+
+
+def run_survey(args, envdir, out_dir, log, command):
+    """Every release in range installed by every way of the ladder (no MWE
+    runs): how many import, pass the smoke launch and bring the searched
+    package's own code, way by way. Written to ``<out_dir>/survey/``,
+    beside the bisects but not among them."""
+    versions, excluded = checked_releases(args)
+    started = time.monotonic()
+    prober = ReleaseProber(args, envdir, log)
+    entries = []
+    for version in versions:
+        spec = prober.spec(version)
+        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python, log)
+        env.create()
+        clock = time.monotonic()
+        installation = install_resolved(env, spec, log=log, every_way=True)
+        probe = Probe(str(version), "skipped" if installation.problem and
+                      installation.problem[0] == "skip" else
+                      "error" if installation.problem else "installed",
+                      reason=installation.problem[1] if installation.problem
+                      else "", seconds=round(time.monotonic() - clock, 1))
+        record_installation(probe, installation)
+        entries.append(probe.to_json())
+    data = {"package": args.package, "python": args.python, "sim": args.sim,
+            "with": list(args.extra), "releases": [str(v) for v in versions],
+            "excluded_by_requires_python": list(excluded),
+            "surveyed": entries, "counts": survey_counts(entries),
+            "seconds": round(time.monotonic() - started, 1),
+            "provenance": {"command": command, "finished": results.now_iso(),
+                           "machine": machine_info()}}
+    data["summary"] = render_survey_summary(data)
+    data["decisive_probes"] = 0
+    stem = bisect_stem(args.package, args.python, args.sim, args.start,
+                       args.end)
+    folder = Path(out_dir) / "survey"
+    results.write_json_atomic(folder / f"{stem}.json", data)
+    results.write_text_atomic(folder / f"{stem}.md", render_survey(data))
+    return data
+
+
+def survey_counts(entries):
+    """Per way: releases that work by that way alone, and by that way or
+    an earlier one (what the ladder gets when it stops there)."""
+    alone = {way: 0 for way in WAYS}
+    ladder = {way: 0 for way in WAYS}
+    for entry in entries:
+        outcomes = outcomes_by_way(entry["attempts"])
+        reached = False
+        for way in WAYS:
+            ok = outcomes.get(way) == "ok"
+            reached = reached or ok
+            alone[way] += ok
+            ladder[way] += reached
+    return {"releases": len(entries), "alone": alone, "by_ladder": ladder}
+
+
+def render_survey_summary(data):
+    counts = data["counts"]
+    steps = "; ".join(f"{way}: {counts['by_ladder'][way]}" for way in WAYS)
+    return (f"of {counts['releases']} releases, those whose own code imports "
+            f"and runs the smoke launch, by the ladder up to each way: {steps}")
+
+
+def render_survey(data):
+    counts = data["counts"]
+    lines = [f"# Install survey: {data['package']} on Python {data['python']}",
+             "", f"{data['summary']}.", "",
+             "| way | works by this way alone | by this way or an earlier one |",
+             "|---|---|---|"]
+    lines += [f"| {way} | {counts['alone'][way]} | {counts['by_ladder'][way]} |"
+              for way in WAYS]
+    lines += ["", "| version | " + " | ".join(WAYS) + " | reason |",
+              "|---|" + "---|" * len(WAYS) + "---|"]
+    for entry in data["surveyed"]:
+        outcomes = outcomes_by_way(entry["attempts"])
+        lines.append(f"| {entry['version']} | " + " | ".join(
+            outcomes.get(way, "–") for way in WAYS) + " | "
+            + entry["reason"].replace("|", "/")[:200] + " |")
+    lines += ["", f"Command: `{data['provenance']['command']}`; "
+                  f"{data['seconds']} s; finished "
+                  f"{data['provenance']['finished']}."]
+    return "\n".join(lines) + "\n"
+
+
+def run_bisect(argv, envdir, out_dir, log, command):
+    args = parse_args(argv)
+    if args.survey:
+        return run_survey(args, envdir, out_dir, log, command)
+    versions, excluded = checked_releases(args)
     log(f"{len(versions)} releases of {args.package} in range for Python "
         f"{args.python} ({len(excluded)} more exclude it by Requires-Python); "
         f"extra requirements: {' '.join(args.extra) or 'none'}")

@@ -239,6 +239,18 @@ def give_up(attempts, problems):
     return "error", f"{attempts[-1].reason} (every way failed)"
 
 
+def outcomes_by_way(attempts):
+    """{way: outcome} over the whole ladder: a rung that was not tried
+    because it repeated the one before shares that rung's outcome."""
+    tried = {a["way"]: a["outcome"] for a in attempts}
+    found, last = {}, None
+    for way in WAYS:
+        last = tried.get(way, last)
+        if last is not None:
+            found[way] = last
+    return found
+
+
 def parse_pins(compiled):
     """{name: version} from ``uv pip compile`` output."""
     pins = {}
@@ -313,8 +325,10 @@ class Ladder:
         self.log = log
         self.timeout = timeout
 
-    def install(self, requirements):
-        """Try the ladder's ways in order; the first that works wins."""
+    def install(self, requirements, every_way=False):
+        """Try the ladder's ways in order; the first that works wins. With
+        ``every_way`` the later ways are tried too (a survey of which ways
+        work; the environment is left as the last way made it)."""
         release = pinned_release(requirements)
         facts = self._release_facts(release) if release else {}
         if facts.get("problem"):
@@ -325,7 +339,7 @@ class Ladder:
         prerelease = prerelease_arguments(requirements,
                                           facts.get("requires_dist", ()))
         ways = [w for w in plan_ways(**plan) if w.name != WAYS[3]]
-        attempts, problems, implementation = [], [], None
+        attempts, problems, implementation, won = [], [], None, None
         tried = set()
         while ways:
             way = ways.pop(0)
@@ -337,12 +351,13 @@ class Ladder:
             self.log(f"install {' '.join(requirements)}, {way.name}{date}: "
                      f"{attempt.outcome}"
                      f"{': ' + attempt.reason if attempt.reason else ''}")
-            if attempt.outcome == "ok":
-                return Installation(None, way.name, way.exclude_newer,
-                                    list(way.requirements), attempts,
-                                    found, pins)
+            if attempt.outcome == "ok" and won is None:
+                won = Installation(None, way.name, way.exclude_newer,
+                                   list(way.requirements), attempts, found, pins)
+                if not every_way:
+                    return won
             if problem and stops_the_ladder(problem, release):
-                return Installation(problem, attempts=attempts)
+                return won or Installation(problem, attempts=attempts)
             problems.append(problem)
             if not ways and plan["exclude_newer"] and way.name != WAYS[3]:
                 # Companions are only looked up once the cheaper ways failed.
@@ -351,8 +366,9 @@ class Ladder:
                     if w.name == WAYS[3]
                     and (w.requirements, w.exclude_newer) not in tried]
                 ways.extend(named)
-        return Installation(give_up(attempts, problems), attempts=attempts,
-                            implementation=implementation)
+        return won or Installation(give_up(attempts, problems),
+                                   attempts=attempts,
+                                   implementation=implementation)
 
     def _release_facts(self, release):
         name, version = release

@@ -81,7 +81,7 @@ def install(session, spec, timeout=900):
     return install_resolved(session, spec, timeout=timeout).problem
 
 
-def install_resolved(session, spec, log=None, timeout=900):
+def install_resolved(session, spec, log=None, timeout=900, every_way=False):
     """Install the spec by the first way of the companion ladder that
     installs, imports and passes a smoke launch (see
     ``racematrix.companions``); returns the ``Installation``, whose
@@ -97,7 +97,7 @@ def install_resolved(session, spec, log=None, timeout=900):
                     sim_environ=venv_environ(session.bin,
                                              {"NUMBA_ENABLE_CUDASIM": "1"}),
                     log=log or session.log, timeout=timeout)
-    return ladder.install(spec.requirements)
+    return ladder.install(spec.requirements, every_way=every_way)
 
 
 def install_with_pip(session, spec, timeout=900):
