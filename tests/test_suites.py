@@ -146,3 +146,101 @@ def test_signatures_are_searched_not_matched_whole():
         "AttributeError: tid=[3, 0, 0] ctaid=[0, 0, 0]: module 'numba.cuda' "
         "has no attribute 'local'")
     assert isinstance(suite.signature, re.Pattern)
+
+
+FLAKY_TEST = '''
+import pytest
+
+def test_steady():
+    pass
+
+@pytest.mark.parametrize("i", range(3))
+def test_flaky(i):
+    raise ValueError(f"flaky {i}")
+'''
+
+
+@pytest.mark.e2e
+def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python):
+    """A user's suite declared in their pyproject.toml, run by `nox -s
+    matrix` with MATRIX_SUITES: its rows carry the suite's name and its own
+    signature decides the verdict."""
+    import inspect
+    import shutil
+    import subprocess
+    import sys
+    from conftest import BUGGY
+    from racematrix import runner
+    if "suite" not in inspect.signature(runner.run_environment).parameters:
+        pytest.skip("the runner does not take a suite yet: wire "
+                    "racematrix.suites into noxfile.py and runner.py first")
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
+        ".git", ".nox", "results", "__pycache__", "tests", "clients"))
+    (project / "flaky").mkdir()
+    (project / "flaky" / "test_flaky.py").write_text(FLAKY_TEST)
+    with open(project / "pyproject.toml", "a") as pyproject:
+        pyproject.write(textwrap.dedent(f"""
+            [tool.racematrix.suites.flaky]
+            path = "flaky"
+            requirements = ["pytest", "pytest-repeat", "pytest-timeout"]
+            signature = "ValueError: flaky \\\\d+"
+            specs = ["{BUGGY}"]
+            sim = [1]
+            """))
+    results = tmp_path / "results"
+    env = {k: v for k, v in __import__("os").environ.items()
+           if not k.startswith("MATRIX_")}
+    env.update(MATRIX_SUITES="flaky", MATRIX_PYTHONS=e2e_python,
+               RACEMATRIX_RESULTS=str(results))
+    done = subprocess.run([sys.executable, "-m", "nox", "-s", "matrix"],
+                          cwd=project, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    written = sorted((results / "raw").glob("*.json"))
+    assert [path.name for path in written] == [
+        f"flaky-py{e2e_python}-numba-0.60.0-sim1.json"]
+    import json
+    raw = json.loads(written[0].read_text())
+    assert raw["suite"] == "flaky"
+    assert (raw["runs"], raw["failures"], raw["verdict"]) == (
+        4, 3, "reproduced")
+
+
+def proposed_suites():
+    table = load_toml(PROJECT / "tests" / "data" / "suites-pyproject.toml")[
+        "tool"]["racematrix"]
+    return table, load_suites(table, {}, PROJECT)
+
+
+def test_the_proposed_suite_tables_load():
+    table, suites = proposed_suites()
+    assert list(suites) == ["mwe", "cubie"]
+    assert suites["mwe"].signature.pattern == RACE_SIGNATURE.pattern
+    assert suites["mwe"].config(table, {}).specs == tuple(
+        (spec,) for spec in table["specs"])
+    cubie = suites["cubie"].config(table, {})
+    assert cubie.sims == (True,) and len(cubie.envs()) == len(
+        table["suites"]["cubie"]["specs"])
+
+
+def test_the_signatures_on_real_messages():
+    """Every race failure of the real CuBIE runs is the cubie suite's
+    target, and the MWE's signature takes exactly the 'local' ones."""
+    from racematrix.outcomes import parse_junit
+    _, suites = proposed_suites()
+    junit = PROJECT / "tests" / "data" / "raw-cubie" / "junit" / \
+        "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
+    _, runs = parse_junit(junit)
+    failed = [run for run in runs if run.outcome != "pass"]
+    assert failed
+    for run in failed:
+        assert suites["cubie"].signature.search(run.message), run.message
+        assert bool(suites["mwe"].signature.search(run.message)) == (
+            "attribute 'local'" in run.message)
+    for text in ("AttributeError: 'FakeCUDAModule' object has no attribute "
+                 "'activemask'", "Failed: Timeout (>20.0s) from "
+                 "pytest-timeout.",
+                 "AttributeError: 'SolveResult' object has no attribute "
+                 "'state'"):
+        assert not suites["cubie"].signature.search(text)

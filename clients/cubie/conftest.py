@@ -25,9 +25,11 @@ KNOBS = {
     "blocks": (int, 1, "blocks per launch of the allocator kernel"),
     "device_calls": (int, 1000, "allocator calls per thread per launch"),
     "buffer_size": (int, 4, "elements of each buffer the registry lays out"),
-    "launches": (int, 10, "allocator-kernel launches, one test each"),
+    "launches": (int, 50, "allocator-kernel launches, one test each"),
     "solves": (int, 3, "solve_ivp calls, one test each"),
     "solve_runs": (int, 256, "runs (initial-value sets) in each solve"),
+    "budget": (float, 60.0, "seconds of tests; once spent, the tests left "
+                            "are skipped and say so"),
 }
 VERSIONED = ("cubie", "numba", "numba-cuda", "cubie-numba-cuda-mlir",
              "numpy", "sympy")
@@ -43,6 +45,7 @@ class ClientSettings:
     launches: int
     solves: int
     solve_runs: int
+    budget: float
 
     @property
     def grid_threads(self):
@@ -65,9 +68,12 @@ def _settings_from(config):
         raise pytest.UsageError("--switch-interval must be positive, got "
                                 f"{values['switch_interval']}")
     for name, value in values.items():
-        if name != "switch_interval" and value < 1:
+        if name not in ("switch_interval", "budget") and value < 1:
             raise pytest.UsageError(f"--{name.replace('_', '-')} must be at "
                                     f"least 1, got {value}")
+    if values["budget"] <= 0:
+        raise pytest.UsageError(f"--budget must be positive, got "
+                                f"{values['budget']}")
     return ClientSettings(**values)
 
 
@@ -90,6 +96,21 @@ def pytest_generate_tests(metafunc):
         if fixture in metafunc.fixturenames:
             metafunc.parametrize(fixture, range(count),
                                  ids=[f"{fixture}{i}" for i in range(count)])
+
+
+def pytest_collection_finish(session):
+    session.config.tests_started = time.monotonic()
+
+
+def pytest_runtest_setup(item):
+    # A fixed simulator can take seconds per launch; the budget keeps a
+    # row's time bounded (each test also has pytest-timeout's limit).
+    config = item.config
+    spent = time.monotonic() - getattr(config, "tests_started",
+                                       time.monotonic())
+    if spent > config.client_settings.budget:
+        pytest.skip(f"time budget spent: {spent:.0f} s of tests, past "
+                    f"--budget {config.client_settings.budget:g}")
 
 
 def pytest_report_header(config):
