@@ -206,7 +206,7 @@ def render_bisect(data):
         version = first if count == 1 else f"{first} – {last} ({count} releases)"
         lines.append(f"| {version} | {probe['verdict']} | {probe['runs']} | "
                      f"{probe['failures']} | "
-                     f"{installed_cell(probe, shown) if count == 1 else ''} | "
+                     f"{installed_cell(probe, shown)} | "
                      f"{probe['reason'].replace('|', '/')} |")
     provenance = data["provenance"]
     lines += ["", f"Command: `{provenance['command']}`; finished "
