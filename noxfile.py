@@ -1,4 +1,13 @@
 """Sessions of the reproduction matrix. The logic lives in ``racematrix``."""
+# What nox's own process needs: where these are missing (a fresh
+# `pip install nox uv`), nox makes an environment with them in
+# .nox/_nox_script_mode and runs there (PEP 723 script metadata).
+# /// script
+# requires-python = ">=3.10"
+# dependencies = ["nox>=2026.10.20", "packaging>=23", "jsonschema>=4.18",
+#                 "pypi-simple>=1.6", "matplotlib>=3.7"]
+# ///
+import logging
 import os
 import sys
 
@@ -6,18 +15,22 @@ import nox
 
 # nox does not put the noxfile's folder on sys.path; the logic lives beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from racematrix import envspec, runner
-from racematrix.interpreters import expose_interpreters
+from racematrix import envspec, interpreters, runner
 
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["matrix"]
 # Keep environments between runs: a warm matrix only re-checks them.
 nox.options.reuse_venv = "yes"
-# Fail fast offline: find installed Pythons rather than download one.
-# `--download-python auto` on the command line still downloads.
+# nox itself never downloads: the matrix fetches missing Pythons below,
+# failing within seconds where it cannot (uv alone may take ten).
 nox.options.download_python = "never"
-expose_interpreters()
+interpreters.expose_interpreters()
+# nox logs at DEBUG; the libraries it imports for us need not.
+for _library in ("matplotlib", "PIL", "urllib3", "requests"):
+    logging.getLogger(_library).setLevel(logging.WARNING)
+# A CI job's cancellation stops a run the way Ctrl-C does.
+runner.terminate_on_sigterm()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
@@ -28,6 +41,17 @@ try:
     MATRIX = envspec.load_config(PYPROJECT["tool"]["racematrix"], os.environ)
 except envspec.ConfigError as error:
     sys.exit(f"nox: {error}")
+WANTED = interpreters.matrix_pythons_requested(interpreters.sessions_requested(
+    sys.argv[1:], os.environ, nox.options.sessions), MATRIX.pythons)
+if WANTED:
+    # Missing Pythons: fetched where uv can, else skipped with one line
+    # each, and a `skipped` row where this machine has no row yet.
+    MISSING = interpreters.provision(
+        WANTED, interpreters.download_choice(sys.argv[1:]),
+        lambda line: print(f"nox > {line}", file=sys.stderr))
+    for reason in MISSING.values():
+        print(f"nox > skipped: {reason}", file=sys.stderr)
+    runner.record_missing_interpreters(MATRIX, MISSING, RESULTS)
 
 
 @nox.session(python=list(MATRIX.pythons), allow_parallel=True)
@@ -45,12 +69,6 @@ def matrix(session, spec, sim):
     except runner.BadInput as error:
         session.error(str(error))
     session.log(f"{env.env_id}: {raw['verdict']} ({raw['reason']})")
-    try:  # REPORT.md is already rewritten; the report session adds the plot
-        # posargs=[]: the matrix's own (e.g. --count) are pytest's, not the
-        # report's.
-        session.notify("report", posargs=[])
-    except ValueError:  # under -j nox cannot queue sessions
-        pass
     if raw["verdict"] == "skipped":
         session.skip(raw["reason"])
     if raw["verdict"] == "error" and raw["runs"] == 0:

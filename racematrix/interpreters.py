@@ -11,6 +11,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from urllib.parse import urlsplit
@@ -91,16 +92,15 @@ def find_interpreter(python, timeout=30):
     return found.stdout.strip() or None
 
 
-def missing_interpreters(pythons):
-    """One sentence naming the Pythons in ``pythons`` that
-    :func:`find_interpreter` cannot find, and what to do; None if none is
-    missing."""
-    missing = [python for python in pythons if find_interpreter(python) is None]
-    if not missing:
-        return None
-    return (f"no Python {', '.join(missing)} here (looked on PATH, in pyenv "
-            f"and in uv's folder); install it, e.g. `pyenv install "
-            f"{missing[0]}`")
+def missing_interpreters(pythons, download=None, log=None):
+    """One line naming the Pythons in ``pythons`` that are neither
+    installed nor could be fetched (see :func:`provision`), and what to do;
+    None when all are there. ``download`` defaults to nox's
+    ``--download-python`` on this command line."""
+    missing = provision(
+        pythons, download or download_choice(sys.argv[1:]),
+        log or (lambda line: print(f"nox > {line}", file=sys.stderr)))
+    return "; ".join(missing.values()) or None
 
 
 # Pythons the matrix supports, newest first: the order in which a test that

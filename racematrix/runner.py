@@ -4,11 +4,13 @@ Called by the noxfile's sessions with a nox ``Session``; everything here
 runs in nox's own process and uses the session only to reach its virtual
 environment.
 """
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -280,6 +282,9 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         run = run_mwe(session, spec.sim, count, timeout, pytest_args)
         concurrency = max(concurrency, running())
     base["pytest_seconds"] = round(run.seconds, 2)
+    usage = usage_error(run)
+    if usage:  # the user's arguments, not the environment: no row
+        raise BadInput(usage)
     if run.runs is None:
         return finish(env_error=run.no_report_reason(),
                       concurrency=concurrency, **environment)
@@ -338,19 +343,95 @@ def venv_environ(bin_dir, extra_env):
 def run_streaming(session, command, extra_env, echo=True):
     """Run a command in the session's environment, passing its output
     through (unless ``echo`` is false); returns (exit code, its last
-    lines)."""
+    lines). An interrupt (Ctrl-C, SIGTERM) ends the command and its threads
+    before it goes on up, and the command dies with this process even if
+    this process is killed outright."""
     env = venv_environ(session.bin, extra_env)
     session.log(" ".join(map(str, command)))
     tail = []
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True,
-                          errors="replace") as process:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               errors="replace", start_new_session=True,
+                               preexec_fn=die_with_parent)
+    try:
         for line in process.stdout:
             if echo:
                 sys.stdout.write(line)
             tail = (tail + [line.rstrip()])[-60:]
         sys.stdout.flush()
+        process.wait()
+    except BaseException:
+        stop_process_group(process)
+        raise
+    finally:
+        process.stdout.close()
     return process.returncode, tail
+
+
+def stop_process_group(process, grace=2.0):
+    """End ``process`` and everything in its process group: SIGTERM, then
+    SIGKILL after ``grace`` seconds. A simulated kernel's threads do not
+    stop for a KeyboardInterrupt in the main thread; a signal to the whole
+    group does."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            process.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace)
+
+
+def die_with_parent():
+    """In the child, before exec: ask Linux to SIGKILL it when its parent
+    dies (nox killed by SIGKILL, a CI runner's cancellation); elsewhere a
+    no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    with contextlib.suppress(OSError, AttributeError):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG,
+                                                signal.SIGKILL)
+
+
+def terminate_on_sigterm():
+    """Turn SIGTERM into KeyboardInterrupt in this (main) thread, so that a
+    CI job's cancellation stops a run the way Ctrl-C does: children ended,
+    finished rows kept. Call from the main thread."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+# pytest's exit codes for "your arguments are wrong" and "nothing to run".
+PYTEST_USAGE_ERROR = 4
+PYTEST_NO_TESTS = 5
+
+
+def usage_error(run):
+    """One line for a pytest run that rejected its arguments or collected
+    nothing, in pytest's own words; None for a run that ran."""
+    if run.returncode == PYTEST_USAGE_ERROR:
+        line = next((line.strip() for line in reversed(run.tail)
+                     if re.search(r"\berror:", line)), None)
+        line = line or first_error_line(run.tail)
+        return (f"pytest rejected the arguments after `--`: "
+                f"{line.removeprefix('ERROR: ')} (see `pytest --help` in "
+                f"mwe/, or README.md: Options)")
+    if run.returncode == PYTEST_NO_TESTS:
+        selected = next((line.strip() for line in run.tail
+                         if "deselected" in line or "collected" in line),
+                        "no tests ran")
+        return (f"pytest ran no test ({selected}): check -k/-m and the "
+                f"test names after `--`")
+    return None
 
 
 def first_error_line(lines):
@@ -364,16 +445,51 @@ def first_error_line(lines):
 
 
 def record(raw, results_dir, command):
-    """Write the raw file and regenerate the tables, as one step that other
-    sessions wait for."""
+    """Write the raw file and regenerate the tables, REPORT.md and the plot,
+    as one step that other sessions wait for: after any run, parallel or
+    not, all of them come from the same rows."""
     results_dir = Path(results_dir)
     with results.results_lock(results_dir):
         results.write_json_atomic(results_dir / "raw" / f"{raw['env']}.json",
                                   raw)
-        # Tables and REPORT.md only: the plot needs matplotlib, which the
-        # report session installs (`nox -s report`).
-        report.build_report([results_dir / "raw"], results_dir,
-                            results_dir / "bisect", command, plot=False)
+        rebuild(results_dir, command)
+
+
+def rebuild(results_dir, command):
+    """Tables, REPORT.md and, where matplotlib is importable here (nox's
+    own environment has it), the plot; else `nox -s report` draws it."""
+    try:
+        import matplotlib  # noqa: F401
+        plot = True
+    except ImportError:
+        plot = False
+    report.build_report([results_dir / "raw"], results_dir,
+                        results_dir / "bisect", command, plot=plot)
+
+
+def record_missing_interpreters(matrix, missing, results_dir,
+                                command="nox -s matrix"):
+    """A `skipped` row, whose reason says how to install the Python, for
+    each environment of a missing Python that has no row from this
+    machine yet; an earlier result is never replaced by a skip."""
+    written = 0
+    results_dir = Path(results_dir)
+    with results.results_lock(results_dir):
+        for spec in matrix.envs():
+            if spec.python not in missing:
+                continue
+            path = results_dir / "raw" / f"{spec.env_id}.json"
+            if path.exists():
+                continue
+            raw = results.make_raw(
+                spec, packages={}, python="", python_build="",
+                skip_reason=missing[spec.python], machine=machine_info(),
+                command=command)
+            results.write_json_atomic(path, raw)
+            written += 1
+        if written:
+            rebuild(results_dir, command)
+    return written
 
 
 def session_command(session_name, posargs, environ=os.environ):
@@ -394,7 +510,10 @@ def split_count(posargs, default):
     args = list(posargs)
     count = default
     for i, arg in enumerate(args):
-        if arg == "--count" and i + 1 < len(args):
+        if arg == "--count" and i + 1 == len(args):
+            raise BadInput("--count needs a value: a positive whole number, "
+                           "e.g. `-- --count 20`")
+        if arg == "--count":
             value = args[i + 1]
             del args[i:i + 2]
             break

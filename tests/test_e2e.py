@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +164,166 @@ def test_bisect_without_the_interpreter_is_one_line_and_writes_nothing(tmp_path)
     output = done.stdout + done.stderr
     assert "bisect: no Python 3.99 here" in output and "Traceback" not in output
     assert not (tmp_path / "bisect").exists()
+
+
+def seeded_results(tmp_path, data_dir_module):
+    """A results folder holding an earlier `reproduced` row of BUGGY."""
+    results = tmp_path / "results"
+    (results / "raw").mkdir(parents=True)
+    target = results / "raw" / f"py{PYTHON}-numba-0.60.0-sim1.json"
+    shutil.copy(data_dir_module / "raw" / "py3.11-numba-0.60.0-sim1.json",
+                target)
+    return results, target
+
+
+@pytest.mark.parametrize("posargs, words", [
+    (["--preset", "nonsense"], "invalid choice: 'nonsense'"),
+    (["--count"], "--count needs a value"),
+    (["-k", "nomatch"], "pytest ran no test"),
+])
+def test_usage_error_is_one_line_and_keeps_the_earlier_row(
+        tmp_path, data_dir_module, posargs, words):
+    results, earlier = seeded_results(tmp_path, data_dir_module)
+    before = earlier.read_bytes()
+    done = nox(results, "-s", "matrix", "--", *posargs, MATRIX_PYTHONS=PYTHON,
+               MATRIX_SPECS=BUGGY, MATRIX_SIM="1")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert words in output and "Traceback" not in output
+    assert earlier.read_bytes() == before
+    assert sorted(p.name for p in (results / "raw").iterdir()) == [earlier.name]
+    assert not (results / "failure_rates.json").exists()
+
+
+def test_missing_python_is_a_skip_that_says_how_to_install_it(tmp_path):
+    started = time.monotonic()
+    done = nox(tmp_path, "-s", "matrix", MATRIX_PYTHONS="3.99",
+               MATRIX_SPECS=BUGGY, MATRIX_SIM="1")
+    seconds = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-2000:]
+    assert "Traceback" not in output
+    record = raw(tmp_path, "py3.99-numba-0.60.0-sim1")
+    assert record["verdict"] == "skipped"
+    assert "uv python install 3.99" in record["reason"]
+    assert "uv python install 3.99" in output
+    assert seconds < 60  # nox's own start included; the decision takes < 2 s
+    # A skip never replaces a result: the row stays as it is on a rerun.
+    path = tmp_path / "raw" / "py3.99-numba-0.60.0-sim1.json"
+    first = path.read_bytes()
+    nox(tmp_path, "-s", "matrix", MATRIX_PYTHONS="3.99", MATRIX_SPECS=BUGGY,
+        MATRIX_SIM="1")
+    assert path.read_bytes() == first
+
+
+def test_report_refuses_when_every_input_is_left_out(tmp_path,
+                                                     data_dir_module):
+    results = tmp_path / "results"
+    shutil.copytree(data_dir_module / "raw", results / "raw")
+    first = nox(results, "-s", "report")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    before = {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()}
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "x.json").write_text('{"env": "x"}')
+    done = nox(results, "-s", "report", "--", "--raw", str(junk))
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "nothing was written" in output and "Traceback" not in output
+    assert {p.name: p.read_bytes() for p in results.iterdir()
+            if p.is_file()} == before
+
+
+@pytest.fixture(scope="module")
+def source_copy(tmp_path_factory):
+    """The project as a source archive would hold it: no .git, nothing
+    built."""
+    root = tmp_path_factory.mktemp("source") / "racematrix"
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(
+        ".git", ".nox", "__pycache__", ".pytest_cache", "results"))
+    return root
+
+
+@pytest.mark.parametrize("line, words", [
+    ("count = \"abc\"", 'count: "abc" is not valid; expected a whole number'),
+    ("count = 0", "count: 0 is not valid; expected a number of at least 1"),
+    ("timeout = \"2m\"", 'timeout: "2m" is not valid'),
+    ("sim = \"1 0\"", 'sim: "1 0" is not valid; expected a list'),
+    ("pythons = \"3.11\"", 'pythons: "3.11" is not valid; expected a list'),
+])
+def test_bad_config_is_one_line_from_nox(source_copy, tmp_path, line, words):
+    project = tmp_path / "project"
+    shutil.copytree(source_copy, project)
+    pyproject = project / "pyproject.toml"
+    key = line.split(" =")[0]
+    text = pyproject.read_text()
+    start = text.index("[tool.racematrix]")
+    head, table = text[:start], text[start:]
+    table = "\n".join(l for l in table.splitlines()
+                      if not l.startswith(f"{key} ="))
+    pyproject.write_text(head + table.replace(
+        "[tool.racematrix]", f"[tool.racematrix]\n{line}", 1) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
+    done = subprocess.run([sys.executable, "-m", "nox", "-l"], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert words in output and "Traceback" not in output
+    assert [l for l in output.splitlines() if "tool.racematrix" in l] == [
+        l for l in output.splitlines() if l.strip()][-1:]
+
+
+def processes_of(marker):
+    """Pids of live processes whose environment holds ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as stream:
+                if marker.encode() not in stream.read():
+                    continue
+            with open(f"/proc/{entry}/stat") as stat:
+                if stat.read().split(") ")[1][0] == "Z":
+                    continue
+        except OSError:
+            continue
+        found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
+        tmp_path, data_dir_module, signal_name):
+    """Ctrl-C (or a CI job's cancellation) 10 s into a long run: nothing of
+    the run is left within seconds, and the interrupted environment keeps
+    its earlier row."""
+    import signal
+    results, earlier = seeded_results(tmp_path, data_dir_module)
+    before = earlier.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
+    env.update(RACEMATRIX_RESULTS=str(results), MATRIX_PYTHONS=PYTHON,
+               MATRIX_SPECS=BUGGY, MATRIX_SIM="1")
+    process = subprocess.Popen([sys.executable, "-m", "nox", "-s", "matrix",
+                                "--", "--count", "30"], cwd=PROJECT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    # Wait until pytest runs, then 10 s more.
+    deadline = time.monotonic() + 600
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "python -m pytest" in line or time.monotonic() > deadline:
+            break
+    time.sleep(10)
+    process.send_signal(getattr(signal, signal_name))
+    sent = time.monotonic()
+    while processes_of(str(results)) and time.monotonic() - sent < 30:
+        time.sleep(0.1)
+    gone_after = time.monotonic() - sent
+    process.communicate(timeout=30)
+    assert processes_of(str(results)) == [], "".join(lines[-20:])
+    assert gone_after < 10
+    assert earlier.read_bytes() == before
+    print(f"{signal_name}: no process of the run left after {gone_after:.1f} s")

@@ -2,7 +2,7 @@ import pytest
 
 from racematrix import runner
 from racematrix.envspec import EnvSpec
-from racematrix.index import nearest_versions, parse_index_versions
+from racematrix.index import nearest_versions
 
 
 def install_outputs(data_dir):
@@ -30,16 +30,6 @@ def test_conflicting_pins_are_an_error_with_uvs_cause(data_dir):
     assert kind == "error"
     assert "numba-cuda==0.0.17 depends on numba>=0.59.1" in reason
     assert "\n" not in reason
-
-
-def test_pip_index_listing_is_parsed_without_prereleases(data_dir):
-    versions = parse_index_versions(
-        (data_dir / "pip-index-versions-numba-cuda.txt").read_text())
-    assert versions == sorted(versions)
-    assert all(not v.is_prerelease for v in versions)
-    assert str(versions[-1]) == "0.30.4"
-    assert nearest_versions("0.25.0", versions) == ["0.23.0", "0.24.0",
-                                                    "0.26.0", "0.27.0"]
 
 
 def test_first_error_line_finds_the_real_exception(data_dir):
@@ -93,3 +83,85 @@ def test_environment_of_runs_caches_bytecode(monkeypatch, tmp_path):
     assert environ["PATH"].startswith(str(tmp_path / "bin"))
     assert environ["VIRTUAL_ENV"] == str(tmp_path)
     assert environ["NUMBA_ENABLE_CUDASIM"] == "1"
+
+
+@pytest.mark.parametrize("name, code, words", [
+    ("pytest-usage-preset.txt", 4,
+     ["argument --preset: invalid choice: 'nonsense'", "pytest rejected"]),
+    ("pytest-usage-k.txt", 5, ["22 deselected", "check -k/-m"]),
+])
+def test_usage_errors_are_one_line_in_pytests_words(data_dir, name, code,
+                                                    words):
+    """Real output of the MWE's pytest given bad arguments."""
+    tail = (data_dir / name).read_text().splitlines()
+    line = runner.usage_error(runner.MweRun(code, tail, 0.1, None, None))
+    assert "\n" not in line
+    for word in words:
+        assert word in line
+
+
+def test_a_run_that_ran_is_no_usage_error(data_dir):
+    tail = (data_dir / "pytest-output-import-error.txt").read_text().splitlines()
+    assert runner.usage_error(runner.MweRun(1, tail, 1.0, None, None)) is None
+
+
+def test_count_without_a_value_is_one_line():
+    with pytest.raises(runner.BadInput, match="--count needs a value"):
+        runner.split_count(["-x", "--count"], 1)
+
+
+class Environment:
+    """A stand-in for a session: runs commands with this Python."""
+    def __init__(self):
+        import sys
+        from pathlib import Path
+        self.bin = str(Path(sys.executable).parent)
+
+    def log(self, line):
+        pass
+
+
+def alive(pid):
+    import os
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for us
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"),
+                    reason="process groups and /proc: Linux")
+def test_interrupt_ends_the_child_and_its_threads(tmp_path):
+    """A child whose non-daemon thread would outlive a KeyboardInterrupt in
+    its main thread (as simulated CUDA threads do) is ended, group and all,
+    within seconds of an interrupt in the parent."""
+    import signal
+    import sys
+    import time
+    pid_file = tmp_path / "pid"
+    child = ("import os, threading, time\n"
+             f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+             "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+             "print('started', flush=True)\n"
+             "time.sleep(60)\n")
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_streaming(Environment(), [sys.executable, "-c", child],
+                                 {}, echo=False)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
+    assert time.monotonic() - started < 8
