@@ -169,9 +169,13 @@ from importlib import metadata
 from pathlib import Path
 module = importlib.import_module(sys.argv[1])
 path = Path(module.__file__).resolve()
-top = next((path.relative_to(Path(entry).resolve()).parts[0]
-            for entry in sys.path if entry and Path(entry).is_dir()
-            and path.is_relative_to(Path(entry).resolve())), None)
+# The deepest sys.path entry holding it: a project folder on PYTHONPATH
+# may hold the environment too.
+roots = [Path(entry).resolve() for entry in sys.path
+         if entry and Path(entry).is_dir()]
+roots = [root for root in roots if path.is_relative_to(root)]
+top = path.relative_to(max(roots, key=lambda r: len(r.parts))).parts[0] \
+    if roots else None
 owners = metadata.packages_distributions().get(top, [])
 print(json.dumps({"stage": "imported", "implementation": {
     "module": sys.argv[1], "distribution": owners[0] if owners else None,
