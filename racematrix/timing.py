@@ -2,22 +2,27 @@
 summary, a rank test that tells two launch-time distributions apart, and a
 bisect on time.
 
-The rule that compares two releases is the one-sided Mann-Whitney U test
-(Wilcoxon rank-sum) on their launch times: it compares whole distributions,
-not single launches, needs no assumption about their shape (launch times of
-a fixed simulator are a mixture of quick launches and stalls of seconds),
-and ranks stay right when launches past the limit are recorded at the
-limit (a censored value outranks every finished launch, as it should, when
-both releases share the limit). Launches are added in batches until the
-rule decides or a cap is reached; each look tests at ``alpha`` divided by
-the number of looks the cap allows (Bonferroni), so looking again does not
-inflate the error rate.
+The rule that compares two releases compares whole distributions, never
+single launches, with two one-sided tests: the Mann-Whitney U test
+(Wilcoxon rank-sum) on the launch times, for a shift of the bulk, and
+Fisher's exact test on the share of stalls (launches longer than a few
+times the fast end's median), for the tail: a fixed simulator's launches
+are a mixture of quick ones and lock-convoy stalls of seconds, and at some
+loads only the stalls differ. Both need no assumption about the shape of
+the distribution, and both stay right when launches past the limit are
+recorded at the limit (a censored value outranks, and counts as a stall
+beyond, every finished launch, as it should when both releases share the
+limit). Launches are added in batches until the rule decides or a cap is
+reached; each look tests at ``alpha`` divided by the number of looks the
+cap allows, and each of the two tests at half of that (Bonferroni), so
+looking again does not inflate the error rate.
 
-The test is written out below (exact null distribution without ties,
-normal approximation with tie and continuity correction otherwise, as
-SciPy's ``mannwhitneyu`` does) because the bisect runs in nox's own
-interpreter, which has only nox, uv and packaging; the tests check it
-against SciPy where SciPy is installed.
+Both tests are written out below (Mann-Whitney: exact null distribution
+without ties, normal approximation with tie and continuity correction
+otherwise, as SciPy's ``mannwhitneyu`` does; Fisher: the hypergeometric
+tail) because the bisect runs in nox's own interpreter, which has only
+nox, uv and packaging; the tests check both against SciPy where SciPy is
+installed.
 """
 import argparse
 import json
@@ -214,16 +219,18 @@ class TimeRule:
     step: int = 8
     cap: int = 40
     window: int = 40
+    stall_factor: float = 3.0
 
     def __post_init__(self):
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
         if not 1 <= self.first <= self.cap or self.step < 1 or \
-                self.window < 1:
+                self.window < 1 or not self.stall_factor > 1:
             raise ConfigError(f"need 1 <= first <= cap, step >= 1 and "
-                              f"window >= 1, got first={self.first}, "
-                              f"step={self.step}, cap={self.cap}, "
-                              f"window={self.window}")
+                              f"window >= 1 and stall_factor > 1, got "
+                              f"first={self.first}, step={self.step}, "
+                              f"cap={self.cap}, window={self.window}, "
+                              f"stall_factor={self.stall_factor}")
 
     @property
     def looks(self):
@@ -238,22 +245,53 @@ class TimeRule:
         return min(self.first + look * self.step, self.cap)
 
     def describe(self):
-        return (f"one-sided Mann-Whitney U on launch times (launches past the "
-                f"limit ranked at the limit); {self.first} launches, then "
+        return (f"slower = one-sided Mann-Whitney U on launch times (launches "
+                f"past the limit ranked at the limit) or one-sided Fisher "
+                f"exact test on the share of stalls (launches over "
+                f"{self.stall_factor:g} x the fast end's median), each at "
+                f"half the look's alpha; {self.first} launches, then "
                 f"{self.step} more per look up to {self.cap}; each look at "
                 f"p < {self.alpha:g}/{self.looks} = {self.alpha_per_look:.4g};"
                 f" each end re-measured ({self.step} launches) before each "
                 f"probe, compared by its latest {self.window}")
 
 
+def fisher_greater(hits, n, other_hits, other_n):
+    """One-sided Fisher exact test that a share of ``hits`` in ``n`` is
+    larger than ``other_hits`` in ``other_n``: P(X >= hits) for X
+    hypergeometric with the margins seen."""
+    total = hits + other_hits
+    tail = sum(math.comb(n, k) * math.comb(other_n, total - k)
+               for k in range(hits, min(n, total) + 1))
+    return tail / math.comb(n + other_n, total)
+
+
+def slower(x, y, stall_at):
+    """p-values that launches ``x`` are slower than ``y``: by ranks (the
+    bulk of the launches), and by the share of stalls, launches longer than
+    ``stall_at`` seconds (the tail: a lock convoy stalls a few launches
+    for seconds while the rest run as before)."""
+    stalls = (sum(1 for s in x if s > stall_at),
+              sum(1 for s in y if s > stall_at))
+    return {"rank": mann_whitney_greater(x, y)[1],
+            "stalls": fisher_greater(stalls[0], len(x), stalls[1], len(y))}
+
+
+def significant(p_values, rule):
+    """Either test below its share of the look's alpha (Bonferroni)."""
+    return min(p_values.values()) < rule.alpha_per_look / len(p_values)
+
+
 def compare_ends(old, new, rule):
     """Which way launch time moved from ``old`` to ``new`` samples:
-    ("rose" | "fell" | None, p_rose, p_fell)."""
-    _, p_rose = mann_whitney_greater(new, old)
-    _, p_fell = mann_whitney_greater(old, new)
-    if p_rose < rule.alpha_per_look:
+    ("rose" | "fell" | None, p-values of rising, p-values of falling).
+    A stall is a launch longer than ``rule.stall_factor`` times the median
+    of the end taken as the fast one."""
+    p_rose = slower(new, old, rule.stall_factor * quantile(old, 0.5))
+    p_fell = slower(old, new, rule.stall_factor * quantile(new, 0.5))
+    if significant(p_rose, rule) and not significant(p_fell, rule):
         return "rose", p_rose, p_fell
-    if p_fell < rule.alpha_per_look:
+    if significant(p_fell, rule) and not significant(p_rose, rule):
         return "fell", p_rose, p_fell
     return None, p_rose, p_fell
 
@@ -262,13 +300,14 @@ def classify(samples, fast, slow, rule):
     """"slow" when ``samples`` are slower than the fast end's and not faster
     than the slow end's; "fast" the other way round; "between" when they
     differ from both ends; None when the launches so far cannot tell.
-    Returns (verdict, p_slower_than_fast_end, p_faster_than_slow_end)."""
-    _, p_slower = mann_whitney_greater(samples, fast)
-    _, p_faster = mann_whitney_greater(slow, samples)
-    slower = p_slower < rule.alpha_per_look
-    faster = p_faster < rule.alpha_per_look
+    Returns (verdict, p-values of slower than the fast end, p-values of
+    faster than the slow end)."""
+    stall_at = rule.stall_factor * quantile(fast, 0.5)
+    p_slower = slower(samples, fast, stall_at)
+    p_faster = slower(slow, samples, stall_at)
     verdict = {(True, False): "slow", (False, True): "fast",
-               (True, True): "between"}.get((slower, faster))
+               (True, True): "between"}.get(
+        (significant(p_slower, rule), significant(p_faster, rule)))
     return verdict, p_slower, p_faster
 
 
@@ -384,8 +423,9 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
                             f"{_median_text(tested[versions[lo]])}, "
                             f"{versions[hi]}: median "
                             f"{_median_text(tested[versions[hi]])}; "
-                            f"p = {min(p_rose, p_fell):.3g}, needs < "
-                            f"{rule.alpha_per_look:.3g})")
+                            f"p = {_p_text(p_rose)} rising, "
+                            f"{_p_text(p_fell)} falling; needs < "
+                            f"{rule.alpha_per_look / 2:.3g})")
     old_speed, new_speed = ("fast", "slow") if direction == "rose" \
         else ("slow", "fast")
     tested[versions[lo]].verdict = old_speed
@@ -456,9 +496,14 @@ def _median_text(probe):
 def _probe_reason(probe, rule):
     p = probe.p_values
     return (f"{len(probe.samples)} launches, median {_median_text(probe)}; "
-            f"p(slower than fast end) = {p['slower_than_fast_end']:.3g}, "
-            f"p(faster than slow end) = {p['faster_than_slow_end']:.3g}; "
-            f"decides below {rule.alpha_per_look:.3g}")
+            f"p slower than fast end {_p_text(p['slower_than_fast_end'])}, "
+            f"faster than slow end {_p_text(p['faster_than_slow_end'])}; "
+            f"decides below {rule.alpha_per_look / 2:.3g}")
+
+
+def _p_text(p_values):
+    return "(" + ", ".join(f"{name} {p:.3g}" for name, p in
+                           p_values.items()) + ")"
 
 
 def _boundary(tested, versions, lo, hi):

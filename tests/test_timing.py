@@ -295,3 +295,71 @@ def test_bisect_result_json_records_the_rule_and_its_numbers(sides):
     probed = [p for p in data["tested"] if p["verdict"] in ("slow", "fast")]
     assert all(p["p_values"] and p["n"] == len(p["samples"]) for p in probed)
     json.dumps(data)
+
+
+# --- The workload itself, in a real environment ---
+
+@pytest.mark.e2e
+def test_workload_times_launches_and_records_those_past_the_limit(
+        tmp_path, e2e_python):
+    from conftest import BUGGY
+
+    from racematrix.envspec import EnvSpec
+    from racematrix.runner import ProbeEnvironment, install
+    env = ProbeEnvironment(tmp_path / "env", e2e_python, lambda text: None)
+    env.create()
+    assert install(env, EnvSpec(e2e_python, (BUGGY,), True)) is None
+
+    record = timing.run_launch_time(env, True, launches=3, limit=30.0,
+                                    budget=90.0)
+    assert record["n"] == 3 and record["past_limit"] == 0
+    assert 0 < record["median"] < 30.0
+    assert record["workload"]["switch_interval"] == 0.005
+
+    # Far too short a limit: every launch is past it, none is dropped.
+    stacks = tmp_path / "stack.txt"
+    record = timing.run_launch_time(env, True, launches=2, limit=0.01,
+                                    budget=60.0, stack_file=stacks)
+    assert record["n"] == 2 and record["past_limit"] == 2
+    assert record["samples"] == [0.01, 0.01]
+    assert record["past_limit_launches"] == [0, 1]
+    assert "launch_time.py" in stacks.read_text() or \
+        "kernel" in stacks.read_text()
+
+    record = timing.run_launch_time(env, False, launches=1, limit=5.0,
+                                    budget=20.0)
+    assert record["n"] == 0 and "no CUDA GPU" in record["error"]
+
+
+def test_fisher_tail_of_a_complete_split():
+    # 5 stalls in 5 launches against none in 5: 1 of C(10, 5) tables.
+    assert timing.fisher_greater(5, 5, 0, 5) == pytest.approx(1 / 252)
+    assert timing.fisher_greater(0, 5, 5, 5) == 1.0
+    assert timing.fisher_greater(0, 8, 0, 8) == 1.0
+
+
+@pytest.mark.parametrize("table", [(5, 20, 0, 20), (3, 8, 1, 16),
+                                   (10, 40, 2, 40), (0, 10, 3, 10)])
+def test_fisher_agrees_with_scipy(table):
+    stats = pytest.importorskip("scipy.stats")
+    hits, n, other_hits, other_n = table
+    expected = stats.fisher_exact([[hits, n - hits],
+                                   [other_hits, other_n - other_hits]],
+                                  alternative="greater")
+    assert timing.fisher_greater(*table) == pytest.approx(expected.pvalue,
+                                                          rel=1e-9)
+
+
+def test_stalls_show_a_fixed_release_whose_bulk_did_not_move(data_dir_module):
+    # Matrix run of 20 launches each: numba-cuda 0.26.0 (race fixed) ran
+    # most launches as fast as 0.24.0, but stalled on some for seconds.
+    data = json.loads((data_dir_module / "launch_time" /
+                       "matrix-py3.12.json").read_text())
+    records = {entry["packages"].get("numba-cuda"): entry["launch_seconds"]
+               for entry in data["entries"]}
+    before, after = records["0.24.0"]["samples"], records["0.26.0"]["samples"]
+    p = timing.slower(after, before, TimeRule().stall_factor *
+                      timing.quantile(before, 0.5))
+    assert p["stalls"] < p["rank"]
+    assert timing.slower(before, after, 3 * timing.quantile(after, 0.5))[
+        "stalls"] == 1.0
