@@ -625,18 +625,23 @@ def render_time_bisect(data):
              "| race errors | seconds | reason |",
              "|---|---|---|---|---|---|---|---|---|"]
     for probe in data["tested"]:
-        def number(value):
-            return "–" if value is None else f"{value:.2f}"
         lines.append(f"| {probe['version']} | {probe['verdict']} | "
-                     f"{probe['n']} | {number(probe['median'])} | "
-                     f"{number(probe['p95'])} | {probe['past_limit']} | "
+                     f"{probe['n']} | {_number(probe['median'])} | "
+                     f"{_number(probe['p95'])} | {probe['past_limit']} | "
                      f"{probe['race_errors']} | {probe['seconds']} | "
                      f"{probe['reason'].replace('|', '/')} |")
+    return "\n".join(lines + ["", _provenance_line(data)]) + "\n"
+
+
+def _provenance_line(data):
     provenance = data["provenance"]
-    lines += ["", f"Command: `{provenance['command']}`; finished "
-                  f"{provenance['finished']} on {provenance['machine']['os']}, "
-                  f"{provenance['machine']['cores']} cores."]
-    return "\n".join(lines) + "\n"
+    return (f"Command: `{provenance['command']}`; finished "
+            f"{provenance['finished']} on {provenance['machine']['os']}, "
+            f"{provenance['machine']['cores']} cores.")
+
+
+def _number(value):
+    return "–" if value is None else f"{value:.2f}"
 
 
 # --- Standalone measurement: python -m racematrix.timing ---
@@ -692,25 +697,18 @@ def render_launch_times(data):
     for entry in data["entries"]:
         record = entry["launch_seconds"]
         packages = entry.get("packages", {})
-
-        def number(value):
-            return "–" if value is None else f"{value:.2f}"
         lines.append(
             f"| {' '.join(entry['requirements'])} | "
             f"{packages.get('numba', '–')} | {packages.get('numba-cuda', '–')} "
-            f"| {record['n']} | {number(record['median'])} | "
-            f"{number(record['p95'])} | {number(record['max'])} | "
+            f"| {record['n']} | {_number(record['median'])} | "
+            f"{_number(record['p95'])} | {_number(record['max'])} | "
             f"{record['past_limit']} (limit {record['limit']:g} s) | "
             f"{record.get('race_errors', '–')} | "
             f"{entry.get('wall_seconds', '–')} |")
         if record.get("error"):
             lines.append(f"| ↳ error: {record['error'].replace('|', '/')} "
                          f"|||||||||")
-    provenance = data["provenance"]
-    lines += ["", f"Command: `{provenance['command']}`; finished "
-                  f"{provenance['finished']} on {provenance['machine']['os']}, "
-                  f"{provenance['machine']['cores']} cores."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", _provenance_line(data)]) + "\n"
 
 
 def main(argv=None):

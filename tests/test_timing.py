@@ -363,3 +363,29 @@ def test_stalls_show_a_fixed_release_whose_bulk_did_not_move(data_dir_module):
     assert p["stalls"] < p["rank"]
     assert timing.slower(before, after, 3 * timing.quantile(after, 0.5))[
         "stalls"] == 1.0
+
+
+# --- Rendering ---
+
+def test_launch_time_table_has_one_row_per_environment(data_dir_module):
+    data = json.loads((data_dir_module / "launch_time" /
+                       "matrix-py3.12.json").read_text())
+    text = timing.render_launch_times(data)
+    rows = [line for line in text.splitlines() if line.startswith("| numba")]
+    assert len(rows) == len(data["entries"])
+    assert data["provenance"]["command"] in text
+
+
+def test_time_bisect_markdown_states_the_rule_and_each_probe(sides):
+    (race, *_), (fixed, *_) = sides
+    result = bisect_on_time(VERSIONS, FakeMeasure(VERSIONS, 5, race["samples"],
+                                                  fixed["samples"]))
+    data = {"package": "numba-cuda", "python": "3.12", "sim": True,
+            "with": [], "seconds": 1.0, **result.to_json(),
+            "provenance": {"command": "nox -s bisect", "finished": "now",
+                           "machine": {"os": "Linux", "cores": 2}}}
+    text = timing.render_time_bisect(data)
+    assert result.summary in text
+    assert TimeRule().describe() in text
+    for probe in result.tested:
+        assert f"| {probe.version} | {probe.verdict} |" in text
