@@ -52,15 +52,16 @@ def simulator(record):
     module = record.get("settings", {}).get("cuda_module", "")
     if "vendored" in module:
         return "CuBIE's vendored copy"
-    if record.get("packages", {}).get("numba-cuda"):
+    if _versions(record)[1] != "–":
         return "numba-cuda's"
     return "numba's" if module else "?"
 
 
 def _versions(record):
-    packages = record.get("packages", {})
-    return (packages.get("cubie", "?"), packages.get("numba-cuda", "–"),
-            packages.get("numba", "–"), record.get("python", "?"))
+    # The suite also records the versions among its settings.
+    known = {**record.get("settings", {}), **record.get("packages", {})}
+    return (known.get("cubie", "?"), known.get("numba-cuda", "–"),
+            known.get("numba", "–"), record.get("python", "?"))
 
 
 def _label(record):
@@ -114,14 +115,16 @@ def cubie_section(rows, records):
             for r in unsure) + ".")
     lines += ["", *_same_race(failing), "",
               "| cubie | numba-cuda | numba | simulator | Python | runs "
-              "| race failures | hangs | skipped | solve s, median (max) "
+              "| race failures | other errors | hangs | skipped "
+              "| solve s, median (max) "
               "| seconds | verdict |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for record in mine:
         cubie, numba_cuda, numba, python = _versions(record)
         lines.append(
             f"| {cubie} | {numba_cuda} | {numba} | {simulator(record)} "
             f"| {python} | {record.get('runs', 0)} | {_rate(record)} "
+            f"| {record.get('other_errors', 0)} "
             f"| {record.get('hangs', 0)} | {record.get('skips', 0)} "
             f"| {_solve_seconds(record)} | {record.get('seconds', 0):g} "
             f"| {record.get('verdict', '?')} |")

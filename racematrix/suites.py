@@ -29,6 +29,8 @@ class Suite:
     requirements: tuple = ()
     description: str = ""
     pytest_args: tuple = ()
+    # Code that must run in a fresh environment; None: the matrix's own.
+    smoke: str | None = None
     # Only the keys the suite sets itself: {"specs": [...], "count": 3}.
     matrix: tuple = ()
 
@@ -131,6 +133,7 @@ def parse_suite(name, table, root):
                  requirements=requirements,
                  description=table.get("description", ""),
                  pytest_args=tuple(table.get("pytest_args", ())),
+                 smoke=table.get("smoke"),
                  matrix=matrix)
 
 

@@ -41,8 +41,9 @@ def test_section_names_every_release_with_its_verdict(cubie_records):
                     "No verdict for")
         line = next(line for line in lines if line.startswith(sentence))
         assert f"{label}: {rate}" in line or label in line
-        assert any(f"| {record['runs']} | {rate} | {record['hangs']} |"
-                   in row for row in table)
+        assert any(f"| {record['runs']} | {rate} | {record['other_errors']} "
+                   f"| {record['hangs']} | {record['skips']} |" in row
+                   for row in table)
     assert "\n" not in "".join(lines)
     assert "Settings: switch_interval=" in text
 

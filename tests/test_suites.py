@@ -219,6 +219,8 @@ def test_the_proposed_suite_tables_load():
     assert suites["mwe"].signature.pattern == RACE_SIGNATURE.pattern
     assert suites["mwe"].config(table, {}).specs == tuple(
         (spec,) for spec in table["specs"])
+    assert suites["mwe"].smoke is None
+    assert suites["cubie"].smoke == table["suites"]["cubie"]["smoke"]
     cubie = suites["cubie"].config(table, {})
     assert cubie.sims == (True,) and len(cubie.envs()) == len(
         table["suites"]["cubie"]["specs"])

@@ -25,7 +25,7 @@ KNOBS = {
     "blocks": (int, 1, "blocks per launch of the allocator kernel"),
     "device_calls": (int, 1000, "allocator calls per thread per launch"),
     "buffer_size": (int, 4, "elements of each buffer the registry lays out"),
-    "launches": (int, 50, "allocator-kernel launches, one test each"),
+    "launches": (int, 100, "allocator-kernel launches, one test each"),
     "solves": (int, 3, "solve_ivp calls, one test each"),
     "solve_runs": (int, 256, "runs (initial-value sets) in each solve"),
     "budget": (float, 60.0, "seconds of tests; once spent, the tests left "
@@ -96,6 +96,30 @@ def pytest_generate_tests(metafunc):
         if fixture in metafunc.fixturenames:
             metafunc.parametrize(fixture, range(count),
                                  ids=[f"{fixture}{i}" for i in range(count)])
+
+
+def pytest_collection_modifyitems(items):
+    # Spread the solves among the launches, so that a budget spent early
+    # (a slow simulator) leaves evidence of both kinds.
+    def kind(item):
+        params = getattr(item, "callspec", None)
+        return next((name for name in ("launch", "solve")
+                     if params is not None and name in params.params), None)
+    launches = [item for item in items if kind(item) == "launch"]
+    solves = [item for item in items if kind(item) == "solve"]
+    if not launches or not solves:
+        return
+    others = [item for item in items if kind(item) is None]
+    step = len(launches) / (len(solves) + 1)
+    order, placed = [], 0
+    for number, launch in enumerate(launches, 1):
+        order.append(launch)
+        # Solve k (from 1) goes after launch round(k * step).
+        while placed < len(solves) and number >= round((placed + 1) * step):
+            order.append(solves[placed])
+            placed += 1
+    order += solves[placed:]
+    items[:] = order + others
 
 
 def pytest_collection_finish(session):
