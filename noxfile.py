@@ -16,6 +16,7 @@ import nox
 # nox does not put the noxfile's folder on sys.path; the logic lives beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from racematrix import envspec, interpreters, runner
+from racematrix.matrix import load_matrix, param_id
 
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -38,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Where results go; tests point this at a scratch folder.
 RESULTS = os.environ.get("RACEMATRIX_RESULTS", "results")
 try:
-    MATRIX = envspec.load_config(PYPROJECT["tool"]["racematrix"], os.environ)
+    MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
 except envspec.ConfigError as error:
     sys.exit(f"nox: {error}")
 WANTED = interpreters.matrix_pythons_requested(interpreters.sessions_requested(
@@ -51,21 +52,27 @@ if WANTED:
         lambda line: print(f"nox > {line}", file=sys.stderr))
     for reason in MISSING.values():
         print(f"nox > skipped: {reason}", file=sys.stderr)
-    runner.record_missing_interpreters(MATRIX, MISSING, RESULTS)
+    runner.record_missing_interpreters(MATRIX.envs(), MISSING, RESULTS)
 
 
 @nox.session(python=list(MATRIX.pythons), allow_parallel=True)
 @nox.parametrize("sim", [nox.param(s, id=f"sim{int(s)}") for s in MATRIX.sims])
-@nox.parametrize("spec", [nox.param(s, id=" ".join(s)) for s in MATRIX.specs])
-def matrix(session, spec, sim):
-    """Run the MWE in one Python x package x simulator environment."""
-    env = envspec.EnvSpec(session.python, spec, sim)
+@nox.parametrize(["suite", "spec"], [nox.param(suite, spec, id=param_id(
+    suite, spec)) for suite, spec in MATRIX.suite_specs()])
+def matrix(session, suite, spec, sim):
+    """Run a suite in one Python x package x simulator environment."""
+    if not MATRIX.runs(suite, session.python, sim):
+        session.skip(f"not in suite {suite}'s lists")
+    config = MATRIX.configs[suite]
+    env = envspec.EnvSpec(session.python, spec, sim, suite)
     try:
-        count, pytest_args = runner.split_count(session.posargs, MATRIX.count)
+        count, pytest_args = runner.split_count(session.posargs, config.count)
         raw = runner.run_environment(
-            session, env, count=count, timeout=MATRIX.timeout,
+            session, env, count=count, timeout=config.timeout,
             results_dir=RESULTS, pytest_args=pytest_args,
-            command=runner.session_command(session.name, session.posargs))
+            command=runner.session_command(session.name, session.posargs),
+            suite=MATRIX.suites[suite],
+            launch_time={} if suite == envspec.DEFAULT_SUITE else None)
     except runner.BadInput as error:
         session.error(str(error))
     session.log(f"{env.env_id}: {raw['verdict']} ({raw['reason']})")
@@ -111,7 +118,8 @@ def mwe_figures(session):
     """Measure the MWE: reproduction per Python, time to first failure, rates."""
     from racematrix import mwe_figures
     try:
-        mwe_figures.run(MATRIX.pythons, ".nox", RESULTS, session.log,
+        pythons = MATRIX.configs.get(envspec.DEFAULT_SUITE, MATRIX).pythons
+        mwe_figures.run(pythons, ".nox", RESULTS, session.log,
                         runner.session_command(session.name, session.posargs))
     except runner.BadInput as error:
         session.error(str(error))

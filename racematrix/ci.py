@@ -9,21 +9,38 @@ import argparse
 import json
 import sys
 
-from .envspec import EnvSpec
+import os
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: nox brings tomli
+    import tomli as tomllib
+
+from .envspec import DEFAULT_SUITE, ConfigError, EnvSpec
+from .matrix import load_matrix
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 DEFAULT_RUNNER = "ubuntu-latest"
 
 
-def job_matrix(sessions, gpu_runner=""):
+def job_matrix(sessions, gpu_runner="", matrix=None):
     """One job per matrix session. Simulator-off sessions need a GPU: they
     run on ``gpu_runner`` when one is given, and are listed as skipped
-    otherwise."""
+    otherwise. Sessions outside their suite's own lists (nox builds the
+    cross product of all suites' lists) get no job."""
     include, skipped = [], []
     for entry in sessions:
         if entry.get("name") != "matrix":
             continue
         call = entry["call_spec"]
-        spec = EnvSpec(entry["python"], tuple(call["spec"]), call["sim"])
+        suite = call.get("suite", DEFAULT_SUITE)
+        if matrix is not None and not matrix.runs(suite, entry["python"],
+                                                  call["sim"]):
+            continue
+        spec = EnvSpec(entry["python"], tuple(call["spec"]), call["sim"],
+                       suite)
         job = {"session": entry["session"], "python": entry["python"],
                "sim": int(spec.sim), "env": spec.env_id,
                "artifact": f"raw-{spec.env_id}",
@@ -43,7 +60,12 @@ def main(argv=None):
     except ValueError as error:
         sys.exit(f"racematrix.ci: stdin is not `nox --list --json` output "
                  f"({error})")
-    print(json.dumps(job_matrix(sessions, args.gpu_runner)))
+    try:
+        table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+        matrix = load_matrix(table["tool"]["racematrix"], os.environ, PROJECT)
+    except ConfigError as error:
+        sys.exit(f"racematrix.ci: {error}")
+    print(json.dumps(job_matrix(sessions, args.gpu_runner, matrix)))
 
 
 if __name__ == "__main__":

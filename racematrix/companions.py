@@ -440,7 +440,7 @@ class Ladder:
         smoke = self._run([self.python, "-c", self.smoke, self.module],
                           env=self.sim_environ)
         outcome, reason, implementation = parse_smoke(smoke.stdout + smoke.stderr)
-        if outcome != "import-failed" and implementation:
+        if outcome != "import-failed" and implementation and self.provider:
             wrong = check_provider(implementation, self.provider)
             if wrong:
                 outcome, reason = "import-failed", wrong

@@ -29,6 +29,8 @@ from .provenance import gpu_name, machine_info
 PROJECT = Path(__file__).resolve().parent.parent
 MWE = PROJECT / "mwe"
 TEST_TOOLS = ("numpy", "pytest", "pytest-repeat", "pytest-timeout")
+# What the runner itself passes to pytest needs: --count and --timeout.
+RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 
 READ_ENVIRONMENT = r"""
 import json, platform, sys
@@ -83,7 +85,8 @@ def install(session, spec, timeout=900):
     return install_resolved(session, spec, timeout=timeout).problem
 
 
-def install_resolved(session, spec, log=None, timeout=900, every_way=False):
+def install_resolved(session, spec, log=None, timeout=900, every_way=False,
+                     suite=None):
     """Install the spec by the first way of the companion ladder that
     installs, imports and passes a smoke launch (see
     ``racematrix.companions``); returns the ``Installation``, whose
@@ -92,10 +95,17 @@ def install_resolved(session, spec, log=None, timeout=900, every_way=False):
         return Installation(problem=install_with_pip(session, spec, timeout),
                             way="as-asked",
                             requirements=[*spec.requirements, *TEST_TOOLS])
-    ladder = Ladder(venv_python(session), tools=TEST_TOOLS,
+    suite = suite or MWE_SUITE
+    # A suite's own smoke code replaces our launch; the code under test
+    # must still come from numba-cuda where the spec names it.
+    provider = spec.target if suite.smoke is None or \
+        spec.target == "numba-cuda" else None
+    tools = tuple(dict.fromkeys([*RUNNER_TOOLS, *suite.requirements]))
+    ladder = Ladder(venv_python(session), tools=tools,
                     classify=lambda output: classify_install_failure(output, spec),
-                    smoke=SMOKE_LAUNCH, module=MODULE_UNDER_TEST,
-                    provider=spec.target,
+                    smoke=suite_smoke(suite.smoke) if suite.smoke else
+                    SMOKE_LAUNCH, module=MODULE_UNDER_TEST,
+                    provider=provider,
                     sim_environ=venv_environ(session.bin,
                                              {"NUMBA_ENABLE_CUDASIM": "1"}),
                     log=log or session.log, timeout=timeout)
@@ -201,6 +211,19 @@ print(json.dumps({"stage": "launched"}), flush=True)
 """
 
 
+def suite_smoke(code):
+    """A suite's smoke code in the shape the ladder reads: where the module
+    under test comes from (if it imports at all), then the suite's code."""
+    head = SMOKE_LAUNCH.split("import numpy as np", 1)[0]
+    return ("import importlib, json, sys\n"
+            "try:\n" + "\n".join("    " + line for line in
+                                 head.strip().splitlines()) +
+            "\nexcept ImportError:\n"
+            "    print(json.dumps({'stage': 'imported', 'implementation': "
+            "{'module': sys.argv[1], 'distribution': None, 'path': None}}))\n"
+            + code + "\nprint(json.dumps({'stage': 'launched'}), flush=True)\n")
+
+
 def unknown_version_message(name, version):
     try:
         near = nearest_versions(version, list_releases(name))
@@ -247,17 +270,37 @@ def count_running(folder):
     return alive
 
 
-def pytest_command(count, timeout, junit_path, pytest_args):
-    return ["python", "-m", "pytest", str(MWE), "-p", "no:cacheprovider",
+def pytest_command(count, timeout, junit_path, pytest_args, path=MWE):
+    return ["python", "-m", "pytest", str(path), "-p", "no:cacheprovider",
             "--count", str(count), f"--timeout={timeout}",
             f"--junitxml={junit_path}",
             "-q", "-rN", "--tb=line", *pytest_args]
 
 
+@dataclass(frozen=True)
+class SuiteRun:
+    """What the runner needs of a suite (``racematrix.suites.Suite`` has
+    it): its tests' folder, the tools it installs, its signature of the
+    bug, extra pytest arguments, and its own smoke code (None: ours)."""
+    name: str = "mwe"
+    path: Path = MWE
+    requirements: tuple = TEST_TOOLS
+    signature: re.Pattern = outcomes.RACE_SIGNATURE
+    pytest_args: tuple = ()
+    smoke: str | None = None
+
+
+MWE_SUITE = SuiteRun()
+
+
 def run_environment(session, spec, *, count, timeout, results_dir,
-                    pytest_args=(), command="", tables_command="nox -s matrix"):
-    """Build one environment, run the MWE in it, and record the raw result
-    (and regenerate the tables). Returns the raw record."""
+                    pytest_args=(), command="", tables_command="nox -s matrix",
+                    suite=MWE_SUITE, launch_time=None):
+    """Build one environment, run the suite in it, and record the raw
+    result (and regenerate the tables). ``launch_time`` (keyword arguments
+    of ``timing.run_launch_time``, or None for none) adds the launch-time
+    workload, run after the suite in its own processes so that it never
+    changes the suite's rates. Returns the raw record."""
     started_at = results.now_iso()
     clock = time.monotonic()
     base = dict(machine=machine_info(), command=command, started=started_at)
@@ -272,7 +315,9 @@ def run_environment(session, spec, *, count, timeout, results_dir,
     if not spec.sim and not gpu_name():
         return finish(skip_reason="no CUDA GPU (simulator off needs one)",
                       **nothing)
-    problem = install(session, spec)
+    installation = install_resolved(session, spec, suite=suite)
+    base["resolution"] = installation.resolution()
+    problem = installation.problem
     if problem:
         kind, reason = problem
         if kind == "bad-input":  # not a measurement: no row for it
@@ -283,12 +328,18 @@ def run_environment(session, spec, *, count, timeout, results_dir,
     environment = read_environment(session)
     with running_marker(results_dir, spec.env_id) as running:
         concurrency = running()
-        run = run_mwe(session, spec.sim, count, timeout, pytest_args)
+        run = run_mwe(session, spec.sim, count, timeout,
+                      [*suite.pytest_args, *pytest_args], suite=suite)
         concurrency = max(concurrency, running())
+        usage = usage_error(run)
+        if usage:  # the user's arguments, not the environment: no row
+            raise BadInput(usage)
+        if launch_time is not None and run.runs is not None:
+            from .timing import run_launch_time
+            session.log("launch-time workload (bounded; see mwe/README.md)")
+            base["launch_seconds"] = run_launch_time(session, spec.sim,
+                                                     **launch_time)
     base["pytest_seconds"] = round(run.seconds, 2)
-    usage = usage_error(run)
-    if usage:  # the user's arguments, not the environment: no row
-        raise BadInput(usage)
     if run.runs is None:
         return finish(env_error=run.no_report_reason(),
                       concurrency=concurrency, **environment)
@@ -314,17 +365,21 @@ class MweRun:
                 f"{first_error_line(self.tail)}")
 
 
-def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True):
-    """Run the MWE once in ``env`` (a nox Session or a ProbeEnvironment)."""
+def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True,
+            suite=MWE_SUITE):
+    """Run a suite (the MWE unless told) once in ``env`` (a nox Session or
+    a ProbeEnvironment), from a scratch folder: what its code writes to
+    the working folder (CuBIE generates code there) goes with it."""
     with tempfile.TemporaryDirectory() as scratch:
         junit = Path(scratch) / "junit.xml"
         started = time.monotonic()
         returncode, tail = run_streaming(
-            env, pytest_command(count, timeout, junit, pytest_args),
-            {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo)
+            env, pytest_command(count, timeout, junit, pytest_args,
+                                suite.path),
+            {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, cwd=scratch)
         seconds = time.monotonic() - started
         try:
-            suite, runs = outcomes.parse_junit(junit)
+            suite, runs = outcomes.parse_junit(junit, suite.signature)
         except outcomes.JUnitError:
             suite, runs = None, None
     return MweRun(returncode, tail, seconds, suite, runs)
@@ -344,7 +399,7 @@ def venv_environ(bin_dir, extra_env):
             "VIRTUAL_ENV": str(Path(bin_dir).parent)}
 
 
-def run_streaming(session, command, extra_env, echo=True):
+def run_streaming(session, command, extra_env, echo=True, cwd=None):
     """Run a command in the session's environment, passing its output
     through (unless ``echo`` is false); returns (exit code, its last
     lines). An interrupt (Ctrl-C, SIGTERM) ends the command and its threads
@@ -356,6 +411,7 @@ def run_streaming(session, command, extra_env, echo=True):
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
                                errors="replace", start_new_session=True,
+                               cwd=cwd,
                                preexec_fn=die_with_parent)
     try:
         for line in process.stdout:
@@ -471,7 +527,7 @@ def rebuild(results_dir, command):
                         results_dir / "bisect", command, plot=plot)
 
 
-def record_missing_interpreters(matrix, missing, results_dir,
+def record_missing_interpreters(envs, missing, results_dir,
                                 command="nox -s matrix"):
     """A `skipped` row, whose reason says how to install the Python, for
     each environment of a missing Python that has no row from this
@@ -479,7 +535,7 @@ def record_missing_interpreters(matrix, missing, results_dir,
     written = 0
     results_dir = Path(results_dir)
     with results.results_lock(results_dir):
-        for spec in matrix.envs():
+        for spec in envs:
             if spec.python not in missing:
                 continue
             path = results_dir / "raw" / f"{spec.env_id}.json"

@@ -26,12 +26,26 @@ def listed(**environ):
     return json.loads(done.stdout)
 
 
-def test_default_matrix_covers_pythons_targets_and_flags():
+def test_default_matrix_covers_pythons_targets_flags_and_suites():
     sessions = [s for s in listed() if s["name"] == "matrix"]
     assert {s["python"] for s in sessions} == {"3.10", "3.11", "3.12"}
     assert {s["call_spec"]["sim"] for s in sessions} == {True, False}
-    targets = {s["call_spec"]["spec"][0].split("==")[0] for s in sessions}
+    mwe = [s for s in sessions if s["call_spec"]["suite"] == "mwe"]
+    targets = {s["call_spec"]["spec"][0].split("==")[0] for s in mwe}
     assert targets == {"numba", "numba-cuda"}
+    assert {s["call_spec"]["suite"] for s in sessions} == {"mwe", "cubie"}
+
+
+def test_matrix_suites_picks_suites_and_specs_alone_mean_the_mwe():
+    cubie = [s["call_spec"]["suite"] for s in listed(MATRIX_SUITES="cubie")
+             if s["name"] == "matrix"]
+    assert cubie and set(cubie) == {"cubie"}
+    mwe = [s["call_spec"]["suite"] for s in listed(MATRIX_SPECS="numba==0.60.0")
+           if s["name"] == "matrix"]
+    assert mwe and set(mwe) == {"mwe"}
+    done = nox("--list", MATRIX_SUITES="cubbie")
+    assert done.returncode != 0 and "unknown suite 'cubbie'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_overrides_select_exactly_one_environment():
@@ -54,19 +68,31 @@ def test_bad_overrides_get_one_line_and_no_traceback(environ, message):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def default_matrix():
+    import tomllib
+    from racematrix.matrix import load_matrix
+    with open(os.path.join(PROJECT, "pyproject.toml"), "rb") as stream:
+        table = tomllib.load(stream)["tool"]["racematrix"]
+    return load_matrix(table, {}, PROJECT)
+
+
 def test_ci_job_list_names_real_sessions():
     sessions = listed()
     names = {s["session"] for s in sessions}
-    jobs = job_matrix(sessions)
+    matrix = default_matrix()
+    jobs = job_matrix(sessions, matrix=matrix)
     assert jobs["include"], "the simulator-on sessions become jobs"
     assert all(job["session"] in names for job in jobs["include"])
     assert all(job["sim"] == 1 for job in jobs["include"])
     assert len({job["artifact"] for job in jobs["include"]}) == len(jobs["include"])
     # Without a GPU runner, every simulator-off session is skipped, not lost.
     sim_off = {s["session"] for s in sessions
-               if s["name"] == "matrix" and not s["call_spec"]["sim"]}
+               if s["name"] == "matrix" and not s["call_spec"]["sim"]
+               and matrix.runs(s["call_spec"]["suite"], s["python"], False)}
     assert set(jobs["skipped"]) == sim_off
-    with_gpu = job_matrix(sessions, gpu_runner="gpu-a100")
+    # Sessions outside their suite's own lists get no job at all.
+    assert len(jobs["include"]) + len(jobs["skipped"]) == len(matrix.envs())
+    with_gpu = job_matrix(sessions, gpu_runner="gpu-a100", matrix=matrix)
     assert {j["session"] for j in with_gpu["include"] if j["runs_on"] ==
             "gpu-a100"} == sim_off
 

@@ -1,0 +1,61 @@
+"""The whole matrix: every suite that runs, each with its own lists
+(``[tool.racematrix]`` with the suite's keys in their place, and the
+MATRIX_* variables over both)."""
+from dataclasses import dataclass
+
+from .envspec import DEFAULT_SUITE, EnvSpec
+from .suites import load_suites
+
+
+@dataclass(frozen=True)
+class Matrix:
+    suites: dict    # name -> suites.Suite
+    configs: dict   # name -> envspec.MatrixConfig
+
+    @property
+    def pythons(self):
+        return _union(config.pythons for config in self.configs.values())
+
+    @property
+    def sims(self):
+        return _union(config.sims for config in self.configs.values())
+
+    def suite_specs(self):
+        """(suite name, requirement set) for every spec of every suite."""
+        return [(name, spec) for name, config in self.configs.items()
+                for spec in config.specs]
+
+    def runs(self, suite, python, sim):
+        """Whether the suite's own lists hold this Python and flag (nox
+        builds the cross product of all suites' lists)."""
+        config = self.configs[suite]
+        return python in config.pythons and sim in config.sims
+
+    def envs(self):
+        return [EnvSpec(python, spec, sim, name)
+                for name, config in self.configs.items()
+                for python in config.pythons for spec in config.specs
+                for sim in config.sims]
+
+
+def load_matrix(table, environ, root):
+    """Every selected suite with its lists. Where MATRIX_SPECS is set and
+    MATRIX_SUITES is not, only the MWE's suite runs: specs written for the
+    MWE mean nothing to another suite."""
+    if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
+        environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
+    suites = load_suites(table, environ, root)
+    configs = {name: suite.config(table, environ)
+               for name, suite in suites.items()}
+    return Matrix(suites, configs)
+
+
+def param_id(suite, spec):
+    """The id of a (suite, spec) pair in nox's session names: the MWE's
+    as before (``numba==0.60.0``), others prefixed (``cubie: cubie==...``)."""
+    text = " ".join(spec)
+    return text if suite == DEFAULT_SUITE else f"{suite}: {text}"
+
+
+def _union(lists):
+    return tuple(dict.fromkeys(item for items in lists for item in items))
