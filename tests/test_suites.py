@@ -176,7 +176,7 @@ def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python):
                     "racematrix.suites into noxfile.py and runner.py first")
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        ".git", ".nox", "results", "__pycache__", "tests", "clients"))
+        ".git", ".nox", "results", "__pycache__", "tests", "generated"))
     (project / "flaky").mkdir()
     (project / "flaky" / "test_flaky.py").write_text(FLAKY_TEST)
     with open(project / "pyproject.toml", "a") as pyproject:
