@@ -47,6 +47,14 @@ def seconds_per_test(junit_path):
             for name, values in sorted(times.items())}
 
 
+def suite_evidence(runs, junit_path):
+    """What a suite's raw record adds to its summary: where each race
+    failure was raised, and the tests' durations. ``runs`` classified with
+    the suite's own signature; call it while the JUnit file exists."""
+    return {"race_sites": race_sites(runs),
+            "test_seconds": seconds_per_test(junit_path)}
+
+
 def simulator(record):
     """Whose simulator the row ran on, from the module CuBIE's code used."""
     module = record.get("settings", {}).get("cuda_module", "")

@@ -12,6 +12,14 @@ from conftest import DATA
 RAW = DATA / "raw-cubie"
 
 
+def cubie_signature():
+    from nox.project import load_toml
+    from racematrix.suites import load_suites
+    from conftest import PROJECT
+    table = load_toml(DATA / "suites-pyproject.toml")["tool"]["racematrix"]
+    return load_suites(table, {}, PROJECT)["cubie"].signature
+
+
 def records(folder=RAW):
     return [json.loads(path.read_text())
             for path in sorted(folder.glob("*.json"))]
@@ -74,12 +82,7 @@ def test_no_cubie_records_no_section():
 
 def test_race_sites_from_a_real_junit_file(tmp_path):
     junit = RAW / "junit" / "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
-    _, runs = outcomes.parse_junit(junit)
-    signature = client_report.ATTRIBUTE
-    runs = [outcomes.RunRecord(run.name, outcomes.TARGET, run.message,
-                               run.properties)
-            if run.outcome != outcomes.PASS and signature.search(run.message)
-            else run for run in runs]
+    _, runs = outcomes.parse_junit(junit, cubie_signature())
     sites = race_sites(runs)
     failing = [run for run in runs if run.outcome == outcomes.TARGET]
     assert sum(site["count"] for site in sites) == len(failing) > 0
@@ -99,3 +102,11 @@ def test_seconds_per_test_from_a_real_junit_file():
     assert sum(entry["n"] for entry in seconds.values()) == len(cases)
     for entry in seconds.values():
         assert 0 <= entry["median"] <= entry["max"]
+
+
+def test_suite_evidence_from_a_real_junit_file():
+    junit = RAW / "junit" / "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
+    _, runs = outcomes.parse_junit(junit, cubie_signature())
+    evidence = client_report.suite_evidence(runs, junit)
+    assert evidence["race_sites"] == race_sites(runs)
+    assert evidence["test_seconds"] == seconds_per_test(junit)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -62,15 +61,9 @@ def main(python, requirements, out_dir, *pytest_args):
              f"--junitxml={junit}", "-q", "-rN", "--tb=line", *pytest_args],
             env=dict(os.environ, NUMBA_ENABLE_CUDASIM="1"))
         seconds = time.monotonic() - begin
-        properties, runs = outcomes.parse_junit(junit)
-        # The suite's signature, where the runner still knows only the MWE's.
-        runs = [replace(run, outcome=outcomes.TARGET)
-                if run.outcome == outcomes.OTHER
-                and suite.signature.search(run.message) else run
-                for run in runs]
+        properties, runs = outcomes.parse_junit(junit, suite.signature)
         summary = outcomes.summarize(runs, 1)
-        summary["race_sites"] = client_report.race_sites(runs)
-        summary["test_seconds"] = client_report.seconds_per_test(junit)
+        summary.update(client_report.suite_evidence(runs, junit))
     raw = results.make_raw(
         spec, packages=packages, python=version.split()[0],
         python_build="CPython " + version, counts=summary.pop("counts"),
