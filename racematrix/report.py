@@ -3,6 +3,7 @@ results: every figure in them is computed here from those files."""
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 from collections import Counter, defaultdict
@@ -20,7 +21,8 @@ PIVOT_OVER = 24  # environments; a longer table becomes one row per release
 ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
 # The full table's columns that the report's short table keeps.
 REPORT_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "sim",
-                  "runs", "failures", "rate", "95% CI", "verdict")
+                  "runs", "failures", "rate", "95% CI",
+                  "launch s: median / p95 / max", "verdict")
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
     "kernel_module": "test_control_allocator_in_kernel_module",
@@ -224,8 +226,95 @@ def sweep_table(points):
     return lines
 
 
+def price_of_fix(rows, out_dir=None):
+    """The report's section on what the fix costs: launch times of the
+    environments with the race against those without, from the rows of
+    one run, and the stacks of a launch past the limit where one was
+    caught."""
+    timed = [r for r in rows if (r.get("launch_seconds") or {}).get("n")
+             and r["verdict"] in ("reproduced", "not-reproduced")]
+    if not timed:
+        return []
+    lines = ["## The price of the fix", "",
+             "Every environment also runs a timing workload after its tests "
+             "(`mwe/launch_time.py`, in processes of its own so that it "
+             "never changes their rates): launches of one block whose "
+             "threads each call a device function of another module many "
+             "times, at Python's default switch interval. A launch past the "
+             "limit is counted at the limit and named.", ""]
+    groups = [("with the race", [r for r in timed
+                                  if r["verdict"] == "reproduced"]),
+              ("without it", [r for r in timed
+                              if r["verdict"] == "not-reproduced"])]
+    lines += ["| simulator | environments | launches | median of medians s "
+              "| largest p95 s | largest max s | launches past the limit |",
+              "|---|---|---|---|---|---|---|"]
+    for label, group in groups:
+        if not group:
+            continue
+        launch = [r["launch_seconds"] for r in group]
+        medians = sorted(x["median"] for x in launch)
+        lines.append(
+            f"| {label} | {len(group)} | {sum(x['n'] for x in launch)} | "
+            f"{medians[len(medians) // 2]:.2f} | "
+            f"{max(x['p95'] for x in launch):.2f} | "
+            f"{max(x['max'] for x in launch):.2f} | "
+            f"{sum(x.get('past_limit', 0) for x in launch)} |")
+    lines += ["", "Per release (Python, target and version, then the "
+              "launch times):", "",
+              "| Python | target | version | verdict | launches | median / "
+              "p95 / max s |", "|---|---|---|---|---|---|"]
+    for row in sorted(timed, key=lambda r: (python_minor(r),) + column_key(r)):
+        lines.append(f"| {python_minor(row)} | {row['target']} | "
+                     f"{target_version(row)} | {row['verdict']} | "
+                     f"{row['launch_seconds']['n']} | "
+                     f"{results.format_launch(row['launch_seconds'])} |")
+    lines += [""] + stack_evidence(timed, out_dir)
+    return lines
+
+
+def stack_evidence(rows, out_dir):
+    """Where the time goes: the threads of the first launch caught past
+    the limit, counted by the simulator frame they were in, and one
+    thread's frames quoted (site-packages paths shortened)."""
+    if out_dir is None:
+        return []
+    for row in rows:
+        name = (row.get("launch_seconds") or {}).get("stack_file")
+        path = Path(out_dir) / name if name else None
+        if path and path.is_file():
+            break
+    else:
+        return []
+    threads = [block for block in path.read_text().split("\n\n")
+               if block.strip().startswith(("Thread", "Current thread"))]
+    tops = Counter()
+    for block in threads:
+        frames = [line.strip() for line in block.splitlines()[1:]
+                  if line.strip().startswith("File")]
+        if frames:
+            tops[_short_frame(frames[0])] += 1
+    quoted = "\n".join(_short_frame(line.strip())
+                       for line in threads[0].splitlines()[1:8]) \
+        if threads else ""
+    lines = [f"A launch of {row['env']} was caught past the limit; "
+             f"`faulthandler` dumped its {len(threads)} threads "
+             f"([stacks]({name})). Where they were:", ""]
+    lines += [f"- {count} at `{frame}`" for frame, count in tops.most_common(4)]
+    lines += ["", "One of them:", "", "```", quoted, "```", ""]
+    return lines
+
+
+def _short_frame(line):
+    return re.sub(r'File ".*?/site-packages/', 'File "', line)
+
+
 def render_report(rows, records, bisects, bug_source, table_link,
-                  pivot_over=PIVOT_OVER, figures=None):
+                  pivot_over=PIVOT_OVER, figures=None, out_dir=None):
+    # The MWE's rows make the main sections; other suites have their own.
+    all_rows, all_records = rows, records
+    rows = [r for r in rows if r.get("suite", "mwe") == "mwe"]
+    records = [(p, r) for p, r in records if r.get("suite", "mwe") == "mwe"]
     shown, skipped = condensed_rows(rows)
     error = first_error(records) or "(no target failure recorded)"
     lines = ["# CUDA simulator: `module 'numba.cuda' has no attribute 'local'` "
@@ -294,6 +383,11 @@ def render_report(rows, records, bisects, bug_source, table_link,
         f"allocator): {trigger['target']} of {trigger['runs']} runs failed "
         f"with the race over {trigger['envs']} environments.", ""]
     lines += knob_lines(figures)
+    lines += price_of_fix(rows, out_dir)
+    from .client_report import cubie_section
+    lines += cubie_section([r for r in all_rows if r.get("suite") == "cubie"],
+                           [r for _, r in all_records])
+    records = all_records
     machines = {results.machine_label(r): r.get("machine", {})
                 for _, r in records}
     builds = sorted({r["python_build"] for _, r in records
@@ -320,6 +414,48 @@ def render_report(rows, records, bisects, bug_source, table_link,
         raise ValueError(f"report is {len(text)} characters, over GitHub's "
                          f"{MAX_REPORT_CHARS}")
     return text
+
+
+def plot_launch_times(rows, path):
+    """Launch time per environment that was timed: the median as a dot,
+    a bar to the p95, a cross at the max; red where the race was
+    reproduced, green where not; log scale. Nothing is drawn (and an old
+    picture is removed) where no row was timed."""
+    timed = sorted((r for r in rows if (r.get("launch_seconds") or {}).get("n")
+                    and r["verdict"] in ("reproduced", "not-reproduced")),
+                   key=lambda r: (python_minor(r),) + column_key(r))
+    path = Path(path)
+    if not timed:
+        path.unlink(missing_ok=True)
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
+    figure, axis = plt.subplots(figsize=(max(6, 0.32 * len(timed) + 2), 4))
+    for x, row in enumerate(timed):
+        launch = row["launch_seconds"]
+        colour = "#c0392b" if row["verdict"] == "reproduced" else "#27ae60"
+        axis.plot([x, x], [launch["median"], launch["p95"]], color=colour)
+        axis.plot(x, launch["median"], "o", color=colour)
+        axis.plot(x, launch["max"], "x", color=colour)
+        if launch.get("past_limit"):
+            axis.annotate(f"{launch['past_limit']} past {launch['limit']:g} s",
+                          (x, launch["max"]), fontsize=6, rotation=90,
+                          textcoords="offset points", xytext=(0, 6))
+    axis.set_yscale("log")
+    axis.set_xticks(range(len(timed)))
+    axis.set_xticklabels([f"{python_minor(r)} {r['target']} "
+                          f"{target_version(r)}" for r in timed],
+                         rotation=90, fontsize=7)
+    axis.set_ylabel("seconds per launch")
+    axis.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axis.set_title("Launch time per environment: median (dot), p95 (bar "
+                   "end), max (x)\nred: race reproduced; green: not",
+                   fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def plot_heatmap(rows, path):
@@ -425,10 +561,13 @@ def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
     bug_source = (PROJECT / "mwe" / "bug.py").read_text()
     text = render_report(rows, records, bisects, bug_source,
                          "failure_rates.md",
-                         figures=load_figures(out_dir / "mwe_figures.json"))
+                         figures=load_figures(out_dir / "mwe_figures.json"),
+                         out_dir=out_dir)
     results.write_text_atomic(out_dir / "REPORT.md", text)
     if plot:
-        plot_heatmap(rows, out_dir / "failure_rates.png")
+        mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"]
+        plot_heatmap(mwe_rows, out_dir / "failure_rates.png")
+        plot_launch_times(mwe_rows, out_dir / "launch_times.png")
     return rows, records
 
 

@@ -307,6 +307,8 @@ def make_row(record, show_machine=False):
         "concurrency": record.get("concurrency", 1),
         "machine": machine_label(record),
         "requirements": record.get("spec", {}).get("requirements", []),
+        "launch_seconds": record.get("launch_seconds"),
+        "resolution_way": (record.get("resolution") or {}).get("way"),
     }
 
 
@@ -376,8 +378,8 @@ def format_ci(row):
 
 
 TABLE_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "sim",
-                 "runs", "failures", "other", "rate", "95% CI", "verdict",
-                 "reason")
+                 "runs", "failures", "other", "rate", "95% CI",
+                 "launch s: median / p95 / max", "verdict", "reason")
 
 
 def table_cells(row):
@@ -390,8 +392,23 @@ def table_cells(row):
             "on" if row["sim"] else "off",
             str(row["runs"]), str(row["failures"]),
             str(row["other_errors"] + row["hangs"]),
-            format_rate(row), format_ci(row), row["verdict"],
+            format_rate(row), format_ci(row),
+            format_launch(row.get("launch_seconds")), row["verdict"],
             row["reason"])
+
+
+def format_launch(record):
+    """One cell: ``median / p95 / max s`` of the launch-time workload, with
+    the launches past its limit; a dash where it was not measured."""
+    if not record or not record.get("n"):
+        return "–" if not record or not record.get("error") else \
+            f"not measured: {record['error']}"[:120]
+    text = (f"{record['median']:.2f} / {record['p95']:.2f} / "
+            f"{record['max']:.2f}")
+    if record.get("past_limit"):
+        text += (f" ({record['past_limit']} of {record['n']} past "
+                 f"{record['limit']:g} s)")
+    return text
 
 
 def with_suite_column(rows, columns, cells):
@@ -429,7 +446,9 @@ def render_csv(rows):
     writer.writerow(["env", "suite", "python", "target", "numba", "numba_cuda", "numpy",
                      "sim", "runs", "failures", "other_errors", "hangs",
                      "failure_rate", "ci95_low", "ci95_high", "verdict",
-                     "reason", "seconds", "concurrency", "machine"])
+                     "reason", "seconds", "concurrency", "machine",
+                     "launch_n", "launch_median", "launch_p95", "launch_max",
+                     "launch_past_limit", "install_way"])
     for row in rows:
         packages = row["packages"]
         writer.writerow([row["env"], row.get("suite", "mwe"), row["python"], row["target"],
@@ -439,8 +458,15 @@ def render_csv(rows):
                          "" if row["failure_rate"] is None else row["failure_rate"],
                          row["ci95"][0], row["ci95"][1], row["verdict"],
                          row["reason"], row["seconds"], row["concurrency"],
-                         row["machine"]])
+                         row["machine"], *launch_fields(row),
+                         row.get("resolution_way") or ""])
     return stream.getvalue()
+
+
+def launch_fields(row):
+    launch = row.get("launch_seconds") or {}
+    return [launch.get(key, "") if launch.get(key) is not None else ""
+            for key in ("n", "median", "p95", "max", "past_limit")]
 
 
 def summarize_machines(records):

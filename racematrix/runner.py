@@ -335,10 +335,8 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         if usage:  # the user's arguments, not the environment: no row
             raise BadInput(usage)
         if launch_time is not None and run.runs is not None:
-            from .timing import run_launch_time
-            session.log("launch-time workload (bounded; see mwe/README.md)")
-            base["launch_seconds"] = run_launch_time(session, spec.sim,
-                                                     **launch_time)
+            base["launch_seconds"] = measure_launches(
+                session, spec, results_dir, launch_time)
     base["pytest_seconds"] = round(run.seconds, 2)
     if run.runs is None:
         return finish(env_error=run.no_report_reason(),
@@ -348,6 +346,26 @@ def run_environment(session, spec, *, count, timeout, results_dir,
                 if key not in environment["packages"]}
     return finish(counts=summary.pop("counts"), summary=summary,
                   settings=settings, concurrency=concurrency, **environment)
+
+
+def measure_launches(session, spec, results_dir, options):
+    """The launch-time workload's record for this environment. The stacks
+    of its first launch past the limit, where there was one, are kept as
+    ``launch_time_stacks/<env>.stack.txt`` beside the tables: the evidence
+    of where the time goes."""
+    from .timing import run_launch_time
+    session.log("launch-time workload (bounded: a limit per launch and a "
+                "budget; see mwe/README.md)")
+    with tempfile.TemporaryDirectory() as scratch:
+        stack = Path(scratch) / "stack.txt"
+        record = run_launch_time(session, spec.sim, stack_file=stack,
+                                 **options)
+        if stack.exists() and stack.stat().st_size:
+            kept = Path(results_dir) / "launch_time_stacks" / \
+                f"{spec.env_id}.stack.txt"
+            results.write_text_atomic(kept, stack.read_text(errors="replace"))
+            record["stack_file"] = f"launch_time_stacks/{kept.name}"
+    return record
 
 
 @dataclass

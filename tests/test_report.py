@@ -47,7 +47,7 @@ def test_every_table_value_traces_to_a_raw_file(built, data_dir):
     assert len(rows) == len(ran)
     for cells in rows:
         (python, target, numba, numba_cuda, numpy, sim, runs, failures, rate,
-         _, verdict) = (c.strip() for c in cells)
+         _, launch, verdict) = (c.strip() for c in cells)
         matches = [r for r in ran.values()
                    if r["python"] == python and r["target"] == target
                    and r["packages"].get("numba", "–") == numba
@@ -58,6 +58,7 @@ def test_every_table_value_traces_to_a_raw_file(built, data_dir):
         assert (int(runs), int(failures), verdict) == (
             raw["runs"], raw["failures"], raw["verdict"])
         assert rate == f"{100 * raw['failures'] / raw['runs']:.1f}%"
+        assert launch == results.format_launch(raw.get("launch_seconds"))
     skipped = [r for r in records.values() if r["verdict"] == "skipped"]
     for raw in skipped:
         assert raw["env"] in text and raw["reason"] in text
@@ -204,3 +205,44 @@ def test_report_with_only_bad_inputs_writes_nothing(tmp_path, capsys):
     assert exited.value.code == 2
     assert "nothing was written" in capsys.readouterr().err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def timed_rows(data_dir):
+    """Real raw records of a buggy and a fixed simulator with their
+    launch-time workload, measured here."""
+    folder = data_dir / "raw-launch"
+    return results.merge_records(results.load_raw_dirs([folder]))
+
+
+def test_price_of_fix_compares_launch_times_from_the_rows(data_dir, tmp_path):
+    rows = timed_rows(data_dir)
+    lines = report.price_of_fix(rows, tmp_path)
+    text = "\n".join(lines)
+    assert lines[0] == "## The price of the fix"
+    for row in rows:
+        launch = row["launch_seconds"]
+        assert f"{launch['median']:.2f} / {launch['p95']:.2f} / " \
+               f"{launch['max']:.2f}" in text
+    assert "| with the race | 1 |" in text and "| without it | 1 |" in text
+
+
+def test_launch_cells_and_plot(data_dir, tmp_path):
+    rows = timed_rows(data_dir)
+    assert results.format_launch(None) == "–"
+    cells = dict(zip(results.TABLE_COLUMNS, results.table_cells(rows[0])))
+    assert cells["launch s: median / p95 / max"] != "–"
+    report.plot_launch_times(rows, tmp_path / "launch.png")
+    assert (tmp_path / "launch.png").stat().st_size > 0
+    report.plot_launch_times([], tmp_path / "launch.png")
+    assert not (tmp_path / "launch.png").exists()
+
+
+def test_stack_evidence_counts_the_frames_threads_were_in(data_dir, tmp_path):
+    rows = timed_rows(data_dir)
+    stacks = tmp_path / "launch_time_stacks"
+    stacks.mkdir()
+    (stacks / "x.stack.txt").write_text(
+        (data_dir / "launch-stack.txt").read_text())
+    rows[1]["launch_seconds"]["stack_file"] = "launch_time_stacks/x.stack.txt"
+    text = "\n".join(report.stack_evidence(rows, tmp_path))
+    assert "in swapped_cuda_module" in text and "site-packages" not in text
