@@ -22,6 +22,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from . import outcomes, report, results
+from .client_report import suite_evidence
 from .companions import Installation, Ladder
 from .index import IndexLookupError, list_releases, nearest_versions
 from .provenance import gpu_name, machine_info
@@ -35,14 +36,15 @@ RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 READ_ENVIRONMENT = r"""
 import json, platform, sys
 from importlib import metadata
-names = ("numba", "numba-cuda", "numpy", "llvmlite", "cuda-bindings",
-         "pytest", "pytest-repeat", "pytest-timeout")
+# Every distribution in the environment, by its normalised name: what
+# anyone needs to rebuild it.
+import re
 packages = {}
-for name in names:
-    try:
-        packages[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        pass
+for dist in metadata.distributions():
+    name = dist.metadata["Name"]
+    if name:
+        packages[re.sub(r"[-_.]+", "-", name).lower()] = dist.version
+packages = dict(sorted(packages.items()))
 print(json.dumps({"python": platform.python_version(),
                   "python_build": f"{platform.python_implementation()} "
                                   f"{sys.version}".replace("\n", " "),
@@ -342,6 +344,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         return finish(env_error=run.no_report_reason(),
                       concurrency=concurrency, **environment)
     summary = outcomes.summarize(run.runs, count)
+    summary.update(run.evidence or {})
     settings = {key: value for key, value in run.suite.items()
                 if key not in environment["packages"]}
     return finish(counts=summary.pop("counts"), summary=summary,
@@ -377,6 +380,7 @@ class MweRun:
     seconds: float
     suite: dict | None
     runs: list | None
+    evidence: dict | None = None
 
     def no_report_reason(self):
         return (f"pytest exited {self.returncode} without a report: "
@@ -396,11 +400,14 @@ def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True,
                                 suite.path),
             {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, cwd=scratch)
         seconds = time.monotonic() - started
+        name = suite.name
         try:
             suite, runs = outcomes.parse_junit(junit, suite.signature)
+            evidence = None if name == MWE_SUITE.name else \
+                suite_evidence(runs, junit)
         except outcomes.JUnitError:
-            suite, runs = None, None
-    return MweRun(returncode, tail, seconds, suite, runs)
+            suite, runs, evidence = None, None, None
+    return MweRun(returncode, tail, seconds, suite, runs, evidence)
 
 
 def venv_environ(bin_dir, extra_env):
