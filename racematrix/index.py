@@ -137,24 +137,6 @@ def list_releases(package, python=None):
     return admitted
 
 
-def parse_index_versions(output):
-    """Versions from ``pip index versions`` output, oldest first, without
-    pre-releases. No longer used to list releases (the JSON API is); kept
-    only while tests/test_runner.py still covers it."""
-    for line in output.splitlines():
-        if line.startswith("Available versions:"):
-            found = set()
-            for text in line.split(":", 1)[1].split(","):
-                try:
-                    version = Version(text.strip())
-                except InvalidVersion:
-                    continue
-                if not (version.is_prerelease or version.is_devrelease):
-                    found.add(version)
-            return sorted(found)
-    return []
-
-
 def nearest_versions(wanted, versions, count=2):
     """The releases closest to ``wanted`` on either side."""
     wanted = Version(str(wanted))

@@ -12,7 +12,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from . import results
-from .bisect import rerender_bisects
+from .bisect import rerender_bisects, widest_bisects
 from .results import format_rate, package_cell, target_version
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -101,7 +101,8 @@ def load_bisects(folder):
         except (OSError, ValueError) as error:
             warnings.warn(f"left out {path}: not readable JSON ({error})",
                           results.RawResultWarning, stacklevel=2)
-    return found
+    # A narrower search never hides the full one: one bisect per search.
+    return widest_bisects(found)
 
 
 def load_figures(path):
