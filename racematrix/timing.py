@@ -389,6 +389,13 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
 
     def finish(boundary, summary, direction=None):
         order = {v: i for i, v in enumerate(versions)}
+        for index in ends_at:
+            end = tested[versions[index]]
+            if end.usable and end.p_values:
+                end.reason = (f"end of the range: {len(end.samples)} launches"
+                              f", median {_median_text(end)}; ends differ: p "
+                              f"rising {_p_text(end.p_values['rose'])}, "
+                              f"falling {_p_text(end.p_values['fell'])}")
         return TimeBisectResult(
             versions, sorted(tested.values(), key=lambda p: order[p.version]),
             boundary, summary, direction, rule)
@@ -399,6 +406,7 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
                 return index
         return None
 
+    ends_at = []
     if not versions:
         return finish(None, "no release to time in the range")
     lo = usable_end(range(len(versions)))
@@ -408,6 +416,7 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
     if hi is None:
         return finish(None, f"only {versions[lo]} could be timed; nothing to "
                             f"compare it with")
+    ends_at = [lo, hi]
     direction = None
     for look in range(rule.looks):
         old, new = (timed(i, rule.launches_at(look)) for i in (lo, hi))
