@@ -53,7 +53,8 @@ def decide_verdict(counts, env_error=None, skip_reason=None):
         return "reproduced", (f"{counts['target']} of {runs} test runs failed "
                               f"with the race's AttributeError")
     if counts["hang"]:
-        return "error", f"{counts['hang']} of {runs} test runs hung (timeout)"
+        return "error", (f"no race failure, but {counts['hang']} of {runs} "
+                         f"test runs hung (past the timeout)")
     if counts["other"]:
         return "error", (f"{counts['other']} of {runs} test runs failed with "
                          f"another error")

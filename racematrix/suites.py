@@ -13,10 +13,9 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from .envspec import ConfigError, load_config
+from .envspec import DEFAULT_SUITE, ConfigError, load_config
 from .validation import problem
 
-DEFAULT_SUITE = "mwe"
 # Keys of a suite table that replace the top-level matrix's.
 MATRIX_KEYS = ("specs", "pythons", "sim", "count", "timeout")
 
@@ -33,14 +32,6 @@ class Suite:
     smoke: str | None = None
     # Only the keys the suite sets itself: {"specs": [...], "count": 3}.
     matrix: tuple = ()
-
-    def env_id(self, spec):
-        """The environment's id within this suite: the MWE's ids stay as
-        they were, other suites' are prefixed with the suite name, so that
-        their raw files sit beside the MWE's without clashing."""
-        if self.name == DEFAULT_SUITE:
-            return spec.env_id
-        return f"{self.name}-{spec.env_id}"
 
     def config(self, table, environ):
         """The matrix of this suite: ``[tool.racematrix]``'s lists with the

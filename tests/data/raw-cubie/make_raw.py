@@ -45,7 +45,7 @@ def main(python, requirements, out_dir, *pytest_args):
     version = subprocess.run([python, "-c", "import sys; print(sys.version)"],
                              capture_output=True, text=True).stdout.strip()
     spec = EnvSpec(".".join(version.split()[0].split(".")[:2]),
-                   parse_spec(requirements), True)
+                   parse_spec(requirements), True, "cubie")
     listed = json.loads(subprocess.run(
         ["uv", "pip", "list", "--python", python, "--format", "json"],
         capture_output=True, text=True, check=True).stdout)
@@ -73,7 +73,7 @@ def main(python, requirements, out_dir, *pytest_args):
         command="python3 tests/data/raw-cubie/make_raw.py " + " ".join(
             [python, repr(requirements), out_dir, *pytest_args]))
     raw["suite"] = suite.name
-    raw["env"] = suite.env_id(spec)
+    raw["env"] = spec.env_id
     out = Path(out_dir) / f"{raw['env']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     results.write_json_atomic(out, raw)
