@@ -24,7 +24,9 @@ launch starts only while the rest of ``--budget`` can hold it to its limit,
 so the whole run ends within the budget (and says when the budget, not
 ``--launches``, ended it). ``--stack-file PATH`` writes the stacks of all
 threads of the first launch that passes the limit (``faulthandler``), as
-evidence of where the time goes.
+evidence of where the time goes; faulthandler reads running threads'
+stacks without the GIL and can crash the worker while it writes them,
+which then counts as the launch past the limit that it was.
 """
 import argparse
 import json
@@ -214,8 +216,8 @@ class Worker:
 
     def failure(self):
         self.process.wait()
-        last = next((line for line in reversed(self.stderr) if line.strip()),
-                    "no output")
+        last = next((line for line in reversed(self.stderr)
+                     if line and line.strip()), "no output")
         return f"worker exited {self.process.returncode}: {last.strip()}"
 
     def stop(self, kill=False):
@@ -261,15 +263,22 @@ def measure(args):
             continue  # the start-up took time: check the budget again
         worker.send("go")
         in_worker += 1
+        sent = time.monotonic()
         line = worker.next_line(args.limit + KILL_GRACE)
         kind, _, rest = (line or "").partition(" ")
+        if line is None and stack_file and \
+                time.monotonic() - sent >= args.limit:
+            # faulthandler reads the other threads' stacks without the GIL,
+            # which can crash the worker; it did so past the limit.
+            worker.process.wait()
+            line = ""
         if kind == "done":
             samples.append(min(float(rest), args.limit))
             if float(rest) >= args.limit:
                 past_limit_launches.append(len(samples) - 1)
         elif kind == "race":
             race_errors += 1
-        elif line == "":  # past the limit, still running: end it
+        elif line == "":  # past the limit, still running (or crashed)
             worker.stop(kill=True)
             worker = None
             samples.append(args.limit)

@@ -302,7 +302,7 @@ def test_bisect_result_json_records_the_rule_and_its_numbers(sides):
 @pytest.mark.e2e
 def test_workload_times_launches_and_records_those_past_the_limit(
         tmp_path, e2e_python):
-    from conftest import BUGGY
+    from conftest import BUGGY, FIXED
 
     from racematrix.envspec import EnvSpec
     from racematrix.runner import ProbeEnvironment, install
@@ -316,15 +316,21 @@ def test_workload_times_launches_and_records_those_past_the_limit(
     assert 0 < record["median"] < 30.0
     assert record["workload"]["switch_interval"] == 0.005
 
-    # Far too short a limit: every launch is past it, none is dropped.
+    # Far too short a limit for far too many calls: every launch is past
+    # it and is ended, none is dropped. (The fixed simulator: no launch
+    # can end early with the race.)
+    fixed = ProbeEnvironment(tmp_path / "fixed", e2e_python, lambda t: None)
+    fixed.create()
+    assert install(fixed, EnvSpec(e2e_python, (FIXED,), True)) is None
     stacks = tmp_path / "stack.txt"
-    record = timing.run_launch_time(env, True, launches=2, limit=0.01,
-                                    budget=60.0, stack_file=stacks)
+    record = timing.run_launch_time(
+        fixed, True, launches=2, limit=1.0, budget=60.0, stack_file=stacks,
+        workload_args=("--device-calls", "1000000"))
     assert record["n"] == 2 and record["past_limit"] == 2
-    assert record["samples"] == [0.01, 0.01]
+    assert record["samples"] == [1.0, 1.0]
     assert record["past_limit_launches"] == [0, 1]
-    assert "launch_time.py" in stacks.read_text() or \
-        "kernel" in stacks.read_text()
+    assert record["race_errors"] == 0
+    assert "Timeout" in stacks.read_text()
 
     record = timing.run_launch_time(env, False, launches=1, limit=5.0,
                                     budget=20.0)
