@@ -289,4 +289,9 @@ def rerender_bisects(folder):
     """Rewrite every ``.md`` in ``folder`` from its ``.json``."""
     for path in sorted(Path(folder).glob("*.json")):
         data = json.loads(path.read_text())
-        write_text_atomic(path.with_suffix(".md"), render_bisect(data))
+        if data.get("metric") == "launch-time":
+            from .timing import render_time_bisect
+            text = render_time_bisect(data)
+        else:
+            text = render_bisect(data)
+        write_text_atomic(path.with_suffix(".md"), text)

@@ -48,6 +48,11 @@ def parse_args(argv):
                         default=22,
                         help="runs for the first probe of each end "
                              "(default: 22, one run of the suite)")
+    parser.add_argument("--metric", choices=("failure", "launch-time"),
+                        default="failure",
+                        help="what flips: the race's failures (default), or "
+                             "launch time (the price of the fix; see "
+                             "racematrix/timing.py for the rule)")
     parser.add_argument("--survey", action="store_true",
                         help="instead of searching: install every release "
                              "in the range by every way of the ladder, run "
@@ -364,6 +369,10 @@ def run_bisect(argv, envdir, out_dir, log, command):
     log(f"{len(versions)} releases of {args.package} in range for Python "
         f"{args.python} ({len(excluded)} more exclude it by Requires-Python); "
         f"extra requirements: {' '.join(args.extra) or 'none'}")
+    if args.metric == "launch-time":
+        from .timing import run_time_bisect
+        return run_time_bisect(args, versions, excluded, envdir, out_dir, log,
+                               command)
     started = time.monotonic()
     prober = ReleaseProber(args, envdir, log)
     result = bisect_releases(versions, prober, args.initial_runs)

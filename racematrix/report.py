@@ -93,7 +93,9 @@ def first_error(records):
     return None
 
 
-def load_bisects(folder):
+def load_bisects(folder, metric="failure"):
+    """The widest bisect of each search in ``folder`` on ``metric``
+    ("failure": the race; "launch-time": the price of the fix)."""
     found = []
     for path in sorted(Path(folder).glob("*.json")):
         try:
@@ -101,6 +103,8 @@ def load_bisects(folder):
         except (OSError, ValueError) as error:
             warnings.warn(f"left out {path}: not readable JSON ({error})",
                           results.RawResultWarning, stacklevel=2)
+    found = [data for data in found
+             if data.get("metric", "failure") == metric]
     # A narrower search never hides the full one: one bisect per search.
     return widest_bisects(found)
 
@@ -227,7 +231,7 @@ def sweep_table(points):
     return lines
 
 
-def price_of_fix(rows, out_dir=None):
+def price_of_fix(rows, out_dir=None, time_bisects=()):
     """The report's section on what the fix costs: launch times of the
     environments with the race against those without, from the rows of
     one run, and the stacks of a launch past the limit where one was
@@ -271,6 +275,22 @@ def price_of_fix(rows, out_dir=None):
                      f"{row['launch_seconds']['n']} | "
                      f"{results.format_launch(row['launch_seconds'])} |")
     lines += [""] + stack_evidence(timed, out_dir)
+    if time_bisects:
+        lines += ["Bisect on launch time (`--metric launch-time`: the "
+                  "launches of each release against those of both ends, "
+                  "by the rule each file states):", ""]
+        lines += [f"- {b['package']} on Python {b['python']}{_pins(b)}: "
+                  f"{b['summary']} ({b['decisive_probes']} decisive probes, "
+                  f"{b['seconds']} s)." for b in time_bisects]
+        lines.append("")
+    lines += ["Why: the fix makes every device-function call take a lock of "
+              "its module in `swapped_cuda_module` on entry and again on "
+              "exit, shared by all threads of the block. A simulated thread "
+              "that is handed the lock must then win the GIL, which the "
+              "other threads and the block manager's polling loop hold for "
+              "up to one switch interval at a time; once threads queue, "
+              "every hand-over pays that wait. The stacks above show where "
+              "the threads wait; the per-release table, what it costs.", ""]
     return lines
 
 
@@ -311,7 +331,8 @@ def _short_frame(line):
 
 
 def render_report(rows, records, bisects, bug_source, table_link,
-                  pivot_over=PIVOT_OVER, figures=None, out_dir=None):
+                  pivot_over=PIVOT_OVER, figures=None, out_dir=None,
+                  time_bisects=()):
     # The MWE's rows make the main sections; other suites have their own.
     all_rows, all_records = rows, records
     rows = [r for r in rows if r.get("suite", "mwe") == "mwe"]
@@ -384,7 +405,7 @@ def render_report(rows, records, bisects, bug_source, table_link,
         f"allocator): {trigger['target']} of {trigger['runs']} runs failed "
         f"with the race over {trigger['envs']} environments.", ""]
     lines += knob_lines(figures)
-    lines += price_of_fix(rows, out_dir)
+    lines += price_of_fix(rows, out_dir, time_bisects)
     from .client_report import cubie_section
     lines += cubie_section([r for r in all_rows if r.get("suite") == "cubie"],
                            [r for _, r in all_records])
@@ -407,6 +428,7 @@ def render_report(rows, records, bisects, bug_source, table_link,
               "python3 -m pip install nox uv",
               "nox -s matrix -j auto    # the tables",
               *[b["provenance"]["command"] for b in bisects],
+              *[b["provenance"]["command"] for b in time_bisects],
               *([figures["command"]] if figures else []),
               "nox -s report            # this report and the plot",
               "```", ""]
@@ -563,7 +585,8 @@ def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
     text = render_report(rows, records, bisects, bug_source,
                          "failure_rates.md",
                          figures=load_figures(out_dir / "mwe_figures.json"),
-                         out_dir=out_dir)
+                         out_dir=out_dir,
+                         time_bisects=load_bisects(bisect_dir, "launch-time"))
     results.write_text_atomic(out_dir / "REPORT.md", text)
     if plot:
         mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"]

@@ -603,8 +603,9 @@ def _cached(env_for):
 
 
 def write_time_bisect(result, args, out_dir, command, seconds, excluded=()):
-    stem = f"{args.package}-py{args.python}" + ("" if args.sim else "-sim0") \
-        + "-launch-time"
+    from .bisect import bisect_stem
+    stem = bisect_stem(args.package, args.python, args.sim, args.start,
+                       args.end) + "-launch-time"
     data = {"metric": "launch-time", "package": args.package,
             "python": args.python, "sim": args.sim, "with": list(args.extra),
             "from": args.start, "to": args.end,

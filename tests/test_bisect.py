@@ -271,3 +271,31 @@ def test_survey_counts_each_way_alone_and_up_the_ladder(data_dir):
     # Placeholders never count: their numba.cuda is not numba-cuda's.
     untestable = [p for p in data["tested"] if p["verdict"] == "error"]
     assert ladder[-1] == len(data["tested"]) - len(untestable)
+
+
+def test_metric_is_failure_unless_launch_time_is_asked():
+    from racematrix.bisect_session import parse_args
+    from racematrix.runner import BadInput
+    base = ["--package", "numba-cuda", "--python", "3.12"]
+    assert parse_args(base).metric == "failure"
+    assert parse_args(base + ["--metric", "launch-time"]).metric == "launch-time"
+    with pytest.raises(BadInput, match="--metric"):
+        parse_args(base + ["--metric", "speed"])
+
+
+def test_time_bisects_rerender_as_such_and_stay_apart(tmp_path, data_dir):
+    """A real bisect on launch time sits beside the race's in one folder:
+    it is re-rendered by its own renderer and the report keeps it apart."""
+    import json
+    import shutil
+    from racematrix.bisect import rerender_bisects
+    from racematrix.report import load_bisects
+    shutil.copy(data_dir / "launch_time" / "bisect-numba-cuda-py3.12.json",
+                tmp_path / "numba-cuda-py3.12-launch-time.json")
+    rerender_bisects(tmp_path)
+    text = (tmp_path / "numba-cuda-py3.12-launch-time.md").read_text()
+    assert text.startswith("# Bisect on launch time")
+    assert load_bisects(tmp_path) == []
+    data = json.loads((tmp_path / "numba-cuda-py3.12-launch-time.json")
+                      .read_text())
+    assert load_bisects(tmp_path, "launch-time") == [data]
