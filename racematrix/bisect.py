@@ -78,10 +78,8 @@ def bisect_releases(versions, probe, initial_runs):
         return result
 
     def usable_end(indices):
-        for index in indices:
-            if test(index, initial_runs).verdict in USABLE:
-                return index
-        return None
+        return first_usable(
+            indices, lambda i: test(i, initial_runs).verdict in USABLE)
 
     def finish(boundary, summary, needed=None, rate=None):
         order = {v: i for i, v in enumerate(versions)}
@@ -123,34 +121,61 @@ def bisect_releases(versions, probe, initial_runs):
                             f"{tested[versions[lo]].verdict}: nothing flips "
                             f"in this range", needed, rate)
     low_verdict = tested[versions[lo]].verdict
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        # Nearest untested neighbour first when the middle cannot be tested.
-        candidates = sorted(range(lo + 1, hi), key=lambda i: (abs(i - mid), i))
-        for index in candidates:
-            if versions[index] in tested and \
-                    tested[versions[index]].verdict not in USABLE:
-                continue
-            verdict = test(index, needed).verdict
-            if verdict in USABLE:
-                break
-        else:
-            between = versions[lo + 1:hi]
-            span = between[0] if len(between) == 1 else \
-                f"{len(between)} releases, {between[0]} to {between[-1]}"
-            return finish(_boundary(tested, versions, lo, hi),
-                          f"the verdict flips between {versions[lo]} and "
-                          f"{versions[hi]}; the releases between ({span}) "
-                          f"could not be tested", needed, rate)
-        if verdict == low_verdict:
-            lo = index
-        else:
-            hi = index
+    lo, hi, stuck = narrow(
+        lo, hi, low_verdict, lambda i: test(i, needed).verdict,
+        lambda i: versions[i] in tested
+        and tested[versions[i]].verdict not in USABLE, USABLE)
+    if stuck:
+        return finish(_boundary(tested, versions, lo, hi),
+                      f"the verdict flips between {versions[lo]} and "
+                      f"{versions[hi]}; the releases between "
+                      f"({span_text(versions[lo + 1:hi])}) could not be "
+                      f"tested", needed, rate)
     change = "fixed" if low_verdict == "reproduced" else "introduced"
     return finish(_boundary(tested, versions, lo, hi),
                   f"the bug is {change} between {versions[lo]} "
                   f"({tested[versions[lo]].verdict}) and {versions[hi]} "
                   f"({tested[versions[hi]].verdict})", needed, rate)
+
+
+def first_usable(indices, usable_at):
+    """The first of ``indices`` for which ``usable_at(index)`` holds (it
+    tests the release), or None: how both searches find their ends."""
+    for index in indices:
+        if usable_at(index):
+            return index
+    return None
+
+
+def narrow(lo, hi, low_verdict, decide, known_unusable, usable):
+    """``git bisect`` between indices ``lo`` and ``hi``, whose verdicts
+    differ, with skipping: ``decide(index)`` tests a release and returns its
+    verdict; one not in ``usable`` is skipped, and the untested release
+    nearest the middle is tried instead (``known_unusable(index)`` says a
+    release was already found untestable). Returns (lo, hi, stuck): stuck
+    is True when no release between could be placed."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        candidates = sorted(range(lo + 1, hi), key=lambda i: (abs(i - mid), i))
+        for index in candidates:
+            if known_unusable(index):
+                continue
+            verdict = decide(index)
+            if verdict in usable:
+                break
+        else:
+            return lo, hi, True
+        if verdict == low_verdict:
+            lo = index
+        else:
+            hi = index
+    return lo, hi, False
+
+
+def span_text(between):
+    """``0.25.0``, or ``3 releases, 0.25.0 to 0.27.0``."""
+    return between[0] if len(between) == 1 else \
+        f"{len(between)} releases, {between[0]} to {between[-1]}"
 
 
 def _boundary(tested, versions, lo, hi):

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import results
-from .bisect import probe_limit
+from .bisect import first_usable, narrow, probe_limit, span_text
 from .envspec import ConfigError, EnvSpec, parse_python, parse_spec
 from .interpreters import expose_interpreters, missing_interpreters
 from .provenance import machine_info
@@ -401,10 +401,7 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
             boundary, summary, direction, rule)
 
     def usable_end(indices):
-        for index in indices:
-            if timed(index, rule.first).usable:
-                return index
-        return None
+        return first_usable(indices, lambda i: timed(i, rule.first).usable)
 
     ends_at = []
     if not versions:
@@ -469,28 +466,16 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
         probe.reason = _probe_reason(probe, rule)
         return probe
 
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        candidates = sorted(range(lo + 1, hi), key=lambda i: (abs(i - mid), i))
-        for index in candidates:
-            if versions[index] in tested and \
-                    tested[versions[index]].verdict not in SPEEDS:
-                continue
-            verdict = classified(index).verdict
-            if verdict in SPEEDS:
-                break
-        else:
-            between = versions[lo + 1:hi]
-            span = between[0] if len(between) == 1 else \
-                f"{len(between)} releases, {between[0]} to {between[-1]}"
-            return finish(_boundary(tested, versions, lo, hi),
-                          f"launch time {direction} between {versions[lo]} "
-                          f"and {versions[hi]}; the releases between "
-                          f"({span}) could not be placed", direction)
-        if verdict == old_speed:
-            lo = index
-        else:
-            hi = index
+    lo, hi, stuck = narrow(
+        lo, hi, old_speed, lambda i: classified(i).verdict,
+        lambda i: versions[i] in tested
+        and tested[versions[i]].verdict not in SPEEDS, SPEEDS)
+    if stuck:
+        return finish(_boundary(tested, versions, lo, hi),
+                      f"launch time {direction} between {versions[lo]} "
+                      f"and {versions[hi]}; the releases between "
+                      f"({span_text(versions[lo + 1:hi])}) could not be "
+                      f"placed", direction)
     return finish(_boundary(tested, versions, lo, hi),
                   f"launch time {direction} between {versions[lo]} (median "
                   f"{_median_text(tested[versions[lo]])}) and {versions[hi]} "
