@@ -77,9 +77,6 @@ def bisect_releases(versions, probe, initial_runs):
         tested[versions[index]] = result
         return result
 
-    def usable_end(indices):
-        return first_usable(
-            indices, lambda i: test(i, initial_runs).verdict in USABLE)
 
     def finish(boundary, summary, needed=None, rate=None):
         order = {v: i for i, v in enumerate(versions)}
@@ -87,15 +84,10 @@ def bisect_releases(versions, probe, initial_runs):
                                              key=lambda p: order[p.version]),
                             boundary, summary, needed, rate)
 
-    if not versions:
-        return finish(None, "no release to test in the range")
-    lo = usable_end(range(len(versions)))
-    if lo is None:
-        return finish(None, "no release in the range could be tested")
-    hi = usable_end(range(len(versions) - 1, lo, -1))
-    if hi is None:
-        return finish(None, f"only {versions[lo]} could be tested; nothing "
-                            f"to compare it with")
+    lo, hi, why = find_ends(
+        versions, lambda i: test(i, initial_runs).verdict in USABLE)
+    if why:
+        return finish(None, why)
     ends = tested[versions[lo]], tested[versions[hi]]
     if not any(p.verdict == "reproduced" for p in ends):
         # A rare bug can hide from a first look at both ends; look harder
@@ -138,13 +130,22 @@ def bisect_releases(versions, probe, initial_runs):
                   f"({tested[versions[hi]].verdict})", needed, rate)
 
 
-def first_usable(indices, usable_at):
-    """The first of ``indices`` for which ``usable_at(index)`` holds (it
-    tests the release), or None: how both searches find their ends."""
-    for index in indices:
-        if usable_at(index):
-            return index
-    return None
+def find_ends(versions, usable_at, verb=("test", "tested")):
+    """The first and the last release for which ``usable_at(index)`` holds
+    (it tests the release), searched from either end: (lo, hi, None), or
+    (lo, hi, why) where the range has no two such releases. ``verb`` words
+    the reason: ("time", "timed") for the bisect on time."""
+    if not versions:
+        return None, None, f"no release to {verb[0]} in the range"
+    lo = next((i for i in range(len(versions)) if usable_at(i)), None)
+    if lo is None:
+        return None, None, f"no release in the range could be {verb[1]}"
+    hi = next((i for i in range(len(versions) - 1, lo, -1) if usable_at(i)),
+              None)
+    if hi is None:
+        return lo, None, (f"only {versions[lo]} could be {verb[1]}; nothing "
+                          f"to compare it with")
+    return lo, hi, None
 
 
 def narrow(lo, hi, low_verdict, decide, known_unusable, usable):

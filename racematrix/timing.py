@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import results
-from .bisect import first_usable, narrow, probe_limit, span_text
+from .bisect import find_ends, narrow, probe_limit, span_text
 from .envspec import ConfigError, EnvSpec, parse_python, parse_spec
 from .interpreters import expose_interpreters, missing_interpreters
 from .provenance import machine_info
@@ -400,19 +400,12 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
             versions, sorted(tested.values(), key=lambda p: order[p.version]),
             boundary, summary, direction, rule)
 
-    def usable_end(indices):
-        return first_usable(indices, lambda i: timed(i, rule.first).usable)
 
     ends_at = []
-    if not versions:
-        return finish(None, "no release to time in the range")
-    lo = usable_end(range(len(versions)))
-    if lo is None:
-        return finish(None, "no release in the range could be timed")
-    hi = usable_end(range(len(versions) - 1, lo, -1))
-    if hi is None:
-        return finish(None, f"only {versions[lo]} could be timed; nothing to "
-                            f"compare it with")
+    lo, hi, why = find_ends(versions, lambda i: timed(i, rule.first).usable,
+                            ("time", "timed"))
+    if why:
+        return finish(None, why)
     ends_at = [lo, hi]
     direction = None
     for look in range(rule.looks):
