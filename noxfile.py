@@ -72,7 +72,8 @@ def matrix(session, suite, spec, sim):
             results_dir=RESULTS, pytest_args=pytest_args,
             command=runner.session_command(session.name, session.posargs),
             suite=MATRIX.suites[suite],
-            launch_time={} if suite == envspec.DEFAULT_SUITE else None)
+            launch_time={"launches": config.launches}
+            if suite == envspec.DEFAULT_SUITE and config.launches else None)
     except runner.BadInput as error:
         session.error(str(error))
     session.log(f"{env.env_id}: {raw['verdict']} ({raw['reason']})")

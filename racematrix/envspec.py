@@ -142,6 +142,7 @@ class MatrixConfig:
     sims: tuple
     count: int
     timeout: int
+    launches: int = 10
 
     def envs(self):
         return [EnvSpec(python, spec, sim) for python in self.pythons
@@ -173,6 +174,7 @@ def load_config(table, environ):
         sims=_unique(parse_sim(s) for s in sims),
         count=table.get("count", 1),
         timeout=table.get("timeout", 120),
+        launches=table.get("launches", 10),
     )
 
 

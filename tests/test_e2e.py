@@ -109,19 +109,34 @@ def test_unknown_version_is_one_line_and_writes_nothing(tmp_path):
     assert not (tmp_path / "raw").exists()
 
 
-def test_real_bisect_finds_the_fix(tmp_path):
+def test_real_bisect_finds_an_adjacent_flip_without_pins(tmp_path):
+    """A real, unpinned bisect over a short range of numba-cuda: whatever
+    the answer, it is an adjacent pair of published releases with
+    different verdicts, the "not reproduced" side ran enough to rule the
+    bug out, and every probe says how it was installed."""
     done = nox(tmp_path, "-s", "bisect", "--", "--package", "numba-cuda",
-               "--python", PYTHON, "--from", "0.24.0", "--to", "0.26.0",
-               "--with", "numba==0.61.2")
+               "--python", PYTHON, "--from", "0.22.2", "--to", "0.28.2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    data = json.loads((tmp_path / "bisect" / f"numba-cuda-py{PYTHON}.json")
-                      .read_text())
-    assert data["boundary"] == {
-        "before": {"version": "0.24.0", "verdict": "reproduced"},
-        "after": {"version": "0.26.0", "verdict": "not-reproduced"}}
-    fixed = next(p for p in data["tested"] if p["version"] == "0.26.0")
-    assert fixed["runs"] >= data["runs_to_rule_out"]
-    assert (tmp_path / "bisect" / f"numba-cuda-py{PYTHON}.md").exists()
+    stem = f"numba-cuda-py{PYTHON}-0.22.2-0.28.2"
+    data = json.loads((tmp_path / "bisect" / f"{stem}.json").read_text())
+    assert (tmp_path / "bisect" / f"{stem}.md").exists()
+    releases = data["releases"]
+    boundary = data["boundary"]
+    assert boundary, data["summary"]
+    before, after = boundary["before"], boundary["after"]
+    assert releases.index(after["version"]) == \
+        releases.index(before["version"]) + 1
+    assert {before["verdict"], after["verdict"]} == {"reproduced",
+                                                    "not-reproduced"}
+    tested = {p["version"]: p for p in data["tested"]}
+    clean = tested[before["version"] if before["verdict"] ==
+                   "not-reproduced" else after["version"]]
+    assert clean["runs"] >= data["runs_to_rule_out"]
+    assert data["decisive_probes"] <= data["probe_limit"]
+    for probe in data["tested"]:
+        if probe["verdict"] in ("reproduced", "not-reproduced"):
+            assert probe["way"] and probe["packages"]["numba-cuda"] == \
+                probe["version"]
 
 
 def test_bisect_bad_range_is_one_line(tmp_path):
