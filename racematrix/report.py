@@ -300,13 +300,17 @@ def stack_evidence(rows, out_dir):
     thread's frames quoted (site-packages paths shortened)."""
     if out_dir is None:
         return []
-    for row in rows:
-        name = (row.get("launch_seconds") or {}).get("stack_file")
-        path = Path(out_dir) / name if name else None
-        if path and path.is_file():
-            break
-    else:
+    # A row's own stacks first; else the newest kept beside the tables
+    # (`python -m racematrix.timing` keeps them there too).
+    named = [(row.get("launch_seconds") or {}).get("stack_file")
+             for row in rows]
+    kept = sorted(Path(out_dir).glob("launch_time_stacks/*.stack.txt"),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates = [Path(out_dir) / name for name in named if name] + kept
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
         return []
+    name = path.relative_to(out_dir).as_posix()
     threads = [block for block in path.read_text().split("\n\n")
                if block.strip().startswith(("Thread", "Current thread"))]
     tops = Counter()
@@ -318,7 +322,8 @@ def stack_evidence(rows, out_dir):
     quoted = "\n".join(_short_frame(line.strip())
                        for line in threads[0].splitlines()[1:8]) \
         if threads else ""
-    lines = [f"A launch of {row['env']} was caught past the limit; "
+    env = path.name.removesuffix(".stack.txt")
+    lines = [f"A launch of {env} was caught past the limit; "
              f"`faulthandler` dumped its {len(threads)} threads "
              f"([stacks]({name})). Where they were:", ""]
     lines += [f"- {count} at `{frame}`" for frame, count in tops.most_common(4)]
@@ -455,7 +460,7 @@ def plot_launch_times(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
-    figure, axis = plt.subplots(figsize=(max(6, 0.32 * len(timed) + 2), 4))
+    figure, axis = plt.subplots(figsize=(max(6, 0.2 * len(timed) + 2), 4))
     for x, row in enumerate(timed):
         launch = row["launch_seconds"]
         colour = "#c0392b" if row["verdict"] == "reproduced" else "#27ae60"
@@ -472,7 +477,12 @@ def plot_launch_times(rows, path):
                           f"{target_version(r)}" for r in timed],
                          rotation=90, fontsize=7)
     axis.set_ylabel("seconds per launch")
+    low, high = axis.get_ylim()
+    axis.set_yticks([t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200)
+                     if low <= t <= high])
     axis.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axis.grid(axis="y", which="both", color="#eeeeee")
     axis.set_title("Launch time per environment: median (dot), p95 (bar "
                    "end), max (x)\nred: race reproduced; green: not",
                    fontsize=9)
