@@ -62,7 +62,8 @@ class ProbeEnvironment:
     venv_backend = "uv"
 
     def __init__(self, location, python, log):
-        self.location = Path(location)
+        # Absolute: the suite runs from a scratch folder.
+        self.location = Path(location).absolute()
         self.bin = str(self.location / "bin")
         self.python = python
         self.log = log
@@ -419,9 +420,10 @@ def venv_environ(bin_dir, extra_env):
     """
     environ = {key: value for key, value in os.environ.items()
                if key != "PYTHONDONTWRITEBYTECODE"}
+    bin_dir = Path(bin_dir).absolute()  # commands may run from elsewhere
     return {**environ, **extra_env,
             "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
-            "VIRTUAL_ENV": str(Path(bin_dir).parent)}
+            "VIRTUAL_ENV": str(bin_dir.parent)}
 
 
 def run_streaming(session, command, extra_env, echo=True, cwd=None):
@@ -534,6 +536,10 @@ def record(raw, results_dir, command):
     as one step that other sessions wait for: after any run, parallel or
     not, all of them come from the same rows."""
     results_dir = Path(results_dir)
+    problem = results.validate_raw(raw)
+    if problem:  # ours to fix: the writer must hold to the schema
+        raise RuntimeError(f"raw result of {raw['env']} breaks "
+                           f"schemas/raw.schema.json: {problem}")
     with results.results_lock(results_dir):
         results.write_json_atomic(results_dir / "raw" / f"{raw['env']}.json",
                                   raw)

@@ -206,3 +206,15 @@ def test_rewritten_files_keep_the_usual_mode(tmp_path):
         assert kept.stat().st_mode & 0o777 == 0o664
     finally:
         os.umask(old)
+
+
+def test_a_row_whose_install_failed_holds_to_the_schema():
+    """What the runner writes for an environment no way could build."""
+    from racematrix.companions import Installation
+    from racematrix.provenance import machine_info
+    spec = EnvSpec("3.12", ("numba==0.60.0",), True)
+    raw = results.make_raw(
+        spec, packages={}, python="", python_build="", env_error="boom",
+        machine=machine_info(), command="nox -s matrix",
+        resolution=Installation(problem=("error", "boom")).resolution())
+    assert results.validate_raw(raw) is None
