@@ -423,14 +423,18 @@ class Ladder:
     def _try(self, way, prerelease):
         """(Attempt, problem or None, pins, implementation) for one way."""
         date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
+        # --color never: FORCE_COLOR (set on CI) would colour the
+        # requirements that sync reads back.
         compiled = self._run(["uv", "pip", "compile", "-q", "--no-header",
+                              "--color", "never",
                               "--python", self.python, "--only-binary",
                               ":all:", *prerelease, *date, "-"],
                              input="\n".join(way.requirements) + "\n")
         if compiled.returncode != 0:
             problem = self.classify(compiled.stdout + compiled.stderr)
             return Attempt(way.name, "install-failed", problem[1]), problem, {}, None
-        synced = self._run(["uv", "pip", "sync", "-q", "--python", self.python,
+        synced = self._run(["uv", "pip", "sync", "-q", "--color", "never",
+                            "--python", self.python,
                             "--only-binary", ":all:", "-"],
                            input=compiled.stdout)
         if synced.returncode != 0:
