@@ -69,10 +69,10 @@ def test_bad_overrides_get_one_line_and_no_traceback(environ, message):
 
 
 def default_matrix():
-    import tomllib
+    from nox.project import load_toml  # tomllib is 3.11+; nox reads TOML on 3.10
     from racematrix.matrix import load_matrix
-    with open(os.path.join(PROJECT, "pyproject.toml"), "rb") as stream:
-        table = tomllib.load(stream)["tool"]["racematrix"]
+    table = load_toml(os.path.join(PROJECT, "pyproject.toml"))["tool"][
+        "racematrix"]
     return load_matrix(table, {}, PROJECT)
 
 
