@@ -127,18 +127,6 @@ def summarize_launches(samples, limit):
             "past_limit": sum(1 for s in samples if s >= limit)}
 
 
-def format_launch_seconds(record):
-    """One table cell: ``median / p95 / max s (k past 20 s)``."""
-    if not record or not record.get("n"):
-        return "–"
-    text = (f"{record['median']:.2f} / {record['p95']:.2f} / "
-            f"{record['max']:.2f} s")
-    if record.get("past_limit"):
-        text += f" ({record['past_limit']} of {record['n']} past " \
-                f"{record['limit']:g} s)"
-    return text
-
-
 # --- The rank test. ---
 
 def mann_whitney_greater(x, y):
@@ -665,8 +653,8 @@ def measure_specs(python, specs, envdir, log, *, sim=True, launches=20,
                      launch_seconds=record)
         if stack_file and stack_file.exists() and stack_file.stat().st_size:
             entry["stack_file"] = str(stack_file)
-        log(f"{spec.env_id}: {format_launch_seconds(record)}"
-            f"{'; ' + record['error'] if record.get('error') else ''}")
+        # The tables' cell, which names an error itself.
+        log(f"{spec.env_id}: launch s {results.format_launch(record)}")
         entries.append(entry)
     return entries
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import timing
+from racematrix import results, timing
 from racematrix.bisect import probe_limit
 from racematrix.envspec import ConfigError
 from racematrix.timing import (TimeProbe, TimeRule, bisect_on_time, classify,
@@ -86,8 +86,8 @@ def test_summary_of_no_and_one_launch():
 
 def test_format_names_past_limit_launches():
     record = {**summarize_launches([0.5, 20.0], 20.0), "limit": 20.0}
-    assert "1 of 2 past 20 s" in timing.format_launch_seconds(record)
-    assert timing.format_launch_seconds({"n": 0}) == "–"
+    assert "1 of 2 past 20 s" in results.format_launch(record)
+    assert results.format_launch({"n": 0}) == "–"
 
 
 def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
