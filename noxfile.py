@@ -5,8 +5,9 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["nox>=2026.10.20", "packaging>=23", "jsonschema>=4.18",
-#                 "pypi-simple>=1.6", "matplotlib>=3.7"]
+#                 "pypi-simple>=1.6", "matplotlib>=3.7", "scipy>=1.11"]
 # ///
+import atexit
 import logging
 import os
 import sys
@@ -15,8 +16,10 @@ import nox
 
 # nox does not put the noxfile's folder on sys.path; the logic lives beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from racematrix import envspec, interpreters, runner
+from racematrix import envspec, interpreters, matrix_session, procs, recording
+from racematrix.errors import BadInput
 from racematrix.matrix import load_matrix, param_id
+from racematrix.probers import note_matrix_env
 
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -31,7 +34,7 @@ interpreters.expose_interpreters()
 for _library in ("matplotlib", "PIL", "urllib3", "requests"):
     logging.getLogger(_library).setLevel(logging.WARNING)
 # A CI job's cancellation stops a run the way Ctrl-C does.
-runner.terminate_on_sigterm()
+procs.terminate_on_sigterm()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
@@ -52,7 +55,12 @@ if WANTED:
         lambda line: print(f"nox > {line}", file=sys.stderr))
     for reason in MISSING.values():
         print(f"nox > skipped: {reason}", file=sys.stderr)
-    runner.record_missing_interpreters(MATRIX.envs(), MISSING, RESULTS)
+    recording.record_missing_interpreters(MATRIX.envs(), MISSING, RESULTS)
+    # The tables and report, once, after every session of this run: here in
+    # the process that runs them all, or that hands them out under -j (a
+    # parallel worker only records).
+    if "--parallel-worker" not in sys.argv:
+        atexit.register(matrix_session.write_report_if_stale, RESULTS)
 
 
 @nox.session(python=list(MATRIX.pythons), allow_parallel=True)
@@ -66,15 +74,18 @@ def matrix(session, suite, spec, sim):
     config = MATRIX.configs[suite]
     env = envspec.EnvSpec(session.python, spec, sim, suite)
     try:
-        count, pytest_args = runner.split_count(session.posargs, config.count)
-        raw = runner.run_environment(
+        count, pytest_args = matrix_session.split_count(session.posargs,
+                                                        config.count)
+        note_matrix_env(session.virtualenv.location, env)
+        raw = matrix_session.run_environment(
             session, env, count=count, timeout=config.timeout,
             results_dir=RESULTS, pytest_args=pytest_args,
-            command=runner.session_command(session.name, session.posargs),
+            command=matrix_session.session_command(session.name,
+                                                   session.posargs),
             suite=MATRIX.suites[suite],
             launch_time={"launches": config.launches}
             if suite == envspec.DEFAULT_SUITE and config.launches else None)
-    except runner.BadInput as error:
+    except BadInput as error:
         session.error(str(error))
     session.log(f"{env.env_id}: {raw['verdict']} ({raw['reason']})")
     if raw["verdict"] == "skipped":
@@ -90,8 +101,8 @@ def bisect(session):
     try:
         data = bisect_session.run_bisect(
             session.posargs, ".nox", f"{RESULTS}/bisect", session.log,
-            runner.session_command(session.name, session.posargs))
-    except runner.BadInput as error:
+            matrix_session.session_command(session.name, session.posargs))
+    except BadInput as error:
         session.error(str(error))
     session.log(f"{data['summary']} ({data['decisive_probes']} decisive "
                 f"probes, {data['seconds']} s)")
@@ -101,7 +112,7 @@ def bisect(session):
 def report(session):
     """Write results/REPORT.md and failure_rates.png; -- --raw DIR... merges."""
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["report"])
-    session.run("python", "-m", "racematrix.report", *session.posargs,
+    session.run("python", "-m", "racematrix.report_session", *session.posargs,
                 env={"PYTHONPATH": HERE})
 
 
@@ -121,8 +132,9 @@ def mwe_figures(session):
     try:
         pythons = MATRIX.configs.get(envspec.DEFAULT_SUITE, MATRIX).pythons
         mwe_figures.run(pythons, ".nox", RESULTS, session.log,
-                        runner.session_command(session.name, session.posargs))
-    except runner.BadInput as error:
+                        matrix_session.session_command(session.name,
+                                                       session.posargs))
+    except BadInput as error:
         session.error(str(error))
 
 
@@ -131,4 +143,4 @@ def bench(session):
     """Time the default matrix cold, warm, and under nox's defaults."""
     from racematrix import bench
     bench.run(RESULTS, session.log,
-              runner.session_command(session.name, session.posargs))
+              matrix_session.session_command(session.name, session.posargs))

@@ -30,9 +30,9 @@ which then counts as the launch past the limit that it was.
 """
 import argparse
 import json
-import math
 import os
 import queue
+import statistics
 import subprocess
 import sys
 import threading
@@ -312,20 +312,18 @@ def measure(args):
 
 
 def summarize(samples, past_limit_launches, limit):
-    ordered = sorted(samples)
-    n = len(ordered)
+    n = len(samples)
 
     def quantile(q):  # linear interpolation between order statistics
-        if not n:
-            return None
-        position = q * (n - 1)
-        below = math.floor(position)
-        above = min(below + 1, n - 1)
-        return round(ordered[below] + (ordered[above] - ordered[below])
-                     * (position - below), 6)
+        if n < 2:
+            return round(samples[0], 6) if n else None
+        if q == 0.5:
+            return round(statistics.median(samples), 6)
+        return round(statistics.quantiles(samples, n=100, method="inclusive")[
+            round(q * 100) - 1], 6)
 
     return {"n": n, "median": quantile(0.5), "p95": quantile(0.95),
-            "max": round(ordered[-1], 6) if n else None,
+            "max": round(max(samples), 6) if n else None,
             "past_limit": len(past_limit_launches),
             "past_limit_launches": past_limit_launches,
             "samples": [round(s, 6) for s in samples]}

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import results
-from .provenance import machine_info
+from .fileio import write_json_atomic, write_text_atomic
+from .provenance import machine_info, now_iso
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -77,10 +77,10 @@ def run(out_dir, log, command, jobs="auto"):
             "ratio_defaults_to_warm": round(defaults["seconds"] / min(
                 warm["seconds"], warm_serial["seconds"]), 2),
             "machine": machine_info(), "command": command,
-            "finished": results.now_iso()}
+            "finished": now_iso()}
     text = render(data)
-    results.write_json_atomic(Path(out_dir) / "bench.json", data)
-    results.write_text_atomic(Path(out_dir) / "bench.md", text)
+    write_json_atomic(Path(out_dir) / "bench.json", data)
+    write_text_atomic(Path(out_dir) / "bench.md", text)
     print(text)
     return data
 

@@ -1,10 +1,8 @@
-"""The real side of ``nox -s bisect``: releases from the index, one virtual
-environment per probed release, the MWE run in batches until the verdict
-holds, and the results written to ``results/bisect/``."""
+"""The driver of ``nox -s bisect``: the command line, the releases in range
+from the index, the search on the race or on launch time with real probes,
+the install survey, and the files written to ``results/bisect/``."""
 import argparse
-import math
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,25 +10,29 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import outcomes, results
-from .bisect import (MISS_PROBABILITY, Probe, bisect_releases, bisect_stem,
-                     decide_probe, probe_limit, render_bisect)
-from .companions import WAYS, outcomes_by_way
-from .envspec import ConfigError, EnvSpec, parse_python, parse_sim, parse_spec
+from .bisect_files import (bisect_stem, render_survey,
+                           render_survey_summary, survey_counts)
+from .bisect_files import write_bisect as write_bisect_files
+from .envspec import ConfigError, parse_python, parse_sim, parse_spec
+from .errors import BadInput, OneLineArgumentParser
+from .fileio import write_json_atomic, write_text_atomic
 from .index import IndexLookupError, list_releases, nearest_versions
+from .install import MODULE_UNDER_TEST, install_resolved
 from .interpreters import missing_interpreters
-from .provenance import gpu_name, machine_info
-from .runner import (MODULE_UNDER_TEST, TEST_TOOLS, BadInput, ProbeEnvironment,
-                     install_resolved, run_mwe)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise BadInput(f"bisect: {message} (see `nox -s bisect -- --help`)")
+from .probers import (LaunchTimeProber, ReleaseProber, launch_time_envs,
+                      matrix_envdir, record_installation)
+from .provenance import stamp
+from .race_search import MISS_PROBABILITY, Probe, bisect_releases
+from .search import probe_limit
+from .suites import TEST_TOOLS
+from .time_search import TimeRule, bisect_on_time
+from .venv import ProbeEnvironment
 
 
 def parse_args(argv):
-    parser = ArgumentParser(prog="nox -s bisect --", description=__doc__)
+    parser = OneLineArgumentParser(
+        prog="nox -s bisect --", description=__doc__, label="bisect",
+        help_hint="nox -s bisect -- --help")
     parser.add_argument("--package", required=True,
                         help="package whose releases are searched, e.g. "
                              "numba or numba-cuda")
@@ -114,116 +116,6 @@ def releases_in_range(package, python, start, end):
             [str(v) for v in in_range if v not in admitted])
 
 
-def matrix_envdir(envdir, spec):
-    """Where ``nox -s matrix`` keeps the environment of ``spec``, so that a
-    bisect reuses it; a folder of the bisect's own when nox's naming is not
-    available."""
-    try:
-        from nox.sessions import _normalize_path
-        name = f"matrix-{spec.python}({spec.spec}, sim{int(spec.sim)})"
-        return _normalize_path(str(envdir), name)
-    except ImportError:
-        return str(Path(envdir) / f"bisect-{spec.env_id}")
-
-
-class ReleaseProber:
-    """``probe(version, min_runs)`` for the search, backed by real
-    environments and pytest runs; keeps what each version has seen."""
-
-    def __init__(self, args, envdir, log):
-        self.args = args
-        self.envdir = envdir
-        self.log = log
-        self.suite_size = None  # test runs in one run of the suite
-        self.seen = {}
-
-    def spec(self, version):
-        return EnvSpec(self.args.python,
-                       (f"{self.args.package}=={version}", *self.args.extra),
-                       self.args.sim)
-
-    def __call__(self, version, min_runs):
-        previous = self.seen.get(version)
-        if previous and (previous.verdict != "not-reproduced"
-                         or previous.runs >= min_runs):
-            return previous
-        started = time.monotonic()
-        probe = previous or Probe(str(version), "not-reproduced")
-        spec = self.spec(version)
-        env = ProbeEnvironment(matrix_envdir(self.envdir, spec),
-                               self.args.python, self.log)
-        try:
-            if not spec.sim and not gpu_name():
-                return self._keep(probe, "skipped", "no CUDA GPU", started)
-            if previous is None:
-                env.create()
-                installation = install_resolved(env, spec, log=self.log)
-                record_installation(probe, installation)
-                if installation.problem:
-                    kind, reason = installation.problem
-                    return self._keep(probe, {"skip": "skipped"}.get(
-                        kind, "error"), reason, started)
-            while True:
-                verdict = decide_probe(probe.failures, probe.runs, min_runs)
-                if verdict and probe.runs:
-                    return self._keep(probe, verdict, _probe_reason(probe,
-                                      verdict), started)
-                problem = self._batch(env, spec, probe,
-                                      self._batch_count(probe, min_runs))
-                if problem:
-                    return self._keep(probe, "error", problem, started)
-        except subprocess.SubprocessError as error:
-            return self._keep(probe, "error", str(error), started)
-
-    def _batch_count(self, probe, min_runs):
-        """pytest-repeat's --count that reaches ``min_runs`` in one process
-        (``-x`` still stops it at the first failure)."""
-        if not self.suite_size:
-            return 1
-        return max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
-
-    def _batch(self, env, spec, probe, count):
-        # The first run of the suite goes to the end, so that the failure
-        # rate it gives is not cut short; later ones stop at the first
-        # failure, which is all a verdict needs.
-        run = run_mwe(env, spec.sim, count, self.args.timeout,
-                      ["-x"] if probe.runs else [])
-        if run.runs is None:
-            return run.no_report_reason()
-        counts = outcomes.summarize(run.runs, count)["counts"]
-        if run.returncode == 0 and count == 1:
-            self.suite_size = len(run.runs)
-        probe.runs += counts["target"] + counts["other"] + counts["hang"] \
-            + counts["pass"]
-        probe.failures += counts["target"]
-        if counts["target"] == 0 and (counts["other"] or counts["hang"]):
-            message = next(r.message for r in run.runs
-                           if r.outcome in (outcomes.OTHER, outcomes.HANG))
-            return f"a test failed another way: {message}"
-        if probe.runs == 0:
-            return "every test was skipped"
-        return None
-
-    def _keep(self, probe, verdict, reason, started):
-        probe.verdict = verdict
-        probe.reason = reason
-        probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
-        self.seen[probe.version] = probe
-        self.log(f"probe {self.args.package} {probe.version}: {verdict} "
-                 f"({reason})")
-        return probe
-
-
-def record_installation(probe, installation):
-    """Copy how the release was installed into its probe."""
-    probe.way = installation.way
-    probe.exclude_newer = installation.exclude_newer
-    probe.requirements = list(installation.requirements)
-    probe.attempts = installation.resolution()["attempts"]
-    probe.packages = dict(installation.packages)
-    probe.implementation = installation.implementation
-
-
 def shown_packages(args):
     """Packages whose resolved versions the bisect's table shows: the
     searched one, those added with --with, and the distribution named by
@@ -233,12 +125,6 @@ def shown_packages(args):
     names = [canonicalize_name(n) for n in names]
     return [n for n in dict.fromkeys(names)
             if n not in {canonicalize_name(t) for t in TEST_TOOLS}]
-
-
-def _probe_reason(probe, verdict):
-    if verdict == "reproduced":
-        return f"{probe.failures} of {probe.runs} runs failed with the race"
-    return f"0 of {probe.runs} runs failed"
 
 
 def write_bisect(result, args, out_dir, command, seconds, excluded=()):
@@ -260,13 +146,9 @@ def write_bisect(result, args, out_dir, command, seconds, excluded=()):
         "runs_to_rule_out": result.runs_to_rule_out,
         "miss_probability": MISS_PROBABILITY,
         "seconds": round(seconds, 1),
-        "provenance": {"command": command, "finished": results.now_iso(),
-                       "machine": machine_info()},
+        "provenance": stamp(command),
     }
-    out_dir = Path(out_dir)
-    results.write_json_atomic(out_dir / f"{stem}.json", data)
-    results.write_text_atomic(out_dir / f"{stem}.md", render_bisect(data))
-    return data
+    return write_bisect_files(out_dir, stem, data)
 
 
 def checked_releases(args):
@@ -305,60 +187,15 @@ def run_survey(args, envdir, out_dir, log, command):
             "excluded_by_requires_python": list(excluded),
             "surveyed": entries, "counts": survey_counts(entries),
             "seconds": round(time.monotonic() - started, 1),
-            "provenance": {"command": command, "finished": results.now_iso(),
-                           "machine": machine_info()}}
+            "provenance": stamp(command)}
     data["summary"] = render_survey_summary(data)
     data["decisive_probes"] = 0
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end)
     folder = Path(out_dir) / "survey"
-    results.write_json_atomic(folder / f"{stem}.json", data)
-    results.write_text_atomic(folder / f"{stem}.md", render_survey(data))
+    write_json_atomic(folder / f"{stem}.json", data)
+    write_text_atomic(folder / f"{stem}.md", render_survey(data))
     return data
-
-
-def survey_counts(entries):
-    """Per way: releases that work by that way alone, and by that way or
-    an earlier one (what the ladder gets when it stops there)."""
-    alone = {way: 0 for way in WAYS}
-    ladder = {way: 0 for way in WAYS}
-    for entry in entries:
-        outcomes = outcomes_by_way(entry["attempts"])
-        reached = False
-        for way in WAYS:
-            ok = outcomes.get(way) == "ok"
-            reached = reached or ok
-            alone[way] += ok
-            ladder[way] += reached
-    return {"releases": len(entries), "alone": alone, "by_ladder": ladder}
-
-
-def render_survey_summary(data):
-    counts = data["counts"]
-    steps = "; ".join(f"{way}: {counts['by_ladder'][way]}" for way in WAYS)
-    return (f"of {counts['releases']} releases, those whose own code imports "
-            f"and runs the smoke launch, by the ladder up to each way: {steps}")
-
-
-def render_survey(data):
-    counts = data["counts"]
-    lines = [f"# Install survey: {data['package']} on Python {data['python']}",
-             "", f"{data['summary']}.", "",
-             "| way | works by this way alone | by this way or an earlier one |",
-             "|---|---|---|"]
-    lines += [f"| {way} | {counts['alone'][way]} | {counts['by_ladder'][way]} |"
-              for way in WAYS]
-    lines += ["", "| version | " + " | ".join(WAYS) + " | reason |",
-              "|---|" + "---|" * len(WAYS) + "---|"]
-    for entry in data["surveyed"]:
-        outcomes = outcomes_by_way(entry["attempts"])
-        lines.append(f"| {entry['version']} | " + " | ".join(
-            outcomes.get(way, "–") for way in WAYS) + " | "
-            + entry["reason"].replace("|", "/")[:200] + " |")
-    lines += ["", f"Command: `{data['provenance']['command']}`; "
-                  f"{data['seconds']} s; finished "
-                  f"{data['provenance']['finished']}."]
-    return "\n".join(lines) + "\n"
 
 
 def run_bisect(argv, envdir, out_dir, log, command):
@@ -370,7 +207,6 @@ def run_bisect(argv, envdir, out_dir, log, command):
         f"{args.python} ({len(excluded)} more exclude it by Requires-Python); "
         f"extra requirements: {' '.join(args.extra) or 'none'}")
     if args.metric == "launch-time":
-        from .timing import run_time_bisect
         return run_time_bisect(args, versions, excluded, envdir, out_dir, log,
                                command)
     started = time.monotonic()
@@ -378,3 +214,30 @@ def run_bisect(argv, envdir, out_dir, log, command):
     result = bisect_releases(versions, prober, args.initial_runs)
     return write_bisect(result, args, out_dir, command,
                         time.monotonic() - started, excluded)
+
+
+def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
+                    rule=TimeRule()):
+    """``nox -s bisect -- ... --metric launch-time``: ``bisect_on_time``
+    over ``versions`` with real environments (the ones the race bisect and
+    the matrix use), written to ``<package>-py<python>-launch-time.json``
+    and ``.md`` under ``out_dir``. ``args`` is bisect_session's parsed
+    arguments. Returns the written data."""
+    started = time.monotonic()
+    prober = LaunchTimeProber(launch_time_envs(args, envdir, log), args.sim,
+                              log)
+    result = bisect_on_time(versions, prober, rule)
+    return write_time_bisect(result, args, out_dir, command,
+                             time.monotonic() - started, excluded)
+
+
+def write_time_bisect(result, args, out_dir, command, seconds, excluded=()):
+    stem = bisect_stem(args.package, args.python, args.sim, args.start,
+                       args.end) + "-launch-time"
+    data = {"metric": "launch-time", "package": args.package,
+            "python": args.python, "sim": args.sim, "with": list(args.extra),
+            "from": args.start, "to": args.end,
+            "excluded_by_requires_python": list(excluded),
+            **result.to_json(), "seconds": round(seconds, 1),
+            "provenance": stamp(command)}
+    return write_bisect_files(out_dir, stem, data)

@@ -1,58 +1,13 @@
-"""The report's section on CuBIE's own code (the ``cubie`` suite), and the
-evidence its rows carry: where each race failure was raised, and how long
-the tests took."""
-import re
-import statistics
-import xml.etree.ElementTree as ElementTree
+"""The report's section on CuBIE's own code (the ``cubie`` suite): where it
+fails with the race and where not, and whether it is the MWE's race (from
+the evidence ``suite_evidence`` put in its raw records)."""
 from collections import Counter
 
-from .outcomes import RACE_SIGNATURE, TARGET
+from packaging.version import InvalidVersion, Version
+
+from .markdown import table
 
 SUITE = "cubie"
-ATTRIBUTE = re.compile(r"has no attribute '(\w+)'")
-
-
-def race_sites(runs, mwe_signature=RACE_SIGNATURE):
-    """Where the suite's target failures were raised, from the properties
-    each failing test records (``raised_at``, ``raised_line``,
-    ``raised_in``), most frequent first; ``mwe_signature`` says whether the
-    message is also the MWE's signature, word for word."""
-    sites = Counter()
-    for run in runs:
-        if run.outcome != TARGET:
-            continue
-        attribute = ATTRIBUTE.search(run.message)
-        sites[(run.properties.get("raised_at", ""),
-               run.properties.get("raised_line", ""),
-               run.properties.get("raised_in", ""),
-               attribute[1] if attribute else "",
-               bool(mwe_signature.search(run.message)))] += 1
-    return [{"raised_at": at, "line": line, "function": function,
-             "attribute": attribute, "mwe_signature": mwe, "count": count}
-            for (at, line, function, attribute, mwe), count
-            in sites.most_common()]
-
-
-def seconds_per_test(junit_path):
-    """Per test function (parameters dropped): how many runs, and the
-    median and largest of their durations from the JUnit XML."""
-    root = ElementTree.parse(junit_path).getroot()
-    times = {}
-    for case in root.iter("testcase"):
-        name = case.get("name", "").split("[", 1)[0]
-        times.setdefault(name, []).append(float(case.get("time", 0)))
-    return {name: {"n": len(values),
-                   "median": round(statistics.median(values), 3),
-                   "max": round(max(values), 3)}
-            for name, values in sorted(times.items())}
-
-
-def suite_evidence(runs, junit_path):
-    """What a suite's raw record adds to its summary: where each race
-    failure was raised, and the tests' durations. ``runs`` classified with
-    the suite's own signature; call it while the JUnit file exists."""
-    return {"race_sites": race_sites(runs),
-            "test_seconds": seconds_per_test(junit_path)}
 
 
 def simulator(record):
@@ -121,21 +76,17 @@ def cubie_section(rows, records):
         lines.append("No verdict for " + _join(
             f"{_label(r)} ({r.get('verdict')}: {r.get('reason', '')})"
             for r in unsure) + ".")
-    lines += ["", *_same_race(failing), "",
-              "| cubie | numba-cuda | numba | simulator | Python | runs "
-              "| race failures | other errors | hangs | skipped "
-              "| solve s, median (max) "
-              "| seconds | verdict |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for record in mine:
-        cubie, numba_cuda, numba, python = _versions(record)
-        lines.append(
-            f"| {cubie} | {numba_cuda} | {numba} | {simulator(record)} "
-            f"| {python} | {record.get('runs', 0)} | {_rate(record)} "
-            f"| {record.get('other_errors', 0)} "
-            f"| {record.get('hangs', 0)} | {record.get('skips', 0)} "
-            f"| {_solve_seconds(record)} | {record.get('seconds', 0):g} "
-            f"| {record.get('verdict', '?')} |")
+    lines += ["", *_same_race(failing), ""]
+    lines += table(
+        ("cubie", "numba-cuda", "numba", "simulator", "Python", "runs",
+         "race failures", "other errors", "hangs", "skipped",
+         "solve s, median (max)", "seconds", "verdict"),
+        ((*_versions(record)[:3], simulator(record), _versions(record)[3],
+          record.get("runs", 0), _rate(record),
+          record.get("other_errors", 0), record.get("hangs", 0),
+          record.get("skips", 0), _solve_seconds(record),
+          f"{record.get('seconds', 0):g}", record.get("verdict", "?"))
+         for record in mine))
     settings = mine[0].get("settings", {})
     lines += ["", "Settings: " + ", ".join(
         f"{name}={settings[name]}" for name in (
@@ -191,7 +142,6 @@ def _join(items):
 
 
 def _sort_version(text):
-    from packaging.version import InvalidVersion, Version
     try:
         return (0, Version(text))
     except (InvalidVersion, TypeError):

@@ -8,14 +8,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .errors import ConfigError  # noqa: F401  (envspec.ConfigError, as before)
+
 MIN_PYTHON = (3, 10)
 SPECIFIER_WORDS = {"==": "-", "!=": "-ne", "<=": "-le", ">=": "-ge",
                    "~=": "-compat", "<": "-lt", ">": "-gt", "===": "-"}
 
 
-class ConfigError(ValueError):
-    """A user-supplied matrix setting is malformed; the message says what to
-    do."""
 
 
 # The suite whose environments keep the ids they had before suites existed.

@@ -6,6 +6,7 @@ the active ones through its shims; a shim for an inactive version exits with
 the real ``bin`` folders ahead of the shims on PATH lets nox and uv find each
 interpreter without downloading one.
 """
+import argparse
 import os
 import re
 import shutil
@@ -212,40 +213,37 @@ def provision(pythons, download, log, can_reach=None):
     return missing
 
 
+def nox_options(argv):
+    """The parts of a nox command line that decide which Pythons the
+    matrix needs: the sessions asked for, ``--download-python``, and
+    whether it only lists or is a worker of ``-j`` (whose parent looked).
+    Everything else, and all after ``--``, is nox's."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("-s", "-e", "--session", "--sessions",
+                        dest="sessions", nargs="*", action="extend",
+                        default=[])
+    parser.add_argument("--download-python")
+    parser.add_argument("-l", "--list", "--json", "-h", "--help", "--usage",
+                        "--version", "--parallel-worker", dest="listing",
+                        action="store_true")
+    head = argv[:argv.index("--")] if "--" in argv else list(argv)
+    return parser.parse_known_args(head)[0]
+
+
 def download_choice(argv, default="auto"):
     """nox's own ``--download-python`` value on the command line, else
     ``default``."""
-    for i, arg in enumerate(argv):
-        if arg == "--download-python" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--download-python="):
-            return arg.split("=", 1)[1]
-    return default
+    return nox_options(argv).download_python or default
 
 
 def sessions_requested(argv, environ, default):
     """The session names or prefixes a nox command line asks for (``-s``,
     ``--session(s)``, ``-e``, ``NOXSESSION``; else ``default``), or () for
     a listing (``-l``, ``--list``, ``--json``, ``--usage``, ``--help``)."""
-    if any(arg in ("-l", "--list", "--json", "--help", "-h", "--usage",
-                   "--version", "--parallel-worker") for arg in argv):
+    options = nox_options(argv)
+    if options.listing:
         return ()  # a listing, or a worker of `-j` (its parent looked)
-    chosen, taking = [], False
-    for arg in argv:
-        if arg == "--":
-            break
-        if arg in ("-s", "-e", "--session", "--sessions"):
-            taking = True
-            continue
-        if arg.startswith(("--session=", "--sessions=")):
-            chosen.append(arg.split("=", 1)[1])
-            taking = False
-            continue
-        if arg.startswith("-"):
-            taking = False
-            continue
-        if taking:
-            chosen.append(arg)
+    chosen = options.sessions
     if not chosen and environ.get("NOXSESSION"):
         chosen = environ["NOXSESSION"].split(",")
     return tuple(chosen or default)

@@ -16,14 +16,19 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import outcomes, results
+from . import outcomes
 from .envspec import EnvSpec
+from .errors import BadInput
+from .fileio import write_json_atomic, write_text_atomic
+from .install import install
 from .interpreters import missing_interpreters
-from .provenance import machine_info
-from .report import sweep_table
-from .runner import (BadInput, ProbeEnvironment, install, read_environment,
-                     run_mwe, venv_environ)
+from .measure_race import RaceSuite
+from .measurement import Built
+from .procs import venv_environ
+from .provenance import machine_info, now_iso
+from .report_sections import sweep_table
 from .stats import chance_all_pass, wilson_interval
+from .venv import ProbeEnvironment, read_environment
 
 SIM = {"NUMBA_ENABLE_CUDASIM": "1"}
 TIMEOUT = 120  # seconds before one test run counts as hung
@@ -41,10 +46,13 @@ SWEEP = {"switch-interval": ["0.005", "1e-4", "1e-5", "1e-6"],
 
 def timed_pytest(env, *args, count=1):
     """Run the MWE once, quietly; returns (seconds, summary)."""
-    run = run_mwe(env, True, count, TIMEOUT, args, echo=False)
-    if run.runs is None:
-        raise RuntimeError(run.no_report_reason())
-    return run.seconds, outcomes.summarize(run.runs, count)
+    race = RaceSuite(count, TIMEOUT, args, echo=False)
+    fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True),
+                                log=env.log))
+    if fields.get("env_error"):
+        raise RuntimeError(fields["env_error"])
+    return race.last_run.seconds, outcomes.summarize(race.last_run.runs,
+                                                     count)
 
 
 def import_seconds(env, repeats=5):
@@ -141,7 +149,7 @@ def measure(pythons, envdir, log, suite_runs=20, many=1000, trigger=20,
     figures["sweep"] = sweep(last_env, sweep_repeats)
     figures["sweep_versions"] = {"python": last_info["python"],
                                  "numba": last_info["packages"]["numba"]}
-    figures["finished"] = results.now_iso()
+    figures["finished"] = now_iso()
     return figures
 
 
@@ -209,8 +217,8 @@ def run(pythons, envdir, out_dir, log, command):
         raise BadInput(f"mwe_figures: {missing}, or set MATRIX_PYTHONS")
     figures = measure(pythons, envdir, log)
     figures["command"] = command
-    results.write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
+    write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
     text = render(figures, command)
-    results.write_text_atomic(Path(out_dir) / "mwe_figures.md", text)
+    write_text_atomic(Path(out_dir) / "mwe_figures.md", text)
     print(text)
     return figures

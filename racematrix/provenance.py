@@ -3,7 +3,19 @@ import os
 import platform
 import socket
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
+
+
+def now_iso():
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def stamp(command):
+    """The provenance block of a result file: the command that wrote it,
+    when it finished, and on what machine."""
+    return {"command": command, "finished": now_iso(),
+            "machine": machine_info()}
 
 
 def machine_info():

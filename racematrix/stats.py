@@ -1,11 +1,19 @@
-"""Statistics for flaky outcomes."""
+"""Statistics for flaky outcomes and launch times, on SciPy where SciPy has
+the test: Wilson's interval, how many passing runs rule a bug out, quantiles,
+and the two one-sided tests that tell launch-time distributions apart.
+
+SciPy is imported where it is used: nox's own process loads this package for
+every session, and most sessions need no statistics.
+"""
 import math
+import statistics
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
-def wilson_interval(successes, trials, z=Z95):
-    """Wilson score interval for a binomial proportion, as (low, high).
+def wilson_interval(successes, trials, confidence=0.95):
+    """Wilson score interval for a binomial proportion, as (low, high)
+    (``scipy.stats.binomtest(...).proportion_ci(method="wilson")``).
 
     Returns (0.0, 1.0) when there are no trials: nothing is known.
     """
@@ -14,13 +22,10 @@ def wilson_interval(successes, trials, z=Z95):
                          f"{successes} of {trials}")
     if trials == 0:
         return (0.0, 1.0)
-    p = successes / trials
-    z2 = z * z
-    denominator = 1 + z2 / trials
-    centre = (p + z2 / (2 * trials)) / denominator
-    half = (z / denominator) * math.sqrt(
-        p * (1 - p) / trials + z2 / (4 * trials * trials))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    from scipy.stats import binomtest
+    interval = binomtest(successes, trials).proportion_ci(
+        confidence_level=confidence, method="wilson")
+    return (max(0.0, float(interval.low)), min(1.0, float(interval.high)))
 
 
 def runs_to_rule_out(failure_rate, miss_probability):
@@ -42,3 +47,40 @@ def chance_all_pass(failure_rate, runs):
     if not 0 <= failure_rate <= 1:
         raise ValueError(f"failure rate must be in [0, 1], got {failure_rate}")
     return (1 - failure_rate) ** runs
+
+
+def quantile(samples, q):
+    """The q-quantile by linear interpolation between order statistics
+    (NumPy's default), None for no samples."""
+    if not samples:
+        return None
+    if len(samples) == 1:
+        return samples[0]
+    if q == 0.5:
+        return statistics.median(samples)
+    return statistics.quantiles(samples, n=100, method="inclusive")[
+        round(q * 100) - 1]
+
+
+def mann_whitney_greater(x, y):
+    """One-sided Mann-Whitney U test that ``x`` tends to be larger than
+    ``y`` (``scipy.stats.mannwhitneyu``, exact where it can be, else the
+    normal approximation with tie and continuity correction). Returns
+    (U of x, p-value)."""
+    if not len(x) or not len(y):
+        raise ValueError("the rank test needs samples on both sides")
+    if len(set(x) | set(y)) == 1:  # every value tied: no evidence either way
+        return len(x) * len(y) / 2, 1.0
+    from scipy.stats import mannwhitneyu
+    result = mannwhitneyu(x, y, alternative="greater")
+    return float(result.statistic), float(result.pvalue)
+
+
+def fisher_greater(hits, n, other_hits, other_n):
+    """One-sided Fisher exact test that a share of ``hits`` in ``n`` is
+    larger than ``other_hits`` in ``other_n`` (``scipy.stats.fisher_exact``).
+    """
+    from scipy.stats import fisher_exact
+    return float(fisher_exact([[hits, n - hits],
+                               [other_hits, other_n - other_hits]],
+                              alternative="greater").pvalue)

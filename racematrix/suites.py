@@ -14,8 +14,15 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from .envspec import DEFAULT_SUITE, ConfigError, load_config
+from .outcomes import RACE_SIGNATURE
 from .validation import problem
 
+PROJECT = Path(__file__).resolve().parent.parent
+MWE = PROJECT / "mwe"
+# What the MWE needs besides the package under test.
+TEST_TOOLS = ("numpy", "pytest", "pytest-repeat", "pytest-timeout")
+# What the runner itself passes to pytest needs: --count and --timeout.
+RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 # Keys of a suite table that replace the top-level matrix's.
 MATRIX_KEYS = ("specs", "pythons", "sim", "count", "timeout")
 
@@ -129,5 +136,9 @@ def parse_suite(name, table, root):
 
 
 def _mwe_signature():
-    from .outcomes import RACE_SIGNATURE
     return RACE_SIGNATURE.pattern
+
+
+# The MWE as a suite, for runs that name none (bisects, the MWE's figures).
+MWE_SUITE = Suite(name=DEFAULT_SUITE, path=MWE, signature=RACE_SIGNATURE,
+                  requirements=TEST_TOOLS)

@@ -3,11 +3,13 @@ import random
 
 import pytest
 
-from racematrix.bisect import (Probe, bisect_releases, bisect_stem,
-                               condensed_probes, decide_probe, installed_cell,
-                               probe_limit, render_bisect, widest_bisects)
+from racematrix.bisect_files import (bisect_stem, condensed_probes,
+                                     installed_cell, render_bisect,
+                                     widest_bisects)
 from racematrix.bisect_session import parse_args
-from racematrix.runner import BadInput
+from racematrix.errors import BadInput
+from racematrix.race_search import Probe, bisect_releases, decide_probe
+from racematrix.search import probe_limit
 
 VERSIONS = [f"0.{i}.0" for i in range(40)]
 
@@ -260,7 +262,7 @@ def test_releases_are_judged_by_the_target_python_not_noxs():
 
 def test_survey_counts_each_way_alone_and_up_the_ladder(data_dir):
     import json
-    from racematrix.bisect_session import survey_counts
+    from racematrix.bisect_files import survey_counts
     data = json.loads((data_dir / "bisect-numba-cuda-py3.12.json").read_text())
     counts = survey_counts(data["tested"])
     assert counts["releases"] == len(data["tested"])
@@ -275,7 +277,6 @@ def test_survey_counts_each_way_alone_and_up_the_ladder(data_dir):
 
 def test_metric_is_failure_unless_launch_time_is_asked():
     from racematrix.bisect_session import parse_args
-    from racematrix.runner import BadInput
     base = ["--package", "numba-cuda", "--python", "3.12"]
     assert parse_args(base).metric == "failure"
     assert parse_args(base + ["--metric", "launch-time"]).metric == "launch-time"
@@ -288,8 +289,7 @@ def test_time_bisects_rerender_as_such_and_stay_apart(tmp_path, data_dir):
     it is re-rendered by its own renderer and the report keeps it apart."""
     import json
     import shutil
-    from racematrix.bisect import rerender_bisects
-    from racematrix.report import load_bisects
+    from racematrix.bisect_files import load_bisects, rerender_bisects
     shutil.copy(data_dir / "launch_time" / "bisect-numba-cuda-py3.12.json",
                 tmp_path / "numba-cuda-py3.12-launch-time.json")
     rerender_bisects(tmp_path)

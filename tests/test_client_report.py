@@ -3,9 +3,10 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from racematrix import client_report, outcomes
-from racematrix.client_report import cubie_section, race_sites, seconds_per_test
-from racematrix.results import make_row
+from racematrix import client_report, outcomes, suite_evidence
+from racematrix.client_report import cubie_section
+from racematrix.suite_evidence import race_sites, seconds_per_test
+from racematrix.tables import make_row
 
 from conftest import DATA
 
@@ -107,6 +108,6 @@ def test_seconds_per_test_from_a_real_junit_file():
 def test_suite_evidence_from_a_real_junit_file():
     junit = RAW / "junit" / "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
     _, runs = outcomes.parse_junit(junit, cubie_signature())
-    evidence = client_report.suite_evidence(runs, junit)
+    evidence = suite_evidence.suite_evidence(runs, junit)
     assert evidence["race_sites"] == race_sites(runs)
     assert evidence["test_seconds"] == seconds_per_test(junit)

@@ -11,7 +11,7 @@ TOOLS = ("numpy", "pytest")
 
 
 def smoke_outputs(data_dir):
-    """Real outputs of runner.SMOKE_LAUNCH: numba-cuda 0.18.1 with its
+    """Real outputs of install.SMOKE_LAUNCH: numba-cuda 0.18.1 with its
     bindings, the placeholder 0.0.0 beside numba, 0.18.1 without bindings."""
     return (data_dir / "smoke-outputs.txt").read_text().split("=====\n")
 
@@ -183,7 +183,8 @@ def test_resolution_has_the_raw_result_shape():
 @pytest.mark.e2e  # builds a real environment from the package index
 def test_an_early_release_installs_through_the_ladder(tmp_path, e2e_python):
     from racematrix.envspec import EnvSpec
-    from racematrix.runner import ProbeEnvironment, install_resolved
+    from racematrix.install import install_resolved
+    from racematrix.venv import ProbeEnvironment
     env = ProbeEnvironment(tmp_path / "env", e2e_python, print)
     env.create()
     # An early release that declares no dependency on numba: it imports

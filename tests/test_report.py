@@ -3,7 +3,8 @@ import re
 
 import pytest
 
-from racematrix import report, results
+from racematrix import (plots, rawresult, report, report_sections,
+                        report_session, tables)
 
 pytest.importorskip("matplotlib")
 
@@ -58,7 +59,7 @@ def test_every_table_value_traces_to_a_raw_file(built, data_dir):
         assert (int(runs), int(failures), verdict) == (
             raw["runs"], raw["failures"], raw["verdict"])
         assert rate == f"{100 * raw['failures'] / raw['runs']:.1f}%"
-        assert launch == results.format_launch(raw.get("launch_seconds"))
+        assert launch == tables.format_launch(raw.get("launch_seconds"))
     skipped = [r for r in records.values() if r["verdict"] == "skipped"]
     for raw in skipped:
         assert raw["env"] in text and raw["reason"] in text
@@ -139,14 +140,13 @@ def test_different_versions_are_not_pooled(tmp_path, data_dir):
 
 
 def test_long_matrices_become_one_row_per_release(data_dir):
-    from racematrix import results
-    records = results.load_raw_dirs([data_dir / "raw"])
-    rows = [r for r in results.merge_records(records)
+    records = rawresult.load_raw_dirs([data_dir / "raw"])
+    rows = [r for r in tables.merge_records(records)
             if r["verdict"] != "skipped"]
-    lines = report.environment_table(rows, pivot_over=0)
+    lines = report_sections.environment_table(rows, pivot_over=0)
     body = [line for line in lines if line.startswith("| on") or
             line.startswith("| off")]
-    pythons = sorted({report.python_minor(r) for r in rows})
+    pythons = sorted({tables.python_minor(r) for r in rows})
     assert lines[2].count("Python ") == len(pythons)
     cells = [c.strip() for line in body for c in line.split("|")[5:-2]]
     expected = sorted(f"{r['failures']}/{r['runs']} "
@@ -176,19 +176,18 @@ def test_report_without_mwe_figures_says_nothing_of_them(built):
 
 
 def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
-    from racematrix import results
-    rows = results.merge_records(results.load_raw_dirs([data_dir / "raw"]))
+    rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
     skipped = [r for r in rows if not r["sim"]]
     assert skipped and all(r["verdict"] == "skipped" for r in skipped)
-    note = report._not_drawn_note(rows, [True])
+    note = plots._not_drawn_note(rows, [True])
     assert note == (f"\nsimulator off: all {len(skipped)} environments "
                     f"skipped: {skipped[0]['reason']}")
-    assert report._not_drawn_note(rows, [True, False]) == ""
+    assert plots._not_drawn_note(rows, [True, False]) == ""
 
 
 def test_a_mistyped_option_is_one_line(capsys):
     with pytest.raises(SystemExit) as exited:
-        report.main(["--rwa", "x"])
+        report_session.main(["--rwa", "x"])
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "unrecognized arguments: --rwa x" in error
@@ -198,9 +197,9 @@ def test_report_with_only_bad_inputs_writes_nothing(tmp_path, capsys):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.json").write_text('{"env": 5}')
     out = tmp_path / "out"
-    with pytest.warns(results.RawResultWarning):
+    with pytest.warns(rawresult.RawResultWarning):
         with pytest.raises(SystemExit) as exited:
-            report.main(["--raw", str(tmp_path / "junk"), "--out", str(out),
+            report_session.main(["--raw", str(tmp_path / "junk"), "--out", str(out),
                          "--bisect", str(tmp_path / "bisect")])
     assert exited.value.code == 2
     assert "nothing was written" in capsys.readouterr().err
@@ -211,12 +210,12 @@ def timed_rows(data_dir):
     """Real raw records of a buggy and a fixed simulator with their
     launch-time workload, measured here."""
     folder = data_dir / "raw-launch"
-    return results.merge_records(results.load_raw_dirs([folder]))
+    return tables.merge_records(rawresult.load_raw_dirs([folder]))
 
 
 def test_price_of_fix_compares_launch_times_from_the_rows(data_dir, tmp_path):
     rows = timed_rows(data_dir)
-    lines = report.price_of_fix(rows, tmp_path)
+    lines = report_sections.price_of_fix(rows, tmp_path)
     text = "\n".join(lines)
     assert lines[0] == "## The price of the fix"
     for row in rows:
@@ -228,12 +227,12 @@ def test_price_of_fix_compares_launch_times_from_the_rows(data_dir, tmp_path):
 
 def test_launch_cells_and_plot(data_dir, tmp_path):
     rows = timed_rows(data_dir)
-    assert results.format_launch(None) == "–"
-    cells = dict(zip(results.TABLE_COLUMNS, results.table_cells(rows[0])))
+    assert tables.format_launch(None) == "–"
+    cells = dict(zip(tables.TABLE_COLUMNS, tables.table_cells(rows[0])))
     assert cells["launch s: median / p95 / max"] != "–"
-    report.plot_launch_times(rows, tmp_path / "launch.png")
+    plots.plot_launch_times(rows, tmp_path / "launch.png")
     assert (tmp_path / "launch.png").stat().st_size > 0
-    report.plot_launch_times([], tmp_path / "launch.png")
+    plots.plot_launch_times([], tmp_path / "launch.png")
     assert not (tmp_path / "launch.png").exists()
 
 
@@ -244,5 +243,5 @@ def test_stack_evidence_counts_the_frames_threads_were_in(data_dir, tmp_path):
     (stacks / "x.stack.txt").write_text(
         (data_dir / "launch-stack.txt").read_text())
     rows[1]["launch_seconds"]["stack_file"] = "launch_time_stacks/x.stack.txt"
-    text = "\n".join(report.stack_evidence(rows, tmp_path))
+    text = "\n".join(report_sections.stack_evidence(rows, tmp_path))
     assert "in swapped_cuda_module" in text and "site-packages" not in text

@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from racematrix import results
+from racematrix import fileio, rawresult, tables
 from racematrix.envspec import EnvSpec
 
 
@@ -26,11 +26,11 @@ def counts(target=0, other=0, hang=0, passed=0, skip=0):
     (dict(counts=counts(), skip_reason="no wheel"), "skipped"),
 ])
 def test_decide_verdict(given, verdict):
-    assert results.decide_verdict(**given)[0] == verdict
+    assert rawresult.decide_verdict(**given)[0] == verdict
 
 
 def raw_for(spec, machine="a", finished="2026-01-01T00:00:00+00:00", **kw):
-    raw = results.make_raw(spec, packages={"numba": "0.60.0"},
+    raw = rawresult.make_raw(spec, packages={"numba": "0.60.0"},
                            python="3.11.7", python_build="CPython 3.11.7",
                            machine={"label": machine, "os": "Linux",
                                     "cores": 2}, **kw)
@@ -39,8 +39,8 @@ def raw_for(spec, machine="a", finished="2026-01-01T00:00:00+00:00", **kw):
 
 
 def test_real_raw_files_load_and_merge(data_dir):
-    records = results.load_raw_dirs([data_dir / "raw"])
-    rows = results.merge_records(records)
+    records = rawresult.load_raw_dirs([data_dir / "raw"])
+    rows = tables.merge_records(records)
     assert len(rows) == len(list((data_dir / "raw").glob("*.json")))
     for row in rows:
         raw = json.loads((data_dir / "raw" / f"{row['env']}.json").read_text())
@@ -52,8 +52,8 @@ def test_corrupt_raw_file_is_named_and_left_out(tmp_path, data_dir):
     shutil.copytree(data_dir / "raw", tmp_path / "raw")
     (tmp_path / "raw" / "broken.json").write_text('{"env": "x", "runs": ')
     (tmp_path / "raw" / "partial.json").write_text('{"env": "x"}')
-    with pytest.warns(results.RawResultWarning) as caught:
-        records = results.load_raw_dirs([tmp_path / "raw"])
+    with pytest.warns(rawresult.RawResultWarning) as caught:
+        records = rawresult.load_raw_dirs([tmp_path / "raw"])
     named = " ".join(str(w.message) for w in caught)
     assert "broken.json" in named and "partial.json" in named
     assert len(records) == len(list((data_dir / "raw").glob("*.json")))
@@ -63,7 +63,7 @@ def test_same_env_from_two_machines_stays_apart():
     spec = EnvSpec("3.11", ("numba==0.60.0",), True)
     a = raw_for(spec, "a", counts=counts(target=2, passed=20))
     b = raw_for(spec, "b", counts=counts(passed=22))
-    rows = results.merge_records([("a.json", a), ("b.json", b)])
+    rows = tables.merge_records([("a.json", a), ("b.json", b)])
     assert [row["env"] for row in rows] == [f"{spec.env_id}@a",
                                             f"{spec.env_id}@b"]
 
@@ -74,12 +74,12 @@ def test_conflicting_copies_keep_the_newer_and_say_so():
                   counts=counts(passed=22))
     new = raw_for(spec, finished="2026-02-01T00:00:00+00:00",
                   counts=counts(target=1, passed=21))
-    with pytest.warns(results.RawResultWarning, match="conflicting"):
-        rows = results.merge_records([("old.json", old), ("new.json", new)])
+    with pytest.warns(rawresult.RawResultWarning, match="conflicting"):
+        rows = tables.merge_records([("old.json", old), ("new.json", new)])
     assert len(rows) == 1 and rows[0]["verdict"] == "reproduced"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert len(results.merge_records([("x", new), ("y", dict(new))])) == 1
+        assert len(tables.merge_records([("x", new), ("y", dict(new))])) == 1
 
 
 def test_rows_sort_by_python_then_version():
@@ -92,16 +92,16 @@ def test_rows_sort_by_python_then_version():
         raw["python"] = {"3.12": "3.12.1", "3.10": "3.10.13"}[spec.python]
         raw["packages"] = {"numba": spec.requirements[0].split("==")[1]}
         records.append((spec.env_id, raw))
-    rows = results.merge_records(records)
+    rows = tables.merge_records(records)
     assert [(r["python"], r["packages"]["numba"]) for r in rows] == [
         ("3.10.13", "0.58.1"), ("3.10.13", "0.60.0"), ("3.12.1", "0.59.1")]
 
 
 def test_tables_are_regenerated_from_raw_and_stable(tmp_path, data_dir):
-    rows, _ = results.write_tables([data_dir / "raw"], tmp_path, "nox -s matrix")
+    rows, _ = tables.write_tables([data_dir / "raw"], tmp_path, "nox -s matrix")
     first = {name: (tmp_path / name).read_text() for name in
              ("failure_rates.md", "failure_rates.csv", "failure_rates.json")}
-    results.write_tables([data_dir / "raw"], tmp_path, "nox -s matrix")
+    tables.write_tables([data_dir / "raw"], tmp_path, "nox -s matrix")
     assert first == {name: (tmp_path / name).read_text() for name in first}
     table = json.loads(first["failure_rates.json"])
     assert set(table) >= {"generated", "rows"}
@@ -116,18 +116,18 @@ def test_tables_are_regenerated_from_raw_and_stable(tmp_path, data_dir):
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / "raw" / "x.json"
-    results.write_json_atomic(target, {"a": 1})
+    fileio.write_json_atomic(target, {"a": 1})
 
     class Boom:
         pass
     with pytest.raises(TypeError):
-        results.write_json_atomic(target, {"a": Boom()})
+        fileio.write_json_atomic(target, {"a": Boom()})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in target.parent.iterdir()] == ["x.json"]
 
 
 def test_never_built_rows_name_what_they_asked_for_and_sort_in_place():
-    skipped = results.make_raw(
+    skipped = rawresult.make_raw(
         EnvSpec("3.10", ("numba-cuda==0.18.1", "numba==0.61.2"), False),
         packages={}, python="", python_build="",
         skip_reason="no CUDA GPU (simulator off needs one)")
@@ -138,10 +138,10 @@ def test_never_built_rows_name_what_they_asked_for_and_sort_in_place():
         raw.update(python="3.10.13",
                    packages={"numba-cuda": version, "numba": "0.61.2"})
         ran.append((version, raw))
-    rows = results.merge_records([("s", skipped), *ran])
-    assert [results.target_version(r) for r in rows] == [
+    rows = tables.merge_records([("s", skipped), *ran])
+    assert [tables.target_version(r) for r in rows] == [
         "0.10.1", "0.18.1", "0.30.4"]
-    cells = results.table_cells(rows[1])
+    cells = tables.table_cells(rows[1])
     assert cells[:4] == ("3.10", "numba-cuda", "==0.61.2", "==0.18.1")
     assert cells[-2:] == ("skipped", "no CUDA GPU (simulator off needs one)")
 
@@ -155,8 +155,8 @@ def test_raw_file_with_a_wrong_type_is_named_and_left_out(tmp_path, data_dir):
     bad = json.loads((raw / "py3.11-numba-0.60.0-sim1.json").read_text())
     bad["reason"] = 5
     (raw / "bad.json").write_text(json.dumps(bad))
-    with pytest.warns(results.RawResultWarning, match=r"bad\.json.*reason"):
-        rows, records = results.write_tables([raw], tmp_path, "test")
+    with pytest.warns(rawresult.RawResultWarning, match=r"bad\.json.*reason"):
+        rows, records = tables.write_tables([raw], tmp_path, "test")
     assert len(records) == len(list((data_dir / "raw").glob("*.json")))
     for name in ("failure_rates.json", "failure_rates.csv", "failure_rates.md"):
         assert (tmp_path / name).exists()
@@ -173,22 +173,22 @@ def test_schema_catches_what_the_tables_cannot_use(data_dir, field, value,
                                                    words):
     record = json.loads((data_dir / "raw" / "py3.11-numba-0.60.0-sim1.json")
                         .read_text())
-    assert results.validate_raw(record) is None
-    problem = results.validate_raw({**record, field: value})
+    assert rawresult.validate_raw(record) is None
+    problem = rawresult.validate_raw({**record, field: value})
     assert problem and words in problem and "\n" not in problem
 
 
 def test_tables_refuse_to_be_written_from_nothing(tmp_path, data_dir):
     """Where every input is left out, nothing is written over the tables."""
     out = tmp_path / "out"
-    results.write_tables([data_dir / "raw"], out, "first")
+    tables.write_tables([data_dir / "raw"], out, "first")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "a.json").write_text("{not json")
-    with pytest.warns(results.RawResultWarning):
-        with pytest.raises(results.NoUsableResults, match="nothing was written"):
-            results.write_tables([junk], out, "second")
+    with pytest.warns(rawresult.RawResultWarning):
+        with pytest.raises(rawresult.NoUsableResults, match="nothing was written"):
+            tables.write_tables([junk], out, "second")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -197,12 +197,12 @@ def test_rewritten_files_keep_the_usual_mode(tmp_path):
     old = os.umask(0o022)
     try:
         fresh = tmp_path / "fresh.md"
-        results.write_text_atomic(fresh, "a")
+        fileio.write_text_atomic(fresh, "a")
         assert fresh.stat().st_mode & 0o777 == 0o644
         kept = tmp_path / "kept.md"
         kept.write_text("a")
         kept.chmod(0o664)
-        results.write_text_atomic(kept, "b")
+        fileio.write_text_atomic(kept, "b")
         assert kept.stat().st_mode & 0o777 == 0o664
     finally:
         os.umask(old)
@@ -213,8 +213,8 @@ def test_a_row_whose_install_failed_holds_to_the_schema():
     from racematrix.companions import Installation
     from racematrix.provenance import machine_info
     spec = EnvSpec("3.12", ("numba==0.60.0",), True)
-    raw = results.make_raw(
+    raw = rawresult.make_raw(
         spec, packages={}, python="", python_build="", env_error="boom",
         machine=machine_info(), command="nox -s matrix",
         resolution=Installation(problem=("error", "boom")).resolution())
-    assert results.validate_raw(raw) is None
+    assert rawresult.validate_raw(raw) is None

@@ -1,6 +1,6 @@
 import pytest
 
-from racematrix import runner
+from racematrix import errors, install, matrix_session, measure_race, procs
 from racematrix.envspec import EnvSpec
 from racematrix.index import nearest_versions
 
@@ -11,20 +11,20 @@ def install_outputs(data_dir):
 
 def test_no_wheel_is_a_skip_with_the_reason(data_dir):
     no_wheel = install_outputs(data_dir)[0]
-    kind, reason = runner.classify_install_failure(
+    kind, reason = install.classify_install_failure(
         no_wheel, EnvSpec("3.12", ("numba==0.56.4",), True))
     assert (kind, reason) == ("skip", "no wheel of numba==0.56.4 for Python 3.12")
 
 
 def test_unknown_package_is_an_error_naming_it(data_dir):
-    kind, reason = runner.classify_install_failure(
+    kind, reason = install.classify_install_failure(
         install_outputs(data_dir)[2], EnvSpec("3.12", ("nosuchpkgxyz",), True))
     assert kind == "bad-input"
     assert "nosuchpkgxyz is not on the package index" in reason
 
 
 def test_conflicting_pins_are_an_error_with_uvs_cause(data_dir):
-    kind, reason = runner.classify_install_failure(
+    kind, reason = install.classify_install_failure(
         install_outputs(data_dir)[3],
         EnvSpec("3.12", ("numba-cuda==0.0.17", "numba==0.57.1"), True))
     assert kind == "error"
@@ -34,7 +34,7 @@ def test_conflicting_pins_are_an_error_with_uvs_cause(data_dir):
 
 def test_first_error_line_finds_the_real_exception(data_dir):
     lines = (data_dir / "pytest-output-import-error.txt").read_text().splitlines()
-    assert runner.first_error_line(lines) == (
+    assert measure_race.first_error_line(lines) == (
         "AttributeError: module 'numba.cuda.types' has no attribute 'NPDatetime'")
 
 
@@ -43,22 +43,22 @@ def test_first_error_line_finds_the_real_exception(data_dir):
     (["-x", "--count=5", "-k", "trigger"], 5, ["-x", "-k", "trigger"]),
 ])
 def test_split_count(posargs, count, rest):
-    assert runner.split_count(posargs, 1) == (count, rest)
+    assert matrix_session.split_count(posargs, 1) == (count, rest)
 
 
 @pytest.mark.parametrize("posargs", [["--count", "x"], ["--count=0"]])
 def test_split_count_rejects_bad_counts(posargs):
-    with pytest.raises(runner.BadInput, match="--count needs a positive"):
-        runner.split_count(posargs, 1)
+    with pytest.raises(errors.BadInput, match="--count needs a positive"):
+        matrix_session.split_count(posargs, 1)
 
 
 def test_session_command_names_the_overrides():
-    command = runner.session_command(
+    command = matrix_session.session_command(
         "matrix-3.11(numba==0.60.0, sim1)", ["--count", "5"],
         {"MATRIX_SPECS": "numba==0.60.0", "PATH": "/bin"})
     assert command == ("MATRIX_SPECS=numba==0.60.0 nox -s "
                        "'matrix-3.11(numba==0.60.0, sim1)' -- --count 5")
-    assert runner.session_command("bisect", ["--with", "numba==0.61.2 x<13"],
+    assert matrix_session.session_command("bisect", ["--with", "numba==0.61.2 x<13"],
                                   {}) == "nox -s bisect -- --with 'numba==0.61.2 x<13'"
 
 
@@ -66,10 +66,10 @@ def test_session_command_names_the_overrides():
 def test_pips_wording_is_told_apart_with_the_index(data_dir):
     no_wheel, unknown, _ = (data_dir / "pip-install-failures.txt").read_text() \
         .split("=====\n")
-    assert runner.classify_install_failure(
+    assert install.classify_install_failure(
         no_wheel, EnvSpec("3.12", ("numba==0.56.4",), True)) == (
         "skip", "no wheel of numba==0.56.4 for Python 3.12")
-    kind, reason = runner.classify_install_failure(
+    kind, reason = install.classify_install_failure(
         unknown, EnvSpec("3.12", ("numba==0.60.9",), True))
     assert kind == "bad-input"
     assert reason.startswith("numba==0.60.9 is not on the package index; "
@@ -78,7 +78,7 @@ def test_pips_wording_is_told_apart_with_the_index(data_dir):
 
 def test_environment_of_runs_caches_bytecode(monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
-    environ = runner.venv_environ(tmp_path / "bin", {"NUMBA_ENABLE_CUDASIM": "1"})
+    environ = procs.venv_environ(tmp_path / "bin", {"NUMBA_ENABLE_CUDASIM": "1"})
     assert "PYTHONDONTWRITEBYTECODE" not in environ
     assert environ["PATH"].startswith(str(tmp_path / "bin"))
     assert environ["VIRTUAL_ENV"] == str(tmp_path)
@@ -94,7 +94,7 @@ def test_usage_errors_are_one_line_in_pytests_words(data_dir, name, code,
                                                     words):
     """Real output of the MWE's pytest given bad arguments."""
     tail = (data_dir / name).read_text().splitlines()
-    line = runner.usage_error(runner.MweRun(code, tail, 0.1, None, None))
+    line = measure_race.usage_error(measure_race.MweRun(code, tail, 0.1, None, None))
     assert "\n" not in line
     for word in words:
         assert word in line
@@ -102,12 +102,12 @@ def test_usage_errors_are_one_line_in_pytests_words(data_dir, name, code,
 
 def test_a_run_that_ran_is_no_usage_error(data_dir):
     tail = (data_dir / "pytest-output-import-error.txt").read_text().splitlines()
-    assert runner.usage_error(runner.MweRun(1, tail, 1.0, None, None)) is None
+    assert measure_race.usage_error(measure_race.MweRun(1, tail, 1.0, None, None)) is None
 
 
 def test_count_without_a_value_is_one_line():
-    with pytest.raises(runner.BadInput, match="--count needs a value"):
-        runner.split_count(["-x", "--count"], 1)
+    with pytest.raises(errors.BadInput, match="--count needs a value"):
+        matrix_session.split_count(["-x", "--count"], 1)
 
 
 class Environment:
@@ -154,7 +154,7 @@ def test_interrupt_ends_the_child_and_its_threads(tmp_path):
     started = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):
-            runner.run_streaming(Environment(), [sys.executable, "-c", child],
+            procs.run_streaming(Environment(), [sys.executable, "-c", child],
                                  {}, echo=False)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import results, timing
-from racematrix.bisect import probe_limit
+from racematrix import bisect_files, measure_launch, stats, tables, timing
 from racematrix.envspec import ConfigError
-from racematrix.timing import (TimeProbe, TimeRule, bisect_on_time, classify,
-                               compare_ends, mann_whitney_greater,
-                               summarize_launches, u_distribution)
+from racematrix.measure_launch import summarize_launches
+from racematrix.search import probe_limit
+from racematrix.stats import mann_whitney_greater
+from racematrix.time_search import (TimeProbe, TimeRule, bisect_on_time,
+                                    classify, compare_ends, slower)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def sides(measured):
 
 def load_workload():
     spec = importlib.util.spec_from_file_location(
-        "launch_time", timing.WORKLOAD)
+        "launch_time", measure_launch.WORKLOAD)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -86,18 +87,18 @@ def test_summary_of_no_and_one_launch():
 
 def test_format_names_past_limit_launches():
     record = {**summarize_launches([0.5, 20.0], 20.0), "limit": 20.0}
-    assert "1 of 2 past 20 s" in results.format_launch(record)
-    assert results.format_launch({"n": 0}) == "–"
+    assert "1 of 2 past 20 s" in tables.format_launch(record)
+    assert tables.format_launch({"n": 0}) == "–"
 
 
 def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
     lines = (data_dir_module / "launch_time" /
              "workload-output.txt").read_text().splitlines()
-    record = timing.parse_workload_output(lines)
+    record = measure_launch.parse_workload_output(lines)
     assert record["n"] == len(record["samples"])
     assert set(record) >= {"n", "median", "p95", "max", "past_limit", "limit",
                            "budget", "workload", "samples"}
-    assert timing.parse_workload_output(["Traceback", "x"]) is None
+    assert measure_launch.parse_workload_output(["Traceback", "x"]) is None
 
 
 # --- The rank test ---
@@ -111,27 +112,15 @@ def test_exact_p_value_of_complete_separation_is_one_ordering_in_all():
     assert p_other == 1.0
 
 
-@pytest.mark.parametrize("m, n", [(1, 1), (3, 4), (8, 8), (12, 5)])
-def test_u_distribution_counts_every_ordering_symmetrically(m, n):
-    counts = u_distribution(m, n)
-    assert len(counts) == m * n + 1
-    assert sum(counts) == math.comb(m + n, m)
-    assert counts == counts[::-1]
-    assert min(counts) >= 0
-
-
 def test_rank_test_agrees_with_scipy_on_real_samples(sides):
-    stats = pytest.importorskip("scipy.stats")
+    scipy_stats = pytest.importorskip("scipy.stats")
     (with_race, *_), (without, *_) = sides
     for x, y in [(without["samples"][:8], with_race["samples"][:8]),
                  (with_race["samples"][:8], without["samples"][:8]),
                  (without["samples"], with_race["samples"]),
                  (with_race["samples"][:20], with_race["samples"][20:])]:
         u, p = mann_whitney_greater(x, y)
-        method = "exact" if len(set(x) | set(y)) == len(x) + len(y) and \
-            len(x) * len(y) <= timing.EXACT_LIMIT else "asymptotic"
-        expected = stats.mannwhitneyu(x, y, alternative="greater",
-                                      method=method)
+        expected = scipy_stats.mannwhitneyu(x, y, alternative="greater")
         assert u == pytest.approx(expected.statistic)
         assert p == pytest.approx(expected.pvalue, rel=1e-9)
 
@@ -305,12 +294,13 @@ def test_workload_times_launches_and_records_those_past_the_limit(
     from conftest import BUGGY, FIXED
 
     from racematrix.envspec import EnvSpec
-    from racematrix.runner import ProbeEnvironment, install
+    from racematrix.install import install
+    from racematrix.venv import ProbeEnvironment
     env = ProbeEnvironment(tmp_path / "env", e2e_python, lambda text: None)
     env.create()
     assert install(env, EnvSpec(e2e_python, (BUGGY,), True)) is None
 
-    record = timing.run_launch_time(env, True, launches=3, limit=30.0,
+    record = measure_launch.run_launch_time(env, True, launches=3, limit=30.0,
                                     budget=90.0)
     assert record["n"] == 3 and record["past_limit"] == 0
     assert 0 < record["median"] < 30.0
@@ -323,7 +313,7 @@ def test_workload_times_launches_and_records_those_past_the_limit(
     fixed.create()
     assert install(fixed, EnvSpec(e2e_python, (FIXED,), True)) is None
     stacks = tmp_path / "stack.txt"
-    record = timing.run_launch_time(
+    record = measure_launch.run_launch_time(
         fixed, True, launches=2, limit=1.0, budget=60.0, stack_file=stacks,
         workload_args=("--device-calls", "1000000"))
     assert record["n"] == 2 and record["past_limit"] == 2
@@ -332,28 +322,28 @@ def test_workload_times_launches_and_records_those_past_the_limit(
     assert record["race_errors"] == 0
     assert "Timeout" in stacks.read_text()
 
-    record = timing.run_launch_time(env, False, launches=1, limit=5.0,
+    record = measure_launch.run_launch_time(env, False, launches=1, limit=5.0,
                                     budget=20.0)
     assert record["n"] == 0 and "no CUDA GPU" in record["error"]
 
 
 def test_fisher_tail_of_a_complete_split():
     # 5 stalls in 5 launches against none in 5: 1 of C(10, 5) tables.
-    assert timing.fisher_greater(5, 5, 0, 5) == pytest.approx(1 / 252)
-    assert timing.fisher_greater(0, 5, 5, 5) == 1.0
-    assert timing.fisher_greater(0, 8, 0, 8) == 1.0
+    assert stats.fisher_greater(5, 5, 0, 5) == pytest.approx(1 / 252)
+    assert stats.fisher_greater(0, 5, 5, 5) == 1.0
+    assert stats.fisher_greater(0, 8, 0, 8) == 1.0
 
 
 @pytest.mark.parametrize("table", [(5, 20, 0, 20), (3, 8, 1, 16),
                                    (10, 40, 2, 40), (0, 10, 3, 10)])
-def test_fisher_agrees_with_scipy(table):
-    stats = pytest.importorskip("scipy.stats")
+def test_fisher_is_the_hypergeometric_tail(table):
+    # The closed form: P(X >= hits), X hypergeometric with the margins seen.
     hits, n, other_hits, other_n = table
-    expected = stats.fisher_exact([[hits, n - hits],
-                                   [other_hits, other_n - other_hits]],
-                                  alternative="greater")
-    assert timing.fisher_greater(*table) == pytest.approx(expected.pvalue,
-                                                          rel=1e-9)
+    total = hits + other_hits
+    tail = sum(math.comb(n, k) * math.comb(other_n, total - k)
+               for k in range(hits, min(n, total) + 1))
+    assert stats.fisher_greater(*table) == pytest.approx(
+        tail / math.comb(n + other_n, total), rel=1e-9)
 
 
 def test_stalls_show_a_fixed_release_whose_bulk_did_not_move(data_dir_module):
@@ -364,10 +354,10 @@ def test_stalls_show_a_fixed_release_whose_bulk_did_not_move(data_dir_module):
     records = {entry["packages"].get("numba-cuda"): entry["launch_seconds"]
                for entry in data["entries"]}
     before, after = records["0.24.0"]["samples"], records["0.26.0"]["samples"]
-    p = timing.slower(after, before, TimeRule().stall_factor *
-                      timing.quantile(before, 0.5))
+    p = slower(after, before, TimeRule().stall_factor *
+                      stats.quantile(before, 0.5))
     assert p["stalls"] < p["rank"]
-    assert timing.slower(before, after, 3 * timing.quantile(after, 0.5))[
+    assert slower(before, after, 3 * stats.quantile(after, 0.5))[
         "stalls"] == 1.0
 
 
@@ -390,7 +380,7 @@ def test_time_bisect_markdown_states_the_rule_and_each_probe(sides):
             "with": [], "seconds": 1.0, **result.to_json(),
             "provenance": {"command": "nox -s bisect", "finished": "now",
                            "machine": {"os": "Linux", "cores": 2}}}
-    text = timing.render_time_bisect(data)
+    text = bisect_files.render_time_bisect(data)
     assert result.summary in text
     assert TimeRule().describe() in text
     for probe in result.tested:

@@ -1,210 +1,21 @@
-"""Raw per-environment results and the failure-rate tables merged from them.
-
-Data flows one way: each environment writes ``results/raw/<env>.json``;
-the tables (``failure_rates.md``/``.csv``/``.json``) are regenerated from
-every raw file there, and never edited.
-"""
-import contextlib
+"""The failure-rate tables (``failure_rates.md``/``.csv``/``.json``),
+merged from every raw result and never edited: one row per environment and
+machine."""
 import csv
 import io
 import json
-import os
-import tempfile
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .fileio import write_json_atomic, write_text_atomic
+from .markdown import table
+from .rawresult import (NoUsableResults, RawResultWarning, decide_verdict,
+                        load_raw_dirs, machine_label)
 from .stats import wilson_interval
-
-SCHEMA = 1
-VERDICTS = ("reproduced", "not-reproduced", "error", "skipped")
-
-
-class RawResultWarning(UserWarning):
-    """A raw result file was left out of the tables."""
-
-
-class NoUsableResults(ValueError):
-    """Every input was left out (or there was none): writing tables from
-    nothing would replace good ones with empty ones."""
-
-
-def now_iso():
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def decide_verdict(counts, env_error=None, skip_reason=None):
-    """The verdict and its reason for one environment.
-
-    One target failure is enough for "reproduced": the race's signature
-    cannot appear without the race. Anything else that went wrong without a
-    target failure makes the environment an "error", never a pass.
-    """
-    runs = counts["target"] + counts["other"] + counts["hang"] + counts["pass"]
-    if skip_reason:
-        return "skipped", skip_reason
-    if env_error:
-        return "error", env_error
-    if counts["target"]:
-        return "reproduced", (f"{counts['target']} of {runs} test runs failed "
-                              f"with the race's AttributeError")
-    if counts["hang"]:
-        return "error", (f"no race failure, but {counts['hang']} of {runs} "
-                         f"test runs hung (past the timeout)")
-    if counts["other"]:
-        return "error", (f"{counts['other']} of {runs} test runs failed with "
-                         f"another error")
-    if runs == 0:
-        if counts["skip"]:
-            return "skipped", "every test was skipped"
-        return "error", "no test ran"
-    return "not-reproduced", f"0 of {runs} test runs failed"
-
-
-def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
-             env_error=None, skip_reason=None, seconds=0.0, settings=None,
-             concurrency=1, machine=None, command="", started=None,
-             pytest_seconds=0.0, resolution=None, launch_seconds=None):
-    """The raw record of one environment's run: ``resolution`` says how
-    the environment was installed, ``launch_seconds`` what its launches
-    cost (both where measured)."""
-    counts = counts or {"target": 0, "other": 0, "hang": 0, "pass": 0,
-                        "skip": 0}
-    verdict, reason = decide_verdict(counts, env_error, skip_reason)
-    runs = counts["target"] + counts["other"] + counts["hang"] + counts["pass"]
-    return {
-        "schema": SCHEMA,
-        "env": spec.env_id,
-        "suite": spec.suite,
-        "spec": {"python": spec.python, "requirements": list(spec.requirements),
-                 "sim": spec.sim},
-        "target": spec.target,
-        "python": python,
-        "python_build": python_build,
-        "sim": spec.sim,
-        "packages": packages,
-        "settings": settings or {},
-        "runs": runs,
-        "failures": counts["target"],
-        "other_errors": counts["other"],
-        "hangs": counts["hang"],
-        "skips": counts["skip"],
-        "verdict": verdict,
-        "reason": reason,
-        "seconds": round(seconds, 2),
-        "pytest_seconds": pytest_seconds,
-        "concurrency": concurrency,
-        "summary": summary or {},
-        "machine": machine or {},
-        "command": command,
-        "started": started or now_iso(),
-        "finished": now_iso(),
-        **({"resolution": resolution} if resolution else {}),
-        **({"launch_seconds": launch_seconds} if launch_seconds else {}),
-    }
-
-
-def write_json_atomic(path, data):
-    """Write JSON so that a reader (or a kill mid-write) never sees half a
-    file: write a temporary file beside it, then rename."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def write_text_atomic(path, text):
-    """Replace ``path`` in one step. The new file gets the mode the old one
-    had, or the usual mode for new files under the current umask (a
-    temporary file alone would be 0600)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o666 & ~current_umask()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def current_umask():
-    """The process's umask, read without changing it where Linux allows."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def results_lock(results_dir):
-    """Serialise writers of one results folder (parallel sessions)."""
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    with open(results_dir / ".lock", "w") as lock:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no simulator matrix there anyway
-            yield
-            return
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def validate_raw(data):
-    """Return the problem with a raw record in one line, or None if it is
-    usable: checked against ``schemas/raw.schema.json``, the file that every
-    writer of raw results (other machines, CI jobs) is held to, then for
-    counts that cannot add up."""
-    from .validation import problem
-    wrong = problem(data, "raw", "record")
-    if wrong:
-        return wrong
-    if data["failures"] > data["runs"]:
-        return (f"failures ({data['failures']}) exceed runs ({data['runs']})")
-    return None
-
-
-def load_raw_dirs(dirs):
-    """Every usable raw record under ``dirs`` (folders or files). Unreadable
-    or malformed files are named in a warning and left out."""
-    records = []
-    for source in dirs:
-        source = Path(source)
-        files = sorted(source.rglob("*.json")) if source.is_dir() else [source]
-        for path in files:
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, ValueError) as error:
-                warnings.warn(f"left out {path}: not readable JSON ({error})",
-                              RawResultWarning, stacklevel=2)
-                continue
-            problem = validate_raw(data)
-            if problem:
-                warnings.warn(f"left out {path}: {problem}", RawResultWarning,
-                              stacklevel=2)
-                continue
-            records.append((path, data))
-    return records
-
-
-def machine_label(record):
-    machine = record.get("machine") or {}
-    return machine.get("label") or machine.get("hostname") or "unknown"
 
 
 def merge_records(records, pool=False):
@@ -365,6 +176,22 @@ def target_version(row):
     return package_version(row, row["target"]) or "?"
 
 
+def version_or_zero(text):
+    try:
+        return Version(text)
+    except (InvalidVersion, TypeError):
+        return Version("0")
+
+
+def column_key(row):
+    return (row["target"], version_or_zero(target_version(row)))
+
+
+def python_minor(row):
+    text = row["python"] or row["env"].split("-")[0][2:]
+    return ".".join(text.split(".")[:2])
+
+
 def format_rate(row):
     if row["failure_rate"] is None:
         return "–"
@@ -433,11 +260,7 @@ def render_markdown(rows, provenance, columns=TABLE_COLUMNS, cells=table_cells):
              "that failed any other way or hung. The interval is Wilson's. "
              "A version written `==X` is what an environment that was never "
              "built asked for.", "",
-             "| " + " | ".join(columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(
-            cell.replace("|", "\\|") for cell in cells(row)) + " |")
+             *table(columns, (cells(row) for row in rows))]
     return "\n".join(lines) + "\n"
 
 

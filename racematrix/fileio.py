@@ -1,0 +1,64 @@
+"""Files that readers never see half-written, and the lock that serialises
+the writers of one results folder (parallel sessions)."""
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_json_atomic(path, data):
+    """Write JSON so that a reader (or a kill mid-write) never sees half a
+    file: write a temporary file beside it, then rename."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path, text):
+    """Replace ``path`` in one step. The new file gets the mode the old one
+    had, or the usual mode for new files under the current umask (a
+    temporary file alone would be 0600)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o666 & ~current_umask()
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def current_umask():
+    """The process's umask, read without changing it where Linux allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def results_lock(results_dir):
+    """Serialise writers of one results folder (parallel sessions)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with open(results_dir / ".lock", "w") as lock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no simulator matrix there anyway
+            yield
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

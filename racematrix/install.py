@@ -1,0 +1,173 @@
+"""Installing a release into an environment: the companion ladder
+(``companions``) with this project's smoke launch and test tools, or pip
+where uv is missing; a failure is classified as a skip, the user's bad
+input, or an environment error."""
+import re
+import shutil
+import subprocess
+
+from packaging.version import Version
+
+from .companions import Installation, Ladder
+from .index import IndexLookupError, list_releases, nearest_versions
+from .procs import venv_environ
+from .suites import MWE_SUITE, RUNNER_TOOLS, TEST_TOOLS
+from .venv import venv_python
+
+
+def install(session, spec, timeout=900):
+    """Install the spec and the test tools, wheels only. Returns None on
+    success, else (kind, reason): "skip" (no wheel for this Python, or a
+    yanked release), "bad-input" (no such release or package) or "error".
+    ``install_resolved`` says how."""
+    return install_resolved(session, spec, timeout=timeout).problem
+
+
+def install_resolved(session, spec, log=None, timeout=900, every_way=False,
+                     suite=None):
+    """Install the spec by the first way of the companion ladder that
+    installs, imports and passes a smoke launch (see
+    ``racematrix.companions``); returns the ``Installation``, whose
+    ``resolution()`` goes into the raw result."""
+    if shutil.which("uv") is None:
+        return Installation(problem=install_with_pip(session, spec, timeout),
+                            way="as-asked",
+                            requirements=[*spec.requirements, *TEST_TOOLS])
+    suite = suite or MWE_SUITE
+    # A suite's own smoke code replaces our launch; the code under test
+    # must still come from numba-cuda where the spec names it.
+    provider = spec.target if suite.smoke is None or \
+        spec.target == "numba-cuda" else None
+    tools = tuple(dict.fromkeys([*RUNNER_TOOLS, *suite.requirements]))
+    ladder = Ladder(venv_python(session), tools=tools,
+                    classify=lambda output: classify_install_failure(output, spec),
+                    smoke=suite_smoke(suite.smoke) if suite.smoke else
+                    SMOKE_LAUNCH, module=MODULE_UNDER_TEST,
+                    provider=provider,
+                    sim_environ=venv_environ(session.bin,
+                                             {"NUMBA_ENABLE_CUDASIM": "1"}),
+                    log=log or session.log, timeout=timeout)
+    return ladder.install(spec.requirements, every_way=every_way)
+
+
+def install_with_pip(session, spec, timeout=900):
+    """The spec as asked, with pip, where uv is not available."""
+    command = [venv_python(session), "-m", "pip", "install",
+               "--only-binary=:all:", "--disable-pip-version-check",
+               *spec.requirements, *TEST_TOOLS]
+    session.log(" ".join(command))
+    done = subprocess.run(command, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode == 0:
+        return None
+    return classify_install_failure(done.stdout + done.stderr, spec)
+
+
+def classify_install_failure(output, spec):
+    """Why an install failed: ("skip", reason) when the index has no wheel
+    for this Python; ("bad-input", reason) when the spec names a version or
+    package the index does not have; ("error", reason) otherwise."""
+    no_wheel = re.search(
+        r"([\w.-]+==[\w.]+) has no (?:usable wheels|wheels with a matching "
+        r"Python)", output)
+    if no_wheel:
+        return "skip", (f"no wheel of {no_wheel.group(1)} for Python "
+                        f"{spec.python}")
+    python_bound = re.search(
+        r"([\w.-]+==[\w.]+) depends on Python([<>=!~][^ ,]*(?:,[<>=!~][^ ,]*)*)",
+        output)
+    if python_bound:
+        return "skip", (f"{python_bound.group(1)} needs Python"
+                        f"{python_bound.group(2)}, not {spec.python}")
+    pip_missing = re.search(
+        r"No matching distribution found for ([\w.-]+)==([\w.]+)", output)
+    if pip_missing:
+        # pip says the same whether the release lacks a wheel for this
+        # Python or does not exist: ask the index which it is.
+        name, version = pip_missing.groups()
+        try:
+            known = Version(version) in list_releases(name)
+        except IndexLookupError:
+            known = False
+        if known:
+            return "skip", f"no wheel of {name}=={version} for Python {spec.python}"
+        return "bad-input", unknown_version_message(name, version)
+    missing = re.search(r"there is no version of ([\w.-]+)==([\w.]+)", output)
+    if missing:
+        return "bad-input", unknown_version_message(missing.group(1),
+                                                    missing.group(2))
+    unknown = re.search(r"([\w.-]+) was not found in the package registry",
+                        output)
+    if unknown:
+        return "bad-input", (f"{unknown.group(1)} is not on the package "
+                             f"index; check the name in the spec")
+    cause = re.search(r"(?:cause|error|ERROR): (.*(?:\n +\S.*)*)", output)
+    text = " ".join((cause.group(1) if cause else output.strip()).split())
+    return "error", f"install failed: {text[:400]}"
+
+
+# The module whose code is under test, and a smoke launch of it: one
+# simulated thread (no race possible) calling cuda.local.array inside a
+# device function. It prints a JSON line once the module is imported and
+# another once the launch has returned (read by companions.parse_smoke).
+MODULE_UNDER_TEST = "numba.cuda"
+
+
+SMOKE_LAUNCH = r"""
+import importlib, json, sys
+from importlib import metadata
+from pathlib import Path
+module = importlib.import_module(sys.argv[1])
+path = Path(module.__file__).resolve()
+# The deepest sys.path entry holding it: a project folder on PYTHONPATH
+# may hold the environment too.
+roots = [Path(entry).resolve() for entry in sys.path
+         if entry and Path(entry).is_dir()]
+roots = [root for root in roots if path.is_relative_to(root)]
+top = path.relative_to(max(roots, key=lambda r: len(r.parts))).parts[0] \
+    if roots else None
+owners = metadata.packages_distributions().get(top, [])
+print(json.dumps({"stage": "imported", "implementation": {
+    "module": sys.argv[1], "distribution": owners[0] if owners else None,
+    "path": str(path.parent)}}), flush=True)
+import numpy as np
+from numba import cuda, float64
+
+@cuda.jit(device=True)
+def scratch_sum(i):
+    tmp = cuda.local.array(2, float64)
+    tmp[0] = i
+    tmp[1] = 1.0
+    return tmp[0] + tmp[1]
+
+@cuda.jit
+def kernel(out):
+    out[0] = scratch_sum(0)
+
+out = np.zeros(1)
+kernel[1, 1](out)
+assert out[0] == 1.0, out
+print(json.dumps({"stage": "launched"}), flush=True)
+"""
+
+
+def suite_smoke(code):
+    """A suite's smoke code in the shape the ladder reads: where the module
+    under test comes from (if it imports at all), then the suite's code."""
+    head = SMOKE_LAUNCH.split("import numpy as np", 1)[0]
+    return ("import importlib, json, sys\n"
+            "try:\n" + "\n".join("    " + line for line in
+                                 head.strip().splitlines()) +
+            "\nexcept ImportError:\n"
+            "    print(json.dumps({'stage': 'imported', 'implementation': "
+            "{'module': sys.argv[1], 'distribution': None, 'path': None}}))\n"
+            + code + "\nprint(json.dumps({'stage': 'launched'}), flush=True)\n")
+
+
+def unknown_version_message(name, version):
+    try:
+        near = nearest_versions(version, list_releases(name))
+    except IndexLookupError:
+        near = []
+    hint = f"; nearest on the index: {', '.join(near)}" if near else ""
+    return f"{name}=={version} is not on the package index{hint}"

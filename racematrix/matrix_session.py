@@ -1,0 +1,119 @@
+"""The driver of ``nox -s matrix``: one environment built, measured and
+recorded per session, and the tables and report written once per run,
+after the environments.
+
+Each session builds its environment (``install``), hands it to the
+measurements (the suite, then launch time for the MWE), records the raw
+result (``recording``) and returns it. The process that ran the sessions
+(nox itself, or nox's parent process under ``-j``) calls
+``write_report_if_stale`` when it exits: the report is written once, after
+the last session.
+"""
+import argparse
+import importlib.util
+import os
+import shlex
+import time
+
+from . import measure_launch, measure_race
+from .errors import BadInput
+from .fileio import results_lock
+from .install import install_resolved
+from .measurement import Built, run_all
+from .provenance import gpu_name, machine_info, now_iso
+from .rawresult import make_raw
+from .recording import (mark_tables_fresh, record, running_marker,
+                        tables_stale)
+from .report import build_report
+from .suites import MWE_SUITE
+from .venv import read_environment
+
+
+def run_environment(session, spec, *, count, timeout, results_dir,
+                    pytest_args=(), command="", suite=MWE_SUITE,
+                    launch_time=None):
+    """Build one environment, run the measurements in it, and record the
+    raw result. ``launch_time`` (keyword arguments of
+    ``measure_launch.LaunchTime``, or None for none) adds the launch-time
+    workload after the suite. Returns the raw record."""
+    started_at = now_iso()
+    clock = time.monotonic()
+    base = dict(machine=machine_info(), command=command, started=started_at)
+    nothing = dict(packages={}, python="", python_build="")
+
+    def finish(**fields):
+        raw = make_raw(spec, seconds=time.monotonic() - clock,
+                       **{**base, **fields})
+        record(raw, results_dir)
+        return raw
+
+    if not spec.sim and not gpu_name():
+        return finish(skip_reason="no CUDA GPU (simulator off needs one)",
+                      **nothing)
+    installation = install_resolved(session, spec, suite=suite)
+    base["resolution"] = installation.resolution()
+    problem = installation.problem
+    if problem:
+        kind, reason = problem
+        if kind == "bad-input":  # not a measurement: no row for it
+            raise BadInput(reason)
+        if kind == "skip":
+            return finish(skip_reason=reason, **nothing)
+        return finish(env_error=reason, **nothing)
+    environment = read_environment(session)
+    measurements = [measure_race.RaceSuite(count, timeout, pytest_args)]
+    if launch_time is not None:
+        measurements.append(measure_launch.LaunchTime(**launch_time))
+    with running_marker(results_dir, spec.env_id) as running:
+        fields = run_all(measurements, Built(
+            session, spec, suite, keep_dir=results_dir, log=session.log,
+            environment=environment, running=running))
+    return finish(**{**environment, **fields})
+
+
+def write_report_if_stale(results_dir, command="nox -s matrix"):
+    """Tables, REPORT.md and the pictures, when a session of this run (or
+    of one killed before it could) recorded a raw file since they were last
+    written. Returns whether it wrote them."""
+    results_dir = os.fspath(results_dir)
+    with results_lock(results_dir):
+        if not tables_stale(results_dir):
+            return False
+        # nox's own environment has matplotlib; elsewhere `nox -s report`
+        # draws the pictures.
+        build_report([f"{results_dir}/raw"], results_dir,
+                     f"{results_dir}/bisect", command,
+                     plot=importlib.util.find_spec("matplotlib") is not None)
+        mark_tables_fresh(results_dir)
+    return True
+
+
+def session_command(session_name, posargs, environ=os.environ):
+    """The command that reruns one session, with the MATRIX_* variables
+    that shaped it, for provenance."""
+    variables = " ".join(f"{name}={shlex.quote(environ[name])}" for name in
+                         ("MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM")
+                         if name in environ)
+    command = f"nox -s {shlex.quote(session_name)}"
+    if posargs:
+        command += " -- " + shlex.join(posargs)
+    return f"{variables} {command}".strip()
+
+
+def split_count(posargs, default):
+    """pytest arguments for a run, with ``--count`` taken out (the runner
+    passes it, and needs it to read test names)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--count", nargs="?", action="append")
+    args, rest = parser.parse_known_args(list(posargs))
+    given = args.count or [str(default)]
+    if len(given) > 1:
+        raise BadInput(f"--count given {len(given)} times "
+                       f"({', '.join(map(str, given))}): give it once")
+    if given[0] is None:
+        raise BadInput("--count needs a value: a positive whole number, "
+                       "e.g. `-- --count 20`")
+    value = given[0]
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"--count needs a positive whole number, got {value!r}")
+    return int(value), rest

@@ -1,0 +1,137 @@
+"""The race suite as a measurement: a suite's pytest tests (the MWE, or a
+client's) under pytest-repeat in a built environment, its JUnit XML read
+into outcome counts, per-test counts and evidence."""
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import outcomes
+from .errors import BadInput
+from .procs import run_streaming
+from .suites import MWE, MWE_SUITE
+from .suite_evidence import suite_evidence
+
+
+def pytest_command(count, timeout, junit_path, pytest_args, path=MWE):
+    return ["python", "-m", "pytest", str(path), "-p", "no:cacheprovider",
+            "--count", str(count), f"--timeout={timeout}",
+            f"--junitxml={junit_path}",
+            "-q", "-rN", "--tb=line", *pytest_args]
+
+
+@dataclass
+class MweRun:
+    """One pytest run of the MWE: its exit code, last output lines, wall
+    time, and what its JUnit XML says (None for both without a report)."""
+    returncode: int
+    tail: list
+    seconds: float
+    suite: dict | None
+    runs: list | None
+    evidence: dict | None = None
+
+    def no_report_reason(self):
+        return (f"pytest exited {self.returncode} without a report: "
+                f"{first_error_line(self.tail)}")
+
+
+def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True,
+            suite=MWE_SUITE):
+    """Run a suite (the MWE unless told) once in ``env`` (a nox Session or
+    a ProbeEnvironment), from a scratch folder: what its code writes to
+    the working folder (CuBIE generates code there) goes with it."""
+    with tempfile.TemporaryDirectory() as scratch:
+        junit = Path(scratch) / "junit.xml"
+        started = time.monotonic()
+        returncode, tail = run_streaming(
+            env, pytest_command(count, timeout, junit, pytest_args,
+                                suite.path),
+            {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, cwd=scratch)
+        seconds = time.monotonic() - started
+        name = suite.name
+        try:
+            suite, runs = outcomes.parse_junit(junit, suite.signature)
+            evidence = None if name == MWE_SUITE.name else \
+                suite_evidence(runs, junit)
+        except outcomes.JUnitError:
+            suite, runs, evidence = None, None, None
+    return MweRun(returncode, tail, seconds, suite, runs, evidence)
+
+
+# pytest's exit codes for "your arguments are wrong" and "nothing to run".
+PYTEST_USAGE_ERROR = 4
+
+
+PYTEST_NO_TESTS = 5
+
+
+def usage_error(run):
+    """One line for a pytest run that rejected its arguments or collected
+    nothing, in pytest's own words; None for a run that ran."""
+    if run.returncode == PYTEST_USAGE_ERROR:
+        line = next((line.strip() for line in reversed(run.tail)
+                     if re.search(r"\berror:", line)), None)
+        line = line or first_error_line(run.tail)
+        return (f"pytest rejected the arguments after `--`: "
+                f"{line.removeprefix('ERROR: ')} (see `pytest --help` in "
+                f"mwe/, or README.md: Options)")
+    if run.returncode == PYTEST_NO_TESTS:
+        selected = next((line.strip() for line in run.tail
+                         if "deselected" in line or "collected" in line),
+                        "no tests ran")
+        return (f"pytest ran no test ({selected}): check -k/-m and the "
+                f"test names after `--`")
+    return None
+
+
+def first_error_line(lines):
+    """The line that names the error in pytest's output: an exception line
+    of a traceback (``E   ...Error: ...``) first, else the last line."""
+    for pattern in (r"^E\s+[\w.]*(Error|Exception)\b", r"^[\w.]*(Error|Exception)\b"):
+        for line in lines:
+            if re.match(pattern, line.strip()):
+                return line.strip().removeprefix("E ").strip()[:300]
+    return (lines[-1].strip() if lines else "no output")[:300]
+
+
+class RaceSuite:
+    """``count`` runs of every test of the built environment's suite
+    (pytest-repeat), ``timeout`` seconds each before a run counts as hung;
+    ``pytest_args`` are the user's. Returns the raw fields ``counts``,
+    ``summary``, ``settings``, ``pytest_seconds`` and ``concurrency``, or
+    ``env_error`` where pytest wrote no report. Arguments pytest rejects
+    raise ``BadInput``: they are the user's, not the environment's.
+    ``last_run`` keeps the run itself for callers that need more (the
+    bisect reads its size)."""
+    name = "race"
+
+    def __init__(self, count, timeout, pytest_args=(), echo=True):
+        self.count = count
+        self.timeout = timeout
+        self.pytest_args = tuple(pytest_args)
+        self.echo = echo
+        self.last_run = None
+
+    def measure(self, built):
+        concurrency = built.running()
+        run = run_mwe(built.venv, built.spec.sim, self.count, self.timeout,
+                      [*built.suite.pytest_args, *self.pytest_args],
+                      echo=self.echo, suite=built.suite)
+        self.last_run = run
+        concurrency = max(concurrency, built.running())
+        usage = usage_error(run)
+        if usage:
+            raise BadInput(usage)
+        fields = {"pytest_seconds": round(run.seconds, 2),
+                  "concurrency": concurrency}
+        if run.runs is None:
+            return {**fields, "env_error": run.no_report_reason()}
+        summary = outcomes.summarize(run.runs, self.count)
+        summary.update(run.evidence or {})
+        packages = built.environment.get("packages", {})
+        settings = {key: value for key, value in run.suite.items()
+                    if key not in packages}
+        return {**fields, "counts": summary.pop("counts"),
+                "summary": summary, "settings": settings}

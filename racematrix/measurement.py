@@ -1,0 +1,55 @@
+"""The measurement interface. A measurement is handed a built environment
+and returns its part of the raw result; it never writes the raw file, the
+tables or the report (the session driver above it does).
+
+The race suite (``measure_race``), the launch-time workload
+(``measure_launch``) and a client suite (the race suite with the client's
+folder) are measurements; the matrix, the bisects and the MWE's figures run
+them. A new metric is one module with a class like theirs, plus the schema
+of its raw field, ``schemas/raw-fields/<field>.schema.json``, which
+``rawresult.validate_raw`` checks wherever the field appears.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from .envspec import EnvSpec
+from .suites import MWE_SUITE, Suite
+
+
+@dataclass
+class Built:
+    """An environment that is installed and ready to measure in.
+
+    ``venv`` is a nox Session or a ``venv.ProbeEnvironment`` (both have
+    ``bin`` and ``log``); ``keep_dir`` is where evidence files that the raw
+    result names (a launch's stacks) are kept, None to keep none."""
+    venv: object
+    spec: EnvSpec
+    suite: Suite = MWE_SUITE
+    keep_dir: Path | None = None
+    log: Callable = field(default=print)
+    # What ``venv.read_environment`` found: Python and every package.
+    environment: dict = field(default_factory=dict)
+    # How many matrix sessions run right now (load changes a race's rate).
+    running: Callable[[], int] = field(default=lambda: 1)
+
+
+class Measurement(Protocol):
+    """``measure(built)`` returns raw-result fields, e.g.
+    ``{"launch_seconds": {...}}``."""
+    name: str
+
+    def measure(self, built: Built) -> dict: ...
+
+
+def run_all(measurements, built):
+    """Run the measurements in order and merge their fields; one that
+    finds no test report (``env_error``) ends the list, since later ones
+    would measure a broken environment."""
+    fields = {}
+    for measurement in measurements:
+        fields.update(measurement.measure(built))
+        if fields.get("env_error"):
+            break
+    return fields

@@ -1,0 +1,156 @@
+"""The pictures: the failure-rate heatmap and the launch times per
+environment, drawn from table rows with matplotlib (imported when drawing,
+so that the rest of the package does not need it)."""
+from collections import Counter
+from pathlib import Path
+
+from .tables import column_key, python_minor, target_version, version_or_zero
+
+ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
+
+
+def plot_launch_times(rows, path):
+    """Launch time per environment that was timed: the median as a dot,
+    a bar to the p95, a cross at the max; red where the race was
+    reproduced, green where not; log scale. Nothing is drawn (and an old
+    picture is removed) where no row was timed."""
+    timed = sorted((r for r in rows if (r.get("launch_seconds") or {}).get("n")
+                    and r["verdict"] in ("reproduced", "not-reproduced")),
+                   key=lambda r: (python_minor(r),) + column_key(r))
+    path = Path(path)
+    if not timed:
+        path.unlink(missing_ok=True)
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
+    figure, axis = plt.subplots(figsize=(max(6, 0.2 * len(timed) + 2), 4))
+    for x, row in enumerate(timed):
+        launch = row["launch_seconds"]
+        colour = "#c0392b" if row["verdict"] == "reproduced" else "#27ae60"
+        axis.plot([x, x], [launch["median"], launch["p95"]], color=colour)
+        axis.plot(x, launch["median"], "o", color=colour)
+        axis.plot(x, launch["max"], "x", color=colour)
+        if launch.get("past_limit"):
+            axis.annotate(f"{launch['past_limit']} past {launch['limit']:g} s",
+                          (x, launch["max"]), fontsize=6, rotation=90,
+                          textcoords="offset points", xytext=(0, 6))
+    axis.set_yscale("log")
+    axis.set_xticks(range(len(timed)))
+    axis.set_xticklabels([f"{python_minor(r)} {r['target']} "
+                          f"{target_version(r)}" for r in timed],
+                         rotation=90, fontsize=7)
+    axis.set_ylabel("seconds per launch")
+    low, high = axis.get_ylim()
+    axis.set_yticks([t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200)
+                     if low <= t <= high])
+    axis.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axis.grid(axis="y", which="both", color="#eeeeee")
+    axis.set_title("Launch time per environment: median (dot), p95 (bar "
+                   "end), max (x)\nred: race reproduced; green: not",
+                   fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_heatmap(rows, path):
+    """Failure rate per Python (down) and target version (across), one panel
+    per simulator flag that ran."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.patches import Patch, Rectangle
+
+    flags = [flag for flag in (True, False)
+             if any(r["sim"] is flag and r["verdict"] != "skipped"
+                    for r in rows)] or [True]
+    columns = sorted({column_key(r) for r in rows})
+    pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
+    cmap = LinearSegmentedColormap.from_list(
+        "rate", ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"])
+    width = max(8, 0.55 * len(columns) + 2)
+    height = 1.0 + (0.55 * len(pythons) + 1.6) * len(flags)
+    figure, axes = plt.subplots(len(flags), 1, figsize=(width, height),
+                                squeeze=False)
+    for axis, flag in zip(axes[:, 0], flags):
+        cells = {(python_minor(r), column_key(r)): r for r in rows
+                 if r["sim"] is flag}
+        for y, python in enumerate(pythons):
+            for x, column in enumerate(columns):
+                row = cells.get((python, column))
+                _draw_cell(axis, x, y, row, cmap, Rectangle)
+        for x in range(1, len(columns)):
+            if columns[x][0] != columns[x - 1][0]:  # between the two targets
+                axis.axvline(x, color="black", linewidth=2)
+        axis.set_xlim(0, len(columns))
+        axis.set_ylim(len(pythons), 0)
+        axis.set_xticks([x + 0.5 for x in range(len(columns))])
+        axis.set_xticklabels([f"{t} {v}" for t, v in columns], rotation=60,
+                             ha="right", fontsize=8)
+        axis.set_yticks([y + 0.5 for y in range(len(pythons))])
+        axis.set_yticklabels([f"Python {p}" for p in pythons], fontsize=9)
+        axis.set_title(f"Simulator {'on' if flag else 'off'}: share of test "
+                       f"runs failing with the race"
+                       + _not_drawn_note(rows, flags), fontsize=10)
+        axis.tick_params(length=0)
+    figure.legend(handles=[
+        Patch(facecolor=ZERO_COLOUR, edgecolor="#999",
+              label="0%: ran, never failed"),
+        Patch(facecolor=cmap(0.0), label="> 0%"),
+        Patch(facecolor=cmap(1.0), label="100%"),
+        Patch(facecolor="#e0e0e0", hatch="///", edgecolor="#999",
+              label="skip: not built"),
+        Patch(facecolor="#5a5a5a", label="err: environment error"),
+        Patch(facecolor="white", edgecolor="#999", label="blank: not in matrix")],
+        loc="lower center", ncol=6, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    figure.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(figure)
+
+
+def _not_drawn_note(rows, flags):
+    """A second title line naming a simulator flag whose environments were
+    all skipped (so it has no panel), with the commonest reason."""
+    notes = []
+    for flag in (True, False):
+        skipped = [r for r in rows if r["sim"] is flag]
+        if skipped and flag not in flags:
+            reason = Counter(r["reason"] for r in skipped).most_common(1)[0][0]
+            notes.append(f"simulator {'on' if flag else 'off'}: all "
+                         f"{len(skipped)} environments skipped: {reason}")
+    return "".join(f"\n{note}" for note in notes)
+
+
+def _draw_cell(axis, x, y, row, cmap, Rectangle):
+    if row is None:
+        axis.add_patch(Rectangle((x, y), 1, 1, facecolor="white",
+                                 edgecolor="#cccccc"))
+        return
+    if row["verdict"] == "skipped":
+        axis.add_patch(Rectangle((x, y), 1, 1, facecolor="#e0e0e0",
+                                 hatch="///", edgecolor="#aaaaaa"))
+        label, colour = "skip", "#555555"
+    elif row["verdict"] == "error":
+        axis.add_patch(Rectangle((x, y), 1, 1, facecolor="#5a5a5a",
+                                 edgecolor="white"))
+        label, colour = "err", "white"
+    else:
+        rate = row["failure_rate"] or 0.0
+        axis.add_patch(Rectangle((x, y), 1, 1, edgecolor="white",
+                                 facecolor=cmap(rate) if row["failures"]
+                                 else ZERO_COLOUR))
+        label = f"{100 * rate:.0f}%"
+        colour = "white" if rate > 0.5 else "black"
+    axis.text(x + 0.5, y + 0.5, label, ha="center", va="center",
+              fontsize=7.5, color=colour)
+
+
+def draw_all(rows, out_dir):
+    """Both pictures of the MWE's rows in ``out_dir``."""
+    mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"]
+    plot_heatmap(mwe_rows, Path(out_dir) / "failure_rates.png")
+    plot_launch_times(mwe_rows, Path(out_dir) / "launch_times.png")

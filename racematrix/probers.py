@@ -1,0 +1,222 @@
+"""Probes for the bisects: one release's environment built (or the
+matrix's reused) and measured with the same measurements the matrix uses,
+as often as the search asks. ``ReleaseProber`` feeds the race's search,
+``LaunchTimeProber`` the search on launch time."""
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+
+from . import outcomes
+from .envspec import EnvSpec
+from .install import install, install_resolved
+from .measure_launch import LIMIT, run_launch_time
+from .measure_race import RaceSuite
+from .measurement import Built
+from .provenance import gpu_name
+from .race_search import Probe, decide_probe
+from .time_search import TimeProbe, _median_text
+from .venv import ProbeEnvironment
+
+# Where each matrix session notes the folder of its environment, so that
+# a bisect of the same release reuses it.
+ENV_INDEX = ".racematrix-envs"
+
+
+def note_matrix_env(location, spec):
+    """Called by the matrix session: ``spec``'s environment is at
+    ``location`` (a folder under nox's envdir)."""
+    index = Path(location).parent / ENV_INDEX
+    index.mkdir(parents=True, exist_ok=True)
+    (index / f"{spec.env_id}.json").write_text(
+        json.dumps({"location": str(Path(location).absolute())}))
+
+
+def matrix_envdir(envdir, spec):
+    """Where ``nox -s matrix`` keeps the environment of ``spec``, so that a
+    bisect reuses it; a folder of the bisect's own where the matrix has
+    not built it."""
+    try:
+        noted = json.loads((Path(envdir) / ENV_INDEX /
+                            f"{spec.env_id}.json").read_text())["location"]
+    except (OSError, ValueError, KeyError):
+        noted = None
+    if noted and (Path(noted) / "bin" / "python").exists():
+        return noted
+    return str(Path(envdir) / f"bisect-{spec.env_id}")
+
+
+class ReleaseProber:
+    """``probe(version, min_runs)`` for the search, backed by real
+    environments and pytest runs; keeps what each version has seen."""
+
+    def __init__(self, args, envdir, log):
+        self.args = args
+        self.envdir = envdir
+        self.log = log
+        self.suite_size = None  # test runs in one run of the suite
+        self.seen = {}
+
+    def spec(self, version):
+        return EnvSpec(self.args.python,
+                       (f"{self.args.package}=={version}", *self.args.extra),
+                       self.args.sim)
+
+    def __call__(self, version, min_runs):
+        previous = self.seen.get(version)
+        if previous and (previous.verdict != "not-reproduced"
+                         or previous.runs >= min_runs):
+            return previous
+        started = time.monotonic()
+        probe = previous or Probe(str(version), "not-reproduced")
+        spec = self.spec(version)
+        env = ProbeEnvironment(matrix_envdir(self.envdir, spec),
+                               self.args.python, self.log)
+        try:
+            if not spec.sim and not gpu_name():
+                return self._keep(probe, "skipped", "no CUDA GPU", started)
+            if previous is None:
+                env.create()
+                installation = install_resolved(env, spec, log=self.log)
+                record_installation(probe, installation)
+                if installation.problem:
+                    kind, reason = installation.problem
+                    return self._keep(probe, {"skip": "skipped"}.get(
+                        kind, "error"), reason, started)
+            while True:
+                verdict = decide_probe(probe.failures, probe.runs, min_runs)
+                if verdict and probe.runs:
+                    return self._keep(probe, verdict, _probe_reason(probe,
+                                      verdict), started)
+                problem = self._batch(env, spec, probe,
+                                      self._batch_count(probe, min_runs))
+                if problem:
+                    return self._keep(probe, "error", problem, started)
+        except subprocess.SubprocessError as error:
+            return self._keep(probe, "error", str(error), started)
+
+    def _batch_count(self, probe, min_runs):
+        """pytest-repeat's --count that reaches ``min_runs`` in one process
+        (``-x`` still stops it at the first failure)."""
+        if not self.suite_size:
+            return 1
+        return max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
+
+    def _batch(self, env, spec, probe, count):
+        # The first run of the suite goes to the end, so that the failure
+        # rate it gives is not cut short; later ones stop at the first
+        # failure, which is all a verdict needs.
+        race = RaceSuite(count, self.args.timeout,
+                         ["-x"] if probe.runs else [])
+        fields = race.measure(Built(env, spec, log=self.log))
+        if fields.get("env_error"):
+            return fields["env_error"]
+        counts = fields["counts"]
+        run = race.last_run
+        if run.returncode == 0 and count == 1:
+            self.suite_size = len(run.runs)
+        probe.runs += counts["target"] + counts["other"] + counts["hang"] \
+            + counts["pass"]
+        probe.failures += counts["target"]
+        if counts["target"] == 0 and (counts["other"] or counts["hang"]):
+            message = next(r.message for r in run.runs
+                           if r.outcome in (outcomes.OTHER, outcomes.HANG))
+            return f"a test failed another way: {message}"
+        if probe.runs == 0:
+            return "every test was skipped"
+        return None
+
+    def _keep(self, probe, verdict, reason, started):
+        probe.verdict = verdict
+        probe.reason = reason
+        probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
+        self.seen[probe.version] = probe
+        self.log(f"probe {self.args.package} {probe.version}: {verdict} "
+                 f"({reason})")
+        return probe
+
+
+def record_installation(probe, installation):
+    """Copy how the release was installed into its probe."""
+    probe.way = installation.way
+    probe.exclude_newer = installation.exclude_newer
+    probe.requirements = list(installation.requirements)
+    probe.attempts = installation.resolution()["attempts"]
+    probe.packages = dict(installation.packages)
+    probe.implementation = installation.implementation
+
+
+def _probe_reason(probe, verdict):
+    if verdict == "reproduced":
+        return f"{probe.failures} of {probe.runs} runs failed with the race"
+    return f"0 of {probe.runs} runs failed"
+
+
+class LaunchTimeProber:
+    """``measure(version, launches)`` for ``bisect_on_time``, backed by real
+    environments: ``env_for(version)`` returns (a ready environment, None)
+    or (None, (verdict, reason)) when the release cannot be installed.
+    Each call runs the workload for the launches still missing and keeps
+    every sample."""
+
+    def __init__(self, env_for, sim, log, limit=LIMIT,
+                 budget_per_launch=6.0, min_budget=60.0):
+        self.env_for = env_for
+        self.sim = sim
+        self.log = log
+        self.limit = limit
+        self.budget_per_launch = budget_per_launch
+        self.min_budget = min_budget
+        self.seen = {}
+
+    def __call__(self, version, launches):
+        probe = self.seen.setdefault(version, TimeProbe(str(version)))
+        if probe.verdict in ("error", "skipped") or \
+                len(probe.samples) >= launches:
+            return probe
+        started = time.monotonic()
+        env, problem = self.env_for(version)
+        if problem:
+            probe.verdict, probe.reason = problem
+        else:
+            missing = launches - len(probe.samples)
+            budget = max(self.min_budget, missing * self.budget_per_launch,
+                         self.limit + 5)
+            record = run_launch_time(env, self.sim, launches=missing,
+                                     limit=self.limit, budget=budget)
+            probe.samples += record["samples"]
+            probe.past_limit += record["past_limit"]
+            probe.race_errors += record.get("race_errors", 0)
+            if record.get("error") and not probe.samples:
+                probe.verdict, probe.reason = "error", record["error"]
+        probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
+        self.log(f"timed {version}: {len(probe.samples)} launches, median "
+                 f"{_median_text(probe)}, {probe.past_limit} past the limit")
+        return probe
+
+
+def _cached(env_for):
+    made = {}
+
+    def cached(version):
+        if version not in made:
+            made[version] = env_for(version)
+        return made[version]
+    return cached
+
+
+def launch_time_envs(args, envdir, log):
+    """``env_for(version)`` for ``LaunchTimeProber``: the release's
+    environment (built once), or the reason it cannot be timed."""
+    def env_for(version):
+        spec = EnvSpec(args.python, (f"{args.package}=={version}",
+                                     *args.extra), args.sim)
+        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python, log)
+        env.create()
+        problem = install(env, spec)
+        if problem:
+            kind, reason = problem
+            return None, ({"skip": "skipped"}.get(kind, "error"), reason)
+        return env, None
+    return _cached(env_for)

@@ -1,0 +1,90 @@
+"""Recording what the sessions measured into the results folder: one raw
+file per environment, written whole under the folder's lock, and a marker
+saying the tables no longer match the raw files. The session driver
+rewrites the tables and the report once, after the environments."""
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from .fileio import results_lock, write_json_atomic
+from .provenance import machine_info
+from .rawresult import make_raw, validate_raw
+
+# Present while the tables and the report lag behind the raw files.
+STALE = ".tables-stale"
+
+
+@contextmanager
+def running_marker(results_dir, env_id):
+    """Mark this session as running, so each row can say how many
+    matrix sessions ran at once (load changes a race's rate)."""
+    folder = Path(results_dir) / ".running"
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"{env_id}.{os.getpid()}"
+    marker.write_text(str(os.getpid()))
+    try:
+        yield lambda: count_running(folder)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def count_running(folder):
+    alive = 0
+    for marker in Path(folder).iterdir():
+        pid = marker.suffix.lstrip(".")
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            marker.unlink(missing_ok=True)
+            continue
+        except PermissionError:
+            pass
+        alive += 1
+    return alive
+
+
+def record(raw, results_dir):
+    """Write one raw file, after checking it against the schema every
+    reader holds it to, and mark the tables stale."""
+    results_dir = Path(results_dir)
+    problem = validate_raw(raw)
+    if problem:  # ours to fix: the writer must hold to the schema
+        raise RuntimeError(f"raw result of {raw['env']} breaks "
+                           f"schemas/raw.schema.json: {problem}")
+    with results_lock(results_dir):
+        write_json_atomic(results_dir / "raw" / f"{raw['env']}.json", raw)
+        (results_dir / STALE).touch()
+
+
+def tables_stale(results_dir):
+    return (Path(results_dir) / STALE).exists()
+
+
+def mark_tables_fresh(results_dir):
+    (Path(results_dir) / STALE).unlink(missing_ok=True)
+
+
+def record_missing_interpreters(envs, missing, results_dir,
+                                command="nox -s matrix"):
+    """A `skipped` row, whose reason says how to install the Python, for
+    each environment of a missing Python that has no row from this
+    machine yet; an earlier result is never replaced by a skip. Returns
+    how many rows were written."""
+    written = 0
+    results_dir = Path(results_dir)
+    with results_lock(results_dir):
+        for spec in envs:
+            if spec.python not in missing:
+                continue
+            path = results_dir / "raw" / f"{spec.env_id}.json"
+            if path.exists():
+                continue
+            raw = make_raw(
+                spec, packages={}, python="", python_build="",
+                skip_reason=missing[spec.python], machine=machine_info(),
+                command=command)
+            write_json_atomic(path, raw)
+            written += 1
+        if written:
+            (results_dir / STALE).touch()
+    return written

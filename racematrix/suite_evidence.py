@@ -1,0 +1,54 @@
+"""What a suite's JUnit XML says beyond pass and fail: where each race
+failure was raised, and how long the tests took (a client suite's raw
+record carries both)."""
+import re
+import statistics
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+
+from .outcomes import RACE_SIGNATURE, TARGET
+
+ATTRIBUTE = re.compile(r"has no attribute '(\w+)'")
+
+
+def race_sites(runs, mwe_signature=RACE_SIGNATURE):
+    """Where the suite's target failures were raised, from the properties
+    each failing test records (``raised_at``, ``raised_line``,
+    ``raised_in``), most frequent first; ``mwe_signature`` says whether the
+    message is also the MWE's signature, word for word."""
+    sites = Counter()
+    for run in runs:
+        if run.outcome != TARGET:
+            continue
+        attribute = ATTRIBUTE.search(run.message)
+        sites[(run.properties.get("raised_at", ""),
+               run.properties.get("raised_line", ""),
+               run.properties.get("raised_in", ""),
+               attribute[1] if attribute else "",
+               bool(mwe_signature.search(run.message)))] += 1
+    return [{"raised_at": at, "line": line, "function": function,
+             "attribute": attribute, "mwe_signature": mwe, "count": count}
+            for (at, line, function, attribute, mwe), count
+            in sites.most_common()]
+
+
+def seconds_per_test(junit_path):
+    """Per test function (parameters dropped): how many runs, and the
+    median and largest of their durations from the JUnit XML."""
+    root = ElementTree.parse(junit_path).getroot()
+    times = {}
+    for case in root.iter("testcase"):
+        name = case.get("name", "").split("[", 1)[0]
+        times.setdefault(name, []).append(float(case.get("time", 0)))
+    return {name: {"n": len(values),
+                   "median": round(statistics.median(values), 3),
+                   "max": round(max(values), 3)}
+            for name, values in sorted(times.items())}
+
+
+def suite_evidence(runs, junit_path):
+    """What a suite's raw record adds to its summary: where each race
+    failure was raised, and the tests' durations. ``runs`` classified with
+    the suite's own signature; call it while the JUnit file exists."""
+    return {"race_sites": race_sites(runs),
+            "test_seconds": seconds_per_test(junit_path)}

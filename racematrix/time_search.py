@@ -1,0 +1,294 @@
+"""The bisect on launch time: the rule that tells two releases' launch
+times apart, and the search for the adjacent pair where launch time jumps.
+
+The rule compares whole distributions, never single launches, with two
+one-sided tests: the Mann-Whitney U test (Wilcoxon rank-sum) on the launch
+times, for a shift of the bulk, and Fisher's exact test on the share of
+stalls (launches longer than a few times the fast end's median), for the
+tail: a fixed simulator's launches are a mixture of quick ones and
+lock-convoy stalls of seconds, and at some loads only the stalls differ.
+Both need no assumption about the shape of the distribution, and both stay
+right when launches past the limit are recorded at the limit (a censored
+value outranks, and counts as a stall beyond, every finished launch, as it
+should when both releases share the limit). Launches are added in batches
+until the rule decides or a cap is reached; each look tests at ``alpha``
+divided by the number of looks the cap allows, and each of the two tests at
+half of that (Bonferroni), so looking again does not inflate the error
+rate. Both tests are SciPy's (``racematrix.stats``).
+"""
+import math
+from dataclasses import asdict, dataclass, field
+
+from .errors import ConfigError
+from .search import (Probed, boundary, find_ends, narrow, probe_limit,
+                     span_text)
+from .stats import fisher_greater, mann_whitney_greater, quantile
+
+
+@dataclass(frozen=True)
+class TimeRule:
+    """How launches are taken and compared: ``first`` launches at first,
+    ``step`` more at each further look, at most ``cap``; every look tests at
+    ``alpha`` / (number of looks the cap allows). Before each release is
+    placed, each end gets ``step`` fresh launches, and the release is
+    compared with the ends' latest ``window`` launches: launch times drift
+    with the machine's load, so the ends are re-measured beside each probe
+    rather than once at the start."""
+    alpha: float = 0.01
+    first: int = 8
+    step: int = 8
+    cap: int = 40
+    window: int = 40
+    stall_factor: float = 3.0
+
+    def __post_init__(self):
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not 1 <= self.first <= self.cap or self.step < 1 or \
+                self.window < 1 or not self.stall_factor > 1:
+            raise ConfigError(f"need 1 <= first <= cap, step >= 1 and "
+                              f"window >= 1 and stall_factor > 1, got "
+                              f"first={self.first}, step={self.step}, "
+                              f"cap={self.cap}, window={self.window}, "
+                              f"stall_factor={self.stall_factor}")
+
+    @property
+    def looks(self):
+        return 1 + math.ceil((self.cap - self.first) / self.step)
+
+    @property
+    def alpha_per_look(self):
+        return self.alpha / self.looks
+
+    def launches_at(self, look):
+        """Launches wanted at look 0, 1, ...: first, first+step, ..., cap."""
+        return min(self.first + look * self.step, self.cap)
+
+    def describe(self):
+        return (f"slower = one-sided Mann-Whitney U on launch times (launches "
+                f"past the limit ranked at the limit) or one-sided Fisher "
+                f"exact test on the share of stalls (launches over "
+                f"{self.stall_factor:g} x the fast end's median), each at "
+                f"half the look's alpha; {self.first} launches, then "
+                f"{self.step} more per look up to {self.cap}; each look at "
+                f"p < {self.alpha:g}/{self.looks} = {self.alpha_per_look:.4g};"
+                f" each end re-measured ({self.step} launches) before each "
+                f"probe, compared by its latest {self.window}")
+
+
+def slower(x, y, stall_at):
+    """p-values that launches ``x`` are slower than ``y``: by ranks (the
+    bulk of the launches), and by the share of stalls, launches longer than
+    ``stall_at`` seconds (the tail: a lock convoy stalls a few launches
+    for seconds while the rest run as before)."""
+    stalls = (sum(1 for s in x if s > stall_at),
+              sum(1 for s in y if s > stall_at))
+    return {"rank": mann_whitney_greater(x, y)[1],
+            "stalls": fisher_greater(stalls[0], len(x), stalls[1], len(y))}
+
+
+def significant(p_values, rule):
+    """Either test below its share of the look's alpha (Bonferroni)."""
+    return min(p_values.values()) < rule.alpha_per_look / len(p_values)
+
+
+def compare_ends(old, new, rule):
+    """Which way launch time moved from ``old`` to ``new`` samples:
+    ("rose" | "fell" | None, p-values of rising, p-values of falling).
+    A stall is a launch longer than ``rule.stall_factor`` times the median
+    of the end taken as the fast one."""
+    p_rose = slower(new, old, rule.stall_factor * quantile(old, 0.5))
+    p_fell = slower(old, new, rule.stall_factor * quantile(new, 0.5))
+    if significant(p_rose, rule) and not significant(p_fell, rule):
+        return "rose", p_rose, p_fell
+    if significant(p_fell, rule) and not significant(p_rose, rule):
+        return "fell", p_rose, p_fell
+    return None, p_rose, p_fell
+
+
+def classify(samples, fast, slow, rule):
+    """"slow" when ``samples`` are slower than the fast end's and not faster
+    than the slow end's; "fast" the other way round; "between" when they
+    differ from both ends; None when the launches so far cannot tell.
+    Returns (verdict, p-values of slower than the fast end, p-values of
+    faster than the slow end)."""
+    stall_at = rule.stall_factor * quantile(fast, 0.5)
+    p_slower = slower(samples, fast, stall_at)
+    p_faster = slower(slow, samples, stall_at)
+    verdict = {(True, False): "slow", (False, True): "fast",
+               (True, True): "between"}.get(
+        (significant(p_slower, rule), significant(p_faster, rule)))
+    return verdict, p_slower, p_faster
+
+
+SPEEDS = ("slow", "fast")
+
+
+@dataclass
+class TimeProbe:
+    """What timing one release found; ``verdict`` is "slow"/"fast" once
+    classified, "measured" for an end, "between"/"undecided" when the rule
+    could not place it, "error"/"skipped" when it could not be timed."""
+    version: str
+    verdict: str = "measured"
+    samples: list = field(default_factory=list)
+    past_limit: int = 0
+    race_errors: int = 0
+    reason: str = ""
+    seconds: float = 0.0
+    p_values: dict = field(default_factory=dict)
+
+    @property
+    def usable(self):
+        return self.verdict not in ("error", "skipped") and bool(self.samples)
+
+    def to_json(self):
+        data = asdict(self)
+        data.update(n=len(self.samples),
+                    median=quantile(self.samples, 0.5),
+                    p95=quantile(self.samples, 0.95))
+        return data
+
+
+@dataclass
+class TimeBisectResult:
+    versions: list
+    tested: list
+    boundary: dict | None
+    summary: str
+    direction: str | None
+    rule: TimeRule
+
+    @property
+    def decisive_probes(self):
+        return len({p.version for p in self.tested if p.verdict in SPEEDS})
+
+    def to_json(self):
+        return {"releases": self.versions,
+                "tested": [p.to_json() for p in self.tested],
+                "boundary": self.boundary, "summary": self.summary,
+                "direction": self.direction,
+                "decisive_probes": self.decisive_probes,
+                "probe_limit": probe_limit(len(self.versions)),
+                "rule": {**asdict(self.rule), "looks": self.rule.looks,
+                         "alpha_per_look": self.rule.alpha_per_look,
+                         "text": self.rule.describe()}}
+
+
+def bisect_on_time(versions, measure, rule=TimeRule()):
+    """Search ``versions`` (oldest first) for the adjacent pair where launch
+    time jumps.
+
+    ``measure(version, launches)`` times one release and returns a
+    ``TimeProbe`` with at least ``launches`` samples (fewer only when its
+    budget ran out), or with verdict "error"/"skipped" when the release
+    cannot be timed; called again with more launches it adds to what it
+    has. Releases that cannot be timed, or that the rule cannot place, are
+    skipped like ``git bisect skip``: the nearest untested neighbour is
+    tried instead.
+    """
+    timed = Probed(versions, measure)
+    versions, tested = timed.versions, timed.by_version
+
+    def finish(boundary, summary, direction=None):
+        for index in ends_at:
+            end = tested[versions[index]]
+            if end.usable and end.p_values:
+                end.reason = (f"end of the range: {len(end.samples)} launches"
+                              f", median {_median_text(end)}; ends differ: p "
+                              f"rising {_p_text(end.p_values['rose'])}, "
+                              f"falling {_p_text(end.p_values['fell'])}")
+        return TimeBisectResult(versions, timed.in_order(), boundary,
+                                summary, direction, rule)
+
+
+    ends_at = []
+    lo, hi, why = find_ends(versions, lambda i: timed(i, rule.first).usable,
+                            ("time", "timed"))
+    if why:
+        return finish(None, why)
+    ends_at = [lo, hi]
+    direction = None
+    for look in range(rule.looks):
+        old, new = (timed(i, rule.launches_at(look)) for i in (lo, hi))
+        direction, p_rose, p_fell = compare_ends(old.samples, new.samples,
+                                                 rule)
+        for probe in (old, new):
+            probe.p_values = {"rose": p_rose, "fell": p_fell}
+        if direction or not (old.usable and new.usable):
+            break
+    if not direction:
+        return finish(None, f"launch time does not differ between the ends "
+                            f"({versions[lo]}: median "
+                            f"{_median_text(tested[versions[lo]])}, "
+                            f"{versions[hi]}: median "
+                            f"{_median_text(tested[versions[hi]])}; "
+                            f"p = {_p_text(p_rose)} rising, "
+                            f"{_p_text(p_fell)} falling; needs < "
+                            f"{rule.alpha_per_look / 2:.3g})")
+    old_speed, new_speed = ("fast", "slow") if direction == "rose" \
+        else ("slow", "fast")
+    tested[versions[lo]].verdict = old_speed
+    tested[versions[hi]].verdict = new_speed
+    end_index = {old_speed: lo, new_speed: hi}
+
+    def refreshed_ends():
+        """Each end's latest launches, ``step`` of them taken just now."""
+        latest = {}
+        for speed, index in end_index.items():
+            before = tested[versions[index]]
+            probe = timed(index, len(before.samples) + rule.step)
+            probe.verdict, probe.p_values = speed, before.p_values
+            latest[speed] = probe.samples[-rule.window:]
+        return latest
+
+    def classified(index):
+        """Launches added until the rule places the release, or the cap."""
+        verdict = None
+        ends = refreshed_ends()
+        for look in range(rule.looks):
+            probe = timed(index, rule.launches_at(look))
+            if not probe.usable:
+                return probe
+            verdict, p_slower, p_faster = classify(
+                probe.samples, ends["fast"], ends["slow"], rule)
+            probe.p_values = {"slower_than_fast_end": p_slower,
+                              "faster_than_slow_end": p_faster}
+            if verdict or len(probe.samples) < rule.launches_at(look):
+                break
+        probe.verdict = verdict or "undecided"
+        probe.reason = _probe_reason(probe, rule)
+        return probe
+
+    lo, hi, stuck = narrow(
+        lo, hi, old_speed, lambda i: classified(i).verdict,
+        lambda i: versions[i] in tested
+        and tested[versions[i]].verdict not in SPEEDS, SPEEDS)
+    if stuck:
+        return finish(boundary(tested, versions, lo, hi),
+                      f"launch time {direction} between {versions[lo]} "
+                      f"and {versions[hi]}; the releases between "
+                      f"({span_text(versions[lo + 1:hi])}) could not be "
+                      f"placed", direction)
+    return finish(boundary(tested, versions, lo, hi),
+                  f"launch time {direction} between {versions[lo]} (median "
+                  f"{_median_text(tested[versions[lo]])}) and {versions[hi]} "
+                  f"(median {_median_text(tested[versions[hi]])})", direction)
+
+
+def _median_text(probe):
+    median = quantile(probe.samples, 0.5)
+    return "–" if median is None else f"{median:.2f} s"
+
+
+def _probe_reason(probe, rule):
+    p = probe.p_values
+    return (f"{len(probe.samples)} launches, median {_median_text(probe)}; "
+            f"p slower than fast end {_p_text(p['slower_than_fast_end'])}, "
+            f"faster than slow end {_p_text(p['faster_than_slow_end'])}; "
+            f"decides below {rule.alpha_per_look / 2:.3g}")
+
+
+def _p_text(p_values):
+    return "(" + ", ".join(f"{name} {p:.3g}" for name, p in
+                           p_values.items()) + ")"
