@@ -18,8 +18,9 @@ import nox
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from racematrix import envspec, interpreters, matrix_session, procs, recording
 from racematrix.errors import BadInput
-from racematrix.matrix import load_matrix, param_id
+from racematrix.matrix import load_matrix, session_id
 from racematrix.probers import note_matrix_env
+from racematrix.provenance import gpu_name
 
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -45,8 +46,19 @@ try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
 except envspec.ConfigError as error:
     sys.exit(f"nox: {error}")
-WANTED = interpreters.matrix_pythons_requested(interpreters.sessions_requested(
-    sys.argv[1:], os.environ, nox.options.sessions), MATRIX.pythons)
+REQUESTED = interpreters.sessions_requested(sys.argv[1:], os.environ,
+                                           nox.options.sessions)
+WANTED = interpreters.matrix_pythons_requested(REQUESTED, MATRIX.pythons)
+# Simulator-off environments need a CUDA GPU. Without one they are
+# sessions only where listed (`nox -l --json` feeds GPU runners' CI jobs),
+# run by a worker of -j, or asked for by name or MATRIX_SIM; elsewhere their
+# rows are `skipped` here, before any session or virtualenv work.
+NO_GPU = "no CUDA GPU (simulator off needs one)"
+GPU = gpu_name()
+NOX_OPTIONS = interpreters.nox_options(sys.argv[1:])
+SIM_OFF_SESSIONS = bool(GPU) or "MATRIX_SIM" in os.environ or \
+    NOX_OPTIONS.listing or NOX_OPTIONS.worker or \
+    any("sim0" in name for name in REQUESTED)
 if WANTED:
     # Missing Pythons: fetched where uv can, else skipped with one line
     # each, and a `skipped` row where this machine has no row yet.
@@ -56,21 +68,29 @@ if WANTED:
     for reason in MISSING.values():
         print(f"nox > skipped: {reason}", file=sys.stderr)
     recording.record_missing_interpreters(MATRIX.envs(), MISSING, RESULTS)
+    if not GPU:
+        recording.record_skips(
+            [env for env in MATRIX.envs() if env.python in WANTED],
+            lambda env: None if env.sim else NO_GPU, RESULTS)
     # The tables and report, once, after every session of this run: here in
     # the process that runs them all, or that hands them out under -j (a
     # parallel worker only records).
-    if "--parallel-worker" not in sys.argv:
+    if not NOX_OPTIONS.worker:
         atexit.register(matrix_session.write_report_if_stale, RESULTS)
 
 
-@nox.session(python=list(MATRIX.pythons), allow_parallel=True)
-@nox.parametrize("sim", [nox.param(s, id=f"sim{int(s)}") for s in MATRIX.sims])
-@nox.parametrize(["suite", "spec"], [nox.param(suite, spec, id=param_id(
-    suite, spec)) for suite, spec in MATRIX.suite_specs()])
+@nox.session(allow_parallel=True)
+@nox.parametrize(["python", "suite", "spec", "sim"], [
+    # A simulator-off session without a GPU makes no virtualenv.
+    nox.param(python if sim or GPU or NOX_OPTIONS.listing else False,
+              suite, spec, sim,
+              id=session_id(python, suite, spec, sim))
+    for python, suite, spec, sim in MATRIX.combinations()
+    if sim or SIM_OFF_SESSIONS])
 def matrix(session, suite, spec, sim):
     """Run a suite in one Python x package x simulator environment."""
-    if not MATRIX.runs(suite, session.python, sim):
-        session.skip(f"not in suite {suite}'s lists")
+    if not sim and not GPU:
+        session.skip(NO_GPU)
     config = MATRIX.configs[suite]
     env = envspec.EnvSpec(session.python, spec, sim, suite)
     try:
@@ -83,7 +103,8 @@ def matrix(session, suite, spec, sim):
             command=matrix_session.session_command(session.name,
                                                    session.posargs),
             suite=MATRIX.suites[suite],
-            launch_time={"launches": config.launches}
+            launch_time={"launches": config.launches,
+                         "max_launches": config.max_launches}
             if suite == envspec.DEFAULT_SUITE and config.launches else None)
     except BadInput as error:
         session.error(str(error))

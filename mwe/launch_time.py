@@ -45,12 +45,24 @@ KILL_GRACE = 2.0
 # Time allowed for a worker to import numba and build the kernel.
 STARTUP_LIMIT = 120.0
 RACE_SIGNATURE = "cuda' has no attribute"
+# Python's own switch interval: launches are timed at natural settings.
+DEFAULT_SWITCH_INTERVAL = 0.005
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--launches", type=int, default=20,
-                        help="launches to time (default 20)")
+                        help="launches to time (default 20); with "
+                             "--reference-max, the fewest to time")
+    parser.add_argument("--max-launches", type=int, default=None,
+                        help="with --reference-max: launches to time at most "
+                             "while the rule (see sequential_decision) is "
+                             "undecided (default: --launches)")
+    parser.add_argument("--reference-median", type=float, default=None,
+                        help="the median launch of the simulators to compare "
+                             "with (those with the race, same Python), s")
+    parser.add_argument("--reference-p95", type=float, default=None,
+                        help="their 95th percentile, s")
     parser.add_argument("--limit", type=float, default=30.0,
                         help="seconds after which a launch counts as past the "
                              "limit (default 30)")
@@ -79,6 +91,12 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not args.limit > 0:
         parser.error("--limit must be positive")
+    if args.max_launches is None:
+        args.max_launches = args.launches
+    if args.max_launches < args.launches:
+        parser.error("--max-launches must be at least --launches")
+    if (args.reference_median is None) != (args.reference_p95 is None):
+        parser.error("--reference-median and --reference-p95 go together")
     if args.budget < args.limit + KILL_GRACE:
         parser.error(f"--budget must hold at least one launch to its limit: "
                      f"at least --limit + {KILL_GRACE:g} s")
@@ -104,29 +122,82 @@ def workload_settings(args):
 
 # --- The worker: one process that runs launches when told to. ---
 
-def run_worker(args):
-    sys.path.insert(0, HERE)
-    import faulthandler
-    import numpy as np
-    from numba import cuda
+class Workload:
+    """The timed kernel, built in this process: ``launch()`` runs it once
+    and returns ("done", seconds), ("race", seconds, message) or ("error",
+    message)."""
 
-    from allocator_factory import BufferAllocatorFactory
-    from kernel_factory import KernelFactory
+    def __init__(self, args):
+        sys.path.insert(0, HERE)
+        import numpy as np
+        from numba import cuda
+
+        from allocator_factory import BufferAllocatorFactory
+        from kernel_factory import KernelFactory
+
+        self.cuda = cuda
+        self.args = args
+        self.kernel = KernelFactory(BufferAllocatorFactory(args.buffer_size),
+                                    args.device_calls).build()
+        self.grid_threads = args.threads_per_block * args.blocks
+        self.output = np.zeros(self.grid_threads, dtype=np.float32)
+
+    def available(self):
+        return self.cuda.is_available()
+
+    def warm_up(self):
+        # Compiles on a GPU; in the simulator every thread returns at once.
+        self.kernel[self.args.blocks, self.args.threads_per_block](
+            self.output, 0)
+        self.cuda.synchronize()
+
+    def launch(self):
+        args, output = self.args, self.output
+        output[:] = 0
+        started = time.perf_counter()
+        try:
+            self.kernel[args.blocks, args.threads_per_block](
+                output, self.grid_threads)
+            self.cuda.synchronize()
+        except AttributeError as error:
+            seconds = time.perf_counter() - started
+            if RACE_SIGNATURE not in str(error):
+                raise
+            join_block_threads()
+            return "race", seconds, " ".join(str(error).split())
+        seconds = time.perf_counter() - started
+        if not (output == 1).all():
+            return "error", (f"wrong output after {seconds:.3f} s: "
+                             f"{int((output == 1).sum())} of "
+                             f"{self.grid_threads} threads wrote 1")
+        return "done", seconds
+
+
+def thread_stacks():
+    """Every thread's stack, most recent call first, as faulthandler
+    writes them."""
+    import traceback
+    blocks = []
+    for ident, frame in sys._current_frames().items():
+        lines = [f'  File "{f.filename}", line {f.lineno} in {f.name}'
+                 for f in reversed(traceback.extract_stack(frame))]
+        blocks.append(f"Thread 0x{ident:016x} (most recent call first):\n"
+                      + "\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def run_worker(args):
+    import faulthandler
 
     def say(*words):
         print(*words, flush=True)
 
-    if not cuda.is_available():
+    workload = Workload(args)
+    if not workload.available():
         say("error", "no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA "
                      "device was found")
         return
-    kernel = KernelFactory(BufferAllocatorFactory(args.buffer_size),
-                           args.device_calls).build()
-    grid_threads = args.threads_per_block * args.blocks
-    output = np.zeros(grid_threads, dtype=np.float32)
-    # Compiles on a GPU; in the simulator every thread returns at once.
-    kernel[args.blocks, args.threads_per_block](output, 0)
-    cuda.synchronize()
+    workload.warm_up()
     # Appended to: the driver empties it once and stops passing it on
     # after the first stack.
     stack_file = open(args.stack_file, "a") if args.stack_file else None
@@ -134,32 +205,96 @@ def run_worker(args):
     for command in sys.stdin:
         if command.strip() != "go":
             break
-        output[:] = 0
         # One stack is evidence enough: arm only while the file is empty.
         armed = bool(stack_file) and not os.fstat(stack_file.fileno()).st_size
         if armed:
             faulthandler.dump_traceback_later(args.limit, file=stack_file)
-        started = time.perf_counter()
         try:
-            kernel[args.blocks, args.threads_per_block](output, grid_threads)
-            cuda.synchronize()
-        except AttributeError as error:
-            seconds = time.perf_counter() - started
-            if RACE_SIGNATURE not in str(error):
-                raise
-            join_block_threads()
-            say("race", f"{seconds:.6f}", " ".join(str(error).split()))
-            continue
+            outcome = workload.launch()
         finally:
             if armed:
                 faulthandler.cancel_dump_traceback_later()
-        seconds = time.perf_counter() - started
-        if not (output == 1).all():
-            say("error", f"wrong output after {seconds:.3f} s: "
-                         f"{int((output == 1).sum())} of {grid_threads} "
-                         f"threads wrote 1")
+        if outcome[0] == "error":
+            say(*outcome)
             return
-        say("done", f"{seconds:.6f}")
+        say(outcome[0], f"{outcome[1]:.6f}", *outcome[2:])
+
+
+# --- In the caller's process: the suite's, after its tests. ---
+
+def measure_here(args, finish):
+    """The launches in this process, under the sequential rule, at
+    Python's default switch interval; ``finish(record)`` gets the
+    launch_seconds record. A launch cannot be stopped from inside, so one
+    past the limit ends the process: its threads' stacks go to
+    ``--stack-file`` (read with the GIL held, in faulthandler's format:
+    faulthandler's own reader can crash a process), ``finish`` gets the
+    record with that launch at the limit, and the process exits at once
+    (status 0, or the status ``finish`` returns)."""
+    clock = time.monotonic()
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
+    samples, race_errors, error = [], 0, None
+    stopped = "launches"
+
+    def record(past_limit_launches=()):
+        summary = summarize(samples, list(past_limit_launches), args.limit)
+        settings = {**workload_settings(args),
+                    "switch_interval": DEFAULT_SWITCH_INTERVAL}
+        summary.update(limit=args.limit, budget=args.budget,
+                       workload=settings,
+                       race_errors=race_errors, processes=0, in_process=True,
+                       stopped="error" if error else stopped,
+                       seconds=round(time.monotonic() - clock, 3),
+                       **rule_fields(samples, args))
+        if error:
+            summary["error"] = error
+        return summary
+
+    def watch(ended):
+        """Past the limit: the stacks, then, unless the launch ends within
+        the grace, the record and the end of the process."""
+        if ended.wait(args.limit):
+            return
+        if args.stack_file and not os.path.getsize(args.stack_file):
+            with open(args.stack_file, "a") as stream:
+                stream.write(thread_stacks())
+        if ended.wait(KILL_GRACE):
+            return
+        samples.append(args.limit)
+        status = finish(record([len(samples) - 1]))
+        os._exit(status or 0)
+
+    try:
+        workload = Workload(args)
+        workload.warm_up()
+        while sequential_decision(samples, args) is None:
+            if args.budget - (time.monotonic() - clock) < args.limit:
+                stopped = "budget"
+                break
+            if race_errors > 10 * args.max_launches:
+                error = (f"{race_errors} launches failed with the race; too "
+                         f"few finished to time")
+                break
+            ended = threading.Event()
+            threading.Thread(target=watch, args=(ended,), daemon=True).start()
+            try:
+                outcome = workload.launch()
+            finally:
+                ended.set()
+            if outcome[0] == "error":
+                error = outcome[1]
+                break
+            if outcome[0] == "race":
+                race_errors += 1
+                continue
+            samples.append(min(outcome[1], args.limit))
+    except Exception as failure:  # an import or build error: say so
+        error = f"{type(failure).__name__}: {failure}"[:300]
+    finally:
+        sys.setswitchinterval(saved)
+    past = [i for i, s in enumerate(samples) if s >= args.limit]
+    return finish(record(past))
 
 
 def join_block_threads(timeout=5.0):
@@ -245,7 +380,7 @@ def measure(args):
     def left():
         return args.budget - (time.monotonic() - clock)
 
-    while len(samples) < args.launches:
+    while sequential_decision(samples, args) is None:
         if left() < args.limit + KILL_GRACE:
             stopped = "budget"
             break
@@ -305,10 +440,62 @@ def measure(args):
     record.update(limit=args.limit, budget=args.budget,
                   workload=workload_settings(args), race_errors=race_errors,
                   processes=processes, stopped="error" if error else stopped,
-                  seconds=round(time.monotonic() - clock, 3))
+                  seconds=round(time.monotonic() - clock, 3),
+                  **rule_fields(samples, args))
     if error:
         record["error"] = error
     return record
+
+
+# --- How many launches: the sequential rule. ---
+
+# How far above the reference's 95th percentile a launch must be to count
+# as slower, and how far above its median the median of launches alike
+# with it may lie (the medians of simulators with the race on one Python
+# differ by about a tenth).
+SLOWER_FACTOR = 1.5
+ALIKE_FACTOR = 1.25
+
+
+def sequential_decision(samples, args):
+    """None while more launches are wanted, else why they stop.
+
+    Without a reference: after ``--launches`` launches ("count"). With one
+    (``--reference-median`` and ``--reference-p95`` of the launch times of
+    simulators with the race on the same Python), from ``--launches``
+    launches on and at most ``--max-launches``: "slower" once two launches
+    took more than 1.5 times the reference's 95th percentile (a launch
+    drawn like the reference's is past its 95th percentile one time in
+    twenty, and past 1.5 times it rarer still: two such are rare), or once
+    one ran past the limit where the limit is at least ten times that
+    percentile; "alike" while no launch took that long and their median is
+    within 1.25 times the reference's median; "undecided" at the most."""
+    n = len(samples)
+    if n < args.launches:
+        return None
+    if args.reference_median is None:
+        return "count"
+    slow_at = SLOWER_FACTOR * args.reference_p95
+    slower = sum(1 for s in samples if s > slow_at)
+    past_limit = sum(1 for s in samples if s >= args.limit)
+    if slower >= 2 or (past_limit and
+                       args.limit >= 10 * args.reference_p95):
+        return "slower"
+    if not slower and statistics.median(samples) <= \
+            ALIKE_FACTOR * args.reference_median:
+        return "alike"
+    return "undecided" if n >= args.max_launches else None
+
+
+def rule_fields(samples, args):
+    """The rule's decision and its inputs, for the record."""
+    return {"decision": sequential_decision(samples, args) or "stopped",
+            "rule": {"launches": args.launches,
+                     "max_launches": args.max_launches,
+                     "reference_median": args.reference_median,
+                     "reference_p95": args.reference_p95,
+                     "slower_factor": SLOWER_FACTOR,
+                     "alike_factor": ALIKE_FACTOR}}
 
 
 def summarize(samples, past_limit_launches, limit):

@@ -131,7 +131,9 @@ def render_time_bisect(data):
              f"{' '.join(data['with']) or 'none'}; decisive probes: "
              f"{data['decisive_probes']} (limit {data['probe_limit']}); "
              f"{data['seconds']} s.", "",
-             f"Rule: {data['rule']['text']}.", "",
+             f"Rule: {data['rule']['text']}."
+             + (f" A launch past {data['limit']:g} s counts at that limit, "
+                f"as a stall." if data.get("limit") else ""), "",
              *table(("version", "verdict", "launches", "median s", "p95 s",
                      "past limit", "race errors", "seconds", "reason"),
                     ((probe["version"], probe["verdict"], probe["n"],

@@ -228,10 +228,12 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
                               log)
     result = bisect_on_time(versions, prober, rule)
     return write_time_bisect(result, args, out_dir, command,
-                             time.monotonic() - started, excluded)
+                             time.monotonic() - started, excluded,
+                             limit=prober.limit)
 
 
-def write_time_bisect(result, args, out_dir, command, seconds, excluded=()):
+def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),
+                      limit=None):
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end) + "-launch-time"
     data = {"metric": "launch-time", "package": args.package,
@@ -239,5 +241,6 @@ def write_time_bisect(result, args, out_dir, command, seconds, excluded=()):
             "from": args.start, "to": args.end,
             "excluded_by_requires_python": list(excluded),
             **result.to_json(), "seconds": round(seconds, 1),
+            "limit": limit,
             "provenance": stamp(command)}
     return write_bisect_files(out_dir, stem, data)

@@ -141,7 +141,8 @@ class MatrixConfig:
     sims: tuple
     count: int
     timeout: int
-    launches: int = 10
+    launches: int = 3
+    max_launches: int = 10
 
     def envs(self):
         return [EnvSpec(python, spec, sim) for python in self.pythons
@@ -173,7 +174,9 @@ def load_config(table, environ):
         sims=_unique(parse_sim(s) for s in sims),
         count=table.get("count", 1),
         timeout=table.get("timeout", 120),
-        launches=table.get("launches", 10),
+        launches=table.get("launches", 3),
+        max_launches=max(table.get("max_launches", 10),
+                         table.get("launches", 3)),
     )
 
 

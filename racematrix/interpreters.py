@@ -224,7 +224,8 @@ def nox_options(argv):
                         default=[])
     parser.add_argument("--download-python")
     parser.add_argument("-l", "--list", "--json", "-h", "--help", "--usage",
-                        "--version", "--parallel-worker", dest="listing",
+                        "--version", dest="listing", action="store_true")
+    parser.add_argument("--parallel-worker", dest="worker",
                         action="store_true")
     head = argv[:argv.index("--")] if "--" in argv else list(argv)
     return parser.parse_known_args(head)[0]
@@ -241,7 +242,7 @@ def sessions_requested(argv, environ, default):
     ``--session(s)``, ``-e``, ``NOXSESSION``; else ``default``), or () for
     a listing (``-l``, ``--list``, ``--json``, ``--usage``, ``--help``)."""
     options = nox_options(argv)
-    if options.listing:
+    if options.listing or options.worker:
         return ()  # a listing, or a worker of `-j` (its parent looked)
     chosen = options.sessions
     if not chosen and environ.get("NOXSESSION"):
@@ -287,13 +288,14 @@ def has_wheels(uv, python, requirements, run=subprocess.run):
 def matrix_pythons_requested(names, pythons):
     """Which of the matrix's ``pythons`` a selection of session names asks
     for: all of them for ``matrix`` (or a name nox matches by prefix), one
-    for ``matrix-3.11(...)``, none where no matrix session is named."""
+    for ``matrix(3.11, ...)``, none where no matrix session is named."""
     wanted = []
     for name in names:
-        if name == "matrix" or name.startswith("matrix("):
+        if name == "matrix":
             return list(pythons)
-        if name.startswith("matrix-"):
-            python = name[len("matrix-"):].split("(", 1)[0]
-            if python in pythons:
-                wanted.append(python)
+        if name.startswith("matrix("):  # matrix(3.11, numba==0.60.0, sim1)
+            python = name[len("matrix("):].split(",", 1)[0].strip()
+            if python not in pythons:
+                return list(pythons)  # a prefix nox may match: all
+            wanted.append(python)
     return list(dict.fromkeys(wanted))

@@ -33,6 +33,13 @@ class Matrix:
 
     def envs(self):
         return [EnvSpec(python, spec, sim, name)
+                for python, name, spec, sim in self.combinations()]
+
+    def combinations(self):
+        """(Python, suite, spec, simulator flag) of every environment, each
+        suite with its own lists: one matrix session each, and no session
+        for a combination outside a suite's lists."""
+        return [(python, name, spec, sim)
                 for name, config in self.configs.items()
                 for python in config.pythons for spec in config.specs
                 for sim in config.sims]
@@ -55,6 +62,12 @@ def param_id(suite, spec):
     as before (``numba==0.60.0``), others prefixed (``cubie: cubie==...``)."""
     text = " ".join(spec)
     return text if suite == DEFAULT_SUITE else f"{suite}: {text}"
+
+
+def session_id(python, suite, spec, sim):
+    """The parameters of a matrix session's name, in nox's parentheses:
+    ``3.11, numba==0.60.0, sim1`` (``matrix(3.11, numba==0.60.0, sim1)``)."""
+    return f"{python}, {param_id(suite, spec)}, sim{int(sim)}"
 
 
 def _union(lists):

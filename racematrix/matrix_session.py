@@ -13,7 +13,9 @@ import argparse
 import importlib.util
 import os
 import shlex
+import tempfile
 import time
+from pathlib import Path
 
 from . import measure_launch, measure_race
 from .errors import BadInput
@@ -34,8 +36,8 @@ def run_environment(session, spec, *, count, timeout, results_dir,
                     launch_time=None):
     """Build one environment, run the measurements in it, and record the
     raw result. ``launch_time`` (keyword arguments of
-    ``measure_launch.LaunchTime``, or None for none) adds the launch-time
-    workload after the suite. Returns the raw record."""
+    ``measure_launch.LaunchTime``, or None for none) adds launch time,
+    timed in the suite's process after its tests. Returns the raw record."""
     started_at = now_iso()
     clock = time.monotonic()
     base = dict(machine=machine_info(), command=command, started=started_at)
@@ -62,12 +64,18 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         return finish(env_error=reason, **nothing)
     environment = read_environment(session)
     measurements = [measure_race.RaceSuite(count, timeout, pytest_args)]
-    if launch_time is not None:
-        measurements.append(measure_launch.LaunchTime(**launch_time))
-    with running_marker(results_dir, spec.env_id) as running:
+    with running_marker(results_dir, spec.env_id) as running, \
+            tempfile.TemporaryDirectory(prefix="racematrix-") as scratch:
+        if launch_time is not None:
+            # Compared with the rows with the race, same Python and load.
+            reference = measure_launch.reference_launches(
+                Path(results_dir) / "raw", spec.python, running(),
+                exclude=spec.env_id)
+            measurements.append(measure_launch.LaunchTime(
+                **launch_time, reference=reference))
         fields = run_all(measurements, Built(
             session, spec, suite, keep_dir=results_dir, log=session.log,
-            environment=environment, running=running))
+            environment=environment, running=running, scratch=scratch))
     return finish(**{**environment, **fields})
 
 

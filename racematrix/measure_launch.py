@@ -2,7 +2,7 @@
 (``mwe/launch_time.py``) in a built environment, in processes of its own
 after the race suite, so that it never changes the suite's rates."""
 import json
-import tempfile
+import shlex
 from pathlib import Path
 
 from .fileio import write_text_atomic
@@ -78,27 +78,128 @@ def summarize_launches(samples, limit):
 
 
 class LaunchTime:
-    """The workload's ``launch_seconds`` record for the raw result. The
-    stacks of its first launch past the limit, where there was one, are
+    """The workload's ``launch_seconds`` record for the raw result, timed in
+    the suite's own pytest process once its tests have run
+    (``mwe/launch_time_plugin.py``): numba is imported once, and the tests'
+    rates are untouched. At least ``launches`` launches, and up to
+    ``max_launches`` while ``reference`` (``reference_launches``) cannot
+    yet tell the row apart from, or match it to, the simulators with the
+    race; the rule is ``mwe/launch_time.py``'s ``sequential_decision``.
+
+    A launch past the limit ends that process; the launches still missing
+    then run in worker processes of their own (``run_launch_time``), each
+    killed at the limit. The stacks of the first launch past the limit are
     kept as ``launch_time_stacks/<env>.stack.txt`` in ``built.keep_dir``:
     the evidence of where the time goes."""
     name = "launch_seconds"
 
-    def __init__(self, launches=LAUNCHES, limit=LIMIT, budget=BUDGET,
-                 workload_args=()):
-        self.options = dict(launches=launches, limit=limit, budget=budget,
-                            workload_args=tuple(workload_args))
+    def __init__(self, launches=3, max_launches=10, limit=LIMIT,
+                 budget=BUDGET, reference=None):
+        self.launches = launches
+        self.max_launches = max(max_launches, launches)
+        self.limit = limit
+        self.budget = budget
+        self.reference = reference
+
+    def _files(self, built):
+        return (Path(built.scratch) / "launch_seconds.json",
+                Path(built.scratch) / "launch_stack.txt")
+
+    def options(self, built, stack):
+        options = ["--launches", str(self.launches),
+                   "--max-launches", str(self.max_launches),
+                   "--limit", str(self.limit), "--budget", str(self.budget),
+                   "--stack-file", str(stack)]
+        if self.reference:
+            options += ["--reference-median", str(self.reference["median"]),
+                        "--reference-p95", str(self.reference["p95"])]
+        return options
+
+    def suite_args(self, built):
+        record, stack = self._files(built)
+        stack.write_text("")
+        return ("--launch-time-json", str(record),
+                "--launch-time-options", shlex.join(self.options(built, stack)))
 
     def measure(self, built):
-        built.log("launch-time workload (bounded: a limit per launch and a "
-                  "budget; see mwe/README.md)")
-        with tempfile.TemporaryDirectory() as scratch:
-            stack = Path(scratch) / "stack.txt"
-            record = run_launch_time(built.venv, built.spec.sim,
-                                     stack_file=stack, **self.options)
-            if built.keep_dir and stack.exists() and stack.stat().st_size:
-                kept = Path(built.keep_dir) / "launch_time_stacks" / \
-                    f"{built.spec.env_id}.stack.txt"
-                write_text_atomic(kept, stack.read_text(errors="replace"))
-                record["stack_file"] = f"launch_time_stacks/{kept.name}"
+        path, stack = self._files(built)
+        try:
+            record = json.loads(path.read_text())["launch_seconds"]
+        except (OSError, ValueError, KeyError):
+            record = empty_record(self.limit, self.budget,
+                                  "the suite's process wrote no launch-time "
+                                  "record")
+        missing = self.launches - record["n"]
+        if missing > 0 and not record.get("error"):
+            built.log(f"launch time: {record['n']} launch(es) in the suite's "
+                      f"process; {missing} more in worker processes")
+            record = completed(record, run_launch_time(
+                built.venv, built.spec.sim, launches=missing,
+                limit=self.limit, budget=self.budget, stack_file=stack,
+                workload_args=("--launches-per-process", str(missing))))
+        record["concurrency"] = built.running()
+        if self.reference:
+            record["reference"] = self.reference
+        if built.keep_dir and stack.exists() and stack.stat().st_size:
+            kept = Path(built.keep_dir) / "launch_time_stacks" / \
+                f"{built.spec.env_id}.stack.txt"
+            write_text_atomic(kept, stack.read_text(errors="replace"))
+            record["stack_file"] = f"launch_time_stacks/{kept.name}"
         return {"launch_seconds": record}
+
+
+def completed(record, more):
+    """The suite's process's launches followed by those of worker
+    processes, as one record."""
+    samples = record["samples"] + more["samples"]
+    past = [i for i, s in enumerate(samples) if s >= record["limit"]]
+    merged = {**record, **summarize_launches(samples, record["limit"]),
+              "samples": samples, "past_limit_launches": past,
+              "race_errors": record.get("race_errors", 0)
+              + more.get("race_errors", 0),
+              "processes": more.get("processes", 0),
+              "seconds": round(record.get("seconds", 0)
+                               + more.get("seconds", 0), 3)}
+    if more.get("error"):
+        merged["error"] = more["error"]
+    return merged
+
+
+# Fewest launches a reference must pool before the rule uses it.
+MIN_REFERENCE = 10
+
+
+def reference_launches(raw_dir, python, concurrency, exclude=None):
+    """What the launches of a row on ``python`` are compared with: the
+    pooled launch times of the MWE's rows with the race on the same Python
+    (X.Y) in ``raw_dir``, from the rows timed at the same ``concurrency``
+    (sessions running at once) where they hold ``MIN_REFERENCE`` launches,
+    else from all of them; their ``median``, ``p95`` and ``max``, or None
+    where fewer
+    launches are known (the row then takes a fixed count)."""
+    minor = ".".join(str(python).split(".")[:2])
+    pools = {"same": [], "any": []}
+    for path in sorted(Path(raw_dir).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            launch = record.get("launch_seconds") or {}
+            samples = [float(s) for s in launch.get("samples") or []]
+            row_minor = ".".join(record["python"].split(".")[:2])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if (record.get("suite", "mwe") != "mwe" or row_minor != minor
+                or record.get("verdict") != "reproduced"
+                or record.get("env") == exclude or not samples):
+            continue
+        pools["any"] += samples
+        if launch.get("concurrency", record.get("concurrency")) == concurrency:
+            pools["same"] += samples
+    for kind in ("same", "any"):
+        if len(pools[kind]) >= MIN_REFERENCE:
+            samples = pools[kind]
+            return {"median": round(quantile(samples, 0.5), 6),
+                    "p95": round(quantile(samples, 0.95), 6),
+                    "max": round(max(samples), 6),
+                    "n": len(samples), "python": minor,
+                    "concurrency": concurrency if kind == "same" else "any"}
+    return None

@@ -117,7 +117,8 @@ class RaceSuite:
     def measure(self, built):
         concurrency = built.running()
         run = run_mwe(built.venv, built.spec.sim, self.count, self.timeout,
-                      [*built.suite.pytest_args, *self.pytest_args],
+                      [*built.suite.pytest_args, *built.pytest_args,
+                       *self.pytest_args],
                       echo=self.echo, suite=built.suite)
         self.last_run = run
         concurrency = max(concurrency, built.running())

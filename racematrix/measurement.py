@@ -33,11 +33,18 @@ class Built:
     environment: dict = field(default_factory=dict)
     # How many matrix sessions run right now (load changes a race's rate).
     running: Callable[[], int] = field(default=lambda: 1)
+    # A folder of this environment's run, for the measurements' files.
+    scratch: Path | None = None
+    # What the measurements add to the suite's pytest command line (a
+    # measurement that rides along in the suite's process).
+    pytest_args: tuple = ()
 
 
 class Measurement(Protocol):
     """``measure(built)`` returns raw-result fields, e.g.
-    ``{"launch_seconds": {...}}``."""
+    ``{"launch_seconds": {...}}``. A measurement that rides along in the
+    suite's pytest process also has ``suite_args(built)``: what it adds to
+    that command line (it then reads its part in ``measure``)."""
     name: str
 
     def measure(self, built: Built) -> dict: ...
@@ -47,6 +54,9 @@ def run_all(measurements, built):
     """Run the measurements in order and merge their fields; one that
     finds no test report (``env_error``) ends the list, since later ones
     would measure a broken environment."""
+    built.pytest_args = tuple(
+        arg for measurement in measurements
+        for arg in getattr(measurement, "suite_args", lambda _: ())(built))
     fields = {}
     for measurement in measurements:
         fields.update(measurement.measure(built))

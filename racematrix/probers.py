@@ -16,6 +16,7 @@ from .measure_race import RaceSuite
 from .measurement import Built
 from .provenance import gpu_name
 from .race_search import Probe, decide_probe
+from .stats import quantile
 from .time_search import TimeProbe, _median_text
 from .venv import ProbeEnvironment
 
@@ -153,12 +154,26 @@ def _probe_reason(probe, verdict):
     return f"0 of {probe.runs} runs failed"
 
 
+# The limit of the bisect on time: ten times the first release timed (a
+# launch past it is a stall, not a slow launch), within these bounds.
+LIMIT_FLOOR = 3.0
+LIMIT_PER_MEDIAN = 10.0
+
+
 class LaunchTimeProber:
     """``measure(version, launches)`` for ``bisect_on_time``, backed by real
     environments: ``env_for(version)`` returns (a ready environment, None)
     or (None, (verdict, reason)) when the release cannot be installed.
     Each call runs the workload for the launches still missing and keeps
-    every sample."""
+    every sample; one worker process takes launch after launch while they
+    end in time (numba is imported once).
+
+    A launch past the limit is evidence, not a gap: it counts at the limit,
+    as a stall. The limit starts at ``limit`` and, once the first release
+    has been timed, becomes ten times its median (at least ``LIMIT_FLOOR``,
+    at most ``limit``), so that a stalling release costs seconds a launch
+    rather than the whole limit; every sample taken so far is cut at the
+    new limit, and all releases are compared at one limit."""
 
     def __init__(self, env_for, sim, log, limit=LIMIT,
                  budget_per_launch=6.0, min_budget=60.0):
@@ -166,6 +181,7 @@ class LaunchTimeProber:
         self.sim = sim
         self.log = log
         self.limit = limit
+        self.limit_set = False
         self.budget_per_launch = budget_per_launch
         self.min_budget = min_budget
         self.seen = {}
@@ -183,17 +199,39 @@ class LaunchTimeProber:
             missing = launches - len(probe.samples)
             budget = max(self.min_budget, missing * self.budget_per_launch,
                          self.limit + 5)
-            record = run_launch_time(env, self.sim, launches=missing,
-                                     limit=self.limit, budget=budget)
+            record = run_launch_time(
+                env, self.sim, launches=missing, limit=self.limit,
+                budget=budget,
+                workload_args=("--launches-per-process", str(missing)))
             probe.samples += record["samples"]
-            probe.past_limit += record["past_limit"]
             probe.race_errors += record.get("race_errors", 0)
             if record.get("error") and not probe.samples:
                 probe.verdict, probe.reason = "error", record["error"]
+            if probe.samples and not self.limit_set:
+                self.set_limit(_median(probe.samples))
+            probe.past_limit = sum(1 for s in probe.samples
+                                   if s >= self.limit)
         probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
         self.log(f"timed {version}: {len(probe.samples)} launches, median "
-                 f"{_median_text(probe)}, {probe.past_limit} past the limit")
+                 f"{_median_text(probe)}, {probe.past_limit} past the "
+                 f"{self.limit:g} s limit")
         return probe
+
+    def set_limit(self, median):
+        self.limit_set = True
+        limit = min(self.limit, max(LIMIT_FLOOR, LIMIT_PER_MEDIAN * median))
+        if limit < self.limit:
+            self.log(f"launch limit {limit:g} s from now on: ten times the "
+                     f"first release's median ({median:.2f} s); earlier "
+                     f"launches cut there")
+            self.limit = limit
+            for probe in self.seen.values():
+                probe.samples = [min(s, limit) for s in probe.samples]
+                probe.past_limit = sum(1 for s in probe.samples if s >= limit)
+
+
+def _median(samples):
+    return quantile(samples, 0.5)
 
 
 def _cached(env_for):

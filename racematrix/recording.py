@@ -64,27 +64,31 @@ def mark_tables_fresh(results_dir):
     (Path(results_dir) / STALE).unlink(missing_ok=True)
 
 
-def record_missing_interpreters(envs, missing, results_dir,
-                                command="nox -s matrix"):
-    """A `skipped` row, whose reason says how to install the Python, for
-    each environment of a missing Python that has no row from this
-    machine yet; an earlier result is never replaced by a skip. Returns
-    how many rows were written."""
+def record_skips(envs, reason_for, results_dir, command="nox -s matrix"):
+    """A `skipped` row, with the reason ``reason_for(spec)`` gives (None:
+    no skip), for each environment that has no row from this machine yet;
+    an earlier result is never replaced by a skip. Returns how many rows
+    were written."""
     written = 0
     results_dir = Path(results_dir)
     with results_lock(results_dir):
         for spec in envs:
-            if spec.python not in missing:
-                continue
+            reason = reason_for(spec)
             path = results_dir / "raw" / f"{spec.env_id}.json"
-            if path.exists():
+            if reason is None or path.exists():
                 continue
-            raw = make_raw(
+            write_json_atomic(path, make_raw(
                 spec, packages={}, python="", python_build="",
-                skip_reason=missing[spec.python], machine=machine_info(),
-                command=command)
-            write_json_atomic(path, raw)
+                skip_reason=reason, machine=machine_info(), command=command))
             written += 1
         if written:
             (results_dir / STALE).touch()
     return written
+
+
+def record_missing_interpreters(envs, missing, results_dir,
+                                command="nox -s matrix"):
+    """A `skipped` row, whose reason says how to install the Python, for
+    each environment of a missing Python (``missing``: Python -> reason)."""
+    return record_skips(envs, lambda spec: missing.get(spec.python),
+                        results_dir, command)

@@ -71,6 +71,14 @@ def test_verdicts_of_a_buggy_and_a_fixed_environment(matrix_run):
     assert buggy["settings"]["preset"] == "aggressive"
     # Both sessions ran side by side under -j 2, and the rows say so.
     assert {buggy["concurrency"], fixed["concurrency"]} <= {1, 2}
+    # Launch time, in the suite's own process after its tests: at least the
+    # fewest launches, with the rule's decision and the load it ran under.
+    for record in (buggy, fixed):
+        launch = record["launch_seconds"]
+        assert launch["n"] >= 3 and launch["in_process"], launch
+        assert launch["decision"] in ("count", "alike", "slower", "undecided")
+        assert launch["concurrency"] in (1, 2)
+        assert launch["workload"]["switch_interval"] == 0.005
 
 
 def test_run_replaces_its_row_and_keeps_the_others(matrix_run):

@@ -80,8 +80,8 @@ def test_sessions_requested_reads_noxs_selection():
     assert interpreters.sessions_requested(
         ["-s", "tests", "--", "-k", "matrix"], {}, default) == ("tests",)
     assert interpreters.sessions_requested(
-        ["--session=matrix-3.11(numba==0.60.0, sim1)"], {}, default) == (
-        "matrix-3.11(numba==0.60.0, sim1)",)
+        ["--session=matrix(3.11, numba==0.60.0, sim1)"], {}, default) == (
+        "matrix(3.11, numba==0.60.0, sim1)",)
     assert interpreters.sessions_requested(
         [], {"NOXSESSION": "bisect,report"}, default) == ("bisect", "report")
     for listing in (["-l"], ["--list", "--json"], ["--parallel-worker", "-s",
@@ -94,7 +94,7 @@ def test_matrix_pythons_requested():
     assert interpreters.matrix_pythons_requested(["matrix"], pythons) == list(
         pythons)
     assert interpreters.matrix_pythons_requested(
-        ["matrix-3.11(numba==0.60.0, sim1)"], pythons) == ["3.11"]
+        ["matrix(3.11, numba==0.60.0, sim1)"], pythons) == ["3.11"]
     assert interpreters.matrix_pythons_requested(["tests", "report"],
                                                  pythons) == []
 

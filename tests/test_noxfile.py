@@ -36,6 +36,20 @@ def test_default_matrix_covers_pythons_targets_flags_and_suites():
     assert {s["call_spec"]["suite"] for s in sessions} == {"mwe", "cubie"}
 
 
+def test_sessions_are_the_exact_combinations_of_each_suites_lists():
+    from racematrix.matrix import session_id
+    matrix = default_matrix()
+    sessions = [s for s in listed() if s["name"] == "matrix"]
+    assert sorted(s["session"] for s in sessions) == sorted(
+        f"matrix({session_id(*combination)})"
+        for combination in matrix.combinations())
+    # No cross product: a suite's session only on its own Pythons and flags.
+    for entry in sessions:
+        config = matrix.configs[entry["call_spec"]["suite"]]
+        assert entry["python"] in config.pythons
+        assert entry["call_spec"]["sim"] in config.sims
+
+
 def test_matrix_suites_picks_suites_and_specs_alone_mean_the_mwe():
     cubie = [s["call_spec"]["suite"] for s in listed(MATRIX_SUITES="cubie")
              if s["name"] == "matrix"]
@@ -52,7 +66,7 @@ def test_overrides_select_exactly_one_environment():
     sessions = listed(MATRIX_PYTHONS="3.11", MATRIX_SPECS="numba==0.60.0",
                       MATRIX_SIM="1")
     assert [s["session"] for s in sessions if s["name"] == "matrix"] == [
-        "matrix-3.11(numba==0.60.0, sim1)"]
+        "matrix(3.11, numba==0.60.0, sim1)"]
 
 
 @pytest.mark.parametrize("environ, message", [
@@ -105,8 +119,8 @@ def test_ci_module_reads_nox_output():
                           cwd=PROJECT, check=True)
     data = json.loads(jobs.stdout)
     assert [j["session"] for j in data["include"]] == [
-        "matrix-3.12(numba==0.60.0, sim1)"]
-    assert data["skipped"] == ["matrix-3.12(numba==0.60.0, sim0)"]
+        "matrix(3.12, numba==0.60.0, sim1)"]
+    assert data["skipped"] == ["matrix(3.12, numba==0.60.0, sim0)"]
 
 
 @pytest.mark.skipif(shutil.which("check-jsonschema") is None,

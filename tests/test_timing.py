@@ -385,3 +385,89 @@ def test_time_bisect_markdown_states_the_rule_and_each_probe(sides):
     assert TimeRule().describe() in text
     for probe in result.tested:
         assert f"| {probe.version} | {probe.verdict} |" in text
+
+
+# --- How many launches a matrix row takes: the sequential rule ---
+
+def rule_args(reference_p95=None, launches=3, max_launches=10, limit=20.0,
+              reference_median=None):
+    workload = load_workload()
+    options = ["--launches", str(launches), "--max-launches",
+               str(max_launches), "--limit", str(limit)]
+    if reference_p95 is not None:
+        options += ["--reference-median",
+                    str(reference_median or reference_p95 * 0.8),
+                    "--reference-p95", str(reference_p95)]
+    return workload, workload.parse_args(options)
+
+
+def test_without_a_reference_a_row_takes_its_count():
+    workload, args = rule_args()
+    assert workload.sequential_decision([0.6, 0.7], args) is None
+    assert workload.sequential_decision([0.6, 0.7, 0.65], args) == "count"
+
+
+def test_rule_on_real_launches_of_both_sides(sides):
+    with_race, (without, *_) = sides
+    # As the matrix pools them: every release with the race, one Python.
+    reference = [s for record in with_race for s in record["samples"]]
+    workload, args = rule_args(stats.quantile(reference, 0.95),
+                               reference_median=stats.quantile(reference,
+                                                               0.5))
+    with_race = with_race[-1]
+    # A release with the race, timed like the reference: alike at three.
+    assert workload.sequential_decision(with_race["samples"][:3],
+                                        args) == "alike"
+    # Fewer than the fewest: no decision yet.
+    assert workload.sequential_decision(with_race["samples"][:2],
+                                        args) is None
+    # The fixed release: taken launch by launch until the rule decides.
+    decisions = [workload.sequential_decision(without["samples"][:n], args)
+                 for n in range(3, len(without["samples"]) + 1)]
+    decided = next(d for d in decisions if d)
+    assert decided in ("slower", "undecided")
+
+
+def test_one_launch_past_a_far_limit_is_slower_and_the_most_is_undecided():
+    workload, args = rule_args(0.7, limit=20.0)
+    assert workload.sequential_decision([0.7, 20.0, 0.8], args) == "slower"
+    workload, args = rule_args(0.7, limit=5.0)  # under ten times: not alone
+    assert workload.sequential_decision([0.7, 5.0, 0.8], args) is None
+    workload, args = rule_args(0.7, max_launches=4)
+    assert workload.sequential_decision([0.7, 1.0, 1.0, 1.0],
+                                        args) == "undecided"
+
+
+def test_reference_pools_rows_with_the_race_of_the_same_python(tmp_path,
+                                                               data_dir_module):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for path in (data_dir_module / "raw-launch").glob("*.json"):
+        (raw / path.name).write_text(path.read_text())
+    records = [json.loads(p.read_text()) for p in raw.glob("*.json")]
+    racy = [r for r in records if r["verdict"] == "reproduced"]
+    samples = [s for r in racy for s in r["launch_seconds"]["samples"]]
+    reference = measure_launch.reference_launches(raw, "3.12.1", 99)
+    if len(samples) < measure_launch.MIN_REFERENCE:
+        assert reference is None
+        return
+    assert reference["n"] == len(samples)
+    assert reference["max"] == pytest.approx(max(samples))
+    assert reference["median"] == pytest.approx(stats.quantile(samples, 0.5))
+    assert reference["concurrency"] == "any"  # none was timed at 99
+    assert measure_launch.reference_launches(raw, "3.11", 1) is None
+    assert measure_launch.reference_launches(
+        raw, "3.12", 1, exclude=racy[0]["env"]) is None or len(racy) > 1
+
+
+def test_time_bisect_limit_follows_the_first_release(measured):
+    from racematrix.probers import LIMIT_FLOOR, LaunchTimeProber
+    fast = next(iter(measured.values()))["samples"]
+    logged = []
+    prober = LaunchTimeProber(None, True, logged.append, limit=20.0)
+    probe = prober.seen.setdefault("0.1", TimeProbe("0.1"))
+    probe.samples = [*fast, 20.0]
+    prober.set_limit(stats.quantile(fast, 0.5))
+    assert LIMIT_FLOOR <= prober.limit < 20.0
+    assert max(probe.samples) == prober.limit and probe.past_limit >= 1
+    assert "launch limit" in logged[0]
