@@ -161,7 +161,12 @@ def mwe_figures(session):
 
 @nox.session(python=False, default=False)
 def bench(session):
-    """Time the default matrix cold, warm, and under nox's defaults."""
+    """Time the matrix cold and warm, a skip, the time bisect, the tests."""
     from racematrix import bench
-    bench.run(RESULTS, session.log,
-              matrix_session.session_command(session.name, session.posargs))
+    try:
+        bench.run(RESULTS, session.log,
+                  matrix_session.session_command(session.name,
+                                                 session.posargs),
+                  session.posargs)
+    except BadInput as error:
+        session.error(str(error))

@@ -1,11 +1,20 @@
-"""Benchmark of the matrix itself (``nox -s bench``): wall time of the
-default matrix (simulator on) cold and warm, the overhead per environment,
-and the same matrix under nox's defaults (virtualenv + pip, one session at a
-time, environments recreated) as a ratio measured in the same run.
+"""The driver of ``nox -s bench``: what the project's own commands cost on
+this machine, side by side, in one run.
 
-"Cold" means no virtual environment exists yet; the package caches of uv and
-pip are left as they are (warm), since downloading every numba release again
-measures the network, not the tool.
+* the default matrix (``nox -s matrix -j auto``, every suite, as users run
+  it) cold (an empty uv cache and no environment), warm (the same
+  environments again), and warm without the launch-time evidence
+  (``MATRIX_LAUNCHES=0``), so that the evidence's price is a ratio;
+* the same matrix under nox's own defaults (virtualenv and pip, one session
+  at a time, environments recreated);
+* a session that cannot run here (simulator off, no GPU), alone;
+* the bisect on launch time (``nox -s bisect -- --package numba-cuda
+  --python 3.12 --metric launch-time``);
+* the project's own tests (``nox -s tests``), in a fresh copy.
+
+Each part runs against scratch folders, never the project's ``results/``;
+the figures go to ``results/bench.md`` and ``.json``. ``-- --parts`` picks
+some parts (the others keep their last figures).
 """
 import json
 import os
@@ -17,67 +26,163 @@ import tempfile
 import time
 from pathlib import Path
 
+from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
+from .markdown import table
 from .provenance import machine_info, now_iso
 
 PROJECT = Path(__file__).resolve().parent.parent
+PARTS = ("cold", "warm", "warm-no-launches", "defaults", "sim-off",
+         "time-bisect", "tests")
+TIME_BISECT = ("--package", "numba-cuda", "--python", "3.12", "--metric",
+               "launch-time")
 
 
-def timed_matrix(label, envdir, results_dir, extra_args, log):
-    """Time the matrix and the report after it (tables, REPORT.md, plot):
-    run one at a time, nox queues the report itself; in parallel it cannot,
-    so it is run afterwards, and timed too."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
-    env.update(MATRIX_SIM="1", RACEMATRIX_RESULTS=str(results_dir))
-    command = [sys.executable, "-m", "nox", "-s", "matrix", "--envdir",
-               str(envdir), *extra_args]
-    log(f"{label}: {' '.join(command[2:])}")
+def parse_args(argv):
+    parser = OneLineArgumentParser(prog="nox -s bench --", label="bench",
+                                   help_hint="nox -s bench -- --help")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated parts to run, of "
+                             f"{', '.join(PARTS)} (default: all)")
+    args = parser.parse_args(argv)
+    args.parts = [part.strip() for part in args.parts.split(",")
+                  if part.strip()]
+    unknown = [part for part in args.parts if part not in PARTS]
+    if unknown:
+        raise BadInput(f"bench: unknown part {unknown[0]!r}; the parts are "
+                       f"{', '.join(PARTS)}")
+    return args
+
+
+def nox_environ(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS"))}
+    env.update(extra)
+    return env
+
+
+def timed(label, command, env, log, cwd=PROJECT):
+    log(f"{label}: {' '.join(command)}")
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True,
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True,
                           text=True)
-    if "-j" in extra_args:
-        subprocess.run([*command[:4], "report", *command[5:7]], cwd=PROJECT,
-                       env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        log(f"{label}: nox exited {done.returncode}: {done.stdout[-800:]}")
+        log(f"{label}: exited {done.returncode}: {done.stdout[-600:]}"
+            f"{done.stderr[-600:]}")
+    return seconds, done
+
+
+def matrix_run(label, envdir, results_dir, nox_args, log, **environ):
+    """Time ``nox -s matrix`` (the report it writes at the end included)
+    and sum up the rows it wrote."""
+    command = [sys.executable, "-m", "nox", "-s", "matrix", "--envdir",
+               str(envdir), *nox_args]
+    seconds, done = timed(label, command, nox_environ(
+        RACEMATRIX_RESULTS=str(results_dir), **environ), log)
     raws = [json.loads(p.read_text())
             for p in Path(results_dir, "raw").glob("*.json")]
     ran = [r for r in raws if r["verdict"] != "skipped"]
-    pytest_seconds = [r.get("pytest_seconds", 0.0) for r in ran]
+    launches = [r["launch_seconds"]["n"] for r in ran
+                if (r.get("launch_seconds") or {}).get("n") is not None]
     return {"label": label, "command": "nox " + " ".join(command[3:]),
-            "seconds": round(seconds, 1), "environments": len(raws),
-            "ran": len(ran), "exit": done.returncode,
-            "seconds_per_environment": round(seconds / max(len(raws), 1), 2),
-            "mean_pytest_seconds": round(statistics.mean(pytest_seconds), 2)
-            if pytest_seconds else None,
-            "mean_overhead_seconds": round(statistics.mean(
-                r["seconds"] - r.get("pytest_seconds", 0.0) for r in ran), 2)
-            if ran else None}
+            "environment": {k: v for k, v in environ.items()},
+            "seconds": round(seconds, 1), "exit": done.returncode,
+            "rows": len(raws), "ran": len(ran),
+            "session_seconds": round(sum(r["seconds"] for r in ran), 1),
+            "mean_pytest_seconds": round(statistics.mean(
+                r.get("pytest_seconds", 0.0) for r in ran), 2) if ran else None,
+            "launches_per_row": [min(launches), max(launches)]
+            if launches else None}
 
 
-def run(out_dir, log, command, jobs="auto"):
-    scratch = Path(tempfile.mkdtemp(prefix="racematrix-bench-"))
+def sim_off_run(envdir, results_dir, log):
+    """One simulator-off session on this machine, alone: what a session
+    that cannot run here costs (nox's start included)."""
+    environ = dict(MATRIX_PYTHONS="3.12", MATRIX_SPECS="numba==0.68.1",
+                   MATRIX_SIM="0")
+    run = matrix_run("a simulator-off session (no GPU here)", envdir,
+                     results_dir, [], log, **environ)
+    listed, _ = timed("nox start alone", [sys.executable, "-m", "nox", "-l"],
+                      nox_environ(**environ), log)
+    run["nox_list_seconds"] = round(listed, 2)
+    return run
+
+
+def time_bisect_run(envdir, out_dir, log):
+    command = [sys.executable, "-m", "nox", "--envdir", str(envdir), "-s",
+               "bisect", "--", *TIME_BISECT]
+    seconds, done = timed("bisect on launch time", command, nox_environ(
+        RACEMATRIX_RESULTS=str(out_dir)), log)
+    found = sorted(Path(out_dir, "bisect").glob("*launch-time.json"))
+    data = json.loads(found[0].read_text()) if found else {}
+    return {"label": "bisect on launch time",
+            "command": "nox -s bisect -- " + " ".join(TIME_BISECT),
+            "seconds": round(seconds, 1), "exit": done.returncode,
+            "summary": data.get("summary", ""),
+            "boundary": data.get("boundary"),
+            "decisive_probes": data.get("decisive_probes")}
+
+
+def tests_run(scratch, log):
+    """``nox -s tests`` in a fresh copy of the project (no .nox)."""
+    copy = Path(scratch) / "project"
+    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns(
+        ".git", ".nox", "__pycache__", "results"))
+    seconds, done = timed("nox -s tests, fresh copy",
+                          [sys.executable, "-m", "nox", "-s", "tests"],
+                          nox_environ(), log, cwd=copy)
+    tail = (done.stdout + done.stderr).strip().splitlines()
+    summary = next((line for line in reversed(tail) if " passed" in line), "")
+    return {"label": "nox -s tests, fresh copy", "command": "nox -s tests",
+            "seconds": round(seconds, 1), "exit": done.returncode,
+            "summary": summary.strip("= ")}
+
+
+def run(out_dir, log, command, argv=()):
+    args = parse_args(list(argv))
+    previous = {}
     try:
-        ours = scratch / "envs-uv"
-        cold = timed_matrix("cold (uv, -j auto)", ours, scratch / "r1",
-                            ["-j", jobs], log)
-        warm = timed_matrix("warm (uv, -j auto, reused)", ours, scratch / "r2",
-                            ["-j", jobs], log)
-        warm_serial = timed_matrix("warm (uv, no -j, reused)", ours,
-                                   scratch / "r4", [], log)
-        defaults = timed_matrix(
-            "nox defaults (-fb virtualenv, no -j, recreated)",
-            scratch / "envs-virtualenv", scratch / "r3",
-            ["-fb", "virtualenv", "--reuse-venv", "no"], log)
+        previous = json.loads((Path(out_dir) / "bench.json").read_text())
+    except (OSError, ValueError):
+        pass
+    parts = dict(previous.get("parts") or {})
+    scratch = Path(tempfile.mkdtemp(prefix="racematrix-bench-"))
+    envs, cache = scratch / "envs", scratch / "uv-cache"
+    try:
+        wanted = args.parts
+        if "cold" in wanted:
+            parts["cold"] = matrix_run(
+                "cold: empty uv cache, no environment", envs, scratch / "r1",
+                ["-j", "auto"], log, UV_CACHE_DIR=str(cache))
+        if "warm" in wanted:
+            if not envs.exists():  # warm needs environments: build them
+                matrix_run("warm-up", envs, scratch / "r0", ["-j", "auto"],
+                           log)
+            parts["warm"] = matrix_run(
+                "warm: the same environments again", envs, scratch / "r2",
+                ["-j", "auto"], log)
+        if "warm-no-launches" in wanted:
+            parts["warm-no-launches"] = matrix_run(
+                "warm, no launch time (MATRIX_LAUNCHES=0)", envs,
+                scratch / "r3", ["-j", "auto"], log, MATRIX_LAUNCHES="0")
+        if "defaults" in wanted:
+            parts["defaults"] = matrix_run(
+                "nox's defaults: virtualenv and pip, one at a time, recreated",
+                scratch / "envs-virtualenv", scratch / "r4",
+                ["-fb", "virtualenv", "--reuse-venv", "no"], log)
+        if "sim-off" in wanted:
+            parts["sim-off"] = sim_off_run(envs, scratch / "r5", log)
+        if "time-bisect" in wanted:
+            parts["time-bisect"] = time_bisect_run(envs, scratch / "r6", log)
+        if "tests" in wanted:
+            parts["tests"] = tests_run(scratch, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    data = {"runs": [cold, warm, warm_serial, defaults],
-            "ratio_defaults_to_cold": round(defaults["seconds"] / cold["seconds"], 2),
-            "ratio_defaults_to_warm": round(defaults["seconds"] / min(
-                warm["seconds"], warm_serial["seconds"]), 2),
-            "machine": machine_info(), "command": command,
-            "finished": now_iso()}
+    for part in wanted:
+        parts[part].update(finished=now_iso(), machine=machine_info(),
+                           load_average=os.getloadavg()[0])
+    data = {"parts": parts, "command": command, "finished": now_iso()}
     text = render(data)
     write_json_atomic(Path(out_dir) / "bench.json", data)
     write_text_atomic(Path(out_dir) / "bench.md", text)
@@ -85,23 +190,41 @@ def run(out_dir, log, command, jobs="auto"):
     return data
 
 
+def ratio(parts, top, bottom):
+    if top in parts and bottom in parts and parts[bottom]["seconds"]:
+        return f"{parts[top]['seconds'] / parts[bottom]['seconds']:.2f}x"
+    return "–"
+
+
 def render(data):
-    machine = data["machine"]
-    lines = ["# Benchmark: the default matrix, simulator on", "",
-             f"`{data['command']}`, finished {data['finished']} on "
-             f"{machine['os']}, {machine['cores']} cores. Package caches warm; "
-             f"\"cold\" means no virtual environment existed.", "",
-             "| run | wall (s) | environments | ran | s per environment | "
-             "mean pytest (s) | mean overhead (s) |",
-             "|---|---|---|---|---|---|---|"]
-    for run in data["runs"]:
-        lines.append(f"| {run['label']} | {run['seconds']} | "
-                     f"{run['environments']} | {run['ran']} | "
-                     f"{run['seconds_per_environment']} | "
-                     f"{run['mean_pytest_seconds']} | "
-                     f"{run['mean_overhead_seconds']} |")
-    lines += ["", f"nox's defaults take {data['ratio_defaults_to_cold']}x the "
-                  f"cold time and {data['ratio_defaults_to_warm']}x the faster "
-                  f"warm time. Every time includes the report after the "
-                  f"matrix (tables, REPORT.md, plot)."]
+    parts = data["parts"]
+    lines = ["# Benchmark: what the project's commands cost here", "",
+             f"`{data['command']}`, finished {data['finished']}. Every part "
+             "ran against scratch folders; a matrix time includes the report "
+             "it writes at the end.", ""]
+    rows = []
+    for name in PARTS:
+        part = parts.get(name)
+        if not part:
+            continue
+        machine = part.get("machine", {})
+        detail = part.get("summary") or (
+            f"{part.get('ran')} of {part.get('rows')} rows ran; "
+            f"{part.get('session_seconds')} s of session time; launches per "
+            f"row {part.get('launches_per_row') or '–'}"
+            if "rows" in part else "")
+        if part.get("nox_list_seconds") is not None:
+            detail += f"; `nox -l` alone {part['nox_list_seconds']} s"
+        rows.append((part["label"], f"`{part['command']}`", part["seconds"],
+                     part["exit"], detail,
+                     f"{machine.get('cores', '?')} cores, load "
+                     f"{part.get('load_average', 0):.1f}",
+                     part.get("finished", "")))
+    lines += table(("part", "command", "wall s", "exit", "what it did",
+                    "machine", "finished"), rows)
+    lines += ["", f"Launch-time evidence costs warm "
+                  f"{ratio(parts, 'warm', 'warm-no-launches')} the matrix "
+                  f"without it; nox's defaults take "
+                  f"{ratio(parts, 'defaults', 'warm')} the warm matrix and "
+                  f"{ratio(parts, 'defaults', 'cold')} the cold one."]
     return "\n".join(lines) + "\n"

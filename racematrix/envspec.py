@@ -168,15 +168,22 @@ def load_config(table, environ):
         specs = _split("MATRIX_SPECS", environ["MATRIX_SPECS"], ";")
     if "MATRIX_SIM" in environ:
         sims = _split("MATRIX_SIM", environ["MATRIX_SIM"], None)
+    launches = table.get("launches", 3)
+    if "MATRIX_LAUNCHES" in environ:
+        text = environ["MATRIX_LAUNCHES"].strip()
+        if not text.isdigit():
+            raise ConfigError(f"MATRIX_LAUNCHES={environ['MATRIX_LAUNCHES']!r}"
+                              f" is not valid; expected a whole number of "
+                              f"launches per MWE row (0: no launch time)")
+        launches = int(text)
     return MatrixConfig(
         pythons=_unique(parse_python(p) for p in pythons),
         specs=_unique(parse_spec(s) for s in specs),
         sims=_unique(parse_sim(s) for s in sims),
         count=table.get("count", 1),
         timeout=table.get("timeout", 120),
-        launches=table.get("launches", 3),
-        max_launches=max(table.get("max_launches", 10),
-                         table.get("launches", 3)),
+        launches=launches,
+        max_launches=max(table.get("max_launches", 10), launches),
     )
 
 

@@ -2,17 +2,22 @@
 (``companions``) with this project's smoke launch and test tools, or pip
 where uv is missing; a failure is classified as a skip, the user's bad
 input, or an environment error."""
+import hashlib
+import json
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from packaging.version import Version
 
 from .companions import Installation, Ladder
 from .index import IndexLookupError, list_releases, nearest_versions
 from .procs import venv_environ
+from .provenance import now_iso
 from .suites import MWE_SUITE, RUNNER_TOOLS, TEST_TOOLS
-from .venv import venv_python
+from .venv import read_environment, venv_python
 
 
 def install(session, spec, timeout=900):
@@ -39,15 +44,77 @@ def install_resolved(session, spec, log=None, timeout=900, every_way=False,
     provider = spec.target if suite.smoke is None or \
         spec.target == "numba-cuda" else None
     tools = tuple(dict.fromkeys([*RUNNER_TOOLS, *suite.requirements]))
+    smoke = suite_smoke(suite.smoke) if suite.smoke else SMOKE_LAUNCH
+    key = install_key(spec, tools, smoke, provider)
+    if not every_way:
+        kept = installed_before(session, key)
+        if kept:
+            (log or session.log)(
+                f"install {' '.join(spec.requirements)}: the environment is "
+                f"as installed on {kept.installed_at} ({kept.way}); reused")
+            return kept
     ladder = Ladder(venv_python(session), tools=tools,
                     classify=lambda output: classify_install_failure(output, spec),
-                    smoke=suite_smoke(suite.smoke) if suite.smoke else
-                    SMOKE_LAUNCH, module=MODULE_UNDER_TEST,
+                    smoke=smoke, module=MODULE_UNDER_TEST,
                     provider=provider,
                     sim_environ=venv_environ(session.bin,
                                              {"NUMBA_ENABLE_CUDASIM": "1"}),
                     log=log or session.log, timeout=timeout)
-    return ladder.install(spec.requirements, every_way=every_way)
+    installation = ladder.install(spec.requirements, every_way=every_way)
+    if installation.problem is None and not every_way:
+        note_installed(session, key, installation)
+    return installation
+
+
+# Written into an environment once the ladder has installed it.
+INSTALLED = "racematrix-installed.json"
+
+
+def install_key(spec, tools, smoke, provider):
+    """What an installation depends on: the same key, the same ladder."""
+    text = json.dumps([spec.python, list(spec.requirements), list(tools),
+                       smoke, provider, MODULE_UNDER_TEST])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def note_installed(session, key, installation):
+    record = {"key": key, "installed_at": now_iso(),
+              "resolution": installation.resolution(),
+              "packages": dict(installation.packages)}
+    (Path(session.bin).parent / INSTALLED).write_text(json.dumps(record))
+
+
+def installed_before(session, key):
+    """The installation an earlier run of the ladder made in this
+    environment (a warm run: nox reuses environments), when it was made for
+    the same spec, tools and smoke code and every package it pinned is
+    still there at its version; else None. Its ``resolution()`` says it was
+    reused, and when it was installed."""
+    try:
+        record = json.loads((Path(session.bin).parent / INSTALLED).read_text())
+        present = read_environment(session)["packages"]
+    except (OSError, ValueError, RuntimeError):
+        return None
+    if record.get("key") != key or any(
+            present.get(name) != version
+            for name, version in record.get("packages", {}).items()):
+        return None
+    resolution = record["resolution"]
+    return ReusedInstallation(
+        None, resolution["way"], resolution["exclude_newer"],
+        resolution["requirements"], [], resolution["implementation"],
+        record["packages"], installed_at=record["installed_at"],
+        earlier_attempts=resolution["attempts"])
+
+
+@dataclass
+class ReusedInstallation(Installation):
+    installed_at: str = ""
+    earlier_attempts: list = field(default_factory=list)
+
+    def resolution(self):
+        return {**super().resolution(), "attempts": self.earlier_attempts,
+                "reused": True, "installed_at": self.installed_at}
 
 
 def install_with_pip(session, spec, timeout=900):

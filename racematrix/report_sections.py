@@ -209,13 +209,22 @@ def price_of_fix(rows, out_dir=None, time_bisects=()):
     lines += table(("simulator", "environments", "launches",
                     "median of medians s", "largest p95 s", "largest max s",
                     "launches past the limit"), summary)
+    racy = defaultdict(list)
+    for row in groups[0][1]:
+        racy[python_minor(row)].append(row["launch_seconds"]["median"])
     lines += ["", "Per release (Python, target and version, then the "
-              "launch times):", ""]
+              "launch times; *x race* is the median over the median of the "
+              "rows with the race on that Python; *load*, the matrix "
+              "sessions running beside it; *rule*, where the row's "
+              "sequential rule stopped):", ""]
     lines += table(("Python", "target", "version", "verdict", "launches",
-                    "median / p95 / max s"),
+                    "median / p95 / max s", "x race", "load", "rule"),
                    ((python_minor(row), row["target"], target_version(row),
                      row["verdict"], row["launch_seconds"]["n"],
-                     format_launch(row["launch_seconds"]))
+                     format_launch(row["launch_seconds"]),
+                     _times(row, racy), row["launch_seconds"].get(
+                         "concurrency", "–"),
+                     row["launch_seconds"].get("decision", "–"))
                     for row in sorted(timed, key=lambda r: (python_minor(r),)
                                       + column_key(r))))
     lines += [""] + stack_evidence(timed, out_dir)
@@ -236,6 +245,15 @@ def price_of_fix(rows, out_dir=None, time_bisects=()):
               "every hand-over pays that wait. The stacks above show where "
               "the threads wait; the per-release table, what it costs.", ""]
     return lines
+
+
+def _times(row, racy):
+    """The row's median launch over the median of the race's rows' medians
+    on its Python."""
+    medians = sorted(racy.get(python_minor(row), []))
+    if not medians:
+        return "–"
+    return f"{row['launch_seconds']['median'] / medians[len(medians) // 2]:.1f}"
 
 
 def stack_evidence(rows, out_dir):
