@@ -80,19 +80,19 @@ if WANTED:
 
 
 @nox.session(allow_parallel=True)
-@nox.parametrize(["python", "suite", "spec", "sim"], [
+@nox.parametrize(["python", "suite", "spec", "sim", "patch"], [
     # A simulator-off session without a GPU makes no virtualenv.
     nox.param(python if sim or GPU or NOX_OPTIONS.listing else False,
-              suite, spec, sim,
-              id=session_id(python, suite, spec, sim))
-    for python, suite, spec, sim in MATRIX.combinations()
+              suite, spec, sim, patch,
+              id=session_id(python, suite, spec, sim, patch))
+    for python, suite, spec, sim, patch in MATRIX.combinations()
     if sim or SIM_OFF_SESSIONS])
-def matrix(session, suite, spec, sim):
+def matrix(session, suite, spec, sim, patch):
     """Run a suite in one Python x package x simulator environment."""
     if not sim and not GPU:
         session.skip(NO_GPU)
     config = MATRIX.configs[suite]
-    env = envspec.EnvSpec(session.python, spec, sim, suite)
+    env = envspec.EnvSpec(session.python, spec, sim, suite, patch)
     try:
         count, pytest_args = matrix_session.split_count(session.posargs,
                                                         config.count)
@@ -103,6 +103,7 @@ def matrix(session, suite, spec, sim):
             command=matrix_session.session_command(session.name,
                                                    session.posargs),
             suite=MATRIX.suites[suite],
+            patch=MATRIX.patches[patch] if patch else None,
             launch_time={"launches": config.launches,
                          "max_launches": config.max_launches}
             if suite == envspec.DEFAULT_SUITE and config.launches else None)

@@ -32,8 +32,10 @@ layer module          its one job
 2     time_search     the launch-time rule and the bisect on time
 2     measurement     the measurement interface (a built environment in,
                       raw fields out)
+2     patches         candidate fixes declared as data: a matrix axis
 3     companions      the install ladder (companions by upload date)
 3     install         installing a release into an environment
+3     patching        applying a patch to an installed environment
 3     measure_race    measurement: the suite under pytest-repeat
 3     measure_launch  measurement: the launch-time workload
 3     recording       raw files, running markers, "tables are stale"

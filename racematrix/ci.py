@@ -40,7 +40,7 @@ def job_matrix(sessions, gpu_runner="", matrix=None):
                                                   call["sim"]):
             continue
         spec = EnvSpec(entry["python"], tuple(call["spec"]), call["sim"],
-                       suite)
+                       suite, call.get("patch"))
         job = {"session": entry["session"], "python": entry["python"],
                "sim": int(spec.sim), "env": spec.env_id,
                "artifact": f"raw-{spec.env_id}",

@@ -27,6 +27,8 @@ class EnvSpec:
     requirements: tuple
     sim: bool
     suite: str = DEFAULT_SUITE
+    # A candidate fix applied after install (racematrix.patches), or None.
+    patch: str | None = None
 
     @property
     def target(self):
@@ -44,8 +46,11 @@ class EnvSpec:
     def env_id(self):
         """``py3.11-numba-0.60.0-sim1``; other suites than the MWE's are
         prefixed with their name (``cubie-py3.12-...``), so that their raw
-        files sit beside the MWE's."""
-        env_id = f"py{self.python}-{spec_slug(self.requirements)}-sim{int(self.sim)}"
+        files sit beside the MWE's; a patched environment names its patch
+        (``py3.12-numba-cuda-0.30.4+patch.my-fix-sim1``)."""
+        patched = f"+patch.{self.patch}" if self.patch else ""
+        env_id = (f"py{self.python}-{spec_slug(self.requirements)}{patched}"
+                  f"-sim{int(self.sim)}")
         return env_id if self.suite == DEFAULT_SUITE else f"{self.suite}-{env_id}"
 
 

@@ -4,6 +4,7 @@ MATRIX_* variables over both)."""
 from dataclasses import dataclass
 
 from .envspec import DEFAULT_SUITE, EnvSpec
+from .patches import NONE, applies, load_patches, select_patches
 from .suites import load_suites
 
 
@@ -11,6 +12,8 @@ from .suites import load_suites
 class Matrix:
     suites: dict    # name -> suites.Suite
     configs: dict   # name -> envspec.MatrixConfig
+    patches: dict = None     # name -> patches.Patch
+    columns: dict = None     # suite name -> its patch columns ("none", ...)
 
     @property
     def pythons(self):
@@ -32,17 +35,27 @@ class Matrix:
         return python in config.pythons and sim in config.sims
 
     def envs(self):
-        return [EnvSpec(python, spec, sim, name)
-                for python, name, spec, sim in self.combinations()]
+        return [EnvSpec(python, spec, sim, name, patch)
+                for python, name, spec, sim, patch in self.combinations()]
 
     def combinations(self):
-        """(Python, suite, spec, simulator flag) of every environment, each
-        suite with its own lists: one matrix session each, and no session
-        for a combination outside a suite's lists."""
-        return [(python, name, spec, sim)
-                for name, config in self.configs.items()
-                for python in config.pythons for spec in config.specs
-                for sim in config.sims]
+        """(Python, suite, spec, simulator flag, patch or None) of every
+        environment, each suite with its own lists: one matrix session
+        each, and no session for a combination outside a suite's lists. A
+        patch column holds the specs whose pinned release it has a diff
+        for."""
+        found = []
+        for name, config in self.configs.items():
+            for python in config.pythons:
+                for spec in config.specs:
+                    for sim in config.sims:
+                        for patch in (self.columns or {}).get(name, (NONE,)):
+                            env = EnvSpec(python, spec, sim, name)
+                            if patch == NONE:
+                                found.append((python, name, spec, sim, None))
+                            elif applies(self.patches[patch], env):
+                                found.append((python, name, spec, sim, patch))
+        return found
 
 
 def load_matrix(table, environ, root):
@@ -54,7 +67,10 @@ def load_matrix(table, environ, root):
     suites = load_suites(table, environ, root)
     configs = {name: suite.config(table, environ)
                for name, suite in suites.items()}
-    return Matrix(suites, configs)
+    patches = load_patches(table, root)
+    columns = {name: select_patches(suite.patches, patches, environ)
+               for name, suite in suites.items()}
+    return Matrix(suites, configs, patches, columns)
 
 
 def param_id(suite, spec):
@@ -64,10 +80,12 @@ def param_id(suite, spec):
     return text if suite == DEFAULT_SUITE else f"{suite}: {text}"
 
 
-def session_id(python, suite, spec, sim):
+def session_id(python, suite, spec, sim, patch=None):
     """The parameters of a matrix session's name, in nox's parentheses:
-    ``3.11, numba==0.60.0, sim1`` (``matrix(3.11, numba==0.60.0, sim1)``)."""
-    return f"{python}, {param_id(suite, spec)}, sim{int(sim)}"
+    ``3.11, numba==0.60.0, sim1`` (``matrix(3.11, numba==0.60.0, sim1)``),
+    ``3.12, numba-cuda==0.30.4, patch my-fix, sim1`` where patched."""
+    patched = f", patch {patch}" if patch else ""
+    return f"{python}, {param_id(suite, spec)}{patched}, sim{int(sim)}"
 
 
 def _union(lists):

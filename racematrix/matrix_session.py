@@ -17,11 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import measure_launch, measure_race
+from . import measure_launch, measure_race, patching
 from .errors import BadInput
 from .fileio import results_lock
 from .install import install_resolved
 from .measurement import Built, run_all
+from .patching import PatchError
 from .provenance import gpu_name, machine_info, now_iso
 from .rawresult import make_raw
 from .recording import (mark_tables_fresh, record, running_marker,
@@ -33,7 +34,7 @@ from .venv import read_environment
 
 def run_environment(session, spec, *, count, timeout, results_dir,
                     pytest_args=(), command="", suite=MWE_SUITE,
-                    launch_time=None):
+                    launch_time=None, patch=None):
     """Build one environment, run the measurements in it, and record the
     raw result. ``launch_time`` (keyword arguments of
     ``measure_launch.LaunchTime``, or None for none) adds launch time,
@@ -62,6 +63,11 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         if kind == "skip":
             return finish(skip_reason=reason, **nothing)
         return finish(env_error=reason, **nothing)
+    if spec.patch:
+        try:
+            base["patch"] = apply_patch(session, spec, patch, installation)
+        except PatchError as error:  # never a result: an `error` row
+            return finish(env_error=str(error), **nothing)
     environment = read_environment(session)
     measurements = [measure_race.RaceSuite(count, timeout, pytest_args)]
     with running_marker(results_dir, spec.env_id) as running, \
@@ -77,6 +83,21 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             session, spec, suite, keep_dir=results_dir, log=session.log,
             environment=environment, running=running, scratch=scratch))
     return finish(**{**environment, **fields})
+
+
+def apply_patch(session, spec, patch, installation):
+    """Apply ``patch`` (a ``patches.Patch``) to the environment just
+    installed for ``spec``: the diff meant for the release installed."""
+    version = installation.packages.get(spec.target) or \
+        read_environment(session)["packages"].get(spec.target)
+    diff = patch.diff_for(spec.target, version) if version else None
+    if diff is None:
+        raise PatchError(f"patch {patch.name} has no diff for {spec.target} "
+                         f"{version}")
+    session.log(f"patch {patch.name}: {diff.file.name} onto {spec.target} "
+                f"{version}")
+    return patching.apply(session, patch, diff, patching.reinstaller(
+        session, spec.target, version))
 
 
 def write_report_if_stale(results_dir, command="nox -s matrix"):

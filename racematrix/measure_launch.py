@@ -16,6 +16,11 @@ LAUNCHES = 10
 LIMIT = 20.0
 BUDGET = 60.0
 RESULT_PREFIX = '{"launch_seconds":'
+# A matrix row's launches are a quarter of the workload's default: a
+# fixed simulator's price is per device-function call, so the ratio to the
+# race's launches holds, while each launch costs a quarter of the time and
+# fails with the race (untimed) a quarter as often.
+ROW_DEVICE_CALLS = 250
 
 
 def workload_command(launches=LAUNCHES, limit=LIMIT, budget=BUDGET,
@@ -94,7 +99,9 @@ class LaunchTime:
     name = "launch_seconds"
 
     def __init__(self, launches=3, max_launches=10, limit=LIMIT,
-                 budget=BUDGET, reference=None):
+                 budget=BUDGET, reference=None,
+                 device_calls=ROW_DEVICE_CALLS):
+        self.device_calls = device_calls
         self.launches = launches
         self.max_launches = max(max_launches, launches)
         self.limit = limit
@@ -109,6 +116,7 @@ class LaunchTime:
         options = ["--launches", str(self.launches),
                    "--max-launches", str(self.max_launches),
                    "--limit", str(self.limit), "--budget", str(self.budget),
+                   "--device-calls", str(self.device_calls),
                    "--stack-file", str(stack)]
         if self.reference:
             options += ["--reference-median", str(self.reference["median"]),
@@ -136,7 +144,8 @@ class LaunchTime:
             record = completed(record, run_launch_time(
                 built.venv, built.spec.sim, launches=missing,
                 limit=self.limit, budget=self.budget, stack_file=stack,
-                workload_args=("--launches-per-process", str(missing))))
+                workload_args=("--launches-per-process", str(missing),
+                               "--device-calls", str(self.device_calls))))
         record["concurrency"] = built.running()
         if self.reference:
             record["reference"] = self.reference
@@ -169,10 +178,12 @@ def completed(record, more):
 MIN_REFERENCE = 10
 
 
-def reference_launches(raw_dir, python, concurrency, exclude=None):
+def reference_launches(raw_dir, python, concurrency, exclude=None,
+                       device_calls=ROW_DEVICE_CALLS):
     """What the launches of a row on ``python`` are compared with: the
     pooled launch times of the MWE's rows with the race on the same Python
-    (X.Y) in ``raw_dir``, from the rows timed at the same ``concurrency``
+    (X.Y) in ``raw_dir`` timed with the same workload (``device_calls``
+    per thread), from the rows timed at the same ``concurrency``
     (sessions running at once) where they hold ``MIN_REFERENCE`` launches,
     else from all of them; their ``median``, ``p95`` and ``max``, or None
     where fewer
@@ -187,7 +198,9 @@ def reference_launches(raw_dir, python, concurrency, exclude=None):
             row_minor = ".".join(record["python"].split(".")[:2])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
+        calls = (launch.get("workload") or {}).get("device_calls")
         if (record.get("suite", "mwe") != "mwe" or row_minor != minor
+                or calls != device_calls
                 or record.get("verdict") != "reproduced"
                 or record.get("env") == exclude or not samples):
             continue

@@ -53,7 +53,8 @@ def decide_verdict(counts, env_error=None, skip_reason=None):
 def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
              env_error=None, skip_reason=None, seconds=0.0, settings=None,
              concurrency=1, machine=None, command="", started=None,
-             pytest_seconds=0.0, resolution=None, launch_seconds=None):
+             pytest_seconds=0.0, resolution=None, launch_seconds=None,
+             patch=None):
     """The raw record of one environment's run: ``resolution`` says how
     the environment was installed, ``launch_seconds`` what its launches
     cost (both where measured)."""
@@ -66,7 +67,8 @@ def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
         "env": spec.env_id,
         "suite": spec.suite,
         "spec": {"python": spec.python, "requirements": list(spec.requirements),
-                 "sim": spec.sim},
+                 "sim": spec.sim,
+                 **({"patch": spec.patch} if spec.patch else {})},
         "target": spec.target,
         "python": python,
         "python_build": python_build,
@@ -90,6 +92,7 @@ def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
         "finished": now_iso(),
         **({"resolution": resolution} if resolution else {}),
         **({"launch_seconds": launch_seconds} if launch_seconds else {}),
+        **({"patch": patch} if patch else {}),
     }
 
 

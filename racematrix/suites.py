@@ -39,13 +39,15 @@ class Suite:
     smoke: str | None = None
     # Only the keys the suite sets itself: {"specs": [...], "count": 3}.
     matrix: tuple = ()
+    # Patches (racematrix.patches) it also runs under, besides none.
+    patches: tuple = ()
 
     def config(self, table, environ):
         """The matrix of this suite: ``[tool.racematrix]``'s lists with the
         suite's own keys in their place; MATRIX_PYTHONS / MATRIX_SPECS /
         MATRIX_SIM in ``environ`` still replace either."""
         merged = {key: value for key, value in table.items()
-                  if key != "suites"}
+                  if key not in ("suites", "patches")}
         merged.update(dict(self.matrix))
         return load_config(merged, environ)
 
@@ -132,7 +134,7 @@ def parse_suite(name, table, root):
                  description=table.get("description", ""),
                  pytest_args=tuple(table.get("pytest_args", ())),
                  smoke=table.get("smoke"),
-                 matrix=matrix)
+                 matrix=matrix, patches=tuple(table.get("patches", ())))
 
 
 def _mwe_signature():
