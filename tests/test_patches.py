@@ -1,0 +1,154 @@
+"""Patches as a matrix axis: the declarations, the columns, and applying a
+diff with GNU patch (on real files, and on a real environment in the e2e
+test)."""
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from racematrix import patching
+from racematrix.envspec import ConfigError, EnvSpec
+from racematrix.matrix import load_matrix, session_id
+from racematrix.patches import NONE, applies, load_patches, select_patches
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+DIFF = textwrap.dedent("""\
+    Why: a header, which patch ignores.
+
+    --- a/pkg/mod.py
+    +++ b/pkg/mod.py
+    @@ -1,3 +1,3 @@
+     def f():
+    -    return 1
+    +    return 2
+     # end
+    """)
+
+
+def project(tmp_path, diff=DIFF, releases=">=0.26"):
+    (tmp_path / "patches").mkdir()
+    (tmp_path / "patches" / "fix.diff").write_text(diff)
+    return {"patches": {"fix": {"description": "a fix", "diffs": [
+        {"file": "patches/fix.diff", "package": "Numba_CUDA",
+         "releases": releases}]}}}
+
+
+def test_declared_patch_has_a_diff_per_release_range(tmp_path):
+    patch = load_patches(project(tmp_path), tmp_path)["fix"]
+    assert patch.diff_for("numba-cuda", "0.30.4").file.name == "fix.diff"
+    assert patch.diff_for("numba-cuda", "0.24.0") is None
+    assert patch.diff_for("numba", "0.30.4") is None
+    assert len(patch.diffs[0].sha256) == 64
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda t: t["patches"]["fix"].pop("diffs"), ["'diffs'", "missing"]),
+    (lambda t: t["patches"]["fix"]["diffs"][0].update(file="fix.diff"),
+     ["diffs[0].file", '"fix.diff" is not valid']),
+    (lambda t: t["patches"]["fix"]["diffs"][0].update(
+        file="patches/gone.diff"), ["'patches/gone.diff' is not a file"]),
+    (lambda t: t["patches"]["fix"]["diffs"][0].update(releases=">>0.26"),
+     ["'>>0.26' is not a PEP 440 specifier"]),
+    (lambda t: t["patches"].update(none=t["patches"]["fix"]),
+     ["patch name 'none' is not valid"]),
+])
+def test_a_bad_declaration_is_one_line(tmp_path, change, words):
+    table = project(tmp_path)
+    change(table)
+    with pytest.raises(ConfigError) as caught:
+        load_patches(table, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert all(word in message for word in words), message
+
+
+def test_columns_are_none_and_the_listed_ones_or_matrix_patches(tmp_path):
+    declared = load_patches(project(tmp_path), tmp_path)
+    assert select_patches(("fix",), declared, {}) == (NONE, "fix")
+    assert select_patches((), declared, {}) == (NONE,)
+    assert select_patches(("fix",), declared,
+                          {"MATRIX_PATCHES": "fix"}) == ("fix",)
+    with pytest.raises(ConfigError, match="unknown patch 'fxi'"):
+        select_patches((), declared, {"MATRIX_PATCHES": "none fxi"})
+
+
+def test_a_patch_column_holds_the_pinned_releases_it_is_meant_for(tmp_path):
+    patch = load_patches(project(tmp_path), tmp_path)["fix"]
+    assert applies(patch, EnvSpec("3.12", ("numba-cuda==0.30.4",), True))
+    assert not applies(patch, EnvSpec("3.12", ("numba-cuda==0.24.0",), True))
+    assert not applies(patch, EnvSpec("3.12", ("numba-cuda",), True))
+    patched = EnvSpec("3.12", ("numba-cuda==0.30.4",), True, patch="fix")
+    assert patched.env_id == "py3.12-numba-cuda-0.30.4+patch.fix-sim1"
+
+
+def test_matrix_sessions_of_a_suite_that_lists_a_patch(tmp_path):
+    table = {"pythons": ["3.12"], "sim": [1],
+             "specs": ["numba-cuda==0.30.4", "numba-cuda==0.24.0"],
+             "suites": {"mwe": {"path": "mwe", "signature": "x",
+                                "patches": ["fix"]}},
+             **project(tmp_path)}
+    shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
+    matrix = load_matrix(table, {}, tmp_path)
+    names = [session_id(*c) for c in matrix.combinations()]
+    assert names == ["3.12, numba-cuda==0.30.4, sim1",
+                     "3.12, numba-cuda==0.30.4, patch fix, sim1",
+                     "3.12, numba-cuda==0.24.0, sim1"]
+    only = load_matrix(table, {"MATRIX_PATCHES": "fix"}, tmp_path)
+    assert [c[4] for c in only.combinations()] == ["fix"]
+
+
+def test_diff_files_and_the_line_for_a_failed_hunk():
+    assert patching.diff_files(DIFF) == ["pkg/mod.py"]
+    output = ("checking file pkg/mod.py\n"
+              "Hunk #1 FAILED at 1.\n"
+              "1 out of 1 hunk FAILED\n")
+    assert patching.failed_hunk(output) == "Hunk #1 FAILED at 1 in pkg/mod.py"
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="no GNU patch")
+def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
+    """As uv installs: the environment's file is a hard link to a cached
+    one. The patch changes the environment's file only."""
+    cache = tmp_path / "cache" / "mod.py"
+    cache.parent.mkdir()
+    cache.write_text("def f():\n    return 1\n# end\n")
+    site = tmp_path / "env" / "lib" / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    os.link(cache, site / "pkg" / "mod.py")
+    other = tmp_path / "other-env-mod.py"
+    os.link(cache, other)
+    table = project(tmp_path)
+    patch = load_patches(table, tmp_path)["fix"]
+    diff = patch.diffs[0]
+
+    class Env:
+        bin = str(tmp_path / "env" / "bin")
+
+    original = patching.site_packages
+    patching.site_packages = lambda session: site
+    try:
+        record = patching.apply(Env(), patch, diff, reinstall=None)
+        assert (site / "pkg" / "mod.py").read_text().count("return 2") == 1
+        assert cache.read_text().count("return 1") == 1  # the cache: as it was
+        assert other.read_text() == cache.read_text()
+        assert record["files"] == ["pkg/mod.py"]
+        assert record["after"]["pkg/mod.py"] == patching.sha256(
+            site / "pkg" / "mod.py")
+        # Again (a warm run): found applied, nothing changed.
+        assert patching.apply(Env(), patch, diff, reinstall=None)["reused"]
+        # A diff that does not apply: one line naming the hunk.
+        (tmp_path / "patches" / "fix.diff").write_text(
+            DIFF.replace("return 1", "return 7"))
+        broken = load_patches(table, tmp_path)["fix"]
+        (site / patching.APPLIED).unlink()
+        (site / "pkg" / "mod.py").write_text(cache.read_text())
+        with pytest.raises(patching.PatchError) as caught:
+            patching.apply(Env(), broken, broken.diffs[0], reinstall=None)
+        assert "Hunk #1 FAILED at 1 in pkg/mod.py" in str(caught.value)
+        assert "\n" not in str(caught.value)
+    finally:
+        patching.site_packages = original
