@@ -44,6 +44,7 @@ layer module          its one job
 3     plots           the heatmap and the launch-time plot
 4     report_sections the report's sections on the MWE's rows
 4     client_report   the report's section on CuBIE's own code
+4     fix_report      "A fix without the price" and SLOWDOWN.md
 4     report          REPORT.md with the tables, bisect files and plots
 5     matrix_session  driver: nox -s matrix (one environment; report once)
 5     bisect_session  driver: nox -s bisect

@@ -51,7 +51,8 @@ def cubie_section(rows, records):
     the race and where not, the rates, and whether it is the MWE's race.
     ``rows`` may be empty; the figures come from ``records`` (raw results
     with ``suite`` set)."""
-    mine = [record for record in records if record.get("suite") == SUITE]
+    mine = [record for record in records if record.get("suite") == SUITE
+            and not (record.get("spec") or {}).get("patch")]
     if not mine:
         return []
     mine.sort(key=lambda record: tuple(

@@ -151,6 +151,7 @@ def _draw_cell(axis, x, y, row, cmap, Rectangle):
 
 def draw_all(rows, out_dir):
     """Both pictures of the MWE's rows in ``out_dir``."""
-    mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"]
+    mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"
+                and not r.get("patch")]
     plot_heatmap(mwe_rows, Path(out_dir) / "failure_rates.png")
     plot_launch_times(mwe_rows, Path(out_dir) / "launch_times.png")

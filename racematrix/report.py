@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .bisect_files import load_bisects, rerender_bisects
 from .client_report import cubie_section
+from .fix_report import fix_section, patches_in, render_slowdown
 from .fileio import write_text_atomic
 from .markdown import table
 from .plots import draw_all
@@ -39,8 +40,11 @@ def render_report(rows, records, bisects, bug_source, table_link,
                   time_bisects=()):
     # The MWE's rows make the main sections; other suites have their own.
     all_rows, all_records = rows, records
-    rows = [r for r in rows if r.get("suite", "mwe") == "mwe"]
-    records = [(p, r) for p, r in records if r.get("suite", "mwe") == "mwe"]
+    # Patched rows have their own section ("A fix without the price").
+    rows = [r for r in rows if r.get("suite", "mwe") == "mwe"
+            and not r.get("patch")]
+    records = [(p, r) for p, r in records if r.get("suite", "mwe") == "mwe"
+               and not (r.get("spec") or {}).get("patch")]
     shown, skipped = condensed_rows(rows)
     error = first_error(records) or "(no target failure recorded)"
     lines = ["# CUDA simulator: `module 'numba.cuda' has no attribute 'local'` "
@@ -106,6 +110,8 @@ def render_report(rows, records, bisects, bug_source, table_link,
         f"with the race over {trigger['envs']} environments.", ""]
     lines += knob_lines(figures)
     lines += price_of_fix(rows, out_dir, time_bisects)
+    for patch in patches_in(all_rows):
+        lines += fix_section(all_rows, all_records, patch)
     lines += cubie_section([r for r in all_rows if r.get("suite") == "cubie"],
                            [r for _, r in all_records])
     records = all_records
@@ -152,6 +158,9 @@ def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
                          out_dir=out_dir,
                          time_bisects=load_bisects(bisect_dir, "launch-time"))
     write_text_atomic(out_dir / "REPORT.md", text)
+    write_text_atomic(out_dir / "SLOWDOWN.md", render_slowdown(
+        rows, records, load_bisects(bisect_dir, "launch-time"), out_dir,
+        (PROJECT / "mwe" / "bug_slowdown.py").read_text()))
     if plot:
         draw_all(rows, out_dir)
     return rows, records

@@ -184,13 +184,19 @@ def price_of_fix(rows, out_dir=None, time_bisects=()):
              and r["verdict"] in ("reproduced", "not-reproduced")]
     if not timed:
         return []
+    calls = sorted({(r["launch_seconds"].get("workload") or {}).get(
+        "device_calls") for r in timed} - {None})
     lines = ["## The price of the fix", "",
-             "Every environment also runs a timing workload after its tests "
-             "(`mwe/launch_time.py`, in processes of its own so that it "
-             "never changes their rates): launches of one block whose "
-             "threads each call a device function of another module many "
-             "times, at Python's default switch interval. A launch past the "
-             "limit is counted at the limit and named.", ""]
+             "Every environment also times launches of `mwe/launch_time.py`'s "
+             "kernel once its tests have run (in the tests' own process, so "
+             "that they never change the tests' rates): one block whose "
+             "threads each call a device function of another module "
+             f"{' or '.join(f'{c:,}' for c in calls) or 'many'} times, at "
+             "Python's default switch interval. At least three launches, "
+             "more while the row can be neither told apart from nor matched "
+             "to the rows with the race on its Python (README: launch time). "
+             "A launch past the limit is counted at the limit and named.",
+             ""]
     groups = [("with the race", [r for r in timed
                                   if r["verdict"] == "reproduced"]),
               ("without it", [r for r in timed

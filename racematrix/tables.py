@@ -121,6 +121,8 @@ def make_row(record, show_machine=False):
         "requirements": record.get("spec", {}).get("requirements", []),
         "launch_seconds": record.get("launch_seconds"),
         "resolution_way": (record.get("resolution") or {}).get("way"),
+        "patch": (record.get("spec") or {}).get("patch"),
+        "patch_record": record.get("patch"),
     }
 
 
@@ -248,8 +250,20 @@ def with_suite_column(rows, columns, cells):
                                              *cells(row))
 
 
+def with_patch_column(rows, columns, cells):
+    """The columns and cells with a ``patch`` column after the target's
+    versions where some row ran under a patch."""
+    if not any(row.get("patch") for row in rows):
+        return columns, cells
+    at = columns.index("sim")
+    return ((*columns[:at], "patch", *columns[at:]),
+            lambda row: (*cells(row)[:at], row.get("patch") or "none",
+                         *cells(row)[at:]))
+
+
 def render_markdown(rows, provenance, columns=TABLE_COLUMNS, cells=table_cells):
-    columns, cells = with_suite_column(rows, columns, cells)
+    columns, cells = with_suite_column(
+        rows, *with_patch_column(rows, columns, cells))
     lines = ["# Failure rates", "",
              f"Generated {provenance['generated']} by `{provenance['command']}` "
              f"from {provenance['raw_files']} raw result files. "
@@ -272,7 +286,7 @@ def render_csv(rows):
                      "failure_rate", "ci95_low", "ci95_high", "verdict",
                      "reason", "seconds", "concurrency", "machine",
                      "launch_n", "launch_median", "launch_p95", "launch_max",
-                     "launch_past_limit", "install_way"])
+                     "launch_past_limit", "install_way", "patch"])
     for row in rows:
         packages = row["packages"]
         writer.writerow([row["env"], row.get("suite", "mwe"), row["python"], row["target"],
@@ -283,7 +297,8 @@ def render_csv(rows):
                          row["ci95"][0], row["ci95"][1], row["verdict"],
                          row["reason"], row["seconds"], row["concurrency"],
                          row["machine"], *launch_fields(row),
-                         row.get("resolution_way") or ""])
+                         row.get("resolution_way") or "",
+                         row.get("patch") or ""])
     return stream.getvalue()
 
 
