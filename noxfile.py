@@ -79,13 +79,20 @@ if WANTED:
         atexit.register(matrix_session.write_report_if_stale, RESULTS)
 
 
+# Longest first where this run measures (the environments' last times):
+# under -j, a long session started last would leave a core idle.
+LAST = recording.last_seconds(RESULTS) if WANTED else {}
+COMBINATIONS = sorted(MATRIX.combinations(), key=lambda c: -LAST.get(
+    envspec.EnvSpec(c[0], c[2], c[3], c[1], c[4]).env_id, 0))
+
+
 @nox.session(allow_parallel=True)
 @nox.parametrize(["python", "suite", "spec", "sim", "patch"], [
     # A simulator-off session without a GPU makes no virtualenv.
     nox.param(python if sim or GPU or NOX_OPTIONS.listing else False,
               suite, spec, sim, patch,
               id=session_id(python, suite, spec, sim, patch))
-    for python, suite, spec, sim, patch in MATRIX.combinations()
+    for python, suite, spec, sim, patch in COMBINATIONS
     if sim or SIM_OFF_SESSIONS])
 def matrix(session, suite, spec, sim, patch):
     """Run a suite in one Python x package x simulator environment."""

@@ -92,7 +92,8 @@ def installed_before(session, key):
     reused, and when it was installed."""
     try:
         record = json.loads((Path(session.bin).parent / INSTALLED).read_text())
-        present = read_environment(session)["packages"]
+        environment = read_environment(session)
+        present = environment["packages"]
     except (OSError, ValueError, RuntimeError):
         return None
     if record.get("key") != key or any(
@@ -104,13 +105,16 @@ def installed_before(session, key):
         None, resolution["way"], resolution["exclude_newer"],
         resolution["requirements"], [], resolution["implementation"],
         record["packages"], installed_at=record["installed_at"],
-        earlier_attempts=resolution["attempts"])
+        earlier_attempts=resolution["attempts"],
+        environment=environment)
 
 
 @dataclass
 class ReusedInstallation(Installation):
     installed_at: str = ""
     earlier_attempts: list = field(default_factory=list)
+    # What read_environment found when checking it (read once).
+    environment: dict | None = None
 
     def resolution(self):
         return {**super().resolution(), "attempts": self.earlier_attempts,

@@ -68,7 +68,8 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             base["patch"] = apply_patch(session, spec, patch, installation)
         except PatchError as error:  # never a result: an `error` row
             return finish(env_error=str(error), **nothing)
-    environment = read_environment(session)
+    environment = getattr(installation, "environment", None) or \
+        read_environment(session)
     measurements = [measure_race.RaceSuite(count, timeout, pytest_args)]
     with running_marker(results_dir, spec.env_id) as running, \
             tempfile.TemporaryDirectory(prefix="racematrix-") as scratch:

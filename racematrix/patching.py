@@ -115,7 +115,8 @@ def apply(session, patch, diff, reinstall):
             return {**before, "reused": True}
         reinstall()  # another diff, or files changed since: start over
         marker.unlink(missing_ok=True)
-    command = ["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
+    command = ["patch", "-p1", "--batch", "--forward", "--fuzz=0",
+               "--no-backup-if-mismatch",
                "-d", str(site), "-i", str(diff.file)]
     dry = subprocess.run([*command, "--dry-run"], capture_output=True,
                          text=True, timeout=120)

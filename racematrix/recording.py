@@ -2,6 +2,7 @@
 file per environment, written whole under the folder's lock, and a marker
 saying the tables no longer match the raw files. The session driver
 rewrites the tables and the report once, after the environments."""
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +63,21 @@ def tables_stale(results_dir):
 
 def mark_tables_fresh(results_dir):
     (Path(results_dir) / STALE).unlink(missing_ok=True)
+
+
+def last_seconds(results_dir):
+    """How long each environment's last recorded run took, by env id (a
+    skipped or unreadable row: none)."""
+    found = {}
+    for path in (Path(results_dir) / "raw").glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("verdict") != "skipped" and \
+                isinstance(record.get("seconds"), (int, float)):
+            found[record.get("env", path.stem)] = record["seconds"]
+    return found
 
 
 def record_skips(envs, reason_for, results_dir, command="nox -s matrix"):

@@ -41,6 +41,8 @@ class Suite:
     matrix: tuple = ()
     # Patches (racematrix.patches) it also runs under, besides none.
     patches: tuple = ()
+    # Whether `nox -s matrix` runs it without MATRIX_SUITES naming it.
+    default: bool = True
 
     def config(self, table, environ):
         """The matrix of this suite: ``[tool.racematrix]``'s lists with the
@@ -74,9 +76,10 @@ def load_suites(table, environ, root):
 
 def select(suites, environ):
     """The names MATRIX_SUITES picks ("cubie", "mwe cubie" or "mwe,cubie"),
-    in its order; every declared suite when it is unset."""
+    in its order; every declared suite that runs by default when it is
+    unset."""
     if "MATRIX_SUITES" not in environ:
-        return list(suites)
+        return [name for name, suite in suites.items() if suite.default]
     names = [name for name in re.split(r"[\s,]+", environ["MATRIX_SUITES"])
              if name]
     if not names:
@@ -134,7 +137,8 @@ def parse_suite(name, table, root):
                  description=table.get("description", ""),
                  pytest_args=tuple(table.get("pytest_args", ())),
                  smoke=table.get("smoke"),
-                 matrix=matrix, patches=tuple(table.get("patches", ())))
+                 matrix=matrix, patches=tuple(table.get("patches", ())),
+                 default=table.get("default", True))
 
 
 def _mwe_signature():

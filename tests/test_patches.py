@@ -152,3 +152,82 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
         assert "\n" not in str(caught.value)
     finally:
         patching.site_packages = original
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("patch") is None, reason="no GNU patch")
+def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python):
+    """The shipped candidate fix on a real release through `nox -s matrix`:
+    an unpatched and a patched row of one release, the unpatched
+    environment byte for byte as the wheel has it (uv links both from one
+    cache), the patched one recorded with its diff; then a diff that does
+    not apply: an `error` row that names the hunk, and no other row
+    touched."""
+    import hashlib
+    import json
+    import sys
+    from conftest import FIXED
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
+        ".git", ".nox", "results", "__pycache__", "tests"))
+    results = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MATRIX_", "RACEMATRIX_"))}
+    env.update(MATRIX_SUITES="mwe", MATRIX_PYTHONS=e2e_python,
+               MATRIX_SPECS=FIXED, MATRIX_SIM="1", MATRIX_LAUNCHES="0",
+               MATRIX_PATCHES="none private-globals",
+               RACEMATRIX_RESULTS=str(results))
+
+    def nox_matrix():
+        return subprocess.run([sys.executable, "-m", "nox", "-s", "matrix"],
+                              cwd=project, env=env, capture_output=True,
+                              text=True, timeout=1200)
+
+    done = nox_matrix()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    plain_id = f"py{e2e_python}-numba-cuda-0.30.4-sim1"
+    patched_id = f"py{e2e_python}-numba-cuda-0.30.4+patch.private-globals-sim1"
+    plain = json.loads((results / "raw" / f"{plain_id}.json").read_text())
+    patched = json.loads((results / "raw" / f"{patched_id}.json").read_text())
+    assert patched["patch"]["name"] == "private-globals"
+    changed = patched["patch"]["files"]
+    assert changed == ["numba_cuda/numba/cuda/simulator/kernel.py"]
+    assert patched["patch"]["sha256"] == hashlib.sha256(
+        (project / "patches" / patched["patch"]["file"]).read_bytes()
+    ).hexdigest()
+    assert patched["verdict"] == plain["verdict"] == "not-reproduced"
+    assert patched["spec"]["patch"] == "private-globals"
+
+    def installed(session_dir):
+        [site] = (project / ".nox").glob(
+            f"{session_dir}/lib/python*/site-packages")
+        return site / changed[0]
+
+    plain_file = installed("matrix-*-numba-cuda-0-30-4-sim1")
+    patched_file = installed("matrix-*-numba-cuda-0-30-4-patch-private-*")
+    # The unpatched environment has the wheel's bytes, as RECORD says.
+    [record] = plain_file.parents[4].glob("numba_cuda-0.30.4.dist-info/RECORD")
+    digest = next(line.split(",")[1] for line in record.read_text().splitlines()
+                  if line.startswith(changed[0] + ","))
+    import base64
+    wheel_digest = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(
+        plain_file.read_bytes()).digest()).rstrip(b"=").decode()
+    assert wheel_digest == digest
+    assert hashlib.sha256(patched_file.read_bytes()).hexdigest() == \
+        patched["patch"]["after"][changed[0]]
+    assert patched_file.read_bytes() != plain_file.read_bytes()
+    assert os.stat(patched_file).st_ino != os.stat(plain_file).st_ino
+
+    # A diff that does not apply (its context no longer matches).
+    diff = project / "patches" / "private-globals-numba-cuda-0.26.diff"
+    diff.write_text(diff.read_text().replace(
+        "\n import threading\n", "\n import threadingX\n", 1))
+    shutil.rmtree(patched_file.parents[6])  # a fresh environment for it
+    before = (results / "raw" / f"{plain_id}.json").read_bytes()
+    env["MATRIX_PATCHES"] = "private-globals"
+    done = nox_matrix()
+    broken = json.loads((results / "raw" / f"{patched_id}.json").read_text())
+    assert broken["verdict"] == "error" and broken["runs"] == 0
+    assert "does not apply: Hunk #" in broken["reason"]
+    assert "\n" not in broken["reason"]
+    assert (results / "raw" / f"{plain_id}.json").read_bytes() == before
