@@ -22,8 +22,8 @@ from .install import install_resolved
 from .measurement import Built, run_all
 from .provenance import gpu_name, machine_info, now_iso
 from .rawresult import make_raw
-from .recording import (mark_tables_fresh, record, running_marker,
-                        tables_stale)
+from .recording import (kept_measured_row, mark_tables_fresh, record,
+                        running_marker, tables_stale)
 from .report import build_report
 from .suites import MWE_SUITE
 from .venv import read_environment
@@ -41,10 +41,15 @@ def run_environment(session, spec, *, count, timeout, results_dir,
     base = dict(machine=machine_info(), command=command, started=started_at)
     nothing = dict(packages={}, python="", python_build="")
 
-    def finish(**fields):
+    def finish(detail=None, **fields):
         raw = make_raw(spec, seconds=time.monotonic() - clock,
                        **{**base, **fields})
-        record(raw, results_dir)
+        written = record(raw, results_dir, detail)
+        if kept_measured_row(written, raw):
+            session.log(f"{spec.env_id}: this attempt measured nothing; the "
+                        f"row measured {written['finished'][:16]} "
+                        f"({written['runs']} runs, {written['verdict']}) is "
+                        f"kept, with the attempt beside it")
         return raw
 
     if not spec.sim and not gpu_name():
@@ -59,7 +64,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             raise BadInput(reason)
         if kind == "skip":
             return finish(skip_reason=reason, **nothing)
-        return finish(env_error=reason, **nothing)
+        return finish(env_error=reason, detail=installation.detail, **nothing)
     environment = read_environment(session)
     measurements = [measure_race.RaceSuite(count, timeout, pytest_args)]
     if launch_time is not None:
@@ -68,7 +73,8 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         fields = run_all(measurements, Built(
             session, spec, suite, keep_dir=results_dir, log=session.log,
             environment=environment, running=running))
-    return finish(**{**environment, **fields})
+    detail = fields.pop("env_error_detail", None)
+    return finish(detail=detail, **{**environment, **fields})
 
 
 def write_report_if_stale(results_dir, command="nox -s matrix"):
@@ -116,4 +122,7 @@ def split_count(posargs, default):
     value = given[0]
     if not value.isdigit() or int(value) < 1:
         raise BadInput(f"--count needs a positive whole number, got {value!r}")
+    own = measure_race.refuse_own_options(rest)
+    if own:
+        raise BadInput(own)
     return int(value), rest

@@ -2,10 +2,9 @@
 (``mwe/launch_time.py``) in a built environment, in processes of its own
 after the race suite, so that it never changes the suite's rates."""
 import json
-import tempfile
 from pathlib import Path
 
-from .fileio import write_text_atomic
+from .fileio import scratch_folder, write_text_atomic
 from .procs import run_streaming
 from .stats import quantile
 from .suites import MWE
@@ -92,7 +91,7 @@ class LaunchTime:
     def measure(self, built):
         built.log("launch-time workload (bounded: a limit per launch and a "
                   "budget; see mwe/README.md)")
-        with tempfile.TemporaryDirectory() as scratch:
+        with scratch_folder() as scratch:
             stack = Path(scratch) / "stack.txt"
             record = run_launch_time(built.venv, built.spec.sim,
                                      stack_file=stack, **self.options)

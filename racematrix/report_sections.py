@@ -85,7 +85,8 @@ def summary_sentences(rows, bisects):
              f"module 'numba.cuda' has no attribute 'local'` when threads "
              f"of a block call device functions defined outside the "
              f"kernel's module; our MWE reproduced it in {len(bad)} of "
-             f"{len(ran)} environments that ran ({parts}).")
+             f"{len(ran)} environments that ran ({parts})."
+             + _not_placed(rows))
     if bisects:
         second = "Bisect: " + "; ".join(
             f"{b['package']} on Python {b['python']}{_pins(b)}: {b['summary']}"
@@ -93,6 +94,18 @@ def summary_sentences(rows, bisects):
     else:
         second = "No bisect result is available yet."
     return f"{first} {second}"
+
+
+def _not_placed(rows):
+    """The rows that ran but have no verdict on the race, counted apart:
+    hangs (the slowdown's symptom) and environment errors."""
+    counts = Counter(r["verdict"] for r in rows)
+    parts = [f"{counts['hung']} hung (runs past the timeout, no race "
+             f"failure)" if counts["hung"] else "",
+             f"{counts['error']} could not be built or failed another way"
+             if counts["error"] else ""]
+    parts = [p for p in parts if p]
+    return f" Not counted either way: {'; '.join(parts)}." if parts else ""
 
 
 def environment_table(rows, pivot_over=PIVOT_OVER):
