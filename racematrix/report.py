@@ -70,7 +70,9 @@ def render_report(rows, records, bisects, bug_source, table_link,
               f"{(b.get('releases') or ['–'])[-1]}",
               boundary_side((b.get("boundary") or {}).get("before", {})),
               boundary_side((b.get("boundary") or {}).get("after", {})),
-              b["decisive_probes"], b["summary"]) for b in bisects))
+              b["decisive_probes"],
+              ("**partial**: " if b.get("partial") else "") + b["summary"])
+             for b in bisects))
     else:
         lines.append("No bisect has been run (`nox -s bisect`).")
     lines += ["", "## Root cause", "",
