@@ -81,7 +81,7 @@ def cmdline(pid):
         return ""
 
 
-def kill_pytest_when_running(process, after=20.0):
+def kill_pytest_when_running(process, after=1.0):
     """SIGKILL the pytest child of ``process`` (ours) once it has run for
     ``after`` seconds: a child killed by a signal, as the OOM killer does."""
     seen_at = None
