@@ -58,6 +58,21 @@ def decide_verdict(counts, env_error=None, skip_reason=None):
     return "not-reproduced", f"0 of {runs} test runs failed"
 
 
+def current_verdict(record):
+    """A raw record's verdict and reason as ``decide_verdict`` gives them
+    today: a record written before `hung` existed, whose only failures are
+    hangs, reads `hung` (its counts say so; a row that ran has no
+    environment error)."""
+    if record["runs"] and record["verdict"] == "error" and \
+            record.get("hangs") and not record["failures"] and \
+            not record["other_errors"]:
+        return decide_verdict({"target": 0, "other": 0,
+                               "hang": record["hangs"],
+                               "pass": record["runs"] - record["hangs"],
+                               "skip": record.get("skips", 0)})
+    return record["verdict"], record["reason"]
+
+
 def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
              env_error=None, skip_reason=None, seconds=0.0, settings=None,
              concurrency=1, machine=None, command="", started=None,

@@ -15,7 +15,8 @@ from packaging.version import InvalidVersion, Version
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import table
 from .rawresult import (VERDICTS, NoUsableResults, RawResultWarning,
-                        decide_verdict, load_raw_dirs, machine_label)
+                        current_verdict, decide_verdict, load_raw_dirs,
+                        machine_label)
 from .stats import wilson_interval
 
 
@@ -118,8 +119,8 @@ def make_row(record, show_machine=False):
         "hangs": record.get("hangs", 0),
         "failure_rate": round(failures / runs, 4) if runs else None,
         "ci95": [round(low, 4), round(high, 4)],
-        "verdict": record["verdict"],
-        "reason": record["reason"],
+        "verdict": current_verdict(record)[0],
+        "reason": current_verdict(record)[1],
         "seconds": record["seconds"],
         "concurrency": record.get("concurrency", 1),
         "machine": machine_label(record),
