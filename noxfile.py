@@ -48,6 +48,12 @@ if not interpreters.nox_options(sys.argv[1:]).listing:
     if _UNWRITABLE:
         sys.exit(f"nox: {_UNWRITABLE}; set RACEMATRIX_RESULTS to a folder "
                  f"you can write")
+    # What a run killed outright (kill -9) left: its running markers and
+    # scratch folders (the matrix's, the bisect's, the figures').
+    _MARKERS, _SCRATCH = recording.clear_stale(RESULTS)
+    if _MARKERS or _SCRATCH:
+        print(f"nox > cleared what a killed run left: {_MARKERS} running "
+              f"marker(s), {_SCRATCH} scratch folder(s)", file=sys.stderr)
 try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
 except envspec.ConfigError as error:
@@ -63,12 +69,6 @@ if WANTED:
     for reason in MISSING.values():
         print(f"nox > skipped: {reason}", file=sys.stderr)
     recording.record_missing_interpreters(MATRIX.envs(), MISSING, RESULTS)
-    # What a run killed outright (kill -9) left: its running markers and
-    # scratch folders.
-    _MARKERS, _SCRATCH = recording.clear_stale(RESULTS)
-    if _MARKERS or _SCRATCH:
-        print(f"nox > cleared what a killed run left: {_MARKERS} running "
-              f"marker(s), {_SCRATCH} scratch folder(s)", file=sys.stderr)
     # The tables and report, once, after every session of this run: here in
     # the process that runs them all, or that hands them out under -j (a
     # parallel worker only records).
