@@ -222,8 +222,7 @@ def run_bisect(argv, envdir, out_dir, log, command):
                        args.end)
 
     def partial_data():
-        tested = sorted(prober.seen.values(),
-                        key=lambda p: versions.index(Version(p.version)))
+        tested = in_release_order(prober.seen.values(), versions)
         done = [p.version for p in tested]
         return {**search_fields(args, versions, excluded),
                 "shown_packages": shown_packages(args),
@@ -250,6 +249,12 @@ def search_fields(args, versions, excluded):
             "with": list(args.extra), "from": args.start, "to": args.end,
             "releases": [str(v) for v in versions],
             "excluded_by_requires_python": list(excluded)}
+
+
+def in_release_order(probes, versions):
+    order = {str(version): index for index, version in enumerate(versions)}
+    return sorted(probes, key=lambda probe: order.get(probe.version,
+                                                      len(order)))
 
 
 def interrupted_summary(done, command):
@@ -300,8 +305,7 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
                        args.end) + "-launch-time"
 
     def partial_data():
-        tested = sorted(prober.seen.values(),
-                        key=lambda p: versions.index(Version(p.version)))
+        tested = in_release_order(prober.seen.values(), versions)
         result = TimeBisectResult(
             [str(v) for v in versions], tested, None,
             interrupted_summary([p.version for p in tested], command), None,

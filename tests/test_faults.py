@@ -484,3 +484,64 @@ def test_the_heatmap_draws_hung_apart(tmp_path):
                    python_build="CPython", counts=counts)
     plots.plot_heatmap([tables.make_row(raw)], tmp_path / "heat.png")
     assert (tmp_path / "heat.png").stat().st_size > 0
+
+
+class TimedOracle:
+    """A release line whose launches slow down from 0.9.0 on, measured like
+    LaunchTimeProber (``seen``, ``on_probe``), interrupted after
+    ``stop_after`` measurements."""
+    stop_after = None
+
+    def __init__(self, env_for, sim, log):
+        from racematrix.time_search import TimeProbe
+        self.make = TimeProbe
+        self.seen = {}
+        self.on_probe = lambda: None
+        self.measured = []
+
+    def __call__(self, version, launches):
+        probe = self.seen.setdefault(version, self.make(version))
+        if len(probe.samples) >= launches:
+            return probe
+        if self.stop_after is not None and \
+                len(self.measured) >= self.stop_after:
+            raise KeyboardInterrupt("signal 15")
+        self.measured.append(version)
+        slow = VERSIONS.index(version) >= 9
+        probe.samples += [(3.0 if slow else 1.0) + 0.01 * i
+                          for i in range(launches - len(probe.samples))]
+        self.on_probe()
+        return probe
+
+
+def test_an_interrupted_bisect_on_launch_time_resumes_too(tmp_path,
+                                                          monkeypatch):
+    from racematrix import bisect_session
+    made = []
+
+    def prober(*args):
+        made.append(TimedOracle(*args))
+        return made[-1]
+    monkeypatch.setattr(bisect_session, "LaunchTimeProber", prober)
+    monkeypatch.setattr(bisect_session, "launch_time_envs",
+                        lambda *args: None)
+    args = parse_args(["--package", "numba", "--python", "3.12", "--metric",
+                       "launch-time"])
+    lines = []
+    TimedOracle.stop_after = 4
+    with pytest.raises(KeyboardInterrupt):
+        bisect_session.run_time_bisect(args, VERSIONS, [], "env", tmp_path,
+                                       lines.append, "nox -s bisect")
+    partial = tmp_path / "numba-py3.12-launch-time.partial.json"
+    saved = json.loads(partial.read_text())
+    assert saved["partial"] and saved["metric"] == "launch-time"
+    assert "(partial" in partial.with_suffix(".md").read_text()
+    TimedOracle.stop_after = None
+    data = bisect_session.run_time_bisect(args, VERSIONS, [], "env",
+                                          tmp_path, lines.append,
+                                          "nox -s bisect")
+    assert data["resumed"]["probes_reused"] == len(saved["tested"])
+    assert data["boundary"]["after"]["version"] == "0.9.0"
+    assert not partial.exists()
+    assert any(line.startswith("resuming an interrupted bisect") for line in
+               lines)
