@@ -262,7 +262,7 @@ def run_case(clone, pristine, case, log):
 
 def bisect_resume(clone, pristine, log, probes_before=2,
                   argv=("--package", "numba", "--python", "3.11", "--from",
-                        "0.60.0", "--to", "0.62.1")):
+                        "0.60.0", "--to", "0.62.1"), reference=False):
     """The bisect interrupted with SIGTERM after ``probes_before`` saved
     probes, then run again: probes before, probes reused, boundary, wall
     time of both halves."""
@@ -309,7 +309,22 @@ def bisect_resume(clone, pristine, log, probes_before=2,
                         f"{stem}.json").read_text())
     resumed = final.get("resumed") or {}
     said = user_line(second.stdout + second.stderr, ("resuming",))
-    return {"command": "nox " + shlex.join(command),
+    figures_ = {}
+    if reference:
+        # The same search uninterrupted, its environments now warm.
+        for path in (clone / "results" / "bisect").glob(f"{stem}.*"):
+            path.unlink()
+        started = time.monotonic()
+        whole = subprocess.run([sys.executable, "-m", "nox", *command],
+                               cwd=clone, env=nox_env({}),
+                               capture_output=True, text=True)
+        figures_ = {"uninterrupted_exit": whole.returncode,
+                    "uninterrupted_seconds": round(time.monotonic() -
+                                                   started, 1),
+                    "uninterrupted_boundary": json.loads(
+                        (clone / "results" / "bisect" / f"{stem}.json")
+                        .read_text()).get("boundary")}
+    return {**figures_, "command": "nox " + shlex.join(command),
             "probes_before_interrupt": saved,
             "first_exit": first.returncode, "first_seconds": first_seconds,
             "probes_reused": resumed.get("probes_reused", 0),
@@ -344,6 +359,11 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="write the table here")
     parser.add_argument("--bisect-resume", action="store_true",
                         help="also measure an interrupted, resumed bisect")
+    parser.add_argument("--bisect-args", nargs="+", default=None,
+                        help="the bisect's arguments, in the order --package"
+                             " P --python X.Y --from A --to B")
+    parser.add_argument("--bisect-reference", action="store_true",
+                        help="also time the same bisect uninterrupted")
     parser.add_argument("--no-cases", action="store_true")
     args = parser.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="racematrix-faults-"))
@@ -364,7 +384,9 @@ def main(argv=None):
     if rows:
         text += [table(rows), ""]
     if args.bisect_resume:
-        figures_ = bisect_resume(clone, pristine, log)
+        figures_ = bisect_resume(
+            clone, pristine, log, reference=args.bisect_reference,
+            **({"argv": tuple(args.bisect_args)} if args.bisect_args else {}))
         text += ["Interrupted, then resumed bisect:", "", "```",
                  json.dumps(figures_, indent=2), "```", ""]
     output = "\n".join(text)
