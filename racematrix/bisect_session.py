@@ -45,10 +45,10 @@ def parse_args(argv):
                         help="Python version, e.g. 3.11")
     parser.add_argument("--from", dest="start", help="oldest release to test")
     parser.add_argument("--to", dest="end", help="newest release to test")
-    parser.add_argument("--with", dest="extra", default="",
+    parser.add_argument("--with", dest="extra", action="append",
                         type=_checked(lambda s: parse_spec(s) if s else ()),
                         help="requirements added to every probe, e.g. "
-                             "\"numba==0.61.2\"")
+                             "\"numba==0.61.2\"; given twice, both count")
     parser.add_argument("--sim", default="1", type=_checked(parse_sim),
                         help="1: simulator on (default); 0: on a GPU")
     parser.add_argument("--initial-runs", type=positive_whole_number,
@@ -67,6 +67,8 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=positive_whole_number, default=120,
                         help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
+    args.extra = tuple(dict.fromkeys(
+        requirement for group in args.extra or () for requirement in group))
     for name in ("start", "end"):
         value = getattr(args, name)
         if value is not None:

@@ -545,3 +545,10 @@ def test_an_interrupted_bisect_on_launch_time_resumes_too(tmp_path,
     assert not partial.exists()
     assert any(line.startswith("resuming an interrupted bisect") for line in
                lines)
+
+
+def test_bisect_with_given_twice_adds_up():
+    args = parse_args(["--package", "numba-cuda", "--python", "3.12",
+                       "--with", "numba==0.61.2", "--with", "NumPy==2.0"])
+    assert args.extra == ("numba==0.61.2", "numpy==2.0.0")
+    assert parse_args(["--package", "numba", "--python", "3.12"]).extra == ()
