@@ -359,9 +359,9 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="write the table here")
     parser.add_argument("--bisect-resume", action="store_true",
                         help="also measure an interrupted, resumed bisect")
-    parser.add_argument("--bisect-args", nargs="+", default=None,
-                        help="the bisect's arguments, in the order --package"
-                             " P --python X.Y --from A --to B")
+    parser.add_argument("--bisect-args", default=None,
+                        help="the bisect's arguments as one string, in the "
+                             "order --package P --python X.Y --from A --to B")
     parser.add_argument("--bisect-reference", action="store_true",
                         help="also time the same bisect uninterrupted")
     parser.add_argument("--no-cases", action="store_true")
@@ -386,7 +386,8 @@ def main(argv=None):
     if args.bisect_resume:
         figures_ = bisect_resume(
             clone, pristine, log, reference=args.bisect_reference,
-            **({"argv": tuple(args.bisect_args)} if args.bisect_args else {}))
+            **({"argv": tuple(shlex.split(args.bisect_args))}
+               if args.bisect_args else {}))
         text += ["Interrupted, then resumed bisect:", "", "```",
                  json.dumps(figures_, indent=2), "```", ""]
     output = "\n".join(text)
