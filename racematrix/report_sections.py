@@ -13,8 +13,8 @@ from .tables import (TABLE_COLUMNS, column_key, format_launch, format_rate,
 
 PIVOT_OVER = 24  # environments; a longer table becomes one row per release
 # The full table's columns that the report's short table keeps.
-REPORT_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "sim",
-                  "runs", "failures", "rate", "95% CI",
+REPORT_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "asked",
+                  "sim", "runs", "failures", "rate", "95% CI",
                   "launch s: median / p95 / max", "verdict")
 
 
@@ -118,8 +118,10 @@ def environment_table(rows, pivot_over=PIVOT_OVER):
     pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
     groups = defaultdict(dict)
     for row in rows:
+        # What was asked is part of the key: a range that resolved to a
+        # pinned row's versions is a row of its own.
         key = (not row["sim"], row["target"], version_or_zero(target_version(row)),
-               package_cell(row, "numba"))
+               package_cell(row, "numba"), asked_note(row))
         groups[key][python_minor(row)] = row
     body = []
     for key in sorted(groups):
@@ -127,13 +129,23 @@ def environment_table(rows, pivot_over=PIVOT_OVER):
         sample = next(iter(cells.values()))
         verdicts = sorted({r["verdict"] for r in cells.values()})
         body.append(("on" if sample["sim"] else "off", sample["target"],
-                     target_version(sample), key[3],
+                     target_version(sample) + key[4], key[3],
                      *(_pivot_cell(cells.get(p)) for p in pythons),
                      ", ".join(verdicts)))
     return ["Cells: race failures / test runs (rate); the full table has "
             "numpy versions and intervals.", "",
             *table(("sim", "target", "version", "numba",
                     *(f"Python {p}" for p in pythons), "verdict"), body)]
+
+
+def asked_note(row):
+    """`` (asked ...)`` where the requirement set is more than exact pins
+    (a range, a direct reference, a marker), else nothing."""
+    asked = row.get("requirements") or []
+    if all(re.fullmatch(r"[a-z0-9._-]+(\[[^\]]*\])?==[\w.!+]+", text)
+           for text in asked):
+        return ""
+    return f" (asked {' '.join(asked)})"
 
 
 def _pivot_cell(row):

@@ -552,3 +552,18 @@ def test_bisect_with_given_twice_adds_up():
                        "--with", "numba==0.61.2", "--with", "NumPy==2.0"])
     assert args.extra == ("numba==0.61.2", "numpy==2.0.0")
     assert parse_args(["--package", "numba", "--python", "3.12"]).extra == ()
+
+
+def test_the_report_keeps_a_range_apart_from_the_pin_it_resolved_to(
+        data_dir):
+    from racematrix.report_sections import environment_table
+    record = json.loads((data_dir / "raw" / MEASURED).read_text())
+    ranged = dict(record, env="py3.11-numba-lt0.61-ge0.60-sim1",
+                  spec=dict(record["spec"],
+                            requirements=["numba<0.61,>=0.60"]))
+    rows = [tables.make_row(r) for r in (record, ranged)]
+    pivot = environment_table(rows, pivot_over=1)
+    assert sum("| 0.60.0" in line for line in pivot) == 2
+    assert any("(asked numba<0.61,>=0.60)" in line for line in pivot)
+    short = environment_table(rows)
+    assert any("numba<0.61,>=0.60" in line for line in short)
