@@ -362,6 +362,8 @@ def main(argv=None):
     parser.add_argument("--bisect-args", default=None,
                         help="the bisect's arguments as one string, in the "
                              "order --package P --python X.Y --from A --to B")
+    parser.add_argument("--interrupt-after", type=int, default=2,
+                        help="saved probes before the bisect is sent SIGTERM")
     parser.add_argument("--bisect-reference", action="store_true",
                         help="also time the same bisect uninterrupted")
     parser.add_argument("--no-cases", action="store_true")
@@ -386,6 +388,7 @@ def main(argv=None):
     if args.bisect_resume:
         figures_ = bisect_resume(
             clone, pristine, log, reference=args.bisect_reference,
+            probes_before=args.interrupt_after,
             **({"argv": tuple(shlex.split(args.bisect_args))}
                if args.bisect_args else {}))
         text += ["Interrupted, then resumed bisect:", "", "```",
