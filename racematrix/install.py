@@ -8,7 +8,7 @@ import subprocess
 
 from packaging.version import Version
 
-from .companions import Installation, Ladder
+from .companions import UNREACHABLE, Installation, Ladder
 from .index import (IndexLookupError, list_releases, nearest_versions,
                     unreachable_index)
 from .procs import venv_environ
@@ -88,7 +88,9 @@ def classify_install_failure(output, spec):
         name, version = pip_missing.groups()
         try:
             known = Version(version) in list_releases(name)
-        except IndexLookupError:
+        except IndexLookupError as error:
+            if UNREACHABLE.match(str(error)):  # pip's retries said as much
+                return "error", str(error)
             known = False
         if known:
             return "skip", f"no wheel of {name}=={version} for Python {spec.python}"
