@@ -16,7 +16,8 @@ import nox
 
 # nox does not put the noxfile's folder on sys.path; the logic lives beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from racematrix import envspec, interpreters, matrix_session, procs, recording
+from racematrix import (envspec, fileio, interpreters, matrix_session, procs,
+                        recording)
 from racematrix.errors import BadInput
 from racematrix.matrix import load_matrix, session_id
 from racematrix.probers import note_matrix_env
@@ -42,6 +43,18 @@ OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Where results go; tests point this at a scratch folder.
 RESULTS = os.environ.get("RACEMATRIX_RESULTS", "results")
+if not interpreters.nox_options(sys.argv[1:]).listing:
+    # One line before any work, not a traceback after it.
+    _UNWRITABLE = fileio.folder_problem(RESULTS)
+    if _UNWRITABLE:
+        sys.exit(f"nox: {_UNWRITABLE}; set RACEMATRIX_RESULTS to a folder "
+                 f"you can write")
+    # What a run killed outright (kill -9) left: its running markers and
+    # scratch folders (the matrix's, the bisect's, the figures').
+    _MARKERS, _SCRATCH = recording.clear_stale(RESULTS)
+    if _MARKERS or _SCRATCH:
+        print(f"nox > cleared what a killed run left: {_MARKERS} running "
+              f"marker(s), {_SCRATCH} scratch folder(s)", file=sys.stderr)
 try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
 except envspec.ConfigError as error:

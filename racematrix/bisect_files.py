@@ -6,6 +6,8 @@ import json
 import warnings
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from .companions import WAYS, outcomes_by_way
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import table
@@ -31,7 +33,8 @@ def widest_bisects(bisects):
     for data in bisects:
         key = (data.get("package"), data.get("python"), data.get("sim"),
                tuple(data.get("with") or ()))
-        rank = (len(data.get("releases") or ()),
+        # A finished bisect before an interrupted one, whatever its range.
+        rank = (not data.get("partial"), len(data.get("releases") or ()),
                 data.get("provenance", {}).get("finished", ""))
         if key not in kept or rank > kept[key][0]:
             kept[key] = (rank, data)
@@ -41,7 +44,8 @@ def widest_bisects(bisects):
 def render_bisect(data):
     pins = " ".join(data["with"]) or "none"
     lines = [f"# Bisect: {data['package']} on Python {data['python']} "
-             f"(simulator {'on' if data['sim'] else 'off'})", "",
+             f"(simulator {'on' if data['sim'] else 'off'})"
+             f"{partial_title(data)}", "",
              f"**{data['summary']}.**", "",
              f"Releases in range: {len(data['releases'])} "
              f"({data['releases'][0] if data['releases'] else '–'} to "
@@ -123,7 +127,8 @@ def _untested_reason(probe):
 def render_time_bisect(data):
     releases = data["releases"]
     lines = [f"# Bisect on launch time: {data['package']} on Python "
-             f"{data['python']} (simulator {'on' if data['sim'] else 'off'})",
+             f"{data['python']} (simulator {'on' if data['sim'] else 'off'})"
+             f"{partial_title(data)}",
              "", f"**{data['summary']}.**", "",
              f"Releases in range: {len(releases)} "
              f"({releases[0] if releases else '–'} to "
@@ -167,6 +172,9 @@ def load_bisects(folder, metric="failure"):
                           RawResultWarning, stacklevel=2)
     found = [data for data in found
              if data.get("metric", "failure") == metric]
+    for data in found:  # files written before names were normalised
+        if isinstance(data.get("package"), str):
+            data["package"] = canonicalize_name(data["package"])
     # A narrower search never hides the full one: one bisect per search.
     return widest_bisects(found)
 
@@ -228,8 +236,51 @@ def render(data):
 
 
 def write_bisect(out_dir, stem, data):
-    """``<stem>.json`` and its ``.md`` under ``out_dir``."""
+    """``<stem>.json`` and its ``.md`` under ``out_dir``; a finished
+    bisect replaces the partial file of its search."""
     out_dir = Path(out_dir)
     write_json_atomic(out_dir / f"{stem}.json", data)
     write_text_atomic(out_dir / f"{stem}.md", render(data))
+    if not data.get("partial"):
+        for suffix in (".json", ".md"):
+            (out_dir / f"{stem}{PARTIAL}{suffix}").unlink(missing_ok=True)
     return data
+
+
+# An interrupted bisect's file: its probes so far, saved as each finished,
+# beside (never over) a finished bisect of the same search.
+PARTIAL = ".partial"
+
+
+def partial_title(data):
+    return " (partial: interrupted, rerun to resume)" if \
+        data.get("partial") else ""
+
+
+def search_key(data):
+    """What makes two runs the same search: a saved probe is reused only
+    by the same search."""
+    return (canonicalize_name(str(data.get("package"))), data.get("python"),
+            bool(data.get("sim")), tuple(data.get("with") or ()),
+            data.get("from"), data.get("to"),
+            data.get("metric", "failure"))
+
+
+def load_partial(out_dir, stem, key):
+    """The saved probes of an interrupted run of the search ``key``
+    (``search_key``), as (path, data), or (path, None)."""
+    path = Path(out_dir) / f"{stem}{PARTIAL}.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return path, None
+    if not isinstance(data, dict) or search_key(data) != key or \
+            not isinstance(data.get("tested"), list):
+        return path, None
+    return path, data
+
+
+def write_partial(out_dir, stem, data):
+    """Save an unfinished bisect's probes so far."""
+    return write_bisect(out_dir, f"{stem}{PARTIAL}",
+                        {**data, "partial": True})

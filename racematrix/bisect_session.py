@@ -4,16 +4,19 @@ the install survey, and the files written to ``results/bisect/``."""
 import argparse
 import shutil
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .bisect_files import (bisect_stem, render_survey,
-                           render_survey_summary, survey_counts)
+from .bisect_files import (bisect_stem, load_partial, render_survey,
+                           render_survey_summary, search_key, survey_counts,
+                           write_partial)
 from .bisect_files import write_bisect as write_bisect_files
-from .envspec import ConfigError, parse_python, parse_sim, parse_spec
+from .envspec import (ConfigError, parse_package, parse_python, parse_sim,
+                      parse_spec)
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .index import IndexLookupError, list_releases, nearest_versions
@@ -22,10 +25,11 @@ from .interpreters import missing_interpreters
 from .probers import (LaunchTimeProber, ReleaseProber, launch_time_envs,
                       matrix_envdir, record_installation)
 from .provenance import stamp
-from .race_search import MISS_PROBABILITY, Probe, bisect_releases
+from .race_search import MISS_PROBABILITY, USABLE, Probe, bisect_releases
 from .search import probe_limit
 from .suites import TEST_TOOLS
-from .time_search import TimeRule, bisect_on_time
+from .time_search import (TimeBisectResult, TimeProbe, TimeRule,
+                          bisect_on_time)
 from .venv import ProbeEnvironment
 
 
@@ -34,16 +38,17 @@ def parse_args(argv):
         prog="nox -s bisect --", description=__doc__, label="bisect",
         help_hint="nox -s bisect -- --help")
     parser.add_argument("--package", required=True,
+                        type=_checked(parse_package),
                         help="package whose releases are searched, e.g. "
                              "numba or numba-cuda")
     parser.add_argument("--python", required=True, type=_checked(parse_python),
                         help="Python version, e.g. 3.11")
     parser.add_argument("--from", dest="start", help="oldest release to test")
     parser.add_argument("--to", dest="end", help="newest release to test")
-    parser.add_argument("--with", dest="extra", default="",
+    parser.add_argument("--with", dest="extra", action="append",
                         type=_checked(lambda s: parse_spec(s) if s else ()),
                         help="requirements added to every probe, e.g. "
-                             "\"numba==0.61.2\"")
+                             "\"numba==0.61.2\"; given twice, both count")
     parser.add_argument("--sim", default="1", type=_checked(parse_sim),
                         help="1: simulator on (default); 0: on a GPU")
     parser.add_argument("--initial-runs", type=positive_whole_number,
@@ -62,6 +67,8 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=positive_whole_number, default=120,
                         help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
+    args.extra = tuple(dict.fromkeys(
+        requirement for group in args.extra or () for requirement in group))
     for name in ("start", "end"):
         value = getattr(args, name)
         if value is not None:
@@ -127,7 +134,8 @@ def shown_packages(args):
             if n not in {canonicalize_name(t) for t in TEST_TOOLS}]
 
 
-def write_bisect(result, args, out_dir, command, seconds, excluded=()):
+def write_bisect(result, args, out_dir, command, seconds, excluded=(),
+                 resumed=None):
     """``<package>-py<python>.json`` and ``.md`` under ``out_dir``, with
     the range in the name where --from or --to narrowed it."""
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
@@ -147,6 +155,7 @@ def write_bisect(result, args, out_dir, command, seconds, excluded=()):
         "miss_probability": MISS_PROBABILITY,
         "seconds": round(seconds, 1),
         "provenance": stamp(command),
+        **({"resumed": resumed} if resumed else {}),
     }
     return write_bisect_files(out_dir, stem, data)
 
@@ -211,9 +220,77 @@ def run_bisect(argv, envdir, out_dir, log, command):
                                command)
     started = time.monotonic()
     prober = ReleaseProber(args, envdir, log)
+    stem = bisect_stem(args.package, args.python, args.sim, args.start,
+                       args.end)
+
+    def partial_data():
+        tested = in_release_order(prober.seen.values(), versions)
+        done = [p.version for p in tested]
+        return {**search_fields(args, versions, excluded),
+                "shown_packages": shown_packages(args),
+                "tested": [p.to_json() for p in tested], "boundary": None,
+                "summary": interrupted_summary(done, command),
+                "decisive_probes": sum(p.verdict in USABLE for p in tested),
+                "probe_limit": probe_limit(len(versions)), "rate_used": None,
+                "runs_to_rule_out": None,
+                "miss_probability": MISS_PROBABILITY,
+                "seconds": round(time.monotonic() - started, 1),
+                "provenance": stamp(command)}
+    resumed = resume(prober, args, out_dir, stem, log,
+                     lambda entry: Probe(**known_fields(Probe, entry)),
+                     partial_data)
     result = bisect_releases(versions, prober, args.initial_runs)
     return write_bisect(result, args, out_dir, command,
-                        time.monotonic() - started, excluded)
+                        time.monotonic() - started, excluded, resumed)
+
+
+def search_fields(args, versions, excluded):
+    """What a bisect file says about its search (``search_key`` reads
+    it): package, Python, simulator, extra requirements, range."""
+    return {"package": args.package, "python": args.python, "sim": args.sim,
+            "with": list(args.extra), "from": args.start, "to": args.end,
+            "releases": [str(v) for v in versions],
+            "excluded_by_requires_python": list(excluded)}
+
+
+def in_release_order(probes, versions):
+    order = {str(version): index for index, version in enumerate(versions)}
+    return sorted(probes, key=lambda probe: order.get(probe.version,
+                                                      len(order)))
+
+
+def interrupted_summary(done, command):
+    return (f"interrupted after {len(done)} probe(s)"
+            f"{' (' + ', '.join(done) + ')' if done else ''}; rerun "
+            f"`{command}` to resume with them")
+
+
+def known_fields(kind, entry):
+    names = {f.name for f in fields(kind)}
+    return {key: value for key, value in entry.items() if key in names}
+
+
+def resume(prober, args, out_dir, stem, log, probe_from_json, partial_data):
+    """Seed ``prober`` with the probes an interrupted run of this same
+    search saved, saying so, and save the probes after each from now on.
+    Returns what was reused, for the finished file, or None."""
+    metric = "launch-time" if args.metric == "launch-time" else "failure"
+    path, saved = load_partial(out_dir, stem, search_key(
+        {"package": args.package, "python": args.python, "sim": args.sim,
+         "with": list(args.extra), "from": args.start, "to": args.end,
+         "metric": metric}))
+    resumed = None
+    if saved:
+        probes = [probe_from_json(entry) for entry in saved["tested"]]
+        prober.seen.update({probe.version: probe for probe in probes})
+        resumed = {"probes_reused": len(probes),
+                   "versions": [probe.version for probe in probes],
+                   "seconds_before": saved.get("seconds", 0),
+                   "from_file": path.name}
+        log(f"resuming an interrupted bisect: reusing {len(probes)} saved "
+            f"probe(s) ({', '.join(resumed['versions'])}) from {path}")
+    prober.on_probe = lambda: write_partial(out_dir, stem, partial_data())
+    return resumed
 
 
 def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
@@ -226,14 +303,31 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
     started = time.monotonic()
     prober = LaunchTimeProber(launch_time_envs(args, envdir, log), args.sim,
                               log)
+    stem = bisect_stem(args.package, args.python, args.sim, args.start,
+                       args.end) + "-launch-time"
+
+    def partial_data():
+        tested = in_release_order(prober.seen.values(), versions)
+        result = TimeBisectResult(
+            [str(v) for v in versions], tested, None,
+            interrupted_summary([p.version for p in tested], command), None,
+            rule)
+        return {"metric": "launch-time", **search_fields(args, versions,
+                                                         excluded),
+                **result.to_json(),
+                "seconds": round(time.monotonic() - started, 1),
+                "provenance": stamp(command)}
+    resumed = resume(prober, args, out_dir, stem, log,
+                     lambda entry: TimeProbe(**known_fields(TimeProbe, entry)),
+                     partial_data)
     result = bisect_on_time(versions, prober, rule)
     return write_time_bisect(result, args, out_dir, command,
-                             time.monotonic() - started, excluded,
-                             limit=prober.limit)
+                             time.monotonic() - started, excluded, resumed,
+                             limit=getattr(prober, "limit", None))
 
 
 def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),
-                      limit=None):
+                      resumed=None, limit=None):
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end) + "-launch-time"
     data = {"metric": "launch-time", "package": args.package,
@@ -242,5 +336,6 @@ def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),
             "excluded_by_requires_python": list(excluded),
             **result.to_json(), "seconds": round(seconds, 1),
             "limit": limit,
-            "provenance": stamp(command)}
+            "provenance": stamp(command),
+            **({"resumed": resumed} if resumed else {})}
     return write_bisect_files(out_dir, stem, data)

@@ -5,7 +5,6 @@ in the shape GitHub Actions' ``strategy.matrix.include`` takes.
 
 prints ``{"include": [...], "skipped": [...]}`` as one line of JSON.
 """
-import argparse
 import json
 import sys
 
@@ -18,6 +17,7 @@ except ModuleNotFoundError:  # Python 3.10: nox brings tomli
     import tomli as tomllib
 
 from .envspec import DEFAULT_SUITE, ConfigError, EnvSpec
+from .errors import BadInput, OneLineArgumentParser
 from .matrix import load_matrix
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -50,11 +50,16 @@ def job_matrix(sessions, gpu_runner="", matrix=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m racematrix.ci")
+    parser = OneLineArgumentParser(prog="python -m racematrix.ci",
+                                   label="racematrix.ci",
+                                   help_hint="python -m racematrix.ci --help")
     parser.add_argument("--gpu-runner", default="",
                         help="runner label for simulator-off sessions; "
                              "without one they are skipped")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadInput as error:
+        sys.exit(str(error))
     try:
         sessions = json.load(sys.stdin)
     except ValueError as error:

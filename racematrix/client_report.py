@@ -6,6 +6,7 @@ from collections import Counter
 from packaging.version import InvalidVersion, Version
 
 from .markdown import table
+from .rawresult import current_verdict
 
 SUITE = "cubie"
 
@@ -51,7 +52,9 @@ def cubie_section(rows, records):
     the race and where not, the rates, and whether it is the MWE's race.
     ``rows`` may be empty; the figures come from ``records`` (raw results
     with ``suite`` set)."""
-    mine = [record for record in records if record.get("suite") == SUITE
+    mine = [dict(record, **dict(zip(("verdict", "reason"),
+                                     current_verdict(record))))
+            for record in records if record.get("suite") == SUITE
             and not (record.get("spec") or {}).get("patch")]
     if not mine:
         return []

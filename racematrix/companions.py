@@ -24,6 +24,7 @@ and the smoke script are the caller's.
 """
 import json
 import os
+import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta, timezone
@@ -56,6 +57,9 @@ class Attempt:
     way: str
     outcome: str  # "ok", "install-failed", "import-failed", "smoke-failed"
     reason: str = ""
+    # The installer's whole output where it failed: kept with a failed
+    # attempt's record (``recording``), not in the resolution.
+    detail: str = field(default="", repr=False, compare=False)
 
 
 @dataclass
@@ -70,11 +74,18 @@ class Installation:
     implementation: dict | None = None
     packages: dict = field(default_factory=dict)
 
+    @property
+    def detail(self):
+        """The full text behind ``problem``: the last failed way's output."""
+        return next((a.detail for a in reversed(self.attempts) if a.detail),
+                    "")
+
     def resolution(self):
         """The ``resolution`` field of a raw result."""
         return {"way": self.way, "exclude_newer": self.exclude_newer,
                 "requirements": list(self.requirements),
-                "attempts": [asdict(a) for a in self.attempts],
+                "attempts": [{key: value for key, value in asdict(a).items()
+                              if key != "detail"} for a in self.attempts],
                 "implementation": self.implementation}
 
 
@@ -217,12 +228,17 @@ def plan_ways(requirements, tools, release=None, exclude_newer=None,
     return unique
 
 
+# install.classify_install_failure's reason for an index it cannot reach.
+UNREACHABLE = re.compile(r"package index \S+ unreachable")
+
+
 def stops_the_ladder(problem, release):
     """Whether a failed way's (kind, reason) ends the ladder: the spec
-    names something the index lacks, or the release itself has no wheel
-    for this Python (no other way can change either)."""
+    names something the index lacks, the release itself has no wheel
+    for this Python, or the index cannot be reached (no other way can
+    change any of these)."""
     kind, reason = problem
-    if kind == "bad-input":
+    if kind == "bad-input" or UNREACHABLE.match(reason):
         return True
     return kind == "skip" and release is not None and \
         reason.startswith(f"no wheel of {release[0]}==")
@@ -431,15 +447,19 @@ class Ladder:
                               ":all:", *prerelease, *date, "-"],
                              input="\n".join(way.requirements) + "\n")
         if compiled.returncode != 0:
-            problem = self.classify(compiled.stdout + compiled.stderr)
-            return Attempt(way.name, "install-failed", problem[1]), problem, {}, None
+            output = compiled.stdout + compiled.stderr
+            problem = self.classify(output)
+            return Attempt(way.name, "install-failed", problem[1],
+                           output), problem, {}, None
         synced = self._run(["uv", "pip", "sync", "-q", "--color", "never",
                             "--python", self.python,
                             "--only-binary", ":all:", "-"],
                            input=compiled.stdout)
         if synced.returncode != 0:
-            problem = self.classify(synced.stdout + synced.stderr)
-            return Attempt(way.name, "install-failed", problem[1]), problem, {}, None
+            output = synced.stdout + synced.stderr
+            problem = self.classify(output)
+            return Attempt(way.name, "install-failed", problem[1],
+                           output), problem, {}, None
         pins = parse_pins(compiled.stdout)
         smoke = self._run([self.python, "-c", self.smoke, self.module],
                           env=self.sim_environ)

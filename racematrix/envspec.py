@@ -1,6 +1,7 @@
 """What one matrix environment is: a Python, a requirement set, a simulator
 flag; and how the matrix's lists are read from pyproject.toml and the
 MATRIX_* environment variables."""
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -55,7 +56,11 @@ class EnvSpec:
 
 
 def spec_slug(requirements):
-    """A file-name-safe, readable form of a requirement set."""
+    """A file-name-safe form of a requirement set, distinct for every
+    distinct set: readable where the words say it all (``numba-0.60.0``,
+    ``numba-ge0.60-lt0.61``), with a short hash of the requirement where
+    they cannot (a direct reference, a marker, a wildcard, ``===``, which
+    reads like ``==``)."""
     parts = []
     for text in requirements:
         requirement = Requirement(text)
@@ -64,7 +69,17 @@ def spec_slug(requirements):
             slug += "." + ".".join(sorted(requirement.extras))
         for specifier in sorted(requirement.specifier, key=str):
             slug += SPECIFIER_WORDS[specifier.operator] + specifier.version
-        parts.append(re.sub(r"[^A-Za-z0-9._+-]", "_", slug))
+        safe = re.sub(r"[^A-Za-z0-9._+-]", "_", slug)
+        if requirement.url:
+            # The file or repository it names, where that reads well.
+            tail = re.sub(r"[^A-Za-z0-9._+-]", "_", requirement.url.rstrip(
+                "/").rsplit("/", 1)[-1].split("#")[0].split("?")[0])[:40]
+            safe += "-at-" + (tail + "-" if tail.strip("_") else "")
+        if safe != slug or requirement.url or requirement.marker or any(
+                s.operator == "===" for s in requirement.specifier):
+            digest = hashlib.sha256(normalize_requirement(text).encode())
+            safe = safe.rstrip("-") + "-h" + digest.hexdigest()[:8]
+        parts.append(safe)
     return "+".join(parts)
 
 
@@ -73,7 +88,9 @@ def parse_spec(text):
     of requirement strings in one normal form, so that two spellings of one
     environment (``numba==0.60`` and ``numba==0.60.0``, PEP 440 equal) are
     one environment."""
-    requirements = tuple(text.split())
+    # A direct reference, `numba @ https://...`, is one requirement.
+    requirements = tuple(re.sub(r"\s*@\s*", " @", text).replace(
+        " @", "@").split())
     if not requirements:
         raise ConfigError("empty requirement set: give at least one "
                           "requirement, e.g. 'numba==0.60.0'")
@@ -120,6 +137,15 @@ def pad_version(text):
     epoch = f"{version.epoch}!" if version.epoch else ""
     suffix = str(version)[len(version.base_version):]
     return epoch + ".".join(map(str, release)) + suffix
+
+
+def parse_package(text):
+    """A package name as a user typed it, in PEP 503's normal form
+    (``Numba_CUDA`` -> ``numba-cuda``): one name, one file, one row."""
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", text):
+        raise ConfigError(f"malformed package name {text!r}: give a name as "
+                          f"on the index, e.g. 'numba-cuda'")
+    return canonicalize_name(text)
 
 
 def parse_python(text):

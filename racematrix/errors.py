@@ -25,3 +25,37 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise BadInput(f"{self.label}: {message} (see `{self.help_hint}`)")
+
+    def _add_action(self, action):
+        # An option that holds one value is refused when given twice: the
+        # last one silently winning is how a typo loses data. List options
+        # (append, extend) add up.
+        if action.option_strings and not isinstance(action, LIST_ACTIONS):
+            action.__class__ = _once(type(action))
+        return super()._add_action(action)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given_once = set()
+        return super().parse_known_args(args, namespace)
+
+
+# Actions that may be given more than once: they add up, or print and exit.
+LIST_ACTIONS = (argparse._AppendAction, argparse._AppendConstAction,
+                argparse._ExtendAction, argparse._CountAction,
+                argparse._HelpAction, argparse._VersionAction)
+
+
+def _once(action_class):
+    """``action_class`` refusing a second use on one command line."""
+    if getattr(action_class, "_refuses_twice", False):
+        return action_class
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(parser, "_given_once", set())
+        if self.dest in given:
+            parser.error(f"{'/'.join(self.option_strings)} given twice: give "
+                         f"it once")
+        given.add(self.dest)
+        action_class.__call__(self, parser, namespace, values, option_string)
+    return type(action_class.__name__, (action_class,),
+                {"__call__": __call__, "_refuses_twice": True})

@@ -62,3 +62,60 @@ def results_lock(results_dir):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def folder_problem(path):
+    """Why ``path`` cannot hold results, in one line, or None where it can:
+    checked before any work, so that a run never ends in a traceback after
+    its measurements."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"results folder {path} is a file, not a folder"
+    except NotADirectoryError:
+        return f"results folder {path} cannot be made: a part of its path " \
+               f"is a file"
+    except OSError as error:
+        return f"results folder {path} cannot be made ({error.strerror})"
+    try:
+        handle, probe = tempfile.mkstemp(dir=path, prefix=".write-check-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        return f"results folder {path} cannot be written ({error.strerror})"
+    return None
+
+
+# Scratch folders of a run carry its process id, so that the next run can
+# tell one left by a killed run (kill -9 skips every cleanup) from one in use.
+SCRATCH_PREFIX = "racematrix-scratch-"
+
+
+def scratch_folder():
+    """A ``TemporaryDirectory`` named for this process."""
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def clear_dead_scratch(parent=None):
+    """Remove the scratch folders of processes that are gone; returns how
+    many."""
+    import shutil
+    cleared = 0
+    for folder in Path(parent or tempfile.gettempdir()).glob(
+            f"{SCRATCH_PREFIX}*"):
+        pid = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if folder.is_dir() and not pid_alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            cleared += 1
+    return cleared

@@ -4,6 +4,7 @@ read with ``pypi-simple``."""
 import functools
 import io
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,9 +99,13 @@ def _cached_page(name, endpoint, timeout):
     except NoSuchProjectError:
         raise IndexLookupError(f"{name} is not on the package index "
                                f"({endpoint}); check the name") from None
+    except requests.ConnectionError as error:
+        raise IndexLookupError(f"package index {endpoint} unreachable "
+                               f"({network_cause(str(error))})") from None
     except (requests.RequestException, ValueError) as error:
         raise IndexLookupError(f"cannot read {name} from the package index "
-                               f"{endpoint}: {error}") from None
+                               f"{endpoint}: {network_cause(str(error))}") \
+            from None
 
 
 def project_releases(package):
@@ -173,7 +178,8 @@ def release_metadata(package, version, timeout=120):
         response.raise_for_status()
     except requests.RequestException as error:
         raise IndexLookupError(f"cannot fetch the metadata of {package} "
-                               f"{version}: {error}") from None
+                               f"{version}: {network_cause(str(error))}") \
+            from None
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         name = next(n for n in archive.namelist()
                     if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
@@ -185,3 +191,43 @@ def _same_version(text, wanted):
         return Version(text or "") == wanted
     except InvalidVersion:
         return False
+
+
+# The words of a network failure, as uv, requests and the OS put them, and
+# the cause they name.
+NETWORK_CAUSES = (
+    (r"[Cc]onnection refused", "connection refused"),
+    (r"dns error|[Nn]ame or service not known|Temporary failure in name "
+     r"resolution|NameResolution|nodename nor servname", "host not found"),
+    (r"[Tt]imed? ?out|timeout", "timed out"),
+    (r"[Nn]etwork is unreachable|No route to host", "no route to the host"),
+    (r"[Cc]onnection reset", "connection reset"),
+    (r"certificate|SSL|TLS", "TLS error"),
+)
+
+
+def network_cause(text):
+    """What a failed request's error chain (uv's "cause:" lines, or a
+    requests exception) comes down to, in a few words."""
+    for pattern, cause in NETWORK_CAUSES:
+        if re.search(pattern, text):
+            return cause
+    status = re.search(r"\b([45]\d\d)\b (?:Client|Server) Error|status "
+                       r"(?:code )?([45]\d\d)", text)
+    if status:
+        return f"HTTP {status.group(1) or status.group(2)}"
+    lines = [line.strip().removeprefix("cause:").strip()
+             for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else "no reason given")[:120]
+
+
+def unreachable_index(output):
+    """One line for an installer's output that failed to reach the index
+    (``package index URL unreachable (connection refused)``), or None."""
+    fetch = re.search(r"Failed to fetch:? `?(https?://[^\s`]+)", output)
+    if not fetch:
+        return None
+    url = fetch.group(1).rstrip("/")
+    # uv fetches <index>/<project>/: the index is the folder above.
+    index = url.rsplit("/", 1)[0] if url.count("/") > 3 else url
+    return f"package index {index} unreachable ({network_cause(output)})"

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from .companions import Installation, Ladder
-from .index import IndexLookupError, list_releases, nearest_versions
+from .companions import UNREACHABLE, Installation, Ladder
+from .index import (IndexLookupError, list_releases, nearest_versions,
+                    unreachable_index)
 from .procs import venv_environ
 from .provenance import now_iso
 from .suites import MWE_SUITE, RUNNER_TOOLS, TEST_TOOLS
@@ -158,7 +159,9 @@ def classify_install_failure(output, spec):
         name, version = pip_missing.groups()
         try:
             known = Version(version) in list_releases(name)
-        except IndexLookupError:
+        except IndexLookupError as error:
+            if UNREACHABLE.match(str(error)):  # pip's retries said as much
+                return "error", str(error)
             known = False
         if known:
             return "skip", f"no wheel of {name}=={version} for Python {spec.python}"
@@ -172,9 +175,26 @@ def classify_install_failure(output, spec):
     if unknown:
         return "bad-input", (f"{unknown.group(1)} is not on the package "
                              f"index; check the name in the spec")
-    cause = re.search(r"(?:cause|error|ERROR): (.*(?:\n +\S.*)*)", output)
-    text = " ".join((cause.group(1) if cause else output.strip()).split())
-    return "error", f"install failed: {text[:400]}"
+    unreachable = unreachable_index(output)
+    if unreachable:
+        return "error", unreachable
+    return "error", f"install failed: {install_cause(output)}"
+
+
+def install_cause(output):
+    """The installer's error chain (uv prints ``error:`` and then one
+    ``cause:`` line per link, ~350 characters) as one line: the error and
+    its last cause. The whole chain goes into the attempt's record."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    error = next((line for line in lines
+                  if re.match(r"(error|ERROR):", line)), None)
+    causes = [line for line in lines if line.startswith("cause:")]
+    if error is None:
+        return (lines[-1] if lines else "no output")[:200]
+    text = error.split(":", 1)[1].strip()
+    if causes:
+        text += f" ({causes[-1].removeprefix('cause:').strip()})"
+    return text[:200]
 
 
 # The module whose code is under test, and a smoke launch of it: one

@@ -13,20 +13,19 @@ import argparse
 import importlib.util
 import os
 import shlex
-import tempfile
 import time
 from pathlib import Path
 
 from . import measure_launch, measure_race, patching
 from .errors import BadInput
-from .fileio import results_lock
+from .fileio import results_lock, scratch_folder
 from .install import install_resolved
 from .measurement import Built, run_all
 from .patching import PatchError
 from .provenance import gpu_name, machine_info, now_iso
 from .rawresult import make_raw
-from .recording import (mark_tables_fresh, record, running_marker,
-                        tables_stale)
+from .recording import (kept_measured_row, mark_tables_fresh, record,
+                        running_marker, tables_stale)
 from .report import build_report
 from .suites import MWE_SUITE
 from .venv import read_environment
@@ -44,10 +43,15 @@ def run_environment(session, spec, *, count, timeout, results_dir,
     base = dict(machine=machine_info(), command=command, started=started_at)
     nothing = dict(packages={}, python="", python_build="")
 
-    def finish(**fields):
+    def finish(detail=None, **fields):
         raw = make_raw(spec, seconds=time.monotonic() - clock,
                        **{**base, **fields})
-        record(raw, results_dir)
+        written = record(raw, results_dir, detail)
+        if kept_measured_row(written, raw):
+            session.log(f"{spec.env_id}: this attempt measured nothing; the "
+                        f"row measured {written['finished'][:16]} "
+                        f"({written['runs']} runs, {written['verdict']}) is "
+                        f"kept, with the attempt beside it")
         return raw
 
     if not spec.sim and not gpu_name():
@@ -62,7 +66,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             raise BadInput(reason)
         if kind == "skip":
             return finish(skip_reason=reason, **nothing)
-        return finish(env_error=reason, **nothing)
+        return finish(env_error=reason, detail=installation.detail, **nothing)
     if spec.patch:
         try:
             base["patch"] = apply_patch(session, spec, patch, installation)
@@ -72,7 +76,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         read_environment(session)
     measurements = [measure_race.RaceSuite(count, timeout, pytest_args)]
     with running_marker(results_dir, spec.env_id) as running, \
-            tempfile.TemporaryDirectory(prefix="racematrix-") as scratch:
+            scratch_folder() as scratch:
         if launch_time is not None:
             # Compared with the rows with the race, same Python and load.
             reference = measure_launch.reference_launches(
@@ -83,7 +87,8 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         fields = run_all(measurements, Built(
             session, spec, suite, keep_dir=results_dir, log=session.log,
             environment=environment, running=running, scratch=scratch))
-    return finish(**{**environment, **fields})
+    detail = fields.pop("env_error_detail", None)
+    return finish(detail=detail, **{**environment, **fields})
 
 
 def apply_patch(session, spec, patch, installation):
@@ -146,4 +151,7 @@ def split_count(posargs, default):
     value = given[0]
     if not value.isdigit() or int(value) < 1:
         raise BadInput(f"--count needs a positive whole number, got {value!r}")
+    own = measure_race.refuse_own_options(rest)
+    if own:
+        raise BadInput(own)
     return int(value), rest

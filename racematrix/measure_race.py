@@ -2,13 +2,14 @@
 client's) under pytest-repeat in a built environment, its JUnit XML read
 into outcome counts, per-test counts and evidence."""
 import re
-import tempfile
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import outcomes
 from .errors import BadInput
+from .fileio import scratch_folder
 from .procs import run_streaming
 from .suites import MWE, MWE_SUITE
 from .suite_evidence import suite_evidence
@@ -32,9 +33,19 @@ class MweRun:
     runs: list | None
     evidence: dict | None = None
 
-    def no_report_reason(self):
-        return (f"pytest exited {self.returncode} without a report: "
-                f"{first_error_line(self.tail)}")
+    def no_report_reason(self, pytest_args=()):
+        if self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = str(-self.returncode)
+            return f"pytest was killed by signal {name} before its report"
+        reason = (f"pytest exited {self.returncode} without a report: "
+                  f"{first_error_line(self.tail)}")
+        if pytest_args:
+            reason += (f" (the options after `--`, {' '.join(pytest_args)}, "
+                       f"may stop it)")
+        return reason
 
 
 def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True,
@@ -42,7 +53,7 @@ def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True,
     """Run a suite (the MWE unless told) once in ``env`` (a nox Session or
     a ProbeEnvironment), from a scratch folder: what its code writes to
     the working folder (CuBIE generates code there) goes with it."""
-    with tempfile.TemporaryDirectory() as scratch:
+    with scratch_folder() as scratch:
         junit = Path(scratch) / "junit.xml"
         started = time.monotonic()
         returncode, tail = run_streaming(
@@ -83,6 +94,25 @@ def usage_error(run):
                         "no tests ran")
         return (f"pytest ran no test ({selected}): check -k/-m and the "
                 f"test names after `--`")
+    return None
+
+
+# Options that would take the JUnit report, which every count is read
+# from, away from the runner.
+OWN_OPTIONS = re.compile(r"^(--junit-?xml\b|--junit-prefix\b|-p\s*no:junitxml$)")
+
+
+def refuse_own_options(pytest_args):
+    """One line for user pytest options that would move or turn off the
+    JUnit report the runner reads; None where there are none."""
+    args = list(pytest_args)
+    for index, arg in enumerate(args):
+        text = f"{arg} {args[index + 1]}" if arg == "-p" and \
+            index + 1 < len(args) else arg
+        if OWN_OPTIONS.match(text):
+            return (f"`{text}` after `--` would move or turn off the JUnit "
+                    f"report that every count is read from: leave it out "
+                    f"(the runner writes its own)")
     return None
 
 
@@ -128,7 +158,8 @@ class RaceSuite:
         fields = {"pytest_seconds": round(run.seconds, 2),
                   "concurrency": concurrency}
         if run.runs is None:
-            return {**fields, "env_error": run.no_report_reason()}
+            return {**fields, "env_error": run.no_report_reason(
+                self.pytest_args), "env_error_detail": "\n".join(run.tail)}
         summary = outcomes.summarize(run.runs, self.count)
         summary.update(run.evidence or {})
         packages = built.environment.get("packages", {})

@@ -7,6 +7,8 @@ from pathlib import Path
 from .tables import column_key, python_minor, target_version, version_or_zero
 
 ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
+# A hang is the fixed simulator's slowdown, not a broken environment.
+HUNG_COLOUR = "#8e6bb5"
 
 
 def plot_launch_times(rows, path):
@@ -104,9 +106,11 @@ def plot_heatmap(rows, path):
         Patch(facecolor=cmap(1.0), label="100%"),
         Patch(facecolor="#e0e0e0", hatch="///", edgecolor="#999",
               label="skip: not built"),
+        Patch(facecolor=HUNG_COLOUR, label="hung: runs past the timeout, "
+              "no race"),
         Patch(facecolor="#5a5a5a", label="err: environment error"),
         Patch(facecolor="white", edgecolor="#999", label="blank: not in matrix")],
-        loc="lower center", ncol=6, fontsize=8, frameon=False)
+        loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(figure)
@@ -134,6 +138,10 @@ def _draw_cell(axis, x, y, row, cmap, Rectangle):
         axis.add_patch(Rectangle((x, y), 1, 1, facecolor="#e0e0e0",
                                  hatch="///", edgecolor="#aaaaaa"))
         label, colour = "skip", "#555555"
+    elif row["verdict"] == "hung":
+        axis.add_patch(Rectangle((x, y), 1, 1, facecolor=HUNG_COLOUR,
+                                 edgecolor="white"))
+        label, colour = "hung", "white"
     elif row["verdict"] == "error":
         axis.add_patch(Rectangle((x, y), 1, 1, facecolor="#5a5a5a",
                                  edgecolor="white"))

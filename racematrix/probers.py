@@ -52,12 +52,16 @@ class ReleaseProber:
     """``probe(version, min_runs)`` for the search, backed by real
     environments and pytest runs; keeps what each version has seen."""
 
-    def __init__(self, args, envdir, log):
+    def __init__(self, args, envdir, log, on_probe=None):
         self.args = args
         self.envdir = envdir
         self.log = log
         self.suite_size = None  # test runs in one run of the suite
         self.seen = {}
+        # Called after each finished probe (the bisect saves its probes so
+        # far, so that an interrupted bisect resumes).
+        self.on_probe = on_probe or (lambda: None)
+        self.installed = set()  # versions installed by this process
 
     def spec(self, version):
         return EnvSpec(self.args.python,
@@ -77,14 +81,19 @@ class ReleaseProber:
         try:
             if not spec.sim and not gpu_name():
                 return self._keep(probe, "skipped", "no CUDA GPU", started)
-            if previous is None:
+            if previous is None or version not in self.installed and \
+                    not (env.location / "bin" / "python").exists():
+                # A probe saved by an interrupted run needs its
+                # environment only where it is gone.
                 env.create()
                 installation = install_resolved(env, spec, log=self.log)
-                record_installation(probe, installation)
+                if previous is None or not installation.problem:
+                    record_installation(probe, installation)
                 if installation.problem:
                     kind, reason = installation.problem
                     return self._keep(probe, {"skip": "skipped"}.get(
                         kind, "error"), reason, started)
+            self.installed.add(version)
             while True:
                 verdict = decide_probe(probe.failures, probe.runs, min_runs)
                 if verdict and probe.runs:
@@ -93,7 +102,8 @@ class ReleaseProber:
                 problem = self._batch(env, spec, probe,
                                       self._batch_count(probe, min_runs))
                 if problem:
-                    return self._keep(probe, "error", problem, started)
+                    verdict, reason = problem
+                    return self._keep(probe, verdict, reason, started)
         except subprocess.SubprocessError as error:
             return self._keep(probe, "error", str(error), started)
 
@@ -112,7 +122,7 @@ class ReleaseProber:
                          ["-x"] if probe.runs else [])
         fields = race.measure(Built(env, spec, log=self.log))
         if fields.get("env_error"):
-            return fields["env_error"]
+            return "error", fields["env_error"]
         counts = fields["counts"]
         run = race.last_run
         if run.returncode == 0 and count == 1:
@@ -120,12 +130,16 @@ class ReleaseProber:
         probe.runs += counts["target"] + counts["other"] + counts["hang"] \
             + counts["pass"]
         probe.failures += counts["target"]
+        if counts["target"] == 0 and counts["hang"] and not counts["other"]:
+            # The slowdown's symptom: never the race, nor a broken release.
+            return "hung", (f"no race failure; {counts['hang']} test runs "
+                            f"hung (past the {self.args.timeout} s timeout)")
         if counts["target"] == 0 and (counts["other"] or counts["hang"]):
             message = next(r.message for r in run.runs
                            if r.outcome in (outcomes.OTHER, outcomes.HANG))
-            return f"a test failed another way: {message}"
+            return "error", f"a test failed another way: {message}"
         if probe.runs == 0:
-            return "every test was skipped"
+            return "error", "every test was skipped"
         return None
 
     def _keep(self, probe, verdict, reason, started):
@@ -135,6 +149,7 @@ class ReleaseProber:
         self.seen[probe.version] = probe
         self.log(f"probe {self.args.package} {probe.version}: {verdict} "
                  f"({reason})")
+        self.on_probe()
         return probe
 
 
@@ -176,7 +191,8 @@ class LaunchTimeProber:
     new limit, and all releases are compared at one limit."""
 
     def __init__(self, env_for, sim, log, limit=LIMIT,
-                 budget_per_launch=6.0, min_budget=60.0):
+                 budget_per_launch=6.0, min_budget=60.0, on_probe=None):
+        self.on_probe = on_probe or (lambda: None)
         self.env_for = env_for
         self.sim = sim
         self.log = log
@@ -215,6 +231,7 @@ class LaunchTimeProber:
         self.log(f"timed {version}: {len(probe.samples)} launches, median "
                  f"{_median_text(probe)}, {probe.past_limit} past the "
                  f"{self.limit:g} s limit")
+        self.on_probe()
         return probe
 
     def set_limit(self, median):

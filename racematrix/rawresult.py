@@ -10,7 +10,7 @@ from .provenance import now_iso
 from .validation import SCHEMAS, problem
 
 SCHEMA = 1
-VERDICTS = ("reproduced", "not-reproduced", "error", "skipped")
+VERDICTS = ("reproduced", "not-reproduced", "hung", "error", "skipped")
 
 
 class RawResultWarning(UserWarning):
@@ -26,8 +26,11 @@ def decide_verdict(counts, env_error=None, skip_reason=None):
     """The verdict and its reason for one environment.
 
     One target failure is enough for "reproduced": the race's signature
-    cannot appear without the race. Anything else that went wrong without a
-    target failure makes the environment an "error", never a pass.
+    cannot appear without the race. Runs that only hung (past the timeout)
+    make it "hung": on a fixed simulator a hang is the slowdown's symptom,
+    neither the race nor a broken environment. Anything else that went
+    wrong without a target failure makes the environment an "error", never
+    a pass.
     """
     runs = counts["target"] + counts["other"] + counts["hang"] + counts["pass"]
     if skip_reason:
@@ -37,9 +40,14 @@ def decide_verdict(counts, env_error=None, skip_reason=None):
     if counts["target"]:
         return "reproduced", (f"{counts['target']} of {runs} test runs failed "
                               f"with the race's AttributeError")
+    if counts["hang"] and not counts["other"]:
+        return "hung", (f"no race failure; {counts['hang']} of {runs} test "
+                        f"runs hung (past the timeout), none failed another "
+                        f"way")
     if counts["hang"]:
         return "error", (f"no race failure, but {counts['hang']} of {runs} "
-                         f"test runs hung (past the timeout)")
+                         f"test runs hung and {counts['other']} failed "
+                         f"another way")
     if counts["other"]:
         return "error", (f"{counts['other']} of {runs} test runs failed with "
                          f"another error")
@@ -48,6 +56,21 @@ def decide_verdict(counts, env_error=None, skip_reason=None):
             return "skipped", "every test was skipped"
         return "error", "no test ran"
     return "not-reproduced", f"0 of {runs} test runs failed"
+
+
+def current_verdict(record):
+    """A raw record's verdict and reason as ``decide_verdict`` gives them
+    today: a record written before `hung` existed, whose only failures are
+    hangs, reads `hung` (its counts say so; a row that ran has no
+    environment error)."""
+    if record["runs"] and record["verdict"] == "error" and \
+            record.get("hangs") and not record["failures"] and \
+            not record["other_errors"]:
+        return decide_verdict({"target": 0, "other": 0,
+                               "hang": record["hangs"],
+                               "pass": record["runs"] - record["hangs"],
+                               "skip": record.get("skips", 0)})
+    return record["verdict"], record["reason"]
 
 
 def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
@@ -122,9 +145,17 @@ def validate_raw(data):
     return None
 
 
-def load_raw_dirs(dirs):
+def load_raw_dirs(dirs, left_out=None):
     """Every usable raw record under ``dirs`` (folders or files). Unreadable
-    or malformed files are named in a warning and left out."""
+    or malformed files are named in a warning and left out, and listed in
+    ``left_out`` (as {path, reason}) where given, for the tables and the
+    report to name them too."""
+    def leave_out(path, reason):
+        warnings.warn(f"left out {path}: {reason}", RawResultWarning,
+                      stacklevel=3)
+        if left_out is not None:
+            left_out.append({"path": str(path), "reason": reason})
+
     records = []
     for source in dirs:
         source = Path(source)
@@ -133,13 +164,11 @@ def load_raw_dirs(dirs):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, ValueError) as error:
-                warnings.warn(f"left out {path}: not readable JSON ({error})",
-                              RawResultWarning, stacklevel=2)
+                leave_out(path, f"not readable JSON ({error})")
                 continue
             problem = validate_raw(data)
             if problem:
-                warnings.warn(f"left out {path}: {problem}", RawResultWarning,
-                              stacklevel=2)
+                leave_out(path, problem)
                 continue
             records.append((path, data))
     return records

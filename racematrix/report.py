@@ -17,7 +17,7 @@ from .report_sections import (PIVOT_OVER, boundary_side, condensed_rows,
                               environment_table,
                               evidence, first_error, knob_lines, price_of_fix,
                               summary_sentences)
-from .tables import write_tables
+from .tables import left_out_lines, reason_cell, write_tables
 
 PROJECT = Path(__file__).resolve().parent.parent
 MAX_REPORT_CHARS = 65_000
@@ -37,7 +37,7 @@ def load_figures(path):
 
 def render_report(rows, records, bisects, bug_source, table_link,
                   pivot_over=PIVOT_OVER, figures=None, out_dir=None,
-                  time_bisects=()):
+                  time_bisects=(), left_out=()):
     # The MWE's rows make the main sections; other suites have their own.
     all_rows, all_records = rows, records
     # Patched rows have their own section ("A fix without the price").
@@ -58,7 +58,8 @@ def render_report(rows, records, bisects, bug_source, table_link,
              "## Environments", "",
              f"One *run* is one execution of one MWE test; the interval is "
              f"Wilson's 95%. Full table: [{table_link}]({table_link}).", "",
-             ] + environment_table(shown, pivot_over)
+             ] + left_out_lines(left_out) + environment_table(shown, pivot_over)
+    lines += last_attempt_lines(all_rows)
     for reason, group in sorted(skipped.items()):
         lines.append(f"\nSkipped, {reason}: {len(group)} environment(s) "
                      f"({', '.join(sorted(r['env'] for r in group)[:8])}"
@@ -73,7 +74,9 @@ def render_report(rows, records, bisects, bug_source, table_link,
               f"{(b.get('releases') or ['–'])[-1]}",
               boundary_side((b.get("boundary") or {}).get("before", {})),
               boundary_side((b.get("boundary") or {}).get("after", {})),
-              b["decisive_probes"], b["summary"]) for b in bisects))
+              b["decisive_probes"],
+              ("**partial**: " if b.get("partial") else "") + b["summary"])
+             for b in bisects))
     else:
         lines.append("No bisect has been run (`nox -s bisect`).")
     lines += ["", "## Root cause", "",
@@ -144,11 +147,23 @@ def render_report(rows, records, bisects, bug_source, table_link,
     return text
 
 
+def last_attempt_lines(rows):
+    """A line per row whose last attempt measured nothing: the row keeps
+    its figures, and the reader learns the rerun failed."""
+    failed = [row for row in rows if row.get("last_attempt")]
+    if not failed:
+        return []
+    return ["", f"Last attempt failed for {len(failed)} environment(s); "
+                f"their figures are from the last run that measured:", "",
+            *(f"- {row['env']}: {reason_cell(row)}" for row in failed)]
+
+
 def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
                  pool=False):
     """Tables, REPORT.md and the heatmap in ``out_dir`` from ``raw_dirs``."""
     out_dir = Path(out_dir)
-    rows, records = write_tables(raw_dirs, out_dir, command, pool)
+    left_out = []
+    rows, records = write_tables(raw_dirs, out_dir, command, pool, left_out)
     rerender_bisects(bisect_dir)
     bisects = load_bisects(bisect_dir)
     bug_source = (PROJECT / "mwe" / "bug.py").read_text()
@@ -156,7 +171,8 @@ def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
                          "failure_rates.md",
                          figures=load_figures(out_dir / "mwe_figures.json"),
                          out_dir=out_dir,
-                         time_bisects=load_bisects(bisect_dir, "launch-time"))
+                         time_bisects=load_bisects(bisect_dir, "launch-time"),
+                         left_out=left_out)
     write_text_atomic(out_dir / "REPORT.md", text)
     write_text_atomic(out_dir / "SLOWDOWN.md", render_slowdown(
         rows, records, load_bisects(bisect_dir, "launch-time"), out_dir,

@@ -13,8 +13,8 @@ from .tables import (TABLE_COLUMNS, column_key, format_launch, format_rate,
 
 PIVOT_OVER = 24  # environments; a longer table becomes one row per release
 # The full table's columns that the report's short table keeps.
-REPORT_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "sim",
-                  "runs", "failures", "rate", "95% CI",
+REPORT_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "asked",
+                  "sim", "runs", "failures", "rate", "95% CI",
                   "launch s: median / p95 / max", "verdict")
 
 
@@ -85,7 +85,8 @@ def summary_sentences(rows, bisects):
              f"module 'numba.cuda' has no attribute 'local'` when threads "
              f"of a block call device functions defined outside the "
              f"kernel's module; our MWE reproduced it in {len(bad)} of "
-             f"{len(ran)} environments that ran ({parts}).")
+             f"{len(ran)} environments that ran ({parts})."
+             + _not_placed(rows))
     if bisects:
         second = "Bisect: " + "; ".join(
             f"{b['package']} on Python {b['python']}{_pins(b)}: {b['summary']}"
@@ -93,6 +94,18 @@ def summary_sentences(rows, bisects):
     else:
         second = "No bisect result is available yet."
     return f"{first} {second}"
+
+
+def _not_placed(rows):
+    """The rows that ran but have no verdict on the race, counted apart:
+    hangs (the slowdown's symptom) and environment errors."""
+    counts = Counter(r["verdict"] for r in rows)
+    parts = [f"{counts['hung']} hung (runs past the timeout, no race "
+             f"failure)" if counts["hung"] else "",
+             f"{counts['error']} could not be built or failed another way"
+             if counts["error"] else ""]
+    parts = [p for p in parts if p]
+    return f" Not counted either way: {'; '.join(parts)}." if parts else ""
 
 
 def environment_table(rows, pivot_over=PIVOT_OVER):
@@ -105,8 +118,10 @@ def environment_table(rows, pivot_over=PIVOT_OVER):
     pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
     groups = defaultdict(dict)
     for row in rows:
+        # What was asked is part of the key: a range that resolved to a
+        # pinned row's versions is a row of its own.
         key = (not row["sim"], row["target"], version_or_zero(target_version(row)),
-               package_cell(row, "numba"))
+               package_cell(row, "numba"), asked_note(row))
         groups[key][python_minor(row)] = row
     body = []
     for key in sorted(groups):
@@ -114,13 +129,23 @@ def environment_table(rows, pivot_over=PIVOT_OVER):
         sample = next(iter(cells.values()))
         verdicts = sorted({r["verdict"] for r in cells.values()})
         body.append(("on" if sample["sim"] else "off", sample["target"],
-                     target_version(sample), key[3],
+                     target_version(sample) + key[4], key[3],
                      *(_pivot_cell(cells.get(p)) for p in pythons),
                      ", ".join(verdicts)))
     return ["Cells: race failures / test runs (rate); the full table has "
             "numpy versions and intervals.", "",
             *table(("sim", "target", "version", "numba",
                     *(f"Python {p}" for p in pythons), "verdict"), body)]
+
+
+def asked_note(row):
+    """`` (asked ...)`` where the requirement set is more than exact pins
+    (a range, a direct reference, a marker), else nothing."""
+    asked = row.get("requirements") or []
+    if all(re.fullmatch(r"[a-z0-9._-]+(\[[^\]]*\])?==[\w.!+]+", text)
+           for text in asked):
+        return ""
+    return f" (asked {' '.join(asked)})"
 
 
 def _pivot_cell(row):

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from .errors import BadInput, OneLineArgumentParser
+from .fileio import folder_problem
 from .rawresult import NoUsableResults, RawResultWarning
 from .report import build_report
 
@@ -15,9 +16,9 @@ def main(argv=None):
     home = os.environ.get("RACEMATRIX_RESULTS", "results")
     parser = OneLineArgumentParser(prog="nox -s report --", label="report",
                                    help_hint="nox -s report -- --help")
-    parser.add_argument("--raw", nargs="+", default=[f"{home}/raw"],
-                        metavar="DIR", help="folders (or files) of raw "
-                        f"results to merge (default: {home}/raw)")
+    parser.add_argument("--raw", nargs="+", action="extend", metavar="DIR",
+                        help="folders (or files) of raw results to merge; "
+                        f"given twice, both count (default: {home}/raw)")
     parser.add_argument("--out", default=home,
                         help=f"where the tables and report go (default: {home})")
     parser.add_argument("--bisect", default=f"{home}/bisect",
@@ -29,6 +30,10 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except BadInput as error:
         parser.exit(2, f"{error}\n")
+    args.raw = list(dict.fromkeys(args.raw or [f"{home}/raw"]))
+    unwritable = folder_problem(args.out)
+    if unwritable:
+        parser.exit(2, f"report: {unwritable}\n")
     missing = [d for d in args.raw if not Path(d).exists()]
     if missing:
         parser.exit(2, f"report: no such folder or file: "

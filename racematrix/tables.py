@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import warnings
+from collections import Counter
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -13,12 +14,13 @@ from packaging.version import InvalidVersion, Version
 
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import table
-from .rawresult import (NoUsableResults, RawResultWarning, decide_verdict,
-                        load_raw_dirs, machine_label)
+from .rawresult import (VERDICTS, NoUsableResults, RawResultWarning,
+                        current_verdict, decide_verdict, load_raw_dirs,
+                        machine_label)
 from .stats import wilson_interval
 
 
-def merge_records(records, pool=False):
+def merge_records(records, pool=False, left_out=None):
     """Merge raw records into table rows.
 
     One row per environment and machine. Records of the same environment
@@ -40,6 +42,10 @@ def merge_records(records, pool=False):
             warnings.warn(f"conflicting results for {record['env']} on "
                           f"{key[1]}: kept {keep[0]}, left out {drop[0]}",
                           RawResultWarning, stacklevel=2)
+            if left_out is not None:
+                left_out.append({"path": str(drop[0]), "reason": (
+                    f"conflicts with {keep[0]} (same environment and "
+                    f"machine; the newer was kept)")})
             by_key[key] = keep
         else:
             by_key[key] = (path, record)
@@ -113,8 +119,8 @@ def make_row(record, show_machine=False):
         "hangs": record.get("hangs", 0),
         "failure_rate": round(failures / runs, 4) if runs else None,
         "ci95": [round(low, 4), round(high, 4)],
-        "verdict": record["verdict"],
-        "reason": record["reason"],
+        "verdict": current_verdict(record)[0],
+        "reason": current_verdict(record)[1],
         "seconds": record["seconds"],
         "concurrency": record.get("concurrency", 1),
         "machine": machine_label(record),
@@ -123,7 +129,31 @@ def make_row(record, show_machine=False):
         "resolution_way": (record.get("resolution") or {}).get("way"),
         "patch": (record.get("spec") or {}).get("patch"),
         "patch_record": record.get("patch"),
+        "last_attempt": last_failed_attempt(record),
     }
+
+
+def last_failed_attempt(record):
+    """The attempt that measured nothing after the row's results were
+    taken, as {when, why}, or None: the row stays, and says so."""
+    attempts = record.get("attempts") or []
+    if not attempts or attempts[-1]["when"] <= record.get("finished", ""):
+        return None
+    return {"when": attempts[-1]["when"], "why": attempts[-1]["why"]}
+
+
+def asked_cell(row):
+    """The requirement set as asked (a range, a direct reference), beside
+    the versions it resolved to."""
+    return " ".join(row.get("requirements") or ()) or "–"
+
+
+def reason_cell(row):
+    attempt = row.get("last_attempt")
+    if not attempt:
+        return row["reason"]
+    return (f"{row['reason']}; last attempt failed "
+            f"({attempt['when'][:16].replace('T', ' ')}): {attempt['why']}")
 
 
 def _version_key(text):
@@ -207,8 +237,8 @@ def format_ci(row):
     return f"{100 * low:.1f}–{100 * high:.1f}%"
 
 
-TABLE_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "sim",
-                 "runs", "failures", "other", "rate", "95% CI",
+TABLE_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "asked",
+                 "sim", "runs", "failures", "other", "hung", "rate", "95% CI",
                  "launch s: median / p95 / max", "verdict", "reason")
 
 
@@ -219,12 +249,13 @@ def table_cells(row):
             package_cell(row, "numba"),
             package_cell(row, "numba-cuda"),
             packages.get("numpy", "–"),
+            asked_cell(row),
             "on" if row["sim"] else "off",
             str(row["runs"]), str(row["failures"]),
-            str(row["other_errors"] + row["hangs"]),
+            str(row["other_errors"]), str(row["hangs"]),
             format_rate(row), format_ci(row),
             format_launch(row.get("launch_seconds")), row["verdict"],
-            row["reason"])
+            reason_cell(row))
 
 
 def format_launch(record):
@@ -271,11 +302,32 @@ def render_markdown(rows, provenance, columns=TABLE_COLUMNS, cells=table_cells):
              f"{provenance['python_builds']}.", "",
              "A *run* is one execution of one MWE test; *failures* are runs "
              "that failed with the race's `AttributeError`; *other* are runs "
-             "that failed any other way or hung. The interval is Wilson's. "
+             "that failed any other way; *hung* are runs past the timeout "
+             "(a row whose only failures are hangs is `hung`, never the "
+             "race). *asked* is the requirement set as written; the version "
+             "columns are what it resolved to. The interval is Wilson's. "
              "A version written `==X` is what an environment that was never "
              "built asked for.", "",
+             f"Verdicts: {verdict_counts(rows)}.", "",
+             *left_out_lines(provenance.get("left_out")),
              *table(columns, (cells(row) for row in rows))]
     return "\n".join(lines) + "\n"
+
+
+def verdict_counts(rows):
+    counts = Counter(row["verdict"] for row in rows)
+    return ", ".join(f"{counts[verdict]} {verdict}" for verdict in VERDICTS
+                     if counts[verdict]) or "none"
+
+
+def left_out_lines(left_out):
+    """Markdown lines naming each raw file left out of the tables, with
+    the reason, so that a reader knows a row is missing."""
+    if not left_out:
+        return []
+    return [f"**Left out: {len(left_out)} raw file(s)**, so their rows are "
+            f"missing:", "", *(f"- `{item['path']}`: {item['reason']}"
+                               for item in left_out), ""]
 
 
 def render_csv(rows):
@@ -286,7 +338,8 @@ def render_csv(rows):
                      "failure_rate", "ci95_low", "ci95_high", "verdict",
                      "reason", "seconds", "concurrency", "machine",
                      "launch_n", "launch_median", "launch_p95", "launch_max",
-                     "launch_past_limit", "install_way", "patch"])
+                     "launch_past_limit", "install_way", "asked",
+                     "last_attempt_failed", "patch"])
     for row in rows:
         packages = row["packages"]
         writer.writerow([row["env"], row.get("suite", "mwe"), row["python"], row["target"],
@@ -297,7 +350,8 @@ def render_csv(rows):
                          row["ci95"][0], row["ci95"][1], row["verdict"],
                          row["reason"], row["seconds"], row["concurrency"],
                          row["machine"], *launch_fields(row),
-                         row.get("resolution_way") or "",
+                         row.get("resolution_way") or "", asked_cell(row),
+                         (row.get("last_attempt") or {}).get("why", ""),
                          row.get("patch") or ""])
     return stream.getvalue()
 
@@ -318,16 +372,18 @@ def summarize_machines(records):
         for label, m in sorted(seen.items())) or "none"
 
 
-def write_tables(raw_dirs, out_dir, command, pool=False):
+def write_tables(raw_dirs, out_dir, command, pool=False, left_out=None):
     """Regenerate the three tables in ``out_dir`` from the raw records in
-    ``raw_dirs``; returns (rows, records)."""
-    records = load_raw_dirs(raw_dirs)
+    ``raw_dirs``; returns (rows, records). The files left out are named in
+    the tables, and added to ``left_out`` where given."""
+    left_out = [] if left_out is None else left_out
+    records = load_raw_dirs(raw_dirs, left_out)
     if not records:
         raise NoUsableResults(
             f"no usable raw result in {', '.join(map(str, raw_dirs))} (see "
             f"the warnings above, if any); nothing was written: run `nox -s "
             f"matrix` first, or point --raw at folders of raw results")
-    rows = merge_records(records, pool)
+    rows = merge_records(records, pool, left_out)
     # The newest result's time, not the clock: same raw files, same tables.
     generated = max((r.get("finished", "") for _, r in records), default="")
     provenance = {"generated": generated or "no results", "command": command,
@@ -335,7 +391,8 @@ def write_tables(raw_dirs, out_dir, command, pool=False):
                   "machines": summarize_machines(records),
                   "python_builds": "; ".join(sorted(
                       {r["python_build"] for _, r in records
-                       if r.get("python_build")})) or "none"}
+                       if r.get("python_build")})) or "none",
+                  "left_out": left_out}
     out_dir = Path(out_dir)
     write_json_atomic(out_dir / "failure_rates.json",
                       {"generated": generated,

@@ -2,7 +2,6 @@
 fresh environment per requirement set, outside the matrix, written to
 ``launch_time.json`` and ``.md`` (with the stacks of a launch past the
 limit)."""
-import argparse
 import os
 import shlex
 import sys
@@ -10,7 +9,7 @@ import time
 from pathlib import Path
 
 from .envspec import ConfigError, EnvSpec, parse_python, parse_spec
-from .errors import BadInput
+from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .install import install
 from .interpreters import expose_interpreters, missing_interpreters
@@ -89,8 +88,9 @@ def render_launch_times(data):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m racematrix.timing",
+    parser = OneLineArgumentParser(
+        prog="python -m racematrix.timing", label="timing",
+        help_hint="python -m racematrix.timing --help",
         description="Time mwe/launch_time.py in one fresh environment per "
                     "requirement set; writes launch_time.json and .md.")
     parser.add_argument("--python", required=True)
@@ -105,12 +105,13 @@ def main(argv=None):
     parser.add_argument("--limit", type=float, default=LIMIT)
     parser.add_argument("--budget", type=float, default=90.0)
     parser.add_argument("--sim", type=int, choices=(0, 1), default=1)
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         python = parse_python(args.python)
         specs = [parse_spec(text) for text in args.spec]
-    except ConfigError as error:
-        parser.error(str(error))
+    except (BadInput, ConfigError) as error:
+        sys.exit(f"timing: {error}" if isinstance(error, ConfigError)
+                 else str(error))
     expose_interpreters()
     missing = missing_interpreters([python])
     if missing:

@@ -352,3 +352,27 @@ def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
     assert gone_after < 10
     assert earlier.read_bytes() == before
     print(f"{signal_name}: no process of the run left after {gone_after:.1f} s")
+
+
+@pytest.mark.parametrize("posargs, environ, words", [
+    # The example: the package index out of reach.
+    ([], {name: "http://127.0.0.1:9/simple" for name in
+          ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")},
+     "package index http://127.0.0.1:9/simple unreachable (connection "
+     "refused)"),
+    # Another member: options that let pytest run but report nothing.
+    (["--co"], {}, "no test ran"),
+])
+def test_a_failed_attempt_keeps_the_measured_row_beside_it(
+        tmp_path, data_dir_module, posargs, environ, words):
+    results, earlier = seeded_results(tmp_path, data_dir_module)
+    before = json.loads(earlier.read_text())
+    done = nox(results, "-s", "matrix", "--", *posargs, MATRIX_PYTHONS=PYTHON,
+               MATRIX_SPECS=BUGGY, MATRIX_SIM="1", **environ)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in output
+    assert words in output and "is kept, with the attempt beside it" in output
+    after = json.loads(earlier.read_text())
+    assert {k: v for k, v in after.items() if k != "attempts"} == before
+    assert words in after["attempts"][-1]["why"]
+    assert "last attempt failed" in (results / "failure_rates.md").read_text()

@@ -47,8 +47,8 @@ def test_every_table_value_traces_to_a_raw_file(built, data_dir):
     ran = {env: r for env, r in records.items() if r["verdict"] != "skipped"}
     assert len(rows) == len(ran)
     for cells in rows:
-        (python, target, numba, numba_cuda, numpy, sim, runs, failures, rate,
-         _, launch, verdict) = (c.strip() for c in cells)
+        (python, target, numba, numba_cuda, numpy, asked, sim, runs, failures,
+         rate, _, launch, verdict) = (c.strip() for c in cells)
         matches = [r for r in ran.values()
                    if r["python"] == python and r["target"] == target
                    and r["packages"].get("numba", "–") == numba
@@ -56,6 +56,7 @@ def test_every_table_value_traces_to_a_raw_file(built, data_dir):
                    and r["sim"] == (sim == "on")]
         assert len(matches) == 1, cells
         raw = matches[0]
+        assert asked == " ".join(raw["spec"]["requirements"])
         assert (int(runs), int(failures), verdict) == (
             raw["runs"], raw["failures"], raw["verdict"])
         assert rate == f"{100 * raw['failures'] / raw['runs']:.1f}%"
