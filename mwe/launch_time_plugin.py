@@ -42,8 +42,9 @@ def pytest_configure(config):
 @pytest.hookimpl(trylast=True)  # after the JUnit XML is written
 def pytest_sessionfinish(session, exitstatus):
     path = session.config.getoption("launch_time_json")
-    if not path:
-        return
+    if not path or session.config.option.collectonly or \
+            not session.testscollected:
+        return  # no test ran here: nothing to time after
     import launch_time
 
     def finish(record):
