@@ -1,3 +1,5 @@
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -29,3 +31,53 @@ def e2e_python():
                     f"{BUGGY} and {FIXED}: install one, e.g. `uv python "
                     f"install 3.12`")
     return python
+
+
+def shared_folder(tmp_path_factory):
+    """A folder that every pytest-xdist worker of this run sees (each
+    worker's own tmp_path folders lie under it); without xdist, this
+    process's own base folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def once(tmp_path_factory, name, build):
+    """``build(folder)`` run by one worker of this run, the others waiting
+    for it (a file lock): what two workers would build alike, built once.
+    Its result, plain JSON data, is returned to every caller."""
+    from filelock import FileLock
+    shared = shared_folder(tmp_path_factory)
+    done = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            folder = shared / name
+            folder.mkdir(exist_ok=True)
+            done.write_text(json.dumps(build(folder)))
+    return json.loads(done.read_text())
+
+
+# The longest tests first, so that pytest-xdist's workers start them
+# early and fill the rest of the run with the short ones; names in order,
+# each the start of a test's name (its module's tests keep their order).
+SLOW_FIRST = (
+    "test_verdicts_of_a_buggy_and_a_fixed_environment",
+    "test_real_bisect_finds_an_adjacent_flip_without_pins",
+    "test_workflow_lists_runs_and_merges_one_environment",
+    "test_interrupt_keeps_finished_results",
+    "test_workload_times_launches_and_records_those_past_the_limit",
+    "test_interrupt_ends_every_process_and_keeps_the_earlier_row",
+    "test_a_users_own_suite_runs_end_to_end_through_nox",
+    "test_report_refuses_when_every_input_is_left_out",
+    "test_an_early_release_installs_through_the_ladder",
+    "test_missing_python_is_a_skip_that_says_how_to_install_it",
+    "test_usage_error_is_one_line_and_keeps_the_earlier_row",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        for position, name in enumerate(SLOW_FIRST):
+            if item.name.startswith(name):
+                return position
+        return len(SLOW_FIRST)
+    items.sort(key=rank)  # stable: the others keep their order
