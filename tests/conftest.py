@@ -81,3 +81,59 @@ def pytest_collection_modifyitems(config, items):
                 return position
         return len(SLOW_FIRST)
     items.sort(key=rank)  # stable: the others keep their order
+
+
+def run_nox(results, *args, **environ):
+    """``python -m nox ARGS`` in the project, results in ``results``."""
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
+    env.update(environ, RACEMATRIX_RESULTS=str(results))
+    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=PROJECT,
+                          env=env, capture_output=True, text=True, timeout=1500)
+
+
+@pytest.fixture(scope="session")
+def matrix_run(tmp_path_factory, e2e_python):
+    """One real parallel matrix run (`nox -s matrix -j 2`, BUGGY and FIXED)
+    into a results folder that already holds an older result of one
+    environment and a result of another: (results, the raw files before,
+    the finished nox process). It builds BUGGY's and FIXED's environments
+    in the project's .nox, which the tests that use ``matrix_envs`` reuse;
+    run once for all pytest-xdist workers, the others waiting for it."""
+    import shutil
+    import subprocess
+
+    def build(results):
+        (results / "raw").mkdir()
+        for name in ("py3.11-numba-0.60.0-sim1.json",
+                     "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1.json"):
+            shutil.copy(DATA / "raw" / name, results / "raw" / name)
+        (results / "raw" / "py3.11-numba-0.60.0-sim1.json").rename(
+            results / "raw" / f"py{e2e_python}-numba-0.60.0-sim1.json")
+        before = {p.name: p.read_text() for p in (results / "raw").iterdir()}
+        done = run_nox(results, "-s", "matrix", "-j", "2",
+                       MATRIX_PYTHONS=e2e_python,
+                       MATRIX_SPECS=f"{BUGGY};{FIXED}", MATRIX_SIM="1")
+        return {"results": str(results), "before": before,
+                "returncode": done.returncode, "stdout": done.stdout,
+                "stderr": done.stderr}
+    data = once(tmp_path_factory, "matrix_run", build)
+    before = {name: text.encode() for name, text in data["before"].items()}
+    done = subprocess.CompletedProcess("nox", data["returncode"],
+                                       data["stdout"], data["stderr"])
+    return Path(data["results"]), before, done
+
+
+@pytest.fixture
+def matrix_envs(matrix_run, e2e_python):
+    """Where BUGGY's and FIXED's matrix environments are, built (by
+    matrix_run): a test that runs them waits for it rather than building
+    them beside it. {requirement: folder of the environment}."""
+    from racematrix.envspec import EnvSpec
+    from racematrix.probers import ENV_INDEX
+    folders = {}
+    for spec in (BUGGY, FIXED):
+        env_id = EnvSpec(e2e_python, (spec,), True).env_id
+        noted = PROJECT / ".nox" / ENV_INDEX / f"{env_id}.json"
+        folders[spec] = Path(json.loads(noted.read_text())["location"])
+    return folders

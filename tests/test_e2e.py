@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from conftest import BUGGY, FIXED, once
+from conftest import BUGGY, FIXED
 
 PYTHON = None  # set by the fixture below: a Python with wheels for both
 
@@ -34,40 +34,6 @@ def nox(results, *args, **environ):
 def raw(results, env_id):
     return json.loads((results / "raw" / f"{env_id}.json").read_text())
 
-
-@pytest.fixture(scope="session")
-def matrix_run(tmp_path_factory, e2e_python):
-    """One real parallel matrix run into a results folder that already
-    holds an older result of one environment and a result of another.
-    It builds the environments of BUGGY and FIXED in the project's .nox,
-    which the tests that depend on this fixture reuse: run once for all
-    pytest-xdist workers, the others waiting for it."""
-    def build(results):
-        data_dir = Path(__file__).resolve().parent / "data"
-        (results / "raw").mkdir()
-        for name in ("py3.11-numba-0.60.0-sim1.json",
-                     "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1.json"):
-            shutil.copy(data_dir / "raw" / name, results / "raw" / name)
-        (results / "raw" / "py3.11-numba-0.60.0-sim1.json").rename(
-            results / "raw" / f"py{e2e_python}-numba-0.60.0-sim1.json")
-        before = {p.name: p.read_text() for p in (results / "raw").iterdir()}
-        done = nox(results, "-s", "matrix", "-j", "2",
-                   MATRIX_PYTHONS=e2e_python, MATRIX_SPECS=f"{BUGGY};{FIXED}",
-                   MATRIX_SIM="1")
-        return {"results": str(results), "before": before,
-                "returncode": done.returncode, "stdout": done.stdout,
-                "stderr": done.stderr}
-    data = once(tmp_path_factory, "matrix_run", build)
-    before = {name: text.encode() for name, text in data["before"].items()}
-    done = subprocess.CompletedProcess("nox", data["returncode"],
-                                       data["stdout"], data["stderr"])
-    return Path(data["results"]), before, done
-
-
-@pytest.fixture
-def matrix_envs(matrix_run):
-    """The environments of BUGGY and FIXED, built: a test that runs them
-    waits for matrix_run rather than building them beside it."""
 
 
 @pytest.fixture(scope="module")
