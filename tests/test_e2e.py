@@ -35,7 +35,6 @@ def raw(results, env_id):
     return json.loads((results / "raw" / f"{env_id}.json").read_text())
 
 
-
 @pytest.fixture(scope="module")
 def data_dir_module():
     from pathlib import Path
