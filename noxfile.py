@@ -163,7 +163,11 @@ def tests(session):
     """Run the project's own tests (unit and end-to-end)."""
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["test"])
     # 5: no test collected (e.g. a -k that matches nothing) is not a failure.
-    session.run("python", "-m", "pytest", *session.posargs,
+    # Parallel (pytest-xdist; `-- -n 0` runs in one process), handed out
+    # one at a time, slowest first; what tests share is built once
+    # (tests/conftest.py).
+    session.run("python", "-m", "pytest", "-n", "auto", "--dist", "loadgroup",
+                *session.posargs,
                 env={"PYTHONPATH": HERE}, success_codes=[0, 5])
 
 

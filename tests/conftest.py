@@ -1,3 +1,5 @@
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -29,3 +31,109 @@ def e2e_python():
                     f"{BUGGY} and {FIXED}: install one, e.g. `uv python "
                     f"install 3.12`")
     return python
+
+
+def shared_folder(tmp_path_factory):
+    """A folder that every pytest-xdist worker of this run sees (each
+    worker's own tmp_path folders lie under it); without xdist, this
+    process's own base folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def once(tmp_path_factory, name, build):
+    """``build(folder)`` run by one worker of this run, the others waiting
+    for it (a file lock): what two workers would build alike, built once.
+    Its result, plain JSON data, is returned to every caller."""
+    from filelock import FileLock
+    shared = shared_folder(tmp_path_factory)
+    done = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            folder = shared / name
+            folder.mkdir(exist_ok=True)
+            done.write_text(json.dumps(build(folder)))
+    return json.loads(done.read_text())
+
+
+# The longest tests first, so that pytest-xdist's workers start them
+# early and fill the rest of the run with the short ones; names in order,
+# each the start of a test's name (its module's tests keep their order).
+SLOW_FIRST = (
+    "test_verdicts_of_a_buggy_and_a_fixed_environment",
+    "test_real_bisect_finds_an_adjacent_flip_without_pins",
+    "test_workflow_lists_runs_and_merges_one_environment",
+    "test_interrupt_keeps_finished_results",
+    "test_workload_times_launches_and_records_those_past_the_limit",
+    "test_interrupt_ends_every_process_and_keeps_the_earlier_row",
+    "test_a_users_own_suite_runs_end_to_end_through_nox",
+    "test_report_refuses_when_every_input_is_left_out",
+    "test_an_early_release_installs_through_the_ladder",
+    "test_missing_python_is_a_skip_that_says_how_to_install_it",
+    "test_usage_error_is_one_line_and_keeps_the_earlier_row",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        for position, name in enumerate(SLOW_FIRST):
+            if item.name.startswith(name):
+                return position
+        return len(SLOW_FIRST)
+    items.sort(key=rank)  # stable: the others keep their order
+
+
+def run_nox(results, *args, **environ):
+    """``python -m nox ARGS`` in the project, results in ``results``."""
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
+    env.update(environ, RACEMATRIX_RESULTS=str(results))
+    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=PROJECT,
+                          env=env, capture_output=True, text=True, timeout=1500)
+
+
+@pytest.fixture(scope="session")
+def matrix_run(tmp_path_factory, e2e_python):
+    """One real parallel matrix run (`nox -s matrix -j 2`, BUGGY and FIXED)
+    into a results folder that already holds an older result of one
+    environment and a result of another: (results, the raw files before,
+    the finished nox process). It builds BUGGY's and FIXED's environments
+    in the project's .nox, which the tests that use ``matrix_envs`` reuse;
+    run once for all pytest-xdist workers, the others waiting for it."""
+    import shutil
+    import subprocess
+
+    def build(results):
+        (results / "raw").mkdir()
+        for name in ("py3.11-numba-0.60.0-sim1.json",
+                     "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1.json"):
+            shutil.copy(DATA / "raw" / name, results / "raw" / name)
+        (results / "raw" / "py3.11-numba-0.60.0-sim1.json").rename(
+            results / "raw" / f"py{e2e_python}-numba-0.60.0-sim1.json")
+        before = {p.name: p.read_text() for p in (results / "raw").iterdir()}
+        done = run_nox(results, "-s", "matrix", "-j", "2",
+                       MATRIX_PYTHONS=e2e_python,
+                       MATRIX_SPECS=f"{BUGGY};{FIXED}", MATRIX_SIM="1")
+        return {"results": str(results), "before": before,
+                "returncode": done.returncode, "stdout": done.stdout,
+                "stderr": done.stderr}
+    data = once(tmp_path_factory, "matrix_run", build)
+    before = {name: text.encode() for name, text in data["before"].items()}
+    done = subprocess.CompletedProcess("nox", data["returncode"],
+                                       data["stdout"], data["stderr"])
+    return Path(data["results"]), before, done
+
+
+@pytest.fixture
+def matrix_envs(matrix_run, e2e_python):
+    """Where BUGGY's and FIXED's matrix environments are, built (by
+    matrix_run): a test that runs them waits for it rather than building
+    them beside it. {requirement: folder of the environment}."""
+    from racematrix.envspec import EnvSpec
+    from racematrix.probers import ENV_INDEX
+    folders = {}
+    for spec in (BUGGY, FIXED):
+        env_id = EnvSpec(e2e_python, (spec,), True).env_id
+        noted = PROJECT / ".nox" / ENV_INDEX / f"{env_id}.json"
+        folders[spec] = Path(json.loads(noted.read_text())["location"])
+    return folders

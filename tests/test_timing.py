@@ -290,13 +290,15 @@ def test_bisect_result_json_records_the_rule_and_its_numbers(sides):
 
 @pytest.mark.e2e
 def test_workload_times_launches_and_records_those_past_the_limit(
-        tmp_path, e2e_python):
+        tmp_path, e2e_python, matrix_envs):
     from conftest import BUGGY, FIXED
 
     from racematrix.envspec import EnvSpec
     from racematrix.install import install
     from racematrix.venv import ProbeEnvironment
-    env = ProbeEnvironment(tmp_path / "env", e2e_python, lambda text: None)
+    # The matrix's environments of BUGGY and FIXED, reused as a bisect
+    # reuses them (built by matrix_run); install() finds them complete.
+    env = ProbeEnvironment(matrix_envs[BUGGY], e2e_python, lambda text: None)
     env.create()
     assert install(env, EnvSpec(e2e_python, (BUGGY,), True)) is None
 
@@ -309,7 +311,7 @@ def test_workload_times_launches_and_records_those_past_the_limit(
     # Far too short a limit for far too many calls: every launch is past
     # it and is ended, none is dropped. (The fixed simulator: no launch
     # can end early with the race.)
-    fixed = ProbeEnvironment(tmp_path / "fixed", e2e_python, lambda t: None)
+    fixed = ProbeEnvironment(matrix_envs[FIXED], e2e_python, lambda t: None)
     fixed.create()
     assert install(fixed, EnvSpec(e2e_python, (FIXED,), True)) is None
     stacks = tmp_path / "stack.txt"
