@@ -81,10 +81,12 @@ if WANTED:
     for reason in MISSING.values():
         print(f"nox > skipped: {reason}", file=sys.stderr)
     recording.record_missing_interpreters(MATRIX.envs(), MISSING, RESULTS)
-    if not GPU:
+    if not GPU:  # the simulator-off rows of the sessions asked for
         recording.record_skips(
-            [env for env in MATRIX.envs() if env.python in WANTED],
-            lambda env: None if env.sim else NO_GPU, RESULTS)
+            [env for env, name in MATRIX.named_envs()
+             if env.python in WANTED and not env.sim and (
+                 "matrix" in REQUESTED or name in REQUESTED)],
+            lambda env: NO_GPU, RESULTS)
     # The tables and report, once, after every session of this run: here in
     # the process that runs them all, or that hands them out under -j (a
     # parallel worker only records).

@@ -38,6 +38,12 @@ class Matrix:
         return [EnvSpec(python, spec, sim, name, patch)
                 for python, name, spec, sim, patch in self.combinations()]
 
+    def named_envs(self):
+        """(EnvSpec, its session's name) of every environment."""
+        return [(EnvSpec(python, spec, sim, name, patch),
+                 f"matrix({session_id(python, name, spec, sim, patch)})")
+                for python, name, spec, sim, patch in self.combinations()]
+
     def combinations(self):
         """(Python, suite, spec, simulator flag, patch or None) of every
         environment, each suite with its own lists: one matrix session

@@ -222,7 +222,7 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python):
     diff = project / "patches" / "private-globals-numba-cuda-0.26.diff"
     diff.write_text(diff.read_text().replace(
         "\n import threading\n", "\n import threadingX\n", 1))
-    shutil.rmtree(patched_file.parents[6])  # a fresh environment for it
+    shutil.rmtree(patched_file.parents[7])  # a fresh environment for it
     before = (results / "raw" / f"{plain_id}.json").read_bytes()
     env["MATRIX_PATCHES"] = "private-globals"
     done = nox_matrix()
