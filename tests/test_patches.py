@@ -226,8 +226,17 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python):
     before = (results / "raw" / f"{plain_id}.json").read_bytes()
     env["MATRIX_PATCHES"] = "private-globals"
     done = nox_matrix()
-    broken = json.loads((results / "raw" / f"{patched_id}.json").read_text())
+    # The measured patched row stays; the failed attempt is kept beside it.
+    kept = json.loads((results / "raw" / f"{patched_id}.json").read_text())
+    assert kept["verdict"] == "not-reproduced" and kept["runs"] > 0
+    why = kept["attempts"][-1]["why"]
+    assert "does not apply: Hunk #" in why and "\n" not in why
+    assert (results / "raw" / f"{plain_id}.json").read_bytes() == before
+    # Where it never had results: an `error` row that names the hunk.
+    env["RACEMATRIX_RESULTS"] = str(tmp_path / "fresh-results")
+    done = nox_matrix()
+    broken = json.loads((tmp_path / "fresh-results" / "raw" /
+                         f"{patched_id}.json").read_text())
     assert broken["verdict"] == "error" and broken["runs"] == 0
     assert "does not apply: Hunk #" in broken["reason"]
     assert "\n" not in broken["reason"]
-    assert (results / "raw" / f"{plain_id}.json").read_bytes() == before
