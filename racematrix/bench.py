@@ -148,15 +148,16 @@ def run(out_dir, log, command, argv=()):
         pass
     parts = dict(previous.get("parts") or {})
     scratch = Path(tempfile.mkdtemp(prefix="racematrix-bench-"))
-    envs, cache = scratch / "envs", scratch / "uv-cache"
+    # Warm means the environments this project already has (.nox).
+    envs, cache = PROJECT / ".nox", scratch / "uv-cache"
     try:
         wanted = args.parts
         if "cold" in wanted:
             parts["cold"] = matrix_run(
-                "cold: empty uv cache, no environment", envs, scratch / "r1",
-                ["-j", "auto"], log, UV_CACHE_DIR=str(cache))
+                "cold: empty uv cache, no environment", scratch / "envs",
+                scratch / "r1", ["-j", "auto"], log, UV_CACHE_DIR=str(cache))
         if "warm" in wanted:
-            if not envs.exists():  # warm needs environments: build them
+            if not any(envs.glob("matrix-*")):  # warm needs environments
                 matrix_run("warm-up", envs, scratch / "r0", ["-j", "auto"],
                            log)
             parts["warm"] = matrix_run(
