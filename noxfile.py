@@ -91,7 +91,7 @@ if WANTED:
     # the process that runs them all, or that hands them out under -j (a
     # parallel worker only records).
     if not NOX_OPTIONS.worker:
-        atexit.register(matrix_session.write_report_if_stale, RESULTS)
+        atexit.register(matrix_session.write_report_at_exit, RESULTS)
 
 
 # Longest first where this run measures (the environments' last times):

@@ -13,6 +13,8 @@ import argparse
 import importlib.util
 import os
 import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -123,6 +125,18 @@ def write_report_if_stale(results_dir, command="nox -s matrix"):
     return True
 
 
+def write_report_at_exit(results_dir):
+    """``write_report_if_stale`` in a fresh interpreter: the process that
+    ran the sessions calls this from ``atexit``, where Python refuses new
+    threads and exit handlers (the report's libraries make some)."""
+    project = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "racematrix.matrix_session",
+                    os.fspath(results_dir)], cwd=project,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                       filter(None, [str(project),
+                                     os.environ.get("PYTHONPATH")]))})
+
+
 def session_command(session_name, posargs, environ=os.environ):
     """The command that reruns one session, with the MATRIX_* variables
     that shaped it, for provenance."""
@@ -155,3 +169,7 @@ def split_count(posargs, default):
     if own:
         raise BadInput(own)
     return int(value), rest
+
+
+if __name__ == "__main__":  # python -m racematrix.matrix_session RESULTS
+    write_report_if_stale(sys.argv[1])
