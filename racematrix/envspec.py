@@ -186,10 +186,8 @@ def load_config(table, environ):
     replacing the configured lists. The table is checked against
     ``schemas/config.schema.json`` first: a bad value is one line naming
     the key, the value and what is expected."""
-    from .validation import problem
-    wrong = problem(table, "config", "[tool.racematrix] in pyproject.toml")
-    if wrong:
-        raise ConfigError(wrong)
+    from .validation import require_valid
+    require_valid(table, "config", "[tool.racematrix] in pyproject.toml")
     pythons = table.get("pythons", [])
     specs = table.get("specs", [])
     sims = [str(flag) for flag in table.get("sim", [1, 0])]

@@ -23,11 +23,6 @@ class Matrix:
     def sims(self):
         return _union(config.sims for config in self.configs.values())
 
-    def suite_specs(self):
-        """(suite name, requirement set) for every spec of every suite."""
-        return [(name, spec) for name, config in self.configs.items()
-                for spec in config.specs]
-
     def runs(self, suite, python, sim):
         """Whether the suite's own lists hold this Python and flag (nox
         builds the cross product of all suites' lists)."""

@@ -6,8 +6,8 @@ Each session builds its environment (``install``), hands it to the
 measurements (the suite, then launch time for the MWE), records the raw
 result (``recording``) and returns it. The process that ran the sessions
 (nox itself, or nox's parent process under ``-j``) calls
-``write_report_if_stale`` when it exits: the report is written once, after
-the last session.
+``write_report_at_exit`` when it exits: the report is written once, after
+the last session, by a fresh interpreter.
 """
 import argparse
 import importlib.util

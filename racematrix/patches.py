@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from .errors import ConfigError
-from .validation import problem
+from .validation import require_valid
 
 NONE = "none"
 
@@ -63,9 +63,7 @@ def parse_patch(name, table, root):
         raise ConfigError(f"{where}: patch name {name!r} is not valid; "
                           f"expected lower-case letters, digits, '.', '_' "
                           f"or '-', and not {NONE!r}")
-    wrong = problem(table, "patch", where)
-    if wrong:
-        raise ConfigError(wrong)
+    require_valid(table, "patch", where)
     diffs = []
     for i, entry in enumerate(table["diffs"]):
         path = root / entry["file"]

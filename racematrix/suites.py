@@ -15,7 +15,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from .envspec import DEFAULT_SUITE, ConfigError, load_config
 from .outcomes import RACE_SIGNATURE
-from .validation import problem
+from .validation import require_valid
 
 PROJECT = Path(__file__).resolve().parent.parent
 MWE = PROJECT / "mwe"
@@ -102,9 +102,7 @@ def parse_suite(name, table, root):
         raise ConfigError(f"{where}: suite name {name!r} is not valid; "
                           f"expected letters, digits, '.', '_' or '-', "
                           f"starting with a letter or digit")
-    wrong = problem(table, "suite", where)
-    if wrong:
-        raise ConfigError(wrong)
+    require_valid(table, "suite", where)
     path = (root / table["path"]).resolve()
     if not path.is_dir():
         raise ConfigError(f"{where}.path: {table['path']!r} is not a folder "

@@ -9,6 +9,8 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from .errors import ConfigError
+
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 
@@ -19,6 +21,14 @@ def validator(name):
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(
         schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def require_valid(instance, name, where):
+    """Raise ``ConfigError`` with ``problem``'s one line where ``instance``
+    is not valid against schema ``name``."""
+    wrong = problem(instance, name, where)
+    if wrong:
+        raise ConfigError(wrong)
 
 
 def problem(instance, name, where):
