@@ -9,29 +9,42 @@ Each thread of the block calls a device function from another module
 as a CuBIE kernel does. This is not one of the race tests (pytest does not
 collect this file) and it changes nothing they measure.
 
+The allocator hands out a slice of the kernel's persistent parent array
+(CuBIE's "persistent" location) by default: every call still runs inside
+the simulator's ``swapped_cuda_module``, which swaps the module's ``cuda``
+global (and, where the race is fixed, takes the module's lock twice), but
+reads no attribute of ``cuda``, so a simulator with the race times every
+launch instead of losing some to the race's AttributeError.
+``--location local`` times ``cuda.local.array`` as the race tests do.
+
 It prints one JSON line, ``{"launch_seconds": {...}}``: the launches'
 ``n``, ``median``, ``p95`` and ``max`` in seconds, ``samples`` in launch
 order, and ``past_limit``, the launches that ran past ``--limit``. A launch
 past the limit is recorded with the limit as its sample (a lower bound)
 and its index in ``past_limit_launches``; it is never dropped. Launches that
-failed with the race's AttributeError (simulators with the race can) are
-counted in ``race_errors``, not timed.
+failed with the race's AttributeError are counted in ``race_errors``, not
+timed.
 
-A simulated launch cannot be interrupted from inside its process, so each
-launch runs in a worker process that this one drives: a worker whose launch
+A simulated launch cannot be interrupted from inside its process. Where
+``os.fork`` exists (Linux, macOS), this process imports numba and builds
+the kernel once, and each launch runs in a fork of it: a fork past the
+limit is killed there and the next launch starts at once from the same
+built kernel (``mode`` "fork"). Elsewhere each launch runs in a worker
+process that this one drives (``mode`` "workers"): a worker whose launch
 passes the limit is killed and a fresh one takes the next launch. A new
-launch starts only while the rest of ``--budget`` can hold it to its limit,
-so the whole run ends within the budget (and says when the budget, not
-``--launches``, ended it). ``--stack-file PATH`` writes the stacks of all
-threads of the first launch that passes the limit (``faulthandler``), as
-evidence of where the time goes; faulthandler reads running threads'
-stacks without the GIL and can crash the worker while it writes them,
-which then counts as the launch past the limit that it was.
+launch starts only while the rest of ``--budget`` can hold it to its
+limit, so the whole run ends within the budget (and says when the budget,
+not ``--launches``, ended it). ``--stack-file PATH`` writes the stacks of
+all threads of the first launch that passes the limit, as evidence of
+where the time goes.
 """
 import argparse
+import gc
 import json
 import os
 import queue
+import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -75,6 +88,11 @@ def parse_args(argv=None):
                         help="device-function calls per thread per launch "
                              "(default 1000)")
     parser.add_argument("--buffer-size", type=int, default=4)
+    parser.add_argument("--location", choices=("persistent", "local"),
+                        default="persistent",
+                        help="where the allocator's buffer lives (default "
+                             "persistent: a slice of the kernel's array; "
+                             "local: cuda.local.array, which the race hits)")
     parser.add_argument("--launches-per-process", type=int, default=5,
                         help="launches one worker process runs before a fresh "
                              "one takes over (default 5): launch times vary "
@@ -114,7 +132,7 @@ def workload_settings(args):
     return {"launches": args.launches,
             "threads_per_block": args.threads_per_block,
             "blocks": args.blocks, "device_calls": args.device_calls,
-            "buffer_size": args.buffer_size,
+            "buffer_size": args.buffer_size, "location": args.location,
             "launches_per_process": args.launches_per_process,
             "switch_interval": sys.getswitchinterval(),
             "cudasim": os.environ.get("NUMBA_ENABLE_CUDASIM", "0")}
@@ -137,8 +155,9 @@ class Workload:
 
         self.cuda = cuda
         self.args = args
-        self.kernel = KernelFactory(BufferAllocatorFactory(args.buffer_size),
-                                    args.device_calls).build()
+        self.kernel = KernelFactory(
+            BufferAllocatorFactory(args.buffer_size, location=args.location),
+            args.device_calls).build()
         self.grid_threads = args.threads_per_block * args.blocks
         self.output = np.zeros(self.grid_threads, dtype=np.float32)
 
@@ -194,21 +213,37 @@ def run_worker(args):
 
     workload = Workload(args)
     if not workload.available():
-        say("error", "no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA "
-                     "device was found")
+        say("error", NO_GPU)
         return
     workload.warm_up()
+    forking = hasattr(os, "fork")
+    if forking:  # each launch in a fork, killed there at the limit
+        join_block_threads()
+        gc.collect()
+        gc.freeze()
     # Appended to: the driver empties it once and stops passing it on
     # after the first stack.
     stack_file = open(args.stack_file, "a") if args.stack_file else None
     say("ready")
     for command in sys.stdin:
-        if command.strip() != "go":
+        # "go", or "go LIMIT" for a limit other than --limit.
+        words = command.split()
+        if not words or words[0] != "go":
             break
+        limit = float(words[1]) if len(words) > 1 else args.limit
+        if forking:
+            armed = args.stack_file if stack_file and not os.fstat(
+                stack_file.fileno()).st_size else None
+            kind, seconds, detail = launch_in_fork(workload, limit, armed)
+            if kind == "error":
+                say("error", detail)
+                return
+            say(kind, f"{seconds:.6f}", *([detail] if detail else []))
+            continue
         # One stack is evidence enough: arm only while the file is empty.
         armed = bool(stack_file) and not os.fstat(stack_file.fileno()).st_size
         if armed:
-            faulthandler.dump_traceback_later(args.limit, file=stack_file)
+            faulthandler.dump_traceback_later(limit, file=stack_file)
         try:
             outcome = workload.launch()
         finally:
@@ -220,81 +255,136 @@ def run_worker(args):
         say(outcome[0], f"{outcome[1]:.6f}", *outcome[2:])
 
 
-# --- In the caller's process: the suite's, after its tests. ---
+# --- Forks of this process: numba imported and the kernel built once. ---
 
-def measure_here(args, finish):
-    """The launches in this process, under the sequential rule, at
-    Python's default switch interval; ``finish(record)`` gets the
-    launch_seconds record. A launch cannot be stopped from inside, so one
-    past the limit ends the process: its threads' stacks go to
-    ``--stack-file`` (read with the GIL held, in faulthandler's format:
-    faulthandler's own reader can crash a process), ``finish`` gets the
-    record with that launch at the limit, and the process exits at once
-    (status 0, or the status ``finish`` returns)."""
+NO_GPU = ("no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA device "
+          "was found")
+
+
+def measure_forked(args, in_process=False):
+    """The launches, each in a fork of this process (``os.fork``), under
+    the sequential rule, at Python's default switch interval; returns the
+    launch_seconds record. ``in_process`` says that this process is the
+    suite's own (the pytest plugin), for the record."""
     clock = time.monotonic()
     saved = sys.getswitchinterval()
-    sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
-    samples, race_errors, error = [], 0, None
+    samples, past, race_errors, forks, error = [], [], 0, 0, None
     stopped = "launches"
-
-    def record(past_limit_launches=()):
-        summary = summarize(samples, list(past_limit_launches), args.limit)
-        settings = {**workload_settings(args),
-                    "switch_interval": DEFAULT_SWITCH_INTERVAL}
-        summary.update(limit=args.limit, budget=args.budget,
-                       workload=settings,
-                       race_errors=race_errors, processes=0, in_process=True,
-                       stopped="error" if error else stopped,
-                       seconds=round(time.monotonic() - clock, 3),
-                       **rule_fields(samples, args))
-        if error:
-            summary["error"] = error
-        return summary
-
-    def watch(ended):
-        """Past the limit: the stacks, then, unless the launch ends within
-        the grace, the record and the end of the process."""
-        if ended.wait(args.limit):
-            return
-        if args.stack_file and not os.path.getsize(args.stack_file):
-            with open(args.stack_file, "a") as stream:
-                stream.write(thread_stacks())
-        if ended.wait(KILL_GRACE):
-            return
-        samples.append(args.limit)
-        status = finish(record([len(samples) - 1]))
-        os._exit(status or 0)
-
+    stack_file = args.stack_file
     try:
         workload = Workload(args)
-        workload.warm_up()
-        while sequential_decision(samples, args) is None:
-            if args.budget - (time.monotonic() - clock) < args.limit:
+        if not workload.available():
+            error = NO_GPU
+        else:
+            join_block_threads()  # a fork copies only the thread forking
+            workload.warm_up()
+            sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
+            # What exists now is never collected in a fork: the collector
+            # would write to every page of it (copy on write) and bill the
+            # launch for copying them.
+            gc.collect()
+            gc.freeze()
+        while error is None and sequential_decision(samples, args) is None:
+            if args.budget - (time.monotonic() - clock) < args.limit + \
+                    (KILL_GRACE if stack_file else 0):
                 stopped = "budget"
                 break
             if race_errors > 10 * args.max_launches:
                 error = (f"{race_errors} launches failed with the race; too "
                          f"few finished to time")
                 break
-            ended = threading.Event()
-            threading.Thread(target=watch, args=(ended,), daemon=True).start()
-            try:
-                outcome = workload.launch()
-            finally:
-                ended.set()
-            if outcome[0] == "error":
-                error = outcome[1]
-                break
-            if outcome[0] == "race":
+            kind, seconds, detail = launch_in_fork(workload, args.limit,
+                                                   stack_file)
+            forks += 1
+            if stack_file and os.path.getsize(stack_file):
+                stack_file = None  # one stack is evidence enough
+            if kind == "race":
                 race_errors += 1
-                continue
-            samples.append(min(outcome[1], args.limit))
+            elif kind in ("done", "past"):
+                if kind == "past" or seconds >= args.limit:
+                    past.append(len(samples))
+                samples.append(min(seconds, args.limit))
+            else:
+                error = detail
     except Exception as failure:  # an import or build error: say so
         error = f"{type(failure).__name__}: {failure}"[:300]
     finally:
         sys.setswitchinterval(saved)
-    past = [i for i, s in enumerate(samples) if s >= args.limit]
-    return finish(record(past))
+        gc.unfreeze()
+    record = summarize(samples, past, args.limit)
+    record.update(limit=args.limit, budget=args.budget,
+                  workload={**workload_settings(args),
+                            "switch_interval": DEFAULT_SWITCH_INTERVAL},
+                  race_errors=race_errors, processes=forks, mode="fork",
+                  in_process=in_process,
+                  stopped="error" if error else stopped,
+                  seconds=round(time.monotonic() - clock, 3),
+                  **rule_fields(samples, args))
+    if error:
+        record["error"] = error
+    return record
+
+
+def launch_in_fork(workload, limit, stack_file=None):
+    """One launch in a fork of this process, killed at ``limit`` (or, while
+    ``stack_file`` is empty, once the fork has written its threads' stacks
+    there, at most ``KILL_GRACE`` later). Returns (kind, seconds, detail):
+    "done", "race", "past" (killed at the limit) or "error"."""
+    read_end, write_end = os.pipe()
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # the fork: one launch, its outcome down the pipe
+        line = "error the fork ended without an outcome"
+        try:
+            os.close(read_end)
+            if stack_file:
+                timer = threading.Timer(limit, write_stacks, (stack_file,))
+                timer.daemon = True
+                timer.start()
+            kind, *rest = workload.launch()
+            if kind != "error":  # ("done", seconds) or ("race", s, message)
+                rest[0] = f"{rest[0]:.6f}"
+            line = " ".join([kind, *rest])
+        except BaseException as failure:
+            line = f"error {type(failure).__name__}: {failure}"
+        finally:
+            os.write(write_end, line[:3000].encode(errors="replace"))
+            os._exit(0)
+    os.close(write_end)
+    try:
+        wait = limit + (KILL_GRACE if stack_file else 0.0)
+        ready = select.select([read_end], [], [], wait)[0]
+        text = os.read(read_end, 4096).decode(errors="replace") if ready \
+            else ""
+        seconds = time.perf_counter() - started
+        if not text:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.waitpid(pid, 0)
+        os.close(read_end)
+    kind, _, rest = text.partition(" ")
+    if kind in ("done", "race"):
+        taken, _, message = rest.partition(" ")
+        return kind, float(taken), message
+    if kind == "error":
+        return "error", seconds, rest
+    return "past", limit, ""
+
+
+def write_stacks(path):
+    """Every thread's stacks into ``path`` (in a fork past its limit)."""
+    with open(path, "a") as stream:
+        stream.write(thread_stacks())
+
+
+def measure_here(args, finish):
+    """The suite's launches after its tests (the pytest plugin):
+    ``finish(record)`` gets the launch_seconds record and returns the exit
+    status. In forks of this process where ``os.fork`` exists, else in
+    worker processes."""
+    if hasattr(os, "fork"):
+        return finish(measure_forked(args, in_process=True))
+    return finish({**measure_in_workers(args), "in_process": False})
 
 
 def join_block_threads(timeout=5.0):
@@ -317,7 +407,8 @@ class Worker:
                    "--threads-per-block", str(args.threads_per_block),
                    "--blocks", str(args.blocks),
                    "--device-calls", str(args.device_calls),
-                   "--buffer-size", str(args.buffer_size)]
+                   "--buffer-size", str(args.buffer_size),
+                   "--location", args.location]
         if stack_file:
             command += ["--stack-file", stack_file]
         self.process = subprocess.Popen(
@@ -369,7 +460,16 @@ class Worker:
 
 
 def measure(args):
-    """Run the launches; returns the launch_seconds record."""
+    """Run the launches; returns the launch_seconds record: in forks of
+    this process where ``os.fork`` exists, else in worker processes."""
+    if hasattr(os, "fork"):
+        return measure_forked(args)
+    return measure_in_workers(args)
+
+
+def measure_in_workers(args):
+    """The launches in worker processes, each started afresh after a
+    launch past the limit; returns the launch_seconds record."""
     clock = time.monotonic()
     samples, past_limit_launches = [], []
     race_errors, processes, error = 0, 0, None
@@ -399,7 +499,10 @@ def measure(args):
         worker.send("go")
         in_worker += 1
         sent = time.monotonic()
-        line = worker.next_line(args.limit + KILL_GRACE)
+        # A forking worker answers by limit + grace; one that cannot fork
+        # is killed then.
+        line = worker.next_line(args.limit + KILL_GRACE + (
+            5.0 if hasattr(os, "fork") else 0.0))
         kind, _, rest = (line or "").partition(" ")
         if line is None and stack_file and \
                 time.monotonic() - sent >= args.limit:
@@ -407,7 +510,7 @@ def measure(args):
             # which can crash the worker; it did so past the limit.
             worker.process.wait()
             line = ""
-        if kind == "done":
+        if kind in ("done", "past"):  # "past": killed in a fork
             samples.append(min(float(rest), args.limit))
             if float(rest) >= args.limit:
                 past_limit_launches.append(len(samples) - 1)
@@ -422,7 +525,7 @@ def measure(args):
             stack_file = None  # one stack is evidence enough
         if worker is None:
             continue
-        if kind not in ("done", "race"):
+        if kind not in ("done", "past", "race"):
             error = rest if kind == "error" else worker.failure()
             worker.stop(kill=True)
             worker = None
@@ -439,7 +542,7 @@ def measure(args):
     record = summarize(samples, past_limit_launches, args.limit)
     record.update(limit=args.limit, budget=args.budget,
                   workload=workload_settings(args), race_errors=race_errors,
-                  processes=processes, stopped="error" if error else stopped,
+                  processes=processes, mode="workers", stopped="error" if error else stopped,
                   seconds=round(time.monotonic() - clock, 3),
                   **rule_fields(samples, args))
     if error:

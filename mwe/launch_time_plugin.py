@@ -4,11 +4,11 @@ loaded by conftest.py; idle unless asked).
 ``pytest mwe --launch-time-json PATH [--launch-time-options "..."]`` times
 launches of ``launch_time.py``'s kernel once every test has run and the
 JUnit XML is written, so the tests' rates are untouched and numba is
-imported once. The options are ``launch_time.py``'s (``--launches``,
-``--max-launches``, ``--reference-max``, ``--reference-p95``, ``--limit``,
-``--budget``, ``--stack-file``); the record is the one that script prints.
-A launch past the limit ends the process with pytest's exit status, after
-the record and the threads' stacks are written.
+imported once: each launch runs in a fork of this process (where
+``os.fork`` exists), and a fork past the limit is killed there. The
+options are ``launch_time.py``'s (``--launches``, ``--max-launches``,
+``--reference-median``, ``--reference-p95``, ``--limit``, ``--budget``,
+``--stack-file``); the record is the one that script prints.
 """
 import json
 import os

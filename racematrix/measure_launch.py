@@ -1,6 +1,7 @@
 """Launch time as a measurement: the MWE's timing workload
-(``mwe/launch_time.py``) in a built environment, in processes of its own
-after the race suite, so that it never changes the suite's rates."""
+(``mwe/launch_time.py``) in a built environment, each launch in a fork of
+the process that built its kernel, after the race suite, so that it never
+changes the suite's rates."""
 import json
 import shlex
 from pathlib import Path
@@ -22,6 +23,27 @@ RESULT_PREFIX = '{"launch_seconds":'
 # launch (at 250 calls, numba-cuda 0.30.4 and 0.24.0 had the same median,
 # 0.24 and 0.23 s; at 1,000, 1.09 and 0.87 s with a p95 of 2.84 and 0.97).
 ROW_DEVICE_CALLS = 1000
+# Where the timed allocator's buffer lives (mwe/launch_time.py --location):
+# a slice of the kernel's persistent array reads no attribute of `cuda`,
+# so no launch is lost to the race; the swap (and the fix's lock) is the
+# same on every call.
+ROW_LOCATION = "persistent"
+# A row's limit: this many times the reference's 95th percentile, within
+# [ROW_LIMIT_FLOOR, LIMIT]. A launch past it is past 1.5 times that
+# percentile too, so it counts as slow (sequential_decision); the size of
+# a stall beyond it is the bisect on time's and mwe_figures' question.
+ROW_LIMIT_FACTOR = 4.0
+ROW_LIMIT_FLOOR = 2.0
+# Without a reference (the first rows of an empty results folder).
+NO_REFERENCE_LIMIT = 10.0
+
+
+def row_limit(reference):
+    """A matrix row's launch limit, from its reference (or None)."""
+    if not reference:
+        return NO_REFERENCE_LIMIT
+    return round(min(LIMIT, max(ROW_LIMIT_FLOOR,
+                                ROW_LIMIT_FACTOR * reference["p95"])), 3)
 
 
 def workload_command(launches=LAUNCHES, limit=LIMIT, budget=BUDGET,
@@ -86,26 +108,28 @@ def summarize_launches(samples, limit):
 class LaunchTime:
     """The workload's ``launch_seconds`` record for the raw result, timed in
     the suite's own pytest process once its tests have run
-    (``mwe/launch_time_plugin.py``): numba is imported once, and the tests'
-    rates are untouched. At least ``launches`` launches, and up to
-    ``max_launches`` while ``reference`` (``reference_launches``) cannot
-    yet tell the row apart from, or match it to, the simulators with the
-    race; the rule is ``mwe/launch_time.py``'s ``sequential_decision``.
+    (``mwe/launch_time_plugin.py``), each launch in a fork of that process:
+    numba is imported once, the tests' rates are untouched, and a launch
+    past the limit is killed without losing the process. At least
+    ``launches`` launches, and up to ``max_launches`` while ``reference``
+    (``reference_launches``) cannot yet tell the row apart from, or match
+    it to, the simulators with the race; the rule is
+    ``mwe/launch_time.py``'s ``sequential_decision``. The limit is
+    ``row_limit(reference)``.
 
-    A launch past the limit ends that process; the launches still missing
-    then run in worker processes of their own (``run_launch_time``), each
-    killed at the limit. The stacks of the first launch past the limit are
-    kept as ``launch_time_stacks/<env>.stack.txt`` in ``built.keep_dir``:
-    the evidence of where the time goes."""
+    The stacks of the first launch past the limit are kept as
+    ``launch_time_stacks/<env>.stack.txt`` in ``built.keep_dir``: the
+    evidence of where the time goes."""
     name = "launch_seconds"
 
-    def __init__(self, launches=3, max_launches=10, limit=LIMIT,
+    def __init__(self, launches=3, max_launches=10, limit=None,
                  budget=BUDGET, reference=None,
-                 device_calls=ROW_DEVICE_CALLS):
+                 device_calls=ROW_DEVICE_CALLS, location=ROW_LOCATION):
         self.device_calls = device_calls
+        self.location = location
         self.launches = launches
         self.max_launches = max(max_launches, launches)
-        self.limit = limit
+        self.limit = row_limit(reference) if limit is None else limit
         self.budget = budget
         self.reference = reference
 
@@ -118,6 +142,7 @@ class LaunchTime:
                    "--max-launches", str(self.max_launches),
                    "--limit", str(self.limit), "--budget", str(self.budget),
                    "--device-calls", str(self.device_calls),
+                   "--location", self.location,
                    "--stack-file", str(stack)]
         if self.reference:
             options += ["--reference-median", str(self.reference["median"]),
@@ -138,15 +163,6 @@ class LaunchTime:
             record = empty_record(self.limit, self.budget,
                                   "the suite's process wrote no launch-time "
                                   "record")
-        missing = self.launches - record["n"]
-        if missing > 0 and not record.get("error"):
-            built.log(f"launch time: {record['n']} launch(es) in the suite's "
-                      f"process; {missing} more in worker processes")
-            record = completed(record, run_launch_time(
-                built.venv, built.spec.sim, launches=missing,
-                limit=self.limit, budget=self.budget, stack_file=stack,
-                workload_args=("--launches-per-process", str(missing),
-                               "--device-calls", str(self.device_calls))))
         record["concurrency"] = built.running()
         if self.reference:
             record["reference"] = self.reference
@@ -158,33 +174,17 @@ class LaunchTime:
         return {"launch_seconds": record}
 
 
-def completed(record, more):
-    """The suite's process's launches followed by those of worker
-    processes, as one record."""
-    samples = record["samples"] + more["samples"]
-    past = [i for i, s in enumerate(samples) if s >= record["limit"]]
-    merged = {**record, **summarize_launches(samples, record["limit"]),
-              "samples": samples, "past_limit_launches": past,
-              "race_errors": record.get("race_errors", 0)
-              + more.get("race_errors", 0),
-              "processes": more.get("processes", 0),
-              "seconds": round(record.get("seconds", 0)
-                               + more.get("seconds", 0), 3)}
-    if more.get("error"):
-        merged["error"] = more["error"]
-    return merged
-
-
 # Fewest launches a reference must pool before the rule uses it.
 MIN_REFERENCE = 10
 
 
 def reference_launches(raw_dir, python, concurrency, exclude=None,
-                       device_calls=ROW_DEVICE_CALLS):
+                       device_calls=ROW_DEVICE_CALLS, location=ROW_LOCATION):
     """What the launches of a row on ``python`` are compared with: the
     pooled launch times of the MWE's rows with the race on the same Python
     (X.Y) in ``raw_dir`` timed with the same workload (``device_calls``
-    per thread), from the rows timed at the same ``concurrency``
+    per thread, the allocator's buffer at ``location``; records from
+    before the location was an option timed "local"), from the rows timed at the same ``concurrency``
     (sessions running at once) where they hold ``MIN_REFERENCE`` launches,
     else from all of them; their ``median``, ``p95`` and ``max``, or None
     where fewer
@@ -199,9 +199,10 @@ def reference_launches(raw_dir, python, concurrency, exclude=None,
             row_minor = ".".join(record["python"].split(".")[:2])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
-        calls = (launch.get("workload") or {}).get("device_calls")
+        workload = launch.get("workload") or {}
         if (record.get("suite", "mwe") != "mwe" or row_minor != minor
-                or calls != device_calls
+                or workload.get("device_calls") != device_calls
+                or workload.get("location", "local") != location
                 or record.get("verdict") != "reproduced"
                 or record.get("env") == exclude or not samples):
             continue

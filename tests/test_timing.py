@@ -449,11 +449,17 @@ def test_reference_pools_rows_with_the_race_of_the_same_python(tmp_path,
     records = [json.loads(p.read_text()) for p in raw.glob("*.json")]
     racy = [r for r in records if r["verdict"] == "reproduced"]
     samples = [s for r in racy for s in r["launch_seconds"]["samples"]]
-    calls = racy[0]["launch_seconds"]["workload"]["device_calls"]
-    reference = measure_launch.reference_launches(raw, "3.12.1", 99,
-                                                  device_calls=calls)
+    workload = racy[0]["launch_seconds"]["workload"]
+    calls = workload["device_calls"]
+    # Recorded before the location was an option: cuda.local.array.
+    location = workload.get("location", "local")
+    reference = measure_launch.reference_launches(
+        raw, "3.12.1", 99, device_calls=calls, location=location)
     assert measure_launch.reference_launches(
-        raw, "3.12.1", 99, device_calls=calls + 1) is None
+        raw, "3.12.1", 99, device_calls=calls + 1, location=location) is None
+    other = "persistent" if location == "local" else "local"
+    assert measure_launch.reference_launches(
+        raw, "3.12.1", 99, device_calls=calls, location=other) is None
     if len(samples) < measure_launch.MIN_REFERENCE:
         assert reference is None
         return
@@ -461,8 +467,22 @@ def test_reference_pools_rows_with_the_race_of_the_same_python(tmp_path,
     assert reference["max"] == pytest.approx(max(samples))
     assert reference["median"] == pytest.approx(stats.quantile(samples, 0.5))
     assert reference["concurrency"] == "any"  # none was timed at 99
-    assert measure_launch.reference_launches(raw, "3.11", 1,
-                                             device_calls=calls) is None
+    assert measure_launch.reference_launches(
+        raw, "3.11", 1, device_calls=calls, location=location) is None
+
+
+def test_a_rows_limit_follows_its_reference_within_bounds():
+    limit = measure_launch.row_limit
+    assert limit(None) == measure_launch.NO_REFERENCE_LIMIT
+    p95 = 0.9
+    assert limit({"p95": p95}) == pytest.approx(
+        measure_launch.ROW_LIMIT_FACTOR * p95)
+    # A launch at the limit counts as slow under the row's rule.
+    workload, args = rule_args(p95, limit=limit({"p95": p95}))
+    assert workload.sequential_decision(
+        [0.8, args.limit, args.limit], args) == "slower"
+    assert limit({"p95": 0.01}) == measure_launch.ROW_LIMIT_FLOOR
+    assert limit({"p95": 100.0}) == measure_launch.LIMIT
 
 
 def test_time_bisect_limit_follows_the_first_release(measured):
