@@ -160,6 +160,11 @@ def run(out_dir, log, command, argv=()):
             if not any(envs.glob("matrix-*")):  # warm needs environments
                 matrix_run("warm-up", envs, scratch / "r0", ["-j", "auto"],
                            log)
+            # A rerun: the rows of the run before are there, as the
+            # launch-time rule's reference.
+            if (PROJECT / "results" / "raw").is_dir():
+                shutil.copytree(PROJECT / "results" / "raw",
+                                scratch / "r2" / "raw")
             parts["warm"] = matrix_run(
                 "warm: the same environments again", envs, scratch / "r2",
                 ["-j", "auto"], log)

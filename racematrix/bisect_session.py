@@ -320,7 +320,10 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
     resumed = resume(prober, args, out_dir, stem, log,
                      lambda entry: TimeProbe(**known_fields(TimeProbe, entry)),
                      partial_data)
-    result = bisect_on_time(versions, prober, rule)
+    try:
+        result = bisect_on_time(versions, prober, rule)
+    finally:
+        getattr(prober, "close", lambda: None)()
     return write_time_bisect(result, args, out_dir, command,
                              time.monotonic() - started, excluded, resumed,
                              limit=getattr(prober, "limit", None))

@@ -3,11 +3,15 @@
 the process that built its kernel, after the race suite, so that it never
 changes the suite's rates."""
 import json
+import queue
 import shlex
+import subprocess
+import threading
 from pathlib import Path
 
 from .fileio import write_text_atomic
-from .procs import run_streaming
+from .procs import die_with_parent, run_streaming, stop_process_group, \
+    venv_environ
 from .stats import quantile
 from .suites import MWE
 
@@ -77,6 +81,86 @@ def run_launch_time(env, sim, *, launches=LAUNCHES, limit=LIMIT,
                                            f"{returncode} without a result: "
                                            f"{last.strip()[:300]}")
     return record
+
+
+# A server's start: numba imported and the kernel built.
+SERVER_START = 120.0
+# Past a launch's limit: the fork's stacks (launch_time.KILL_GRACE), then
+# the answer.
+SERVER_GRACE = 10.0
+
+
+class LaunchServer:
+    """One environment's workload kept alive between launches
+    (``launch_time.py --worker``): numba imported and the kernel built
+    once, each launch run in a fork of it and killed there at its limit.
+    Several releases' servers can then take launches in turn, one launch
+    each, so that the machine's load over time falls on all of them alike.
+    ``launch(limit)`` returns ("done" | "past" | "race", seconds) or
+    ("error", why); a server that failed stays failed."""
+
+    def __init__(self, env, sim, limit, workload_args=()):
+        self.failed = None
+        command = [str(Path(env.bin) / "python"), str(WORKLOAD), "--worker",
+                   "--limit", str(limit), *workload_args]
+        env.log(" ".join(command))
+        self.process = subprocess.Popen(
+            command, env=venv_environ(env.bin, {
+                "NUMBA_ENABLE_CUDASIM": str(int(sim))}),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+            start_new_session=True, preexec_fn=die_with_parent)
+        self.lines, self.tail = queue.Queue(), []
+        threading.Thread(target=self._read, daemon=True).start()
+        answer = self._answer(SERVER_START)
+        if answer and answer[0] == "error":
+            self._fail(" ".join(answer[1:]))
+        elif answer != ["ready"]:
+            self._fail("it did not start")
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.tail = (self.tail + [line.rstrip()])[-20:]
+            words = line.split()
+            if words and words[0] in ("ready", "done", "past", "race",
+                                      "error"):
+                self.lines.put(words)
+        self.lines.put(None)
+
+    def _answer(self, timeout):
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _fail(self, why):
+        last = next((line for line in reversed(self.tail) if line.strip()),
+                    "no output")
+        self.failed = why if why.startswith("no CUDA GPU") else \
+            f"the launch-time worker failed: {why} ({last[:300]})"
+        self.close()
+
+    def launch(self, limit):
+        if self.failed:
+            return "error", self.failed
+        try:
+            self.process.stdin.write(f"go {limit}\n")
+            self.process.stdin.flush()
+        except OSError:
+            self._fail("it exited")
+            return "error", self.failed
+        answer = self._answer(limit + SERVER_GRACE)
+        if not answer or answer[0] not in ("done", "past", "race"):
+            if answer and answer[0] == "error":
+                self.tail.append(" ".join(answer[1:]))
+            self._fail("no answer in time" if answer is None
+                       else "a launch failed")
+            return "error", self.failed
+        return answer[0], float(answer[1])
+
+    def close(self):
+        if self.process.poll() is None:
+            stop_process_group(self.process)
 
 
 def parse_workload_output(lines):

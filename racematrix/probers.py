@@ -11,7 +11,7 @@ from pathlib import Path
 from . import outcomes
 from .envspec import EnvSpec
 from .install import install, install_resolved
-from .measure_launch import LIMIT, run_launch_time
+from .measure_launch import LIMIT, LaunchServer
 from .measure_race import RaceSuite
 from .measurement import Built
 from .provenance import gpu_name
@@ -169,78 +169,116 @@ def _probe_reason(probe, verdict):
     return f"0 of {probe.runs} runs failed"
 
 
-# The limit of the bisect on time: ten times the first release timed (a
-# launch past it is a stall, not a slow launch), within these bounds.
-LIMIT_FLOOR = 3.0
-LIMIT_PER_MEDIAN = 10.0
+# The limit of the bisect on time: four times the first release timed
+# (a stall is over three times the fast end's median, TimeRule's
+# stall_factor, so a launch past the limit is one), within these bounds.
+LIMIT_FLOOR = 2.0
+LIMIT_PER_MEDIAN = 4.0
+# Servers kept alive at once: the two ends and the release being placed.
+LIVE_SERVERS = 3
 
 
 class LaunchTimeProber:
-    """``measure(version, launches)`` for ``bisect_on_time``, backed by real
-    environments: ``env_for(version)`` returns (a ready environment, None)
-    or (None, (verdict, reason)) when the release cannot be installed.
-    Each call runs the workload for the launches still missing and keeps
-    every sample; one worker process takes launch after launch while they
-    end in time (numba is imported once).
+    """``measure(version, launches[, alongside])`` for ``bisect_on_time``,
+    backed by real environments: ``env_for(version)`` returns (a ready
+    environment, None) or (None, (verdict, reason)) when the release cannot
+    be installed. Each release's launches come from a ``LaunchServer``
+    (numba imported once, each launch in a fork killed at the limit); with
+    ``alongside``, each new launch of the release is followed by one launch
+    of each release alongside, so that they share the machine's load.
+    Every sample is kept.
 
     A launch past the limit is evidence, not a gap: it counts at the limit,
     as a stall. The limit starts at ``limit`` and, once the first release
-    has been timed, becomes ten times its median (at least ``LIMIT_FLOOR``,
-    at most ``limit``), so that a stalling release costs seconds a launch
-    rather than the whole limit; every sample taken so far is cut at the
-    new limit, and all releases are compared at one limit."""
+    has been timed, becomes four times its median (at least
+    ``LIMIT_FLOOR``, at most ``limit``), so that a stalling release costs
+    seconds a launch rather than the whole limit; every sample taken so far
+    is cut at the new limit, and all releases are compared at one limit."""
 
-    def __init__(self, env_for, sim, log, limit=LIMIT,
-                 budget_per_launch=6.0, min_budget=60.0, on_probe=None):
+    def __init__(self, env_for, sim, log, limit=LIMIT, on_probe=None):
         self.on_probe = on_probe or (lambda: None)
         self.env_for = env_for
         self.sim = sim
         self.log = log
         self.limit = limit
         self.limit_set = False
-        self.budget_per_launch = budget_per_launch
-        self.min_budget = min_budget
         self.seen = {}
+        self.servers = {}  # version -> LaunchServer, most recent last
 
-    def __call__(self, version, launches):
-        probe = self.seen.setdefault(version, TimeProbe(str(version)))
-        if probe.verdict in ("error", "skipped") or \
-                len(probe.samples) >= launches:
-            return probe
-        started = time.monotonic()
-        env, problem = self.env_for(version)
-        if problem:
-            probe.verdict, probe.reason = problem
-        else:
-            missing = launches - len(probe.samples)
-            budget = max(self.min_budget, missing * self.budget_per_launch,
-                         self.limit + 5)
-            record = run_launch_time(
-                env, self.sim, launches=missing, limit=self.limit,
-                budget=budget,
-                workload_args=("--launches-per-process", str(missing)))
-            probe.samples += record["samples"]
-            probe.race_errors += record.get("race_errors", 0)
-            if record.get("error") and not probe.samples:
-                probe.verdict, probe.reason = "error", record["error"]
+    def __call__(self, version, launches, alongside=()):
+        order = [str(version), *map(str, alongside)]
+        probes = [self.seen.setdefault(v, TimeProbe(v)) for v in order]
+        probe = probes[0]
+        missing = launches - len(probe.samples)
+        if missing > 0 and probe.verdict not in ("error", "skipped"):
+            started = time.monotonic()
+            timing = [p for p in probes if self._server(p)]
+            for _ in range(missing):
+                for each in timing:
+                    self._launch(each)
+                if probe.verdict == "error":
+                    break
             if probe.samples and not self.limit_set:
                 self.set_limit(_median(probe.samples))
-            probe.past_limit = sum(1 for s in probe.samples
-                                   if s >= self.limit)
-        probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
-        self.log(f"timed {version}: {len(probe.samples)} launches, median "
-                 f"{_median_text(probe)}, {probe.past_limit} past the "
-                 f"{self.limit:g} s limit")
-        self.on_probe()
-        return probe
+            probe.seconds = round(probe.seconds + time.monotonic() - started,
+                                  2)
+            for each in probes:
+                each.past_limit = sum(1 for s in each.samples
+                                      if s >= self.limit)
+            self.log(f"timed {version}" + (
+                f" in turn with {', '.join(order[1:])}" if alongside else "")
+                + ": " + "; ".join(
+                    f"{p.version} {len(p.samples)} launches, median "
+                    f"{_median_text(p)}, {p.past_limit} past the "
+                    f"{self.limit:g} s limit" for p in probes))
+            self.on_probe()
+        return probes if alongside else probe
+
+    def _server(self, probe):
+        """The release's live server, started where needed; None (and the
+        probe's verdict set) where it cannot be timed."""
+        if probe.verdict in ("error", "skipped"):
+            return None
+        server = self.servers.pop(probe.version, None)
+        if server is None:
+            env, problem = self.env_for(probe.version)
+            if problem:
+                probe.verdict, probe.reason = problem
+                return None
+            server = LaunchServer(env, self.sim, self.limit)
+        self.servers[probe.version] = server  # most recently used last
+        while len(self.servers) > LIVE_SERVERS:
+            self.servers.pop(next(iter(self.servers))).close()
+        if server.failed:
+            probe.verdict, probe.reason = "error", server.failed
+            return None
+        return server
+
+    def _launch(self, probe):
+        server = self.servers.get(probe.version)
+        if server is None or probe.verdict == "error":
+            return
+        kind, value = server.launch(self.limit)
+        if kind == "error":
+            if not probe.samples:
+                probe.verdict, probe.reason = "error", value
+        elif kind == "race":
+            probe.race_errors += 1
+        else:
+            probe.samples.append(min(value, self.limit))
+
+    def close(self):
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
 
     def set_limit(self, median):
         self.limit_set = True
         limit = min(self.limit, max(LIMIT_FLOOR, LIMIT_PER_MEDIAN * median))
         if limit < self.limit:
-            self.log(f"launch limit {limit:g} s from now on: ten times the "
-                     f"first release's median ({median:.2f} s); earlier "
-                     f"launches cut there")
+            self.log(f"launch limit {limit:g} s from now on: "
+                     f"{LIMIT_PER_MEDIAN:g} times the first release's median "
+                     f"({median:.2f} s); earlier launches cut there")
             self.limit = limit
             for probe in self.seen.values():
                 probe.samples = [min(s, limit) for s in probe.samples]

@@ -67,18 +67,28 @@ def probe_limit(n):
 class Probed:
     """What a search has measured so far, by release. Calling it with a
     release's index and an amount (runs, launches) measures that release
-    through ``measure(version, amount)`` and keeps the probe; ``in_order``
-    gives the probes oldest release first."""
+    through ``measure(version, amount)`` and keeps the probe; with
+    ``alongside`` (indices), through ``measure(version, amount,
+    alongside=versions)``, which takes each of the release's new
+    measurements in turn with one of each release alongside (like with
+    like over time) and returns their probes, the release's first.
+    ``in_order`` gives the probes oldest release first."""
 
     def __init__(self, versions, measure):
         self.versions = [str(v) for v in versions]
         self.measure = measure
         self.by_version = {}
 
-    def __call__(self, index, amount):
-        probe = self.measure(self.versions[index], amount)
-        self.by_version[self.versions[index]] = probe
-        return probe
+    def __call__(self, index, amount, alongside=()):
+        if not alongside:
+            probe = self.measure(self.versions[index], amount)
+            self.by_version[self.versions[index]] = probe
+            return probe
+        probes = self.measure(self.versions[index], amount, alongside=[
+            self.versions[i] for i in alongside])
+        for probe in probes:
+            self.by_version[probe.version] = probe
+        return probes[0]
 
     def in_order(self):
         order = {v: i for i, v in enumerate(self.versions)}

@@ -29,27 +29,26 @@ from .stats import fisher_greater, mann_whitney_greater, quantile
 class TimeRule:
     """How launches are taken and compared: ``first`` launches at first,
     ``step`` more at each further look, at most ``cap``; every look tests at
-    ``alpha`` / (number of looks the cap allows). Before each release is
-    placed, each end gets ``step`` fresh launches, and the release is
-    compared with the ends' latest ``window`` launches: launch times drift
-    with the machine's load, so the ends are re-measured beside each probe
-    rather than once at the start."""
+    ``alpha`` / (number of looks the cap allows). Launch times drift with
+    the machine's load, so nothing is compared with launches taken at
+    another time: the ends' launches alternate with each other, and a
+    release being placed is compared only with the ends' launches taken in
+    turn with its own (release, fast end, slow end, release, ...)."""
     alpha: float = 0.01
     first: int = 8
     step: int = 8
     cap: int = 40
-    window: int = 40
     stall_factor: float = 3.0
 
     def __post_init__(self):
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
         if not 1 <= self.first <= self.cap or self.step < 1 or \
-                self.window < 1 or not self.stall_factor > 1:
+                not self.stall_factor > 1:
             raise ConfigError(f"need 1 <= first <= cap, step >= 1 and "
-                              f"window >= 1 and stall_factor > 1, got "
+                              f"stall_factor > 1, got "
                               f"first={self.first}, step={self.step}, "
-                              f"cap={self.cap}, window={self.window}, "
+                              f"cap={self.cap}, "
                               f"stall_factor={self.stall_factor}")
 
     @property
@@ -72,8 +71,9 @@ class TimeRule:
                 f"half the look's alpha; {self.first} launches, then "
                 f"{self.step} more per look up to {self.cap}; each look at "
                 f"p < {self.alpha:g}/{self.looks} = {self.alpha_per_look:.4g};"
-                f" each end re-measured ({self.step} launches) before each "
-                f"probe, compared by its latest {self.window}")
+                f" a release's launches alternate with the ends' and are "
+                f"compared only with the ends' launches taken in turn with "
+                f"them")
 
 
 def slower(x, y, stall_at):
@@ -210,6 +210,9 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
     ends_at = [lo, hi]
     direction = None
     for look in range(rule.looks):
+        # The ends in turn; then either one short of launches (one that
+        # could not be timed further) topped up alone.
+        timed(lo, rule.launches_at(look), alongside=(hi,))
         old, new = (timed(i, rule.launches_at(look)) for i in (lo, hi))
         direction, p_rose, p_fell = compare_ends(old.samples, new.samples,
                                                  rule)
@@ -231,33 +234,36 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
     tested[versions[lo]].verdict = old_speed
     tested[versions[hi]].verdict = new_speed
     end_index = {old_speed: lo, new_speed: hi}
-
-    def refreshed_ends():
-        """Each end's latest launches, ``step`` of them taken just now."""
-        latest = {}
-        for speed, index in end_index.items():
-            before = tested[versions[index]]
-            probe = timed(index, len(before.samples) + rule.step)
-            probe.verdict, probe.p_values = speed, before.p_values
-            latest[speed] = probe.samples[-rule.window:]
-        return latest
+    ends_p_values = {"rose": p_rose, "fell": p_fell}
 
     def classified(index):
-        """Launches added until the rule places the release, or the cap."""
+        """Launches added until the rule places the release, or the cap;
+        each of its launches is followed by one of each end, and only
+        those launches of the ends are compared with it."""
         verdict = None
-        ends = refreshed_ends()
+        beside = {speed: [] for speed in end_index}
         for look in range(rule.looks):
-            probe = timed(index, rule.launches_at(look))
+            before = {speed: len(tested[versions[i]].samples)
+                      for speed, i in end_index.items()}
+            probe = timed(index, rule.launches_at(look),
+                          alongside=(end_index["fast"], end_index["slow"]))
             if not probe.usable:
                 return probe
+            for speed, i in end_index.items():
+                end = tested[versions[i]]
+                end.verdict, end.p_values = speed, ends_p_values
+                beside[speed] += end.samples[before[speed]:]
+            if not (beside["fast"] and beside["slow"]):
+                break  # an end can no longer be timed
             verdict, p_slower, p_faster = classify(
-                probe.samples, ends["fast"], ends["slow"], rule)
+                probe.samples, beside["fast"], beside["slow"], rule)
             probe.p_values = {"slower_than_fast_end": p_slower,
                               "faster_than_slow_end": p_faster}
             if verdict or len(probe.samples) < rule.launches_at(look):
                 break
         probe.verdict = verdict or "undecided"
-        probe.reason = _probe_reason(probe, rule)
+        probe.reason = _probe_reason(probe, rule) if probe.p_values else \
+            "an end of the range could not be timed beside it"
         return probe
 
     lo, hi, stuck = narrow(

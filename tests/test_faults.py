@@ -499,19 +499,21 @@ class TimedOracle:
         self.on_probe = lambda: None
         self.measured = []
 
-    def __call__(self, version, launches):
+    def __call__(self, version, launches, alongside=()):
         probe = self.seen.setdefault(version, self.make(version))
-        if len(probe.samples) >= launches:
-            return probe
-        if self.stop_after is not None and \
-                len(self.measured) >= self.stop_after:
-            raise KeyboardInterrupt("signal 15")
-        self.measured.append(version)
-        slow = VERSIONS.index(version) >= 9
-        probe.samples += [(3.0 if slow else 1.0) + 0.01 * i
-                          for i in range(launches - len(probe.samples))]
-        self.on_probe()
-        return probe
+        others = [self.seen.setdefault(v, self.make(v)) for v in alongside]
+        missing = launches - len(probe.samples)
+        if missing > 0:
+            if self.stop_after is not None and \
+                    len(self.measured) >= self.stop_after:
+                raise KeyboardInterrupt("signal 15")
+            self.measured.append(version)
+            for each in (probe, *others):
+                slow = VERSIONS.index(each.version) >= 9
+                each.samples += [(3.0 if slow else 1.0) + 0.01 * i
+                                 for i in range(missing)]
+            self.on_probe()
+        return [probe, *others] if alongside else probe
 
 
 def test_an_interrupted_bisect_on_launch_time_resumes_too(tmp_path,

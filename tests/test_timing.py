@@ -189,28 +189,52 @@ def test_classify_places_a_release_by_its_own_launches(sides):
 # --- The bisect ---
 
 class FakeMeasure:
-    """``measure(version, launches)`` from real samples: releases before
-    ``boundary`` get the samples of a release with the race, the others
-    those of one without; ``broken`` ones cannot be timed. Each release
-    draws its launches in its own fixed random order, as launches taken
-    under the same conditions; called again, it adds to what it had."""
+    """``measure(version, launches[, alongside])`` from real samples:
+    releases before ``boundary`` get the samples of a release with the
+    race, the others those of one without; ``broken`` ones cannot be timed.
+    Each release draws its launches in its own fixed random order, as
+    launches taken under the same conditions; called again, it adds to what
+    it had, and each release ``alongside`` gets one launch for each new one
+    of ``version``. ``load(t)`` multiplies the launch taken ``t``-th of
+    all (the machine's load over time)."""
 
-    def __init__(self, versions, boundary, fast, slow, broken=()):
+    def __init__(self, versions, boundary, fast, slow, broken=(),
+                 load=lambda t: 1.0):
         self.versions = versions
         self.boundary = boundary
         self.fast, self.slow = fast, slow
         self.broken = set(broken)
+        self.load = load
         self.calls = []
+        self.samples = {}
+        self.clock = 0
 
-    def __call__(self, version, launches):
-        self.calls.append((version, launches))
+    def _launch(self, version):
+        index = self.versions.index(version)
+        pool = self.fast if index < self.boundary else self.slow
+        taken = self.samples.setdefault(version, [])
+        # Through the pool in a fresh random order each time round.
+        rounds, at = divmod(len(taken), len(pool))
+        order = random.Random(index * 1000 + rounds).sample(pool, len(pool))
+        taken.append(order[at] * self.load(self.clock))
+        self.clock += 1
+
+    def _probe(self, version):
         if version in self.broken:
             return TimeProbe(version, "error",
                              reason="cannot import numba.cuda")
-        index = self.versions.index(version)
-        pool = self.fast if index < self.boundary else self.slow
-        order = random.Random(index).sample(pool, len(pool))
-        return TimeProbe(version, samples=order[:launches])
+        return TimeProbe(version, samples=list(self.samples.get(version, [])))
+
+    def __call__(self, version, launches, alongside=()):
+        self.calls.append((version, launches))
+        if version not in self.broken:
+            for _ in range(launches - len(self.samples.get(version, []))):
+                self._launch(version)
+                for other in alongside:
+                    if other not in self.broken:
+                        self._launch(other)
+        probe = self._probe(version)
+        return [probe, *map(self._probe, alongside)] if alongside else probe
 
 
 VERSIONS = [f"0.{i}.0" for i in range(21)]
@@ -230,6 +254,23 @@ def test_bisect_finds_where_launch_time_jumps(sides, boundary):
     ends = {VERSIONS[0], VERSIONS[-1]}
     assert max(launches for version, launches in fake.calls
                if version not in ends) <= TimeRule().cap
+
+
+@pytest.mark.parametrize("boundary", [4, 11, 17])
+def test_load_that_rises_while_a_release_is_timed_is_not_a_slowdown(
+        sides, boundary):
+    # The machine's load doubles every launch time at one moment, and
+    # halves it again later (another session starting and ending beside
+    # the bisect). Releases timed in turn with the ends are placed right.
+    (race, *_), (fixed, *_) = sides
+    for start in (20, 60, 100, 140):
+        fake = FakeMeasure(VERSIONS, boundary, race["samples"],
+                           fixed["samples"],
+                           load=lambda t: 2.0 if start <= t < start + 80
+                           else 1.0)
+        result = bisect_on_time(VERSIONS, fake)
+        assert result.boundary["after"]["version"] == VERSIONS[boundary], \
+            (start, result.summary)
 
 
 def test_bisect_finds_a_speed_up_too(sides):
@@ -327,6 +368,23 @@ def test_workload_times_launches_and_records_those_past_the_limit(
     record = measure_launch.run_launch_time(env, False, launches=1, limit=5.0,
                                     budget=20.0)
     assert record["n"] == 0 and "no CUDA GPU" in record["error"]
+
+    # Servers, as the bisect on time takes launches in turn: a launch past
+    # the limit is killed in its fork and the server takes the next one.
+    servers = [measure_launch.LaunchServer(env, True, 30.0),
+               measure_launch.LaunchServer(
+                   fixed, True, 1.0, ("--device-calls", "1000000"))]
+    try:
+        for _ in range(2):
+            kind, seconds = servers[0].launch(30.0)
+            assert kind == "done" and 0 < seconds < 30.0
+            assert servers[1].launch(1.0) == ("past", 1.0)
+    finally:
+        for server in servers:
+            server.close()
+    assert all(server.process.poll() is not None for server in servers)
+    off = measure_launch.LaunchServer(env, False, 5.0)
+    assert off.launch(5.0)[0] == "error" and "no CUDA GPU" in off.failed
 
 
 def test_fisher_tail_of_a_complete_split():
