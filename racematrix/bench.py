@@ -78,10 +78,13 @@ def matrix_run(label, envdir, results_dir, nox_args, log, **environ):
     and sum up the rows it wrote."""
     command = [sys.executable, "-m", "nox", "-s", "matrix", "--envdir",
                str(envdir), *nox_args]
+    started = now_iso()
     seconds, done = timed(label, command, nox_environ(
         RACEMATRIX_RESULTS=str(results_dir), **environ), log)
-    raws = [json.loads(p.read_text())
-            for p in Path(results_dir, "raw").glob("*.json")]
+    # The rows this run wrote (a warm run starts from the rows before).
+    raws = [raw for raw in (json.loads(p.read_text())
+                            for p in Path(results_dir, "raw").glob("*.json"))
+            if raw.get("finished", "") >= started]
     ran = [r for r in raws if r["verdict"] != "skipped"]
     launches = [r["launch_seconds"]["n"] for r in ran
                 if (r.get("launch_seconds") or {}).get("n") is not None]
