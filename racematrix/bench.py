@@ -10,7 +10,7 @@ this machine, side by side, in one run.
 * a session that cannot run here (simulator off, no GPU), alone;
 * the bisect on launch time (``nox -s bisect -- --package numba-cuda
   --python 3.12 --metric launch-time``);
-* the project's own tests (``nox -s tests``), in a fresh copy.
+* the project's own tests (``nox -s tests``), in a fresh clone.
 
 Each part runs against scratch folders, never the project's ``results/``;
 the figures go to ``results/bench.md`` and ``.json``. ``-- --parts`` picks
