@@ -211,13 +211,22 @@ def price_of_fix(rows, out_dir=None, time_bisects=()):
         return []
     calls = sorted({(r["launch_seconds"].get("workload") or {}).get(
         "device_calls") for r in timed} - {None})
+    locations = sorted({(r["launch_seconds"].get("workload") or {}).get(
+        "location", "local") for r in timed})
+    where = {"persistent": "a slice of the kernel's persistent array: the "
+                           "same swap of `cuda` on every call, without the "
+                           "read the race breaks",
+             "local": "`cuda.local.array`"}
     lines = ["## The price of the fix", "",
              "Every environment also times launches of `mwe/launch_time.py`'s "
-             "kernel once its tests have run (in the tests' own process, so "
-             "that they never change the tests' rates): one block whose "
-             "threads each call a device function of another module "
+             "kernel once its tests have run (each launch in a fork of the "
+             "tests' own process, so that they never change the tests' "
+             "rates): one block whose threads each call a device function of "
+             "another module "
              f"{' or '.join(f'{c:,}' for c in calls) or 'many'} times, at "
-             "Python's default switch interval. At least three launches, "
+             "Python's default switch interval; the device function hands "
+             "out " + " or ".join(where.get(l, l) for l in locations) + ". "
+             "At least three launches, "
              "more while the row can be neither told apart from nor matched "
              "to the rows with the race on its Python (README: launch time). "
              "A launch past the limit is counted at the limit and named.",
