@@ -143,6 +143,9 @@ def tests_run(scratch, log):
                           nox_environ(), log, cwd=copy)
     tail = (done.stdout + done.stderr).strip().splitlines()
     summary = next((line for line in reversed(tail) if " passed" in line), "")
+    failed = [line.split()[1] for line in tail if line.startswith("FAILED ")]
+    if failed:  # which ones, not only how many
+        summary = f"{summary.strip('= ')}: {', '.join(failed)}"
     return {"label": "nox -s tests, fresh clone", "command": "nox -s tests",
             "seconds": round(seconds, 1), "exit": done.returncode,
             "summary": summary.strip("= ")}
