@@ -142,6 +142,15 @@ def test_bisect_bad_range_is_one_line(tmp_path):
            "0.23.0, 0.24.0, 0.26.0, 0.27.0" in done.stdout + done.stderr
 
 
+def interruptible():
+    """In the child before exec: SIGINT back to its default. A shell runs
+    a background job (``cmd &``, nohup) with SIGINT ignored, children
+    inherit that, and Python then never raises KeyboardInterrupt: the
+    tests' nox would not stop, wherever they were started from."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupt_keeps_finished_results(tmp_path, matrix_envs):
     """Ctrl-C in the middle of a matrix leaves every finished environment's
     result whole, and the tables readable."""
@@ -151,7 +160,8 @@ def test_interrupt_keeps_finished_results(tmp_path, matrix_envs):
                MATRIX_SPECS=f"{BUGGY};{FIXED}", MATRIX_SIM="1")
     process = subprocess.Popen([sys.executable, "-m", "nox", "-s", "matrix"],
                                cwd=PROJECT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL,
+                               preexec_fn=interruptible)
     first = tmp_path / "raw" / f"py{PYTHON}-numba-0.60.0-sim1.json"
     deadline = time.monotonic() + 600
     while not first.exists() and time.monotonic() < deadline:
@@ -308,9 +318,9 @@ def processes_of(marker):
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
         tmp_path, data_dir_module, matrix_envs, signal_name):
-    """Ctrl-C (or a CI job's cancellation) 10 s into a long run: nothing of
-    the run is left within seconds, and the interrupted environment keeps
-    its earlier row."""
+    """Ctrl-C (or a CI job's cancellation) while a long run's pytest runs
+    the simulator: nothing of the run is left within seconds, and the
+    interrupted environment keeps its earlier row."""
     import signal
     results, earlier = seeded_results(tmp_path, data_dir_module)
     before = earlier.read_bytes()
@@ -320,8 +330,9 @@ def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
     process = subprocess.Popen([sys.executable, "-m", "nox", "-s", "matrix",
                                 "--", "--count", "30"], cwd=PROJECT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    # Wait until pytest runs, then 10 s more.
+                               text=True, preexec_fn=interruptible)
+    # Wait until pytest runs, then 4 s more: numba imported, the
+    # simulator's threads running.
     deadline = time.monotonic() + 600
     lines = []
     for line in process.stdout:
@@ -332,7 +343,7 @@ def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
     import threading
     threading.Thread(target=lambda: lines.extend(process.stdout),
                      daemon=True).start()
-    time.sleep(10)
+    time.sleep(4)
     process.send_signal(getattr(signal, signal_name))
     sent = time.monotonic()
     while processes_of(str(results)) and time.monotonic() - sent < 30:
