@@ -66,9 +66,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--launches", type=int, default=20,
                         help="launches to time (default 20); with "
-                             "--reference-max, the fewest to time")
+                             "--reference-median, the fewest to time")
     parser.add_argument("--max-launches", type=int, default=None,
-                        help="with --reference-max: launches to time at most "
+                        help="with --reference-median: launches to time at most "
                              "while the rule (see sequential_decision) is "
                              "undecided (default: --launches)")
     parser.add_argument("--reference-median", type=float, default=None,
@@ -218,9 +218,7 @@ def run_worker(args):
     workload.warm_up()
     forking = hasattr(os, "fork")
     if forking:  # each launch in a fork, killed there at the limit
-        join_block_threads()
-        gc.collect()
-        gc.freeze()
+        ready_to_fork()
     # Appended to: the driver empties it once and stops passing it on
     # after the first stack.
     stack_file = open(args.stack_file, "a") if args.stack_file else None
@@ -276,14 +274,9 @@ def measure_forked(args, in_process=False):
         if not workload.available():
             error = NO_GPU
         else:
-            join_block_threads()  # a fork copies only the thread forking
             workload.warm_up()
             sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
-            # What exists now is never collected in a fork: the collector
-            # would write to every page of it (copy on write) and bill the
-            # launch for copying them.
-            gc.collect()
-            gc.freeze()
+            ready_to_fork()
         while error is None and sequential_decision(samples, args) is None:
             if args.budget - (time.monotonic() - clock) < args.limit + \
                     (KILL_GRACE if stack_file else 0):
@@ -323,6 +316,17 @@ def measure_forked(args, in_process=False):
     if error:
         record["error"] = error
     return record
+
+
+def ready_to_fork():
+    """Before the first fork: the simulator's threads joined (a fork copies
+    only the thread that forks), and what exists now frozen out of the
+    collector, which would otherwise write to every page of it in each fork
+    (copy on write) and bill the launch for copying them. Undone by
+    ``gc.unfreeze()``."""
+    join_block_threads()
+    gc.collect()
+    gc.freeze()
 
 
 def launch_in_fork(workload, limit, stack_file=None):
@@ -377,14 +381,13 @@ def write_stacks(path):
         stream.write(thread_stacks())
 
 
-def measure_here(args, finish):
-    """The suite's launches after its tests (the pytest plugin):
-    ``finish(record)`` gets the launch_seconds record and returns the exit
-    status. In forks of this process where ``os.fork`` exists, else in
-    worker processes."""
+def measure_here(args):
+    """The suite's launches after its tests (the pytest plugin): the
+    launch_seconds record, timed in forks of this process where
+    ``os.fork`` exists, else in worker processes."""
     if hasattr(os, "fork"):
-        return finish(measure_forked(args, in_process=True))
-    return finish({**measure_in_workers(args), "in_process": False})
+        return measure_forked(args, in_process=True)
+    return {**measure_in_workers(args), "in_process": False}
 
 
 def join_block_threads(timeout=5.0):
@@ -469,7 +472,9 @@ def measure(args):
 
 def measure_in_workers(args):
     """The launches in worker processes, each started afresh after a
-    launch past the limit; returns the launch_seconds record."""
+    launch past the limit; returns the launch_seconds record. Only where
+    ``os.fork`` does not exist (``measure``), so its workers launch in
+    their own process."""
     clock = time.monotonic()
     samples, past_limit_launches = [], []
     race_errors, processes, error = 0, 0, None
@@ -499,10 +504,7 @@ def measure_in_workers(args):
         worker.send("go")
         in_worker += 1
         sent = time.monotonic()
-        # A forking worker answers by limit + grace; one that cannot fork
-        # is killed then.
-        line = worker.next_line(args.limit + KILL_GRACE + (
-            5.0 if hasattr(os, "fork") else 0.0))
+        line = worker.next_line(args.limit + KILL_GRACE)
         kind, _, rest = (line or "").partition(" ")
         if line is None and stack_file and \
                 time.monotonic() - sent >= args.limit:
@@ -510,7 +512,7 @@ def measure_in_workers(args):
             # which can crash the worker; it did so past the limit.
             worker.process.wait()
             line = ""
-        if kind in ("done", "past"):  # "past": killed in a fork
+        if kind == "done":
             samples.append(min(float(rest), args.limit))
             if float(rest) >= args.limit:
                 past_limit_launches.append(len(samples) - 1)
@@ -525,7 +527,7 @@ def measure_in_workers(args):
             stack_file = None  # one stack is evidence enough
         if worker is None:
             continue
-        if kind not in ("done", "past", "race"):
+        if kind not in ("done", "race"):
             error = rest if kind == "error" else worker.failure()
             worker.stop(kill=True)
             worker = None
@@ -542,7 +544,8 @@ def measure_in_workers(args):
     record = summarize(samples, past_limit_launches, args.limit)
     record.update(limit=args.limit, budget=args.budget,
                   workload=workload_settings(args), race_errors=race_errors,
-                  processes=processes, mode="workers", stopped="error" if error else stopped,
+                  processes=processes, mode="workers",
+                  stopped="error" if error else stopped,
                   seconds=round(time.monotonic() - clock, 3),
                   **rule_fields(samples, args))
     if error:

@@ -46,11 +46,7 @@ def pytest_sessionfinish(session, exitstatus):
             not session.testscollected:
         return  # no test ran here: nothing to time after
     import launch_time
-
-    def finish(record):
-        with open(f"{path}.part", "w") as stream:
-            json.dump({"launch_seconds": record}, stream)
-        os.replace(f"{path}.part", path)
-        return int(exitstatus)
-
-    launch_time.measure_here(session.config.launch_time_args, finish)
+    record = launch_time.measure_here(session.config.launch_time_args)
+    with open(f"{path}.part", "w") as stream:
+        json.dump({"launch_seconds": record}, stream)
+    os.replace(f"{path}.part", path)

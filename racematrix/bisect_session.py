@@ -323,10 +323,10 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
     try:
         result = bisect_on_time(versions, prober, rule)
     finally:
-        getattr(prober, "close", lambda: None)()
+        prober.close()
     return write_time_bisect(result, args, out_dir, command,
                              time.monotonic() - started, excluded, resumed,
-                             limit=getattr(prober, "limit", None))
+                             limit=prober.limit)
 
 
 def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),

@@ -113,8 +113,9 @@ class LaunchServer:
         self.lines, self.tail = queue.Queue(), []
         threading.Thread(target=self._read, daemon=True).start()
         answer = self._answer(SERVER_START)
-        if answer and answer[0] == "error":
-            self._fail(" ".join(answer[1:]))
+        if answer and answer[0] == "error":  # its own one-line reason
+            self.failed = " ".join(answer[1:])
+            self.close()
         elif answer != ["ready"]:
             self._fail("it did not start")
 
@@ -136,8 +137,7 @@ class LaunchServer:
     def _fail(self, why):
         last = next((line for line in reversed(self.tail) if line.strip()),
                     "no output")
-        self.failed = why if why.startswith("no CUDA GPU") else \
-            f"the launch-time worker failed: {why} ({last[:300]})"
+        self.failed = f"the launch-time worker failed: {why} ({last[:300]})"
         self.close()
 
     def launch(self, limit):
@@ -268,11 +268,11 @@ def reference_launches(raw_dir, python, concurrency, exclude=None,
     pooled launch times of the MWE's rows with the race on the same Python
     (X.Y) in ``raw_dir`` timed with the same workload (``device_calls``
     per thread, the allocator's buffer at ``location``; records from
-    before the location was an option timed "local"), from the rows timed at the same ``concurrency``
-    (sessions running at once) where they hold ``MIN_REFERENCE`` launches,
-    else from all of them; their ``median``, ``p95`` and ``max``, or None
-    where fewer
-    launches are known (the row then takes a fixed count)."""
+    before the location was an option timed "local"), from the rows timed
+    at the same ``concurrency`` (sessions running at once) where they hold
+    ``MIN_REFERENCE`` launches, else from all of them; their ``median``,
+    ``p95`` and ``max``, or None where fewer launches are known (the row
+    then takes a fixed count)."""
     minor = ".".join(str(python).split(".")[:2])
     pools = {"same": [], "any": []}
     for path in sorted(Path(raw_dir).glob("*.json")):

@@ -212,10 +212,11 @@ class LaunchTimeProber:
         missing = launches - len(probe.samples)
         if missing > 0 and probe.verdict not in ("error", "skipped"):
             started = time.monotonic()
-            timing = [p for p in probes if self._server(p)]
+            timing = [(each, server) for each in probes
+                      if (server := self._server(each))]
             for _ in range(missing):
-                for each in timing:
-                    self._launch(each)
+                for each, server in timing:
+                    self._launch(each, server)
                 if probe.verdict == "error":
                     break
             if probe.samples and not self.limit_set:
@@ -254,9 +255,8 @@ class LaunchTimeProber:
             return None
         return server
 
-    def _launch(self, probe):
-        server = self.servers.get(probe.version)
-        if server is None or probe.verdict == "error":
+    def _launch(self, probe, server):
+        if probe.verdict == "error":
             return
         kind, value = server.launch(self.limit)
         if kind == "error":

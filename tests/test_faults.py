@@ -488,9 +488,13 @@ def test_the_heatmap_draws_hung_apart(tmp_path):
 
 class TimedOracle:
     """A release line whose launches slow down from 0.9.0 on, measured like
-    LaunchTimeProber (``seen``, ``on_probe``), interrupted after
-    ``stop_after`` measurements."""
+    LaunchTimeProber (``seen``, ``on_probe``, ``limit``, ``close``),
+    interrupted after ``stop_after`` measurements."""
     stop_after = None
+    limit = None
+
+    def close(self):
+        pass
 
     def __init__(self, env_for, sim, log):
         from racematrix.time_search import TimeProbe
