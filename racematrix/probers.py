@@ -68,10 +68,12 @@ class ReleaseProber:
                        (f"{self.args.package}=={version}", *self.args.extra),
                        self.args.sim)
 
-    def __call__(self, version, min_runs):
+    def __call__(self, version, min_runs, whole=False):
         previous = self.seen.get(version)
-        if previous and (previous.verdict != "not-reproduced"
-                         or previous.runs >= min_runs):
+        if previous and (previous.verdict not in ("not-reproduced",
+                                                  "reproduced")
+                         or previous.runs >= min_runs
+                         or previous.verdict == "reproduced" and not whole):
             return previous
         started = time.monotonic()
         probe = previous or Probe(str(version), "not-reproduced")
@@ -96,11 +98,13 @@ class ReleaseProber:
             self.installed.add(version)
             while True:
                 verdict = decide_probe(probe.failures, probe.runs, min_runs)
-                if verdict and probe.runs:
+                if verdict and probe.runs and not (whole and
+                                                   probe.runs < min_runs):
                     return self._keep(probe, verdict, _probe_reason(probe,
                                       verdict), started)
                 problem = self._batch(env, spec, probe,
-                                      self._batch_count(probe, min_runs))
+                                      self._batch_count(probe, min_runs),
+                                      whole)
                 if problem:
                     verdict, reason = problem
                     return self._keep(probe, verdict, reason, started)
@@ -114,12 +118,13 @@ class ReleaseProber:
             return 1
         return max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
 
-    def _batch(self, env, spec, probe, count):
+    def _batch(self, env, spec, probe, count, whole=False):
         # The first run of the suite goes to the end, so that the failure
-        # rate it gives is not cut short; later ones stop at the first
-        # failure, which is all a verdict needs.
+        # rate it gives is not cut short, and so do runs asked for whole;
+        # later ones stop at the first failure, which is all a verdict
+        # needs.
         race = RaceSuite(count, self.args.timeout,
-                         ["-x"] if probe.runs else [])
+                         ["-x"] if probe.runs and not whole else [])
         fields = race.measure(Built(env, spec, log=self.log))
         if fields.get("env_error"):
             return "error", fields["env_error"]

@@ -7,6 +7,7 @@ reproducing end of the range, missing the bug has a chance below
 ``MISS_PROBABILITY``; and a release that cannot be built or imported is
 skipped like ``git bisect skip``, trying its neighbours instead.
 """
+import math
 from dataclasses import asdict, dataclass, field
 
 from .search import Probed, boundary, find_ends, narrow, span_text
@@ -70,7 +71,14 @@ def bisect_releases(versions, probe, initial_runs):
     "reproduced" as soon as one target failure is seen, "not-reproduced"
     once ``min_runs`` runs passed, "error"/"skipped" when the release cannot
     be tested. Calling it again for the same version with a larger
-    ``min_runs`` adds runs to what it already has.
+    ``min_runs`` adds runs to what it already has; ``probe(version,
+    min_runs, whole=True)`` runs on to ``min_runs`` runs whatever it sees
+    (a failure rate, not a verdict).
+
+    Where one end reproduces and its rate is known poorly, it first gets
+    more runs (``firming_runs``): a release ruled out needs runs in
+    proportion to the lower bound of that rate, so a few runs more at the
+    end with the bug can spare many at each release without it.
     """
     test = Probed(versions, probe)
     versions, tested = test.versions, test.by_version
@@ -95,6 +103,15 @@ def bisect_releases(versions, probe, initial_runs):
                             f"({versions[lo]}: 0 of {ends[0].runs} runs, "
                             f"{versions[hi]}: 0 of {ends[1].runs}): nothing "
                             f"flips in this range")
+    if len(reproducing) == 1:
+        end = lo if ends[0].verdict == "reproduced" else hi
+        # The releases to rule out: the other end, and about half the
+        # probes between the ends.
+        clean = 1 + math.ceil(math.log2(max(hi - lo, 2))) / 2
+        runs = firming_runs(reproducing[0].failures, reproducing[0].runs,
+                            clean)
+        if runs > reproducing[0].runs:
+            reproducing = [test(end, runs, whole=True)]
     # The weakest rate we can vouch for: the lower 95% bound at the
     # reproducing end(s), so that "not reproduced" stays safe.
     rate = min(wilson_interval(p.failures, p.runs)[0] for p in reproducing)
@@ -123,6 +140,33 @@ def bisect_releases(versions, probe, initial_runs):
                   f"the bug is {change} between {versions[lo]} "
                   f"({tested[versions[lo]].verdict}) and {versions[hi]} "
                   f"({tested[versions[hi]].verdict})", needed, rate)
+
+
+# The most runs firming_runs gives the reproducing end: this many times
+# its first look.
+FIRMING_GROWTH = 16
+
+
+def firming_runs(failures, runs, clean_probes):
+    """How many runs the reproducing end should have in all, ``runs`` (no
+    more) or a doubling of it, whichever makes the fewest runs in all: its
+    own plus ``clean_probes`` releases ruled out, each with
+    ``runs_to_rule_out`` at the lower 95% bound of the rate. Runs not yet
+    made are counted at the rate seen so far (``failures`` of ``runs``)."""
+    if not failures or not runs:
+        return runs
+    rate = failures / runs
+
+    def cost(total):
+        low = wilson_interval(round(rate * total), total)[0]
+        return total + clean_probes * runs_to_rule_out(max(low, 1e-4),
+                                                       MISS_PROBABILITY)
+    best, total = runs, runs
+    while total * 2 <= FIRMING_GROWTH * runs:
+        total *= 2
+        if cost(total) < cost(best):
+            best = total
+    return best
 
 
 def decide_probe(failures, runs, min_runs, env_problem=None):

@@ -67,7 +67,7 @@ def probe_limit(n):
 class Probed:
     """What a search has measured so far, by release. Calling it with a
     release's index and an amount (runs, launches) measures that release
-    through ``measure(version, amount)`` and keeps the probe; with
+    through ``measure(version, amount, **how)`` and keeps the probe; with
     ``alongside`` (indices), through ``measure(version, amount,
     alongside=versions)``, which takes each of the release's new
     measurements in turn with one of each release alongside (like with
@@ -79,9 +79,9 @@ class Probed:
         self.measure = measure
         self.by_version = {}
 
-    def __call__(self, index, amount, alongside=()):
+    def __call__(self, index, amount, alongside=(), **how):
         if not alongside:
-            probe = self.measure(self.versions[index], amount)
+            probe = self.measure(self.versions[index], amount, **how)
             self.by_version[self.versions[index]] = probe
             return probe
         probes = self.measure(self.versions[index], amount, alongside=[

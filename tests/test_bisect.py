@@ -27,14 +27,15 @@ class FlakyOracle:
         self.seen = {}
         self.calls = []
 
-    def __call__(self, version, min_runs):
+    def __call__(self, version, min_runs, whole=False):
         self.calls.append(version)
         if version in self.broken:
             return Probe(version, "error", reason="cannot import")
         probe = self.seen.setdefault(version, Probe(version, "not-reproduced"))
         while True:
             verdict = decide_probe(probe.failures, probe.runs, min_runs)
-            if verdict and probe.runs:
+            if verdict and probe.runs and not (whole and
+                                               probe.runs < min_runs):
                 probe.verdict = verdict
                 return probe
             probe.runs += 1
@@ -299,3 +300,55 @@ def test_time_bisects_rerender_as_such_and_stay_apart(tmp_path, data_dir):
     data = json.loads((tmp_path / "numba-cuda-py3.12-launch-time.json")
                       .read_text())
     assert load_bisects(tmp_path, "launch-time") == [data]
+
+
+# --- More runs at the reproducing end when its rate is known poorly ---
+
+# Recorded first looks at numba-cuda 0.24.0 (the MWE, Python 3.11, 22 runs):
+# 8 failures on an idle machine, 2 beside the project's other tests.
+IDLE, LOADED = (8, 22), (2, 22)
+
+
+def total_runs(failures, runs, clean):
+    from racematrix.race_search import MISS_PROBABILITY
+    from racematrix.stats import runs_to_rule_out, wilson_interval
+    low = wilson_interval(round(failures / runs * clean[1]), clean[1])[0]
+    return clean[1] + clean[0] * runs_to_rule_out(low, MISS_PROBABILITY)
+
+
+@pytest.mark.parametrize("seen", [IDLE, LOADED, (1, 22), (22, 22), (3, 5)])
+@pytest.mark.parametrize("clean", [1, 1.5, 4])
+def test_firming_runs_never_costs_more_than_it_spares(seen, clean):
+    from racematrix.race_search import FIRMING_GROWTH, firming_runs
+    failures, runs = seen
+    chosen = firming_runs(failures, runs, clean)
+    assert runs <= chosen <= FIRMING_GROWTH * runs
+    assert chosen // runs in (1, 2, 4, 8, 16) and chosen % runs == 0
+    assert total_runs(failures, runs, (clean, chosen)) <= \
+        total_runs(failures, runs, (clean, runs))
+
+
+def test_a_poorly_known_rate_gets_more_runs_and_a_firm_one_none():
+    from racematrix.race_search import firming_runs
+    assert firming_runs(*LOADED, 1.5) > LOADED[1]
+    assert firming_runs(*IDLE, 1.5) == IDLE[1]
+    # The more releases to rule out, the more a firmer rate is worth.
+    assert firming_runs(*LOADED, 4) >= firming_runs(*LOADED, 1)
+    assert firming_runs(0, 22, 3) == 22  # no rate: nothing to firm
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.03])
+def test_firming_the_rate_spares_runs_over_many_searches(rate, monkeypatch):
+    """Ten flaky searches each with and without more runs at the
+    reproducing end: the same answers, and fewer runs in all with them."""
+    from racematrix import race_search
+    totals = {}
+    for growth in (1, race_search.FIRMING_GROWTH):
+        monkeypatch.setattr(race_search, "FIRMING_GROWTH", growth)
+        totals[growth] = 0
+        for seed in range(10):
+            oracle = FlakyOracle(fixed_at(23), rate=rate, seed=seed)
+            result = bisect_releases(VERSIONS, oracle, 22)
+            assert result.boundary["after"]["version"] == "0.23.0"
+            totals[growth] += sum(p.runs for p in result.tested)
+    assert totals[race_search.FIRMING_GROWTH] < totals[1]

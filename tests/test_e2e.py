@@ -62,6 +62,13 @@ def test_verdicts_of_a_buggy_and_a_fixed_environment(matrix_run):
         assert launch["decision"] in ("count", "alike", "slower", "undecided")
         assert launch["concurrency"] in (1, 2)
         assert launch["workload"]["switch_interval"] == 0.005
+    # FIXED's row is compared with the seeded rows of the race (BUGGY's
+    # ran beside it): a limit from their launches, and a decision by the
+    # rule, not the fixed count of a row with nothing to compare.
+    reference = fixed["launch_seconds"]["reference"]
+    assert reference["n"] >= 12 and reference["python"] == PYTHON
+    assert fixed["launch_seconds"]["limit"] < 10.0
+    assert fixed["launch_seconds"]["decision"] != "count"
 
 
 def test_run_replaces_its_row_and_keeps_the_others(matrix_run):
@@ -70,9 +77,14 @@ def test_run_replaces_its_row_and_keeps_the_others(matrix_run):
     replaced = f"py{PYTHON}-numba-0.60.0-sim1.json"
     assert (results / "raw" / other).read_bytes() == before[other]
     assert (results / "raw" / replaced).read_bytes() != before[replaced]
+    seeded = [f"py{PYTHON}-numba-{version}-sim1" for version in
+              ("0.57.1", "0.58.1", "0.59.1", "0.61.2")]
+    for env_id in seeded:  # the launch-time reference, kept as it was
+        assert (results / "raw" / f"{env_id}.json").read_bytes() == \
+            before[f"{env_id}.json"]
     table = json.loads((results / "failure_rates.json").read_text())
     assert sorted(row["env"] for row in table["rows"]) == sorted([
-        "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1",
+        "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1", *seeded,
         f"py{PYTHON}-numba-0.60.0-sim1", f"py{PYTHON}-numba-cuda-0.30.4-sim1"])
     assert (results / "REPORT.md").exists()
 
@@ -358,8 +370,10 @@ def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
 
 @pytest.mark.parametrize("posargs, environ, words", [
     # The example: the package index out of reach.
-    ([], {name: "http://127.0.0.1:9/simple" for name in
-          ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")},
+    # uv's retries (3, over about 5 s) are its own; not waited for here.
+    ([], {**{name: "http://127.0.0.1:9/simple" for name in
+             ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")},
+          "UV_HTTP_RETRIES": "0"},
      "package index http://127.0.0.1:9/simple unreachable (connection "
      "refused)"),
     # Another member: options that let pytest run but report nothing.
