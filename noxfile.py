@@ -168,9 +168,13 @@ def tests(session):
     # Parallel (pytest-xdist; `-- -n 0` runs in one process), handed out
     # one at a time, slowest first; what tests share is built once
     # (tests/conftest.py).
+    # PYTHONDONTWRITEBYTECODE (set on some machines) would have every
+    # process the tests start compile SciPy and matplotlib again: the
+    # tests' environment is ours to cache in.
     session.run("python", "-m", "pytest", "-n", "auto", "--dist", "loadgroup",
-                *session.posargs,
-                env={"PYTHONPATH": HERE}, success_codes=[0, 5])
+                *session.posargs, env={"PYTHONPATH": HERE,
+                                       "PYTHONDONTWRITEBYTECODE": None},
+                success_codes=[0, 5])
 
 
 @nox.session(python=False, default=False)

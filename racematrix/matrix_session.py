@@ -128,11 +128,16 @@ def write_report_if_stale(results_dir, command="nox -s matrix"):
 def write_report_at_exit(results_dir):
     """``write_report_if_stale`` in a fresh interpreter: the process that
     ran the sessions calls this from ``atexit``, where Python refuses new
-    threads and exit handlers (the report's libraries make some)."""
+    threads and exit handlers (the report's libraries make some).
+    Without PYTHONDONTWRITEBYTECODE (set on some machines): nox's own
+    environment may come from uv, with no bytecode, and the report would
+    then compile SciPy and matplotlib on every run (about 2.5 s here)."""
     project = Path(__file__).resolve().parent.parent
+    environ = {key: value for key, value in os.environ.items()
+               if key != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([sys.executable, "-m", "racematrix.matrix_session",
                     os.fspath(results_dir)], cwd=project,
-                   env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                   env={**environ, "PYTHONPATH": os.pathsep.join(
                        filter(None, [str(project),
                                      os.environ.get("PYTHONPATH")]))})
 
