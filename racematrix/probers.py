@@ -119,12 +119,10 @@ class ReleaseProber:
         return max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
 
     def _batch(self, env, spec, probe, count, whole=False):
-        # The first run of the suite goes to the end, so that the failure
-        # rate it gives is not cut short, and so do runs asked for whole;
-        # later ones stop at the first failure, which is all a verdict
-        # needs.
-        race = RaceSuite(count, self.args.timeout,
-                         ["-x"] if probe.runs and not whole else [])
+        # Runs asked for whole (a rate: the ends' first look, more runs
+        # at the reproducing end) go to the end; the others stop at the
+        # first failure, which is all a verdict needs.
+        race = RaceSuite(count, self.args.timeout, [] if whole else ["-x"])
         fields = race.measure(Built(env, spec, log=self.log))
         if fields.get("env_error"):
             return "error", fields["env_error"]

@@ -87,16 +87,19 @@ def bisect_releases(versions, probe, initial_runs):
         return BisectResult(versions, test.in_order(), boundary, summary,
                             needed, rate)
 
+    # The ends' first look goes to the end of its runs: a rate, not only a
+    # verdict. Later looks stop at the first failure.
     lo, hi, why = find_ends(
-        versions, lambda i: test(i, initial_runs).verdict in USABLE)
+        versions, lambda i: test(i, initial_runs, whole=True).verdict
+        in USABLE)
     if why:
         return finish(None, why)
     ends = tested[versions[lo]], tested[versions[hi]]
     if not any(p.verdict == "reproduced" for p in ends):
         # A rare bug can hide from a first look at both ends; look harder
         # before saying it is absent from the range.
-        ends = test(lo, ESCALATION * initial_runs), \
-            test(hi, ESCALATION * initial_runs)
+        ends = test(lo, ESCALATION * initial_runs, whole=True), \
+            test(hi, ESCALATION * initial_runs, whole=True)
     reproducing = [p for p in ends if p.verdict == "reproduced"]
     if not reproducing:
         return finish(None, f"the bug was reproduced at neither end "

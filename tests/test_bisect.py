@@ -26,9 +26,11 @@ class FlakyOracle:
         self.random = random.Random(seed)
         self.seen = {}
         self.calls = []
+        self.asked = []  # (version, min_runs, whole) of each call
 
     def __call__(self, version, min_runs, whole=False):
         self.calls.append(version)
+        self.asked.append((version, min_runs, whole))
         if version in self.broken:
             return Probe(version, "error", reason="cannot import")
         probe = self.seen.setdefault(version, Probe(version, "not-reproduced"))
@@ -352,3 +354,25 @@ def test_firming_the_rate_spares_runs_over_many_searches(rate, monkeypatch):
             assert result.boundary["after"]["version"] == "0.23.0"
             totals[growth] += sum(p.runs for p in result.tested)
     assert totals[race_search.FIRMING_GROWTH] < totals[1]
+
+
+def test_only_a_rate_runs_whole_and_a_verdict_stops_at_its_failure():
+    """The ends' first look and the firming of the rate run all their runs;
+    a probe between the ends asks only for a verdict."""
+    oracle = FlakyOracle(fixed_at(23), rate=0.1, seed=3)
+    result = bisect_releases(VERSIONS, oracle, 22)
+    ends = {VERSIONS[0], VERSIONS[-1]}
+    firsts = {}
+    for version, min_runs, whole in oracle.asked:
+        firsts.setdefault(version, (min_runs, whole))
+    assert all(firsts[v] == (22, True) for v in ends)
+    assert not any(whole for version, _, whole in oracle.asked
+                   if version not in ends)
+    reproducing = next(p for p in result.tested if p.version == VERSIONS[0])
+    assert any(whole and min_runs > 22 for version, min_runs, whole
+               in oracle.asked if version == VERSIONS[0]) == \
+        (reproducing.runs > 22)
+    # A probe with the bug stopped at its first failure.
+    for probe in result.tested:
+        if probe.version not in ends and probe.verdict == "reproduced":
+            assert probe.failures == 1
