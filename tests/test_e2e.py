@@ -327,6 +327,16 @@ def processes_of(marker):
     return found
 
 
+def has_loaded(pid, name):
+    """Whether process ``pid`` has a file whose path holds ``name`` mapped
+    (a shared library it loaded)."""
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            return any(name in line for line in maps)
+    except OSError:
+        return False
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
@@ -344,8 +354,9 @@ def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
                                 "--", "--count", "30"], cwd=PROJECT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, preexec_fn=interruptible)
-    # Wait until pytest runs, then 4 s more: numba imported, the
-    # simulator's threads running.
+    # Wait until pytest runs, numba imported (llvmlite's library loaded
+    # in a process of the run), and a moment more: the simulator's
+    # threads running.
     deadline = time.monotonic() + 600
     lines = []
     for line in process.stdout:
@@ -356,7 +367,12 @@ def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
     import threading
     threading.Thread(target=lambda: lines.extend(process.stdout),
                      daemon=True).start()
-    time.sleep(4)
+    waited = time.monotonic()
+    while not any(has_loaded(pid, "llvmlite") for pid in
+                  processes_of(str(results))) \
+            and time.monotonic() - waited < 30:
+        time.sleep(0.05)
+    time.sleep(0.5)
     process.send_signal(getattr(signal, signal_name))
     sent = time.monotonic()
     while processes_of(str(results)) and time.monotonic() - sent < 30:
@@ -381,11 +397,15 @@ def test_interrupt_ends_every_process_and_keeps_the_earlier_row(
     (["--co"], {}, "no test ran"),
 ])
 def test_a_failed_attempt_keeps_the_measured_row_beside_it(
-        tmp_path, data_dir_module, posargs, environ, words):
+        tmp_path, data_dir_module, posargs, environ, words, request):
     results, earlier = seeded_results(tmp_path, data_dir_module)
     before = json.loads(earlier.read_text())
-    # Environments of its own: a warm one is reused without the index.
-    done = nox(results, "--envdir", str(tmp_path / "envs"), "-s", "matrix",
+    if environ:  # environments of its own: a warm one needs no index
+        where = ["--envdir", str(tmp_path / "envs")]
+    else:  # the project's, as matrix_run built them
+        request.getfixturevalue("matrix_envs")
+        where = []
+    done = nox(results, *where, "-s", "matrix",
                "--", *posargs, MATRIX_PYTHONS=PYTHON, MATRIX_SPECS=BUGGY,
                MATRIX_SIM="1", **environ)
     output = done.stdout + done.stderr
