@@ -24,6 +24,7 @@ from .fileio import results_lock, scratch_folder
 from .install import install_resolved
 from .measurement import Built, run_all
 from .patching import PatchError
+from .procs import caching_environ
 from .provenance import gpu_name, machine_info, now_iso
 from .rawresult import make_raw
 from .recording import (kept_measured_row, mark_tables_fresh, record,
@@ -128,16 +129,13 @@ def write_report_if_stale(results_dir, command="nox -s matrix"):
 def write_report_at_exit(results_dir):
     """``write_report_if_stale`` in a fresh interpreter: the process that
     ran the sessions calls this from ``atexit``, where Python refuses new
-    threads and exit handlers (the report's libraries make some).
-    Without PYTHONDONTWRITEBYTECODE (set on some machines): nox's own
-    environment may come from uv, with no bytecode, and the report would
-    then compile SciPy and matplotlib on every run (about 2.5 s here)."""
+    threads and exit handlers (the report's libraries make some). nox's
+    own environment may come from uv, with no bytecode: it runs with
+    ``caching_environ``."""
     project = Path(__file__).resolve().parent.parent
-    environ = {key: value for key, value in os.environ.items()
-               if key != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([sys.executable, "-m", "racematrix.matrix_session",
                     os.fspath(results_dir)], cwd=project,
-                   env={**environ, "PYTHONPATH": os.pathsep.join(
+                   env={**caching_environ(), "PYTHONPATH": os.pathsep.join(
                        filter(None, [str(project),
                                      os.environ.get("PYTHONPATH")]))})
 

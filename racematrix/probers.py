@@ -70,10 +70,11 @@ class ReleaseProber:
 
     def __call__(self, version, min_runs, whole=False):
         previous = self.seen.get(version)
-        if previous and (previous.verdict not in ("not-reproduced",
-                                                  "reproduced")
-                         or previous.runs >= min_runs
-                         or previous.verdict == "reproduced" and not whole):
+        # More runs for a release that passed so far, or for a rate.
+        more = previous and previous.runs < min_runs and (
+            previous.verdict == "not-reproduced"
+            or whole and previous.verdict == "reproduced")
+        if previous and not more:
             return previous
         started = time.monotonic()
         probe = previous or Probe(str(version), "not-reproduced")
@@ -97,9 +98,9 @@ class ReleaseProber:
                         kind, "error"), reason, started)
             self.installed.add(version)
             while True:
-                verdict = decide_probe(probe.failures, probe.runs, min_runs)
-                if verdict and probe.runs and not (whole and
-                                                   probe.runs < min_runs):
+                verdict = decide_probe(probe.failures, probe.runs, min_runs,
+                                       whole=whole)
+                if verdict and probe.runs:
                     return self._keep(probe, verdict, _probe_reason(probe,
                                       verdict), started)
                 problem = self._batch(env, spec, probe,

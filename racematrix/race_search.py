@@ -172,11 +172,14 @@ def firming_runs(failures, runs, clean_probes):
     return best
 
 
-def decide_probe(failures, runs, min_runs, env_problem=None):
+def decide_probe(failures, runs, min_runs, env_problem=None, whole=False):
     """A probe's verdict from what it has seen so far, or None to keep
-    running."""
+    running; ``whole`` (runs asked for a rate) keeps it running to
+    ``min_runs`` whatever it has seen."""
     if env_problem:
         return env_problem
+    if whole and runs < min_runs:
+        return None
     if failures:
         return "reproduced"
     if runs >= min_runs:

@@ -35,9 +35,9 @@ class FlakyOracle:
             return Probe(version, "error", reason="cannot import")
         probe = self.seen.setdefault(version, Probe(version, "not-reproduced"))
         while True:
-            verdict = decide_probe(probe.failures, probe.runs, min_runs)
-            if verdict and probe.runs and not (whole and
-                                               probe.runs < min_runs):
+            verdict = decide_probe(probe.failures, probe.runs, min_runs,
+                                   whole=whole)
+            if verdict and probe.runs:
                 probe.verdict = verdict
                 return probe
             probe.runs += 1
@@ -376,3 +376,11 @@ def test_only_a_rate_runs_whole_and_a_verdict_stops_at_its_failure():
     for probe in result.tested:
         if probe.version not in ends and probe.verdict == "reproduced":
             assert probe.failures == 1
+
+
+def test_a_probe_for_a_rate_runs_on_past_its_first_failure():
+    assert decide_probe(1, 3, 22) == "reproduced"
+    assert decide_probe(1, 3, 22, whole=True) is None
+    assert decide_probe(1, 22, 22, whole=True) == "reproduced"
+    assert decide_probe(0, 22, 22, whole=True) == "not-reproduced"
+    assert decide_probe(0, 3, 22, "error", whole=True) == "error"
