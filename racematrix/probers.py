@@ -17,7 +17,7 @@ from .measurement import Built
 from .provenance import gpu_name
 from .race_search import Probe, decide_probe
 from .stats import quantile
-from .time_search import TimeProbe, _median_text
+from .time_search import TimeProbe, TimeRule, _median_text
 from .venv import ProbeEnvironment
 
 # Where each matrix session notes the folder of its environment, so that
@@ -173,11 +173,13 @@ def _probe_reason(probe, verdict):
     return f"0 of {probe.runs} runs failed"
 
 
-# The limit of the bisect on time: four times the first release timed
-# (a stall is over three times the fast end's median, TimeRule's
-# stall_factor, so a launch past the limit is one), within these bounds.
-LIMIT_FLOOR = 2.0
-LIMIT_PER_MEDIAN = 4.0
+# The limit of the bisect on time: the stall threshold (TimeRule's
+# stall_factor) times the first release's median, within these bounds. A
+# launch past it is a stall, and the rule counts it as one whatever the
+# fast end's median drifts to; running it longer would tell the rule
+# nothing more, and a slow end's launches are most of a probe's time.
+LIMIT_FLOOR = 1.0
+LIMIT_PER_MEDIAN = TimeRule.stall_factor
 # Servers kept alive at once: the two ends and the release being placed.
 LIVE_SERVERS = 3
 
@@ -194,7 +196,7 @@ class LaunchTimeProber:
 
     A launch past the limit is evidence, not a gap: it counts at the limit,
     as a stall. The limit starts at ``limit`` and, once the first release
-    has been timed, becomes four times its median (at least
+    has been timed, becomes ``LIMIT_PER_MEDIAN`` times its median (at least
     ``LIMIT_FLOOR``, at most ``limit``), so that a stalling release costs
     seconds a launch rather than the whole limit; every sample taken so far
     is cut at the new limit, and all releases are compared at one limit."""

@@ -35,9 +35,14 @@ class TimeRule:
     release being placed is compared only with the ends' launches taken in
     turn with its own (release, fast end, slow end, release, ...)."""
     alpha: float = 0.01
-    first: int = 8
-    step: int = 8
-    cap: int = 40
+    # 7 launches a side are the fewest where a complete split (every
+    # launch of one slower than every launch of the other) decides at the
+    # first look: p = 1 / C(14, 7) = 0.00029 < 0.01 / 5 / 2. (Smaller
+    # steps mean more looks, each at a smaller alpha: with steps of 4, a
+    # 1.5x slowdown under changing load was no longer placed.)
+    first: int = 7
+    step: int = 7
+    cap: int = 35
     stall_factor: float = 3.0
 
     def __post_init__(self):
@@ -76,13 +81,16 @@ class TimeRule:
                 f"them")
 
 
-def slower(x, y, stall_at):
+def slower(x, y, stall_at, limit=math.inf):
     """p-values that launches ``x`` are slower than ``y``: by ranks (the
     bulk of the launches), and by the share of stalls, launches longer than
-    ``stall_at`` seconds (the tail: a lock convoy stalls a few launches
-    for seconds while the rest run as before)."""
-    stalls = (sum(1 for s in x if s > stall_at),
-              sum(1 for s in y if s > stall_at))
+    ``stall_at`` seconds or cut at ``limit`` (the tail: a lock convoy
+    stalls a few launches for seconds while the rest run as before). A
+    launch cut at the limit is a stall whatever the fast end's median has
+    drifted to since the limit was set."""
+    def stalled(s):
+        return s > stall_at or s >= limit
+    stalls = (sum(map(stalled, x)), sum(map(stalled, y)))
     return {"rank": mann_whitney_greater(x, y)[1],
             "stalls": fisher_greater(stalls[0], len(x), stalls[1], len(y))}
 
@@ -92,13 +100,13 @@ def significant(p_values, rule):
     return min(p_values.values()) < rule.alpha_per_look / len(p_values)
 
 
-def compare_ends(old, new, rule):
+def compare_ends(old, new, rule, limit=math.inf):
     """Which way launch time moved from ``old`` to ``new`` samples:
     ("rose" | "fell" | None, p-values of rising, p-values of falling).
     A stall is a launch longer than ``rule.stall_factor`` times the median
-    of the end taken as the fast one."""
-    p_rose = slower(new, old, rule.stall_factor * quantile(old, 0.5))
-    p_fell = slower(old, new, rule.stall_factor * quantile(new, 0.5))
+    of the end taken as the fast one, or cut at ``limit``."""
+    p_rose = slower(new, old, rule.stall_factor * quantile(old, 0.5), limit)
+    p_fell = slower(old, new, rule.stall_factor * quantile(new, 0.5), limit)
     if significant(p_rose, rule) and not significant(p_fell, rule):
         return "rose", p_rose, p_fell
     if significant(p_fell, rule) and not significant(p_rose, rule):
@@ -106,15 +114,15 @@ def compare_ends(old, new, rule):
     return None, p_rose, p_fell
 
 
-def classify(samples, fast, slow, rule):
+def classify(samples, fast, slow, rule, limit=math.inf):
     """"slow" when ``samples`` are slower than the fast end's and not faster
     than the slow end's; "fast" the other way round; "between" when they
     differ from both ends; None when the launches so far cannot tell.
     Returns (verdict, p-values of slower than the fast end, p-values of
     faster than the slow end)."""
     stall_at = rule.stall_factor * quantile(fast, 0.5)
-    p_slower = slower(samples, fast, stall_at)
-    p_faster = slower(slow, samples, stall_at)
+    p_slower = slower(samples, fast, stall_at, limit)
+    p_faster = slower(slow, samples, stall_at, limit)
     verdict = {(True, False): "slow", (False, True): "fast",
                (True, True): "between"}.get(
         (significant(p_slower, rule), significant(p_faster, rule)))
@@ -183,12 +191,16 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
     ``TimeProbe`` with at least ``launches`` samples (fewer only when its
     budget ran out), or with verdict "error"/"skipped" when the release
     cannot be timed; called again with more launches it adds to what it
-    has. Releases that cannot be timed, or that the rule cannot place, are
+    has. Where ``measure`` has a ``limit`` (seconds), samples at it were
+    cut there, and count as stalls. Releases that cannot be timed, or that the rule cannot place, are
     skipped like ``git bisect skip``: the nearest untested neighbour is
     tried instead.
     """
     timed = Probed(versions, measure)
     versions, tested = timed.versions, timed.by_version
+
+    def limit():  # the prober's, which it may lower after the first release
+        return getattr(measure, "limit", math.inf)
 
     def finish(boundary, summary, direction=None):
         for index in ends_at:
@@ -215,7 +227,7 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
         timed(lo, rule.launches_at(look), alongside=(hi,))
         old, new = (timed(i, rule.launches_at(look)) for i in (lo, hi))
         direction, p_rose, p_fell = compare_ends(old.samples, new.samples,
-                                                 rule)
+                                                 rule, limit())
         for probe in (old, new):
             probe.p_values = {"rose": p_rose, "fell": p_fell}
         if direction or not (old.usable and new.usable):
@@ -256,7 +268,7 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
             if not (beside["fast"] and beside["slow"]):
                 break  # an end can no longer be timed
             verdict, p_slower, p_faster = classify(
-                probe.samples, beside["fast"], beside["slow"], rule)
+                probe.samples, beside["fast"], beside["slow"], rule, limit())
             probe.p_values = {"slower_than_fast_end": p_slower,
                               "faster_than_slow_end": p_faster}
             if verdict or len(probe.samples) < rule.launches_at(look):
@@ -283,8 +295,14 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
 
 
 def _median_text(probe):
+    """The median, marked as a lower bound where half or more of the
+    launches were cut at the limit (the median is then the limit's)."""
     median = quantile(probe.samples, 0.5)
-    return "–" if median is None else f"{median:.2f} s"
+    if median is None:
+        return "–"
+    if probe.samples and 2 * probe.past_limit >= len(probe.samples):
+        return f">= {median:.2f} s, the limit"
+    return f"{median:.2f} s"
 
 
 def _probe_reason(probe, rule):

@@ -14,7 +14,8 @@ from racematrix.measure_launch import summarize_launches
 from racematrix.search import probe_limit
 from racematrix.stats import mann_whitney_greater
 from racematrix.time_search import (TimeProbe, TimeRule, bisect_on_time,
-                                    classify, compare_ends, slower)
+                                    classify, compare_ends, significant,
+                                    slower)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +148,18 @@ def test_rule_splits_alpha_over_its_looks():
         [8, 16, 24, 32, 40]
     assert rule.alpha_per_look == pytest.approx(0.002)
     assert "Mann-Whitney" in rule.describe()
+
+
+def test_default_rule_decides_a_complete_split_at_its_first_look():
+    # The fewest launches a side that can decide at once: every launch of
+    # one release slower than every launch of the other, and no fewer.
+    rule = TimeRule()
+    fast = [0.61, 0.64, 0.66, 0.6, 0.63, 0.62, 0.65]
+    slow = [2.46] * 6 + [1.9]
+    n = rule.first
+    assert significant(slower(slow[:n], fast[:n], 3 * 0.63), rule)
+    assert not significant(slower(slow[:n - 1], fast[:n - 1], 3 * 0.63),
+                           rule)
 
 
 @pytest.mark.parametrize("kwargs", [dict(alpha=0), dict(alpha=1.5),
@@ -421,6 +434,36 @@ def test_stalls_show_a_fixed_release_whose_bulk_did_not_move(data_dir_module):
     assert p["stalls"] < p["rank"]
     assert slower(before, after, 3 * stats.quantile(after, 0.5))[
         "stalls"] == 1.0
+
+
+def test_a_launch_cut_at_the_limit_is_a_stall_after_the_median_drifts(
+        data_dir_module):
+    # The bisect's limit is set once, from the first release's median; the
+    # fast end's median can drift above a third of it, and its 3x
+    # threshold then lies above every launch the limit cut.
+    data = json.loads((data_dir_module / "launch_time" /
+                       "matrix-py3.12.json").read_text())
+    records = {entry["packages"].get("numba-cuda"): entry["launch_seconds"]
+               for entry in data["entries"]}
+    fast = records["0.24.0"]["samples"]
+    limit = 3 * stats.quantile(fast, 0.5) * 0.9
+    drifted = [s * 1.2 for s in fast]
+    cut = [min(s, limit) for s in records["0.26.0"]["samples"]]
+    stall_at = 3 * stats.quantile(drifted, 0.5)
+    assert stall_at > limit
+    assert slower(cut, drifted, stall_at)["stalls"] == 1.0
+    with_limit = slower(cut, drifted, stall_at, limit)
+    assert with_limit["stalls"] < 0.05
+    assert with_limit["rank"] == slower(cut, drifted, stall_at)["rank"]
+
+
+def test_a_median_at_the_limit_is_shown_as_a_lower_bound():
+    from racematrix.time_search import _median_text
+    cut = TimeProbe("0.26.0", samples=[1.75, 1.75, 0.6], past_limit=2)
+    assert _median_text(cut) == ">= 1.75 s, the limit"
+    assert _median_text(TimeProbe("0.24.0", samples=[0.6, 1.75, 0.7],
+                                  past_limit=1)) == "0.70 s"
+    assert _median_text(TimeProbe("0.0.0")) == "–"
 
 
 # --- Rendering ---
