@@ -9,7 +9,9 @@ this machine, side by side, in one run.
   at a time, environments recreated);
 * a session that cannot run here (simulator off, no GPU), alone;
 * the bisect on launch time (``nox -s bisect -- --package numba-cuda
-  --python 3.12 --metric launch-time``);
+  --python 3.12 --metric launch-time``), on an otherwise idle machine and
+  under load: beside the warm matrix (``-j auto``), stopped once the
+  bisect ends;
 * the project's own tests (``nox -s tests``), in a fresh clone.
 
 Each part runs against scratch folders, never the project's ``results/``;
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,7 +36,7 @@ from .provenance import machine_info, now_iso
 
 PROJECT = Path(__file__).resolve().parent.parent
 PARTS = ("cold", "warm", "warm-no-launches", "defaults", "sim-off",
-         "time-bisect", "tests")
+         "time-bisect", "time-bisect-loaded", "tests")
 TIME_BISECT = ("--package", "numba-cuda", "--python", "3.12", "--metric",
                "launch-time")
 
@@ -112,19 +115,51 @@ def sim_off_run(envdir, results_dir, log):
     return run
 
 
-def time_bisect_run(envdir, out_dir, log):
+def time_bisect_run(envdir, out_dir, log, label="bisect on launch time"):
     command = [sys.executable, "-m", "nox", "--envdir", str(envdir), "-s",
                "bisect", "--", *TIME_BISECT]
-    seconds, done = timed("bisect on launch time", command, nox_environ(
+    seconds, done = timed(label, command, nox_environ(
         RACEMATRIX_RESULTS=str(out_dir)), log)
     found = sorted(Path(out_dir, "bisect").glob("*launch-time.json"))
     data = json.loads(found[0].read_text()) if found else {}
-    return {"label": "bisect on launch time",
+    return {"label": label,
             "command": "nox -s bisect -- " + " ".join(TIME_BISECT),
             "seconds": round(seconds, 1), "exit": done.returncode,
             "summary": data.get("summary", ""),
             "boundary": data.get("boundary"),
             "decisive_probes": data.get("decisive_probes")}
+
+
+def time_bisect_loaded_run(envdir, scratch, log):
+    """The bisect on launch time beside the warm matrix (``nox -s matrix
+    -j auto``, its own scratch results), which is stopped (SIGTERM, as a
+    CI job's cancellation) once the bisect ends. Records how long the
+    matrix ran beside it."""
+    command = [sys.executable, "-m", "nox", "-s", "matrix", "--envdir",
+               str(envdir), "-j", "auto"]
+    log(f"load beside the bisect: {' '.join(command)}")
+    load = subprocess.Popen(command, cwd=PROJECT, env=nox_environ(
+        RACEMATRIX_RESULTS=str(scratch / "r7-load")),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ended = []
+    watcher = threading.Thread(target=lambda: ended.append(
+        (load.wait(), time.perf_counter())), daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    try:
+        part = time_bisect_run(envdir, scratch / "r7", log,
+                               "bisect on launch time, beside the matrix")
+    finally:
+        if not ended:
+            load.terminate()
+        watcher.join(timeout=120)
+        if watcher.is_alive():
+            load.kill()
+            watcher.join()
+    beside = min(part["seconds"], ended[0][1] - started)
+    part["summary"] += (f"; `nox -s matrix -j auto` ran beside it for "
+                        f"{beside:.0f} of its {part['seconds']:.0f} s")
+    return part
 
 
 def tests_run(scratch, log):
@@ -162,44 +197,46 @@ def run(out_dir, log, command, argv=()):
     scratch = Path(tempfile.mkdtemp(prefix="racematrix-bench-"))
     # Warm means the environments this project already has (.nox).
     envs, cache = PROJECT / ".nox", scratch / "uv-cache"
+
+    def warm():
+        if not any(envs.glob("matrix-*")):  # warm needs environments
+            matrix_run("warm-up", envs, scratch / "r0", ["-j", "auto"], log)
+        # A rerun: the rows of the run before are there, as the
+        # launch-time rule's reference.
+        if (PROJECT / "results" / "raw").is_dir():
+            shutil.copytree(PROJECT / "results" / "raw",
+                            scratch / "r2" / "raw")
+        return matrix_run("warm: the same environments again", envs,
+                          scratch / "r2", ["-j", "auto"], log)
+
+    runs = {
+        "cold": lambda: matrix_run(
+            "cold: empty uv cache, no environment", scratch / "envs",
+            scratch / "r1", ["-j", "auto"], log, UV_CACHE_DIR=str(cache)),
+        "warm": warm,
+        "warm-no-launches": lambda: matrix_run(
+            "warm, no launch time (MATRIX_LAUNCHES=0)", envs,
+            scratch / "r3", ["-j", "auto"], log, MATRIX_LAUNCHES="0"),
+        "defaults": lambda: matrix_run(
+            "nox's defaults: virtualenv and pip, one at a time, recreated",
+            scratch / "envs-virtualenv", scratch / "r4",
+            ["-fb", "virtualenv", "--reuse-venv", "no"], log),
+        "sim-off": lambda: sim_off_run(envs, scratch / "r5", log),
+        "time-bisect": lambda: time_bisect_run(envs, scratch / "r6", log),
+        "time-bisect-loaded": lambda: time_bisect_loaded_run(envs, scratch,
+                                                             log),
+        "tests": lambda: tests_run(scratch, log),
+    }
     try:
-        wanted = args.parts
-        if "cold" in wanted:
-            parts["cold"] = matrix_run(
-                "cold: empty uv cache, no environment", scratch / "envs",
-                scratch / "r1", ["-j", "auto"], log, UV_CACHE_DIR=str(cache))
-        if "warm" in wanted:
-            if not any(envs.glob("matrix-*")):  # warm needs environments
-                matrix_run("warm-up", envs, scratch / "r0", ["-j", "auto"],
-                           log)
-            # A rerun: the rows of the run before are there, as the
-            # launch-time rule's reference.
-            if (PROJECT / "results" / "raw").is_dir():
-                shutil.copytree(PROJECT / "results" / "raw",
-                                scratch / "r2" / "raw")
-            parts["warm"] = matrix_run(
-                "warm: the same environments again", envs, scratch / "r2",
-                ["-j", "auto"], log)
-        if "warm-no-launches" in wanted:
-            parts["warm-no-launches"] = matrix_run(
-                "warm, no launch time (MATRIX_LAUNCHES=0)", envs,
-                scratch / "r3", ["-j", "auto"], log, MATRIX_LAUNCHES="0")
-        if "defaults" in wanted:
-            parts["defaults"] = matrix_run(
-                "nox's defaults: virtualenv and pip, one at a time, recreated",
-                scratch / "envs-virtualenv", scratch / "r4",
-                ["-fb", "virtualenv", "--reuse-venv", "no"], log)
-        if "sim-off" in wanted:
-            parts["sim-off"] = sim_off_run(envs, scratch / "r5", log)
-        if "time-bisect" in wanted:
-            parts["time-bisect"] = time_bisect_run(envs, scratch / "r6", log)
-        if "tests" in wanted:
-            parts["tests"] = tests_run(scratch, log)
+        for name in PARTS:
+            if name in args.parts:
+                # The load before the part: what else this machine ran.
+                load = os.getloadavg()[0]
+                parts[name] = {**runs[name](), "finished": now_iso(),
+                               "machine": machine_info(),
+                               "load_before": load}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    for part in wanted:
-        parts[part].update(finished=now_iso(), machine=machine_info(),
-                           load_average=os.getloadavg()[0])
     data = {"parts": parts, "command": command, "finished": now_iso()}
     text = render(data)
     write_json_atomic(Path(out_dir) / "bench.json", data)
@@ -235,8 +272,10 @@ def render(data):
             detail += f"; `nox -l` alone {part['nox_list_seconds']} s"
         rows.append((part["label"], f"`{part['command']}`", part["seconds"],
                      part["exit"], detail,
-                     f"{machine.get('cores', '?')} cores, load "
-                     f"{part.get('load_average', 0):.1f}",
+                     f"{machine.get('cores', '?')} cores, " + (
+                         f"load {part['load_before']:.1f} before"
+                         if "load_before" in part else
+                         f"load {part.get('load_average', 0):.1f} after"),
                      part.get("finished", "")))
     lines += table(("part", "command", "wall s", "exit", "what it did",
                     "machine", "finished"), rows)
