@@ -200,7 +200,8 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
     versions, tested = timed.versions, timed.by_version
 
     def limit():  # the prober's, which it may lower after the first release
-        return getattr(measure, "limit", math.inf)
+        value = getattr(measure, "limit", None)
+        return math.inf if value is None else value
 
     def finish(boundary, summary, direction=None):
         for index in ends_at:

@@ -161,3 +161,18 @@ def matrix_envs(matrix_run, e2e_python):
         noted = PROJECT / ".nox" / ENV_INDEX / f"{env_id}.json"
         folders[spec] = Path(json.loads(noted.read_text())["location"])
     return folders
+
+
+@pytest.fixture
+def report_env(tmp_path_factory):
+    """The report session's environment in the project's .nox, built once
+    for every test that runs `nox -s report` (`nox -s report -- --help`
+    builds it and writes nothing), the others waiting for it: a checkout
+    links it rather than building its own. Its folder."""
+    def build(results):
+        done = run_nox(results, "-s", "report", "--", "--help")
+        return {"returncode": done.returncode,
+                "output": (done.stdout + done.stderr)[-3000:]}
+    data = once(tmp_path_factory, "report_env", build)
+    assert data["returncode"] == 0, data["output"]
+    return PROJECT / ".nox" / "report"

@@ -116,15 +116,15 @@ def test_real_bisect_finds_an_adjacent_flip_without_pins(tmp_path):
     """A real, unpinned bisect over a short range of numba-cuda: whatever
     the answer, it is an adjacent pair of published releases with
     different verdicts, the "not reproduced" side ran enough to rule the
-    bug out, and every probe says how it was installed. Four releases:
-    both ends and two probes between them. (The runs needed to rule the
-    bug out follow from the first end's rate, so each release without the
-    bug in the range costs up to hundreds of runs; a release with it stops
-    at its first failure.)"""
+    bug out, and every probe says how it was installed. Three releases:
+    both ends, each run whole for a rate, and a probe between them, which
+    stops at its first failure. (The runs needed to rule the bug out
+    follow from the first end's rate, so each release without the bug in
+    the range costs up to hundreds of runs.)"""
     done = nox(tmp_path, "-s", "bisect", "--", "--package", "numba-cuda",
-               "--python", PYTHON, "--from", "0.22.2", "--to", "0.26.0")
+               "--python", PYTHON, "--from", "0.23.0", "--to", "0.26.0")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    stem = f"numba-cuda-py{PYTHON}-0.22.2-0.26.0"
+    stem = f"numba-cuda-py{PYTHON}-0.23.0-0.26.0"
     data = json.loads((tmp_path / "bisect" / f"{stem}.json").read_text())
     assert (tmp_path / "bisect" / f"{stem}.md").exists()
     releases = data["releases"]
@@ -252,7 +252,8 @@ def test_missing_python_is_a_skip_that_says_how_to_install_it(tmp_path):
 
 
 def test_report_refuses_when_every_input_is_left_out(tmp_path,
-                                                     data_dir_module):
+                                                     data_dir_module,
+                                                     report_env):
     results = tmp_path / "results"
     shutil.copytree(data_dir_module / "raw", results / "raw")
     first = nox(results, "-s", "report")

@@ -156,7 +156,8 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
 
 @pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("patch") is None, reason="no GNU patch")
-def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python):
+def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
+                                                       matrix_envs):
     """The shipped candidate fix on a real release through `nox -s matrix`:
     an unpatched and a patched row of one release, the unpatched
     environment byte for byte as the wheel has it (uv links both from one
@@ -170,6 +171,11 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python):
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
         ".git", ".nox", "results", "__pycache__", "tests"))
+    # The unpatched environment is matrix_run's of FIXED, reused (nox finds
+    # it complete); the patched one is built here.
+    built = matrix_envs[FIXED]
+    (project / ".nox").mkdir()
+    (project / ".nox" / built.name).symlink_to(built, target_is_directory=True)
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MATRIX_", "RACEMATRIX_"))}

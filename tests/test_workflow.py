@@ -56,12 +56,12 @@ def python_with_wheels(e2e_python):
 
 
 @pytest.fixture
-def checkout(tmp_path, matrix_envs):
+def checkout(tmp_path, matrix_envs, report_env):
     """What actions/checkout gives a job: the source and committed results,
     nothing built (copied without git: works from a source archive too),
-    but for the MWE's environment of numba 0.60.0, which nox reuses: the
-    one that matrix_run built from nothing in the project's .nox, shared
-    rather than built again (building it is matrix_run's to test)."""
+    but for the MWE's environment of numba 0.60.0 and the report's, which
+    nox reuses: the ones built in the project's .nox (by matrix_run, and
+    for the report tests), shared rather than built again."""
     root = tmp_path / "checkout"
     shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(
         ".git", ".nox", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
@@ -69,6 +69,8 @@ def checkout(tmp_path, matrix_envs):
     built = matrix_envs["numba==0.60.0"]
     (root / ".nox").mkdir()
     (root / ".nox" / built.name).symlink_to(built, target_is_directory=True)
+    (root / ".nox" / "report").symlink_to(report_env,
+                                          target_is_directory=True)
     return root
 
 
