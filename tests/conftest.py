@@ -62,6 +62,7 @@ def once(tmp_path_factory, name, build):
 SLOW_FIRST = (
     "test_verdicts_of_a_buggy_and_a_fixed_environment",
     "test_real_bisect_finds_an_adjacent_flip_without_pins",
+    "test_patched_and_unpatched_environments_through_nox",
     "test_workflow_lists_runs_and_merges_one_environment",
     "test_interrupt_keeps_finished_results",
     "test_workload_times_launches_and_records_those_past_the_limit",
