@@ -138,7 +138,11 @@ def render_time_bisect(data):
              f"{data['seconds']} s.", "",
              f"Rule: {data['rule']['text']}."
              + (f" A launch past {data['limit']:g} s counts at that limit, "
-                f"as a stall." if data.get("limit") else ""), "",
+                f"as a stall." if data.get("limit") else "")
+             + (" Launches: `mwe/launch_time.py` with " + ", ".join(
+                 f"{name} = {value}" for name, value in
+                 data["workload"].items()) + "; the rest as the matrix's."
+                if data.get("workload") else ""), "",
              *table(("version", "verdict", "launches", "median s", "p95 s",
                      "past limit", "race errors", "seconds", "reason"),
                     ((probe["version"], probe["verdict"], probe["n"],
@@ -259,11 +263,12 @@ def partial_title(data):
 
 def search_key(data):
     """What makes two runs the same search: a saved probe is reused only
-    by the same search."""
+    by the same search (and, on launch time, the same workload)."""
     return (canonicalize_name(str(data.get("package"))), data.get("python"),
             bool(data.get("sim")), tuple(data.get("with") or ()),
             data.get("from"), data.get("to"),
-            data.get("metric", "failure"))
+            data.get("metric", "failure"),
+            tuple(sorted((data.get("workload") or {}).items())))
 
 
 def load_partial(out_dir, stem, key):

@@ -270,15 +270,17 @@ def known_fields(kind, entry):
     return {key: value for key, value in entry.items() if key in names}
 
 
-def resume(prober, args, out_dir, stem, log, probe_from_json, partial_data):
+def resume(prober, args, out_dir, stem, log, probe_from_json, partial_data,
+           workload=None):
     """Seed ``prober`` with the probes an interrupted run of this same
-    search saved, saying so, and save the probes after each from now on.
-    Returns what was reused, for the finished file, or None."""
+    search (and launch-time ``workload``) saved, saying so, and save the
+    probes after each from now on. Returns what was reused, for the
+    finished file, or None."""
     metric = "launch-time" if args.metric == "launch-time" else "failure"
     path, saved = load_partial(out_dir, stem, search_key(
         {"package": args.package, "python": args.python, "sim": args.sim,
          "with": list(args.extra), "from": args.start, "to": args.end,
-         "metric": metric}))
+         "metric": metric, "workload": workload}))
     resumed = None
     if saved:
         probes = [probe_from_json(entry) for entry in saved["tested"]]
@@ -314,23 +316,23 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
             rule)
         return {"metric": "launch-time", **search_fields(args, versions,
                                                          excluded),
-                **result.to_json(),
+                "workload": prober.workload, **result.to_json(),
                 "seconds": round(time.monotonic() - started, 1),
                 "provenance": stamp(command)}
     resumed = resume(prober, args, out_dir, stem, log,
                      lambda entry: TimeProbe(**known_fields(TimeProbe, entry)),
-                     partial_data)
+                     partial_data, workload=prober.workload)
     try:
         result = bisect_on_time(versions, prober, rule)
     finally:
         prober.close()
     return write_time_bisect(result, args, out_dir, command,
                              time.monotonic() - started, excluded, resumed,
-                             limit=prober.limit)
+                             limit=prober.limit, workload=prober.workload)
 
 
 def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),
-                      resumed=None, limit=None):
+                      resumed=None, limit=None, workload=None):
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end) + "-launch-time"
     data = {"metric": "launch-time", "package": args.package,
@@ -338,7 +340,7 @@ def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),
             "from": args.start, "to": args.end,
             "excluded_by_requires_python": list(excluded),
             **result.to_json(), "seconds": round(seconds, 1),
-            "limit": limit,
+            "limit": limit, "workload": workload,
             "provenance": stamp(command),
             **({"resumed": resumed} if resumed else {})}
     return write_bisect_files(out_dir, stem, data)

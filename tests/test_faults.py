@@ -494,6 +494,7 @@ class TimedOracle:
     interrupted after ``stop_after`` measurements."""
     stop_after = None
     limit = None
+    workload = {"device_calls": 7}
 
     def close(self):
         pass
@@ -543,13 +544,21 @@ def test_an_interrupted_bisect_on_launch_time_resumes_too(tmp_path,
     partial = tmp_path / "numba-py3.12-launch-time.partial.json"
     saved = json.loads(partial.read_text())
     assert saved["partial"] and saved["metric"] == "launch-time"
+    assert saved["workload"] == TimedOracle.workload
     assert "(partial" in partial.with_suffix(".md").read_text()
+    # Launches of another workload are another search's.
+    key = bisect_files.search_key({**saved, "workload": {"device_calls": 8}})
+    assert bisect_files.load_partial(tmp_path, partial.name[:-len(
+        ".partial.json")], key)[1] is None
     TimedOracle.stop_after = None
     data = bisect_session.run_time_bisect(args, VERSIONS, [], "env",
                                           tmp_path, lines.append,
                                           "nox -s bisect")
     assert data["resumed"]["probes_reused"] == len(saved["tested"])
     assert data["boundary"]["after"]["version"] == "0.9.0"
+    assert data["workload"] == TimedOracle.workload
+    assert "device_calls = 7" in (tmp_path / "numba-py3.12-launch-time.md"
+                                  ).read_text()
     assert not partial.exists()
     assert any(line.startswith("resuming an interrupted bisect") for line in
                lines)

@@ -599,3 +599,27 @@ def test_time_bisect_limit_follows_the_first_release(measured):
     assert LIMIT_FLOOR <= prober.limit < 20.0
     assert max(probe.samples) == prober.limit and probe.past_limit >= 1
     assert "launch limit" in logged[0]
+
+
+def test_a_launch_past_the_bisects_limit_is_recorded_at_the_limit():
+    # The server answers "past" with the limit to six decimals; rounded
+    # down, the sample would fall below the limit and count as no stall.
+    from racematrix.probers import LaunchTimeProber
+
+    class Server:
+        def __init__(self, answers):
+            self.answers = list(answers)
+
+        def launch(self, limit):
+            return self.answers.pop(0)
+
+    prober = LaunchTimeProber(None, True, lambda line: None, limit=1.1325693)
+    probe = TimeProbe("0.26.0")
+    prober._launch(probe, Server([("past", 1.132569), ("done", 0.4),
+                                  ("done", 1.2)]))
+    prober._launch(probe, Server([("done", 0.4)]))
+    prober._launch(probe, Server([("done", 1.2)]))
+    assert probe.samples == [prober.limit, 0.4, prober.limit]
+    # Two of three cut at the limit against none: Fisher's 3 / C(6, 2).
+    assert slower(probe.samples, [0.3] * 3, 9.0, prober.limit)[
+        "stalls"] == pytest.approx(3 / 15)
