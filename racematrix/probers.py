@@ -180,13 +180,12 @@ def _probe_reason(probe, verdict):
 # nothing more, and a slow end's launches are most of a probe's time.
 LIMIT_FLOOR = 1.0
 LIMIT_PER_MEDIAN = TimeRule.stall_factor
-# The bisect's launches: the matrix's timing workload with 400 allocator
-# calls per thread rather than 1000. A fixed release stalls most launches
-# for seconds either way, and those count at the limit; what the fewer
-# calls change is the price of a look: a release without the fix launches
-# in about 0.25 s rather than 0.7 s, and the limit, three times that, is
-# what a stall costs.
-BISECT_WORKLOAD = {"device_calls": 400}
+# The bisect's launches: the matrix's timing workload, 1000 allocator
+# calls per thread. Fewer would make a look cheaper on an idle machine
+# (400: 195 s against 217-270 s), but under load a fixed release then
+# hardly stalls: beside the warm matrix, 0.30.4's median was 0.59 s
+# against 0.47 s before the fix, and the ends could not be told apart.
+BISECT_WORKLOAD = {"device_calls": 1000}
 # Servers kept alive at once: the two ends and the release being placed.
 LIVE_SERVERS = 3
 
