@@ -271,11 +271,12 @@ def known_fields(kind, entry):
 
 
 def resume(prober, args, out_dir, stem, log, probe_from_json, partial_data,
-           workload=None):
+           workload=None, restore=lambda saved: None):
     """Seed ``prober`` with the probes an interrupted run of this same
     search (and launch-time ``workload``) saved, saying so, and save the
-    probes after each from now on. Returns what was reused, for the
-    finished file, or None."""
+    probes after each from now on; ``restore(saved)`` takes back whatever
+    else the saved data holds. Returns what was reused, for the finished
+    file, or None."""
     metric = "launch-time" if args.metric == "launch-time" else "failure"
     path, saved = load_partial(out_dir, stem, search_key(
         {"package": args.package, "python": args.python, "sim": args.sim,
@@ -285,6 +286,7 @@ def resume(prober, args, out_dir, stem, log, probe_from_json, partial_data,
     if saved:
         probes = [probe_from_json(entry) for entry in saved["tested"]]
         prober.seen.update({probe.version: probe for probe in probes})
+        restore(saved)
         resumed = {"probes_reused": len(probes),
                    "versions": [probe.version for probe in probes],
                    "seconds_before": saved.get("seconds", 0),
@@ -317,11 +319,14 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
         return {"metric": "launch-time", **search_fields(args, versions,
                                                          excluded),
                 "workload": prober.workload, **result.to_json(),
+                "limit": prober.limit if prober.limit_set else None,
                 "seconds": round(time.monotonic() - started, 1),
                 "provenance": stamp(command)}
     resumed = resume(prober, args, out_dir, stem, log,
                      lambda entry: TimeProbe(**known_fields(TimeProbe, entry)),
-                     partial_data, workload=prober.workload)
+                     partial_data, workload=prober.workload,
+                     restore=lambda saved: prober.restore_limit(
+                         saved.get("limit")))
     try:
         result = bisect_on_time(versions, prober, rule)
     finally:

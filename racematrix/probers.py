@@ -291,6 +291,14 @@ class LaunchTimeProber:
             server.close()
         self.servers.clear()
 
+    def restore_limit(self, limit):
+        """The limit an interrupted run had set, taken back with its saved
+        probes (their samples were cut there): set again from a median, it
+        could differ, and launches cut at the old limit would no longer
+        count as past it."""
+        if limit:
+            self.limit, self.limit_set = limit, True
+
     def set_limit(self, median):
         self.limit_set = True
         limit = min(self.limit, max(LIMIT_FLOOR, LIMIT_PER_MEDIAN * median))

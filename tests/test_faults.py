@@ -490,14 +490,20 @@ def test_the_heatmap_draws_hung_apart(tmp_path):
 
 class TimedOracle:
     """A release line whose launches slow down from 0.9.0 on, measured like
-    LaunchTimeProber (``seen``, ``on_probe``, ``limit``, ``close``),
-    interrupted after ``stop_after`` measurements."""
+    LaunchTimeProber (``seen``, ``on_probe``, ``limit``, ``close``): its
+    limit is set at its first measurement, to a value of its own, unless
+    taken back from an interrupted run; interrupted after ``stop_after``
+    measurements."""
     stop_after = None
-    limit = None
     workload = {"device_calls": 7}
+    made = 0
 
     def close(self):
         pass
+
+    def restore_limit(self, limit):
+        if limit:
+            self.limit, self.limit_set = limit, True
 
     def __init__(self, env_for, sim, log):
         from racematrix.time_search import TimeProbe
@@ -505,6 +511,8 @@ class TimedOracle:
         self.seen = {}
         self.on_probe = lambda: None
         self.measured = []
+        self.limit, self.limit_set = None, False
+        TimedOracle.made += 1
 
     def __call__(self, version, launches, alongside=()):
         probe = self.seen.setdefault(version, self.make(version))
@@ -515,6 +523,8 @@ class TimedOracle:
                     len(self.measured) >= self.stop_after:
                 raise KeyboardInterrupt("signal 15")
             self.measured.append(version)
+            if not self.limit_set:
+                self.limit, self.limit_set = 10.0 + TimedOracle.made, True
             for each in (probe, *others):
                 slow = VERSIONS.index(each.version) >= 9
                 each.samples += [(3.0 if slow else 1.0) + 0.01 * i
@@ -545,6 +555,7 @@ def test_an_interrupted_bisect_on_launch_time_resumes_too(tmp_path,
     saved = json.loads(partial.read_text())
     assert saved["partial"] and saved["metric"] == "launch-time"
     assert saved["workload"] == TimedOracle.workload
+    assert saved["limit"] == made[0].limit
     assert "(partial" in partial.with_suffix(".md").read_text()
     # Launches of another workload are another search's.
     key = bisect_files.search_key({**saved, "workload": {"device_calls": 8}})
@@ -557,6 +568,8 @@ def test_an_interrupted_bisect_on_launch_time_resumes_too(tmp_path,
     assert data["resumed"]["probes_reused"] == len(saved["tested"])
     assert data["boundary"]["after"]["version"] == "0.9.0"
     assert data["workload"] == TimedOracle.workload
+    # The limit the saved launches were cut at, not one set anew.
+    assert made[-1].limit == data["limit"] == saved["limit"]
     assert "device_calls = 7" in (tmp_path / "numba-py3.12-launch-time.md"
                                   ).read_text()
     assert not partial.exists()

@@ -623,3 +623,12 @@ def test_a_launch_past_the_bisects_limit_is_recorded_at_the_limit():
     # Two of three cut at the limit against none: Fisher's 3 / C(6, 2).
     assert slower(probe.samples, [0.3] * 3, 9.0, prober.limit)[
         "stalls"] == pytest.approx(3 / 15)
+
+
+def test_a_resumed_bisect_keeps_the_limit_its_launches_were_cut_at():
+    from racematrix.probers import LaunchTimeProber
+    prober = LaunchTimeProber(None, True, lambda line: None, limit=20.0)
+    prober.restore_limit(None)  # nothing saved: the limit is still to set
+    assert (prober.limit, prober.limit_set) == (20.0, False)
+    prober.restore_limit(1.94)
+    assert (prober.limit, prober.limit_set) == (1.94, True)
