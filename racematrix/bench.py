@@ -76,11 +76,15 @@ def timed(label, command, env, log, cwd=PROJECT):
     return seconds, done
 
 
+def matrix_command(envdir, nox_args):
+    return [sys.executable, "-m", "nox", "-s", "matrix", "--envdir",
+            str(envdir), *nox_args]
+
+
 def matrix_run(label, envdir, results_dir, nox_args, log, **environ):
     """Time ``nox -s matrix`` (the report it writes at the end included)
     and sum up the rows it wrote."""
-    command = [sys.executable, "-m", "nox", "-s", "matrix", "--envdir",
-               str(envdir), *nox_args]
+    command = matrix_command(envdir, nox_args)
     started = now_iso()
     seconds, done = timed(label, command, nox_environ(
         RACEMATRIX_RESULTS=str(results_dir), **environ), log)
@@ -135,8 +139,7 @@ def time_bisect_loaded_run(envdir, scratch, log):
     -j auto``, its own scratch results), which is stopped (SIGTERM, as a
     CI job's cancellation) once the bisect ends. Records how long the
     matrix ran beside it."""
-    command = [sys.executable, "-m", "nox", "-s", "matrix", "--envdir",
-               str(envdir), "-j", "auto"]
+    command = matrix_command(envdir, ["-j", "auto"])
     log(f"load beside the bisect: {' '.join(command)}")
     load = subprocess.Popen(command, cwd=PROJECT, env=nox_environ(
         RACEMATRIX_RESULTS=str(scratch / "r7-load")),

@@ -163,6 +163,13 @@ class LaunchServer:
             stop_process_group(self.process)
 
 
+def workload_options(workload):
+    """``mwe/launch_time.py``'s options for workload settings such as
+    ``{"device_calls": 1000}``: ``["--device-calls", "1000"]``."""
+    return [arg for name, value in workload.items()
+            for arg in (f"--{name.replace('_', '-')}", str(value))]
+
+
 def parse_workload_output(lines):
     """The ``launch_seconds`` record from the workload's output lines (the
     last such line), or None."""
@@ -225,8 +232,8 @@ class LaunchTime:
         options = ["--launches", str(self.launches),
                    "--max-launches", str(self.max_launches),
                    "--limit", str(self.limit), "--budget", str(self.budget),
-                   "--device-calls", str(self.device_calls),
-                   "--location", self.location,
+                   *workload_options({"device_calls": self.device_calls,
+                                      "location": self.location}),
                    "--stack-file", str(stack)]
         if self.reference:
             options += ["--reference-median", str(self.reference["median"]),

@@ -11,7 +11,8 @@ from pathlib import Path
 from . import outcomes
 from .envspec import EnvSpec
 from .install import install, install_resolved
-from .measure_launch import LIMIT, LaunchServer
+from .measure_launch import (LIMIT, ROW_DEVICE_CALLS, ROW_LOCATION,
+                             LaunchServer, workload_options)
 from .measure_race import RaceSuite
 from .measurement import Built
 from .provenance import gpu_name
@@ -180,12 +181,12 @@ def _probe_reason(probe, verdict):
 # nothing more, and a slow end's launches are most of a probe's time.
 LIMIT_FLOOR = 1.0
 LIMIT_PER_MEDIAN = TimeRule.stall_factor
-# The bisect's launches: the matrix's timing workload, 1000 allocator
-# calls per thread. Fewer would make a look cheaper on an idle machine
-# (400: 195 s against 217-270 s), but under load a fixed release then
-# hardly stalls: beside the warm matrix, 0.30.4's median was 0.59 s
-# against 0.47 s before the fix, and the ends could not be told apart.
-BISECT_WORKLOAD = {"device_calls": 1000}
+# The bisect's launches: the matrix rows' timing workload. Fewer calls
+# would make a look cheaper on an idle machine (400: 195 s against 217-270
+# s), but under load a fixed release then hardly stalls: beside the warm
+# matrix, 0.30.4's median was 0.59 s against 0.47 s before the fix, and
+# the ends could not be told apart (measure_launch says the same of 250).
+BISECT_WORKLOAD = {"device_calls": ROW_DEVICE_CALLS, "location": ROW_LOCATION}
 # Servers kept alive at once: the two ends and the release being placed.
 LIVE_SERVERS = 3
 
@@ -260,9 +261,8 @@ class LaunchTimeProber:
             if problem:
                 probe.verdict, probe.reason = problem
                 return None
-            server = LaunchServer(env, self.sim, self.limit, tuple(
-                arg for name, value in self.workload.items()
-                for arg in (f"--{name.replace('_', '-')}", str(value))))
+            server = LaunchServer(env, self.sim, self.limit,
+                                  workload_options(self.workload))
         self.servers[probe.version] = server  # most recently used last
         while len(self.servers) > LIVE_SERVERS:
             self.servers.pop(next(iter(self.servers))).close()
