@@ -9,9 +9,11 @@ this machine, side by side, in one run.
   at a time, environments recreated);
 * a session that cannot run here (simulator off, no GPU), alone;
 * the bisect on launch time (``nox -s bisect -- --package numba-cuda
-  --python 3.12 --metric launch-time``), on an otherwise idle machine and
-  under load: beside the warm matrix (``-j auto``), stopped once the
-  bisect ends;
+  --python 3.12 --metric launch-time``), as a user's checkout runs it (the
+  committed race bisects beside it, whose flip it probes first), on an
+  otherwise idle machine and under load: beside the warm matrix (``-j
+  auto``), stopped once the bisect ends; and from the middle (``--guess
+  none``), idle;
 * the project's own tests (``nox -s tests``), in a fresh clone.
 
 Each part runs against scratch folders, never the project's ``results/``;
@@ -36,7 +38,7 @@ from .provenance import machine_info, now_iso
 
 PROJECT = Path(__file__).resolve().parent.parent
 PARTS = ("cold", "warm", "warm-no-launches", "defaults", "sim-off",
-         "time-bisect", "time-bisect-loaded", "tests")
+         "time-bisect", "time-bisect-loaded", "time-bisect-blind", "tests")
 TIME_BISECT = ("--package", "numba-cuda", "--python", "3.12", "--metric",
                "launch-time")
 
@@ -119,17 +121,30 @@ def sim_off_run(envdir, results_dir, log):
     return run
 
 
-def time_bisect_run(envdir, out_dir, log, label="bisect on launch time"):
+def time_bisect_run(envdir, out_dir, log, label="bisect on launch time",
+                    extra=()):
+    """The bisect on launch time, with the project's finished race
+    bisects in its scratch bisect folder, as a checkout has them (a
+    ``--guess`` of ``extra`` may tell it not to use them)."""
+    folder = Path(out_dir, "bisect")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (PROJECT / "results" / "bisect").glob("*.json"):
+        if not path.name.endswith(("launch-time.json", ".partial.json")):
+            shutil.copy(path, folder / path.name)
+    arguments = [*TIME_BISECT, *extra]
     command = [sys.executable, "-m", "nox", "--envdir", str(envdir), "-s",
-               "bisect", "--", *TIME_BISECT]
+               "bisect", "--", *arguments]
     seconds, done = timed(label, command, nox_environ(
         RACEMATRIX_RESULTS=str(out_dir)), log)
-    found = sorted(Path(out_dir, "bisect").glob("*launch-time.json"))
+    found = sorted(folder.glob("*launch-time.json"))
     data = json.loads(found[0].read_text()) if found else {}
+    guess = data.get("guess")
     return {"label": label,
-            "command": "nox -s bisect -- " + " ".join(TIME_BISECT),
+            "command": "nox -s bisect -- " + " ".join(arguments),
             "seconds": round(seconds, 1), "exit": done.returncode,
-            "summary": data.get("summary", ""),
+            "summary": data.get("summary", "") + (
+                f"; probed first {' and '.join(guess['versions'])}"
+                if guess else "; from the middle"),
             "boundary": data.get("boundary"),
             "decisive_probes": data.get("decisive_probes")}
 
@@ -228,6 +243,9 @@ def run(out_dir, log, command, argv=()):
         "time-bisect": lambda: time_bisect_run(envs, scratch / "r6", log),
         "time-bisect-loaded": lambda: time_bisect_loaded_run(envs, scratch,
                                                              log),
+        "time-bisect-blind": lambda: time_bisect_run(
+            envs, scratch / "r8", log, "bisect on launch time, from the "
+            "middle", ("--guess", "none")),
         "tests": lambda: tests_run(scratch, log),
     }
     try:

@@ -53,6 +53,7 @@ def render_bisect(data):
              f"extra requirements: {pins}; decisive probes: "
              f"{data['decisive_probes']} (limit {data['probe_limit']}); "
              f"{data['seconds']} s.", ""]
+    lines += guess_lines(data)
     excluded = data.get("excluded_by_requires_python") or []
     if excluded:
         lines += [f"Left out before the search: {len(excluded)} releases "
@@ -77,6 +78,22 @@ def render_bisect(data):
                   f"{provenance['finished']} on {provenance['machine']['os']}, "
                   f"{provenance['machine']['cores']} cores."]
     return "\n".join(lines) + "\n"
+
+
+def guess_lines(data):
+    """What the search probed first (``--guess``) and whether it ended
+    there; nothing where it started from the middle."""
+    guess = data.get("guess")
+    if not guess:
+        return []
+    named = " and ".join(guess["versions"])
+    source = "named with `--guess`" if guess["source"] == "--guess" else \
+        f"where the race bisect `{guess['source']}` placed its flip"
+    held = {True: "; the search ended at that same pair",
+            False: "; the search ended elsewhere",
+            None: ""}[guess.get("held")]
+    return [f"Probed first: {named} ({source}){held}. Each was placed by "
+            f"its own probe, as any other release.", ""]
 
 
 def installed_cell(probe, shown):
@@ -136,6 +153,7 @@ def render_time_bisect(data):
              f"{' '.join(data['with']) or 'none'}; decisive probes: "
              f"{data['decisive_probes']} (limit {data['probe_limit']}); "
              f"{data['seconds']} s.", "",
+             *guess_lines(data),
              f"Rule: {data['rule']['text']}."
              + (f" A launch past {data['limit']:g} s counts at that limit, "
                 f"as a stall." if data.get("limit") else "")
@@ -249,6 +267,33 @@ def write_bisect(out_dir, stem, data):
         for suffix in (".json", ".md"):
             (out_dir / f"{stem}{PARTIAL}{suffix}").unlink(missing_ok=True)
     return data
+
+
+def race_flip(folder, package, python, sim, extra, versions):
+    """Where a finished race bisect in ``folder`` of the same package,
+    Python, simulator flag and extra requirements placed its flip, when
+    both releases of its pair are in ``versions``: ([before, after], file
+    name) from the widest such bisect, or (None, None)."""
+    key = (canonicalize_name(package), python, bool(sim), tuple(extra))
+    best = None
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+            found = [data["boundary"]["before"]["version"],
+                     data["boundary"]["after"]["version"]]
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        if data.get("metric", "failure") != "failure" or \
+                data.get("partial") or \
+                (canonicalize_name(str(data.get("package"))),
+                 data.get("python"), bool(data.get("sim")),
+                 tuple(data.get("with") or ())) != key or \
+                not set(found) <= {str(v) for v in versions}:
+            continue
+        rank = len(data.get("releases") or ())
+        if best is None or rank > best[0]:
+            best = (rank, found, path.name)
+    return (best[1], best[2]) if best else (None, None)
 
 
 # An interrupted bisect's file: its probes so far, saved as each finished,

@@ -11,7 +11,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .bisect_files import (bisect_stem, load_partial, render_survey,
+from .bisect_files import (bisect_stem, load_partial, race_flip,
+                           render_survey,
                            render_survey_summary, search_key, survey_counts,
                            write_partial)
 from .bisect_files import write_bisect as write_bisect_files
@@ -26,7 +27,7 @@ from .probers import (LaunchTimeProber, ReleaseProber, launch_time_envs,
                       matrix_envdir, record_installation)
 from .provenance import stamp
 from .race_search import MISS_PROBABILITY, USABLE, Probe, bisect_releases
-from .search import probe_limit
+from .search import guess_held, probe_limit
 from .suites import TEST_TOOLS
 from .time_search import (TimeBisectResult, TimeProbe, TimeRule,
                           bisect_on_time)
@@ -60,6 +61,14 @@ def parse_args(argv):
                         help="what flips: the race's failures (default), or "
                              "launch time (the price of the fix; see "
                              "racematrix/timing.py for the rule)")
+    parser.add_argument("--guess", default="auto", type=_checked(parse_guess),
+                        help="releases to probe before the middle, e.g. "
+                             "0.24.0,0.26.0; each is still placed by its own "
+                             "probe, so a wrong guess costs time, never the "
+                             "answer. auto (default): on launch time, the "
+                             "pair where a finished race bisect of the same "
+                             "package and Python placed its flip; none: "
+                             "from the middle")
     parser.add_argument("--survey", action="store_true",
                         help="instead of searching: install every release "
                              "in the range by every way of the ladder, run "
@@ -81,6 +90,57 @@ def parse_args(argv):
         raise BadInput(f"bisect: --from {args.start} is newer than --to "
                        f"{args.end}; swap them")
     return args
+
+
+def parse_guess(text):
+    """``--guess``: "auto", "none", or comma-separated release numbers."""
+    if text in ("auto", "none"):
+        return text
+    guess = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return [str(Version(part)) for part in guess] or _no_guess(text)
+    except InvalidVersion:
+        _no_guess(text)
+
+
+def _no_guess(text):
+    raise ConfigError(f"{text!r} is not auto, none or release numbers "
+                      f"separated by commas, e.g. 0.24.0,0.26.0")
+
+
+def resolve_guess(args, versions, out_dir, log):
+    """What ``--guess`` asks to probe first, as {"versions", "source"}, or
+    None: releases named on the command line (each must be in range), or,
+    by default on launch time, the race bisect's pair for this search."""
+    if args.guess == "none" or (args.guess == "auto" and
+                                args.metric != "launch-time"):
+        return None
+    if args.guess == "auto":
+        pair, source = race_flip(out_dir, args.package, args.python,
+                                 args.sim, args.extra, versions)
+        if not pair:
+            return None
+        log(f"probing first the pair where the race bisect ({source}) "
+            f"placed its flip: {pair[0]} and {pair[1]} (`--guess none` "
+            f"starts from the middle)")
+        return {"versions": pair, "source": source}
+    by_version = {Version(str(v)): str(v) for v in versions}
+    for wanted in args.guess:
+        if Version(wanted) not in by_version:
+            near = ", ".join(nearest_versions(wanted, list(by_version)))
+            raise BadInput(f"bisect: --guess {wanted} is not a release in "
+                           f"range; nearest: {near}")
+    return {"versions": [by_version[Version(v)] for v in args.guess],
+            "source": "--guess"}
+
+
+def with_guess(data, guess):
+    """``data`` (a finished bisect's) with what was probed first, and
+    whether the search ended at that pair."""
+    if guess:
+        data["guess"] = {**guess, "held": guess_held(guess["versions"],
+                                                     data.get("boundary"))}
+    return data
 
 
 def positive_whole_number(text):
@@ -135,7 +195,7 @@ def shown_packages(args):
 
 
 def write_bisect(result, args, out_dir, command, seconds, excluded=(),
-                 resumed=None):
+                 resumed=None, guess=None):
     """``<package>-py<python>.json`` and ``.md`` under ``out_dir``, with
     the range in the name where --from or --to narrowed it."""
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
@@ -157,7 +217,7 @@ def write_bisect(result, args, out_dir, command, seconds, excluded=(),
         "provenance": stamp(command),
         **({"resumed": resumed} if resumed else {}),
     }
-    return write_bisect_files(out_dir, stem, data)
+    return write_bisect_files(out_dir, stem, with_guess(data, guess))
 
 
 def checked_releases(args):
@@ -239,9 +299,11 @@ def run_bisect(argv, envdir, out_dir, log, command):
     resumed = resume(prober, args, out_dir, stem, log,
                      lambda entry: Probe(**known_fields(Probe, entry)),
                      partial_data)
-    result = bisect_releases(versions, prober, args.initial_runs)
+    guess = resolve_guess(args, versions, out_dir, log)
+    result = bisect_releases(versions, prober, args.initial_runs,
+                             guess["versions"] if guess else ())
     return write_bisect(result, args, out_dir, command,
-                        time.monotonic() - started, excluded, resumed)
+                        time.monotonic() - started, excluded, resumed, guess)
 
 
 def search_fields(args, versions, excluded):
@@ -327,17 +389,20 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
                      partial_data, workload=prober.workload,
                      restore=lambda saved: prober.restore_limit(
                          saved.get("limit")))
+    guess = resolve_guess(args, versions, out_dir, log)
     try:
-        result = bisect_on_time(versions, prober, rule)
+        result = bisect_on_time(versions, prober, rule,
+                                guess["versions"] if guess else ())
     finally:
         prober.close()
     return write_time_bisect(result, args, out_dir, command,
                              time.monotonic() - started, excluded, resumed,
-                             limit=prober.limit, workload=prober.workload)
+                             limit=prober.limit, workload=prober.workload,
+                             guess=guess)
 
 
 def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),
-                      resumed=None, limit=None, workload=None):
+                      resumed=None, limit=None, workload=None, guess=None):
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end) + "-launch-time"
     data = {"metric": "launch-time", "package": args.package,
@@ -348,4 +413,4 @@ def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),
             "limit": limit, "workload": workload,
             "provenance": stamp(command),
             **({"resumed": resumed} if resumed else {})}
-    return write_bisect_files(out_dir, stem, data)
+    return write_bisect_files(out_dir, stem, with_guess(data, guess))

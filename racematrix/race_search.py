@@ -10,7 +10,8 @@ skipped like ``git bisect skip``, trying its neighbours instead.
 import math
 from dataclasses import asdict, dataclass, field
 
-from .search import Probed, boundary, find_ends, narrow, span_text
+from .search import (Probed, boundary, find_ends, guess_indices, narrow,
+                     span_text)
 from .stats import runs_to_rule_out, wilson_interval
 
 
@@ -63,9 +64,10 @@ class BisectResult:
         return len({p.version for p in self.tested if p.verdict in USABLE})
 
 
-def bisect_releases(versions, probe, initial_runs):
+def bisect_releases(versions, probe, initial_runs, guess=()):
     """Search ``versions`` (oldest first) for the adjacent pair whose
-    verdicts differ.
+    verdicts differ; releases in ``guess`` are tried before the middle
+    (``search.narrow``).
 
     ``probe(version, min_runs)`` tests one release and returns a ``Probe``:
     "reproduced" as soon as one target failure is seen, "not-reproduced"
@@ -131,7 +133,8 @@ def bisect_releases(versions, probe, initial_runs):
     lo, hi, stuck = narrow(
         lo, hi, low_verdict, lambda i: test(i, needed).verdict,
         lambda i: versions[i] in tested
-        and tested[versions[i]].verdict not in USABLE, USABLE)
+        and tested[versions[i]].verdict not in USABLE, USABLE,
+        first=guess_indices(versions, guess))
     if stuck:
         return finish(boundary(tested, versions, lo, hi),
                       f"the verdict flips between {versions[lo]} and "

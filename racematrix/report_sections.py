@@ -156,6 +156,18 @@ def _pivot_cell(row):
     return row["verdict"]
 
 
+def _guess_note(bisect):
+    """Where a bisect probed first, and whether it ended there."""
+    guess = bisect.get("guess")
+    if not guess or guess.get("held") is None:
+        return ""
+    where = "at the race's flip" if guess["source"] != "--guess" else \
+        f"at {' and '.join(guess['versions'])} (`--guess`)"
+    return (f"; probed first {where}, "
+            + ("and the jump is there" if guess["held"] else
+               "but the jump is elsewhere"))
+
+
 def _pins(bisect):
     return f" (with {' '.join(bisect['with'])})" if bisect.get("with") else ""
 
@@ -274,7 +286,7 @@ def price_of_fix(rows, out_dir=None, time_bisects=()):
                   "by the rule each file states):", ""]
         lines += [f"- {b['package']} on Python {b['python']}{_pins(b)}: "
                   f"{b['summary']} ({b['decisive_probes']} decisive probes, "
-                  f"{b['seconds']} s)." for b in time_bisects]
+                  f"{b['seconds']} s{_guess_note(b)})." for b in time_bisects]
         lines.append("")
     lines += ["Why: the fix makes every device-function call take a lock of "
               "its module in `swapped_cuda_module` on entry and again on "

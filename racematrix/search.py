@@ -22,16 +22,25 @@ def find_ends(versions, usable_at, verb=("test", "tested")):
     return lo, hi, None
 
 
-def narrow(lo, hi, low_verdict, decide, known_unusable, usable):
+def narrow(lo, hi, low_verdict, decide, known_unusable, usable, first=()):
     """``git bisect`` between indices ``lo`` and ``hi``, whose verdicts
     differ, with skipping: ``decide(index)`` tests a release and returns its
     verdict; one not in ``usable`` is skipped, and the untested release
     nearest the middle is tried instead (``known_unusable(index)`` says a
-    release was already found untestable). Returns (lo, hi, stuck): stuck
-    is True when no release between could be placed."""
+    release was already found untestable). ``first`` (indices, a guess such
+    as another bisect's pair) are tried before the middle while they lie
+    between ``lo`` and ``hi``: each is placed by its own probe like any
+    other, so a wrong guess costs its probes, never the answer. Returns
+    (lo, hi, stuck): stuck is True when no release between could be
+    placed."""
+    guesses = list(first)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        candidates = sorted(range(lo + 1, hi), key=lambda i: (abs(i - mid), i))
+        guesses = [i for i in guesses if lo < i < hi]
+        candidates = guesses[:1] + sorted(
+            (i for i in range(lo + 1, hi) if i not in guesses[:1]),
+            key=lambda i: (abs(i - mid), i))
+        guesses = guesses[1:]
         for index in candidates:
             if known_unusable(index):
                 continue
@@ -45,6 +54,23 @@ def narrow(lo, hi, low_verdict, decide, known_unusable, usable):
         else:
             hi = index
     return lo, hi, False
+
+
+def guess_indices(versions, guess):
+    """The indices of the releases of ``guess`` (version strings) that are
+    in ``versions``, in the guess's order."""
+    where = {str(version): index for index, version in enumerate(versions)}
+    return [where[str(version)] for version in guess if str(version) in where]
+
+
+def guess_held(guess, found):
+    """Whether a search's ``found`` boundary (``boundary()``'s dict, or
+    None) is the adjacent pair ``guess`` named: True, False, or None where
+    there was no pair to compare."""
+    if len(guess) != 2 or not found:
+        return None
+    return [found["before"]["version"], found["after"]["version"]] == \
+        [str(version) for version in guess]
 
 
 def span_text(between):

@@ -20,8 +20,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from .errors import ConfigError
-from .search import (Probed, boundary, find_ends, narrow, probe_limit,
-                     span_text)
+from .search import (Probed, boundary, find_ends, guess_indices, narrow,
+                     probe_limit, span_text)
 from .stats import fisher_greater, mann_whitney_greater, quantile
 
 
@@ -184,9 +184,10 @@ class TimeBisectResult:
                          "text": self.rule.describe()}}
 
 
-def bisect_on_time(versions, measure, rule=TimeRule()):
+def bisect_on_time(versions, measure, rule=TimeRule(), guess=()):
     """Search ``versions`` (oldest first) for the adjacent pair where launch
-    time jumps.
+    time jumps; releases in ``guess`` (e.g. the race bisect's pair) are
+    placed before the middle is tried (``search.narrow``).
 
     ``measure(version, launches)`` times one release and returns a
     ``TimeProbe`` with at least ``launches`` samples (fewer only when its
@@ -283,7 +284,8 @@ def bisect_on_time(versions, measure, rule=TimeRule()):
     lo, hi, stuck = narrow(
         lo, hi, old_speed, lambda i: classified(i).verdict,
         lambda i: versions[i] in tested
-        and tested[versions[i]].verdict not in SPEEDS, SPEEDS)
+        and tested[versions[i]].verdict not in SPEEDS, SPEEDS,
+        first=guess_indices(versions, guess))
     if stuck:
         return finish(boundary(tested, versions, lo, hi),
                       f"launch time {direction} between {versions[lo]} "

@@ -1,15 +1,18 @@
+import json
 import math
 import random
 
 import pytest
 
+from packaging.version import Version
+
 from racematrix.bisect_files import (bisect_stem, condensed_probes,
-                                     installed_cell, render_bisect,
-                                     widest_bisects)
-from racematrix.bisect_session import parse_args
+                                     guess_lines, installed_cell, race_flip,
+                                     render_bisect, widest_bisects)
+from racematrix.bisect_session import parse_args, resolve_guess
 from racematrix.errors import BadInput
 from racematrix.race_search import Probe, bisect_releases, decide_probe
-from racematrix.search import probe_limit
+from racematrix.search import guess_held, guess_indices, probe_limit
 
 VERSIONS = [f"0.{i}.0" for i in range(40)]
 
@@ -384,3 +387,110 @@ def test_a_probe_for_a_rate_runs_on_past_its_first_failure():
     assert decide_probe(1, 22, 22, whole=True) == "reproduced"
     assert decide_probe(0, 22, 22, whole=True) == "not-reproduced"
     assert decide_probe(0, 3, 22, "error", whole=True) == "error"
+
+
+# --- A guess: releases probed before the middle ---
+
+
+@pytest.mark.parametrize("k, guess", [
+    (17, ["0.16.0", "0.17.0"]), (17, ["0.30.0", "0.31.0"]),
+    (3, ["0.20.0"]), (38, ["0.37.0", "0.38.0"])])
+def test_a_guess_is_probed_first_and_placed_like_any_release(k, guess):
+    oracle = FlakyOracle(fixed_at(k))
+    result = bisect_releases(VERSIONS, oracle, 22, guess)
+    assert result.boundary["after"]["version"] == VERSIONS[k]
+    between = [v for v in oracle.calls if v not in (VERSIONS[0],
+                                                     VERSIONS[-1])]
+    assert between[0] == guess[0]
+    if guess == [VERSIONS[k - 1], VERSIONS[k]]:
+        assert set(between) == set(guess)
+
+
+def test_guess_indices_keep_the_guess_order_and_drop_what_is_not_there():
+    assert guess_indices(VERSIONS, ["0.26.0", "0.24.0", "9.9.9"]) == [26, 24]
+    assert guess_held(["0.24.0", "0.26.0"], {
+        "before": {"version": "0.24.0"}, "after": {"version": "0.26.0"}})
+    assert guess_held(["0.24.0", "0.26.0"], {
+        "before": {"version": "0.26.0"}, "after": {"version": "0.27.0"}}) \
+        is False
+    assert guess_held(["0.24.0"], {"before": {"version": "0.24.0"},
+                                   "after": {"version": "0.26.0"}}) is None
+    assert guess_held(["0.24.0", "0.26.0"], None) is None
+
+
+@pytest.mark.parametrize("text, wanted", [
+    ("auto", "auto"), ("none", "none"), ("0.24.0,0.26.0", ["0.24.0", "0.26.0"]),
+    ("0.24, 0.26.0", ["0.24", "0.26.0"]), ("0.26.0", ["0.26.0"])])
+def test_guess_option_is_auto_none_or_releases(text, wanted):
+    args = parse_args(["--package", "numba-cuda", "--python", "3.12",
+                       "--guess", text])
+    assert args.guess == wanted
+
+
+@pytest.mark.parametrize("text", ["latest", "0.24.0,newest", ",", "auto,0.1"])
+def test_a_malformed_guess_is_one_line(text):
+    with pytest.raises(BadInput, match="argument --guess: .* is not auto, "
+                                       "none or release numbers"):
+        parse_args(["--package", "numba-cuda", "--python", "3.12",
+                    "--guess", text])
+
+
+def race_bisect_file(folder, name, before, after, releases, **fields):
+    data = {"package": "numba-cuda", "python": "3.12", "sim": True,
+            "with": [], "releases": releases,
+            "boundary": {"before": {"version": before},
+                         "after": {"version": after}}, **fields}
+    (folder / name).write_text(json.dumps(data))
+
+
+def test_on_launch_time_the_race_bisects_pair_is_guessed(tmp_path):
+    releases = [f"0.{i}.0" for i in range(30)]
+    race_bisect_file(tmp_path, "numba-cuda-py3.12.json", "0.24.0", "0.26.0",
+                     releases)
+    race_bisect_file(tmp_path, "numba-cuda-py3.12-0.20.0-last.json",
+                     "0.24.0", "0.25.0", releases[20:])
+    race_bisect_file(tmp_path, "numba-cuda-py3.11.json", "0.1.0", "0.2.0",
+                     releases, python="3.11")
+    race_bisect_file(tmp_path, "numba-cuda-py3.12-launch-time.json",
+                     "0.3.0", "0.4.0", releases, metric="launch-time")
+    race_bisect_file(tmp_path, "numba-cuda-py3.12.partial.json", "0.5.0",
+                     "0.6.0", releases * 2, partial=True)
+    lines = []
+
+    def guess_for(*argv):
+        args = parse_args(["--package", "numba-cuda", "--python", "3.12",
+                           *argv])
+        return resolve_guess(args, [Version(v) for v in releases], tmp_path,
+                             lines.append)
+    assert guess_for("--metric", "launch-time") == {
+        "versions": ["0.24.0", "0.26.0"], "source": "numba-cuda-py3.12.json"}
+    assert "--guess none" in lines[-1]
+    assert guess_for("--metric", "launch-time", "--guess", "none") is None
+    assert guess_for() is None  # the race bisect guesses only when told
+    assert guess_for("--metric", "launch-time", "--with", "numba==0.63.1") \
+        is None
+    assert guess_for("--guess", "0.7,0.8.0") == {
+        "versions": ["0.7.0", "0.8.0"], "source": "--guess"}
+    with pytest.raises(BadInput, match=r"--guess 0\.31\.0 is not a release "
+                                       r"in range; nearest: .*0\.29\.0"):
+        guess_for("--guess", "0.24.0,0.31.0")
+
+
+def test_a_race_pair_out_of_range_is_no_guess(tmp_path):
+    race_bisect_file(tmp_path, "numba-cuda-py3.12.json", "0.24.0", "0.26.0",
+                     ["0.24.0", "0.26.0"])
+    assert race_flip(tmp_path, "numba-cuda", "3.12", True, (),
+                     ["0.26.0", "0.27.0"]) == (None, None)
+
+
+def test_the_markdown_says_what_was_probed_first_and_if_it_held():
+    data = {"guess": {"versions": ["0.24.0", "0.26.0"],
+                      "source": "numba-cuda-py3.12.json", "held": True}}
+    assert guess_lines(data)[0].startswith(
+        "Probed first: 0.24.0 and 0.26.0 (where the race bisect "
+        "`numba-cuda-py3.12.json` placed its flip); the search ended at "
+        "that same pair.")
+    data["guess"].update(source="--guess", held=False)
+    assert "(named with `--guess`); the search ended elsewhere" in \
+        guess_lines(data)[0]
+    assert guess_lines({}) == []

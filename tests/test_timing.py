@@ -632,3 +632,29 @@ def test_a_resumed_bisect_keeps_the_limit_its_launches_were_cut_at():
     assert (prober.limit, prober.limit_set) == (20.0, False)
     prober.restore_limit(1.94)
     assert (prober.limit, prober.limit_set) == (1.94, True)
+
+
+# --- A guess: releases probed before the middle ---
+
+
+@pytest.mark.parametrize("boundary", [3, 10, 16])
+def test_a_right_guess_places_the_jump_with_its_two_probes(sides, boundary):
+    (race, *_), (fixed, *_) = sides
+    fake = FakeMeasure(VERSIONS, boundary, race["samples"], fixed["samples"])
+    guess = [VERSIONS[boundary - 1], VERSIONS[boundary]]
+    result = bisect_on_time(VERSIONS, fake, guess=guess)
+    assert [result.boundary[side]["version"] for side in ("before", "after")] \
+        == guess
+    probed = {version for version, _ in fake.calls}
+    assert probed == {VERSIONS[0], VERSIONS[-1], *guess}
+
+
+@pytest.mark.parametrize("boundary, guess", [
+    (5, ["0.12.0", "0.13.0"]), (15, ["0.2.0", "0.3.0"]),
+    (9, ["0.9.0", "0.10.0"]), (12, ["0.7.0"]), (4, ["0.4.0", "0.99.0"])])
+def test_a_wrong_guess_costs_probes_never_the_answer(sides, boundary, guess):
+    (race, *_), (fixed, *_) = sides
+    fake = FakeMeasure(VERSIONS, boundary, race["samples"], fixed["samples"])
+    result = bisect_on_time(VERSIONS, fake, guess=guess)
+    assert result.boundary["after"]["version"] == VERSIONS[boundary]
+    assert result.decisive_probes <= probe_limit(len(VERSIONS)) + len(guess)
