@@ -5,6 +5,9 @@ this machine, side by side, in one run.
   it) cold (an empty uv cache and no environment), warm (the same
   environments again), and warm without the launch-time evidence
   (``MATRIX_LAUNCHES=0``), so that the evidence's price is a ratio;
+* warm, one session at a time (no ``-j``): the sum of what the sessions
+  cost alone, so half of it is the least the warm matrix could take on
+  two cores however its sessions were scheduled;
 * the same matrix under nox's own defaults (virtualenv and pip, one session
   at a time, environments recreated);
 * a session that cannot run here (simulator off, no GPU), alone;
@@ -37,7 +40,8 @@ from .markdown import table
 from .provenance import machine_info, now_iso
 
 PROJECT = Path(__file__).resolve().parent.parent
-PARTS = ("cold", "warm", "warm-no-launches", "defaults", "sim-off",
+PARTS = ("cold", "warm", "warm-no-launches", "warm-serial", "defaults",
+         "sim-off",
          "time-bisect", "time-bisect-loaded", "time-bisect-blind", "tests")
 TIME_BISECT = ("--package", "numba-cuda", "--python", "3.12", "--metric",
                "launch-time")
@@ -216,25 +220,26 @@ def run(out_dir, log, command, argv=()):
     # Warm means the environments this project already has (.nox).
     envs, cache = PROJECT / ".nox", scratch / "uv-cache"
 
-    def warm():
+    def warm(label, results, nox_args):
         if not any(envs.glob("matrix-*")):  # warm needs environments
             matrix_run("warm-up", envs, scratch / "r0", ["-j", "auto"], log)
         # A rerun: the rows of the run before are there, as the
         # launch-time rule's reference.
         if (PROJECT / "results" / "raw").is_dir():
-            shutil.copytree(PROJECT / "results" / "raw",
-                            scratch / "r2" / "raw")
-        return matrix_run("warm: the same environments again", envs,
-                          scratch / "r2", ["-j", "auto"], log)
+            shutil.copytree(PROJECT / "results" / "raw", results / "raw")
+        return matrix_run(label, envs, results, nox_args, log)
 
     runs = {
         "cold": lambda: matrix_run(
             "cold: empty uv cache, no environment", scratch / "envs",
             scratch / "r1", ["-j", "auto"], log, UV_CACHE_DIR=str(cache)),
-        "warm": warm,
+        "warm": lambda: warm("warm: the same environments again",
+                             scratch / "r2", ["-j", "auto"]),
         "warm-no-launches": lambda: matrix_run(
             "warm, no launch time (MATRIX_LAUNCHES=0)", envs,
             scratch / "r3", ["-j", "auto"], log, MATRIX_LAUNCHES="0"),
+        "warm-serial": lambda: warm("warm, one session at a time (no -j)",
+                                    scratch / "r9", []),
         "defaults": lambda: matrix_run(
             "nox's defaults: virtualenv and pip, one at a time, recreated",
             scratch / "envs-virtualenv", scratch / "r4",
@@ -305,4 +310,12 @@ def render(data):
                   f"without it; nox's defaults take "
                   f"{ratio(parts, 'defaults', 'warm')} the warm matrix and "
                   f"{ratio(parts, 'defaults', 'cold')} the cold one."]
+    serial = parts.get("warm-serial")
+    if serial and serial.get("machine", {}).get("cores"):
+        cores = serial["machine"]["cores"]
+        lines += ["", f"One session at a time, the warm matrix took "
+                      f"{serial['seconds']} s: on {cores} cores no "
+                      f"scheduling brings it under {serial['seconds'] / cores:.0f}"
+                      f" s, since a session runs no faster beside another "
+                      f"than alone."]
     return "\n".join(lines) + "\n"

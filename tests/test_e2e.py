@@ -122,11 +122,16 @@ def test_real_bisect_finds_an_adjacent_flip_without_pins(tmp_path):
     follow from the first end's rate, so each release without the bug in
     the range costs up to hundreds of runs.)"""
     done = nox(tmp_path, "-s", "bisect", "--", "--package", "numba-cuda",
-               "--python", PYTHON, "--from", "0.23.0", "--to", "0.26.0")
+               "--python", PYTHON, "--from", "0.23.0", "--to", "0.26.0",
+               "--guess", "0.24")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     stem = f"numba-cuda-py{PYTHON}-0.23.0-0.26.0"
     data = json.loads((tmp_path / "bisect" / f"{stem}.json").read_text())
-    assert (tmp_path / "bisect" / f"{stem}.md").exists()
+    markdown = (tmp_path / "bisect" / f"{stem}.md").read_text()
+    # The release between, named as a guess: probed by the same rule.
+    assert data["guess"] == {"versions": ["0.24.0"], "source": "--guess",
+                             "held": None}
+    assert "Probed first: 0.24.0 (named with `--guess`)" in markdown
     releases = data["releases"]
     boundary = data["boundary"]
     assert boundary, data["summary"]
