@@ -576,12 +576,13 @@ def measure_in_workers(args):
 # differ by about a tenth).
 SLOWER_FACTOR = 1.5
 ALIKE_FACTOR = 1.25
-# Launches past the reference's 95th percentile itself: a launch drawn like
-# the reference's is past it one time in twenty, so three of at most ten
-# such launches happen about one time in a hundred (binomial), and two of
-# three about one time in 140. A row with three is slower; one with two is
-# not yet alike.
-PAST_P95_SLOWER = 3
+# Launches past the reference's 95th percentile itself that a row still
+# called alike may have: a launch drawn like the reference's is past it one
+# time in twenty, so two of three are about one time in 140. Not a reason
+# to call a row slower: a whole machine slowed by its host (seen here at
+# 1.5-1.7x within one run) puts every row past a reference taken before,
+# and only launches taken in turn with the reference's (the bisect on
+# time) can tell that from a slower simulator.
 PAST_P95_ALIKE = 1
 
 
@@ -594,14 +595,13 @@ def sequential_decision(samples, args):
     launches on and at most ``--max-launches``: "slower" once two launches
     took more than 1.5 times the reference's 95th percentile (a launch
     drawn like the reference's is past its 95th percentile one time in
-    twenty, and past 1.5 times it rarer still: two such are rare), once
-    three took more than that percentile itself, or once one ran past the
-    limit where the limit is at least ten times that percentile; "alike"
-    while no launch took 1.5 times the percentile, at most one took more
-    than it, and their median is within 1.25 times the reference's median
-    (a fixed simulator beside another session stalls less, and its
-    launches then land just past the reference's bulk, not far past it);
-    "undecided" at the most."""
+    twenty, and past 1.5 times it rarer still: two such are rare), or
+    once one ran past the limit where the limit is at least ten times that
+    percentile; "alike" while no launch took 1.5 times the percentile, at
+    most one took more than it, and their median is within 1.25 times the
+    reference's median (a fixed simulator beside another session stalls
+    less, and its launches then land just past the reference's bulk, not
+    far past it); "undecided" at the most."""
     n = len(samples)
     if n < args.launches:
         return None
@@ -611,8 +611,8 @@ def sequential_decision(samples, args):
     slower = sum(1 for s in samples if s > slow_at)
     past_p95 = sum(1 for s in samples if s > args.reference_p95)
     past_limit = sum(1 for s in samples if s >= args.limit)
-    if slower >= 2 or past_p95 >= PAST_P95_SLOWER or (
-            past_limit and args.limit >= 10 * args.reference_p95):
+    if slower >= 2 or (past_limit and
+                       args.limit >= 10 * args.reference_p95):
         return "slower"
     if not slower and past_p95 <= PAST_P95_ALIKE and \
             statistics.median(samples) <= \
@@ -630,7 +630,6 @@ def rule_fields(samples, args):
                      "reference_p95": args.reference_p95,
                      "slower_factor": SLOWER_FACTOR,
                      "alike_factor": ALIKE_FACTOR,
-                     "past_p95_slower": PAST_P95_SLOWER,
                      "past_p95_alike": PAST_P95_ALIKE}}
 
 
