@@ -74,9 +74,15 @@ SIM_OFF_SESSIONS = bool(GPU) or "MATRIX_SIM" in os.environ or \
     any("sim0" in name for name in REQUESTED)
 if WANTED:
     # Missing Pythons: fetched where uv can, else skipped with one line
-    # each, and a `skipped` row where this machine has no row yet.
+    # each, and a `skipped` row where this machine has no row yet. Without
+    # a GPU, a simulator-off session skips before it needs its Python:
+    # never fetched for it.
     MISSING = interpreters.provision(
-        WANTED, interpreters.download_choice(sys.argv[1:]),
+        WANTED if GPU else [] if 1 not in MATRIX.sims else
+        interpreters.matrix_pythons_requested(
+            [name for name in REQUESTED if "sim0" not in name],
+            MATRIX.pythons),
+        interpreters.download_choice(sys.argv[1:]),
         lambda line: print(f"nox > {line}", file=sys.stderr))
     for reason in MISSING.values():
         print(f"nox > skipped: {reason}", file=sys.stderr)

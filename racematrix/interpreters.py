@@ -7,6 +7,7 @@ the real ``bin`` folders ahead of the shims on PATH lets nox and uv find each
 interpreter without downloading one.
 """
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -47,16 +48,27 @@ def uv_bin_dirs(timeout=5):
     """``bin`` folders of the CPython builds uv manages, newest first. Reads
     uv's Python folder (``uv python dir``) rather than ``uv python list``,
     which also probes every interpreter on PATH and takes seconds."""
+    folder = uv_python_folder(os.environ.get("UV_PYTHON_INSTALL_DIR"),
+                              timeout)
+    if folder is None:
+        return []
+    return versioned_bin_dirs(folder, r"cpython-(\d+)\.(\d+)\.(\d+)-.*")
+
+
+@functools.cache
+def uv_python_folder(install_dir, timeout=5):
+    """Where uv keeps the Pythons it manages, asked once a process for each
+    ``UV_PYTHON_INSTALL_DIR`` (``install_dir``; the folder's entries are
+    read anew each time), or None without uv."""
     uv = shutil.which("uv")
     if uv is None:
-        return []
+        return None
     try:
         folder = subprocess.run([uv, "python", "dir"], capture_output=True,
                                 text=True, timeout=timeout, check=True)
     except (OSError, subprocess.SubprocessError):
-        return []
-    return versioned_bin_dirs(folder.stdout.strip(),
-                              r"cpython-(\d+)\.(\d+)\.(\d+)-.*")
+        return None
+    return folder.stdout.strip()
 
 
 def expose_interpreters(environ=os.environ):

@@ -101,6 +101,25 @@ def test_simulator_off_without_gpu_is_skipped_quickly(tmp_path):
     assert record["verdict"] == "skipped" and "no CUDA GPU" in record["reason"]
 
 
+def test_simulator_off_without_gpu_never_looks_for_its_python(tmp_path):
+    """Named alone, a simulator-off session on a machine without a GPU
+    skips for that reason, without fetching (or missing) its Python."""
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine has a GPU")
+    from racematrix.interpreters import expose_interpreters, find_interpreter
+    expose_interpreters()
+    if find_interpreter("3.14"):
+        pytest.skip("this machine has Python 3.14")
+    done = nox(tmp_path, "-s", "matrix(3.14, numba==0.60.0, sim0)",
+               "--download-python", "never", MATRIX_PYTHONS="3.14",
+               MATRIX_SPECS=BUGGY)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "no Python 3.14" not in output
+    record = raw(tmp_path, "py3.14-numba-0.60.0-sim0")
+    assert record["verdict"] == "skipped" and "no CUDA GPU" in record["reason"]
+
+
 def test_unknown_version_is_one_line_and_writes_nothing(tmp_path):
     done = nox(tmp_path, "-s", "matrix", MATRIX_PYTHONS=PYTHON,
                MATRIX_SPECS="numba==0.60.9", MATRIX_SIM="1")
