@@ -12,9 +12,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .bisect_files import (bisect_stem, load_partial, race_flip,
-                           render_survey,
-                           render_survey_summary, search_key, survey_counts,
-                           write_partial)
+                           render_survey, render_survey_summary, search_key,
+                           survey_counts, write_partial)
 from .bisect_files import write_bisect as write_bisect_files
 from .envspec import (ConfigError, parse_package, parse_python, parse_sim,
                       parse_spec)
@@ -275,9 +274,10 @@ def run_bisect(argv, envdir, out_dir, log, command):
     log(f"{len(versions)} releases of {args.package} in range for Python "
         f"{args.python} ({len(excluded)} more exclude it by Requires-Python); "
         f"extra requirements: {' '.join(args.extra) or 'none'}")
+    guess = resolve_guess(args, versions, out_dir, log)
     if args.metric == "launch-time":
         return run_time_bisect(args, versions, excluded, envdir, out_dir, log,
-                               command)
+                               command, guess=guess)
     started = time.monotonic()
     prober = ReleaseProber(args, envdir, log)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
@@ -299,7 +299,6 @@ def run_bisect(argv, envdir, out_dir, log, command):
     resumed = resume(prober, args, out_dir, stem, log,
                      lambda entry: Probe(**known_fields(Probe, entry)),
                      partial_data)
-    guess = resolve_guess(args, versions, out_dir, log)
     result = bisect_releases(versions, prober, args.initial_runs,
                              guess["versions"] if guess else ())
     return write_bisect(result, args, out_dir, command,
@@ -360,12 +359,12 @@ def resume(prober, args, out_dir, stem, log, probe_from_json, partial_data,
 
 
 def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
-                    rule=TimeRule()):
+                    rule=TimeRule(), guess=None):
     """``nox -s bisect -- ... --metric launch-time``: ``bisect_on_time``
     over ``versions`` with real environments (the ones the race bisect and
     the matrix use), written to ``<package>-py<python>-launch-time.json``
     and ``.md`` under ``out_dir``. ``args`` is bisect_session's parsed
-    arguments. Returns the written data."""
+    arguments; ``guess``, ``resolve_guess``'s. Returns the written data."""
     started = time.monotonic()
     prober = LaunchTimeProber(launch_time_envs(args, envdir, log), args.sim,
                               log)
@@ -389,7 +388,6 @@ def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
                      partial_data, workload=prober.workload,
                      restore=lambda saved: prober.restore_limit(
                          saved.get("limit")))
-    guess = resolve_guess(args, versions, out_dir, log)
     try:
         result = bisect_on_time(versions, prober, rule,
                                 guess["versions"] if guess else ())
