@@ -76,6 +76,10 @@ def parse_args(argv=None):
                              "with (those with the race, same Python), s")
     parser.add_argument("--reference-p95", type=float, default=None,
                         help="their 95th percentile, s")
+    parser.add_argument("--reference-calibration", type=float, default=None,
+                        help="the host calibration (calibration_seconds) "
+                             "those launch times are stated at: the rule "
+                             "scales them by this process's own")
     parser.add_argument("--limit", type=float, default=30.0,
                         help="seconds after which a launch counts as past the "
                              "limit (default 30)")
@@ -125,6 +129,40 @@ def parse_args(argv=None):
             parser.error(f"--stack-file: cannot write {args.stack_file} "
                          f"({error.strerror})")
     return args
+
+
+# The host calibration: a fixed pure-Python loop, timed several times in
+# the measuring process just before its launches. A host that slows the
+# whole machine (seen here: this loop at 1.7x its usual time for an hour)
+# slows the launches about as much, so the rule compares a row's launches
+# with the reference's scaled by the ratio of their calibrations.
+CALIBRATION_LOOP = 200_000
+CALIBRATION_REPEATS = 7
+# A ratio outside these bounds is taken as these bounds.
+SCALE_BOUNDS = (0.5, 3.0)
+
+
+def calibration_seconds(repeats=CALIBRATION_REPEATS):
+    """The median time of a fixed pure-Python loop in this process."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for i in range(CALIBRATION_LOOP):
+            total += i % 7
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 6)
+
+
+def host_scale(args):
+    """How much slower this host runs now than when the reference's
+    launches were timed: this process's calibration over the reference's,
+    within ``SCALE_BOUNDS``; 1 where either is unknown."""
+    ours = getattr(args, "calibration", None)
+    theirs = args.reference_calibration
+    if not ours or not theirs:
+        return 1.0
+    return min(max(ours / theirs, SCALE_BOUNDS[0]), SCALE_BOUNDS[1])
 
 
 def workload_settings(args):
@@ -278,6 +316,7 @@ def measure_forked(args, in_process=False):
             error = NO_GPU
         else:
             workload.warm_up()
+            args.calibration = calibration_seconds()
             sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
             ready_to_fork()
         while error is None and sequential_decision(samples, args) is None:
@@ -496,6 +535,7 @@ def measure_in_workers(args):
     stopped = "launches"
     worker, in_worker = None, 0
     stack_file = args.stack_file  # emptied by parse_args
+    args.calibration = calibration_seconds()
 
     def left():
         return args.budget - (time.monotonic() - clock)
@@ -601,22 +641,24 @@ def sequential_decision(samples, args):
     most one took more than it, and their median is within 1.25 times the
     reference's median (a fixed simulator beside another session stalls
     less, and its launches then land just past the reference's bulk, not
-    far past it); "undecided" at the most."""
+    far past it); "undecided" at the most. With
+    ``--reference-calibration``, the reference's figures are first scaled
+    by ``host_scale``: this process's host calibration over the
+    reference's."""
     n = len(samples)
     if n < args.launches:
         return None
     if args.reference_median is None:
         return "count"
-    slow_at = SLOWER_FACTOR * args.reference_p95
-    slower = sum(1 for s in samples if s > slow_at)
-    past_p95 = sum(1 for s in samples if s > args.reference_p95)
+    scale = host_scale(args)
+    p95, median = scale * args.reference_p95, scale * args.reference_median
+    slower = sum(1 for s in samples if s > SLOWER_FACTOR * p95)
+    past_p95 = sum(1 for s in samples if s > p95)
     past_limit = sum(1 for s in samples if s >= args.limit)
-    if slower >= 2 or (past_limit and
-                       args.limit >= 10 * args.reference_p95):
+    if slower >= 2 or (past_limit and args.limit >= 10 * p95):
         return "slower"
     if not slower and past_p95 <= PAST_P95_ALIKE and \
-            statistics.median(samples) <= \
-            ALIKE_FACTOR * args.reference_median:
+            statistics.median(samples) <= ALIKE_FACTOR * median:
         return "alike"
     return "undecided" if n >= args.max_launches else None
 
@@ -630,7 +672,10 @@ def rule_fields(samples, args):
                      "reference_p95": args.reference_p95,
                      "slower_factor": SLOWER_FACTOR,
                      "alike_factor": ALIKE_FACTOR,
-                     "past_p95_alike": PAST_P95_ALIKE}}
+                     "past_p95_alike": PAST_P95_ALIKE,
+                     "reference_calibration": args.reference_calibration,
+                     "scale": round(host_scale(args), 4)},
+            "calibration": getattr(args, "calibration", None)}
 
 
 def summarize(samples, past_limit_launches, limit):

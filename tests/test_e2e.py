@@ -62,6 +62,8 @@ def test_verdicts_of_a_buggy_and_a_fixed_environment(matrix_run):
         assert launch["decision"] in ("count", "alike", "slower", "undecided")
         assert launch["concurrency"] in (1, 2)
         assert launch["workload"]["switch_interval"] == 0.005
+        # The host's speed when they were timed, which the rule scales by.
+        assert launch["calibration"] > 0
     # FIXED's row is compared with the seeded rows of the race (BUGGY's
     # ran beside it): a limit from their launches, and a decision by the
     # rule, not the fixed count of a row with nothing to compare.
