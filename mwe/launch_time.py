@@ -76,10 +76,6 @@ def parse_args(argv=None):
                              "with (those with the race, same Python), s")
     parser.add_argument("--reference-p95", type=float, default=None,
                         help="their 95th percentile, s")
-    parser.add_argument("--reference-calibration", type=float, default=None,
-                        help="the host calibration (calibration_seconds) "
-                             "those launch times are stated at: the rule "
-                             "scales them by this process's own")
     parser.add_argument("--limit", type=float, default=30.0,
                         help="seconds after which a launch counts as past the "
                              "limit (default 30)")
@@ -132,14 +128,13 @@ def parse_args(argv=None):
 
 
 # The host calibration: a fixed pure-Python loop, timed several times in
-# the measuring process just before its launches. A host that slows the
-# whole machine (seen here: this loop at 1.7x its usual time for an hour)
-# slows the launches about as much, so the rule compares a row's launches
-# with the reference's scaled by the ratio of their calibrations.
+# the measuring process just before its launches, and recorded with them:
+# how fast the host ran then. Not used to scale the rule's reference: over
+# the 56 rows with the race of one matrix run on a host that drifted, it
+# followed the rows' median launch only loosely (Spearman 0.42), and rows
+# scaled by it were called slower where unscaled ones were not.
 CALIBRATION_LOOP = 200_000
 CALIBRATION_REPEATS = 7
-# A ratio outside these bounds is taken as these bounds.
-SCALE_BOUNDS = (0.5, 3.0)
 
 
 def calibration_seconds(repeats=CALIBRATION_REPEATS):
@@ -152,17 +147,6 @@ def calibration_seconds(repeats=CALIBRATION_REPEATS):
             total += i % 7
         times.append(time.perf_counter() - started)
     return round(statistics.median(times), 6)
-
-
-def host_scale(args):
-    """How much slower this host runs now than when the reference's
-    launches were timed: this process's calibration over the reference's,
-    within ``SCALE_BOUNDS``; 1 where either is unknown."""
-    ours = getattr(args, "calibration", None)
-    theirs = args.reference_calibration
-    if not ours or not theirs:
-        return 1.0
-    return min(max(ours / theirs, SCALE_BOUNDS[0]), SCALE_BOUNDS[1])
 
 
 def workload_settings(args):
@@ -641,17 +625,13 @@ def sequential_decision(samples, args):
     most one took more than it, and their median is within 1.25 times the
     reference's median (a fixed simulator beside another session stalls
     less, and its launches then land just past the reference's bulk, not
-    far past it); "undecided" at the most. With
-    ``--reference-calibration``, the reference's figures are first scaled
-    by ``host_scale``: this process's host calibration over the
-    reference's."""
+    far past it); "undecided" at the most."""
     n = len(samples)
     if n < args.launches:
         return None
     if args.reference_median is None:
         return "count"
-    scale = host_scale(args)
-    p95, median = scale * args.reference_p95, scale * args.reference_median
+    p95, median = args.reference_p95, args.reference_median
     slower = sum(1 for s in samples if s > SLOWER_FACTOR * p95)
     past_p95 = sum(1 for s in samples if s > p95)
     past_limit = sum(1 for s in samples if s >= args.limit)
@@ -672,9 +652,7 @@ def rule_fields(samples, args):
                      "reference_p95": args.reference_p95,
                      "slower_factor": SLOWER_FACTOR,
                      "alike_factor": ALIKE_FACTOR,
-                     "past_p95_alike": PAST_P95_ALIKE,
-                     "reference_calibration": args.reference_calibration,
-                     "scale": round(host_scale(args), 4)},
+                     "past_p95_alike": PAST_P95_ALIKE},
             "calibration": getattr(args, "calibration", None)}
 
 

@@ -238,9 +238,6 @@ class LaunchTime:
         if self.reference:
             options += ["--reference-median", str(self.reference["median"]),
                         "--reference-p95", str(self.reference["p95"])]
-            if self.reference.get("calibration"):
-                options += ["--reference-calibration",
-                            str(self.reference["calibration"])]
         return options
 
     def suite_args(self, built):
@@ -282,22 +279,15 @@ def reference_launches(raw_dir, python, concurrency, exclude=None,
     at the same ``concurrency`` (sessions running at once) where they hold
     ``MIN_REFERENCE`` launches, else from all of them; their ``median``,
     ``p95`` and ``max``, or None where fewer launches are known (the row
-    then takes a fixed count). Rows that recorded their host calibration
-    (``mwe/launch_time.py``'s ``calibration_seconds``) are pooled on their
-    own where they are enough: each scaled to the median of their
-    calibrations, which the reference names as its ``calibration``, so
-    that a row scales it by its own (a host that slows the whole machine
-    moves both)."""
+    then takes a fixed count)."""
     minor = ".".join(str(python).split(".")[:2])
-    pools = {"same": [], "any": []}  # (samples, host calibration or None)
+    pools = {"same": [], "any": []}
     for path in sorted(Path(raw_dir).glob("*.json")):
         try:
             record = json.loads(path.read_text())
             launch = record.get("launch_seconds") or {}
             samples = [float(s) for s in launch.get("samples") or []]
             row_minor = ".".join(record["python"].split(".")[:2])
-            calibration = float(launch["calibration"]) \
-                if launch.get("calibration") else None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
         workload = launch.get("workload") or {}
@@ -307,34 +297,15 @@ def reference_launches(raw_dir, python, concurrency, exclude=None,
                 or record.get("verdict") != "reproduced"
                 or record.get("env") == exclude or not samples):
             continue
-        pools["any"].append((samples, calibration))
+        pools["any"] += samples
         if launch.get("concurrency", record.get("concurrency")) == concurrency:
-            pools["same"].append((samples, calibration))
+            pools["same"] += samples
     for kind in ("same", "any"):
-        reference = _pooled(pools[kind], calibrated=True) or \
-            _pooled(pools[kind], calibrated=False)
-        if reference:
-            return {**reference, "python": minor,
+        if len(pools[kind]) >= MIN_REFERENCE:
+            samples = pools[kind]
+            return {"median": round(quantile(samples, 0.5), 6),
+                    "p95": round(quantile(samples, 0.95), 6),
+                    "max": round(max(samples), 6),
+                    "n": len(samples), "python": minor,
                     "concurrency": concurrency if kind == "same" else "any"}
     return None
-
-
-def _pooled(rows, calibrated):
-    """The pooled launches of ``rows`` ((samples, calibration) pairs) where
-    they hold ``MIN_REFERENCE``: as timed, or (``calibrated``) those of the
-    rows with a host calibration only, each scaled to the median of their
-    calibrations, which the result names."""
-    if calibrated:
-        rows = [(samples, c) for samples, c in rows if c]
-        if not rows:
-            return None
-        common = quantile([c for _, c in rows], 0.5)
-        samples = [s * common / c for row, c in rows for s in row]
-    else:
-        samples = [s for row, _ in rows for s in row]
-    if len(samples) < MIN_REFERENCE:
-        return None
-    return {"median": round(quantile(samples, 0.5), 6),
-            "p95": round(quantile(samples, 0.95), 6),
-            "max": round(max(samples), 6), "n": len(samples),
-            **({"calibration": round(common, 6)} if calibrated else {})}
