@@ -18,7 +18,7 @@ from .measurement import Built
 from .provenance import gpu_name
 from .race_search import Probe, decide_probe
 from .stats import quantile
-from .time_search import TimeProbe, TimeRule, _median_text
+from .time_search import TimeProbe, TimeRule, median_text
 from .venv import ProbeEnvironment
 
 # Where each matrix session notes the folder of its environment, so that
@@ -245,7 +245,7 @@ class LaunchTimeProber:
                 f" in turn with {', '.join(order[1:])}" if alongside else "")
                 + ": " + "; ".join(
                     f"{p.version} {len(p.samples)} launches, median "
-                    f"{_median_text(p)}, {p.past_limit} past the "
+                    f"{median_text(p)}, {p.past_limit} past the "
                     f"{self.limit:g} s limit" for p in probes))
             self.on_probe()
         return probes if alongside else probe

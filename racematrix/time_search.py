@@ -210,7 +210,7 @@ def bisect_on_time(versions, measure, rule=TimeRule(), guess=()):
             end = tested[versions[index]]
             if end.usable and end.p_values:
                 end.reason = (f"end of the range: {len(end.samples)} launches"
-                              f", median {_median_text(end)}; ends differ: p "
+                              f", median {median_text(end)}; ends differ: p "
                               f"rising {_p_text(end.p_values['rose'])}, "
                               f"falling {_p_text(end.p_values['fell'])}")
         return TimeBisectResult(versions, timed.in_order(), boundary,
@@ -238,9 +238,9 @@ def bisect_on_time(versions, measure, rule=TimeRule(), guess=()):
     if not direction:
         return finish(None, f"launch time does not differ between the ends "
                             f"({versions[lo]}: median "
-                            f"{_median_text(tested[versions[lo]])}, "
+                            f"{median_text(tested[versions[lo]])}, "
                             f"{versions[hi]}: median "
-                            f"{_median_text(tested[versions[hi]])}; "
+                            f"{median_text(tested[versions[hi]])}; "
                             f"p = {_p_text(p_rose)} rising, "
                             f"{_p_text(p_fell)} falling; needs < "
                             f"{rule.alpha_per_look / 2:.3g})")
@@ -294,11 +294,11 @@ def bisect_on_time(versions, measure, rule=TimeRule(), guess=()):
                       f"placed", direction)
     return finish(boundary(tested, versions, lo, hi),
                   f"launch time {direction} between {versions[lo]} (median "
-                  f"{_median_text(tested[versions[lo]])}) and {versions[hi]} "
-                  f"(median {_median_text(tested[versions[hi]])})", direction)
+                  f"{median_text(tested[versions[lo]])}) and {versions[hi]} "
+                  f"(median {median_text(tested[versions[hi]])})", direction)
 
 
-def _median_text(probe):
+def median_text(probe):
     """The median, marked as a lower bound where half or more of the
     launches were cut at the limit (the median is then the limit's)."""
     median = quantile(probe.samples, 0.5)
@@ -311,7 +311,7 @@ def _median_text(probe):
 
 def _probe_reason(probe, rule):
     p = probe.p_values
-    return (f"{len(probe.samples)} launches, median {_median_text(probe)}; "
+    return (f"{len(probe.samples)} launches, median {median_text(probe)}; "
             f"p slower than fast end {_p_text(p['slower_than_fast_end'])}, "
             f"faster than slow end {_p_text(p['faster_than_slow_end'])}; "
             f"decides below {rule.alpha_per_look / 2:.3g}")

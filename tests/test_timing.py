@@ -458,12 +458,12 @@ def test_a_launch_cut_at_the_limit_is_a_stall_after_the_median_drifts(
 
 
 def test_a_median_at_the_limit_is_shown_as_a_lower_bound():
-    from racematrix.time_search import _median_text
+    from racematrix.time_search import median_text
     cut = TimeProbe("0.26.0", samples=[1.75, 1.75, 0.6], past_limit=2)
-    assert _median_text(cut) == ">= 1.75 s, the limit"
-    assert _median_text(TimeProbe("0.24.0", samples=[0.6, 1.75, 0.7],
+    assert median_text(cut) == ">= 1.75 s, the limit"
+    assert median_text(TimeProbe("0.24.0", samples=[0.6, 1.75, 0.7],
                                   past_limit=1)) == "0.70 s"
-    assert _median_text(TimeProbe("0.0.0")) == "–"
+    assert median_text(TimeProbe("0.0.0")) == "–"
 
 
 # --- Rendering ---
