@@ -63,6 +63,24 @@ def parse_args(argv):
     return args
 
 
+# The bench's host loop: how fast this host runs, timed just before each
+# part (a host that slows the whole machine moves every figure with it).
+HOST_LOOP = 5_000_000
+
+
+def host_loop_seconds(repeats=3):
+    """The median seconds of a fixed pure-Python loop, ``HOST_LOOP``
+    additions, in this process."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for i in range(HOST_LOOP):
+            total += i
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 3)
+
+
 def nox_environ(**extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS"))}
@@ -256,11 +274,13 @@ def run(out_dir, log, command, argv=()):
     try:
         for name in PARTS:
             if name in args.parts:
-                # The load before the part: what else this machine ran.
-                load = os.getloadavg()[0]
+                # The load before the part: what else this machine ran;
+                # and how fast the host ran then.
+                load, loop = os.getloadavg()[0], host_loop_seconds()
                 parts[name] = {**runs[name](), "finished": now_iso(),
                                "machine": machine_info(),
-                               "load_before": load}
+                               "load_before": load,
+                               "host_loop_before": loop}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     data = {"parts": parts, "command": command, "finished": now_iso()}
@@ -282,7 +302,11 @@ def render(data):
     lines = ["# Benchmark: what the project's commands cost here", "",
              f"`{data['command']}`, finished {data['finished']}. Every part "
              "ran against scratch folders; a matrix time includes the report "
-             "it writes at the end.", ""]
+             "it writes at the end. *loop*: the seconds of a fixed "
+             f"pure-Python loop ({HOST_LOOP:,} additions) just before the "
+             "part, how fast the host ran then: a host that slows the whole "
+             "machine moves every figure with it, and parts timed at "
+             "different loops do not compare.", ""]
     rows = []
     for name in PARTS:
         part = parts.get(name)
@@ -301,7 +325,9 @@ def render(data):
                      f"{machine.get('cores', '?')} cores, " + (
                          f"load {part['load_before']:.1f} before"
                          if "load_before" in part else
-                         f"load {part.get('load_average', 0):.1f} after"),
+                         f"load {part.get('load_average', 0):.1f} after")
+                     + (f", loop {part['host_loop_before']:.2f} s"
+                        if "host_loop_before" in part else ""),
                      part.get("finished", "")))
     lines += table(("part", "command", "wall s", "exit", "what it did",
                     "machine", "finished"), rows)

@@ -27,3 +27,11 @@ def test_the_bisect_from_the_middle_is_a_part_of_its_own():
     assert args.parts == ["time-bisect", "time-bisect-blind"]
     with pytest.raises(BadInput, match="unknown part 'time-bisect-blnd'"):
         bench.parse_args(["--parts", "time-bisect-blnd"])
+
+
+def test_each_part_says_how_fast_the_host_ran_before_it():
+    text = bench.render({"command": "nox -s bench", "finished": "now",
+                         "parts": {"warm": part("warm", 300.0,
+                                                host_loop_before=0.412)}})
+    assert "2 cores, load 0.1 before, loop 0.41 s" in text
+    assert 0 < bench.host_loop_seconds(repeats=1) < 60
