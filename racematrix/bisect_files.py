@@ -25,14 +25,21 @@ def bisect_stem(package, python, sim, start=None, end=None):
     return stem + ("" if sim else "-sim0")
 
 
+def searched(data):
+    """What a bisect file searched: package (PEP 503 name), Python,
+    simulator flag and extra requirements. Bisects of different ranges or
+    metrics can share it."""
+    return (canonicalize_name(str(data.get("package"))), data.get("python"),
+            bool(data.get("sim")), tuple(data.get("with") or ()))
+
+
 def widest_bisects(bisects):
     """Of several bisects of the same package, Python, simulator flag and
     extra requirements, the one over the most releases (the newest among
     equals); others are dropped. For a report that shows one per search."""
     kept = {}
     for data in bisects:
-        key = (data.get("package"), data.get("python"), data.get("sim"),
-               tuple(data.get("with") or ()))
+        key = searched(data)
         # A finished bisect before an interrupted one, whatever its range.
         rank = (not data.get("partial"), len(data.get("releases") or ()),
                 data.get("provenance", {}).get("finished", ""))
@@ -274,7 +281,8 @@ def race_flip(folder, package, python, sim, extra, versions):
     Python, simulator flag and extra requirements placed its flip, when
     both releases of its pair are in ``versions``: ([before, after], file
     name) from the widest such bisect, or (None, None)."""
-    key = (canonicalize_name(package), python, bool(sim), tuple(extra))
+    key = searched({"package": package, "python": python, "sim": sim,
+                    "with": extra})
     best = None
     for path in sorted(Path(folder).glob("*.json")):
         try:
@@ -284,10 +292,7 @@ def race_flip(folder, package, python, sim, extra, versions):
         except (OSError, ValueError, TypeError, KeyError):
             continue
         if data.get("metric", "failure") != "failure" or \
-                data.get("partial") or \
-                (canonicalize_name(str(data.get("package"))),
-                 data.get("python"), bool(data.get("sim")),
-                 tuple(data.get("with") or ())) != key or \
+                data.get("partial") or searched(data) != key or \
                 not set(found) <= {str(v) for v in versions}:
             continue
         rank = len(data.get("releases") or ())
@@ -309,9 +314,7 @@ def partial_title(data):
 def search_key(data):
     """What makes two runs the same search: a saved probe is reused only
     by the same search (and, on launch time, the same workload)."""
-    return (canonicalize_name(str(data.get("package"))), data.get("python"),
-            bool(data.get("sim")), tuple(data.get("with") or ()),
-            data.get("from"), data.get("to"),
+    return (*searched(data), data.get("from"), data.get("to"),
             data.get("metric", "failure"),
             tuple(sorted((data.get("workload") or {}).items())))
 
