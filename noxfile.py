@@ -17,7 +17,7 @@ import nox
 # nox does not put the noxfile's folder on sys.path; the logic lives beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from racematrix import (envspec, fileio, interpreters, matrix_session, procs,
-                        recording)
+                        recording, schedule)
 from racematrix.errors import BadInput
 from racematrix.matrix import load_matrix, session_id
 from racematrix.probers import note_matrix_env
@@ -31,7 +31,6 @@ nox.options.reuse_venv = "yes"
 # nox itself never downloads: the matrix fetches missing Pythons below,
 # failing within seconds where it cannot (uv alone may take ten).
 nox.options.download_python = "never"
-interpreters.expose_interpreters()
 # nox logs at DEBUG; the libraries it imports for us need not.
 for _library in ("matplotlib", "PIL", "urllib3", "requests"):
     logging.getLogger(_library).setLevel(logging.WARNING)
@@ -72,6 +71,12 @@ NOX_OPTIONS = interpreters.nox_options(sys.argv[1:])
 SIM_OFF_SESSIONS = bool(GPU) or "MATRIX_SIM" in os.environ or \
     NOX_OPTIONS.listing or NOX_OPTIONS.worker or \
     any("sim0" in name for name in REQUESTED)
+# Where nox looks for each session's Python: pyenv's and uv's folders too
+# (asking uv takes a tenth of a second). Not for a listing, nor where every
+# session asked for is simulator-off without a GPU: those skip with none.
+if not NOX_OPTIONS.listing and (GPU or not REQUESTED or not all(
+        "sim0" in name for name in REQUESTED)):
+    interpreters.expose_interpreters()
 if WANTED:
     # Missing Pythons: fetched where uv can, else skipped with one line
     # each, and a `skipped` row where this machine has no row yet. Without
@@ -100,11 +105,20 @@ if WANTED:
         atexit.register(matrix_session.write_report_at_exit, RESULTS)
 
 
-# Longest first where this run measures (the environments' last times):
-# under -j, a long session started last would leave a core idle.
-LAST = recording.last_seconds(RESULTS) if WANTED else {}
-COMBINATIONS = sorted(MATRIX.combinations(), key=lambda c: -LAST.get(
-    envspec.EnvSpec(c[0], c[2], c[3], c[1], c[4]).env_id, 0))
+# Longest expected first (racematrix/schedule.py): under -j, a long session
+# started last would leave a core idle.
+def _env_of(combination):
+    python, suite, spec, sim, patch = combination
+    return envspec.EnvSpec(python, spec, sim, suite, patch)
+
+
+COMBINATIONS = MATRIX.combinations()
+if WANTED:
+    COMBINATIONS = schedule.longest_first(
+        COMBINATIONS, _env_of, schedule.expected_seconds(
+            [_env_of(c) for c in COMBINATIONS],
+            *[recording.last_seconds(folder) for folder in dict.fromkeys(
+                os.path.realpath(f) for f in (RESULTS, f"{HERE}/results"))]))
 
 
 @nox.session(allow_parallel=True)

@@ -208,6 +208,8 @@ def provision(pythons, download, log, can_reach=None):
     installed (PATH, pyenv, uv's folder), else downloaded by uv unless
     ``download`` is "never". Returns {python: reason} for those still
     missing, each reason one line that says how to install it."""
+    if not pythons:
+        return {}
     expose_interpreters()
     missing = {}
     for python in pythons:

@@ -356,9 +356,12 @@ def test_workload_times_launches_and_records_those_past_the_limit(
     env.create()
     assert install(env, EnvSpec(e2e_python, (BUGGY,), True)) is None
 
+    # A tenth of the matrix's calls: launches time the same way, sooner.
+    small = ("--device-calls", "100")
     record = measure_launch.run_launch_time(env, True, launches=3, limit=30.0,
-                                    budget=90.0)
+                                    budget=90.0, workload_args=small)
     assert record["n"] == 3 and record["past_limit"] == 0
+    assert record["workload"]["device_calls"] == 100
     assert 0 < record["median"] < 30.0
     assert record["workload"]["switch_interval"] == 0.005
 
@@ -386,7 +389,7 @@ def test_workload_times_launches_and_records_those_past_the_limit(
 
     # Servers, as the bisect on time takes launches in turn: a launch past
     # the limit is killed in its fork and the server takes the next one.
-    servers = [measure_launch.LaunchServer(env, True, 30.0),
+    servers = [measure_launch.LaunchServer(env, True, 30.0, small),
                measure_launch.LaunchServer(
                    fixed, True, 1.0, ("--device-calls", "1000000"))]
     try:

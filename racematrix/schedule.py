@@ -1,0 +1,41 @@
+"""The order a matrix run hands its sessions out in: the longest expected
+first, so that under ``-j`` no long session starts last and leaves a core
+idle while it runs alone.
+
+A session's expected time is what its environment last took, where a run
+recorded it: in this run's results folder first, then in the project's
+committed results (a run into another folder, or into an empty one, still
+knows what the checkout's rows took), then the median of its suite's rows
+that are known. A suite with no recorded row anywhere goes first: its
+sessions may be long, and started first they cannot leave a core idle at
+the end.
+"""
+from statistics import median
+
+
+def expected_seconds(envs, *recorded):
+    """``{env id: seconds, or None where nothing is known}`` for ``envs``
+    (``EnvSpec``\\ s), from ``recorded`` (``{env id: seconds}`` mappings,
+    the first that has an environment wins)."""
+    suites = {env.env_id: env.suite for env in envs}
+    known = {}
+    for env_id in suites:
+        known[env_id] = next((seconds[env_id] for seconds in recorded
+                              if env_id in seconds), None)
+    by_suite = {}
+    for env_id, seconds in known.items():
+        if seconds is not None:
+            by_suite.setdefault(suites[env_id], []).append(seconds)
+    return {env_id: seconds if seconds is not None else
+            median(by_suite[suites[env_id]]) if suites[env_id] in by_suite
+            else None for env_id, seconds in known.items()}
+
+
+def longest_first(items, env_of, expected):
+    """``items`` in the order to run them: unknown expected time first,
+    then the longest; ties keep their order. ``env_of(item)`` is the
+    item's ``EnvSpec``; ``expected`` is ``expected_seconds``' mapping."""
+    def key(item):
+        seconds = expected.get(env_of(item).env_id)
+        return (0, 0) if seconds is None else (1, -seconds)
+    return sorted(items, key=key)

@@ -1,0 +1,101 @@
+"""The order a matrix run hands its sessions out in, on recorded rows."""
+import heapq
+from pathlib import Path
+
+import tomllib
+
+from racematrix.envspec import EnvSpec
+from racematrix.matrix import load_matrix
+from racematrix.recording import last_seconds
+from racematrix.schedule import expected_seconds, longest_first
+
+PROJECT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def real_matrix():
+    table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+    return load_matrix(table["tool"]["racematrix"], {}, str(PROJECT))
+
+
+def env_of(combination):
+    python, suite, spec, sim, patch = combination
+    return EnvSpec(python, spec, sim, suite, patch)
+
+
+def recorded(raw_folder, tmp_path):
+    """``last_seconds`` of a folder of raw files (it reads ``<dir>/raw``)."""
+    results = tmp_path / raw_folder.name
+    results.mkdir()
+    (results / "raw").symlink_to(raw_folder, target_is_directory=True)
+    return last_seconds(results)
+
+
+def makespan(seconds, workers=2):
+    """How long ``seconds`` take handed out in order to ``workers`` (as
+    nox's -j does: each free worker takes the next session)."""
+    free = [0.0] * workers
+    for each in seconds:
+        heapq.heappush(free, heapq.heappop(free) + each)
+    return max(free)
+
+
+def test_the_first_folder_that_has_a_row_wins_then_the_suites_median(
+        tmp_path):
+    envs = [env_of(c) for c in real_matrix().combinations()]
+    here = recorded(DATA / "raw", tmp_path)
+    committed = recorded(DATA / "raw-cubie", tmp_path)
+    assert here and committed
+    moved = next(iter(committed))
+    expected = expected_seconds(envs, {moved: 1.5, **here}, committed)
+    assert expected[moved] == 1.5
+    cubie = [env for env in envs if env.suite == "cubie"]
+    assert {env.env_id for env in cubie} <= set(committed) | {moved}
+    for env in cubie:
+        if env.env_id != moved:
+            assert expected[env.env_id] == committed[env.env_id]
+    # MWE rows this data has no row for: the median of the ones it has.
+    known = sorted(v for k, v in here.items()
+                   if k in expected and not k.startswith("cubie-"))
+    unknown = [env for env in envs if env.suite == "mwe" and
+               env.env_id not in here]
+    assert known and unknown
+    middle = len(known) // 2
+    median = known[middle] if len(known) % 2 else \
+        (known[middle - 1] + known[middle]) / 2
+    assert {expected[env.env_id] for env in unknown} == {median}
+
+
+def test_a_suite_never_recorded_goes_first_then_the_longest(tmp_path):
+    combinations = real_matrix().combinations()
+    committed = recorded(DATA / "raw-cubie", tmp_path)
+    expected = expected_seconds([env_of(c) for c in combinations], committed)
+    order = longest_first(combinations, env_of, expected)
+    assert sorted(order) == sorted(combinations)
+    suites = [c[1] for c in order]
+    # No MWE row is recorded here: its whole suite is unknown, and first,
+    # in the matrix's own order.
+    mwe = [c for c in combinations if c[1] == "mwe"]
+    assert order[:len(mwe)] == mwe
+    assert set(suites[len(mwe):]) == {"cubie"}
+    times = [expected[env_of(c).env_id] for c in order[len(mwe):]]
+    assert times == sorted(times, reverse=True)
+
+
+def test_on_the_committed_rows_longest_first_never_ends_later():
+    """The project's own rows, as a rerun into an empty folder sees them:
+    handed out longest first, two at a time, they end no later than in
+    the matrix's own order."""
+    combinations = [c for c in real_matrix().combinations() if c[3]]
+    committed = last_seconds(PROJECT / "results")
+    envs = [env_of(c) for c in combinations]
+    recorded = [env for env in envs if env.env_id in committed]
+    if len(recorded) < 4:
+        import pytest
+        pytest.skip("results/ holds fewer than 4 rows of the default matrix")
+    expected = expected_seconds(envs, {}, committed)
+    truth = [expected[env.env_id] for env in envs]
+    ordered = [expected[env_of(c).env_id] for c in
+               longest_first(combinations, env_of, expected)]
+    assert makespan(ordered) <= makespan(truth)
+    assert ordered == sorted(truth, reverse=True)
