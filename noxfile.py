@@ -73,9 +73,10 @@ SIM_OFF_SESSIONS = bool(GPU) or "MATRIX_SIM" in os.environ or \
     any("sim0" in name for name in REQUESTED)
 # Where nox looks for each session's Python: pyenv's and uv's folders too
 # (asking uv takes a tenth of a second). Not for a listing, nor where every
-# session asked for is simulator-off without a GPU: those skip with none.
-if not NOX_OPTIONS.listing and (GPU or not REQUESTED or not all(
-        "sim0" in name for name in REQUESTED)):
+# session asked for is simulator-off without a GPU (those skip with none),
+# nor in a worker of -j, whose PATH is its parent's, exposed already.
+if not NOX_OPTIONS.listing and not NOX_OPTIONS.worker and (
+        GPU or not all("sim0" in name for name in REQUESTED)):
     interpreters.expose_interpreters()
 if WANTED:
     # Missing Pythons: fetched where uv can, else skipped with one line

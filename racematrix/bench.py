@@ -105,6 +105,29 @@ def matrix_command(envdir, nox_args):
             str(envdir), *nox_args]
 
 
+def where_time_went(raws):
+    """The session time of the rows that ran, by suite and by whether the
+    row reproduced the race (a fixed simulator's rows cost more), with how
+    much of it was launch time: ``[{"suite", "race", "rows", "seconds",
+    "launch_seconds"}]``, the costliest first."""
+    groups = {}
+    for raw in raws:
+        if raw.get("verdict") in ("skipped", None):
+            continue
+        key = (raw.get("suite", "mwe"), raw["verdict"] == "reproduced")
+        group = groups.setdefault(key, {
+            "suite": key[0], "race": key[1], "rows": 0, "seconds": 0.0,
+            "launch_seconds": 0.0})
+        group["rows"] += 1
+        group["seconds"] += raw.get("seconds") or 0.0
+        group["launch_seconds"] += (raw.get("launch_seconds") or {}).get(
+            "seconds") or 0.0
+    for group in groups.values():
+        group["seconds"] = round(group["seconds"], 1)
+        group["launch_seconds"] = round(group["launch_seconds"], 1)
+    return sorted(groups.values(), key=lambda g: -g["seconds"])
+
+
 def matrix_run(label, envdir, results_dir, nox_args, log, **environ):
     """Time ``nox -s matrix`` (the report it writes at the end included)
     and sum up the rows it wrote."""
@@ -124,6 +147,7 @@ def matrix_run(label, envdir, results_dir, nox_args, log, **environ):
             "seconds": round(seconds, 1), "exit": done.returncode,
             "rows": len(raws), "ran": len(ran),
             "session_seconds": round(sum(r["seconds"] for r in ran), 1),
+            "where": where_time_went(ran),
             "mean_pytest_seconds": round(statistics.mean(
                 r.get("pytest_seconds", 0.0) for r in ran), 2) if ran else None,
             "launches_per_row": [min(launches), max(launches)]
@@ -297,6 +321,27 @@ def ratio(parts, top, bottom):
     return "–"
 
 
+def where_lines(parts):
+    """Where the warm matrix's session time went: by suite and verdict,
+    with the launch time in it and each group's share."""
+    warm = parts.get("warm") or {}
+    cores = (warm.get("machine") or {}).get("cores")
+    total = warm.get("session_seconds")
+    if not warm.get("where") or not cores or not total:
+        return []
+    rows = [(group["suite"], "yes" if group["race"] else "no", group["rows"],
+             group["seconds"], group["launch_seconds"] or "–",
+             f"{100 * group['seconds'] / total:.0f}%")
+            for group in warm["where"]]
+    return ["", f"Where the warm matrix's {total} s of session time went. "
+                f"Sessions kept its {cores} cores busy ({total / cores:.0f} s "
+                f"each in {warm['seconds']} s of wall time), so a group's "
+                f"share of the session time is about its share of the wall "
+                f"time:", ""] + table(
+        ("suite", "race reproduced", "rows", "session s",
+         "of it launch time, s", "share"), rows)
+
+
 def render(data):
     parts = data["parts"]
     lines = ["# Benchmark: what the project's commands cost here", "",
@@ -336,6 +381,7 @@ def render(data):
                   f"without it; nox's defaults take "
                   f"{ratio(parts, 'defaults', 'warm')} the warm matrix and "
                   f"{ratio(parts, 'defaults', 'cold')} the cold one."]
+    lines += where_lines(parts)
     serial = parts.get("warm-serial")
     if serial and serial.get("machine", {}).get("cores"):
         cores = serial["machine"]["cores"]

@@ -35,3 +35,41 @@ def test_each_part_says_how_fast_the_host_ran_before_it():
                                                 host_loop_before=0.412)}})
     assert "2 cores, load 0.1 before, loop 0.41 s" in text
     assert 0 < bench.host_loop_seconds(repeats=1) < 60
+
+
+def test_where_the_time_went_adds_up_by_suite_and_verdict():
+    """Recorded rows (CuBIE's five, two MWE rows with launch time, and the
+    small MWE rows, skipped ones among them)."""
+    import json
+    from pathlib import Path
+    data = Path(__file__).resolve().parent / "data"
+    raws = [json.loads(path.read_text()) for folder in
+            ("raw", "raw-cubie", "raw-launch")
+            for path in sorted((data / folder).glob("*.json"))]
+    ran = [raw for raw in raws if raw["verdict"] != "skipped"]
+    groups = bench.where_time_went(raws)
+    assert sum(g["rows"] for g in groups) == len(ran)
+    assert sum(g["seconds"] for g in groups) == pytest.approx(
+        sum(raw["seconds"] for raw in ran), abs=0.1)
+    assert [g["seconds"] for g in groups] == sorted(
+        (g["seconds"] for g in groups), reverse=True)
+    for group in groups:
+        mine = [raw for raw in ran if raw.get("suite", "mwe") ==
+                group["suite"] and (raw["verdict"] == "reproduced") ==
+                group["race"]]
+        assert group["rows"] == len(mine)
+        assert group["launch_seconds"] == pytest.approx(sum(
+            (raw.get("launch_seconds") or {}).get("seconds") or 0.0
+            for raw in mine), abs=0.1)
+    cubie = [g for g in groups if g["suite"] == "cubie"]
+    assert {g["race"] for g in cubie} == {True, False}
+    assert all(g["launch_seconds"] == 0 for g in cubie)
+    assert any(g["launch_seconds"] > 0 for g in groups
+               if g["suite"] == "mwe")
+    text = bench.render({"command": "nox -s bench", "finished": "now",
+                         "parts": {"warm": part(
+                             "warm", 100.0, where=groups,
+                             session_seconds=round(sum(
+                                 raw["seconds"] for raw in ran), 1))}})
+    assert "Sessions kept its 2 cores busy" in text
+    assert text.count("| cubie |") == 2
