@@ -71,12 +71,14 @@ NOX_OPTIONS = interpreters.nox_options(sys.argv[1:])
 SIM_OFF_SESSIONS = bool(GPU) or "MATRIX_SIM" in os.environ or \
     NOX_OPTIONS.listing or NOX_OPTIONS.worker or \
     any("sim0" in name for name in REQUESTED)
+# Every session asked for is simulator-off, without a GPU: each skips at
+# once, with no interpreter and nothing to order.
+ONLY_SIM_OFF = not GPU and bool(REQUESTED) and all(
+    "sim0" in name for name in REQUESTED)
 # Where nox looks for each session's Python: pyenv's and uv's folders too
-# (asking uv takes a tenth of a second). Not for a listing, nor where every
-# session asked for is simulator-off without a GPU (those skip with none),
-# nor in a worker of -j, whose PATH is its parent's, exposed already.
-if not NOX_OPTIONS.listing and not NOX_OPTIONS.worker and (
-        GPU or not all("sim0" in name for name in REQUESTED)):
+# (asking uv takes a tenth of a second). Not for a listing, nor in a worker
+# of -j, whose PATH is its parent's, exposed already.
+if not NOX_OPTIONS.listing and not NOX_OPTIONS.worker and not ONLY_SIM_OFF:
     interpreters.expose_interpreters()
 if WANTED:
     # Missing Pythons: fetched where uv can, else skipped with one line
@@ -114,7 +116,7 @@ def _env_of(combination):
 
 
 COMBINATIONS = MATRIX.combinations()
-if WANTED:
+if WANTED and not ONLY_SIM_OFF:
     COMBINATIONS = schedule.longest_first(
         COMBINATIONS, _env_of, schedule.expected_seconds(
             [_env_of(c) for c in COMBINATIONS],

@@ -131,7 +131,10 @@ def write_report_at_exit(results_dir):
     ran the sessions calls this from ``atexit``, where Python refuses new
     threads and exit handlers (the report's libraries make some). nox's
     own environment may come from uv, with no bytecode: it runs with
-    ``caching_environ``."""
+    ``caching_environ``. Nothing is started where no session recorded a
+    row (the tables are not stale)."""
+    if not tables_stale(results_dir):
+        return
     project = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-m", "racematrix.matrix_session",
                     os.fspath(results_dir)], cwd=project,

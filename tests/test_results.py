@@ -219,3 +219,18 @@ def test_a_row_whose_install_failed_holds_to_the_schema():
         machine=machine_info(), command="nox -s matrix",
         resolution=Installation(problem=("error", "boom")).resolution())
     assert rawresult.validate_raw(raw) is None
+
+
+def test_every_schema_is_a_valid_2020_12_schema():
+    """The schemas in racematrix/schemas/, against their metaschema (the
+    validators do not check this at every start)."""
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    import racematrix.validation as validation
+    schemas = sorted(Path(validation.SCHEMAS).glob("*.schema.json"))
+    assert len(schemas) >= 3
+    for path in schemas:
+        Draft202012Validator.check_schema(json.loads(path.read_text()))
