@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from racematrix import (envspec, fileio, interpreters, matrix_session, procs,
                         recording, schedule)
 from racematrix.errors import BadInput
-from racematrix.matrix import load_matrix, session_id
+from racematrix.matrix import env_of, load_matrix, session_id
 from racematrix.probers import note_matrix_env
 from racematrix.provenance import gpu_name
 
@@ -108,20 +108,13 @@ if WANTED:
         atexit.register(matrix_session.write_report_at_exit, RESULTS)
 
 
-# Longest expected first (racematrix/schedule.py): under -j, a long session
-# started last would leave a core idle.
-def _env_of(combination):
-    python, suite, spec, sim, patch = combination
-    return envspec.EnvSpec(python, spec, sim, suite, patch)
-
-
+# Longest expected first (racematrix/schedule.py), by this run's rows, else
+# the checkout's: under -j, a long session started last would leave a core
+# idle.
 COMBINATIONS = MATRIX.combinations()
 if WANTED and not ONLY_SIM_OFF:
-    COMBINATIONS = schedule.longest_first(
-        COMBINATIONS, _env_of, schedule.expected_seconds(
-            [_env_of(c) for c in COMBINATIONS],
-            *[recording.last_seconds(folder) for folder in dict.fromkeys(
-                os.path.realpath(f) for f in (RESULTS, f"{HERE}/results"))]))
+    COMBINATIONS = schedule.in_order(COMBINATIONS, env_of,
+                                     [RESULTS, f"{HERE}/results"])
 
 
 @nox.session(allow_parallel=True)

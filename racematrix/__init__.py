@@ -25,7 +25,8 @@ layer module          its one job
 1     suite_evidence  where a suite's race failures were raised, test times
 2     suites          suites declared as data; the MWE's suite
 2     matrix          every suite with its lists
-2     schedule        the order sessions run in: longest expected first
+2     schedule        the order sessions run in: longest expected first,
+                      from the rows' last times
 2     rawresult       one environment's raw result: verdict, record, loading
 2     tables          raw results merged into the failure-rate tables
 2     search          the bisect's search loop, for every metric

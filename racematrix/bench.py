@@ -106,17 +106,17 @@ def matrix_command(envdir, nox_args):
 
 
 def where_time_went(raws):
-    """The session time of the rows that ran, by suite and by whether the
-    row reproduced the race (a fixed simulator's rows cost more), with how
-    much of it was launch time: ``[{"suite", "race", "rows", "seconds",
-    "launch_seconds"}]``, the costliest first."""
+    """The session time of the rows that ran, by suite and verdict (a fixed
+    simulator's rows cost more), with how much of it was launch time:
+    ``[{"suite", "verdict", "rows", "seconds", "launch_seconds"}]``, the
+    costliest first."""
     groups = {}
     for raw in raws:
         if raw.get("verdict") in ("skipped", None):
             continue
-        key = (raw.get("suite", "mwe"), raw["verdict"] == "reproduced")
+        key = (raw.get("suite", "mwe"), raw["verdict"])
         group = groups.setdefault(key, {
-            "suite": key[0], "race": key[1], "rows": 0, "seconds": 0.0,
+            "suite": key[0], "verdict": key[1], "rows": 0, "seconds": 0.0,
             "launch_seconds": 0.0})
         group["rows"] += 1
         group["seconds"] += raw.get("seconds") or 0.0
@@ -329,7 +329,7 @@ def where_lines(parts):
     total = warm.get("session_seconds")
     if not warm.get("where") or not cores or not total:
         return []
-    rows = [(group["suite"], "yes" if group["race"] else "no", group["rows"],
+    rows = [(group["suite"], group["verdict"], group["rows"],
              group["seconds"], group["launch_seconds"] or "–",
              f"{100 * group['seconds'] / total:.0f}%")
             for group in warm["where"]]
@@ -338,7 +338,7 @@ def where_lines(parts):
                 f"each in {warm['seconds']} s of wall time), so a group's "
                 f"share of the session time is about its share of the wall "
                 f"time:", ""] + table(
-        ("suite", "race reproduced", "rows", "session s",
+        ("suite", "verdict", "rows", "session s",
          "of it launch time, s", "share"), rows)
 
 

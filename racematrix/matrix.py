@@ -30,14 +30,12 @@ class Matrix:
         return python in config.pythons and sim in config.sims
 
     def envs(self):
-        return [EnvSpec(python, spec, sim, name, patch)
-                for python, name, spec, sim, patch in self.combinations()]
+        return [env_of(combination) for combination in self.combinations()]
 
     def named_envs(self):
         """(EnvSpec, its session's name) of every environment."""
-        return [(EnvSpec(python, spec, sim, name, patch),
-                 f"matrix({session_id(python, name, spec, sim, patch)})")
-                for python, name, spec, sim, patch in self.combinations()]
+        return [(env_of(combination), f"matrix({session_id(*combination)})")
+                for combination in self.combinations()]
 
     def combinations(self):
         """(Python, suite, spec, simulator flag, patch or None) of every
@@ -79,6 +77,12 @@ def param_id(suite, spec):
     as before (``numba==0.60.0``), others prefixed (``cubie: cubie==...``)."""
     text = " ".join(spec)
     return text if suite == DEFAULT_SUITE else f"{suite}: {text}"
+
+
+def env_of(combination):
+    """The ``EnvSpec`` of one of ``Matrix.combinations()``' tuples."""
+    python, suite, spec, sim, patch = combination
+    return EnvSpec(python, spec, sim, suite, patch)
 
 
 def session_id(python, suite, spec, sim, patch=None):

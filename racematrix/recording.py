@@ -116,21 +116,6 @@ def mark_tables_fresh(results_dir):
     (Path(results_dir) / STALE).unlink(missing_ok=True)
 
 
-def last_seconds(results_dir):
-    """How long each environment's last recorded run took, by env id (a
-    skipped or unreadable row: none)."""
-    found = {}
-    for path in (Path(results_dir) / "raw").glob("*.json"):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if record.get("verdict") != "skipped" and \
-                isinstance(record.get("seconds"), (int, float)):
-            found[record.get("env", path.stem)] = record["seconds"]
-    return found
-
-
 def record_skips(envs, reason_for, results_dir, command="nox -s matrix"):
     """A `skipped` row, with the reason ``reason_for(spec)`` gives (None:
     no skip), for each environment that has no row from this machine yet;

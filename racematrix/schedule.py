@@ -10,13 +10,31 @@ that are known. A suite with no recorded row anywhere goes first: its
 sessions may be long, and started first they cannot leave a core idle at
 the end.
 """
+import json
+import os
+from pathlib import Path
 from statistics import median
+
+
+def last_seconds(results_dir):
+    """How long each environment's last recorded run took, by env id (a
+    skipped or unreadable row: none)."""
+    found = {}
+    for path in (Path(results_dir) / "raw").glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("verdict") != "skipped" and \
+                isinstance(record.get("seconds"), (int, float)):
+            found[record.get("env", path.stem)] = record["seconds"]
+    return found
 
 
 def expected_seconds(envs, *recorded):
     """``{env id: seconds, or None where nothing is known}`` for ``envs``
-    (``EnvSpec``\\ s), from ``recorded`` (``{env id: seconds}`` mappings,
-    the first that has an environment wins)."""
+    (``EnvSpec`` objects), from ``recorded`` (``{env id: seconds}``
+    mappings, the first that has an environment wins)."""
     suites = {env.env_id: env.suite for env in envs}
     known = {}
     for env_id in suites:
@@ -39,3 +57,12 @@ def longest_first(items, env_of, expected):
         seconds = expected.get(env_of(item).env_id)
         return (0, 0) if seconds is None else (1, -seconds)
     return sorted(items, key=key)
+
+
+def in_order(items, env_of, results_dirs):
+    """``items`` longest expected first, by the rows of ``results_dirs``
+    (this run's results folder first; a folder named twice is read once)."""
+    folders = dict.fromkeys(os.path.realpath(f) for f in results_dirs)
+    return longest_first(items, env_of, expected_seconds(
+        [env_of(item) for item in items],
+        *[last_seconds(folder) for folder in folders]))

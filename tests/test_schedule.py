@@ -1,13 +1,13 @@
 """The order a matrix run hands its sessions out in, on recorded rows."""
 import heapq
+import json
 from pathlib import Path
 
 import tomllib
 
-from racematrix.envspec import EnvSpec
-from racematrix.matrix import load_matrix
-from racematrix.recording import last_seconds
-from racematrix.schedule import expected_seconds, longest_first
+from racematrix.matrix import env_of, load_matrix
+from racematrix.schedule import (expected_seconds, in_order, last_seconds,
+                                 longest_first)
 
 PROJECT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -16,11 +16,6 @@ DATA = Path(__file__).resolve().parent / "data"
 def real_matrix():
     table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
     return load_matrix(table["tool"]["racematrix"], {}, str(PROJECT))
-
-
-def env_of(combination):
-    python, suite, spec, sim, patch = combination
-    return EnvSpec(python, spec, sim, suite, patch)
 
 
 def recorded(raw_folder, tmp_path):
@@ -99,3 +94,29 @@ def test_on_the_committed_rows_longest_first_never_ends_later():
                longest_first(combinations, env_of, expected)]
     assert makespan(ordered) <= makespan(truth)
     assert ordered == sorted(truth, reverse=True)
+
+
+def test_in_order_reads_this_runs_rows_before_the_checkouts(tmp_path):
+    """An empty results folder orders by the checkout's rows; a row of
+    this run's folder wins over the checkout's."""
+    combinations = [c for c in real_matrix().combinations()
+                    if c[1] == "cubie"]
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    (committed / "raw").symlink_to(DATA / "raw-cubie",
+                                   target_is_directory=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    seconds = last_seconds(committed)
+    by_checkout = in_order(combinations, env_of, [empty, committed])
+    assert [seconds[env_of(c).env_id] for c in by_checkout] == sorted(
+        seconds.values(), reverse=True)
+    # This run's folder says the checkout's shortest row is now the longest.
+    shortest = by_checkout[-1]
+    mine = tmp_path / "mine"
+    (mine / "raw").mkdir(parents=True)
+    row = json.loads((DATA / "raw-cubie" /
+                      f"{env_of(shortest).env_id}.json").read_text())
+    row["seconds"] = max(seconds.values()) + 1
+    (mine / "raw" / f"{row['env']}.json").write_text(json.dumps(row))
+    assert in_order(combinations, env_of, [mine, committed])[0] == shortest
