@@ -3,7 +3,7 @@ import heapq
 import json
 from pathlib import Path
 
-import tomllib
+from nox.project import load_toml  # tomllib is 3.11+
 
 from racematrix.matrix import env_of, load_matrix
 from racematrix.schedule import (expected_seconds, in_order, last_seconds,
@@ -14,7 +14,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def real_matrix():
-    table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+    table = load_toml(PROJECT / "pyproject.toml")
     return load_matrix(table["tool"]["racematrix"], {}, str(PROJECT))
 
 
