@@ -36,17 +36,16 @@ def expected_seconds(envs, *recorded):
     (``EnvSpec`` objects), from ``recorded`` (``{env id: seconds}``
     mappings, the first that has an environment wins)."""
     suites = {env.env_id: env.suite for env in envs}
-    known = {}
-    for env_id in suites:
-        known[env_id] = next((seconds[env_id] for seconds in recorded
-                              if env_id in seconds), None)
+    known = {env_id: next((seconds[env_id] for seconds in recorded
+                           if env_id in seconds), None)
+             for env_id in suites}
     by_suite = {}
     for env_id, seconds in known.items():
         if seconds is not None:
             by_suite.setdefault(suites[env_id], []).append(seconds)
-    return {env_id: seconds if seconds is not None else
-            median(by_suite[suites[env_id]]) if suites[env_id] in by_suite
-            else None for env_id, seconds in known.items()}
+    medians = {suite: median(times) for suite, times in by_suite.items()}
+    return {env_id: medians.get(suites[env_id]) if seconds is None
+            else seconds for env_id, seconds in known.items()}
 
 
 def longest_first(items, env_of, expected):
