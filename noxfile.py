@@ -5,7 +5,8 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["nox>=2026.10.20", "packaging>=23", "jsonschema>=4.18",
-#                 "pypi-simple>=1.6", "matplotlib>=3.7", "scipy>=1.11"]
+#                 "pypi-simple>=1.6", "matplotlib>=3.7", "scipy>=1.11",
+#                 "filelock>=3.12"]
 # ///
 import atexit
 import logging
@@ -58,18 +59,23 @@ try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
 except envspec.ConfigError as error:
     sys.exit(f"nox: {error}")
-REQUESTED = interpreters.sessions_requested(sys.argv[1:], os.environ,
-                                           nox.options.sessions)
+GPU = gpu_name()
+# Whether this process runs the sessions, or hands them out under -j; a
+# -j worker is its child (RACEMATRIX_RUN says whose), and only records.
+LEADS = matrix_session.lead_run(os.environ, total=sum(
+    1 for combination in MATRIX.combinations() if combination[3] or GPU))
+# What a -j worker runs, its parent looked at already.
+REQUESTED = interpreters.sessions_requested(
+    sys.argv[1:], os.environ, nox.options.sessions) if LEADS else ()
 WANTED = interpreters.matrix_pythons_requested(REQUESTED, MATRIX.pythons)
 # Simulator-off environments need a CUDA GPU. Without one they are
 # sessions only where listed (`nox -l --json` feeds GPU runners' CI jobs),
 # run by a worker of -j, or asked for by name or MATRIX_SIM; elsewhere their
 # rows are `skipped` here, before any session or virtualenv work.
 NO_GPU = "no CUDA GPU (simulator off needs one)"
-GPU = gpu_name()
 NOX_OPTIONS = interpreters.nox_options(sys.argv[1:])
 SIM_OFF_SESSIONS = bool(GPU) or "MATRIX_SIM" in os.environ or \
-    NOX_OPTIONS.listing or NOX_OPTIONS.worker or \
+    NOX_OPTIONS.listing or not LEADS or \
     any("sim0" in name for name in REQUESTED)
 # Every session asked for is simulator-off, without a GPU: each skips at
 # once, with no interpreter and nothing to order.
@@ -78,7 +84,7 @@ ONLY_SIM_OFF = not GPU and bool(REQUESTED) and all(
 # Where nox looks for each session's Python: pyenv's and uv's folders too
 # (asking uv takes a tenth of a second). Not for a listing, nor in a worker
 # of -j, whose PATH is its parent's, exposed already.
-if not NOX_OPTIONS.listing and not NOX_OPTIONS.worker and not ONLY_SIM_OFF:
+if not NOX_OPTIONS.listing and LEADS and not ONLY_SIM_OFF:
     interpreters.expose_interpreters()
 if WANTED:
     # Missing Pythons: fetched where uv can, else skipped with one line
@@ -101,11 +107,6 @@ if WANTED:
              if env.python in WANTED and not env.sim and (
                  "matrix" in REQUESTED or name in REQUESTED)],
             lambda env: NO_GPU, RESULTS)
-    # The tables and report, once, after every session of this run: here in
-    # the process that runs them all, or that hands them out under -j (a
-    # parallel worker only records).
-    if not NOX_OPTIONS.worker:
-        atexit.register(matrix_session.write_report_at_exit, RESULTS)
 
 
 # Longest expected first (racematrix/schedule.py), by this run's rows, else
@@ -115,6 +116,18 @@ COMBINATIONS = MATRIX.combinations()
 if WANTED and not ONLY_SIM_OFF:
     COMBINATIONS = schedule.in_order(COMBINATIONS, env_of,
                                      [RESULTS, f"{HERE}/results"])
+
+
+def _finish_run():
+    """The tables and report, once, after every session of this run, and
+    the run's last word (verdict counts and where the files are)."""
+    line = matrix_session.finish_run(RESULTS)
+    if line:
+        print(f"nox > {line}", file=sys.stderr)
+
+
+if LEADS:
+    atexit.register(_finish_run)
 
 
 @nox.session(allow_parallel=True)
@@ -143,11 +156,14 @@ def matrix(session, suite, spec, sim, patch):
             suite=MATRIX.suites[suite],
             patch=MATRIX.patches[patch] if patch else None,
             launch_time={"launches": config.launches,
-                         "max_launches": config.max_launches}
-            if suite == envspec.DEFAULT_SUITE and config.launches else None)
+                         "max_launches": config.max_launches,
+                         "device_calls": config.launch_device_calls}
+            if suite == envspec.DEFAULT_SUITE and config.launches else None,
+            # nox's -v lowers its log level below DEBUG.
+            verbose=logging.getLogger().getEffectiveLevel() < logging.DEBUG)
     except BadInput as error:
         session.error(str(error))
-    session.log(f"{env.env_id}: {raw['verdict']} ({raw['reason']})")
+    session.log(matrix_session.note_finished(RESULTS, raw))
     if raw["verdict"] == "skipped":
         session.skip(raw["reason"])
     if raw["verdict"] == "error" and raw["runs"] == 0:
@@ -180,6 +196,10 @@ def report(session):
 def tests(session):
     """Run the project's own tests (unit and end-to-end)."""
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["test"])
+    # Lint and types first: a second each ([tool.ruff], [tool.mypy]).
+    session.run("ruff", "check", "--quiet", "racematrix", "noxfile.py",
+                "tests", "mwe")
+    session.run("mypy", "--no-error-summary", env={"PYTHONPATH": HERE})
     # 5: no test collected (e.g. a -k that matches nothing) is not a failure.
     # Parallel (pytest-xdist; `-- -n 0` runs in one process), handed out
     # one at a time, slowest first; what tests share is built once

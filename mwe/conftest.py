@@ -16,9 +16,6 @@ import pytest
 from allocator_factory import BufferAllocatorFactory, SyncingAllocatorFactory
 from kernel_factory import KernelFactory, KernelLocalAllocatorFactory
 
-# Launch time after the tests, when asked (--launch-time-json).
-pytest_plugins = ["launch_time_plugin"]
-
 # A preset fixes every knob; an explicit option overrides one knob of it.
 # "faithful" uses CuBIE-like sizes and Python's default switch interval, to
 # show the natural (rare) rate. "aggressive" raises the preemption rate and

@@ -17,6 +17,9 @@ layer module          its one job
 0     fileio          atomic writes and the results folder's lock
 0     procs           child processes: streaming, process groups, signals
 0     validation      JSON Schema checks, one line per problem
+0     launch_time     the launch-time workload and its rule (runs inside
+                      an environment: standard library only)
+0     launch_plugin   pytest plugin: launch time after a suite's tests
 1     envspec         EnvSpec and the matrix settings
 1     outcomes        JUnit XML -> test runs -> outcome counts
 1     index           the package index (PEP 691/700)
@@ -53,7 +56,6 @@ layer module          its one job
 5     report_session  driver: nox -s report
 5     mwe_figures     driver: nox -s mwe_figures
 5     bench           driver: nox -s bench
-5     timing          driver: python -m racematrix.timing
 5     ci              driver: python -m racematrix.ci (the CI workflow)
 ====  ==============  =======================================================
 

@@ -40,8 +40,8 @@ from .markdown import table
 from .provenance import machine_info, now_iso
 
 PROJECT = Path(__file__).resolve().parent.parent
-PARTS = ("cold", "warm", "warm-no-launches", "warm-serial", "defaults",
-         "sim-off",
+PARTS = ("workload", "cold", "warm", "warm-no-launches", "warm-serial",
+         "defaults", "sim-off",
          "time-bisect", "time-bisect-loaded", "time-bisect-blind", "tests")
 TIME_BISECT = ("--package", "numba-cuda", "--python", "3.12", "--metric",
                "launch-time")
@@ -83,7 +83,8 @@ def host_loop_seconds(repeats=3):
 
 def nox_environ(**extra):
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS"))}
+           if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS",
+                                "RACEMATRIX_RUN"))}
     env.update(extra)
     return env
 
@@ -151,7 +152,130 @@ def matrix_run(label, envdir, results_dir, nox_args, log, **environ):
             "mean_pytest_seconds": round(statistics.mean(
                 r.get("pytest_seconds", 0.0) for r in ran), 2) if ran else None,
             "launches_per_row": [min(launches), max(launches)]
-            if launches else None}
+            if launches else None,
+            # The price's verdict of each MWE row, by its race verdict.
+            "decisions": launch_decisions(ran)}
+
+
+def launch_decisions(raws):
+    """{race verdict: {launch decision: rows}} of the MWE rows timed."""
+    found = {}
+    for raw in raws:
+        decision = (raw.get("launch_seconds") or {}).get("decision")
+        if decision:
+            counts = found.setdefault(raw["verdict"], {})
+            counts[decision] = counts.get(decision, 0) + 1
+    return found
+
+
+# The launch workload's sizes tried (device-function calls per thread,
+# 32 threads), and the launches of each environment at each size.
+WORKLOAD_SIZES = (1000, 300, 100, 30)
+WORKLOAD_ROUNDS = 5
+WORKLOAD_PYTHONS = ("3.12", "3.10")
+# Rows with the race timed per Python (beside every row without it).
+WORKLOAD_RACY = 4
+
+
+def workload_envs(envdir, python, raw_dir=PROJECT / "results" / "raw"):
+    """(env id, verdict, environment folder) of the committed MWE rows of
+    ``python`` whose environment ``envdir`` holds: every row without the
+    race and ``WORKLOAD_RACY`` with it, spread over the releases."""
+    import re
+    found = {"reproduced": [], "not-reproduced": []}
+    for path in sorted(Path(raw_dir).glob(f"py{python}-*-sim1.json")):
+        row = json.loads(path.read_text())
+        if row.get("suite", "mwe") != "mwe" or "patch" in row["spec"] or \
+                row["verdict"] not in found:
+            continue
+        name = "matrix({}, {}, sim1)".format(
+            python, " ".join(row["spec"]["requirements"]))
+        folder = Path(envdir) / re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+        if (folder / "bin" / "python").exists():
+            found[row["verdict"]].append((row["env"], row["verdict"], folder))
+    racy = found["reproduced"]
+    step = max(1, len(racy) // WORKLOAD_RACY)
+    return racy[::step][:WORKLOAD_RACY] + found["not-reproduced"]
+
+
+def workload_run(envdir, log, pythons=WORKLOAD_PYTHONS, sizes=WORKLOAD_SIZES,
+                 rounds=WORKLOAD_ROUNDS):
+    """Where the launch workload's size stops telling the simulators with
+    the race from those without it (the fix's lock): at each size, one
+    launch server per committed release (``LaunchServer``), launches taken
+    in turn, and each release placed by the matrix rows' own rule
+    (``sequential_decision``) against the pooled launches of the releases
+    with the race, itself left out."""
+    from types import SimpleNamespace
+
+    from .launch_time import sequential_decision
+    from .measure_launch import LIMIT, LaunchServer
+    from .stats import quantile
+    started = time.perf_counter()
+    results = []
+    for python in pythons:
+        envs = workload_envs(envdir, python)
+        if not any(verdict == "not-reproduced" for _, verdict, _ in envs):
+            log(f"workload: no environment without the race for {python}")
+            continue
+        for calls in sizes:
+            clock = time.perf_counter()
+            servers = {}
+            for env_id, verdict, folder in envs:
+                quiet = SimpleNamespace(bin=str(folder / "bin"),
+                                        log=lambda *_: None)
+                server = LaunchServer(quiet, True, LIMIT,
+                                      ["--device-calls", str(calls)])
+                if not server.failed:
+                    servers[env_id] = (verdict, server)
+            samples = {env_id: [] for env_id in servers}
+            for _ in range(rounds):
+                for env_id, (_, server) in servers.items():
+                    kind, seconds = server.launch(LIMIT)
+                    if kind in ("done", "past"):
+                        samples[env_id].append(min(seconds, LIMIT))
+            for _, server in servers.values():
+                server.close()
+            rows = []
+            for env_id, (verdict, _) in servers.items():
+                pool = [x for other, (v, _) in servers.items()
+                        if v == "reproduced" and other != env_id
+                        for x in samples[other]]
+                args = SimpleNamespace(
+                    launches=min(3, rounds), max_launches=rounds, limit=LIMIT,
+                    reference_median=quantile(pool, 0.5),
+                    reference_p95=quantile(pool, 0.95))
+                decision = sequential_decision(samples[env_id], args) \
+                    if pool and samples[env_id] else None
+                rows.append({"env": env_id, "verdict": verdict,
+                             "median": round(quantile(samples[env_id], 0.5)
+                                             or 0, 3),
+                             "decision": decision or "undecided"})
+            right = [row for row in rows if row["decision"] == (
+                "slower" if row["verdict"] == "not-reproduced" else "alike")]
+            racy = [x for env_id, (v, _) in servers.items()
+                    if v == "reproduced" for x in samples[env_id]]
+            fixed = [row["median"] for row in rows
+                     if row["verdict"] == "not-reproduced"]
+            results.append({
+                "python": python, "device_calls": calls, "rows": rows,
+                "right": len(right), "of": len(rows),
+                "racy_median": round(quantile(racy, 0.5) or 0, 3),
+                "racy_p95": round(quantile(racy, 0.95) or 0, 3),
+                "fixed_medians": fixed,
+                "seconds": round(time.perf_counter() - clock, 1)})
+            log(f"workload: {python}, {calls} calls: {len(right)} of "
+                f"{len(rows)} placed right; racy median "
+                f"{results[-1]['racy_median']} s, fixed medians {fixed}")
+    return {"label": "launch workload: where its size stops telling lock "
+                     "from no lock",
+            "command": "nox -s bench -- --parts workload",
+            "seconds": round(time.perf_counter() - started, 1), "exit": 0,
+            "rounds": rounds,
+            "summary": "; ".join(
+                f"{r['python']} x {r['device_calls']} calls: {r['right']}/"
+                f"{r['of']} right" for r in results),
+            "sizes": results}
 
 
 def sim_off_run(envdir, results_dir, log):
@@ -287,6 +411,7 @@ def run(out_dir, log, command, argv=()):
             scratch / "envs-virtualenv", scratch / "r4",
             ["-fb", "virtualenv", "--reuse-venv", "no"], log),
         "sim-off": lambda: sim_off_run(envs, scratch / "r5", log),
+        "workload": lambda: workload_run(envs, log),
         "time-bisect": lambda: time_bisect_run(envs, scratch / "r6", log),
         "time-bisect-loaded": lambda: time_bisect_loaded_run(envs, scratch,
                                                              log),
@@ -313,6 +438,45 @@ def run(out_dir, log, command, argv=()):
     write_text_atomic(Path(out_dir) / "bench.md", text)
     print(text)
     return data
+
+
+def decision_lines(parts):
+    """The price's verdicts of each matrix part's MWE rows."""
+    lines = []
+    for name in PARTS:
+        decisions = (parts.get(name) or {}).get("decisions")
+        if decisions:
+            lines.append(f"- {parts[name]['label']}: " + "; ".join(
+                f"{verdict}: " + ", ".join(f"{count} {decision}" for
+                                           decision, count in
+                                           sorted(counts.items()))
+                for verdict, counts in sorted(decisions.items())))
+    if not lines:
+        return []
+    return ["", "The launch-time rule's decision on each MWE row (rows "
+                "without the race should read slower, rows with it alike):",
+            ""] + lines
+
+
+def workload_lines(part):
+    """The launch workload's sizes tried, and how each placed the
+    committed releases."""
+    if not part or not part.get("sizes"):
+        return []
+    rows = [(size["python"], f"{size['device_calls']:,}",
+             f"{size['racy_median']:.3f} / {size['racy_p95']:.3f}",
+             ", ".join(f"{m:.3f}" for m in size["fixed_medians"]),
+             f"{size['right']} of {size['of']}", size["seconds"])
+            for size in part["sizes"]]
+    return ["", "## The launch workload", "",
+            f"Launches of every committed release's environment taken in "
+            f"turn ({part.get('rounds', WORKLOAD_ROUNDS)} each, 32 threads), each release placed "
+            f"by the matrix rows' rule against the pooled launches of the "
+            f"releases with the race (itself left out). Right: a release "
+            f"without the race reads slower, one with it alike. Load "
+            f"{part.get('load_before', 0):.1f} before.", ""] + table(
+        ("Python", "calls per thread", "with the race: median / p95 s",
+         "without it: medians s", "placed right", "seconds"), rows)
 
 
 def ratio(parts, top, bottom):
@@ -382,6 +546,8 @@ def render(data):
                   f"{ratio(parts, 'defaults', 'warm')} the warm matrix and "
                   f"{ratio(parts, 'defaults', 'cold')} the cold one."]
     lines += where_lines(parts)
+    lines += decision_lines(parts)
+    lines += workload_lines(parts.get("workload"))
     serial = parts.get("warm-serial")
     if serial and serial.get("machine", {}).get("cores"):
         cores = serial["machine"]["cores"]

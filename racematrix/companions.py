@@ -29,7 +29,6 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta, timezone
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version

@@ -174,6 +174,8 @@ class MatrixConfig:
     timeout: int
     launches: int = 3
     max_launches: int = 10
+    # Device-function calls per thread in each timed launch.
+    launch_device_calls: int = 1000
 
     def envs(self):
         return [EnvSpec(python, spec, sim) for python in self.pythons
@@ -213,6 +215,7 @@ def load_config(table, environ):
         timeout=table.get("timeout", 120),
         launches=launches,
         max_launches=max(table.get("max_launches", 10), launches),
+        launch_device_calls=table.get("launch_device_calls", 1000),
     )
 
 

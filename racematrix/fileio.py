@@ -46,22 +46,13 @@ def current_umask():
     return mask
 
 
-@contextlib.contextmanager
 def results_lock(results_dir):
-    """Serialise writers of one results folder (parallel sessions)."""
+    """Serialise writers of one results folder (parallel sessions): a
+    ``filelock.FileLock`` on ``<results>/.lock``, used as ``with``."""
+    from filelock import FileLock
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    with open(results_dir / ".lock", "w") as lock:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no simulator matrix there anyway
-            yield
-            return
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return FileLock(results_dir / ".lock")
 
 
 def folder_problem(path):

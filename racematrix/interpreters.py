@@ -230,7 +230,7 @@ def provision(pythons, download, log, can_reach=None):
 def nox_options(argv):
     """The parts of a nox command line that decide which Pythons the
     matrix needs: the sessions asked for, ``--download-python``, and
-    whether it only lists or is a worker of ``-j`` (whose parent looked).
+    whether it only lists.
     Everything else, and all after ``--``, is nox's."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("-s", "-e", "--session", "--sessions",
@@ -239,8 +239,6 @@ def nox_options(argv):
     parser.add_argument("--download-python")
     parser.add_argument("-l", "--list", "--json", "-h", "--help", "--usage",
                         "--version", dest="listing", action="store_true")
-    parser.add_argument("--parallel-worker", dest="worker",
-                        action="store_true")
     head = argv[:argv.index("--")] if "--" in argv else list(argv)
     return parser.parse_known_args(head)[0]
 
@@ -256,8 +254,8 @@ def sessions_requested(argv, environ, default):
     ``--session(s)``, ``-e``, ``NOXSESSION``; else ``default``), or () for
     a listing (``-l``, ``--list``, ``--json``, ``--usage``, ``--help``)."""
     options = nox_options(argv)
-    if options.listing or options.worker:
-        return ()  # a listing, or a worker of `-j` (its parent looked)
+    if options.listing:
+        return ()
     chosen = options.sessions
     if not chosen and environ.get("NOXSESSION"):
         chosen = environ["NOXSESSION"].split(",")

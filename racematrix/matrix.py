@@ -12,8 +12,8 @@ from .suites import load_suites
 class Matrix:
     suites: dict    # name -> suites.Suite
     configs: dict   # name -> envspec.MatrixConfig
-    patches: dict = None     # name -> patches.Patch
-    columns: dict = None     # suite name -> its patch columns ("none", ...)
+    patches: dict | None = None     # name -> patches.Patch
+    columns: dict | None = None     # suite name -> its patch columns ("none", ...)
 
     @property
     def pythons(self):

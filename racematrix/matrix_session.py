@@ -11,16 +11,19 @@ the last session, by a fresh interpreter.
 """
 import argparse
 import importlib.util
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from . import measure_launch, measure_race, patching
 from .errors import BadInput
-from .fileio import results_lock, scratch_folder
+from .fileio import results_lock, scratch_folder, write_text_atomic
 from .install import install_resolved
 from .measurement import Built, run_all
 from .patching import PatchError
@@ -30,17 +33,20 @@ from .rawresult import make_raw
 from .recording import (kept_measured_row, mark_tables_fresh, record,
                         running_marker, tables_stale)
 from .report import build_report
-from .suites import MWE_SUITE
+from .suites import MWE_SUITE, PROJECT
 from .venv import read_environment
 
 
 def run_environment(session, spec, *, count, timeout, results_dir,
                     pytest_args=(), command="", suite=MWE_SUITE,
-                    launch_time=None, patch=None):
+                    launch_time=None, patch=None, verbose=False):
     """Build one environment, run the measurements in it, and record the
     raw result. ``launch_time`` (keyword arguments of
     ``measure_launch.LaunchTime``, or None for none) adds launch time,
-    timed in the suite's process after its tests. Returns the raw record."""
+    timed in the suite's process after its tests. Only ``verbose``
+    prints the installer's steps and pytest's output (the raw result
+    keeps pytest's last lines). Returns the raw record."""
+    detail = session.log if verbose else (lambda *_: None)
     started_at = now_iso()
     clock = time.monotonic()
     base = dict(machine=machine_info(), command=command, started=started_at)
@@ -60,7 +66,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
     if not spec.sim and not gpu_name():
         return finish(skip_reason="no CUDA GPU (simulator off needs one)",
                       **nothing)
-    installation = install_resolved(session, spec, suite=suite)
+    installation = install_resolved(session, spec, suite=suite, log=detail)
     base["resolution"] = installation.resolution()
     problem = installation.problem
     if problem:
@@ -77,18 +83,21 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             return finish(env_error=str(error), **nothing)
     environment = getattr(installation, "environment", None) or \
         read_environment(session)
-    measurements = [measure_race.RaceSuite(count, timeout, pytest_args)]
+    measurements = [measure_race.RaceSuite(count, timeout, pytest_args,
+                                           echo=verbose)]
     with running_marker(results_dir, spec.env_id) as running, \
             scratch_folder() as scratch:
         if launch_time is not None:
             # Compared with the rows with the race, same Python and load.
             reference = measure_launch.reference_launches(
                 Path(results_dir) / "raw", spec.python, running(),
-                exclude=spec.env_id)
+                exclude=spec.env_id, device_calls=launch_time.get(
+                    "device_calls", measure_launch.ROW_DEVICE_CALLS),
+                fallback=PROJECT / "results" / "raw")
             measurements.append(measure_launch.LaunchTime(
                 **launch_time, reference=reference))
         fields = run_all(measurements, Built(
-            session, spec, suite, keep_dir=results_dir, log=session.log,
+            session, spec, suite, keep_dir=results_dir, log=detail,
             environment=environment, running=running, scratch=scratch))
     detail = fields.pop("env_error_detail", None)
     return finish(detail=detail, **{**environment, **fields})
@@ -141,6 +150,106 @@ def write_report_at_exit(results_dir):
                    env={**caching_environ(), "PYTHONPATH": os.pathsep.join(
                        filter(None, [str(project),
                                      os.environ.get("PYTHONPATH")]))})
+
+
+# Set by the process that runs (or, under -j, hands out) a run's sessions:
+# "PID:TOTAL:START". nox's -j workers are its children and inherit it; any
+# other process (a nox started by the bench or the tests) leads its own run.
+RUN_VARIABLE = "RACEMATRIX_RUN"
+
+
+def lead_run(environ, total):
+    """Whether this process leads the run: False in a -j worker of the
+    process that does (whose pid the variable holds). The leader sets
+    the variable for its workers, with ``total``, the matrix's sessions
+    that run here, and the time it started."""
+    pid = environ.get(RUN_VARIABLE, "").split(":")[0]
+    if pid == str(os.getppid()):
+        return False
+    environ[RUN_VARIABLE] = f"{os.getpid()}:{total}:{time.time():.3f}"
+    return True
+
+
+def run_journal(results_dir, environ=os.environ):
+    """This run's folder of finished environments (one file each)."""
+    pid = environ.get(RUN_VARIABLE, str(os.getpid())).split(":")[0]
+    return Path(results_dir) / ".runs" / pid
+
+
+def row_line(raw):
+    """One line for a finished environment: its verdict, its rate (per
+    kind where the suite declares kinds) and its launches."""
+    verdict = raw["verdict"]
+    if verdict in ("skipped", "error") and not raw["runs"]:
+        return f"{verdict}: {raw['reason']}"
+    parts = [verdict]
+    kinds = raw.get("kinds")
+    if kinds:
+        parts += [f"{kind} {counts['failures']}/{counts['runs']}"
+                  for kind, counts in kinds.items() if counts["runs"]]
+    else:
+        parts.append(f"{raw['failures']}/{raw['runs']} race failures")
+    if raw["other_errors"] or raw.get("hangs"):
+        parts.append(f"{raw['other_errors']} other, {raw.get('hangs', 0)} "
+                     f"hung")
+    launch = raw.get("launch_seconds")
+    if launch:
+        if launch.get("error"):
+            parts.append(f"launches: {launch['error'][:120]}")
+        elif launch.get("n"):
+            parts.append(f"{launch['n']} launches, median "
+                         f"{launch['median']:.2f} s: {launch['decision']}")
+    return ", ".join(parts)
+
+
+def note_finished(results_dir, raw, environ=os.environ):
+    """Record ``raw``'s verdict in this run's journal and return the
+    progress line: how many environments are done of the matrix's, about
+    how long the rest takes, and the row's line."""
+    journal = run_journal(results_dir, environ)
+    journal.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
+        {"env": raw["env"], "verdict": raw["verdict"],
+         "line": row_line(raw)}))
+    done = sum(1 for _ in journal.glob("*.json"))
+    _, total, started = (environ.get(RUN_VARIABLE, "") + "::").split(":")[:3]
+    where = f"{done}"
+    if total.isdigit() and done <= int(total):
+        where += f"/{total}"
+        left = int(total) - done
+        if left and started:
+            seconds = (time.time() - float(started)) / done * left
+            where += f", ~{seconds:.0f} s left"
+    return f"[{where}] {raw['env']}: {row_line(raw)}"
+
+
+def finish_run(results_dir, environ=os.environ):
+    """The run's last word, in the leading process after its sessions:
+    the tables and report where a row was recorded, then the verdict
+    counts of this run and the paths of what was written."""
+    journal = run_journal(results_dir, environ)
+    entries = []
+    for path in sorted(journal.glob("*.json")):
+        try:
+            entries.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    wrote = tables_stale(results_dir)
+    write_report_at_exit(results_dir)
+    shutil.rmtree(journal, ignore_errors=True)
+    if not entries:
+        return None
+    counts = Counter(entry["verdict"] for entry in entries)
+    _, _, started = (environ.get(RUN_VARIABLE, "") + "::").split(":")[:3]
+    took = f" in {time.time() - float(started):.0f} s" if started else ""
+    line = (f"matrix: {len(entries)} environments{took}: " + ", ".join(
+        f"{count} {verdict}" for verdict, count in counts.most_common()))
+    if wrote:
+        results = Path(results_dir)
+        line += (f"; table {results / 'failure_rates.md'}, report "
+                 f"{results / 'REPORT.md'}, plot "
+                 f"{results / 'failure_rates.png'}")
+    return line
 
 
 def session_command(session_name, posargs, environ=os.environ):

@@ -1,7 +1,7 @@
 """Launch time as a measurement: the MWE's timing workload
-(``mwe/launch_time.py``) in a built environment, each launch in a fork of
-the process that built its kernel, after the race suite, so that it never
-changes the suite's rates."""
+(``launch_time``) in a built environment, each launch in a fork of the
+process that built its kernel, after the race suite, so that it never
+changes the suite's rates (``launch_plugin``)."""
 import json
 import queue
 import shlex
@@ -13,9 +13,11 @@ from .fileio import write_text_atomic
 from .procs import die_with_parent, run_streaming, stop_process_group, \
     venv_environ
 from .stats import quantile
-from .suites import MWE
+from .suites import PROJECT
 
-WORKLOAD = MWE / "launch_time.py"
+WORKLOAD = Path(__file__).resolve().parent / "launch_time.py"
+# Handed to the suite's pytest from outside: the MWE holds no harness.
+PLUGIN = "racematrix.launch_plugin"
 # One matrix row's workload: bounded by the budget whatever the simulator.
 LAUNCHES = 10
 LIMIT = 20.0
@@ -27,7 +29,7 @@ RESULT_PREFIX = '{"launch_seconds":'
 # launch (at 250 calls, numba-cuda 0.30.4 and 0.24.0 had the same median,
 # 0.24 and 0.23 s; at 1,000, 1.09 and 0.87 s with a p95 of 2.84 and 0.97).
 ROW_DEVICE_CALLS = 1000
-# Where the timed allocator's buffer lives (mwe/launch_time.py --location):
+# Where the timed allocator's buffer lives (racematrix/launch_time.py --location):
 # a slice of the kernel's persistent array reads no attribute of `cuda`,
 # so no launch is lost to the race; the swap (and the fix's lock) is the
 # same on every call.
@@ -63,7 +65,7 @@ def workload_command(launches=LAUNCHES, limit=LIMIT, budget=BUDGET,
 def run_launch_time(env, sim, *, launches=LAUNCHES, limit=LIMIT,
                     budget=BUDGET, stack_file=None, workload_args=(),
                     echo=False):
-    """Run ``mwe/launch_time.py`` in ``env`` (a nox Session or a
+    """Run ``racematrix/launch_time.py`` in ``env`` (a nox Session or a
     ``runner.ProbeEnvironment``) and return its ``launch_seconds`` record.
 
     The workload bounds its own time by ``budget`` (plus the start of its
@@ -164,7 +166,7 @@ class LaunchServer:
 
 
 def workload_options(workload):
-    """``mwe/launch_time.py``'s options for workload settings such as
+    """``racematrix/launch_time.py``'s options for workload settings such as
     ``{"device_calls": 1000}``: ``["--device-calls", "1000"]``."""
     return [arg for name, value in workload.items()
             for arg in (f"--{name.replace('_', '-')}", str(value))]
@@ -205,7 +207,7 @@ class LaunchTime:
     ``launches`` launches, and up to ``max_launches`` while ``reference``
     (``reference_launches``) cannot yet tell the row apart from, or match
     it to, the simulators with the race; the rule is
-    ``mwe/launch_time.py``'s ``sequential_decision``. The limit is
+    ``racematrix/launch_time.py``'s ``sequential_decision``. The limit is
     ``row_limit(reference)``.
 
     The stacks of the first launch past the limit are kept as
@@ -243,8 +245,12 @@ class LaunchTime:
     def suite_args(self, built):
         record, stack = self._files(built)
         stack.write_text("")
-        return ("--launch-time-json", str(record),
+        return ("-p", PLUGIN, "--launch-time-json", str(record),
                 "--launch-time-options", shlex.join(self.options(built, stack)))
+
+    def suite_env(self, built):
+        """What the suite's pytest process needs to import the plugin."""
+        return {"PYTHONPATH": str(PROJECT)}
 
     def measure(self, built):
         path, stack = self._files(built)
@@ -270,7 +276,8 @@ MIN_REFERENCE = 10
 
 
 def reference_launches(raw_dir, python, concurrency, exclude=None,
-                       device_calls=ROW_DEVICE_CALLS, location=ROW_LOCATION):
+                       device_calls=ROW_DEVICE_CALLS, location=ROW_LOCATION,
+                       fallback=None):
     """What the launches of a row on ``python`` are compared with: the
     pooled launch times of the MWE's rows with the race on the same Python
     (X.Y) in ``raw_dir`` timed with the same workload (``device_calls``
@@ -278,8 +285,21 @@ def reference_launches(raw_dir, python, concurrency, exclude=None,
     before the location was an option timed "local"), from the rows timed
     at the same ``concurrency`` (sessions running at once) where they hold
     ``MIN_REFERENCE`` launches, else from all of them; their ``median``,
-    ``p95`` and ``max``, or None where fewer launches are known (the row
-    then takes a fixed count)."""
+    ``p95`` and ``max``; else the same from ``fallback`` (the checkout's
+    committed rows: a run into an empty folder hands out the rows without
+    the race first, as its longest); else None (the row then takes a
+    fixed count)."""
+    found = _reference(raw_dir, python, concurrency, exclude, device_calls,
+                       location)
+    if found is None and fallback is not None and \
+            Path(fallback).resolve() != Path(raw_dir).resolve():
+        found = _reference(fallback, python, concurrency, exclude,
+                           device_calls, location)
+    return found
+
+
+def _reference(raw_dir, python, concurrency, exclude, device_calls,
+               location):
     minor = ".".join(str(python).split(".")[:2])
     pools = {"same": [], "any": []}
     for path in sorted(Path(raw_dir).glob("*.json")):

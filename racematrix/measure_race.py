@@ -49,7 +49,7 @@ class MweRun:
 
 
 def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True,
-            suite=MWE_SUITE):
+            suite=MWE_SUITE, extra_env=None):
     """Run a suite (the MWE unless told) once in ``env`` (a nox Session or
     a ProbeEnvironment), from a scratch folder: what its code writes to
     the working folder (CuBIE generates code there) goes with it."""
@@ -59,7 +59,8 @@ def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True,
         returncode, tail = run_streaming(
             env, pytest_command(count, timeout, junit, pytest_args,
                                 suite.path),
-            {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, cwd=scratch)
+            {**(extra_env or {}), "NUMBA_ENABLE_CUDASIM": str(int(sim))},
+            echo, cwd=scratch)
         seconds = time.monotonic() - started
         name = suite.name
         try:
@@ -149,14 +150,16 @@ class RaceSuite:
         run = run_mwe(built.venv, built.spec.sim, self.count, self.timeout,
                       [*built.suite.pytest_args, *built.pytest_args,
                        *self.pytest_args],
-                      echo=self.echo, suite=built.suite)
+                      echo=self.echo, suite=built.suite,
+                      extra_env=built.pytest_env)
         self.last_run = run
         concurrency = max(concurrency, built.running())
         usage = usage_error(run)
         if usage:
             raise BadInput(usage)
         fields = {"pytest_seconds": round(run.seconds, 2),
-                  "concurrency": concurrency}
+                  "concurrency": concurrency,
+                  "pytest_output": "\n".join(run.tail)}
         if run.runs is None:
             return {**fields, "env_error": run.no_report_reason(
                 self.pytest_args), "env_error_detail": "\n".join(run.tail)}
@@ -165,5 +168,8 @@ class RaceSuite:
         packages = built.environment.get("packages", {})
         settings = {key: value for key, value in run.suite.items()
                     if key not in packages}
+        kinds = {"kinds": outcomes.kind_counts(
+            summary["tests"], dict(built.suite.kinds))} \
+            if built.suite.kinds else {}
         return {**fields, "counts": summary.pop("counts"),
-                "summary": summary, "settings": settings}
+                "summary": summary, "settings": settings, **kinds}

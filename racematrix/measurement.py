@@ -35,16 +35,18 @@ class Built:
     running: Callable[[], int] = field(default=lambda: 1)
     # A folder of this environment's run, for the measurements' files.
     scratch: Path | None = None
-    # What the measurements add to the suite's pytest command line (a
-    # measurement that rides along in the suite's process).
+    # What the measurements add to the suite's pytest command line and
+    # environment (a measurement that rides along in the suite's process).
     pytest_args: tuple = ()
+    pytest_env: dict = field(default_factory=dict)
 
 
 class Measurement(Protocol):
     """``measure(built)`` returns raw-result fields, e.g.
     ``{"launch_seconds": {...}}``. A measurement that rides along in the
-    suite's pytest process also has ``suite_args(built)``: what it adds to
-    that command line (it then reads its part in ``measure``)."""
+    suite's pytest process also has ``suite_args(built)`` and
+    ``suite_env(built)``: what it adds to that command line and its
+    environment (it then reads its part in ``measure``)."""
     name: str
 
     def measure(self, built: Built) -> dict: ...
@@ -57,6 +59,9 @@ def run_all(measurements, built):
     built.pytest_args = tuple(
         arg for measurement in measurements
         for arg in getattr(measurement, "suite_args", lambda _: ())(built))
+    for measurement in measurements:
+        built.pytest_env.update(
+            getattr(measurement, "suite_env", lambda _: {})(built))
     fields = {}
     for measurement in measurements:
         fields.update(measurement.measure(built))

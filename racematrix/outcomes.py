@@ -1,4 +1,5 @@
 """Reading pytest's JUnit XML and classifying each test run."""
+import fnmatch
 import json
 import re
 import xml.etree.ElementTree as ElementTree
@@ -125,3 +126,34 @@ def summarize(runs, repeat_count):
         "other_messages": [{"message": text, "count": count}
                            for text, count in messages.most_common(5)],
     }
+
+
+def kind_of(name, kinds):
+    """The kind of the test ``name`` (pytest-repeat's id left out): the
+    first of ``kinds`` (kind -> globs, in order) with a glob that matches
+    the name or the name without its parameters; None where none does."""
+    bare = name.split("[", 1)[0]
+    for kind, globs in kinds.items():
+        if any(fnmatch.fnmatchcase(name, glob) or
+               fnmatch.fnmatchcase(bare, glob) for glob in globs):
+            return kind
+    return None
+
+
+def kind_counts(tests, kinds):
+    """Runs, race failures, other failures and hangs per kind of test,
+    from ``summarize``'s per-test counts; every declared kind is there,
+    with zeros where none of its tests ran."""
+    found = {kind: {"runs": 0, "failures": 0, "other": 0, "hangs": 0}
+             for kind in kinds}
+    for name, counts in tests.items():
+        kind = kind_of(name, kinds)
+        if kind is None:
+            continue
+        into = found[kind]
+        into["runs"] += sum(counts[outcome] for outcome in
+                            (TARGET, OTHER, HANG, PASS))
+        into["failures"] += counts[TARGET]
+        into["other"] += counts[OTHER]
+        into["hangs"] += counts[HANG]
+    return found

@@ -36,7 +36,8 @@ def run_streaming(session, command, extra_env, echo=True, cwd=None):
     before it goes on up, and the command dies with this process even if
     this process is killed outright."""
     env = venv_environ(session.bin, extra_env)
-    session.log(" ".join(map(str, command)))
+    if echo:  # quiet: the caller says what came of it
+        session.log(" ".join(map(str, command)))
     tail = []
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,

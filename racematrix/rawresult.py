@@ -77,7 +77,7 @@ def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
              env_error=None, skip_reason=None, seconds=0.0, settings=None,
              concurrency=1, machine=None, command="", started=None,
              pytest_seconds=0.0, resolution=None, launch_seconds=None,
-             patch=None):
+             patch=None, kinds=None, pytest_output=None):
     """The raw record of one environment's run: ``resolution`` says how
     the environment was installed, ``launch_seconds`` what its launches
     cost (both where measured)."""
@@ -109,6 +109,8 @@ def make_raw(spec, *, packages, python, python_build, counts=None, summary=None,
         "pytest_seconds": pytest_seconds,
         "concurrency": concurrency,
         "summary": summary or {},
+        **({"kinds": kinds} if kinds else {}),
+        **({"pytest_output": pytest_output} if pytest_output else {}),
         "machine": machine or {},
         "command": command,
         "started": started or now_iso(),

@@ -43,6 +43,8 @@ class Suite:
     patches: tuple = ()
     # Whether `nox -s matrix` runs it without MATRIX_SUITES naming it.
     default: bool = True
+    # Kinds of test, (kind, globs) in order: each row counts runs per kind.
+    kinds: tuple = ()
 
     def config(self, table, environ):
         """The matrix of this suite: ``[tool.racematrix]``'s lists with the
@@ -136,7 +138,9 @@ def parse_suite(name, table, root):
                  pytest_args=tuple(table.get("pytest_args", ())),
                  smoke=table.get("smoke"),
                  matrix=matrix, patches=tuple(table.get("patches", ())),
-                 default=table.get("default", True))
+                 default=table.get("default", True),
+                 kinds=tuple((kind, tuple(globs)) for kind, globs in
+                             table.get("kinds", {}).items()))
 
 
 def _mwe_signature():

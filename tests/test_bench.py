@@ -72,3 +72,39 @@ def test_where_the_time_went_adds_up_by_suite_and_verdict():
                                  raw["seconds"] for raw in ran), 1))}})
     assert "Sessions kept its 2 cores busy" in text
     assert text.count("| cubie |") == 2
+
+
+def test_the_price_verdicts_are_counted_by_race_verdict():
+    """The recorded rows with launch time: each decision counted once, by
+    the row's race verdict."""
+    import json
+    from pathlib import Path
+    data = Path(__file__).resolve().parent / "data"
+    raws = [json.loads(path.read_text()) for folder in ("raw", "raw-launch")
+            for path in sorted((data / folder).glob("*.json"))]
+    timed = [raw for raw in raws if raw.get("launch_seconds")]
+    assert timed
+    for raw in timed:  # rows from before the rule named its decision
+        raw["launch_seconds"].setdefault(
+            "decision", "alike" if raw["verdict"] == "reproduced" else "slower")
+    decisions = bench.launch_decisions(raws)
+    assert sum(n for counts in decisions.values()
+               for n in counts.values()) == len(timed)
+    text = bench.render({"command": "nox -s bench", "finished": "now",
+                         "parts": {"warm": part("warm", 300.0,
+                                                decisions=decisions)}})
+    assert "The launch-time rule's decision on each MWE row" in text
+
+
+def test_the_workload_table_has_a_row_per_python_and_size():
+    sizes = [{"python": "3.12", "device_calls": calls, "racy_median": 0.1,
+              "racy_p95": 0.2, "fixed_medians": [0.5, 0.6], "right": right,
+              "of": 6, "seconds": 12.5, "rows": []}
+             for calls, right in ((1000, 6), (100, 4))]
+    lines = bench.workload_lines(part("workload", 30.0, sizes=sizes,
+                                      rounds=5))
+    rows = [line for line in lines if line.startswith("| 3.12")]
+    assert rows == ["| 3.12 | 1,000 | 0.100 / 0.200 | 0.500, 0.600 | 6 of 6 "
+                    "| 12.5 |", "| 3.12 | 100 | 0.100 / 0.200 | 0.500, 0.600 "
+                    "| 4 of 6 | 12.5 |"]
+    assert bench.workload_lines(None) == []

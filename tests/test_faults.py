@@ -14,7 +14,7 @@ import pytest
 
 from racematrix import (bisect_files, ci, envspec, errors, fileio, install,
                         matrix_session, measure_race, recording, report,
-                        report_session, tables, timing)
+                        report_session, tables)
 from racematrix.bisect_session import parse_args, resume
 from racematrix.envspec import EnvSpec, parse_spec
 from racematrix.race_search import Probe, bisect_releases, decide_probe
@@ -338,8 +338,6 @@ def test_report_raw_given_twice_adds_up(data_dir, tmp_path, capsys):
 @pytest.mark.parametrize("main, argv", [
     (report_session.main, ["--out", "a", "--out", "b"]),
     (report_session.main, ["--pool", "--pool"]),
-    (timing.main, ["--python", "3.12", "--python", "3.11", "--spec", "x",
-                   "--envdir", "e", "--out", "o"]),
     (ci.main, ["--gpu-runner", "a", "--gpu-runner", "b"]),
 ])
 def test_other_options_given_twice_are_refused_in_one_line(main, argv,

@@ -84,8 +84,7 @@ def test_sessions_requested_reads_noxs_selection():
         "matrix(3.11, numba==0.60.0, sim1)",)
     assert interpreters.sessions_requested(
         [], {"NOXSESSION": "bisect,report"}, default) == ("bisect", "report")
-    for listing in (["-l"], ["--list", "--json"], ["--parallel-worker", "-s",
-                                                   "matrix"]):
+    for listing in (["-l"], ["--list", "--json"]):
         assert interpreters.sessions_requested(listing, {}, default) == ()
 
 

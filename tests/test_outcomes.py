@@ -88,3 +88,40 @@ def test_unreadable_junit_is_reported(tmp_path):
         outcomes.parse_junit(broken)
     with pytest.raises(outcomes.JUnitError):
         outcomes.parse_junit(tmp_path / "missing.xml")
+
+
+def mwe_kinds():
+    """The MWE suite's kinds, as pyproject.toml declares them."""
+    from pathlib import Path
+
+    from nox.project import load_toml  # tomllib is 3.11+
+    table = load_toml(Path(__file__).resolve().parent.parent /
+                      "pyproject.toml")
+    return table["tool"]["racematrix"]["suites"]["mwe"]["kinds"]
+
+
+def test_runs_are_counted_per_kind_of_test_from_real_junit(data_dir):
+    _, runs = outcomes.parse_junit(data_dir / "junit/numba-0.60.0-count2.xml")
+    summary = outcomes.summarize(runs, repeat_count=2)
+    kinds = outcomes.kind_counts(summary["tests"], mwe_kinds())
+    # Every run is of exactly one kind, and the race's failures add up.
+    assert sum(k["runs"] for k in kinds.values()) == 44
+    assert sum(k["failures"] for k in kinds.values()) == 11
+    assert kinds["trigger"]["runs"] == 2
+    assert kinds["control"]["runs"] == 2 * 5
+    assert kinds["pattern"]["runs"] == 2 * 16
+    # The controls never fail with the race (the allocator in the kernel's
+    # module; the failing threads did work).
+    assert kinds["control"]["failures"] == 0
+
+
+def test_a_test_is_of_the_first_kind_that_matches():
+    kinds = {"trigger": ["test_syncthreads_trigger"], "any": ["test_*"]}
+    assert outcomes.kind_of("test_syncthreads_trigger", kinds) == "trigger"
+    assert outcomes.kind_of("test_buffer_allocation[1-2-3]", kinds) == "any"
+    assert outcomes.kind_of("other_name", kinds) is None
+    counts = outcomes.kind_counts(
+        {"other_name": {"target": 1, "other": 0, "hang": 0, "pass": 0,
+                        "skip": 0}}, kinds)
+    assert counts == {kind: {"runs": 0, "failures": 0, "other": 0,
+                             "hangs": 0} for kind in kinds}

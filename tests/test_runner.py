@@ -2,7 +2,6 @@ import pytest
 
 from racematrix import errors, install, matrix_session, measure_race, procs
 from racematrix.envspec import EnvSpec
-from racematrix.index import nearest_versions
 
 
 def install_outputs(data_dir):

@@ -14,8 +14,10 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def real_matrix():
+    """The matrix with CuBIE's suite named too (not run by default)."""
     table = load_toml(PROJECT / "pyproject.toml")
-    return load_matrix(table["tool"]["racematrix"], {}, str(PROJECT))
+    return load_matrix(table["tool"]["racematrix"],
+                       {"MATRIX_SUITES": "mwe cubie"}, str(PROJECT))
 
 
 def recorded(raw_folder, tmp_path):

@@ -1,5 +1,5 @@
 """Launch time: summary, rank test, decision rule and bisect on time, on
-launch times measured with mwe/launch_time.py (tests/data/launch_time/)."""
+launch times measured with racematrix/launch_time.py (tests/data/launch_time/)."""
 import importlib.util
 import json
 import math
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import bisect_files, measure_launch, stats, tables, timing
+from racematrix import bisect_files, measure_launch, stats, tables
 from racematrix.envspec import ConfigError
 from racematrix.measure_launch import summarize_launches
 from racematrix.search import probe_limit
@@ -471,15 +471,6 @@ def test_a_median_at_the_limit_is_shown_as_a_lower_bound():
 
 # --- Rendering ---
 
-def test_launch_time_table_has_one_row_per_environment(data_dir_module):
-    data = json.loads((data_dir_module / "launch_time" /
-                       "matrix-py3.12.json").read_text())
-    text = timing.render_launch_times(data)
-    rows = [line for line in text.splitlines() if line.startswith("| numba")]
-    assert len(rows) == len(data["entries"])
-    assert data["provenance"]["command"] in text
-
-
 def test_time_bisect_markdown_states_the_rule_and_each_probe(sides):
     (race, *_), (fixed, *_) = sides
     result = bisect_on_time(VERSIONS, FakeMeasure(VERSIONS, 5, race["samples"],
@@ -687,15 +678,3 @@ def test_a_wrong_guess_costs_probes_never_the_answer(sides, boundary, guess):
     result = bisect_on_time(VERSIONS, fake, guess=guess)
     assert result.boundary["after"]["version"] == VERSIONS[boundary]
     assert result.decisive_probes <= probe_limit(len(VERSIONS)) + len(guess)
-
-
-# --- The host calibration, recorded with a row's launches ---
-
-
-def test_the_calibration_times_a_fixed_loop_in_this_process():
-    workload = load_workload()
-    assert 0 < workload.calibration_seconds(repeats=3) < 5
-    _, args = rule_args(0.7)
-    args.calibration = 0.0123
-    assert workload.rule_fields([0.7, 0.8, 0.9], args)["calibration"] == \
-        0.0123

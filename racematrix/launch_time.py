@@ -1,21 +1,23 @@
-"""Launch time of a CuBIE-like kernel, at natural settings.
+"""Launch time of a CuBIE-like kernel (the MWE's, ``mwe/``), at natural
+settings: the workload and the rule that says how many launches a matrix
+row takes. It runs inside an environment under test, so it imports no
+other racematrix module and nothing but the standard library (numba and
+numpy come from the environment).
 
 Run with::
 
-    NUMBA_ENABLE_CUDASIM=1 python launch_time.py [--launches 20] [--limit 30] [--budget 120]
+    NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py [--launches 20] [--limit 30] [--budget 120]
 
 Each thread of the block calls a device function from another module
-(``allocator_factory.py``) many times, at Python's default switch interval,
-as a CuBIE kernel does. This is not one of the race tests (pytest does not
-collect this file) and it changes nothing they measure.
-
-The allocator hands out a slice of the kernel's persistent parent array
-(CuBIE's "persistent" location) by default: every call still runs inside
-the simulator's ``swapped_cuda_module``, which swaps the module's ``cuda``
-global (and, where the race is fixed, takes the module's lock twice), but
-reads no attribute of ``cuda``, so a simulator with the race times every
-launch instead of losing some to the race's AttributeError.
-``--location local`` times ``cuda.local.array`` as the race tests do.
+(``mwe/allocator_factory.py``) many times, at Python's default switch
+interval, as a CuBIE kernel does. The allocator hands out a slice of the
+kernel's persistent parent array (CuBIE's "persistent" location) by
+default: every call still runs inside the simulator's
+``swapped_cuda_module``, which swaps the module's ``cuda`` global (and,
+where the race is fixed, takes the module's lock twice), but reads no
+attribute of ``cuda``, so a simulator with the race times every launch
+instead of losing some to the race's AttributeError. ``--location local``
+times ``cuda.local.array`` as the race tests do.
 
 It prints one JSON line, ``{"launch_seconds": {...}}``: the launches'
 ``n``, ``median``, ``p95`` and ``max`` in seconds, ``samples`` in launch
@@ -25,38 +27,35 @@ and its index in ``past_limit_launches``; it is never dropped. Launches that
 failed with the race's AttributeError are counted in ``race_errors``, not
 timed.
 
-A simulated launch cannot be interrupted from inside its process. Where
-``os.fork`` exists (Linux, macOS), this process imports numba and builds
-the kernel once, and each launch runs in a fork of it: a fork past the
-limit is killed there and the next launch starts at once from the same
-built kernel (``mode`` "fork"). Elsewhere each launch runs in a worker
-process that this one drives (``mode`` "workers"): a worker whose launch
-passes the limit is killed and a fresh one takes the next launch. A new
+A simulated launch cannot be interrupted from inside its process: this
+process imports numba and builds the kernel once, and each launch runs in
+a fork of it (POSIX ``os.fork``); a fork past the limit is killed there
+and the next launch starts at once from the same built kernel. A new
 launch starts only while the rest of ``--budget`` can hold it to its
 limit, so the whole run ends within the budget (and says when the budget,
 not ``--launches``, ended it). ``--stack-file PATH`` writes the stacks of
 all threads of the first launch that passes the limit, as evidence of
-where the time goes.
+where the time goes. ``--worker`` serves launches one at a time on stdin
+(``measure_launch.LaunchServer``); ``launch_plugin`` times them in a pytest
+process after its tests.
 """
 import argparse
 import gc
 import json
 import os
-import queue
 import select
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# The MWE's factories: the kernel timed is the race tests' own.
+MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "mwe")
 # A worker's launch is killed this long after the limit: a launch that ends
 # in between is still past the limit, but its stacks get written first.
 KILL_GRACE = 2.0
-# Time allowed for a worker to import numba and build the kernel.
-STARTUP_LIMIT = 120.0
 RACE_SIGNATURE = "cuda' has no attribute"
 # Python's own switch interval: launches are timed at natural settings.
 DEFAULT_SWITCH_INTERVAL = 0.005
@@ -93,10 +92,6 @@ def parse_args(argv=None):
                         help="where the allocator's buffer lives (default "
                              "persistent: a slice of the kernel's array; "
                              "local: cuda.local.array, which the race hits)")
-    parser.add_argument("--launches-per-process", type=int, default=5,
-                        help="launches one worker process runs before a fresh "
-                             "one takes over (default 5): launch times vary "
-                             "between processes as well as within one")
     parser.add_argument("--stack-file", default=None,
                         help="write the threads' stacks of the first launch "
                              "past the limit to this file")
@@ -104,7 +99,7 @@ def parse_args(argv=None):
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("launches", "threads_per_block", "blocks", "device_calls",
-                 "buffer_size", "launches_per_process"):
+                 "buffer_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not args.limit > 0:
@@ -127,35 +122,12 @@ def parse_args(argv=None):
     return args
 
 
-# The host calibration: a fixed pure-Python loop, timed several times in
-# the measuring process just before its launches, and recorded with them:
-# how fast the host ran then. Not used to scale the rule's reference: over
-# the 56 rows with the race of one matrix run on a host that drifted, it
-# followed the rows' median launch only loosely (Spearman 0.42), and rows
-# scaled by it were called slower where unscaled ones were not.
-CALIBRATION_LOOP = 200_000
-CALIBRATION_REPEATS = 7
-
-
-def calibration_seconds(repeats=CALIBRATION_REPEATS):
-    """The median time of a fixed pure-Python loop in this process."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        total = 0
-        for i in range(CALIBRATION_LOOP):
-            total += i % 7
-        times.append(time.perf_counter() - started)
-    return round(statistics.median(times), 6)
-
-
 def workload_settings(args):
     """The knobs of the timed kernel, as recorded beside the times."""
     return {"launches": args.launches,
             "threads_per_block": args.threads_per_block,
             "blocks": args.blocks, "device_calls": args.device_calls,
             "buffer_size": args.buffer_size, "location": args.location,
-            "launches_per_process": args.launches_per_process,
             "switch_interval": sys.getswitchinterval(),
             "cudasim": os.environ.get("NUMBA_ENABLE_CUDASIM", "0")}
 
@@ -168,7 +140,7 @@ class Workload:
     message)."""
 
     def __init__(self, args):
-        sys.path.insert(0, HERE)
+        sys.path.insert(0, MWE)
         import numpy as np
         from numba import cuda
 
@@ -231,8 +203,9 @@ def thread_stacks():
 
 
 def run_worker(args):
-    import faulthandler
-
+    """The launch server (``measure_launch.LaunchServer``): the kernel
+    built once, then one launch in a fork of this process for each "go"
+    (or "go LIMIT") on stdin, its outcome one line on stdout."""
     def say(*words):
         print(*words, flush=True)
 
@@ -241,41 +214,22 @@ def run_worker(args):
         say("error", NO_GPU)
         return
     workload.warm_up()
-    forking = hasattr(os, "fork")
-    if forking:  # each launch in a fork, killed there at the limit
-        ready_to_fork()
-    # Appended to: the driver empties it once and stops passing it on
-    # after the first stack.
+    ready_to_fork()
+    # Appended to: one stack is evidence enough, so only while it is empty.
     stack_file = open(args.stack_file, "a") if args.stack_file else None
     say("ready")
     for command in sys.stdin:
-        # "go", or "go LIMIT" for a limit other than --limit.
         words = command.split()
         if not words or words[0] != "go":
             break
         limit = float(words[1]) if len(words) > 1 else args.limit
-        if forking:
-            armed = args.stack_file if stack_file and not os.fstat(
-                stack_file.fileno()).st_size else None
-            kind, seconds, detail = launch_in_fork(workload, limit, armed)
-            if kind == "error":
-                say("error", detail)
-                return
-            say(kind, f"{seconds:.6f}", *([detail] if detail else []))
-            continue
-        # One stack is evidence enough: arm only while the file is empty.
-        armed = bool(stack_file) and not os.fstat(stack_file.fileno()).st_size
-        if armed:
-            faulthandler.dump_traceback_later(limit, file=stack_file)
-        try:
-            outcome = workload.launch()
-        finally:
-            if armed:
-                faulthandler.cancel_dump_traceback_later()
-        if outcome[0] == "error":
-            say(*outcome)
+        armed = args.stack_file if stack_file and not os.fstat(
+            stack_file.fileno()).st_size else None
+        kind, seconds, detail = launch_in_fork(workload, limit, armed)
+        if kind == "error":
+            say("error", detail)
             return
-        say(outcome[0], f"{outcome[1]:.6f}", *outcome[2:])
+        say(kind, f"{seconds:.6f}", *([detail] if detail else []))
 
 
 # --- Forks of this process: numba imported and the kernel built once. ---
@@ -284,7 +238,7 @@ NO_GPU = ("no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA device "
           "was found")
 
 
-def measure_forked(args, in_process=False):
+def measure(args, in_process=False):
     """The launches, each in a fork of this process (``os.fork``), under
     the sequential rule, at Python's default switch interval; returns the
     launch_seconds record. ``in_process`` says that this process is the
@@ -300,7 +254,6 @@ def measure_forked(args, in_process=False):
             error = NO_GPU
         else:
             workload.warm_up()
-            args.calibration = calibration_seconds()
             sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
             ready_to_fork()
         while error is None and sequential_decision(samples, args) is None:
@@ -419,15 +372,6 @@ def write_stacks(path):
         stream.write(text)
 
 
-def measure_here(args):
-    """The suite's launches after its tests (the pytest plugin): the
-    launch_seconds record, timed in forks of this process where
-    ``os.fork`` exists, else in worker processes."""
-    if hasattr(os, "fork"):
-        return measure_forked(args, in_process=True)
-    return {**measure_in_workers(args), "in_process": False}
-
-
 def join_block_threads(timeout=5.0):
     """After a failed launch the simulator's other threads run on; let them
     finish before the next launch is timed."""
@@ -435,161 +379,6 @@ def join_block_threads(timeout=5.0):
     for thread in threading.enumerate():
         if type(thread).__name__ == "BlockThread":
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-
-
-# --- The driver: workers, the limit, the budget, the summary. ---
-
-class Worker:
-    """A worker process and a thread that queues its output lines."""
-
-    def __init__(self, args, stack_file):
-        command = [sys.executable, os.path.abspath(__file__), "--worker",
-                   "--limit", str(args.limit),
-                   "--threads-per-block", str(args.threads_per_block),
-                   "--blocks", str(args.blocks),
-                   "--device-calls", str(args.device_calls),
-                   "--buffer-size", str(args.buffer_size),
-                   "--location", args.location]
-        if stack_file:
-            command += ["--stack-file", stack_file]
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, bufsize=1)
-        self.lines = queue.Queue()
-        self.stderr = []
-        threading.Thread(target=self._read, args=(self.process.stdout,
-                                                  self.lines.put),
-                         daemon=True).start()
-        threading.Thread(target=self._read, args=(self.process.stderr,
-                                                  self.stderr.append),
-                         daemon=True).start()
-
-    @staticmethod
-    def _read(stream, put):
-        for line in stream:
-            put(line.rstrip("\n"))
-        put(None)
-
-    def next_line(self, timeout):
-        """The worker's next line, "" on timeout, None once it has exited."""
-        try:
-            return self.lines.get(timeout=max(timeout, 0.0))
-        except queue.Empty:
-            return ""
-
-    def send(self, word):
-        self.process.stdin.write(word + "\n")
-        self.process.stdin.flush()
-
-    def failure(self):
-        self.process.wait()
-        last = next((line for line in reversed(self.stderr)
-                     if line and line.strip()), "no output")
-        return f"worker exited {self.process.returncode}: {last.strip()}"
-
-    def stop(self, kill=False):
-        if self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                try:
-                    self.send("stop")
-                    self.process.wait(timeout=10)
-                except (OSError, subprocess.TimeoutExpired):
-                    self.process.kill()
-        self.process.wait()
-
-
-def measure(args):
-    """Run the launches; returns the launch_seconds record: in forks of
-    this process where ``os.fork`` exists, else in worker processes."""
-    if hasattr(os, "fork"):
-        return measure_forked(args)
-    return measure_in_workers(args)
-
-
-def measure_in_workers(args):
-    """The launches in worker processes, each started afresh after a
-    launch past the limit; returns the launch_seconds record. Only where
-    ``os.fork`` does not exist (``measure``), so its workers launch in
-    their own process."""
-    clock = time.monotonic()
-    samples, past_limit_launches = [], []
-    race_errors, processes, error = 0, 0, None
-    stopped = "launches"
-    worker, in_worker = None, 0
-    stack_file = args.stack_file  # emptied by parse_args
-    args.calibration = calibration_seconds()
-
-    def left():
-        return args.budget - (time.monotonic() - clock)
-
-    while sequential_decision(samples, args) is None:
-        if left() < args.limit + KILL_GRACE:
-            stopped = "budget"
-            break
-        if worker is None:
-            worker, in_worker = Worker(args, stack_file), 0
-            processes += 1
-            line = worker.next_line(min(STARTUP_LIMIT, left()))
-            if line != "ready":
-                error = (line.split(" ", 1)[1] if line and line.startswith(
-                    "error ") else "worker did not start in time" if line == ""
-                    else worker.failure())
-                worker.stop(kill=True)
-                worker = None
-                break
-            continue  # the start-up took time: check the budget again
-        worker.send("go")
-        in_worker += 1
-        sent = time.monotonic()
-        line = worker.next_line(args.limit + KILL_GRACE)
-        kind, _, rest = (line or "").partition(" ")
-        if line is None and stack_file and \
-                time.monotonic() - sent >= args.limit:
-            # faulthandler reads the other threads' stacks without the GIL,
-            # which can crash the worker; it did so past the limit.
-            worker.process.wait()
-            line = ""
-        if kind == "done":
-            samples.append(min(float(rest), args.limit))
-            if float(rest) >= args.limit:
-                past_limit_launches.append(len(samples) - 1)
-        elif kind == "race":
-            race_errors += 1
-        elif line == "":  # past the limit, still running (or crashed)
-            worker.stop(kill=True)
-            worker = None
-            samples.append(args.limit)
-            past_limit_launches.append(len(samples) - 1)
-        if stack_file and os.path.getsize(stack_file):
-            stack_file = None  # one stack is evidence enough
-        if worker is None:
-            continue
-        if kind not in ("done", "race"):
-            error = rest if kind == "error" else worker.failure()
-            worker.stop(kill=True)
-            worker = None
-            break
-        if in_worker >= args.launches_per_process:
-            worker.stop()
-            worker = None
-        if race_errors > 10 * args.launches:
-            error = f"{race_errors} launches failed with the race; too few " \
-                    f"finished to time"
-            break
-    if worker is not None:
-        worker.stop()
-    record = summarize(samples, past_limit_launches, args.limit)
-    record.update(limit=args.limit, budget=args.budget,
-                  workload=workload_settings(args), race_errors=race_errors,
-                  processes=processes, mode="workers",
-                  stopped="error" if error else stopped,
-                  seconds=round(time.monotonic() - clock, 3),
-                  **rule_fields(samples, args))
-    if error:
-        record["error"] = error
-    return record
 
 
 # --- How many launches: the sequential rule. ---
@@ -652,8 +441,7 @@ def rule_fields(samples, args):
                      "reference_p95": args.reference_p95,
                      "slower_factor": SLOWER_FACTOR,
                      "alike_factor": ALIKE_FACTOR,
-                     "past_p95_alike": PAST_P95_ALIKE},
-            "calibration": getattr(args, "calibration", None)}
+                     "past_p95_alike": PAST_P95_ALIKE}}
 
 
 def summarize(samples, past_limit_launches, limit):
