@@ -2,6 +2,7 @@
 package index, real pytest runs of the MWE, through `nox` as users call it."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,34 @@ def raw(results, env_id):
 @pytest.fixture(scope="module")
 def data_dir_module():
     return Path(__file__).resolve().parent / "data"
+
+
+def test_the_run_says_one_line_per_environment_and_a_last_word(matrix_run):
+    """What `nox -s matrix -j 2` prints: a line per finished environment
+    with its progress and verdict, no pytest traceback of the expected
+    race (pytest's output is kept in the row), and last the counts of
+    the run and where its table, report and plot are."""
+    results, _, done = matrix_run
+    output = done.stdout + done.stderr
+    buggy, fixed = f"py{PYTHON}-numba-0.60.0-sim1", \
+        f"py{PYTHON}-numba-cuda-0.30.4-sim1"
+    progress = [line for line in output.splitlines()
+                if re.match(r"nox > \[\d/2\b", line)]
+    assert len(progress) == 2, output[-3000:]
+    assert any(f"{buggy}: reproduced, pattern " in line for line in progress)
+    assert any(f"{fixed}: not-reproduced, pattern 0/" in line
+               for line in progress)
+    assert "has no attribute 'local'" not in output
+    assert "no attribute 'local'" in raw(results, buggy)["pytest_output"]
+    last = [line for line in output.splitlines() if line.strip()][-1]
+    assert last.startswith("nox > matrix: 2 environments in "), last
+    assert "1 reproduced" in last and "1 not-reproduced" in last
+    assert f"report {results}/REPORT.md" in last
+    # Counts per kind of test: the pattern's is the rate.
+    kinds = raw(results, buggy)["kinds"]
+    assert set(kinds) == {"pattern", "trigger", "control"}
+    assert kinds["pattern"]["failures"] >= 1
+    assert kinds["control"]["failures"] == 0
 
 
 def test_verdicts_of_a_buggy_and_a_fixed_environment(matrix_run):
