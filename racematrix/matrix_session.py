@@ -9,6 +9,8 @@ result (``recording``) and returns it. The process that ran the sessions
 ``write_report_at_exit`` when it exits: the report is written once, after
 the last session, by a fresh interpreter.
 """
+from __future__ import annotations
+
 import argparse
 import importlib.util
 import json
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from . import measure_launch, measure_race, patching
@@ -158,7 +161,7 @@ def write_report_at_exit(results_dir):
 RUN_VARIABLE = "RACEMATRIX_RUN"
 
 
-def lead_run(environ, total):
+def lead_run(environ: MutableMapping[str, str], total: int) -> bool:
     """Whether this process leads the run: False in a -j worker of the
     process that does (whose pid the variable holds). The leader sets
     the variable for its workers, with ``total``, the matrix's sessions
@@ -170,13 +173,14 @@ def lead_run(environ, total):
     return True
 
 
-def run_journal(results_dir, environ=os.environ):
+def run_journal(results_dir: str | Path,
+                environ: Mapping[str, str] = os.environ) -> Path:
     """This run's folder of finished environments (one file each)."""
     pid = environ.get(RUN_VARIABLE, str(os.getpid())).split(":")[0]
     return Path(results_dir) / ".runs" / pid
 
 
-def row_line(raw):
+def row_line(raw: dict) -> str:
     """One line for a finished environment: its verdict, its rate (per
     kind where the suite declares kinds) and its launches."""
     verdict = raw["verdict"]
@@ -202,7 +206,8 @@ def row_line(raw):
     return ", ".join(parts)
 
 
-def note_finished(results_dir, raw, environ=os.environ):
+def note_finished(results_dir: str | Path, raw: dict,
+                  environ: Mapping[str, str] = os.environ) -> str:
     """Record ``raw``'s verdict in this run's journal and return the
     progress line: how many environments are done of the matrix's, about
     how long the rest takes, and the row's line."""
@@ -223,7 +228,8 @@ def note_finished(results_dir, raw, environ=os.environ):
     return f"[{where}] {raw['env']}: {row_line(raw)}"
 
 
-def finish_run(results_dir, environ=os.environ):
+def finish_run(results_dir: str | Path,
+               environ: Mapping[str, str] = os.environ) -> str | None:
     """The run's last word, in the leading process after its sessions:
     the tables and report where a row was recorded, then the verdict
     counts of this run and the paths of what was written."""

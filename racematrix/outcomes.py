@@ -1,9 +1,12 @@
 """Reading pytest's JUnit XML and classifying each test run."""
+from __future__ import annotations
+
 import fnmatch
 import json
 import re
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 # The race's signature: the simulator names the thread, then the attribute
@@ -128,7 +131,7 @@ def summarize(runs, repeat_count):
     }
 
 
-def kind_of(name, kinds):
+def kind_of(name: str, kinds: Mapping[str, Sequence[str]]) -> str | None:
     """The kind of the test ``name`` (pytest-repeat's id left out): the
     first of ``kinds`` (kind -> globs, in order) with a glob that matches
     the name or the name without its parameters; None where none does."""
@@ -140,7 +143,8 @@ def kind_of(name, kinds):
     return None
 
 
-def kind_counts(tests, kinds):
+def kind_counts(tests: Mapping[str, Mapping[str, int]],
+                kinds: Mapping[str, Sequence[str]]) -> dict[str, dict[str, int]]:
     """Runs, race failures, other failures and hangs per kind of test,
     from ``summarize``'s per-test counts; every declared kind is there,
     with zeros where none of its tests ran."""
