@@ -63,7 +63,8 @@ GPU = gpu_name()
 # Whether this process runs the sessions, or hands them out under -j; a
 # -j worker is its child (RACEMATRIX_RUN says whose), and only records.
 LEADS = matrix_session.lead_run(os.environ, total=sum(
-    1 for combination in MATRIX.combinations() if combination[3] or GPU))
+    1 for combination in MATRIX.combinations() if combination[3] or GPU),
+    results_dir=RESULTS)
 # What a -j worker runs, its parent looked at already.
 REQUESTED = interpreters.sessions_requested(
     sys.argv[1:], os.environ, nox.options.sessions) if LEADS else ()

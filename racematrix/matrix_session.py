@@ -161,15 +161,19 @@ def write_report_at_exit(results_dir):
 RUN_VARIABLE = "RACEMATRIX_RUN"
 
 
-def lead_run(environ: MutableMapping[str, str], total: int) -> bool:
+def lead_run(environ: MutableMapping[str, str], total: int,
+             results_dir: str | Path | None = None) -> bool:
     """Whether this process leads the run: False in a -j worker of the
     process that does (whose pid the variable holds). The leader sets
     the variable for its workers, with ``total``, the matrix's sessions
-    that run here, and the time it started."""
+    that run here, and the time it started, and empties its journal in
+    ``results_dir`` (one a killed run of the same pid left)."""
     pid = environ.get(RUN_VARIABLE, "").split(":")[0]
     if pid == str(os.getppid()):
         return False
     environ[RUN_VARIABLE] = f"{os.getpid()}:{total}:{time.time():.3f}"
+    if results_dir is not None:
+        shutil.rmtree(run_journal(results_dir, environ), ignore_errors=True)
     return True
 
 
@@ -231,8 +235,9 @@ def note_finished(results_dir: str | Path, raw: dict,
 def finish_run(results_dir: str | Path,
                environ: Mapping[str, str] = os.environ) -> str | None:
     """The run's last word, in the leading process after its sessions:
-    the tables and report where a row was recorded, then the verdict
-    counts of this run and the paths of what was written."""
+    where a matrix session of this run recorded a row, the tables and
+    report, then the verdict counts of this run and the paths of what
+    was written; None (and nothing written) where none ran."""
     journal = run_journal(results_dir, environ)
     entries = []
     for path in sorted(journal.glob("*.json")):
@@ -240,11 +245,11 @@ def finish_run(results_dir: str | Path,
             entries.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
+    if not entries:  # no matrix session ran here (`nox -l`, the tests)
+        return None
     wrote = tables_stale(results_dir)
     write_report_at_exit(results_dir)
     shutil.rmtree(journal, ignore_errors=True)
-    if not entries:
-        return None
     counts = Counter(entry["verdict"] for entry in entries)
     _, _, started = (environ.get(RUN_VARIABLE, "") + "::").split(":")[:3]
     took = f" in {time.time() - float(started):.0f} s" if started else ""
