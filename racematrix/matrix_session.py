@@ -32,7 +32,7 @@ from .measurement import Built, run_all
 from .patching import PatchError
 from .procs import caching_environ
 from .provenance import gpu_name, machine_info, now_iso
-from .rawresult import make_raw
+from .rawresult import machine_label, make_raw
 from .recording import (kept_measured_row, mark_tables_fresh, record,
                         running_marker, tables_stale)
 from .report import build_report
@@ -96,7 +96,8 @@ def run_environment(session, spec, *, count, timeout, results_dir,
                 Path(results_dir) / "raw", spec.python, running(),
                 exclude=spec.env_id, device_calls=launch_time.get(
                     "device_calls", measure_launch.ROW_DEVICE_CALLS),
-                fallback=PROJECT / "results" / "raw")
+                fallback=PROJECT / "results" / "raw",
+                machine=machine_label({"machine": base["machine"]}))
             measurements.append(measure_launch.LaunchTime(
                 **launch_time, reference=reference))
         fields = run_all(measurements, Built(

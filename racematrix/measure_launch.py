@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from .fileio import write_text_atomic
+from .rawresult import machine_label
 from .procs import die_with_parent, run_streaming, stop_process_group, \
     venv_environ
 from .stats import quantile
@@ -277,7 +278,7 @@ MIN_REFERENCE = 10
 
 def reference_launches(raw_dir, python, concurrency, exclude=None,
                        device_calls=ROW_DEVICE_CALLS, location=ROW_LOCATION,
-                       fallback=None):
+                       fallback=None, machine=None):
     """What the launches of a row on ``python`` are compared with: the
     pooled launch times of the MWE's rows with the race on the same Python
     (X.Y) in ``raw_dir`` timed with the same workload (``device_calls``
@@ -288,18 +289,20 @@ def reference_launches(raw_dir, python, concurrency, exclude=None,
     ``p95`` and ``max``; else the same from ``fallback`` (the checkout's
     committed rows: a run into an empty folder hands out the rows without
     the race first, as its longest); else None (the row then takes a
-    fixed count)."""
+    fixed count). With ``machine`` (a machine label), only rows timed on
+    that machine count: another machine's launches say nothing of this
+    one's."""
     found = _reference(raw_dir, python, concurrency, exclude, device_calls,
-                       location)
+                       location, machine)
     if found is None and fallback is not None and \
             Path(fallback).resolve() != Path(raw_dir).resolve():
         found = _reference(fallback, python, concurrency, exclude,
-                           device_calls, location)
+                           device_calls, location, machine)
     return found
 
 
 def _reference(raw_dir, python, concurrency, exclude, device_calls,
-               location):
+               location, machine):
     minor = ".".join(str(python).split(".")[:2])
     pools = {"same": [], "any": []}
     for path in sorted(Path(raw_dir).glob("*.json")):
@@ -315,7 +318,9 @@ def _reference(raw_dir, python, concurrency, exclude, device_calls,
                 or workload.get("device_calls") != device_calls
                 or workload.get("location", "local") != location
                 or record.get("verdict") != "reproduced"
-                or record.get("env") == exclude or not samples):
+                or record.get("env") == exclude or not samples
+                or (machine is not None
+                    and machine_label(record) != machine)):
             continue
         pools["any"] += samples
         if launch.get("concurrency", record.get("concurrency")) == concurrency:
