@@ -1,7 +1,11 @@
 """The driver of ``nox -s bench``: what the project's own commands cost on
 this machine, side by side, in one run.
 
-* the default matrix (``nox -s matrix -j auto``, every suite, as users run
+* where the launch workload's size stops telling the releases without the
+  race (the fix's lock) from those with it: every committed release's
+  environment timed in turn at 1,000 down to 30 calls a thread, each
+  placed by the matrix rows' rule (``workload``);
+* the default matrix (``nox -s matrix -j auto``, the MWE, as users run
   it) cold (an empty uv cache and no environment), warm (the same
   environments again), and warm without the launch-time evidence
   (``MATRIX_LAUNCHES=0``), so that the evidence's price is a ratio;
