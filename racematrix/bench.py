@@ -470,6 +470,8 @@ def workload_lines(part):
     rows = [(size["python"], f"{size['device_calls']:,}",
              f"{size['racy_median']:.3f} / {size['racy_p95']:.3f}",
              ", ".join(f"{m:.3f}" for m in size["fixed_medians"]),
+             f"{min(size['fixed_medians']) / size['racy_median']:.2f}x"
+             if size["fixed_medians"] and size["racy_median"] else "–",
              f"{size['right']} of {size['of']}", size["seconds"])
             for size in part["sizes"]]
     return ["", "## The launch workload", "",
@@ -477,10 +479,14 @@ def workload_lines(part):
             f"turn ({part.get('rounds', WORKLOAD_ROUNDS)} each, 32 threads), each release placed "
             f"by the matrix rows' rule against the pooled launches of the "
             f"releases with the race (itself left out). Right: a release "
-            f"without the race reads slower, one with it alike. Load "
+            f"without the race reads slower, one with it alike (after "
+            f"these few launches only; a row takes up to 10). The gap "
+            f"under 1.25x (the rule's alike factor) is where the size "
+            f"stops telling them apart. Load "
             f"{part.get('load_before', 0):.1f} before.", ""] + table(
         ("Python", "calls per thread", "with the race: median / p95 s",
-         "without it: medians s", "placed right", "seconds"), rows)
+         "without it: medians s", "gap: the lowest without / the median "
+         "with", "placed right", "seconds"), rows)
 
 
 def ratio(parts, top, bottom):

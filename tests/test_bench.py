@@ -104,7 +104,7 @@ def test_the_workload_table_has_a_row_per_python_and_size():
     lines = bench.workload_lines(part("workload", 30.0, sizes=sizes,
                                       rounds=5))
     rows = [line for line in lines if line.startswith("| 3.12")]
-    assert rows == ["| 3.12 | 1,000 | 0.100 / 0.200 | 0.500, 0.600 | 6 of 6 "
-                    "| 12.5 |", "| 3.12 | 100 | 0.100 / 0.200 | 0.500, 0.600 "
-                    "| 4 of 6 | 12.5 |"]
+    assert rows == ["| 3.12 | 1,000 | 0.100 / 0.200 | 0.500, 0.600 | 5.00x "
+                    "| 6 of 6 | 12.5 |", "| 3.12 | 100 | 0.100 / 0.200 | "
+                    "0.500, 0.600 | 5.00x | 4 of 6 | 12.5 |"]
     assert bench.workload_lines(None) == []
