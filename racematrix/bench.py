@@ -3,7 +3,7 @@ this machine, side by side, in one run.
 
 * where the launch workload's size stops telling the releases without the
   race (the fix's lock) from those with it: every committed release's
-  environment timed in turn at 1,000 down to 30 calls a thread, each
+  environment timed in turn at 1,000 down to 100 calls a thread, each
   placed by the matrix rows' rule (``workload``);
 * the default matrix (``nox -s matrix -j auto``, the MWE, as users run
   it) cold (an empty uv cache and no environment), warm (the same
@@ -174,7 +174,7 @@ def launch_decisions(raws):
 
 # The launch workload's sizes tried (device-function calls per thread,
 # 32 threads), and the launches of each environment at each size.
-WORKLOAD_SIZES = (1000, 300, 100, 30)
+WORKLOAD_SIZES = (1000, 300, 200, 100)
 WORKLOAD_ROUNDS = 5
 WORKLOAD_PYTHONS = ("3.12", "3.10")
 # Rows with the race timed per Python (beside every row without it).
