@@ -164,7 +164,7 @@ def render_time_bisect(data):
              f"Rule: {data['rule']['text']}."
              + (f" A launch past {data['limit']:g} s counts at that limit, "
                 f"as a stall." if data.get("limit") else "")
-             + (" Launches: `mwe/launch_time.py` with " + ", ".join(
+             + (" Launches: `racematrix/launch_time.py` with " + ", ".join(
                  f"{name} = {value}" for name, value in
                  data["workload"].items()) + "; the rest as the matrix's."
                 if data.get("workload") else ""), "",

@@ -202,7 +202,7 @@ def summarize_launches(samples, limit):
 class LaunchTime:
     """The workload's ``launch_seconds`` record for the raw result, timed in
     the suite's own pytest process once its tests have run
-    (``mwe/launch_time_plugin.py``), each launch in a fork of that process:
+    (``launch_plugin``), each launch in a fork of that process:
     numba is imported once, the tests' rates are untouched, and a launch
     past the limit is killed without losing the process. At least
     ``launches`` launches, and up to ``max_launches`` while ``reference``
