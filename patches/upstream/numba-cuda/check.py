@@ -106,8 +106,7 @@ def parse_args():
         action="append",
         default=[],
         metavar="REQUIREMENT",
-        help="one more requirement for the environment, e.g. 'numpy<2.5'; "
-        "repeatable",
+        help="one more requirement for the environment, e.g. 'numpy<2.5'; repeatable",
     )
     parser.add_argument(
         "--no-suite",
@@ -151,14 +150,15 @@ class Checkout:
             )
         if check and proc.returncode != 0:
             tail = log.read_text()[-3000:]
-            sys.exit(f"failed ({proc.returncode}): {' '.join(map(str, cmd))}"
-                     f"\n--- {log} (tail)\n{tail}")
+            sys.exit(
+                f"failed ({proc.returncode}): {' '.join(map(str, cmd))}"
+                f"\n--- {log} (tail)\n{tail}"
+            )
         return proc.returncode
 
     def git(self, *cmd, check=True, name="git"):
         return self.run(
-            ["git", "-c", "user.name=check", "-c", "user.email=check@localhost",
-             *cmd],
+            ["git", "-c", "user.name=check", "-c", "user.email=check@localhost", *cmd],
             check=check,
             name=name,
         )
@@ -176,10 +176,18 @@ class Checkout:
     def pytest(self, junit, targets=(), extra=(), name="pytest"):
         """numba-cuda's simtest task: pytest in testing/ (their pytest.ini)."""
         testing = self.root / "testing"
-        cmd = [self.python, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-               f"--junitxml={junit}", *extra, *targets]
-        env = {"NUMBA_ENABLE_CUDASIM": "1",
-               "NUMBA_CUDA_TEST_BIN_DIR": str(testing)}
+        cmd = [
+            self.python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--junitxml={junit}",
+            *extra,
+            *targets,
+        ]
+        env = {"NUMBA_ENABLE_CUDASIM": "1", "NUMBA_CUDA_TEST_BIN_DIR": str(testing)}
         self.run(cmd, cwd=testing, env=env, check=False, name=name)
         return outcomes(junit)
 
@@ -192,8 +200,7 @@ def outcomes(junit):
         return result
     for case in ET.parse(junit).getroot().iter("testcase"):
         name = case.get("name")
-        test_id = (case.get("classname") + "::" + name
-                   if case.get("classname") else name)
+        test_id = case.get("classname") + "::" + name if case.get("classname") else name
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error"):
@@ -223,19 +230,35 @@ def pytest_target(test_id):
     # module path is the dotted prefix without the class (CamelCase)
     while parts and parts[-1][:1].isupper():
         parts.pop()
-    cls = classname.split(".")[len(parts):]
+    cls = classname.split(".")[len(parts) :]
     target = "numba.cuda.tests." + ".".join(parts)
     return target, " and ".join([*cls, name])
 
 
+def rerun_outcome(result, test_id):
+    """The outcome of test_id in a rerun of its module alone, where pytest
+    names the test relative to another directory (".TestPrint::test_dim3"
+    for "cudapy.test_print.TestPrint::test_dim3")."""
+    classname, _, name = test_id.partition("::")
+    suffix = classname.rsplit(".", 1)[-1] + "::" + name
+    found = [v for k, v in result.items() if k.rsplit(".", 1)[-1] == suffix]
+    return found[0] if len(found) == 1 else "absent"
+
+
 def environment(co):
     args = co.args
-    co.run(["uv", "venv", "-q", co.venv, "--python", args.python],
-           cwd=args.workdir, name="venv")
+    co.run(
+        ["uv", "venv", "-q", co.venv, "--python", args.python],
+        cwd=args.workdir,
+        name="venv",
+    )
     group = tomllib_group(co.root / "pyproject.toml", "test")
     reqs = ["-e", co.root, *group, *args.extra]
-    co.run(["uv", "pip", "install", "--python", co.python, *reqs],
-           cwd=args.workdir, name="install")
+    co.run(
+        ["uv", "pip", "install", "--python", co.python, *reqs],
+        cwd=args.workdir,
+        name="install",
+    )
     versions = subprocess.check_output(
         ["uv", "pip", "freeze", "--python", co.python], text=True
     ).split()
@@ -266,25 +289,26 @@ def main():
     co.logs.mkdir()
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
+            timespec="seconds"
+        ),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": {"platform": platform.platform(),
-                    "cores": os.cpu_count(),
-                    "load": os.getloadavg()},
+        "machine": {
+            "platform": platform.platform(),
+            "cores": os.cpu_count(),
+            "load": os.getloadavg(),
+        },
         "source": args.source,
         "patches": [p.name for p in patches],
     }
 
     # 1-2: the clone, the patches
-    co.run(["git", "clone", "-q", args.source, co.root], cwd=args.workdir,
-           name="clone")
+    co.run(["git", "clone", "-q", args.source, co.root], cwd=args.workdir, name="clone")
     co.checkout(args.commit)
     base = co.rev("HEAD")
     report["commit"] = base
     applied = []
     for patch in patches:
-        ok = co.git("apply", "--check", patch, check=False,
-                    name="apply-check") == 0
+        ok = co.git("apply", "--check", patch, check=False, name="apply-check") == 0
         applied.append({"patch": patch.name, "apply_check": ok})
         if not ok:
             report["applied"] = applied
@@ -307,26 +331,25 @@ def main():
     trees = {}
     co.checkout(base)
     trees["commit"] = co.pytest(
-        args.workdir / "cudasim-commit.xml", [CUDASIM_TESTS],
-        name="cudasim-commit")
+        args.workdir / "cudasim-commit.xml", [CUDASIM_TESTS], name="cudasim-commit"
+    )
     co.checkout(tests_only)
     co.git("revert", "--no-commit", FIX_690, name="revert-690")
     trees[REVERTED] = co.pytest(
-        args.workdir / "cudasim-reverted.xml", [CUDASIM_TESTS],
-        name="cudasim-reverted")
+        args.workdir / "cudasim-reverted.xml", [CUDASIM_TESTS], name="cudasim-reverted"
+    )
     co.checkout(tests_only)
     trees[TESTS] = co.pytest(
-        args.workdir / "cudasim-tests.xml", [CUDASIM_TESTS],
-        name="cudasim-tests")
+        args.workdir / "cudasim-tests.xml", [CUDASIM_TESTS], name="cudasim-tests"
+    )
     co.checkout(after)
     trees["series"] = co.pytest(
-        args.workdir / "cudasim-series.xml", [CUDASIM_TESTS],
-        name="cudasim-series")
+        args.workdir / "cudasim-series.xml", [CUDASIM_TESTS], name="cudasim-series"
+    )
     new_ids = sorted(set(trees["series"]) - set(trees["commit"]))
     report["cudasim"] = trees
     report["new_tests"] = {
-        t: {tree: trees[tree].get(t, "absent") for tree in trees}
-        for t in new_ids
+        t: {tree: trees[tree].get(t, "absent") for tree in trees} for t in new_ids
     }
 
     # Every new test passes after the series; those that exist before the
@@ -344,11 +367,13 @@ def main():
     if not args.no_suite:
         jobs = ["-n", args.jobs]
         co.checkout(base)
-        before_all = co.pytest(args.workdir / "before.xml", extra=jobs,
-                               name="suite-before")
+        before_all = co.pytest(
+            args.workdir / "before.xml", extra=jobs, name="suite-before"
+        )
         co.checkout(after)
-        after_all = co.pytest(args.workdir / "after.xml", extra=jobs,
-                              name="suite-after")
+        after_all = co.pytest(
+            args.workdir / "after.xml", extra=jobs, name="suite-after"
+        )
         common = sorted(set(before_all) & set(after_all))
         differ = [t for t in common if before_all[t] != after_all[t]]
         reruns = {}
@@ -359,14 +384,20 @@ def main():
                 co.checkout(ref)
                 for i in range(args.reruns):
                     junit = args.workdir / f"rerun-{label}-{i}.xml"
-                    got = co.pytest(junit, [target], extra=["-k", expr],
-                                    name="rerun")
-                    seen[label].append(got.get(t, "absent"))
+                    got = co.pytest(junit, [target], extra=["-k", expr], name="rerun")
+                    seen[label].append(rerun_outcome(got, t))
             reruns[t] = seen
+        # Changed: one outcome on every run of each tree. Flaky: more than
+        # one on a tree. A rerun that did not report the test decides
+        # nothing and counts as changed.
         changed = [
-            t for t in differ
-            if len(set(reruns[t]["before"] + [before_all[t]])) == 1
-            and len(set(reruns[t]["after"] + [after_all[t]])) == 1
+            t
+            for t in differ
+            if "absent" in reruns[t]["before"] + reruns[t]["after"]
+            or (
+                len(set(reruns[t]["before"] + [before_all[t]])) == 1
+                and len(set(reruns[t]["after"] + [after_all[t]])) == 1
+            )
         ]
         report["suite"] = {
             "before": {"counts": counts(before_all), "outcomes": before_all},
@@ -408,10 +439,16 @@ def summary(r):
     for a in r.get("applied", []):
         lines.append(f"| {a['patch']} | {'clean' if a['apply_check'] else 'FAILS'} |")
     if "new_tests" in r:
-        trees = list(next(iter(r["new_tests"].values())).keys()) if r["new_tests"] else []
-        lines += ["", "New tests (`numba.cuda.tests.cudasim`, outcome per tree):",
-                  "", "| test | " + " | ".join(trees) + " |",
-                  "|---|" + "---|" * len(trees)]
+        trees = (
+            list(next(iter(r["new_tests"].values())).keys()) if r["new_tests"] else []
+        )
+        lines += [
+            "",
+            "New tests (`numba.cuda.tests.cudasim`, outcome per tree):",
+            "",
+            "| test | " + " | ".join(trees) + " |",
+            "|---|" + "---|" * len(trees),
+        ]
         for t, seen in r["new_tests"].items():
             lines.append(f"| `{t}` | " + " | ".join(seen[x] for x in trees) + " |")
     if "suite" in r:
@@ -420,22 +457,32 @@ def summary(r):
             "",
             "numba-cuda's simulator suite (`testing/`, NUMBA_ENABLE_CUDASIM=1):",
             "",
-            "| tree | " + " | ".join(sorted(set(s["before"]["counts"]) | set(s["after"]["counts"]))) + " |",
+            "| tree | "
+            + " | ".join(sorted(set(s["before"]["counts"]) | set(s["after"]["counts"])))
+            + " |",
         ]
         keys = sorted(set(s["before"]["counts"]) | set(s["after"]["counts"]))
         lines.append("|---|" + "---|" * len(keys))
         for label in ("before", "after"):
-            lines.append(f"| {label} | " + " | ".join(
-                str(s[label]["counts"].get(k, 0)) for k in keys) + " |")
-        lines += ["", f"Tests only before: {len(s['only_before'])}; only after "
-                  f"(the new ones): {len(s['only_after'])}.",
-                  f"Pre-existing tests with another outcome after: "
-                  f"{len(s['differ'])}; of them changed (the same outcome on "
-                  f"every run of each tree): {len(s['changed'])}."]
+            lines.append(
+                f"| {label} | "
+                + " | ".join(str(s[label]["counts"].get(k, 0)) for k in keys)
+                + " |"
+            )
+        lines += [
+            "",
+            f"Tests only before: {len(s['only_before'])}; only after "
+            f"(the new ones): {len(s['only_after'])}.",
+            f"Pre-existing tests with another outcome after: "
+            f"{len(s['differ'])}; of them changed (the same outcome on "
+            f"every run of each tree): {len(s['changed'])}.",
+        ]
         for t, (b, a) in s["differ"].items():
             rr = s["reruns"].get(t, {})
-            lines.append(f"- `{t}`: {b} -> {a}; reruns before "
-                         f"{rr.get('before')}, after {rr.get('after')}")
+            lines.append(
+                f"- `{t}`: {b} -> {a}; reruns before "
+                f"{rr.get('before')}, after {rr.get('after')}"
+            )
     lines += ["", f"Verdict: {'ok' if r.get('ok') else 'NOT ok'}", ""]
     return "\n".join(lines)
 
