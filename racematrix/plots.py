@@ -4,7 +4,8 @@ so that the rest of the package does not need it)."""
 from collections import Counter
 from pathlib import Path
 
-from .tables import column_key, python_minor, target_version, version_or_zero
+from .tables import (column_key, kind_rate, python_minor, target_version,
+                     version_or_zero)
 
 ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
 # A hang is the fixed simulator's slowdown, not a broken environment.
@@ -95,8 +96,8 @@ def plot_heatmap(rows, path):
                              ha="right", fontsize=8)
         axis.set_yticks([y + 0.5 for y in range(len(pythons))])
         axis.set_yticklabels([f"Python {p}" for p in pythons], fontsize=9)
-        axis.set_title(f"Simulator {'on' if flag else 'off'}: share of test "
-                       f"runs failing with the race"
+        axis.set_title(f"Simulator {'on' if flag else 'off'}: share of the "
+                       f"pattern's test runs failing with the race"
                        + _not_drawn_note(rows, flags), fontsize=10)
         axis.tick_params(length=0)
     figure.legend(handles=[
@@ -109,7 +110,9 @@ def plot_heatmap(rows, path):
         Patch(facecolor=HUNG_COLOUR, label="hung: runs past the timeout, "
               "no race"),
         Patch(facecolor="#5a5a5a", label="err: environment error"),
-        Patch(facecolor="white", edgecolor="#999", label="blank: not in matrix")],
+        Patch(facecolor="white", edgecolor="#999", label="blank: not in matrix"),
+        Patch(facecolor="white", edgecolor="white",
+              label="*: every test's rate (kinds not counted)")],
         loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=110, metadata={"Software": None})
@@ -147,11 +150,15 @@ def _draw_cell(axis, x, y, row, cmap, Rectangle):
                                  edgecolor="white"))
         label, colour = "err", "white"
     else:
-        rate = row["failure_rate"] or 0.0
+        # The pattern's cases are the rate where the row counted its kinds;
+        # an older row's rate is every test's, marked with a star.
+        pattern = kind_rate(row, "pattern")
+        rate = pattern["rate"] if pattern else row["failure_rate"] or 0.0
+        failed = pattern["failures"] if pattern else row["failures"]
         axis.add_patch(Rectangle((x, y), 1, 1, edgecolor="white",
-                                 facecolor=cmap(rate) if row["failures"]
+                                 facecolor=cmap(rate) if failed
                                  else ZERO_COLOUR))
-        label = f"{100 * rate:.0f}%"
+        label = f"{100 * rate:.0f}%" + ("" if pattern else "*")
         colour = "white" if rate > 0.5 else "black"
     axis.text(x + 0.5, y + 0.5, label, ha="center", va="center",
               fontsize=7.5, color=colour)

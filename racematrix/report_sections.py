@@ -452,7 +452,11 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         "patches": patches(rows, records, described),
         "proposal": proposal(patches(rows, records, described),
                              price(rows, time)),
-        "interleaved": interleaved(fix_launches), "evidence": evidence(records),
+        "interleaved": interleaved(fix_launches),
+        # A patch that takes out one part of a fix to see what it costs says
+        # so in its description (pyproject.toml).
+        "attribution": sorted(name for name, text in (described or {}).items()
+                              if (text or "").startswith("attribution")), "evidence": evidence(records),
         "stacks": stacks(out_dir), "reproducers": reproducer_runs(reproducers),
         "figures": figures,
         "sweep": sweep_table(figures["sweep"]) if (figures or {}).get("sweep")

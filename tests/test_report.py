@@ -304,3 +304,50 @@ def test_a_reproducer_runs_as_a_reader_runs_it(tmp_path, monkeypatch):
     assert folded["scripts"]["bug.py"][0]["exit"] == 3
     assert folded["load"] == [min(run["load_average"]),
                               max(run["load_average"])]
+
+
+def test_an_interleaved_run_is_read_with_its_bounds():
+    """The candidate fixes' launches taken in turn (``fix_launch_time.json``
+    as ``racematrix.fix_launches`` writes it): the newest Python's run."""
+    def entry(label, median, p95, cut, ratio):
+        release, _, patch = label.partition("+")
+        return {"label": label, "release": release, "patch": patch or "none",
+                "n": 5, "median": median, "p95": p95, "max": p95,
+                "past_limit": cut, "median_ratio": ratio,
+                "median_ratio_bound": median >= 10.0, "race_errors": 0,
+                "error": None}
+    run = {"python": "3.12", "reference": "0.24.0", "limit": 10.0,
+           "rounds": 5, "load_per_round": [0.4, 1.1, 0.7],
+           "rows": [entry("0.24.0", 0.8, 0.9, 0, 1.0),
+                    entry("0.30.4", 10.0, 10.0, 3, 12.5),
+                    entry("0.30.4+launch-scoped", 0.3, 0.4, 0, 0.375)]}
+    found = report_sections.interleaved(
+        {"runs": {"3.11": dict(run, python="3.11"), "3.12": run}})
+    assert found["python"] == "3.12" and found["load"] == [0.4, 1.1]
+    rows = {r["label"]: r for r in found["rows"]}
+    assert rows["0.30.4"]["median"] == {"value": 10.0, "censored": True}
+    assert rows["0.30.4"]["ratio_bound"] and rows["0.24.0"]["patch"] is None
+    assert rows["0.30.4+launch-scoped"]["patch"] == "launch-scoped"
+    assert report_sections.interleaved(None) is None
+
+
+def test_the_proposal_is_the_fastest_change_that_never_raced():
+    def side(failures, median):
+        return {"verdict": "x", "runs": 22, "failures": failures,
+                "launch": {"median": {"value": median, "censored": False}}}
+    found = [
+        {"name": "slow", "runs": 22, "race_failures": 0, "launch_median": 0.9,
+         "rows": []},
+        {"name": "racy", "runs": 22, "race_failures": 3, "launch_median": 0.2,
+         "rows": []},
+        {"name": "fast", "runs": 22, "race_failures": 0, "launch_median": 0.3,
+         "rows": []}]
+    price = {"python": "3.12", "rows": [
+        {"version": "0.30.4", "patch": None, "launch": side(0, 1.9)["launch"]},
+        {"version": "0.30.4", "patch": "fast", "launch": side(0, 0.3)["launch"]},
+        {"version": "0.30.4", "patch": "slow", "launch": side(0, 0.9)["launch"]}]}
+    chosen = report_sections.proposal(found, price)
+    assert chosen["name"] == "fast" and chosen["newest"] == "0.30.4"
+    assert chosen["without"]["patch"] is None
+    assert chosen["with"]["patch"] == "fast"
+    assert report_sections.proposal(found[1:2], price) is None
