@@ -1,6 +1,8 @@
 """The pictures: the failure-rate heatmap and the launch times per
 environment, drawn from table rows with matplotlib (imported when drawing,
 so that the rest of the package does not need it)."""
+from __future__ import annotations
+
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +14,7 @@ ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
 HUNG_COLOUR = "#8e6bb5"
 
 
-def plot_launch_times(rows, path):
+def plot_launch_times(rows: list[dict], path) -> None:
     """Launch time per environment that was timed: the median as a dot,
     a bar to the p95, a cross at the max; red where the race was
     reproduced, green where not; log scale. Nothing is drawn (and an old
@@ -59,7 +61,7 @@ def plot_launch_times(rows, path):
     plt.close(figure)
 
 
-def plot_heatmap(rows, path):
+def plot_heatmap(rows: list[dict], path) -> None:
     """Failure rate per Python (down) and target version (across), one panel
     per simulator flag that ran."""
     import matplotlib
@@ -164,7 +166,7 @@ def _draw_cell(axis, x, y, row, cmap, Rectangle):
               fontsize=7.5, color=colour)
 
 
-def draw_all(rows, out_dir):
+def draw_all(rows: list[dict], out_dir) -> None:
     """Both pictures of the MWE's rows in ``out_dir``."""
     mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"
                 and not r.get("patch")]

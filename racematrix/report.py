@@ -49,12 +49,13 @@ def patch_descriptions() -> dict:
             table["tool"]["racematrix"].get("patches", {}).items()}
 
 
-def build_report(raw_dirs, out_dir, bisect_dir, command, plot=True,
-                 pool=False):
+def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
+                 plot: bool = True, pool: bool = False
+                 ) -> tuple[list[dict], list[tuple[object, dict]]]:
     """Tables, REPORT.md, the upstream texts and the heatmap in ``out_dir``
     from ``raw_dirs``; returns (rows, records)."""
     out_dir = Path(out_dir)
-    left_out = []
+    left_out: list[dict] = []
     rows, records = write_tables(raw_dirs, out_dir, command, pool, left_out)
     rerender_bisects(bisect_dir)
     provenance = json.loads((out_dir / "failure_rates.json").read_text())[

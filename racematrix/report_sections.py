@@ -27,8 +27,8 @@ def seconds(value: float | None, limit: float | None = None) -> dict | None:
     only a lower bound)."""
     if value is None:
         return None
-    censored = bool(limit) and value >= limit - 1e-9
-    return {"value": round(limit if censored else value, 3),
+    censored = limit is not None and limit > 0 and value >= limit - 1e-9
+    return {"value": round(limit if censored and limit else value, 3),
             "censored": censored}
 
 
@@ -264,7 +264,7 @@ def own_tests(records: list[dict]) -> list[dict]:
     """numba-cuda's own simulator tests per release and patch: passed,
     failed, skipped, and the tests whose outcome differs from the
     unpatched run of the same release."""
-    by_release = defaultdict(dict)
+    by_release: dict[tuple, dict] = defaultdict(dict)
     for record in records:
         if record.get("suite") != "numba-cuda-tests":
             continue
@@ -274,7 +274,7 @@ def own_tests(records: list[dict]) -> list[dict]:
     for (python, version), sides in sorted(by_release.items()):
         plain = outcomes(sides.get(None))
         for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
-            mine = outcomes(record)
+            mine = outcomes(record) or {}
             failed = record["failures"] + record["other_errors"] + \
                 record.get("hangs", 0)
             found.append({
@@ -302,7 +302,7 @@ def patches(rows: list[dict], records: list[dict],
              for r in rows if not r.get("patch")}
     found = []
     for name in sorted({r["patch"] for r in rows if r.get("patch")}):
-        applied = next((r["patch"] for r in records
+        applied: dict = next((r["patch"] for r in records
                         if (r.get("spec") or {}).get("patch") == name
                         and r.get("patch")), {})
         pairs = []
@@ -356,7 +356,7 @@ def evidence(records: list[dict]) -> dict:
     reproduced the race."""
     totals = {name: {"runs": 0, "target": 0, "other": 0, "envs": 0}
               for name in CONTROL_TESTS}
-    threads = Counter()
+    threads: Counter[str] = Counter()
     for record in records:
         if record["verdict"] != "reproduced" or \
                 record.get("suite", "mwe") != "mwe":
@@ -392,7 +392,7 @@ def stacks(out_dir: Path | None) -> dict | None:
     path = kept[-1]
     threads = [block for block in path.read_text().split("\n\n")
                if block.strip().startswith(("Thread", "Current thread"))]
-    tops = Counter()
+    tops: Counter[str] = Counter()
     for block in threads:
         frames = [line.strip() for line in block.splitlines()[1:]
                   if line.strip().startswith("File")]
@@ -456,11 +456,12 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         # A patch that takes out one part of a fix to see what it costs says
         # so in its description (pyproject.toml).
         "attribution": sorted(name for name, text in (described or {}).items()
-                              if (text or "").startswith("attribution")), "evidence": evidence(records),
+                              if (text or "").startswith("attribution")),
+        "evidence": evidence(records),
         "stacks": stacks(out_dir), "reproducers": reproducer_runs(reproducers),
         "figures": figures,
-        "sweep": sweep_table(figures["sweep"]) if (figures or {}).get("sweep")
-        else None,
+        "sweep": sweep_table(figures["sweep"])
+        if figures and figures.get("sweep") else None,
         "commands": [b["command"] for b in race + time],
     }
 
@@ -479,7 +480,7 @@ def summary_sentences(rows: list[dict], bisects: list[dict]) -> str:
 
 def sweep_table(points: list[dict]) -> list[str]:
     """Markdown lines: one row per knob of the MWE's figures."""
-    by_knob = {}
+    by_knob: dict[str, list[str]] = {}
     for point in points:
         by_knob.setdefault(point["knob"], []).append(
             f"{point['value']}: {point['failures']}/{point['runs']} "

@@ -47,16 +47,18 @@ def run_script(python: str, script: Path, timeout: float) -> dict:
     variable unset: what it printed, its exit status, its seconds."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     load, started = os.getloadavg()[0], time.monotonic()
+    code: int | None
     try:
         done = subprocess.run([python, script.name], cwd=script.parent,
                               env=env, capture_output=True, text=True,
                               timeout=timeout)
         code, out, err = done.returncode, done.stdout, done.stderr
     except subprocess.TimeoutExpired as expired:
-        code, out, err = None, expired.stdout or "", f"past {timeout:g} s"
+        partial = expired.stdout or ""
+        code, err = None, f"past {timeout:g} s"
+        out = partial if isinstance(partial, str) else partial.decode()
     return {"command": f"python {script.name}", "exit": code,
-            "stdout": out if isinstance(out, str) else out.decode(),
-            "stderr_tail": (err if isinstance(err, str) else err.decode())[-2000:],
+            "stdout": out, "stderr_tail": err[-2000:],
             "seconds": round(time.monotonic() - started, 1),
             "load_average": [round(load, 2), round(os.getloadavg()[0], 2)]}
 

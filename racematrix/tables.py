@@ -25,7 +25,8 @@ from .rawresult import (VERDICTS, NoUsableResults, RawResultWarning,
 from .stats import wilson_interval
 
 
-def merge_records(records, pool=False, left_out=None):
+def merge_records(records: list[tuple[object, dict]], pool: bool = False,
+                  left_out: list[dict] | None = None) -> list[dict]:
     """Merge raw records into table rows.
 
     One row per environment and machine. Records of the same environment
@@ -34,7 +35,7 @@ def merge_records(records, pool=False, left_out=None):
     result gathered twice) are a conflict unless identical: the newer one
     is kept and the other named in a warning.
     """
-    by_key = {}
+    by_key: dict[tuple[str, str], tuple[object, dict]] = {}
     for path, record in records:
         key = (record["env"], machine_label(record))
         if key in by_key:
@@ -64,11 +65,11 @@ def merge_records(records, pool=False, left_out=None):
     return sorted(rows, key=row_sort_key)
 
 
-def pool_records(records):
+def pool_records(records: list[dict]) -> list[dict]:
     """Pool one environment's records from several machines into one, but
     only where the Python build and every package version match; otherwise
     they stay apart, with a warning that says why."""
-    by_env = {}
+    by_env: dict[str, list[dict]] = {}
     for record in records:
         by_env.setdefault(record["env"], []).append(record)
     pooled = []
@@ -105,7 +106,7 @@ def pool_records(records):
     return pooled
 
 
-def make_row(record, show_machine=False):
+def make_row(record: dict, show_machine: bool = False) -> dict:
     runs, failures = record["runs"], record["failures"]
     low, high = wilson_interval(failures, runs)
     env = record["env"]
@@ -139,7 +140,7 @@ def make_row(record, show_machine=False):
     }
 
 
-def last_failed_attempt(record):
+def last_failed_attempt(record: dict) -> dict | None:
     """The attempt that measured nothing after the row's results were
     taken, as {when, why}, or None: the row stays, and says so."""
     attempts = record.get("attempts") or []
@@ -148,13 +149,13 @@ def last_failed_attempt(record):
     return {"when": attempts[-1]["when"], "why": attempts[-1]["why"]}
 
 
-def asked_cell(row):
+def asked_cell(row: dict) -> str:
     """The requirement set as asked (a range, a direct reference), beside
     the versions it resolved to."""
     return " ".join(row.get("requirements") or ()) or "–"
 
 
-def reason_cell(row):
+def reason_cell(row: dict) -> str:
     attempt = row.get("last_attempt")
     if not attempt:
         return row["reason"]
@@ -169,7 +170,7 @@ def _version_key(text):
         return (1, str(text))
 
 
-def row_sort_key(row):
+def row_sort_key(row: dict) -> tuple:
     """Python (X.Y), then target, then the target's version, then simulator
     on before off; environments that were never built sort among the
     others by what they asked for."""
@@ -182,7 +183,7 @@ def row_sort_key(row):
             not row["sim"], _version_key(python.split("+")[0]), row["env"])
 
 
-def requested_version(row, name):
+def requested_version(row: dict, name: str) -> str | None:
     """The version the row's requirements pin ``name`` to (``==``), or
     None."""
     for text in row.get("requirements", []):
@@ -193,13 +194,13 @@ def requested_version(row, name):
     return None
 
 
-def package_version(row, name):
+def package_version(row: dict, name: str) -> str | None:
     """A package's installed version, else the one its requirements pin,
     else None."""
     return row["packages"].get(name) or requested_version(row, name)
 
 
-def package_cell(row, name):
+def package_cell(row: dict, name: str) -> str:
     """A package's installed version; for an environment that was never
     built, the version it asked for (``==X``); else a dash."""
     installed = row["packages"].get(name)
@@ -209,23 +210,23 @@ def package_cell(row, name):
     return f"=={requested}" if requested else "–"
 
 
-def target_version(row):
+def target_version(row: dict) -> str:
     """The version of the row's CUDA target: installed, else requested."""
     return package_version(row, row["target"]) or "?"
 
 
-def version_or_zero(text):
+def version_or_zero(text: str | None) -> Version:
     try:
         return Version(text)
     except (InvalidVersion, TypeError):
         return Version("0")
 
 
-def column_key(row):
+def column_key(row: dict) -> tuple[str, Version]:
     return (row["target"], version_or_zero(target_version(row)))
 
 
-def python_minor(row):
+def python_minor(row: dict) -> str:
     text = row["python"] or row["env"].split("-")[0][2:]
     return ".".join(text.split(".")[:2])
 
@@ -250,20 +251,20 @@ def kind_cell(row: dict, kind: str) -> str:
     return f"{data['failures']}/{data['runs']} ({100 * data['rate']:.1f}%)"
 
 
-def format_rate(row):
+def format_rate(row: dict) -> str:
     if row["failure_rate"] is None:
         return "–"
     return f"{100 * row['failure_rate']:.1f}%"
 
 
-def format_ci(row):
+def format_ci(row: dict) -> str:
     if not row["runs"]:
         return "–"
     low, high = row["ci95"]
     return f"{100 * low:.1f}–{100 * high:.1f}%"
 
 
-def format_launch(record):
+def format_launch(record: dict | None) -> str:
     """One cell: ``median / p95 / max s`` of the launch-time workload, with
     the launches past its limit; a dash where it was not measured."""
     if not record or not record.get("n"):
@@ -294,6 +295,10 @@ class Column:
 def _launch(key):
     return lambda row: "" if (row.get("launch_seconds") or {}).get(key) is None \
         else row["launch_seconds"][key]
+
+
+def _kind_text(kind: str) -> Callable[[dict], str]:
+    return lambda row: kind_cell(row, kind)
 
 
 def _kind(kind, key):
@@ -329,7 +334,7 @@ COLUMNS = (
     *(column for kind in KINDS for column in (
         Column(f"{kind}_runs", None, _kind(kind, "runs")),
         Column(f"{kind}_failures", kind if kind != "control" else "controls",
-               _kind(kind, "failures"), lambda r, k=kind: kind_cell(r, k)))),
+               _kind(kind, "failures"), _kind_text(kind)))),
     Column("launch_n", None, _launch("n")),
     Column("launch_median", None, _launch("median")),
     Column("launch_p95", None, _launch("p95")),
@@ -349,18 +354,18 @@ MARKDOWN = tuple(c for c in COLUMNS if c.header)
 TABLE_COLUMNS = tuple(c.header for c in MARKDOWN)
 
 
-def table_cells(row):
+def table_cells(row: dict) -> tuple[str, ...]:
     return tuple(column.cell(row) for column in MARKDOWN)
 
 
-def markdown_lines(rows):
+def markdown_lines(rows: list[dict]) -> list[str]:
     """The long table: the Markdown columns, with ``suite`` and ``patch``
     only where some row needs them."""
     shown = [c for c in MARKDOWN
              if c.name != "patch" or any(r.get("patch") for r in rows)]
     if any(r.get("suite", "mwe") != "mwe" for r in rows):
         shown.insert(0, Column("suite", "suite", lambda r: r.get("suite", "mwe")))
-    return table([c.header for c in shown],
+    return table([c.header or c.name for c in shown],
                  ([c.cell(row) for c in shown] for row in rows))
 
 
@@ -368,7 +373,7 @@ def grid(rows: list[dict]) -> dict:
     """Python x release: one line per (simulator, target, version, numba),
     a cell per Python with the row's counts and per-kind rates."""
     pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
-    lines = defaultdict(dict)
+    lines: dict[tuple, dict] = defaultdict(dict)
     for row in rows:
         key = (not row["sim"], row["target"],
                version_or_zero(target_version(row)),
@@ -398,13 +403,13 @@ def asked_note(row: dict) -> str:
     return f" (asked {' '.join(asked)})"
 
 
-def verdict_counts(rows):
+def verdict_counts(rows: list[dict]) -> str:
     counts = Counter(row["verdict"] for row in rows)
     return ", ".join(f"{counts[verdict]} {verdict}" for verdict in VERDICTS
                      if counts[verdict]) or "none"
 
 
-def render_csv(rows):
+def render_csv(rows: list[dict]) -> str:
     stream = io.StringIO()
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow([c.name for c in COLUMNS])
@@ -412,8 +417,8 @@ def render_csv(rows):
     return stream.getvalue()
 
 
-def summarize_machines(records):
-    seen = {}
+def summarize_machines(records: list[tuple[object, dict]]) -> str:
+    seen: dict[str, dict] = {}
     for _, record in records:
         machine = record.get("machine") or {}
         seen.setdefault(machine_label(record), machine)
@@ -422,7 +427,9 @@ def summarize_machines(records):
         for label, m in sorted(seen.items())) or "none"
 
 
-def write_tables(raw_dirs, out_dir, command, pool=False, left_out=None):
+def write_tables(raw_dirs: list, out_dir, command: str, pool: bool = False,
+                 left_out: list[dict] | None = None
+                 ) -> tuple[list[dict], list[tuple[object, dict]]]:
     """Regenerate the three tables in ``out_dir`` from the raw records in
     ``raw_dirs``; returns (rows, records). The files left out are named in
     the tables, and added to ``left_out`` where given."""

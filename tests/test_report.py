@@ -88,8 +88,9 @@ def test_test_kinds_are_their_own_columns_and_the_pattern_is_the_rate(
     assert dict(zip(tables.TABLE_COLUMNS, tables.table_cells(others[0])))[
         "pattern"] == "–"
     header = (tmp_path / "failure_rates.csv").read_text().splitlines()[0]
-    written = next(l for l in (tmp_path / "failure_rates.csv").read_text()
-                   .splitlines() if l.startswith(record["env"] + ","))
+    written = next(line for line in (tmp_path / "failure_rates.csv")
+                   .read_text().splitlines()
+                   if line.startswith(record["env"] + ","))
     csv = dict(zip(header.split(","), written.split(",")))
     assert (csv["pattern_runs"], csv["pattern_failures"]) == ("16", "9")
     grid = tables.grid([r for r in rows if r["verdict"] != "skipped"])
