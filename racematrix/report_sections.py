@@ -166,6 +166,8 @@ def price(rows: list[dict], bisects: list[dict]) -> dict | None:
     shown.sort(key=lambda r: (r.get("patch") or "",
                               version_or_zero(target_version(r))))
     return {"python": python, "target": target, "bisect": chosen,
+            "dates": sorted({(r.get("finished") or "")[:10] for r in shown}
+                            - {""}),
             "rows": [{"version": target_version(r), "patch": r.get("patch"),
                       "numba": r["packages"].get("numba"),
                       "verdict": r["verdict"], "launch": launch(r),

@@ -136,6 +136,7 @@ def make_row(record: dict, show_machine: bool = False) -> dict:
         "patch": (record.get("spec") or {}).get("patch"),
         "patch_record": record.get("patch"),
         "last_attempt": last_failed_attempt(record),
+        "finished": record.get("finished"),
         **({"kinds": record["kinds"]} if record.get("kinds") else {}),
     }
 
