@@ -7,7 +7,6 @@ versions, date, machine and load go to ``results/reproducers.json``; the
 texts for upstream paste that, never typed output."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic
 from .interpreters import expose_interpreters, find_interpreter, install_hint
 from .patches import load_patches
@@ -72,14 +72,19 @@ def build(location: Path, python: str, requirements: list[str]) -> ProbeEnvironm
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nox -s reproducers --")
+    parser = OneLineArgumentParser(
+        prog="nox -s reproducers --", label="reproducers",
+        help_hint="nox -s reproducers -- --help")
     parser.add_argument("--python", default="3.12",
                         help="the Python to run them on (default: 3.12)")
     parser.add_argument("--envdir", default=".nox/reproducers")
     parser.add_argument("--results", default=os.environ.get(
         "RACEMATRIX_RESULTS", "results"))
     parser.add_argument("--timeout", type=float, default=600)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadInput as error:
+        parser.exit(2, f"{error}\n")
     bisect_file = Path(args.results, "bisect",
                        f"numba-cuda-py{args.python}.json")
     try:

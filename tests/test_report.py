@@ -352,3 +352,19 @@ def test_the_proposal_is_the_fastest_change_that_never_raced():
     assert chosen["without"]["patch"] is None
     assert chosen["with"]["patch"] == "fast"
     assert report_sections.proposal(found[1:2], price) is None
+
+
+def test_the_reproducers_refuse_a_typo_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        reproducers.main(["--pythn", "3.12"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--pythn" in error
+
+
+def test_the_reproducers_need_the_race_bisect(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        reproducers.main(["--results", str(tmp_path)])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "nox -s bisect -- --package" in error
