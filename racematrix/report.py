@@ -66,7 +66,10 @@ def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
                   out_dir=out_dir,
                   figures=load_json(out_dir / "mwe_figures.json"),
                   fix_launches=load_json(out_dir / "fix_launch_time.json"),
-                  described=patch_descriptions())
+                  described=patch_descriptions(),
+                  race_rates=[found for path in sorted(
+                      (PROJECT / "patches" / "upstream" / "race_rate")
+                      .glob("*.json")) if (found := load_json(path))])
     model["sources"] = {"bug": (PROJECT / "mwe" / "bug.py").read_text(),
                         "slowdown": (PROJECT / "mwe" / "bug_slowdown.py")
                         .read_text()}

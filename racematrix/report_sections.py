@@ -423,11 +423,30 @@ def reproducer_runs(data: dict | None) -> dict | None:
             "load": [min(loads), max(loads)] if loads else None}
 
 
+def regression_test(found: list[dict]) -> list[dict]:
+    """The race's regression test run many times per release (the upstream
+    series' ``race_rate`` files): label, runs and how they ended."""
+    shown = []
+    for data in found:
+        counts = data.get("counts") or {}
+        if not data.get("runs") or "race" not in counts:
+            continue
+        label = data.get("label", "?").replace("numba-cuda-", "numba-cuda ", 1)
+        shown.append({"label": label.replace("+series", " with this change"),
+                      "test": (data.get("test") or "").rsplit(".", 1)[-1],
+                      "runs": data["runs"], "race": counts["race"],
+                      "passed": counts.get("passed", 0),
+                      "other": counts.get("other", 0),
+                      "date": (data.get("date") or "")[:10]})
+    return sorted(shown, key=lambda r: r["label"])
+
+
 def build(rows: list[dict], records: list[dict], bisects: list[dict],
           time_bisects: list[dict], provenance: dict,
           reproducers: dict | None = None, out_dir: Path | None = None,
           figures: dict | None = None, fix_launches: dict | None = None,
-          described: dict | None = None) -> dict:
+          described: dict | None = None,
+          race_rates: list[dict] | None = None) -> dict:
     """The report's whole structure; every template renders from it."""
     mwe = [r for r in rows if r.get("suite", "mwe") == "mwe"
            and not r.get("patch")]
@@ -455,6 +474,7 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         "proposal": proposal(patches(rows, records, described),
                              price(rows, time)),
         "interleaved": interleaved(fix_launches),
+        "regression_test": regression_test(race_rates or []),
         # A patch that takes out one part of a fix to see what it costs says
         # so in its description (pyproject.toml).
         "attribution": sorted(name for name, text in (described or {}).items()

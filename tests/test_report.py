@@ -368,3 +368,17 @@ def test_the_reproducers_need_the_race_bisect(tmp_path, capsys):
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "nox -s bisect -- --package" in error
+
+
+def test_the_regression_tests_runs_are_read_per_release():
+    found = report_sections.regression_test([
+        {"label": "numba-cuda-0.24.0", "test": "pkg.Class.test_race",
+         "runs": 100, "counts": {"passed": 0, "race": 100, "other": 0},
+         "date": "2026-12-01T20:04:34+00:00"},
+        {"label": "numba-cuda-main+series", "runs": 100,
+         "counts": {"passed": 100, "race": 0, "other": 0}},
+        {"label": "unreadable"}])
+    assert [(r["label"], r["race"], r["runs"]) for r in found] == [
+        ("numba-cuda 0.24.0", 100, 100),
+        ("numba-cuda main with this change", 0, 100)]
+    assert found[0]["test"] == "test_race" and found[0]["date"] == "2026-12-01"
