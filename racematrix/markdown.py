@@ -3,6 +3,7 @@ Jinja2 templates (``racematrix/templates``) every report file is rendered
 from, with the filters they share."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -64,4 +65,12 @@ def render(name: str, **context: object) -> str:
         table=lambda rows, *columns: "\n".join(table(columns, rows)),
         lines="\n".join, seconds=seconds, percent=percent, solve=solve, cell=cell)
     text = environment.get_template(f"{name}.j2").render(**context)
-    return text.rstrip("\n") + "\n"
+    return tidy(text)
+
+
+def tidy(text: str) -> str:
+    """One blank line where a template left several, outside code blocks
+    (a pasted script keeps its own); one newline at the end."""
+    parts = text.split("```")
+    parts[::2] = [re.sub(r"\n{3,}", "\n\n", part) for part in parts[::2]]
+    return "```".join(parts).strip("\n") + "\n"

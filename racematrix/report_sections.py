@@ -175,14 +175,15 @@ def price(rows: list[dict], bisects: list[dict]) -> dict | None:
                       "finished": r.get("finished")} for r in shown]}
 
 
-def interleaved(data: dict | None) -> dict | None:
-    """The newest Python's run of releases and patches timed in turn
-    (``fix_launch_time.json``): per label, n, median and p95 (each maybe a
-    bound at the limit), the launches cut, the ratio to the reference."""
+def interleaved(data: dict | None, python: str | None = None) -> dict | None:
+    """One Python's run of releases and patches timed in turn
+    (``fix_launch_time.json``; ``python``'s where it has one, else the
+    newest): per label, n, median and p95 (each maybe a bound at the
+    limit), the launches cut, the ratio to the reference."""
     runs = (data or {}).get("runs") or {}
     if not runs:
         return None
-    run = runs[max(runs, key=version_or_zero)]
+    run = runs.get(python or "") or runs[max(runs, key=version_or_zero)]
     limit = run["limit"]
     loads = run.get("load_per_round") or [None]
     return {"python": run["python"], "reference": run["reference"],
@@ -329,23 +330,34 @@ def patches(rows: list[dict], records: list[dict],
     return found
 
 
-def proposal(found: list[dict], price: dict | None) -> dict | None:
+def proposal(found: list[dict], price: dict | None,
+             timed: dict | None = None) -> dict | None:
     """The patch to propose: of those that never failed with the race, the
-    one whose launches are fastest on the Python of ``price``; with the
-    newest release's launch times without and with it there."""
-    clean = [p for p in found if p["runs"] and not p["race_failures"]
-             and p["launch_median"] is not None]
-    if not clean:
-        return None
-    best = min(clean, key=lambda p: p["launch_median"])
-    shown = {}
-    for row in (price or {}).get("rows", []):
-        if row["patch"] in (None, best["name"]):
-            shown[(row["version"], row["patch"])] = row
-    newest = max((v for v, _ in shown), key=version_or_zero, default=None)
-    return {**best, "python": (price or {}).get("python"), "newest": newest,
-            "without": shown.get((newest, None)),
-            "with": shown.get((newest, best["name"]))}
+    one with the fastest median launch on the newest release it was timed
+    on, in the run of launches taken in turn (``timed``) if it is there,
+    else in the rows of ``price``; with that release's launches without and
+    with it."""
+    clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
+    sources = []
+    if timed:
+        sources.append((True, timed["python"], {
+            (r["release"], r["patch"]): {"launch": {
+                "median": r["median"], "p95": r["p95"], "n": r["n"]}}
+            for r in timed["rows"]}))
+    if price:
+        sources.append((False, price["python"], {
+            (r["version"], r["patch"]): r for r in price["rows"]}))
+    for same_run, python, sides in sources:
+        candidates = [(v, n) for v, n in sides if n in clean]
+        if not candidates:
+            continue
+        newest = max((v for v, _ in candidates), key=version_or_zero)
+        best = min((n for v, n in candidates if v == newest),
+                   key=lambda n: sides[(newest, n)]["launch"]["median"]["value"])
+        return {**clean[best], "newest": newest, "same_run": same_run,
+                "python": python, "without": sides.get((newest, None)),
+                "with": sides[(newest, best)]}
+    return None
 
 
 def pair_side(row: dict) -> dict:
@@ -472,8 +484,11 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         "cubie_price": cubie_price(cubie(records)), "own_tests": own_tests(records),
         "patches": patches(rows, records, described),
         "proposal": proposal(patches(rows, records, described),
-                             price(rows, time)),
-        "interleaved": interleaved(fix_launches),
+                             price(rows, time), interleaved(
+                                 fix_launches, (price(rows, time) or {})
+                                 .get("python"))),
+        "interleaved": interleaved(fix_launches, (price(rows, time) or {})
+                                   .get("python")),
         "regression_test": regression_test(race_rates or []),
         # A patch that takes out one part of a fix to see what it costs says
         # so in its description (pyproject.toml).

@@ -382,3 +382,9 @@ def test_the_regression_tests_runs_are_read_per_release():
         ("numba-cuda 0.24.0", 100, 100),
         ("numba-cuda main with this change", 0, 100)]
     assert found[0]["test"] == "test_race" and found[0]["date"] == "2026-12-01"
+
+
+def test_templates_leave_one_blank_line_but_code_keeps_its_own():
+    text = "a\n\n\n\nb\n```python\nx = 1\n\n\ny = 2\n```\n\n\n\nc\n\n"
+    assert markdown.tidy(text) == (
+        "a\n\nb\n```python\nx = 1\n\n\ny = 2\n```\n\nc\n")

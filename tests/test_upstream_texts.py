@@ -30,8 +30,11 @@ def outside_details(text):
 
 
 def visible_lines(text):
-    """Lines a reader sees outside ``<details>``, code blocks counted."""
-    return [line for line in outside_details(text).splitlines()]
+    """Lines a reader sees outside ``<details>``, code blocks counted; a
+    run of blank lines outside code reads as one."""
+    parts = outside_details(text).split("```")
+    parts[::2] = [re.sub(r"\n{3,}", "\n\n", part) for part in parts[::2]]
+    return "```".join(parts).splitlines()
 
 
 def problems(name, text):
