@@ -471,6 +471,10 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
             skipped[row["reason"]].append(row["env"])
     racy_launch = [r["launch_seconds"]["median"] for r in ran
                    if r["verdict"] == "reproduced" and launch(r)]
+    cost = price(rows, time)
+    timed = interleaved(fix_launches, (cost or {}).get("python"))
+    found = patches(rows, records, described)
+    clients = cubie(records)
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
@@ -478,25 +482,18 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         "skipped": dict(sorted(skipped.items())),
         "last_attempts": [r for r in rows if r.get("last_attempt")],
         "error": first_error(records), "status": status(mwe, race),
-        "bisects": race, "time_bisects": time, "price": price(rows, time),
+        "bisects": race, "time_bisects": time, "price": cost,
         "racy_median": statistics.median(racy_launch) if racy_launch else None,
-        "cubie": cubie(records),
-        "cubie_price": cubie_price(cubie(records)), "own_tests": own_tests(records),
-        "patches": patches(rows, records, described),
-        "proposal": proposal(patches(rows, records, described),
-                             price(rows, time), interleaved(
-                                 fix_launches, (price(rows, time) or {})
-                                 .get("python"))),
-        "interleaved": interleaved(fix_launches, (price(rows, time) or {})
-                                   .get("python")),
+        "cubie": clients, "cubie_price": cubie_price(clients),
+        "own_tests": own_tests(records), "patches": found,
+        "proposal": proposal(found, cost, timed), "interleaved": timed,
         "regression_test": regression_test(race_rates or []),
         # A patch that takes out one part of a fix to see what it costs says
         # so in its description (pyproject.toml).
         "attribution": sorted(name for name, text in (described or {}).items()
                               if (text or "").startswith("attribution")),
-        "evidence": evidence(records),
-        "stacks": stacks(out_dir), "reproducers": reproducer_runs(reproducers),
-        "figures": figures,
+        "evidence": evidence(records), "stacks": stacks(out_dir),
+        "reproducers": reproducer_runs(reproducers), "figures": figures,
         "sweep": sweep_table(figures["sweep"])
         if figures and figures.get("sweep") else None,
         "commands": [b["command"] for b in race + time],
