@@ -44,6 +44,7 @@ layer module          its one job
 3     probers         bisect probes on real environments
 3     bisect_files    the bisect folder's files and Markdown
 3     plots           the heatmap and the launch-time plot
+4     price_sections  the report's structure of the price and the fixes
 4     report_sections the report's structure: one plain dict from rows,
                       bisects and recorded runs, for the templates
 4     report          REPORT.md, results/upstream/ (templates/), the

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from racematrix import (markdown, plots, rawresult, report, report_sections,
-                        report_session, reproducers, tables)
+from racematrix import (markdown, plots, price_sections, rawresult, report,
+                        report_sections, report_session, reproducers, tables)
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("jinja2")
@@ -125,9 +125,9 @@ def test_evidence_is_counted_from_raw(data_dir):
 
 
 def test_a_launch_cut_at_the_limit_is_a_bound():
-    assert report_sections.seconds(2.7, 2.7) == {"value": 2.7,
+    assert price_sections.seconds(2.7, 2.7) == {"value": 2.7,
                                                  "censored": True}
-    assert report_sections.seconds(0.87, 2.7) == {"value": 0.87,
+    assert price_sections.seconds(0.87, 2.7) == {"value": 0.87,
                                                   "censored": False}
     assert markdown.seconds({"value": 2.7, "censored": True}) == ">= 2.70"
     assert tables.format_launch({"n": 3, "median": 5.71, "p95": 5.71,
@@ -150,7 +150,7 @@ def test_the_price_comes_from_the_rows_and_the_bisect_on_time(data_dir):
             "provenance": {"command": "nox -s bisect"}}
     entry = report_sections.bisect_entry(ends)
     assert entry["end"]["median"] == {"value": 5.0, "censored": True}
-    price = report_sections.price(rows, [entry])
+    price = price_sections.price(rows, [entry])
     timed = [r for r in rows if r["target"] == "numba-cuda"]
     assert [p["launch"]["median"]["value"] for p in price["rows"]] == [
         round(r["launch_seconds"]["median"], 3) for r in timed]
@@ -158,7 +158,7 @@ def test_the_price_comes_from_the_rows_and_the_bisect_on_time(data_dir):
 
 def test_cubie_rows_say_whose_simulator_and_solve_time(data_dir):
     records = list(raw_records(data_dir / "raw-cubie").values())
-    found = report_sections.cubie(records)
+    found = price_sections.cubie(records)
     assert len(found) == len(records)
     for entry in found:
         raw = next(r for r in records if r["packages"].get("cubie")
@@ -177,7 +177,7 @@ def test_a_solve_skipped_once_the_budget_is_spent_is_a_bound():
         "tests": {"test_solve_ivp[solve0]": {"pass": 1, "skip": 0},
                   "test_solve_ivp[solve1]": {"pass": 0, "skip": 1},
                   "test_solve_ivp[solve2]": {"pass": 0, "skip": 1}}}}
-    solve = report_sections.solve(record)
+    solve = price_sections.solve(record)
     assert solve == {"median": None, "max": 61.7, "n": 1, "skipped": 2}
     assert markdown.solve(solve).startswith(">= 61.7 s (2 of 3 solves")
 
@@ -298,7 +298,7 @@ def test_a_reproducer_runs_as_a_reader_runs_it(tmp_path, monkeypatch):
     run = reproducers.run_script(sys.executable, script, timeout=60)
     assert (run["command"], run["exit"], run["stdout"]) == (
         "python bug.py", 3, "unset\n")
-    folded = report_sections.reproducer_runs({
+    folded = price_sections.reproducer_runs({
         "finished": "t", "machine": {}, "command": "c", "entries": [
             {"label": "numba-cuda 0.30.4", "patch": None, "python": "3.12.1",
              "packages": {}, "runs": [run]}]})
@@ -322,14 +322,14 @@ def test_an_interleaved_run_is_read_with_its_bounds():
            "rows": [entry("0.24.0", 0.8, 0.9, 0, 1.0),
                     entry("0.30.4", 10.0, 10.0, 3, 12.5),
                     entry("0.30.4+launch-scoped", 0.3, 0.4, 0, 0.375)]}
-    found = report_sections.interleaved(
+    found = price_sections.interleaved(
         {"runs": {"3.11": dict(run, python="3.11"), "3.12": run}})
     assert found["python"] == "3.12" and found["load"] == [0.4, 1.1]
     rows = {r["label"]: r for r in found["rows"]}
     assert rows["0.30.4"]["median"] == {"value": 10.0, "censored": True}
     assert rows["0.30.4"]["ratio_bound"] and rows["0.24.0"]["patch"] is None
     assert rows["0.30.4+launch-scoped"]["patch"] == "launch-scoped"
-    assert report_sections.interleaved(None) is None
+    assert price_sections.interleaved(None) is None
 
 
 def test_the_proposal_is_the_fastest_change_that_never_raced():
@@ -347,11 +347,11 @@ def test_the_proposal_is_the_fastest_change_that_never_raced():
         {"version": "0.30.4", "patch": None, "launch": side(0, 1.9)["launch"]},
         {"version": "0.30.4", "patch": "fast", "launch": side(0, 0.3)["launch"]},
         {"version": "0.30.4", "patch": "slow", "launch": side(0, 0.9)["launch"]}]}
-    chosen = report_sections.proposal(found, price)
+    chosen = price_sections.proposal(found, price)
     assert chosen["name"] == "fast" and chosen["newest"] == "0.30.4"
     assert chosen["without"]["patch"] is None
     assert chosen["with"]["patch"] == "fast"
-    assert report_sections.proposal(found[1:2], price) is None
+    assert price_sections.proposal(found[1:2], price) is None
 
 
 def test_the_reproducers_refuse_a_typo_in_one_line(capsys):
@@ -371,7 +371,7 @@ def test_the_reproducers_need_the_race_bisect(tmp_path, capsys):
 
 
 def test_the_regression_tests_runs_are_read_per_release():
-    found = report_sections.regression_test([
+    found = price_sections.regression_test([
         {"label": "numba-cuda-0.24.0", "test": "pkg.Class.test_race",
          "runs": 100, "counts": {"passed": 0, "race": 100, "other": 0},
          "date": "2026-12-01T20:04:34+00:00"},
