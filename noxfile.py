@@ -5,7 +5,8 @@
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["nox>=2026.10.20", "packaging>=23", "jsonschema>=4.18",
-#                 "pypi-simple>=1.6", "matplotlib>=3.7", "scipy>=1.11"]
+#                 "pypi-simple>=1.6", "matplotlib>=3.7", "scipy>=1.11",
+#                 "jinja2>=3.1"]
 # ///
 import atexit
 import logging
@@ -217,3 +218,10 @@ def bench(session):
                   session.posargs)
     except BadInput as error:
         session.error(str(error))
+
+
+@nox.session(python=False, default=False)
+def reproducers(session):
+    """Record what mwe/bug.py and bug_slowdown.py print, in fresh envs."""
+    session.run(sys.executable, "-m", "racematrix.reproducers",
+                *session.posargs, env={"PYTHONPATH": HERE})
