@@ -217,3 +217,15 @@ def bench(session):
                   session.posargs)
     except BadInput as error:
         session.error(str(error))
+
+
+@nox.session(python=False, default=False)
+def fix_compare(session):
+    """Compare the candidate fixes in one table; -- --launches times them first."""
+    from racematrix import fix_compare
+    try:
+        fix_compare.run(session.posargs, ".nox", RESULTS, session.log,
+                        matrix_session.session_command(session.name,
+                                                       session.posargs))
+    except BadInput as error:
+        session.error(str(error))

@@ -1,0 +1,140 @@
+"""The candidate fixes' comparison (racematrix.fix_compare): its pure
+parts on the committed raw rows and on rows changed in one place."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from racematrix import fix_compare
+from racematrix.errors import BadInput
+from racematrix.rawresult import load_raw_dirs
+
+RAW = Path(__file__).resolve().parent.parent / "results" / "raw"
+
+
+@pytest.fixture(scope="module")
+def records():
+    return [data for _, data in load_raw_dirs([RAW])]
+
+
+def test_a_quantile_on_a_cut_launch_is_a_bound():
+    summary = fix_compare.summarize_samples([1.0, 2.0, 10.0, 10.0, 10.0],
+                                            limit=10.0)
+    assert summary["median"] == 10.0 and summary["median_bound"]
+    assert summary["past_limit"] == 3
+    free = fix_compare.summarize_samples([1.0, 2.0, 3.0], limit=10.0)
+    assert not free["median_bound"] and not free["p95_bound"]
+
+
+def test_ratios_over_a_bound_are_no_figure():
+    reference = {"median": 2.0, "p95": 4.0, "median_bound": False,
+                 "p95_bound": True}
+    mine = {"median": 3.0, "p95": 5.0, "median_bound": True,
+            "p95_bound": False}
+    found = fix_compare.ratios(mine, reference)
+    assert found["median_ratio"] == 1.5 and found["median_ratio_bound"]
+    assert found["p95_ratio"] is None
+
+
+def test_each_label_leads_a_round_in_turn():
+    labels = ["a", "b", "c"]
+    firsts = [fix_compare.rotated(labels, turn)[0] for turn in range(3)]
+    assert sorted(firsts) == labels
+    assert all(sorted(fix_compare.rotated(labels, t)) == labels
+               for t in range(7))
+
+
+def test_race_counts_sum_every_row_of_a_base(records):
+    found = fix_compare.race_by_base(records)
+    for patch, bases in found.items():
+        for base, entry in bases.items():
+            package, version = base.split()
+            rows = [r for r in records if r.get("suite", "mwe") == "mwe"
+                    and r.get("sim") and r.get("runs")
+                    and fix_compare.row_patch(r) == patch
+                    and r.get("target") == package
+                    and r["packages"].get(package) == version]
+            assert entry["runs"] == sum(r["runs"] for r in rows)
+            assert entry["failures"] == sum(r["failures"] for r in rows)
+            assert entry["pythons"] == sorted(
+                {".".join(r["python"].split(".")[:2]) for r in rows})
+
+
+def test_a_numba_cuda_test_that_changes_outcome_is_named(records):
+    rows = [r for r in records if r.get("suite") == "numba-cuda-tests"]
+    unpatched = next(r for r in rows if fix_compare.row_patch(r) == "none")
+    changed = copy.deepcopy(unpatched)
+    changed["patch"] = {"name": "my-fix"}
+    name = next(n for n, c in changed["summary"]["tests"].items()
+                if c["pass"])
+    changed["summary"]["tests"][name] = {**changed["summary"]["tests"][name],
+                                         "pass": 0, "other": 1}
+    found = fix_compare.numba_cuda_tests([unpatched, changed])
+    (entry,) = found["my-fix"].values()
+    assert entry["differ"] == [name]
+    (reference,) = found["none"].values()
+    assert reference["passed"] + reference["failed"] == unpatched["runs"]
+    assert reference["skipped"] == unpatched["skips"]
+
+
+def semantics_row(patch, observed, outcome="pass"):
+    return {"suite": "semantics", "python": "3.12.1",
+            "spec": {"requirements": ["numba-cuda==0.30.4"]},
+            "patch": {"name": patch} if patch else None,
+            "summary": {"tests": {
+                "test_eval_of_module_constant": {"pass": 1},
+                "test_frame_globals_are_the_module_dict": {
+                    outcome: 1}},
+                "observed": {
+                    "test_eval_of_module_constant": json.dumps(observed),
+                    "test_frame_globals_are_the_module_dict": "true"}}}
+
+
+def test_a_semantics_case_differs_by_value_or_outcome():
+    reference = semantics_row(None, {"value": [7]})
+    same = semantics_row("same-fix", {"value": [7]})
+    other_value = semantics_row("value-fix", {"raised": "NameError"})
+    other_outcome = semantics_row("outcome-fix", {"value": [7]}, "other")
+    found = fix_compare.semantics_differences(
+        [reference, same, other_value, other_outcome])
+    assert [d for v in found["same-fix"].values() for d in v["differ"]] == []
+    (value,) = [d for v in found["value-fix"].values() for d in v["differ"]]
+    assert value["case"] == "test_eval_of_module_constant"
+    assert json.loads(value["observed"]) == {"raised": "NameError"}
+    assert json.loads(value["reference_observed"]) == {"value": [7]}
+    (outcome,) = [d for v in found["outcome-fix"].values()
+                  for d in v["differ"]]
+    assert (outcome["outcome"], outcome["reference_outcome"]) == \
+        ("other", "pass")
+
+
+def test_the_table_has_a_row_per_patch_and_shows_bounds(records):
+    launch_runs = {"3.12": {
+        "reference": "0.24.0", "rounds": 2, "limit": 10.0,
+        "load_per_round": [1.0, 2.0], "missing": [], "machine": {"cores": 2},
+        "rows": [
+            {"label": "0.24.0", "release": "0.24.0", "patch": "none"},
+            {"label": "0.30.4", "release": "0.30.4", "patch": "none",
+             "n": 2, "median": 10.0, "p95": 10.0, "past_limit": 2,
+             "median_ratio": 12.5, "p95_ratio": None,
+             "median_ratio_bound": True, "p95_ratio_bound": True,
+             "race_errors": 0, "error": None}]}}
+    data = fix_compare.compare(records, launch_runs)
+    text = fix_compare.render(data, "nox -s fix_compare")
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    patches = {line.split(" | ")[0].strip("| ") for line in table[1:]}
+    assert set(fix_compare.patches_in(data)) <= patches | {"patch"}
+    assert ">= 12.50x (0.30.4)" in text
+
+
+def test_an_environment_not_built_is_named(tmp_path):
+    env, why = fix_compare.find_environment(tmp_path, "3.12", "0.30.4",
+                                            "launch-scoped", print)
+    assert env is None
+    assert "py3.12-numba-cuda-0.30.4+patch.launch-scoped-sim1" in why
+
+
+def test_a_bad_option_is_bad_input(tmp_path):
+    with pytest.raises(BadInput):
+        fix_compare.run(["--rounds", "0"], tmp_path, tmp_path, print, "x")
