@@ -44,6 +44,7 @@ layer module          its one job
 3     probers         bisect probes on real environments
 3     bisect_files    the bisect folder's files and Markdown
 3     plots           the heatmap and the launch-time plot
+3     fix_launches    launch time of the candidate fixes, interleaved
 4     report_sections the report's sections on the MWE's rows
 4     client_report   the report's section on CuBIE's own code
 4     fix_report      "A fix without the price" and SLOWDOWN.md
@@ -55,6 +56,7 @@ layer module          its one job
 5     bench           driver: nox -s bench
 5     timing          driver: python -m racematrix.timing
 5     ci              driver: python -m racematrix.ci (the CI workflow)
+5     fix_compare     driver: nox -s fix_compare (the candidates compared)
 ====  ==============  =======================================================
 
 Data flows one way: config -> environments -> measurements -> raw results

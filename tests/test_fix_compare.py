@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import fix_compare
+from racematrix import fix_compare, fix_launches
 from racematrix.errors import BadInput
 from racematrix.rawresult import load_raw_dirs
 
@@ -19,11 +19,11 @@ def records():
 
 
 def test_a_quantile_on_a_cut_launch_is_a_bound():
-    summary = fix_compare.summarize_samples([1.0, 2.0, 10.0, 10.0, 10.0],
+    summary = fix_launches.summarize_samples([1.0, 2.0, 10.0, 10.0, 10.0],
                                             limit=10.0)
     assert summary["median"] == 10.0 and summary["median_bound"]
     assert summary["past_limit"] == 3
-    free = fix_compare.summarize_samples([1.0, 2.0, 3.0], limit=10.0)
+    free = fix_launches.summarize_samples([1.0, 2.0, 3.0], limit=10.0)
     assert not free["median_bound"] and not free["p95_bound"]
 
 
@@ -32,16 +32,16 @@ def test_ratios_over_a_bound_are_no_figure():
                  "p95_bound": True}
     mine = {"median": 3.0, "p95": 5.0, "median_bound": True,
             "p95_bound": False}
-    found = fix_compare.ratios(mine, reference)
+    found = fix_launches.ratios(mine, reference)
     assert found["median_ratio"] == 1.5 and found["median_ratio_bound"]
     assert found["p95_ratio"] is None
 
 
 def test_each_label_leads_a_round_in_turn():
     labels = ["a", "b", "c"]
-    firsts = [fix_compare.rotated(labels, turn)[0] for turn in range(3)]
+    firsts = [fix_launches.rotated(labels, turn)[0] for turn in range(3)]
     assert sorted(firsts) == labels
-    assert all(sorted(fix_compare.rotated(labels, t)) == labels
+    assert all(sorted(fix_launches.rotated(labels, t)) == labels
                for t in range(7))
 
 
@@ -129,7 +129,7 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records):
 
 
 def test_an_environment_not_built_is_named(tmp_path):
-    env, why = fix_compare.find_environment(tmp_path, "3.12", "0.30.4",
+    env, why = fix_launches.find_environment(tmp_path, "3.12", "0.30.4",
                                             "launch-scoped", print)
     assert env is None
     assert "py3.12-numba-cuda-0.30.4+patch.launch-scoped-sim1" in why
