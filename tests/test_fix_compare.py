@@ -138,3 +138,23 @@ def test_an_environment_not_built_is_named(tmp_path):
 def test_a_bad_option_is_bad_input(tmp_path):
     with pytest.raises(BadInput):
         fix_compare.run(["--rounds", "0"], tmp_path, tmp_path, print, "x")
+
+
+def test_a_client_carrying_the_simulator_gets_its_own_diff():
+    import tomllib
+
+    from racematrix.envspec import EnvSpec
+    from racematrix.patches import applies, load_patches, patched_packages
+    root = RAW.parent.parent
+    table = tomllib.loads((root / "pyproject.toml").read_text())
+    patch = load_patches(table["tool"]["racematrix"], root)["launch-scoped"]
+    vendored = EnvSpec("3.12", ("cubie==0.17.0",), True, "cubie")
+    assert patched_packages(vendored) == ["numba", "cubie"]
+    assert applies(patch, vendored)
+    assert patch.diff_for("cubie", "0.17.0").file.name == \
+        "launch-scoped-cubie.diff"
+    beside = EnvSpec("3.12", ("cubie==0.14.2", "numba-cuda==0.30.4"), True,
+                     "cubie")
+    assert patched_packages(beside)[0] == "numba-cuda"
+    assert patch.diff_for("cubie", "0.14.2") is None
+    assert applies(patch, beside)
