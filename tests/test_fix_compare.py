@@ -141,12 +141,12 @@ def test_a_bad_option_is_bad_input(tmp_path):
 
 
 def test_a_client_carrying_the_simulator_gets_its_own_diff():
-    import tomllib
+    from nox.project import load_toml  # tomllib is 3.11+
 
     from racematrix.envspec import EnvSpec
     from racematrix.patches import applies, load_patches, patched_packages
     root = RAW.parent.parent
-    table = tomllib.loads((root / "pyproject.toml").read_text())
+    table = load_toml(root / "pyproject.toml")
     patch = load_patches(table["tool"]["racematrix"], root)["launch-scoped"]
     vendored = EnvSpec("3.12", ("cubie==0.17.0",), True, "cubie")
     assert patched_packages(vendored) == ["numba", "cubie"]
