@@ -20,6 +20,13 @@ from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
 from .provenance import now_iso, stamp
 from .rawresult import load_raw_dirs
+
+# Issue 28's goals for a fix: launch time against the reference release
+# (median and p95 ratios, same Python, interleaved), and the MWE runs of
+# every base without a race failure.
+MEDIAN_GOAL = 1.2
+P95_GOAL = 1.5
+RACE_FREE_RUNS = 1000
 # -- the table -----------------------------------------------------------
 
 def row_base(record) -> tuple[str, str]:
@@ -265,6 +272,12 @@ def render(data, command) -> str:
         seen = sorted({p for e in race.values() for p in e["pythons"]})
         cells.append(" ".join(seen) or "–")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Against issue 28's goals", ""]
+    for patch in patches:
+        if patch == NONE:
+            continue
+        lines.append(f"- **{patch}**")
+        lines += [f"  - {line}" for line in goals(data, patch)]
     lines += ["", "## Launch time, release by release", ""]
     for python, run in sorted(data["launch_runs"].items()):
         loads = run.get("load_per_round") or []
@@ -311,6 +324,35 @@ def render(data, command) -> str:
                          f"{seconds_text(v['solve_max'])} | {v['failures']}/"
                          f"{v['runs']} | {v['hangs']} |")
     return "\n".join(lines) + "\n"
+
+
+def goals(data, patch) -> list[str]:
+    """Where ``patch`` stands against the goals, one line each: the bases
+    race-free in ``RACE_FREE_RUNS`` runs or more on every Python it ran
+    on, and its worst launch-time ratios against the goals."""
+    lines = []
+    race = data["race"].get(patch, {})
+    for base, entry in sorted(race.items()):
+        free = entry["failures"] == 0 and entry["other"] == 0 and \
+            entry["hangs"] == 0
+        lines.append(f"{base}: {entry['failures']} race failures in "
+                     f"{entry['runs']} runs (Pythons "
+                     f"{' '.join(entry['pythons'])})"
+                     + (" – race-free" if free and entry["runs"] >=
+                        RACE_FREE_RUNS else ""))
+    for python, entries in sorted(data["launch"].get(patch, {}).items()):
+        for key, goal in (("median", MEDIAN_GOAL), ("p95", P95_GOAL)):
+            values = [e[f"{key}_ratio"] for e in entries
+                      if e[f"{key}_ratio"] is not None]
+            if not values:
+                continue
+            worst = max(values)
+            bound = any(e[f"{key}_ratio_bound"] for e in entries)
+            lines.append(f"launch py{python}: worst {key} "
+                         f"{'>= ' if bound else ''}{worst:.2f}x "
+                         f"(goal <= {goal}x: "
+                         f"{'met' if worst <= goal and not bound else 'not met'})")
+    return lines
 
 
 def run_table(args, out_dir, command) -> dict:

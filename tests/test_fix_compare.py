@@ -158,3 +158,20 @@ def test_a_client_carrying_the_simulator_gets_its_own_diff():
     assert patched_packages(beside)[0] == "numba-cuda"
     assert patch.diff_for("cubie", "0.14.2") is None
     assert applies(patch, beside)
+
+
+def test_goals_say_met_only_within_the_goal_and_never_on_a_bound():
+    entry = {"release": "0.30.4", "median_ratio": 1.1, "p95_ratio": 1.6,
+             "median_ratio_bound": False, "p95_ratio_bound": False}
+    data = {"race": {"fix": {"numba 0.68.1": {
+        "runs": fix_compare.RACE_FREE_RUNS, "failures": 0, "other": 0,
+        "hangs": 0, "pythons": ["3.12"]}, "numba-cuda 0.24.0": {
+        "runs": fix_compare.RACE_FREE_RUNS - 1, "failures": 0, "other": 0,
+        "hangs": 0, "pythons": ["3.12"]}}},
+        "launch": {"fix": {"3.12": [entry]}}}
+    lines = fix_compare.goals(data, "fix")
+    assert lines[0].endswith("race-free") and "race-free" not in lines[1]
+    assert "median 1.10x (goal <= 1.2x: met)" in lines[2]
+    assert "p95 1.60x (goal <= 1.5x: not met)" in lines[3]
+    entry["median_ratio_bound"] = True
+    assert "not met" in fix_compare.goals(data, "fix")[2]
