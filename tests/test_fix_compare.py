@@ -195,3 +195,16 @@ def test_a_patched_row_with_the_race_is_not_in_the_launch_reference(tmp_path):
     (tmp_path / "patched.json").write_text(json.dumps(patched))
     assert measure_launch.reference_launches(tmp_path, racy["python"], 99,
                                              **options) == before
+
+
+def test_a_solve_median_with_skipped_solves_is_no_figure(records):
+    rows = [r for r in records if r.get("suite") == "cubie"]
+    found = fix_compare.cubie_solve(rows)
+    for r in rows:
+        key = (f"{' '.join(r['spec']['requirements'])} "
+               f"(py{'.'.join(r['python'].split('.')[:2])})")
+        entry = found[fix_compare.row_patch(r)][key]
+        skipped = sum(c.get("skip", 0) for name, c in r["summary"][
+            "tests"].items() if name.startswith("test_solve_ivp"))
+        assert entry["solves_ran"] + skipped == entry["solves"]
+        assert (entry["solve_median"] is None) == (skipped > 0)
