@@ -97,10 +97,20 @@ def cubie_solve(records) -> dict:
     return found
 
 
+def test_key(name: str) -> str:
+    """A test's name without the environment's folder: a module skipped
+    whole is named by its dotted path under the environment
+    (``.nox.<env>.lib.python3.12.site-packages.numba_cuda...test_analysis``)
+    in one row and by its module alone in another."""
+    if ".site-packages." in name:
+        return name.rsplit(".", 1)[-1]
+    return name
+
+
 def test_outcomes(record) -> dict:
     """Each test's outcome in a row (the most frequent where repeated)."""
     tests = record.get("summary", {}).get("tests", {})
-    return {name: max(counts, key=counts.get)
+    return {test_key(name): max(counts, key=counts.get)
             for name, counts in tests.items() if any(counts.values())}
 
 

@@ -208,3 +208,12 @@ def test_a_solve_median_with_skipped_solves_is_no_figure(records):
             "tests"].items() if name.startswith("test_solve_ivp"))
         assert entry["solves_ran"] + skipped == entry["solves"]
         assert (entry["solve_median"] is None) == (skipped > 0)
+
+
+def test_a_module_skipped_whole_is_one_test_whatever_its_folder(records):
+    rows = [r for r in records if r.get("suite") == "numba-cuda-tests"]
+    long = [n for r in rows for n in r["summary"]["tests"]
+            if ".site-packages." in n]
+    for name in long:
+        assert fix_compare.test_key(name) == name.rsplit(".", 1)[-1]
+    assert fix_compare.test_key("test_x[a.b]") == "test_x[a.b]"
