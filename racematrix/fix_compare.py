@@ -378,7 +378,7 @@ def goals(data, patch) -> list[str]:
 
 def run_table(args, out_dir, command) -> dict:
     records = [data for _, data in load_raw_dirs(args.raw)]
-    launch_runs = _read_json(Path(out_dir) / LAUNCH_FILE, {}).get("runs", {})
+    launch_runs = _read_json(Path(args.launch_file), {}).get("runs", {})
     data = compare(records, launch_runs)
     write_json_atomic(Path(out_dir) / "fix_compare.json",
                       {**data, **stamp(command)})
@@ -409,8 +409,13 @@ def parse_args(argv, results_dir):
                                  "unlocked-swap"])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
-    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])
+    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"],
+                        help="folders of raw rows (default: the results' raw/)")
+    parser.add_argument("--out", default=results_dir,
+                        help="where the table goes (default: the results "
+                             "folder)")
     args = parser.parse_args(argv)
+    args.launch_file = f"{results_dir}/{LAUNCH_FILE}"
     if args.rounds < 1 or args.limit <= 0:
         parser.error("--rounds must be at least 1 and --limit positive")
     return args
@@ -427,4 +432,5 @@ def run(argv, envdir, results_dir, log, command) -> dict:
         raise BadInput("see `nox -s fix_compare -- --help`") from stop
     if args.launches:
         run_launches(args, envdir, results_dir, log, command)
-    return run_table(args, results_dir, command)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    return run_table(args, args.out, command)
