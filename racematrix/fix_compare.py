@@ -322,18 +322,26 @@ def render(data, command) -> str:
         for why in run.get("missing") or []:
             lines.append(f"\nNot timed: {why}.")
         lines.append("")
-    lines += ["## Semantics: the cases that differ", ""]
+    lines += ["## Semantics: the cases that differ", "",
+              "Each difference once, with the releases and Pythons it was "
+              "seen on.", ""]
     for patch in patches:
+        grouped = {}
         for spec, v in sorted(data["semantics"].get(patch, {}).items()):
             for d in v["differ"]:
-                if patch == NONE:
-                    lines.append(f"- unpatched {spec}: `{d['case']}` "
-                                 f"{d['outcome']}: {d['observed']}")
-                else:
-                    lines.append(
-                        f"- {patch} on {spec}: `{d['case']}` {d['outcome']} "
-                        f"(unpatched {d['reference_outcome']}): observed "
-                        f"{d['observed']}; unpatched {d['reference_observed']}")
+                key = (d["case"], d["outcome"], d.get("reference_outcome"),
+                       d["observed"], d.get("reference_observed"))
+                grouped.setdefault(key, []).append(spec)
+        for (case, outcome, ref_outcome, observed, ref_observed), specs \
+                in sorted(grouped.items()):
+            where = "; ".join(specs)
+            if patch == NONE:
+                lines.append(f"- unpatched, `{case}` {outcome}: {observed} "
+                             f"({where})")
+            else:
+                lines.append(f"- {patch}, `{case}` {outcome} (unpatched "
+                             f"{ref_outcome}): observed {observed}; "
+                             f"unpatched {ref_observed} ({where})")
     lines += ["", "## CuBIE", "",
               "| patch | spec | solve_ivp median s | max s | solves ran | "
               "race failures / runs | hangs |", "|---|---|---|---|---|---|---|"]
