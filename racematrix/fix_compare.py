@@ -194,7 +194,7 @@ def compare(records, launch_runs) -> dict:
             "launch": launch_by_patch(launch_runs),
             "launch_runs": {python: {key: run.get(key) for key in (
                 "reference", "rounds", "limit", "finished", "seconds",
-                "load_per_round", "missing", "machine")}
+                "load_per_round", "missing", "machine", "environments")}
                 for python, run in launch_runs.items()},
             "cubie": cubie_solve(records),
             "numba_cuda_tests": numba_cuda_tests(records),
@@ -306,8 +306,14 @@ def render(data, command) -> str:
                   f"finished {run.get('finished')}, load "
                   f"{min(loads, default=0):.1f}-{max(loads, default=0):.1f} "
                   f"(1-minute average, {(run.get('machine') or {}).get('cores')} "
-                  f"cores).", "",
-                  "| patch | release | n | median s | p95 s | median ratio "
+                  f"cores).", ""]
+        builds = sorted({e["python_build"] for e in
+                         (run.get("environments") or {}).values()})
+        if builds:
+            lines += [f"Python build: {'; '.join(builds)}; each "
+                      f"environment's numba, numba-cuda, llvmlite and numpy "
+                      f"in `{LAUNCH_FILE}`.", ""]
+        lines += ["| patch | release | n | median s | p95 s | median ratio "
                   "| p95 ratio | past limit | race errors |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for patch in patches:

@@ -19,7 +19,10 @@ from .measure_launch import ROW_DEVICE_CALLS, ROW_LOCATION, LaunchServer, \
 from .probers import matrix_envdir
 from .provenance import stamp
 from .stats import quantile
-from .venv import ProbeEnvironment
+from .venv import ProbeEnvironment, read_environment
+
+# The packages each timed environment's record names (all are in its row).
+NAMED_PACKAGES = ("numba", "numba-cuda", "llvmlite", "numpy")
 
 NONE = "none"
 LAUNCH_FILE = "fix_launch_time.json"
@@ -156,19 +159,37 @@ def run_launches(args, envdir, out_dir, log, command) -> dict:
                        f"Python {args.python} to compare with: run "
                        f"MATRIX_SPECS='numba-cuda=={args.reference}' "
                        f"MATRIX_PYTHONS={args.python} nox -s matrix first")
+    environments = {label: environment_record(env)
+                    for label, env in envs.items()}
     started = time.monotonic()
     timed = time_launches(envs, args.rounds, args.limit, log)
     record = launch_record(args.python, reference, args.releases,
                            args.patches, timed, args.limit, args.rounds,
                            missing, command)
     record["seconds"] = round(time.monotonic() - started, 1)
+    record["environments"] = environments
     path = Path(out_dir) / LAUNCH_FILE
-    runs = _read_json(path, {}).get("runs", {})
-    runs[args.python] = record  # one run per Python; others are kept
-    write_json_atomic(path, {"runs": runs})
+    saved = _read_json(path, {})
+    runs, earlier = saved.get("runs", {}), saved.get("earlier", {})
+    if args.python in runs:  # the newest run per Python is the table's
+        earlier.setdefault(args.python, []).append(runs[args.python])
+    runs[args.python] = record
+    write_json_atomic(path, {"runs": runs, "earlier": earlier})
     return record
 
 
+def environment_record(env) -> dict:
+    """What one timed environment is: its Python build, the versions of
+    the packages that matter, and the patch applied (its diff's sha256)."""
+    found = read_environment(env)
+    markers = list(Path(env.location).glob(
+        "lib/python*/site-packages/racematrix-patch.json"))
+    patch = json.loads(markers[0].read_text()) if markers else {}
+    return {"python_build": found["python_build"],
+            "packages": {name: found["packages"][name]
+                         for name in NAMED_PACKAGES
+                         if name in found["packages"]},
+            "patch_sha256": patch.get("sha256")}
 
 
 def _read_json(path, default):
