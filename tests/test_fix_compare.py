@@ -217,3 +217,15 @@ def test_a_module_skipped_whole_is_one_test_whatever_its_folder(records):
     for name in long:
         assert fix_compare.test_key(name) == name.rsplit(".", 1)[-1]
     assert fix_compare.test_key("test_x[a.b]") == "test_x[a.b]"
+
+
+def test_a_timed_environment_records_its_build_and_versions():
+    import platform
+    import sys
+
+    from racematrix.venv import ProbeEnvironment
+    env = ProbeEnvironment(sys.prefix, "3", print)
+    record = fix_launches.environment_record(env)
+    assert record["python_build"].startswith(platform.python_implementation())
+    assert set(record["packages"]) <= set(fix_launches.NAMED_PACKAGES)
+    assert record["patch_sha256"] is None
