@@ -325,6 +325,13 @@ def render(data, command) -> str:
                     f"{seconds_text(e['median_ratio'], e['median_ratio_bound'])}"
                     f" | {seconds_text(e['p95_ratio'], e['p95_ratio_bound'])} "
                     f"| {e['past_limit']} | {e['race_errors']} |")
+        for earlier in data.get("launch_earlier", {}).get(python, []):
+            lines.append("")
+            lines.append("An earlier run on this Python, kept in "
+                         f"`{LAUNCH_FILE}`: " + "; ".join(
+                             f"{patch} {launch_cell(by[python])}"
+                             for patch, by in sorted(earlier.items())) +
+                         " (worst median / p95 ratio).")
         for why in run.get("missing") or []:
             lines.append(f"\nNot timed: {why}.")
         lines.append("")
@@ -392,8 +399,12 @@ def goals(data, patch) -> list[str]:
 
 def run_table(args, out_dir, command) -> dict:
     records = [data for _, data in load_raw_dirs(args.raw)]
-    launch_runs = _read_json(Path(args.launch_file), {}).get("runs", {})
-    data = compare(records, launch_runs)
+    saved = _read_json(Path(args.launch_file), {})
+    data = compare(records, saved.get("runs", {}))
+    data["launch_earlier"] = {python: [launch_by_patch({python: run})
+                                       for run in runs]
+                              for python, runs in saved.get(
+                                  "earlier", {}).items()}
     write_json_atomic(Path(out_dir) / "fix_compare.json",
                       {**data, **stamp(command)})
     write_text_atomic(Path(out_dir) / "fix_compare.md", render(data, command))
