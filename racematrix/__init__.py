@@ -45,6 +45,7 @@ layer module          its one job
 3     bisect_files    the bisect folder's files and Markdown
 3     plots           the heatmap and the launch-time plot
 3     fix_launches    launch time of the candidate fixes, interleaved
+3     fix_table       the candidate fixes' comparison as Markdown
 4     report_sections the report's sections on the MWE's rows
 4     client_report   the report's section on CuBIE's own code
 4     fix_report      "A fix without the price" and SLOWDOWN.md

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import fix_compare, fix_launches
+from racematrix import fix_compare, fix_launches, fix_table
 from racematrix.errors import BadInput
 from racematrix.rawresult import load_raw_dirs
 
@@ -121,10 +121,10 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records):
              "median_ratio_bound": True, "p95_ratio_bound": True,
              "race_errors": 0, "error": None}]}}
     data = fix_compare.compare(records, launch_runs)
-    text = fix_compare.render(data, "nox -s fix_compare")
+    text = fix_table.render(data, "nox -s fix_compare")
     table = [line for line in text.splitlines() if line.startswith("| ")]
     patches = {line.split(" | ")[0].strip("| ") for line in table[1:]}
-    assert set(fix_compare.patches_in(data)) <= patches | {"patch"}
+    assert set(fix_table.patches_in(data)) <= patches | {"patch"}
     assert ">= 12.50x (0.30.4)" in text
 
 
@@ -164,17 +164,17 @@ def test_goals_say_met_only_within_the_goal_and_never_on_a_bound():
     entry = {"release": "0.30.4", "median_ratio": 1.1, "p95_ratio": 1.6,
              "median_ratio_bound": False, "p95_ratio_bound": False}
     data = {"race": {"fix": {"numba 0.68.1": {
-        "runs": fix_compare.RACE_FREE_RUNS, "failures": 0, "other": 0,
+        "runs": fix_table.RACE_FREE_RUNS, "failures": 0, "other": 0,
         "hangs": 0, "pythons": ["3.12"]}, "numba-cuda 0.24.0": {
-        "runs": fix_compare.RACE_FREE_RUNS - 1, "failures": 0, "other": 0,
+        "runs": fix_table.RACE_FREE_RUNS - 1, "failures": 0, "other": 0,
         "hangs": 0, "pythons": ["3.12"]}}},
         "launch": {"fix": {"3.12": [entry]}}}
-    lines = fix_compare.goals(data, "fix")
+    lines = fix_table.goals(data, "fix")
     assert lines[0].endswith("race-free") and "race-free" not in lines[1]
     assert "median 1.10x (goal <= 1.2x: met)" in lines[2]
     assert "p95 1.60x (goal <= 1.5x: not met)" in lines[3]
     entry["median_ratio_bound"] = True
-    assert "not met" in fix_compare.goals(data, "fix")[2]
+    assert "not met" in fix_table.goals(data, "fix")[2]
 
 
 def test_a_patched_row_with_the_race_is_not_in_the_launch_reference(tmp_path):
