@@ -6,7 +6,8 @@ against the reference release, CuBIE's ``solve_ivp``, numba-cuda's own
 tests and the semantics suite's differences from the unpatched release,
 and writes ``fix_compare.json`` and ``fix_compare.md``
 (``racematrix.fix_table``).
-"""from __future__ import annotations
+"""
+from __future__ import annotations
 
 import argparse
 import json
