@@ -225,3 +225,15 @@ def reproducers(session):
     """Record what mwe/bug.py and bug_slowdown.py print, in fresh envs."""
     session.run(sys.executable, "-m", "racematrix.reproducers",
                 *session.posargs, env={"PYTHONPATH": HERE})
+
+
+@nox.session(python=False, default=False)
+def fix_compare(session):
+    """Compare the candidate fixes in one table; -- --launches times them first."""
+    from racematrix import fix_compare
+    try:
+        fix_compare.run(session.posargs, ".nox", RESULTS, session.log,
+                        matrix_session.session_command(session.name,
+                                                       session.posargs))
+    except BadInput as error:
+        session.error(str(error))

@@ -44,6 +44,8 @@ layer module          its one job
 3     probers         bisect probes on real environments
 3     bisect_files    the bisect folder's files and Markdown
 3     plots           the heatmap and the launch-time plot
+3     fix_launches    launch time of the candidate fixes, interleaved
+3     fix_table       the candidate fixes' comparison as Markdown
 4     price_sections  the report's structure of the price and the fixes
 4     report_sections the report's structure: one plain dict from rows,
                       bisects and recorded runs, for the templates
@@ -57,6 +59,7 @@ layer module          its one job
 5     timing          driver: python -m racematrix.timing
 5     reproducers     driver: nox -s reproducers (bug.py's real output)
 5     ci              driver: python -m racematrix.ci (the CI workflow)
+5     fix_compare     driver: nox -s fix_compare (the candidates compared)
 ====  ==============  =======================================================
 
 Data flows one way: config -> environments -> measurements -> raw results
