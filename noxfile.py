@@ -6,7 +6,7 @@
 # requires-python = ">=3.10"
 # dependencies = ["nox>=2026.10.20", "packaging>=23", "jsonschema>=4.18",
 #                 "pypi-simple>=1.6", "matplotlib>=3.7", "scipy>=1.11",
-#                 "filelock>=3.12"]
+#                 "filelock>=3.12", "jinja2>=3.1"]
 # ///
 import atexit
 import logging
@@ -242,3 +242,23 @@ def bench(session):
 
 
 # --- sessions added by other work below ---
+
+
+@nox.session(python=False, default=False)
+def reproducers(session):
+    """Record what mwe/bug.py and bug_slowdown.py print, in fresh envs."""
+    session.run(sys.executable, "-m", "racematrix.reproducers",
+                *session.posargs, env={"PYTHONPATH": HERE})
+
+
+@nox.session(python=False, default=False)
+def fix_compare(session):
+    """Compare the candidate fixes in one table; -- --launches times them first."""
+    from racematrix import fix_compare
+    try:
+        fix_compare.run(session.posargs, ".nox", RESULTS, session.log,
+                        matrix_session.session_command(session.name,
+                                                       session.posargs))
+    except BadInput as error:
+        session.error(str(error))
+

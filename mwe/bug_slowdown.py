@@ -1,144 +1,74 @@
-"""Reproducer: since the race fix, the CUDA simulator stalls some launches
-for seconds on the lock in ``swapped_cuda_module``.
-
-Run with::
-
-    NUMBA_ENABLE_CUDASIM=1 python bug_slowdown.py
-
-The kernel below has each of 32 threads call a device function from another
-module 1,000 times, at Python's default switch interval, as a CuBIE kernel
-does. It prints the versions in use and the time of each of LAUNCHES
-launches. Where every device-function call takes a per-module lock (the
-race fix: a lock and a reference count around the swap of ``cuda``), most
-launches take about as long as before, but some stall for many times the
-median: the threads queue on the lock, and each hand-over waits for the
-GIL. The first launch that runs past STACK_AFTER seconds prints the stack
-of every thread (``faulthandler``) to stderr: the block's threads wait at
-the ``with lock:`` lines of ``swapped_cuda_module``. A launch past LIMIT
-seconds prints the stacks again and ends the program.
-
-Exit status: 1 when a launch took more than STALL times the median of the
-launches (a stall), or ran past LIMIT; 0 when none did; 2 for anything
-else. Launches that fail with the race's ``AttributeError`` (simulators
-without the fix) are counted and left out. Stalls come and go with the
-machine's load: run it more than once before calling a simulator clean.
-"""
-import faulthandler
+"""``python bug_slowdown.py``: launches with the installed simulator's
+``swapped_cuda_module`` alternate with launches with numba-cuda 0.24.0's
+(no lock), put in at run time. Exit status 1 where the installed one's
+median launch is at least 1.5 times as long. The device function reads
+nothing of ``cuda``: the race cannot strike."""
 import os
+
+os.environ["NUMBA_ENABLE_CUDASIM"] = "1"  # before numba is imported
+
+import contextlib
 import statistics
 import sys
 import time
 import types
+from importlib.metadata import distributions
 
-if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-    sys.exit("run with NUMBA_ENABLE_CUDASIM=1: this shows a slowdown of the "
-             "CUDA simulator")
+import numpy as np
+from numba import cuda
+from numba.cuda.simulator import kernel as simulator
 
-from importlib import metadata  # noqa: E402
+THREADS, CALLS, PAIRS = 32, 1000, 8  # PAIRS even: each side first as often
 
-import numpy as np  # noqa: E402
-from numba import cuda, float32  # noqa: E402
-
-LAUNCHES = 12
-THREADS = 32
-CALLS_PER_THREAD = 1000
-STALL = 3.0          # a launch over this many times the median is a stall
-STACK_AFTER = 5.0    # seconds: the first launch this long prints its stacks
-LIMIT = 120.0        # seconds: a launch this long prints stacks and exits
-
-# --- The device function's module (in a real project: its own .py file). ---
-DEVICE_MODULE_SOURCE = """
-from numba import cuda, float32
-
-@cuda.jit(device=True, inline=True)
-def allocate_buffer():
-    array = cuda.local.array(4, float32)
-    for i in range(4):
-        array[i] = float32(0.0)
-    return array
-"""
-device_functions = types.ModuleType("device_functions")
-exec(DEVICE_MODULE_SOURCE, device_functions.__dict__)
+device = types.ModuleType("device")  # a module of its own, as in a project
+exec("from numba import cuda\n@cuda.jit(device=True)\n"
+     "def bump(cell):\n    cell[0] += 1.0\n", device.__dict__)
 
 
-# --- The kernel's module (this file). ---
 @cuda.jit
-def kernel(output, calls):
-    i = cuda.grid(1)
+def kernel(out, calls):
     for _ in range(calls):
-        buffer = device_functions.allocate_buffer()
-        buffer[0] = float32(1.0)
-    output[i] = buffer[0]
+        device.bump(out[cuda.grid(1)])
 
 
-def versions():
-    found = [f"Python {sys.version.split()[0]}"]
-    for name in ("numba", "numba-cuda", "numpy"):
-        try:
-            found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{name} not installed")
-    return ", ".join(found)
+@contextlib.contextmanager
+def unlocked_swap(fn, fake_cuda_module):  # numba-cuda 0.24.0's, verbatim
+    from numba import cuda
 
-
-def timed_launch(stack_after):
-    """Seconds of one launch, or None when it failed with the race."""
-    output = np.zeros(THREADS, dtype=np.float32)
-    if stack_after:
-        faulthandler.dump_traceback_later(stack_after)
-    else:
-        faulthandler.dump_traceback_later(LIMIT, exit=True)
-    started = time.perf_counter()
+    fn_globs = fn.__globals__
+    orig = dict((k, v) for k, v in fn_globs.items() if v is cuda)
+    repl = dict((k, fake_cuda_module) for k, v in orig.items())
+    fn_globs.update(repl)
     try:
-        kernel[1, THREADS](output, CALLS_PER_THREAD)
-    except AttributeError as error:
-        if "has no attribute" not in str(error):
-            raise
-        return None
+        yield
     finally:
-        faulthandler.cancel_dump_traceback_later()
-    seconds = time.perf_counter() - started
-    if not (output == 1).all():
-        print(f"wrong output: {output}")
-        sys.exit(2)
-    return seconds
+        fn_globs.update(orig)
 
 
-def main():
-    print(versions())
-    print(f"numba.cuda is {getattr(cuda, 'implementation', 'built-in')}: "
-          f"{os.path.dirname(cuda.__file__)}")
-    print(f"switch interval {sys.getswitchinterval()} s; {LAUNCHES} launches "
-          f"of {THREADS} threads x {CALLS_PER_THREAD} device-function calls")
-    sys.stdout.flush()
-    seconds, race, stack_after = [], 0, STACK_AFTER
-    for launch in range(1, LAUNCHES + 1):
-        took = timed_launch(stack_after)
-        if took is None:
-            race += 1
-            print(f"launch {launch}: race AttributeError", flush=True)
-            continue
-        if stack_after and took > stack_after:
-            stack_after = None  # stacks printed once; now only the limit
-        seconds.append(took)
-        print(f"launch {launch}: {took:.3f} s", flush=True)
-    if not seconds:
-        print("every launch failed with the race")
-        return 2
-    median = statistics.median(seconds)
-    stalls = [s for s in seconds if s > STALL * median]
-    print(f"median {median:.3f} s, max {max(seconds):.3f} s over "
-          f"{len(seconds)} launches" +
-          (f" ({race} failed with the race)" if race else ""))
-    if stalls:
-        print(f"SLOWDOWN PRESENT: {len(stalls)} of {len(seconds)} launches "
-              f"stalled (over {STALL:g} x the median), the longest "
-              f"{max(stalls) / median:.0f} times the median; device-function "
-              f"calls queue on the lock in swapped_cuda_module.")
-        return 1
-    print(f"no launch over {STALL:g} x the median.")
-    return 0
+def launch_seconds(swap):
+    simulator.swapped_cuda_module = swap
+    out = np.zeros((THREADS, 1))
+    started = time.perf_counter()
+    kernel[1, THREADS](out, CALLS)
+    assert (out == CALLS).all(), out
+    return time.perf_counter() - started
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+found = {d.metadata["Name"].lower(): d.version for d in distributions()}
+print("Python", sys.version.split()[0], *(f"{name} {found.get(name, '-')}"
+                                         for name in ("numba", "numba-cuda")))
+swaps = {"installed": simulator.swapped_cuda_module, "unlocked": unlocked_swap}
+times = {name: [] for name in swaps}
+launch_seconds(unlocked_swap)  # warm up: the first launch sets things up
+for pair in range(PAIRS):  # in turn, each side first every other time
+    for name in sorted(swaps, reverse=pair % 2 == 1):
+        times[name].append(launch_seconds(swaps[name]))
+median = {name: statistics.median(seconds) for name, seconds in times.items()}
+for name, seconds in times.items():
+    print(f"{name:>9}: median {median[name]:.3f} s, max {max(seconds):.3f} s,"
+          f" {THREADS * CALLS / median[name]:,.0f} device calls/s")
+ratio = median["installed"] / median["unlocked"]
+slower = ratio >= 1.5
+print(f"installed / unlocked: {ratio:.2f}x, "
+      + ("clearly slower (1.5x or more)" if slower else "not clearly slower"))
+sys.exit(1 if slower else 0)

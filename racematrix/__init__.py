@@ -12,7 +12,7 @@ layer module          its one job
 0     errors          the errors a user can cause; one-line argparse
 0     stats           Wilson, runs to rule out, quantiles, rank and exact
                       tests (SciPy)
-0     markdown        the one Markdown table helper
+0     markdown        the Markdown table helper and the Jinja2 templates
 0     provenance      machine, GPU, time: where a figure comes from
 0     fileio          atomic writes and the results folder's lock
 0     procs           child processes: streaming, process groups, signals
@@ -47,16 +47,21 @@ layer module          its one job
 3     probers         bisect probes on real environments
 3     bisect_files    the bisect folder's files and Markdown
 3     plots           the heatmap and the launch-time plot
-4     report_sections the report's sections on the MWE's rows
-4     client_report   the report's section on CuBIE's own code
-4     fix_report      "A fix without the price" and SLOWDOWN.md
-4     report          REPORT.md with the tables, bisect files and plots
+3     fix_launches    launch time of the candidate fixes, interleaved
+3     fix_table       the candidate fixes' comparison as Markdown
+4     price_sections  the report's structure of the price and the fixes
+4     report_sections the report's structure: one plain dict from rows,
+                      bisects and recorded runs, for the templates
+4     report          REPORT.md, results/upstream/ (templates/), the
+                      tables, bisect files and plots
 5     matrix_session  driver: nox -s matrix (one environment; report once)
 5     bisect_session  driver: nox -s bisect
 5     report_session  driver: nox -s report
 5     mwe_figures     driver: nox -s mwe_figures
 5     bench           driver: nox -s bench
+5     reproducers     driver: nox -s reproducers (bug.py's real output)
 5     ci              driver: python -m racematrix.ci (the CI workflow)
+5     fix_compare     driver: nox -s fix_compare (the candidates compared)
 ====  ==============  =======================================================
 
 Data flows one way: config -> environments -> measurements -> raw results

@@ -1,8 +1,16 @@
-"""One Markdown table helper: every table in the tables, the report and the
-bisect files is built here, and a cell's ``|`` is escaped one way."""
+"""Markdown: the one table helper (a cell's ``|`` escaped one way) and the
+Jinja2 templates (``racematrix/templates``) every report file is rendered
+from, with the filters they share."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 
-def cell(value):
+def cell(value: object) -> str:
     """A value as one table cell: ``|`` escaped, line breaks as spaces,
     None a dash."""
     if value is None:
@@ -10,7 +18,7 @@ def cell(value):
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def table(columns, rows):
+def table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     """The lines of a GitHub Markdown table: a header of ``columns`` and one
     line per row (a sequence of values, each passed through ``cell``)."""
     lines = ["| " + " | ".join(columns) + " |",
@@ -18,3 +26,51 @@ def table(columns, rows):
     lines += ["| " + " | ".join(cell(value) for value in row) + " |"
               for row in rows]
     return lines
+
+
+def seconds(stat: dict | None, digits: int = 2) -> str:
+    """A launch statistic from the report's structure: ``>= X`` where it
+    was cut at the limit, a dash where not measured."""
+    if not stat:
+        return "–"
+    text = f"{stat['value']:.{digits}f}"
+    return f">= {text}" if stat.get("censored") else text
+
+
+def solve(data: dict | None) -> str:
+    """CuBIE's ``solve_ivp`` seconds: the median (max) of its solves, or a
+    bound where some were skipped once the time budget was spent."""
+    if not data:
+        return "–"
+    if data["median"] is None:
+        return (f">= {data['max']:.1f} s ({data['skipped']} of "
+                f"{data['n'] + data['skipped']} solves skipped: time budget "
+                f"spent)")
+    return f"{data['median']:.1f} s (max {data['max']:.1f} s)"
+
+
+def percent(rate: float | None, digits: int = 1) -> str:
+    return "–" if rate is None else f"{100 * rate:.{digits}f}%"
+
+
+def render(name: str, **context: object) -> str:
+    """The template ``name`` (``racematrix/templates/<name>.j2``) rendered
+    with ``context``; ends with one newline."""
+    import jinja2
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
+        lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined, autoescape=False)
+    environment.filters.update(
+        table=lambda rows, *columns: "\n".join(table(columns, rows)),
+        lines="\n".join, seconds=seconds, percent=percent, solve=solve, cell=cell)
+    text = environment.get_template(f"{name}.j2").render(**context)
+    return tidy(text)
+
+
+def tidy(text: str) -> str:
+    """One blank line where a template left several, outside code blocks
+    (a pasted script keeps its own); one newline at the end."""
+    parts = text.split("```")
+    parts[::2] = [re.sub(r"\n{3,}", "\n\n", part) for part in parts[::2]]
+    return "```".join(parts).strip("\n") + "\n"

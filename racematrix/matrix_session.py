@@ -29,6 +29,7 @@ from .errors import BadInput
 from .fileio import results_lock, scratch_folder, write_text_atomic
 from .install import install_resolved
 from .measurement import Built, run_all
+from .patches import patched_packages
 from .patching import PatchError
 from .procs import caching_environ
 from .provenance import gpu_name, machine_info, now_iso
@@ -109,17 +110,25 @@ def run_environment(session, spec, *, count, timeout, results_dir,
 
 def apply_patch(session, spec, patch, installation):
     """Apply ``patch`` (a ``patches.Patch``) to the environment just
-    installed for ``spec``: the diff meant for the release installed."""
-    version = installation.packages.get(spec.target) or \
-        read_environment(session)["packages"].get(spec.target)
-    diff = patch.diff_for(spec.target, version) if version else None
+    installed for ``spec``: the diff meant for the release installed of
+    its CUDA target, else of another package it names (CuBIE's own copy
+    of the simulator)."""
+    packages = installation.packages or {}
+    if not any(packages.get(name) for name in patched_packages(spec)):
+        packages = read_environment(session)["packages"]
+    diff = None
+    for package in patched_packages(spec):
+        version = packages.get(package)
+        diff = patch.diff_for(package, version) if version else None
+        if diff is not None:
+            break
     if diff is None:
         raise PatchError(f"patch {patch.name} has no diff for {spec.target} "
-                         f"{version}")
-    session.log(f"patch {patch.name}: {diff.file.name} onto {spec.target} "
+                         f"{packages.get(spec.target)}")
+    session.log(f"patch {patch.name}: {diff.file.name} onto {package} "
                 f"{version}")
     return patching.apply(session, patch, diff, patching.reinstaller(
-        session, spec.target, version))
+        session, package, version))
 
 
 def write_report_if_stale(results_dir, command="nox -s matrix"):

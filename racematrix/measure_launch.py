@@ -280,8 +280,8 @@ def reference_launches(raw_dir, python, concurrency, exclude=None,
                        device_calls=ROW_DEVICE_CALLS, location=ROW_LOCATION,
                        fallback=None, machine=None):
     """What the launches of a row on ``python`` are compared with: the
-    pooled launch times of the MWE's rows with the race on the same Python
-    (X.Y) in ``raw_dir`` timed with the same workload (``device_calls``
+    pooled launch times of the MWE's unpatched rows with the race on the
+    same Python (X.Y) in ``raw_dir`` timed with the same workload (``device_calls``
     per thread, the allocator's buffer at ``location``; records from
     before the location was an option timed "local"), from the rows timed
     at the same ``concurrency`` (sessions running at once) where they hold
@@ -318,6 +318,9 @@ def _reference(raw_dir, python, concurrency, exclude, device_calls,
                 or workload.get("device_calls") != device_calls
                 or workload.get("location", "local") != location
                 or record.get("verdict") != "reproduced"
+                # A patched row with the race (an attribution experiment)
+                # is not a release as published.
+                or record.get("patch")
                 or record.get("env") == exclude or not samples
                 or (machine is not None
                     and machine_label(record) != machine)):

@@ -101,17 +101,28 @@ def select_patches(listed, declared, environ):
     return tuple(dict.fromkeys(names))
 
 
+def patched_packages(spec):
+    """The packages a patch may change in ``spec``'s environment: its CUDA
+    target first, then the other packages it names (a client that carries
+    its own copy of the simulator, as CuBIE 0.15 and later do)."""
+    from packaging.requirements import Requirement
+    names = [canonicalize_name(Requirement(text).name)
+             for text in spec.requirements]
+    return list(dict.fromkeys([spec.target, *names]))
+
+
 def applies(patch, spec):
     """Whether ``patch`` has a diff for the release ``spec`` pins of its
-    CUDA target; an unpinned target cannot be told before it is built, and
-    gets no patched column."""
+    CUDA target, or of another package it names; an unpinned package
+    cannot be told before it is built, and gets no patched column."""
     from packaging.requirements import Requirement
-    for text in spec.requirements:
-        requirement = Requirement(text)
-        if canonicalize_name(requirement.name) != spec.target:
-            continue
-        pinned = [s.version for s in requirement.specifier
-                  if s.operator in ("==", "===")]
-        return bool(pinned) and patch.diff_for(spec.target, pinned[0]) \
-            is not None
+    for package in patched_packages(spec):
+        for text in spec.requirements:
+            requirement = Requirement(text)
+            if canonicalize_name(requirement.name) != package:
+                continue
+            pinned = [s.version for s in requirement.specifier
+                      if s.operator in ("==", "===")]
+            if pinned and patch.diff_for(package, pinned[0]) is not None:
+                return True
     return False

@@ -1,17 +1,20 @@
 """The pictures: the failure-rate heatmap and the launch times per
 environment, drawn from table rows with matplotlib (imported when drawing,
 so that the rest of the package does not need it)."""
+from __future__ import annotations
+
 from collections import Counter
 from pathlib import Path
 
-from .tables import column_key, python_minor, target_version, version_or_zero
+from .tables import (column_key, kind_rate, python_minor, target_version,
+                     version_or_zero)
 
 ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
 # A hang is the fixed simulator's slowdown, not a broken environment.
 HUNG_COLOUR = "#8e6bb5"
 
 
-def plot_launch_times(rows, path):
+def plot_launch_times(rows: list[dict], path) -> None:
     """Launch time per environment that was timed: the median as a dot,
     a bar to the p95, a cross at the max; red where the race was
     reproduced, green where not; log scale. Nothing is drawn (and an old
@@ -58,7 +61,7 @@ def plot_launch_times(rows, path):
     plt.close(figure)
 
 
-def plot_heatmap(rows, path):
+def plot_heatmap(rows: list[dict], path) -> None:
     """Failure rate per Python (down) and target version (across), one panel
     per simulator flag that ran."""
     import matplotlib
@@ -95,8 +98,8 @@ def plot_heatmap(rows, path):
                              ha="right", fontsize=8)
         axis.set_yticks([y + 0.5 for y in range(len(pythons))])
         axis.set_yticklabels([f"Python {p}" for p in pythons], fontsize=9)
-        axis.set_title(f"Simulator {'on' if flag else 'off'}: share of test "
-                       f"runs failing with the race"
+        axis.set_title(f"Simulator {'on' if flag else 'off'}: share of the "
+                       f"pattern's test runs failing with the race"
                        + _not_drawn_note(rows, flags), fontsize=10)
         axis.tick_params(length=0)
     figure.legend(handles=[
@@ -109,7 +112,9 @@ def plot_heatmap(rows, path):
         Patch(facecolor=HUNG_COLOUR, label="hung: runs past the timeout, "
               "no race"),
         Patch(facecolor="#5a5a5a", label="err: environment error"),
-        Patch(facecolor="white", edgecolor="#999", label="blank: not in matrix")],
+        Patch(facecolor="white", edgecolor="#999", label="blank: not in matrix"),
+        Patch(facecolor="white", edgecolor="white",
+              label="*: every test's rate (kinds not counted)")],
         loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=110, metadata={"Software": None})
@@ -147,17 +152,21 @@ def _draw_cell(axis, x, y, row, cmap, Rectangle):
                                  edgecolor="white"))
         label, colour = "err", "white"
     else:
-        rate = row["failure_rate"] or 0.0
+        # The pattern's cases are the rate where the row counted its kinds;
+        # an older row's rate is every test's, marked with a star.
+        pattern = kind_rate(row, "pattern")
+        rate = pattern["rate"] if pattern else row["failure_rate"] or 0.0
+        failed = pattern["failures"] if pattern else row["failures"]
         axis.add_patch(Rectangle((x, y), 1, 1, edgecolor="white",
-                                 facecolor=cmap(rate) if row["failures"]
+                                 facecolor=cmap(rate) if failed
                                  else ZERO_COLOUR))
-        label = f"{100 * rate:.0f}%"
+        label = f"{100 * rate:.0f}%" + ("" if pattern else "*")
         colour = "white" if rate > 0.5 else "black"
     axis.text(x + 0.5, y + 0.5, label, ha="center", va="center",
               fontsize=7.5, color=colour)
 
 
-def draw_all(rows, out_dir):
+def draw_all(rows: list[dict], out_dir) -> None:
     """Both pictures of the MWE's rows in ``out_dir``."""
     mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"
                 and not r.get("patch")]

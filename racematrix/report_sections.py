@@ -1,23 +1,23 @@
-"""The report's sections on the MWE's rows: the summary, the environment
-table, what the controls measured, the knobs, and the price of the fix.
-Each returns Markdown lines computed from rows, raw records and bisect
-files; nothing here writes a file."""
+"""The report's structure: one plain dict built from table rows, raw
+records, bisect files and recorded runs (the price and the fixes in
+``price_sections``). Templates
+(``racematrix/templates``) turn it into prose; tests assert the dict.
+Nothing here writes a file or words a sentence."""
+from __future__ import annotations
+
 import re
+import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from .markdown import table
-from .tables import (TABLE_COLUMNS, column_key, format_launch, format_rate,
-                     package_cell, python_minor, table_cells, target_version,
+from .price_sections import (cubie, cubie_price, interleaved, launch, own_tests,
+                             patches, price, proposal, regression_test,
+                             reproducer_runs, seconds)
+from .tables import (grid, package_cell, python_minor, target_version,
                      version_or_zero)
 
 PIVOT_OVER = 24  # environments; a longer table becomes one row per release
-# The full table's columns that the report's short table keeps.
-REPORT_COLUMNS = ("Python", "target", "numba", "numba-cuda", "numpy", "asked",
-                  "sim", "runs", "failures", "rate", "95% CI",
-                  "launch s: median / p95 / max", "verdict")
-
-
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
     "kernel_module": "test_control_allocator_in_kernel_module",
@@ -25,184 +25,218 @@ CONTROL_TESTS = {
 }
 
 
-def condensed_rows(rows):
-    """Rows for the report: every environment that ran, plus one line per
-    group of environments skipped for the same reason."""
-    shown, skipped = [], defaultdict(list)
-    for row in rows:
-        if row["verdict"] == "skipped":
-            skipped[row["reason"]].append(row)
-        else:
-            shown.append(row)
-    return shown, skipped
+def environment_table(rows: list[dict], pivot_over: int = PIVOT_OVER) -> list[str]:
+    """The grid as Markdown lines (cells: race failures / runs), or one line
+    per environment while there are few."""
+    if len(rows) <= pivot_over:
+        return table(("Python", "target", "version", "numba", "asked", "runs",
+                      "failures", "verdict"),
+                     ((python_minor(r), r["target"], target_version(r),
+                       package_cell(r, "numba"),
+                       " ".join(r.get("requirements") or ()), r["runs"],
+                       r["failures"], r["verdict"]) for r in rows))
+    data = grid(rows)
+    return table(("sim", "target", "version", "numba",
+                  *(f"Python {p}" for p in data["pythons"])),
+                 (("on" if line["sim"] else "off", line["target"],
+                   line["version"], line["numba"],
+                   *(grid_cell(line["cells"][p]) for p in data["pythons"]))
+                  for line in data["lines"]))
 
 
-def evidence(records):
-    """What the MWE's controls measured, added up over the raw records."""
+def grid_cell(data: dict | None) -> str:
+    if data is None:
+        return "–"
+    if data["verdict"] not in ("reproduced", "not-reproduced"):
+        return data["verdict"]
+    return f"{data['failures']}/{data['runs']}"
+
+
+def bisect_entry(data: dict) -> dict:
+    boundary = data.get("boundary") or {}
+    releases = data.get("releases") or ["–"]
+    tested = {t["version"]: t for t in data.get("tested", [])}
+
+    def side(name):
+        found = boundary.get(name)
+        if not found:
+            return None
+        probe = tested.get(found["version"], {})
+        return {**found, "launch": {
+            "n": probe.get("n"), "past_limit": probe.get("past_limit"),
+            "median": seconds(probe.get("median"), data.get("limit")),
+            "p95": seconds(probe.get("p95"), data.get("limit"))}
+            if data.get("metric") == "launch-time" else None}
+    return {"package": data["package"], "python": data["python"],
+            "with": data.get("with") or [], "first": releases[0],
+            "last": releases[-1], "before": side("before"),
+            "after": side("after"), "probes": data["decisive_probes"],
+            "partial": bool(data.get("partial")), "summary": data["summary"],
+            "seconds": data.get("seconds"), "limit": data.get("limit"),
+            "end": end_launch(data), "command": data["provenance"]["command"],
+            "finished": data["provenance"].get("finished")}
+
+
+def end_launch(data: dict) -> dict | None:
+    """The newest release's launches in a bisect on launch time (the slow
+    end, timed in turn with the fast one)."""
+    if data.get("metric") != "launch-time":
+        return None
+    last = data["releases"][-1]
+    probe = next((t for t in reversed(data["tested"])
+                  if t["version"] == last and t.get("n")), None)
+    if probe is None:
+        return None
+    return {"version": last, "n": probe["n"],
+            "past_limit": probe.get("past_limit", 0),
+            "median": seconds(probe["median"], data["limit"]),
+            "p95": seconds(probe["p95"], data["limit"])}
+
+
+def status(mwe: list[dict], bisects: list[dict]) -> dict:
+    """Where the race stands: where each target's bisect placed the fix,
+    and how many environments of each target reproduced it."""
+    ran = [r for r in mwe if r["verdict"] in ("reproduced", "not-reproduced")]
+    targets = {}
+    for target in sorted({r["target"] for r in ran}):
+        mine = [r for r in ran if r["target"] == target]
+        racy = [r for r in mine if r["verdict"] == "reproduced"]
+        flips = [b for b in bisects if b["package"] == target and b["after"]]
+        first_fixed = min((b["after"]["version"] for b in flips),
+                          key=version_or_zero, default=None)
+        fixed = [r for r in mine if first_fixed and version_or_zero(
+            target_version(r)) >= version_or_zero(first_fixed)]
+        targets[target] = {
+            "fixed_runs": sum(r["runs"] for r in fixed),
+            "fixed_failures": sum(r["failures"] for r in fixed),
+            "fixed_pythons": sorted({python_minor(r) for r in fixed},
+                                    key=version_or_zero),
+            "environments": len(mine), "reproduced": len(racy),
+            "newest": max((target_version(r) for r in mine),
+                          key=version_or_zero),
+            "newest_racy": max((target_version(r) for r in racy),
+                               key=version_or_zero, default=None),
+            "fixed_between": sorted({(b["before"]["version"],
+                                      b["after"]["version"]) for b in flips}),
+            "bisect_pythons": sorted({b["python"] for b in flips},
+                                     key=version_or_zero)}
+    return targets
+
+
+def evidence(records: list[dict]) -> dict:
+    """What the MWE's controls measured, added up over the records that
+    reproduced the race."""
     totals = {name: {"runs": 0, "target": 0, "other": 0, "envs": 0}
               for name in CONTROL_TESTS}
-    failing, early = 0, 0
-    for _, record in records:
-        if record["verdict"] != "reproduced":
+    threads: Counter[str] = Counter()
+    for record in records:
+        if record["verdict"] != "reproduced" or \
+                record.get("suite", "mwe") != "mwe":
             continue
         tests = record.get("summary", {}).get("tests", {})
         for name, test in CONTROL_TESTS.items():
-            # Parametrized tests count together: "test[1-2-3]" is "test".
             cases = [c for n, c in tests.items() if n.split("[")[0] == test]
-            if not cases:
-                continue
-            total = totals[name]
-            total["envs"] += 1
+            totals[name]["envs"] += bool(cases)
             for counts in cases:
-                total["runs"] += sum(counts[k] for k in ("target", "other",
-                                                         "hang", "pass"))
-                total["target"] += counts["target"]
-                total["other"] += counts["other"] + counts["hang"]
+                totals[name]["runs"] += sum(counts[k] for k in (
+                    "target", "other", "hang", "pass"))
+                totals[name]["target"] += counts["target"]
+                totals[name]["other"] += counts["other"] + counts["hang"]
         for thread in record.get("summary", {}).get("failing_threads", []):
-            failing += 1
-            early += thread["index"] >= thread["n_threads"]
-    return totals, failing, early
+            threads["early" if thread["index"] >= thread["n_threads"]
+                    else "working"] += 1
+    return {**totals, "failing_threads": dict(threads)}
 
 
-def first_error(records):
-    for _, record in records:
-        message = record.get("summary", {}).get("first_target_message")
-        if message:
-            return message
-    return None
+def first_error(records: list[dict]) -> str | None:
+    return next((r["summary"]["first_target_message"] for r in records
+                 if (r.get("summary") or {}).get("first_target_message")),
+                None)
 
 
-def summary_sentences(rows, bisects):
+def stacks(out_dir: Path | None) -> dict | None:
+    """The newest launch caught past its limit: its threads counted by the
+    simulator frame they were in."""
+    kept = sorted(Path(out_dir).glob("launch_time_stacks/*.stack.txt"),
+                  key=lambda p: p.name) if out_dir else []
+    if not kept:
+        return None
+    path = kept[-1]
+    threads = [block for block in path.read_text().split("\n\n")
+               if block.strip().startswith(("Thread", "Current thread"))]
+    tops: Counter[str] = Counter()
+    for block in threads:
+        frames = [line.strip() for line in block.splitlines()[1:]
+                  if line.strip().startswith("File")]
+        top = frames[0] if frames else ""
+        tops[re.sub(r'File ".*/', 'File "', top) if "/simulator/" in top
+             else "elsewhere (the launcher, Python's threading)"] += 1
+    return {"env": path.name.removesuffix(".stack.txt"),
+            "threads": len(threads), "frames": tops.most_common()}
+
+
+def build(rows: list[dict], records: list[dict], bisects: list[dict],
+          time_bisects: list[dict], provenance: dict,
+          reproducers: dict | None = None, out_dir: Path | None = None,
+          figures: dict | None = None, fix_launches: dict | None = None,
+          described: dict | None = None,
+          race_rates: list[dict] | None = None) -> dict:
+    """The report's whole structure; every template renders from it."""
+    mwe = [r for r in rows if r.get("suite", "mwe") == "mwe"
+           and not r.get("patch")]
+    race = [bisect_entry(b) for b in bisects]
+    time = [bisect_entry(b) for b in time_bisects]
+    ran = [r for r in mwe if r["verdict"] != "skipped"]
+    skipped = defaultdict(list)
+    for row in mwe:
+        if row["verdict"] == "skipped":
+            skipped[row["reason"]].append(row["env"])
+    racy_launch = [r["launch_seconds"]["median"] for r in ran
+                   if r["verdict"] == "reproduced" and launch(r)]
+    cost = price(rows, time)
+    timed = interleaved(fix_launches, (cost or {}).get("python"))
+    found = patches(rows, records, described)
+    clients = cubie(records)
+    return {
+        "provenance": provenance,
+        "verdicts": dict(Counter(r["verdict"] for r in rows)),
+        "rows": rows, "grid": grid(ran),
+        "skipped": dict(sorted(skipped.items())),
+        "last_attempts": [r for r in rows if r.get("last_attempt")],
+        "error": first_error(records), "status": status(mwe, race),
+        "bisects": race, "time_bisects": time, "price": cost,
+        "racy_median": statistics.median(racy_launch) if racy_launch else None,
+        "cubie": clients, "cubie_price": cubie_price(clients),
+        "own_tests": own_tests(records), "patches": found,
+        "proposal": proposal(found, cost, timed), "interleaved": timed,
+        "regression_test": regression_test(race_rates or []),
+        # A patch that takes out one part of a fix to see what it costs says
+        # so in its description (pyproject.toml).
+        "attribution": sorted(name for name, text in (described or {}).items()
+                              if (text or "").startswith("attribution")),
+        "evidence": evidence(records), "stacks": stacks(out_dir),
+        "reproducers": reproducer_runs(reproducers), "figures": figures,
+        "sweep": sweep_table(figures["sweep"])
+        if figures and figures.get("sweep") else None,
+        "commands": [b["command"] for b in race + time],
+    }
+
+
+def summary_sentences(rows: list[dict], bisects: list[dict]) -> str:
+    """One line for a log: environments that reproduced, and not placed."""
     ran = [r for r in rows if r["verdict"] in ("reproduced", "not-reproduced")]
-    bad = [r for r in ran if r["verdict"] == "reproduced"]
-    by_target = defaultdict(lambda: [0, 0])
-    for row in ran:
-        by_target[row["target"]][0] += row["verdict"] == "reproduced"
-        by_target[row["target"]][1] += 1
-    parts = ", ".join(f"{n} of {m} {target} environments"
-                      for target, (n, m) in sorted(by_target.items()))
-    first = (f"Numba's CUDA simulator intermittently raises `AttributeError: "
-             f"module 'numba.cuda' has no attribute 'local'` when threads "
-             f"of a block call device functions defined outside the "
-             f"kernel's module; our MWE reproduced it in {len(bad)} of "
-             f"{len(ran)} environments that ran ({parts})."
-             + _not_placed(rows))
-    if bisects:
-        second = "Bisect: " + "; ".join(
-            f"{b['package']} on Python {b['python']}{_pins(b)}: {b['summary']}"
-            for b in bisects) + "."
-    else:
-        second = "No bisect result is available yet."
-    return f"{first} {second}"
-
-
-def _not_placed(rows):
-    """The rows that ran but have no verdict on the race, counted apart:
-    hangs (the slowdown's symptom) and environment errors."""
     counts = Counter(r["verdict"] for r in rows)
-    parts = [f"{counts['hung']} hung (runs past the timeout, no race "
-             f"failure)" if counts["hung"] else "",
-             f"{counts['error']} could not be built or failed another way"
-             if counts["error"] else ""]
-    parts = [p for p in parts if p]
-    return f" Not counted either way: {'; '.join(parts)}." if parts else ""
+    extra = "; ".join(f"{counts[v]} {v}" for v in ("hung", "error")
+                      if counts[v])
+    return (f"reproduced in {counts['reproduced']} of {len(ran)} "
+            f"environments" + (f" (not placed: {extra})" if extra else "")
+            + "".join(f"; {b['package']} py{b['python']}: {b['summary']}"
+                      for b in bisects))
 
 
-def environment_table(rows, pivot_over=PIVOT_OVER):
-    """The environment table: one row per environment while that is short,
-    else one row per target release with a column per Python."""
-    if len(rows) <= pivot_over:
-        return table(REPORT_COLUMNS, (
-            [dict(zip(TABLE_COLUMNS, table_cells(row)))[column]
-             for column in REPORT_COLUMNS] for row in rows))
-    pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
-    groups = defaultdict(dict)
-    for row in rows:
-        # What was asked is part of the key: a range that resolved to a
-        # pinned row's versions is a row of its own.
-        key = (not row["sim"], row["target"], version_or_zero(target_version(row)),
-               package_cell(row, "numba"), asked_note(row))
-        groups[key][python_minor(row)] = row
-    body = []
-    for key in sorted(groups):
-        cells = groups[key]
-        sample = next(iter(cells.values()))
-        verdicts = sorted({r["verdict"] for r in cells.values()})
-        body.append(("on" if sample["sim"] else "off", sample["target"],
-                     target_version(sample) + key[4], key[3],
-                     *(_pivot_cell(cells.get(p)) for p in pythons),
-                     ", ".join(verdicts)))
-    return ["Cells: race failures / test runs (rate); the full table has "
-            "numpy versions and intervals.", "",
-            *table(("sim", "target", "version", "numba",
-                    *(f"Python {p}" for p in pythons), "verdict"), body)]
-
-
-def asked_note(row):
-    """`` (asked ...)`` where the requirement set is more than exact pins
-    (a range, a direct reference, a marker), else nothing."""
-    asked = row.get("requirements") or []
-    if all(re.fullmatch(r"[a-z0-9._-]+(\[[^\]]*\])?==[\w.!+]+", text)
-           for text in asked):
-        return ""
-    return f" (asked {' '.join(asked)})"
-
-
-def _pivot_cell(row):
-    if row is None:
-        return "–"
-    if row["verdict"] in ("reproduced", "not-reproduced"):
-        return f"{row['failures']}/{row['runs']} ({format_rate(row)})"
-    return row["verdict"]
-
-
-def _guess_note(bisect):
-    """Where a bisect probed first, and whether it ended there."""
-    guess = bisect.get("guess")
-    if not guess or guess.get("held") is None:
-        return ""
-    where = "at the race's flip" if guess["source"] != "--guess" else \
-        f"at {' and '.join(guess['versions'])} (`--guess`)"
-    return (f"; probed first {where}, "
-            + ("and the jump is there" if guess["held"] else
-               "but the jump is elsewhere"))
-
-
-def _pins(bisect):
-    return f" (with {' '.join(bisect['with'])})" if bisect.get("with") else ""
-
-
-def boundary_side(side):
-    return f"{side['version']} ({side['verdict']})" if side else "–"
-
-
-def knob_lines(figures):
-    """What the MWE's own figures say about how often the race strikes, or
-    nothing when ``nox -s mwe_figures`` has not been run."""
-    if not figures or not figures.get("sweep"):
-        return []
-    faithful, fixed = figures["faithful"], figures["fixed"]
-    blocked = figures["trigger_faithful"]
-    versions = figures["sweep_versions"]
-    return [
-        f"How often it strikes (`{figures['command']}`, finished "
-        f"{figures['finished']}): with Python's default switch interval and "
-        f"one allocation per thread (the MWE's `faithful` preset) "
-        f"{faithful['failures']} of {faithful['runs']} runs failed (numba "
-        f"{faithful['numba']}); the race needs frequent preemption and many "
-        f"device-function calls per thread. Each knob moved alone, the others "
-        f"at the MWE's defaults (numba {versions['numba']}, Python "
-        f"{versions['python']}):", "", *sweep_table(figures["sweep"]), "",
-        f"A thread blocked inside the device function needs none of that: "
-        f"with the trigger's `cuda.syncthreads()`, {blocked['failures']} of "
-        f"{blocked['runs']} launches failed under the faithful preset.", "",
-        f"The newest numba-cuda ({fixed['numba-cuda']}): {fixed['failures']} "
-        f"of {fixed['runs']} runs of the whole suite failed.", ""]
-
-
-def sweep_table(points):
-    """Markdown lines: one row per knob, its values and rates across."""
-    by_knob = {}
+def sweep_table(points: list[dict]) -> list[str]:
+    """Markdown lines: one row per knob of the MWE's figures."""
+    by_knob: dict[str, list[str]] = {}
     for point in points:
         by_knob.setdefault(point["knob"], []).append(
             f"{point['value']}: {point['failures']}/{point['runs']} "
@@ -210,140 +244,3 @@ def sweep_table(points):
     return table(("knob", "value: race failures / runs (rate)"),
                  ((f"`--{knob}`", "; ".join(cells))
                   for knob, cells in by_knob.items()))
-
-
-def price_of_fix(rows, out_dir=None, time_bisects=()):
-    """The report's section on what the fix costs: launch times of the
-    environments with the race against those without, from the rows of
-    one run, and the stacks of a launch past the limit where one was
-    caught."""
-    timed = [r for r in rows if (r.get("launch_seconds") or {}).get("n")
-             and r["verdict"] in ("reproduced", "not-reproduced")]
-    if not timed:
-        return []
-    calls = sorted({(r["launch_seconds"].get("workload") or {}).get(
-        "device_calls") for r in timed} - {None})
-    locations = sorted({(r["launch_seconds"].get("workload") or {}).get(
-        "location", "local") for r in timed})
-    where = {"persistent": "a slice of the kernel's persistent array: the "
-                           "same swap of `cuda` on every call, without the "
-                           "read the race breaks",
-             "local": "`cuda.local.array`"}
-    lines = ["## The price of the fix", "",
-             "Every environment also times launches of `mwe/launch_time.py`'s "
-             "kernel once its tests have run (each launch in a fork of the "
-             "tests' own process, so that they never change the tests' "
-             "rates): one block whose threads each call a device function of "
-             "another module "
-             f"{' or '.join(f'{c:,}' for c in calls) or 'many'} times, at "
-             "Python's default switch interval; the device function hands "
-             "out " + " or ".join(where.get(l, l) for l in locations) + ". "
-             "At least three launches, "
-             "more while the row can be neither told apart from nor matched "
-             "to the rows with the race on its Python (README: launch time). "
-             "A launch past the limit is counted at the limit and named.",
-             ""]
-    groups = [("with the race", [r for r in timed
-                                  if r["verdict"] == "reproduced"]),
-              ("without it", [r for r in timed
-                              if r["verdict"] == "not-reproduced"])]
-    summary = []
-    for label, group in groups:
-        if not group:
-            continue
-        launch = [r["launch_seconds"] for r in group]
-        medians = sorted(x["median"] for x in launch)
-        summary.append((label, len(group), sum(x["n"] for x in launch),
-                        f"{medians[len(medians) // 2]:.2f}",
-                        f"{max(x['p95'] for x in launch):.2f}",
-                        f"{max(x['max'] for x in launch):.2f}",
-                        sum(x.get("past_limit", 0) for x in launch)))
-    lines += table(("simulator", "environments", "launches",
-                    "median of medians s", "largest p95 s", "largest max s",
-                    "launches past the limit"), summary)
-    racy = defaultdict(list)
-    for row in groups[0][1]:
-        racy[python_minor(row)].append(row["launch_seconds"]["median"])
-    lines += ["", "Per release (Python, target and version, then the "
-              "launch times; *x race* is the median over the median of the "
-              "rows with the race on that Python; *load*, the matrix "
-              "sessions running beside it; *rule*, where the row's "
-              "sequential rule stopped):", ""]
-    lines += table(("Python", "target", "version", "verdict", "launches",
-                    "median / p95 / max s", "x race", "load", "rule"),
-                   ((python_minor(row), row["target"], target_version(row),
-                     row["verdict"], row["launch_seconds"]["n"],
-                     format_launch(row["launch_seconds"]),
-                     _times(row, racy), row["launch_seconds"].get(
-                         "concurrency", "–"),
-                     row["launch_seconds"].get("decision", "–"))
-                    for row in sorted(timed, key=lambda r: (python_minor(r),)
-                                      + column_key(r))))
-    lines += [""] + stack_evidence(timed, out_dir)
-    if time_bisects:
-        lines += ["Bisect on launch time (`--metric launch-time`: the "
-                  "launches of each release against those of both ends, "
-                  "by the rule each file states):", ""]
-        lines += [f"- {b['package']} on Python {b['python']}{_pins(b)}: "
-                  f"{b['summary']} ({b['decisive_probes']} decisive probes, "
-                  f"{b['seconds']} s{_guess_note(b)})." for b in time_bisects]
-        lines.append("")
-    lines += ["Why: the fix makes every device-function call take a lock of "
-              "its module in `swapped_cuda_module` on entry and again on "
-              "exit, shared by all threads of the block. A simulated thread "
-              "that is handed the lock must then win the GIL, which the "
-              "other threads and the block manager's polling loop hold for "
-              "up to one switch interval at a time; once threads queue, "
-              "every hand-over pays that wait. The stacks above show where "
-              "the threads wait; the per-release table, what it costs.", ""]
-    return lines
-
-
-def _times(row, racy):
-    """The row's median launch over the median of the race's rows' medians
-    on its Python."""
-    medians = sorted(racy.get(python_minor(row), []))
-    if not medians:
-        return "–"
-    return f"{row['launch_seconds']['median'] / medians[len(medians) // 2]:.1f}"
-
-
-def stack_evidence(rows, out_dir):
-    """Where the time goes: the threads of the first launch caught past
-    the limit, counted by the simulator frame they were in, and one
-    thread's frames quoted (site-packages paths shortened)."""
-    if out_dir is None:
-        return []
-    # A row's own stacks first; else the newest kept beside the tables
-    # (`python -m racematrix.timing` keeps them there too).
-    named = [(row.get("launch_seconds") or {}).get("stack_file")
-             for row in rows]
-    kept = sorted(Path(out_dir).glob("launch_time_stacks/*.stack.txt"),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
-    candidates = [Path(out_dir) / name for name in named if name] + kept
-    path = next((p for p in candidates if p.is_file()), None)
-    if path is None:
-        return []
-    name = path.relative_to(out_dir).as_posix()
-    threads = [block for block in path.read_text().split("\n\n")
-               if block.strip().startswith(("Thread", "Current thread"))]
-    tops = Counter()
-    for block in threads:
-        frames = [line.strip() for line in block.splitlines()[1:]
-                  if line.strip().startswith("File")]
-        if frames:
-            tops[_short_frame(frames[0])] += 1
-    quoted = "\n".join(_short_frame(line.strip())
-                       for line in threads[0].splitlines()[1:8]) \
-        if threads else ""
-    env = path.name.removesuffix(".stack.txt")
-    lines = [f"A launch of {env} was caught past the limit; "
-             f"`faulthandler` dumped its {len(threads)} threads "
-             f"([stacks]({name})). Where they were:", ""]
-    lines += [f"- {count} at `{frame}`" for frame, count in tops.most_common(4)]
-    lines += ["", "One of them:", "", "```", quoted, "```", ""]
-    return lines
-
-
-def _short_frame(line):
-    return re.sub(r'File ".*?/site-packages/', 'File "', line)

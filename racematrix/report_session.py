@@ -1,6 +1,8 @@
 """The driver of ``nox -s report`` (``python -m racematrix.report_session``):
 the report, tables and pictures from raw results, merged from several
 folders if given."""
+from __future__ import annotations
+
 import os
 import sys
 import warnings
@@ -12,7 +14,7 @@ from .rawresult import NoUsableResults, RawResultWarning
 from .report import build_report
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     home = os.environ.get("RACEMATRIX_RESULTS", "results")
     parser = OneLineArgumentParser(prog="nox -s report --", label="report",
                                    help_hint="nox -s report -- --help")

@@ -46,9 +46,24 @@ def seconds_per_test(junit_path):
             for name, values in sorted(times.items())}
 
 
+def observed_values(runs):
+    """What each test recorded as its ``observed`` JUnit property (the
+    semantics suite's cases), by test name; the first run's where a test
+    ran more than once."""
+    found = {}
+    for run in runs:
+        if "observed" in run.properties:
+            found.setdefault(run.name, run.properties["observed"])
+    return found
+
+
 def suite_evidence(runs, junit_path):
     """What a suite's raw record adds to its summary: where each race
     failure was raised, and the tests' durations. ``runs`` classified with
     the suite's own signature; call it while the JUnit file exists."""
-    return {"race_sites": race_sites(runs),
-            "test_seconds": seconds_per_test(junit_path)}
+    evidence = {"race_sites": race_sites(runs),
+                "test_seconds": seconds_per_test(junit_path)}
+    observed = observed_values(runs)
+    if observed:
+        evidence["observed"] = observed
+    return evidence

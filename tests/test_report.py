@@ -1,15 +1,20 @@
+"""The report's structure (``report_sections.build``) traced to the raw
+files it came from, and the files rendered from it."""
 import json
-import re
+import shutil
+import sys
 
 import pytest
 
-from racematrix import (plots, rawresult, report, report_sections,
-                        report_session, tables)
+from racematrix import (markdown, plots, price_sections, rawresult, report,
+                        report_sections, report_session, reproducers, tables)
 
 pytest.importorskip("matplotlib")
+pytest.importorskip("jinja2")
 
-SECTIONS = ["## The error", "## Reproducer", "## Environments", "## Bisect",
-            "## Root cause", "## System", "## Reproduce everything"]
+WRITTEN = ("REPORT.md", "failure_rates.md", "failure_rates.csv",
+           "failure_rates.json", *(f"upstream/{name}.md"
+                                   for name in report.UPSTREAM))
 
 
 @pytest.fixture
@@ -19,81 +24,173 @@ def built(tmp_path, data_dir):
     return tmp_path
 
 
+def model_of(data_dir, folders=("raw",), out_dir=None, **extra):
+    records = rawresult.load_raw_dirs([data_dir / f for f in folders])
+    rows = tables.merge_records(records)
+    return rows, report_sections.build(
+        rows, [r for _, r in records], [], [], {"machines": "vm"},
+        out_dir=out_dir, **extra)
+
+
 def raw_records(*folders):
-    records = {}
-    for folder in folders:
-        for path in folder.glob("*.json"):
-            data = json.loads(path.read_text())
-            records[data["env"]] = data
-    return records
+    return {data["env"]: data for folder in folders
+            for data in map(json.loads, map(lambda p: p.read_text(),
+                                            folder.glob("*.json")))}
 
 
-def test_sections_in_order_and_size(built):
-    text = (built / "REPORT.md").read_text()
-    positions = [text.index(section) for section in SECTIONS]
-    assert positions == sorted(positions)
-    assert len(text) < 65_000
-    assert "```python\n\"\"\"Reproducer" in text
-    assert "NUMBA_ENABLE_CUDASIM=1 python bug.py" in text
-
-
-def test_every_table_value_traces_to_a_raw_file(built, data_dir):
-    records = raw_records(data_dir / "raw")
-    text = (built / "REPORT.md").read_text()
-    table = text.split("## Environments")[1].split("## Bisect")[0]
-    rows = [line.split("|")[1:-1] for line in table.splitlines()
-            if re.match(r"\| 3\.\d", line)]
-    assert rows, "the table has rows"
-    ran = {env: r for env, r in records.items() if r["verdict"] != "skipped"}
-    assert len(rows) == len(ran)
-    for cells in rows:
-        (python, target, numba, numba_cuda, numpy, asked, sim, runs, failures,
-         rate, _, launch, verdict) = (c.strip() for c in cells)
-        matches = [r for r in ran.values()
-                   if r["python"] == python and r["target"] == target
-                   and r["packages"].get("numba", "–") == numba
-                   and r["packages"].get("numba-cuda", "–") == numba_cuda
-                   and r["sim"] == (sim == "on")]
-        assert len(matches) == 1, cells
-        raw = matches[0]
-        assert asked == " ".join(raw["spec"]["requirements"])
-        assert (int(runs), int(failures), verdict) == (
-            raw["runs"], raw["failures"], raw["verdict"])
-        assert rate == f"{100 * raw['failures'] / raw['runs']:.1f}%"
-        assert launch == tables.format_launch(raw.get("launch_seconds"))
-    skipped = [r for r in records.values() if r["verdict"] == "skipped"]
-    for raw in skipped:
-        assert raw["env"] in text and raw["reason"] in text
-
-
-def test_evidence_is_counted_from_raw(built, data_dir):
-    records = raw_records(data_dir / "raw")
-    threads = [t for r in records.values() if r["verdict"] == "reproduced"
-               for t in r["summary"]["failing_threads"]]
-    text = (built / "REPORT.md").read_text()
-    assert f"of {len(threads)} failing threads" in text
-    assert "0 had returned early" in text
-
-
-def test_same_raw_files_same_report(built, tmp_path, data_dir):
+def test_every_file_is_written_and_the_same_from_the_same_raw_files(
+        built, tmp_path, data_dir):
     again = tmp_path / "again"
     report.build_report([data_dir / "raw"], again, again / "bisect",
                         "nox -s report")
-    for name in ("REPORT.md", "failure_rates.md", "failure_rates.csv",
-                 "failure_rates.json", "failure_rates.png"):
+    for name in (*WRITTEN, "failure_rates.png"):
         assert (built / name).read_bytes() == (again / name).read_bytes(), name
     assert (built / "failure_rates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((built / "REPORT.md").read_text()) < report.MAX_REPORT_CHARS
+
+
+def test_every_grid_cell_traces_to_a_raw_file(data_dir):
+    rows, model = model_of(data_dir)
+    ran = {(tables.python_minor(r), r["target"], tables.target_version(r)): r
+           for r in rows if r["verdict"] != "skipped"}
+    cells = {(python, line["target"], line["version"]): cell
+             for line in model["grid"]["lines"]
+             for python, cell in line["cells"].items() if cell}
+    assert cells.keys() == ran.keys()
+    for key, cell in cells.items():
+        row = ran[key]
+        assert (cell["runs"], cell["failures"], cell["verdict"]) == (
+            row["runs"], row["failures"], row["verdict"])
+    assert model["skipped"] == {r["reason"]: [r["env"]] for r in rows
+                                if r["verdict"] == "skipped"}
+
+
+def test_test_kinds_are_their_own_columns_and_the_pattern_is_the_rate(
+        data_dir, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(data_dir / "raw", raw)
+    path = raw / "py3.11-numba-0.60.0-sim1.json"
+    record = json.loads(path.read_text())
+    record["kinds"] = {
+        "pattern": {"runs": 16, "failures": 9, "other": 0, "hangs": 0},
+        "trigger": {"runs": 1, "failures": 1, "other": 0, "hangs": 0},
+        "control": {"runs": 5, "failures": 0, "other": 0, "hangs": 0}}
+    path.write_text(json.dumps(record))
+    rows, _ = tables.write_tables([raw], tmp_path, "test")
+    row = next(r for r in rows if r["env"] == record["env"])
+    assert tables.kind_rate(row, "pattern") == {"runs": 16, "failures": 9,
+                                                "rate": 0.5625}
+    others = [r for r in rows if r["env"] != record["env"]]
+    assert all(tables.kind_rate(r, "pattern") is None for r in others)
+    cells = dict(zip(tables.TABLE_COLUMNS, tables.table_cells(row)))
+    assert (cells["pattern"], cells["trigger"], cells["controls"]) == (
+        "9/16 (56.2%)", "1/1 (100.0%)", "0/5 (0.0%)")
+    assert dict(zip(tables.TABLE_COLUMNS, tables.table_cells(others[0])))[
+        "pattern"] == "–"
+    header = (tmp_path / "failure_rates.csv").read_text().splitlines()[0]
+    written = next(line for line in (tmp_path / "failure_rates.csv")
+                   .read_text().splitlines()
+                   if line.startswith(record["env"] + ","))
+    csv = dict(zip(header.split(","), written.split(",")))
+    assert (csv["pattern_runs"], csv["pattern_failures"]) == ("16", "9")
+    grid = tables.grid([r for r in rows if r["verdict"] != "skipped"])
+    cell = next(line["cells"]["3.11"] for line in grid["lines"]
+                if line["version"] == "0.60.0" and line["sim"])
+    assert cell["pattern"]["failures"] == 9 and cell["control"]["runs"] == 5
+
+
+def test_one_column_spec_makes_the_csv_and_the_markdown(data_dir):
+    rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
+    csv_lines = tables.render_csv(rows).splitlines()
+    assert csv_lines[0].split(",") == [c.name for c in tables.COLUMNS]
+    assert len(csv_lines) == len(rows) + 1
+    markdown_lines = tables.markdown_lines(rows)
+    shown = [h for h in tables.TABLE_COLUMNS if h != "patch"]  # none here
+    assert markdown_lines[0] == "| " + " | ".join(shown) + " |"
+    assert len(markdown_lines) == len(rows) + 2
+
+
+def test_evidence_is_counted_from_raw(data_dir):
+    records = raw_records(data_dir / "raw")
+    _, model = model_of(data_dir)
+    threads = [t for r in records.values() if r["verdict"] == "reproduced"
+               for t in r["summary"]["failing_threads"]]
+    counted = model["evidence"]["failing_threads"]
+    assert sum(counted.values()) == len(threads)
+    assert counted.get("early", 0) == sum(
+        t["index"] >= t["n_threads"] for t in threads)
+    assert model["error"] == next(
+        r["summary"]["first_target_message"] for r in records.values()
+        if r["summary"].get("first_target_message"))
+
+
+def test_a_launch_cut_at_the_limit_is_a_bound():
+    assert price_sections.seconds(2.7, 2.7) == {"value": 2.7,
+                                                 "censored": True}
+    assert price_sections.seconds(0.87, 2.7) == {"value": 0.87,
+                                                  "censored": False}
+    assert markdown.seconds({"value": 2.7, "censored": True}) == ">= 2.70"
+    assert tables.format_launch({"n": 3, "median": 5.71, "p95": 5.71,
+                                 "max": 5.71, "limit": 5.71,
+                                 "past_limit": 2}).startswith(">= 5.71 / ")
+
+
+def test_the_price_comes_from_the_rows_and_the_bisect_on_time(data_dir):
+    records = rawresult.load_raw_dirs([data_dir / "raw-launch"])
+    rows = tables.merge_records(records)
+    ends = {"package": "numba-cuda", "python": "3.12", "limit": 5.0,
+            "decisive_probes": 2, "summary": "rose", "metric": "launch-time",
+            "releases": ["0.24.0", "0.30.4"],
+            "boundary": {"before": {"version": "0.24.0", "verdict": "fast"},
+                         "after": {"version": "0.30.4", "verdict": "slow"}},
+            "tested": [{"version": "0.24.0", "n": 7, "median": 0.9,
+                        "p95": 1.0, "past_limit": 0},
+                       {"version": "0.30.4", "n": 7, "median": 5.0,
+                        "p95": 5.0, "past_limit": 6}],
+            "provenance": {"command": "nox -s bisect"}}
+    entry = report_sections.bisect_entry(ends)
+    assert entry["end"]["median"] == {"value": 5.0, "censored": True}
+    price = price_sections.price(rows, [entry])
+    timed = [r for r in rows if r["target"] == "numba-cuda"]
+    assert [p["launch"]["median"]["value"] for p in price["rows"]] == [
+        round(r["launch_seconds"]["median"], 3) for r in timed]
+
+
+def test_cubie_rows_say_whose_simulator_and_solve_time(data_dir):
+    records = list(raw_records(data_dir / "raw-cubie").values())
+    found = price_sections.cubie(records)
+    assert len(found) == len(records)
+    for entry in found:
+        raw = next(r for r in records if r["packages"].get("cubie")
+                   == entry["cubie"] and r["packages"].get("numba-cuda")
+                   == entry["numba_cuda"])
+        assert (entry["runs"], entry["failures"]) == (raw["runs"],
+                                                      raw["failures"])
+        seconds = raw["summary"]["test_seconds"].get("test_solve_ivp")
+        assert (entry["solve"] or {}).get("max") == (seconds or {}).get("max")
+
+
+def test_a_solve_skipped_once_the_budget_is_spent_is_a_bound():
+    record = {"summary": {
+        "test_seconds": {"test_solve_ivp": {"median": 0.0, "max": 61.7,
+                                            "n": 3}},
+        "tests": {"test_solve_ivp[solve0]": {"pass": 1, "skip": 0},
+                  "test_solve_ivp[solve1]": {"pass": 0, "skip": 1},
+                  "test_solve_ivp[solve2]": {"pass": 0, "skip": 1}}}}
+    solve = price_sections.solve(record)
+    assert solve == {"median": None, "max": 61.7, "n": 1, "skipped": 2}
+    assert markdown.solve(solve).startswith(">= 61.7 s (2 of 3 solves")
 
 
 def test_merging_two_machines_keeps_them_apart(tmp_path, data_dir):
-    rows, records = report.build_report(
+    rows, _ = report.build_report(
         [data_dir / "raw", data_dir / "raw-machine-b"], tmp_path,
         tmp_path / "bisect", "nox -s report -- --raw a b")
     envs = [row["env"] for row in rows]
     for env in raw_records(data_dir / "raw-machine-b"):
         assert f"{env}@machine-b" in envs and f"{env}@vm" in envs
     machines = (tmp_path / "REPORT.md").read_text().split("## System")[1]
-    assert "- machine-b:" in machines and "- vm:" in machines
+    assert "- machine-b (" in machines and "- vm (" in machines
 
 
 def test_corrupt_file_is_named_in_merge(tmp_path, data_dir):
@@ -112,68 +209,27 @@ def test_pooling_adds_up_only_identical_environments(tmp_path, data_dir):
         [data_dir / "raw", data_dir / "raw-machine-b"], tmp_path,
         tmp_path / "bisect", "nox -s report", pool=True)
     records_a = raw_records(data_dir / "raw")
-    records_b = raw_records(data_dir / "raw-machine-b")
-    for env, b in records_b.items():
+    for env, b in raw_records(data_dir / "raw-machine-b").items():
         a = records_a[env]
-        same = (a["python"], a["packages"]) == (b["python"], b["packages"])
         pooled = [r for r in rows if r["env"] == env]
-        if same:
+        if (a["python"], a["packages"]) == (b["python"], b["packages"]):
             assert len(pooled) == 1
             assert pooled[0]["runs"] == a["runs"] + b["runs"]
             assert pooled[0]["failures"] == a["failures"] + b["failures"]
-            assert "pooled from 2 machines" in pooled[0]["reason"]
         else:
             assert len([r for r in rows if r["env"].startswith(env)]) == 2
 
 
-def test_different_versions_are_not_pooled(tmp_path, data_dir):
-    other = tmp_path / "other"
-    other.mkdir()
-    record = json.loads((data_dir / "raw-machine-b" /
-                         "py3.11-numba-0.60.0-sim1.json").read_text())
-    record["packages"]["numpy"] = "1.26.4"
-    (other / "x.json").write_text(json.dumps(record))
-    with pytest.warns(UserWarning, match="not pooled"):
-        rows, _ = report.build_report([data_dir / "raw", other], tmp_path / "o",
-                                      tmp_path / "bisect", "r", pool=True)
-    assert {"py3.11-numba-0.60.0-sim1@vm",
-            "py3.11-numba-0.60.0-sim1@machine-b"} <= {r["env"] for r in rows}
-
-
-def test_long_matrices_become_one_row_per_release(data_dir):
+def test_long_matrices_become_one_line_per_release(data_dir):
     records = rawresult.load_raw_dirs([data_dir / "raw"])
     rows = [r for r in tables.merge_records(records)
             if r["verdict"] != "skipped"]
     lines = report_sections.environment_table(rows, pivot_over=0)
-    body = [line for line in lines if line.startswith("| on") or
-            line.startswith("| off")]
     pythons = sorted({tables.python_minor(r) for r in rows})
-    assert lines[2].count("Python ") == len(pythons)
-    cells = [c.strip() for line in body for c in line.split("|")[5:-2]]
-    expected = sorted(f"{r['failures']}/{r['runs']} "
-                      f"({100 * r['failures'] / r['runs']:.1f}%)" for r in rows)
-    assert sorted(c for c in cells if c != "–") == expected
-
-
-def test_mwe_figures_are_quoted_from_their_file(tmp_path, data_dir):
-    figures = json.loads((data_dir / "mwe_figures.json").read_text())
-    (tmp_path / "mwe_figures.json").write_text(json.dumps(figures))
-    report.build_report([data_dir / "raw"], tmp_path, tmp_path / "bisect",
-                        "nox -s report", plot=False)
-    text = (tmp_path / "REPORT.md").read_text()
-    root_cause = text.split("## Root cause")[1].split("## System")[0]
-    for point in figures["sweep"]:
-        assert (f"{point['value']}: {point['failures']}/{point['runs']} "
-                f"({100 * point['failure_rate']:.0f}%)") in root_cause
-    faithful = figures["faithful"]
-    assert f"{faithful['failures']} of {faithful['runs']} runs failed" in root_cause
-    trigger = figures["trigger_faithful"]
-    assert f"{trigger['failures']} of {trigger['runs']} launches failed" in root_cause
-    assert figures["command"] in text.split("## Reproduce everything")[1]
-
-
-def test_report_without_mwe_figures_says_nothing_of_them(built):
-    assert "How often it strikes" not in (built / "REPORT.md").read_text()
+    assert lines[0].count("Python ") == len(pythons)
+    cells = [c.strip() for line in lines[2:] for c in line.split("|")[5:-1]]
+    assert sorted(c for c in cells if c != "–") == sorted(
+        f"{r['failures']}/{r['runs']}" for r in rows)
 
 
 def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
@@ -183,7 +239,6 @@ def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
     note = plots._not_drawn_note(rows, [True])
     assert note == (f"\nsimulator off: all {len(skipped)} environments "
                     f"skipped: {skipped[0]['reason']}")
-    assert plots._not_drawn_note(rows, [True, False]) == ""
 
 
 def test_a_mistyped_option_is_one_line(capsys):
@@ -200,49 +255,136 @@ def test_report_with_only_bad_inputs_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     with pytest.warns(rawresult.RawResultWarning):
         with pytest.raises(SystemExit) as exited:
-            report_session.main(["--raw", str(tmp_path / "junk"), "--out", str(out),
-                         "--bisect", str(tmp_path / "bisect")])
+            report_session.main(["--raw", str(tmp_path / "junk"), "--out",
+                                 str(out), "--bisect", str(tmp_path / "b")])
     assert exited.value.code == 2
     assert "nothing was written" in capsys.readouterr().err
     assert not out.exists() or list(out.iterdir()) == []
 
 
-def timed_rows(data_dir):
-    """Real raw records of a buggy and a fixed simulator with their
-    launch-time workload, measured here."""
-    folder = data_dir / "raw-launch"
-    return tables.merge_records(rawresult.load_raw_dirs([folder]))
-
-
-def test_price_of_fix_compares_launch_times_from_the_rows(data_dir, tmp_path):
-    rows = timed_rows(data_dir)
-    lines = report_sections.price_of_fix(rows, tmp_path)
-    text = "\n".join(lines)
-    assert lines[0] == "## The price of the fix"
-    for row in rows:
-        launch = row["launch_seconds"]
-        assert f"{launch['median']:.2f} / {launch['p95']:.2f} / " \
-               f"{launch['max']:.2f}" in text
-    assert "| with the race | 1 |" in text and "| without it | 1 |" in text
-
-
-def test_launch_cells_and_plot(data_dir, tmp_path):
-    rows = timed_rows(data_dir)
-    assert tables.format_launch(None) == "–"
-    cells = dict(zip(tables.TABLE_COLUMNS, tables.table_cells(rows[0])))
-    assert cells["launch s: median / p95 / max"] != "–"
-    plots.plot_launch_times(rows, tmp_path / "launch.png")
-    assert (tmp_path / "launch.png").stat().st_size > 0
-    plots.plot_launch_times([], tmp_path / "launch.png")
-    assert not (tmp_path / "launch.png").exists()
-
-
-def test_stack_evidence_counts_the_frames_threads_were_in(data_dir, tmp_path):
-    rows = timed_rows(data_dir)
+def test_stacks_count_the_simulator_frames_threads_were_in(data_dir,
+                                                          tmp_path):
     stacks = tmp_path / "launch_time_stacks"
     stacks.mkdir()
     (stacks / "x.stack.txt").write_text(
         (data_dir / "launch-stack.txt").read_text())
-    rows[1]["launch_seconds"]["stack_file"] = "launch_time_stacks/x.stack.txt"
-    text = "\n".join(report_sections.stack_evidence(rows, tmp_path))
-    assert "in swapped_cuda_module" in text and "site-packages" not in text
+    found = report_sections.stacks(tmp_path)
+    assert found["env"] == "x"
+    assert sum(count for _, count in found["frames"]) == found["threads"] > 0
+    assert any("swapped_cuda_module" in frame for frame, _ in found["frames"])
+    assert not any("/" in frame for frame, _ in found["frames"])
+
+
+def test_the_reproducers_are_shown_for_the_bisects_ends(data_dir):
+    bisect = json.loads((data_dir / "bisect-numba-cuda-py3.12.json")
+                        .read_text())
+    shown = reproducers.releases_to_show(bisect)
+    tested = {t["version"]: t for t in bisect["tested"]}
+    versions = [bisect["boundary"]["before"]["version"],
+                bisect["releases"][-1]]
+    assert [label for label, _ in shown] == [f"numba-cuda {v}"
+                                             for v in versions]
+    for (_, requirements), version in zip(shown, versions):
+        assert requirements == [f"numba-cuda=={version}", "numba=="
+                                + tested[version]["packages"]["numba"]]
+
+
+def test_a_reproducer_runs_as_a_reader_runs_it(tmp_path, monkeypatch):
+    script = tmp_path / "bug.py"
+    script.write_text("import os, sys\n"
+                      "print(os.environ.get('NUMBA_ENABLE_CUDASIM', 'unset'))\n"
+                      "sys.exit(3)\n")
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
+    run = reproducers.run_script(sys.executable, script, timeout=60)
+    assert (run["command"], run["exit"], run["stdout"]) == (
+        "python bug.py", 3, "unset\n")
+    folded = price_sections.reproducer_runs({
+        "finished": "t", "machine": {}, "command": "c", "entries": [
+            {"label": "numba-cuda 0.30.4", "patch": None, "python": "3.12.1",
+             "packages": {}, "runs": [run]}]})
+    assert folded["scripts"]["bug.py"][0]["exit"] == 3
+    assert folded["load"] == [min(run["load_average"]),
+                              max(run["load_average"])]
+
+
+def test_an_interleaved_run_is_read_with_its_bounds():
+    """The candidate fixes' launches taken in turn (``fix_launch_time.json``
+    as ``racematrix.fix_launches`` writes it): the newest Python's run."""
+    def entry(label, median, p95, cut, ratio):
+        release, _, patch = label.partition("+")
+        return {"label": label, "release": release, "patch": patch or "none",
+                "n": 5, "median": median, "p95": p95, "max": p95,
+                "past_limit": cut, "median_ratio": ratio,
+                "median_ratio_bound": median >= 10.0, "race_errors": 0,
+                "error": None}
+    run = {"python": "3.12", "reference": "0.24.0", "limit": 10.0,
+           "rounds": 5, "load_per_round": [0.4, 1.1, 0.7],
+           "rows": [entry("0.24.0", 0.8, 0.9, 0, 1.0),
+                    entry("0.30.4", 10.0, 10.0, 3, 12.5),
+                    entry("0.30.4+launch-scoped", 0.3, 0.4, 0, 0.375)]}
+    found = price_sections.interleaved(
+        {"runs": {"3.11": dict(run, python="3.11"), "3.12": run}})
+    assert found["python"] == "3.12" and found["load"] == [0.4, 1.1]
+    rows = {r["label"]: r for r in found["rows"]}
+    assert rows["0.30.4"]["median"] == {"value": 10.0, "censored": True}
+    assert rows["0.30.4"]["ratio_bound"] and rows["0.24.0"]["patch"] is None
+    assert rows["0.30.4+launch-scoped"]["patch"] == "launch-scoped"
+    assert price_sections.interleaved(None) is None
+
+
+def test_the_proposal_is_the_fastest_change_that_never_raced():
+    def side(failures, median):
+        return {"verdict": "x", "runs": 22, "failures": failures,
+                "launch": {"median": {"value": median, "censored": False}}}
+    found = [
+        {"name": "slow", "runs": 22, "race_failures": 0, "launch_median": 0.9,
+         "rows": []},
+        {"name": "racy", "runs": 22, "race_failures": 3, "launch_median": 0.2,
+         "rows": []},
+        {"name": "fast", "runs": 22, "race_failures": 0, "launch_median": 0.3,
+         "rows": []}]
+    price = {"python": "3.12", "rows": [
+        {"version": "0.30.4", "patch": None, "launch": side(0, 1.9)["launch"]},
+        {"version": "0.30.4", "patch": "fast", "launch": side(0, 0.3)["launch"]},
+        {"version": "0.30.4", "patch": "slow", "launch": side(0, 0.9)["launch"]}]}
+    chosen = price_sections.proposal(found, price)
+    assert chosen["name"] == "fast" and chosen["newest"] == "0.30.4"
+    assert chosen["without"]["patch"] is None
+    assert chosen["with"]["patch"] == "fast"
+    assert price_sections.proposal(found[1:2], price) is None
+
+
+def test_the_reproducers_refuse_a_typo_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        reproducers.main(["--pythn", "3.12"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--pythn" in error
+
+
+def test_the_reproducers_need_the_race_bisect(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        reproducers.main(["--results", str(tmp_path)])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "nox -s bisect -- --package" in error
+
+
+def test_the_regression_tests_runs_are_read_per_release():
+    found = price_sections.regression_test([
+        {"label": "numba-cuda-0.24.0", "test": "pkg.Class.test_race",
+         "runs": 100, "counts": {"passed": 0, "race": 100, "other": 0},
+         "date": "2026-12-01T20:04:34+00:00"},
+        {"label": "numba-cuda-main+series", "runs": 100,
+         "counts": {"passed": 100, "race": 0, "other": 0}},
+        {"label": "unreadable"}])
+    assert [(r["label"], r["race"], r["runs"]) for r in found] == [
+        ("numba-cuda 0.24.0", 100, 100),
+        ("numba-cuda main with this change", 0, 100)]
+    assert found[0]["test"] == "test_race" and found[0]["date"] == "2026-12-01"
+
+
+def test_templates_leave_one_blank_line_but_code_keeps_its_own():
+    text = "a\n\n\n\nb\n```python\nx = 1\n\n\ny = 2\n```\n\n\n\nc\n\n"
+    assert markdown.tidy(text) == (
+        "a\n\nb\n```python\nx = 1\n\n\ny = 2\n```\n\nc\n")

@@ -1,0 +1,258 @@
+"""The candidate fixes side by side: each patch of the axis against the
+unpatched releases, from the raw rows and the interleaved launch-time runs
+(``fix_launch_time.json``, written first by ``--launches`` through
+``racematrix.fix_launches``). Gathers race failures per base, launch time
+against the reference release, CuBIE's ``solve_ivp``, numba-cuda's own
+tests and the semantics suite's differences from the unpatched release,
+and writes ``fix_compare.json`` and ``fix_compare.md``
+(``racematrix.fix_table``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .errors import BadInput
+from .fileio import write_json_atomic, write_text_atomic
+from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
+from .fix_table import render
+from .provenance import stamp
+from .rawresult import load_raw_dirs
+
+# -- the table -----------------------------------------------------------
+
+def row_base(record) -> tuple[str, str]:
+    """(package, version) of the CUDA target a row ran on."""
+    target = record.get("target", "numba")
+    return target, record.get("packages", {}).get(target, "?")
+
+
+def row_patch(record) -> str:
+    return (record.get("patch") or {}).get("name") or NONE
+
+
+def race_by_base(records) -> dict:
+    """Per patch, per base release: MWE runs, race failures, other
+    failures and hangs, and the Pythons, over every simulator row that
+    ran."""
+    mwe = [r for r in records if r.get("suite", "mwe") == "mwe"
+           and r.get("sim") and r.get("runs")]
+    found = {}
+    for r in mwe:
+        base = row_base(r)
+        entry = found.setdefault(row_patch(r), {}).setdefault(
+            f"{base[0]} {base[1]}", {"runs": 0, "failures": 0, "other": 0,
+                                     "hangs": 0, "pythons": []})
+        entry["runs"] += r.get("runs", 0)
+        entry["failures"] += r.get("failures", 0)
+        entry["other"] += r.get("other_errors", 0)
+        entry["hangs"] += r.get("hangs", 0)
+        python = ".".join(r["python"].split(".")[:2])
+        if python not in entry["pythons"]:
+            entry["pythons"] = sorted(entry["pythons"] + [python])
+    return found
+
+
+def client_rows(records, suite) -> dict:
+    """Per patch, the rows of ``suite`` by (spec text, Python X.Y)."""
+    found = {}
+    for r in records:
+        if r.get("suite") != suite:
+            continue
+        key = (" ".join(r["spec"]["requirements"]),
+               ".".join(r["python"].split(".")[:2]))
+        found.setdefault(row_patch(r), {})[key] = r
+    return found
+
+
+def cubie_solve(records) -> dict:
+    """Per patch and spec: CuBIE's solve_ivp median and largest seconds,
+    race failures and hangs."""
+    found = {}
+    for patch, rows in client_rows(records, "cubie").items():
+        for (spec, python), r in rows.items():
+            summary = r.get("summary", {})
+            solve = summary.get("test_seconds", {}).get("test_solve_ivp", {})
+            # A solve skipped once the suite's budget was spent counts 0 s
+            # in the durations: the median is then no figure.
+            ran = sum(counts.get("pass", 0) + counts.get("other", 0) +
+                      counts.get("target", 0) + counts.get("hang", 0)
+                      for name, counts in summary.get("tests", {}).items()
+                      if name.startswith("test_solve_ivp"))
+            whole = ran == solve.get("n", 0)
+            found.setdefault(patch, {})[f"{spec} (py{python})"] = {
+                "solve_median": solve.get("median") if whole else None,
+                "solve_max": solve.get("max"), "solves": solve.get("n", 0),
+                "solves_ran": ran,
+                "runs": r.get("runs", 0), "failures": r.get("failures", 0),
+                "hangs": r.get("hangs", 0), "verdict": r.get("verdict")}
+    return found
+
+
+def test_key(name: str) -> str:
+    """A test's name without the environment's folder: a module skipped
+    whole is named by its dotted path under the environment
+    (``.nox.<env>.lib.python3.12.site-packages.numba_cuda...test_analysis``)
+    in one row and by its module alone in another."""
+    if ".site-packages." in name:
+        return name.rsplit(".", 1)[-1]
+    return name
+
+
+def test_outcomes(record) -> dict:
+    """Each test's outcome in a row (the most frequent where repeated)."""
+    tests = record.get("summary", {}).get("tests", {})
+    return {test_key(name): max(counts, key=counts.get)
+            for name, counts in tests.items() if any(counts.values())}
+
+
+def numba_cuda_tests(records) -> dict:
+    """Per patch and spec: passed / failed / skipped of numba-cuda's own
+    tests, and the tests whose outcome differs from the unpatched row."""
+    rows = client_rows(records, "numba-cuda-tests")
+    found = {}
+    for patch, by_key in rows.items():
+        for key, r in by_key.items():
+            failed = r.get("failures", 0) + r.get("other_errors", 0) + \
+                r.get("hangs", 0)
+            entry = {"passed": r.get("runs", 0) - failed, "failed": failed,
+                     "skipped": r.get("skips", 0), "differ": None}
+            reference = rows.get(NONE, {}).get(key)
+            if patch != NONE and reference is not None:
+                mine, theirs = test_outcomes(r), test_outcomes(reference)
+                entry["differ"] = sorted(
+                    name for name in mine.keys() | theirs.keys()
+                    if mine.get(name) != theirs.get(name))
+            found.setdefault(patch, {})[f"{key[0]} (py{key[1]})"] = entry
+    return found
+
+
+def semantics_differences(records) -> dict:
+    """Per patch and spec: the semantics suite's cases whose outcome or
+    observed value differs from the unpatched row of the same spec and
+    Python, each with both observations; the unpatched rows' own failures
+    are listed under ``none``."""
+    rows = client_rows(records, "semantics")
+    found = {}
+    for patch, by_key in rows.items():
+        for key, r in by_key.items():
+            name = f"{key[0]} (py{key[1]})"
+            mine = test_outcomes(r)
+            observed = r.get("summary", {}).get("observed", {})
+            if patch == NONE:
+                found.setdefault(NONE, {})[name] = {
+                    "cases": len(mine), "differ": [
+                        {"case": case, "outcome": outcome,
+                         "observed": observed.get(case)}
+                        for case, outcome in sorted(mine.items())
+                        if outcome != "pass"]}
+                continue
+            reference = rows.get(NONE, {}).get(key)
+            if reference is None:
+                continue
+            theirs = test_outcomes(reference)
+            their_observed = reference.get("summary", {}).get("observed", {})
+            differ = [{"case": case, "outcome": mine.get(case),
+                       "reference_outcome": theirs.get(case),
+                       "observed": observed.get(case),
+                       "reference_observed": their_observed.get(case)}
+                      for case in sorted(mine.keys() | theirs.keys())
+                      if mine.get(case) != theirs.get(case)
+                      or observed.get(case) != their_observed.get(case)]
+            found.setdefault(patch, {})[name] = {"cases": len(mine),
+                                                 "differ": differ}
+    return found
+
+
+def launch_by_patch(launch_runs: dict) -> dict:
+    """Per patch, per Python: each release's launch-time ratios to the
+    reference of that Python's interleaved run."""
+    found = {}
+    for python, run in sorted(launch_runs.items()):
+        for row in run["rows"]:
+            if row["label"] == run["reference"]:
+                continue
+            found.setdefault(row["patch"], {}).setdefault(python, []).append(
+                {key: row[key] for key in (
+                    "release", "n", "median", "p95", "past_limit",
+                    "median_ratio", "p95_ratio", "median_ratio_bound",
+                    "p95_ratio_bound", "race_errors", "error")})
+    return found
+
+
+def compare(records, launch_runs) -> dict:
+    """The comparison's data: every section, by patch."""
+    return {"race": race_by_base(records),
+            "launch": launch_by_patch(launch_runs),
+            "launch_runs": {python: {key: run.get(key) for key in (
+                "reference", "rounds", "limit", "finished", "seconds",
+                "load_per_round", "missing", "machine", "environments")}
+                for python, run in launch_runs.items()},
+            "cubie": cubie_solve(records),
+            "numba_cuda_tests": numba_cuda_tests(records),
+            "semantics": semantics_differences(records)}
+
+
+def run_table(args, out_dir, command) -> dict:
+    records = [data for _, data in load_raw_dirs(args.raw)]
+    saved = _read_json(Path(args.launch_file), {})
+    data = compare(records, saved.get("runs", {}))
+    data["launch_earlier"] = {python: [launch_by_patch({python: run})
+                                       for run in runs]
+                              for python, runs in saved.get(
+                                  "earlier", {}).items()}
+    write_json_atomic(Path(out_dir) / "fix_compare.json",
+                      {**data, **stamp(command)})
+    write_text_atomic(Path(out_dir) / "fix_compare.md", render(data, command))
+    return data
+
+
+def _read_json(path, default):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def parse_args(argv, results_dir):
+    parser = argparse.ArgumentParser(prog="nox -s fix_compare --")
+    parser.add_argument("--launches", action="store_true",
+                        help="time launches first (else only the table)")
+    parser.add_argument("--python", default="3.12",
+                        help="the Python X.Y of the launch-time run")
+    parser.add_argument("--reference", default="0.24.0",
+                        help="the numba-cuda release launches are compared "
+                             "with")
+    parser.add_argument("--releases", nargs="+",
+                        default=["0.26.0", "0.28.2", "0.30.4"])
+    parser.add_argument("--patches", nargs="*",
+                        default=["private-globals", "launch-scoped",
+                                 "unlocked-swap"])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
+    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"],
+                        help="folders of raw rows (default: the results' raw/)")
+    parser.add_argument("--out", default=results_dir,
+                        help="where the table goes (default: the results "
+                             "folder)")
+    args = parser.parse_args(argv)
+    args.launch_file = f"{results_dir}/{LAUNCH_FILE}"
+    if args.rounds < 1 or args.limit <= 0:
+        parser.error("--rounds must be at least 1 and --limit positive")
+    return args
+
+
+def run(argv, envdir, results_dir, log, command) -> dict:
+    """The session: an interleaved launch-time run where asked, then the
+    table."""
+    try:
+        args = parse_args(argv, results_dir)
+    except SystemExit as stop:
+        if stop.code == 0:  # --help
+            return {}
+        raise BadInput("see `nox -s fix_compare -- --help`") from stop
+    if args.launches:
+        run_launches(args, envdir, results_dir, log, command)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    return run_table(args, args.out, command)

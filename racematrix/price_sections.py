@@ -1,0 +1,297 @@
+"""The report's structure of the price of the fix and of the candidate
+fixes: launch times (a statistic cut at a limit is a bound), the run of
+launches taken in turn, each patch beside the unpatched rows, the change
+to propose, CuBIE's rows, numba-cuda's own tests, the reproducers' and the
+regression test's recorded runs. Plain dicts for the templates; nothing
+here writes a file or words a sentence."""
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+
+from .tables import python_minor, target_version, version_or_zero
+
+
+def seconds(value: float | None, limit: float | None = None) -> dict | None:
+    """A launch statistic: its value, and whether it was cut at ``limit``
+    (launches past the limit count at it, so a statistic at the limit is
+    only a lower bound)."""
+    if value is None:
+        return None
+    censored = limit is not None and limit > 0 and value >= limit - 1e-9
+    return {"value": round(limit if censored and limit else value, 3),
+            "censored": censored}
+
+
+def launch(record: dict | None) -> dict | None:
+    """A row's launch times: n, median, p95, max (each maybe a bound), the
+    launches cut, the sessions beside it."""
+    data = (record or {}).get("launch_seconds") or {}
+    if not data.get("n"):
+        return None
+    limit = data.get("limit")
+    return {"n": data["n"], "median": seconds(data["median"], limit),
+            "p95": seconds(data["p95"], limit),
+            "max": seconds(data["max"], limit), "limit": limit,
+            "past_limit": data.get("past_limit", 0),
+            "concurrency": data.get("concurrency"),
+            "calls": (data.get("workload") or {}).get("device_calls")}
+
+
+def price(rows: list[dict], bisects: list[dict]) -> dict | None:
+    """The launch times of numba-cuda's releases around the fix on one
+    Python (the newest with a bisect on time), unpatched and with each
+    patch, from the rows; the interleaved ends of that bisect."""
+    timed = [b for b in bisects if b.get("end")]
+    if not timed:
+        return None
+    chosen = max(timed, key=lambda b: version_or_zero(b["python"]))
+    target, python = chosen["package"], chosen["python"]
+    versions = sorted({target_version(r) for r in rows
+                       if r["target"] == target}, key=version_or_zero)
+    before = chosen["before"]["version"]
+    start = versions[max(0, versions.index(before) - 1)] \
+        if before in versions else versions[0]
+    shown = [r for r in rows if r["target"] == target and r["sim"]
+             and r.get("suite", "mwe") == "mwe" and python_minor(r) == python
+             and version_or_zero(target_version(r)) >= version_or_zero(start)
+             and launch(r)]
+    shown.sort(key=lambda r: (r.get("patch") or "",
+                              version_or_zero(target_version(r))))
+    return {"python": python, "target": target, "bisect": chosen,
+            "dates": sorted({(r.get("finished") or "")[:10] for r in shown}
+                            - {""}),
+            "rows": [{"version": target_version(r), "patch": r.get("patch"),
+                      "numba": r["packages"].get("numba"),
+                      "verdict": r["verdict"], "launch": launch(r),
+                      "concurrency": r.get("concurrency"),
+                      "finished": r.get("finished")} for r in shown]}
+
+
+def interleaved(data: dict | None, python: str | None = None) -> dict | None:
+    """One Python's run of releases and patches timed in turn
+    (``fix_launch_time.json``; ``python``'s where it has one, else the
+    newest): per label, n, median and p95 (each maybe a bound at the
+    limit), the launches cut, the ratio to the reference."""
+    runs = (data or {}).get("runs") or {}
+    if not runs:
+        return None
+    run = runs.get(python or "") or runs[max(runs, key=version_or_zero)]
+    limit = run["limit"]
+    loads = run.get("load_per_round") or [None]
+    return {"python": run["python"], "reference": run["reference"],
+            "limit": limit, "rounds": run["rounds"],
+            "command": run.get("command"), "finished": run.get("finished"),
+            "machine": run.get("machine"), "missing": run.get("missing", []),
+            "load": [min(loads), max(loads)] if loads[0] is not None else None,
+            "rows": [{"label": r["label"], "release": r["release"],
+                      "patch": None if r["patch"] == "none" else r["patch"],
+                      "n": r["n"], "past_limit": r["past_limit"],
+                      "median": seconds(r["median"], limit),
+                      "p95": seconds(r["p95"], limit),
+                      "median_ratio": r.get("median_ratio"),
+                      "ratio_bound": r.get("median_ratio_bound"),
+                      "race_errors": r["race_errors"], "error": r["error"]}
+                     for r in run["rows"]]}
+
+
+def solve(record: dict | None) -> dict | None:
+    """``solve_ivp``'s seconds in a CuBIE row: median and max of the solves
+    that ran, and how many were skipped once the row's budget was spent
+    (then the median is not a figure)."""
+    summary = (record or {}).get("summary") or {}
+    data = next((v for k, v in (summary.get("test_seconds") or {}).items()
+                 if "solve" in k), None)
+    if not data:
+        return None
+    cases = [c for n, c in (summary.get("tests") or {}).items() if "solve" in n]
+    skipped = sum(c.get("skip", 0) for c in cases)
+    return {"median": None if skipped else data["median"], "max": data["max"],
+            "n": data["n"] - skipped, "skipped": skipped}
+
+
+def cubie_price(found: list[dict]) -> dict | None:
+    """CuBIE's ``solve_ivp`` on its newest release run with numba-cuda: the
+    newest numba-cuda with the race, the newest without, and that one with
+    each patch."""
+    mine = [c for c in found if c["numba_cuda"] and c["solve"]]
+    if not mine:
+        return None
+    newest = max((c["cubie"] for c in mine), key=version_or_zero)
+    mine = [c for c in mine if c["cubie"] == newest]
+    plain = [c for c in mine if not c["patch"]]
+    racy = [c for c in plain if c["verdict"] == "reproduced"]
+    fixed = [c for c in plain if c["verdict"] == "not-reproduced"]
+    def newest_of(group):
+        return max(group, key=lambda c: version_or_zero(c["numba_cuda"]),
+                   default=None)
+    after = newest_of(fixed)
+    return {"cubie": newest, "before": newest_of(racy), "after": after,
+            "with": [c for c in mine if c["patch"] and after
+                     and c["numba_cuda"] == after["numba_cuda"]]}
+
+
+def cubie(records: list[dict]) -> list[dict]:
+    """CuBIE's own code, each row: versions, whose simulator, the race, the
+    hangs, ``solve_ivp``'s seconds."""
+    found = []
+    for record in records:
+        if record.get("suite") != "cubie":
+            continue
+        known = {**record.get("settings", {}), **record.get("packages", {})}
+        module = record.get("settings", {}).get("cuda_module", "")
+        found.append({
+            "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
+            "numba": known.get("numba"), "python": record.get("python"),
+            "patch": (record.get("spec") or {}).get("patch"),
+            "simulator": "vendored" if "vendored" in module else "numba-cuda"
+            if known.get("numba-cuda") else "numba",
+            "verdict": record["verdict"], "runs": record["runs"],
+            "failures": record["failures"], "hangs": record.get("hangs", 0),
+            "skips": record.get("skips", 0), "solve": solve(record),
+            "race_sites": sum(s["count"] for s in (record.get("summary") or {})
+                              .get("race_sites", []))})
+    return sorted(found, key=lambda c: (version_or_zero(c["cubie"]),
+                                        version_or_zero(c["numba_cuda"]),
+                                        c["patch"] or ""))
+
+
+def own_tests(records: list[dict]) -> list[dict]:
+    """numba-cuda's own simulator tests per release and patch: passed,
+    failed, skipped, and the tests whose outcome differs from the
+    unpatched run of the same release."""
+    by_release: dict[tuple, dict] = defaultdict(dict)
+    for record in records:
+        if record.get("suite") != "numba-cuda-tests":
+            continue
+        key = (record["python"][:4], record["packages"].get("numba-cuda"))
+        by_release[key][(record.get("spec") or {}).get("patch")] = record
+    found = []
+    for (python, version), sides in sorted(by_release.items()):
+        plain = outcomes(sides.get(None))
+        for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
+            mine = outcomes(record) or {}
+            failed = record["failures"] + record["other_errors"] + \
+                record.get("hangs", 0)
+            found.append({
+                "python": python, "numba_cuda": version, "patch": patch,
+                "passed": record["runs"] - failed, "failed": failed,
+                "skipped": record.get("skips", 0),
+                "differ": None if patch is None or plain is None else sorted(
+                    n for n in plain.keys() | mine.keys()
+                    if plain.get(n) != mine.get(n))})
+    return found
+
+
+def outcomes(record: dict | None) -> dict | None:
+    if record is None:
+        return None
+    tests = (record.get("summary") or {}).get("tests") or {}
+    return {name: max(counts, key=counts.get) for name, counts in tests.items()}
+
+
+def patches(rows: list[dict], records: list[dict],
+            described: dict | None = None) -> list[dict]:
+    """Every patch found in the rows: what it is, and each of its MWE rows
+    beside the unpatched row of the same environment."""
+    plain = {(re.sub(r"-sim[01]$", "", r["env"]), r["sim"]): r
+             for r in rows if not r.get("patch")}
+    found = []
+    for name in sorted({r["patch"] for r in rows if r.get("patch")}):
+        applied: dict = next((r["patch"] for r in records
+                        if (r.get("spec") or {}).get("patch") == name
+                        and r.get("patch")), {})
+        pairs = []
+        for row in rows:
+            if row.get("patch") != name or row.get("suite", "mwe") != "mwe":
+                continue
+            old = plain.get((row["env"].split("+patch.")[0], row["sim"]))
+            pairs.append({"python": python_minor(row), "target": row["target"],
+                          "version": target_version(row),
+                          "without": old and pair_side(old),
+                          "with": pair_side(row)})
+        medians = [p["with"]["launch"]["median"]["value"] for p in pairs
+                   if p["with"]["launch"]]
+        found.append({"name": name, "file": applied.get("file"),
+                      "description": (described or {}).get(name),
+                      "launch_median": statistics.median(medians)
+                      if medians else None,
+                      "package": applied.get("package"),
+                      "releases": applied.get("releases"), "rows": pairs,
+                      "race_failures": sum(p["with"]["failures"] for p in pairs),
+                      "runs": sum(p["with"]["runs"] for p in pairs)})
+    return found
+
+
+def proposal(found: list[dict], price: dict | None,
+             timed: dict | None = None) -> dict | None:
+    """The patch to propose: of those that never failed with the race, the
+    one with the fastest median launch on the newest release it was timed
+    on, in the run of launches taken in turn (``timed``) if it is there,
+    else in the rows of ``price``; with that release's launches without and
+    with it."""
+    clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
+    sources = []
+    if timed:
+        sources.append((True, timed["python"], {
+            (r["release"], r["patch"]): {"launch": {
+                "median": r["median"], "p95": r["p95"], "n": r["n"]}}
+            for r in timed["rows"]}))
+    if price:
+        sources.append((False, price["python"], {
+            (r["version"], r["patch"]): r for r in price["rows"]}))
+    for same_run, python, sides in sources:
+        candidates = [(v, n) for v, n in sides if n in clean]
+        if not candidates:
+            continue
+        newest = max((v for v, _ in candidates), key=version_or_zero)
+        best = min((n for v, n in candidates if v == newest),
+                   key=lambda n: sides[(newest, n)]["launch"]["median"]["value"])
+        return {**clean[best], "newest": newest, "same_run": same_run,
+                "python": python, "without": sides.get((newest, None)),
+                "with": sides[(newest, best)]}
+    return None
+
+
+def pair_side(row: dict) -> dict:
+    return {"verdict": row["verdict"], "runs": row["runs"],
+            "failures": row["failures"], "launch": launch(row)}
+
+
+def reproducer_runs(data: dict | None) -> dict | None:
+    """The reproducers' recorded runs by script and label: exit status,
+    output, and its load."""
+    if not data:
+        return None
+    by_script = defaultdict(list)
+    for entry in data["entries"]:
+        for run in entry["runs"]:
+            by_script[run["command"].split()[-1]].append({
+                **run, "label": entry["label"], "patch": entry["patch"],
+                "python": entry["python"], "packages": entry["packages"]})
+    loads = [load for entry in data["entries"] for run in entry["runs"]
+             for load in run["load_average"]]
+    return {"finished": data["finished"], "machine": data["machine"],
+            "command": data["command"], "scripts": dict(by_script),
+            "load": [min(loads), max(loads)] if loads else None}
+
+
+def regression_test(found: list[dict]) -> list[dict]:
+    """The race's regression test run many times per release (the upstream
+    series' ``race_rate`` files): label, runs and how they ended."""
+    shown = []
+    for data in found:
+        counts = data.get("counts") or {}
+        if not data.get("runs") or "race" not in counts:
+            continue
+        label = data.get("label", "?").replace("numba-cuda-", "numba-cuda ", 1)
+        shown.append({"label": label.replace("+series", " with this change"),
+                      "test": (data.get("test") or "").rsplit(".", 1)[-1],
+                      "runs": data["runs"], "race": counts["race"],
+                      "passed": counts.get("passed", 0),
+                      "other": counts.get("other", 0),
+                      "date": (data.get("date") or "")[:10]})
+    return sorted(shown, key=lambda r: r["label"])
+
+

@@ -1,0 +1,150 @@
+"""The driver of ``nox -s reproducers``: ``python bug.py`` and ``python
+bug_slowdown.py`` (``mwe/``) run as a reader runs them, with no variable
+set, in fresh environments of the last release with the race and the
+newest one (from the race bisect of numba-cuda), and the newest with each
+patch that applies to it. What each printed, its exit status, the
+versions, date, machine and load go to ``results/reproducers.json``; the
+texts for upstream paste that, never typed output."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .errors import BadInput, OneLineArgumentParser
+from .fileio import write_json_atomic
+from .interpreters import expose_interpreters, find_interpreter, install_hint
+from .patches import load_patches
+from .patching import PatchError, apply, reinstaller
+from .provenance import machine_info, now_iso
+from .venv import ProbeEnvironment, read_environment
+
+HERE = Path(__file__).resolve().parent.parent
+SCRIPTS = ("bug.py", "bug_slowdown.py")
+SHOWN = ("numba", "numba-cuda", "numpy")
+
+
+def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
+    """(label, requirements) of the last release with the race and the
+    newest release the bisect ``bisect`` tested, each with the numba it
+    ran with."""
+    package = bisect["package"]
+    tested = {entry["version"]: entry for entry in bisect["tested"]}
+    wanted = [bisect["boundary"]["before"]["version"], bisect["releases"][-1]]
+    shown = []
+    for version in dict.fromkeys(wanted):
+        numba = (tested.get(version) or {}).get("packages", {}).get("numba")
+        shown.append((f"{package} {version}", [
+            f"{package}=={version}", *([f"numba=={numba}"] if numba else [])]))
+    return shown
+
+
+def run_script(python: str, script: Path, timeout: float) -> dict:
+    """One run of ``python SCRIPT`` in its own folder, the simulator
+    variable unset: what it printed, its exit status, its seconds."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    load, started = os.getloadavg()[0], time.monotonic()
+    code: int | None
+    try:
+        done = subprocess.run([python, script.name], cwd=script.parent,
+                              env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        code, out, err = done.returncode, done.stdout, done.stderr
+    except subprocess.TimeoutExpired as expired:
+        partial = expired.stdout or ""
+        code, err = None, f"past {timeout:g} s"
+        out = partial if isinstance(partial, str) else partial.decode()
+    return {"command": f"python {script.name}", "exit": code,
+            "stdout": out, "stderr_tail": err[-2000:],
+            "seconds": round(time.monotonic() - started, 1),
+            "load_average": [round(load, 2), round(os.getloadavg()[0], 2)]}
+
+
+def build(location: Path, python: str, requirements: list[str]) -> ProbeEnvironment:
+    env = ProbeEnvironment(location, python, print)
+    env.create()
+    subprocess.run(["uv", "pip", "install", "-q", "--python",
+                    f"{env.bin}/python", *requirements, "numpy"], check=True)
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineArgumentParser(
+        prog="nox -s reproducers --", label="reproducers",
+        help_hint="nox -s reproducers -- --help")
+    parser.add_argument("--python", default="3.12",
+                        help="the Python to run them on (default: 3.12)")
+    parser.add_argument("--envdir", default=".nox/reproducers")
+    parser.add_argument("--results", default=os.environ.get(
+        "RACEMATRIX_RESULTS", "results"))
+    parser.add_argument("--timeout", type=float, default=600)
+    try:
+        args = parser.parse_args(argv)
+    except BadInput as error:
+        parser.exit(2, f"{error}\n")
+    bisect_file = Path(args.results, "bisect",
+                       f"numba-cuda-py{args.python}.json")
+    try:
+        bisect = json.loads(bisect_file.read_text())
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"reproducers: {bisect_file} is needed (run `nox -s "
+                       f"bisect -- --package numba-cuda --python "
+                       f"{args.python}` first): {error}\n")
+    if not bisect.get("boundary"):
+        parser.exit(2, f"reproducers: {bisect_file} found no flip\n")
+    expose_interpreters()
+    python = find_interpreter(args.python)
+    if python is None:
+        parser.exit(2, f"reproducers: no Python {args.python} here "
+                       f"({install_hint(args.python)})\n")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: no patched environments
+        print("reproducers: Python 3.11+ reads the patches; none applied")
+        patches = {}
+    else:
+        patches = load_patches(tomllib.loads((HERE / "pyproject.toml")
+                               .read_text())["tool"]["racematrix"], HERE)
+    shown = releases_to_show(bisect)
+    entries = []
+    for index, (label, requirements) in enumerate(shown):
+        version = requirements[0].split("==")[1]
+        variants = [(None, None)]
+        if index == len(shown) - 1:
+            variants += [(patch, patch.diff_for("numba-cuda", version))
+                         for patch in patches.values()]
+        for patch, diff in variants:
+            if patch is not None and diff is None:
+                continue
+            name = label.replace(" ", "-") + (f"+{patch.name}" if patch else "")
+            env = build(Path(args.envdir, name), python, requirements)
+            if patch is not None:
+                try:
+                    apply(env, patch, diff,
+                          reinstaller(env, "numba-cuda", version))
+                except PatchError as error:
+                    print(f"reproducers: {error}", file=sys.stderr)
+                    continue
+            held = read_environment(env)
+            print(f"reproducers: {name}", flush=True)
+            entries.append({
+                "label": label, "patch": patch.name if patch else None,
+                "requirements": requirements, "python": held["python"],
+                "packages": {k: held["packages"].get(k) for k in SHOWN},
+                "runs": [run_script(f"{env.bin}/python", HERE / "mwe" / script,
+                                    args.timeout) for script in SCRIPTS]})
+    write_json_atomic(Path(args.results, "reproducers.json"), {
+        "finished": now_iso(), "machine": machine_info(),
+        "command": "nox -s reproducers", "bisect": bisect_file.name,
+        "entries": entries})
+    for entry in entries:
+        print(f"{entry['label']} {entry['patch'] or ''}: " + ", ".join(
+            f"{run['command']} exit {run['exit']}" for run in entry["runs"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,231 @@
+"""The candidate fixes' comparison (racematrix.fix_compare): its pure
+parts on the committed raw rows and on rows changed in one place."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from racematrix import fix_compare, fix_launches, fix_table
+from racematrix.errors import BadInput
+from racematrix.rawresult import load_raw_dirs
+
+RAW = Path(__file__).resolve().parent.parent / "results" / "raw"
+
+
+@pytest.fixture(scope="module")
+def records():
+    return [data for _, data in load_raw_dirs([RAW])]
+
+
+def test_a_quantile_on_a_cut_launch_is_a_bound():
+    summary = fix_launches.summarize_samples([1.0, 2.0, 10.0, 10.0, 10.0],
+                                            limit=10.0)
+    assert summary["median"] == 10.0 and summary["median_bound"]
+    assert summary["past_limit"] == 3
+    free = fix_launches.summarize_samples([1.0, 2.0, 3.0], limit=10.0)
+    assert not free["median_bound"] and not free["p95_bound"]
+
+
+def test_ratios_over_a_bound_are_no_figure():
+    reference = {"median": 2.0, "p95": 4.0, "median_bound": False,
+                 "p95_bound": True}
+    mine = {"median": 3.0, "p95": 5.0, "median_bound": True,
+            "p95_bound": False}
+    found = fix_launches.ratios(mine, reference)
+    assert found["median_ratio"] == 1.5 and found["median_ratio_bound"]
+    assert found["p95_ratio"] is None
+
+
+def test_each_label_leads_a_round_in_turn():
+    labels = ["a", "b", "c"]
+    firsts = [fix_launches.rotated(labels, turn)[0] for turn in range(3)]
+    assert sorted(firsts) == labels
+    assert all(sorted(fix_launches.rotated(labels, t)) == labels
+               for t in range(7))
+
+
+def test_race_counts_sum_every_row_of_a_base(records):
+    found = fix_compare.race_by_base(records)
+    for patch, bases in found.items():
+        for base, entry in bases.items():
+            package, version = base.split()
+            rows = [r for r in records if r.get("suite", "mwe") == "mwe"
+                    and r.get("sim") and r.get("runs")
+                    and fix_compare.row_patch(r) == patch
+                    and r.get("target") == package
+                    and r["packages"].get(package) == version]
+            assert entry["runs"] == sum(r["runs"] for r in rows)
+            assert entry["failures"] == sum(r["failures"] for r in rows)
+            assert entry["pythons"] == sorted(
+                {".".join(r["python"].split(".")[:2]) for r in rows})
+
+
+def test_a_numba_cuda_test_that_changes_outcome_is_named(records):
+    rows = [r for r in records if r.get("suite") == "numba-cuda-tests"]
+    unpatched = next(r for r in rows if fix_compare.row_patch(r) == "none")
+    changed = copy.deepcopy(unpatched)
+    changed["patch"] = {"name": "my-fix"}
+    name = next(n for n, c in changed["summary"]["tests"].items()
+                if c["pass"])
+    changed["summary"]["tests"][name] = {**changed["summary"]["tests"][name],
+                                         "pass": 0, "other": 1}
+    found = fix_compare.numba_cuda_tests([unpatched, changed])
+    (entry,) = found["my-fix"].values()
+    assert entry["differ"] == [name]
+    (reference,) = found["none"].values()
+    assert reference["passed"] + reference["failed"] == unpatched["runs"]
+    assert reference["skipped"] == unpatched["skips"]
+
+
+def semantics_row(patch, observed, outcome="pass"):
+    return {"suite": "semantics", "python": "3.12.1",
+            "spec": {"requirements": ["numba-cuda==0.30.4"]},
+            "patch": {"name": patch} if patch else None,
+            "summary": {"tests": {
+                "test_eval_of_module_constant": {"pass": 1},
+                "test_frame_globals_are_the_module_dict": {
+                    outcome: 1}},
+                "observed": {
+                    "test_eval_of_module_constant": json.dumps(observed),
+                    "test_frame_globals_are_the_module_dict": "true"}}}
+
+
+def test_a_semantics_case_differs_by_value_or_outcome():
+    reference = semantics_row(None, {"value": [7]})
+    same = semantics_row("same-fix", {"value": [7]})
+    other_value = semantics_row("value-fix", {"raised": "NameError"})
+    other_outcome = semantics_row("outcome-fix", {"value": [7]}, "other")
+    found = fix_compare.semantics_differences(
+        [reference, same, other_value, other_outcome])
+    assert [d for v in found["same-fix"].values() for d in v["differ"]] == []
+    (value,) = [d for v in found["value-fix"].values() for d in v["differ"]]
+    assert value["case"] == "test_eval_of_module_constant"
+    assert json.loads(value["observed"]) == {"raised": "NameError"}
+    assert json.loads(value["reference_observed"]) == {"value": [7]}
+    (outcome,) = [d for v in found["outcome-fix"].values()
+                  for d in v["differ"]]
+    assert (outcome["outcome"], outcome["reference_outcome"]) == \
+        ("other", "pass")
+
+
+def test_the_table_has_a_row_per_patch_and_shows_bounds(records):
+    launch_runs = {"3.12": {
+        "reference": "0.24.0", "rounds": 2, "limit": 10.0,
+        "load_per_round": [1.0, 2.0], "missing": [], "machine": {"cores": 2},
+        "rows": [
+            {"label": "0.24.0", "release": "0.24.0", "patch": "none"},
+            {"label": "0.30.4", "release": "0.30.4", "patch": "none",
+             "n": 2, "median": 10.0, "p95": 10.0, "past_limit": 2,
+             "median_ratio": 12.5, "p95_ratio": None,
+             "median_ratio_bound": True, "p95_ratio_bound": True,
+             "race_errors": 0, "error": None}]}}
+    data = fix_compare.compare(records, launch_runs)
+    text = fix_table.render(data, "nox -s fix_compare")
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    patches = {line.split(" | ")[0].strip("| ") for line in table[1:]}
+    assert set(fix_table.patches_in(data)) <= patches | {"patch"}
+    assert ">= 12.50x (0.30.4)" in text
+
+
+def test_an_environment_not_built_is_named(tmp_path):
+    env, why = fix_launches.find_environment(tmp_path, "3.12", "0.30.4",
+                                            "launch-scoped", print)
+    assert env is None
+    assert "py3.12-numba-cuda-0.30.4+patch.launch-scoped-sim1" in why
+
+
+def test_a_bad_option_is_bad_input(tmp_path):
+    with pytest.raises(BadInput):
+        fix_compare.run(["--rounds", "0"], tmp_path, tmp_path, print, "x")
+
+
+def test_a_client_carrying_the_simulator_gets_its_own_diff():
+    from nox.project import load_toml  # tomllib is 3.11+
+
+    from racematrix.envspec import EnvSpec
+    from racematrix.patches import applies, load_patches, patched_packages
+    root = RAW.parent.parent
+    table = load_toml(root / "pyproject.toml")
+    patch = load_patches(table["tool"]["racematrix"], root)["launch-scoped"]
+    vendored = EnvSpec("3.12", ("cubie==0.17.0",), True, "cubie")
+    assert patched_packages(vendored) == ["numba", "cubie"]
+    assert applies(patch, vendored)
+    assert patch.diff_for("cubie", "0.17.0").file.name == \
+        "launch-scoped-cubie.diff"
+    beside = EnvSpec("3.12", ("cubie==0.14.2", "numba-cuda==0.30.4"), True,
+                     "cubie")
+    assert patched_packages(beside)[0] == "numba-cuda"
+    assert patch.diff_for("cubie", "0.14.2") is None
+    assert applies(patch, beside)
+
+
+def test_goals_say_met_only_within_the_goal_and_never_on_a_bound():
+    entry = {"release": "0.30.4", "median_ratio": 1.1, "p95_ratio": 1.6,
+             "median_ratio_bound": False, "p95_ratio_bound": False}
+    data = {"race": {"fix": {"numba 0.68.1": {
+        "runs": fix_table.RACE_FREE_RUNS, "failures": 0, "other": 0,
+        "hangs": 0, "pythons": ["3.12"]}, "numba-cuda 0.24.0": {
+        "runs": fix_table.RACE_FREE_RUNS - 1, "failures": 0, "other": 0,
+        "hangs": 0, "pythons": ["3.12"]}}},
+        "launch": {"fix": {"3.12": [entry]}}}
+    lines = fix_table.goals(data, "fix")
+    assert lines[0].endswith("race-free") and "race-free" not in lines[1]
+    assert "median 1.10x (goal <= 1.2x: met)" in lines[2]
+    assert "p95 1.60x (goal <= 1.5x: not met)" in lines[3]
+    entry["median_ratio_bound"] = True
+    assert "not met" in fix_table.goals(data, "fix")[2]
+
+
+def test_a_patched_row_with_the_race_is_not_in_the_launch_reference(tmp_path):
+    from racematrix import measure_launch
+    source = Path(__file__).resolve().parent / "data" / "raw-launch"
+    racy = next(json.loads(p.read_text()) for p in sorted(source.glob(
+        "*.json")) if json.loads(p.read_text())["verdict"] == "reproduced")
+    (tmp_path / "row.json").write_text(json.dumps(racy))
+    workload = racy["launch_seconds"]["workload"]
+    options = {"device_calls": workload["device_calls"],
+               "location": workload.get("location", "local")}
+    before = measure_launch.reference_launches(tmp_path, racy["python"], 99,
+                                               **options)
+    patched = copy.deepcopy(racy)
+    patched["env"] += "+patch.unlocked-swap"
+    patched["patch"] = {"name": "unlocked-swap"}
+    patched["launch_seconds"]["samples"] = [99.0] * 20
+    (tmp_path / "patched.json").write_text(json.dumps(patched))
+    assert measure_launch.reference_launches(tmp_path, racy["python"], 99,
+                                             **options) == before
+
+
+def test_a_solve_median_with_skipped_solves_is_no_figure(records):
+    rows = [r for r in records if r.get("suite") == "cubie"]
+    found = fix_compare.cubie_solve(rows)
+    for r in rows:
+        key = (f"{' '.join(r['spec']['requirements'])} "
+               f"(py{'.'.join(r['python'].split('.')[:2])})")
+        entry = found[fix_compare.row_patch(r)][key]
+        skipped = sum(c.get("skip", 0) for name, c in r["summary"][
+            "tests"].items() if name.startswith("test_solve_ivp"))
+        assert entry["solves_ran"] + skipped == entry["solves"]
+        assert (entry["solve_median"] is None) == (skipped > 0)
+
+
+def test_a_module_skipped_whole_is_one_test_whatever_its_folder(records):
+    rows = [r for r in records if r.get("suite") == "numba-cuda-tests"]
+    long = [n for r in rows for n in r["summary"]["tests"]
+            if ".site-packages." in n]
+    for name in long:
+        assert fix_compare.test_key(name) == name.rsplit(".", 1)[-1]
+    assert fix_compare.test_key("test_x[a.b]") == "test_x[a.b]"
+
+
+def test_a_timed_environment_records_its_build_and_versions():
+    import platform
+    import sys
+
+    from racematrix.venv import ProbeEnvironment
+    env = ProbeEnvironment(sys.prefix, "3", print)
+    record = fix_launches.environment_record(env)
+    assert record["python_build"].startswith(platform.python_implementation())
+    assert set(record["packages"]) <= set(fix_launches.NAMED_PACKAGES)
+    assert record["patch_sha256"] is None
