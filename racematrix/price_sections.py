@@ -99,7 +99,8 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
 def slowdown(data: dict | None) -> list[dict]:
     """Per Python's run of launches taken in turn (``fix_launch_time.json``):
     the newest unpatched release's median launch over the reference
-    release's (a bound where the median was cut at the limit)."""
+    release's (a bound where the median was cut at the limit), and how
+    many launches of each ran past the limit."""
     found = []
     for python, run in sorted(((data or {}).get("runs") or {}).items(),
                               key=lambda item: version_or_zero(item[0])):
@@ -108,10 +109,17 @@ def slowdown(data: dict | None) -> list[dict]:
         if not plain:
             continue
         newest = max(plain, key=lambda r: version_or_zero(r["release"]))
+        reference = next((r for r in run["rows"] if r["patch"] == "none"
+                          and r["release"] == run["reference"]), {})
         found.append({"python": python, "release": newest["release"],
                       "reference": run["reference"],
                       "ratio": newest["median_ratio"],
-                      "bound": bool(newest.get("median_ratio_bound"))})
+                      "bound": bool(newest.get("median_ratio_bound")),
+                      # launches stopped at the limit: stalls
+                      "limit": run.get("limit"), "n": newest.get("n"),
+                      "past_limit": newest.get("past_limit", 0),
+                      "reference_n": reference.get("n"),
+                      "reference_past_limit": reference.get("past_limit", 0)})
     return found
 
 
