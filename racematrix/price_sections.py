@@ -118,6 +118,10 @@ def slowdown(data: dict | None) -> list[dict]:
                       # launches stopped at the limit: stalls
                       "limit": run.get("limit"), "n": newest.get("n"),
                       "past_limit": newest.get("past_limit", 0),
+                      "finished": run.get("finished"),
+                      "load": [min(run["load_per_round"]),
+                               max(run["load_per_round"])]
+                      if run.get("load_per_round") else None,
                       "reference_n": reference.get("n"),
                       "reference_past_limit": reference.get("past_limit", 0)})
     return found
