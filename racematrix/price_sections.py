@@ -127,6 +127,30 @@ def slowdown(data: dict | None) -> list[dict]:
     return found
 
 
+def lock_share(timed: dict | None, name: str) -> dict | None:
+    """The attribution patch ``name`` in the run of launches taken in turn:
+    on the newest release it was timed on, the median launch with it,
+    without it and the reference's, and the share of the rise from the
+    reference it takes away (None where a median is a bound)."""
+    rows = (timed or {}).get("rows") or []
+    mine = [r for r in rows if r["patch"] == name]
+    if not mine:
+        return None
+    row = max(mine, key=lambda r: version_or_zero(r["release"]))
+    plain = next((r for r in rows if not r["patch"]
+                  and r["release"] == row["release"]), None)
+    ref = next((r for r in rows if r["label"] == timed["reference"]), None)
+    if plain is None or ref is None:
+        return None
+    medians = [r["median"] for r in (row, plain, ref)]
+    rise = medians[1]["value"] - medians[2]["value"]
+    exact = not any(m["censored"] for m in medians) and rise > 0
+    return {"release": row["release"], "with": medians[0],
+            "without": medians[1], "reference": medians[2],
+            "share": (medians[1]["value"] - medians[0]["value"]) / rise
+            if exact else None}
+
+
 def solve(record: dict | None) -> dict | None:
     """``solve_ivp``'s seconds in a CuBIE row: median and max of the solves
     that ran, and how many were skipped once the row's budget was spent

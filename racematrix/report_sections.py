@@ -11,7 +11,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .markdown import table
-from .price_sections import (cubie, cubie_price, interleaved, launch, own_tests,
+from .price_sections import (cubie, cubie_price, interleaved, launch,
+                             lock_share, own_tests,
                              patches, price, proposal, regression_test,
                              reproducer_runs, seconds, slowdown)
 from .tables import (grid, package_cell, python_minor, target_version,
@@ -232,6 +233,7 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         "regression_python": Counter(r["python"] for r in regression)
         .most_common(1)[0][0] if regression else None,
         "attribution": attribution,
+        "lock_share": {name: lock_share(timed, name) for name in attribution},
         # The changes the upstream texts show: the proposed one, and the
         # attribution; they name them in words, not by the patch's name.
         "upstream_changes": ([chosen["name"]] if chosen else [])

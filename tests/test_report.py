@@ -435,3 +435,18 @@ def test_templates_leave_one_blank_line_but_code_keeps_its_own():
     text = "a\n\n\n\nb\n```python\nx = 1\n\n\ny = 2\n```\n\n\n\nc\n\n"
     assert markdown.tidy(text) == (
         "a\n\nb\n```python\nx = 1\n\n\ny = 2\n```\n\nc\n")
+
+
+def test_the_lock_share_is_the_part_of_the_rise_the_attribution_removes():
+    def row(release, patch, median, censored=False):
+        return {"label": release + (f"+{patch}" if patch else ""),
+                "release": release, "patch": patch,
+                "median": {"value": median, "censored": censored}}
+    timed = {"reference": "0.24.0", "rows": [
+        row("0.24.0", None, 1.0), row("0.30.4", None, 2.0),
+        row("0.30.4", "swap", 1.25)]}
+    found = price_sections.lock_share(timed, "swap")
+    assert found["release"] == "0.30.4" and found["share"] == 0.75
+    timed["rows"][1] = row("0.30.4", None, 10.0, censored=True)
+    assert price_sections.lock_share(timed, "swap")["share"] is None
+    assert price_sections.lock_share(timed, "other") is None
