@@ -85,7 +85,13 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
             "command": run.get("command"), "finished": run.get("finished"),
             "machine": run.get("machine"), "missing": run.get("missing", []),
             "load": [min(loads), max(loads)] if loads[0] is not None else None,
+            "python_build": next((e.get("python_build") for e in
+                                  (run.get("environments") or {}).values()),
+                                 None),
             "rows": [{"label": r["label"], "release": r["release"],
+                      "numba": ((run.get("environments") or {})
+                                .get(r["label"], {}).get("packages") or {})
+                      .get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
                       "n": r["n"], "past_limit": r["past_limit"],
                       "median": seconds(r["median"], limit),
