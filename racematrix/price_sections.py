@@ -85,7 +85,13 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
             "command": run.get("command"), "finished": run.get("finished"),
             "machine": run.get("machine"), "missing": run.get("missing", []),
             "load": [min(loads), max(loads)] if loads[0] is not None else None,
+            "python_build": next((e.get("python_build") for e in
+                                  (run.get("environments") or {}).values()),
+                                 None),
             "rows": [{"label": r["label"], "release": r["release"],
+                      "numba": ((run.get("environments") or {})
+                                .get(r["label"], {}).get("packages") or {})
+                      .get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
                       "n": r["n"], "past_limit": r["past_limit"],
                       "median": seconds(r["median"], limit),
@@ -94,6 +100,61 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
                       "ratio_bound": r.get("median_ratio_bound"),
                       "race_errors": r["race_errors"], "error": r["error"]}
                      for r in run["rows"]]}
+
+
+def slowdown(data: dict | None) -> list[dict]:
+    """Per Python's run of launches taken in turn (``fix_launch_time.json``):
+    the newest unpatched release's median launch over the reference
+    release's (a bound where the median was cut at the limit), and how
+    many launches of each ran past the limit."""
+    found = []
+    for python, run in sorted(((data or {}).get("runs") or {}).items(),
+                              key=lambda item: version_or_zero(item[0])):
+        plain = [r for r in run["rows"] if r["patch"] == "none"
+                 and r["release"] != run["reference"] and r.get("median_ratio")]
+        if not plain:
+            continue
+        newest = max(plain, key=lambda r: version_or_zero(r["release"]))
+        reference = next((r for r in run["rows"] if r["patch"] == "none"
+                          and r["release"] == run["reference"]), {})
+        found.append({"python": python, "release": newest["release"],
+                      "reference": run["reference"],
+                      "ratio": newest["median_ratio"],
+                      "bound": bool(newest.get("median_ratio_bound")),
+                      # launches stopped at the limit: stalls
+                      "limit": run.get("limit"), "n": newest.get("n"),
+                      "past_limit": newest.get("past_limit", 0),
+                      "finished": run.get("finished"),
+                      "load": [min(run["load_per_round"]),
+                               max(run["load_per_round"])]
+                      if run.get("load_per_round") else None,
+                      "reference_n": reference.get("n"),
+                      "reference_past_limit": reference.get("past_limit", 0)})
+    return found
+
+
+def lock_share(timed: dict | None, name: str) -> dict | None:
+    """The attribution patch ``name`` in the run of launches taken in turn:
+    on the newest release it was timed on, the median launch with it,
+    without it and the reference's, and the share of the rise from the
+    reference it takes away (None where a median is a bound)."""
+    rows = (timed or {}).get("rows") or []
+    mine = [r for r in rows if r["patch"] == name]
+    if not mine:
+        return None
+    row = max(mine, key=lambda r: version_or_zero(r["release"]))
+    plain = next((r for r in rows if not r["patch"]
+                  and r["release"] == row["release"]), None)
+    ref = next((r for r in rows if r["label"] == timed["reference"]), None)
+    if plain is None or ref is None:
+        return None
+    medians = [r["median"] for r in (row, plain, ref)]
+    rise = medians[1]["value"] - medians[2]["value"]
+    exact = not any(m["censored"] for m in medians) and rise > 0
+    return {"release": row["release"], "with": medians[0],
+            "without": medians[1], "reference": medians[2],
+            "share": (medians[1]["value"] - medians[0]["value"]) / rise
+            if exact else None}
 
 
 def solve(record: dict | None) -> dict | None:
@@ -126,8 +187,11 @@ def cubie_price(found: list[dict]) -> dict | None:
     def newest_of(group):
         return max(group, key=lambda c: version_or_zero(c["numba_cuda"]),
                    default=None)
-    after = newest_of(fixed)
-    return {"cubie": newest, "before": newest_of(racy), "after": after,
+    after, before = newest_of(fixed), newest_of(racy)
+    medians = [(side or {}).get("solve", {}).get("median")
+               for side in (before, after)]
+    return {"cubie": newest, "before": before, "after": after,
+            "ratio": medians[1] / medians[0] if all(medians) else None,
             "with": [c for c in mine if c["patch"] and after
                      and c["numba_cuda"] == after["numba_cuda"]]}
 
@@ -149,6 +213,7 @@ def cubie(records: list[dict]) -> list[dict]:
             if known.get("numba-cuda") else "numba",
             "verdict": record["verdict"], "runs": record["runs"],
             "failures": record["failures"], "hangs": record.get("hangs", 0),
+            "other": record.get("other_errors", 0),
             "skips": record.get("skips", 0), "solve": solve(record),
             "race_sites": sum(s["count"] for s in (record.get("summary") or {})
                               .get("race_sites", []))})
@@ -188,7 +253,15 @@ def outcomes(record: dict | None) -> dict | None:
     if record is None:
         return None
     tests = (record.get("summary") or {}).get("tests") or {}
-    return {name: max(counts, key=counts.get) for name, counts in tests.items()}
+    return {test_name(name): max(counts, key=counts.get)
+            for name, counts in tests.items()}
+
+
+def test_name(name: str) -> str:
+    """A test's name without the environment it ran in: a module skipped
+    at collection is named by its path in that environment's
+    site-packages, once with it and once without."""
+    return name.rsplit(".", 1)[-1] if "site-packages." in name else name
 
 
 def patches(rows: list[dict], records: list[dict],
@@ -277,21 +350,44 @@ def reproducer_runs(data: dict | None) -> dict | None:
             "load": [min(loads), max(loads)] if loads else None}
 
 
+RACE_RATE_LABEL = re.compile(
+    r"^numba-cuda-(?:(?P<main>main)(?:-(?P<commit>[0-9a-f]+))?|"
+    r"(?P<release>[\d.]+))"
+    r"(?P<change>\+series)?")
+
+
 def regression_test(found: list[dict]) -> list[dict]:
     """The race's regression test run many times per release (the upstream
-    series' ``race_rate`` files): label, runs and how they ended."""
+    series' ``race_rate`` files): which numba-cuda (a release, or a commit
+    of main), with the proposed change or not, the Python, whether each
+    run had a fresh process, and how the runs ended."""
     shown = []
     for data in found:
         counts = data.get("counts") or {}
         if not data.get("runs") or "race" not in counts:
             continue
-        label = data.get("label", "?").replace("numba-cuda-", "numba-cuda ", 1)
-        shown.append({"label": label.replace("+series", " with this change"),
-                      "test": (data.get("test") or "").rsplit(".", 1)[-1],
-                      "runs": data["runs"], "race": counts["race"],
-                      "passed": counts.get("passed", 0),
-                      "other": counts.get("other", 0),
-                      "date": (data.get("date") or "")[:10]})
-    return sorted(shown, key=lambda r: r["label"])
-
-
+        label = data.get("label", "?")
+        named = RACE_RATE_LABEL.match(label)
+        installed = next((p.split("==", 1)[1] for p in data.get("packages")
+                          or () if isinstance(p, str)
+                          and p.startswith("numba-cuda==")), None)
+        processes = data.get("processes")
+        shown.append({
+            "label": label,
+            "release": installed or (named and named["release"]) or None,
+            "main": bool(named and named["main"]),
+            "commit": (named and named["commit"]) or None,
+            "change": bool(named and named["change"]),
+            "python": ".".join((data.get("python") or "").split()[0]
+                               .split(".")[:2]) if data.get("python") else None,
+            "fresh": isinstance(processes, list)
+            and len(processes) == data["runs"],
+            "test": (data.get("test") or "").rsplit(".", 1)[-1],
+            "runs": data["runs"], "race": counts["race"],
+            "passed": counts.get("passed", 0),
+            "other": counts.get("other", 0),
+            "date": (data.get("date") or "")[:10]})
+    return sorted(shown, key=lambda r: (r["main"],
+                                        version_or_zero(r["release"] or "0"),
+                                        r["fresh"], r["change"],
+                                        version_or_zero(r["python"] or "0")))

@@ -11,9 +11,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .markdown import table
-from .price_sections import (cubie, cubie_price, interleaved, launch, own_tests,
+from .price_sections import (cubie, cubie_price, interleaved, launch,
+                             lock_share, own_tests,
                              patches, price, proposal, regression_test,
-                             reproducer_runs, seconds)
+                             reproducer_runs, seconds, slowdown)
 from .tables import (grid, package_cell, python_minor, target_version,
                      version_or_zero)
 
@@ -69,7 +70,8 @@ def bisect_entry(data: dict) -> dict:
             if data.get("metric") == "launch-time" else None}
     return {"package": data["package"], "python": data["python"],
             "with": data.get("with") or [], "first": releases[0],
-            "last": releases[-1], "before": side("before"),
+            "last": releases[-1], "releases": data.get("releases") or [],
+            "before": side("before"),
             "after": side("after"), "probes": data["decisive_probes"],
             "partial": bool(data.get("partial")), "summary": data["summary"],
             "seconds": data.get("seconds"), "limit": data.get("limit"),
@@ -106,7 +108,14 @@ def status(mwe: list[dict], bisects: list[dict]) -> dict:
                           key=version_or_zero, default=None)
         fixed = [r for r in mine if first_fixed and version_or_zero(
             target_version(r)) >= version_or_zero(first_fixed)]
+        before = [r for r in mine if first_fixed and version_or_zero(
+            target_version(r)) < version_or_zero(first_fixed)]
         targets[target] = {
+            "before_environments": len(before),
+            "before_reproduced": sum(r["verdict"] == "reproduced"
+                                     for r in before),
+            "before_releases": sorted({target_version(r) for r in before},
+                                      key=version_or_zero),
             "fixed_runs": sum(r["runs"] for r in fixed),
             "fixed_failures": sum(r["failures"] for r in fixed),
             "fixed_pythons": sorted({python_minor(r) for r in fixed},
@@ -119,7 +128,10 @@ def status(mwe: list[dict], bisects: list[dict]) -> dict:
             "fixed_between": sorted({(b["before"]["version"],
                                       b["after"]["version"]) for b in flips}),
             "bisect_pythons": sorted({b["python"] for b in flips},
-                                     key=version_or_zero)}
+                                     key=version_or_zero),
+            # the releases on the index that the bisects chose from
+            "released": sorted({v for b in flips for v in b["releases"]},
+                               key=version_or_zero)}
     return targets
 
 
@@ -197,6 +209,12 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
     timed = interleaved(fix_launches, (cost or {}).get("python"))
     found = patches(rows, records, described)
     clients = cubie(records)
+    chosen = proposal(found, cost, timed)
+    regression = regression_test(race_rates or [])
+    # A patch that takes out one part of a fix to see what it costs says
+    # so in its description (pyproject.toml).
+    attribution = sorted(name for name, text in (described or {}).items()
+                         if (text or "").startswith("attribution"))
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
@@ -208,12 +226,18 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         "racy_median": statistics.median(racy_launch) if racy_launch else None,
         "cubie": clients, "cubie_price": cubie_price(clients),
         "own_tests": own_tests(records), "patches": found,
-        "proposal": proposal(found, cost, timed), "interleaved": timed,
-        "regression_test": regression_test(race_rates or []),
-        # A patch that takes out one part of a fix to see what it costs says
-        # so in its description (pyproject.toml).
-        "attribution": sorted(name for name, text in (described or {}).items()
-                              if (text or "").startswith("attribution")),
+        "proposal": chosen, "interleaved": timed,
+        "slowdown": slowdown(fix_launches),
+        "regression_test": regression,
+        # the Python most of the regression test's runs were on
+        "regression_python": Counter(r["python"] for r in regression)
+        .most_common(1)[0][0] if regression else None,
+        "attribution": attribution,
+        "lock_share": {name: lock_share(timed, name) for name in attribution},
+        # The changes the upstream texts show: the proposed one, and the
+        # attribution; they name them in words, not by the patch's name.
+        "upstream_changes": ([chosen["name"]] if chosen else [])
+        + [name for name in attribution if name in {p["name"] for p in found}],
         "evidence": evidence(records), "stacks": stacks(out_dir),
         "reproducers": reproducer_runs(reproducers), "figures": figures,
         "sweep": sweep_table(figures["sweep"])

@@ -371,20 +371,82 @@ def test_the_reproducers_need_the_race_bisect(tmp_path, capsys):
 
 
 def test_the_regression_tests_runs_are_read_per_release():
+    """Each ``race_rate`` file as words can say it: the release installed
+    (or main at a commit), with the change or not, its Python, whether
+    every run had a process of its own."""
     found = price_sections.regression_test([
+        {"label": "numba-cuda-main-b18b944b+series-py3.13", "runs": 2,
+         "python": "3.13.0 (main, May  9 2026)",
+         "counts": {"passed": 2, "race": 0, "other": 0},
+         "processes": [{"runs": [{}]}]},
+        {"label": "numba-cuda-0.24.0-fresh-process-each", "runs": 2,
+         "python": "3.12.1 (main)", "packages": ["numba-cuda==0.24.0"],
+         "counts": {"passed": 0, "race": 2, "other": 0},
+         "processes": [{"runs": [{}]}, {"runs": [{}]}]},
         {"label": "numba-cuda-0.24.0", "test": "pkg.Class.test_race",
          "runs": 100, "counts": {"passed": 0, "race": 100, "other": 0},
+         "python": "3.12.1 (main)", "processes": [{"runs": []}] * 10,
          "date": "2026-12-01T20:04:34+00:00"},
         {"label": "numba-cuda-main+series", "runs": 100,
          "counts": {"passed": 100, "race": 0, "other": 0}},
         {"label": "unreadable"}])
-    assert [(r["label"], r["race"], r["runs"]) for r in found] == [
-        ("numba-cuda 0.24.0", 100, 100),
-        ("numba-cuda main with this change", 0, 100)]
+    assert [(r["release"], r["main"], r["commit"], r["change"], r["fresh"],
+             r["python"], r["race"], r["runs"]) for r in found] == [
+        ("0.24.0", False, None, False, False, "3.12", 100, 100),
+        ("0.24.0", False, None, False, True, "3.12", 2, 2),
+        (None, True, None, True, False, None, 0, 100),
+        (None, True, "b18b944b", True, False, "3.13", 0, 2)]
     assert found[0]["test"] == "test_race" and found[0]["date"] == "2026-12-01"
+
+
+def test_the_slowdown_is_the_newest_unpatched_release_per_python():
+    def entry(release, ratio, patch="none", bound=False):
+        return {"release": release, "patch": patch, "median_ratio": ratio,
+                "median_ratio_bound": bound}
+    runs = {"3.12": {"reference": "0.24.0", "rows": [
+                entry("0.24.0", 1.0), entry("0.26.0", 1.9),
+                entry("0.30.4", 1.4), entry("0.30.4", 0.8, "fix")]},
+            "3.10": {"reference": "0.24.0", "rows": [
+                entry("0.24.0", 1.0), entry("0.30.4", 5.0, bound=True)]},
+            "3.13": {"reference": "0.24.0", "rows": [entry("0.24.0", 1.0)]}}
+    found = price_sections.slowdown({"runs": runs})
+    assert [(s["python"], s["release"], s["reference"], s["ratio"],
+             s["bound"]) for s in found] == [
+        ("3.10", "0.30.4", "0.24.0", 5.0, True),
+        ("3.12", "0.30.4", "0.24.0", 1.4, False)]
+    assert price_sections.slowdown(None) == []
+
+
+def test_a_module_skipped_at_collection_is_one_test_wherever_it_ran():
+    def record(patch, name):
+        return {"suite": "numba-cuda-tests", "python": "3.12.1",
+                "packages": {"numba-cuda": "0.30.4"},
+                "spec": {"patch": patch}, "runs": 1, "failures": 0,
+                "other_errors": 0, "skips": 1, "summary": {"tests": {
+                    name: {"pass": 0, "skip": 1, "target": 0, "other": 0}}}}
+    found = price_sections.own_tests([
+        record(None, "test_analysis"),
+        record("fix", ".nox.env.lib.python3.12.site-packages.numba_cuda."
+                      "numba.cuda.tests.cudapy.test_analysis")])
+    assert [t["differ"] for t in found] == [None, []]
 
 
 def test_templates_leave_one_blank_line_but_code_keeps_its_own():
     text = "a\n\n\n\nb\n```python\nx = 1\n\n\ny = 2\n```\n\n\n\nc\n\n"
     assert markdown.tidy(text) == (
         "a\n\nb\n```python\nx = 1\n\n\ny = 2\n```\n\nc\n")
+
+
+def test_the_lock_share_is_the_part_of_the_rise_the_attribution_removes():
+    def row(release, patch, median, censored=False):
+        return {"label": release + (f"+{patch}" if patch else ""),
+                "release": release, "patch": patch,
+                "median": {"value": median, "censored": censored}}
+    timed = {"reference": "0.24.0", "rows": [
+        row("0.24.0", None, 1.0), row("0.30.4", None, 2.0),
+        row("0.30.4", "swap", 1.25)]}
+    found = price_sections.lock_share(timed, "swap")
+    assert found["release"] == "0.30.4" and found["share"] == 0.75
+    timed["rows"][1] = row("0.30.4", None, 10.0, censored=True)
+    assert price_sections.lock_share(timed, "swap")["share"] is None
+    assert price_sections.lock_share(timed, "other") is None

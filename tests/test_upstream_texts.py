@@ -16,6 +16,24 @@ pytest.importorskip("jinja2")
 PROJECT_WORDS = re.compile(
     r"\b(rows?|ways?|ladder|probes?|rule|sim[01]|py3\.\d+-[\w.+-]+)\b",
     re.IGNORECASE)
+
+def patch_names():
+    """Every patch declared in pyproject's [tool.racematrix.patches]: the
+    upstream texts say "this change" or words, never these names."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+    return sorted(table["tool"]["racematrix"].get("patches", {}))
+
+
+PATCH_NAMES = patch_names()
+PATCH_NAME = re.compile(r"(?<![\w-])(" + "|".join(
+    re.escape(name) for name in PATCH_NAMES) + r")(?![\w-])") \
+    if PATCH_NAMES else None
+# Words the figures must give, never an adjective in their place.
+VAGUE = re.compile(r"\bseveral times\b", re.IGNORECASE)
 MACHINE_PATH = re.compile(r"(/(work|root|home|tmp|Users)/|[A-Z]:\\|"
                           r"site-packages|\.nox\b)")
 LINK = re.compile(r"\]\(([^)]*)\)")
@@ -42,6 +60,10 @@ def problems(name, text):
              for m in PROJECT_WORDS.finditer(text)]
     found += [f"machine path {m.group(0)!r}"
               for m in MACHINE_PATH.finditer(text)]
+    if PATCH_NAME:
+        found += [f"patch name {m.group(0)!r}"
+                  for m in PATCH_NAME.finditer(text)]
+    found += [f"vague figure {m.group(0)!r}" for m in VAGUE.finditer(text)]
     prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
     found += [f"relative link {link!r}" for link in LINK.findall(prose)
               if not link.startswith("https://")]
@@ -97,6 +119,12 @@ def test_the_checks_catch_what_they_look_for():
             "see [here](failure_rates.md).\n")
     found = problems("numba-cuda-690-comment", text)
     assert len(found) >= 5
+    assert PATCH_NAMES, "pyproject declares the patches"
+    for name in PATCH_NAMES:
+        assert problems("numba-cuda-pr", f"with the change `{name}`.") == [
+            f"patch name {name!r}"]
+    assert problems("numba-cuda-pr", "launches are several times slower") \
+        == ["vague figure 'several times'"]
     assert problems("numba-cuda-690-comment",
                     "\n".join(["x"] * 16)) == [
         "16 lines outside <details>, over 15"]
