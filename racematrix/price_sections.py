@@ -145,7 +145,7 @@ def lock_share(timed: dict | None, name: str) -> dict | None:
     row = max(mine, key=lambda r: version_or_zero(r["release"]))
     plain = next((r for r in rows if not r["patch"]
                   and r["release"] == row["release"]), None)
-    ref = next((r for r in rows if r["label"] == timed["reference"]), None)
+    ref = next((r for r in rows if r["label"] == timed["reference"]), None)  # type: ignore[index]
     if plain is None or ref is None:
         return None
     medians = [r["median"] for r in (row, plain, ref)]
