@@ -6,7 +6,7 @@ import statistics
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 
-from .outcomes import RACE_SIGNATURE, TARGET
+from .outcomes import RACE_SIGNATURE, Outcome
 
 ATTRIBUTE = re.compile(r"has no attribute '(\w+)'")
 
@@ -18,7 +18,7 @@ def race_sites(runs, mwe_signature=RACE_SIGNATURE):
     message is also the MWE's signature, word for word."""
     sites = Counter()
     for run in runs:
-        if run.outcome != TARGET:
+        if run.outcome is not Outcome.TARGET:
             continue
         attribute = ATTRIBUTE.search(run.message)
         sites[(run.properties.get("raised_at", ""),
