@@ -101,7 +101,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             measurements.append(measure_launch.LaunchTime(
                 **launch_time, reference=reference))
         fields = run_all(measurements, Built(
-            session, spec, suite, keep_dir=results_dir, log=detail,
+            session, spec, suite, keep_dir=results_dir,
             environment=environment, running=running, scratch=scratch))
     detail = fields.pop("env_error_detail", None)
     return finish(detail=detail, **{**environment, **fields})

@@ -47,8 +47,7 @@ SWEEP = {"switch-interval": ["0.005", "1e-4", "1e-5", "1e-6"],
 def timed_pytest(env, *args, count=1):
     """Run the MWE once, quietly; returns (seconds, summary)."""
     race = RaceSuite(count, TIMEOUT, args, echo=False)
-    fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True),
-                                log=env.log))
+    fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True)))
     if fields.get("env_error"):
         raise RuntimeError(fields["env_error"])
     return race.last_run.seconds, outcomes.summarize(race.last_run.runs,

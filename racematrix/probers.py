@@ -126,7 +126,7 @@ class ReleaseProber:
         # at the reproducing end) go to the end; the others stop at the
         # first failure, which is all a verdict needs.
         race = RaceSuite(count, self.args.timeout, [] if whole else ["-x"])
-        fields = race.measure(Built(env, spec, log=self.log))
+        fields = race.measure(Built(env, spec))
         if fields.get("env_error"):
             return "error", fields["env_error"]
         counts = fields["counts"]
