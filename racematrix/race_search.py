@@ -188,8 +188,3 @@ def decide_probe(failures, runs, min_runs, env_problem=None, whole=False):
     return decide_verdict({Outcome.TARGET: failures, Outcome.PASS:
                            runs - failures, Outcome.OTHER: 0, Outcome.HANG: 0,
                            Outcome.SKIP: 0})[0]
-    if failures:
-        return "reproduced"
-    if runs >= min_runs:
-        return "not-reproduced"
-    return None
