@@ -341,6 +341,8 @@ def reproducer_runs(data: dict | None) -> dict | None:
     for entry in data["entries"]:
         for run in entry["runs"]:
             by_script[run["command"].split()[-1]].append({
+                # a run stopped at the timeout: exit None, its seconds a bound
+                "stopped_at": run["seconds"] if run["exit"] is None else None,
                 **run, "label": entry["label"], "patch": entry["patch"],
                 "python": entry["python"], "packages": entry["packages"]})
     loads = [load for entry in data["entries"] for run in entry["runs"]

@@ -8,6 +8,7 @@ texts for upstream paste that, never typed output."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from .venv import ProbeEnvironment, read_environment
 HERE = Path(__file__).resolve().parent.parent
 SCRIPTS = ("bug.py", "bug_slowdown.py")
 SHOWN = ("numba", "numba-cuda", "numpy")
+logger = logging.getLogger(__name__)
 
 
 def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
@@ -44,27 +46,29 @@ def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
 
 def run_script(python: str, script: Path, timeout: float) -> dict:
     """One run of ``python SCRIPT`` in its own folder, the simulator
-    variable unset: what it printed, its exit status, its seconds."""
+    variable unset: what it printed, its exit status (None where it was
+    stopped at ``timeout``: ``stopped_at``), its seconds."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     load, started = os.getloadavg()[0], time.monotonic()
-    code: int | None
+    code, stopped_at = None, None
     try:
         done = subprocess.run([python, script.name], cwd=script.parent,
                               env=env, capture_output=True, text=True,
                               timeout=timeout)
         code, out, err = done.returncode, done.stdout, done.stderr
     except subprocess.TimeoutExpired as expired:
-        partial = expired.stdout or ""
-        code, err = None, f"past {timeout:g} s"
+        partial, stopped_at = expired.stdout or "", timeout
+        err = f"stopped at {timeout:g} s"
         out = partial if isinstance(partial, str) else partial.decode()
     return {"command": f"python {script.name}", "exit": code,
-            "stdout": out, "stderr_tail": err[-2000:],
+            "stopped_at": stopped_at, "stdout": out,
+            "stderr_tail": err[-2000:],
             "seconds": round(time.monotonic() - started, 1),
             "load_average": [round(load, 2), round(os.getloadavg()[0], 2)]}
 
 
 def build(location: Path, python: str, requirements: list[str]) -> ProbeEnvironment:
-    env = ProbeEnvironment(location, python, print)
+    env = ProbeEnvironment(location, python, logger.info)
     env.create()
     subprocess.run(["uv", "pip", "install", "-q", "--python",
                     f"{env.bin}/python", *requirements, "numpy"], check=True)
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import tomllib
     except ImportError:  # Python 3.10: no patched environments
-        print("reproducers: Python 3.11+ reads the patches; none applied")
+        logger.warning("reproducers: Python 3.11+ reads the patches; none "
+                       "applied")
         patches = {}
     else:
         patches = load_patches(tomllib.loads((HERE / "pyproject.toml")
@@ -126,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                     apply(env, patch, diff,
                           reinstaller(env, "numba-cuda", version))
                 except PatchError as error:
-                    print(f"reproducers: {error}", file=sys.stderr)
+                    logger.error("reproducers: %s", error)
                     continue
             held = read_environment(env)
-            print(f"reproducers: {name}", flush=True)
+            logger.info("reproducers: %s", name)
             entries.append({
                 "label": label, "patch": patch.name if patch else None,
                 "requirements": requirements, "python": held["python"],
@@ -141,10 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         "command": "nox -s reproducers", "bisect": bisect_file.name,
         "entries": entries})
     for entry in entries:
-        print(f"{entry['label']} {entry['patch'] or ''}: " + ", ".join(
-            f"{run['command']} exit {run['exit']}" for run in entry["runs"]))
+        logger.info("%s %s: %s", entry["label"], entry["patch"] or "", ", ".join(
+            f"{run['command']} " + (f"exit {run['exit']}" if run["stopped_at"]
+                                    is None else f"stopped at {run['stopped_at']:g} s")
+            for run in entry["runs"]))
     return 0
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.exit(main(sys.argv[1:]))

@@ -303,8 +303,18 @@ def test_a_reproducer_runs_as_a_reader_runs_it(tmp_path, monkeypatch):
             {"label": "numba-cuda 0.30.4", "patch": None, "python": "3.12.1",
              "packages": {}, "runs": [run]}]})
     assert folded["scripts"]["bug.py"][0]["exit"] == 3
+    assert folded["scripts"]["bug.py"][0]["stopped_at"] is None
     assert folded["load"] == [min(run["load_average"]),
                               max(run["load_average"])]
+
+
+def test_a_reproducer_past_its_timeout_is_stopped_there(tmp_path):
+    script = tmp_path / "bug_slowdown.py"
+    script.write_text("import time\nprint('started', flush=True)\n"
+                      "time.sleep(30)\n")
+    run = reproducers.run_script(sys.executable, script, timeout=2)
+    assert (run["exit"], run["stopped_at"]) == (None, 2)
+    assert 2 <= run["seconds"] < 30
 
 
 def test_an_interleaved_run_is_read_with_its_bounds():
