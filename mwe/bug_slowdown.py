@@ -70,7 +70,7 @@ print("Python", sys.version.split()[0], *(f"{name} {found.get(name, '-')}"
                                          for name in ("numba", "numba-cuda")))
 swaps = {"installed": simulator.swapped_cuda_module, "unlocked": unlocked_swap}
 times = {name: [] for name in swaps}
-launch_seconds("unlocked", unlocked_swap)  # warm up: the first launch sets things up
+launch_seconds("unlocked", unlocked_swap)  # warm up: the first sets things up
 for pair in range(PAIRS):  # in turn, each side first every other time
     for name in sorted(swaps, reverse=pair % 2 == 1):
         times[name].append(launch_seconds(name, swaps[name]))

@@ -4,21 +4,29 @@ unpatched releases, from the raw rows and the interleaved launch-time runs
 ``racematrix.fix_launches``). Gathers race failures per base, launch time
 against the reference release, CuBIE's ``solve_ivp``, numba-cuda's own
 tests and the semantics suite's differences from the unpatched release,
-and writes ``fix_compare.json`` and ``fix_compare.md``
-(``racematrix.fix_table``).
+and writes ``fix_compare.json`` and ``fix_compare.md`` (rendered from
+that data by ``templates/fix_compare.md.j2``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
-from .fix_table import render
+from .markdown import render
 from .provenance import stamp
 from .rawresult import load_raw_dirs
+
+logger = logging.getLogger(__name__)
+# Issue 28's goals for a fix: launch time against the reference release
+# (median and p95 ratios, same Python, interleaved), and the MWE runs of
+# every base without a race failure.
+GOALS = {"median": 1.2, "p95": 1.5}
+RACE_FREE_RUNS = 1000
 
 # -- the table -----------------------------------------------------------
 
@@ -168,7 +176,7 @@ def semantics_differences(records) -> dict:
 def launch_by_patch(launch_runs: dict) -> dict:
     """Per patch, per Python: each release's launch-time ratios to the
     reference of that Python's interleaved run."""
-    found = {}
+    found: dict = {}
     for python, run in sorted(launch_runs.items()):
         for row in run["rows"]:
             if row["label"] == run["reference"]:
@@ -181,7 +189,75 @@ def launch_by_patch(launch_runs: dict) -> dict:
     return found
 
 
-def compare(records, launch_runs) -> dict:
+def worst(entries: list[dict]) -> dict:
+    """The release with the largest median and p95 ratio in one Python's
+    run: {key: {ratio, bound, release, goal, met}} (a bound never meets
+    a goal)."""
+    found = {}
+    for key, goal in GOALS.items():
+        ratios = [e for e in entries if e[f"{key}_ratio"] is not None]
+        if ratios:
+            top = max(ratios, key=lambda e: e[f"{key}_ratio"])
+            bound = any(e[f"{key}_ratio_bound"] for e in ratios)
+            found[key] = {"ratio": top[f"{key}_ratio"], "release": top["release"],
+                          "shown_bound": top[f"{key}_ratio_bound"],
+                          "bound": bound, "goal": goal,
+                          "met": top[f"{key}_ratio"] <= goal and not bound}
+    return found
+
+
+def summary(data: dict) -> dict:
+    """What the Markdown shows of ``compare``'s data, per patch (the
+    unpatched first): its worst launch ratios per Python, the bases it ran
+    race-free ``RACE_FREE_RUNS`` times or more, the semantics cases that
+    differ, the Pythons; and the bases and Pythons of the columns."""
+    names = set().union(*(data[s] for s in ("race", "launch", "cubie",
+                                            "numba_cuda_tests", "semantics")))
+    patches = [NONE] + sorted(names - {NONE})
+    race = data["race"]
+    return {
+        "patches": patches,
+        # the bases some patch ran on: the others say nothing about a fix
+        "bases": sorted({b for p, by in race.items() if p != NONE for b in by}),
+        "pythons": sorted({p for by in data["launch"].values() for p in by}),
+        "worst": {p: {python: worst(entries) for python, entries in
+                      data["launch"].get(p, {}).items()} for p in patches},
+        "race_free": {p: sorted(b for b, e in race.get(p, {}).items()
+                                if e["runs"] >= RACE_FREE_RUNS and not (
+                                    e["failures"] or e["other"] or e["hangs"]))
+                      for p in patches},
+        "semantics_differ": {p: sorted({d["case"] for v in data["semantics"]
+                                        .get(p, {}).values() for d in v["differ"]})
+                             for p in patches},
+        "pythons_seen": {p: sorted({x for e in race.get(p, {}).values()
+                                    for x in e["pythons"]}) for p in patches},
+        "semantics_grouped": {p: grouped_semantics(data["semantics"].get(p, {}))
+                              for p in patches}}
+
+
+def short_spec(key: str) -> str:
+    """``cubie==0.14.2 numba-cuda==0.30.4 (py3.12)`` -> ``cubie 0.14.2,
+    numba-cuda 0.30.4``: the pins, without the numba beside them."""
+    pins = [word.replace("==", " ") for word in key.split()
+            if "==" in word and not word.startswith("numba==")]
+    return ", ".join(pins) or key
+
+
+def grouped_semantics(by_spec: dict) -> list[dict]:
+    """Each differing semantics case once, with the specs it was seen on."""
+    grouped: dict = {}
+    for spec, entry in sorted(by_spec.items()):
+        for d in entry["differ"]:
+            key = tuple(d.get(k) for k in ("case", "outcome", "reference_outcome",
+                                          "observed", "reference_observed"))
+            grouped.setdefault(key, []).append(spec)
+    return [{"case": k[0], "outcome": k[1], "reference_outcome": k[2],
+             "observed": k[3], "reference_observed": k[4], "specs": specs}
+            for k, specs in sorted(grouped.items(), key=lambda i: tuple(
+                "" if x is None else str(x) for x in i[0]))]
+
+
+def compare(records: list[dict], launch_runs: dict) -> dict:
     """The comparison's data: every section, by patch."""
     return {"race": race_by_base(records),
             "launch": launch_by_patch(launch_runs),
@@ -194,7 +270,7 @@ def compare(records, launch_runs) -> dict:
             "semantics": semantics_differences(records)}
 
 
-def run_table(args, out_dir, command) -> dict:
+def run_table(args: argparse.Namespace, out_dir: str, command: str) -> dict:
     records = [data for _, data in load_raw_dirs(args.raw)]
     saved = _read_json(Path(args.launch_file), {})
     data = compare(records, saved.get("runs", {}))
@@ -202,20 +278,25 @@ def run_table(args, out_dir, command) -> dict:
                                        for run in runs]
                               for python, runs in saved.get(
                                   "earlier", {}).items()}
-    write_json_atomic(Path(out_dir) / "fix_compare.json",
-                      {**data, **stamp(command)})
-    write_text_atomic(Path(out_dir) / "fix_compare.md", render(data, command))
+    provenance = stamp(command)
+    write_json_atomic(Path(out_dir) / "fix_compare.json", {**data, **provenance})
+    write_text_atomic(Path(out_dir) / "fix_compare.md", render(
+        "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
+        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec,
+        earlier={python: [{p: worst(by[python]) for p, by in run.items()}
+                          for run in runs]
+                 for python, runs in data["launch_earlier"].items()}))
     return data
 
 
-def _read_json(path, default):
+def _read_json(path: Path, default: dict) -> dict:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return default
 
 
-def parse_args(argv, results_dir):
+def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nox -s fix_compare --")
     parser.add_argument("--launches", action="store_true",
                         help="time launches first (else only the table)")
@@ -243,7 +324,7 @@ def parse_args(argv, results_dir):
     return args
 
 
-def run(argv, envdir, results_dir, log, command) -> dict:
+def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     """The session: an interleaved launch-time run where asked, then the
     table."""
     try:
@@ -253,6 +334,6 @@ def run(argv, envdir, results_dir, log, command) -> dict:
             return {}
         raise BadInput("see `nox -s fix_compare -- --help`") from stop
     if args.launches:
-        run_launches(args, envdir, results_dir, log, command)
+        run_launches(args, envdir, results_dir, logger.info, command)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     return run_table(args, args.out, command)

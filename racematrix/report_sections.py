@@ -10,47 +10,18 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .markdown import table
 from .price_sections import (cubie, cubie_price, interleaved, launch,
                              lock_share, own_tests,
                              patches, price, proposal, regression_test,
                              reproducer_runs, seconds, slowdown)
-from .tables import (grid, package_cell, python_minor, target_version,
+from .tables import (grid, python_minor, target_version,
                      version_or_zero)
 
-PIVOT_OVER = 24  # environments; a longer table becomes one row per release
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
     "kernel_module": "test_control_allocator_in_kernel_module",
     "did_work": "test_control_failing_threads_did_work",
 }
-
-
-def environment_table(rows: list[dict], pivot_over: int = PIVOT_OVER) -> list[str]:
-    """The grid as Markdown lines (cells: race failures / runs), or one line
-    per environment while there are few."""
-    if len(rows) <= pivot_over:
-        return table(("Python", "target", "version", "numba", "asked", "runs",
-                      "failures", "verdict"),
-                     ((python_minor(r), r["target"], target_version(r),
-                       package_cell(r, "numba"),
-                       " ".join(r.get("requirements") or ()), r["runs"],
-                       r["failures"], r["verdict"]) for r in rows))
-    data = grid(rows)
-    return table(("sim", "target", "version", "numba",
-                  *(f"Python {p}" for p in data["pythons"])),
-                 (("on" if line["sim"] else "off", line["target"],
-                   line["version"], line["numba"],
-                   *(grid_cell(line["cells"][p]) for p in data["pythons"]))
-                  for line in data["lines"]))
-
-
-def grid_cell(data: dict | None) -> str:
-    if data is None:
-        return "–"
-    if data["verdict"] not in ("reproduced", "not-reproduced"):
-        return data["verdict"]
-    return f"{data['failures']}/{data['runs']}"
 
 
 def bisect_entry(data: dict) -> dict:
@@ -240,31 +211,5 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         + [name for name in attribution if name in {p["name"] for p in found}],
         "evidence": evidence(records), "stacks": stacks(out_dir),
         "reproducers": reproducer_runs(reproducers), "figures": figures,
-        "sweep": sweep_table(figures["sweep"])
-        if figures and figures.get("sweep") else None,
         "commands": [b["command"] for b in race + time],
     }
-
-
-def summary_sentences(rows: list[dict], bisects: list[dict]) -> str:
-    """One line for a log: environments that reproduced, and not placed."""
-    ran = [r for r in rows if r["verdict"] in ("reproduced", "not-reproduced")]
-    counts = Counter(r["verdict"] for r in rows)
-    extra = "; ".join(f"{counts[v]} {v}" for v in ("hung", "error")
-                      if counts[v])
-    return (f"reproduced in {counts['reproduced']} of {len(ran)} "
-            f"environments" + (f" (not placed: {extra})" if extra else "")
-            + "".join(f"; {b['package']} py{b['python']}: {b['summary']}"
-                      for b in bisects))
-
-
-def sweep_table(points: list[dict]) -> list[str]:
-    """Markdown lines: one row per knob of the MWE's figures."""
-    by_knob: dict[str, list[str]] = {}
-    for point in points:
-        by_knob.setdefault(point["knob"], []).append(
-            f"{point['value']}: {point['failures']}/{point['runs']} "
-            f"({100 * point['failure_rate']:.0f}%)")
-    return table(("knob", "value: race failures / runs (rate)"),
-                 ((f"`--{knob}`", "; ".join(cells))
-                  for knob, cells in by_knob.items()))

@@ -220,18 +220,6 @@ def test_pooling_adds_up_only_identical_environments(tmp_path, data_dir):
             assert len([r for r in rows if r["env"].startswith(env)]) == 2
 
 
-def test_long_matrices_become_one_line_per_release(data_dir):
-    records = rawresult.load_raw_dirs([data_dir / "raw"])
-    rows = [r for r in tables.merge_records(records)
-            if r["verdict"] != "skipped"]
-    lines = report_sections.environment_table(rows, pivot_over=0)
-    pythons = sorted({tables.python_minor(r) for r in rows})
-    assert lines[0].count("Python ") == len(pythons)
-    cells = [c.strip() for line in lines[2:] for c in line.split("|")[5:-1]]
-    assert sorted(c for c in cells if c != "–") == sorted(
-        f"{r['failures']}/{r['runs']}" for r in rows)
-
-
 def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
     rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
     skipped = [r for r in rows if not r["sim"]]
