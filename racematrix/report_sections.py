@@ -24,46 +24,38 @@ CONTROL_TESTS = {
 }
 
 
+def probe_launch(probe: dict, limit: float | None) -> dict:
+    """A bisect probe's launches: n, how many were cut at ``limit``, the
+    median and p95 (each maybe a bound)."""
+    return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
+            "median": seconds(probe.get("median"), limit),
+            "p95": seconds(probe.get("p95"), limit)}
+
+
 def bisect_entry(data: dict) -> dict:
-    boundary = data.get("boundary") or {}
-    releases = data.get("releases") or ["–"]
+    """One bisect file as the report shows it: its range, the two sides of
+    the boundary (with their launches, in a bisect on time) and the
+    newest release's launches (``end``: the slow end of one on time)."""
+    releases, limit = data.get("releases") or [], data.get("limit")
+    timed = data.get("metric") == "launch-time"
     tested = {t["version"]: t for t in data.get("tested", [])}
-
-    def side(name):
-        found = boundary.get(name)
-        if not found:
-            return None
-        probe = tested.get(found["version"], {})
-        return {**found, "launch": {
-            "n": probe.get("n"), "past_limit": probe.get("past_limit"),
-            "median": seconds(probe.get("median"), data.get("limit")),
-            "p95": seconds(probe.get("p95"), data.get("limit"))}
-            if data.get("metric") == "launch-time" else None}
+    boundary = data.get("boundary") or {}
+    sides = {name: {**found, "launch": probe_launch(
+        tested.get(found["version"], {}), limit) if timed else None}
+        if (found := boundary.get(name)) else None
+        for name in ("before", "after")}
+    end = next((t for t in reversed(data.get("tested", [])) if releases
+                and t["version"] == releases[-1] and t.get("n")), None)
     return {"package": data["package"], "python": data["python"],
-            "with": data.get("with") or [], "first": releases[0],
-            "last": releases[-1], "releases": data.get("releases") or [],
-            "before": side("before"),
-            "after": side("after"), "probes": data["decisive_probes"],
+            "with": data.get("with") or [], "releases": releases,
+            "first": (releases or ["–"])[0], "last": (releases or ["–"])[-1],
+            **sides, "probes": data["decisive_probes"],
             "partial": bool(data.get("partial")), "summary": data["summary"],
-            "seconds": data.get("seconds"), "limit": data.get("limit"),
-            "end": end_launch(data), "command": data["provenance"]["command"],
+            "seconds": data.get("seconds"), "limit": limit,
+            "end": {"version": releases[-1], **probe_launch(end, limit)}
+            if timed and end else None,
+            "command": data["provenance"]["command"],
             "finished": data["provenance"].get("finished")}
-
-
-def end_launch(data: dict) -> dict | None:
-    """The newest release's launches in a bisect on launch time (the slow
-    end, timed in turn with the fast one)."""
-    if data.get("metric") != "launch-time":
-        return None
-    last = data["releases"][-1]
-    probe = next((t for t in reversed(data["tested"])
-                  if t["version"] == last and t.get("n")), None)
-    if probe is None:
-        return None
-    return {"version": last, "n": probe["n"],
-            "past_limit": probe.get("past_limit", 0),
-            "median": seconds(probe["median"], data["limit"]),
-            "p95": seconds(probe["p95"], data["limit"])}
 
 
 def status(mwe: list[dict], bisects: list[dict]) -> dict:
