@@ -18,6 +18,7 @@ from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
 from .markdown import render
+from .price_sections import outcomes
 from .provenance import stamp
 from .rawresult import load_raw_dirs
 
@@ -98,23 +99,6 @@ def cubie_solve(records) -> dict:
     return found
 
 
-def test_key(name: str) -> str:
-    """A test's name without the environment's folder: a module skipped
-    whole is named by its dotted path under the environment
-    (``.nox.<env>.lib.python3.12.site-packages.numba_cuda...test_analysis``)
-    in one row and by its module alone in another."""
-    if ".site-packages." in name:
-        return name.rsplit(".", 1)[-1]
-    return name
-
-
-def test_outcomes(record) -> dict:
-    """Each test's outcome in a row (the most frequent where repeated)."""
-    tests = record.get("summary", {}).get("tests", {})
-    return {test_key(name): max(counts, key=counts.get)
-            for name, counts in tests.items() if any(counts.values())}
-
-
 def numba_cuda_tests(records) -> dict:
     """Per patch and spec: passed / failed / skipped of numba-cuda's own
     tests, and the tests whose outcome differs from the unpatched row."""
@@ -128,7 +112,7 @@ def numba_cuda_tests(records) -> dict:
                      "skipped": r.get("skips", 0), "differ": None}
             reference = rows.get(NONE, {}).get(key)
             if patch != NONE and reference is not None:
-                mine, theirs = test_outcomes(r), test_outcomes(reference)
+                mine, theirs = outcomes(r), outcomes(reference)
                 entry["differ"] = sorted(
                     name for name in mine.keys() | theirs.keys()
                     if mine.get(name) != theirs.get(name))
@@ -146,7 +130,7 @@ def semantics_differences(records) -> dict:
     for patch, by_key in rows.items():
         for key, r in by_key.items():
             name = f"{key[0]} (py{key[1]})"
-            mine = test_outcomes(r)
+            mine = outcomes(r)
             observed = r.get("summary", {}).get("observed", {})
             if patch == NONE:
                 found.setdefault(NONE, {})[name] = {
@@ -159,7 +143,7 @@ def semantics_differences(records) -> dict:
             reference = rows.get(NONE, {}).get(key)
             if reference is None:
                 continue
-            theirs = test_outcomes(reference)
+            theirs = outcomes(reference)
             their_observed = reference.get("summary", {}).get("observed", {})
             differ = [{"case": case, "outcome": mine.get(case),
                        "reference_outcome": theirs.get(case),

@@ -234,9 +234,9 @@ def own_tests(records: list[dict]) -> list[dict]:
         by_release[key][(record.get("spec") or {}).get("patch")] = record
     found = []
     for (python, version), sides in sorted(by_release.items()):
-        plain = outcomes(sides.get(None))
+        plain = outcomes(sides[None]) if None in sides else None
         for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
-            mine = outcomes(record) or {}
+            mine = outcomes(record)
             failed = record["failures"] + record["other_errors"] + \
                 record.get("hangs", 0)
             found.append({
@@ -249,12 +249,11 @@ def own_tests(records: list[dict]) -> list[dict]:
     return found
 
 
-def outcomes(record: dict | None) -> dict | None:
-    if record is None:
-        return None
+def outcomes(record: dict) -> dict:
+    """Each test's outcome in a row (the most frequent where repeated)."""
     tests = (record.get("summary") or {}).get("tests") or {}
     return {test_name(name): max(counts, key=counts.get)
-            for name, counts in tests.items()}
+            for name, counts in tests.items() if any(counts.values())}
 
 
 def test_name(name: str) -> str:

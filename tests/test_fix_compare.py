@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import fix_compare, fix_launches
+from racematrix import fix_compare, fix_launches, price_sections
 from racematrix.errors import BadInput
 from racematrix.rawresult import load_raw_dirs
 
@@ -229,8 +229,8 @@ def test_a_module_skipped_whole_is_one_test_whatever_its_folder(records):
     long = [n for r in rows for n in r["summary"]["tests"]
             if ".site-packages." in n]
     for name in long:
-        assert fix_compare.test_key(name) == name.rsplit(".", 1)[-1]
-    assert fix_compare.test_key("test_x[a.b]") == "test_x[a.b]"
+        assert price_sections.test_name(name) == name.rsplit(".", 1)[-1]
+    assert price_sections.test_name("test_x[a.b]") == "test_x[a.b]"
 
 
 def test_a_timed_environment_records_its_build_and_versions():
