@@ -18,7 +18,7 @@ from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
 from .markdown import render
-from .price_sections import outcomes
+from .price_sections import outcomes, solve
 from .provenance import stamp
 from .rawresult import load_raw_dirs
 
@@ -75,25 +75,19 @@ def client_rows(records, suite) -> dict:
     return found
 
 
-def cubie_solve(records) -> dict:
-    """Per patch and spec: CuBIE's solve_ivp median and largest seconds,
-    race failures and hangs."""
-    found = {}
+def cubie_solve(records: list[dict]) -> dict:
+    """Per patch and spec: CuBIE's solve_ivp median (None where a solve
+    was skipped once the budget was spent) and largest seconds, race
+    failures and hangs."""
+    found: dict = {}
     for patch, rows in client_rows(records, "cubie").items():
         for (spec, python), r in rows.items():
-            summary = r.get("summary", {})
-            solve = summary.get("test_seconds", {}).get("test_solve_ivp", {})
-            # A solve skipped once the suite's budget was spent counts 0 s
-            # in the durations: the median is then no figure.
-            ran = sum(counts.get("pass", 0) + counts.get("other", 0) +
-                      counts.get("target", 0) + counts.get("hang", 0)
-                      for name, counts in summary.get("tests", {}).items()
-                      if name.startswith("test_solve_ivp"))
-            whole = ran == solve.get("n", 0)
+            times = solve(r) or {"median": None, "max": None, "n": 0,
+                                 "skipped": 0}
             found.setdefault(patch, {})[f"{spec} (py{python})"] = {
-                "solve_median": solve.get("median") if whole else None,
-                "solve_max": solve.get("max"), "solves": solve.get("n", 0),
-                "solves_ran": ran,
+                "solve_median": times["median"], "solve_max": times["max"],
+                "solves": times["n"] + times["skipped"],
+                "solves_ran": times["n"],
                 "runs": r.get("runs", 0), "failures": r.get("failures", 0),
                 "hangs": r.get("hangs", 0), "verdict": r.get("verdict")}
     return found
