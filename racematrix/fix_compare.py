@@ -29,25 +29,23 @@ logger = logging.getLogger(__name__)
 GOALS = {"median": 1.2, "p95": 1.5}
 RACE_FREE_RUNS = 1000
 
-# -- the table -----------------------------------------------------------
-
-def row_base(record) -> tuple[str, str]:
+def row_base(record: dict) -> tuple[str, str]:
     """(package, version) of the CUDA target a row ran on."""
     target = record.get("target", "numba")
     return target, record.get("packages", {}).get(target, "?")
 
 
-def row_patch(record) -> str:
+def row_patch(record: dict) -> str:
     return (record.get("patch") or {}).get("name") or NONE
 
 
-def race_by_base(records) -> dict:
+def race_by_base(records: list[dict]) -> dict:
     """Per patch, per base release: MWE runs, race failures, other
     failures and hangs, and the Pythons, over every simulator row that
     ran."""
     mwe = [r for r in records if r.get("suite", "mwe") == "mwe"
            and r.get("sim") and r.get("runs")]
-    found = {}
+    found: dict = {}
     for r in mwe:
         base = row_base(r)
         entry = found.setdefault(row_patch(r), {}).setdefault(
@@ -63,7 +61,7 @@ def race_by_base(records) -> dict:
     return found
 
 
-def client_rows(records, suite) -> dict:
+def client_rows(records: list[dict], suite: str) -> dict:
     """Per patch, the rows of ``suite`` by (spec text, Python X.Y)."""
     found = {}
     for r in records:
@@ -93,7 +91,7 @@ def cubie_solve(records: list[dict]) -> dict:
     return found
 
 
-def numba_cuda_tests(records) -> dict:
+def numba_cuda_tests(records: list[dict]) -> dict:
     """Per patch and spec: passed / failed / skipped of numba-cuda's own
     tests, and the tests whose outcome differs from the unpatched row."""
     rows = client_rows(records, "numba-cuda-tests")
@@ -114,7 +112,7 @@ def numba_cuda_tests(records) -> dict:
     return found
 
 
-def semantics_differences(records) -> dict:
+def semantics_differences(records: list[dict]) -> dict:
     """Per patch and spec: the semantics suite's cases whose outcome or
     observed value differs from the unpatched row of the same spec and
     Python, each with both observations; the unpatched rows' own failures

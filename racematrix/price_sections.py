@@ -184,7 +184,8 @@ def cubie_price(found: list[dict]) -> dict | None:
     plain = [c for c in mine if not c["patch"]]
     racy = [c for c in plain if c["verdict"] == "reproduced"]
     fixed = [c for c in plain if c["verdict"] == "not-reproduced"]
-    def newest_of(group):
+
+    def newest_of(group: list[dict]) -> dict | None:
         return max(group, key=lambda c: version_or_zero(c["numba_cuda"]),
                    default=None)
     after, before = newest_of(fixed), newest_of(racy)
