@@ -189,8 +189,9 @@ def test_merging_two_machines_keeps_them_apart(tmp_path, data_dir):
     envs = [row["env"] for row in rows]
     for env in raw_records(data_dir / "raw-machine-b"):
         assert f"{env}@machine-b" in envs and f"{env}@vm" in envs
-    machines = (tmp_path / "REPORT.md").read_text().split("## System")[1]
-    assert "- machine-b (" in machines and "- vm (" in machines
+    machines = json.loads((tmp_path / "failure_rates.json").read_text())[
+        "provenance"]["machines"].split("; ")
+    assert sorted(m.split(" (")[0] for m in machines) == ["machine-b", "vm"]
 
 
 def test_corrupt_file_is_named_in_merge(tmp_path, data_dir):
