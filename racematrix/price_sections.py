@@ -88,17 +88,13 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
             "python_build": next((e.get("python_build") for e in
                                   (run.get("environments") or {}).values()),
                                  None),
-            "rows": [{"label": r["label"], "release": r["release"],
-                      "numba": ((run.get("environments") or {})
-                                .get(r["label"], {}).get("packages") or {})
-                      .get("numba"),
+            "rows": [{**r, "numba": ((run.get("environments") or {})
+                                     .get(r["label"], {}).get("packages")
+                                     or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
-                      "n": r["n"], "past_limit": r["past_limit"],
                       "median": seconds(r["median"], limit),
                       "p95": seconds(r["p95"], limit),
-                      "median_ratio": r.get("median_ratio"),
-                      "ratio_bound": r.get("median_ratio_bound"),
-                      "race_errors": r["race_errors"], "error": r["error"]}
+                      "ratio_bound": r.get("median_ratio_bound")}
                      for r in run["rows"]]}
 
 
