@@ -117,13 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     entries = []
     for index, (label, requirements) in enumerate(shown):
         version = requirements[0].split("==")[1]
-        variants = [(None, None)]
-        if index == len(shown) - 1:
-            variants += [(patch, patch.diff_for("numba-cuda", version))
-                         for patch in patches.values()]
+        # the newest release also with each patch that applies to it
+        variants = [(None, None)] + [
+            (patch, diff) for patch in patches.values()
+            if index == len(shown) - 1
+            and (diff := patch.diff_for("numba-cuda", version))]
         for patch, diff in variants:
-            if patch is not None and diff is None:
-                continue
             name = label.replace(" ", "-") + (f"+{patch.name}" if patch else "")
             env = build(Path(args.envdir, name), python, requirements)
             if patch is not None:
@@ -147,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "entries": entries})
     for entry in entries:
         logger.info("%s %s: %s", entry["label"], entry["patch"] or "", ", ".join(
-            f"{run['command']} " + (f"exit {run['exit']}" if run["stopped_at"]
-                                    is None else f"stopped at {run['stopped_at']:g} s")
+            f"{run['command']} exit {run['exit']}" if run["stopped_at"] is None
+            else f"{run['command']} stopped at {run['stopped_at']:g} s"
             for run in entry["runs"]))
     return 0
 
