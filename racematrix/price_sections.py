@@ -211,9 +211,7 @@ def cubie(records: list[dict]) -> list[dict]:
             "verdict": record["verdict"], "runs": record["runs"],
             "failures": record["failures"], "hangs": record.get("hangs", 0),
             "other": record.get("other_errors", 0),
-            "skips": record.get("skips", 0), "solve": solve(record),
-            "race_sites": sum(s["count"] for s in (record.get("summary") or {})
-                              .get("race_sites", []))})
+            "skips": record.get("skips", 0), "solve": solve(record)})
     return sorted(found, key=lambda c: (version_or_zero(c["cubie"]),
                                         version_or_zero(c["numba_cuda"]),
                                         c["patch"] or ""))

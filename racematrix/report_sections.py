@@ -14,13 +14,12 @@ from .price_sections import (cubie, cubie_price, interleaved, launch,
                              lock_share, own_tests,
                              patches, price, proposal, regression_test,
                              reproducer_runs, seconds, slowdown)
-from .tables import (grid, python_minor, target_version,
+from .tables import (grid, target_version,
                      version_or_zero)
 
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
     "kernel_module": "test_control_allocator_in_kernel_module",
-    "did_work": "test_control_failing_threads_did_work",
 }
 
 
@@ -51,7 +50,7 @@ def bisect_entry(data: dict) -> dict:
             "first": (releases or ["–"])[0], "last": (releases or ["–"])[-1],
             **sides, "probes": data["decisive_probes"],
             "partial": bool(data.get("partial")), "summary": data["summary"],
-            "seconds": data.get("seconds"), "limit": limit,
+            "limit": limit,
             "end": {"version": releases[-1], **probe_launch(end, limit)}
             if timed and end else None,
             "command": data["provenance"]["command"],
@@ -81,8 +80,6 @@ def status(mwe: list[dict], bisects: list[dict]) -> dict:
                                       key=version_or_zero),
             "fixed_runs": sum(r["runs"] for r in fixed),
             "fixed_failures": sum(r["failures"] for r in fixed),
-            "fixed_pythons": sorted({python_minor(r) for r in fixed},
-                                    key=version_or_zero),
             "environments": len(mine), "reproduced": len(racy),
             "newest": max((target_version(r) for r in mine),
                           key=version_or_zero),
