@@ -58,8 +58,7 @@ def timed_pytest(env: ProbeEnvironment, *args: str,
                  count: int = 1) -> tuple[float, dict]:
     """Run the MWE once, quietly; returns (seconds, summary)."""
     race = RaceSuite(count, TIMEOUT, args, echo=False)
-    fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True),
-                                log=env.log))
+    fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True)))
     if fields.get("env_error"):
         raise RuntimeError(fields["env_error"])
     return race.last_run.seconds, outcomes.summarize(race.last_run.runs,

@@ -49,8 +49,7 @@ def patch_descriptions() -> dict:
             table["tool"]["racematrix"].get("patches", {}).items()}
 
 
-def build_report(raw_dirs: list, out_dir: str | Path,
-                 bisect_dir: str | Path, command: str,
+def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
                  plot: bool = True, pool: bool = False
                  ) -> tuple[list[dict], list[tuple[object, dict]]]:
     """Tables, REPORT.md, the upstream texts and the heatmap in ``out_dir``
