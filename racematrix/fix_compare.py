@@ -10,7 +10,6 @@ that data by ``templates/fix_compare.md.j2``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from .markdown import render
 from .price_sections import outcomes, solve
 from .provenance import stamp
 from .rawresult import load_raw_dirs
+from .report import load_json
 
 logger = logging.getLogger(__name__)
 # Issue 28's goals for a fix: launch time against the reference release
@@ -248,7 +248,7 @@ def compare(records: list[dict], launch_runs: dict) -> dict:
 
 def run_table(args: argparse.Namespace, out_dir: str, command: str) -> dict:
     records = [data for _, data in load_raw_dirs(args.raw)]
-    saved = _read_json(Path(args.launch_file), {})
+    saved = load_json(Path(args.launch_file)) or {}
     data = compare(records, saved.get("runs", {}))
     data["launch_earlier"] = {python: [launch_by_patch({python: run})
                                        for run in runs]
@@ -263,13 +263,6 @@ def run_table(args: argparse.Namespace, out_dir: str, command: str) -> dict:
                           for run in runs]
                  for python, runs in data["launch_earlier"].items()}))
     return data
-
-
-def _read_json(path: Path, default: dict) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default
 
 
 def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
