@@ -26,23 +26,17 @@ from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
 from .install import install
 from .interpreters import missing_interpreters
+from .markdown import render
 from .measure_race import RaceSuite
 from .measurement import Built
 from .procs import venv_environ
 from .provenance import machine_info, now_iso
-from .markdown import render
 from .stats import chance_all_pass, wilson_interval
 from .venv import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 SIM = {"NUMBA_ENABLE_CUDASIM": "1"}
 TIMEOUT = 120  # seconds before one test run counts as hung
-# The figures of runs of the suite, and what each measured.
-LABELS = {"fixed": "newest numba-cuda (fixed)", "faithful": "faithful preset",
-          "aggressive": "aggressive preset (default)",
-          "trigger": "deterministic trigger (1 launch per run)",
-          "trigger_faithful": "deterministic trigger, faithful preset"}
-
 
 PATTERN = "test_buffer_allocation"  # CuBIE's pattern, without trigger or controls
 TRIGGER = "test_syncthreads_trigger"
@@ -186,7 +180,7 @@ def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
     figures = measure(pythons, envdir)
     figures["command"] = command
     write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
-    text = render("mwe_figures.md", figures=figures, labels=LABELS)
+    text = render("mwe_figures.md", figures=figures)
     write_text_atomic(Path(out_dir) / "mwe_figures.md", text)
     print(text)
     return figures
