@@ -18,9 +18,9 @@ from pathlib import Path
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic
 from .interpreters import expose_interpreters, find_interpreter, install_hint
-from .patches import load_patches
 from .patching import PatchError, apply, reinstaller
 from .provenance import machine_info, now_iso
+from .report import declared_patches
 from .venv import ProbeEnvironment, read_environment
 
 HERE = Path(__file__).resolve().parent.parent
@@ -104,15 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     if python is None:
         parser.exit(2, f"reproducers: no Python {args.python} here "
                        f"({install_hint(args.python)})\n")
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: no patched environments
+    patches = declared_patches()
+    if sys.version_info < (3, 11):
         logger.warning("reproducers: Python 3.11+ reads the patches; none "
                        "applied")
-        patches = {}
-    else:
-        patches = load_patches(tomllib.loads((HERE / "pyproject.toml")
-                               .read_text())["tool"]["racematrix"], HERE)
     shown = releases_to_show(bisect)
     entries = []
     for index, (label, requirements) in enumerate(shown):
