@@ -221,7 +221,7 @@ def mwe_figures(session):
     from racematrix import mwe_figures
     try:
         pythons = MATRIX.configs.get(envspec.DEFAULT_SUITE, MATRIX).pythons
-        mwe_figures.run(pythons, ".nox", RESULTS, session.log,
+        mwe_figures.run(pythons, ".nox", RESULTS,
                         matrix_session.session_command(session.name,
                                                        session.posargs))
     except BadInput as error:
@@ -256,7 +256,7 @@ def fix_compare(session):
     """Compare the candidate fixes in one table; -- --launches times them first."""
     from racematrix import fix_compare
     try:
-        fix_compare.run(session.posargs, ".nox", RESULTS, session.log,
+        fix_compare.run(session.posargs, ".nox", RESULTS,
                         matrix_session.session_command(session.name,
                                                        session.posargs))
     except BadInput as error:

@@ -49,7 +49,6 @@ layer module          its one job
 3     bisect_files    the bisect folder's files and Markdown
 3     plots           the heatmap and the launch-time plot
 3     fix_launches    launch time of the candidate fixes, interleaved
-3     fix_table       the candidate fixes' comparison as Markdown
 4     price_sections  the report's structure of the price and the fixes
 4     report_sections the report's structure: one plain dict from rows,
                       bisects and recorded runs, for the templates

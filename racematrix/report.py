@@ -12,6 +12,7 @@ from pathlib import Path
 from .bisect_files import load_bisects, rerender_bisects
 from .fileio import write_text_atomic
 from .markdown import render
+from .patches import Patch, load_patches
 from .plots import draw_all
 from .rawresult import RawResult, RawResultWarning
 from .report_sections import build
@@ -37,16 +38,15 @@ def load_json(path: Path) -> dict | None:
         return None
 
 
-def patch_descriptions() -> dict:
-    """Each declared patch's one-line description (pyproject.toml), by
-    name; none where Python has no tomllib (3.10)."""
+def declared_patches() -> dict[str, Patch]:
+    """The patches pyproject.toml declares, by name; none where Python
+    has no tomllib (3.10)."""
     try:
         import tomllib
     except ImportError:
         return {}
-    table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
-    return {name: patch.get("description") for name, patch in
-            table["tool"]["racematrix"].get("patches", {}).items()}
+    return load_patches(tomllib.loads((PROJECT / "pyproject.toml").read_text())
+                        ["tool"]["racematrix"], PROJECT)
 
 
 def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
@@ -66,7 +66,8 @@ def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
                   out_dir=out_dir,
                   figures=load_json(out_dir / "mwe_figures.json"),
                   fix_launches=load_json(out_dir / "fix_launch_time.json"),
-                  described=patch_descriptions(),
+                  described={name: patch.description for name, patch
+                             in declared_patches().items()},
                   race_rates=[found for path in sorted(
                       (PROJECT / "patches" / "upstream" / "race_rate")
                       .glob("*.json")) if (found := load_json(path))])
