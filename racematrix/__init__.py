@@ -22,11 +22,11 @@ layer module          its one job
                       an environment: standard library only)
 0     launch_plugin   pytest plugin: launch time after a suite's tests
 1     envspec         EnvSpec and the matrix settings
-1     outcomes        JUnit XML -> test runs -> outcome counts
+1     outcomes        JUnit XML -> test runs -> outcome counts; where a
+                      suite's race failures were raised, test times
 1     index           the package index (PEP 691/700)
 1     interpreters    finding and fetching Pythons
 1     venv            environments outside nox; what an environment holds
-1     suite_evidence  where a suite's race failures were raised, test times
 2     suites          suites declared as data; the MWE's suite
 2     matrix          every suite with its lists
 2     schedule        the order sessions run in: longest expected first,

@@ -17,7 +17,6 @@ from .fileio import scratch_folder
 from .measurement import Built
 from .procs import run_streaming
 from .suites import MWE_SUITE
-from .suite_evidence import suite_evidence
 
 # pytest's exit codes for "your arguments are wrong" and "nothing to run".
 PYTEST_USAGE_ERROR = 4
@@ -139,7 +138,7 @@ class RaceSuite:
                 return MweRun(returncode, tail, seconds, None, None)
             return MweRun(returncode, tail, seconds, properties, runs,
                           None if suite.name == MWE_SUITE.name
-                          else suite_evidence(runs, junit))
+                          else outcomes.suite_evidence(runs))
 
     def measure(self, built: Built) -> dict[str, Any]:
         concurrency = built.running()

@@ -1,15 +1,19 @@
-"""Reading pytest's JUnit XML and classifying each test run."""
+"""Reading pytest's JUnit XML: each test run classified, counted per test
+and per kind, and what a client suite's raw record adds (where each race
+failure was raised, how long the tests took)."""
 from __future__ import annotations
 
 import enum
 import fnmatch
 import json
 import re
+import statistics
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # The race's signature: the simulator names the thread, then the attribute
 # lookup on the real ``numba.cuda`` module fails. Nothing else produces it.
@@ -47,6 +51,7 @@ class RunRecord:
     outcome: Outcome
     message: str = ""
     properties: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def base_test_name(name: str, repeat_count: int) -> str:
@@ -99,7 +104,8 @@ def parse_junit(path: str | Path, signature: re.Pattern[str] = RACE_SIGNATURE
                 outcome=classify_outcome(kind, text, signature),
                 message=_first_line(result.get("message") or result.text or "")
                 if result is not None else "",
-                properties=_properties(case)))
+                properties=_properties(case),
+                seconds=float(case.get("time", 0))))
     return suite_properties, runs
 
 
@@ -175,3 +181,53 @@ def kind_counts(tests: Mapping[str, Mapping[str, int]],
         into["other"] += counts[Outcome.OTHER]
         into["hangs"] += counts[Outcome.HANG]
     return found
+
+
+ATTRIBUTE = re.compile(r"has no attribute '(\w+)'")
+
+
+def race_sites(runs: Sequence[RunRecord],
+               mwe_signature: re.Pattern[str] = RACE_SIGNATURE
+               ) -> list[dict[str, Any]]:
+    """Where the suite's target failures were raised, from the properties
+    each failing test records (``raised_at``, ``raised_line``,
+    ``raised_in``), most frequent first; ``mwe_signature`` says whether the
+    message is also the MWE's signature, word for word."""
+    sites: Counter[tuple] = Counter()
+    for run in runs:
+        if run.outcome is Outcome.TARGET:
+            attribute = ATTRIBUTE.search(run.message)
+            sites[(run.properties.get("raised_at", ""),
+                   run.properties.get("raised_line", ""),
+                   run.properties.get("raised_in", ""),
+                   attribute[1] if attribute else "",
+                   bool(mwe_signature.search(run.message)))] += 1
+    return [{"raised_at": at, "line": line, "function": function,
+             "attribute": attribute, "mwe_signature": mwe, "count": count}
+            for (at, line, function, attribute, mwe), count
+            in sites.most_common()]
+
+
+def seconds_per_test(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
+    """Per test function (parameters dropped): how many runs, and the
+    median and largest of their durations."""
+    times: dict[str, list[float]] = {}
+    for run in runs:
+        times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
+    return {name: {"n": len(values),
+                   "median": round(statistics.median(values), 3),
+                   "max": round(max(values), 3)}
+            for name, values in sorted(times.items())}
+
+
+def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """What a client suite's raw record adds to its summary: where each
+    race failure was raised, the tests' durations, and what each test
+    recorded as its ``observed`` property (the first run's)."""
+    observed: dict[str, str] = {}
+    for run in runs:
+        if "observed" in run.properties:
+            observed.setdefault(run.name, run.properties["observed"])
+    return {"race_sites": race_sites(runs),
+            "test_seconds": seconds_per_test(runs),
+            **({"observed": observed} if observed else {})}
