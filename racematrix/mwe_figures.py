@@ -55,8 +55,9 @@ def timed_pytest(env: ProbeEnvironment, *args: str,
     fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True)))
     if fields.get("env_error"):
         raise RuntimeError(fields["env_error"])
-    return race.last_run.seconds, outcomes.summarize(race.last_run.runs,
-                                                     count)
+    run = race.last_run
+    assert run is not None and run.runs is not None  # measure() ran pytest
+    return run.seconds, outcomes.summarize(run.runs, count)
 
 
 def import_seconds(env: ProbeEnvironment, repeats: int = 5) -> float:
