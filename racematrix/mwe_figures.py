@@ -56,7 +56,7 @@ def timed_pytest(env: ProbeEnvironment, *args: str,
     if fields.get("env_error"):
         raise RuntimeError(fields["env_error"])
     run = race.last_run
-    assert run is not None and run.runs is not None  # no env_error: a report
+    assert run is not None and run.runs is not None  # measure() ran pytest
     return run.seconds, outcomes.summarize(run.runs, count)
 
 
