@@ -20,8 +20,7 @@ from .suites import MWE_SUITE
 # pytest's exit codes for "your arguments are wrong" and "nothing to run".
 PYTEST_USAGE_ERROR = 4
 PYTEST_NO_TESTS = 5
-# Options that would take the JUnit report, which every count is read
-# from, away from the runner.
+# Options that would take away the JUnit report every count is read from.
 OWN_OPTIONS = re.compile(r"^(--junit-?xml\b|--junit-prefix\b|-p\s*no:junitxml$)")
 
 
@@ -33,7 +32,6 @@ class MweRun:
     seconds: float
     suite: dict[str, str] | None
     runs: list[outcomes.RunRecord] | None
-    evidence: dict[str, Any] | None = None
 
     def no_report_reason(self, pytest_args: Sequence[str] = ()) -> str:
         if self.returncode < 0:
@@ -54,8 +52,8 @@ def usage_error(run: MweRun) -> str | None:
     """One line, in pytest's words, for arguments rejected or no test run."""
     if run.returncode == PYTEST_USAGE_ERROR:
         line = next((line.strip() for line in reversed(run.tail)
-                     if re.search(r"\berror:", line)), None)
-        line = line or first_error_line(run.tail)
+                     if re.search(r"\berror:", line)), None) or \
+            first_error_line(run.tail)
         return (f"pytest rejected the arguments after `--`: "
                 f"{line.removeprefix('ERROR: ')} (see `pytest --help` in "
                 f"mwe/, or README.md: Options)")
@@ -126,9 +124,7 @@ class RaceSuite:
                 properties, runs = outcomes.parse_junit(junit, suite.signature)
             except outcomes.JUnitError:
                 return MweRun(returncode, tail, seconds, None, None)
-            return MweRun(returncode, tail, seconds, properties, runs,
-                          None if suite.name == MWE_SUITE.name
-                          else outcomes.suite_evidence(runs))
+            return MweRun(returncode, tail, seconds, properties, runs)
 
     def measure(self, built: Built) -> dict[str, Any]:
         concurrency = built.running()
@@ -144,9 +140,9 @@ class RaceSuite:
             return {**fields, "env_error": run.no_report_reason(
                 self.pytest_args), "env_error_detail": "\n".join(run.tail)}
         summary = outcomes.summarize(run.runs, self.count)
-        summary.update(run.evidence or {})
-        packages = built.environment.get("packages", {})
-        kinds = built.suite.kinds
+        if built.suite.name != MWE_SUITE.name:
+            summary.update(outcomes.suite_evidence(run.runs))
+        packages, kinds = built.environment.get("packages", {}), built.suite.kinds
         return {**fields, "counts": summary.pop("counts"), "summary": summary,
                 "settings": {key: value for key, value in run.suite.items()
                              if key not in packages},

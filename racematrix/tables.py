@@ -132,10 +132,8 @@ def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
 
 
 def version_or_zero(text: str | None) -> Version:
-    try:
-        return Version(text)  # type: ignore[arg-type]
-    except (InvalidVersion, TypeError):
-        return Version("0")
+    version = _version_key(text)[1]
+    return version if isinstance(version, Version) else Version("0")
 
 
 def _version_key(text: str | None) -> tuple[int, Version | str]:
@@ -195,12 +193,6 @@ def kind_rate(row: Row, kind: str) -> dict | None:
             "rate": round(counts["failures"] / counts["runs"], 4)}
 
 
-def kind_cell(row: Row, kind: str) -> str:
-    data = kind_rate(row, kind)
-    return "–" if data is None else \
-        f"{data['failures']}/{data['runs']} ({percent(data['rate'])})"
-
-
 def format_launch(record: dict | None) -> str:
     """``median / p95 / max s``; a bound (``>=``) where a launch hit the
     limit of older records."""
@@ -214,13 +206,6 @@ def format_launch(record: dict | None) -> str:
         text += (f" ({record['past_limit']} of {record['n']} past "
                  f"{record['limit']:g} s)")
     return text
-
-
-def reason_cell(row: Row) -> str:
-    attempt = row["last_attempt"]
-    return row["reason"] if not attempt else (
-        f"{row['reason']}; last attempt failed "
-        f"({attempt['when'][:16].replace('T', ' ')}): {attempt['why']}")
 
 
 @dataclass(frozen=True)
@@ -247,11 +232,15 @@ def _get(*keys: str) -> Callable[[Row], Any]:
 
 
 def _kind_columns(kind: str) -> tuple[Column, Column]:
+    def text(row: Row) -> str:
+        data = kind_rate(row, kind)
+        return "–" if data is None else \
+            f"{data['failures']}/{data['runs']} ({percent(data['rate'])})"
     return (Column(f"{kind}_runs", None, lambda r: _get("runs")(
                 kind_rate(r, kind))),
             Column(f"{kind}_failures", "controls" if kind == "control"
                    else kind, lambda r: _get("failures")(kind_rate(r, kind)),
-                   lambda r: kind_cell(r, kind)))
+                   text))
 
 
 def _package_column(name: str, header: str,
@@ -299,7 +288,10 @@ COLUMNS = (
     Column("last_attempt_failed", None,
            lambda r: _get("last_attempt", "why")(r) or ""),
     Column("verdict", "verdict", _get("verdict")),
-    Column("reason", "reason", _get("reason"), reason_cell),
+    Column("reason", "reason", _get("reason"), lambda r: r["reason"] + (
+        "; last attempt failed ({}): {}".format(
+            r["last_attempt"]["when"][:16].replace("T", " "),
+            r["last_attempt"]["why"]) if r["last_attempt"] else "")),
 )
 MARKDOWN = tuple(c for c in COLUMNS if c.header)
 TABLE_COLUMNS = tuple(c.header for c in MARKDOWN)
