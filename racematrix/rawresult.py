@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from .envspec import EnvSpec
 
 SCHEMA = 1
+# Each measurement's field, checked against its own schema.
+RAW_FIELDS = sorted(path.name.removesuffix(".schema.json") for path in
+                    (SCHEMAS / "raw-fields").glob("*.schema.json"))
 # Failed attempts kept beside a measured row: enough to see a pattern.
 MAX_ATTEMPTS = 20
 
@@ -127,12 +130,9 @@ def validate_raw(data: Any) -> str | None:
     """The record's problem in one line (its schema, each measurement's
     field's own in ``schemas/raw-fields/``, counts that cannot add up), or
     None."""
-    wrong = problem(data, "raw", "record")
-    for path in sorted((SCHEMAS / "raw-fields").glob("*.schema.json")):
-        field = path.name.removesuffix(".schema.json")
-        if not wrong and field in data:
-            wrong = problem(data[field], f"raw-fields/{field}",
-                            f"record.{field}")
+    wrong = problem(data, "raw", "record") or next(filter(None, (
+        problem(data[field], f"raw-fields/{field}", f"record.{field}")
+        for field in RAW_FIELDS if field in data)), None)
     if not wrong and data["failures"] + data["other_errors"] + \
             data["hangs"] > data["runs"]:
         wrong = (f"failures ({data['failures']}), other errors and hangs "
