@@ -192,7 +192,7 @@ def workload_envs(envdir, python, raw_dir=PROJECT / "results" / "raw"):
         if row.get("suite", "mwe") != "mwe" or "patch" in row["spec"] or \
                 row["verdict"] not in found:
             continue
-        name = "matrix({}, {}, sim1)".format(
+        name = "env({}, {}, sim1)".format(
             python, " ".join(row["spec"]["requirements"]))
         folder = Path(envdir) / re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
         if (folder / "bin" / "python").exists():
@@ -391,7 +391,7 @@ def run(out_dir, log, command, argv=()):
     envs, cache = PROJECT / ".nox", scratch / "uv-cache"
 
     def warm(label, results, nox_args, **environ):
-        if not any(envs.glob("matrix-*")):  # warm needs environments
+        if not any(envs.glob("env-*")):  # warm needs environments
             matrix_run("warm-up", envs, scratch / "r0", ["-j", "auto"], log)
         # A rerun: the rows of the run before are there, as the
         # launch-time rule's reference (and the tables the report redraws).

@@ -6,18 +6,19 @@ the active ones through its shims; a shim for an inactive version exits with
 the real ``bin`` folders ahead of the shims on PATH lets nox and uv find each
 interpreter without downloading one.
 """
-import argparse
 import functools
+import logging
 import os
 import re
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urlsplit
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def pyenv_root(environ=os.environ):
@@ -108,11 +109,11 @@ def find_interpreter(python, timeout=30):
 def missing_interpreters(pythons, download=None, log=None):
     """One line naming the Pythons in ``pythons`` that are neither
     installed nor could be fetched (see :func:`provision`), and what to do;
-    None when all are there. ``download`` defaults to nox's
-    ``--download-python`` on this command line."""
+    None when all are there. ``download`` defaults to nox's own setting
+    (``NOX_DOWNLOAD_PYTHON``, else "auto")."""
     missing = provision(
-        pythons, download or download_choice(sys.argv[1:]),
-        log or (lambda line: print(f"nox > {line}", file=sys.stderr)))
+        pythons, download or os.environ.get("NOX_DOWNLOAD_PYTHON", "auto"),
+        log or logger.info)
     return "; ".join(missing.values()) or None
 
 
@@ -227,41 +228,6 @@ def provision(pythons, download, log, can_reach=None):
     return missing
 
 
-def nox_options(argv):
-    """The parts of a nox command line that decide which Pythons the
-    matrix needs: the sessions asked for, ``--download-python``, and
-    whether it only lists.
-    Everything else, and all after ``--``, is nox's."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("-s", "-e", "--session", "--sessions",
-                        dest="sessions", nargs="*", action="extend",
-                        default=[])
-    parser.add_argument("--download-python")
-    parser.add_argument("-l", "--list", "--json", "-h", "--help", "--usage",
-                        "--version", dest="listing", action="store_true")
-    head = argv[:argv.index("--")] if "--" in argv else list(argv)
-    return parser.parse_known_args(head)[0]
-
-
-def download_choice(argv, default="auto"):
-    """nox's own ``--download-python`` value on the command line, else
-    ``default``."""
-    return nox_options(argv).download_python or default
-
-
-def sessions_requested(argv, environ, default):
-    """The session names or prefixes a nox command line asks for (``-s``,
-    ``--session(s)``, ``-e``, ``NOXSESSION``; else ``default``), or () for
-    a listing (``-l``, ``--list``, ``--json``, ``--usage``, ``--help``)."""
-    options = nox_options(argv)
-    if options.listing:
-        return ()
-    chosen = options.sessions
-    if not chosen and environ.get("NOXSESSION"):
-        chosen = environ["NOXSESSION"].split(",")
-    return tuple(chosen or default)
-
-
 def pick_python(requirement_sets, candidates=None, prefer=None,
                 run=subprocess.run):
     """The first installed Python, of ``prefer`` then ``candidates``
@@ -295,19 +261,3 @@ def has_wheels(uv, python, requirements, run=subprocess.run):
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
-
-
-def matrix_pythons_requested(names, pythons):
-    """Which of the matrix's ``pythons`` a selection of session names asks
-    for: all of them for ``matrix`` (or a name nox matches by prefix), one
-    for ``matrix(3.11, ...)``, none where no matrix session is named."""
-    wanted = []
-    for name in names:
-        if name == "matrix":
-            return list(pythons)
-        if name.startswith("matrix("):  # matrix(3.11, numba==0.60.0, sim1)
-            python = name[len("matrix("):].split(",", 1)[0].strip()
-            if python not in pythons:
-                return list(pythons)  # a prefix nox may match: all
-            wanted.append(python)
-    return list(dict.fromkeys(wanted))

@@ -74,38 +74,6 @@ def test_find_interpreter_finds_this_python_and_not_a_missing_one():
     assert interpreters.find_interpreter("3.99") is None
 
 
-def test_sessions_requested_reads_noxs_selection():
-    default = ["matrix"]
-    assert interpreters.sessions_requested([], {}, default) == ("matrix",)
-    assert interpreters.sessions_requested(
-        ["-s", "tests", "--", "-k", "matrix"], {}, default) == ("tests",)
-    assert interpreters.sessions_requested(
-        ["--session=matrix(3.11, numba==0.60.0, sim1)"], {}, default) == (
-        "matrix(3.11, numba==0.60.0, sim1)",)
-    assert interpreters.sessions_requested(
-        [], {"NOXSESSION": "bisect,report"}, default) == ("bisect", "report")
-    for listing in (["-l"], ["--list", "--json"]):
-        assert interpreters.sessions_requested(listing, {}, default) == ()
-
-
-def test_matrix_pythons_requested():
-    pythons = ("3.10", "3.11", "3.12")
-    assert interpreters.matrix_pythons_requested(["matrix"], pythons) == list(
-        pythons)
-    assert interpreters.matrix_pythons_requested(
-        ["matrix(3.11, numba==0.60.0, sim1)"], pythons) == ["3.11"]
-    assert interpreters.matrix_pythons_requested(["tests", "report"],
-                                                 pythons) == []
-
-
-def test_download_choice_follows_noxs_flag():
-    assert interpreters.download_choice([]) == "auto"
-    assert interpreters.download_choice(["--download-python", "never"]) == \
-        "never"
-    assert interpreters.download_choice(["--download-python=always"]) == \
-        "always"
-
-
 class FakeRun:
     """Records the command, and answers as uv did here (real output)."""
     def __init__(self, returncode, output=""):
