@@ -211,7 +211,8 @@ def interruptible():
 
 def test_interrupt_keeps_finished_results(tmp_path, matrix_envs):
     """Ctrl-C in the middle of a matrix leaves every finished environment's
-    result whole, and the tables readable."""
+    result whole; the tables come with the next run (the session `matrix`
+    did not run) or `nox -s report`."""
     import signal
     env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
     # No launch time: what is under test is the interrupt, not a row's
@@ -239,9 +240,8 @@ def test_interrupt_keeps_finished_results(tmp_path, matrix_envs):
     process.send_signal(signal.SIGINT)
     process.wait(timeout=120)
     assert json.loads(first.read_text())["verdict"] == verdicts[first.stem]
-    table = json.loads((tmp_path / "failure_rates.json").read_text())
-    rows = [r["env"] for r in table["rows"]]
-    assert first.stem in rows and len(rows) < len(verdicts)
+    assert [p.stem for p in raw_dir.glob("*.json")] == [first.stem]
+    assert not (tmp_path / "failure_rates.json").exists()
     leftovers = [p.name for p in (tmp_path / "raw").iterdir()
                  if p.name.startswith(".")]
     assert leftovers == []
