@@ -31,6 +31,9 @@ nox.options.reuse_venv = "yes"
 # nox logs at DEBUG; the libraries it imports for us need not.
 for _library in ("matplotlib", "PIL", "urllib3", "requests"):
     logging.getLogger(_library).setLevel(logging.WARNING)
+# nox's own environment and its -j workers are ours to cache bytecode in
+# (set on some machines, it has each worker compile nox and our imports).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # A CI job's cancellation stops a run the way Ctrl-C does.
 procs.terminate_on_sigterm()
 # nox looks for Pythons on PATH only: pyenv's inactive versions and uv's

@@ -6,7 +6,6 @@ the active ones through its shims; a shim for an inactive version exits with
 the real ``bin`` folders ahead of the shims on PATH lets nox and uv find each
 interpreter without downloading one.
 """
-import functools
 import logging
 import os
 import re
@@ -56,11 +55,13 @@ def uv_bin_dirs(timeout=5):
     return versioned_bin_dirs(folder, r"cpython-(\d+)\.(\d+)\.(\d+)-.*")
 
 
-@functools.cache
 def uv_python_folder(install_dir, timeout=5):
-    """Where uv keeps the Pythons it manages, asked once a process for each
-    ``UV_PYTHON_INSTALL_DIR`` (``install_dir``; the folder's entries are
-    read anew each time), or None without uv."""
+    """Where uv keeps the Pythons it manages: ``install_dir``
+    (``UV_PYTHON_INSTALL_DIR``) where set, else asked of uv (0.2 s), or
+    None without uv. :func:`expose_interpreters` sets the variable, so that
+    nox's ``-j`` workers, its children, need not ask again."""
+    if install_dir:
+        return install_dir
     uv = shutil.which("uv")
     if uv is None:
         return None
@@ -78,6 +79,9 @@ def expose_interpreters(environ=os.environ):
     else at the end. Whatever PATH found before stays first. Returns the
     folders added."""
     path = [d for d in environ.get("PATH", "").split(os.pathsep) if d]
+    folder = uv_python_folder(environ.get("UV_PYTHON_INSTALL_DIR"))
+    if folder:
+        environ["UV_PYTHON_INSTALL_DIR"] = folder
     extra = [d for d in pyenv_bin_dirs(environ) + uv_bin_dirs()
              if d not in path]
     if extra:
