@@ -297,8 +297,8 @@ def defaults_run(warm, scratch, log):
     project = warm(f"the project, warm: Python {DEFAULTS_PYTHON}'s MWE rows",
                    scratch / "r10", ["-j", "auto"], **rows)
     defaults = matrix_run(
-        f"nox's defaults (virtualenv and pip, one at a time, recreated): "
-        f"the same rows", scratch / "envs-virtualenv", scratch / "r4",
+        "nox's defaults (virtualenv and pip, one at a time, recreated): "
+        "the same rows", scratch / "envs-virtualenv", scratch / "r4",
         ["-fb", "virtualenv", "--reuse-venv", "no"], log, **rows)
     defaults["project"] = project
     defaults["times_the_project"] = round(

@@ -10,11 +10,8 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
-import threading
 import time
-from urllib.parse import urlsplit
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -110,95 +107,56 @@ def find_interpreter(python, timeout=30):
     return found.stdout.strip() or None
 
 
-def missing_interpreters(pythons, download=None, log=None):
+def missing_interpreters(pythons: list[str], download: str | None = None
+                         ) -> str | None:
     """One line naming the Pythons in ``pythons`` that are neither
     installed nor could be fetched (see :func:`provision`), and what to do;
     None when all are there. ``download`` defaults to nox's own setting
     (``NOX_DOWNLOAD_PYTHON``, else "auto")."""
     missing = provision(
-        pythons, download or os.environ.get("NOX_DOWNLOAD_PYTHON", "auto"),
-        log or logger.info)
+        pythons, download or os.environ.get("NOX_DOWNLOAD_PYTHON", "auto"))
     return "; ".join(missing.values()) or None
 
 
-# Pythons the matrix supports, newest first: the order in which a test that
-# needs "some Python with wheels for X" tries them.
-SUPPORTED = ("3.14", "3.13", "3.12", "3.11", "3.10")
-# Where uv downloads Python builds from unless a mirror is configured.
-UV_PYTHON_DOWNLOADS_URL = ("https://github.com/astral-sh/"
-                           "python-build-standalone/releases/download")
-# How long the host of those downloads may take to answer before we call
-# this machine offline for them.
-REACH_SECONDS = 2.0
-
-
-def install_hint(python):
+def install_hint(python: str) -> str:
     return (f"install it with `uv python install {python}` where downloads "
             f"work, or `pyenv install {python}`; then run again")
 
 
-def downloads_host(environ=os.environ):
-    """The host uv fetches Python builds from (its mirror setting, else
-    GitHub)."""
-    url = environ.get("UV_PYTHON_INSTALL_MIRROR") or UV_PYTHON_DOWNLOADS_URL
-    return urlsplit(url).hostname or "", urlsplit(url).port or (
-        80 if url.startswith("http:") else 443)
-
-
-def reachable(host, port, seconds=REACH_SECONDS):
-    """Whether a TCP connection to ``host`` opens within ``seconds``, name
-    lookup included (which a socket timeout alone does not bound)."""
-    outcome = []
-
-    def connect():
-        try:
-            socket.create_connection((host, port), timeout=seconds).close()
-            outcome.append(True)
-        except OSError:
-            outcome.append(False)
-    worker = threading.Thread(target=connect, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    return bool(outcome and outcome[0])
-
-
-def download_interpreter(python, log, timeout=600, run=subprocess.run,
-                         can_reach=None):
+def download_interpreter(python: str, timeout: float = 600,
+                         run=subprocess.run) -> tuple[str | None, str | None]:
     """Fetch Python ``X.Y`` as a uv-managed interpreter (found again next
     time through uv's folder). Returns (path, None) on success, else
-    (None, one line saying why and how to install it). Offline it knows
-    within ``REACH_SECONDS``: uv itself may spend ten seconds on a failing
-    name lookup."""
+    (None, one line saying why and how to install it). Without retries:
+    offline, uv then fails in a tenth of a second (with its default
+    retries, about 8 s)."""
     uv = shutil.which("uv")
     if uv is None:
         return None, f"no Python {python} here and uv is missing to fetch it; " \
                      f"{install_hint(python)}"
     started = time.monotonic()
-    host, port = downloads_host()
-    if not (can_reach or reachable)(host, port):
-        log(f"Python {python}: not installed, and {host} (where uv downloads "
-            f"Pythons from) could not be reached (waited at most {REACH_SECONDS:g} s)")
-        return None, (f"no Python {python} here, and uv cannot download it "
-                      f"({host} unreachable); {install_hint(python)}")
     try:
         done = run([uv, "python", "install", python], capture_output=True,
                    text=True, timeout=timeout,
-                   env={**os.environ, "UV_PYTHON_DOWNLOADS": "automatic"})
+                   env={**os.environ, "UV_PYTHON_DOWNLOADS": "automatic",
+                        "UV_HTTP_RETRIES": "0", "UV_PYTHON_INSTALL_BIN": "0"})
     except (OSError, subprocess.SubprocessError) as error:
         return None, (f"no Python {python} here and uv could not fetch it "
                       f"({error}); {install_hint(python)}")
     seconds = time.monotonic() - started
     if done.returncode != 0:
         cause = download_failure_cause(done.stdout + done.stderr)
-        log(f"Python {python}: download failed after {seconds:.1f} s ({cause})")
+        logger.info("Python %s: download failed after %.1f s (%s)", python,
+                    seconds, cause)
         return None, (f"no Python {python} here and uv could not download it "
                       f"({cause}); {install_hint(python)}")
     found = find_interpreter(python)
-    log(f"Python {python}: downloaded by uv in {seconds:.1f} s -> {found}")
+    logger.info("Python %s: downloaded by uv in %.1f s -> %s", python,
+                seconds, found)
     return found, None
 
 
-def download_failure_cause(output):
+def download_failure_cause(output: str) -> str:
     """The innermost cause in uv's error output, in one line."""
     causes = [line.split("cause:", 1)[1].strip() for line in output.splitlines()
               if "cause:" in line]
@@ -208,7 +166,7 @@ def download_failure_cause(output):
     return lines[-1] if lines else "no output"
 
 
-def provision(pythons, download, log, can_reach=None):
+def provision(pythons: list[str], download: str) -> dict[str, str]:
     """Make each Python of ``pythons`` available: found where it is
     installed (PATH, pyenv, uv's folder), else downloaded by uv unless
     ``download`` is "never". Returns {python: reason} for those still
@@ -225,43 +183,7 @@ def provision(pythons, download, log, can_reach=None):
                                f"--download-python never); "
                                f"{install_hint(python)}")
             continue
-        found, reason = download_interpreter(python, log,
-                                             can_reach=can_reach)
+        found, reason = download_interpreter(python)
         if not found:
             missing[python] = reason
     return missing
-
-
-def pick_python(requirement_sets, candidates=None, prefer=None,
-                run=subprocess.run):
-    """The first installed Python, of ``prefer`` then ``candidates``
-    (newest first), for which every requirement set in
-    ``requirement_sets`` resolves to wheels alone; None when there is
-    none. What a test needs that pins releases with wheels for some Pythons
-    only (numba 0.60 has none for 3.13)."""
-    order = list(dict.fromkeys([*([prefer] if prefer else []),
-                                *(candidates or SUPPORTED)]))
-    uv = shutil.which("uv")
-    if uv is None:
-        return None
-    expose_interpreters()
-    for python in order:
-        if find_interpreter(python) is None:
-            continue
-        if all(has_wheels(uv, python, requirements, run)
-               for requirements in requirement_sets):
-            return python
-    return None
-
-
-def has_wheels(uv, python, requirements, run=subprocess.run):
-    """Whether ``requirements`` resolve on the index to wheels alone for
-    Python ``python`` (a dry resolution: nothing is installed)."""
-    try:
-        done = run([uv, "pip", "compile", "-q", "--no-header",
-                    "--python-version", python, "--only-binary", ":all:",
-                    "-"], input="\n".join(requirements), capture_output=True,
-                   text=True, timeout=300)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
