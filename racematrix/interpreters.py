@@ -185,5 +185,5 @@ def provision(pythons: list[str], download: str) -> dict[str, str]:
             continue
         found, reason = download_interpreter(python)
         if not found:
-            missing[python] = reason
+            missing[python] = reason or f"no Python {python} here"
     return missing
