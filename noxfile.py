@@ -93,7 +93,8 @@ def env(session, suite, spec, sim, patch):
             launch_time={"launches": config.launches,
                          "max_launches": config.max_launches,
                          "device_calls": config.launch_device_calls}
-            if suite == DEFAULT_SUITE and config.launches else None,
+            if MATRIX.suites[suite].launch_time and config.launches
+            else None,
             # nox's -v lowers its log level below DEBUG.
             verbose=logging.getLogger().getEffectiveLevel() < logging.DEBUG)
     except BadInput as error:
