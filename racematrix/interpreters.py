@@ -6,22 +6,26 @@ the active ones through its shims; a shim for an inactive version exits with
 the real ``bin`` folders ahead of the shims on PATH lets nox and uv find each
 interpreter without downloading one.
 """
+from __future__ import annotations
+
 import logging
 import os
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
-def pyenv_root(environ=os.environ):
+def pyenv_root(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
 
-def versioned_bin_dirs(root, pattern):
+def versioned_bin_dirs(root: str | Path, pattern: str) -> list[str]:
     """``bin`` folders of the interpreters under ``root`` whose folder name
     matches ``pattern`` (three version groups), newest version first."""
     root = Path(root)
@@ -35,13 +39,13 @@ def versioned_bin_dirs(root, pattern):
     return [str(path) for _, path in sorted(found, reverse=True)]
 
 
-def pyenv_bin_dirs(environ=os.environ):
+def pyenv_bin_dirs(environ: Mapping[str, str] = os.environ) -> list[str]:
     """``bin`` folders of pyenv's CPython installs, newest version first."""
     return versioned_bin_dirs(pyenv_root(environ) / "versions",
                               r"(\d+)\.(\d+)\.(\d+)")
 
 
-def uv_bin_dirs(timeout=5):
+def uv_bin_dirs(timeout: float = 5) -> list[str]:
     """``bin`` folders of the CPython builds uv manages, newest first. Reads
     uv's Python folder (``uv python dir``) rather than ``uv python list``,
     which also probes every interpreter on PATH and takes seconds."""
@@ -52,7 +56,8 @@ def uv_bin_dirs(timeout=5):
     return versioned_bin_dirs(folder, r"cpython-(\d+)\.(\d+)\.(\d+)-.*")
 
 
-def uv_python_folder(install_dir, timeout=5):
+def uv_python_folder(install_dir: str | None, timeout: float = 5
+                     ) -> str | None:
     """Where uv keeps the Pythons it manages: ``install_dir``
     (``UV_PYTHON_INSTALL_DIR``) where set, else asked of uv (0.2 s), or
     None without uv. :func:`expose_interpreters` sets the variable, so that
@@ -70,7 +75,8 @@ def uv_python_folder(install_dir, timeout=5):
     return folder.stdout.strip()
 
 
-def expose_interpreters(environ=os.environ):
+def expose_interpreters(environ: MutableMapping[str, str] = os.environ
+                        ) -> list[str]:
     """Add the interpreters of pyenv and uv to ``environ["PATH"]``: just
     ahead of pyenv's shims when those are on PATH (a shim would shadow them),
     else at the end. Whatever PATH found before stays first. Returns the
@@ -89,7 +95,7 @@ def expose_interpreters(environ=os.environ):
     return extra
 
 
-def find_interpreter(python, timeout=30):
+def find_interpreter(python: str, timeout: float = 30) -> str | None:
     """The path of an installed Python ``X.Y`` as uv finds it (PATH, uv's
     own folder; pyenv's once :func:`expose_interpreters` has run), without
     downloading one; None when there is none or uv is missing."""
@@ -124,7 +130,8 @@ def install_hint(python: str) -> str:
 
 
 def download_interpreter(python: str, timeout: float = 600,
-                         run=subprocess.run) -> tuple[str | None, str | None]:
+                         run: Callable[..., Any] = subprocess.run
+                         ) -> tuple[str | None, str | None]:
     """Fetch Python ``X.Y`` as a uv-managed interpreter (found again next
     time through uv's folder). Returns (path, None) on success, else
     (None, one line saying why and how to install it). Without retries:

@@ -19,6 +19,7 @@ import shlex
 import shutil
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import measure_launch, measure_race, patching
@@ -243,7 +244,8 @@ def finish_run(results_dir: str | Path, run: int, env_ids: list[str],
     return line, failed
 
 
-def session_command(session_name, posargs, environ=os.environ):
+def session_command(session_name: str, posargs: list[str],
+                    environ: Mapping[str, str] = os.environ) -> str:
     """The command that reruns one session, with the MATRIX_* variables
     that shaped it, for provenance."""
     variables = " ".join(f"{name}={shlex.quote(environ[name])}" for name in
@@ -255,7 +257,7 @@ def session_command(session_name, posargs, environ=os.environ):
     return f"{variables} {command}".strip()
 
 
-def split_count(posargs, default):
+def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
     """pytest arguments for a run, with ``--count`` taken out (the runner
     passes it, and needs it to read test names)."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
