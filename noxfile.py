@@ -116,8 +116,7 @@ def matrix(session):
         [env_of(row).env_id for row in ROWS], command=matrix_session.session_command("matrix", session.posargs))
     session.log(line)
     if failed:
-        session.error(f"{failed} environment(s) could not be measured "
-                      f"(`error` rows; see each row's reason)")
+        session.error("; ".join(failed))
 
 
 @nox.session(python=False, default=False)

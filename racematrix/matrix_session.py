@@ -188,7 +188,7 @@ def note_finished(results_dir: str | Path, raw: dict, run: int,
     journal.mkdir(parents=True, exist_ok=True)
     write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
         {"env": raw["env"], "verdict": raw["verdict"], "runs": raw["runs"],
-         "started": time.time() - raw["seconds"]}))
+         "line": row_line(raw), "started": time.time() - raw["seconds"]}))
     entries = _entries(journal)
     done = len(entries)
     where = f"{done}/{total}" if done <= total else f"{done}"
@@ -210,12 +210,13 @@ def _entries(journal: Path) -> list[dict]:
 
 
 def finish_run(results_dir: str | Path, run: int, env_ids: list[str],
-               command: str = "nox -s matrix") -> tuple[str, int]:
+               command: str = "nox -s matrix") -> tuple[str, list[str]]:
     """The run's last word, after its environments: where one of them
     recorded a row, the tables, REPORT.md and the plot; then the verdict
     counts of this run, the environments not run here (``env_ids`` minus
-    those recorded) and the paths written. Returns (that line, how many
-    rows of this run are errors with nothing measured)."""
+    those recorded) and the paths written. Returns (that line, the rows of
+    this run that are errors with nothing measured, each as ``env: its
+    line``)."""
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)
@@ -239,8 +240,8 @@ def finish_run(results_dir: str | Path, run: int, env_ids: list[str],
         line += (f"; table {results / 'failure_rates.md'}, report "
                  f"{results / 'REPORT.md'}, plot "
                  f"{results / 'failure_rates.png'}")
-    failed = sum(1 for entry in entries
-                 if entry["verdict"] == "error" and not entry["runs"])
+    failed = [f"{entry['env']}: {entry['line']}" for entry in entries
+              if entry["verdict"] == "error" and not entry["runs"]]
     return line, failed
 
 
