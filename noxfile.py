@@ -172,7 +172,7 @@ def mwe_figures(session):
     from racematrix import mwe_figures
     try:
         pythons = MATRIX.configs.get(DEFAULT_SUITE, MATRIX).pythons
-        mwe_figures.run(pythons, ".nox", RESULTS, session.log,
+        mwe_figures.run(pythons, ".nox", RESULTS,
                         matrix_session.session_command(session.name,
                                                        session.posargs))
     except BadInput as error:
@@ -209,7 +209,7 @@ def fix_compare(session):
     results_folder(session)
     from racematrix import fix_compare
     try:
-        fix_compare.run(session.posargs, ".nox", RESULTS, session.log,
+        fix_compare.run(session.posargs, ".nox", RESULTS,
                         matrix_session.session_command(session.name,
                                                        session.posargs))
     except BadInput as error:

@@ -4,7 +4,7 @@ after the environments.
 
 Each session builds its environment (``install``), hands it to the
 measurements (the suite, then launch time for the MWE), records the raw
-result (``recording``) and returns it. The session ``matrix`` requires
+result (``rawresult.record``) and returns it. The session ``matrix`` requires
 every environment's session (nox's ``requires=``, which its ``-j`` runner
 schedules by too) and calls ``finish_run``: the report once, last.
 """
@@ -24,16 +24,14 @@ from pathlib import Path
 
 from . import measure_launch, measure_race, patching
 from .errors import BadInput
-from .fileio import (folder_problem, results_lock, scratch_folder,
-                     write_text_atomic)
+from .fileio import (clear_stale, folder_problem, results_lock,
+                     running_marker, scratch_folder, write_text_atomic)
 from .install import install_resolved
 from .measurement import Built, run_all
 from .patches import patched_packages
 from .patching import PatchError
 from .provenance import machine_info, now_iso
-from .rawresult import machine_label, make_raw
-from .recording import (clear_stale, kept_measured_row, record,
-                        running_marker)
+from .rawresult import kept_measured_row, machine_label, make_raw, record
 from .report import build_report
 from .suites import MWE_SUITE, PROJECT
 from .venv import read_environment
@@ -99,7 +97,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
             measurements.append(measure_launch.LaunchTime(
                 **launch_time, reference=reference))
         fields = run_all(measurements, Built(
-            session, spec, suite, keep_dir=results_dir, log=detail,
+            session, spec, suite, keep_dir=results_dir,
             environment=environment, running=running, scratch=scratch))
     detail = fields.pop("env_error_detail", None)
     return finish(detail=detail, **{**environment, **fields})

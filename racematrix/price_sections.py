@@ -88,17 +88,13 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
             "python_build": next((e.get("python_build") for e in
                                   (run.get("environments") or {}).values()),
                                  None),
-            "rows": [{"label": r["label"], "release": r["release"],
-                      "numba": ((run.get("environments") or {})
-                                .get(r["label"], {}).get("packages") or {})
-                      .get("numba"),
+            "rows": [{**r, "numba": ((run.get("environments") or {})
+                                     .get(r["label"], {}).get("packages")
+                                     or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
-                      "n": r["n"], "past_limit": r["past_limit"],
                       "median": seconds(r["median"], limit),
                       "p95": seconds(r["p95"], limit),
-                      "median_ratio": r.get("median_ratio"),
-                      "ratio_bound": r.get("median_ratio_bound"),
-                      "race_errors": r["race_errors"], "error": r["error"]}
+                      "ratio_bound": r.get("median_ratio_bound")}
                      for r in run["rows"]]}
 
 
@@ -184,7 +180,8 @@ def cubie_price(found: list[dict]) -> dict | None:
     plain = [c for c in mine if not c["patch"]]
     racy = [c for c in plain if c["verdict"] == "reproduced"]
     fixed = [c for c in plain if c["verdict"] == "not-reproduced"]
-    def newest_of(group):
+
+    def newest_of(group: list[dict]) -> dict | None:
         return max(group, key=lambda c: version_or_zero(c["numba_cuda"]),
                    default=None)
     after, before = newest_of(fixed), newest_of(racy)
@@ -214,9 +211,7 @@ def cubie(records: list[dict]) -> list[dict]:
             "verdict": record["verdict"], "runs": record["runs"],
             "failures": record["failures"], "hangs": record.get("hangs", 0),
             "other": record.get("other_errors", 0),
-            "skips": record.get("skips", 0), "solve": solve(record),
-            "race_sites": sum(s["count"] for s in (record.get("summary") or {})
-                              .get("race_sites", []))})
+            "skips": record.get("skips", 0), "solve": solve(record)})
     return sorted(found, key=lambda c: (version_or_zero(c["cubie"]),
                                         version_or_zero(c["numba_cuda"]),
                                         c["patch"] or ""))
@@ -234,9 +229,9 @@ def own_tests(records: list[dict]) -> list[dict]:
         by_release[key][(record.get("spec") or {}).get("patch")] = record
     found = []
     for (python, version), sides in sorted(by_release.items()):
-        plain = outcomes(sides.get(None))
+        plain = outcomes(sides[None]) if None in sides else None
         for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
-            mine = outcomes(record) or {}
+            mine = outcomes(record)
             failed = record["failures"] + record["other_errors"] + \
                 record.get("hangs", 0)
             found.append({
@@ -249,12 +244,11 @@ def own_tests(records: list[dict]) -> list[dict]:
     return found
 
 
-def outcomes(record: dict | None) -> dict | None:
-    if record is None:
-        return None
+def outcomes(record: dict) -> dict:
+    """Each test's outcome in a row (the most frequent where repeated)."""
     tests = (record.get("summary") or {}).get("tests") or {}
     return {test_name(name): max(counts, key=counts.get)
-            for name, counts in tests.items()}
+            for name, counts in tests.items() if any(counts.values())}
 
 
 def test_name(name: str) -> str:
@@ -341,6 +335,8 @@ def reproducer_runs(data: dict | None) -> dict | None:
     for entry in data["entries"]:
         for run in entry["runs"]:
             by_script[run["command"].split()[-1]].append({
+                # a run stopped at the timeout: exit None, its seconds a bound
+                "stopped_at": run["seconds"] if run["exit"] is None else None,
                 **run, "label": entry["label"], "patch": entry["patch"],
                 "python": entry["python"], "packages": entry["packages"]})
     loads = [load for entry in data["entries"] for run in entry["runs"]

@@ -65,12 +65,13 @@ def test_the_run_says_one_line_per_environment_and_a_last_word(matrix_run):
     assert last.startswith("nox > matrix: 2 environments in "), last
     assert "1 reproduced" in last and "1 not-reproduced" in last
     assert f"report {results}/REPORT.md" in last
-    # Counts per kind of test: the pattern's is the rate (a run of 16 may
-    # miss the race in the pattern: the trigger or the pattern fails).
+    # Counts per kind of test: the pattern's is the rate.
     kinds = raw(results, buggy)["kinds"]
     assert set(kinds) == {"pattern", "trigger", "control"}
-    assert kinds["pattern"]["runs"] == 16
-    assert kinds["pattern"]["failures"] + kinds["trigger"]["failures"] >= 1
+    # At count 1 the pattern's 16 runs can all miss the race under load;
+    # the trigger (every thread at a barrier inside the device function)
+    # does not.
+    assert kinds["trigger"]["failures"] == kinds["trigger"]["runs"] == 1
     assert kinds["control"]["failures"] == 0
 
 
