@@ -27,19 +27,8 @@ class Matrix:
     def sims(self) -> tuple:
         return _union(config.sims for config in self.configs.values())
 
-    def runs(self, suite: str, python: str, sim: bool) -> bool:
-        """Whether the suite's own lists hold this Python and flag (nox
-        builds the cross product of all suites' lists)."""
-        config = self.configs[suite]
-        return python in config.pythons and sim in config.sims
-
     def envs(self) -> list[EnvSpec]:
         return [env_of(combination) for combination in self.combinations()]
-
-    def named_envs(self) -> list[tuple[EnvSpec, str]]:
-        """(EnvSpec, its session's name) of every environment."""
-        return [(env_of(combination), f"env({session_id(*combination)})")
-                for combination in self.combinations()]
 
     def combinations(self) -> list[tuple]:
         """(Python, suite, spec, simulator flag, patch or None) of every
