@@ -193,6 +193,11 @@ def cubie_price(found: list[dict]) -> dict | None:
                      and c["numba_cuda"] == after["numba_cuda"]]}
 
 
+def spec_text(record: dict) -> str:
+    """A row's requirements as asked, one string."""
+    return " ".join((record.get("spec") or {}).get("requirements") or ())
+
+
 def cubie(records: list[dict]) -> list[dict]:
     """CuBIE's own code, each row: versions, whose simulator, the race, the
     hangs, ``solve_ivp``'s seconds."""
@@ -206,7 +211,7 @@ def cubie(records: list[dict]) -> list[dict]:
             "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
             "numba": known.get("numba"), "python": record.get("python"),
             "patch": (record.get("spec") or {}).get("patch"),
-            "simulator": "vendored" if "vendored" in module else "numba-cuda"
+            "spec": spec_text(record), "simulator": "vendored" if "vendored" in module else "numba-cuda"
             if known.get("numba-cuda") else "numba",
             "verdict": record["verdict"], "runs": record["runs"],
             "failures": record["failures"], "hangs": record.get("hangs", 0),
@@ -225,7 +230,8 @@ def own_tests(records: list[dict]) -> list[dict]:
     for record in records:
         if record.get("suite") != "numba-cuda-tests":
             continue
-        key = (record["python"][:4], record["packages"].get("numba-cuda"))
+        key = (".".join(record["python"].split(".")[:2]),
+               record["packages"].get("numba-cuda"))
         by_release[key][(record.get("spec") or {}).get("patch")] = record
     found = []
     for (python, version), sides in sorted(by_release.items()):
@@ -236,6 +242,7 @@ def own_tests(records: list[dict]) -> list[dict]:
                 record.get("hangs", 0)
             found.append({
                 "python": python, "numba_cuda": version, "patch": patch,
+                "spec": spec_text(record),
                 "passed": record["runs"] - failed, "failed": failed,
                 "skipped": record.get("skips", 0),
                 "differ": None if patch is None or plain is None else sorted(
