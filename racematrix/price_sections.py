@@ -64,9 +64,7 @@ def price(rows: list[dict], bisects: list[dict]) -> dict | None:
                             - {""}),
             "rows": [{"version": target_version(r), "patch": r.get("patch"),
                       "numba": r["packages"].get("numba"),
-                      "verdict": r["verdict"], "launch": launch(r),
-                      "concurrency": r.get("concurrency"),
-                      "finished": r.get("finished")} for r in shown]}
+                      "launch": launch(r)} for r in shown]}
 
 
 def interleaved(data: dict | None, python: str | None = None) -> dict | None:
@@ -82,8 +80,7 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
     loads = run.get("load_per_round") or [None]
     return {"python": run["python"], "reference": run["reference"],
             "limit": limit, "rounds": run["rounds"],
-            "command": run.get("command"), "finished": run.get("finished"),
-            "machine": run.get("machine"), "missing": run.get("missing", []),
+            "finished": run.get("finished"),
             "load": [min(loads), max(loads)] if loads[0] is not None else None,
             "python_build": next((e.get("python_build") for e in
                                   (run.get("environments") or {}).values()),

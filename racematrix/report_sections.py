@@ -81,8 +81,6 @@ def status(mwe: list[dict], bisects: list[dict]) -> dict:
             "fixed_runs": sum(r["runs"] for r in fixed),
             "fixed_failures": sum(r["failures"] for r in fixed),
             "environments": len(mine), "reproduced": len(racy),
-            "newest": max((target_version(r) for r in mine),
-                          key=version_or_zero),
             "newest_racy": max((target_version(r) for r in racy),
                                key=version_or_zero, default=None),
             "fixed_between": sorted({(b["before"]["version"],
