@@ -14,7 +14,8 @@ layer module          its one job
                       tests (SciPy)
 0     markdown        the Markdown table helper and the Jinja2 templates
 0     provenance      machine, GPU, time: where a figure comes from
-0     fileio          atomic writes and the results folder's lock
+0     fileio          atomic writes, the results folder's lock, running
+                      markers, what a killed run left
 0     procs           child processes: streaming, process groups, signals
 0     validation      JSON Schema checks, one line per problem
 0     launch_time     the launch-time workload and its rule (runs inside
@@ -30,7 +31,8 @@ layer module          its one job
 2     matrix          every suite with its lists
 2     schedule        the order sessions run in: longest expected first,
                       from the rows' last times
-2     rawresult       one environment's raw result: verdict, record, loading
+2     rawresult       one environment's raw result: the record, its verdict,
+                      the store that reads, validates and writes it
 2     tables          raw results merged into the failure-rate tables
 2     search          the bisect's search loop, for every metric
 2     race_search     the race's bisect decisions
@@ -43,7 +45,6 @@ layer module          its one job
 3     patching        applying a patch to an installed environment
 3     measure_race    measurement: the suite under pytest-repeat
 3     measure_launch  measurement: the launch-time workload
-3     recording       raw files, running markers, "tables are stale"
 3     probers         bisect probes on real environments
 3     bisect_files    the bisect folder's files and Markdown
 3     plots           the heatmap and the launch-time plot

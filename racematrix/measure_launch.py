@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from .fileio import write_text_atomic
-from .rawresult import machine_label
+from .rawresult import load_raw_dirs, machine_label
 from .procs import die_with_parent, run_streaming, stop_process_group, \
     venv_environ
 from .stats import quantile
@@ -305,9 +305,8 @@ def _reference(raw_dir, python, concurrency, exclude, device_calls,
                location, machine):
     minor = ".".join(str(python).split(".")[:2])
     pools = {"same": [], "any": []}
-    for path in sorted(Path(raw_dir).glob("*.json")):
+    for _, record in load_raw_dirs(sorted(Path(raw_dir).glob("*.json"))):
         try:
-            record = json.loads(path.read_text())
             launch = record.get("launch_seconds") or {}
             samples = [float(s) for s in launch.get("samples") or []]
             row_minor = ".".join(record["python"].split(".")[:2])

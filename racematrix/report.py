@@ -14,7 +14,7 @@ from .fileio import write_text_atomic
 from .markdown import render
 from .patches import Patch, load_patches
 from .plots import draw_all
-from .rawresult import RawResultWarning
+from .rawresult import RawResult, RawResultWarning
 from .report_sections import build
 from .tables import write_tables
 
@@ -51,7 +51,7 @@ def declared_patches() -> dict[str, Patch]:
 
 def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
                  plot: bool = True, pool: bool = False
-                 ) -> tuple[list[dict], list[tuple[object, dict]]]:
+                 ) -> tuple[list[dict], list[tuple[object, RawResult]]]:
     """Tables, REPORT.md, the upstream texts and the heatmap in ``out_dir``
     from ``raw_dirs``; returns (rows, records)."""
     out_dir = Path(out_dir)
@@ -60,7 +60,7 @@ def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
     rerender_bisects(bisect_dir)
     provenance = json.loads((out_dir / "failure_rates.json").read_text())[
         "provenance"]
-    model = build(rows, [r for _, r in records], load_bisects(bisect_dir),
+    model = build(rows, [dict(r) for _, r in records], load_bisects(bisect_dir),
                   load_bisects(bisect_dir, "launch-time"), provenance,
                   reproducers=load_json(out_dir / "reproducers.json"),
                   out_dir=out_dir,

@@ -20,7 +20,7 @@ def test_race_sites_from_a_real_junit_file(tmp_path):
     junit = RAW / "junit" / "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
     _, runs = outcomes.parse_junit(junit, cubie_signature())
     sites = race_sites(runs)
-    failing = [run for run in runs if run.outcome == outcomes.TARGET]
+    failing = [run for run in runs if run.outcome == outcomes.Outcome.TARGET]
     assert sum(site["count"] for site in sites) == len(failing) > 0
     root = ElementTree.parse(junit).getroot()
     recorded = [prop.get("value") for prop in root.iter("property")

@@ -205,7 +205,8 @@ def test_a_patched_row_with_the_race_is_not_in_the_launch_reference(tmp_path):
                                                **options)
     patched = copy.deepcopy(racy)
     patched["env"] += "+patch.unlocked-swap"
-    patched["patch"] = {"name": "unlocked-swap"}
+    patched["patch"] = {"name": "unlocked-swap", "file": "unlocked-swap.diff",
+                        "sha256": "0" * 64, "files": []}  # a valid row
     patched["launch_seconds"]["samples"] = [99.0] * 20
     (tmp_path / "patched.json").write_text(json.dumps(patched))
     assert measure_launch.reference_launches(tmp_path, racy["python"], 99,
