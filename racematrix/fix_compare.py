@@ -235,7 +235,7 @@ def compare(records: list[dict], launch_runs: dict) -> dict:
 
 
 def run_table(args: argparse.Namespace, out_dir: str, command: str) -> dict:
-    records = [data for _, data in load_raw_dirs(args.raw)]
+    records = [dict(data) for _, data in load_raw_dirs(args.raw)]
     saved = load_json(Path(args.launch_file)) or {}
     data = compare(records, saved.get("runs", {}))
     data["launch_earlier"] = {python: [launch_by_patch({python: run})
