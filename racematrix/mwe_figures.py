@@ -53,9 +53,10 @@ def timed_pytest(env: ProbeEnvironment, *args: str,
     """Run the MWE once, quietly; returns (seconds, summary)."""
     race = RaceSuite(count, TIMEOUT, args, echo=False)
     fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True)))
+    if fields.get("env_error"):
+        raise RuntimeError(fields["env_error"])
     run = race.last_run
-    if fields.get("env_error") or run is None or run.runs is None:
-        raise RuntimeError(fields.get("env_error") or "pytest wrote no report")
+    assert run is not None and run.runs is not None  # measure() ran pytest
     return run.seconds, outcomes.summarize(run.runs, count)
 
 
