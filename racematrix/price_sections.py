@@ -262,36 +262,19 @@ def test_name(name: str) -> str:
     return name.rsplit(".", 1)[-1] if "site-packages." in name else name
 
 
-def patches(rows: list[dict], records: list[dict],
-            described: dict | None = None) -> list[dict]:
-    """Every patch found in the rows: what it is, and each of its MWE rows
-    beside the unpatched row of the same environment."""
-    plain = {(re.sub(r"-sim[01]$", "", r["env"]), r["sim"]): r
-             for r in rows if not r.get("patch")}
+def patches(rows: list[dict], described: dict | None = None) -> list[dict]:
+    """Every patch found in the rows: its description, and over its MWE
+    rows the race failures, the runs, the median launch."""
     found = []
     for name in sorted({r["patch"] for r in rows if r.get("patch")}):
-        applied: dict = next((r["patch"] for r in records
-                        if (r.get("spec") or {}).get("patch") == name
-                        and r.get("patch")), {})
-        pairs = []
-        for row in rows:
-            if row.get("patch") != name or row.get("suite", "mwe") != "mwe":
-                continue
-            old = plain.get((row["env"].split("+patch.")[0], row["sim"]))
-            pairs.append({"python": python_minor(row), "target": row["target"],
-                          "version": target_version(row),
-                          "without": old and pair_side(old),
-                          "with": pair_side(row)})
-        medians = [p["with"]["launch"]["median"]["value"] for p in pairs
-                   if p["with"]["launch"]]
-        found.append({"name": name, "file": applied.get("file"),
-                      "description": (described or {}).get(name),
+        mine = [pair_side(r) | {"python": python_minor(r)} for r in rows
+                if r.get("patch") == name and r.get("suite", "mwe") == "mwe"]
+        medians = [r["launch"]["median"]["value"] for r in mine if r["launch"]]
+        found.append({"name": name, "description": (described or {}).get(name),
                       "launch_median": statistics.median(medians)
-                      if medians else None,
-                      "package": applied.get("package"),
-                      "releases": applied.get("releases"), "rows": pairs,
-                      "race_failures": sum(p["with"]["failures"] for p in pairs),
-                      "runs": sum(p["with"]["runs"] for p in pairs)})
+                      if medians else None, "rows": mine,
+                      "race_failures": sum(r["failures"] for r in mine),
+                      "runs": sum(r["runs"] for r in mine)})
     return found
 
 

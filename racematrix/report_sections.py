@@ -165,7 +165,7 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
                    if r["verdict"] == "reproduced" and launch(r)]
     cost = price(rows, time)
     timed = interleaved(fix_launches, (cost or {}).get("python"))
-    found = patches(rows, records, described)
+    found = patches(rows, described)
     clients = cubie(records)
     chosen = proposal(found, cost, timed)
     regression = regression_test(race_rates or [])
