@@ -20,7 +20,7 @@ from .markdown import render
 from .price_sections import cubie, outcomes, own_tests
 from .provenance import stamp
 from .rawresult import load_raw_dirs
-from .report import load_json
+from .report import declared_patches, load_json
 
 logger = logging.getLogger(__name__)
 # Issue 28's goals for a fix: launch time against the reference release
@@ -265,8 +265,9 @@ def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
     parser.add_argument("--releases", nargs="+",
                         default=["0.26.0", "0.28.2", "0.30.4"])
     parser.add_argument("--patches", nargs="*",
-                        default=["private-globals", "launch-scoped",
-                                 "unlocked-swap"])
+                        default=list(declared_patches()),
+                        help="the patches to time (default: every declared "
+                             "one)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
     parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"],
