@@ -66,6 +66,7 @@ def test_a_numba_cuda_test_that_changes_outcome_is_named(records):
     unpatched = next(r for r in rows if fix_compare.row_patch(r) == "none")
     changed = copy.deepcopy(unpatched)
     changed["patch"] = {"name": "my-fix"}
+    changed["spec"]["patch"] = "my-fix"
     name = next(n for n, c in changed["summary"]["tests"].items()
                 if c["pass"])
     changed["summary"]["tests"][name] = {**changed["summary"]["tests"][name],
