@@ -9,7 +9,7 @@
 * the pattern's rate as each knob moves alone.
 
 Writes ``results/mwe_figures.json`` and ``.md`` (``templates/
-mwe_figures.md.j2``) and prints the table.
+mwe_figures.md.j2``) and logs the table.
 """
 from __future__ import annotations
 
@@ -184,5 +184,5 @@ def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
     write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
     text = render("mwe_figures.md", figures=figures)
     write_text_atomic(Path(out_dir) / "mwe_figures.md", text)
-    print(text)
+    logger.info("%s", text)
     return figures
