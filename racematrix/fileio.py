@@ -14,8 +14,6 @@ from typing import Any
 
 from filelock import FileLock
 
-# Present while the tables and the report lag behind the raw files.
-STALE = ".tables-stale"
 # Scratch folders of a run carry its process id, so that the next run can
 # tell one left by a killed run (kill -9 skips every cleanup) from one in use.
 SCRATCH_PREFIX = "racematrix-scratch-"
@@ -121,10 +119,3 @@ def clear_stale(results_dir: str | Path) -> tuple[int, int]:
             scratch += 1
     return markers, scratch
 
-
-def tables_stale(results_dir: str | Path) -> bool:
-    return (Path(results_dir) / STALE).exists()
-
-
-def mark_tables_fresh(results_dir: str | Path) -> None:
-    (Path(results_dir) / STALE).unlink(missing_ok=True)

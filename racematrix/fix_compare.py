@@ -13,14 +13,17 @@ import argparse
 import logging
 from pathlib import Path
 
+from nox.project import load_toml
+from packaging.version import Version
+
 from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
 from .markdown import render
-from .price_sections import outcomes, solve
+from .price_sections import cubie, outcomes, own_tests
 from .provenance import stamp
 from .rawresult import load_raw_dirs
-from .report import load_json
+from .report import PROJECT, declared_patches, load_json
 
 logger = logging.getLogger(__name__)
 # Issue 28's goals for a fix: launch time against the reference release
@@ -78,37 +81,25 @@ def cubie_solve(records: list[dict]) -> dict:
     was skipped once the budget was spent) and largest seconds, race
     failures and hangs."""
     found: dict = {}
-    for patch, rows in client_rows(records, "cubie").items():
-        for (spec, python), r in rows.items():
-            times = solve(r) or {"median": None, "max": None, "n": 0,
-                                 "skipped": 0}
-            found.setdefault(patch, {})[f"{spec} (py{python})"] = {
-                "solve_median": times["median"], "solve_max": times["max"],
-                "solves": times["n"] + times["skipped"],
-                "solves_ran": times["n"],
-                "runs": r.get("runs", 0), "failures": r.get("failures", 0),
-                "hangs": r.get("hangs", 0), "verdict": r.get("verdict")}
+    for c in cubie(records):
+        times = c["solve"] or {"median": None, "max": None, "n": 0,
+                               "skipped": 0}
+        python = ".".join(c["python"].split(".")[:2])
+        found.setdefault(c["patch"] or NONE, {})[f"{c['spec']} (py{python})"] = {
+            "solve_median": times["median"], "solve_max": times["max"],
+            "solves": times["n"] + times["skipped"], "solves_ran": times["n"],
+            **{key: c[key] for key in ("runs", "failures", "hangs", "verdict")}}
     return found
 
 
 def numba_cuda_tests(records: list[dict]) -> dict:
     """Per patch and spec: passed / failed / skipped of numba-cuda's own
     tests, and the tests whose outcome differs from the unpatched row."""
-    rows = client_rows(records, "numba-cuda-tests")
-    found = {}
-    for patch, by_key in rows.items():
-        for key, r in by_key.items():
-            failed = r.get("failures", 0) + r.get("other_errors", 0) + \
-                r.get("hangs", 0)
-            entry = {"passed": r.get("runs", 0) - failed, "failed": failed,
-                     "skipped": r.get("skips", 0), "differ": None}
-            reference = rows.get(NONE, {}).get(key)
-            if patch != NONE and reference is not None:
-                mine, theirs = outcomes(r), outcomes(reference)
-                entry["differ"] = sorted(
-                    name for name in mine.keys() | theirs.keys()
-                    if mine.get(name) != theirs.get(name))
-            found.setdefault(patch, {})[f"{key[0]} (py{key[1]})"] = entry
+    found: dict = {}
+    for t in own_tests(records):
+        found.setdefault(t["patch"] or NONE, {})[
+            f"{t['spec']} (py{t['python']})"] = {
+                key: t[key] for key in ("passed", "failed", "skipped", "differ")}
     return found
 
 
@@ -271,14 +262,18 @@ def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
                         help="time launches first (else only the table)")
     parser.add_argument("--python", default="3.12",
                         help="the Python X.Y of the launch-time run")
-    parser.add_argument("--reference", default="0.24.0",
+    parser.add_argument("--reference",
                         help="the numba-cuda release launches are compared "
-                             "with")
+                             "with (default: the last with the race, from "
+                             "the race bisect on --python)")
     parser.add_argument("--releases", nargs="+",
-                        default=["0.26.0", "0.28.2", "0.30.4"])
+                        help="the numba-cuda releases timed (default: the "
+                             "matrix's from the bisect's first without the "
+                             "race on)")
     parser.add_argument("--patches", nargs="*",
-                        default=["private-globals", "launch-scoped",
-                                 "unlocked-swap"])
+                        default=list(declared_patches()),
+                        help="the patches to time (default: every declared "
+                             "one)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
     parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"],
@@ -293,6 +288,25 @@ def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
     return args
 
 
+def bisect_releases(results_dir: str, python: str, reference: str | None,
+                    releases: list[str] | None) -> tuple[str, list[str]]:
+    """The reference (the last numba-cuda release with the race) and the
+    releases to time (the matrix's numba-cuda releases from the first
+    without it), from the race bisect of numba-cuda on ``python``."""
+    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
+    boundary = (load_json(path) or {}).get("boundary")
+    if not boundary:
+        raise BadInput(f"fix_compare: {path} has no flip of the race; run "
+                       f"`nox -s bisect -- --package numba-cuda --python "
+                       f"{python}` first, or give --reference and --releases")
+    fixed = Version(boundary["after"]["version"])
+    config = load_toml(PROJECT / "pyproject.toml")["tool"]["racematrix"]
+    matrix = [spec.split("==", 1)[1] for spec in config["specs"]
+              if spec.startswith("numba-cuda==")]
+    return (reference or boundary["before"]["version"],
+            releases or [v for v in matrix if Version(v) >= fixed])
+
+
 def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     """The session: an interleaved launch-time run where asked, then the
     table."""
@@ -302,6 +316,9 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
         if stop.code == 0:  # --help
             return {}
         raise BadInput("see `nox -s fix_compare -- --help`") from stop
+    if args.launches and not (args.reference and args.releases):
+        args.reference, args.releases = bisect_releases(
+            results_dir, args.python, args.reference, args.releases)
     if args.launches:
         run_launches(args, envdir, results_dir, logger.info, command)
     Path(args.out).mkdir(parents=True, exist_ok=True)

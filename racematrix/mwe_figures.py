@@ -9,7 +9,7 @@
 * the pattern's rate as each knob moves alone.
 
 Writes ``results/mwe_figures.json`` and ``.md`` (``templates/
-mwe_figures.md.j2``) and prints the table.
+mwe_figures.md.j2``) and logs the table.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from . import outcomes
 from .envspec import EnvSpec
@@ -113,8 +114,8 @@ def measured(env: ProbeEnvironment, info: dict, tests: str, *args: str,
 
 def measure(pythons: list[str], envdir: str, suite_runs: int = 20,
             many: int = 1000, trigger: int = 20, sweep_repeats: int = 8) -> dict:
-    figures = {"pythons": [], "machine": machine_info(),
-               "finished": None, "suite_runs": suite_runs}
+    figures: dict[str, Any] = {"pythons": [], "machine": machine_info(),
+                              "finished": None, "suite_runs": suite_runs}
     for python in pythons:
         env, info = environment(envdir, python, ["numba"])
         reproduced, by_pattern, walls = 0, 0, []
@@ -183,5 +184,5 @@ def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
     write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
     text = render("mwe_figures.md", figures=figures)
     write_text_atomic(Path(out_dir) / "mwe_figures.md", text)
-    print(text)
+    logger.info("%s", text)
     return figures

@@ -6,13 +6,13 @@ from __future__ import annotations
 import enum
 import json
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from .fileio import STALE, results_lock, write_json_atomic
+from .fileio import results_lock, write_json_atomic
 from .outcomes import RAN, Outcome
-from .provenance import machine_info, now_iso
+from .provenance import now_iso
 from .validation import SCHEMAS, problem
 
 if TYPE_CHECKING:
@@ -200,7 +200,6 @@ def record(raw: RawResult, results_dir: str | Path,
             raw = cast(RawResult, {**(kept if kept and measured(kept) else raw),
                                    "attempts": attempts[-MAX_ATTEMPTS:]})
         write_json_atomic(path, raw)
-        (results_dir / STALE).touch()
     return raw
 
 
@@ -212,31 +211,3 @@ def kept_measured_row(written: RawResult, attempted: RawResult) -> bool:
 def machine_label(record: Mapping[str, Any]) -> str:
     machine = record.get("machine") or {}
     return machine.get("label") or machine.get("hostname") or "unknown"
-
-
-def record_skips(envs: Iterable[EnvSpec],
-                 reason_for: Callable[[EnvSpec], str | None],
-                 results_dir: str | Path, command: str = "nox -s matrix"
-                 ) -> int:
-    """A `skipped` row, with the reason ``reason_for(spec)`` gives (None:
-    no skip), for each environment without a row here yet. (The noxfile's,
-    until the report derives these rows: ``tables.not_run``.)"""
-    written = 0
-    for spec in envs:
-        reason = reason_for(spec)
-        if reason and not (Path(results_dir) / "raw" /
-                           f"{spec.env_id}.json").exists():
-            record(make_raw(spec, packages={}, python="", python_build="",
-                            skip_reason=reason, machine=machine_info(),
-                            command=command), results_dir)
-            written += 1
-    return written
-
-
-def record_missing_interpreters(envs: Iterable[EnvSpec],
-                                missing: Mapping[str, str],
-                                results_dir: str | Path) -> int:
-    """``record_skips`` for the environments of a missing Python (``missing``:
-    Python -> how to install it)."""
-    return record_skips(envs, lambda spec: missing.get(spec.python),
-                        results_dir)

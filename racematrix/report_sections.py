@@ -81,8 +81,6 @@ def status(mwe: list[dict], bisects: list[dict]) -> dict:
             "fixed_runs": sum(r["runs"] for r in fixed),
             "fixed_failures": sum(r["failures"] for r in fixed),
             "environments": len(mine), "reproduced": len(racy),
-            "newest": max((target_version(r) for r in mine),
-                          key=version_or_zero),
             "newest_racy": max((target_version(r) for r in racy),
                                key=version_or_zero, default=None),
             "fixed_between": sorted({(b["before"]["version"],
@@ -167,7 +165,7 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
                    if r["verdict"] == "reproduced" and launch(r)]
     cost = price(rows, time)
     timed = interleaved(fix_launches, (cost or {}).get("python"))
-    found = patches(rows, records, described)
+    found = patches(rows, described)
     clients = cubie(records)
     chosen = proposal(found, cost, timed)
     regression = regression_test(race_rates or [])

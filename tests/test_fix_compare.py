@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from racematrix import fix_compare, fix_launches, price_sections
 from racematrix.errors import BadInput
@@ -66,6 +67,7 @@ def test_a_numba_cuda_test_that_changes_outcome_is_named(records):
     unpatched = next(r for r in rows if fix_compare.row_patch(r) == "none")
     changed = copy.deepcopy(unpatched)
     changed["patch"] = {"name": "my-fix"}
+    changed["spec"]["patch"] = "my-fix"
     name = next(n for n, c in changed["summary"]["tests"].items()
                 if c["pass"])
     changed["summary"]["tests"][name] = {**changed["summary"]["tests"][name],
@@ -244,3 +246,23 @@ def test_a_timed_environment_records_its_build_and_versions():
     assert record["python_build"].startswith(platform.python_implementation())
     assert set(record["packages"]) <= set(fix_launches.NAMED_PACKAGES)
     assert record["patch_sha256"] is None
+
+
+def test_the_releases_timed_come_from_the_race_bisect(tmp_path):
+    """Without --reference/--releases: the bisect's last release with the
+    race, and the matrix's numba-cuda releases from its first without."""
+    source = Path(__file__).parent / "data" / "bisect-numba-cuda-py3.12.json"
+    (tmp_path / "bisect").mkdir()
+    (tmp_path / "bisect" / "numba-cuda-py3.12.json").write_text(
+        source.read_text())
+    boundary = json.loads(source.read_text())["boundary"]
+    reference, releases = fix_compare.bisect_releases(
+        str(tmp_path), "3.12", None, None)
+    assert reference == boundary["before"]["version"]
+    fixed = Version(boundary["after"]["version"])
+    assert releases and all(Version(v) >= fixed for v in releases)
+    # Given ones win; a missing bisect is one line naming the command.
+    assert fix_compare.bisect_releases(str(tmp_path), "3.12", "X", ["Y"]) \
+        == ("X", ["Y"])
+    with pytest.raises(BadInput, match="nox -s bisect -- --package numba-cuda"):
+        fix_compare.bisect_releases(str(tmp_path), "3.11", None, None)
