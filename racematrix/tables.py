@@ -210,15 +210,19 @@ def format_launch(record: dict | None) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """A column: CSV/JSON name and value, Markdown header (None: not in the
-    Markdown table) and cell text (default: the value)."""
+    """A column: CSV/JSON name and value (default: ``row[name]``), Markdown
+    header (None: not in the Markdown table) and cell text (default: the
+    value)."""
     name: str
-    header: str | None
-    value: Callable[[Row], Any]
+    header: str | None = None
+    value: Callable[[Row], Any] | None = None
     text: Callable[[Row], str] | None = None
 
+    def get(self, row: Row) -> Any:
+        return self.value(row) if self.value else row.get(self.name)
+
     def cell(self, row: Row) -> str:
-        return self.text(row) if self.text else str(self.value(row))
+        return self.text(row) if self.text else str(self.get(row))
 
 
 def _get(*keys: str) -> Callable[[Row], Any]:
@@ -243,52 +247,43 @@ def _kind_columns(kind: str) -> tuple[Column, Column]:
                    text))
 
 
-def _package_column(name: str, header: str,
-                    text: Callable[[Row], str]) -> Column:
-    return Column(name, header, lambda r: r["packages"].get(header, ""), text)
+def _package(header: str, text: Callable[[Row], str]) -> Column:
+    return Column(header.replace("-", "_"), header,
+                  lambda r: r["packages"].get(header, ""), text)
 
 
 COLUMNS = (
-    Column("env", None, _get("env")),
-    Column("suite", None, _get("suite")),
-    Column("python", "Python", _get("python")),
-    Column("target", "target", _get("target")),
-    _package_column("numba", "numba", lambda r: package_cell(r, "numba")),
-    _package_column("numba_cuda", "numba-cuda",
-                    lambda r: package_cell(r, "numba-cuda")),
-    _package_column("numpy", "numpy",
-                    lambda r: r["packages"].get("numpy", "–")),
+    Column("env"), Column("suite"), Column("python", "Python"),
+    Column("target", "target"),
+    _package("numba", lambda r: package_cell(r, "numba")),
+    _package("numba-cuda", lambda r: package_cell(r, "numba-cuda")),
+    _package("numpy", lambda r: r["packages"].get("numpy", "–")),
     Column("asked", "asked", lambda r: " ".join(r["requirements"]) or "–"),
     Column("patch", "patch", lambda r: r["patch"] or "",
            lambda r: r["patch"] or "none"),
     Column("sim", "sim", lambda r: int(r["sim"]),
            lambda r: "on" if r["sim"] else "off"),
-    Column("runs", "runs", _get("runs")),
-    Column("failures", "failures", _get("failures")),
-    Column("other_errors", "other", _get("other_errors")),
-    Column("hangs", "hung", _get("hangs")),
-    Column("failure_rate", "all tests", _get("failure_rate"),
-           lambda r: percent(r["failure_rate"])),
+    Column("runs", "runs"), Column("failures", "failures"),
+    Column("other_errors", "other"), Column("hangs", "hung"),
+    Column("failure_rate", "all tests",
+           text=lambda r: percent(r["failure_rate"])),
     Column("ci95_low", None, lambda r: r["ci95"][0]),
     Column("ci95_high", "95% CI", lambda r: r["ci95"][1],
            lambda r: f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}%"
            if r["runs"] else "–"),
     *(column for kind in KINDS for column in _kind_columns(kind)),
-    Column("launch_n", None, _get("launch_seconds", "n")),
-    Column("launch_median", None, _get("launch_seconds", "median")),
-    Column("launch_p95", None, _get("launch_seconds", "p95")),
+    *(Column(f"launch_{key}", None, _get("launch_seconds", key))
+      for key in ("n", "median", "p95")),
     Column("launch_max", "launch s: median / p95 / max",
            _get("launch_seconds", "max"),
            lambda r: format_launch(r["launch_seconds"])),
     Column("launch_past_limit", None, _get("launch_seconds", "past_limit")),
-    Column("seconds", None, _get("seconds")),
-    Column("concurrency", None, _get("concurrency")),
-    Column("machine", None, _get("machine")),
+    Column("seconds"), Column("concurrency"), Column("machine"),
     Column("install_way", None, lambda r: r["resolution_way"] or ""),
     Column("last_attempt_failed", None,
            lambda r: _get("last_attempt", "why")(r) or ""),
-    Column("verdict", "verdict", _get("verdict")),
-    Column("reason", "reason", _get("reason"), lambda r: r["reason"] + (
+    Column("verdict", "verdict"),
+    Column("reason", "reason", text=lambda r: r["reason"] + (
         "; last attempt failed ({}): {}".format(
             r["last_attempt"]["when"][:16].replace("T", " "),
             r["last_attempt"]["why"]) if r["last_attempt"] else "")),
@@ -306,13 +301,13 @@ def markdown_lines(rows: list[Row]) -> list[str]:
     shown = [c for c in MARKDOWN
              if c.name != "patch" or any(r["patch"] for r in rows)]
     if any(r["suite"] != "mwe" for r in rows):
-        shown.insert(0, Column("suite", "suite", _get("suite")))
+        shown.insert(0, Column("suite", "suite"))
     return table([str(c.header) for c in shown],
                  ([c.cell(row) for c in shown] for row in rows))
 
 
 def json_rows(rows: list[Row]) -> list[dict[str, Any]]:
-    return [{c.name: c.value(row) for c in COLUMNS} for row in rows]
+    return [{c.name: c.get(row) for c in COLUMNS} for row in rows]
 
 
 def render_csv(rows: list[Row]) -> str:
