@@ -95,13 +95,10 @@ def running_marker(results_dir: str | Path, env_id: str
 
 def count_running(folder: Path) -> int:
     # The markers of processes that are gone go.
-    alive = 0
     for marker in folder.iterdir():
-        if pid_alive(marker.suffix.lstrip(".")):
-            alive += 1
-        else:
+        if not pid_alive(marker.suffix.lstrip(".")):
             marker.unlink(missing_ok=True)
-    return alive
+    return sum(1 for _ in folder.iterdir())
 
 
 def clear_stale(results_dir: str | Path) -> tuple[int, int]:

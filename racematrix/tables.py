@@ -42,8 +42,8 @@ def merge_records(records: Records, pool: bool = False,
         old = by_key.setdefault(key, (path, record))
         if old[1] == record:
             continue
-        keep, drop = ((path, record), old) if \
-            record["finished"] >= old[1]["finished"] else (old, (path, record))
+        # The newer is kept; of two as new, the one read last.
+        drop, keep = sorted((old, (path, record)), key=lambda f: f[1]["finished"])
         warnings.warn(f"conflicting results for {record['env']} on {key[1]}: "
                       f"kept {keep[0]}, left out {drop[0]}", RawResultWarning,
                       stacklevel=2)
