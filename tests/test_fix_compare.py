@@ -177,26 +177,6 @@ def test_goals_say_met_only_within_the_goal_and_never_on_a_bound():
     assert "not met" in fix_table.goals(data, "fix")[2]
 
 
-def test_a_patched_row_with_the_race_is_not_in_the_launch_reference(tmp_path):
-    from racematrix import measure_launch
-    source = Path(__file__).resolve().parent / "data" / "raw-launch"
-    racy = next(json.loads(p.read_text()) for p in sorted(source.glob(
-        "*.json")) if json.loads(p.read_text())["verdict"] == "reproduced")
-    (tmp_path / "row.json").write_text(json.dumps(racy))
-    workload = racy["launch_seconds"]["workload"]
-    options = {"device_calls": workload["device_calls"],
-               "location": workload.get("location", "local")}
-    before = measure_launch.reference_launches(tmp_path, racy["python"], 99,
-                                               **options)
-    patched = copy.deepcopy(racy)
-    patched["env"] += "+patch.unlocked-swap"
-    patched["patch"] = {"name": "unlocked-swap"}
-    patched["launch_seconds"]["samples"] = [99.0] * 20
-    (tmp_path / "patched.json").write_text(json.dumps(patched))
-    assert measure_launch.reference_launches(tmp_path, racy["python"], 99,
-                                             **options) == before
-
-
 def test_a_solve_median_with_skipped_solves_is_no_figure(records):
     rows = [r for r in records if r.get("suite") == "cubie"]
     found = fix_compare.cubie_solve(rows)
