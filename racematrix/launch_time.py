@@ -145,9 +145,11 @@ def price(args):
         workload.warm_up()
         sys.setswitchinterval(args.switch_interval)
         pair = 0
-        while pair < args.pairs or (pair < args.max_pairs and decide(
-                ratio_of(sides), idle_cpus(idle_before, clock)) ==
-                "undecided"):
+        # More pairs only while the ratio itself is between the bounds:
+        # with no core free, more of them would not free one.
+        while pair < args.pairs or (pair < args.max_pairs and
+                                    ALIKE_RATIO <= ratio_of(sides) <
+                                    SLOWER_RATIO):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
                 kind, *rest = workload.launch()
