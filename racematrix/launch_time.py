@@ -42,9 +42,6 @@ import time
 # The MWE's factories: the kernel timed is the race tests' own.
 MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "mwe")
-# A worker's launch is killed this long after the limit: a launch that ends
-# in between is still past the limit, but its stacks get written first.
-KILL_GRACE = 2.0
 RACE_SIGNATURE = "cuda' has no attribute"
 # Python's own switch interval, restored after the pairs.
 DEFAULT_SWITCH_INTERVAL = 0.005
@@ -218,9 +215,6 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=float, default=30.0,
                         help="--worker: seconds after which a launch is "
                              "killed and counted as past the limit")
-    parser.add_argument("--stack-file", default=None,
-                        help="--worker: write the threads' stacks of the "
-                             "first launch past the limit to this file")
     parser.add_argument("--worker", action="store_true",
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -298,22 +292,6 @@ class Workload:
         return "done", seconds
 
 
-def thread_stacks():
-    """Every thread's stack, most recent call first, as faulthandler
-    writes them. From the frames alone: no source line is read, so the
-    thread that asks never waits on a file."""
-    blocks = []
-    for ident, frame in sys._current_frames().items():
-        lines = []
-        while frame is not None:
-            lines.append(f'  File "{frame.f_code.co_filename}", line '
-                         f'{frame.f_lineno} in {frame.f_code.co_name}')
-            frame = frame.f_back
-        blocks.append(f"Thread 0x{ident:016x} (most recent call first):\n"
-                      + "\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
-
-
 def run_worker(args):
     """The launch server (``measure_launch.LaunchServer``): the kernel
     built once, then one launch in a fork of this process for each "go"
@@ -327,17 +305,13 @@ def run_worker(args):
         return
     workload.warm_up()
     ready_to_fork()
-    # Appended to: one stack is evidence enough, so only while it is empty.
-    stack_file = open(args.stack_file, "a") if args.stack_file else None
     say("ready")
     for command in sys.stdin:
         words = command.split()
         if not words or words[0] != "go":
             break
         limit = float(words[1]) if len(words) > 1 else args.limit
-        armed = args.stack_file if stack_file and not os.fstat(
-            stack_file.fileno()).st_size else None
-        kind, seconds, detail = launch_in_fork(workload, limit, armed)
+        kind, seconds, detail = launch_in_fork(workload, limit)
         if kind == "error":
             say("error", detail)
             return
@@ -361,11 +335,10 @@ def ready_to_fork():
     gc.freeze()
 
 
-def launch_in_fork(workload, limit, stack_file=None):
-    """One launch in a fork of this process, killed at ``limit`` (or, while
-    ``stack_file`` is empty, once the fork has written its threads' stacks
-    there, at most ``KILL_GRACE`` later). Returns (kind, seconds, detail):
-    "done", "race", "past" (killed at the limit) or "error"."""
+def launch_in_fork(workload, limit):
+    """One launch in a fork of this process, killed at ``limit``. Returns
+    (kind, seconds, detail): "done", "race", "past" (killed at the limit)
+    or "error"."""
     read_end, write_end = os.pipe()
     started = time.perf_counter()
     pid = os.fork()
@@ -373,10 +346,6 @@ def launch_in_fork(workload, limit, stack_file=None):
         line = "error the fork ended without an outcome"
         try:
             os.close(read_end)
-            if stack_file:
-                timer = threading.Timer(limit, write_stacks, (stack_file,))
-                timer.daemon = True
-                timer.start()
             kind, *rest = workload.launch()
             if kind != "error":  # ("done", seconds) or ("race", s, message)
                 rest[0] = f"{rest[0]:.6f}"
@@ -388,8 +357,7 @@ def launch_in_fork(workload, limit, stack_file=None):
             os._exit(0)
     os.close(write_end)
     try:
-        wait = limit + (KILL_GRACE if stack_file else 0.0)
-        ready = select.select([read_end], [], [], wait)[0]
+        ready = select.select([read_end], [], [], limit)[0]
         text = os.read(read_end, 4096).decode(errors="replace") if ready \
             else ""
         seconds = time.perf_counter() - started
@@ -405,24 +373,6 @@ def launch_in_fork(workload, limit, stack_file=None):
     if kind == "error":
         return "error", seconds, rest
     return "past", limit, ""
-
-
-def write_stacks(path):
-    """Every thread's stacks into ``path`` (in a fork past its limit).
-    Once this thread holds the GIL it keeps it until the stacks are taken:
-    among dozens of simulated threads, each taking the GIL in turn at the
-    launch's switch interval, it would otherwise wait a round for each
-    slice of its work, and on a loaded machine the fork is killed before
-    it is done (the launch is past its limit: its timing no longer
-    counts)."""
-    saved = sys.getswitchinterval()
-    sys.setswitchinterval(10.0)
-    try:
-        text = thread_stacks()
-    finally:
-        sys.setswitchinterval(saved)
-    with open(path, "a") as stream:
-        stream.write(text)
 
 
 def join_block_threads(timeout=5.0):

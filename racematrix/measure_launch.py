@@ -48,8 +48,7 @@ def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
 
 # A server's start: numba imported and the kernel built.
 SERVER_START = 120.0
-# Past a launch's limit: the fork's stacks (launch_time.KILL_GRACE), then
-# the answer.
+# Past a launch's limit: the fork's kill, then the answer.
 SERVER_GRACE = 10.0
 
 
