@@ -49,7 +49,7 @@ DEFAULT_SWITCH_INTERVAL = 0.005
 # --- The row's workload and rule: chosen by `nox -s bench -- --parts
 # workload` (results/bench.md, "The launch workload"). ---
 PAIRS = 3            # launches per side at least (a row needs >= 3)
-MAX_PAIRS = 6        # at most, while the ratio is between the two bounds
+MAX_PAIRS = 8        # at most, while undecided
 DEVICE_CALLS = 100   # device-function calls per thread per launch
 THREADS = 32
 SWITCH_INTERVAL = 1e-4
@@ -61,13 +61,22 @@ ALIKE_RATIO = 1.5    # below: alike; in between: more pairs, then undecided
 MIN_IDLE_CPUS = 0.5
 
 
-def decide(ratio, idle_cpus=None):
+def decide(ratio, idle_cpus=None, unlocked_code=False):
     """The one rule, for a matrix row and a bisect probe alike: "slower"
     (the release pays the lock's price), "alike" (its swap costs what the
-    unlocked one does, with a core free for the lock's price to show) or
-    "undecided"."""
+    unlocked one does) or "undecided".
+
+    A release whose swap runs the unlocked swap's own code (numba's built-in
+    simulator, numba-cuda before the fix) costs the same by construction:
+    alike, unless its launches say otherwise (then undecided: the
+    measurement, not the release, is in question). Any other swap is
+    placed by its launches: slower at ``SLOWER_RATIO``; alike under
+    ``ALIKE_RATIO`` only where a core was free, since without one the
+    lock's convoy cannot form."""
     if ratio is None:
         return "undecided"
+    if unlocked_code:
+        return "alike" if ratio < SLOWER_RATIO else "undecided"
     if ratio >= SLOWER_RATIO:
         return "slower"
     if ratio < ALIKE_RATIO and (idle_cpus is None
@@ -128,7 +137,7 @@ def price(args):
     idle_before = idle_cpu_seconds()
     saved = sys.getswitchinterval()
     sides = {"installed": [], "unlocked": []}
-    error, simulator, installed = None, None, None
+    error, simulator, installed, same = None, None, None, None
     try:
         from numba import config
         if not config.ENABLE_CUDASIM:
@@ -141,12 +150,12 @@ def price(args):
         simulator.swapped_cuda_module = unlocked_swap
         workload.warm_up()
         sys.setswitchinterval(args.switch_interval)
+        same = swap_code(installed) == swap_code(unlocked_swap)
         pair = 0
-        # More pairs only while the ratio itself is between the bounds:
-        # with no core free, more of them would not free one.
-        while pair < args.pairs or (pair < args.max_pairs and
-                                    ALIKE_RATIO <= ratio_of(sides) <
-                                    SLOWER_RATIO):
+        # More pairs while undecided: a convoy may form once a core frees.
+        while pair < args.pairs or (pair < args.max_pairs and decide(
+                ratio_of(sides), idle_cpus(idle_before, clock), same) ==
+                "undecided"):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
                 kind, *rest = workload.launch()
@@ -167,11 +176,8 @@ def price(args):
     record.update(
         unlocked=summarize(sides["unlocked"]),
         ratio=None if ratio is None else round(ratio, 3),
-        # The installed swap is the unlocked one's code (numba's built-in
-        # simulator, numba-cuda before the fix): ~1.0x by construction.
-        unlocked_code=None if installed is None
-        else swap_code(installed) == swap_code(unlocked_swap),
-        decision="error" if error else decide(ratio, idle),
+        unlocked_code=same,
+        decision="error" if error else decide(ratio, idle, bool(same)),
         rule={"slower_ratio": SLOWER_RATIO, "alike_ratio": ALIKE_RATIO,
               "min_idle_cpus": MIN_IDLE_CPUS, "pairs": args.pairs,
               "max_pairs": args.max_pairs},

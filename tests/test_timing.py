@@ -79,6 +79,10 @@ def test_the_rule_places_a_ratio_and_says_alike_only_with_a_free_core():
     assert workload.decide((slower + alike) / 2, idle_cpus=1.0) == \
         "undecided"
     assert workload.decide(None) == "undecided"
+    # The unlocked swap's own code costs the same by construction, load or
+    # not; launches that say otherwise put the measurement in question.
+    assert workload.decide(1.1, idle_cpus=0.0, unlocked_code=True) == "alike"
+    assert workload.decide(slower, unlocked_code=True) == "undecided"
 
 
 @pytest.mark.e2e
