@@ -105,8 +105,8 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs):
         assert record["unlocked_code"] is unlocked
         assert record["ratio"] == pytest.approx(
             record["median"] / record["unlocked"]["median"], rel=1e-2)
-        assert record["decision"] == workload.decide(record["ratio"],
-                                                     record["idle_cpus"])
+        assert record["decision"] == workload.decide(
+            record["ratio"], record["idle_cpus"], record["unlocked_code"])
         assert record["workload"]["switch_interval"] == \
             workload.SWITCH_INTERVAL
     off = measure_launch.run_launch_time(env, False, ("--pairs", "3"))
