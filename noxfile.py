@@ -18,7 +18,7 @@ import nox
 # nox does not put the noxfile's folder on sys.path; the logic lives beside it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from racematrix import (envspec, fileio, interpreters, matrix_session, procs,
-                        recording, schedule)
+                        rawresult, schedule)
 from racematrix.errors import BadInput
 from racematrix.matrix import env_of, load_matrix, session_id
 from racematrix.probers import note_matrix_env
@@ -51,7 +51,7 @@ if not interpreters.nox_options(sys.argv[1:]).listing:
                  f"you can write")
     # What a run killed outright (kill -9) left: its running markers and
     # scratch folders (the matrix's, the bisect's, the figures').
-    _MARKERS, _SCRATCH = recording.clear_stale(RESULTS)
+    _MARKERS, _SCRATCH = fileio.clear_stale(RESULTS)
     if _MARKERS or _SCRATCH:
         print(f"nox > cleared what a killed run left: {_MARKERS} running "
               f"marker(s), {_SCRATCH} scratch folder(s)", file=sys.stderr)
@@ -101,9 +101,9 @@ if WANTED:
         lambda line: print(f"nox > {line}", file=sys.stderr))
     for reason in MISSING.values():
         print(f"nox > skipped: {reason}", file=sys.stderr)
-    recording.record_missing_interpreters(MATRIX.envs(), MISSING, RESULTS)
+    rawresult.record_missing_interpreters(MATRIX.envs(), MISSING, RESULTS)
     if not GPU:  # the simulator-off rows of the sessions asked for
-        recording.record_skips(
+        rawresult.record_skips(
             [env for env, name in MATRIX.named_envs()
              if env.python in WANTED and not env.sim and (
                  "matrix" in REQUESTED or name in REQUESTED)],
@@ -221,7 +221,7 @@ def mwe_figures(session):
     from racematrix import mwe_figures
     try:
         pythons = MATRIX.configs.get(envspec.DEFAULT_SUITE, MATRIX).pythons
-        mwe_figures.run(pythons, ".nox", RESULTS, session.log,
+        mwe_figures.run(pythons, ".nox", RESULTS,
                         matrix_session.session_command(session.name,
                                                        session.posargs))
     except BadInput as error:
@@ -256,7 +256,7 @@ def fix_compare(session):
     """Compare the candidate fixes in one table; -- --launches times them first."""
     from racematrix import fix_compare
     try:
-        fix_compare.run(session.posargs, ".nox", RESULTS, session.log,
+        fix_compare.run(session.posargs, ".nox", RESULTS,
                         matrix_session.session_command(session.name,
                                                        session.posargs))
     except BadInput as error:

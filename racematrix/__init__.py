@@ -14,23 +14,25 @@ layer module          its one job
                       tests (SciPy)
 0     markdown        the Markdown table helper and the Jinja2 templates
 0     provenance      machine, GPU, time: where a figure comes from
-0     fileio          atomic writes and the results folder's lock
+0     fileio          atomic writes, the results folder's lock, running
+                      markers, what a killed run left
 0     procs           child processes: streaming, process groups, signals
 0     validation      JSON Schema checks, one line per problem
 0     launch_time     the launch-time workload and its rule (runs inside
                       an environment: standard library only)
 0     launch_plugin   pytest plugin: launch time after a suite's tests
 1     envspec         EnvSpec and the matrix settings
-1     outcomes        JUnit XML -> test runs -> outcome counts
+1     outcomes        JUnit XML -> test runs -> outcome counts; where a
+                      suite's race failures were raised, test times
 1     index           the package index (PEP 691/700)
 1     interpreters    finding and fetching Pythons
 1     venv            environments outside nox; what an environment holds
-1     suite_evidence  where a suite's race failures were raised, test times
 2     suites          suites declared as data; the MWE's suite
 2     matrix          every suite with its lists
 2     schedule        the order sessions run in: longest expected first,
                       from the rows' last times
-2     rawresult       one environment's raw result: verdict, record, loading
+2     rawresult       one environment's raw result: the record, its verdict,
+                      the store that reads, validates and writes it
 2     tables          raw results merged into the failure-rate tables
 2     search          the bisect's search loop, for every metric
 2     race_search     the race's bisect decisions
@@ -43,12 +45,10 @@ layer module          its one job
 3     patching        applying a patch to an installed environment
 3     measure_race    measurement: the suite under pytest-repeat
 3     measure_launch  measurement: the launch-time workload
-3     recording       raw files, running markers, "tables are stale"
 3     probers         bisect probes on real environments
 3     bisect_files    the bisect folder's files and Markdown
 3     plots           the heatmap and the launch-time plot
 3     fix_launches    launch time of the candidate fixes, interleaved
-3     fix_table       the candidate fixes' comparison as Markdown
 4     price_sections  the report's structure of the price and the fixes
 4     report_sections the report's structure: one plain dict from rows,
                       bisects and recorded runs, for the templates

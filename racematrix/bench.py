@@ -42,6 +42,7 @@ from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import table
 from .provenance import machine_info, now_iso
+from .rawresult import load_raw_dirs
 
 PROJECT = Path(__file__).resolve().parent.parent
 PARTS = ("workload", "cold", "warm", "warm-no-launches", "warm-serial",
@@ -141,9 +142,8 @@ def matrix_run(label, envdir, results_dir, nox_args, log, **environ):
     seconds, done = timed(label, command, nox_environ(
         RACEMATRIX_RESULTS=str(results_dir), **environ), log)
     # The rows this run wrote (a warm run starts from the rows before).
-    raws = [raw for raw in (json.loads(p.read_text())
-                            for p in Path(results_dir, "raw").glob("*.json"))
-            if raw.get("finished", "") >= started]
+    raws = [raw for _, raw in load_raw_dirs([Path(results_dir, "raw")])
+            if raw["finished"] >= started]
     ran = [r for r in raws if r["verdict"] != "skipped"]
     launches = [r["launch_seconds"]["n"] for r in ran
                 if (r.get("launch_seconds") or {}).get("n") is not None]
@@ -187,8 +187,8 @@ def workload_envs(envdir, python, raw_dir=PROJECT / "results" / "raw"):
     race and ``WORKLOAD_RACY`` with it, spread over the releases."""
     import re
     found = {"reproduced": [], "not-reproduced": []}
-    for path in sorted(Path(raw_dir).glob(f"py{python}-*-sim1.json")):
-        row = json.loads(path.read_text())
+    for _, row in load_raw_dirs(sorted(
+            Path(raw_dir).glob(f"py{python}-*-sim1.json"))):
         if row.get("suite", "mwe") != "mwe" or "patch" in row["spec"] or \
                 row["verdict"] not in found:
             continue

@@ -57,7 +57,7 @@ class Attempt:
     outcome: str  # "ok", "install-failed", "import-failed", "smoke-failed"
     reason: str = ""
     # The installer's whole output where it failed: kept with a failed
-    # attempt's record (``recording``), not in the resolution.
+    # attempt's record (``rawresult.record``), not in the resolution.
     detail: str = field(default="", repr=False, compare=False)
 
 

@@ -1,61 +1,55 @@
-"""Files that readers never see half-written, and the lock that serialises
-the writers of one results folder (parallel sessions)."""
-import contextlib
+"""The results folder's files: written whole (a reader never sees half a
+file), one writer at a time (a ``filelock.FileLock``), the markers of the
+sessions running now, and what a killed run left behind."""
+from __future__ import annotations
+
 import json
 import os
+import shutil
 import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+# Present while the tables and the report lag behind the raw files.
+STALE = ".tables-stale"
+# Scratch folders of a run carry its process id, so that the next run can
+# tell one left by a killed run (kill -9 skips every cleanup) from one in use.
+SCRATCH_PREFIX = "racematrix-scratch-"
 
 
-def write_json_atomic(path, data):
-    """Write JSON so that a reader (or a kill mid-write) never sees half a
-    file: write a temporary file beside it, then rename."""
+def write_json_atomic(path: str | Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def write_text_atomic(path, text):
-    """Replace ``path`` in one step. The new file gets the mode the old one
-    had, or the usual mode for new files under the current umask (a
-    temporary file alone would be 0600)."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Replace ``path`` in one step (a temporary file beside it, then
+    ``os.replace``), keeping its mode; a new file gets the umask's."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
     try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o666 & ~current_umask()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+        with open(temporary, "x", encoding="utf-8", newline="") as stream:
             stream.write(text)
-        os.chmod(temporary, mode)
+        if path.exists():
+            shutil.copymode(path, temporary)
         os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
-def current_umask():
-    """The process's umask, read without changing it where Linux allows."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def results_lock(results_dir: str | Path) -> FileLock:
+    """Serialise writers of one results folder (parallel sessions), used as
+    ``with``."""
+    Path(results_dir).mkdir(parents=True, exist_ok=True)
+    return FileLock(Path(results_dir) / ".lock")
 
 
-def results_lock(results_dir):
-    """Serialise writers of one results folder (parallel sessions): a
-    ``filelock.FileLock`` on ``<results>/.lock``, used as ``with``."""
-    from filelock import FileLock
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    return FileLock(results_dir / ".lock")
-
-
-def folder_problem(path):
+def folder_problem(path: str | Path) -> str | None:
     """Why ``path`` cannot hold results, in one line, or None where it can:
     checked before any work, so that a run never ends in a traceback after
     its measurements."""
@@ -70,25 +64,18 @@ def folder_problem(path):
     except OSError as error:
         return f"results folder {path} cannot be made ({error.strerror})"
     try:
-        handle, probe = tempfile.mkstemp(dir=path, prefix=".write-check-")
-        os.close(handle)
-        os.unlink(probe)
+        tempfile.TemporaryFile(dir=path).close()
     except OSError as error:
         return f"results folder {path} cannot be written ({error.strerror})"
     return None
 
 
-# Scratch folders of a run carry its process id, so that the next run can
-# tell one left by a killed run (kill -9 skips every cleanup) from one in use.
-SCRATCH_PREFIX = "racematrix-scratch-"
-
-
-def scratch_folder():
+def scratch_folder() -> tempfile.TemporaryDirectory[str]:
     """A ``TemporaryDirectory`` named for this process."""
     return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
 
 
-def pid_alive(pid):
+def pid_alive(pid: str | int) -> bool:
     try:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError, OverflowError):
@@ -98,15 +85,53 @@ def pid_alive(pid):
     return True
 
 
-def clear_dead_scratch(parent=None):
-    """Remove the scratch folders of processes that are gone; returns how
-    many."""
-    import shutil
-    cleared = 0
-    for folder in Path(parent or tempfile.gettempdir()).glob(
-            f"{SCRATCH_PREFIX}*"):
-        pid = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
-        if folder.is_dir() and not pid_alive(pid):
-            shutil.rmtree(folder, ignore_errors=True)
-            cleared += 1
-    return cleared
+@contextmanager
+def running_marker(results_dir: str | Path, env_id: str
+                   ) -> Iterator[Callable[[], int]]:
+    """Mark this session as running; yields a count of the matrix sessions
+    running now, for each row to say under what load it ran (load changes
+    a race's rate)."""
+    folder = Path(results_dir) / ".running"
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"{env_id}.{os.getpid()}"
+    marker.write_text(str(os.getpid()))
+    try:
+        yield lambda: count_running(folder)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def count_running(folder: Path) -> int:
+    """The markers of live processes in ``folder``; the others go."""
+    alive = 0
+    for marker in folder.iterdir():
+        if pid_alive(marker.suffix.lstrip(".")):
+            alive += 1
+        else:
+            marker.unlink(missing_ok=True)
+    return alive
+
+
+def clear_stale(results_dir: str | Path) -> tuple[int, int]:
+    """What a killed run (kill -9 skips every cleanup) left behind: running
+    markers of processes that are gone, and their scratch folders. Called
+    before a run starts; returns how many of each were cleared."""
+    folder = Path(results_dir) / ".running"
+    markers = 0
+    if folder.is_dir():
+        markers = sum(1 for _ in folder.iterdir()) - count_running(folder)
+    scratch = 0
+    for found in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = found.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if found.is_dir() and not pid_alive(pid):
+            shutil.rmtree(found, ignore_errors=True)
+            scratch += 1
+    return markers, scratch
+
+
+def tables_stale(results_dir: str | Path) -> bool:
+    return (Path(results_dir) / STALE).exists()
+
+
+def mark_tables_fresh(results_dir: str | Path) -> None:
+    (Path(results_dir) / STALE).unlink(missing_ok=True)

@@ -4,41 +4,51 @@ unpatched releases, from the raw rows and the interleaved launch-time runs
 ``racematrix.fix_launches``). Gathers race failures per base, launch time
 against the reference release, CuBIE's ``solve_ivp``, numba-cuda's own
 tests and the semantics suite's differences from the unpatched release,
-and writes ``fix_compare.json`` and ``fix_compare.md``
-(``racematrix.fix_table``).
+and writes ``fix_compare.json`` and ``fix_compare.md`` (rendered from
+that data by ``templates/fix_compare.md.j2``).
 """
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 from pathlib import Path
+
+from nox.project import load_toml
+from packaging.version import Version
 
 from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
-from .fix_table import render
+from .markdown import render
+from .price_sections import cubie, outcomes, own_tests
 from .provenance import stamp
 from .rawresult import load_raw_dirs
+from .report import PROJECT, declared_patches, load_json
 
-# -- the table -----------------------------------------------------------
+logger = logging.getLogger(__name__)
+# Issue 28's goals for a fix: launch time against the reference release
+# (median and p95 ratios, same Python, interleaved), and the MWE runs of
+# every base without a race failure.
+GOALS = {"median": 1.2, "p95": 1.5}
+RACE_FREE_RUNS = 1000
 
-def row_base(record) -> tuple[str, str]:
+def row_base(record: dict) -> tuple[str, str]:
     """(package, version) of the CUDA target a row ran on."""
     target = record.get("target", "numba")
     return target, record.get("packages", {}).get(target, "?")
 
 
-def row_patch(record) -> str:
+def row_patch(record: dict) -> str:
     return (record.get("patch") or {}).get("name") or NONE
 
 
-def race_by_base(records) -> dict:
+def race_by_base(records: list[dict]) -> dict:
     """Per patch, per base release: MWE runs, race failures, other
     failures and hangs, and the Pythons, over every simulator row that
     ran."""
     mwe = [r for r in records if r.get("suite", "mwe") == "mwe"
            and r.get("sim") and r.get("runs")]
-    found = {}
+    found: dict = {}
     for r in mwe:
         base = row_base(r)
         entry = found.setdefault(row_patch(r), {}).setdefault(
@@ -54,7 +64,7 @@ def race_by_base(records) -> dict:
     return found
 
 
-def client_rows(records, suite) -> dict:
+def client_rows(records: list[dict], suite: str) -> dict:
     """Per patch, the rows of ``suite`` by (spec text, Python X.Y)."""
     found = {}
     for r in records:
@@ -66,69 +76,34 @@ def client_rows(records, suite) -> dict:
     return found
 
 
-def cubie_solve(records) -> dict:
-    """Per patch and spec: CuBIE's solve_ivp median and largest seconds,
-    race failures and hangs."""
-    found = {}
-    for patch, rows in client_rows(records, "cubie").items():
-        for (spec, python), r in rows.items():
-            summary = r.get("summary", {})
-            solve = summary.get("test_seconds", {}).get("test_solve_ivp", {})
-            # A solve skipped once the suite's budget was spent counts 0 s
-            # in the durations: the median is then no figure.
-            ran = sum(counts.get("pass", 0) + counts.get("other", 0) +
-                      counts.get("target", 0) + counts.get("hang", 0)
-                      for name, counts in summary.get("tests", {}).items()
-                      if name.startswith("test_solve_ivp"))
-            whole = ran == solve.get("n", 0)
-            found.setdefault(patch, {})[f"{spec} (py{python})"] = {
-                "solve_median": solve.get("median") if whole else None,
-                "solve_max": solve.get("max"), "solves": solve.get("n", 0),
-                "solves_ran": ran,
-                "runs": r.get("runs", 0), "failures": r.get("failures", 0),
-                "hangs": r.get("hangs", 0), "verdict": r.get("verdict")}
+def cubie_solve(records: list[dict]) -> dict:
+    """Per patch and spec: CuBIE's solve_ivp median (None where a solve
+    was skipped once the budget was spent) and largest seconds, race
+    failures and hangs."""
+    found: dict = {}
+    for c in cubie(records):
+        times = c["solve"] or {"median": None, "max": None, "n": 0,
+                               "skipped": 0}
+        python = ".".join(c["python"].split(".")[:2])
+        found.setdefault(c["patch"] or NONE, {})[f"{c['spec']} (py{python})"] = {
+            "solve_median": times["median"], "solve_max": times["max"],
+            "solves": times["n"] + times["skipped"], "solves_ran": times["n"],
+            **{key: c[key] for key in ("runs", "failures", "hangs", "verdict")}}
     return found
 
 
-def test_key(name: str) -> str:
-    """A test's name without the environment's folder: a module skipped
-    whole is named by its dotted path under the environment
-    (``.nox.<env>.lib.python3.12.site-packages.numba_cuda...test_analysis``)
-    in one row and by its module alone in another."""
-    if ".site-packages." in name:
-        return name.rsplit(".", 1)[-1]
-    return name
-
-
-def test_outcomes(record) -> dict:
-    """Each test's outcome in a row (the most frequent where repeated)."""
-    tests = record.get("summary", {}).get("tests", {})
-    return {test_key(name): max(counts, key=counts.get)
-            for name, counts in tests.items() if any(counts.values())}
-
-
-def numba_cuda_tests(records) -> dict:
+def numba_cuda_tests(records: list[dict]) -> dict:
     """Per patch and spec: passed / failed / skipped of numba-cuda's own
     tests, and the tests whose outcome differs from the unpatched row."""
-    rows = client_rows(records, "numba-cuda-tests")
-    found = {}
-    for patch, by_key in rows.items():
-        for key, r in by_key.items():
-            failed = r.get("failures", 0) + r.get("other_errors", 0) + \
-                r.get("hangs", 0)
-            entry = {"passed": r.get("runs", 0) - failed, "failed": failed,
-                     "skipped": r.get("skips", 0), "differ": None}
-            reference = rows.get(NONE, {}).get(key)
-            if patch != NONE and reference is not None:
-                mine, theirs = test_outcomes(r), test_outcomes(reference)
-                entry["differ"] = sorted(
-                    name for name in mine.keys() | theirs.keys()
-                    if mine.get(name) != theirs.get(name))
-            found.setdefault(patch, {})[f"{key[0]} (py{key[1]})"] = entry
+    found: dict = {}
+    for t in own_tests(records):
+        found.setdefault(t["patch"] or NONE, {})[
+            f"{t['spec']} (py{t['python']})"] = {
+                key: t[key] for key in ("passed", "failed", "skipped", "differ")}
     return found
 
 
-def semantics_differences(records) -> dict:
+def semantics_differences(records: list[dict]) -> dict:
     """Per patch and spec: the semantics suite's cases whose outcome or
     observed value differs from the unpatched row of the same spec and
     Python, each with both observations; the unpatched rows' own failures
@@ -138,7 +113,7 @@ def semantics_differences(records) -> dict:
     for patch, by_key in rows.items():
         for key, r in by_key.items():
             name = f"{key[0]} (py{key[1]})"
-            mine = test_outcomes(r)
+            mine = outcomes(r)
             observed = r.get("summary", {}).get("observed", {})
             if patch == NONE:
                 found.setdefault(NONE, {})[name] = {
@@ -151,7 +126,7 @@ def semantics_differences(records) -> dict:
             reference = rows.get(NONE, {}).get(key)
             if reference is None:
                 continue
-            theirs = test_outcomes(reference)
+            theirs = outcomes(reference)
             their_observed = reference.get("summary", {}).get("observed", {})
             differ = [{"case": case, "outcome": mine.get(case),
                        "reference_outcome": theirs.get(case),
@@ -168,7 +143,7 @@ def semantics_differences(records) -> dict:
 def launch_by_patch(launch_runs: dict) -> dict:
     """Per patch, per Python: each release's launch-time ratios to the
     reference of that Python's interleaved run."""
-    found = {}
+    found: dict = {}
     for python, run in sorted(launch_runs.items()):
         for row in run["rows"]:
             if row["label"] == run["reference"]:
@@ -181,7 +156,75 @@ def launch_by_patch(launch_runs: dict) -> dict:
     return found
 
 
-def compare(records, launch_runs) -> dict:
+def worst(entries: list[dict]) -> dict:
+    """The release with the largest median and p95 ratio in one Python's
+    run: {key: {ratio, bound, release, goal, met}} (a bound never meets
+    a goal)."""
+    found = {}
+    for key, goal in GOALS.items():
+        ratios = [e for e in entries if e[f"{key}_ratio"] is not None]
+        if ratios:
+            top = max(ratios, key=lambda e: e[f"{key}_ratio"])
+            bound = any(e[f"{key}_ratio_bound"] for e in ratios)
+            found[key] = {"ratio": top[f"{key}_ratio"], "release": top["release"],
+                          "shown_bound": top[f"{key}_ratio_bound"],
+                          "bound": bound, "goal": goal,
+                          "met": top[f"{key}_ratio"] <= goal and not bound}
+    return found
+
+
+def summary(data: dict) -> dict:
+    """What the Markdown shows of ``compare``'s data, per patch (the
+    unpatched first): its worst launch ratios per Python, the bases it ran
+    race-free ``RACE_FREE_RUNS`` times or more, the semantics cases that
+    differ, the Pythons; and the bases and Pythons of the columns."""
+    names = set().union(*(data[s] for s in ("race", "launch", "cubie",
+                                            "numba_cuda_tests", "semantics")))
+    patches = [NONE] + sorted(names - {NONE})
+    race = data["race"]
+    return {
+        "patches": patches,
+        # the bases some patch ran on: the others say nothing about a fix
+        "bases": sorted({b for p, by in race.items() if p != NONE for b in by}),
+        "pythons": sorted({p for by in data["launch"].values() for p in by}),
+        "worst": {p: {python: worst(entries) for python, entries in
+                      data["launch"].get(p, {}).items()} for p in patches},
+        "race_free": {p: sorted(b for b, e in race.get(p, {}).items()
+                                if e["runs"] >= RACE_FREE_RUNS and not (
+                                    e["failures"] or e["other"] or e["hangs"]))
+                      for p in patches},
+        "semantics_differ": {p: sorted({d["case"] for v in data["semantics"]
+                                        .get(p, {}).values() for d in v["differ"]})
+                             for p in patches},
+        "pythons_seen": {p: sorted({x for e in race.get(p, {}).values()
+                                    for x in e["pythons"]}) for p in patches},
+        "semantics_grouped": {p: grouped_semantics(data["semantics"].get(p, {}))
+                              for p in patches}}
+
+
+def short_spec(key: str) -> str:
+    """``cubie==0.14.2 numba-cuda==0.30.4 (py3.12)`` -> ``cubie 0.14.2,
+    numba-cuda 0.30.4``: the pins, without the numba beside them."""
+    pins = [word.replace("==", " ") for word in key.split()
+            if "==" in word and not word.startswith("numba==")]
+    return ", ".join(pins) or key
+
+
+def grouped_semantics(by_spec: dict) -> list[dict]:
+    """Each differing semantics case once, with the specs it was seen on."""
+    grouped: dict = {}
+    for spec, entry in sorted(by_spec.items()):
+        for d in entry["differ"]:
+            key = tuple(d.get(k) for k in ("case", "outcome", "reference_outcome",
+                                          "observed", "reference_observed"))
+            grouped.setdefault(key, []).append(spec)
+    return [{"case": k[0], "outcome": k[1], "reference_outcome": k[2],
+             "observed": k[3], "reference_observed": k[4], "specs": specs}
+            for k, specs in sorted(grouped.items(), key=lambda i: tuple(
+                "" if x is None else str(x) for x in i[0]))]
+
+
+def compare(records: list[dict], launch_runs: dict) -> dict:
     """The comparison's data: every section, by patch."""
     return {"race": race_by_base(records),
             "launch": launch_by_patch(launch_runs),
@@ -194,41 +237,43 @@ def compare(records, launch_runs) -> dict:
             "semantics": semantics_differences(records)}
 
 
-def run_table(args, out_dir, command) -> dict:
-    records = [data for _, data in load_raw_dirs(args.raw)]
-    saved = _read_json(Path(args.launch_file), {})
+def run_table(args: argparse.Namespace, out_dir: str, command: str) -> dict:
+    records = [dict(data) for _, data in load_raw_dirs(args.raw)]
+    saved = load_json(Path(args.launch_file)) or {}
     data = compare(records, saved.get("runs", {}))
     data["launch_earlier"] = {python: [launch_by_patch({python: run})
                                        for run in runs]
                               for python, runs in saved.get(
                                   "earlier", {}).items()}
-    write_json_atomic(Path(out_dir) / "fix_compare.json",
-                      {**data, **stamp(command)})
-    write_text_atomic(Path(out_dir) / "fix_compare.md", render(data, command))
+    provenance = stamp(command)
+    write_json_atomic(Path(out_dir) / "fix_compare.json", {**data, **provenance})
+    write_text_atomic(Path(out_dir) / "fix_compare.md", render(
+        "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
+        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec,
+        earlier={python: [{p: worst(by[python]) for p, by in run.items()}
+                          for run in runs]
+                 for python, runs in data["launch_earlier"].items()}))
     return data
 
 
-def _read_json(path, default):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default
-
-
-def parse_args(argv, results_dir):
+def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nox -s fix_compare --")
     parser.add_argument("--launches", action="store_true",
                         help="time launches first (else only the table)")
     parser.add_argument("--python", default="3.12",
                         help="the Python X.Y of the launch-time run")
-    parser.add_argument("--reference", default="0.24.0",
+    parser.add_argument("--reference",
                         help="the numba-cuda release launches are compared "
-                             "with")
+                             "with (default: the last with the race, from "
+                             "the race bisect on --python)")
     parser.add_argument("--releases", nargs="+",
-                        default=["0.26.0", "0.28.2", "0.30.4"])
+                        help="the numba-cuda releases timed (default: the "
+                             "matrix's from the bisect's first without the "
+                             "race on)")
     parser.add_argument("--patches", nargs="*",
-                        default=["private-globals", "launch-scoped",
-                                 "unlocked-swap"])
+                        default=list(declared_patches()),
+                        help="the patches to time (default: every declared "
+                             "one)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
     parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"],
@@ -243,7 +288,26 @@ def parse_args(argv, results_dir):
     return args
 
 
-def run(argv, envdir, results_dir, log, command) -> dict:
+def bisect_releases(results_dir: str, python: str, reference: str | None,
+                    releases: list[str] | None) -> tuple[str, list[str]]:
+    """The reference (the last numba-cuda release with the race) and the
+    releases to time (the matrix's numba-cuda releases from the first
+    without it), from the race bisect of numba-cuda on ``python``."""
+    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
+    boundary = (load_json(path) or {}).get("boundary")
+    if not boundary:
+        raise BadInput(f"fix_compare: {path} has no flip of the race; run "
+                       f"`nox -s bisect -- --package numba-cuda --python "
+                       f"{python}` first, or give --reference and --releases")
+    fixed = Version(boundary["after"]["version"])
+    config = load_toml(PROJECT / "pyproject.toml")["tool"]["racematrix"]
+    matrix = [spec.split("==", 1)[1] for spec in config["specs"]
+              if spec.startswith("numba-cuda==")]
+    return (reference or boundary["before"]["version"],
+            releases or [v for v in matrix if Version(v) >= fixed])
+
+
+def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     """The session: an interleaved launch-time run where asked, then the
     table."""
     try:
@@ -252,7 +316,10 @@ def run(argv, envdir, results_dir, log, command) -> dict:
         if stop.code == 0:  # --help
             return {}
         raise BadInput("see `nox -s fix_compare -- --help`") from stop
+    if args.launches and not (args.reference and args.releases):
+        args.reference, args.releases = bisect_releases(
+            results_dir, args.python, args.reference, args.releases)
     if args.launches:
-        run_launches(args, envdir, results_dir, log, command)
+        run_launches(args, envdir, results_dir, logger.info, command)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     return run_table(args, args.out, command)

@@ -6,6 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -37,35 +41,26 @@ def seconds(stat: dict | None, digits: int = 2) -> str:
     return f">= {text}" if stat.get("censored") else text
 
 
-def solve(data: dict | None) -> str:
-    """CuBIE's ``solve_ivp`` seconds: the median (max) of its solves, or a
-    bound where some were skipped once the time budget was spent."""
-    if not data:
-        return "–"
-    if data["median"] is None:
-        return (f">= {data['max']:.1f} s ({data['skipped']} of "
-                f"{data['n'] + data['skipped']} solves skipped: time budget "
-                f"spent)")
-    return f"{data['median']:.1f} s (max {data['max']:.1f} s)"
-
-
 def percent(rate: float | None, digits: int = 1) -> str:
     return "–" if rate is None else f"{100 * rate:.{digits}f}%"
+
+
+def environment() -> jinja2.Environment:
+    """The templates' Jinja2 environment, with the filters they share."""
+    import jinja2
+    found = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
+        lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined, autoescape=False)
+    found.filters.update(lines="\n".join, seconds=seconds, percent=percent,
+                         cell=cell)
+    return found
 
 
 def render(name: str, **context: object) -> str:
     """The template ``name`` (``racematrix/templates/<name>.j2``) rendered
     with ``context``; ends with one newline."""
-    import jinja2
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
-        lstrip_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined, autoescape=False)
-    environment.filters.update(
-        table=lambda rows, *columns: "\n".join(table(columns, rows)),
-        lines="\n".join, seconds=seconds, percent=percent, solve=solve, cell=cell)
-    text = environment.get_template(f"{name}.j2").render(**context)
-    return tidy(text)
+    return tidy(environment().get_template(f"{name}.j2").render(**context))
 
 
 def tidy(text: str) -> str:

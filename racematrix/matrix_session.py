@@ -4,7 +4,7 @@ after the environments.
 
 Each session builds its environment (``install``), hands it to the
 measurements (the suite, then launch time for the MWE), records the raw
-result (``recording``) and returns it. The process that ran the sessions
+result (``rawresult.record``) and returns it. The process that ran the sessions
 (nox itself, or nox's parent process under ``-j``) calls
 ``write_report_at_exit`` when it exits: the report is written once, after
 the last session, by a fresh interpreter.
@@ -26,16 +26,15 @@ from pathlib import Path
 
 from . import measure_launch, measure_race, patching
 from .errors import BadInput
-from .fileio import results_lock, scratch_folder, write_text_atomic
+from .fileio import (mark_tables_fresh, results_lock, running_marker,
+                     scratch_folder, tables_stale, write_text_atomic)
 from .install import install_resolved
 from .measurement import Built, run_all
 from .patches import patched_packages
 from .patching import PatchError
 from .procs import caching_environ
 from .provenance import gpu_name, machine_info, now_iso
-from .rawresult import make_raw
-from .recording import (kept_measured_row, mark_tables_fresh, record,
-                        running_marker, tables_stale)
+from .rawresult import kept_measured_row, make_raw, record
 from .report import build_report
 from .suites import MWE_SUITE
 from .venv import read_environment
@@ -94,7 +93,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
         if launch_time is not None:  # its own A/B: no other row needed
             measurements.append(measure_launch.LaunchTime(**launch_time))
         fields = run_all(measurements, Built(
-            session, spec, suite, keep_dir=results_dir, log=detail,
+            session, spec, suite, keep_dir=results_dir,
             environment=environment, running=running, scratch=scratch))
     detail = fields.pop("env_error_detail", None)
     return finish(detail=detail, **{**environment, **fields})

@@ -1,39 +1,43 @@
 """The race suite as a measurement: a suite's pytest tests (the MWE, or a
 client's) under pytest-repeat in a built environment, its JUnit XML read
 into outcome counts, per-test counts and evidence."""
+from __future__ import annotations
+
 import re
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import outcomes
 from .errors import BadInput
 from .fileio import scratch_folder
+from .measurement import Built
 from .procs import run_streaming
-from .suites import MWE, MWE_SUITE
-from .suite_evidence import suite_evidence
+from .suites import MWE_SUITE
 
-
-def pytest_command(count, timeout, junit_path, pytest_args, path=MWE):
-    return ["python", "-m", "pytest", str(path), "-p", "no:cacheprovider",
-            "--count", str(count), f"--timeout={timeout}",
-            f"--junitxml={junit_path}",
-            "-q", "-rN", "--tb=line", *pytest_args]
+# pytest's exit codes for "your arguments are wrong" and "nothing to run".
+PYTEST_USAGE_ERROR = 4
+PYTEST_NO_TESTS = 5
+# Options that would take the JUnit report, which every count is read
+# from, away from the runner.
+OWN_OPTIONS = re.compile(r"^(--junit-?xml\b|--junit-prefix\b|-p\s*no:junitxml$)")
 
 
 @dataclass
 class MweRun:
-    """One pytest run of the MWE: its exit code, last output lines, wall
+    """One pytest run of a suite: its exit code, last output lines, wall
     time, and what its JUnit XML says (None for both without a report)."""
     returncode: int
-    tail: list
+    tail: list[str]
     seconds: float
-    suite: dict | None
-    runs: list | None
-    evidence: dict | None = None
+    suite: dict[str, str] | None
+    runs: list[outcomes.RunRecord] | None
+    evidence: dict[str, Any] | None = None
 
-    def no_report_reason(self, pytest_args=()):
+    def no_report_reason(self, pytest_args: Sequence[str] = ()) -> str:
         if self.returncode < 0:
             try:
                 name = signal.Signals(-self.returncode).name
@@ -48,38 +52,7 @@ class MweRun:
         return reason
 
 
-def run_mwe(env, sim, count, timeout, pytest_args=(), echo=True,
-            suite=MWE_SUITE, extra_env=None):
-    """Run a suite (the MWE unless told) once in ``env`` (a nox Session or
-    a ProbeEnvironment), from a scratch folder: what its code writes to
-    the working folder (CuBIE generates code there) goes with it."""
-    with scratch_folder() as scratch:
-        junit = Path(scratch) / "junit.xml"
-        started = time.monotonic()
-        returncode, tail = run_streaming(
-            env, pytest_command(count, timeout, junit, pytest_args,
-                                suite.path),
-            {**(extra_env or {}), "NUMBA_ENABLE_CUDASIM": str(int(sim))},
-            echo, cwd=scratch)
-        seconds = time.monotonic() - started
-        name = suite.name
-        try:
-            suite, runs = outcomes.parse_junit(junit, suite.signature)
-            evidence = None if name == MWE_SUITE.name else \
-                suite_evidence(runs, junit)
-        except outcomes.JUnitError:
-            suite, runs, evidence = None, None, None
-    return MweRun(returncode, tail, seconds, suite, runs, evidence)
-
-
-# pytest's exit codes for "your arguments are wrong" and "nothing to run".
-PYTEST_USAGE_ERROR = 4
-
-
-PYTEST_NO_TESTS = 5
-
-
-def usage_error(run):
+def usage_error(run: MweRun) -> str | None:
     """One line for a pytest run that rejected its arguments or collected
     nothing, in pytest's own words; None for a run that ran."""
     if run.returncode == PYTEST_USAGE_ERROR:
@@ -98,12 +71,7 @@ def usage_error(run):
     return None
 
 
-# Options that would take the JUnit report, which every count is read
-# from, away from the runner.
-OWN_OPTIONS = re.compile(r"^(--junit-?xml\b|--junit-prefix\b|-p\s*no:junitxml$)")
-
-
-def refuse_own_options(pytest_args):
+def refuse_own_options(pytest_args: Sequence[str]) -> str | None:
     """One line for user pytest options that would move or turn off the
     JUnit report the runner reads; None where there are none."""
     args = list(pytest_args)
@@ -117,7 +85,7 @@ def refuse_own_options(pytest_args):
     return None
 
 
-def first_error_line(lines):
+def first_error_line(lines: Sequence[str]) -> str:
     """The line that names the error in pytest's output: an exception line
     of a traceback (``E   ...Error: ...``) first, else the last line."""
     for pattern in (r"^E\s+[\w.]*(Error|Exception)\b", r"^[\w.]*(Error|Exception)\b"):
@@ -138,38 +106,60 @@ class RaceSuite:
     bisect reads its size)."""
     name = "race"
 
-    def __init__(self, count, timeout, pytest_args=(), echo=True):
+    def __init__(self, count: int, timeout: float,
+                 pytest_args: Sequence[str] = (), echo: bool = True) -> None:
         self.count = count
         self.timeout = timeout
         self.pytest_args = tuple(pytest_args)
         self.echo = echo
-        self.last_run = None
+        self.last_run: MweRun | None = None
 
-    def measure(self, built):
+    def run(self, built: Built) -> MweRun:
+        """The suite once in the built environment, from a scratch folder:
+        what its code writes to the working folder (CuBIE generates code
+        there) goes with it."""
+        suite = built.suite
+        with scratch_folder() as scratch:
+            junit = Path(scratch) / "junit.xml"
+            started = time.monotonic()
+            returncode, tail = run_streaming(built.venv, [
+                "python", "-m", "pytest", str(suite.path), "-p",
+                "no:cacheprovider", "--count", str(self.count),
+                f"--timeout={self.timeout}", f"--junitxml={junit}", "-q",
+                "-rN", "--tb=line", *suite.pytest_args, *built.pytest_args,
+                *self.pytest_args],
+                {**built.pytest_env,
+                 "NUMBA_ENABLE_CUDASIM": str(int(built.spec.sim))},
+                self.echo, cwd=scratch)
+            seconds = time.monotonic() - started
+            try:
+                properties, runs = outcomes.parse_junit(junit, suite.signature)
+            except outcomes.JUnitError:
+                return MweRun(returncode, tail, seconds, None, None)
+            return MweRun(returncode, tail, seconds, properties, runs,
+                          None if suite.name == MWE_SUITE.name
+                          else outcomes.suite_evidence(runs))
+
+    def measure(self, built: Built) -> dict[str, Any]:
         concurrency = built.running()
-        run = run_mwe(built.venv, built.spec.sim, self.count, self.timeout,
-                      [*built.suite.pytest_args, *built.pytest_args,
-                       *self.pytest_args],
-                      echo=self.echo, suite=built.suite,
-                      extra_env=built.pytest_env)
-        self.last_run = run
-        concurrency = max(concurrency, built.running())
+        run = self.last_run = self.run(built)
         usage = usage_error(run)
         if usage:
             raise BadInput(usage)
-        fields = {"pytest_seconds": round(run.seconds, 2),
-                  "concurrency": concurrency,
-                  "pytest_output": "\n".join(run.tail)}
-        if run.runs is None:
+        fields: dict[str, Any] = {
+            "pytest_seconds": round(run.seconds, 2),
+            "concurrency": max(concurrency, built.running()),
+            "pytest_output": "\n".join(run.tail)}
+        if run.runs is None or run.suite is None:
             return {**fields, "env_error": run.no_report_reason(
                 self.pytest_args), "env_error_detail": "\n".join(run.tail)}
         summary = outcomes.summarize(run.runs, self.count)
         summary.update(run.evidence or {})
         packages = built.environment.get("packages", {})
-        settings = {key: value for key, value in run.suite.items()
-                    if key not in packages}
-        kinds = {"kinds": outcomes.kind_counts(
-            summary["tests"], dict(built.suite.kinds))} \
-            if built.suite.kinds else {}
-        return {**fields, "counts": summary.pop("counts"),
-                "summary": summary, "settings": settings, **kinds}
+        kinds = built.suite.kinds
+        return {**fields, "counts": summary.pop("counts"), "summary": summary,
+                "settings": {key: value for key, value in run.suite.items()
+                             if key not in packages},
+                **({"kinds": outcomes.kind_counts(summary["tests"],
+                                                  dict(kinds))}
+                   if kinds else {})}

@@ -9,9 +9,12 @@ them. A new metric is one module with a class like theirs, plus the schema
 of its raw field, ``schemas/raw-fields/<field>.schema.json``, which
 ``rawresult.validate_raw`` checks wherever the field appears.
 """
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Protocol
 
 from .envspec import EnvSpec
 from .suites import MWE_SUITE, Suite
@@ -24,21 +27,20 @@ class Built:
     ``venv`` is a nox Session or a ``venv.ProbeEnvironment`` (both have
     ``bin`` and ``log``); ``keep_dir`` is where evidence files that the raw
     result names (a launch's stacks) are kept, None to keep none."""
-    venv: object
+    venv: Any
     spec: EnvSpec
     suite: Suite = MWE_SUITE
     keep_dir: Path | None = None
-    log: Callable = field(default=print)
     # What ``venv.read_environment`` found: Python and every package.
-    environment: dict = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
     # How many matrix sessions run right now (load changes a race's rate).
     running: Callable[[], int] = field(default=lambda: 1)
     # A folder of this environment's run, for the measurements' files.
     scratch: Path | None = None
     # What the measurements add to the suite's pytest command line and
     # environment (a measurement that rides along in the suite's process).
-    pytest_args: tuple = ()
-    pytest_env: dict = field(default_factory=dict)
+    pytest_args: tuple[str, ...] = ()
+    pytest_env: dict[str, str] = field(default_factory=dict)
 
 
 class Measurement(Protocol):
@@ -49,10 +51,11 @@ class Measurement(Protocol):
     environment (it then reads its part in ``measure``)."""
     name: str
 
-    def measure(self, built: Built) -> dict: ...
+    def measure(self, built: Built) -> dict[str, Any]: ...
 
 
-def run_all(measurements, built):
+def run_all(measurements: Sequence[Measurement], built: Built
+            ) -> dict[str, Any]:
     """Run the measurements in order and merge their fields; one that
     finds no test report (``env_error``) ends the list, since later ones
     would measure a broken environment."""
@@ -62,7 +65,7 @@ def run_all(measurements, built):
     for measurement in measurements:
         built.pytest_env.update(
             getattr(measurement, "suite_env", lambda _: {})(built))
-    fields = {}
+    fields: dict[str, Any] = {}
     for measurement in measurements:
         fields.update(measurement.measure(built))
         if fields.get("env_error"):

@@ -8,8 +8,12 @@
 * the deterministic trigger over 20 launches, under both presets;
 * the pattern's rate as each knob moves alone.
 
-Writes ``results/mwe_figures.json`` and ``.md`` and prints the table.
+Writes ``results/mwe_figures.json`` and ``.md`` (``templates/
+mwe_figures.md.j2``) and logs the table.
 """
+from __future__ import annotations
+
+import logging
 import math
 import statistics
 import subprocess
@@ -22,17 +26,17 @@ from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
 from .install import install
 from .interpreters import missing_interpreters
+from .markdown import render
 from .measure_race import RaceSuite
 from .measurement import Built
 from .procs import venv_environ
 from .provenance import machine_info, now_iso
-from .report_sections import sweep_table
 from .stats import chance_all_pass, wilson_interval
 from .venv import ProbeEnvironment, read_environment
 
+logger = logging.getLogger(__name__)
 SIM = {"NUMBA_ENABLE_CUDASIM": "1"}
 TIMEOUT = 120  # seconds before one test run counts as hung
-
 
 PATTERN = "test_buffer_allocation"  # CuBIE's pattern, without trigger or controls
 TRIGGER = "test_syncthreads_trigger"
@@ -44,18 +48,19 @@ SWEEP = {"switch-interval": ["0.005", "1e-4", "1e-5", "1e-6"],
          "blocks": ["1", "2", "4"]}
 
 
-def timed_pytest(env, *args, count=1):
+def timed_pytest(env: ProbeEnvironment, *args: str,
+                 count: int = 1) -> tuple[float, dict]:
     """Run the MWE once, quietly; returns (seconds, summary)."""
     race = RaceSuite(count, TIMEOUT, args, echo=False)
-    fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True),
-                                log=env.log))
+    fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True)))
     if fields.get("env_error"):
         raise RuntimeError(fields["env_error"])
-    return race.last_run.seconds, outcomes.summarize(race.last_run.runs,
-                                                     count)
+    run = race.last_run
+    assert run is not None and run.runs is not None  # measure() ran pytest
+    return run.seconds, outcomes.summarize(run.runs, count)
 
 
-def import_seconds(env, repeats=5):
+def import_seconds(env: ProbeEnvironment, repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -65,9 +70,11 @@ def import_seconds(env, repeats=5):
     return statistics.median(times)
 
 
-def environment(envdir, python, requirements, log):
+def environment(envdir: str, python: str, requirements: list[str]
+                ) -> tuple[ProbeEnvironment, dict]:
     spec = EnvSpec(python, tuple(requirements), True)
-    env = ProbeEnvironment(Path(envdir) / f"figures-{spec.env_id}", python, log)
+    env = ProbeEnvironment(Path(envdir) / f"figures-{spec.env_id}", python,
+                           logger.info)
     env.create()
     problem = install(env, spec)
     if problem:
@@ -75,7 +82,7 @@ def environment(envdir, python, requirements, log):
     return env, read_environment(env)
 
 
-def rate(counts):
+def rate(counts: dict) -> dict:
     runs = counts["target"] + counts["other"] + counts["hang"] + counts["pass"]
     low, high = wilson_interval(counts["target"], runs)
     return {"runs": runs, "failures": counts["target"],
@@ -84,7 +91,7 @@ def rate(counts):
             "ci95": [low, high]}
 
 
-def suite_miss_bound(rate_low, cases):
+def suite_miss_bound(rate_low: float, cases: int) -> dict:
     """How often one run of the suite could pass where the bug exists: all
     ``cases`` of the pattern passing, each failing at ``rate_low`` (the
     lower 95% bound of the measured per-case rate)."""
@@ -92,7 +99,8 @@ def suite_miss_bound(rate_low, cases):
             "probability": chance_all_pass(rate_low, cases)}
 
 
-def measured(env, info, tests, *args, count):
+def measured(env: ProbeEnvironment, info: dict, tests: str, *args: str,
+             count: int) -> tuple[dict, dict]:
     """Run ``tests`` (a ``-k`` expression, or "whole suite") ``count`` times
     in ``env``; returns (its rate with the versions, pytest's summary)."""
     selection = [] if tests == "whole suite" else ["-k", tests]
@@ -103,12 +111,12 @@ def measured(env, info, tests, *args, count):
              "options": " ".join(args), **rate(summary["counts"])}, summary)
 
 
-def measure(pythons, envdir, log, suite_runs=20, many=1000, trigger=20,
-            sweep_repeats=8):
+def measure(pythons: list[str], envdir: str, suite_runs: int = 20,
+            many: int = 1000, trigger: int = 20, sweep_repeats: int = 8) -> dict:
     figures = {"pythons": [], "machine": machine_info(),
                "finished": None, "suite_runs": suite_runs}
     for python in pythons:
-        env, info = environment(envdir, python, ["numba"], log)
+        env, info = environment(envdir, python, ["numba"])
         reproduced, by_pattern, walls = 0, 0, []
         for _ in range(suite_runs):
             # -x: the pattern's cases run first, so a failure among them
@@ -123,16 +131,16 @@ def measure(pythons, envdir, log, suite_runs=20, many=1000, trigger=20,
                "of": suite_runs,
                "median_x_seconds": round(statistics.median(walls), 2),
                "median_import_seconds": round(import_seconds(env), 2)}
-        log(f"Python {row['python']}, numba {row['numba']}: reproduced in "
-            f"{reproduced} of {suite_runs} runs of the suite ({by_pattern} "
-            f"by the pattern's cases before the trigger); median "
-            f"pytest -x {row['median_x_seconds']} s, import numba.cuda "
-            f"{row['median_import_seconds']} s")
+        logger.info("Python %(python)s, numba %(numba)s: reproduced in "
+                    "%(reproduced)s of %(of)s runs of the suite "
+                    "(%(by_pattern)s by the pattern's cases before the "
+                    "trigger); median pytest -x %(median_x_seconds)s s, "
+                    "import numba.cuda %(median_import_seconds)s s", row)
         figures["pythons"].append(row)
         last_env, last_info = env, info
     pattern_cases = 16  # enough repeats for ~1,000 runs; counted below
     suite_tests = 22
-    fixed_env, fixed_info = environment(envdir, pythons[-1], ["numba-cuda"], log)
+    fixed_env, fixed_info = environment(envdir, pythons[-1], ["numba-cuda"])
     figures["fixed"], _ = measured(fixed_env, fixed_info, "whole suite",
                                    count=math.ceil(many / suite_tests))
     figures["faithful"], _ = measured(last_env, last_info, PATTERN,
@@ -153,7 +161,7 @@ def measure(pythons, envdir, log, suite_runs=20, many=1000, trigger=20,
     return figures
 
 
-def sweep(env, repeats):
+def sweep(env: ProbeEnvironment, repeats: int) -> list[dict]:
     """The pattern's failure rate as each knob moves alone, the others at
     the MWE's defaults."""
     points = []
@@ -166,59 +174,14 @@ def sweep(env, repeats):
     return points
 
 
-def render(figures, command):
-    lines = ["# MWE figures", "",
-             f"Measured by `{command}`, finished {figures['finished']} on "
-             f"{figures['machine']['os']}, {figures['machine']['cores']} cores.",
-             "", "## One run of the suite (`--count 1`), newest numba", "",
-             "| Python | numba | runs that reproduced | of those, by the "
-             "pattern's cases | median `pytest -x` (s) | median `import "
-             "numba.cuda` (s) |", "|---|---|---|---|---|---|"]
-    for row in figures["pythons"]:
-        lines.append(f"| {row['python']} | {row['numba']} | {row['reproduced']}"
-                     f" of {row['of']} | {row['by_pattern']} | "
-                     f"{row['median_x_seconds']} | "
-                     f"{row['median_import_seconds']} |")
-    lines += ["", "## Test runs", "",
-              "| what | tests | versions | runs | race failures | other | rate "
-              "| 95% CI |", "|---|---|---|---|---|---|---|---|"]
-    for name, label in (("fixed", "newest numba-cuda (fixed)"),
-                        ("faithful", "faithful preset"),
-                        ("aggressive", "aggressive preset (default)"),
-                        ("trigger", "deterministic trigger (1 launch per run)"),
-                        ("trigger_faithful", "deterministic trigger, faithful "
-                                             "preset")):
-        row = figures[name]
-        versions = ", ".join(f"{k} {v}" for k, v in row.items()
-                             if k in ("python", "numba", "numba-cuda"))
-        lines.append(f"| {label} | `{row['tests']}` | {versions} | {row['runs']} | "
-                     f"{row['failures']} | {row['other']} | "
-                     f"{100 * row['failure_rate']:.2f}% | "
-                     f"{100 * row['ci95'][0]:.2f}–{100 * row['ci95'][1]:.2f}% |")
-    versions = figures["sweep_versions"]
-    miss = figures["suite_miss"]
-    lines += ["", "## What makes the race frequent", "",
-              f"`test_buffer_allocation` with one knob moved at a time, the "
-              f"others at the defaults (numba {versions['numba']}, Python "
-              f"{versions['python']}):", "", *sweep_table(figures["sweep"]),
-              "", f"From the aggressive preset's rate: one run of the suite's "
-                  f"{miss['cases']} pattern cases passes where the bug exists "
-                  f"with probability at most {miss['probability']:.1e} (each "
-                  f"case failing at {100 * miss['per_case_rate_low']:.1f}%, "
-                  f"the lower 95% bound, independently), so it reproduces in "
-                  f"at least {100 * (1 - miss['probability']):.4f}% of runs; "
-                  f"the trigger test adds to that."]
-    return "\n".join(lines) + "\n"
-
-
-def run(pythons, envdir, out_dir, log, command):
+def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
     missing = missing_interpreters(pythons)
     if missing:
         raise BadInput(f"mwe_figures: {missing}, or set MATRIX_PYTHONS")
-    figures = measure(pythons, envdir, log)
+    figures = measure(pythons, envdir)
     figures["command"] = command
     write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
-    text = render(figures, command)
+    text = render("mwe_figures.md", figures=figures)
     write_text_atomic(Path(out_dir) / "mwe_figures.md", text)
-    print(text)
+    logger.info("%s", text)
     return figures

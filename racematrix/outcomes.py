@@ -1,13 +1,19 @@
-"""Reading pytest's JUnit XML and classifying each test run."""
+"""Reading pytest's JUnit XML: each test run classified, counted per test
+and per kind, and what a client suite's raw record adds (where each race
+failure was raised, how long the tests took)."""
 from __future__ import annotations
 
+import enum
 import fnmatch
 import json
 import re
+import statistics
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 # The race's signature: the simulator names the thread, then the attribute
 # lookup on the real ``numba.cuda`` module fails. Nothing else produces it.
@@ -17,12 +23,22 @@ RACE_SIGNATURE = re.compile(
 # pytest-timeout's message for a test that ran past its limit.
 TIMEOUT_SIGNATURE = re.compile(r"Timeout \(?>\s*[\d.]+s")
 
-TARGET = "target"
-OTHER = "other"
-HANG = "hang"
-PASS = "pass"
-SKIP = "skip"
-OUTCOMES = (TARGET, OTHER, HANG, PASS, SKIP)
+
+
+class Outcome(str, enum.Enum):
+    """What one test run came to; the strings are the raw files' keys."""
+    TARGET = "target"  # failed with the suite's signature: the race
+    OTHER = "other"  # failed another way
+    HANG = "hang"  # ran past the timeout
+    PASS = "pass"
+    SKIP = "skip"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# The outcomes that are runs of a test (a skip is not).
+RAN = (Outcome.TARGET, Outcome.OTHER, Outcome.HANG, Outcome.PASS)
 
 
 class JUnitError(ValueError):
@@ -32,12 +48,13 @@ class JUnitError(ValueError):
 @dataclass(frozen=True)
 class RunRecord:
     name: str
-    outcome: str
+    outcome: Outcome
     message: str = ""
-    properties: dict = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
-def base_test_name(name, repeat_count):
+def base_test_name(name: str, repeat_count: int) -> str:
     """A test's name without the ``-i-N`` id that pytest-repeat adds when it
     repeats a test N > 1 times."""
     if repeat_count <= 1:
@@ -46,22 +63,24 @@ def base_test_name(name, repeat_count):
                   lambda m: f"[{m[1]}]" if m[1] else "", name)
 
 
-def classify_outcome(kind, text, signature=RACE_SIGNATURE):
+def classify_outcome(kind: str | None, text: str,
+                     signature: re.Pattern[str] = RACE_SIGNATURE) -> Outcome:
     """Classify one test run from its JUnit result kind (``failure``,
     ``error``, ``skipped`` or ``None`` for a pass) and the message text;
     ``signature`` is the suite's: what counts as the bug."""
     if kind is None:
-        return PASS
+        return Outcome.PASS
     if kind == "skipped":
-        return SKIP
+        return Outcome.SKIP
     if signature.search(text):
-        return TARGET
+        return Outcome.TARGET
     if TIMEOUT_SIGNATURE.search(text):
-        return HANG
-    return OTHER
+        return Outcome.HANG
+    return Outcome.OTHER
 
 
-def parse_junit(path, signature=RACE_SIGNATURE):
+def parse_junit(path: str | Path, signature: re.Pattern[str] = RACE_SIGNATURE
+                ) -> tuple[dict[str, str], list[RunRecord]]:
     """Return (suite properties, [RunRecord]) from a pytest JUnit XML file;
     a failure matching ``signature`` is the target."""
     try:
@@ -69,8 +88,8 @@ def parse_junit(path, signature=RACE_SIGNATURE):
     except (OSError, ElementTree.ParseError) as error:
         raise JUnitError(f"cannot read JUnit XML {path}: {error}") from None
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-    suite_properties = {}
-    runs = []
+    suite_properties: dict[str, str] = {}
+    runs: list[RunRecord] = []
     for suite in suites:
         suite_properties.update(_properties(suite))
         for case in suite.iter("testcase"):
@@ -85,31 +104,34 @@ def parse_junit(path, signature=RACE_SIGNATURE):
                 outcome=classify_outcome(kind, text, signature),
                 message=_first_line(result.get("message") or result.text or "")
                 if result is not None else "",
-                properties=_properties(case)))
+                properties=_properties(case),
+                seconds=float(case.get("time", 0))))
     return suite_properties, runs
 
 
-def _properties(element):
-    found = {}
-    holder = element.find("properties")
-    for prop in [] if holder is None else holder.findall("property"):
-        found[prop.get("name")] = prop.get("value")
-    return found
+def _properties(element: ElementTree.Element) -> dict[str, str]:
+    return {prop.get("name", ""): prop.get("value", "")
+            for prop in element.iterfind("properties/property")}
 
 
-def _first_line(text):
+def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines()]
     return next((line for line in lines if line), "")[:300]
 
 
-def summarize(runs, repeat_count):
+def counts_of(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
+    """How many runs came to each outcome (every outcome there)."""
+    totals = Counter(outcomes)
+    return {outcome: totals[outcome] for outcome in Outcome}
+
+
+def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
     """Counts of each outcome, per test and in all, plus evidence recorded by
     the MWE's controls (failing thread indices against n_threads)."""
-    totals = Counter(run.outcome for run in runs)
-    per_test = {}
+    per_test: dict[str, list[Outcome]] = {}
     for run in runs:
         per_test.setdefault(base_test_name(run.name, repeat_count),
-                            Counter())[run.outcome] += 1
+                            []).append(run.outcome)
     failing_threads = []
     for run in runs:
         if "failing_threads" in run.properties:
@@ -117,15 +139,14 @@ def summarize(runs, repeat_count):
             for thread in json.loads(run.properties["failing_threads"]):
                 failing_threads.append({**thread, "n_threads": n_threads})
     messages = Counter(run.message for run in runs
-                       if run.outcome in (OTHER, HANG))
+                       if run.outcome in (Outcome.OTHER, Outcome.HANG))
     return {
-        "counts": {outcome: totals.get(outcome, 0) for outcome in OUTCOMES},
-        "tests": {name: {outcome: counter.get(outcome, 0)
-                         for outcome in OUTCOMES}
-                  for name, counter in sorted(per_test.items())},
+        "counts": counts_of(run.outcome for run in runs),
+        "tests": {name: counts_of(found)
+                  for name, found in sorted(per_test.items())},
         "failing_threads": failing_threads,
         "first_target_message": next(
-            (run.message for run in runs if run.outcome == TARGET), ""),
+            (run.message for run in runs if run.outcome is Outcome.TARGET), ""),
         "other_messages": [{"message": text, "count": count}
                            for text, count in messages.most_common(5)],
     }
@@ -155,9 +176,58 @@ def kind_counts(tests: Mapping[str, Mapping[str, int]],
         if kind is None:
             continue
         into = found[kind]
-        into["runs"] += sum(counts[outcome] for outcome in
-                            (TARGET, OTHER, HANG, PASS))
-        into["failures"] += counts[TARGET]
-        into["other"] += counts[OTHER]
-        into["hangs"] += counts[HANG]
+        into["runs"] += sum(counts[outcome] for outcome in RAN)
+        into["failures"] += counts[Outcome.TARGET]
+        into["other"] += counts[Outcome.OTHER]
+        into["hangs"] += counts[Outcome.HANG]
     return found
+
+
+ATTRIBUTE = re.compile(r"has no attribute '(\w+)'")
+
+
+def race_sites(runs: Sequence[RunRecord],
+               mwe_signature: re.Pattern[str] = RACE_SIGNATURE
+               ) -> list[dict[str, Any]]:
+    """Where the suite's target failures were raised, from the properties
+    each failing test records (``raised_at``, ``raised_line``,
+    ``raised_in``), most frequent first; ``mwe_signature`` says whether the
+    message is also the MWE's signature, word for word."""
+    sites: Counter[tuple] = Counter()
+    for run in runs:
+        if run.outcome is Outcome.TARGET:
+            attribute = ATTRIBUTE.search(run.message)
+            sites[(run.properties.get("raised_at", ""),
+                   run.properties.get("raised_line", ""),
+                   run.properties.get("raised_in", ""),
+                   attribute[1] if attribute else "",
+                   bool(mwe_signature.search(run.message)))] += 1
+    return [{"raised_at": at, "line": line, "function": function,
+             "attribute": attribute, "mwe_signature": mwe, "count": count}
+            for (at, line, function, attribute, mwe), count
+            in sites.most_common()]
+
+
+def seconds_per_test(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
+    """Per test function (parameters dropped): how many runs, and the
+    median and largest of their durations."""
+    times: dict[str, list[float]] = {}
+    for run in runs:
+        times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
+    return {name: {"n": len(values),
+                   "median": round(statistics.median(values), 3),
+                   "max": round(max(values), 3)}
+            for name, values in sorted(times.items())}
+
+
+def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """What a client suite's raw record adds to its summary: where each
+    race failure was raised, the tests' durations, and what each test
+    recorded as its ``observed`` property (the first run's)."""
+    observed: dict[str, str] = {}
+    for run in runs:
+        if "observed" in run.properties:
+            observed.setdefault(run.name, run.properties["observed"])
+    return {"race_sites": race_sites(runs),
+            "test_seconds": seconds_per_test(runs),
+            **({"observed": observed} if observed else {})}

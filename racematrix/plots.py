@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from .tables import (column_key, kind_rate, python_minor, target_version,
                      version_or_zero)
@@ -12,9 +13,13 @@ from .tables import (column_key, kind_rate, python_minor, target_version,
 ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
 # A hang is the fixed simulator's slowdown, not a broken environment.
 HUNG_COLOUR = "#8e6bb5"
+# A cell without a rate, by verdict: fill, hatch, edge, label, its colour.
+UNMEASURED = {"skipped": ("#e0e0e0", "///", "#aaaaaa", "skip", "#555555"),
+              "hung": (HUNG_COLOUR, None, "white", "hung", "white"),
+              "error": ("#5a5a5a", None, "white", "err", "white")}
 
 
-def plot_launch_times(rows: list[dict], path) -> None:
+def plot_launch_times(rows: list[dict], path: str | Path) -> None:
     """Launch time per environment that was timed: the median as a dot,
     a bar to the p95, a cross at the max; red where the race was
     reproduced, green where not; log scale. Nothing is drawn (and an old
@@ -61,7 +66,7 @@ def plot_launch_times(rows: list[dict], path) -> None:
     plt.close(figure)
 
 
-def plot_heatmap(rows: list[dict], path) -> None:
+def plot_heatmap(rows: list[dict], path: str | Path) -> None:
     """Failure rate per Python (down) and target version (across), one panel
     per simulator flag that ran."""
     import matplotlib
@@ -121,7 +126,7 @@ def plot_heatmap(rows: list[dict], path) -> None:
     plt.close(figure)
 
 
-def _not_drawn_note(rows, flags):
+def _not_drawn_note(rows: list[dict], flags: list[bool]) -> str:
     """A second title line naming a simulator flag whose environments were
     all skipped (so it has no panel), with the commonest reason."""
     notes = []
@@ -134,39 +139,30 @@ def _not_drawn_note(rows, flags):
     return "".join(f"\n{note}" for note in notes)
 
 
-def _draw_cell(axis, x, y, row, cmap, Rectangle):
+def _draw_cell(axis: Any, x: int, y: int, row: dict | None, cmap: Any,
+               Rectangle: Any) -> None:
     if row is None:
         axis.add_patch(Rectangle((x, y), 1, 1, facecolor="white",
                                  edgecolor="#cccccc"))
         return
-    if row["verdict"] == "skipped":
-        axis.add_patch(Rectangle((x, y), 1, 1, facecolor="#e0e0e0",
-                                 hatch="///", edgecolor="#aaaaaa"))
-        label, colour = "skip", "#555555"
-    elif row["verdict"] == "hung":
-        axis.add_patch(Rectangle((x, y), 1, 1, facecolor=HUNG_COLOUR,
-                                 edgecolor="white"))
-        label, colour = "hung", "white"
-    elif row["verdict"] == "error":
-        axis.add_patch(Rectangle((x, y), 1, 1, facecolor="#5a5a5a",
-                                 edgecolor="white"))
-        label, colour = "err", "white"
+    if row["verdict"] in UNMEASURED:
+        fill, hatch, edge, label, colour = UNMEASURED[row["verdict"]]
     else:
         # The pattern's cases are the rate where the row counted its kinds;
         # an older row's rate is every test's, marked with a star.
         pattern = kind_rate(row, "pattern")
         rate = pattern["rate"] if pattern else row["failure_rate"] or 0.0
         failed = pattern["failures"] if pattern else row["failures"]
-        axis.add_patch(Rectangle((x, y), 1, 1, edgecolor="white",
-                                 facecolor=cmap(rate) if failed
-                                 else ZERO_COLOUR))
+        fill, hatch, edge = cmap(rate) if failed else ZERO_COLOUR, None, "white"
         label = f"{100 * rate:.0f}%" + ("" if pattern else "*")
         colour = "white" if rate > 0.5 else "black"
+    axis.add_patch(Rectangle((x, y), 1, 1, facecolor=fill, hatch=hatch,
+                             edgecolor=edge))
     axis.text(x + 0.5, y + 0.5, label, ha="center", va="center",
               fontsize=7.5, color=colour)
 
 
-def draw_all(rows: list[dict], out_dir) -> None:
+def draw_all(rows: list[dict], out_dir: str | Path) -> None:
     """Both pictures of the MWE's rows in ``out_dir``."""
     mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"
                 and not r.get("patch")]

@@ -64,9 +64,7 @@ def price(rows: list[dict], bisects: list[dict]) -> dict | None:
                             - {""}),
             "rows": [{"version": target_version(r), "patch": r.get("patch"),
                       "numba": r["packages"].get("numba"),
-                      "verdict": r["verdict"], "launch": launch(r),
-                      "concurrency": r.get("concurrency"),
-                      "finished": r.get("finished")} for r in shown]}
+                      "launch": launch(r)} for r in shown]}
 
 
 def interleaved(data: dict | None, python: str | None = None) -> dict | None:
@@ -82,23 +80,18 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
     loads = run.get("load_per_round") or [None]
     return {"python": run["python"], "reference": run["reference"],
             "limit": limit, "rounds": run["rounds"],
-            "command": run.get("command"), "finished": run.get("finished"),
-            "machine": run.get("machine"), "missing": run.get("missing", []),
+            "finished": run.get("finished"),
             "load": [min(loads), max(loads)] if loads[0] is not None else None,
             "python_build": next((e.get("python_build") for e in
                                   (run.get("environments") or {}).values()),
                                  None),
-            "rows": [{"label": r["label"], "release": r["release"],
-                      "numba": ((run.get("environments") or {})
-                                .get(r["label"], {}).get("packages") or {})
-                      .get("numba"),
+            "rows": [{**r, "numba": ((run.get("environments") or {})
+                                     .get(r["label"], {}).get("packages")
+                                     or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
-                      "n": r["n"], "past_limit": r["past_limit"],
                       "median": seconds(r["median"], limit),
                       "p95": seconds(r["p95"], limit),
-                      "median_ratio": r.get("median_ratio"),
-                      "ratio_bound": r.get("median_ratio_bound"),
-                      "race_errors": r["race_errors"], "error": r["error"]}
+                      "ratio_bound": r.get("median_ratio_bound")}
                      for r in run["rows"]]}
 
 
@@ -184,7 +177,8 @@ def cubie_price(found: list[dict]) -> dict | None:
     plain = [c for c in mine if not c["patch"]]
     racy = [c for c in plain if c["verdict"] == "reproduced"]
     fixed = [c for c in plain if c["verdict"] == "not-reproduced"]
-    def newest_of(group):
+
+    def newest_of(group: list[dict]) -> dict | None:
         return max(group, key=lambda c: version_or_zero(c["numba_cuda"]),
                    default=None)
     after, before = newest_of(fixed), newest_of(racy)
@@ -194,6 +188,11 @@ def cubie_price(found: list[dict]) -> dict | None:
             "ratio": medians[1] / medians[0] if all(medians) else None,
             "with": [c for c in mine if c["patch"] and after
                      and c["numba_cuda"] == after["numba_cuda"]]}
+
+
+def spec_text(record: dict) -> str:
+    """A row's requirements as asked, one string."""
+    return " ".join((record.get("spec") or {}).get("requirements") or ())
 
 
 def cubie(records: list[dict]) -> list[dict]:
@@ -209,14 +208,12 @@ def cubie(records: list[dict]) -> list[dict]:
             "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
             "numba": known.get("numba"), "python": record.get("python"),
             "patch": (record.get("spec") or {}).get("patch"),
-            "simulator": "vendored" if "vendored" in module else "numba-cuda"
+            "spec": spec_text(record), "simulator": "vendored" if "vendored" in module else "numba-cuda"
             if known.get("numba-cuda") else "numba",
             "verdict": record["verdict"], "runs": record["runs"],
             "failures": record["failures"], "hangs": record.get("hangs", 0),
             "other": record.get("other_errors", 0),
-            "skips": record.get("skips", 0), "solve": solve(record),
-            "race_sites": sum(s["count"] for s in (record.get("summary") or {})
-                              .get("race_sites", []))})
+            "skips": record.get("skips", 0), "solve": solve(record)})
     return sorted(found, key=lambda c: (version_or_zero(c["cubie"]),
                                         version_or_zero(c["numba_cuda"]),
                                         c["patch"] or ""))
@@ -230,17 +227,19 @@ def own_tests(records: list[dict]) -> list[dict]:
     for record in records:
         if record.get("suite") != "numba-cuda-tests":
             continue
-        key = (record["python"][:4], record["packages"].get("numba-cuda"))
+        key = (".".join(record["python"].split(".")[:2]),
+               record["packages"].get("numba-cuda"))
         by_release[key][(record.get("spec") or {}).get("patch")] = record
     found = []
     for (python, version), sides in sorted(by_release.items()):
-        plain = outcomes(sides.get(None))
+        plain = outcomes(sides[None]) if None in sides else None
         for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
-            mine = outcomes(record) or {}
+            mine = outcomes(record)
             failed = record["failures"] + record["other_errors"] + \
                 record.get("hangs", 0)
             found.append({
                 "python": python, "numba_cuda": version, "patch": patch,
+                "spec": spec_text(record),
                 "passed": record["runs"] - failed, "failed": failed,
                 "skipped": record.get("skips", 0),
                 "differ": None if patch is None or plain is None else sorted(
@@ -249,12 +248,11 @@ def own_tests(records: list[dict]) -> list[dict]:
     return found
 
 
-def outcomes(record: dict | None) -> dict | None:
-    if record is None:
-        return None
+def outcomes(record: dict) -> dict:
+    """Each test's outcome in a row (the most frequent where repeated)."""
     tests = (record.get("summary") or {}).get("tests") or {}
     return {test_name(name): max(counts, key=counts.get)
-            for name, counts in tests.items()}
+            for name, counts in tests.items() if any(counts.values())}
 
 
 def test_name(name: str) -> str:
@@ -264,36 +262,19 @@ def test_name(name: str) -> str:
     return name.rsplit(".", 1)[-1] if "site-packages." in name else name
 
 
-def patches(rows: list[dict], records: list[dict],
-            described: dict | None = None) -> list[dict]:
-    """Every patch found in the rows: what it is, and each of its MWE rows
-    beside the unpatched row of the same environment."""
-    plain = {(re.sub(r"-sim[01]$", "", r["env"]), r["sim"]): r
-             for r in rows if not r.get("patch")}
+def patches(rows: list[dict], described: dict | None = None) -> list[dict]:
+    """Every patch found in the rows: its description, and over its MWE
+    rows the race failures, the runs, the median launch."""
     found = []
     for name in sorted({r["patch"] for r in rows if r.get("patch")}):
-        applied: dict = next((r["patch"] for r in records
-                        if (r.get("spec") or {}).get("patch") == name
-                        and r.get("patch")), {})
-        pairs = []
-        for row in rows:
-            if row.get("patch") != name or row.get("suite", "mwe") != "mwe":
-                continue
-            old = plain.get((row["env"].split("+patch.")[0], row["sim"]))
-            pairs.append({"python": python_minor(row), "target": row["target"],
-                          "version": target_version(row),
-                          "without": old and pair_side(old),
-                          "with": pair_side(row)})
-        medians = [p["with"]["launch"]["median"]["value"] for p in pairs
-                   if p["with"]["launch"]]
-        found.append({"name": name, "file": applied.get("file"),
-                      "description": (described or {}).get(name),
+        mine = [pair_side(r) | {"python": python_minor(r)} for r in rows
+                if r.get("patch") == name and r.get("suite", "mwe") == "mwe"]
+        medians = [r["launch"]["median"]["value"] for r in mine if r["launch"]]
+        found.append({"name": name, "description": (described or {}).get(name),
                       "launch_median": statistics.median(medians)
-                      if medians else None,
-                      "package": applied.get("package"),
-                      "releases": applied.get("releases"), "rows": pairs,
-                      "race_failures": sum(p["with"]["failures"] for p in pairs),
-                      "runs": sum(p["with"]["runs"] for p in pairs)})
+                      if medians else None, "rows": mine,
+                      "race_failures": sum(r["failures"] for r in mine),
+                      "runs": sum(r["runs"] for r in mine)})
     return found
 
 
@@ -341,6 +322,8 @@ def reproducer_runs(data: dict | None) -> dict | None:
     for entry in data["entries"]:
         for run in entry["runs"]:
             by_script[run["command"].split()[-1]].append({
+                # a run stopped at the timeout: exit None, its seconds a bound
+                "stopped_at": run["seconds"] if run["exit"] is None else None,
                 **run, "label": entry["label"], "patch": entry["patch"],
                 "python": entry["python"], "packages": entry["packages"]})
     loads = [load for entry in data["entries"] for run in entry["runs"]

@@ -8,15 +8,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import outcomes
 from .envspec import EnvSpec
 from .install import install, install_resolved
 from .measure_launch import (LIMIT, ROW_DEVICE_CALLS, ROW_LOCATION,
                              LaunchServer, workload_options)
 from .measure_race import RaceSuite
 from .measurement import Built
+from .outcomes import RAN, Outcome
 from .provenance import gpu_name
 from .race_search import Probe, decide_probe
+from .rawresult import Verdict, decide_verdict
 from .stats import quantile
 from .time_search import TimeProbe, TimeRule, median_text
 from .venv import ProbeEnvironment
@@ -125,26 +126,20 @@ class ReleaseProber:
         # at the reproducing end) go to the end; the others stop at the
         # first failure, which is all a verdict needs.
         race = RaceSuite(count, self.args.timeout, [] if whole else ["-x"])
-        fields = race.measure(Built(env, spec, log=self.log))
+        fields = race.measure(Built(env, spec))
         if fields.get("env_error"):
             return "error", fields["env_error"]
         counts = fields["counts"]
         run = race.last_run
         if run.returncode == 0 and count == 1:
             self.suite_size = len(run.runs)
-        probe.runs += counts["target"] + counts["other"] + counts["hang"] \
-            + counts["pass"]
-        probe.failures += counts["target"]
-        if counts["target"] == 0 and counts["hang"] and not counts["other"]:
-            # The slowdown's symptom: never the race, nor a broken release.
-            return "hung", (f"no race failure; {counts['hang']} test runs "
-                            f"hung (past the {self.args.timeout} s timeout)")
-        if counts["target"] == 0 and (counts["other"] or counts["hang"]):
-            message = next(r.message for r in run.runs
-                           if r.outcome in (outcomes.OTHER, outcomes.HANG))
-            return "error", f"a test failed another way: {message}"
-        if probe.runs == 0:
-            return "error", "every test was skipped"
+        probe.runs += sum(counts[outcome] for outcome in RAN)
+        probe.failures += counts[Outcome.TARGET]
+        verdict, reason = decide_verdict(counts)
+        if verdict in (Verdict.HUNG, Verdict.ERROR) or not probe.runs:
+            messages = fields["summary"]["other_messages"]
+            return verdict, reason + (f": {messages[0]['message']}"
+                                      if messages else "")
         return None
 
     def _keep(self, probe, verdict, reason, started):

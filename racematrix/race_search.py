@@ -10,6 +10,8 @@ skipped like ``git bisect skip``, trying its neighbours instead.
 import math
 from dataclasses import asdict, dataclass, field
 
+from .outcomes import Outcome
+from .rawresult import decide_verdict
 from .search import (Probed, boundary, find_ends, guess_indices, narrow,
                      span_text)
 from .stats import runs_to_rule_out, wilson_interval
@@ -181,10 +183,8 @@ def decide_probe(failures, runs, min_runs, env_problem=None, whole=False):
     ``min_runs`` whatever it has seen."""
     if env_problem:
         return env_problem
-    if whole and runs < min_runs:
+    if runs < min_runs and (whole or not failures):
         return None
-    if failures:
-        return "reproduced"
-    if runs >= min_runs:
-        return "not-reproduced"
-    return None
+    return decide_verdict({Outcome.TARGET: failures, Outcome.PASS:
+                           runs - failures, Outcome.OTHER: 0, Outcome.HANG: 0,
+                           Outcome.SKIP: 0})[0]

@@ -12,8 +12,9 @@ from pathlib import Path
 from .bisect_files import load_bisects, rerender_bisects
 from .fileio import write_text_atomic
 from .markdown import render
+from .patches import Patch, load_patches
 from .plots import draw_all
-from .rawresult import RawResultWarning
+from .rawresult import RawResult, RawResultWarning
 from .report_sections import build
 from .tables import write_tables
 
@@ -37,21 +38,20 @@ def load_json(path: Path) -> dict | None:
         return None
 
 
-def patch_descriptions() -> dict:
-    """Each declared patch's one-line description (pyproject.toml), by
-    name; none where Python has no tomllib (3.10)."""
+def declared_patches() -> dict[str, Patch]:
+    """The patches pyproject.toml declares, by name; none where Python
+    has no tomllib (3.10)."""
     try:
         import tomllib
     except ImportError:
         return {}
-    table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
-    return {name: patch.get("description") for name, patch in
-            table["tool"]["racematrix"].get("patches", {}).items()}
+    return load_patches(tomllib.loads((PROJECT / "pyproject.toml").read_text())
+                        ["tool"]["racematrix"], PROJECT)
 
 
 def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
                  plot: bool = True, pool: bool = False
-                 ) -> tuple[list[dict], list[tuple[object, dict]]]:
+                 ) -> tuple[list[dict], list[tuple[object, RawResult]]]:
     """Tables, REPORT.md, the upstream texts and the heatmap in ``out_dir``
     from ``raw_dirs``; returns (rows, records)."""
     out_dir = Path(out_dir)
@@ -60,13 +60,14 @@ def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
     rerender_bisects(bisect_dir)
     provenance = json.loads((out_dir / "failure_rates.json").read_text())[
         "provenance"]
-    model = build(rows, [r for _, r in records], load_bisects(bisect_dir),
+    model = build(rows, [dict(r) for _, r in records], load_bisects(bisect_dir),
                   load_bisects(bisect_dir, "launch-time"), provenance,
                   reproducers=load_json(out_dir / "reproducers.json"),
                   out_dir=out_dir,
                   figures=load_json(out_dir / "mwe_figures.json"),
                   fix_launches=load_json(out_dir / "fix_launch_time.json"),
-                  described=patch_descriptions(),
+                  described={name: patch.description for name, patch
+                             in declared_patches().items()},
                   race_rates=[found for path in sorted(
                       (PROJECT / "patches" / "upstream" / "race_rate")
                       .glob("*.json")) if (found := load_json(path))])

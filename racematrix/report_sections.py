@@ -10,89 +10,51 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .markdown import table
 from .price_sections import (cubie, cubie_price, interleaved, launch,
                              lock_share, own_tests,
                              patches, price, proposal, regression_test,
                              reproducer_runs, seconds, slowdown)
-from .tables import (grid, package_cell, python_minor, target_version,
+from .tables import (grid, target_version,
                      version_or_zero)
 
-PIVOT_OVER = 24  # environments; a longer table becomes one row per release
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
     "kernel_module": "test_control_allocator_in_kernel_module",
-    "did_work": "test_control_failing_threads_did_work",
 }
 
 
-def environment_table(rows: list[dict], pivot_over: int = PIVOT_OVER) -> list[str]:
-    """The grid as Markdown lines (cells: race failures / runs), or one line
-    per environment while there are few."""
-    if len(rows) <= pivot_over:
-        return table(("Python", "target", "version", "numba", "asked", "runs",
-                      "failures", "verdict"),
-                     ((python_minor(r), r["target"], target_version(r),
-                       package_cell(r, "numba"),
-                       " ".join(r.get("requirements") or ()), r["runs"],
-                       r["failures"], r["verdict"]) for r in rows))
-    data = grid(rows)
-    return table(("sim", "target", "version", "numba",
-                  *(f"Python {p}" for p in data["pythons"])),
-                 (("on" if line["sim"] else "off", line["target"],
-                   line["version"], line["numba"],
-                   *(grid_cell(line["cells"][p]) for p in data["pythons"]))
-                  for line in data["lines"]))
-
-
-def grid_cell(data: dict | None) -> str:
-    if data is None:
-        return "–"
-    if data["verdict"] not in ("reproduced", "not-reproduced"):
-        return data["verdict"]
-    return f"{data['failures']}/{data['runs']}"
+def probe_launch(probe: dict, limit: float | None) -> dict:
+    """A bisect probe's launches: n, how many were cut at ``limit``, the
+    median and p95 (each maybe a bound)."""
+    return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
+            "median": seconds(probe.get("median"), limit),
+            "p95": seconds(probe.get("p95"), limit)}
 
 
 def bisect_entry(data: dict) -> dict:
-    boundary = data.get("boundary") or {}
-    releases = data.get("releases") or ["–"]
+    """One bisect file as the report shows it: its range, the two sides of
+    the boundary (with their launches, in a bisect on time) and the
+    newest release's launches (``end``: the slow end of one on time)."""
+    releases, limit = data.get("releases") or [], data.get("limit")
+    timed = data.get("metric") == "launch-time"
     tested = {t["version"]: t for t in data.get("tested", [])}
-
-    def side(name):
-        found = boundary.get(name)
-        if not found:
-            return None
-        probe = tested.get(found["version"], {})
-        return {**found, "launch": {
-            "n": probe.get("n"), "past_limit": probe.get("past_limit"),
-            "median": seconds(probe.get("median"), data.get("limit")),
-            "p95": seconds(probe.get("p95"), data.get("limit"))}
-            if data.get("metric") == "launch-time" else None}
+    boundary = data.get("boundary") or {}
+    sides = {name: {**found, "launch": probe_launch(
+        tested.get(found["version"], {}), limit) if timed else None}
+        if (found := boundary.get(name)) else None
+        for name in ("before", "after")}
+    end = next((t for t in reversed(data.get("tested", [])) if releases
+                and t["version"] == releases[-1] and t.get("n")), None)
     return {"package": data["package"], "python": data["python"],
-            "with": data.get("with") or [], "first": releases[0],
-            "last": releases[-1], "releases": data.get("releases") or [],
-            "before": side("before"),
-            "after": side("after"), "probes": data["decisive_probes"],
+            "with": data.get("with") or [], "releases": releases,
+            "first": (releases or ["–"])[0], "last": (releases or ["–"])[-1],
+            **sides, "probes": data["decisive_probes"],
             "partial": bool(data.get("partial")), "summary": data["summary"],
-            "seconds": data.get("seconds"), "limit": data.get("limit"),
-            "end": end_launch(data), "command": data["provenance"]["command"],
+            "limit": limit,
+            "end": {"version": releases[-1], **probe_launch(end, limit)}
+            if timed and end else None,
+            "command": data["provenance"]["command"],
             "finished": data["provenance"].get("finished")}
-
-
-def end_launch(data: dict) -> dict | None:
-    """The newest release's launches in a bisect on launch time (the slow
-    end, timed in turn with the fast one)."""
-    if data.get("metric") != "launch-time":
-        return None
-    last = data["releases"][-1]
-    probe = next((t for t in reversed(data["tested"])
-                  if t["version"] == last and t.get("n")), None)
-    if probe is None:
-        return None
-    return {"version": last, "n": probe["n"],
-            "past_limit": probe.get("past_limit", 0),
-            "median": seconds(probe["median"], data["limit"]),
-            "p95": seconds(probe["p95"], data["limit"])}
 
 
 def status(mwe: list[dict], bisects: list[dict]) -> dict:
@@ -118,11 +80,7 @@ def status(mwe: list[dict], bisects: list[dict]) -> dict:
                                       key=version_or_zero),
             "fixed_runs": sum(r["runs"] for r in fixed),
             "fixed_failures": sum(r["failures"] for r in fixed),
-            "fixed_pythons": sorted({python_minor(r) for r in fixed},
-                                    key=version_or_zero),
             "environments": len(mine), "reproduced": len(racy),
-            "newest": max((target_version(r) for r in mine),
-                          key=version_or_zero),
             "newest_racy": max((target_version(r) for r in racy),
                                key=version_or_zero, default=None),
             "fixed_between": sorted({(b["before"]["version"],
@@ -207,7 +165,7 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
                    if r["verdict"] == "reproduced" and launch(r)]
     cost = price(rows, time)
     timed = interleaved(fix_launches, (cost or {}).get("python"))
-    found = patches(rows, records, described)
+    found = patches(rows, described)
     clients = cubie(records)
     chosen = proposal(found, cost, timed)
     regression = regression_test(race_rates or [])
@@ -240,31 +198,5 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         + [name for name in attribution if name in {p["name"] for p in found}],
         "evidence": evidence(records), "stacks": stacks(out_dir),
         "reproducers": reproducer_runs(reproducers), "figures": figures,
-        "sweep": sweep_table(figures["sweep"])
-        if figures and figures.get("sweep") else None,
         "commands": [b["command"] for b in race + time],
     }
-
-
-def summary_sentences(rows: list[dict], bisects: list[dict]) -> str:
-    """One line for a log: environments that reproduced, and not placed."""
-    ran = [r for r in rows if r["verdict"] in ("reproduced", "not-reproduced")]
-    counts = Counter(r["verdict"] for r in rows)
-    extra = "; ".join(f"{counts[v]} {v}" for v in ("hung", "error")
-                      if counts[v])
-    return (f"reproduced in {counts['reproduced']} of {len(ran)} "
-            f"environments" + (f" (not placed: {extra})" if extra else "")
-            + "".join(f"; {b['package']} py{b['python']}: {b['summary']}"
-                      for b in bisects))
-
-
-def sweep_table(points: list[dict]) -> list[str]:
-    """Markdown lines: one row per knob of the MWE's figures."""
-    by_knob: dict[str, list[str]] = {}
-    for point in points:
-        by_knob.setdefault(point["knob"], []).append(
-            f"{point['value']}: {point['failures']}/{point['runs']} "
-            f"({100 * point['failure_rate']:.0f}%)")
-    return table(("knob", "value: race failures / runs (rate)"),
-                 ((f"`--{knob}`", "; ".join(cells))
-                  for knob, cells in by_knob.items()))

@@ -8,6 +8,7 @@ texts for upstream paste that, never typed output."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,14 +18,15 @@ from pathlib import Path
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic
 from .interpreters import expose_interpreters, find_interpreter, install_hint
-from .patches import load_patches
 from .patching import PatchError, apply, reinstaller
 from .provenance import machine_info, now_iso
+from .report import declared_patches
 from .venv import ProbeEnvironment, read_environment
 
 HERE = Path(__file__).resolve().parent.parent
 SCRIPTS = ("bug.py", "bug_slowdown.py")
 SHOWN = ("numba", "numba-cuda", "numpy")
+logger = logging.getLogger(__name__)
 
 
 def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
@@ -44,27 +46,29 @@ def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
 
 def run_script(python: str, script: Path, timeout: float) -> dict:
     """One run of ``python SCRIPT`` in its own folder, the simulator
-    variable unset: what it printed, its exit status, its seconds."""
+    variable unset: what it printed, its exit status (None where it was
+    stopped at ``timeout``: ``stopped_at``), its seconds."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     load, started = os.getloadavg()[0], time.monotonic()
-    code: int | None
+    code, stopped_at = None, None
     try:
         done = subprocess.run([python, script.name], cwd=script.parent,
                               env=env, capture_output=True, text=True,
                               timeout=timeout)
         code, out, err = done.returncode, done.stdout, done.stderr
     except subprocess.TimeoutExpired as expired:
-        partial = expired.stdout or ""
-        code, err = None, f"past {timeout:g} s"
+        partial, stopped_at = expired.stdout or "", timeout
+        err = f"stopped at {timeout:g} s"
         out = partial if isinstance(partial, str) else partial.decode()
     return {"command": f"python {script.name}", "exit": code,
-            "stdout": out, "stderr_tail": err[-2000:],
+            "stopped_at": stopped_at, "stdout": out,
+            "stderr_tail": err[-2000:],
             "seconds": round(time.monotonic() - started, 1),
             "load_average": [round(load, 2), round(os.getloadavg()[0], 2)]}
 
 
 def build(location: Path, python: str, requirements: list[str]) -> ProbeEnvironment:
-    env = ProbeEnvironment(location, python, print)
+    env = ProbeEnvironment(location, python, logger.info)
     env.create()
     subprocess.run(["uv", "pip", "install", "-q", "--python",
                     f"{env.bin}/python", *requirements, "numpy"], check=True)
@@ -100,25 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     if python is None:
         parser.exit(2, f"reproducers: no Python {args.python} here "
                        f"({install_hint(args.python)})\n")
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: no patched environments
-        print("reproducers: Python 3.11+ reads the patches; none applied")
-        patches = {}
-    else:
-        patches = load_patches(tomllib.loads((HERE / "pyproject.toml")
-                               .read_text())["tool"]["racematrix"], HERE)
+    patches = declared_patches()
+    if sys.version_info < (3, 11):
+        logger.warning("reproducers: Python 3.11+ reads the patches; none "
+                       "applied")
     shown = releases_to_show(bisect)
     entries = []
     for index, (label, requirements) in enumerate(shown):
         version = requirements[0].split("==")[1]
-        variants = [(None, None)]
-        if index == len(shown) - 1:
-            variants += [(patch, patch.diff_for("numba-cuda", version))
-                         for patch in patches.values()]
+        # the newest release also with each patch that applies to it
+        variants = [(None, None)] + [
+            (patch, diff) for patch in patches.values()
+            if index == len(shown) - 1
+            and (diff := patch.diff_for("numba-cuda", version))]
         for patch, diff in variants:
-            if patch is not None and diff is None:
-                continue
             name = label.replace(" ", "-") + (f"+{patch.name}" if patch else "")
             env = build(Path(args.envdir, name), python, requirements)
             if patch is not None:
@@ -126,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                     apply(env, patch, diff,
                           reinstaller(env, "numba-cuda", version))
                 except PatchError as error:
-                    print(f"reproducers: {error}", file=sys.stderr)
+                    logger.error("reproducers: %s", error)
                     continue
             held = read_environment(env)
-            print(f"reproducers: {name}", flush=True)
+            logger.info("reproducers: %s", name)
             entries.append({
                 "label": label, "patch": patch.name if patch else None,
                 "requirements": requirements, "python": held["python"],
@@ -141,10 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         "command": "nox -s reproducers", "bisect": bisect_file.name,
         "entries": entries})
     for entry in entries:
-        print(f"{entry['label']} {entry['patch'] or ''}: " + ", ".join(
-            f"{run['command']} exit {run['exit']}" for run in entry["runs"]))
+        logger.info("%s %s: %s", entry["label"], entry["patch"] or "", ", ".join(
+            f"{run['command']} exit {run['exit']}" if run["stopped_at"] is None
+            else f"{run['command']} stopped at {run['stopped_at']:g} s"
+            for run in entry["runs"]))
     return 0
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.exit(main(sys.argv[1:]))

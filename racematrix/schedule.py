@@ -2,63 +2,68 @@
 first, so that under ``-j`` no long session starts last and leaves a core
 idle while it runs alone.
 
-A session's expected time is what its environment last took, where a run
-recorded it: in this run's results folder first, then in the project's
-committed results (a run into another folder, or into an empty one, still
-knows what the checkout's rows took), then the median of its suite's rows
-that are known. A suite with no recorded row anywhere goes first: its
-sessions may be long, and started first they cannot leave a core idle at
-the end.
+A session's expected time is what its environment last took in this run's
+results folder, else in the project's committed results, else the median
+of its suite's known rows. A suite with no recorded row anywhere goes
+first: its sessions may be long, and started first they cannot leave a
+core idle at the end.
 """
-import json
+from __future__ import annotations
+
 import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from statistics import median
+from typing import TypeVar
+
+from .envspec import EnvSpec
+from .rawresult import RawResultWarning, Verdict, load_raw_dirs
+
+Item = TypeVar("Item")
 
 
-def last_seconds(results_dir):
+def last_seconds(results_dir: str | Path) -> dict[str, float]:
     """How long each environment's last recorded run took, by env id (a
-    skipped or unreadable row: none)."""
-    found = {}
-    for path in (Path(results_dir) / "raw").glob("*.json"):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if record.get("verdict") != "skipped" and \
-                isinstance(record.get("seconds"), (int, float)):
-            found[record.get("env", path.stem)] = record["seconds"]
-    return found
+    skipped or unusable row: none)."""
+    raw = Path(results_dir) / "raw"
+    with warnings.catch_warnings():  # the report names unusable files
+        warnings.simplefilter("ignore", RawResultWarning)
+        return {record["env"]: record["seconds"] for _, record in
+                (load_raw_dirs([raw]) if raw.is_dir() else [])
+                if record["verdict"] is not Verdict.SKIPPED}
 
 
-def expected_seconds(envs, *recorded):
-    """``{env id: seconds, or None where nothing is known}`` for ``envs``
-    (``EnvSpec`` objects), from ``recorded`` (``{env id: seconds}``
-    mappings, the first that has an environment wins)."""
-    suites = {env.env_id: env.suite for env in envs}
-    known = {env_id: next((seconds[env_id] for seconds in recorded
-                           if env_id in seconds), None)
-             for env_id in suites}
-    by_suite = {}
-    for env_id, seconds in known.items():
+def expected_seconds(envs: Sequence[EnvSpec], *recorded: Mapping[str, float]
+                     ) -> dict[str, float | None]:
+    """``{env id: seconds, or None where nothing is known}`` for ``envs``,
+    from ``recorded`` (``{env id: seconds}``; the first that has it wins),
+    else the median of the suite's known rows."""
+    known = {env.env_id: next((seconds[env.env_id] for seconds in recorded
+                               if env.env_id in seconds), None)
+             for env in envs}
+    by_suite: dict[str, list[float]] = {}
+    for env in envs:
+        seconds = known[env.env_id]
         if seconds is not None:
-            by_suite.setdefault(suites[env_id], []).append(seconds)
-    medians = {suite: median(times) for suite, times in by_suite.items()}
-    return {env_id: medians.get(suites[env_id]) if seconds is None
-            else seconds for env_id, seconds in known.items()}
+            by_suite.setdefault(env.suite, []).append(seconds)
+    return {env.env_id: median(by_suite[env.suite])
+            if known[env.env_id] is None and env.suite in by_suite
+            else known[env.env_id] for env in envs}
 
 
-def longest_first(items, env_of, expected):
+def longest_first(items: Iterable[Item], env_of: Callable[[Item], EnvSpec],
+                  expected: Mapping[str, float | None]) -> list[Item]:
     """``items`` in the order to run them: unknown expected time first,
-    then the longest; ties keep their order. ``env_of(item)`` is the
-    item's ``EnvSpec``; ``expected`` is ``expected_seconds``' mapping."""
-    def key(item):
+    then the longest; ties keep their order."""
+    def key(item: Item) -> tuple[int, float]:
         seconds = expected.get(env_of(item).env_id)
         return (0, 0) if seconds is None else (1, -seconds)
     return sorted(items, key=key)
 
 
-def in_order(items, env_of, results_dirs):
+def in_order(items: Sequence[Item], env_of: Callable[[Item], EnvSpec],
+             results_dirs: Iterable[str | Path]) -> list[Item]:
     """``items`` longest expected first, by the rows of ``results_dirs``
     (this run's results folder first; a folder named twice is read once)."""
     folders = dict.fromkeys(os.path.realpath(f) for f in results_dirs)

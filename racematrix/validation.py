@@ -2,12 +2,15 @@
 ``racematrix/schemas/``: the same files a CI job, another machine or an
 editor can validate against. A problem is one line: where, the value found,
 and what was expected."""
+from __future__ import annotations
+
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, best_match
 
 from .errors import ConfigError
 
@@ -15,7 +18,7 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 
 @lru_cache(maxsize=None)
-def validator(name):
+def validator(name: str) -> Draft202012Validator:
     """The validator for ``schemas/<name>.schema.json`` (each is checked
     against the 2020-12 metaschema by the tests, not at every nox start)."""
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
@@ -23,7 +26,7 @@ def validator(name):
         schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def require_valid(instance, name, where):
+def require_valid(instance: Any, name: str, where: str) -> None:
     """Raise ``ConfigError`` with ``problem``'s one line where ``instance``
     is not valid against schema ``name``."""
     wrong = problem(instance, name, where)
@@ -31,7 +34,7 @@ def require_valid(instance, name, where):
         raise ConfigError(wrong)
 
 
-def problem(instance, name, where):
+def problem(instance: Any, name: str, where: str) -> str | None:
     """One line naming the first problem of ``instance`` against schema
     ``name``, or None when it is valid. ``where`` names the document, e.g.
     ``[tool.racematrix]``."""
@@ -48,7 +51,7 @@ def problem(instance, name, where):
     return f"{location}: {_found(error)}; {expected}"
 
 
-def _found(error):
+def _found(error: ValidationError) -> str:
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get(
             "properties", {})))
@@ -59,7 +62,7 @@ def _found(error):
     return f"{_toml(error.instance)} is not valid"
 
 
-def _expected(error):
+def _expected(error: ValidationError) -> str:
     schema = error.schema
     rule = error.validator_value
     what = {
@@ -77,7 +80,7 @@ def _expected(error):
     return what
 
 
-def _type_words(types):
+def _type_words(types: str | list[str]) -> str:
     words = {"array": "a list", "integer": "a whole number", "number":
              "a number", "string": "a string", "object": "a table",
              "boolean": "true or false", "null": "nothing"}
@@ -85,7 +88,7 @@ def _type_words(types):
     return " or ".join(words.get(t, t) for t in types)
 
 
-def _toml(value):
+def _toml(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, bool):

@@ -1,7 +1,7 @@
 import xml.etree.ElementTree as ElementTree
 
-from racematrix import outcomes, suite_evidence
-from racematrix.suite_evidence import race_sites, seconds_per_test
+from racematrix import outcomes
+from racematrix.outcomes import race_sites, seconds_per_test
 
 from conftest import DATA
 
@@ -20,7 +20,7 @@ def test_race_sites_from_a_real_junit_file(tmp_path):
     junit = RAW / "junit" / "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
     _, runs = outcomes.parse_junit(junit, cubie_signature())
     sites = race_sites(runs)
-    failing = [run for run in runs if run.outcome == outcomes.TARGET]
+    failing = [run for run in runs if run.outcome == outcomes.Outcome.TARGET]
     assert sum(site["count"] for site in sites) == len(failing) > 0
     root = ElementTree.parse(junit).getroot()
     recorded = [prop.get("value") for prop in root.iter("property")
@@ -33,7 +33,7 @@ def test_race_sites_from_a_real_junit_file(tmp_path):
 
 def test_seconds_per_test_from_a_real_junit_file():
     junit = RAW / "junit" / "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
-    seconds = seconds_per_test(junit)
+    seconds = seconds_per_test(outcomes.parse_junit(junit)[1])
     cases = list(ElementTree.parse(junit).getroot().iter("testcase"))
     assert sum(entry["n"] for entry in seconds.values()) == len(cases)
     for entry in seconds.values():
@@ -43,6 +43,6 @@ def test_seconds_per_test_from_a_real_junit_file():
 def test_suite_evidence_from_a_real_junit_file():
     junit = RAW / "junit" / "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
     _, runs = outcomes.parse_junit(junit, cubie_signature())
-    evidence = suite_evidence.suite_evidence(runs, junit)
+    evidence = outcomes.suite_evidence(runs)
     assert evidence["race_sites"] == race_sites(runs)
-    assert evidence["test_seconds"] == seconds_per_test(junit)
+    assert evidence["test_seconds"] == seconds_per_test(runs)

@@ -65,7 +65,10 @@ def test_the_run_says_one_line_per_environment_and_a_last_word(matrix_run):
     # Counts per kind of test: the pattern's is the rate.
     kinds = raw(results, buggy)["kinds"]
     assert set(kinds) == {"pattern", "trigger", "control"}
-    assert kinds["pattern"]["failures"] >= 1
+    # At count 1 the pattern's 16 runs can all miss the race under load;
+    # the trigger (every thread at a barrier inside the device function)
+    # does not.
+    assert kinds["trigger"]["failures"] == kinds["trigger"]["runs"] == 1
     assert kinds["control"]["failures"] == 0
 
 

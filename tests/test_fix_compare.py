@@ -5,8 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
-from racematrix import fix_compare, fix_launches, fix_table
+from racematrix import fix_compare, fix_launches, price_sections
 from racematrix.errors import BadInput
 from racematrix.rawresult import load_raw_dirs
 
@@ -66,6 +67,7 @@ def test_a_numba_cuda_test_that_changes_outcome_is_named(records):
     unpatched = next(r for r in rows if fix_compare.row_patch(r) == "none")
     changed = copy.deepcopy(unpatched)
     changed["patch"] = {"name": "my-fix"}
+    changed["spec"]["patch"] = "my-fix"
     name = next(n for n, c in changed["summary"]["tests"].items()
                 if c["pass"])
     changed["summary"]["tests"][name] = {**changed["summary"]["tests"][name],
@@ -109,7 +111,7 @@ def test_a_semantics_case_differs_by_value_or_outcome():
         ("other", "pass")
 
 
-def test_the_table_has_a_row_per_patch_and_shows_bounds(records):
+def test_the_table_has_a_row_per_patch_and_shows_bounds(records, tmp_path):
     launch_runs = {"3.12": {
         "reference": "0.24.0", "rounds": 2, "limit": 10.0,
         "load_per_round": [1.0, 2.0], "missing": [], "machine": {"cores": 2},
@@ -121,11 +123,25 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records):
              "median_ratio_bound": True, "p95_ratio_bound": True,
              "race_errors": 0, "error": None}]}}
     data = fix_compare.compare(records, launch_runs)
-    text = fix_table.render(data, "nox -s fix_compare")
-    table = [line for line in text.splitlines() if line.startswith("| ")]
-    patches = {line.split(" | ")[0].strip("| ") for line in table[1:]}
-    assert set(fix_table.patches_in(data)) <= patches | {"patch"}
-    assert ">= 12.50x (0.30.4)" in text
+    shown = fix_compare.summary(data)
+    assert shown["patches"][0] == fix_launches.NONE
+    assert set(shown["patches"]) == set(data["race"]) | set(data["launch"]) \
+        | set(data["cubie"]) | set(data["numba_cuda_tests"]) \
+        | set(data["semantics"])
+    worst = shown["worst"][fix_launches.NONE]["3.12"]
+    assert worst == {"median": {"ratio": 12.5, "release": "0.30.4",
+                                "shown_bound": True, "bound": True,
+                                "goal": fix_compare.GOALS["median"],
+                                "met": False}}
+    (tmp_path / fix_launches.LAUNCH_FILE).write_text(json.dumps(
+        {"runs": launch_runs}))
+    fix_compare.run(["--raw", str(RAW), "--out", str(tmp_path)], tmp_path,
+                    tmp_path, "nox -s fix_compare")
+    table = [line for line in (tmp_path / "fix_compare.md").read_text()
+             .splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0].strip("| ") for line in table[1:]][
+        :len(shown["patches"])] == shown["patches"]
+    assert ">= 12.50x (0.30.4)" in table[1]
 
 
 def test_an_environment_not_built_is_named(tmp_path):
@@ -137,7 +153,7 @@ def test_an_environment_not_built_is_named(tmp_path):
 
 def test_a_bad_option_is_bad_input(tmp_path):
     with pytest.raises(BadInput):
-        fix_compare.run(["--rounds", "0"], tmp_path, tmp_path, print, "x")
+        fix_compare.run(["--rounds", "0"], tmp_path, tmp_path, "x")
 
 
 def test_a_client_carrying_the_simulator_gets_its_own_diff():
@@ -163,18 +179,18 @@ def test_a_client_carrying_the_simulator_gets_its_own_diff():
 def test_goals_say_met_only_within_the_goal_and_never_on_a_bound():
     entry = {"release": "0.30.4", "median_ratio": 1.1, "p95_ratio": 1.6,
              "median_ratio_bound": False, "p95_ratio_bound": False}
-    data = {"race": {"fix": {"numba 0.68.1": {
-        "runs": fix_table.RACE_FREE_RUNS, "failures": 0, "other": 0,
-        "hangs": 0, "pythons": ["3.12"]}, "numba-cuda 0.24.0": {
-        "runs": fix_table.RACE_FREE_RUNS - 1, "failures": 0, "other": 0,
-        "hangs": 0, "pythons": ["3.12"]}}},
-        "launch": {"fix": {"3.12": [entry]}}}
-    lines = fix_table.goals(data, "fix")
-    assert lines[0].endswith("race-free") and "race-free" not in lines[1]
-    assert "median 1.10x (goal <= 1.2x: met)" in lines[2]
-    assert "p95 1.60x (goal <= 1.5x: not met)" in lines[3]
+    base = {"failures": 0, "other": 0, "hangs": 0, "pythons": ["3.12"]}
+    data = {"race": {"fix": {
+        "numba 0.68.1": dict(base, runs=fix_compare.RACE_FREE_RUNS),
+        "numba-cuda 0.24.0": dict(base, runs=fix_compare.RACE_FREE_RUNS - 1)}},
+        "launch": {"fix": {"3.12": [entry]}}, "cubie": {},
+        "numba_cuda_tests": {}, "semantics": {}}
+    shown = fix_compare.summary(data)
+    assert shown["race_free"]["fix"] == ["numba 0.68.1"]
+    worst = shown["worst"]["fix"]["3.12"]
+    assert (worst["median"]["met"], worst["p95"]["met"]) == (True, False)
     entry["median_ratio_bound"] = True
-    assert "not met" in fix_table.goals(data, "fix")[2]
+    assert not fix_compare.worst([entry])["median"]["met"]
 
 
 def test_a_solve_median_with_skipped_solves_is_no_figure(records):
@@ -195,8 +211,8 @@ def test_a_module_skipped_whole_is_one_test_whatever_its_folder(records):
     long = [n for r in rows for n in r["summary"]["tests"]
             if ".site-packages." in n]
     for name in long:
-        assert fix_compare.test_key(name) == name.rsplit(".", 1)[-1]
-    assert fix_compare.test_key("test_x[a.b]") == "test_x[a.b]"
+        assert price_sections.test_name(name) == name.rsplit(".", 1)[-1]
+    assert price_sections.test_name("test_x[a.b]") == "test_x[a.b]"
 
 
 def test_a_timed_environment_records_its_build_and_versions():
@@ -209,3 +225,23 @@ def test_a_timed_environment_records_its_build_and_versions():
     assert record["python_build"].startswith(platform.python_implementation())
     assert set(record["packages"]) <= set(fix_launches.NAMED_PACKAGES)
     assert record["patch_sha256"] is None
+
+
+def test_the_releases_timed_come_from_the_race_bisect(tmp_path):
+    """Without --reference/--releases: the bisect's last release with the
+    race, and the matrix's numba-cuda releases from its first without."""
+    source = Path(__file__).parent / "data" / "bisect-numba-cuda-py3.12.json"
+    (tmp_path / "bisect").mkdir()
+    (tmp_path / "bisect" / "numba-cuda-py3.12.json").write_text(
+        source.read_text())
+    boundary = json.loads(source.read_text())["boundary"]
+    reference, releases = fix_compare.bisect_releases(
+        str(tmp_path), "3.12", None, None)
+    assert reference == boundary["before"]["version"]
+    fixed = Version(boundary["after"]["version"])
+    assert releases and all(Version(v) >= fixed for v in releases)
+    # Given ones win; a missing bisect is one line naming the command.
+    assert fix_compare.bisect_releases(str(tmp_path), "3.12", "X", ["Y"]) \
+        == ("X", ["Y"])
+    with pytest.raises(BadInput, match="nox -s bisect -- --package numba-cuda"):
+        fix_compare.bisect_releases(str(tmp_path), "3.11", None, None)
