@@ -146,7 +146,7 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records, tmp_path):
 
 def test_an_environment_not_built_is_named(tmp_path):
     env, why = fix_launches.find_environment(tmp_path, "3.12", "0.30.4",
-                                            "launch-scoped", print)
+                                            "launch-scoped")
     assert env is None
     assert "py3.12-numba-cuda-0.30.4+patch.launch-scoped-sim1" in why
 
