@@ -206,8 +206,8 @@ def workload_run(envdir, log, pythons=WORKLOAD_PYTHONS,
                  candidates=WORKLOAD_CANDIDATES, loads=WORKLOAD_LOADS):
     """Which workload lets a row's own A/B (``launch_time``: the installed
     swap against the unlocked one, in turn) place every committed release:
-    each candidate, at each load, run as a matrix row runs it (3 pairs) in
-    each release's environment. Right: a release without the race reads
+    each candidate, at each load, run as a matrix row runs it (its pairs
+    and rule) in each release's environment. Right: a release without the race reads
     slower, one with it alike."""
     import subprocess
     import sys
@@ -228,7 +228,6 @@ def workload_run(envdir, log, pythons=WORKLOAD_PYTHONS,
                         clock = time.perf_counter()
                         done = subprocess.run(
                             [str(folder / "bin" / "python"), str(WORKLOAD),
-                             "--pairs", "3", "--max-pairs", "3",
                              "--switch-interval", str(interval),
                              "--device-calls", str(calls)],
                             env=venv_environ(str(folder / "bin"), {
@@ -462,8 +461,8 @@ def workload_lines(part):
              ratios(c, "reproduced"), f"{c['right']} of {c['of']}",
              c["seconds_per_row"]) for c in part["candidates"]]
     return ["", "## The launch workload", "",
-            "Each release's own A/B (`racematrix/launch_time.py`, 3 pairs, "
-            "32 threads): the installed swap's median launch over the "
+            "Each release's own A/B (`racematrix/launch_time.py`, its "
+            "pairs and rule, 32 threads): the installed swap's median launch over the "
             "unlocked swap's, in turn in one process. Right: a release "
             "without the race (the fix's lock) reads slower, one with it "
             "alike. Load: busy processes beside.", ""] + table(

@@ -49,7 +49,7 @@ DEFAULT_SWITCH_INTERVAL = 0.005
 # --- The row's workload and rule: chosen by `nox -s bench -- --parts
 # workload` (results/bench.md, "The launch workload"). ---
 PAIRS = 3            # launches per side at least (a row needs >= 3)
-MAX_PAIRS = 8        # at most, while undecided
+MAX_PAIRS = 8        # at most, while undecided; all of them before other code is alike
 DEVICE_CALLS = 100   # device-function calls per thread per launch
 THREADS = 32
 SWITCH_INTERVAL = 1e-4
@@ -57,11 +57,12 @@ SLOWER_RATIO = 2.0   # installed median / unlocked median at least: slower
 ALIKE_RATIO = 1.5    # below: alike; in between: more pairs, then undecided
 # The convoy needs a free core for the woken waiter: pinned to one core, or
 # beside one busy process on two, a locked release reads ~1.0x. Below this
-# many idle CPUs (on average during the pairs) "alike" cannot be said.
+# many idle CPUs (on average during the pairs) other code is not alike.
 MIN_IDLE_CPUS = 0.5
 
 
-def decide(ratio, idle_cpus=None, unlocked_code=False):
+def decide(ratio, idle_cpus=None, unlocked_code=False, worst_pair=None,
+           full=True):
     """The one rule, for a matrix row and a bisect probe alike: "slower"
     (the release pays the lock's price), "alike" (its swap costs what the
     unlocked one does) or "undecided".
@@ -70,17 +71,20 @@ def decide(ratio, idle_cpus=None, unlocked_code=False):
     simulator, numba-cuda before the fix) costs the same by construction:
     alike, unless its launches say otherwise (then undecided: the
     measurement, not the release, is in question). Any other swap is
-    placed by its launches: slower at ``SLOWER_RATIO``; alike under
-    ``ALIKE_RATIO`` only where a core was free, since without one the
-    lock's convoy cannot form."""
+    placed by its launches: slower at ``SLOWER_RATIO`` (median over
+    median). The lock's convoy is sporadic and needs a free core, so
+    alike is said of other code only after every pair was taken
+    (``full``), none of them ``SLOWER_RATIO`` apart (``worst_pair``), the
+    medians under ``ALIKE_RATIO`` and ``MIN_IDLE_CPUS`` idle."""
     if ratio is None:
         return "undecided"
     if unlocked_code:
         return "alike" if ratio < SLOWER_RATIO else "undecided"
     if ratio >= SLOWER_RATIO:
         return "slower"
-    if ratio < ALIKE_RATIO and (idle_cpus is None
-                                or idle_cpus >= MIN_IDLE_CPUS):
+    if full and ratio < ALIKE_RATIO and worst_pair is not None and \
+            worst_pair < SLOWER_RATIO and idle_cpus is not None and \
+            idle_cpus >= MIN_IDLE_CPUS:
         return "alike"
     return "undecided"
 
@@ -154,8 +158,8 @@ def price(args):
         pair = 0
         # More pairs while undecided: a convoy may form once a core frees.
         while pair < args.pairs or (pair < args.max_pairs and decide(
-                ratio_of(sides), idle_cpus(idle_before, clock), same) ==
-                "undecided"):
+                ratio_of(sides), idle_cpus(idle_before, clock), same,
+                worst_pair(sides), False) == "undecided"):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
                 kind, *rest = workload.launch()
@@ -177,7 +181,10 @@ def price(args):
         unlocked=summarize(sides["unlocked"]),
         ratio=None if ratio is None else round(ratio, 3),
         unlocked_code=same,
-        decision="error" if error else decide(ratio, idle, bool(same)),
+        worst_pair=worst_pair(sides),
+        decision="error" if error else decide(
+            ratio, idle, bool(same), worst_pair(sides),
+            len(sides["installed"]) >= args.max_pairs),
         rule={"slower_ratio": SLOWER_RATIO, "alike_ratio": ALIKE_RATIO,
               "min_idle_cpus": MIN_IDLE_CPUS, "pairs": args.pairs,
               "max_pairs": args.max_pairs},
@@ -187,6 +194,12 @@ def price(args):
     if error:
         record["error"] = error
     return record
+
+
+def worst_pair(sides):
+    """The largest installed / unlocked ratio of one pair, or None."""
+    pairs = list(zip(sides["installed"], sides["unlocked"]))
+    return round(max(i / u for i, u in pairs), 3) if pairs else None
 
 
 def ratio_of(sides):

@@ -73,11 +73,17 @@ def test_the_rule_places_a_ratio_and_says_alike_only_with_a_free_core():
     slower, alike = workload.SLOWER_RATIO, workload.ALIKE_RATIO
     assert workload.decide(slower) == "slower"
     assert workload.decide(slower, idle_cpus=0.0) == "slower"
-    assert workload.decide(alike * 0.9, idle_cpus=1.0) == "alike"
-    # No free core: the lock's convoy cannot form, so alike is not said.
-    assert workload.decide(alike * 0.9, idle_cpus=0.0) == "undecided"
-    assert workload.decide((slower + alike) / 2, idle_cpus=1.0) == \
+    calm = dict(idle_cpus=1.0, worst_pair=alike * 0.9, full=True)
+    assert workload.decide(alike * 0.9, **calm) == "alike"
+    # No free core, one convoy among the pairs, or pairs still to take:
+    # other code than the unlocked swap's is not alike yet.
+    assert workload.decide(alike * 0.9, **{**calm, "idle_cpus": 0.0}) == \
         "undecided"
+    assert workload.decide(alike * 0.9, **{**calm, "worst_pair": slower}) \
+        == "undecided"
+    assert workload.decide(alike * 0.9, **{**calm, "full": False}) == \
+        "undecided"
+    assert workload.decide((slower + alike) / 2, **calm) == "undecided"
     assert workload.decide(None) == "undecided"
     # The unlocked swap's own code costs the same by construction, load or
     # not; launches that say otherwise put the measurement in question.
@@ -106,7 +112,8 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs):
         assert record["ratio"] == pytest.approx(
             record["median"] / record["unlocked"]["median"], rel=1e-2)
         assert record["decision"] == workload.decide(
-            record["ratio"], record["idle_cpus"], record["unlocked_code"])
+            record["ratio"], record["idle_cpus"], record["unlocked_code"],
+            record["worst_pair"], record["n"] >= 3)
         assert record["workload"]["switch_interval"] == \
             workload.SWITCH_INTERVAL
     off = measure_launch.run_launch_time(env, False, ("--pairs", "3"))
