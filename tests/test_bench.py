@@ -109,3 +109,12 @@ def test_the_workload_table_has_a_row_per_candidate():
         "| 0 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 2 of 2 | 0.6 |",
         "| 2 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 1 of 2 | 0.6 |"]
     assert bench.workload_lines(None) == []
+
+
+def test_the_defaults_part_says_how_many_times_the_project_it_takes():
+    project = part("project", 20.0, ran=13, command="nox -s matrix -j auto")
+    defaults = part("defaults", 150.0, ran=13, project=project,
+                    times_the_project=7.5)
+    text = bench.render({"command": "nox -s bench", "finished": "now",
+                         "parts": {"defaults": defaults}})
+    assert "13 MWE rows of Python 3.12" in text and ": 7.5x." in text
