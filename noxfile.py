@@ -91,8 +91,7 @@ def env(session, suite, spec, sim, patch):
             suite=MATRIX.suites[suite],
             patch=MATRIX.patches[patch] if patch else None,
             launch_time={"launches": config.launches,
-                         "max_launches": config.max_launches,
-                         "device_calls": config.launch_device_calls}
+                         "max_launches": config.max_launches}
             if MATRIX.suites[suite].launch_time and config.launches
             else None,
             # nox's -v lowers its log level below DEBUG.

@@ -174,13 +174,13 @@ def launch_decisions(raws):
     return found
 
 
-# The launch workload's sizes tried (device-function calls per thread,
-# 32 threads), and the launches of each environment at each size.
-WORKLOAD_SIZES = (1000, 300, 200, 100)
-WORKLOAD_ROUNDS = 5
-WORKLOAD_PYTHONS = ("3.12", "3.10")
+# The launch price's candidates tried (switch interval, device-function
+# calls per thread; 32 threads), each at each load (busy processes beside).
+WORKLOAD_CANDIDATES = ((1e-4, 100), (1e-4, 30), (1e-6, 100), (0.005, 1000))
+WORKLOAD_LOADS = (0, 2)
+WORKLOAD_PYTHONS = ("3.10", "3.11", "3.12")
 # Rows with the race timed per Python (beside every row without it).
-WORKLOAD_RACY = 4
+WORKLOAD_RACY = 3
 
 
 def workload_envs(envdir, python, raw_dir=PROJECT / "results" / "raw"):
@@ -204,84 +204,69 @@ def workload_envs(envdir, python, raw_dir=PROJECT / "results" / "raw"):
     return racy[::step][:WORKLOAD_RACY] + found["not-reproduced"]
 
 
-def workload_run(envdir, log, pythons=WORKLOAD_PYTHONS, sizes=WORKLOAD_SIZES,
-                 rounds=WORKLOAD_ROUNDS):
-    """Where the launch workload's size stops telling the simulators with
-    the race from those without it (the fix's lock): at each size, one
-    launch server per committed release (``LaunchServer``), launches taken
-    in turn, and each release placed by the matrix rows' own rule
-    (``sequential_decision``) against the pooled launches of the releases
-    with the race, itself left out."""
-    from types import SimpleNamespace
+def workload_run(envdir, log, pythons=WORKLOAD_PYTHONS,
+                 candidates=WORKLOAD_CANDIDATES, loads=WORKLOAD_LOADS):
+    """Which workload lets a row's own A/B (``launch_time``: the installed
+    swap against the unlocked one, in turn) place every committed release:
+    each candidate, at each load, run as a matrix row runs it (its pairs
+    and rule) in each release's environment. Right: a release without the race reads
+    slower, one with it alike."""
+    import subprocess
+    import sys
 
-    from .launch_time import sequential_decision
-    from .measure_launch import LIMIT, LaunchServer
-    from .stats import quantile
+    from .measure_launch import WORKLOAD, parse_workload_output
+    from .procs import venv_environ
     started = time.perf_counter()
     results = []
-    for python in pythons:
-        envs = workload_envs(envdir, python)
-        if not any(verdict == "not-reproduced" for _, verdict, _ in envs):
-            log(f"workload: no environment without the race for {python}")
-            continue
-        for calls in sizes:
-            clock = time.perf_counter()
-            servers = {}
-            for env_id, verdict, folder in envs:
-                quiet = SimpleNamespace(bin=str(folder / "bin"),
-                                        log=lambda *_: None)
-                server = LaunchServer(quiet, True, LIMIT,
-                                      ["--device-calls", str(calls)])
-                if not server.failed:
-                    servers[env_id] = (verdict, server)
-            samples = {env_id: [] for env_id in servers}
-            for _ in range(rounds):
-                for env_id, (_, server) in servers.items():
-                    kind, seconds = server.launch(LIMIT)
-                    if kind in ("done", "past"):
-                        samples[env_id].append(min(seconds, LIMIT))
-            for _, server in servers.values():
-                server.close()
-            rows = []
-            for env_id, (verdict, _) in servers.items():
-                pool = [x for other, (v, _) in servers.items()
-                        if v == "reproduced" and other != env_id
-                        for x in samples[other]]
-                args = SimpleNamespace(
-                    launches=min(3, rounds), max_launches=rounds, limit=LIMIT,
-                    reference_median=quantile(pool, 0.5),
-                    reference_p95=quantile(pool, 0.95))
-                decision = sequential_decision(samples[env_id], args) \
-                    if pool and samples[env_id] else None
-                rows.append({"env": env_id, "verdict": verdict,
-                             "median": round(quantile(samples[env_id], 0.5)
-                                             or 0, 3),
-                             "decision": decision or "undecided"})
-            right = [row for row in rows if row["decision"] == (
-                "slower" if row["verdict"] == "not-reproduced" else "alike")]
-            racy = [x for env_id, (v, _) in servers.items()
-                    if v == "reproduced" for x in samples[env_id]]
-            fixed = [row["median"] for row in rows
-                     if row["verdict"] == "not-reproduced"]
-            results.append({
-                "python": python, "device_calls": calls, "rows": rows,
-                "right": len(right), "of": len(rows),
-                "racy_median": round(quantile(racy, 0.5) or 0, 3),
-                "racy_p95": round(quantile(racy, 0.95) or 0, 3),
-                "fixed_medians": fixed,
-                "seconds": round(time.perf_counter() - clock, 1)})
-            log(f"workload: {python}, {calls} calls: {len(right)} of "
-                f"{len(rows)} placed right; racy median "
-                f"{results[-1]['racy_median']} s, fixed medians {fixed}")
-    return {"label": "launch workload: where its size stops telling lock "
-                     "from no lock",
+    for load in loads:
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(load)]
+        try:
+            for python in pythons:
+                envs = workload_envs(envdir, python)
+                for interval, calls in candidates:
+                    rows = []
+                    for env_id, verdict, folder in envs:
+                        clock = time.perf_counter()
+                        done = subprocess.run(
+                            [str(folder / "bin" / "python"), str(WORKLOAD),
+                             "--switch-interval", str(interval),
+                             "--device-calls", str(calls)],
+                            env=venv_environ(str(folder / "bin"), {
+                                "NUMBA_ENABLE_CUDASIM": "1"}),
+                            capture_output=True, text=True, timeout=600)
+                        record = parse_workload_output(
+                            done.stdout.splitlines()) or {}
+                        rows.append({
+                            "env": env_id, "verdict": verdict,
+                            "ratio": record.get("ratio"),
+                            "idle_cpus": record.get("idle_cpus"),
+                            "decision": record.get("decision", "error"),
+                            "seconds": round(time.perf_counter() - clock, 2)})
+                    right = [row for row in rows if row["decision"] == (
+                        "slower" if row["verdict"] == "not-reproduced"
+                        else "alike")]
+                    results.append({
+                        "python": python, "switch_interval": interval,
+                        "device_calls": calls, "load": load, "rows": rows,
+                        "right": len(right), "of": len(rows),
+                        "seconds_per_row": round(sum(
+                            r["seconds"] for r in rows) / max(len(rows), 1),
+                            2)})
+                    log(f"workload: load {load}, {python}, {interval:g} s, "
+                        f"{calls} calls: {len(right)} of {len(rows)} right")
+        finally:
+            for process in busy:
+                process.kill()
+                process.wait()
+    return {"label": "launch workload: which A/B tells lock from no lock",
             "command": "nox -s bench -- --parts workload",
             "seconds": round(time.perf_counter() - started, 1), "exit": 0,
-            "rounds": rounds,
             "summary": "; ".join(
-                f"{r['python']} x {r['device_calls']} calls: {r['right']}/"
-                f"{r['of']} right" for r in results),
-            "sizes": results}
+                f"load {r['load']} {r['python']} {r['switch_interval']:g} s "
+                f"x {r['device_calls']}: {r['right']}/{r['of']}"
+                for r in results),
+            "candidates": results}
 
 
 # The Python whose MWE rows the `defaults` part runs both ways.
@@ -485,30 +470,27 @@ def decision_lines(parts):
 
 
 def workload_lines(part):
-    """The launch workload's sizes tried, and how each placed the
+    """The launch A/B's candidates tried, and how each placed the
     committed releases."""
-    if not part or not part.get("sizes"):
+    if not part or not part.get("candidates"):
         return []
-    rows = [(size["python"], f"{size['device_calls']:,}",
-             f"{size['racy_median']:.3f} / {size['racy_p95']:.3f}",
-             ", ".join(f"{m:.3f}" for m in size["fixed_medians"]),
-             f"{min(size['fixed_medians']) / size['racy_median']:.2f}x"
-             if size["fixed_medians"] and size["racy_median"] else "–",
-             f"{size['right']} of {size['of']}", size["seconds"])
-            for size in part["sizes"]]
+
+    def ratios(c, verdict):
+        return ", ".join(f"{r['ratio']:.2f}" for r in c["rows"]
+                         if r["verdict"] == verdict and r["ratio"]) or "–"
+    rows = [(c["load"], c["python"], f"{c['switch_interval']:g}",
+             f"{c['device_calls']:,}", ratios(c, "not-reproduced"),
+             ratios(c, "reproduced"), f"{c['right']} of {c['of']}",
+             c["seconds_per_row"]) for c in part["candidates"]]
     return ["", "## The launch workload", "",
-            f"Launches of every committed release's environment taken in "
-            f"turn ({part.get('rounds', WORKLOAD_ROUNDS)} each, 32 threads), each release placed "
-            f"by the matrix rows' rule against the pooled launches of the "
-            f"releases with the race (itself left out). Right: a release "
-            f"without the race reads slower, one with it alike (after "
-            f"these few launches only; a row takes up to 10). The gap "
-            f"under 1.25x (the rule's alike factor) is where the size "
-            f"stops telling them apart. Load "
-            f"{part.get('load_before', 0):.1f} before.", ""] + table(
-        ("Python", "calls per thread", "with the race: median / p95 s",
-         "without it: medians s", "gap: the lowest without / the median "
-         "with", "placed right", "seconds"), rows)
+            "Each release's own A/B (`racematrix/launch_time.py`, its "
+            "pairs and rule, 32 threads): the installed swap's median launch over the "
+            "unlocked swap's, in turn in one process. Right: a release "
+            "without the race (the fix's lock) reads slower, one with it "
+            "alike. Load: busy processes beside.", ""] + table(
+        ("load", "Python", "switch interval s", "calls per thread",
+         "ratio without the race", "ratio with it", "placed right",
+         "seconds per row"), rows)
 
 
 def ratio(parts, top, bottom):

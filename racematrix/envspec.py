@@ -173,9 +173,7 @@ class MatrixConfig:
     count: int
     timeout: int
     launches: int = 3
-    max_launches: int = 10
-    # Device-function calls per thread in each timed launch.
-    launch_device_calls: int = 1000
+    max_launches: int = 8
 
     def envs(self):
         return [EnvSpec(python, spec, sim) for python in self.pythons
@@ -214,8 +212,7 @@ def load_config(table, environ):
         count=table.get("count", 1),
         timeout=table.get("timeout", 120),
         launches=launches,
-        max_launches=max(table.get("max_launches", 10), launches),
-        launch_device_calls=table.get("launch_device_calls", 1000),
+        max_launches=max(table.get("max_launches", 8), launches),
     )
 
 

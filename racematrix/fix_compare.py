@@ -320,6 +320,6 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
         args.reference, args.releases = bisect_releases(
             results_dir, args.python, args.reference, args.releases)
     if args.launches:
-        run_launches(args, envdir, results_dir, logger.info, command)
+        run_launches(args, envdir, results_dir, command)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     return run_table(args, args.out, command)

@@ -7,6 +7,7 @@ in the same run."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from .probers import matrix_envdir
 from .provenance import stamp
 from .stats import quantile
 from .venv import ProbeEnvironment, read_environment
+
+logger = logging.getLogger(__name__)
 
 # The packages each timed environment's record names (all are in its row).
 NAMED_PACKAGES = ("numba", "numba-cuda", "llvmlite", "numpy")
@@ -69,7 +72,7 @@ def rotated(labels: list[str], turn: int) -> list[str]:
     return labels[turn:] + labels[:turn]
 
 
-def find_environment(envdir, python, release, patch, log):
+def find_environment(envdir, python, release, patch):
     """The matrix's environment of the MWE for numba-cuda ``release`` on
     ``python`` with ``patch`` (or None) applied, or None with why not."""
     spec = EnvSpec(python, (f"numba-cuda=={release}",), True, "mwe", patch)
@@ -83,10 +86,10 @@ def find_environment(envdir, python, release, patch, log):
     if applied != patch:
         return None, (f"{spec.env_id}: its environment has patch "
                       f"{applied or NONE} applied, not {patch or NONE}")
-    return ProbeEnvironment(location, python, log), None
+    return ProbeEnvironment(location, python, logger.info), None
 
 
-def time_launches(envs: dict, rounds: int, limit: float, log) -> dict:
+def time_launches(envs: dict, rounds: int, limit: float) -> dict:
     """``rounds`` launches of each environment (label -> environment), one
     of each in turn; per label its samples (a launch past ``limit`` counted
     at it), race errors and, where its server failed, why."""
@@ -112,7 +115,7 @@ def time_launches(envs: dict, rounds: int, limit: float, log) -> dict:
                 else:
                     found[label]["samples"].append(
                         limit if kind == "past" else min(value, limit))
-            log(f"round {turn + 1} of {rounds}, load {loads[-1]}")
+            logger.info("round %d of %d, load %s", turn + 1, rounds, loads[-1])
     finally:
         for server in servers.values():
             server.close()
@@ -141,16 +144,16 @@ def launch_record(python, reference, releases, patches, timed, limit,
             "rows": rows, **stamp(command)}
 
 
-def run_launches(args, envdir, out_dir, log, command) -> dict:
+def run_launches(args, envdir, out_dir, command) -> dict:
     envs, missing = {}, []
     wanted = [(args.reference, None)] + [
         (release, patch) for release in args.releases
         for patch in [None, *args.patches]]
     for release, patch in wanted:
-        env, why = find_environment(envdir, args.python, release, patch, log)
+        env, why = find_environment(envdir, args.python, release, patch)
         if env is None:
             missing.append(why)
-            log(why)
+            logger.info(why)
         else:
             envs[launch_label(release, patch)] = env
     reference = launch_label(args.reference, None)
@@ -162,7 +165,7 @@ def run_launches(args, envdir, out_dir, log, command) -> dict:
     environments = {label: environment_record(env)
                     for label, env in envs.items()}
     started = time.monotonic()
-    timed = time_launches(envs, args.rounds, args.limit, log)
+    timed = time_launches(envs, args.rounds, args.limit)
     record = launch_record(args.python, reference, args.releases,
                            args.patches, timed, args.limit, args.rounds,
                            missing, command)

@@ -1,45 +1,34 @@
-"""Launch time of a CuBIE-like kernel (the MWE's, ``mwe/``), at natural
-settings: the workload and the rule that says how many launches a matrix
-row takes. It runs inside an environment under test, so it imports no
-other racematrix module and nothing but the standard library (numba and
-numpy come from the environment).
+"""The launch price of the installed simulator: does this release pay the
+fix's lock? Workload, rule and constants in one place. It runs inside the
+environment under test, so it imports no other racematrix module and nothing
+but the standard library (numba and numpy come from the environment).
 
 Run with::
 
-    NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py [--launches 20] [--limit 30] [--budget 120]
+    NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py [--pairs 3]
 
-Each thread of the block calls a device function from another module
-(``mwe/allocator_factory.py``) many times, at Python's default switch
-interval, as a CuBIE kernel does. The allocator hands out a slice of the
-kernel's persistent parent array (CuBIE's "persistent" location) by
-default: every call still runs inside the simulator's
-``swapped_cuda_module``, which swaps the module's ``cuda`` global (and,
-where the race is fixed, takes the module's lock twice), but reads no
-attribute of ``cuda``, so a simulator with the race times every launch
-instead of losing some to the race's AttributeError. ``--location local``
-times ``cuda.local.array`` as the race tests do.
+The MWE's kernel (``mwe/``: each thread calls a device function of another
+module, whose buffer is a slice of the kernel's persistent array, so no
+launch is lost to the race) is launched in pairs: once through the
+installed simulator's ``swapped_cuda_module`` and once through a copy of
+numba-cuda 0.24.0's (no lock), put in at run time, each side first every
+other pair. The same process, kernel and load time both, so a row needs
+no other row: a release whose swap is the unlocked one reads about 1.0x
+by construction; one with the fix's lock pays for it in lock convoys. The
+convoy grows as Python's switch interval shrinks (bench's ``workload``
+part measured where: ``SWITCH_INTERVAL``), and forms only where a core is
+free for the woken waiter (the record's ``idle_cpus`` says how many were).
 
-It prints one JSON line, ``{"launch_seconds": {...}}``: the launches'
-``n``, ``median``, ``p95`` and ``max`` in seconds, ``samples`` in launch
-order, and ``past_limit``, the launches that ran past ``--limit``. A launch
-past the limit is recorded with the limit as its sample (a lower bound)
-and its index in ``past_limit_launches``; it is never dropped. Launches that
-failed with the race's AttributeError are counted in ``race_errors``, not
-timed.
+It prints one JSON line, ``{"launch_seconds": {...}}``: the installed
+side's ``n``, ``median``, ``p95``, ``max`` and ``samples`` (seconds), the
+unlocked side's under ``unlocked``, ``ratio`` (median over median) and
+``decision`` (``decide``).
 
-A simulated launch cannot be interrupted from inside its process: this
-process imports numba and builds the kernel once, and each launch runs in
-a fork of it (POSIX ``os.fork``); a fork past the limit is killed there
-and the next launch starts at once from the same built kernel. A new
-launch starts only while the rest of ``--budget`` can hold it to its
-limit, so the whole run ends within the budget (and says when the budget,
-not ``--launches``, ended it). ``--stack-file PATH`` writes the stacks of
-all threads of the first launch that passes the limit, as evidence of
-where the time goes. ``--worker`` serves launches one at a time on stdin
-(``measure_launch.LaunchServer``); ``launch_plugin`` times them in a pytest
-process after its tests.
+``--worker`` serves plain launches one at a time on stdin, each in a fork
+(``measure_launch.LaunchServer``, for the fixes' launches taken in turn).
 """
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -53,82 +42,218 @@ import time
 # The MWE's factories: the kernel timed is the race tests' own.
 MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "mwe")
-# A worker's launch is killed this long after the limit: a launch that ends
-# in between is still past the limit, but its stacks get written first.
-KILL_GRACE = 2.0
 RACE_SIGNATURE = "cuda' has no attribute"
-# Python's own switch interval: launches are timed at natural settings.
+# Python's own switch interval, restored after the pairs.
 DEFAULT_SWITCH_INTERVAL = 0.005
+
+# --- The row's workload and rule: chosen by `nox -s bench -- --parts
+# workload` (results/bench.md, "The launch workload"). ---
+PAIRS = 3            # launches per side at least (a row needs >= 3)
+MAX_PAIRS = 8        # at most, while undecided; all of them before other code is alike
+DEVICE_CALLS = 100   # device-function calls per thread per launch
+THREADS = 32
+SWITCH_INTERVAL = 1e-4
+SLOWER_RATIO = 2.0   # installed median / unlocked median at least: slower
+ALIKE_RATIO = 1.5    # below: alike; in between: more pairs, then undecided
+# The convoy needs a free core for the woken waiter: pinned to one core, or
+# beside one busy process on two, a locked release reads ~1.0x. Below this
+# many idle CPUs (on average during the pairs) other code is not alike.
+MIN_IDLE_CPUS = 0.5
+
+
+def decide(ratio, idle_cpus=None, unlocked_code=False, worst_pair=None,
+           full=True):
+    """The one rule, for a matrix row and a bisect probe alike: "slower"
+    (the release pays the lock's price), "alike" (its swap costs what the
+    unlocked one does) or "undecided".
+
+    A release whose swap runs the unlocked swap's own code (numba's built-in
+    simulator, numba-cuda before the fix) costs the same by construction:
+    alike, unless its launches say otherwise (then undecided: the
+    measurement, not the release, is in question). Any other swap is
+    placed by its launches: slower at ``SLOWER_RATIO`` (median over
+    median). The lock's convoy is sporadic and needs a free core, so
+    alike is said of other code only after every pair was taken
+    (``full``), none of them ``SLOWER_RATIO`` apart (``worst_pair``), the
+    medians under ``ALIKE_RATIO`` and ``MIN_IDLE_CPUS`` idle."""
+    if ratio is None:
+        return "undecided"
+    if unlocked_code:
+        return "alike" if ratio < SLOWER_RATIO else "undecided"
+    if ratio >= SLOWER_RATIO:
+        return "slower"
+    if full and ratio < ALIKE_RATIO and worst_pair is not None and \
+            worst_pair < SLOWER_RATIO and idle_cpus is not None and \
+            idle_cpus >= MIN_IDLE_CPUS:
+        return "alike"
+    return "undecided"
+
+
+@contextlib.contextmanager
+def unlocked_swap(fn, fake_cuda_module):  # numba-cuda 0.24.0's, verbatim
+    from numba import cuda
+
+    fn_globs = fn.__globals__
+    orig = dict((k, v) for k, v in fn_globs.items() if v is cuda)
+    repl = dict((k, fake_cuda_module) for k, v in orig.items())
+    fn_globs.update(repl)
+    try:
+        yield
+    finally:
+        fn_globs.update(orig)
+
+
+def swap_code(swap):
+    """The swap's body, its comments, blank lines and indentation taken out:
+    equal for two swaps that run the same code."""
+    import inspect
+    lines = inspect.getsource(swap).splitlines()
+    body = lines[next(i for i, line in enumerate(lines)
+                      if line.lstrip().startswith("def ")) + 1:]
+    return [line.split("#")[0].strip() for line in body
+            if line.split("#")[0].strip()]
+
+
+def idle_cpu_seconds():
+    """CPU seconds idle so far, all CPUs together (Linux /proc/stat), or
+    None elsewhere."""
+    try:
+        with open("/proc/stat") as stream:
+            fields = stream.readline().split()
+        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def idle_cpus(idle_before, clock):
+    """CPUs idle on average since ``clock`` (time.monotonic), or None."""
+    idle_now = idle_cpu_seconds()
+    if idle_before is None or idle_now is None:
+        return None
+    return round((idle_now - idle_before) /
+                 max(time.monotonic() - clock, 1e-3), 2)
+
+
+def price(args):
+    """The pairs of launches and their decision: the launch_seconds
+    record. Never raises: a failure is the record's ``error``."""
+    clock = time.monotonic()
+    idle_before = idle_cpu_seconds()
+    saved = sys.getswitchinterval()
+    sides = {"installed": [], "unlocked": []}
+    error, simulator, installed, same = None, None, None, None
+    try:
+        from numba import config
+        if not config.ENABLE_CUDASIM:
+            raise RuntimeError("the price is the simulator's: "
+                               "NUMBA_ENABLE_CUDASIM is not 1")
+        from numba.cuda.simulator import kernel as simulator
+        installed = simulator.swapped_cuda_module
+        swaps = {"installed": installed, "unlocked": unlocked_swap}
+        workload = Workload(args)
+        simulator.swapped_cuda_module = unlocked_swap
+        workload.warm_up()
+        sys.setswitchinterval(args.switch_interval)
+        same = swap_code(installed) == swap_code(unlocked_swap)
+        pair = 0
+        # More pairs while undecided: a convoy may form once a core frees.
+        while pair < args.pairs or (pair < args.max_pairs and decide(
+                ratio_of(sides), idle_cpus(idle_before, clock), same,
+                worst_pair(sides), False) == "undecided"):
+            for name in sorted(swaps, reverse=pair % 2 == 1):
+                simulator.swapped_cuda_module = swaps[name]
+                kind, *rest = workload.launch()
+                if kind != "done":
+                    raise RuntimeError(f"a launch ended {kind}: {rest[-1]}")
+                sides[name].append(rest[0])
+            pair += 1
+    except Exception as failure:  # an import, build or launch error
+        error = f"{type(failure).__name__}: {failure}"[:300]
+    finally:
+        sys.setswitchinterval(saved)
+        if simulator is not None:
+            simulator.swapped_cuda_module = installed
+    seconds = time.monotonic() - clock
+    idle = idle_cpus(idle_before, clock)
+    ratio = ratio_of(sides)
+    record = summarize(sides["installed"])
+    record.update(
+        unlocked=summarize(sides["unlocked"]),
+        ratio=None if ratio is None else round(ratio, 3),
+        unlocked_code=same,
+        worst_pair=worst_pair(sides),
+        decision="error" if error else decide(
+            ratio, idle, bool(same), worst_pair(sides),
+            len(sides["installed"]) >= args.max_pairs),
+        rule={"slower_ratio": SLOWER_RATIO, "alike_ratio": ALIKE_RATIO,
+              "min_idle_cpus": MIN_IDLE_CPUS, "pairs": args.pairs,
+              "max_pairs": args.max_pairs},
+        workload=workload_settings(args),
+        idle_cpus=idle,
+        seconds=round(seconds, 3))
+    if error:
+        record["error"] = error
+    return record
+
+
+def worst_pair(sides):
+    """The largest installed / unlocked ratio of one pair, or None."""
+    pairs = list(zip(sides["installed"], sides["unlocked"]))
+    return round(max(i / u for i, u in pairs), 3) if pairs else None
+
+
+def ratio_of(sides):
+    if not sides["installed"] or not sides["unlocked"]:
+        return None
+    return statistics.median(sides["installed"]) / \
+        statistics.median(sides["unlocked"])
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--launches", type=int, default=20,
-                        help="launches to time (default 20); with "
-                             "--reference-median, the fewest to time")
-    parser.add_argument("--max-launches", type=int, default=None,
-                        help="with --reference-median: launches to time at most "
-                             "while the rule (see sequential_decision) is "
-                             "undecided (default: --launches)")
-    parser.add_argument("--reference-median", type=float, default=None,
-                        help="the median launch of the simulators to compare "
-                             "with (those with the race, same Python), s")
-    parser.add_argument("--reference-p95", type=float, default=None,
-                        help="their 95th percentile, s")
-    parser.add_argument("--limit", type=float, default=30.0,
-                        help="seconds after which a launch counts as past the "
-                             "limit (default 30)")
-    parser.add_argument("--budget", type=float, default=120.0,
-                        help="seconds for the whole run, worker start-up "
-                             "included (default 120)")
-    parser.add_argument("--threads-per-block", type=int, default=32)
+    parser.add_argument("--pairs", type=int, default=PAIRS,
+                        help=f"pairs of launches at least (default {PAIRS})")
+    parser.add_argument("--max-pairs", type=int, default=MAX_PAIRS,
+                        help=f"pairs at most while undecided (default "
+                             f"{MAX_PAIRS})")
+    parser.add_argument("--switch-interval", type=float,
+                        default=SWITCH_INTERVAL,
+                        help=f"sys.setswitchinterval during the pairs "
+                             f"(default {SWITCH_INTERVAL:g})")
+    parser.add_argument("--threads-per-block", type=int, default=THREADS)
     parser.add_argument("--blocks", type=int, default=1)
-    parser.add_argument("--device-calls", type=int, default=1000,
-                        help="device-function calls per thread per launch "
-                             "(default 1000)")
+    parser.add_argument("--device-calls", type=int, default=DEVICE_CALLS,
+                        help=f"device-function calls per thread per launch "
+                             f"(default {DEVICE_CALLS})")
     parser.add_argument("--buffer-size", type=int, default=4)
     parser.add_argument("--location", choices=("persistent", "local"),
                         default="persistent",
                         help="where the allocator's buffer lives (default "
                              "persistent: a slice of the kernel's array; "
                              "local: cuda.local.array, which the race hits)")
-    parser.add_argument("--stack-file", default=None,
-                        help="write the threads' stacks of the first launch "
-                             "past the limit to this file")
+    parser.add_argument("--limit", type=float, default=30.0,
+                        help="--worker: seconds after which a launch is "
+                             "killed and counted as past the limit")
     parser.add_argument("--worker", action="store_true",
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("launches", "threads_per_block", "blocks", "device_calls",
+    for name in ("pairs", "threads_per_block", "blocks", "device_calls",
                  "buffer_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not args.limit > 0:
-        parser.error("--limit must be positive")
-    if args.max_launches is None:
-        args.max_launches = args.launches
-    if args.max_launches < args.launches:
-        parser.error("--max-launches must be at least --launches")
-    if (args.reference_median is None) != (args.reference_p95 is None):
-        parser.error("--reference-median and --reference-p95 go together")
-    if args.budget < args.limit + KILL_GRACE:
-        parser.error(f"--budget must hold at least one launch to its limit: "
-                     f"at least --limit + {KILL_GRACE:g} s")
-    if args.stack_file and not args.worker:
-        try:
-            open(args.stack_file, "w").close()
-        except OSError as error:
-            parser.error(f"--stack-file: cannot write {args.stack_file} "
-                         f"({error.strerror})")
+    if args.max_pairs < args.pairs:
+        parser.error("--max-pairs must be at least --pairs")
+    if not args.limit > 0 or not args.switch_interval > 0:
+        parser.error("--limit and --switch-interval must be positive")
     return args
 
 
 def workload_settings(args):
     """The knobs of the timed kernel, as recorded beside the times."""
-    return {"launches": args.launches,
-            "threads_per_block": args.threads_per_block,
+    return {"threads_per_block": args.threads_per_block,
             "blocks": args.blocks, "device_calls": args.device_calls,
             "buffer_size": args.buffer_size, "location": args.location,
-            "switch_interval": sys.getswitchinterval(),
+            "switch_interval": args.switch_interval,
             "cudasim": os.environ.get("NUMBA_ENABLE_CUDASIM", "0")}
 
 
@@ -186,22 +311,6 @@ class Workload:
         return "done", seconds
 
 
-def thread_stacks():
-    """Every thread's stack, most recent call first, as faulthandler
-    writes them. From the frames alone: no source line is read, so the
-    thread that asks never waits on a file."""
-    blocks = []
-    for ident, frame in sys._current_frames().items():
-        lines = []
-        while frame is not None:
-            lines.append(f'  File "{frame.f_code.co_filename}", line '
-                         f'{frame.f_lineno} in {frame.f_code.co_name}')
-            frame = frame.f_back
-        blocks.append(f"Thread 0x{ident:016x} (most recent call first):\n"
-                      + "\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
-
-
 def run_worker(args):
     """The launch server (``measure_launch.LaunchServer``): the kernel
     built once, then one launch in a fork of this process for each "go"
@@ -215,17 +324,13 @@ def run_worker(args):
         return
     workload.warm_up()
     ready_to_fork()
-    # Appended to: one stack is evidence enough, so only while it is empty.
-    stack_file = open(args.stack_file, "a") if args.stack_file else None
     say("ready")
     for command in sys.stdin:
         words = command.split()
         if not words or words[0] != "go":
             break
         limit = float(words[1]) if len(words) > 1 else args.limit
-        armed = args.stack_file if stack_file and not os.fstat(
-            stack_file.fileno()).st_size else None
-        kind, seconds, detail = launch_in_fork(workload, limit, armed)
+        kind, seconds, detail = launch_in_fork(workload, limit)
         if kind == "error":
             say("error", detail)
             return
@@ -236,65 +341,6 @@ def run_worker(args):
 
 NO_GPU = ("no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA device "
           "was found")
-
-
-def measure(args, in_process=False):
-    """The launches, each in a fork of this process (``os.fork``), under
-    the sequential rule, at Python's default switch interval; returns the
-    launch_seconds record. ``in_process`` says that this process is the
-    suite's own (the pytest plugin), for the record."""
-    clock = time.monotonic()
-    saved = sys.getswitchinterval()
-    samples, past, race_errors, forks, error = [], [], 0, 0, None
-    stopped = "launches"
-    stack_file = args.stack_file
-    try:
-        workload = Workload(args)
-        if not workload.available():
-            error = NO_GPU
-        else:
-            workload.warm_up()
-            sys.setswitchinterval(DEFAULT_SWITCH_INTERVAL)
-            ready_to_fork()
-        while error is None and sequential_decision(samples, args) is None:
-            if args.budget - (time.monotonic() - clock) < args.limit + \
-                    (KILL_GRACE if stack_file else 0):
-                stopped = "budget"
-                break
-            if race_errors > 10 * args.max_launches:
-                error = (f"{race_errors} launches failed with the race; too "
-                         f"few finished to time")
-                break
-            kind, seconds, detail = launch_in_fork(workload, args.limit,
-                                                   stack_file)
-            forks += 1
-            if stack_file and os.path.getsize(stack_file):
-                stack_file = None  # one stack is evidence enough
-            if kind == "race":
-                race_errors += 1
-            elif kind in ("done", "past"):
-                if kind == "past" or seconds >= args.limit:
-                    past.append(len(samples))
-                samples.append(min(seconds, args.limit))
-            else:
-                error = detail
-    except Exception as failure:  # an import or build error: say so
-        error = f"{type(failure).__name__}: {failure}"[:300]
-    finally:
-        sys.setswitchinterval(saved)
-        gc.unfreeze()
-    record = summarize(samples, past, args.limit)
-    record.update(limit=args.limit, budget=args.budget,
-                  workload={**workload_settings(args),
-                            "switch_interval": DEFAULT_SWITCH_INTERVAL},
-                  race_errors=race_errors, processes=forks, mode="fork",
-                  in_process=in_process,
-                  stopped="error" if error else stopped,
-                  seconds=round(time.monotonic() - clock, 3),
-                  **rule_fields(samples, args))
-    if error:
-        record["error"] = error
-    return record
 
 
 def ready_to_fork():
@@ -308,11 +354,10 @@ def ready_to_fork():
     gc.freeze()
 
 
-def launch_in_fork(workload, limit, stack_file=None):
-    """One launch in a fork of this process, killed at ``limit`` (or, while
-    ``stack_file`` is empty, once the fork has written its threads' stacks
-    there, at most ``KILL_GRACE`` later). Returns (kind, seconds, detail):
-    "done", "race", "past" (killed at the limit) or "error"."""
+def launch_in_fork(workload, limit):
+    """One launch in a fork of this process, killed at ``limit``. Returns
+    (kind, seconds, detail): "done", "race", "past" (killed at the limit)
+    or "error"."""
     read_end, write_end = os.pipe()
     started = time.perf_counter()
     pid = os.fork()
@@ -320,10 +365,6 @@ def launch_in_fork(workload, limit, stack_file=None):
         line = "error the fork ended without an outcome"
         try:
             os.close(read_end)
-            if stack_file:
-                timer = threading.Timer(limit, write_stacks, (stack_file,))
-                timer.daemon = True
-                timer.start()
             kind, *rest = workload.launch()
             if kind != "error":  # ("done", seconds) or ("race", s, message)
                 rest[0] = f"{rest[0]:.6f}"
@@ -335,8 +376,7 @@ def launch_in_fork(workload, limit, stack_file=None):
             os._exit(0)
     os.close(write_end)
     try:
-        wait = limit + (KILL_GRACE if stack_file else 0.0)
-        ready = select.select([read_end], [], [], wait)[0]
+        ready = select.select([read_end], [], [], limit)[0]
         text = os.read(read_end, 4096).decode(errors="replace") if ready \
             else ""
         seconds = time.perf_counter() - started
@@ -354,24 +394,6 @@ def launch_in_fork(workload, limit, stack_file=None):
     return "past", limit, ""
 
 
-def write_stacks(path):
-    """Every thread's stacks into ``path`` (in a fork past its limit).
-    Once this thread holds the GIL it keeps it until the stacks are taken:
-    among dozens of simulated threads, each taking the GIL in turn at the
-    launch's switch interval, it would otherwise wait a round for each
-    slice of its work, and on a loaded machine the fork is killed before
-    it is done (the launch is past its limit: its timing no longer
-    counts)."""
-    saved = sys.getswitchinterval()
-    sys.setswitchinterval(10.0)
-    try:
-        text = thread_stacks()
-    finally:
-        sys.setswitchinterval(saved)
-    with open(path, "a") as stream:
-        stream.write(text)
-
-
 def join_block_threads(timeout=5.0):
     """After a failed launch the simulator's other threads run on; let them
     finish before the next launch is timed."""
@@ -381,84 +403,19 @@ def join_block_threads(timeout=5.0):
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
-# --- How many launches: the sequential rule. ---
-
-# How far above the reference's 95th percentile a launch must be to count
-# as slower, and how far above its median the median of launches alike
-# with it may lie (the medians of simulators with the race on one Python
-# differ by about a tenth).
-SLOWER_FACTOR = 1.5
-ALIKE_FACTOR = 1.25
-# Launches past the reference's 95th percentile itself that a row still
-# called alike may have: a launch drawn like the reference's is past it one
-# time in twenty, so two of three are about one time in 140. Not a reason
-# to call a row slower: a whole machine slowed by its host (seen here at
-# 1.5-1.7x within one run) puts every row past a reference taken before,
-# and only launches taken in turn with the reference's (the bisect on
-# time) can tell that from a slower simulator.
-PAST_P95_ALIKE = 1
-
-
-def sequential_decision(samples, args):
-    """None while more launches are wanted, else why they stop.
-
-    Without a reference: after ``--launches`` launches ("count"). With one
-    (``--reference-median`` and ``--reference-p95`` of the launch times of
-    simulators with the race on the same Python), from ``--launches``
-    launches on and at most ``--max-launches``: "slower" once two launches
-    took more than 1.5 times the reference's 95th percentile (a launch
-    drawn like the reference's is past its 95th percentile one time in
-    twenty, and past 1.5 times it rarer still: two such are rare), or
-    once one ran past the limit where the limit is at least ten times that
-    percentile; "alike" while no launch took 1.5 times the percentile, at
-    most one took more than it, and their median is within 1.25 times the
-    reference's median (a fixed simulator beside another session stalls
-    less, and its launches then land just past the reference's bulk, not
-    far past it); "undecided" at the most."""
-    n = len(samples)
-    if n < args.launches:
-        return None
-    if args.reference_median is None:
-        return "count"
-    p95, median = args.reference_p95, args.reference_median
-    slower = sum(1 for s in samples if s > SLOWER_FACTOR * p95)
-    past_p95 = sum(1 for s in samples if s > p95)
-    past_limit = sum(1 for s in samples if s >= args.limit)
-    if slower >= 2 or (past_limit and args.limit >= 10 * p95):
-        return "slower"
-    if not slower and past_p95 <= PAST_P95_ALIKE and \
-            statistics.median(samples) <= ALIKE_FACTOR * median:
-        return "alike"
-    return "undecided" if n >= args.max_launches else None
-
-
-def rule_fields(samples, args):
-    """The rule's decision and its inputs, for the record."""
-    return {"decision": sequential_decision(samples, args) or "stopped",
-            "rule": {"launches": args.launches,
-                     "max_launches": args.max_launches,
-                     "reference_median": args.reference_median,
-                     "reference_p95": args.reference_p95,
-                     "slower_factor": SLOWER_FACTOR,
-                     "alike_factor": ALIKE_FACTOR,
-                     "past_p95_alike": PAST_P95_ALIKE}}
-
-
-def summarize(samples, past_limit_launches, limit):
+def summarize(samples):
+    """``n``, ``median``, ``p95``, ``max`` and ``samples`` of launch times."""
     n = len(samples)
 
     def quantile(q):  # linear interpolation between order statistics
         if n < 2:
             return round(samples[0], 6) if n else None
-        if q == 0.5:
-            return round(statistics.median(samples), 6)
         return round(statistics.quantiles(samples, n=100, method="inclusive")[
             round(q * 100) - 1], 6)
 
-    return {"n": n, "median": quantile(0.5), "p95": quantile(0.95),
+    return {"n": n, "median": round(statistics.median(samples), 6) if n
+            else None, "p95": quantile(0.95),
             "max": round(max(samples), 6) if n else None,
-            "past_limit": len(past_limit_launches),
-            "past_limit_launches": past_limit_launches,
             "samples": [round(s, 6) for s in samples]}
 
 
@@ -467,7 +424,7 @@ def main(argv=None):
     if args.worker:
         run_worker(args)
         return 0
-    record = measure(args)
+    record = price(args)
     print(json.dumps({"launch_seconds": record}), flush=True)
     return 1 if "error" in record else 0
 

@@ -31,9 +31,9 @@ from .measurement import Built, run_all
 from .patches import patched_packages
 from .patching import PatchError
 from .provenance import machine_info, now_iso
-from .rawresult import kept_measured_row, machine_label, make_raw, record
+from .rawresult import kept_measured_row, make_raw, record
 from .report import build_report
-from .suites import MWE_SUITE, PROJECT
+from .suites import MWE_SUITE
 from .venv import read_environment
 
 logger = logging.getLogger(__name__)
@@ -86,16 +86,8 @@ def run_environment(session, spec, *, count, timeout, results_dir,
                                            echo=verbose)]
     with running_marker(results_dir, spec.env_id) as running, \
             scratch_folder() as scratch:
-        if launch_time is not None:
-            # Compared with the rows with the race, same Python and load.
-            reference = measure_launch.reference_launches(
-                Path(results_dir) / "raw", spec.python, running(),
-                exclude=spec.env_id, device_calls=launch_time.get(
-                    "device_calls", measure_launch.ROW_DEVICE_CALLS),
-                fallback=PROJECT / "results" / "raw",
-                machine=machine_label({"machine": base["machine"]}))
-            measurements.append(measure_launch.LaunchTime(
-                **launch_time, reference=reference))
+        if launch_time is not None:  # its own A/B: no other row needed
+            measurements.append(measure_launch.LaunchTime(**launch_time))
         fields = run_all(measurements, Built(
             session, spec, suite, keep_dir=results_dir,
             environment=environment, running=running, scratch=scratch))

@@ -96,17 +96,18 @@ def test_the_price_verdicts_are_counted_by_race_verdict():
     assert "The launch-time rule's decision on each MWE row" in text
 
 
-def test_the_workload_table_has_a_row_per_python_and_size():
-    sizes = [{"python": "3.12", "device_calls": calls, "racy_median": 0.1,
-              "racy_p95": 0.2, "fixed_medians": [0.5, 0.6], "right": right,
-              "of": 6, "seconds": 12.5, "rows": []}
-             for calls, right in ((1000, 6), (100, 4))]
-    lines = bench.workload_lines(part("workload", 30.0, sizes=sizes,
-                                      rounds=5))
-    rows = [line for line in lines if line.startswith("| 3.12")]
-    assert rows == ["| 3.12 | 1,000 | 0.100 / 0.200 | 0.500, 0.600 | 5.00x "
-                    "| 6 of 6 | 12.5 |", "| 3.12 | 100 | 0.100 / 0.200 | "
-                    "0.500, 0.600 | 5.00x | 4 of 6 | 12.5 |"]
+def test_the_workload_table_has_a_row_per_candidate():
+    rows = [{"env": "a", "verdict": "not-reproduced", "ratio": 9.5},
+            {"env": "b", "verdict": "reproduced", "ratio": 1.02}]
+    candidates = [{"python": "3.12", "switch_interval": 1e-4,
+                   "device_calls": 100, "load": load, "rows": rows,
+                   "right": right, "of": 2, "seconds_per_row": 0.6}
+                  for load, right in ((0, 2), (2, 1))]
+    lines = bench.workload_lines(part("workload", 30.0,
+                                      candidates=candidates))
+    assert [line for line in lines if line.startswith("| ")][1:] == [
+        "| 0 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 2 of 2 | 0.6 |",
+        "| 2 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 1 of 2 | 0.6 |"]
     assert bench.workload_lines(None) == []
 
 

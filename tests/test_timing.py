@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import bisect_files, measure_launch, stats, tables
+from racematrix import bisect_files, measure_launch, stats
 from racematrix.envspec import ConfigError
-from racematrix.measure_launch import summarize_launches
 from racematrix.search import probe_limit
 from racematrix.stats import mann_whitney_greater
 from racematrix.time_search import (TimeProbe, TimeRule, bisect_on_time,
@@ -57,39 +56,79 @@ def load_workload():
     return module
 
 
-# --- Summary ---
+# --- A row's launch price: the A/B and its rule ---
 
-def test_summary_of_real_records_matches_the_workloads_own(measured):
+def test_summary_of_launches():
     workload = load_workload()
-    for record in measured.values():
-        ours = summarize_launches(record["samples"], record["limit"])
-        for key in ("n", "median", "p95", "max", "past_limit"):
-            assert ours[key] == pytest.approx(record[key], abs=1e-6), key
-        theirs = workload.summarize(record["samples"],
-                                    record["past_limit_launches"],
-                                    record["limit"])
-        assert theirs["p95"] == pytest.approx(ours["p95"], abs=1e-6)
-
-
-def test_summary_counts_launches_at_the_limit_as_past_it():
-    summary = summarize_launches([0.5, 20.0, 1.0, 20.0], limit=20.0)
-    assert summary["past_limit"] == 2
-    assert summary["max"] == 20.0
-    assert summary["median"] == pytest.approx(10.5)
-
-
-def test_summary_of_no_and_one_launch():
-    assert summarize_launches([], 20.0) == {"n": 0, "median": None,
-                                            "p95": None, "max": None,
-                                            "past_limit": 0}
-    one = summarize_launches([0.7], 20.0)
+    summary = workload.summarize([0.5, 2.0, 1.0, 2.0])
+    assert summary["n"] == 4 and summary["max"] == 2.0
+    assert summary["median"] == pytest.approx(1.5)
+    assert workload.summarize([])["median"] is None
+    one = workload.summarize([0.7])
     assert one["median"] == one["p95"] == one["max"] == 0.7
 
 
-def test_format_names_past_limit_launches():
-    record = {**summarize_launches([0.5, 20.0], 20.0), "limit": 20.0}
-    assert "1 of 2 past 20 s" in tables.format_launch(record)
-    assert tables.format_launch({"n": 0}) == "–"
+def test_the_rule_places_a_ratio_and_says_alike_only_with_a_free_core():
+    workload = load_workload()
+    slower, alike = workload.SLOWER_RATIO, workload.ALIKE_RATIO
+    assert workload.decide(slower) == "slower"
+    assert workload.decide(slower, idle_cpus=0.0) == "slower"
+    calm = dict(idle_cpus=1.0, worst_pair=alike * 0.9, full=True)
+    assert workload.decide(alike * 0.9, **calm) == "alike"
+    # No free core, one convoy among the pairs, or pairs still to take:
+    # other code than the unlocked swap's is not alike yet.
+    assert workload.decide(alike * 0.9, **{**calm, "idle_cpus": 0.0}) == \
+        "undecided"
+    assert workload.decide(alike * 0.9, **{**calm, "worst_pair": slower}) \
+        == "undecided"
+    assert workload.decide(alike * 0.9, **{**calm, "full": False}) == \
+        "undecided"
+    assert workload.decide((slower + alike) / 2, **calm) == "undecided"
+    assert workload.decide(None) == "undecided"
+    # The unlocked swap's own code costs the same by construction, load or
+    # not; launches that say otherwise put the measurement in question.
+    assert workload.decide(1.1, idle_cpus=0.0, unlocked_code=True) == "alike"
+    assert workload.decide(slower, unlocked_code=True) == "undecided"
+
+
+@pytest.mark.e2e
+def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs):
+    from conftest import BUGGY, FIXED
+
+    from racematrix.envspec import EnvSpec
+    from racematrix.install import install
+    from racematrix.venv import ProbeEnvironment
+    workload = load_workload()
+    for release, unlocked in ((BUGGY, True), (FIXED, False)):
+        env = ProbeEnvironment(matrix_envs[release], e2e_python,
+                               lambda text: None)
+        env.create()
+        assert install(env, EnvSpec(e2e_python, (release,), True)) is None
+        record = measure_launch.run_launch_time(
+            env, True, ("--pairs", "3", "--max-pairs", "3"))
+        assert "error" not in record, record
+        assert record["n"] == record["unlocked"]["n"] == 3
+        assert record["unlocked_code"] is unlocked
+        assert record["ratio"] == pytest.approx(
+            record["median"] / record["unlocked"]["median"], rel=1e-2)
+        assert record["decision"] == workload.decide(
+            record["ratio"], record["idle_cpus"], record["unlocked_code"],
+            record["worst_pair"], record["n"] >= 3)
+        assert record["workload"]["switch_interval"] == \
+            workload.SWITCH_INTERVAL
+    off = measure_launch.run_launch_time(env, False, ("--pairs", "3"))
+    assert off["n"] == 0 and "NUMBA_ENABLE_CUDASIM" in off["error"]
+
+    # Served launches (the fixes', the bisect on time's): a launch past the
+    # limit is killed in its fork and the server takes the next one.
+    server = measure_launch.LaunchServer(env, True, 1.0,
+                                         ("--device-calls", "1000000"))
+    try:
+        for _ in range(2):
+            assert server.launch(1.0) == ("past", 1.0)
+    finally:
+        server.close()
+    assert server.process.poll() is not None
 
 
 def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
@@ -97,8 +136,8 @@ def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
              "workload-output.txt").read_text().splitlines()
     record = measure_launch.parse_workload_output(lines)
     assert record["n"] == len(record["samples"])
-    assert set(record) >= {"n", "median", "p95", "max", "past_limit", "limit",
-                           "budget", "workload", "samples"}
+    assert set(record) >= {"n", "median", "p95", "max", "workload",
+                           "samples"}
     assert measure_launch.parse_workload_output(["Traceback", "x"]) is None
 
 
@@ -342,69 +381,6 @@ def test_bisect_result_json_records_the_rule_and_its_numbers(sides):
 
 # --- The workload itself, in a real environment ---
 
-@pytest.mark.e2e
-def test_workload_times_launches_and_records_those_past_the_limit(
-        tmp_path, e2e_python, matrix_envs):
-    from conftest import BUGGY, FIXED
-
-    from racematrix.envspec import EnvSpec
-    from racematrix.install import install
-    from racematrix.venv import ProbeEnvironment
-    # The matrix's environments of BUGGY and FIXED, reused as a bisect
-    # reuses them (built by matrix_run); install() finds them complete.
-    env = ProbeEnvironment(matrix_envs[BUGGY], e2e_python, lambda text: None)
-    env.create()
-    assert install(env, EnvSpec(e2e_python, (BUGGY,), True)) is None
-
-    # A tenth of the matrix's calls: launches time the same way, sooner.
-    small = ("--device-calls", "100")
-    record = measure_launch.run_launch_time(env, True, launches=3, limit=30.0,
-                                    budget=90.0, workload_args=small)
-    assert record["n"] == 3 and record["past_limit"] == 0
-    assert record["workload"]["device_calls"] == 100
-    assert 0 < record["median"] < 30.0
-    assert record["workload"]["switch_interval"] == 0.005
-
-    # Far too short a limit for far too many calls: every launch is past
-    # it and is ended, none is dropped. (The fixed simulator: no launch
-    # can end early with the race.)
-    fixed = ProbeEnvironment(matrix_envs[FIXED], e2e_python, lambda t: None)
-    fixed.create()
-    assert install(fixed, EnvSpec(e2e_python, (FIXED,), True)) is None
-    stacks = tmp_path / "stack.txt"
-    record = measure_launch.run_launch_time(
-        fixed, True, launches=2, limit=1.0, budget=60.0, stack_file=stacks,
-        workload_args=("--device-calls", "1000000"))
-    assert record["n"] == 2 and record["past_limit"] == 2
-    assert record["samples"] == [1.0, 1.0]
-    assert record["past_limit_launches"] == [0, 1]
-    assert record["race_errors"] == 0
-    # Every thread's stack, the simulator's block threads among them.
-    written = stacks.read_text()
-    assert "most recent call first" in written and "simulator" in written
-
-    record = measure_launch.run_launch_time(env, False, launches=1, limit=5.0,
-                                    budget=20.0)
-    assert record["n"] == 0 and "no CUDA GPU" in record["error"]
-
-    # Servers, as the bisect on time takes launches in turn: a launch past
-    # the limit is killed in its fork and the server takes the next one.
-    servers = [measure_launch.LaunchServer(env, True, 30.0, small),
-               measure_launch.LaunchServer(
-                   fixed, True, 1.0, ("--device-calls", "1000000"))]
-    try:
-        for _ in range(2):
-            kind, seconds = servers[0].launch(30.0)
-            assert kind == "done" and 0 < seconds < 30.0
-            assert servers[1].launch(1.0) == ("past", 1.0)
-    finally:
-        for server in servers:
-            server.close()
-    assert all(server.process.poll() is not None for server in servers)
-    off = measure_launch.LaunchServer(env, False, 5.0)
-    assert off.launch(5.0)[0] == "error" and "no CUDA GPU" in off.failed
-
-
 def test_fisher_tail_of_a_complete_split():
     # 5 stalls in 5 launches against none in 5: 1 of C(10, 5) tables.
     assert stats.fisher_greater(5, 5, 0, 5) == pytest.approx(1 / 252)
@@ -484,128 +460,6 @@ def test_time_bisect_markdown_states_the_rule_and_each_probe(sides):
     assert TimeRule().describe() in text
     for probe in result.tested:
         assert f"| {probe.version} | {probe.verdict} |" in text
-
-
-# --- How many launches a matrix row takes: the sequential rule ---
-
-def rule_args(reference_p95=None, launches=3, max_launches=10, limit=20.0,
-              reference_median=None):
-    workload = load_workload()
-    options = ["--launches", str(launches), "--max-launches",
-               str(max_launches), "--limit", str(limit)]
-    if reference_p95 is not None:
-        options += ["--reference-median",
-                    str(reference_median or reference_p95 * 0.8),
-                    "--reference-p95", str(reference_p95)]
-    return workload, workload.parse_args(options)
-
-
-def test_without_a_reference_a_row_takes_its_count():
-    workload, args = rule_args()
-    assert workload.sequential_decision([0.6, 0.7], args) is None
-    assert workload.sequential_decision([0.6, 0.7, 0.65], args) == "count"
-
-
-def test_rule_on_real_launches_of_both_sides(sides):
-    with_race, (without, *_) = sides
-    # As the matrix pools them: every release with the race, one Python.
-    reference = [s for record in with_race for s in record["samples"]]
-    workload, args = rule_args(stats.quantile(reference, 0.95),
-                               reference_median=stats.quantile(reference,
-                                                               0.5))
-    with_race = with_race[-1]
-    # A release with the race, timed like the reference: alike at three.
-    assert workload.sequential_decision(with_race["samples"][:3],
-                                        args) == "alike"
-    # Fewer than the fewest: no decision yet.
-    assert workload.sequential_decision(with_race["samples"][:2],
-                                        args) is None
-    # The fixed release: taken launch by launch until the rule decides.
-    decisions = [workload.sequential_decision(without["samples"][:n], args)
-                 for n in range(3, len(without["samples"]) + 1)]
-    decided = next(d for d in decisions if d)
-    assert decided in ("slower", "undecided")
-
-
-def test_one_launch_past_a_far_limit_is_slower_and_the_most_is_undecided():
-    workload, args = rule_args(0.7, limit=20.0)
-    assert workload.sequential_decision([0.7, 20.0, 0.8], args) == "slower"
-    workload, args = rule_args(0.7, limit=5.0)  # under ten times: not alone
-    assert workload.sequential_decision([0.7, 5.0, 0.8], args) is None
-    workload, args = rule_args(0.7, max_launches=4)
-    assert workload.sequential_decision([0.7, 0.9, 0.6, 0.75],
-                                        args) == "undecided"
-
-
-def test_launches_just_past_the_references_bulk_are_not_alike():
-    # A fixed release timed beside another session (the matrix's row of
-    # numba-cuda 0.30.4 on Python 3.11 at -j 2): no launch 1.5 times past
-    # the reference's 95th percentile, a median within 1.25 times its
-    # median, yet three of seven launches past that percentile.
-    samples = [0.787208, 1.155969, 1.447799, 1.270544, 0.570802, 0.479646,
-               0.526516]
-    workload, args = rule_args(0.972524, reference_median=0.727299)
-    decisions = [workload.sequential_decision(samples[:n], args)
-                 for n in range(3, len(samples) + 1)]
-    assert decisions[0] is None  # two of three past it: not yet alike
-    assert "alike" not in decisions
-    # Launches of rows with the race, timed while the host had slowed the
-    # whole machine (a spin loop 1.7x its earlier time): past the
-    # reference taken before, but never called slower.
-    # (numba 0.56.4 on Python 3.10, at -j 2.)
-    drifted = [0.904033, 0.896497, 0.803735, 0.836443, 0.813739, 0.92038,
-               1.000022]
-    workload, args = rule_args(0.898144, reference_median=0.605854)
-    assert "slower" not in [workload.sequential_decision(drifted[:n], args)
-                            for n in range(3, len(drifted) + 1)]
-    # One launch past the percentile among launches like the reference's
-    # is no evidence either way.
-    assert workload.sequential_decision([0.7, 1.0, 0.65], args) == "alike"
-
-
-def test_reference_pools_rows_with_the_race_of_the_same_python(tmp_path,
-                                                               data_dir_module):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for path in (data_dir_module / "raw-launch").glob("*.json"):
-        (raw / path.name).write_text(path.read_text())
-    records = [json.loads(p.read_text()) for p in raw.glob("*.json")]
-    racy = [r for r in records if r["verdict"] == "reproduced"]
-    samples = [s for r in racy for s in r["launch_seconds"]["samples"]]
-    workload = racy[0]["launch_seconds"]["workload"]
-    calls = workload["device_calls"]
-    # Recorded before the location was an option: cuda.local.array.
-    location = workload.get("location", "local")
-    reference = measure_launch.reference_launches(
-        raw, "3.12.1", 99, device_calls=calls, location=location)
-    assert measure_launch.reference_launches(
-        raw, "3.12.1", 99, device_calls=calls + 1, location=location) is None
-    other = "persistent" if location == "local" else "local"
-    assert measure_launch.reference_launches(
-        raw, "3.12.1", 99, device_calls=calls, location=other) is None
-    if len(samples) < measure_launch.MIN_REFERENCE:
-        assert reference is None
-        return
-    assert reference["n"] == len(samples)
-    assert reference["max"] == pytest.approx(max(samples))
-    assert reference["median"] == pytest.approx(stats.quantile(samples, 0.5))
-    assert reference["concurrency"] == "any"  # none was timed at 99
-    assert measure_launch.reference_launches(
-        raw, "3.11", 1, device_calls=calls, location=location) is None
-
-
-def test_a_rows_limit_follows_its_reference_within_bounds():
-    limit = measure_launch.row_limit
-    assert limit(None) == measure_launch.NO_REFERENCE_LIMIT
-    p95 = 0.9
-    assert limit({"p95": p95}) == pytest.approx(
-        measure_launch.ROW_LIMIT_FACTOR * p95)
-    # A launch at the limit counts as slow under the row's rule.
-    workload, args = rule_args(p95, limit=limit({"p95": p95}))
-    assert workload.sequential_decision(
-        [0.8, args.limit, args.limit], args) == "slower"
-    assert limit({"p95": 0.01}) == measure_launch.ROW_LIMIT_FLOOR
-    assert limit({"p95": 100.0}) == measure_launch.LIMIT
 
 
 def test_time_bisect_limit_follows_the_first_release(measured):
