@@ -1,10 +1,8 @@
-"""The driver of ``nox -s reproducers``: ``python bug.py`` and ``python
-bug_slowdown.py`` (``mwe/``) run as a reader runs them, with no variable
-set, in fresh environments of the last release with the race and the
-newest one (from the race bisect of numba-cuda), and the newest with each
-patch that applies to it. What each printed, its exit status, the
-versions, date, machine and load go to ``results/reproducers.json``; the
-texts for upstream paste that, never typed output."""
+"""The driver of ``nox -s reproducers``: ``mwe/bug.py`` and
+``bug_slowdown.py`` run as a reader runs them (no variable set) in fresh
+environments of the releases around the fix, the newest also with each
+patch; what they printed goes to ``reproducers.json``, which the texts for
+upstream paste."""
 from __future__ import annotations
 
 import json
@@ -31,8 +29,7 @@ logger = logging.getLogger(__name__)
 
 def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
     """(label, requirements) of the last release with the race and the
-    newest release the bisect ``bisect`` tested, each with the numba it
-    ran with."""
+    newest the bisect tested, each with the numba it ran with."""
     package = bisect["package"]
     tested = {entry["version"]: entry for entry in bisect["tested"]}
     wanted = [bisect["boundary"]["before"]["version"], bisect["releases"][-1]]
@@ -45,9 +42,7 @@ def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
 
 
 def run_script(python: str, script: Path, timeout: float) -> dict:
-    """One run of ``python SCRIPT`` in its own folder, the simulator
-    variable unset: what it printed, its exit status (None where it was
-    stopped at ``timeout``: ``stopped_at``), its seconds."""
+    """``python SCRIPT`` in its folder, the simulator variable unset."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     load, started = os.getloadavg()[0], time.monotonic()
     code, stopped_at = None, None
