@@ -10,7 +10,7 @@ from pathlib import Path
 from nox.project import load_toml
 from packaging.version import Version
 
-from .errors import BadInput
+from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
 from .markdown import render
@@ -222,7 +222,9 @@ def run_table(args: argparse.Namespace, out_dir: str, command: str) -> dict:
 
 
 def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="nox -s fix_compare --")
+    parser = OneLineArgumentParser(prog="nox -s fix_compare --",
+                                   label="fix_compare",
+                                   help_hint="nox -s fix_compare -- --help")
     parser.add_argument("--launches", action="store_true",
                         help="time launches first (else only the table)")
     parser.add_argument("--python", default="3.12",
@@ -275,14 +277,12 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     """An interleaved launch-time run where asked, then the table."""
     try:
         args = parse_args(argv, results_dir)
-    except SystemExit as stop:
-        if stop.code == 0:  # --help
-            return {}
-        raise BadInput("see `nox -s fix_compare -- --help`") from stop
-    if args.launches and not (args.reference and args.releases):
-        args.reference, args.releases = bisect_releases(
-            results_dir, args.python, args.reference, args.releases)
+    except SystemExit:  # --help (a mistake is a BadInput)
+        return {}
     if args.launches:
+        if not (args.reference and args.releases):
+            args.reference, args.releases = bisect_releases(
+                results_dir, args.python, args.reference, args.releases)
         run_launches(args, envdir, results_dir, logger.info, command)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     return run_table(args, args.out, command)

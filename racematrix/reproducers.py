@@ -5,7 +5,6 @@ patch; what they printed goes to ``reproducers.json``, which the texts for
 upstream paste."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -18,10 +17,9 @@ from .fileio import write_json_atomic
 from .interpreters import expose_interpreters, find_interpreter, install_hint
 from .patching import PatchError, apply, reinstaller
 from .provenance import machine_info, now_iso
-from .report import declared_patches
+from .report import PROJECT, declared_patches, load_json
 from .venv import ProbeEnvironment, read_environment
 
-HERE = Path(__file__).resolve().parent.parent
 SCRIPTS = ("bug.py", "bug_slowdown.py")
 SHOWN = ("numba", "numba-cuda", "numpy")
 logger = logging.getLogger(__name__)
@@ -86,14 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{error}\n")
     bisect_file = Path(args.results, "bisect",
                        f"numba-cuda-py{args.python}.json")
-    try:
-        bisect = json.loads(bisect_file.read_text())
-    except (OSError, ValueError) as error:
-        parser.exit(2, f"reproducers: {bisect_file} is needed (run `nox -s "
-                       f"bisect -- --package numba-cuda --python "
-                       f"{args.python}` first): {error}\n")
+    bisect = load_json(bisect_file) or {}
     if not bisect.get("boundary"):
-        parser.exit(2, f"reproducers: {bisect_file} found no flip\n")
+        parser.exit(2, f"reproducers: {bisect_file} has no flip of the race "
+                       f"(run `nox -s bisect -- --package numba-cuda --python "
+                       f"{args.python}` first)\n")
     expose_interpreters()
     python = find_interpreter(args.python)
     if python is None:
@@ -105,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                        "applied")
     shown = releases_to_show(bisect)
     entries = []
-    for index, (label, requirements) in enumerate(shown):
+    for label, requirements in shown:
         version = requirements[0].split("==")[1]
         # the newest release also with each patch that applies to it
         variants = [(None, None)] + [
             (patch, diff) for patch in patches.values()
-            if index == len(shown) - 1
+            if (label, requirements) == shown[-1]
             and (diff := patch.diff_for("numba-cuda", version))]
         for patch, diff in variants:
             name = label.replace(" ", "-") + (f"+{patch.name}" if patch else "")
@@ -128,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 "label": label, "patch": patch.name if patch else None,
                 "requirements": requirements, "python": held["python"],
                 "packages": {k: held["packages"].get(k) for k in SHOWN},
-                "runs": [run_script(f"{env.bin}/python", HERE / "mwe" / script,
+                "runs": [run_script(f"{env.bin}/python", PROJECT / "mwe" / script,
                                     args.timeout) for script in SCRIPTS]})
     write_json_atomic(Path(args.results, "reproducers.json"), {
         "finished": now_iso(), "machine": machine_info(),
