@@ -44,8 +44,8 @@ def declared_patches() -> dict[str, Patch]:
                         ["tool"]["racematrix"], PROJECT)
 
 
-def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
-                 plot: bool = True, pool: bool = False
+def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
+                 command: str, plot: bool = True, pool: bool = False
                  ) -> tuple[list[dict], list[tuple[object, RawResult]]]:
     """Every report file in ``out_dir``; returns (rows, records)."""
     out_dir = Path(out_dir)
