@@ -202,25 +202,6 @@ def compare(records: list[dict], launch_runs: dict) -> dict:
             "semantics": semantics_differences(records)}
 
 
-def run_table(args: argparse.Namespace, out_dir: str, command: str) -> dict:
-    records = [dict(data) for _, data in load_raw_dirs(args.raw)]
-    saved = load_json(Path(args.launch_file)) or {}
-    data = compare(records, saved.get("runs", {}))
-    data["launch_earlier"] = {python: [launch_by_patch({python: run})
-                                       for run in runs]
-                              for python, runs in saved.get(
-                                  "earlier", {}).items()}
-    provenance = stamp(command)
-    write_json_atomic(Path(out_dir) / "fix_compare.json", {**data, **provenance})
-    write_text_atomic(Path(out_dir) / "fix_compare.md", render(
-        "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
-        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec,
-        earlier={python: [{p: worst(by[python]) for p, by in run.items()}
-                          for run in runs]
-                 for python, runs in data["launch_earlier"].items()}))
-    return data
-
-
 def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
     parser = OneLineArgumentParser(prog="nox -s fix_compare --",
                                    label="fix_compare",
@@ -284,5 +265,21 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
             args.reference, args.releases = bisect_releases(
                 results_dir, args.python, args.reference, args.releases)
         run_launches(args, envdir, results_dir, logger.info, command)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    return run_table(args, args.out, command)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = load_json(Path(args.launch_file)) or {}
+    data = compare([dict(data) for _, data in load_raw_dirs(args.raw)],
+                   saved.get("runs", {}))
+    data["launch_earlier"] = {python: [launch_by_patch({python: run})
+                                       for run in runs]
+                              for python, runs in saved.get(
+                                  "earlier", {}).items()}
+    provenance = stamp(command)
+    write_json_atomic(out / "fix_compare.json", {**data, **provenance})
+    write_text_atomic(out / "fix_compare.md", render(
+        "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
+        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec,
+        earlier={python: [{p: worst(by[python]) for p, by in run.items()}
+                          for run in runs]
+                 for python, runs in data["launch_earlier"].items()}))
+    return data

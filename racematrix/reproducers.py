@@ -118,22 +118,21 @@ def main(argv: list[str] | None = None) -> int:
                     logger.error("reproducers: %s", error)
                     continue
             held = read_environment(env)
-            logger.info("reproducers: %s", name)
+            runs = [run_script(f"{env.bin}/python", PROJECT / "mwe" / script,
+                               args.timeout) for script in SCRIPTS]
+            logger.info("reproducers: %s: %s", name, ", ".join(
+                f"{run['command']} exit {run['exit']}" if run["stopped_at"]
+                is None else f"{run['command']} stopped at "
+                f"{run['stopped_at']:g} s" for run in runs))
             entries.append({
                 "label": label, "patch": patch.name if patch else None,
                 "requirements": requirements, "python": held["python"],
                 "packages": {k: held["packages"].get(k) for k in SHOWN},
-                "runs": [run_script(f"{env.bin}/python", PROJECT / "mwe" / script,
-                                    args.timeout) for script in SCRIPTS]})
+                "runs": runs})
     write_json_atomic(Path(args.results, "reproducers.json"), {
         "finished": now_iso(), "machine": machine_info(),
         "command": "nox -s reproducers", "bisect": bisect_file.name,
         "entries": entries})
-    for entry in entries:
-        logger.info("%s %s: %s", entry["label"], entry["patch"] or "", ", ".join(
-            f"{run['command']} exit {run['exit']}" if run["stopped_at"] is None
-            else f"{run['command']} stopped at {run['stopped_at']:g} s"
-            for run in entry["runs"]))
     return 0
 
 
