@@ -314,8 +314,7 @@ def regression_test(found: list[dict]) -> list[dict]:
         label = data.get("label", "?")
         named = RACE_RATE_LABEL.match(label)
         installed = next((p.split("==", 1)[1] for p in data.get("packages")
-                          or () if isinstance(p, str)
-                          and p.startswith("numba-cuda==")), None)
+                          or () if p.startswith("numba-cuda==")), None)
         processes = data.get("processes")
         shown.append({
             "label": label,
