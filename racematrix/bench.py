@@ -12,8 +12,10 @@ this machine, side by side, in one run.
 * warm, one session at a time (no ``-j``): the sum of what the sessions
   cost alone, so half of it is the least the warm matrix could take on
   two cores however its sessions were scheduled;
-* the same matrix under nox's own defaults (virtualenv and pip, one session
-  at a time, environments recreated);
+* the MWE rows of one Python (``DEFAULTS_PYTHON``) under nox's own
+  defaults (virtualenv and pip, one session at a time, environments
+  recreated) beside the project's warm run of the same rows
+  (``defaults``);
 * a session that cannot run here (simulator off, no GPU), alone;
 * the bisect on launch time (``nox -s bisect -- --package numba-cuda
   --python 3.12 --metric launch-time``), as a user's checkout runs it (the
@@ -89,7 +91,7 @@ def host_loop_seconds(repeats=3):
 def nox_environ(**extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS",
-                                "RACEMATRIX_RUN"))}
+                                ))}
     env.update(extra)
     return env
 
@@ -192,7 +194,7 @@ def workload_envs(envdir, python, raw_dir=PROJECT / "results" / "raw"):
         if row.get("suite", "mwe") != "mwe" or "patch" in row["spec"] or \
                 row["verdict"] not in found:
             continue
-        name = "matrix({}, {}, sim1)".format(
+        name = "env({}, {}, sim1)".format(
             python, " ".join(row["spec"]["requirements"]))
         folder = Path(envdir) / re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
         if (folder / "bin" / "python").exists():
@@ -280,6 +282,29 @@ def workload_run(envdir, log, pythons=WORKLOAD_PYTHONS, sizes=WORKLOAD_SIZES,
                 f"{r['python']} x {r['device_calls']} calls: {r['right']}/"
                 f"{r['of']} right" for r in results),
             "sizes": results}
+
+
+# The Python whose MWE rows the `defaults` part runs both ways.
+DEFAULTS_PYTHON = "3.12"
+
+
+def defaults_run(warm, scratch, log):
+    """The MWE rows of ``DEFAULTS_PYTHON`` as the project runs them warm
+    (uv, reused environments, ``-j auto``), then under nox's defaults
+    (virtualenv and pip, one session at a time, environments recreated):
+    the defaults' run, with the project's beside it and the ratio."""
+    rows = {"MATRIX_PYTHONS": DEFAULTS_PYTHON}  # the default suites: the MWE
+    project = warm(f"the project, warm: Python {DEFAULTS_PYTHON}'s MWE rows",
+                   scratch / "r10", ["-j", "auto"], **rows)
+    defaults = matrix_run(
+        "nox's defaults (virtualenv and pip, one at a time, recreated): "
+        "the same rows", scratch / "envs-virtualenv", scratch / "r4",
+        ["-fb", "virtualenv", "--reuse-venv", "no"], log, **rows)
+    defaults["project"] = project
+    defaults["times_the_project"] = round(
+        defaults["seconds"] / project["seconds"], 1) if project["seconds"] \
+        else None
+    return defaults
 
 
 def sim_off_run(envdir, results_dir, log):
@@ -391,7 +416,7 @@ def run(out_dir, log, command, argv=()):
     envs, cache = PROJECT / ".nox", scratch / "uv-cache"
 
     def warm(label, results, nox_args, **environ):
-        if not any(envs.glob("matrix-*")):  # warm needs environments
+        if not any(envs.glob("env-*")):  # warm needs environments
             matrix_run("warm-up", envs, scratch / "r0", ["-j", "auto"], log)
         # A rerun: the rows of the run before are there, as the
         # launch-time rule's reference (and the tables the report redraws).
@@ -410,10 +435,7 @@ def run(out_dir, log, command, argv=()):
             ["-j", "auto"], MATRIX_LAUNCHES="0"),
         "warm-serial": lambda: warm("warm, one session at a time (no -j)",
                                     scratch / "r9", []),
-        "defaults": lambda: matrix_run(
-            "nox's defaults: virtualenv and pip, one at a time, recreated",
-            scratch / "envs-virtualenv", scratch / "r4",
-            ["-fb", "virtualenv", "--reuse-venv", "no"], log),
+        "defaults": lambda: defaults_run(warm, scratch, log),
         "sim-off": lambda: sim_off_run(envs, scratch / "r5", log),
         "workload": lambda: workload_run(envs, log),
         "time-bisect": lambda: time_bisect_run(envs, scratch / "r6", log),
@@ -552,9 +574,16 @@ def render(data):
                     "machine", "finished"), rows)
     lines += ["", f"Launch-time evidence costs warm "
                   f"{ratio(parts, 'warm', 'warm-no-launches')} the matrix "
-                  f"without it; nox's defaults take "
-                  f"{ratio(parts, 'defaults', 'warm')} the warm matrix and "
-                  f"{ratio(parts, 'defaults', 'cold')} the cold one."]
+                  f"without it."]
+    defaults = parts.get("defaults") or {}
+    if defaults.get("project"):
+        project = defaults["project"]
+        lines += ["", f"{defaults['ran']} MWE rows of Python "
+                      f"{DEFAULTS_PYTHON}: the project warm "
+                      f"({project['command']}) {project['seconds']} s, "
+                      f"nox's defaults ({defaults['command']}) "
+                      f"{defaults['seconds']} s: "
+                      f"{defaults['times_the_project']}x."]
     lines += where_lines(parts)
     lines += decision_lines(parts)
     lines += workload_lines(parts.get("workload"))

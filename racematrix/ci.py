@@ -1,14 +1,16 @@
-"""The CI job matrix: ``nox --list --json`` filtered to the matrix sessions,
-in the shape GitHub Actions' ``strategy.matrix.include`` takes.
+"""The CI job matrix from the config: one job per environment of
+``[tool.racematrix]`` (with the MATRIX_* variables), in the shape GitHub
+Actions' ``strategy.matrix.include`` takes.
 
-    nox --list --json | python -m racematrix.ci [--gpu-runner LABEL]
+    python -m racematrix.ci [--gpu-runner LABEL]
 
 prints ``{"include": [...], "skipped": [...]}`` as one line of JSON.
 """
-import json
-import sys
+from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 try:
@@ -16,32 +18,23 @@ try:
 except ModuleNotFoundError:  # Python 3.10: nox brings tomli
     import tomli as tomllib
 
-from .envspec import DEFAULT_SUITE, ConfigError, EnvSpec
+from .envspec import ConfigError
 from .errors import BadInput, OneLineArgumentParser
-from .matrix import load_matrix
+from .matrix import Matrix, env_of, load_matrix, session_id
 
 PROJECT = Path(__file__).resolve().parent.parent
 
 DEFAULT_RUNNER = "ubuntu-latest"
 
 
-def job_matrix(sessions, gpu_runner="", matrix=None):
-    """One job per matrix session. Simulator-off sessions need a GPU: they
-    run on ``gpu_runner`` when one is given, and are listed as skipped
-    otherwise. Sessions outside their suite's own lists (nox builds the
-    cross product of all suites' lists) get no job."""
+def job_matrix(matrix: Matrix, gpu_runner: str = "") -> dict:
+    """One job per environment, running its ``env(...)`` session.
+    Simulator-off environments need a GPU: they run on ``gpu_runner``
+    when one is given, and are listed as skipped otherwise."""
     include, skipped = [], []
-    for entry in sessions:
-        if entry.get("name") != "matrix":
-            continue
-        call = entry["call_spec"]
-        suite = call.get("suite", DEFAULT_SUITE)
-        if matrix is not None and not matrix.runs(suite, entry["python"],
-                                                  call["sim"]):
-            continue
-        spec = EnvSpec(entry["python"], tuple(call["spec"]), call["sim"],
-                       suite, call.get("patch"))
-        job = {"session": entry["session"], "python": entry["python"],
+    for row in matrix.combinations():
+        spec = env_of(row)
+        job = {"session": f"env({session_id(*row)})", "python": spec.python,
                "sim": int(spec.sim), "env": spec.env_id,
                "artifact": f"raw-{spec.env_id}",
                "runs_on": DEFAULT_RUNNER if spec.sim else gpu_runner}
@@ -49,7 +42,7 @@ def job_matrix(sessions, gpu_runner="", matrix=None):
     return {"include": include, "skipped": [job["session"] for job in skipped]}
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = OneLineArgumentParser(prog="python -m racematrix.ci",
                                    label="racematrix.ci",
                                    help_hint="python -m racematrix.ci --help")
@@ -61,16 +54,11 @@ def main(argv=None):
     except BadInput as error:
         sys.exit(str(error))
     try:
-        sessions = json.load(sys.stdin)
-    except ValueError as error:
-        sys.exit(f"racematrix.ci: stdin is not `nox --list --json` output "
-                 f"({error})")
-    try:
         table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
         matrix = load_matrix(table["tool"]["racematrix"], os.environ, PROJECT)
     except ConfigError as error:
         sys.exit(f"racematrix.ci: {error}")
-    print(json.dumps(job_matrix(sessions, args.gpu_runner, matrix)))
+    print(json.dumps(job_matrix(matrix, args.gpu_runner)))
 
 
 if __name__ == "__main__":

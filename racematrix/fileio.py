@@ -1,6 +1,5 @@
-"""The results folder's files: written whole (a reader never sees half a
-file), one writer at a time (a ``filelock.FileLock``), the markers of the
-sessions running now, and what a killed run left behind."""
+"""The results folder's files: written whole, one writer at a time, the
+markers of the sessions running now, and what a killed run left behind."""
 from __future__ import annotations
 
 import json
@@ -15,8 +14,6 @@ from typing import Any
 
 from filelock import FileLock
 
-# Present while the tables and the report lag behind the raw files.
-STALE = ".tables-stale"
 # Scratch folders of a run carry its process id, so that the next run can
 # tell one left by a killed run (kill -9 skips every cleanup) from one in use.
 SCRATCH_PREFIX = "racematrix-scratch-"
@@ -27,8 +24,8 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Replace ``path`` in one step (a temporary file beside it, then
-    ``os.replace``), keeping its mode; a new file gets the umask's."""
+    """Replace ``path`` in one step (a reader never sees half a file),
+    keeping its mode; a new file gets the umask's (``open(..., "x")``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
@@ -43,16 +40,13 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def results_lock(results_dir: str | Path) -> FileLock:
-    """Serialise writers of one results folder (parallel sessions), used as
-    ``with``."""
     Path(results_dir).mkdir(parents=True, exist_ok=True)
     return FileLock(Path(results_dir) / ".lock")
 
 
 def folder_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot hold results, in one line, or None where it can:
-    checked before any work, so that a run never ends in a traceback after
-    its measurements."""
+    """Why ``path`` cannot hold results, in one line, or None: checked before
+    any work, not as a traceback after the measurements."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -71,7 +65,6 @@ def folder_problem(path: str | Path) -> str | None:
 
 
 def scratch_folder() -> tempfile.TemporaryDirectory[str]:
-    """A ``TemporaryDirectory`` named for this process."""
     return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
 
 
@@ -88,9 +81,8 @@ def pid_alive(pid: str | int) -> bool:
 @contextmanager
 def running_marker(results_dir: str | Path, env_id: str
                    ) -> Iterator[Callable[[], int]]:
-    """Mark this session as running; yields a count of the matrix sessions
-    running now, for each row to say under what load it ran (load changes
-    a race's rate)."""
+    """Mark this session running; yields a count of the sessions running now
+    (load changes a race's rate: each row says under what load it ran)."""
     folder = Path(results_dir) / ".running"
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / f"{env_id}.{os.getpid()}"
@@ -102,20 +94,16 @@ def running_marker(results_dir: str | Path, env_id: str
 
 
 def count_running(folder: Path) -> int:
-    """The markers of live processes in ``folder``; the others go."""
-    alive = 0
+    # The markers of processes that are gone go.
     for marker in folder.iterdir():
-        if pid_alive(marker.suffix.lstrip(".")):
-            alive += 1
-        else:
+        if not pid_alive(marker.suffix.lstrip(".")):
             marker.unlink(missing_ok=True)
-    return alive
+    return sum(1 for _ in folder.iterdir())
 
 
 def clear_stale(results_dir: str | Path) -> tuple[int, int]:
-    """What a killed run (kill -9 skips every cleanup) left behind: running
-    markers of processes that are gone, and their scratch folders. Called
-    before a run starts; returns how many of each were cleared."""
+    """Clear what killed runs left (kill -9 skips every cleanup): markers
+    and scratch folders of processes that are gone; returns both counts."""
     folder = Path(results_dir) / ".running"
     markers = 0
     if folder.is_dir():
@@ -128,10 +116,3 @@ def clear_stale(results_dir: str | Path) -> tuple[int, int]:
             scratch += 1
     return markers, scratch
 
-
-def tables_stale(results_dir: str | Path) -> bool:
-    return (Path(results_dir) / STALE).exists()
-
-
-def mark_tables_fresh(results_dir: str | Path) -> None:
-    (Path(results_dir) / STALE).unlink(missing_ok=True)

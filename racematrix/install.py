@@ -1,23 +1,21 @@
 """Installing a release into an environment: the companion ladder
-(``companions``) with this project's smoke launch and test tools, or pip
-where uv is missing; a failure is classified as a skip, the user's bad
-input, or an environment error."""
+(``companions``, through uv) with this project's smoke launch and test
+tools; a failure is classified as a skip, the user's bad input, or an
+environment error."""
 import hashlib
 import json
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.version import Version
 
-from .companions import UNREACHABLE, Installation, Ladder
+from .companions import Installation, Ladder
 from .index import (IndexLookupError, list_releases, nearest_versions,
                     unreachable_index)
 from .procs import venv_environ
 from .provenance import now_iso
-from .suites import MWE_SUITE, RUNNER_TOOLS, TEST_TOOLS
+from .suites import MWE_SUITE, RUNNER_TOOLS
 from .venv import read_environment, venv_python
 
 
@@ -35,10 +33,10 @@ def install_resolved(session, spec, log=None, timeout=900, every_way=False,
     installs, imports and passes a smoke launch (see
     ``racematrix.companions``); returns the ``Installation``, whose
     ``resolution()`` goes into the raw result."""
-    if shutil.which("uv") is None:
-        return Installation(problem=install_with_pip(session, spec, timeout),
-                            way="as-asked",
-                            requirements=[*spec.requirements, *TEST_TOOLS])
+    if shutil.which("uv") is None:  # the ladder's dates need uv's
+        return Installation(problem=("bad-input", "uv is not on PATH: the "
+                                     "install ladder needs it (`pip install "
+                                     "uv`)"))
     suite = suite or MWE_SUITE
     # A suite's own smoke code replaces our launch; the code under test
     # must still come from numba-cuda where the spec names it.
@@ -122,19 +120,6 @@ class ReusedInstallation(Installation):
                 "reused": True, "installed_at": self.installed_at}
 
 
-def install_with_pip(session, spec, timeout=900):
-    """The spec as asked, with pip, where uv is not available."""
-    command = [venv_python(session), "-m", "pip", "install",
-               "--only-binary=:all:", "--disable-pip-version-check",
-               *spec.requirements, *TEST_TOOLS]
-    session.log(" ".join(command))
-    done = subprocess.run(command, capture_output=True, text=True,
-                          timeout=timeout)
-    if done.returncode == 0:
-        return None
-    return classify_install_failure(done.stdout + done.stderr, spec)
-
-
 def classify_install_failure(output, spec):
     """Why an install failed: ("skip", reason) when the index has no wheel
     for this Python; ("bad-input", reason) when the spec names a version or
@@ -151,21 +136,6 @@ def classify_install_failure(output, spec):
     if python_bound:
         return "skip", (f"{python_bound.group(1)} needs Python"
                         f"{python_bound.group(2)}, not {spec.python}")
-    pip_missing = re.search(
-        r"No matching distribution found for ([\w.-]+)==([\w.]+)", output)
-    if pip_missing:
-        # pip says the same whether the release lacks a wheel for this
-        # Python or does not exist: ask the index which it is.
-        name, version = pip_missing.groups()
-        try:
-            known = Version(version) in list_releases(name)
-        except IndexLookupError as error:
-            if UNREACHABLE.match(str(error)):  # pip's retries said as much
-                return "error", str(error)
-            known = False
-        if known:
-            return "skip", f"no wheel of {name}=={version} for Python {spec.python}"
-        return "bad-input", unknown_version_message(name, version)
     missing = re.search(r"there is no version of ([\w.-]+)==([\w.]+)", output)
     if missing:
         return "bad-input", unknown_version_message(missing.group(1),

@@ -6,25 +6,26 @@ the active ones through its shims; a shim for an inactive version exits with
 the real ``bin`` folders ahead of the shims on PATH lets nox and uv find each
 interpreter without downloading one.
 """
-import argparse
-import functools
+from __future__ import annotations
+
+import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import threading
 import time
-from urllib.parse import urlsplit
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
-def pyenv_root(environ=os.environ):
+def pyenv_root(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
 
-def versioned_bin_dirs(root, pattern):
+def versioned_bin_dirs(root: str | Path, pattern: str) -> list[str]:
     """``bin`` folders of the interpreters under ``root`` whose folder name
     matches ``pattern`` (three version groups), newest version first."""
     root = Path(root)
@@ -38,13 +39,13 @@ def versioned_bin_dirs(root, pattern):
     return [str(path) for _, path in sorted(found, reverse=True)]
 
 
-def pyenv_bin_dirs(environ=os.environ):
+def pyenv_bin_dirs(environ: Mapping[str, str] = os.environ) -> list[str]:
     """``bin`` folders of pyenv's CPython installs, newest version first."""
     return versioned_bin_dirs(pyenv_root(environ) / "versions",
                               r"(\d+)\.(\d+)\.(\d+)")
 
 
-def uv_bin_dirs(timeout=5):
+def uv_bin_dirs(timeout: float = 5) -> list[str]:
     """``bin`` folders of the CPython builds uv manages, newest first. Reads
     uv's Python folder (``uv python dir``) rather than ``uv python list``,
     which also probes every interpreter on PATH and takes seconds."""
@@ -55,11 +56,14 @@ def uv_bin_dirs(timeout=5):
     return versioned_bin_dirs(folder, r"cpython-(\d+)\.(\d+)\.(\d+)-.*")
 
 
-@functools.cache
-def uv_python_folder(install_dir, timeout=5):
-    """Where uv keeps the Pythons it manages, asked once a process for each
-    ``UV_PYTHON_INSTALL_DIR`` (``install_dir``; the folder's entries are
-    read anew each time), or None without uv."""
+def uv_python_folder(install_dir: str | None, timeout: float = 5
+                     ) -> str | None:
+    """Where uv keeps the Pythons it manages: ``install_dir``
+    (``UV_PYTHON_INSTALL_DIR``) where set, else asked of uv (0.2 s), or
+    None without uv. :func:`expose_interpreters` sets the variable, so that
+    nox's ``-j`` workers, its children, need not ask again."""
+    if install_dir:
+        return install_dir
     uv = shutil.which("uv")
     if uv is None:
         return None
@@ -71,12 +75,16 @@ def uv_python_folder(install_dir, timeout=5):
     return folder.stdout.strip()
 
 
-def expose_interpreters(environ=os.environ):
+def expose_interpreters(environ: MutableMapping[str, str] = os.environ
+                        ) -> list[str]:
     """Add the interpreters of pyenv and uv to ``environ["PATH"]``: just
     ahead of pyenv's shims when those are on PATH (a shim would shadow them),
     else at the end. Whatever PATH found before stays first. Returns the
     folders added."""
     path = [d for d in environ.get("PATH", "").split(os.pathsep) if d]
+    folder = uv_python_folder(environ.get("UV_PYTHON_INSTALL_DIR"))
+    if folder:
+        environ["UV_PYTHON_INSTALL_DIR"] = folder
     extra = [d for d in pyenv_bin_dirs(environ) + uv_bin_dirs()
              if d not in path]
     if extra:
@@ -87,7 +95,7 @@ def expose_interpreters(environ=os.environ):
     return extra
 
 
-def find_interpreter(python, timeout=30):
+def find_interpreter(python: str, timeout: float = 30) -> str | None:
     """The path of an installed Python ``X.Y`` as uv finds it (PATH, uv's
     own folder; pyenv's once :func:`expose_interpreters` has run), without
     downloading one; None when there is none or uv is missing."""
@@ -105,95 +113,57 @@ def find_interpreter(python, timeout=30):
     return found.stdout.strip() or None
 
 
-def missing_interpreters(pythons, download=None, log=None):
+def missing_interpreters(pythons: list[str], download: str | None = None
+                         ) -> str | None:
     """One line naming the Pythons in ``pythons`` that are neither
     installed nor could be fetched (see :func:`provision`), and what to do;
-    None when all are there. ``download`` defaults to nox's
-    ``--download-python`` on this command line."""
+    None when all are there. ``download`` defaults to nox's own setting
+    (``NOX_DOWNLOAD_PYTHON``, else "auto")."""
     missing = provision(
-        pythons, download or download_choice(sys.argv[1:]),
-        log or (lambda line: print(f"nox > {line}", file=sys.stderr)))
+        pythons, download or os.environ.get("NOX_DOWNLOAD_PYTHON", "auto"))
     return "; ".join(missing.values()) or None
 
 
-# Pythons the matrix supports, newest first: the order in which a test that
-# needs "some Python with wheels for X" tries them.
-SUPPORTED = ("3.14", "3.13", "3.12", "3.11", "3.10")
-# Where uv downloads Python builds from unless a mirror is configured.
-UV_PYTHON_DOWNLOADS_URL = ("https://github.com/astral-sh/"
-                           "python-build-standalone/releases/download")
-# How long the host of those downloads may take to answer before we call
-# this machine offline for them.
-REACH_SECONDS = 2.0
-
-
-def install_hint(python):
+def install_hint(python: str) -> str:
     return (f"install it with `uv python install {python}` where downloads "
             f"work, or `pyenv install {python}`; then run again")
 
 
-def downloads_host(environ=os.environ):
-    """The host uv fetches Python builds from (its mirror setting, else
-    GitHub)."""
-    url = environ.get("UV_PYTHON_INSTALL_MIRROR") or UV_PYTHON_DOWNLOADS_URL
-    return urlsplit(url).hostname or "", urlsplit(url).port or (
-        80 if url.startswith("http:") else 443)
-
-
-def reachable(host, port, seconds=REACH_SECONDS):
-    """Whether a TCP connection to ``host`` opens within ``seconds``, name
-    lookup included (which a socket timeout alone does not bound)."""
-    outcome = []
-
-    def connect():
-        try:
-            socket.create_connection((host, port), timeout=seconds).close()
-            outcome.append(True)
-        except OSError:
-            outcome.append(False)
-    worker = threading.Thread(target=connect, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    return bool(outcome and outcome[0])
-
-
-def download_interpreter(python, log, timeout=600, run=subprocess.run,
-                         can_reach=None):
+def download_interpreter(python: str, timeout: float = 600,
+                         run: Callable[..., Any] = subprocess.run
+                         ) -> tuple[str | None, str | None]:
     """Fetch Python ``X.Y`` as a uv-managed interpreter (found again next
     time through uv's folder). Returns (path, None) on success, else
-    (None, one line saying why and how to install it). Offline it knows
-    within ``REACH_SECONDS``: uv itself may spend ten seconds on a failing
-    name lookup."""
+    (None, one line saying why and how to install it). Without retries:
+    offline, uv then fails in a tenth of a second (with its default
+    retries, about 8 s)."""
     uv = shutil.which("uv")
     if uv is None:
         return None, f"no Python {python} here and uv is missing to fetch it; " \
                      f"{install_hint(python)}"
     started = time.monotonic()
-    host, port = downloads_host()
-    if not (can_reach or reachable)(host, port):
-        log(f"Python {python}: not installed, and {host} (where uv downloads "
-            f"Pythons from) could not be reached (waited at most {REACH_SECONDS:g} s)")
-        return None, (f"no Python {python} here, and uv cannot download it "
-                      f"({host} unreachable); {install_hint(python)}")
     try:
         done = run([uv, "python", "install", python], capture_output=True,
                    text=True, timeout=timeout,
-                   env={**os.environ, "UV_PYTHON_DOWNLOADS": "automatic"})
+                   env={**os.environ, "UV_PYTHON_DOWNLOADS": "automatic",
+                        "UV_HTTP_RETRIES": "0", "UV_PYTHON_INSTALL_BIN": "0"})
     except (OSError, subprocess.SubprocessError) as error:
         return None, (f"no Python {python} here and uv could not fetch it "
                       f"({error}); {install_hint(python)}")
     seconds = time.monotonic() - started
     if done.returncode != 0:
         cause = download_failure_cause(done.stdout + done.stderr)
-        log(f"Python {python}: download failed after {seconds:.1f} s ({cause})")
+        logger.info("Python %s: download failed after %.1f s (%s)", python,
+                    seconds, cause)
         return None, (f"no Python {python} here and uv could not download it "
                       f"({cause}); {install_hint(python)}")
     found = find_interpreter(python)
-    log(f"Python {python}: downloaded by uv in {seconds:.1f} s -> {found}")
+    logger.info("Python %s: downloaded by uv in %.1f s -> %s", python,
+                seconds, found)
     return found, None
 
 
-def download_failure_cause(output):
+def download_failure_cause(output: str) -> str:
     """The innermost cause in uv's error output, in one line."""
     causes = [line.split("cause:", 1)[1].strip() for line in output.splitlines()
               if "cause:" in line]
@@ -203,7 +173,7 @@ def download_failure_cause(output):
     return lines[-1] if lines else "no output"
 
 
-def provision(pythons, download, log, can_reach=None):
+def provision(pythons: list[str], download: str) -> dict[str, str]:
     """Make each Python of ``pythons`` available: found where it is
     installed (PATH, pyenv, uv's folder), else downloaded by uv unless
     ``download`` is "never". Returns {python: reason} for those still
@@ -220,94 +190,7 @@ def provision(pythons, download, log, can_reach=None):
                                f"--download-python never); "
                                f"{install_hint(python)}")
             continue
-        found, reason = download_interpreter(python, log,
-                                             can_reach=can_reach)
+        found, reason = download_interpreter(python)
         if not found:
-            missing[python] = reason
+            missing[python] = reason or f"no Python {python} here"
     return missing
-
-
-def nox_options(argv):
-    """The parts of a nox command line that decide which Pythons the
-    matrix needs: the sessions asked for, ``--download-python``, and
-    whether it only lists.
-    Everything else, and all after ``--``, is nox's."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("-s", "-e", "--session", "--sessions",
-                        dest="sessions", nargs="*", action="extend",
-                        default=[])
-    parser.add_argument("--download-python")
-    parser.add_argument("-l", "--list", "--json", "-h", "--help", "--usage",
-                        "--version", dest="listing", action="store_true")
-    head = argv[:argv.index("--")] if "--" in argv else list(argv)
-    return parser.parse_known_args(head)[0]
-
-
-def download_choice(argv, default="auto"):
-    """nox's own ``--download-python`` value on the command line, else
-    ``default``."""
-    return nox_options(argv).download_python or default
-
-
-def sessions_requested(argv, environ, default):
-    """The session names or prefixes a nox command line asks for (``-s``,
-    ``--session(s)``, ``-e``, ``NOXSESSION``; else ``default``), or () for
-    a listing (``-l``, ``--list``, ``--json``, ``--usage``, ``--help``)."""
-    options = nox_options(argv)
-    if options.listing:
-        return ()
-    chosen = options.sessions
-    if not chosen and environ.get("NOXSESSION"):
-        chosen = environ["NOXSESSION"].split(",")
-    return tuple(chosen or default)
-
-
-def pick_python(requirement_sets, candidates=None, prefer=None,
-                run=subprocess.run):
-    """The first installed Python, of ``prefer`` then ``candidates``
-    (newest first), for which every requirement set in
-    ``requirement_sets`` resolves to wheels alone; None when there is
-    none. What a test needs that pins releases with wheels for some Pythons
-    only (numba 0.60 has none for 3.13)."""
-    order = list(dict.fromkeys([*([prefer] if prefer else []),
-                                *(candidates or SUPPORTED)]))
-    uv = shutil.which("uv")
-    if uv is None:
-        return None
-    expose_interpreters()
-    for python in order:
-        if find_interpreter(python) is None:
-            continue
-        if all(has_wheels(uv, python, requirements, run)
-               for requirements in requirement_sets):
-            return python
-    return None
-
-
-def has_wheels(uv, python, requirements, run=subprocess.run):
-    """Whether ``requirements`` resolve on the index to wheels alone for
-    Python ``python`` (a dry resolution: nothing is installed)."""
-    try:
-        done = run([uv, "pip", "compile", "-q", "--no-header",
-                    "--python-version", python, "--only-binary", ":all:",
-                    "-"], input="\n".join(requirements), capture_output=True,
-                   text=True, timeout=300)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
-
-
-def matrix_pythons_requested(names, pythons):
-    """Which of the matrix's ``pythons`` a selection of session names asks
-    for: all of them for ``matrix`` (or a name nox matches by prefix), one
-    for ``matrix(3.11, ...)``, none where no matrix session is named."""
-    wanted = []
-    for name in names:
-        if name == "matrix":
-            return list(pythons)
-        if name.startswith("matrix("):  # matrix(3.11, numba==0.60.0, sim1)
-            python = name[len("matrix("):].split(",", 1)[0].strip()
-            if python not in pythons:
-                return list(pythons)  # a prefix nox may match: all
-            wanted.append(python)
-    return list(dict.fromkeys(wanted))

@@ -4,40 +4,39 @@ after the environments.
 
 Each session builds its environment (``install``), hands it to the
 measurements (the suite, then launch time for the MWE), records the raw
-result (``rawresult.record``) and returns it. The process that ran the sessions
-(nox itself, or nox's parent process under ``-j``) calls
-``write_report_at_exit`` when it exits: the report is written once, after
-the last session, by a fresh interpreter.
+result (``rawresult.record``) and returns it. The session ``matrix`` requires
+every environment's session (nox's ``requires=``, which its ``-j`` runner
+schedules by too) and calls ``finish_run``: the report once, last.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import measure_launch, measure_race, patching
 from .errors import BadInput
-from .fileio import (mark_tables_fresh, results_lock, running_marker,
-                     scratch_folder, tables_stale, write_text_atomic)
+from .fileio import (clear_stale, folder_problem, results_lock,
+                     running_marker, scratch_folder, write_text_atomic)
 from .install import install_resolved
 from .measurement import Built, run_all
 from .patches import patched_packages
 from .patching import PatchError
-from .procs import caching_environ
-from .provenance import gpu_name, machine_info, now_iso
+from .provenance import machine_info, now_iso
 from .rawresult import kept_measured_row, machine_label, make_raw, record
 from .report import build_report
 from .suites import MWE_SUITE, PROJECT
 from .venv import read_environment
+
+logger = logging.getLogger(__name__)
 
 
 def run_environment(session, spec, *, count, timeout, results_dir,
@@ -66,9 +65,6 @@ def run_environment(session, spec, *, count, timeout, results_dir,
                         f"kept, with the attempt beside it")
         return raw
 
-    if not spec.sim and not gpu_name():
-        return finish(skip_reason="no CUDA GPU (simulator off needs one)",
-                      **nothing)
     installation = install_resolved(session, spec, suite=suite, log=detail)
     base["resolution"] = installation.resolution()
     problem = installation.problem
@@ -130,67 +126,29 @@ def apply_patch(session, spec, patch, installation):
         session, package, version))
 
 
-def write_report_if_stale(results_dir, command="nox -s matrix"):
-    """Tables, REPORT.md and the pictures, when a session of this run (or
-    of one killed before it could) recorded a raw file since they were last
-    written. Returns whether it wrote them."""
-    results_dir = os.fspath(results_dir)
-    with results_lock(results_dir):
-        if not tables_stale(results_dir):
-            return False
-        # nox's own environment has matplotlib; elsewhere `nox -s report`
-        # draws the pictures.
-        build_report([f"{results_dir}/raw"], results_dir,
-                     f"{results_dir}/bisect", command,
-                     plot=importlib.util.find_spec("matplotlib") is not None)
-        mark_tables_fresh(results_dir)
-    return True
+def check_results_folder(results_dir: str | Path) -> None:
+    """Raise BadInput (one line) where ``results_dir`` cannot hold
+    results, before any work; clear what a killed run (kill -9) left
+    there: running markers of processes that are gone, scratch folders."""
+    problem = folder_problem(results_dir)
+    if problem:
+        raise BadInput(f"{problem}; set RACEMATRIX_RESULTS to a folder you "
+                       f"can write")
+    markers, scratch = clear_stale(results_dir)
+    if markers or scratch:
+        logger.info("cleared what a killed run left: %d running marker(s), "
+                    "%d scratch folder(s)", markers, scratch)
 
 
-def write_report_at_exit(results_dir):
-    """``write_report_if_stale`` in a fresh interpreter: the process that
-    ran the sessions calls this from ``atexit``, where Python refuses new
-    threads and exit handlers (the report's libraries make some). nox's
-    own environment may come from uv, with no bytecode: it runs with
-    ``caching_environ``. Nothing is started where no session recorded a
-    row (the tables are not stale)."""
-    if not tables_stale(results_dir):
-        return
-    project = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "racematrix.matrix_session",
-                    os.fspath(results_dir)], cwd=project,
-                   env={**caching_environ(), "PYTHONPATH": os.pathsep.join(
-                       filter(None, [str(project),
-                                     os.environ.get("PYTHONPATH")]))})
+def run_id(parallel: bool) -> int:
+    """The nox process that runs this run: this one, or under ``-j`` the
+    parent of this worker (``session.parallel``)."""
+    return os.getppid() if parallel else os.getpid()
 
 
-# Set by the process that runs (or, under -j, hands out) a run's sessions:
-# "PID:TOTAL:START". nox's -j workers are its children and inherit it; any
-# other process (a nox started by the bench or the tests) leads its own run.
-RUN_VARIABLE = "RACEMATRIX_RUN"
-
-
-def lead_run(environ: MutableMapping[str, str], total: int,
-             results_dir: str | Path | None = None) -> bool:
-    """Whether this process leads the run: False in a -j worker of the
-    process that does (whose pid the variable holds). The leader sets
-    the variable for its workers, with ``total``, the matrix's sessions
-    that run here, and the time it started, and empties its journal in
-    ``results_dir`` (one a killed run of the same pid left)."""
-    pid = environ.get(RUN_VARIABLE, "").split(":")[0]
-    if pid == str(os.getppid()):
-        return False
-    environ[RUN_VARIABLE] = f"{os.getpid()}:{total}:{time.time():.3f}"
-    if results_dir is not None:
-        shutil.rmtree(run_journal(results_dir, environ), ignore_errors=True)
-    return True
-
-
-def run_journal(results_dir: str | Path,
-                environ: Mapping[str, str] = os.environ) -> Path:
+def run_journal(results_dir: str | Path, run: int) -> Path:
     """This run's folder of finished environments (one file each)."""
-    pid = environ.get(RUN_VARIABLE, str(os.getpid())).split(":")[0]
-    return Path(results_dir) / ".runs" / pid
+    return Path(results_dir) / ".runs" / str(run)
 
 
 def row_line(raw: dict) -> str:
@@ -219,60 +177,74 @@ def row_line(raw: dict) -> str:
     return ", ".join(parts)
 
 
-def note_finished(results_dir: str | Path, raw: dict,
-                  environ: Mapping[str, str] = os.environ) -> str:
-    """Record ``raw``'s verdict in this run's journal and return the
-    progress line: how many environments are done of the matrix's, about
+def note_finished(results_dir: str | Path, raw: dict, run: int,
+                  total: int) -> str:
+    """Record ``raw``'s verdict in run ``run``'s journal and return the
+    progress line: how many environments are done of ``total``, about
     how long the rest takes, and the row's line."""
-    journal = run_journal(results_dir, environ)
+    journal = run_journal(results_dir, run)
     journal.mkdir(parents=True, exist_ok=True)
     write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
-        {"env": raw["env"], "verdict": raw["verdict"],
-         "line": row_line(raw)}))
-    done = sum(1 for _ in journal.glob("*.json"))
-    _, total, started = (environ.get(RUN_VARIABLE, "") + "::").split(":")[:3]
-    where = f"{done}"
-    if total.isdigit() and done <= int(total):
-        where += f"/{total}"
-        left = int(total) - done
-        if left and started:
-            seconds = (time.time() - float(started)) / done * left
-            where += f", ~{seconds:.0f} s left"
+        {"env": raw["env"], "verdict": raw["verdict"], "runs": raw["runs"],
+         "line": row_line(raw), "started": time.time() - raw["seconds"]}))
+    entries = _entries(journal)
+    done = len(entries)
+    where = f"{done}/{total}" if done <= total else f"{done}"
+    left = total - done
+    if 0 < left and done:
+        started = min(entry["started"] for entry in entries)
+        where += f", ~{(time.time() - started) / done * left:.0f} s left"
     return f"[{where}] {raw['env']}: {row_line(raw)}"
 
 
-def finish_run(results_dir: str | Path,
-               environ: Mapping[str, str] = os.environ) -> str | None:
-    """The run's last word, in the leading process after its sessions:
-    where a matrix session of this run recorded a row, the tables and
-    report, then the verdict counts of this run and the paths of what
-    was written; None (and nothing written) where none ran."""
-    journal = run_journal(results_dir, environ)
+def _entries(journal: Path) -> list[dict]:
     entries = []
     for path in sorted(journal.glob("*.json")):
         try:
             entries.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
-    if not entries:  # no matrix session ran here (`nox -l`, the tests)
-        return None
-    wrote = tables_stale(results_dir)
-    write_report_at_exit(results_dir)
+    return entries
+
+
+def finish_run(results_dir: str | Path, run: int, env_ids: list[str],
+               command: str = "nox -s matrix") -> tuple[str, list[str]]:
+    """The run's last word, after its environments: where one of them
+    recorded a row, the tables, REPORT.md and the plot; then the verdict
+    counts of this run, the environments not run here (``env_ids`` minus
+    those recorded) and the paths written. Returns (that line, the rows of
+    this run that are errors with nothing measured, each as ``env: its
+    line``)."""
+    journal = run_journal(results_dir, run)
+    entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)
     counts = Counter(entry["verdict"] for entry in entries)
-    _, _, started = (environ.get(RUN_VARIABLE, "") + "::").split(":")[:3]
-    took = f" in {time.time() - float(started):.0f} s" if started else ""
-    line = (f"matrix: {len(entries)} environments{took}: " + ", ".join(
-        f"{count} {verdict}" for verdict, count in counts.most_common()))
-    if wrote:
+    line = f"matrix: {len(entries)} environments"
+    if entries:
+        took = time.time() - min(entry["started"] for entry in entries)
+        line += f" in {took:.0f} s: " + ", ".join(
+            f"{count} {verdict}" for verdict, count in counts.most_common())
+    not_run = len(set(env_ids) - {entry["env"] for entry in entries})
+    if not_run:
+        line += f"; {not_run} not run here"
+    if entries:
         results = Path(results_dir)
+        with results_lock(results):
+            # nox's own environment has matplotlib; elsewhere `nox -s
+            # report` draws the pictures.
+            build_report([results / "raw"], results, results / "bisect",
+                         command, plot=importlib.util.find_spec(
+                             "matplotlib") is not None)
         line += (f"; table {results / 'failure_rates.md'}, report "
                  f"{results / 'REPORT.md'}, plot "
                  f"{results / 'failure_rates.png'}")
-    return line
+    failed = [f"{entry['env']}: {entry['line']}" for entry in entries
+              if entry["verdict"] == "error" and not entry["runs"]]
+    return line, failed
 
 
-def session_command(session_name, posargs, environ=os.environ):
+def session_command(session_name: str, posargs: list[str],
+                    environ: Mapping[str, str] = os.environ) -> str:
     """The command that reruns one session, with the MATRIX_* variables
     that shaped it, for provenance."""
     variables = " ".join(f"{name}={shlex.quote(environ[name])}" for name in
@@ -284,7 +256,7 @@ def session_command(session_name, posargs, environ=os.environ):
     return f"{variables} {command}".strip()
 
 
-def split_count(posargs, default):
+def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
     """pytest arguments for a run, with ``--count`` taken out (the runner
     passes it, and needs it to read test names)."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -304,7 +276,3 @@ def split_count(posargs, default):
     if own:
         raise BadInput(own)
     return int(value), rest
-
-
-if __name__ == "__main__":  # python -m racematrix.matrix_session RESULTS
-    write_report_if_stale(sys.argv[1])

@@ -1,6 +1,5 @@
-"""The race suite as a measurement: a suite's pytest tests (the MWE, or a
-client's) under pytest-repeat in a built environment, its JUnit XML read
-into outcome counts, per-test counts and evidence."""
+"""The race suite as a measurement: a suite's tests under pytest-repeat in a
+built environment, read from their JUnit XML."""
 from __future__ import annotations
 
 import re
@@ -21,21 +20,18 @@ from .suites import MWE_SUITE
 # pytest's exit codes for "your arguments are wrong" and "nothing to run".
 PYTEST_USAGE_ERROR = 4
 PYTEST_NO_TESTS = 5
-# Options that would take the JUnit report, which every count is read
-# from, away from the runner.
+# Options that would take away the JUnit report every count is read from.
 OWN_OPTIONS = re.compile(r"^(--junit-?xml\b|--junit-prefix\b|-p\s*no:junitxml$)")
 
 
 @dataclass
 class MweRun:
-    """One pytest run of a suite: its exit code, last output lines, wall
-    time, and what its JUnit XML says (None for both without a report)."""
+    """One pytest run; ``suite`` and ``runs`` are None without a report."""
     returncode: int
     tail: list[str]
     seconds: float
     suite: dict[str, str] | None
     runs: list[outcomes.RunRecord] | None
-    evidence: dict[str, Any] | None = None
 
     def no_report_reason(self, pytest_args: Sequence[str] = ()) -> str:
         if self.returncode < 0:
@@ -53,12 +49,11 @@ class MweRun:
 
 
 def usage_error(run: MweRun) -> str | None:
-    """One line for a pytest run that rejected its arguments or collected
-    nothing, in pytest's own words; None for a run that ran."""
+    """One line, in pytest's words, for arguments rejected or no test run."""
     if run.returncode == PYTEST_USAGE_ERROR:
         line = next((line.strip() for line in reversed(run.tail)
-                     if re.search(r"\berror:", line)), None)
-        line = line or first_error_line(run.tail)
+                     if re.search(r"\berror:", line)), None) or \
+            first_error_line(run.tail)
         return (f"pytest rejected the arguments after `--`: "
                 f"{line.removeprefix('ERROR: ')} (see `pytest --help` in "
                 f"mwe/, or README.md: Options)")
@@ -72,12 +67,10 @@ def usage_error(run: MweRun) -> str | None:
 
 
 def refuse_own_options(pytest_args: Sequence[str]) -> str | None:
-    """One line for user pytest options that would move or turn off the
-    JUnit report the runner reads; None where there are none."""
-    args = list(pytest_args)
-    for index, arg in enumerate(args):
-        text = f"{arg} {args[index + 1]}" if arg == "-p" and \
-            index + 1 < len(args) else arg
+    """One line for user options that would take the JUnit report away."""
+    args = [*pytest_args, ""]
+    for index, arg in enumerate(args[:-1]):
+        text = f"{arg} {args[index + 1]}" if arg == "-p" else arg
         if OWN_OPTIONS.match(text):
             return (f"`{text}` after `--` would move or turn off the JUnit "
                     f"report that every count is read from: leave it out "
@@ -86,8 +79,8 @@ def refuse_own_options(pytest_args: Sequence[str]) -> str | None:
 
 
 def first_error_line(lines: Sequence[str]) -> str:
-    """The line that names the error in pytest's output: an exception line
-    of a traceback (``E   ...Error: ...``) first, else the last line."""
+    """The exception line of pytest's output (``E   ...Error: ...`` first),
+    else the last line."""
     for pattern in (r"^E\s+[\w.]*(Error|Exception)\b", r"^[\w.]*(Error|Exception)\b"):
         for line in lines:
             if re.match(pattern, line.strip()):
@@ -96,14 +89,10 @@ def first_error_line(lines: Sequence[str]) -> str:
 
 
 class RaceSuite:
-    """``count`` runs of every test of the built environment's suite
-    (pytest-repeat), ``timeout`` seconds each before a run counts as hung;
-    ``pytest_args`` are the user's. Returns the raw fields ``counts``,
-    ``summary``, ``settings``, ``pytest_seconds`` and ``concurrency``, or
-    ``env_error`` where pytest wrote no report. Arguments pytest rejects
-    raise ``BadInput``: they are the user's, not the environment's.
-    ``last_run`` keeps the run itself for callers that need more (the
-    bisect reads its size)."""
+    """``count`` runs of each test of the suite, ``timeout`` s each before a
+    run counts as hung. Arguments pytest rejects raise ``BadInput`` (the
+    user's, not the environment's); ``last_run`` keeps the run (the bisect
+    reads its size)."""
     name = "race"
 
     def __init__(self, count: int, timeout: float,
@@ -115,9 +104,8 @@ class RaceSuite:
         self.last_run: MweRun | None = None
 
     def run(self, built: Built) -> MweRun:
-        """The suite once in the built environment, from a scratch folder:
-        what its code writes to the working folder (CuBIE generates code
-        there) goes with it."""
+        # From a scratch folder: what the code writes there (CuBIE's
+        # generated code) goes with it.
         suite = built.suite
         with scratch_folder() as scratch:
             junit = Path(scratch) / "junit.xml"
@@ -136,9 +124,7 @@ class RaceSuite:
                 properties, runs = outcomes.parse_junit(junit, suite.signature)
             except outcomes.JUnitError:
                 return MweRun(returncode, tail, seconds, None, None)
-            return MweRun(returncode, tail, seconds, properties, runs,
-                          None if suite.name == MWE_SUITE.name
-                          else outcomes.suite_evidence(runs))
+            return MweRun(returncode, tail, seconds, properties, runs)
 
     def measure(self, built: Built) -> dict[str, Any]:
         concurrency = built.running()
@@ -154,9 +140,9 @@ class RaceSuite:
             return {**fields, "env_error": run.no_report_reason(
                 self.pytest_args), "env_error_detail": "\n".join(run.tail)}
         summary = outcomes.summarize(run.runs, self.count)
-        summary.update(run.evidence or {})
-        packages = built.environment.get("packages", {})
-        kinds = built.suite.kinds
+        if built.suite.name != MWE_SUITE.name:
+            summary.update(outcomes.suite_evidence(run.runs))
+        packages, kinds = built.environment.get("packages", {}), built.suite.kinds
         return {**fields, "counts": summary.pop("counts"), "summary": summary,
                 "settings": {key: value for key, value in run.suite.items()
                              if key not in packages},

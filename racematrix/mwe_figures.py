@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from . import outcomes
 from .envspec import EnvSpec
@@ -103,8 +104,8 @@ def measured(env: ProbeEnvironment, info: dict, tests: str, *args: str,
 
 def measure(pythons: list[str], envdir: str, suite_runs: int = 20,
             many: int = 1000, trigger: int = 20, sweep_repeats: int = 8) -> dict:
-    figures = {"pythons": [], "machine": machine_info(),
-               "finished": None, "suite_runs": suite_runs}
+    figures: dict[str, Any] = {"pythons": [], "machine": machine_info(),
+                              "finished": None, "suite_runs": suite_runs}
     for python in pythons:
         env, info = environment(envdir, python, ["numba"])
         reproduced, by_pattern, walls = 0, 0, []

@@ -1,6 +1,6 @@
-"""Reading pytest's JUnit XML: each test run classified, counted per test
-and per kind, and what a client suite's raw record adds (where each race
-failure was raised, how long the tests took)."""
+"""pytest's JUnit XML read: each test run classified, counted per test and
+per kind, and a client suite's evidence (where each race failure was raised,
+how long the tests took)."""
 from __future__ import annotations
 
 import enum
@@ -22,7 +22,6 @@ RACE_SIGNATURE = re.compile(
     r"module '[\w.]*cuda' has no attribute 'local'")
 # pytest-timeout's message for a test that ran past its limit.
 TIMEOUT_SIGNATURE = re.compile(r"Timeout \(?>\s*[\d.]+s")
-
 
 
 class Outcome(str, enum.Enum):
@@ -55,8 +54,7 @@ class RunRecord:
 
 
 def base_test_name(name: str, repeat_count: int) -> str:
-    """A test's name without the ``-i-N`` id that pytest-repeat adds when it
-    repeats a test N > 1 times."""
+    """A test's name without pytest-repeat's ``-i-N`` id (added for N > 1)."""
     if repeat_count <= 1:
         return name
     return re.sub(rf"\[(?:(.*)-)?\d+-{repeat_count}\]$",
@@ -65,8 +63,7 @@ def base_test_name(name: str, repeat_count: int) -> str:
 
 def classify_outcome(kind: str | None, text: str,
                      signature: re.Pattern[str] = RACE_SIGNATURE) -> Outcome:
-    """Classify one test run from its JUnit result kind (``failure``,
-    ``error``, ``skipped`` or ``None`` for a pass) and the message text;
+    """One run's outcome from its JUnit result tag (None: a pass) and text;
     ``signature`` is the suite's: what counts as the bug."""
     if kind is None:
         return Outcome.PASS
@@ -81,31 +78,28 @@ def classify_outcome(kind: str | None, text: str,
 
 def parse_junit(path: str | Path, signature: re.Pattern[str] = RACE_SIGNATURE
                 ) -> tuple[dict[str, str], list[RunRecord]]:
-    """Return (suite properties, [RunRecord]) from a pytest JUnit XML file;
-    a failure matching ``signature`` is the target."""
+    """(suite properties, [RunRecord]) from a pytest JUnit XML file."""
     try:
         root = ElementTree.parse(path).getroot()
     except (OSError, ElementTree.ParseError) as error:
         raise JUnitError(f"cannot read JUnit XML {path}: {error}") from None
-    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     suite_properties: dict[str, str] = {}
     runs: list[RunRecord] = []
-    for suite in suites:
+    for suite in [root] if root.tag == "testsuite" else root.findall("testsuite"):
         suite_properties.update(_properties(suite))
         for case in suite.iter("testcase"):
             result = next((child for child in case
                            if child.tag in ("failure", "error", "skipped")),
                           None)
-            kind = None if result is None else result.tag
-            text = "" if result is None else " ".join(
-                filter(None, (result.get("message"), result.text)))
+            message, text = ("", "") if result is None else (
+                result.get("message") or "", result.text or "")
+            lines = [line.strip() for line in (message or text).splitlines()]
             runs.append(RunRecord(
-                name=case.get("name", ""),
-                outcome=classify_outcome(kind, text, signature),
-                message=_first_line(result.get("message") or result.text or "")
-                if result is not None else "",
-                properties=_properties(case),
-                seconds=float(case.get("time", 0))))
+                case.get("name", ""), classify_outcome(
+                    None if result is None else result.tag,
+                    " ".join(filter(None, (message, text))), signature),
+                next((line for line in lines if line), "")[:300],
+                _properties(case), float(case.get("time", 0))))
     return suite_properties, runs
 
 
@@ -114,37 +108,28 @@ def _properties(element: ElementTree.Element) -> dict[str, str]:
             for prop in element.iterfind("properties/property")}
 
 
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines()]
-    return next((line for line in lines if line), "")[:300]
-
-
 def counts_of(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
-    """How many runs came to each outcome (every outcome there)."""
     totals = Counter(outcomes)
     return {outcome: totals[outcome] for outcome in Outcome}
 
 
 def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
-    """Counts of each outcome, per test and in all, plus evidence recorded by
-    the MWE's controls (failing thread indices against n_threads)."""
+    """Counts of each outcome, per test and in all, plus what the MWE's
+    controls record (failing thread indices against n_threads)."""
     per_test: dict[str, list[Outcome]] = {}
     for run in runs:
         per_test.setdefault(base_test_name(run.name, repeat_count),
                             []).append(run.outcome)
-    failing_threads = []
-    for run in runs:
-        if "failing_threads" in run.properties:
-            n_threads = int(run.properties.get("n_threads", 0))
-            for thread in json.loads(run.properties["failing_threads"]):
-                failing_threads.append({**thread, "n_threads": n_threads})
     messages = Counter(run.message for run in runs
                        if run.outcome in (Outcome.OTHER, Outcome.HANG))
     return {
         "counts": counts_of(run.outcome for run in runs),
         "tests": {name: counts_of(found)
                   for name, found in sorted(per_test.items())},
-        "failing_threads": failing_threads,
+        "failing_threads": [
+            {**thread, "n_threads": int(run.properties.get("n_threads", 0))}
+            for run in runs if "failing_threads" in run.properties
+            for thread in json.loads(run.properties["failing_threads"])],
         "first_target_message": next(
             (run.message for run in runs if run.outcome is Outcome.TARGET), ""),
         "other_messages": [{"message": text, "count": count}
@@ -153,64 +138,50 @@ def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
 
 
 def kind_of(name: str, kinds: Mapping[str, Sequence[str]]) -> str | None:
-    """The kind of the test ``name`` (pytest-repeat's id left out): the
-    first of ``kinds`` (kind -> globs, in order) with a glob that matches
-    the name or the name without its parameters; None where none does."""
+    """The first of ``kinds`` (kind -> globs) with a glob that matches the
+    name, with or without its parameters."""
     bare = name.split("[", 1)[0]
-    for kind, globs in kinds.items():
-        if any(fnmatch.fnmatchcase(name, glob) or
-               fnmatch.fnmatchcase(bare, glob) for glob in globs):
-            return kind
-    return None
+    return next((kind for kind, globs in kinds.items() if any(
+        fnmatch.fnmatchcase(name, glob) or fnmatch.fnmatchcase(bare, glob)
+        for glob in globs)), None)
 
 
 def kind_counts(tests: Mapping[str, Mapping[str, int]],
                 kinds: Mapping[str, Sequence[str]]) -> dict[str, dict[str, int]]:
-    """Runs, race failures, other failures and hangs per kind of test,
-    from ``summarize``'s per-test counts; every declared kind is there,
-    with zeros where none of its tests ran."""
+    """Runs, race failures, other failures and hangs per declared kind, from
+    ``summarize``'s per-test counts."""
     found = {kind: {"runs": 0, "failures": 0, "other": 0, "hangs": 0}
              for kind in kinds}
     for name, counts in tests.items():
-        kind = kind_of(name, kinds)
-        if kind is None:
-            continue
-        into = found[kind]
-        into["runs"] += sum(counts[outcome] for outcome in RAN)
-        into["failures"] += counts[Outcome.TARGET]
-        into["other"] += counts[Outcome.OTHER]
-        into["hangs"] += counts[Outcome.HANG]
+        into = found.get(kind_of(name, kinds) or "")
+        if into is not None:
+            into["runs"] += sum(counts[outcome] for outcome in RAN)
+            into["failures"] += counts[Outcome.TARGET]
+            into["other"] += counts[Outcome.OTHER]
+            into["hangs"] += counts[Outcome.HANG]
     return found
-
-
-ATTRIBUTE = re.compile(r"has no attribute '(\w+)'")
 
 
 def race_sites(runs: Sequence[RunRecord],
                mwe_signature: re.Pattern[str] = RACE_SIGNATURE
                ) -> list[dict[str, Any]]:
-    """Where the suite's target failures were raised, from the properties
-    each failing test records (``raised_at``, ``raised_line``,
-    ``raised_in``), most frequent first; ``mwe_signature`` says whether the
-    message is also the MWE's signature, word for word."""
-    sites: Counter[tuple] = Counter()
-    for run in runs:
-        if run.outcome is Outcome.TARGET:
-            attribute = ATTRIBUTE.search(run.message)
-            sites[(run.properties.get("raised_at", ""),
-                   run.properties.get("raised_line", ""),
-                   run.properties.get("raised_in", ""),
-                   attribute[1] if attribute else "",
-                   bool(mwe_signature.search(run.message)))] += 1
-    return [{"raised_at": at, "line": line, "function": function,
-             "attribute": attribute, "mwe_signature": mwe, "count": count}
-            for (at, line, function, attribute, mwe), count
-            in sites.most_common()]
+    """Where the target failures were raised (the ``raised_*`` properties a
+    failing test records), most frequent first, and whether the message is
+    also the MWE's signature."""
+    sites = Counter((run.properties.get("raised_at", ""),
+                     run.properties.get("raised_line", ""),
+                     run.properties.get("raised_in", ""),
+                     next(iter(re.findall(r"has no attribute '(\w+)'",
+                                          run.message)), ""),
+                     bool(mwe_signature.search(run.message)))
+                    for run in runs if run.outcome is Outcome.TARGET)
+    keys = ("raised_at", "line", "function", "attribute", "mwe_signature")
+    return [{**dict(zip(keys, site)), "count": count}
+            for site, count in sites.most_common()]
 
 
 def seconds_per_test(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
-    """Per test function (parameters dropped): how many runs, and the
-    median and largest of their durations."""
+    """Per test function: how many runs, their median and largest time."""
     times: dict[str, list[float]] = {}
     for run in runs:
         times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
@@ -221,9 +192,8 @@ def seconds_per_test(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
 
 
 def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """What a client suite's raw record adds to its summary: where each
-    race failure was raised, the tests' durations, and what each test
-    recorded as its ``observed`` property (the first run's)."""
+    """A client suite's summary additions: race sites, test durations, and
+    each test's first ``observed`` property."""
     observed: dict[str, str] = {}
     for run in runs:
         if "observed" in run.properties:

@@ -1,15 +1,18 @@
 """Child processes: a command run in a virtual environment with its output
 streamed, its process group ended on an interrupt, and its death tied to
 ours."""
+from __future__ import annotations
+
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def caching_environ():
+def caching_environ() -> dict[str, str]:
     """This process's environment without PYTHONDONTWRITEBYTECODE (set on
     some machines), for a Python that runs in environments that are ours
     to cache in: uv installs no bytecode, so each run would otherwise
@@ -19,7 +22,8 @@ def caching_environ():
             if key != "PYTHONDONTWRITEBYTECODE"}
 
 
-def venv_environ(bin_dir, extra_env):
+def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
+                 ) -> dict[str, str]:
     """The process environment of a command run inside a virtual env
     (``caching_environ``)."""
     environ = caching_environ()
@@ -29,7 +33,9 @@ def venv_environ(bin_dir, extra_env):
             "VIRTUAL_ENV": str(bin_dir.parent)}
 
 
-def run_streaming(session, command, extra_env, echo=True, cwd=None):
+def run_streaming(session: Any, command: list, extra_env: dict[str, str],
+                  echo: bool = True, cwd: str | Path | None = None
+                  ) -> tuple[int, list[str]]:
     """Run a command in the session's environment, passing its output
     through (unless ``echo`` is false); returns (exit code, its last
     lines). An interrupt (Ctrl-C, SIGTERM) ends the command and its threads
@@ -44,6 +50,7 @@ def run_streaming(session, command, extra_env, echo=True, cwd=None):
                                errors="replace", start_new_session=True,
                                cwd=cwd,
                                preexec_fn=die_with_parent)
+    assert process.stdout is not None  # stdout=PIPE
     try:
         for line in process.stdout:
             if echo:
@@ -59,7 +66,8 @@ def run_streaming(session, command, extra_env, echo=True, cwd=None):
     return process.returncode, tail
 
 
-def stop_process_group(process, grace=2.0):
+def stop_process_group(process: subprocess.Popen,
+                       grace: float = 2.0) -> None:
     """End ``process`` and everything in its process group: SIGTERM, then
     SIGKILL after ``grace`` seconds. A simulated kernel's threads do not
     stop for a KeyboardInterrupt in the main thread; a signal to the whole
@@ -78,7 +86,7 @@ def stop_process_group(process, grace=2.0):
         process.wait(timeout=grace)
 
 
-def die_with_parent():
+def die_with_parent() -> None:
     """In the child, before exec: ask Linux to SIGKILL it when its parent
     dies (nox killed by SIGKILL, a CI runner's cancellation); elsewhere a
     no-op."""
@@ -91,11 +99,11 @@ def die_with_parent():
                                                 signal.SIGKILL)
 
 
-def terminate_on_sigterm():
+def terminate_on_sigterm() -> None:
     """Turn SIGTERM into KeyboardInterrupt in this (main) thread, so that a
     CI job's cancellation stops a run the way Ctrl-C does: children ended,
     finished rows kept. Call from the main thread."""
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
     with contextlib.suppress(ValueError):  # not the main thread
         signal.signal(signal.SIGTERM, interrupt)

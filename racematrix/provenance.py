@@ -1,4 +1,6 @@
 """Where figures come from: the machine, its OS and its Python builds."""
+from __future__ import annotations
+
 import os
 import platform
 import socket
@@ -7,18 +9,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-def now_iso():
+def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def stamp(command):
+def stamp(command: str) -> dict:
     """The provenance block of a result file: the command that wrote it,
     when it finished, and on what machine."""
     return {"command": command, "finished": now_iso(),
             "machine": machine_info()}
 
 
-def machine_info():
+def machine_info() -> dict:
     """Describe this machine. ``RACEMATRIX_MACHINE`` names it in merged
     tables (a CI job sets it to its runner); the host name otherwise."""
     return {
@@ -31,7 +33,7 @@ def machine_info():
     }
 
 
-def _distribution():
+def _distribution() -> str:
     try:
         fields = dict(line.split("=", 1) for line in
                       Path("/etc/os-release").read_text().splitlines()
@@ -41,7 +43,7 @@ def _distribution():
         return ""
 
 
-def gpu_name():
+def gpu_name() -> str | None:
     """The first NVIDIA GPU's name, or None when there is none (checked
     through nvidia-smi, without importing any CUDA library)."""
     try:

@@ -1,13 +1,7 @@
 """The order a matrix run hands its sessions out in: the longest expected
-first, so that under ``-j`` no long session starts last and leaves a core
-idle while it runs alone.
-
-A session's expected time is what its environment last took in this run's
-results folder, else in the project's committed results, else the median
-of its suite's known rows. A suite with no recorded row anywhere goes
-first: its sessions may be long, and started first they cannot leave a
-core idle at the end.
-"""
+first, so that under ``-j`` no long session starts last. Expected: the
+environment's last time in this run's results, else in the committed ones,
+else its suite's median; a suite never recorded goes first."""
 from __future__ import annotations
 
 import os
@@ -24,8 +18,7 @@ Item = TypeVar("Item")
 
 
 def last_seconds(results_dir: str | Path) -> dict[str, float]:
-    """How long each environment's last recorded run took, by env id (a
-    skipped or unusable row: none)."""
+    """Each environment's last recorded time (skipped rows: none)."""
     raw = Path(results_dir) / "raw"
     with warnings.catch_warnings():  # the report names unusable files
         warnings.simplefilter("ignore", RawResultWarning)
@@ -36,9 +29,8 @@ def last_seconds(results_dir: str | Path) -> dict[str, float]:
 
 def expected_seconds(envs: Sequence[EnvSpec], *recorded: Mapping[str, float]
                      ) -> dict[str, float | None]:
-    """``{env id: seconds, or None where nothing is known}`` for ``envs``,
-    from ``recorded`` (``{env id: seconds}``; the first that has it wins),
-    else the median of the suite's known rows."""
+    """``{env id: seconds or None}``: the first of ``recorded`` that has
+    it, else the median of the suite's known rows."""
     known = {env.env_id: next((seconds[env.env_id] for seconds in recorded
                                if env.env_id in seconds), None)
              for env in envs}
@@ -54,8 +46,7 @@ def expected_seconds(envs: Sequence[EnvSpec], *recorded: Mapping[str, float]
 
 def longest_first(items: Iterable[Item], env_of: Callable[[Item], EnvSpec],
                   expected: Mapping[str, float | None]) -> list[Item]:
-    """``items`` in the order to run them: unknown expected time first,
-    then the longest; ties keep their order."""
+    """Unknown expected time first, then the longest; ties keep order."""
     def key(item: Item) -> tuple[int, float]:
         seconds = expected.get(env_of(item).env_id)
         return (0, 0) if seconds is None else (1, -seconds)
@@ -64,8 +55,7 @@ def longest_first(items: Iterable[Item], env_of: Callable[[Item], EnvSpec],
 
 def in_order(items: Sequence[Item], env_of: Callable[[Item], EnvSpec],
              results_dirs: Iterable[str | Path]) -> list[Item]:
-    """``items`` longest expected first, by the rows of ``results_dirs``
-    (this run's results folder first; a folder named twice is read once)."""
+    """``items`` by the rows of ``results_dirs`` (this run's first)."""
     folders = dict.fromkeys(os.path.realpath(f) for f in results_dirs)
     return longest_first(items, env_of, expected_seconds(
         [env_of(item) for item in items],

@@ -45,6 +45,8 @@ class Suite:
     default: bool = True
     # Kinds of test, (kind, globs) in order: each row counts runs per kind.
     kinds: tuple = ()
+    # Whether its rows also time launches of the MWE's kernel.
+    launch_time: bool = False
 
     def config(self, table, environ):
         """The matrix of this suite: ``[tool.racematrix]``'s lists with the
@@ -65,7 +67,7 @@ def load_suites(table, environ, root):
     """
     declared = table.get("suites")
     if declared is None:
-        declared = {DEFAULT_SUITE: {"path": "mwe",
+        declared = {DEFAULT_SUITE: {"path": "mwe", "launch_time": True,
                                     "signature": _mwe_signature()}}
     if not isinstance(declared, dict) or not declared:
         raise ConfigError("[tool.racematrix.suites] must be a table of "
@@ -111,12 +113,7 @@ def parse_suite(name, table, root):
                           f"under {root}; expected the folder of the "
                           f"suite's pytest tests, relative to the project "
                           f"root")
-    try:
-        signature = re.compile(table["signature"])
-    except re.error as error:
-        raise ConfigError(f"{where}.signature: {table['signature']!r} is "
-                          f"not a valid regular expression ({error}); "
-                          f"expected a Python regex") from None
+    signature = re.compile(table["signature"])  # the schema's format: regex
     requirements = tuple(table.get("requirements", ()))
     for requirement in requirements:
         try:
@@ -139,6 +136,7 @@ def parse_suite(name, table, root):
                  smoke=table.get("smoke"),
                  matrix=matrix, patches=tuple(table.get("patches", ())),
                  default=table.get("default", True),
+                 launch_time=table.get("launch_time", False),
                  kinds=tuple((kind, tuple(globs)) for kind, globs in
                              table.get("kinds", {}).items()))
 
@@ -149,4 +147,4 @@ def _mwe_signature():
 
 # The MWE as a suite, for runs that name none (bisects, the MWE's figures).
 MWE_SUITE = Suite(name=DEFAULT_SUITE, path=MWE, signature=RACE_SIGNATURE,
-                  requirements=TEST_TOOLS)
+                  requirements=TEST_TOOLS, launch_time=True)

@@ -1,11 +1,9 @@
-"""The failure-rate tables (``failure_rates.md``/``.csv``/``.json``),
-merged from every raw result and never edited: one row per environment and
-machine, and one column spec (``COLUMNS``) that makes all three."""
+"""The failure-rate tables (``failure_rates.md``/``.csv``/``.json``), merged
+from every raw result: one row per environment and machine, one column spec."""
 from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import warnings
 from collections import Counter, defaultdict
@@ -29,26 +27,23 @@ from .stats import wilson_interval
 Row = dict[str, Any]
 Records = list[tuple[Any, RawResult]]
 KINDS = ("pattern", "trigger", "control")
+# The raw record's count of each outcome (a pass is what the others leave).
+COUNTED = {Outcome.TARGET: "failures", Outcome.OTHER: "other_errors",
+           Outcome.HANG: "hangs", Outcome.SKIP: "skips"}
 
 
 def merge_records(records: Records, pool: bool = False,
                   left_out: list[dict] | None = None) -> list[Row]:
-    """Merge raw records into table rows.
-
-    One row per environment and machine. Records of the same environment
-    from different machines stay separate rows, labelled by machine. Two
-    records of one environment from the same machine (two copies of one
-    result gathered twice) are a conflict unless identical: the newer one
-    is kept and the other named in a warning.
-    """
+    """One row per environment and machine; of two differing records of one
+    environment and machine (one result gathered twice), the newer is kept."""
     by_key: dict[tuple[str, str], tuple[Any, RawResult]] = {}
     for path, record in records:
         key = (record["env"], machine_label(record))
         old = by_key.setdefault(key, (path, record))
         if old[1] == record:
             continue
-        keep, drop = ((path, record), old) if \
-            record["finished"] >= old[1]["finished"] else (old, (path, record))
+        # The newer is kept; of two as new, the one read last.
+        drop, keep = sorted((old, (path, record)), key=lambda f: f[1]["finished"])
         warnings.warn(f"conflicting results for {record['env']} on {key[1]}: "
                       f"kept {keep[0]}, left out {drop[0]}", RawResultWarning,
                       stacklevel=2)
@@ -67,76 +62,66 @@ def merge_records(records: Records, pool: bool = False,
 
 
 def pool_records(records: list[RawResult]) -> list[RawResult]:
-    """Pool one environment's records from several machines into one, but
-    only where the Python build and every package version match; otherwise
-    they stay apart, with a warning that says why."""
-    by_env: dict[str, list[RawResult]] = {}
+    """One record per environment from several machines, where the Python
+    build and every package version match (else they stay apart)."""
+    by_env: dict[str, list[RawResult]] = defaultdict(list)
     for record in records:
-        by_env.setdefault(record["env"], []).append(record)
+        by_env[record["env"]].append(record)
     pooled = []
     for env, group in by_env.items():
         labels = sorted(machine_label(r) for r in group)
-        if len(group) == 1 or len({(r["python"], json.dumps(
-                r["packages"], sort_keys=True)) for r in group}) > 1:
-            if len(group) > 1:
-                warnings.warn(f"not pooled: {env} ran with different "
-                              f"versions on {', '.join(labels)}",
-                              RawResultWarning, stacklevel=3)
+        versions = {(r["python"], str(sorted(r["packages"].items())))
+                    for r in group}
+        if len(versions) > 1:
+            warnings.warn(f"not pooled: {env} ran with different versions "
+                          f"on {', '.join(labels)}", RawResultWarning,
+                          stacklevel=3)
+        if len(group) == 1 or len(versions) > 1:
             pooled.extend(group)
             continue
-        counts = {Outcome.TARGET: sum(r["failures"] for r in group),
-                  Outcome.OTHER: sum(r["other_errors"] for r in group),
-                  Outcome.HANG: sum(r["hangs"] for r in group),
-                  Outcome.PASS: sum(r["runs"] - r["failures"] - r["other_errors"]
-                                    - r["hangs"] for r in group),
-                  Outcome.SKIP: sum(r["skips"] for r in group)}
+        counts = {o: sum(r[key] for r in group)  # type: ignore[literal-required]
+                  for o, key in COUNTED.items()}
+        runs = sum(r["runs"] for r in group)
+        counts[Outcome.PASS] = runs - counts[Outcome.TARGET] - \
+            counts[Outcome.OTHER] - counts[Outcome.HANG]
         verdict, reason = decide_verdict(counts)
         if {r["verdict"] for r in group} & {Verdict.ERROR, Verdict.SKIPPED}:
             verdict, reason = group[0]["verdict"], group[0]["reason"]
         pooled.append(dict(  # type: ignore[arg-type]
-            group[0], runs=sum(r["runs"] for r in group),
-            failures=counts[Outcome.TARGET], other_errors=counts[Outcome.OTHER],
-            hangs=counts[Outcome.HANG], verdict=verdict,
-            seconds=round(sum(r["seconds"] for r in group), 2), pooled=labels,
-            machine={"label": "+".join(labels)},
+            group[0], runs=runs, failures=counts[Outcome.TARGET],
+            other_errors=counts[Outcome.OTHER], hangs=counts[Outcome.HANG],
+            verdict=verdict, seconds=round(sum(r["seconds"] for r in group), 2),
+            pooled=labels, machine={"label": "+".join(labels)},
             reason=f"{reason}; pooled from {len(group)} machines "
                    f"({', '.join(labels)}) with identical versions"))
     return pooled
 
 
 def make_row(record: RawResult, show_machine: bool = False) -> Row:
-    """The table row of one record: its figures, and the rate with its
-    Wilson interval."""
-    runs, failures = record["runs"], record["failures"]
+    """The table row of one record: the record, its rate with its Wilson
+    interval, and the keys the tables read from deeper in it."""
+    runs, failures, label = record["runs"], record["failures"], \
+        machine_label(record)
     low, high = wilson_interval(failures, runs)
+    attempts = record.get("attempts") or [{"when": ""}]
     return {
-        "env": f"{record['env']}@{machine_label(record)}" if show_machine
-        else record["env"],
-        "suite": record.get("suite", "mwe"),
+        **record, "machine": label, "suite": record.get("suite", "mwe"),
+        "env": f"{record['env']}@{label}" if show_machine else record["env"],
         "python": record["python"] or record["spec"]["python"],
-        "target": record["target"], "sim": record["sim"],
-        "packages": record["packages"], "runs": runs, "failures": failures,
-        "other_errors": record["other_errors"], "hangs": record["hangs"],
         "failure_rate": round(failures / runs, 4) if runs else None,
         "ci95": [round(low, 4), round(high, 4)],
-        "verdict": record["verdict"], "reason": record["reason"],
-        "seconds": record["seconds"], "concurrency": record["concurrency"],
-        "machine": machine_label(record),
         "requirements": record["spec"]["requirements"],
         "launch_seconds": record.get("launch_seconds"),
         "resolution_way": record.get("resolution", {}).get("way"),
-        "patch": record["spec"].get("patch"),
-        "patch_record": record.get("patch"),
-        "last_attempt": last_failed_attempt(record),
-        "finished": record["finished"],
-        **({"kinds": record["kinds"]} if record.get("kinds") else {}),
-    }
+        "patch": record["spec"].get("patch"), "patch_record": record.get("patch"),
+        # An attempt after the results that measured nothing: the row stays.
+        "last_attempt": {k: attempts[-1][k] for k in ("when", "why")}
+        if attempts[-1]["when"] > record["finished"] else None}
 
 
 def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
-    """A `skipped` row for each configured environment with no recorded
-    row (on any machine): what the matrix did not run here, derived from
-    the config rather than recorded as a file."""
+    """A `skipped` row for each configured environment with no row on any
+    machine, derived from the config rather than recorded."""
     recorded = {row["env"].split("@", 1)[0] for row in rows}
     return [make_row(make_raw(
         spec, packages={}, python="", python_build="", skip_reason=(
@@ -146,61 +131,39 @@ def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
             for spec in envs if spec.env_id not in recorded]
 
 
-def last_failed_attempt(record: RawResult) -> dict | None:
-    """The attempt that measured nothing after the row's results were
-    taken, as {when, why}, or None: the row stays, and says so."""
-    attempts = record.get("attempts") or []
-    if not attempts or attempts[-1]["when"] <= record["finished"]:
-        return None
-    return {"when": attempts[-1]["when"], "why": attempts[-1]["why"]}
-
-
 def version_or_zero(text: str | None) -> Version:
-    try:
-        return Version(text)
-    except (InvalidVersion, TypeError):
-        return Version("0")
+    version = _version_key(text)[1]
+    return version if isinstance(version, Version) else Version("0")
 
 
 def _version_key(text: str | None) -> tuple[int, Version | str]:
     try:
-        return (0, Version(text))
+        return (0, Version(text))  # type: ignore[arg-type]
     except (InvalidVersion, TypeError):
         return (1, str(text))
 
 
 def row_sort_key(row: Row) -> tuple:
-    """Python (X.Y), then target, then the target's version, then simulator
-    on before off; environments that were never built sort among the
-    others by what they asked for."""
+    """Suite, Python (X.Y), target, its version, numba, simulator on first."""
     python = row["python"] or ""
-    minor = ".".join(python.split(".")[:2])
-    return (row["suite"] != "mwe", row["suite"], _version_key(minor),
-            row["target"], _version_key(target_version(row)),
-            _version_key(package_version(row, "numba") or ""), not row["sim"],
-            _version_key(python.split("+")[0]), row["env"])
+    return (row["suite"] != "mwe", row["suite"], _version_key(".".join(
+        python.split(".")[:2])), row["target"], _version_key(
+        target_version(row)), _version_key(row["packages"].get("numba") or
+                                           requested_version(row, "numba")),
+        not row["sim"], _version_key(python.split("+")[0]), row["env"])
 
 
 def requested_version(row: Row, name: str) -> str | None:
-    """The version the row's requirements pin ``name`` to (``==``), or
-    None."""
-    for text in row["requirements"]:
-        requirement = Requirement(text)
+    """The version the row's requirements pin ``name`` to (``==``)."""
+    for requirement in map(Requirement, row["requirements"]):
         if canonicalize_name(requirement.name) == name:
             return next((s.version for s in requirement.specifier
                          if s.operator == "=="), None)
     return None
 
 
-def package_version(row: Row, name: str) -> str | None:
-    """A package's installed version, else the one its requirements pin,
-    else None."""
-    return row["packages"].get(name) or requested_version(row, name)
-
-
 def package_cell(row: Row, name: str) -> str:
-    """A package's installed version; for an environment that was never
-    built, the version it asked for (``==X``); else a dash."""
+    """Installed version; never built: the one asked for (``==X``); or –."""
     requested = requested_version(row, name)
     return row["packages"].get(name) or (f"=={requested}" if requested
                                          else "–")
@@ -208,7 +171,8 @@ def package_cell(row: Row, name: str) -> str:
 
 def target_version(row: Row) -> str:
     """The version of the row's CUDA target: installed, else requested."""
-    return package_version(row, row["target"]) or "?"
+    return row["packages"].get(row["target"]) or requested_version(
+        row, row["target"]) or "?"
 
 
 def column_key(row: Row) -> tuple[str, Version]:
@@ -221,8 +185,7 @@ def python_minor(row: Row) -> str:
 
 
 def kind_rate(row: Row, kind: str) -> dict | None:
-    """A test kind's counts in the row (``kinds`` of its raw record), or
-    None where the record has none."""
+    """A test kind's runs, failures and rate (None: the record has none)."""
     counts = (row.get("kinds") or {}).get(kind)
     if not counts or not counts.get("runs"):
         return None
@@ -230,15 +193,9 @@ def kind_rate(row: Row, kind: str) -> dict | None:
             "rate": round(counts["failures"] / counts["runs"], 4)}
 
 
-def kind_cell(row: Row, kind: str) -> str:
-    data = kind_rate(row, kind)
-    return "–" if data is None else \
-        f"{data['failures']}/{data['runs']} ({percent(data['rate'])})"
-
-
 def format_launch(record: dict | None) -> str:
-    """One cell: ``median / p95 / max s`` of the launch-time workload, with
-    the launches past its limit; a dash where it was not measured."""
+    """``median / p95 / max s``; a bound (``>=``) where a launch hit the
+    limit of older records."""
     if not record or not record.get("n"):
         return "–" if not record or not record.get("error") else \
             f"not measured: {record['error']}"[:120]
@@ -251,25 +208,21 @@ def format_launch(record: dict | None) -> str:
     return text
 
 
-def reason_cell(row: Row) -> str:
-    attempt = row["last_attempt"]
-    return row["reason"] if not attempt else (
-        f"{row['reason']}; last attempt failed "
-        f"({attempt['when'][:16].replace('T', ' ')}): {attempt['why']}")
-
-
 @dataclass(frozen=True)
 class Column:
-    """One column of the failure-rate table: its CSV and JSON name and
-    value (None: an empty CSV cell), and its Markdown header (None: not in
-    the Markdown table) and cell text (default: the value)."""
+    """A column: CSV/JSON name and value (default: ``row[name]``), Markdown
+    header (None: not in the Markdown table) and cell text (default: the
+    value)."""
     name: str
-    header: str | None
-    value: Callable[[Row], Any]
+    header: str | None = None
+    value: Callable[[Row], Any] | None = None
     text: Callable[[Row], str] | None = None
 
+    def get(self, row: Row) -> Any:
+        return self.value(row) if self.value else row.get(self.name)
+
     def cell(self, row: Row) -> str:
-        return self.text(row) if self.text else str(self.value(row))
+        return self.text(row) if self.text else str(self.get(row))
 
 
 def _get(*keys: str) -> Callable[[Row], Any]:
@@ -283,56 +236,57 @@ def _get(*keys: str) -> Callable[[Row], Any]:
 
 
 def _kind_columns(kind: str) -> tuple[Column, Column]:
-    return (Column(f"{kind}_runs", None,
-                   lambda r: (kind_rate(r, kind) or {}).get("runs")),
+    def text(row: Row) -> str:
+        data = kind_rate(row, kind)
+        return "–" if data is None else \
+            f"{data['failures']}/{data['runs']} ({percent(data['rate'])})"
+    return (Column(f"{kind}_runs", None, lambda r: _get("runs")(
+                kind_rate(r, kind))),
             Column(f"{kind}_failures", "controls" if kind == "control"
-                   else kind, lambda r: (kind_rate(r, kind) or {}).get(
-                       "failures"), lambda r: kind_cell(r, kind)))
+                   else kind, lambda r: _get("failures")(kind_rate(r, kind)),
+                   text))
+
+
+def _package(header: str, text: Callable[[Row], str]) -> Column:
+    return Column(header.replace("-", "_"), header,
+                  lambda r: r["packages"].get(header, ""), text)
 
 
 COLUMNS = (
-    Column("env", None, _get("env")),
-    Column("suite", None, _get("suite")),
-    Column("python", "Python", _get("python")),
-    Column("target", "target", _get("target")),
-    Column("numba", "numba", lambda r: r["packages"].get("numba", ""),
-           lambda r: package_cell(r, "numba")),
-    Column("numba_cuda", "numba-cuda",
-           lambda r: r["packages"].get("numba-cuda", ""),
-           lambda r: package_cell(r, "numba-cuda")),
-    Column("numpy", "numpy", lambda r: r["packages"].get("numpy", ""),
-           lambda r: r["packages"].get("numpy", "–")),
+    Column("env"), Column("suite"), Column("python", "Python"),
+    Column("target", "target"),
+    _package("numba", lambda r: package_cell(r, "numba")),
+    _package("numba-cuda", lambda r: package_cell(r, "numba-cuda")),
+    _package("numpy", lambda r: r["packages"].get("numpy", "–")),
     Column("asked", "asked", lambda r: " ".join(r["requirements"]) or "–"),
     Column("patch", "patch", lambda r: r["patch"] or "",
            lambda r: r["patch"] or "none"),
     Column("sim", "sim", lambda r: int(r["sim"]),
            lambda r: "on" if r["sim"] else "off"),
-    Column("runs", "runs", _get("runs")),
-    Column("failures", "failures", _get("failures")),
-    Column("other_errors", "other", _get("other_errors")),
-    Column("hangs", "hung", _get("hangs")),
-    Column("failure_rate", "all tests", _get("failure_rate"),
-           lambda r: percent(r["failure_rate"])),
+    Column("runs", "runs"), Column("failures", "failures"),
+    Column("other_errors", "other"), Column("hangs", "hung"),
+    Column("failure_rate", "all tests",
+           text=lambda r: percent(r["failure_rate"])),
     Column("ci95_low", None, lambda r: r["ci95"][0]),
     Column("ci95_high", "95% CI", lambda r: r["ci95"][1],
            lambda r: f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}%"
            if r["runs"] else "–"),
     *(column for kind in KINDS for column in _kind_columns(kind)),
-    Column("launch_n", None, _get("launch_seconds", "n")),
-    Column("launch_median", None, _get("launch_seconds", "median")),
-    Column("launch_p95", None, _get("launch_seconds", "p95")),
+    *(Column(f"launch_{key}", None, _get("launch_seconds", key))
+      for key in ("n", "median", "p95")),
     Column("launch_max", "launch s: median / p95 / max",
            _get("launch_seconds", "max"),
            lambda r: format_launch(r["launch_seconds"])),
     Column("launch_past_limit", None, _get("launch_seconds", "past_limit")),
-    Column("seconds", None, _get("seconds")),
-    Column("concurrency", None, _get("concurrency")),
-    Column("machine", None, _get("machine")),
+    Column("seconds"), Column("concurrency"), Column("machine"),
     Column("install_way", None, lambda r: r["resolution_way"] or ""),
-    Column("last_attempt_failed", None, lambda r: _get(
-        "last_attempt", "why")(r) or ""),
-    Column("verdict", "verdict", _get("verdict")),
-    Column("reason", "reason", _get("reason"), reason_cell),
+    Column("last_attempt_failed", None,
+           lambda r: _get("last_attempt", "why")(r) or ""),
+    Column("verdict", "verdict"),
+    Column("reason", "reason", text=lambda r: r["reason"] + (
+        "; last attempt failed ({}): {}".format(
+            r["last_attempt"]["when"][:16].replace("T", " "),
+            r["last_attempt"]["why"]) if r["last_attempt"] else "")),
 )
 MARKDOWN = tuple(c for c in COLUMNS if c.header)
 TABLE_COLUMNS = tuple(c.header for c in MARKDOWN)
@@ -343,19 +297,17 @@ def table_cells(row: Row) -> tuple[str, ...]:
 
 
 def markdown_lines(rows: list[Row]) -> list[str]:
-    """The long table: the Markdown columns, with ``suite`` and ``patch``
-    only where some row needs them."""
+    """The long table; ``suite`` and ``patch`` only where a row needs them."""
     shown = [c for c in MARKDOWN
              if c.name != "patch" or any(r["patch"] for r in rows)]
     if any(r["suite"] != "mwe" for r in rows):
-        shown.insert(0, Column("suite", "suite", _get("suite")))
+        shown.insert(0, Column("suite", "suite"))
     return table([str(c.header) for c in shown],
                  ([c.cell(row) for c in shown] for row in rows))
 
 
 def json_rows(rows: list[Row]) -> list[dict[str, Any]]:
-    """The rows as ``failure_rates.json`` has them: every column's value."""
-    return [{c.name: c.value(row) for c in COLUMNS} for row in rows]
+    return [{c.name: c.get(row) for c in COLUMNS} for row in rows]
 
 
 def render_csv(rows: list[Row]) -> str:
@@ -373,9 +325,14 @@ def grid(rows: list[Row]) -> dict:
     pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
     lines: dict[tuple, dict] = defaultdict(dict)
     for row in rows:
+        # `` (asked ...)`` where the requirements are more than exact pins.
+        asked = "" if all(re.fullmatch(
+            r"[a-z0-9._-]+(\[[^\]]*\])?==[\w.!+]+", text)
+            for text in row["requirements"]) else \
+            f" (asked {' '.join(row['requirements'])})"
         key = (not row["sim"], row["target"],
                version_or_zero(target_version(row)),
-               package_cell(row, "numba"), asked_note(row))
+               package_cell(row, "numba"), asked)
         lines[key][python_minor(row)] = row
     return {"pythons": pythons, "lines": [
         {"sim": not key[0], "target": key[1],
@@ -391,29 +348,10 @@ def cell(row: Row) -> dict:
             **{kind: kind_rate(row, kind) for kind in KINDS}}
 
 
-def asked_note(row: Row) -> str:
-    """`` (asked ...)`` where the requirement set is more than exact pins
-    (a range, a direct reference, a marker), else nothing."""
-    asked = row["requirements"]
-    if all(re.fullmatch(r"[a-z0-9._-]+(\[[^\]]*\])?==[\w.!+]+", text)
-           for text in asked):
-        return ""
-    return f" (asked {' '.join(asked)})"
-
-
 def verdict_counts(rows: list[Row]) -> str:
     counts = Counter(row["verdict"] for row in rows)
     return ", ".join(f"{counts[verdict]} {verdict}" for verdict in Verdict
                      if counts[verdict]) or "none"
-
-
-def summarize_machines(records: Records) -> str:
-    seen: dict[str, dict] = {}
-    for _, record in records:
-        seen.setdefault(machine_label(record), record["machine"])
-    return "; ".join(
-        f"{label} ({m.get('os', '?')}, {m.get('cores', '?')} cores)"
-        for label, m in sorted(seen.items())) or "none"
 
 
 def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
@@ -421,10 +359,8 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
                  configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Row], Records]:
     """Regenerate the three tables in ``out_dir`` from the raw records in
-    ``raw_dirs``, with a `skipped` row for each of the ``configured``
-    environments that has none (``not_run``); returns (rows, records). The
-    files left out are named in the tables, and added to ``left_out``
-    where given."""
+    ``raw_dirs`` (plus ``not_run``'s rows for ``configured``); returns
+    (rows, records). Files left out are named there and in ``left_out``."""
     left_out = [] if left_out is None else left_out
     records = load_raw_dirs(raw_dirs, left_out)
     if not records:
@@ -434,11 +370,13 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
             f"matrix` first, or point --raw at folders of raw results")
     rows = merge_records(records, pool, left_out)
     rows = sorted([*rows, *not_run(configured, rows)], key=row_sort_key)
+    machines = {machine_label(r): r["machine"] for _, r in reversed(records)}
     # The newest result's time, not the clock: same raw files, same tables.
     generated = max(r["finished"] for _, r in records)
     provenance = {"generated": generated, "command": command,
-                  "raw_files": len(records),
-                  "machines": summarize_machines(records),
+                  "raw_files": len(records), "machines": "; ".join(
+                      f"{label} ({m.get('os', '?')}, {m.get('cores', '?')} "
+                      f"cores)" for label, m in sorted(machines.items())),
                   "python_builds": "; ".join(sorted(
                       {r["python_build"] for _, r in records
                        if r["python_build"]})) or "none",

@@ -1,7 +1,6 @@
-"""Checking config and result files against the JSON Schemas kept in
-``racematrix/schemas/``: the same files a CI job, another machine or an
-editor can validate against. A problem is one line: where, the value found,
-and what was expected."""
+"""Config and result files checked against ``racematrix/schemas/`` (the
+files CI, another machine or an editor can use too); a problem is one line:
+where, the value found, and what was expected."""
 from __future__ import annotations
 
 import json
@@ -19,25 +18,21 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 @lru_cache(maxsize=None)
 def validator(name: str) -> Draft202012Validator:
-    """The validator for ``schemas/<name>.schema.json`` (each is checked
-    against the 2020-12 metaschema by the tests, not at every nox start)."""
+    # The tests check each schema against the metaschema, not every start.
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     return Draft202012Validator(
         schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def require_valid(instance: Any, name: str, where: str) -> None:
-    """Raise ``ConfigError`` with ``problem``'s one line where ``instance``
-    is not valid against schema ``name``."""
     wrong = problem(instance, name, where)
     if wrong:
         raise ConfigError(wrong)
 
 
 def problem(instance: Any, name: str, where: str) -> str | None:
-    """One line naming the first problem of ``instance`` against schema
-    ``name``, or None when it is valid. ``where`` names the document, e.g.
-    ``[tool.racematrix]``."""
+    """The first problem of ``instance`` against schema ``name``, in one
+    line, or None; ``where`` names the document (``[tool.racematrix]``)."""
     error = best_match(validator(name).iter_errors(instance))
     if error is None:
         return None
@@ -59,25 +54,23 @@ def _found(error: ValidationError) -> str:
     if error.validator == "required":
         return error.message.replace("is a required property",
                                      "is missing")
-    return f"{_toml(error.instance)} is not valid"
+    return f"{json.dumps(error.instance)} is not valid"
 
 
 def _expected(error: ValidationError) -> str:
-    schema = error.schema
     rule = error.validator_value
-    what = {
+    return {
         "type": lambda: f"expected {_type_words(rule)}",
         "minimum": lambda: f"expected a number of at least {rule}",
-        "enum": lambda: "expected one of " + ", ".join(map(_toml, rule)),
+        "enum": lambda: "expected one of " + ", ".join(map(json.dumps, rule)),
         "pattern": lambda: f"expected a string matching {rule}",
         "minItems": lambda: f"expected at least {rule} item(s)",
         "minLength": lambda: "expected a non-empty string",
         "additionalProperties": lambda: "known keys: " + ", ".join(
-            sorted(schema.get("properties", {}))),
+            sorted(error.schema.get("properties", {}))),
         "required": lambda: "add it",
         "format": lambda: f"expected a {rule} string",
-    }.get(error.validator, lambda: error.message)()
-    return what
+    }.get(str(error.validator), lambda: error.message)()
 
 
 def _type_words(types: str | list[str]) -> str:
@@ -86,13 +79,3 @@ def _type_words(types: str | list[str]) -> str:
              "boolean": "true or false", "null": "nothing"}
     types = [types] if isinstance(types, str) else types
     return " or ".join(words.get(t, t) for t in types)
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(map(_toml, value)) + "]"
-    return json.dumps(value) if value is not None else "null"

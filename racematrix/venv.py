@@ -1,9 +1,13 @@
 """Virtual environments made outside a nox session, and what any
 environment holds: its interpreter and every distribution in it."""
+from __future__ import annotations
+
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 READ_ENVIRONMENT = r"""
@@ -30,14 +34,15 @@ class ProbeEnvironment:
     MWE's figures); looks like the part of a nox Session the runner uses."""
     venv_backend = "uv"
 
-    def __init__(self, location, python, log):
+    def __init__(self, location: str | Path, python: str,
+                 log: Callable[[str], object]) -> None:
         # Absolute: the suite runs from a scratch folder.
         self.location = Path(location).absolute()
         self.bin = str(self.location / "bin")
         self.python = python
         self.log = log
 
-    def create(self):
+    def create(self) -> None:
         if (self.location / "bin" / "python").exists():
             return
         subprocess.run(["uv", "venv", "-q", "-p", self.python,
@@ -45,11 +50,11 @@ class ProbeEnvironment:
                        env={"UV_PYTHON_DOWNLOADS": "never", **os.environ})
 
 
-def venv_python(session):
+def venv_python(session: Any) -> str:
     return str(Path(session.bin) / "python")
 
 
-def read_environment(session):
+def read_environment(session: Any) -> dict:
     done = subprocess.run([venv_python(session), "-c", READ_ENVIRONMENT],
                           capture_output=True, text=True, timeout=120)
     if done.returncode != 0:

@@ -1,9 +1,13 @@
 import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from racematrix import interpreters
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -18,12 +22,51 @@ def data_dir():
     return DATA
 
 
+# Pythons the matrix supports, newest first: the order in which a test that
+# needs "some Python with wheels for X" tries them.
+SUPPORTED = ("3.14", "3.13", "3.12", "3.11", "3.10")
+
+
+def pick_python(requirement_sets, candidates=None, prefer=None,
+                run=subprocess.run):
+    """The first installed Python, of ``prefer`` then ``candidates``
+    (newest first), for which every requirement set in
+    ``requirement_sets`` resolves to wheels alone; None when there is
+    none. What a test needs that pins releases with wheels for some Pythons
+    only (numba 0.60 has none for 3.13)."""
+    order = list(dict.fromkeys([*([prefer] if prefer else []),
+                                *(candidates or SUPPORTED)]))
+    uv = shutil.which("uv")
+    if uv is None:
+        return None
+    interpreters.expose_interpreters()
+    for python in order:
+        if interpreters.find_interpreter(python) is None:
+            continue
+        if all(has_wheels(uv, python, requirements, run)
+               for requirements in requirement_sets):
+            return python
+    return None
+
+
+def has_wheels(uv, python, requirements, run=subprocess.run):
+    """Whether ``requirements`` resolve on the index to wheels alone for
+    Python ``python`` (a dry resolution: nothing is installed)."""
+    try:
+        done = run([uv, "pip", "compile", "-q", "--no-header",
+                    "--python-version", python, "--only-binary", ":all:",
+                    "-"], input="\n".join(requirements), capture_output=True,
+                   text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
 @pytest.fixture(scope="session")
 def e2e_python():
     """A Python that is installed here and has wheels for BUGGY and FIXED:
     nox's own where it has, else the newest that has. Never assumed to be
     nox's (numba 0.60 has no wheel for 3.13)."""
-    from racematrix.interpreters import pick_python
     this = f"{sys.version_info.major}.{sys.version_info.minor}"
     python = pick_python([[BUGGY], [FIXED]], prefer=this)
     if python is None:

@@ -108,3 +108,12 @@ def test_the_workload_table_has_a_row_per_python_and_size():
                     "| 6 of 6 | 12.5 |", "| 3.12 | 100 | 0.100 / 0.200 | "
                     "0.500, 0.600 | 5.00x | 4 of 6 | 12.5 |"]
     assert bench.workload_lines(None) == []
+
+
+def test_the_defaults_part_says_how_many_times_the_project_it_takes():
+    project = part("project", 20.0, ran=13, command="nox -s matrix -j auto")
+    defaults = part("defaults", 150.0, ran=13, project=project,
+                    times_the_project=7.5)
+    text = bench.render({"command": "nox -s bench", "finished": "now",
+                         "parts": {"defaults": defaults}})
+    assert "13 MWE rows of Python 3.12" in text and ": 7.5x." in text

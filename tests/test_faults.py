@@ -169,9 +169,8 @@ def test_the_noxfile_says_one_line_for_every_session(tmp_path):
         if "No module named nox" in done.stderr:
             pytest.skip("nox is not installed for this Python")
         assert done.returncode != 0
-        assert done.stderr.strip().splitlines()[-1] == (
-            f"nox: results folder {regular} is a file, not a folder; set "
-            f"RACEMATRIX_RESULTS to a folder you can write")
+        assert (f"results folder {regular} is a file, not a folder; set "
+                f"RACEMATRIX_RESULTS to a folder you can write") in done.stderr
         assert "Traceback" not in done.stderr
 
 
@@ -592,19 +591,3 @@ def test_the_report_keeps_a_range_apart_from_the_pin_it_resolved_to(
     rows = [tables.make_row(r) for r in (record, ranged)]
     versions = [line["version"] for line in tables.grid(rows)["lines"]]
     assert sorted(versions) == ["0.60.0", "0.60.0 (asked numba<0.61,>=0.60)"]
-
-
-def test_pips_no_matching_distribution_with_the_index_out_of_reach(
-        data_dir, monkeypatch):
-    from racematrix import index
-    monkeypatch.setattr(index, "index_url", lambda: "http://127.0.0.1:9/simple")
-    index._cached_page.cache_clear()
-    output = ("ERROR: Could not find a version that satisfies the requirement "
-              "numba==0.60.0 (from versions: none)\nERROR: No matching "
-              "distribution found for numba==0.60.0\n")
-    try:
-        assert install.classify_install_failure(output, SPEC) == (
-            "error", "package index http://127.0.0.1:9/simple unreachable "
-                     "(connection refused)")
-    finally:
-        index._cached_page.cache_clear()

@@ -212,8 +212,8 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
             f"{session_dir}/lib/python*/site-packages")
         return site / changed[0]
 
-    plain_file = installed("matrix-*-numba-cuda-0-30-4-sim1")
-    patched_file = installed("matrix-*-numba-cuda-0-30-4-patch-private-*")
+    plain_file = installed("env-*-numba-cuda-0-30-4-sim1")
+    patched_file = installed("env-*-numba-cuda-0-30-4-patch-private-*")
     # The unpatched environment has the wheel's bytes, as RECORD says.
     [record] = plain_file.parents[4].glob("numba_cuda-0.30.4.dist-info/RECORD")
     digest = next(line.split(",")[1] for line in record.read_text().splitlines()

@@ -13,41 +13,38 @@ def real_row(data_dir, name=DATA_ROW):
     return json.loads((data_dir / "raw" / name).read_text())
 
 
-def test_the_leading_process_hands_its_run_to_its_workers():
-    environ = {}
-    assert matrix_session.lead_run(environ, total=3)
-    pid, total, started = environ[matrix_session.RUN_VARIABLE].split(":")
-    assert pid == str(os.getpid()) and total == "3" and float(started) > 0
-    # A -j worker is a child of the leader: it sees the leader's pid as
-    # its parent's, and does not lead.
-    worker = {matrix_session.RUN_VARIABLE: f"{os.getppid()}:3:1.0"}
-    assert not matrix_session.lead_run(worker, total=3)
-    # Any other process that inherited the variable (a nox started by the
-    # bench or the tests) leads its own run.
-    other = {matrix_session.RUN_VARIABLE: "1:3:1.0"}
-    assert matrix_session.lead_run(other, total=5)
-    assert other[matrix_session.RUN_VARIABLE].split(":")[1] == "5"
+def test_a_run_is_the_nox_process_or_under_j_its_parent():
+    assert matrix_session.run_id(parallel=False) == os.getpid()
+    assert matrix_session.run_id(parallel=True) == os.getppid()
 
 
 def test_each_finished_environment_is_one_line_with_its_progress(
         data_dir, tmp_path):
-    environ = {}
-    matrix_session.lead_run(environ, total=2)
     row = real_row(data_dir)
-    line = matrix_session.note_finished(tmp_path, row, environ)
+    line = matrix_session.note_finished(tmp_path, row, 7, total=2)
     assert "\n" not in line
     assert line.startswith("[1/2, ~") and row["env"] in line
     assert row["verdict"] in line
     assert f"{row['failures']}/{row['runs']}" in line or "pattern" in line
     # The same row again is still one environment done.
-    again = matrix_session.note_finished(tmp_path, row, environ)
+    again = matrix_session.note_finished(tmp_path, row, 7, total=2)
     assert again.startswith("[1/2")
-    summary = matrix_session.finish_run(tmp_path, environ)
+    # Another run's journal is its own.
+    assert matrix_session.note_finished(tmp_path, row, 8, total=2) \
+        .startswith("[1/2")
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / DATA_ROW).write_text(json.dumps(row))
+    summary, failed = matrix_session.finish_run(
+        tmp_path, 7, [row["env"], "py3.12-numba-0.60.0-sim0"])
     assert summary.startswith("matrix: 1 environments in ")
-    assert f"1 {row['verdict']}" in summary
+    assert f"1 {row['verdict']}" in summary and "1 not run here" in summary
+    assert f"report {tmp_path}/REPORT.md" in summary
+    assert (tmp_path / "REPORT.md").is_file() and failed == []
     # The journal is gone once the run has said its last word.
-    assert not matrix_session.run_journal(tmp_path, environ).exists()
-    assert matrix_session.finish_run(tmp_path, environ) is None
+    assert not matrix_session.run_journal(tmp_path, 7).exists()
+    assert matrix_session.run_journal(tmp_path, 8).exists()
+    empty, _ = matrix_session.finish_run(tmp_path, 7, [row["env"]])
+    assert empty == "matrix: 0 environments; 1 not run here"
 
 
 def test_a_row_line_gives_the_rate_per_kind_and_the_launches(data_dir):

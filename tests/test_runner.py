@@ -53,26 +53,12 @@ def test_split_count_rejects_bad_counts(posargs):
 
 def test_session_command_names_the_overrides():
     command = matrix_session.session_command(
-        "matrix(3.11, numba==0.60.0, sim1)", ["--count", "5"],
+        "env(3.11, numba==0.60.0, sim1)", ["--count", "5"],
         {"MATRIX_SPECS": "numba==0.60.0", "PATH": "/bin"})
     assert command == ("MATRIX_SPECS=numba==0.60.0 nox -s "
-                       "'matrix(3.11, numba==0.60.0, sim1)' -- --count 5")
+                       "'env(3.11, numba==0.60.0, sim1)' -- --count 5")
     assert matrix_session.session_command("bisect", ["--with", "numba==0.61.2 x<13"],
                                   {}) == "nox -s bisect -- --with 'numba==0.61.2 x<13'"
-
-
-@pytest.mark.e2e  # asks the package index which releases exist
-def test_pips_wording_is_told_apart_with_the_index(data_dir):
-    no_wheel, unknown, _ = (data_dir / "pip-install-failures.txt").read_text() \
-        .split("=====\n")
-    assert install.classify_install_failure(
-        no_wheel, EnvSpec("3.12", ("numba==0.56.4",), True)) == (
-        "skip", "no wheel of numba==0.56.4 for Python 3.12")
-    kind, reason = install.classify_install_failure(
-        unknown, EnvSpec("3.12", ("numba==0.60.9",), True))
-    assert kind == "bad-input"
-    assert reason.startswith("numba==0.60.9 is not on the package index; "
-                             "nearest on the index: 0.59.1, 0.60.0")
 
 
 def test_environment_of_runs_caches_bytecode(monkeypatch, tmp_path):
