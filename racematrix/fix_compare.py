@@ -1,12 +1,6 @@
-"""The candidate fixes side by side: each patch of the axis against the
-unpatched releases, from the raw rows and the interleaved launch-time runs
-(``fix_launch_time.json``, written first by ``--launches`` through
-``racematrix.fix_launches``). Gathers race failures per base, launch time
-against the reference release, CuBIE's ``solve_ivp``, numba-cuda's own
-tests and the semantics suite's differences from the unpatched release,
-and writes ``fix_compare.json`` and ``fix_compare.md`` (rendered from
-that data by ``templates/fix_compare.md.j2``).
-"""
+"""The candidate fixes side by side (``nox -s fix_compare``): each patch
+against the unpatched releases, from the raw rows and the interleaved
+launch-time runs (``fix_launch_time.json``, made by ``--launches``)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +10,7 @@ from pathlib import Path
 from nox.project import load_toml
 from packaging.version import Version
 
-from .errors import BadInput
+from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
 from .markdown import render
@@ -24,6 +18,7 @@ from .price_sections import cubie, outcomes, own_tests
 from .provenance import stamp
 from .rawresult import load_raw_dirs
 from .report import PROJECT, declared_patches, load_json
+from .tables import python_minor
 
 logger = logging.getLogger(__name__)
 # Issue 28's goals for a fix: launch time against the reference release
@@ -31,11 +26,8 @@ logger = logging.getLogger(__name__)
 # every base without a race failure.
 GOALS = {"median": 1.2, "p95": 1.5}
 RACE_FREE_RUNS = 1000
-
-def row_base(record: dict) -> tuple[str, str]:
-    """(package, version) of the CUDA target a row ran on."""
-    target = record.get("target", "numba")
-    return target, record.get("packages", {}).get(target, "?")
+COUNTED = {"runs": "runs", "failures": "failures", "other": "other_errors",
+           "hangs": "hangs"}
 
 
 def row_patch(record: dict) -> str:
@@ -43,49 +35,30 @@ def row_patch(record: dict) -> str:
 
 
 def race_by_base(records: list[dict]) -> dict:
-    """Per patch, per base release: MWE runs, race failures, other
-    failures and hangs, and the Pythons, over every simulator row that
-    ran."""
-    mwe = [r for r in records if r.get("suite", "mwe") == "mwe"
-           and r.get("sim") and r.get("runs")]
+    """Per patch, per base release: the MWE's simulator rows added up."""
     found: dict = {}
-    for r in mwe:
-        base = row_base(r)
-        entry = found.setdefault(row_patch(r), {}).setdefault(
-            f"{base[0]} {base[1]}", {"runs": 0, "failures": 0, "other": 0,
-                                     "hangs": 0, "pythons": []})
-        entry["runs"] += r.get("runs", 0)
-        entry["failures"] += r.get("failures", 0)
-        entry["other"] += r.get("other_errors", 0)
-        entry["hangs"] += r.get("hangs", 0)
-        python = ".".join(r["python"].split(".")[:2])
-        if python not in entry["pythons"]:
-            entry["pythons"] = sorted(entry["pythons"] + [python])
-    return found
-
-
-def client_rows(records: list[dict], suite: str) -> dict:
-    """Per patch, the rows of ``suite`` by (spec text, Python X.Y)."""
-    found = {}
     for r in records:
-        if r.get("suite") != suite:
+        if r.get("suite", "mwe") != "mwe" or not r.get("sim") \
+                or not r.get("runs"):
             continue
-        key = (" ".join(r["spec"]["requirements"]),
-               ".".join(r["python"].split(".")[:2]))
-        found.setdefault(row_patch(r), {})[key] = r
+        target = r.get("target", "numba")
+        entry = found.setdefault(row_patch(r), {}).setdefault(
+            f"{target} {r.get('packages', {}).get(target, '?')}",
+            {**dict.fromkeys(COUNTED, 0), "pythons": []})
+        for key, field in COUNTED.items():
+            entry[key] += r.get(field, 0)
+        entry["pythons"] = sorted({*entry["pythons"], python_minor(r)})
     return found
 
 
 def cubie_solve(records: list[dict]) -> dict:
-    """Per patch and spec: CuBIE's solve_ivp median (None where a solve
-    was skipped once the budget was spent) and largest seconds, race
-    failures and hangs."""
+    """Per patch and spec: CuBIE's solve_ivp seconds and its race."""
     found: dict = {}
     for c in cubie(records):
         times = c["solve"] or {"median": None, "max": None, "n": 0,
                                "skipped": 0}
-        python = ".".join(c["python"].split(".")[:2])
-        found.setdefault(c["patch"] or NONE, {})[f"{c['spec']} (py{python})"] = {
+        found.setdefault(c["patch"] or NONE, {})[
+            f"{c['spec']} (py{python_minor(c)})"] = {
             "solve_median": times["median"], "solve_max": times["max"],
             "solves": times["n"] + times["skipped"], "solves_ran": times["n"],
             **{key: c[key] for key in ("runs", "failures", "hangs", "verdict")}}
@@ -93,8 +66,7 @@ def cubie_solve(records: list[dict]) -> dict:
 
 
 def numba_cuda_tests(records: list[dict]) -> dict:
-    """Per patch and spec: passed / failed / skipped of numba-cuda's own
-    tests, and the tests whose outcome differs from the unpatched row."""
+    """Per patch and spec: numba-cuda's own tests' counts and differences."""
     found: dict = {}
     for t in own_tests(records):
         found.setdefault(t["patch"] or NONE, {})[
@@ -104,15 +76,17 @@ def numba_cuda_tests(records: list[dict]) -> dict:
 
 
 def semantics_differences(records: list[dict]) -> dict:
-    """Per patch and spec: the semantics suite's cases whose outcome or
-    observed value differs from the unpatched row of the same spec and
-    Python, each with both observations; the unpatched rows' own failures
-    are listed under ``none``."""
-    rows = client_rows(records, "semantics")
-    found = {}
+    """Per patch and spec: the semantics cases whose outcome or observed
+    value differs from the unpatched row of the same spec and Python (the
+    unpatched rows' own failures under ``none``)."""
+    rows: dict = {}
+    for r in records:
+        if r.get("suite") == "semantics":
+            rows.setdefault(row_patch(r), {})[
+                f"{' '.join(r['spec']['requirements'])} (py{python_minor(r)})"] = r
+    found: dict = {}
     for patch, by_key in rows.items():
-        for key, r in by_key.items():
-            name = f"{key[0]} (py{key[1]})"
+        for name, r in by_key.items():
             mine = outcomes(r)
             observed = r.get("summary", {}).get("observed", {})
             if patch == NONE:
@@ -123,43 +97,39 @@ def semantics_differences(records: list[dict]) -> dict:
                         for case, outcome in sorted(mine.items())
                         if outcome != "pass"]}
                 continue
-            reference = rows.get(NONE, {}).get(key)
+            reference = rows.get(NONE, {}).get(name)
             if reference is None:
                 continue
             theirs = outcomes(reference)
             their_observed = reference.get("summary", {}).get("observed", {})
-            differ = [{"case": case, "outcome": mine.get(case),
-                       "reference_outcome": theirs.get(case),
-                       "observed": observed.get(case),
-                       "reference_observed": their_observed.get(case)}
-                      for case in sorted(mine.keys() | theirs.keys())
-                      if mine.get(case) != theirs.get(case)
-                      or observed.get(case) != their_observed.get(case)]
-            found.setdefault(patch, {})[name] = {"cases": len(mine),
-                                                 "differ": differ}
+            found.setdefault(patch, {})[name] = {"cases": len(mine), "differ": [
+                {"case": case, "outcome": mine.get(case),
+                 "reference_outcome": theirs.get(case),
+                 "observed": observed.get(case),
+                 "reference_observed": their_observed.get(case)}
+                for case in sorted(mine.keys() | theirs.keys())
+                if mine.get(case) != theirs.get(case)
+                or observed.get(case) != their_observed.get(case)]}
     return found
 
 
 def launch_by_patch(launch_runs: dict) -> dict:
-    """Per patch, per Python: each release's launch-time ratios to the
-    reference of that Python's interleaved run."""
+    """Per patch, per Python: each release's ratios to that run's reference."""
     found: dict = {}
     for python, run in sorted(launch_runs.items()):
         for row in run["rows"]:
-            if row["label"] == run["reference"]:
-                continue
-            found.setdefault(row["patch"], {}).setdefault(python, []).append(
-                {key: row[key] for key in (
-                    "release", "n", "median", "p95", "past_limit",
-                    "median_ratio", "p95_ratio", "median_ratio_bound",
-                    "p95_ratio_bound", "race_errors", "error")})
+            if row["label"] != run["reference"]:
+                found.setdefault(row["patch"], {}).setdefault(
+                    python, []).append({key: row[key] for key in (
+                        "release", "n", "median", "p95", "past_limit",
+                        "median_ratio", "p95_ratio", "median_ratio_bound",
+                        "p95_ratio_bound", "race_errors", "error")})
     return found
 
 
 def worst(entries: list[dict]) -> dict:
-    """The release with the largest median and p95 ratio in one Python's
-    run: {key: {ratio, bound, release, goal, met}} (a bound never meets
-    a goal)."""
+    """The largest median and p95 ratio of one Python's run against GOALS
+    (a bound never meets one)."""
     found = {}
     for key, goal in GOALS.items():
         ratios = [e for e in entries if e[f"{key}_ratio"] is not None]
@@ -174,10 +144,7 @@ def worst(entries: list[dict]) -> dict:
 
 
 def summary(data: dict) -> dict:
-    """What the Markdown shows of ``compare``'s data, per patch (the
-    unpatched first): its worst launch ratios per Python, the bases it ran
-    race-free ``RACE_FREE_RUNS`` times or more, the semantics cases that
-    differ, the Pythons; and the bases and Pythons of the columns."""
+    """The figures fix_compare.md shows of ``compare``'s data, per patch."""
     names = set().union(*(data[s] for s in ("race", "launch", "cubie",
                                             "numba_cuda_tests", "semantics")))
     patches = [NONE] + sorted(names - {NONE})
@@ -203,8 +170,7 @@ def summary(data: dict) -> dict:
 
 
 def short_spec(key: str) -> str:
-    """``cubie==0.14.2 numba-cuda==0.30.4 (py3.12)`` -> ``cubie 0.14.2,
-    numba-cuda 0.30.4``: the pins, without the numba beside them."""
+    """A spec's pins but numba's: ``cubie 0.14.2, numba-cuda 0.30.4``."""
     pins = [word.replace("==", " ") for word in key.split()
             if "==" in word and not word.startswith("numba==")]
     return ", ".join(pins) or key
@@ -225,7 +191,6 @@ def grouped_semantics(by_spec: dict) -> list[dict]:
 
 
 def compare(records: list[dict], launch_runs: dict) -> dict:
-    """The comparison's data: every section, by patch."""
     return {"race": race_by_base(records),
             "launch": launch_by_patch(launch_runs),
             "launch_runs": {python: {key: run.get(key) for key in (
@@ -237,27 +202,10 @@ def compare(records: list[dict], launch_runs: dict) -> dict:
             "semantics": semantics_differences(records)}
 
 
-def run_table(args: argparse.Namespace, out_dir: str, command: str) -> dict:
-    records = [dict(data) for _, data in load_raw_dirs(args.raw)]
-    saved = load_json(Path(args.launch_file)) or {}
-    data = compare(records, saved.get("runs", {}))
-    data["launch_earlier"] = {python: [launch_by_patch({python: run})
-                                       for run in runs]
-                              for python, runs in saved.get(
-                                  "earlier", {}).items()}
-    provenance = stamp(command)
-    write_json_atomic(Path(out_dir) / "fix_compare.json", {**data, **provenance})
-    write_text_atomic(Path(out_dir) / "fix_compare.md", render(
-        "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
-        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec,
-        earlier={python: [{p: worst(by[python]) for p, by in run.items()}
-                          for run in runs]
-                 for python, runs in data["launch_earlier"].items()}))
-    return data
-
-
 def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="nox -s fix_compare --")
+    parser = OneLineArgumentParser(prog="nox -s fix_compare --",
+                                   label="fix_compare",
+                                   help_hint="nox -s fix_compare -- --help")
     parser.add_argument("--launches", action="store_true",
                         help="time launches first (else only the table)")
     parser.add_argument("--python", default="3.12",
@@ -290,9 +238,8 @@ def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
 
 def bisect_releases(results_dir: str, python: str, reference: str | None,
                     releases: list[str] | None) -> tuple[str, list[str]]:
-    """The reference (the last numba-cuda release with the race) and the
-    releases to time (the matrix's numba-cuda releases from the first
-    without it), from the race bisect of numba-cuda on ``python``."""
+    """From the race bisect on ``python``: the last release with the race
+    and the matrix's releases from the first without it."""
     path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
     boundary = (load_json(path) or {}).get("boundary")
     if not boundary:
@@ -308,18 +255,31 @@ def bisect_releases(results_dir: str, python: str, reference: str | None,
 
 
 def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
-    """The session: an interleaved launch-time run where asked, then the
-    table."""
+    """An interleaved launch-time run where asked, then the table."""
     try:
         args = parse_args(argv, results_dir)
-    except SystemExit as stop:
-        if stop.code == 0:  # --help
-            return {}
-        raise BadInput("see `nox -s fix_compare -- --help`") from stop
-    if args.launches and not (args.reference and args.releases):
-        args.reference, args.releases = bisect_releases(
-            results_dir, args.python, args.reference, args.releases)
+    except SystemExit:  # --help (a mistake is a BadInput)
+        return {}
     if args.launches:
+        if not (args.reference and args.releases):
+            args.reference, args.releases = bisect_releases(
+                results_dir, args.python, args.reference, args.releases)
         run_launches(args, envdir, results_dir, command)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    return run_table(args, args.out, command)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = load_json(Path(args.launch_file)) or {}
+    data = compare([dict(data) for _, data in load_raw_dirs(args.raw)],
+                   saved.get("runs", {}))
+    data["launch_earlier"] = {python: [launch_by_patch({python: run})
+                                       for run in runs]
+                              for python, runs in saved.get(
+                                  "earlier", {}).items()}
+    provenance = stamp(command)
+    write_json_atomic(out / "fix_compare.json", {**data, **provenance})
+    write_text_atomic(out / "fix_compare.md", render(
+        "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
+        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec,
+        earlier={python: [{p: worst(by[python]) for p, by in run.items()}
+                          for run in runs]
+                 for python, runs in data["launch_earlier"].items()}))
+    return data

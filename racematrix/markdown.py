@@ -1,6 +1,5 @@
-"""Markdown: the one table helper (a cell's ``|`` escaped one way) and the
-Jinja2 templates (``racematrix/templates``) every report file is rendered
-from, with the filters they share."""
+"""Markdown: the one table helper and the Jinja2 environment of the
+templates (``racematrix/templates``) every report file is rendered from."""
 from __future__ import annotations
 
 import re
@@ -15,26 +14,22 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def cell(value: object) -> str:
-    """A value as one table cell: ``|`` escaped, line breaks as spaces,
-    None a dash."""
+    """``|`` escaped, line breaks as spaces, None a dash."""
     if value is None:
         return "–"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """The lines of a GitHub Markdown table: a header of ``columns`` and one
-    line per row (a sequence of values, each passed through ``cell``)."""
-    lines = ["| " + " | ".join(columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |"
-              for row in rows]
-    return lines
+    """The lines of a GitHub Markdown table."""
+    return ["| " + " | ".join(columns) + " |",
+            "|" + "|".join("---" for _ in columns) + "|",
+            *("| " + " | ".join(cell(value) for value in row) + " |"
+              for row in rows)]
 
 
 def seconds(stat: dict | None, digits: int = 2) -> str:
-    """A launch statistic from the report's structure: ``>= X`` where it
-    was cut at the limit, a dash where not measured."""
+    """A launch statistic; ``>= X`` where it was cut at the limit."""
     if not stat:
         return "–"
     text = f"{stat['value']:.{digits}f}"
@@ -46,7 +41,6 @@ def percent(rate: float | None, digits: int = 1) -> str:
 
 
 def environment() -> jinja2.Environment:
-    """The templates' Jinja2 environment, with the filters they share."""
     import jinja2
     found = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
@@ -58,8 +52,7 @@ def environment() -> jinja2.Environment:
 
 
 def render(name: str, **context: object) -> str:
-    """The template ``name`` (``racematrix/templates/<name>.j2``) rendered
-    with ``context``; ends with one newline."""
+    """``templates/<name>.j2`` rendered, tidied."""
     return tidy(environment().get_template(f"{name}.j2").render(**context))
 
 

@@ -1,16 +1,7 @@
-"""The MWE's figures, measured again on demand (``nox -s mwe_figures``):
-
-* per Python, with the newest numba: how many of N runs of the suite
-  (``--count 1``) reproduce, the median wall time of ``pytest -x`` from
-  process start to the first failure, and of ``import numba.cuda``;
-* the newest numba-cuda over at least 1,000 test runs;
-* the ``faithful`` preset over at least 1,000 test runs;
-* the deterministic trigger over 20 launches, under both presets;
-* the pattern's rate as each knob moves alone.
-
-Writes ``results/mwe_figures.json`` and ``.md`` (``templates/
-mwe_figures.md.j2``) and logs the table.
-"""
+"""The MWE's figures, measured again (``nox -s mwe_figures``): per Python
+the suite's rate and wall times, the fixed release, the ``faithful``
+preset, the trigger, and the pattern's rate as each knob moves alone.
+Writes ``mwe_figures.json`` and ``.md`` and logs the table."""
 from __future__ import annotations
 
 import logging
@@ -51,7 +42,7 @@ SWEEP = {"switch-interval": ["0.005", "1e-4", "1e-5", "1e-6"],
 
 def timed_pytest(env: ProbeEnvironment, *args: str,
                  count: int = 1) -> tuple[float, dict]:
-    """Run the MWE once, quietly; returns (seconds, summary)."""
+    """(seconds, summary) of one quiet run of the MWE."""
     race = RaceSuite(count, TIMEOUT, args, echo=False)
     fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True)))
     if fields.get("env_error"):
@@ -93,17 +84,16 @@ def rate(counts: dict) -> dict:
 
 
 def suite_miss_bound(rate_low: float, cases: int) -> dict:
-    """How often one run of the suite could pass where the bug exists: all
-    ``cases`` of the pattern passing, each failing at ``rate_low`` (the
-    lower 95% bound of the measured per-case rate)."""
+    """The chance all ``cases`` of the pattern pass where the bug is, each
+    failing at ``rate_low`` (the lower 95% bound of the per-case rate)."""
     return {"cases": cases, "per_case_rate_low": rate_low,
             "probability": chance_all_pass(rate_low, cases)}
 
 
 def measured(env: ProbeEnvironment, info: dict, tests: str, *args: str,
              count: int) -> tuple[dict, dict]:
-    """Run ``tests`` (a ``-k`` expression, or "whole suite") ``count`` times
-    in ``env``; returns (its rate with the versions, pytest's summary)."""
+    """``tests`` (a ``-k`` expression, or "whole suite") ``count`` times:
+    (its rate with the versions, pytest's summary)."""
     selection = [] if tests == "whole suite" else ["-k", tests]
     _, summary = timed_pytest(env, *selection, *args, count=count)
     versions = {name: info["packages"][name] for name in ("numba", "numba-cuda")
@@ -132,11 +122,8 @@ def measure(pythons: list[str], envdir: str, suite_runs: int = 20,
                "of": suite_runs,
                "median_x_seconds": round(statistics.median(walls), 2),
                "median_import_seconds": round(import_seconds(env), 2)}
-        logger.info("Python %(python)s, numba %(numba)s: reproduced in "
-                    "%(reproduced)s of %(of)s runs of the suite "
-                    "(%(by_pattern)s by the pattern's cases before the "
-                    "trigger); median pytest -x %(median_x_seconds)s s, "
-                    "import numba.cuda %(median_import_seconds)s s", row)
+        logger.info("Python %(python)s: reproduced in %(reproduced)s of "
+                    "%(of)s runs of the suite", row)
         figures["pythons"].append(row)
         last_env, last_info = env, info
     pattern_cases = 16  # enough repeats for ~1,000 runs; counted below
@@ -163,16 +150,10 @@ def measure(pythons: list[str], envdir: str, suite_runs: int = 20,
 
 
 def sweep(env: ProbeEnvironment, repeats: int) -> list[dict]:
-    """The pattern's failure rate as each knob moves alone, the others at
-    the MWE's defaults."""
-    points = []
-    for knob, values in SWEEP.items():
-        for value in values:
-            _, summary = timed_pytest(env, "-k", PATTERN, f"--{knob}", value,
-                                      count=repeats)
-            points.append({"knob": knob, "value": value,
-                           **rate(summary["counts"])})
-    return points
+    """The pattern's rate as each knob moves alone."""
+    return [{"knob": knob, "value": value, **rate(timed_pytest(
+        env, "-k", PATTERN, f"--{knob}", value, count=repeats)[1]["counts"])}
+        for knob, values in SWEEP.items() for value in values]
 
 
 def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
@@ -182,7 +163,7 @@ def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
     figures = measure(pythons, envdir)
     figures["command"] = command
     write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
-    text = render("mwe_figures.md", figures=figures)
-    write_text_atomic(Path(out_dir) / "mwe_figures.md", text)
+    write_text_atomic(Path(out_dir) / "mwe_figures.md",
+                      text := render("mwe_figures.md", figures=figures))
     logger.info("%s", text)
     return figures

@@ -1,6 +1,5 @@
-"""The pictures: the failure-rate heatmap and the launch times per
-environment, drawn from table rows with matplotlib (imported when drawing,
-so that the rest of the package does not need it)."""
+"""The failure-rate heatmap and the launch times per environment
+(matplotlib, imported when drawing: the rest of the package runs without)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -20,10 +19,8 @@ UNMEASURED = {"skipped": ("#e0e0e0", "///", "#aaaaaa", "skip", "#555555"),
 
 
 def plot_launch_times(rows: list[dict], path: str | Path) -> None:
-    """Launch time per environment that was timed: the median as a dot,
-    a bar to the p95, a cross at the max; red where the race was
-    reproduced, green where not; log scale. Nothing is drawn (and an old
-    picture is removed) where no row was timed."""
+    """Median, p95 and max launch per timed environment; an old picture
+    goes where no row was timed."""
     timed = sorted((r for r in rows if (r.get("launch_seconds") or {}).get("n")
                     and r["verdict"] in ("reproduced", "not-reproduced")),
                    key=lambda r: (python_minor(r),) + column_key(r))
@@ -34,7 +31,7 @@ def plot_launch_times(rows: list[dict], path: str | Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
     figure, axis = plt.subplots(figsize=(max(6, 0.2 * len(timed) + 2), 4))
     for x, row in enumerate(timed):
         launch = row["launch_seconds"]
@@ -55,8 +52,8 @@ def plot_launch_times(rows: list[dict], path: str | Path) -> None:
     low, high = axis.get_ylim()
     axis.set_yticks([t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200)
                      if low <= t <= high])
-    axis.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axis.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.yaxis.set_minor_formatter(NullFormatter())
     axis.grid(axis="y", which="both", color="#eeeeee")
     axis.set_title("Launch time per environment: median (dot), p95 (bar "
                    "end), max (x)\nred: race reproduced; green: not",
@@ -67,8 +64,8 @@ def plot_launch_times(rows: list[dict], path: str | Path) -> None:
 
 
 def plot_heatmap(rows: list[dict], path: str | Path) -> None:
-    """Failure rate per Python (down) and target version (across), one panel
-    per simulator flag that ran."""
+    """Failure rate per Python and target version, a panel per simulator
+    flag that ran."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -91,8 +88,8 @@ def plot_heatmap(rows: list[dict], path: str | Path) -> None:
                  if r["sim"] is flag}
         for y, python in enumerate(pythons):
             for x, column in enumerate(columns):
-                row = cells.get((python, column))
-                _draw_cell(axis, x, y, row, cmap, Rectangle)
+                _draw_cell(axis, x, y, cells.get((python, column)), cmap,
+                           Rectangle)
         for x in range(1, len(columns)):
             if columns[x][0] != columns[x - 1][0]:  # between the two targets
                 axis.axvline(x, color="black", linewidth=2)
@@ -127,8 +124,7 @@ def plot_heatmap(rows: list[dict], path: str | Path) -> None:
 
 
 def _not_drawn_note(rows: list[dict], flags: list[bool]) -> str:
-    """A second title line naming a simulator flag whose environments were
-    all skipped (so it has no panel), with the commonest reason."""
+    """A title line for a simulator flag all skipped (so no panel)."""
     notes = []
     for flag in (True, False):
         skipped = [r for r in rows if r["sim"] is flag]
@@ -163,7 +159,6 @@ def _draw_cell(axis: Any, x: int, y: int, row: dict | None, cmap: Any,
 
 
 def draw_all(rows: list[dict], out_dir: str | Path) -> None:
-    """Both pictures of the MWE's rows in ``out_dir``."""
     mwe_rows = [r for r in rows if r.get("suite", "mwe") == "mwe"
                 and not r.get("patch")]
     plot_heatmap(mwe_rows, Path(out_dir) / "failure_rates.png")

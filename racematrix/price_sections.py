@@ -1,9 +1,6 @@
 """The report's structure of the price of the fix and of the candidate
-fixes: launch times (a statistic cut at a limit is a bound), the run of
-launches taken in turn, each patch beside the unpatched rows, the change
-to propose, CuBIE's rows, numba-cuda's own tests, the reproducers' and the
-regression test's recorded runs. Plain dicts for the templates; nothing
-here writes a file or words a sentence."""
+fixes: plain dicts for the templates (a launch statistic cut at a limit is
+a bound)."""
 from __future__ import annotations
 
 import re
@@ -14,9 +11,7 @@ from .tables import python_minor, target_version, version_or_zero
 
 
 def seconds(value: float | None, limit: float | None = None) -> dict | None:
-    """A launch statistic: its value, and whether it was cut at ``limit``
-    (launches past the limit count at it, so a statistic at the limit is
-    only a lower bound)."""
+    """Launches past ``limit`` count at it: a statistic there is a bound."""
     if value is None:
         return None
     censored = limit is not None and limit > 0 and value >= limit - 1e-9
@@ -24,25 +19,25 @@ def seconds(value: float | None, limit: float | None = None) -> dict | None:
             "censored": censored}
 
 
+def span(values: list | None) -> list | None:
+    return [min(values), max(values)] if values else None
+
+
 def launch(record: dict | None) -> dict | None:
-    """A row's launch times: n, median, p95, max (each maybe a bound), the
-    launches cut, the sessions beside it."""
     data = (record or {}).get("launch_seconds") or {}
     if not data.get("n"):
         return None
     limit = data.get("limit")
-    return {"n": data["n"], "median": seconds(data["median"], limit),
-            "p95": seconds(data["p95"], limit),
-            "max": seconds(data["max"], limit), "limit": limit,
+    return {"n": data["n"], "limit": limit,
+            **{k: seconds(data[k], limit) for k in ("median", "p95", "max")},
             "past_limit": data.get("past_limit", 0),
             "concurrency": data.get("concurrency"),
             "calls": (data.get("workload") or {}).get("device_calls")}
 
 
 def price(rows: list[dict], bisects: list[dict]) -> dict | None:
-    """The launch times of numba-cuda's releases around the fix on one
-    Python (the newest with a bisect on time), unpatched and with each
-    patch, from the rows; the interleaved ends of that bisect."""
+    """Launch times around the fix on the newest Python with a bisect on
+    time, unpatched and with each patch, from one release before it on."""
     timed = [b for b in bisects if b.get("end")]
     if not timed:
         return None
@@ -53,12 +48,13 @@ def price(rows: list[dict], bisects: list[dict]) -> dict | None:
     before = chosen["before"]["version"]
     start = versions[max(0, versions.index(before) - 1)] \
         if before in versions else versions[0]
-    shown = [r for r in rows if r["target"] == target and r["sim"]
-             and r.get("suite", "mwe") == "mwe" and python_minor(r) == python
-             and version_or_zero(target_version(r)) >= version_or_zero(start)
-             and launch(r)]
-    shown.sort(key=lambda r: (r.get("patch") or "",
-                              version_or_zero(target_version(r))))
+    shown = sorted((r for r in rows if r["target"] == target and r["sim"]
+                    and r.get("suite", "mwe") == "mwe"
+                    and python_minor(r) == python and launch(r)
+                    and version_or_zero(target_version(r))
+                    >= version_or_zero(start)),
+                   key=lambda r: (r.get("patch") or "",
+                                  version_or_zero(target_version(r))))
     return {"python": python, "target": target, "bisect": chosen,
             "dates": sorted({(r.get("finished") or "")[:10] for r in shown}
                             - {""}),
@@ -68,25 +64,19 @@ def price(rows: list[dict], bisects: list[dict]) -> dict | None:
 
 
 def interleaved(data: dict | None, python: str | None = None) -> dict | None:
-    """One Python's run of releases and patches timed in turn
-    (``fix_launch_time.json``; ``python``'s where it has one, else the
-    newest): per label, n, median and p95 (each maybe a bound at the
-    limit), the launches cut, the ratio to the reference."""
+    """``python``'s (else the newest) run of launches taken in turn."""
     runs = (data or {}).get("runs") or {}
     if not runs:
         return None
     run = runs.get(python or "") or runs[max(runs, key=version_or_zero)]
-    limit = run["limit"]
-    loads = run.get("load_per_round") or [None]
+    limit, envs = run["limit"], run.get("environments") or {}
     return {"python": run["python"], "reference": run["reference"],
             "limit": limit, "rounds": run["rounds"],
             "finished": run.get("finished"),
-            "load": [min(loads), max(loads)] if loads[0] is not None else None,
-            "python_build": next((e.get("python_build") for e in
-                                  (run.get("environments") or {}).values()),
-                                 None),
-            "rows": [{**r, "numba": ((run.get("environments") or {})
-                                     .get(r["label"], {}).get("packages")
+            "load": span(run.get("load_per_round")),
+            "python_build": next((e.get("python_build")
+                                  for e in envs.values()), None),
+            "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
                                      or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
                       "median": seconds(r["median"], limit),
@@ -96,41 +86,36 @@ def interleaved(data: dict | None, python: str | None = None) -> dict | None:
 
 
 def slowdown(data: dict | None) -> list[dict]:
-    """Per Python's run of launches taken in turn (``fix_launch_time.json``):
-    the newest unpatched release's median launch over the reference
-    release's (a bound where the median was cut at the limit), and how
-    many launches of each ran past the limit."""
+    """Per Python's run taken in turn: the newest unpatched release's
+    median over the reference's, and the launches past the limit."""
     found = []
     for python, run in sorted(((data or {}).get("runs") or {}).items(),
                               key=lambda item: version_or_zero(item[0])):
-        plain = [r for r in run["rows"] if r["patch"] == "none"
-                 and r["release"] != run["reference"] and r.get("median_ratio")]
-        if not plain:
+        plain = [r for r in run["rows"] if r["patch"] == "none"]
+        newer = [r for r in plain if r["release"] != run["reference"]
+                 and r.get("median_ratio")]
+        if not newer:
             continue
-        newest = max(plain, key=lambda r: version_or_zero(r["release"]))
-        reference = next((r for r in run["rows"] if r["patch"] == "none"
-                          and r["release"] == run["reference"]), {})
+        newest = max(newer, key=lambda r: version_or_zero(r["release"]))
+        reference = next((r for r in plain
+                          if r["release"] == run["reference"]), {})
         found.append({"python": python, "release": newest["release"],
                       "reference": run["reference"],
                       "ratio": newest["median_ratio"],
                       "bound": bool(newest.get("median_ratio_bound")),
-                      # launches stopped at the limit: stalls
                       "limit": run.get("limit"), "n": newest.get("n"),
                       "past_limit": newest.get("past_limit", 0),
                       "finished": run.get("finished"),
-                      "load": [min(run["load_per_round"]),
-                               max(run["load_per_round"])]
-                      if run.get("load_per_round") else None,
+                      "load": span(run.get("load_per_round")),
                       "reference_n": reference.get("n"),
                       "reference_past_limit": reference.get("past_limit", 0)})
     return found
 
 
 def lock_share(timed: dict | None, name: str) -> dict | None:
-    """The attribution patch ``name`` in the run of launches taken in turn:
-    on the newest release it was timed on, the median launch with it,
-    without it and the reference's, and the share of the rise from the
-    reference it takes away (None where a median is a bound)."""
+    """The attribution patch ``name`` on the newest release it was timed
+    on: the share of the rise from the reference it takes away (None where
+    a median is a bound)."""
     rows = (timed or {}).get("rows") or []
     mine = [r for r in rows if r["patch"] == name]
     if not mine:
@@ -151,37 +136,32 @@ def lock_share(timed: dict | None, name: str) -> dict | None:
 
 
 def solve(record: dict | None) -> dict | None:
-    """``solve_ivp``'s seconds in a CuBIE row: median and max of the solves
-    that ran, and how many were skipped once the row's budget was spent
-    (then the median is not a figure)."""
+    """``solve_ivp``'s seconds in a CuBIE row; no median where solves were
+    skipped once the row's budget was spent."""
     summary = (record or {}).get("summary") or {}
     data = next((v for k, v in (summary.get("test_seconds") or {}).items()
                  if "solve" in k), None)
     if not data:
         return None
-    cases = [c for n, c in (summary.get("tests") or {}).items() if "solve" in n]
-    skipped = sum(c.get("skip", 0) for c in cases)
+    skipped = sum(c.get("skip", 0) for n, c in
+                  (summary.get("tests") or {}).items() if "solve" in n)
     return {"median": None if skipped else data["median"], "max": data["max"],
             "n": data["n"] - skipped, "skipped": skipped}
 
 
 def cubie_price(found: list[dict]) -> dict | None:
-    """CuBIE's ``solve_ivp`` on its newest release run with numba-cuda: the
-    newest numba-cuda with the race, the newest without, and that one with
-    each patch."""
+    """CuBIE's newest release: the newest numba-cuda with the race, the
+    newest without, and that one with each patch."""
     mine = [c for c in found if c["numba_cuda"] and c["solve"]]
     if not mine:
         return None
     newest = max((c["cubie"] for c in mine), key=version_or_zero)
     mine = [c for c in mine if c["cubie"] == newest]
-    plain = [c for c in mine if not c["patch"]]
-    racy = [c for c in plain if c["verdict"] == "reproduced"]
-    fixed = [c for c in plain if c["verdict"] == "not-reproduced"]
-
-    def newest_of(group: list[dict]) -> dict | None:
-        return max(group, key=lambda c: version_or_zero(c["numba_cuda"]),
-                   default=None)
-    after, before = newest_of(fixed), newest_of(racy)
+    before, after = (max((c for c in mine if not c["patch"]
+                          and c["verdict"] == verdict),
+                         key=lambda c: version_or_zero(c["numba_cuda"]),
+                         default=None)
+                     for verdict in ("reproduced", "not-reproduced"))
     medians = [(side or {}).get("solve", {}).get("median")
                for side in (before, after)]
     return {"cubie": newest, "before": before, "after": after,
@@ -191,24 +171,21 @@ def cubie_price(found: list[dict]) -> dict | None:
 
 
 def spec_text(record: dict) -> str:
-    """A row's requirements as asked, one string."""
     return " ".join((record.get("spec") or {}).get("requirements") or ())
 
 
 def cubie(records: list[dict]) -> list[dict]:
-    """CuBIE's own code, each row: versions, whose simulator, the race, the
-    hangs, ``solve_ivp``'s seconds."""
+    """CuBIE's rows: versions, whose simulator, the race, ``solve_ivp``."""
     found = []
-    for record in records:
-        if record.get("suite") != "cubie":
-            continue
+    for record in (r for r in records if r.get("suite") == "cubie"):
         known = {**record.get("settings", {}), **record.get("packages", {})}
         module = record.get("settings", {}).get("cuda_module", "")
         found.append({
             "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
             "numba": known.get("numba"), "python": record.get("python"),
             "patch": (record.get("spec") or {}).get("patch"),
-            "spec": spec_text(record), "simulator": "vendored" if "vendored" in module else "numba-cuda"
+            "spec": spec_text(record),
+            "simulator": "vendored" if "vendored" in module else "numba-cuda"
             if known.get("numba-cuda") else "numba",
             "verdict": record["verdict"], "runs": record["runs"],
             "failures": record["failures"], "hangs": record.get("hangs", 0),
@@ -220,16 +197,12 @@ def cubie(records: list[dict]) -> list[dict]:
 
 
 def own_tests(records: list[dict]) -> list[dict]:
-    """numba-cuda's own simulator tests per release and patch: passed,
-    failed, skipped, and the tests whose outcome differs from the
-    unpatched run of the same release."""
+    """numba-cuda's own tests per release and patch, and the tests whose
+    outcome differs from the unpatched run of the same release."""
     by_release: dict[tuple, dict] = defaultdict(dict)
-    for record in records:
-        if record.get("suite") != "numba-cuda-tests":
-            continue
-        key = (".".join(record["python"].split(".")[:2]),
-               record["packages"].get("numba-cuda"))
-        by_release[key][(record.get("spec") or {}).get("patch")] = record
+    for record in (r for r in records if r.get("suite") == "numba-cuda-tests"):
+        by_release[(python_minor(record), record["packages"].get(
+            "numba-cuda"))][(record.get("spec") or {}).get("patch")] = record
     found = []
     for (python, version), sides in sorted(by_release.items()):
         plain = outcomes(sides[None]) if None in sides else None
@@ -256,18 +229,18 @@ def outcomes(record: dict) -> dict:
 
 
 def test_name(name: str) -> str:
-    """A test's name without the environment it ran in: a module skipped
-    at collection is named by its path in that environment's
-    site-packages, once with it and once without."""
+    """A module skipped at collection is named by its site-packages path."""
     return name.rsplit(".", 1)[-1] if "site-packages." in name else name
 
 
 def patches(rows: list[dict], described: dict | None = None) -> list[dict]:
-    """Every patch found in the rows: its description, and over its MWE
-    rows the race failures, the runs, the median launch."""
+    """Each patch: its description and, over its MWE rows, the race
+    failures, runs and median launch."""
     found = []
     for name in sorted({r["patch"] for r in rows if r.get("patch")}):
-        mine = [pair_side(r) | {"python": python_minor(r)} for r in rows
+        mine = [{"verdict": r["verdict"], "runs": r["runs"],
+                 "failures": r["failures"], "launch": launch(r),
+                 "python": python_minor(r)} for r in rows
                 if r.get("patch") == name and r.get("suite", "mwe") == "mwe"]
         medians = [r["launch"]["median"]["value"] for r in mine if r["launch"]]
         found.append({"name": name, "description": (described or {}).get(name),
@@ -280,11 +253,9 @@ def patches(rows: list[dict], described: dict | None = None) -> list[dict]:
 
 def proposal(found: list[dict], price: dict | None,
              timed: dict | None = None) -> dict | None:
-    """The patch to propose: of those that never failed with the race, the
-    one with the fastest median launch on the newest release it was timed
-    on, in the run of launches taken in turn (``timed``) if it is there,
-    else in the rows of ``price``; with that release's launches without and
-    with it."""
+    """Of the patches that never failed with the race, the fastest median
+    launch on the newest release timed, in the run taken in turn where
+    there is one, else in ``price``'s rows."""
     clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
     sources = []
     if timed:
@@ -308,42 +279,33 @@ def proposal(found: list[dict], price: dict | None,
     return None
 
 
-def pair_side(row: dict) -> dict:
-    return {"verdict": row["verdict"], "runs": row["runs"],
-            "failures": row["failures"], "launch": launch(row)}
-
-
 def reproducer_runs(data: dict | None) -> dict | None:
-    """The reproducers' recorded runs by script and label: exit status,
-    output, and its load."""
+    """The reproducers' recorded runs by script (``mwe/`` name)."""
     if not data:
         return None
     by_script = defaultdict(list)
     for entry in data["entries"]:
         for run in entry["runs"]:
             by_script[run["command"].split()[-1]].append({
-                # a run stopped at the timeout: exit None, its seconds a bound
+                # older rows: a run stopped at the timeout has exit None
                 "stopped_at": run["seconds"] if run["exit"] is None else None,
                 **run, "label": entry["label"], "patch": entry["patch"],
                 "python": entry["python"], "packages": entry["packages"]})
-    loads = [load for entry in data["entries"] for run in entry["runs"]
-             for load in run["load_average"]]
     return {"finished": data["finished"], "machine": data["machine"],
             "command": data["command"], "scripts": dict(by_script),
-            "load": [min(loads), max(loads)] if loads else None}
+            "load": span([load for entry in data["entries"] for run
+                          in entry["runs"] for load in run["load_average"]])}
 
 
 RACE_RATE_LABEL = re.compile(
     r"^numba-cuda-(?:(?P<main>main)(?:-(?P<commit>[0-9a-f]+))?|"
-    r"(?P<release>[\d.]+))"
-    r"(?P<change>\+series)?")
+    r"(?P<release>[\d.]+))(?P<change>\+series)?")
 
 
 def regression_test(found: list[dict]) -> list[dict]:
-    """The race's regression test run many times per release (the upstream
-    series' ``race_rate`` files): which numba-cuda (a release, or a commit
-    of main), with the proposed change or not, the Python, whether each
-    run had a fresh process, and how the runs ended."""
+    """The upstream series' ``race_rate`` files: which numba-cuda (a
+    release or a commit of main), with the change or not, fresh processes
+    or not, and how the runs ended."""
     shown = []
     for data in found:
         counts = data.get("counts") or {}
@@ -352,8 +314,7 @@ def regression_test(found: list[dict]) -> list[dict]:
         label = data.get("label", "?")
         named = RACE_RATE_LABEL.match(label)
         installed = next((p.split("==", 1)[1] for p in data.get("packages")
-                          or () if isinstance(p, str)
-                          and p.startswith("numba-cuda==")), None)
+                          or () if p.startswith("numba-cuda==")), None)
         processes = data.get("processes")
         shown.append({
             "label": label,

@@ -1,8 +1,5 @@
-"""``results/REPORT.md``, the texts for upstream (``results/upstream/``)
-and everything rewritten with them from the raw results: the tables, the
-bisect folder's Markdown and the pictures. One structure
-(``report_sections.build``) feeds every template; the session drivers call
-``build_report`` once per run."""
+"""REPORT.md, the texts for upstream and, with them, the tables, the bisect
+folder's Markdown and the pictures, from the raw results."""
 from __future__ import annotations
 
 import json
@@ -26,8 +23,7 @@ UPSTREAM = ("numba-cuda-issue", "numba-cuda-pr", "numba-cuda-690-comment",
 
 
 def load_json(path: Path) -> dict | None:
-    """A result file the report quotes (the MWE's figures, the
-    reproducers' runs), or None where it was not made."""
+    """A result file the report quotes, or None where it was not made."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -39,8 +35,7 @@ def load_json(path: Path) -> dict | None:
 
 
 def declared_patches() -> dict[str, Patch]:
-    """The patches pyproject.toml declares, by name; none where Python
-    has no tomllib (3.10)."""
+    """The patches pyproject.toml declares (none without tomllib: 3.10)."""
     try:
         import tomllib
     except ImportError:
@@ -49,11 +44,10 @@ def declared_patches() -> dict[str, Patch]:
                         ["tool"]["racematrix"], PROJECT)
 
 
-def build_report(raw_dirs: list, out_dir, bisect_dir, command: str,
-                 plot: bool = True, pool: bool = False
+def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
+                 command: str, plot: bool = True, pool: bool = False
                  ) -> tuple[list[dict], list[tuple[object, RawResult]]]:
-    """Tables, REPORT.md, the upstream texts and the heatmap in ``out_dir``
-    from ``raw_dirs``; returns (rows, records)."""
+    """Every report file in ``out_dir``; returns (rows, records)."""
     out_dir = Path(out_dir)
     left_out: list[dict] = []
     rows, records = write_tables(raw_dirs, out_dir, command, pool, left_out)

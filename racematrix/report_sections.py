@@ -1,8 +1,5 @@
-"""The report's structure: one plain dict built from table rows, raw
-records, bisect files and recorded runs (the price and the fixes in
-``price_sections``). Templates
-(``racematrix/templates``) turn it into prose; tests assert the dict.
-Nothing here writes a file or words a sentence."""
+"""The report's structure: one plain dict from table rows, raw records,
+bisect files and recorded runs; templates word it, tests assert it."""
 from __future__ import annotations
 
 import re
@@ -11,11 +8,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .price_sections import (cubie, cubie_price, interleaved, launch,
-                             lock_share, own_tests,
-                             patches, price, proposal, regression_test,
-                             reproducer_runs, seconds, slowdown)
-from .tables import (grid, target_version,
-                     version_or_zero)
+                             lock_share, own_tests, patches, price, proposal,
+                             regression_test, reproducer_runs, seconds,
+                             slowdown)
+from .tables import grid, target_version, version_or_zero
 
 CONTROL_TESTS = {
     "trigger": "test_syncthreads_trigger",
@@ -24,17 +20,14 @@ CONTROL_TESTS = {
 
 
 def probe_launch(probe: dict, limit: float | None) -> dict:
-    """A bisect probe's launches: n, how many were cut at ``limit``, the
-    median and p95 (each maybe a bound)."""
     return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
             "median": seconds(probe.get("median"), limit),
             "p95": seconds(probe.get("p95"), limit)}
 
 
 def bisect_entry(data: dict) -> dict:
-    """One bisect file as the report shows it: its range, the two sides of
-    the boundary (with their launches, in a bisect on time) and the
-    newest release's launches (``end``: the slow end of one on time)."""
+    """One bisect file: the boundary's sides and, in a bisect on time,
+    their launches and the newest release's (``end``)."""
     releases, limit = data.get("releases") or [], data.get("limit")
     timed = data.get("metric") == "launch-time"
     tested = {t["version"]: t for t in data.get("tested", [])}
@@ -58,8 +51,8 @@ def bisect_entry(data: dict) -> dict:
 
 
 def status(mwe: list[dict], bisects: list[dict]) -> dict:
-    """Where the race stands: where each target's bisect placed the fix,
-    and how many environments of each target reproduced it."""
+    """Per target: where its bisects placed the fix, and how many
+    environments reproduced the race before and after it."""
     ran = [r for r in mwe if r["verdict"] in ("reproduced", "not-reproduced")]
     targets = {}
     for target in sorted({r["target"] for r in ran}):
@@ -68,10 +61,10 @@ def status(mwe: list[dict], bisects: list[dict]) -> dict:
         flips = [b for b in bisects if b["package"] == target and b["after"]]
         first_fixed = min((b["after"]["version"] for b in flips),
                           key=version_or_zero, default=None)
-        fixed = [r for r in mine if first_fixed and version_or_zero(
-            target_version(r)) >= version_or_zero(first_fixed)]
-        before = [r for r in mine if first_fixed and version_or_zero(
-            target_version(r)) < version_or_zero(first_fixed)]
+        fixed, before = [], []
+        for r in mine if first_fixed else ():
+            (fixed if version_or_zero(target_version(r))
+             >= version_or_zero(first_fixed) else before).append(r)
         targets[target] = {
             "before_environments": len(before),
             "before_reproduced": sum(r["verdict"] == "reproduced"
@@ -94,8 +87,7 @@ def status(mwe: list[dict], bisects: list[dict]) -> dict:
 
 
 def evidence(records: list[dict]) -> dict:
-    """What the MWE's controls measured, added up over the records that
-    reproduced the race."""
+    """The MWE's controls, over the records that reproduced the race."""
     totals = {name: {"runs": 0, "target": 0, "other": 0, "envs": 0}
               for name in CONTROL_TESTS}
     threads: Counter[str] = Counter()
@@ -118,15 +110,8 @@ def evidence(records: list[dict]) -> dict:
     return {**totals, "failing_threads": dict(threads)}
 
 
-def first_error(records: list[dict]) -> str | None:
-    return next((r["summary"]["first_target_message"] for r in records
-                 if (r.get("summary") or {}).get("first_target_message")),
-                None)
-
-
 def stacks(out_dir: Path | None) -> dict | None:
-    """The newest launch caught past its limit: its threads counted by the
-    simulator frame they were in."""
+    """The newest launch caught past its limit: threads per simulator frame."""
     kept = sorted(Path(out_dir).glob("launch_time_stacks/*.stack.txt"),
                   key=lambda p: p.name) if out_dir else []
     if not kept:
@@ -151,7 +136,7 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
           figures: dict | None = None, fix_launches: dict | None = None,
           described: dict | None = None,
           race_rates: list[dict] | None = None) -> dict:
-    """The report's whole structure; every template renders from it."""
+    """The report's whole structure."""
     mwe = [r for r in rows if r.get("suite", "mwe") == "mwe"
            and not r.get("patch")]
     race = [bisect_entry(b) for b in bisects]
@@ -179,7 +164,10 @@ def build(rows: list[dict], records: list[dict], bisects: list[dict],
         "rows": rows, "grid": grid(ran),
         "skipped": dict(sorted(skipped.items())),
         "last_attempts": [r for r in rows if r.get("last_attempt")],
-        "error": first_error(records), "status": status(mwe, race),
+        "error": next((r["summary"]["first_target_message"] for r in records
+                       if (r.get("summary") or {}).get("first_target_message")),
+                      None),
+        "status": status(mwe, race),
         "bisects": race, "time_bisects": time, "price": cost,
         "racy_median": statistics.median(racy_launch) if racy_launch else None,
         "cubie": clients, "cubie_price": cubie_price(clients),

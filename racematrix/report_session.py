@@ -1,6 +1,4 @@
-"""The driver of ``nox -s report`` (``python -m racematrix.report_session``):
-the report, tables and pictures from raw results, merged from several
-folders if given."""
+"""The driver of ``nox -s report``."""
 from __future__ import annotations
 
 import os

@@ -1,13 +1,10 @@
-"""The driver of ``nox -s reproducers``: ``python bug.py`` and ``python
-bug_slowdown.py`` (``mwe/``) run as a reader runs them, with no variable
-set, in fresh environments of the last release with the race and the
-newest one (from the race bisect of numba-cuda), and the newest with each
-patch that applies to it. What each printed, its exit status, the
-versions, date, machine and load go to ``results/reproducers.json``; the
-texts for upstream paste that, never typed output."""
+"""The driver of ``nox -s reproducers``: ``mwe/bug.py`` and
+``bug_slowdown.py`` run as a reader runs them (no variable set) in fresh
+environments of the releases around the fix, the newest also with each
+patch; what they printed goes to ``reproducers.json``, which the texts for
+upstream paste."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -20,10 +17,9 @@ from .fileio import write_json_atomic
 from .interpreters import expose_interpreters, find_interpreter, install_hint
 from .patching import PatchError, apply, reinstaller
 from .provenance import machine_info, now_iso
-from .report import declared_patches
+from .report import PROJECT, declared_patches, load_json
 from .venv import ProbeEnvironment, read_environment
 
-HERE = Path(__file__).resolve().parent.parent
 SCRIPTS = ("bug.py", "bug_slowdown.py")
 SHOWN = ("numba", "numba-cuda", "numpy")
 logger = logging.getLogger(__name__)
@@ -31,8 +27,7 @@ logger = logging.getLogger(__name__)
 
 def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
     """(label, requirements) of the last release with the race and the
-    newest release the bisect ``bisect`` tested, each with the numba it
-    ran with."""
+    newest the bisect tested, each with the numba it ran with."""
     package = bisect["package"]
     tested = {entry["version"]: entry for entry in bisect["tested"]}
     wanted = [bisect["boundary"]["before"]["version"], bisect["releases"][-1]]
@@ -45,9 +40,7 @@ def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
 
 
 def run_script(python: str, script: Path, timeout: float) -> dict:
-    """One run of ``python SCRIPT`` in its own folder, the simulator
-    variable unset: what it printed, its exit status (None where it was
-    stopped at ``timeout``: ``stopped_at``), its seconds."""
+    """``python SCRIPT`` in its folder, the simulator variable unset."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     load, started = os.getloadavg()[0], time.monotonic()
     code, stopped_at = None, None
@@ -91,14 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{error}\n")
     bisect_file = Path(args.results, "bisect",
                        f"numba-cuda-py{args.python}.json")
-    try:
-        bisect = json.loads(bisect_file.read_text())
-    except (OSError, ValueError) as error:
-        parser.exit(2, f"reproducers: {bisect_file} is needed (run `nox -s "
-                       f"bisect -- --package numba-cuda --python "
-                       f"{args.python}` first): {error}\n")
+    bisect = load_json(bisect_file) or {}
     if not bisect.get("boundary"):
-        parser.exit(2, f"reproducers: {bisect_file} found no flip\n")
+        parser.exit(2, f"reproducers: {bisect_file} has no flip of the race "
+                       f"(run `nox -s bisect -- --package numba-cuda --python "
+                       f"{args.python}` first)\n")
     expose_interpreters()
     python = find_interpreter(args.python)
     if python is None:
@@ -110,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                        "applied")
     shown = releases_to_show(bisect)
     entries = []
-    for index, (label, requirements) in enumerate(shown):
+    for label, requirements in shown:
         version = requirements[0].split("==")[1]
         # the newest release also with each patch that applies to it
         variants = [(None, None)] + [
             (patch, diff) for patch in patches.values()
-            if index == len(shown) - 1
+            if (label, requirements) == shown[-1]
             and (diff := patch.diff_for("numba-cuda", version))]
         for patch, diff in variants:
             name = label.replace(" ", "-") + (f"+{patch.name}" if patch else "")
@@ -128,22 +118,21 @@ def main(argv: list[str] | None = None) -> int:
                     logger.error("reproducers: %s", error)
                     continue
             held = read_environment(env)
-            logger.info("reproducers: %s", name)
+            runs = [run_script(f"{env.bin}/python", PROJECT / "mwe" / script,
+                               args.timeout) for script in SCRIPTS]
+            logger.info("reproducers: %s: %s", name, ", ".join(
+                f"{run['command']} exit {run['exit']}" if run["stopped_at"]
+                is None else f"{run['command']} stopped at "
+                f"{run['stopped_at']:g} s" for run in runs))
             entries.append({
                 "label": label, "patch": patch.name if patch else None,
                 "requirements": requirements, "python": held["python"],
                 "packages": {k: held["packages"].get(k) for k in SHOWN},
-                "runs": [run_script(f"{env.bin}/python", HERE / "mwe" / script,
-                                    args.timeout) for script in SCRIPTS]})
+                "runs": runs})
     write_json_atomic(Path(args.results, "reproducers.json"), {
         "finished": now_iso(), "machine": machine_info(),
         "command": "nox -s reproducers", "bisect": bisect_file.name,
         "entries": entries})
-    for entry in entries:
-        logger.info("%s %s: %s", entry["label"], entry["patch"] or "", ", ".join(
-            f"{run['command']} exit {run['exit']}" if run["stopped_at"] is None
-            else f"{run['command']} stopped at {run['stopped_at']:g} s"
-            for run in entry["runs"]))
     return 0
 
 
