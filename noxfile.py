@@ -102,7 +102,8 @@ def env(session, suite, spec, sim, patch):
     # session here would abort it (nox's `requires=`).
     session.log(matrix_session.note_finished(
         RESULTS, raw, matrix_session.run_id(session.parallel),
-        total=sum(1 for row in ROWS if row[3] or GPU)))
+        total=sum(1 for row in ROWS if row[3] or GPU),
+        venv=session.virtualenv.location))
 
 
 @nox.session(python=False, requires=[

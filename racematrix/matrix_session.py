@@ -20,6 +20,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping
+from typing import cast
 from pathlib import Path
 
 from . import measure_launch, measure_race, patching
@@ -31,10 +32,10 @@ from .measurement import Built, run_all
 from .patches import patched_packages
 from .patching import PatchError
 from .provenance import machine_info, now_iso
-from .rawresult import kept_measured_row, make_raw, record
+from .rawresult import RawResult, kept_measured_row, make_raw, read_raw, record
 from .report import build_report
 from .suites import MWE_SUITE
-from .venv import read_environment
+from .venv import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def row_line(raw: dict) -> str:
 
 
 def note_finished(results_dir: str | Path, raw: dict, run: int,
-                  total: int) -> str:
+                  total: int, venv: str | None = None) -> str:
     """Record ``raw``'s verdict in run ``run``'s journal and return the
     progress line: how many environments are done of ``total``, about
     how long the rest takes, and the row's line."""
@@ -178,7 +179,8 @@ def note_finished(results_dir: str | Path, raw: dict, run: int,
     journal.mkdir(parents=True, exist_ok=True)
     write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
         {"env": raw["env"], "verdict": raw["verdict"], "runs": raw["runs"],
-         "line": row_line(raw), "started": time.time() - raw["seconds"]}))
+         "line": row_line(raw), "started": time.time() - raw["seconds"],
+         "venv": venv}))
     entries = _entries(journal)
     done = len(entries)
     where = f"{done}/{total}" if done <= total else f"{done}"
@@ -199,6 +201,37 @@ def _entries(journal: Path) -> list[dict]:
     return entries
 
 
+def launches_again_alone(results_dir: str | Path,
+                         entries: list[dict]) -> list[str]:
+    """The launch A/B of each row of this run that read undecided, timed
+    again now that every session has ended: under -j its pairs can find no
+    free core, and the lock's price shows only with one. The row keeps the
+    first attempt's figures as ``launch_seconds["beside"]``. Returns one
+    line per row timed again."""
+    lines = []
+    for entry in entries:
+        path = Path(results_dir, "raw", f"{entry['env']}.json")
+        raw = read_raw(path)[0] if entry.get("venv") and path.exists() \
+            else None
+        first = cast(dict, dict(raw or {}).get("launch_seconds") or {})
+        if raw is None or first.get("decision") != "undecided":
+            continue
+        rule = first.get("rule") or {}
+        again = measure_launch.run_launch_time(
+            ProbeEnvironment(entry["venv"], raw["python"], logger.info),
+            raw["sim"], ("--pairs", str(rule.get("pairs", 3)),
+                         "--max-pairs", str(rule.get("max_pairs", 8))))
+        again["concurrency"] = 1
+        again["beside"] = {key: first.get(key) for key in (
+            "decision", "ratio", "idle_cpus", "concurrency")}
+        record(cast(RawResult, {**raw, "launch_seconds": again}), results_dir)
+        lines.append(f"{entry['env']}: launches again, alone: "
+                     f"{again.get('decision')} (ratio {again.get('ratio')}; "
+                     f"beside the others: undecided, ratio "
+                     f"{first.get('ratio')})")
+    return lines
+
+
 def finish_run(results_dir: str | Path, run: int, env_ids: list[str],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
     """The run's last word, after its environments: where one of them
@@ -210,6 +243,8 @@ def finish_run(results_dir: str | Path, run: int, env_ids: list[str],
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)
+    for again in launches_again_alone(results_dir, entries):
+        logger.info(again)
     counts = Counter(entry["verdict"] for entry in entries)
     line = f"matrix: {len(entries)} environments"
     if entries:

@@ -460,3 +460,31 @@ def test_a_failed_attempt_keeps_the_measured_row_beside_it(
     assert {k: v for k, v in after.items() if k != "attempts"} == before
     assert words in after["attempts"][-1]["why"]
     assert "last attempt failed" in (results / "failure_rates.md").read_text()
+
+
+def test_an_undecided_launch_ab_is_timed_again_alone(tmp_path, matrix_run,
+                                                     matrix_envs):
+    """A row whose A/B read undecided in the run (no free core beside the
+    other sessions) is timed again by the run's last step, in its own
+    environment; the row keeps what the run measured as ``beside``."""
+    from racematrix import matrix_session
+    results, _, _ = matrix_run
+    env_id = f"py{PYTHON}-numba-cuda-0.30.4-sim1"
+    (tmp_path / "raw").mkdir()
+    row = raw(results, env_id)
+    first = dict(row["launch_seconds"], decision="undecided", ratio=1.01)
+    (tmp_path / "raw" / f"{env_id}.json").write_text(json.dumps(
+        {**row, "launch_seconds": first}))
+    entries = [{"env": env_id, "venv": str(matrix_envs[FIXED])},
+               {"env": "not-a-row", "venv": str(matrix_envs[FIXED])}]
+    lines = matrix_session.launches_again_alone(tmp_path, entries)
+    assert len(lines) == 1 and env_id in lines[0], lines
+    again = raw(tmp_path, env_id)["launch_seconds"]
+    assert again["beside"]["decision"] == "undecided"
+    assert again["beside"]["ratio"] == 1.01
+    assert again["concurrency"] == 1
+    assert again["n"] >= first["rule"]["pairs"] and again["ratio"] > 0
+    assert again["decision"] in ("slower", "alike", "undecided")
+    # A decided row is left as it is.
+    assert matrix_session.launches_again_alone(tmp_path, entries[:1]) == [] \
+        or again["decision"] == "undecided"
