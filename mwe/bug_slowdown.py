@@ -1,9 +1,8 @@
 """``python bug_slowdown.py``: launches with the installed simulator's
 ``swapped_cuda_module`` alternate with launches with numba-cuda 0.24.0's
 (no lock), put in at run time. Exit status 1 where the installed one's
-median launch is at least 1.5 times as long, or where a launch runs past
-``LIMIT`` seconds (then it is stopped). The device function reads nothing
-of ``cuda``: the race cannot strike."""
+median launch is at least 1.5 times as long, or a launch runs past
+``LIMIT`` seconds (stopped there). The device function reads no ``cuda``."""
 import os
 
 os.environ["NUMBA_ENABLE_CUDASIM"] = "1"  # before numba is imported
