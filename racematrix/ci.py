@@ -13,12 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: nox brings tomli
-    import tomli as tomllib
-
-from .envspec import ConfigError
+from .envspec import ConfigError, project_config
 from .errors import BadInput, OneLineArgumentParser
 from .matrix import Matrix, env_of, load_matrix, session_id
 
@@ -54,8 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     except BadInput as error:
         sys.exit(str(error))
     try:
-        table = tomllib.loads((PROJECT / "pyproject.toml").read_text())
-        matrix = load_matrix(table["tool"]["racematrix"], os.environ, PROJECT)
+        matrix = load_matrix(project_config(PROJECT), os.environ, PROJECT)
     except ConfigError as error:
         sys.exit(f"racematrix.ci: {error}")
     print(json.dumps(job_matrix(matrix, args.gpu_runner)))

@@ -4,6 +4,7 @@ MATRIX_* environment variables."""
 import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -178,6 +179,16 @@ class MatrixConfig:
     def envs(self):
         return [EnvSpec(python, spec, sim) for python in self.pythons
                 for spec in self.specs for sim in self.sims]
+
+
+def project_config(project: str | Path) -> dict:
+    """``[tool.racematrix]`` of ``project``'s pyproject.toml."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: nox brings tomli
+        import tomli as tomllib
+    return tomllib.loads((Path(project) / "pyproject.toml").read_text())[
+        "tool"]["racematrix"]
 
 
 def load_config(table, environ):

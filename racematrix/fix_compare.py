@@ -7,9 +7,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from nox.project import load_toml
 from packaging.version import Version
 
+from .envspec import project_config
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
@@ -247,7 +247,7 @@ def bisect_releases(results_dir: str, python: str, reference: str | None,
                        f"`nox -s bisect -- --package numba-cuda --python "
                        f"{python}` first, or give --reference and --releases")
     fixed = Version(boundary["after"]["version"])
-    config = load_toml(PROJECT / "pyproject.toml")["tool"]["racematrix"]
+    config = project_config(PROJECT)
     matrix = [spec.split("==", 1)[1] for spec in config["specs"]
               if spec.startswith("numba-cuda==")]
     return (reference or boundary["before"]["version"],

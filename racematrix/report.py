@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from .bisect_files import load_bisects, rerender_bisects
+from .envspec import project_config
 from .fileio import write_text_atomic
 from .markdown import render
 from .patches import Patch, load_patches
@@ -35,13 +36,12 @@ def load_json(path: Path) -> dict | None:
 
 
 def declared_patches() -> dict[str, Patch]:
-    """The patches pyproject.toml declares (none without tomllib: 3.10)."""
+    """The patches pyproject.toml declares (none where Python 3.10 has no
+    tomli)."""
     try:
-        import tomllib
-    except ImportError:
+        return load_patches(project_config(PROJECT), PROJECT)
+    except ModuleNotFoundError:
         return {}
-    return load_patches(tomllib.loads((PROJECT / "pyproject.toml").read_text())
-                        ["tool"]["racematrix"], PROJECT)
 
 
 def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
