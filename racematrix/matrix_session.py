@@ -213,14 +213,17 @@ def launches_again_alone(results_dir: str | Path,
         path = Path(results_dir, "raw", f"{entry['env']}.json")
         raw = read_raw(path)[0] if entry.get("venv") and path.exists() \
             else None
-        first = cast(dict, dict(raw or {}).get("launch_seconds") or {})
-        if raw is None or first.get("decision") != "undecided":
+        if raw is None:
             continue
-        rule = first.get("rule") or {}
+        first = cast(dict, raw.get("launch_seconds") or {})
+        if first.get("decision") != "undecided":
+            continue
+        # The row's own pairs; without its rule, launch_time's defaults.
+        rule = first.get("rule")
         again = measure_launch.run_launch_time(
             ProbeEnvironment(entry["venv"], raw["python"], logger.info),
-            raw["sim"], ("--pairs", str(rule.get("pairs", 3)),
-                         "--max-pairs", str(rule.get("max_pairs", 8))))
+            raw["sim"], ("--pairs", str(rule["pairs"]), "--max-pairs",
+                         str(rule["max_pairs"])) if rule else ())
         again["concurrency"] = 1
         again["beside"] = {key: first.get(key) for key in (
             "decision", "ratio", "idle_cpus", "concurrency")}

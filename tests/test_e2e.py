@@ -486,5 +486,6 @@ def test_an_undecided_launch_ab_is_timed_again_alone(tmp_path, matrix_run,
     assert again["n"] >= first["rule"]["pairs"] and again["ratio"] > 0
     assert again["decision"] in ("slower", "alike", "undecided")
     # A decided row is left as it is.
-    assert matrix_session.launches_again_alone(tmp_path, entries[:1]) == [] \
-        or again["decision"] == "undecided"
+    if again["decision"] != "undecided":
+        assert matrix_session.launches_again_alone(tmp_path, entries[:1]) \
+            == []
