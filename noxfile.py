@@ -185,9 +185,8 @@ def bench(session):
     results_folder(session)
     from racematrix import bench
     try:
-        bench.run(RESULTS, session.log,
-                  matrix_session.session_command(session.name,
-                                                 session.posargs),
+        bench.run(RESULTS, matrix_session.session_command(session.name,
+                                                          session.posargs),
                   session.posargs)
     except BadInput as error:
         session.error(str(error))

@@ -1,8 +1,16 @@
-"""The bench's own logic: its options and the table it writes."""
+"""The bench's own logic: its parts, what it reads from their output and
+the table it writes."""
+import json
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from racematrix import bench
 from racematrix.errors import BadInput
+from racematrix.rawresult import load_raw_dirs
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def part(label, seconds, **fields):
@@ -11,89 +19,95 @@ def part(label, seconds, **fields):
             "finished": "2026-11-29T09:00:00+00:00", **fields}
 
 
-def test_a_serial_run_gives_the_least_any_schedule_could_take():
-    text = bench.render({"command": "nox -s bench", "finished": "now",
-                         "parts": {"warm": part("warm", 300.0),
-                                   "warm-serial": part("serial", 500.0)}})
-    assert "One session at a time, the warm matrix took 500.0 s: on 2 " \
-           "cores no scheduling brings it under 250 s" in text
-    assert "One session at a time" not in bench.render(
-        {"command": "nox -s bench", "finished": "now",
-         "parts": {"warm": part("warm", 300.0)}})
+def table_rows(text):
+    return [line for line in text.splitlines() if line.startswith("| ")][1:]
 
 
-def test_the_bisect_from_the_middle_is_a_part_of_its_own():
-    args = bench.parse_args(["--parts", "time-bisect,time-bisect-blind"])
+def test_parts_are_picked_by_name_in_the_benchs_order():
+    args = bench.parse_args(["--parts", "time-bisect, time-bisect-blind"])
     assert args.parts == ["time-bisect", "time-bisect-blind"]
+    assert bench.parse_args([]).parts == list(bench.PARTS)
     with pytest.raises(BadInput, match="unknown part 'time-bisect-blnd'"):
         bench.parse_args(["--parts", "time-bisect-blnd"])
 
 
-def test_each_part_says_how_fast_the_host_ran_before_it():
-    text = bench.render({"command": "nox -s bench", "finished": "now",
-                         "parts": {"warm": part("warm", 300.0,
-                                                host_loop_before=0.412)}})
-    assert "2 cores, load 0.1 before, loop 0.41 s" in text
+def test_the_committed_figures_render_one_row_per_part_in_order():
+    data = json.loads((bench.PROJECT / "results" / "bench.json").read_text())
+    rows = table_rows(bench.render_bench(data))
+    labels = [data["parts"][name]["label"] for name in bench.PARTS
+              if name in data["parts"]]
+    assert [row.split(" | ")[0].lstrip("| ") for row in rows[:len(labels)]] \
+        == labels
+
+
+def test_a_part_cut_at_its_limit_shows_a_bound_and_its_host_loop():
+    text = bench.render_bench({"command": "nox -s bench", "finished": "now",
+                               "parts": {"warm": part("warm", 3600.0, cut=True,
+                                                      host_loop_before=0.412)}})
+    [row] = table_rows(text)
+    assert "| >= 3600.0 |" in row and "load 0.1 before, loop 0.41 s" in row
     assert 0 < bench.host_loop_seconds(repeats=1) < 60
 
 
 def test_where_the_time_went_adds_up_by_suite_and_verdict():
-    """Recorded rows (CuBIE's five, two MWE rows with launch time, and the
-    small MWE rows, skipped ones among them)."""
-    import json
-    from pathlib import Path
-    data = Path(__file__).resolve().parent / "data"
-    raws = [json.loads(path.read_text()) for folder in
-            ("raw", "raw-cubie", "raw-launch")
-            for path in sorted((data / folder).glob("*.json"))]
+    """Recorded rows: CuBIE's five, two MWE rows with launch time, and the
+    small MWE rows, skipped ones among them."""
+    raws = [raw for _, raw in load_raw_dirs(
+        [DATA / "raw", DATA / "raw-cubie", DATA / "raw-launch"])]
     ran = [raw for raw in raws if raw["verdict"] != "skipped"]
     groups = bench.where_time_went(raws)
     assert sum(g["rows"] for g in groups) == len(ran)
-    assert sum(g["seconds"] for g in groups) == pytest.approx(
-        sum(raw["seconds"] for raw in ran), abs=0.1)
     assert [g["seconds"] for g in groups] == sorted(
         (g["seconds"] for g in groups), reverse=True)
     for group in groups:
         mine = [raw for raw in ran if raw.get("suite", "mwe") ==
                 group["suite"] and raw["verdict"] == group["verdict"]]
         assert group["rows"] == len(mine)
+        assert group["seconds"] == pytest.approx(
+            sum(raw["seconds"] for raw in mine), abs=0.1)
         assert group["launch_seconds"] == pytest.approx(sum(
-            (raw.get("launch_seconds") or {}).get("seconds") or 0.0
+            raw.get("launch_seconds", {}).get("seconds") or 0.0
             for raw in mine), abs=0.1)
-    cubie = [g for g in groups if g["suite"] == "cubie"]
-    assert {g["verdict"] for g in cubie} == {"reproduced", "not-reproduced"}
-    assert all(g["launch_seconds"] == 0 for g in cubie)
-    assert any(g["launch_seconds"] > 0 for g in groups
-               if g["suite"] == "mwe")
-    text = bench.render({"command": "nox -s bench", "finished": "now",
-                         "parts": {"warm": part(
-                             "warm", 100.0, where=groups,
-                             session_seconds=round(sum(
-                                 raw["seconds"] for raw in ran), 1))}})
-    assert "Sessions kept its 2 cores busy" in text
-    assert text.count("| cubie |") == 2
+    assert {g["verdict"] for g in groups if g["suite"] == "cubie"} == \
+        {"reproduced", "not-reproduced"}
+    text = bench.render_bench({"command": "nox -s bench", "finished": "now",
+                               "parts": {"warm": part(
+                                   "warm", 100.0, where=groups,
+                                   session_seconds=sum(
+                                       g["seconds"] for g in groups))}})
+    assert sum(row.startswith("| cubie |") for row in table_rows(text)) == 2
 
 
-def test_the_price_verdicts_are_counted_by_race_verdict():
-    """The recorded rows with launch time: each decision counted once, by
-    the row's race verdict."""
-    import json
-    from pathlib import Path
-    data = Path(__file__).resolve().parent / "data"
-    raws = [json.loads(path.read_text()) for folder in ("raw", "raw-launch")
-            for path in sorted((data / folder).glob("*.json"))]
+def test_a_matrix_runs_rows_give_its_figures_and_price_verdicts():
+    raws = [raw for _, raw in load_raw_dirs([DATA / "raw", DATA / "raw-launch"])]
     timed = [raw for raw in raws if raw.get("launch_seconds")]
     assert timed
     for raw in timed:  # rows from before the rule named its decision
         raw["launch_seconds"].setdefault(
             "decision", "alike" if raw["verdict"] == "reproduced" else "slower")
-    decisions = bench.launch_decisions(raws)
-    assert sum(n for counts in decisions.values()
+    found = bench.matrix_figures(raws, {"MATRIX_LAUNCHES": "0"})
+    assert found["rows"] == len(raws)
+    assert found["ran"] == sum(raw["verdict"] != "skipped" for raw in raws)
+    assert sum(n for counts in found["decisions"].values()
                for n in counts.values()) == len(timed)
-    text = bench.render({"command": "nox -s bench", "finished": "now",
-                         "parts": {"warm": part("warm", 300.0,
-                                                decisions=decisions)}})
-    assert "The launch-time rule's decision on each MWE row" in text
+    assert found["launches_per_row"] == [
+        min(r["launch_seconds"]["n"] for r in timed),
+        max(r["launch_seconds"]["n"] for r in timed)]
+    assert found["environment"] == {"MATRIX_LAUNCHES": "0"}
+    json.dumps(found)  # as bench.json holds it
+
+
+def test_the_workload_runs_in_the_folder_nox_made_for_the_rows_session():
+    """A row's own command names its session; nox's folder for it is the
+    one the workload runs in, and a row whose folder is gone is left out.
+    (A short folder: nox hashes the names of long paths.)"""
+    with tempfile.TemporaryDirectory(dir="/tmp") as envs:
+        folder = Path(envs) / "matrix-3-12-numba-0-68-1-sim1"
+        (folder / "bin").mkdir(parents=True)
+        (folder / "bin" / "python").touch()
+        assert bench.workload_envs("3.12", DATA / "raw-launch",
+                                   Path(envs)) == [
+            ("py3.12-numba-0.68.1-sim1", "reproduced", folder)]
 
 
 def test_the_workload_table_has_a_row_per_candidate():
@@ -103,18 +117,9 @@ def test_the_workload_table_has_a_row_per_candidate():
                    "device_calls": 100, "load": load, "rows": rows,
                    "right": right, "of": 2, "seconds_per_row": 0.6}
                   for load, right in ((0, 2), (2, 1))]
-    lines = bench.workload_lines(part("workload", 30.0,
-                                      candidates=candidates))
-    assert [line for line in lines if line.startswith("| ")][1:] == [
+    text = bench.render_bench({"command": "nox -s bench", "finished": "now",
+                               "parts": {"workload": part(
+                                   "workload", 30.0, candidates=candidates)}})
+    assert table_rows(text)[-2:] == [
         "| 0 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 2 of 2 | 0.6 |",
         "| 2 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 1 of 2 | 0.6 |"]
-    assert bench.workload_lines(None) == []
-
-
-def test_the_defaults_part_says_how_many_times_the_project_it_takes():
-    project = part("project", 20.0, ran=13, command="nox -s matrix -j auto")
-    defaults = part("defaults", 150.0, ran=13, project=project,
-                    times_the_project=7.5)
-    text = bench.render({"command": "nox -s bench", "finished": "now",
-                         "parts": {"defaults": defaults}})
-    assert "13 MWE rows of Python 3.12" in text and ": 7.5x." in text
