@@ -30,7 +30,7 @@ from nox.sessions import _normalize_path  # nox's own name for a session's folde
 
 from .errors import OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
-from .markdown import render, table
+from .markdown import render
 from .procs import stop_process_group, venv_environ
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, Verdict, load_raw_dirs
@@ -391,36 +391,5 @@ def render_bench(data: dict[str, Any]) -> str:
     """results/bench.md: the parts' table, then what their figures say."""
     parts = {name: data["parts"][name] for name in PARTS
              if name in data["parts"]}
-    rows = []
-    for part in parts.values():
-        machine = part.get("machine", {})
-        detail = part.get("summary") or (
-            f"{part['ran']} of {part['rows']} rows ran; "
-            f"{part['session_seconds']} s of session time; launches per row "
-            f"{part.get('launches_per_row') or '–'}" if "rows" in part else "")
-        loop = part.get("host_loop_before")
-        rows.append((part["label"], f"`{part['command']}`",
-                     f">= {part['seconds']}" if part.get("cut") else
-                     part["seconds"], part["exit"], detail,
-                     f"{machine.get('cores', '?')} cores, load "
-                     f"{part['load_before']:.1f} before" +
-                     (f", loop {loop:.2f} s" if loop else ""),
-                     part.get("finished", "")))
-    warm = parts.get("warm", {})
-    where = [(g["suite"], g["verdict"], g["rows"], g["seconds"],
-              g["launch_seconds"] or "–",
-              f"{100 * g['seconds'] / warm['session_seconds']:.0f}%")
-             for g in warm.get("where") or []]
-    workload = parts.get("workload", {}).get("candidates", [])
-
-    def ratios(candidate: dict[str, Any], verdict: str) -> str:
-        return ", ".join(f"{r['ratio']:.2f}" for r in candidate["rows"]
-                         if r["verdict"] == verdict and r["ratio"]) or "–"
-    return render(
-        "bench.md", data=data, parts=parts, host_loop=HOST_LOOP, table=table,
-        rows=rows, warm=warm, where_rows=where,
-        decided=[part for part in parts.values() if part.get("decisions")], cores=warm.get("machine", {}).get("cores"),
-        workload=[(c["load"], c["python"], f"{c['switch_interval']:g}",
-                   f"{c['device_calls']:,}", ratios(c, "not-reproduced"),
-                   ratios(c, "reproduced"), f"{c['right']} of {c['of']}",
-                   c["seconds_per_row"]) for c in workload])
+    return render("bench.md", data=data, parts=parts, host_loop=HOST_LOOP,
+                  warm=parts.get("warm", {}))
