@@ -137,29 +137,23 @@ def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
     }
 
 
-def kind_of(name: str, kinds: Mapping[str, Sequence[str]]) -> str | None:
-    """The first of ``kinds`` (kind -> globs) with a glob that matches the
-    name, with or without its parameters."""
-    bare = name.split("[", 1)[0]
-    return next((kind for kind, globs in kinds.items() if any(
-        fnmatch.fnmatchcase(name, glob) or fnmatch.fnmatchcase(bare, glob)
-        for glob in globs)), None)
-
-
 def kind_counts(tests: Mapping[str, Mapping[str, int]],
                 kinds: Mapping[str, Sequence[str]]) -> dict[str, dict[str, int]]:
-    """Runs, race failures, other failures and hangs per declared kind, from
-    ``summarize``'s per-test counts."""
-    found = {kind: {"runs": 0, "failures": 0, "other": 0, "hangs": 0}
+    """Runs, race failures, other failures and hangs per declared kind (kind
+    -> globs; a test is of the first whose glob matches its name, with or
+    without its parameters), from ``summarize``'s per-test counts."""
+    found = {kind: Counter({"runs": 0, "failures": 0, "other": 0, "hangs": 0})
              for kind in kinds}
     for name, counts in tests.items():
-        into = found.get(kind_of(name, kinds) or "")
-        if into is not None:
-            into["runs"] += sum(counts[outcome] for outcome in RAN)
-            into["failures"] += counts[Outcome.TARGET]
-            into["other"] += counts[Outcome.OTHER]
-            into["hangs"] += counts[Outcome.HANG]
-    return found
+        names = (name, name.split("[", 1)[0])
+        kind = next((kind for kind, globs in kinds.items() if any(
+            fnmatch.fnmatchcase(n, glob) for n in names for glob in globs)), "")
+        if kind:
+            found[kind].update(runs=sum(counts[o] for o in RAN),
+                               failures=counts[Outcome.TARGET],
+                               other=counts[Outcome.OTHER],
+                               hangs=counts[Outcome.HANG])
+    return {kind: dict(counts) for kind, counts in found.items()}
 
 
 def race_sites(runs: Sequence[RunRecord],

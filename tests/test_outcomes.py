@@ -116,12 +116,11 @@ def test_runs_are_counted_per_kind_of_test_from_real_junit(data_dir):
 
 
 def test_a_test_is_of_the_first_kind_that_matches():
-    kinds = {"trigger": ["test_syncthreads_trigger"], "any": ["test_*"]}
-    assert outcomes.kind_of("test_syncthreads_trigger", kinds) == "trigger"
-    assert outcomes.kind_of("test_buffer_allocation[1-2-3]", kinds) == "any"
-    assert outcomes.kind_of("other_name", kinds) is None
+    kinds = {"trigger": ["test_syncthreads_trigger"], "any": ["test_*"],
+             "bare": ["check_it"]}
+    one = {"target": 1, "other": 0, "hang": 0, "pass": 1, "skip": 0}
     counts = outcomes.kind_counts(
-        {"other_name": {"target": 1, "other": 0, "hang": 0, "pass": 0,
-                        "skip": 0}}, kinds)
-    assert counts == {kind: {"runs": 0, "failures": 0, "other": 0,
+        {"test_syncthreads_trigger": one, "test_buffer_allocation[1-2-3]": one,
+         "check_it[4]": one, "other_name": one}, kinds)
+    assert counts == {kind: {"runs": 2, "failures": 1, "other": 0,
                              "hangs": 0} for kind in kinds}
