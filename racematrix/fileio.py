@@ -71,10 +71,10 @@ def scratch_folder() -> tempfile.TemporaryDirectory[str]:
 def pid_alive(pid: str | int) -> bool:
     try:
         os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError, OverflowError):
-        return False
     except PermissionError:  # alive, someone else's
-        return True
+        pass
+    except (ValueError, OSError, OverflowError):
+        return False
     return True
 
 
@@ -94,20 +94,19 @@ def running_marker(results_dir: str | Path, env_id: str
 
 
 def count_running(folder: Path) -> int:
-    # The markers of processes that are gone go.
+    """The markers of live processes (the others are removed)."""
     for marker in folder.iterdir():
         if not pid_alive(marker.suffix.lstrip(".")):
             marker.unlink(missing_ok=True)
-    return sum(1 for _ in folder.iterdir())
+    return len(list(folder.iterdir()))
 
 
 def clear_stale(results_dir: str | Path) -> tuple[int, int]:
     """Clear what killed runs left (kill -9 skips every cleanup): markers
     and scratch folders of processes that are gone; returns both counts."""
     folder = Path(results_dir) / ".running"
-    markers = 0
-    if folder.is_dir():
-        markers = sum(1 for _ in folder.iterdir()) - count_running(folder)
+    markers = len(list(folder.iterdir())) - count_running(folder) \
+        if folder.is_dir() else 0
     scratch = 0
     for found in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
         pid = found.name[len(SCRATCH_PREFIX):].split("-", 1)[0]

@@ -174,7 +174,7 @@ def load_raw_dirs(dirs: Iterable[str | Path],
 
 
 def measured(raw: Mapping[str, Any] | None) -> bool:
-    return bool(raw) and raw["runs"] > 0  # type: ignore[index]
+    return bool(raw and raw["runs"] > 0)
 
 
 def record(raw: RawResult, results_dir: str | Path,
