@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -225,11 +224,11 @@ def matrix_figures(raws: list[RawResult], environ: Mapping[str, str]
     ran = [raw for raw in raws if raw["verdict"] is not Verdict.SKIPPED]
     launches = [raw["launch_seconds"]["n"] for raw in ran
                 if raw.get("launch_seconds", {}).get("n") is not None]
-    decisions: dict[str, Counter[str]] = {}
+    decisions: dict[str, dict[str, int]] = {}
     for raw in ran:
-        if raw.get("launch_seconds", {}).get("decision"):
-            decisions.setdefault(str(raw["verdict"]), Counter())[
-                raw["launch_seconds"]["decision"]] += 1
+        if decision := raw.get("launch_seconds", {}).get("decision"):
+            counts = decisions.setdefault(str(raw["verdict"]), {})
+            counts[decision] = counts.get(decision, 0) + 1
     return {"environment": dict(environ), "rows": len(raws), "ran": len(ran),
             "session_seconds": round(sum(r["seconds"] for r in ran), 1),
             "where": where_time_went(ran),
@@ -238,29 +237,23 @@ def matrix_figures(raws: list[RawResult], environ: Mapping[str, str]
             "launches_per_row": [min(launches), max(launches)]
             if launches else None,
             "python_builds": sorted({r["python_build"] for r in ran}),
-            "decisions": {verdict: dict(counts)
-                          for verdict, counts in decisions.items()}}
+            "decisions": decisions}
 
 
 def where_time_went(raws: list[RawResult]) -> list[dict[str, Any]]:
     """The session time of the rows that ran, by suite and verdict, with
     the launch time in it: the costliest first."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    groups: dict[tuple[str, str], list[RawResult]] = {}
     for raw in raws:
-        if raw["verdict"] == Verdict.SKIPPED:
-            continue
-        suite = raw.get("suite", "mwe")
-        group = groups.setdefault((suite, str(raw["verdict"])), {
-            "suite": suite, "verdict": str(raw["verdict"]), "rows": 0,
-            "seconds": 0.0, "launch_seconds": 0.0})
-        group["rows"] += 1
-        group["seconds"] += raw["seconds"]
-        group["launch_seconds"] += raw.get("launch_seconds", {}).get(
-            "seconds") or 0.0
-    for group in groups.values():
-        group.update(seconds=round(group["seconds"], 1),
-                     launch_seconds=round(group["launch_seconds"], 1))
-    return sorted(groups.values(), key=lambda g: -g["seconds"])
+        if raw["verdict"] != Verdict.SKIPPED:
+            groups.setdefault((raw.get("suite", "mwe"), str(raw["verdict"])),
+                              []).append(raw)
+    return sorted(({"suite": suite, "verdict": verdict, "rows": len(rows),
+                    "seconds": round(sum(r["seconds"] for r in rows), 1),
+                    "launch_seconds": round(sum(r.get("launch_seconds", {}).get(
+                        "seconds") or 0.0 for r in rows), 1)}
+                   for (suite, verdict), rows in groups.items()),
+                  key=lambda g: -g["seconds"])
 
 
 def bisect_figures(folder: Path) -> dict[str, Any]:
