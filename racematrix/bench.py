@@ -53,6 +53,7 @@ class Part:
     rerun: bool = False  # warm: the committed rows first, as a rerun has them
     beside: tuple[str, ...] = ()  # nox's arguments of a load, stopped after
     baseline: Part | None = None  # run first, as the part's reference
+    limit: float = LIMIT
 
 
 MATRIX = ("-s", "matrix", "-j", "auto")
@@ -180,7 +181,7 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
     process = nox(part.nox, None if part.read == "tests" else results)
     cut, output = False, ""
     try:
-        output = process.communicate(timeout=LIMIT)[0]
+        output = process.communicate(timeout=part.limit)[0]
     except subprocess.TimeoutExpired:
         cut = True
     finally:  # what it left running, and the load

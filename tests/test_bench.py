@@ -40,6 +40,14 @@ def test_the_committed_figures_render_one_row_per_part_in_order():
         == labels
 
 
+def test_a_part_runs_nox_and_one_past_its_limit_is_stopped(tmp_path):
+    listed = bench.run_part(bench.Part("list", ("-l",)), tmp_path)
+    assert (listed["command"], listed["exit"], listed["rows"]) == \
+        ("nox -l", 0, 0) and "cut" not in listed
+    cut = bench.run_part(bench.Part("list", ("-l",), limit=0.01), tmp_path)
+    assert cut["cut"] and cut["exit"] != 0 and cut["seconds"] < 60
+
+
 def test_a_part_cut_at_its_limit_shows_a_bound_and_its_host_loop():
     text = bench.render_bench({"command": "nox -s bench", "finished": "now",
                                "parts": {"warm": part("warm", 3600.0, cut=True,
