@@ -371,13 +371,14 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
                                    "machine": machine_info(),
                                    "load_before": load,
                                    "host_loop_before": loop}
+            # Written after each part: a later part's failure loses nothing.
+            data.update(command=command, finished=now_iso(),
+                        versions=versions())
+            write_json_atomic(path, data)
+            write_text_atomic(path.with_suffix(".md"), render_bench(data))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    data.update(command=command, finished=now_iso(), versions=versions())
-    text = render_bench(data)
-    write_json_atomic(path, data)
-    write_text_atomic(path.with_suffix(".md"), text)
-    print(text)
+    print(render_bench(data))
     return data
 
 
