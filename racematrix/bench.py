@@ -6,6 +6,7 @@ folders, one writer puts the figures in ``results/bench.md`` and ``.json``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -125,10 +126,8 @@ def versions() -> dict[str, str]:
     found = {"python": f"{platform.python_implementation()} "
                        f"{platform.python_version()}"}
     for name in ("nox", "uv", "virtualenv"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return found
 
 

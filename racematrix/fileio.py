@@ -50,17 +50,15 @@ def folder_problem(path: str | Path) -> str | None:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
     except FileExistsError:
         return f"results folder {path} is a file, not a folder"
     except NotADirectoryError:
         return f"results folder {path} cannot be made: a part of its path " \
                f"is a file"
     except OSError as error:
-        return f"results folder {path} cannot be made ({error.strerror})"
-    try:
-        tempfile.TemporaryFile(dir=path).close()
-    except OSError as error:
-        return f"results folder {path} cannot be written ({error.strerror})"
+        done = "written" if path.is_dir() else "made"
+        return f"results folder {path} cannot be {done} ({error.strerror})"
     return None
 
 
