@@ -1,8 +1,5 @@
-"""The driver of ``nox -s bench``: what the project's own commands cost on
-this machine. Each part (``PARTS``) is data: nox's arguments, the
-environment, and what to read after; one runner times them against scratch
-folders, one writer puts the figures in ``results/bench.md`` and ``.json``
-(the parts not run keep their last figures)."""
+"""``nox -s bench``: what the project's commands cost here, each part
+(``PARTS``) as data, timed against scratch folders into results/bench.*."""
 from __future__ import annotations
 
 import argparse
@@ -219,8 +216,7 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
 
 def matrix_figures(raws: list[RawResult], environ: Mapping[str, str]
                    ) -> dict[str, Any]:
-    """What a matrix run's rows say: how many ran, their session time,
-    where it went, launches per row and the price's verdicts."""
+    """A matrix run's figures from the rows it wrote."""
     ran = [raw for raw in raws if raw["verdict"] is not Verdict.SKIPPED]
     launches = [raw["launch_seconds"]["n"] for raw in ran
                 if raw.get("launch_seconds", {}).get("n") is not None]
@@ -241,8 +237,7 @@ def matrix_figures(raws: list[RawResult], environ: Mapping[str, str]
 
 
 def where_time_went(raws: list[RawResult]) -> list[dict[str, Any]]:
-    """The session time of the rows that ran, by suite and verdict, with
-    the launch time in it: the costliest first."""
+    """Session and launch seconds by suite and verdict, costliest first."""
     groups: dict[tuple[str, str], list[RawResult]] = {}
     for raw in raws:
         if raw["verdict"] != Verdict.SKIPPED:
@@ -267,13 +262,10 @@ def bisect_figures(folder: Path) -> dict[str, Any]:
             "decisive_probes": data.get("decisive_probes")}
 
 
-# The launch price's candidates tried (switch interval, device-function
-# calls per thread; 32 threads), each at each load (busy processes beside).
-# Python's natural 5e-3 s with 1,000 calls (the rows' workload before) is
-# left out: 6-10 s a row under load, and one A/B of numba-cuda 0.26.0 ran
-# past 7 minutes idle (2026-12-02 00:06-00:14 UTC), its 8 pairs unfinished.
-# 1e-6 s x 100 calls read 6 of 6 right idle on 3.10 and nothing under load
-# (launch helper's runs, 2026-12-01): left out to keep the part short.
+# Candidates (switch interval s, device calls per thread; 32 threads), each
+# at each load (busy processes). Left out: 5e-3 s x 1,000, the rows' old one
+# (6-10 s a row under load; one A/B past 7 min idle, 2026-12-02 00:06 UTC),
+# and 1e-6 s x 100 (6 of 6 idle, none under load, 2026-12-01).
 WORKLOAD_CANDIDATES = ((1e-4, 100), (1e-4, 30))
 WORKLOAD_LOADS = (0, 2)
 WORKLOAD_PYTHONS = ("3.10", "3.11", "3.12")
@@ -283,9 +275,8 @@ WORKLOAD_RACY = 3
 
 def workload_envs(python: str, raws: Path = PROJECT / "results" / "raw",
                   envs: Path = ENVS) -> list[tuple[str, str, Path]]:
-    """(env id, verdict, environment folder) of the committed MWE rows of
-    ``python`` whose environment ``envs`` holds (nox's folder of the row's
-    own session): every row without the race, ``WORKLOAD_RACY`` with it."""
+    """(env, verdict, folder) of the committed MWE rows of ``python`` that
+    nox has a folder for (its name for the row's own session)."""
     found: dict[str, list[tuple[str, str, Path]]] = {
         Verdict.REPRODUCED: [], Verdict.NOT_REPRODUCED: []}
     for _, row in load_raw_dirs(sorted(
@@ -301,9 +292,8 @@ def workload_envs(python: str, raws: Path = PROJECT / "results" / "raw",
 
 
 def workload_run() -> dict[str, Any]:
-    """Which workload lets a row's own A/B (``launch_time``: its pairs and
-    rule) place every committed release: right where a release without the
-    race reads slower and one with it alike."""
+    """Each candidate workload's A/B in each release's environment: right
+    where a release without the race reads slower, one with it alike."""
     from .measure_launch import WORKLOAD, parse_workload_output
     candidates = []
     for load in WORKLOAD_LOADS:
@@ -346,8 +336,7 @@ def workload_run() -> dict[str, Any]:
 
 
 def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
-    """Run the parts asked for, then write the table of every part's
-    last figures."""
+    """Run the parts asked for; bench.json/md keep the others' figures."""
     names = parse_args(list(argv)).parts
     path = Path(out_dir) / "bench.json"
     data = json.loads(path.read_text()) if path.exists() else {"parts": {}}

@@ -1,5 +1,5 @@
-"""The results folder's files: written whole, one writer at a time, the
-markers of the sessions running now, and what a killed run left behind."""
+"""The results folder: files written whole under one lock, running markers,
+what a killed run left behind."""
 from __future__ import annotations
 
 import json
@@ -24,8 +24,7 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Replace ``path`` in one step (a reader never sees half a file),
-    keeping its mode; a new file gets the umask's (``open(..., "x")``)."""
+    """Replace ``path`` in one step, keeping its mode (new: the umask's)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
@@ -45,8 +44,7 @@ def results_lock(results_dir: str | Path) -> FileLock:
 
 
 def folder_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot hold results, in one line, or None: checked before
-    any work, not as a traceback after the measurements."""
+    """Why ``path`` cannot hold results, in one line, or None."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -79,8 +77,7 @@ def pid_alive(pid: str | int) -> bool:
 @contextmanager
 def running_marker(results_dir: str | Path, env_id: str
                    ) -> Iterator[Callable[[], int]]:
-    """Mark this session running; yields a count of the sessions running now
-    (load changes a race's rate: each row says under what load it ran)."""
+    """Mark this session running; yields a count of those running now."""
     folder = Path(results_dir) / ".running"
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / f"{env_id}.{os.getpid()}"
@@ -100,8 +97,7 @@ def count_running(folder: Path) -> int:
 
 
 def clear_stale(results_dir: str | Path) -> tuple[int, int]:
-    """Clear what killed runs left (kill -9 skips every cleanup): markers
-    and scratch folders of processes that are gone; returns both counts."""
+    """Remove dead processes' markers and scratch folders; both counts."""
     folder = Path(results_dir) / ".running"
     markers = len(list(folder.iterdir())) - count_running(folder) \
         if folder.is_dir() else 0

@@ -1,6 +1,5 @@
-"""pytest's JUnit XML read: each test run classified, counted per test and
-per kind, and a client suite's evidence (where each race failure was raised,
-how long the tests took)."""
+"""pytest's JUnit XML: each test run classified, counted per test and kind,
+and a client suite's evidence."""
 from __future__ import annotations
 
 import enum
@@ -63,8 +62,7 @@ def base_test_name(name: str, repeat_count: int) -> str:
 
 def classify_outcome(kind: str | None, text: str,
                      signature: re.Pattern[str] = RACE_SIGNATURE) -> Outcome:
-    """One run's outcome from its JUnit result tag (None: a pass) and text;
-    ``signature`` is the suite's: what counts as the bug."""
+    """One run's outcome from its result tag (None: a pass) and text."""
     if kind is None:
         return Outcome.PASS
     if kind == "skipped":
@@ -114,8 +112,7 @@ def counts_of(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
 
 
 def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
-    """Counts of each outcome, per test and in all, plus what the MWE's
-    controls record (failing thread indices against n_threads)."""
+    """Outcome counts per test and in all, and the failing threads."""
     per_test: dict[str, list[Outcome]] = {}
     for run in runs:
         per_test.setdefault(base_test_name(run.name, repeat_count),
@@ -139,9 +136,8 @@ def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
 
 def kind_counts(tests: Mapping[str, Mapping[str, int]],
                 kinds: Mapping[str, Sequence[str]]) -> dict[str, dict[str, int]]:
-    """Runs, race failures, other failures and hangs per declared kind (kind
-    -> globs; a test is of the first whose glob matches its name, with or
-    without its parameters), from ``summarize``'s per-test counts."""
+    """Counts per kind (kind -> globs; the first that matches a test's name,
+    with or without its parameters)."""
     found = {kind: Counter({"runs": 0, "failures": 0, "other": 0, "hangs": 0})
              for kind in kinds}
     for name, counts in tests.items():
@@ -159,9 +155,8 @@ def kind_counts(tests: Mapping[str, Mapping[str, int]],
 def race_sites(runs: Sequence[RunRecord],
                mwe_signature: re.Pattern[str] = RACE_SIGNATURE
                ) -> list[dict[str, Any]]:
-    """Where the target failures were raised (the ``raised_*`` properties a
-    failing test records), most frequent first, and whether the message is
-    also the MWE's signature."""
+    """Where the race failures were raised (``raised_*`` properties), most
+    frequent first."""
     sites = Counter((run.properties.get("raised_at", ""),
                      run.properties.get("raised_line", ""),
                      run.properties.get("raised_in", ""),
@@ -186,8 +181,7 @@ def seconds_per_test(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
 
 
 def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """A client suite's summary additions: race sites, test durations, and
-    each test's first ``observed`` property."""
+    """A client suite's summary additions."""
     observed: dict[str, str] = {}
     for run in runs:
         if "observed" in run.properties:

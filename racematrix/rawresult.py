@@ -1,6 +1,5 @@
-"""One environment's raw result (``results/raw/<env>.json``): the typed
-record, its verdict (decided once, here) and the store that reads, validates
-and writes it; ``schemas/raw.schema.json`` is the contract."""
+"""The raw result (results/raw/<env>.json, schemas/raw.schema.json): the
+typed record, its verdict, decided once, and the one store."""
 from __future__ import annotations
 
 import enum
@@ -105,8 +104,7 @@ def make_raw(spec: EnvSpec, *, packages: dict[str, str], python: str,
              env_error: str | None = None, skip_reason: str | None = None,
              seconds: float = 0.0, started: str | None = None,
              **fields: Any) -> RawResult:
-    """The raw record of one environment's run, its verdict decided;
-    ``fields``: its other keys (empty optional ones are left out)."""
+    """One run's record, its verdict decided (empty ``fields`` left out)."""
     counts = counts or dict.fromkeys(Outcome, 0)
     verdict, reason = decide_verdict(counts, env_error, skip_reason)
     spec_keys = {"python": spec.python, "requirements": list(spec.requirements),
@@ -127,9 +125,7 @@ def make_raw(spec: EnvSpec, *, packages: dict[str, str], python: str,
 
 
 def validate_raw(data: Any) -> str | None:
-    """The record's problem in one line (its schema, each measurement's
-    field's own in ``schemas/raw-fields/``, counts that cannot add up), or
-    None."""
+    """The record's first problem in one line, or None."""
     wrong = problem(data, "raw", "record") or next(filter(None, (
         problem(data[field], f"raw-fields/{field}", f"record.{field}")
         for field in RAW_FIELDS if field in data)), None)
@@ -156,8 +152,7 @@ def read_raw(path: Path) -> tuple[RawResult | None, str | None]:
 def load_raw_dirs(dirs: Iterable[str | Path],
                   left_out: list[dict[str, str]] | None = None
                   ) -> list[tuple[Path, RawResult]]:
-    """Every usable raw record under ``dirs`` (folders or files); the others
-    are warned of and listed in ``left_out`` ({path, reason})."""
+    """Every usable record under ``dirs``; the others warned of and listed."""
     records = []
     for source in map(Path, dirs):
         for path in sorted(source.rglob("*.json")) if source.is_dir() \
@@ -179,10 +174,9 @@ def measured(raw: Mapping[str, Any] | None) -> bool:
 
 def record(raw: RawResult, results_dir: str | Path,
            detail: str | None = None) -> RawResult:
-    """Validate and write one raw file under the folder's lock; returns what
-    is now in the file. A measured row is replaced only by a measured row:
-    an attempt that measured nothing goes into its ``attempts`` (with
-    ``detail``, the full text behind its reason)."""
+    """Validate and write one row under the lock; returns what the file
+    holds. An attempt that measured nothing joins a measured row's
+    ``attempts`` instead of replacing it."""
     wrong = validate_raw(raw)
     if wrong:  # ours to fix: the writer must hold to the schema
         raise RuntimeError(f"raw result of {raw['env']} breaks "

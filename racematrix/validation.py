@@ -1,6 +1,5 @@
-"""Config and result files checked against ``racematrix/schemas/`` (the
-files CI, another machine or an editor can use too); a problem is one line:
-where, the value found, and what was expected."""
+"""Files checked against racematrix/schemas/; a problem is one line: where,
+the value found, what was expected."""
 from __future__ import annotations
 
 import json
@@ -31,8 +30,7 @@ def require_valid(instance: Any, name: str, where: str) -> None:
 
 
 def problem(instance: Any, name: str, where: str) -> str | None:
-    """The first problem of ``instance`` against schema ``name``, in one
-    line, or None; ``where`` names the document (``[tool.racematrix]``)."""
+    """The first problem of ``instance`` against schema ``name``, or None."""
     error = best_match(validator(name).iter_errors(instance))
     if error is None:
         return None
