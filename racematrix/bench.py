@@ -43,6 +43,7 @@ HOST_LOOP = 5_000_000
 
 @dataclass(frozen=True)
 class Part:
+    """One part: what nox runs, in what environment, what is read after."""
     label: str
     nox: tuple[str, ...]
     read: str = "rows"  # rows (the matrix's), bisect, tests or workload
