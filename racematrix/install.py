@@ -1,39 +1,48 @@
-"""Installing a release into an environment: the companion ladder
-(``companions``, through uv) with this project's smoke launch and test
-tools; a failure is classified as a skip, the user's bad input, or an
-environment error."""
+"""Installing a release into an environment by companions' ladder, with
+uv, each way checked by a smoke launch; a failure is a skip, the user's
+bad input, or an environment error. A warm environment is reused."""
+from __future__ import annotations
+
 import hashlib
 import json
+import logging
 import re
 import shutil
-from dataclasses import dataclass, field
+import subprocess
 from pathlib import Path
+from typing import Any
 
+from packaging.utils import canonicalize_name
 
-from .companions import Installation, Ladder
-from .index import (IndexLookupError, list_releases, nearest_versions,
-                    unreachable_index)
+from . import companions
+from .companions import Installation, Problem, Target, Way
+from .envspec import EnvSpec
+from .index import IndexLookupError, list_releases, nearest_versions, \
+    unreachable_index
 from .procs import venv_environ
 from .provenance import now_iso
-from .suites import MWE_SUITE, RUNNER_TOOLS
+from .suites import MWE_SUITE, RUNNER_TOOLS, Suite
 from .venv import read_environment, venv_python
 
+logger = logging.getLogger(__name__)
+# The module whose code is under test.
+MODULE_UNDER_TEST = "numba.cuda"
+# Written into an environment once the ladder has installed it.
+INSTALLED = "racematrix-installed.json"
+TIMEOUT = 900
 
-def install(session, spec, timeout=900):
-    """Install the spec and the test tools, wheels only. Returns None on
-    success, else (kind, reason): "skip" (no wheel for this Python, or a
-    yanked release), "bad-input" (no such release or package) or "error".
-    ``install_resolved`` says how."""
-    return install_resolved(session, spec, timeout=timeout).problem
+
+def install(session: Any, spec: EnvSpec) -> Problem | None:
+    """None once installed, else (kind, reason): see install_resolved."""
+    return install_resolved(session, spec).problem
 
 
-def install_resolved(session, spec, log=None, timeout=900, every_way=False,
-                     suite=None):
-    """Install the spec by the first way of the companion ladder that
-    installs, imports and passes a smoke launch (see
-    ``racematrix.companions``); returns the ``Installation``, whose
-    ``resolution()`` goes into the raw result."""
-    if shutil.which("uv") is None:  # the ladder's dates need uv's
+def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
+                     suite: Suite | None = None) -> Installation:
+    """Install the spec and the suite's tools, wheels only, by the first
+    way that installs, imports and passes the smoke launch; with
+    ``every_way``, try every way (the bisect's survey)."""
+    if shutil.which("uv") is None:
         return Installation(problem=("bad-input", "uv is not on PATH: the "
                                      "install ladder needs it (`pip install "
                                      "uv`)"))
@@ -44,136 +53,188 @@ def install_resolved(session, spec, log=None, timeout=900, every_way=False,
         spec.target == "numba-cuda" else None
     tools = tuple(dict.fromkeys([*RUNNER_TOOLS, *suite.requirements]))
     smoke = suite_smoke(suite.smoke) if suite.smoke else SMOKE_LAUNCH
-    key = install_key(spec, tools, smoke, provider)
-    if not every_way:
-        kept = installed_before(session, key)
-        if kept:
-            (log or session.log)(
-                f"install {' '.join(spec.requirements)}: the environment is "
-                f"as installed on {kept.installed_at} ({kept.way}); reused")
-            return kept
-    ladder = Ladder(venv_python(session), tools=tools,
-                    classify=lambda output: classify_install_failure(output, spec),
-                    smoke=smoke, module=MODULE_UNDER_TEST,
-                    provider=provider,
-                    sim_environ=venv_environ(session.bin,
-                                             {"NUMBA_ENABLE_CUDASIM": "1"}),
-                    log=log or session.log, timeout=timeout)
-    installation = ladder.install(spec.requirements, every_way=every_way)
+    key = hashlib.sha256(json.dumps(
+        [spec.python, list(spec.requirements), list(tools), smoke, provider,
+         MODULE_UNDER_TEST]).encode()).hexdigest()
+    record = Path(session.bin).parent / INSTALLED
+    kept = None if every_way else installed_before(session, record, key)
+    if kept:
+        logger.info("install %s: the environment is as installed on %s (%s); "
+                    "reused", " ".join(spec.requirements), kept.installed_at,
+                    kept.way)
+        return kept
+    installation = run_ladder(session, spec, companions.target(
+        spec.requirements, tools), smoke, provider, every_way)
     if installation.problem is None and not every_way:
-        note_installed(session, key, installation)
+        record.write_text(json.dumps({
+            "key": key, "installed_at": now_iso(),
+            "resolution": installation.resolution(),
+            "packages": installation.packages}))
     return installation
 
 
-# Written into an environment once the ladder has installed it.
-INSTALLED = "racematrix-installed.json"
-
-
-def install_key(spec, tools, smoke, provider):
-    """What an installation depends on: the same key, the same ladder."""
-    text = json.dumps([spec.python, list(spec.requirements), list(tools),
-                       smoke, provider, MODULE_UNDER_TEST])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def note_installed(session, key, installation):
-    record = {"key": key, "installed_at": now_iso(),
-              "resolution": installation.resolution(),
-              "packages": dict(installation.packages)}
-    (Path(session.bin).parent / INSTALLED).write_text(json.dumps(record))
-
-
-def installed_before(session, key):
-    """The installation an earlier run of the ladder made in this
-    environment (a warm run: nox reuses environments), when it was made for
-    the same spec, tools and smoke code and every package it pinned is
-    still there at its version; else None. Its ``resolution()`` says it was
-    reused, and when it was installed."""
+def installed_before(session: Any, record: Path, key: str
+                     ) -> Installation | None:
+    """The installation an earlier run made here (nox reuses environments)
+    for the same key, where every package it had is still at its version."""
     try:
-        record = json.loads((Path(session.bin).parent / INSTALLED).read_text())
+        noted = json.loads(record.read_text())
         environment = read_environment(session)
-        present = environment["packages"]
     except (OSError, ValueError, RuntimeError):
         return None
-    if record.get("key") != key or any(
-            present.get(name) != version
-            for name, version in record.get("packages", {}).items()):
+    if noted.get("key") != key or any(
+            environment["packages"].get(name) != version
+            for name, version in noted["packages"].items()):
         return None
-    resolution = record["resolution"]
-    return ReusedInstallation(
+    resolution = noted["resolution"]
+    return Installation(
         None, resolution["way"], resolution["exclude_newer"],
-        resolution["requirements"], [], resolution["implementation"],
-        record["packages"], installed_at=record["installed_at"],
-        earlier_attempts=resolution["attempts"],
-        environment=environment)
+        resolution["requirements"], resolution["attempts"],
+        resolution["implementation"], environment, noted["installed_at"])
 
 
-@dataclass
-class ReusedInstallation(Installation):
-    installed_at: str = ""
-    earlier_attempts: list = field(default_factory=list)
-    # What read_environment found when checking it (read once).
-    environment: dict | None = None
-
-    def resolution(self):
-        return {**super().resolution(), "attempts": self.earlier_attempts,
-                "reused": True, "installed_at": self.installed_at}
-
-
-def classify_install_failure(output, spec):
-    """Why an install failed: ("skip", reason) when the index has no wheel
-    for this Python; ("bad-input", reason) when the spec names a version or
-    package the index does not have; ("error", reason) otherwise."""
-    no_wheel = re.search(
-        r"([\w.-]+==[\w.]+) has no (?:usable wheels|wheels with a matching "
-        r"Python)", output)
-    if no_wheel:
-        return "skip", (f"no wheel of {no_wheel.group(1)} for Python "
-                        f"{spec.python}")
-    python_bound = re.search(
-        r"([\w.-]+==[\w.]+) depends on Python([<>=!~][^ ,]*(?:,[<>=!~][^ ,]*)*)",
-        output)
-    if python_bound:
-        return "skip", (f"{python_bound.group(1)} needs Python"
-                        f"{python_bound.group(2)}, not {spec.python}")
-    missing = re.search(r"there is no version of ([\w.-]+)==([\w.]+)", output)
-    if missing:
-        return "bad-input", unknown_version_message(missing.group(1),
-                                                    missing.group(2))
-    unknown = re.search(r"([\w.-]+) was not found in the package registry",
-                        output)
-    if unknown:
-        return "bad-input", (f"{unknown.group(1)} is not on the package "
-                             f"index; check the name in the spec")
-    unreachable = unreachable_index(output)
-    if unreachable:
-        return "error", unreachable
-    return "error", f"install failed: {install_cause(output)}"
+def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: str,
+               provider: str | None, every_way: bool) -> Installation:
+    if target.problem:
+        return Installation(problem=target.problem)
+    failed = Installation()
+    problems: list[Problem | None] = []
+    won = stopped = None
+    for way in companions.ways(target):
+        attempt, problem, found = try_way(session, spec, way, target, smoke,
+                                          provider)
+        failed.attempts.append(attempt)
+        failed.implementation = found or failed.implementation
+        logger.info("install %s, %s%s: %s%s", " ".join(spec.requirements),
+                    way.name, f" (index as of {way.exclude_newer})"
+                    if way.exclude_newer else "", attempt["outcome"],
+                    f": {attempt['reason']}" if attempt["reason"] else "")
+        if problem is None and attempt["outcome"] == "ok" and won is None:
+            won = Installation(None, way.name, way.exclude_newer,
+                               list(way.requirements), failed.attempts, found,
+                               read_environment(session))
+            if not every_way:
+                break
+        if problem:
+            failed.detail = attempt.pop("output")
+            if companions.stops_the_ladder(problem, target.release):
+                stopped = problem
+                break
+        problems.append(problem)
+    failed.problem = stopped or companions.give_up(failed.attempts, problems)
+    return won or failed
 
 
-def install_cause(output):
-    """The installer's error chain (uv prints ``error:`` and then one
-    ``cause:`` line per link, ~350 characters) as one line: the error and
-    its last cause. The whole chain goes into the attempt's record."""
+def try_way(session: Any, spec: EnvSpec, way: Way, target: Target,
+            smoke: str, provider: str | None
+            ) -> tuple[dict[str, str], Problem | None, dict[str, Any] | None]:
+    """(attempt, problem where it did not install, implementation); a
+    failed install's attempt holds uv's ``output``."""
+    python = venv_python(session)
+    date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
+    # --exact --upgrade: the environment is this way's resolution alone,
+    # nothing kept from an earlier way; --color never: FORCE_COLOR (on CI)
+    # would colour the output classified below.
+    done = subprocess.run(
+        ["uv", "pip", "install", "-q", "--exact", "--upgrade", "--color",
+         "never", "--python", python, "--only-binary", ":all:",
+         *companions.prerelease_arguments(target), *date, *way.requirements],
+        capture_output=True, text=True, timeout=TIMEOUT)
+    if done.returncode != 0:
+        output = done.stdout + done.stderr
+        problem = classify_install_failure(output, spec)
+        return ({"way": way.name, "outcome": "install-failed",
+                 "reason": problem[1], "output": output}, problem, None)
+    ran = subprocess.run([python, "-c", smoke, MODULE_UNDER_TEST],
+                         capture_output=True, text=True, timeout=TIMEOUT,
+                         env=venv_environ(session.bin,
+                                          {"NUMBA_ENABLE_CUDASIM": "1"}))
+    outcome, reason, found = parse_smoke(ran.stdout + ran.stderr, provider)
+    return {"way": way.name, "outcome": outcome, "reason": reason}, None, found
+
+
+# uv's words for an install that cannot be, and what they mean for a row
+# ({0}, {1}: the pattern's groups; {python}: the spec's Python).
+FAILURES = (
+    (r"([\w.-]+==[\w.]+) has no (?:usable wheels|wheels with a matching "
+     r"Python)", "skip", "no wheel of {0} for Python {python}"),
+    (r"([\w.-]+==[\w.]+) depends on Python([<>=!~][^ ,]*(?:,[<>=!~][^ ,]*)*)",
+     "skip", "{0} needs Python{1}, not {python}"),
+    (r"there is no version of ([\w.-]+)==([\w.]+)", "bad-input",
+     "{0}=={1} is not on the package index{near}"),
+    (r"([\w.-]+) was not found in the package registry", "bad-input",
+     "{0} is not on the package index; check the name in the spec"),
+)
+
+
+def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
+    """("skip", why) where the index has no wheel for this Python,
+    ("bad-input", why) where it lacks what the spec names, else ("error",
+    the installer's cause)."""
+    for pattern, kind, reason in FAILURES:
+        found = re.search(pattern, output)
+        if found:
+            return kind, reason.format(*found.groups(), python=spec.python,
+                                       near="{near}" in reason
+                                       and nearest_hint(*found.groups()))
+    return "error", unreachable_index(output) or \
+        f"install failed: {install_cause(output)}"
+
+
+def nearest_hint(name: str, version: str) -> str:
+    try:
+        near = nearest_versions(version, list_releases(name))
+    except IndexLookupError:
+        near = []
+    return f"; nearest on the index: {', '.join(near)}" if near else ""
+
+
+def install_cause(output: str) -> str:
+    """uv's error and its last ``cause:`` line, as one line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    error = next((line for line in lines
-                  if re.match(r"(error|ERROR):", line)), None)
-    causes = [line for line in lines if line.startswith("cause:")]
+    error = next((line for line in lines if re.match(r"(error|ERROR):", line)),
+                 None)
     if error is None:
         return (lines[-1] if lines else "no output")[:200]
-    text = error.split(":", 1)[1].strip()
-    if causes:
-        text += f" ({causes[-1].removeprefix('cause:').strip()})"
-    return text[:200]
+    causes = [line.removeprefix("cause:").strip() for line in lines
+              if line.startswith("cause:")]
+    return (error.split(":", 1)[1].strip()
+            + (f" ({causes[-1]})" if causes else ""))[:200]
 
 
-# The module whose code is under test, and a smoke launch of it: one
-# simulated thread (no race possible) calling cuda.local.array inside a
-# device function. It prints a JSON line once the module is imported and
-# another once the launch has returned (read by companions.parse_smoke).
-MODULE_UNDER_TEST = "numba.cuda"
+def parse_smoke(output: str, provider: str | None = None
+                ) -> tuple[str, str, dict[str, Any] | None]:
+    """(outcome, reason, implementation) from the smoke script's lines: one
+    once the module imported, one once the launch returned; the module
+    must come from ``provider`` where given."""
+    stages = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"stage"' in line:
+            record = json.loads(line)
+            stages[record["stage"]] = record
+    found = stages.get("imported", {}).get("implementation")
+    lines = [line.strip() for line in output.splitlines()
+             if line.strip() and not line.startswith("{")]
+    error = next((line for line in reversed(lines)
+                  if "Error" in line or "error" in line),
+                 lines[-1] if lines else "no output")[:400]
+    if found is None:
+        return "import-failed", error, None
+    source = found.get("distribution")
+    if provider and canonicalize_name(source or "") != canonicalize_name(provider):
+        return "import-failed", (
+            f"{found['module']} comes from "
+            f"{source or 'no installed distribution'}, not from {provider}: "
+            f"this release does not provide the code under test"), found
+    if "launched" not in stages:
+        return "smoke-failed", error, found
+    return "ok", "", found
 
 
+# A smoke launch of the module under test: one simulated thread (no race
+# possible) calling cuda.local.array inside a device function. It prints a
+# JSON line once the module is imported and another once the launch has
+# returned (read by parse_smoke).
 SMOKE_LAUNCH = r"""
 import importlib, json, sys
 from importlib import metadata
@@ -212,7 +273,7 @@ print(json.dumps({"stage": "launched"}), flush=True)
 """
 
 
-def suite_smoke(code):
+def suite_smoke(code: str) -> str:
     """A suite's smoke code in the shape the ladder reads: where the module
     under test comes from (if it imports at all), then the suite's code."""
     head = SMOKE_LAUNCH.split("import numpy as np", 1)[0]
@@ -223,12 +284,3 @@ def suite_smoke(code):
             "    print(json.dumps({'stage': 'imported', 'implementation': "
             "{'module': sys.argv[1], 'distribution': None, 'path': None}}))\n"
             + code + "\nprint(json.dumps({'stage': 'launched'}), flush=True)\n")
-
-
-def unknown_version_message(name, version):
-    try:
-        near = nearest_versions(version, list_releases(name))
-    except IndexLookupError:
-        near = []
-    hint = f"; nearest on the index: {', '.join(near)}" if near else ""
-    return f"{name}=={version} is not on the package index{hint}"
