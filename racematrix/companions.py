@@ -1,6 +1,6 @@
 """The ladder of ways to install one release with its companions as of
-its upload (README "How releases are installed"), as data: each way says
-what it asks uv for; ``install`` runs them until one works."""
+its upload (README "How releases are installed"), as data, and what the
+index says of the release; ``install`` runs the ways until one works."""
 from __future__ import annotations
 
 import os
@@ -25,49 +25,47 @@ Problem = tuple[str, str]  # (kind, reason); kind "skip", "bad-input", "error"
 
 @dataclass
 class Target:
-    """A spec to install, and what the index says of its release: the
-    first requirement pinned with ``==``."""
+    """A spec to install; its release is the first requirement pinned."""
     requirements: tuple[str, ...]
     tools: tuple[str, ...] = ()
     release: tuple[str, str] | None = None
     exclude_newer: str | None = None
     extras: tuple[str, ...] = ()
     requires_dist: tuple[str, ...] = ()
-    # None: looked up on the index once a way needs them.
-    companions: list[str] | None = None
+    companions: list[str] | None = None  # None: asked once a way needs them
     problem: Problem | None = None
 
-    def with_extras(self) -> list[str]:
-        """The requirements, the release's own with its wanted extras."""
+    def with_extras(self, unpin_others: bool = False) -> list[str]:
+        """The requirements, the release's with its wanted extras (and the
+        others by name only)."""
         found = list(self.requirements)
         for i, text in enumerate(found):
             requirement = Requirement(text)
             if self.release and canonicalize_name(requirement.name) == \
-                    self.release[0] and not set(self.extras) <= requirement.extras:
+                    self.release[0]:
+                if set(self.extras) <= requirement.extras:
+                    continue  # as written: a way that repeats one is left out
                 requirement.extras |= set(self.extras)
-                found[i] = str(requirement)
+            elif unpin_others:
+                requirement.specifier, requirement.marker = SpecifierSet(), None
+            else:
+                continue
+            found[i] = str(requirement)
         return found
 
     def named(self) -> list[str]:
-        """The release with its extras, the other requirements by name
-        only, and the companions that its successor names."""
-        assert self.release
-        if self.companions is None:
-            self.companions = successor_companions(self.requires_dist,
-                                                   later_requires(*self.release))
-        found = []
-        for text in self.with_extras():
-            requirement = Requirement(text)
-            if canonicalize_name(requirement.name) != self.release[0]:
-                requirement.specifier, requirement.marker = SpecifierSet(), None
-            found.append(str(requirement))
+        """That, unpinned, with the companions its successor names."""
+        if self.companions is None and self.release:
+            self.companions = successor_companions(
+                self.requires_dist, later_requires(*self.release))
+        found = self.with_extras(unpin_others=True)
         present = {canonicalize_name(Requirement(r).name) for r in found}
-        return found + [c for c in self.companions
+        return found + [c for c in self.companions or ()
                         if canonicalize_name(c) not in present]
 
 
-# The ladder, in order: a way's name, whether it uses the index as of the
-# release's upload, and the requirements it asks for (the tools added).
+# The ladder, in order: each way's name, whether it takes the index as of
+# the release's upload, and the requirements it asks for (tools added).
 WAYS: dict[str, tuple[bool, Callable[[Target], Iterable[str]]]] = {
     "as-asked": (False, lambda t: t.requirements),
     "as-of-upload": (True, lambda t: t.requirements),
@@ -84,8 +82,8 @@ class Way:
 
 
 def ways(target: Target) -> Iterator[Way]:
-    """The ways for ``target``, lazily (a way's index lookups are made only
-    when it is reached), leaving out those that repeat an earlier one."""
+    """The ways, lazily (a way's index lookups wait until it is reached),
+    without those that repeat an earlier one."""
     seen = set()
     for name, (as_of_upload, asks) in WAYS.items():
         if as_of_upload and not (target.release and target.exclude_newer):
@@ -98,7 +96,6 @@ def ways(target: Target) -> Iterator[Way]:
 
 
 def pinned_release(requirements: Iterable[str]) -> tuple[str, str] | None:
-    """(name, version) of the first requirement pinned to one version."""
     for text in requirements:
         requirement = Requirement(text)
         pins = list(requirement.specifier)
@@ -109,18 +106,15 @@ def pinned_release(requirements: Iterable[str]) -> tuple[str, str] | None:
 
 
 def exclude_newer_for(upload_time: datetime) -> str:
-    """uv's ``--exclude-newer`` for a release: a day after its upload, UTC,
-    in whole seconds rounded up."""
+    """A day after the upload, UTC, rounded up to the second."""
     moment = (upload_time + UPLOAD_MARGIN).astimezone(timezone.utc)
-    if moment.microsecond:
-        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    moment += timedelta(microseconds=-moment.microsecond % 1_000_000)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def wanted_extras(declared: Iterable[str],
                   environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
-    """The declared extras named exactly in ``RACEMATRIX_EXTRAS`` (default
-    ``cu12``: never ``test-cu12``), in the release's own order."""
+    """The declared extras named exactly (``cu12``, never ``test-cu12``)."""
     wanted = {canonicalize_name(e)
               for e in environ.get(EXTRAS_VARIABLE, "cu12").split()}
     return tuple(e for e in declared if canonicalize_name(e) in wanted)
@@ -141,18 +135,16 @@ def unconditional_names(requires_dist: Iterable[str]) -> list[str]:
 
 def successor_companions(own_requires: Iterable[str],
                          later_requires: Iterable[Iterable[str]]) -> list[str]:
-    """What the first later release that declares any dependency declares
-    and this one does not (``later_requires`` oldest first, read lazily)."""
-    own = set(unconditional_names(own_requires))
+    """What the first later release declaring any dependency declares and
+    this one does not (``later_requires``: oldest first, read lazily)."""
+    own = unconditional_names(own_requires)
     for requires in later_requires:
-        names = unconditional_names(requires)
-        if names:
+        if names := unconditional_names(requires):
             return [n for n in names if n not in own]
     return []
 
 
 def later_requires(name: str, version: str) -> Iterator[list[str]]:
-    """Requires-Dist of the releases after ``version``, oldest first."""
     try:
         for later in index.list_releases(name):
             if later > Version(version):
@@ -163,8 +155,7 @@ def later_requires(name: str, version: str) -> Iterator[list[str]]:
 
 
 def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
-    """The target with what the index says of its release: upload time,
-    yanked, extras and dependencies (none where the index has no word)."""
+    """The target and what the index says of its release (where it says)."""
     found = Target(tuple(requirements), tuple(tools),
                    pinned_release(requirements))
     if found.release is None:
@@ -173,7 +164,7 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
     try:
         info = index.release_info(name, version)
     except index.IndexLookupError:  # uv's own try says what is wrong
-        info = None
+        return found
     if info is None:
         return found
     if info.yanked:
@@ -185,11 +176,10 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
     try:
         metadata = index.release_metadata(name, version)
     except index.IndexLookupError:
-        metadata = None
+        return found
     if metadata:
         declared, requires = index.parse_core_metadata(metadata)
-        found.extras = wanted_extras(declared)
-        found.requires_dist = tuple(requires)
+        found.extras, found.requires_dist = wanted_extras(declared), tuple(requires)
     return found
 
 
@@ -205,9 +195,9 @@ def prerelease_arguments(target: Target) -> list[str]:
                 allowed[canonicalize_name(requirement.name)] = None
         except (InvalidRequirement, InvalidVersion):
             continue
-    return ["--prerelease", "disallow",
-            *[arg for name in allowed
-              for arg in ("--prerelease-package", f"{name}=allow")]]
+    return ["--prerelease", "disallow", *[
+        arg for name in allowed for arg in ("--prerelease-package",
+                                            f"{name}=allow")]]
 
 
 @dataclass
@@ -217,16 +207,14 @@ class Installation:
     way: str | None = None
     exclude_newer: str | None = None
     requirements: list[str] = field(default_factory=list)
-    # {way, outcome ("ok", "install-failed", "import-failed",
-    # "smoke-failed"), reason} of each way tried.
+    # {way, outcome: ok, install-failed, import-failed or smoke-failed,
+    # reason} of each way tried.
     attempts: list[dict[str, str]] = field(default_factory=list)
     implementation: dict[str, Any] | None = None
-    # venv.read_environment's, once installed: python, packages.
-    environment: dict[str, Any] | None = None
-    # Where an earlier run's installation was found intact and reused.
-    installed_at: str | None = None
-    # The installer's whole output where the last way failed to install
-    # (kept with a failed attempt's record), not in the resolution.
+    environment: dict[str, Any] | None = None  # venv.read_environment's
+    installed_at: str | None = None  # an earlier run's, found intact
+    # The installer's output where the last way failed to install (kept
+    # with a failed attempt's record, not in the resolution).
     detail: str = ""
 
     @property
@@ -245,9 +233,8 @@ class Installation:
 
 def stops_the_ladder(problem: Problem,
                      release: tuple[str, str] | None) -> bool:
-    """Whether no later way can help: the spec names what the index lacks,
-    the index is out of reach, or the release has no wheel for this
-    Python."""
+    """Whether no later way can help: the index lacks what the spec names,
+    is out of reach, or has no wheel of the release for this Python."""
     kind, reason = problem
     return kind == "bad-input" or bool(
         re.match(r"package index \S+ unreachable", reason)) or (
@@ -255,11 +242,9 @@ def stops_the_ladder(problem: Problem,
         and reason.startswith(f"no wheel of {release[0]}=="))
 
 
-def give_up(attempts: list[dict[str, str]],
-            problems: list[Problem | None]) -> Problem:
-    """Once every way failed: the first failure where it was a missing
-    wheel and no way installed, else an error with the last reason."""
-    first = next((p for p in problems if p), None)
+def give_up(attempts: list[dict[str, str]], first: Problem | None) -> Problem:
+    """Once every way failed: the first failure where it was a skip and no
+    way installed, else an error with the last reason."""
     if first and first[0] == "skip" and \
             all(a["outcome"] == "install-failed" for a in attempts):
         return first
@@ -267,8 +252,8 @@ def give_up(attempts: list[dict[str, str]],
 
 
 def outcomes_by_way(attempts: list[dict[str, str]]) -> dict[str, str]:
-    """{way: outcome} over the ladder; a way left out because it repeated
-    the one before shares that one's outcome."""
+    """{way: outcome}; a way left out for repeating the one before shares
+    that one's outcome."""
     found, last = {}, None
     tried = {a["way"]: a["outcome"] for a in attempts}
     for way in WAYS:

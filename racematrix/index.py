@@ -30,9 +30,8 @@ class IndexLookupError(LookupError):
 
 
 def index_url(environ: Mapping[str, str] = os.environ) -> str:
-    values = [environ.get(name, "").strip() for name in INDEX_VARIABLES]
-    return next((v.rstrip("/") + "/" for v in values if v),
-                "https://pypi.org/simple/")
+    found = [environ.get(name, "").strip() for name in INDEX_VARIABLES]
+    return next((v.rstrip("/") + "/" for v in found if v), "https://pypi.org/simple/")
 
 
 @dataclass
@@ -172,12 +171,12 @@ def release_metadata(package: str, version: str) -> str | None:
 
 # The words of a network failure, as uv, requests and the OS put them.
 NETWORK_CAUSES = {
-    r"[Cc]onnection refused": "connection refused",
-    r"dns error|[Nn]ame or service not known|Temporary failure in name "
-    r"resolution|NameResolution|nodename nor servname": "host not found",
-    r"[Tt]imed? ?out|timeout": "timed out",
-    r"[Nn]etwork is unreachable|No route to host": "no route to the host",
-    r"[Cc]onnection reset": "connection reset",
+    r"(?i)connection refused": "connection refused",
+    r"(?i)dns error|name or service not known|name resolution|nodename nor "
+    r"servname": "host not found",
+    r"(?i)timed? ?out": "timed out",
+    r"(?i)network is unreachable|no route to host": "no route to the host",
+    r"(?i)connection reset": "connection reset",
     r"certificate|SSL|TLS": "TLS error",
 }
 

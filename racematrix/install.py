@@ -15,7 +15,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from . import companions
-from .companions import Installation, Problem, Target, Way
+from .companions import Installation, Problem, Target
 from .envspec import EnvSpec
 from .index import IndexLookupError, list_releases, nearest_versions, \
     unreachable_index
@@ -52,10 +52,10 @@ def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
     provider = spec.target if suite.smoke is None or \
         spec.target == "numba-cuda" else None
     tools = tuple(dict.fromkeys([*RUNNER_TOOLS, *suite.requirements]))
-    smoke = suite_smoke(suite.smoke) if suite.smoke else SMOKE_LAUNCH
+    smoke = [MODULE_UNDER_TEST, *([suite.smoke] if suite.smoke else [])]
     key = hashlib.sha256(json.dumps(
-        [spec.python, list(spec.requirements), list(tools), smoke, provider,
-         MODULE_UNDER_TEST]).encode()).hexdigest()
+        [spec.python, list(spec.requirements), list(tools), SMOKE, smoke,
+         provider]).encode()).hexdigest()
     record = Path(session.bin).parent / INSTALLED
     kept = None if every_way else installed_before(session, record, key)
     if kept:
@@ -93,64 +93,54 @@ def installed_before(session: Any, record: Path, key: str
         resolution["implementation"], environment, noted["installed_at"])
 
 
-def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: str,
+def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
                provider: str | None, every_way: bool) -> Installation:
-    if target.problem:
-        return Installation(problem=target.problem)
-    failed = Installation()
-    problems: list[Problem | None] = []
-    won = stopped = None
-    for way in companions.ways(target):
-        attempt, problem, found = try_way(session, spec, way, target, smoke,
-                                          provider)
-        failed.attempts.append(attempt)
-        failed.implementation = found or failed.implementation
+    """Each way in turn: uv installs it, then the smoke launch runs."""
+    failed = Installation(problem=target.problem)
+    won, first, python = None, None, venv_python(session)
+    for way in companions.ways(target) if not target.problem else ():
+        date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
+        # --exact --upgrade: the environment is this way's resolution
+        # alone, nothing kept from an earlier way; --color never:
+        # FORCE_COLOR (on CI) would colour the output classified below.
+        done = subprocess.run(
+            ["uv", "pip", "install", "-q", "--exact", "--upgrade", "--color",
+             "never", "--python", python, "--only-binary", ":all:",
+             *companions.prerelease_arguments(target), *date,
+             *way.requirements], capture_output=True, text=True,
+            timeout=TIMEOUT)
+        problem = found = None
+        if done.returncode != 0:
+            failed.detail = done.stdout + done.stderr
+            problem = classify_install_failure(failed.detail, spec)
+            outcome, reason = "install-failed", problem[1]
+        else:
+            ran = subprocess.run(
+                [python, "-c", SMOKE, *smoke], capture_output=True,
+                text=True, timeout=TIMEOUT, env=venv_environ(
+                    session.bin, {"NUMBA_ENABLE_CUDASIM": "1"}))
+            outcome, reason, found = parse_smoke(ran.stdout + ran.stderr,
+                                                 provider)
+            failed.implementation = found or failed.implementation
+        failed.attempts.append({"way": way.name, "outcome": outcome,
+                                "reason": reason})
         logger.info("install %s, %s%s: %s%s", " ".join(spec.requirements),
                     way.name, f" (index as of {way.exclude_newer})"
-                    if way.exclude_newer else "", attempt["outcome"],
-                    f": {attempt['reason']}" if attempt["reason"] else "")
-        if problem is None and attempt["outcome"] == "ok" and won is None:
+                    if way.exclude_newer else "", outcome,
+                    f": {reason}" if reason else "")
+        if outcome == "ok" and won is None:
             won = Installation(None, way.name, way.exclude_newer,
                                list(way.requirements), failed.attempts, found,
                                read_environment(session))
             if not every_way:
-                break
-        if problem:
-            failed.detail = attempt.pop("output")
-            if companions.stops_the_ladder(problem, target.release):
-                stopped = problem
-                break
-        problems.append(problem)
-    failed.problem = stopped or companions.give_up(failed.attempts, problems)
+                return won
+        first = first or problem
+        if problem and companions.stops_the_ladder(problem, target.release):
+            failed.problem = problem
+            break
+    if failed.problem is None:
+        failed.problem = companions.give_up(failed.attempts, first)
     return won or failed
-
-
-def try_way(session: Any, spec: EnvSpec, way: Way, target: Target,
-            smoke: str, provider: str | None
-            ) -> tuple[dict[str, str], Problem | None, dict[str, Any] | None]:
-    """(attempt, problem where it did not install, implementation); a
-    failed install's attempt holds uv's ``output``."""
-    python = venv_python(session)
-    date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
-    # --exact --upgrade: the environment is this way's resolution alone,
-    # nothing kept from an earlier way; --color never: FORCE_COLOR (on CI)
-    # would colour the output classified below.
-    done = subprocess.run(
-        ["uv", "pip", "install", "-q", "--exact", "--upgrade", "--color",
-         "never", "--python", python, "--only-binary", ":all:",
-         *companions.prerelease_arguments(target), *date, *way.requirements],
-        capture_output=True, text=True, timeout=TIMEOUT)
-    if done.returncode != 0:
-        output = done.stdout + done.stderr
-        problem = classify_install_failure(output, spec)
-        return ({"way": way.name, "outcome": "install-failed",
-                 "reason": problem[1], "output": output}, problem, None)
-    ran = subprocess.run([python, "-c", smoke, MODULE_UNDER_TEST],
-                         capture_output=True, text=True, timeout=TIMEOUT,
-                         env=venv_environ(session.bin,
-                                          {"NUMBA_ENABLE_CUDASIM": "1"}))
-    outcome, reason, found = parse_smoke(ran.stdout + ran.stderr, provider)
-    return {"way": way.name, "outcome": outcome, "reason": reason}, None, found
 
 
 # uv's words for an install that cannot be, and what they mean for a row
@@ -231,56 +221,49 @@ def parse_smoke(output: str, provider: str | None = None
     return "ok", "", found
 
 
-# A smoke launch of the module under test: one simulated thread (no race
-# possible) calling cuda.local.array inside a device function. It prints a
-# JSON line once the module is imported and another once the launch has
-# returned (read by parse_smoke).
-SMOKE_LAUNCH = r"""
+# Run in the new environment as ``python -c SMOKE module [code]``: says
+# where the module under test comes from, runs one simulated thread (no
+# race possible) calling cuda.local.array in a device function, or a
+# suite's own smoke code instead, and says that it returned.
+SMOKE = r"""
 import importlib, json, sys
 from importlib import metadata
 from pathlib import Path
-module = importlib.import_module(sys.argv[1])
-path = Path(module.__file__).resolve()
-# The deepest sys.path entry holding it: a project folder on PYTHONPATH
-# may hold the environment too.
-roots = [Path(entry).resolve() for entry in sys.path
-         if entry and Path(entry).is_dir()]
-roots = [root for root in roots if path.is_relative_to(root)]
-top = path.relative_to(max(roots, key=lambda r: len(r.parts))).parts[0] \
-    if roots else None
-owners = metadata.packages_distributions().get(top, [])
-print(json.dumps({"stage": "imported", "implementation": {
-    "module": sys.argv[1], "distribution": owners[0] if owners else None,
-    "path": str(path.parent)}}), flush=True)
-import numpy as np
-from numba import cuda, float64
+name, code = sys.argv[1], (sys.argv[2:] or [None])[0]
+found = {"module": name, "distribution": None, "path": None}
+try:
+    path = Path(importlib.import_module(name).__file__).resolve()
+    # The deepest sys.path entry holding it: a project folder on
+    # PYTHONPATH may hold the environment too.
+    roots = [Path(e).resolve() for e in sys.path if e and Path(e).is_dir()]
+    root = max((r for r in roots if path.is_relative_to(r)),
+               key=lambda r: len(r.parts), default=None)
+    owners = metadata.packages_distributions().get(
+        path.relative_to(root).parts[0], []) if root else []
+    found.update(distribution=(owners or [None])[0], path=str(path.parent))
+except ImportError:
+    if code is None:  # a suite's code may bring its own simulator
+        raise
+print(json.dumps({"stage": "imported", "implementation": found}), flush=True)
+if code:
+    exec(code)
+else:
+    import numpy as np
+    from numba import cuda, float64
 
-@cuda.jit(device=True)
-def scratch_sum(i):
-    tmp = cuda.local.array(2, float64)
-    tmp[0] = i
-    tmp[1] = 1.0
-    return tmp[0] + tmp[1]
+    @cuda.jit(device=True)
+    def scratch_sum(i):
+        tmp = cuda.local.array(2, float64)
+        tmp[0] = i
+        tmp[1] = 1.0
+        return tmp[0] + tmp[1]
 
-@cuda.jit
-def kernel(out):
-    out[0] = scratch_sum(0)
+    @cuda.jit
+    def kernel(out):
+        out[0] = scratch_sum(0)
 
-out = np.zeros(1)
-kernel[1, 1](out)
-assert out[0] == 1.0, out
+    out = np.zeros(1)
+    kernel[1, 1](out)
+    assert out[0] == 1.0, out
 print(json.dumps({"stage": "launched"}), flush=True)
 """
-
-
-def suite_smoke(code: str) -> str:
-    """A suite's smoke code in the shape the ladder reads: where the module
-    under test comes from (if it imports at all), then the suite's code."""
-    head = SMOKE_LAUNCH.split("import numpy as np", 1)[0]
-    return ("import importlib, json, sys\n"
-            "try:\n" + "\n".join("    " + line for line in
-                                 head.strip().splitlines()) +
-            "\nexcept ImportError:\n"
-            "    print(json.dumps({'stage': 'imported', 'implementation': "
-            "{'module': sys.argv[1], 'distribution': None, 'path': None}}))\n"
-            + code + "\nprint(json.dumps({'stage': 'launched'}), flush=True)\n")

@@ -14,6 +14,8 @@ import subprocess
 from collections.abc import MutableMapping
 from pathlib import Path
 
+from .index import network_cause
+
 logger = logging.getLogger(__name__)
 
 
@@ -83,19 +85,11 @@ def download_interpreter(python: str) -> tuple[str | None, str | None]:
               UV_PYTHON_INSTALL_BIN="0")
     if done and done.returncode == 0:
         return find_interpreter(python), None
-    cause = download_failure_cause(done.stdout + done.stderr) if done \
+    cause = network_cause(done.stdout + done.stderr) if done \
         else "uv is missing or did not answer"
     logger.info("Python %s: download failed (%s)", python, cause)
     return None, (f"no Python {python} here and uv could not download it "
                   f"({cause}); {install_hint(python)}")
-
-
-def download_failure_cause(output: str) -> str:
-    """The innermost cause in uv's error output, in one line."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    causes = [line.split("cause:", 1)[1].strip() for line in lines
-              if "cause:" in line]
-    return (causes or lines or ["no output"])[-1]
 
 
 def missing_interpreters(pythons: list[str], download: str | None = None

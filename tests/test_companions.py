@@ -11,7 +11,7 @@ TOOLS = ("numpy", "pytest")
 
 
 def smoke_outputs(data_dir):
-    """Real outputs of install.SMOKE_LAUNCH: numba-cuda 0.18.1 with its
+    """Real outputs of install.SMOKE: numba-cuda 0.18.1 with its
     bindings, the placeholder 0.0.0 beside numba, 0.18.1 without bindings."""
     return (data_dir / "smoke-outputs.txt").read_text().split("=====\n")
 
@@ -161,9 +161,9 @@ def test_giving_up_keeps_the_reason():
     attempts = [attempt("as-asked", "install-failed", "no wheel of numba==0.68.1"),
                 attempt("as-of-upload", "install-failed", "no wheel of numba==0.60.0")]
     skip = ("skip", "no wheel of numba==0.68.1 for Python 3.14")
-    assert companions.give_up(attempts, [skip, skip]) == skip
+    assert companions.give_up(attempts, skip) == skip
     attempts.append(attempt("as-of-upload+extras", "import-failed", "ImportError: x"))
-    kind, reason = companions.give_up(attempts, [skip, skip, None])
+    kind, reason = companions.give_up(attempts, skip)
     assert kind == "error" and reason.startswith("ImportError: x")
     assert reason.endswith("(every way failed)")
 

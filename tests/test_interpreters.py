@@ -76,8 +76,7 @@ def test_find_interpreter_finds_this_python_and_not_a_missing_one():
 
 def test_failed_download_names_uvs_cause(data_dir):
     output = (data_dir / "uv-python-install-offline.txt").read_text()
-    assert interpreters.download_failure_cause(output) == (
-        "failed to lookup address information: Name or service not known")
+    assert interpreters.network_cause(output) == "host not found"
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
