@@ -1,6 +1,5 @@
-"""The ladder of ways to install one release with its companions as of
-its upload (README "How releases are installed"), as data, and what the
-index says of the release; ``install`` runs the ways until one works."""
+"""The ladder of ways to install a release with its companions as of its
+upload (README "How releases are installed"), as data, and its rules."""
 from __future__ import annotations
 
 import os
@@ -36,13 +35,12 @@ class Target:
     problem: Problem | None = None
 
     def with_extras(self, unpin_others: bool = False) -> list[str]:
-        """The requirements, the release's with its wanted extras (and the
-        others by name only)."""
+        """The release's requirement with its wanted extras, the others as
+        written (or by name only)."""
         found = list(self.requirements)
         for i, text in enumerate(found):
             requirement = Requirement(text)
-            if self.release and canonicalize_name(requirement.name) == \
-                    self.release[0]:
+            if canonicalize_name(requirement.name) == (self.release or ("",))[0]:
                 if set(self.extras) <= requirement.extras:
                     continue  # as written: a way that repeats one is left out
                 requirement.extras |= set(self.extras)
@@ -54,7 +52,7 @@ class Target:
         return found
 
     def named(self) -> list[str]:
-        """That, unpinned, with the companions its successor names."""
+        """That, the others by name, and the companions its successor names."""
         if self.companions is None and self.release:
             self.companions = successor_companions(
                 self.requires_dist, later_requires(*self.release))
@@ -82,8 +80,8 @@ class Way:
 
 
 def ways(target: Target) -> Iterator[Way]:
-    """The ways, lazily (a way's index lookups wait until it is reached),
-    without those that repeat an earlier one."""
+    """The ways, lazily (a way's lookups wait until it is reached), each
+    unless it repeats an earlier one."""
     seen = set()
     for name, (as_of_upload, asks) in WAYS.items():
         if as_of_upload and not (target.release and target.exclude_newer):
@@ -155,7 +153,7 @@ def later_requires(name: str, version: str) -> Iterator[list[str]]:
 
 
 def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
-    """The target and what the index says of its release (where it says)."""
+    """The target, with what the index says of its release where it says."""
     found = Target(tuple(requirements), tuple(tools),
                    pinned_release(requirements))
     if found.release is None:
@@ -163,23 +161,20 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
     name, version = found.release
     try:
         info = index.release_info(name, version)
+        if info is None:
+            return found
+        if info.yanked:
+            why = f" ({info.yanked_reason})" if info.yanked_reason else ""
+            found.problem = ("skip", f"{name}=={version} is yanked on the "
+                                     f"index{why}")
+        if info.upload_time:
+            found.exclude_newer = exclude_newer_for(info.upload_time)
+        if metadata := index.release_metadata(name, version):
+            declared, requires = index.parse_core_metadata(metadata)
+            found.extras = wanted_extras(declared)
+            found.requires_dist = tuple(requires)
     except index.IndexLookupError:  # uv's own try says what is wrong
-        return found
-    if info is None:
-        return found
-    if info.yanked:
-        why = f" ({info.yanked_reason})" if info.yanked_reason else ""
-        found.problem = ("skip", f"{name}=={version} is yanked on the "
-                                 f"index{why}")
-    if info.upload_time:
-        found.exclude_newer = exclude_newer_for(info.upload_time)
-    try:
-        metadata = index.release_metadata(name, version)
-    except index.IndexLookupError:
-        return found
-    if metadata:
-        declared, requires = index.parse_core_metadata(metadata)
-        found.extras, found.requires_dist = wanted_extras(declared), tuple(requires)
+        pass
     return found
 
 
@@ -196,8 +191,8 @@ def prerelease_arguments(target: Target) -> list[str]:
         except (InvalidRequirement, InvalidVersion):
             continue
     return ["--prerelease", "disallow", *[
-        arg for name in allowed for arg in ("--prerelease-package",
-                                            f"{name}=allow")]]
+        arg for name in allowed
+        for arg in ("--prerelease-package", f"{name}=allow")]]
 
 
 @dataclass
@@ -213,8 +208,8 @@ class Installation:
     implementation: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None  # venv.read_environment's
     installed_at: str | None = None  # an earlier run's, found intact
-    # The installer's output where the last way failed to install (kept
-    # with a failed attempt's record, not in the resolution).
+    # uv's output where the last way failed to install: kept with a failed
+    # attempt's record, not in the resolution.
     detail: str = ""
 
     @property
@@ -243,7 +238,7 @@ def stops_the_ladder(problem: Problem,
 
 
 def give_up(attempts: list[dict[str, str]], first: Problem | None) -> Problem:
-    """Once every way failed: the first failure where it was a skip and no
+    """Once every way failed: the first problem where it was a skip and no
     way installed, else an error with the last reason."""
     if first and first[0] == "skip" and \
             all(a["outcome"] == "install-failed" for a in attempts):

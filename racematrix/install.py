@@ -1,6 +1,5 @@
-"""Installing a release into an environment by companions' ladder, with
-uv, each way checked by a smoke launch; a failure is a skip, the user's
-bad input, or an environment error. A warm environment is reused."""
+"""Installing a release by the ladder of ``companions`` with uv, each way
+checked by a smoke launch; an environment installed before is reused."""
 from __future__ import annotations
 
 import hashlib
@@ -25,72 +24,57 @@ from .suites import MWE_SUITE, RUNNER_TOOLS, Suite
 from .venv import read_environment, venv_python
 
 logger = logging.getLogger(__name__)
-# The module whose code is under test.
 MODULE_UNDER_TEST = "numba.cuda"
-# Written into an environment once the ladder has installed it.
-INSTALLED = "racematrix-installed.json"
+INSTALLED = "racematrix-installed.json"  # in an environment the ladder made
 TIMEOUT = 900
+# What an installation record holds besides its key and packages.
+RECORDED = ("way", "exclude_newer", "requirements", "attempts",
+            "implementation", "installed_at")
 
 
 def install(session: Any, spec: EnvSpec) -> Problem | None:
-    """None once installed, else (kind, reason): see install_resolved."""
     return install_resolved(session, spec).problem
 
 
 def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
                      suite: Suite | None = None) -> Installation:
     """Install the spec and the suite's tools, wheels only, by the first
-    way that installs, imports and passes the smoke launch; with
-    ``every_way``, try every way (the bisect's survey)."""
+    way that passes the smoke launch (``every_way``: try all, a survey)."""
     if shutil.which("uv") is None:
         return Installation(problem=("bad-input", "uv is not on PATH: the "
                                      "install ladder needs it (`pip install "
                                      "uv`)"))
     suite = suite or MWE_SUITE
-    # A suite's own smoke code replaces our launch; the code under test
+    # A suite's own smoke code replaces the launch; the code under test
     # must still come from numba-cuda where the spec names it.
     provider = spec.target if suite.smoke is None or \
         spec.target == "numba-cuda" else None
     tools = tuple(dict.fromkeys([*RUNNER_TOOLS, *suite.requirements]))
     smoke = [MODULE_UNDER_TEST, *([suite.smoke] if suite.smoke else [])]
-    key = hashlib.sha256(json.dumps(
-        [spec.python, list(spec.requirements), list(tools), SMOKE, smoke,
-         provider]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([spec.python, list(spec.requirements),
+                                     list(tools), SMOKE, smoke, provider])
+                         .encode()).hexdigest()
     record = Path(session.bin).parent / INSTALLED
-    kept = None if every_way else installed_before(session, record, key)
-    if kept:
-        logger.info("install %s: the environment is as installed on %s (%s); "
-                    "reused", " ".join(spec.requirements), kept.installed_at,
-                    kept.way)
-        return kept
+    try:  # a warm run: nox reuses environments
+        noted = {} if every_way else json.loads(record.read_text())
+        environment = read_environment(session) if noted else {}
+        if noted["key"] == key and all(
+                environment["packages"].get(name) == version
+                for name, version in noted["packages"].items()):
+            logger.info("install %s: as installed on %s (%s); reused",
+                        " ".join(spec.requirements), noted["installed_at"],
+                        noted["way"])
+            return Installation(**{k: noted[k] for k in RECORDED},
+                                environment=environment)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        pass  # none, or not this installation: install
     installation = run_ladder(session, spec, companions.target(
         spec.requirements, tools), smoke, provider, every_way)
     if installation.problem is None and not every_way:
         record.write_text(json.dumps({
-            "key": key, "installed_at": now_iso(),
-            "resolution": installation.resolution(),
-            "packages": installation.packages}))
+            **installation.resolution(), "installed_at": now_iso(),
+            "key": key, "packages": installation.packages}))
     return installation
-
-
-def installed_before(session: Any, record: Path, key: str
-                     ) -> Installation | None:
-    """The installation an earlier run made here (nox reuses environments)
-    for the same key, where every package it had is still at its version."""
-    try:
-        noted = json.loads(record.read_text())
-        environment = read_environment(session)
-    except (OSError, ValueError, RuntimeError):
-        return None
-    if noted.get("key") != key or any(
-            environment["packages"].get(name) != version
-            for name, version in noted["packages"].items()):
-        return None
-    resolution = noted["resolution"]
-    return Installation(
-        None, resolution["way"], resolution["exclude_newer"],
-        resolution["requirements"], resolution["attempts"],
-        resolution["implementation"], environment, noted["installed_at"])
 
 
 def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
@@ -116,8 +100,8 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
             outcome, reason = "install-failed", problem[1]
         else:
             ran = subprocess.run(
-                [python, "-c", SMOKE, *smoke], capture_output=True,
-                text=True, timeout=TIMEOUT, env=venv_environ(
+                [python, "-c", SMOKE, *smoke], capture_output=True, text=True,
+                timeout=TIMEOUT, env=venv_environ(
                     session.bin, {"NUMBA_ENABLE_CUDASIM": "1"}))
             outcome, reason, found = parse_smoke(ran.stdout + ran.stderr,
                                                  provider)
@@ -158,12 +142,10 @@ FAILURES = (
 
 
 def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
-    """("skip", why) where the index has no wheel for this Python,
-    ("bad-input", why) where it lacks what the spec names, else ("error",
-    the installer's cause)."""
+    """A skip (no wheel for this Python), the user's bad input (no such
+    release or package), or an error with uv's cause."""
     for pattern, kind, reason in FAILURES:
-        found = re.search(pattern, output)
-        if found:
+        if found := re.search(pattern, output):
             return kind, reason.format(*found.groups(), python=spec.python,
                                        near="{near}" in reason
                                        and nearest_hint(*found.groups()))
@@ -194,27 +176,22 @@ def install_cause(output: str) -> str:
 
 def parse_smoke(output: str, provider: str | None = None
                 ) -> tuple[str, str, dict[str, Any] | None]:
-    """(outcome, reason, implementation) from the smoke script's lines: one
-    once the module imported, one once the launch returned; the module
+    """(outcome, reason, implementation) from SMOKE's output; the module
     must come from ``provider`` where given."""
-    stages = {}
-    for line in output.splitlines():
-        if line.startswith("{") and '"stage"' in line:
-            record = json.loads(line)
-            stages[record["stage"]] = record
+    stages = {json.loads(line)["stage"]: json.loads(line)
+              for line in output.splitlines() if line.startswith('{"stage"')}
     found = stages.get("imported", {}).get("implementation")
     lines = [line.strip() for line in output.splitlines()
              if line.strip() and not line.startswith("{")]
     error = next((line for line in reversed(lines)
-                  if "Error" in line or "error" in line),
+                  if re.search("[Ee]rror", line)),
                  lines[-1] if lines else "no output")[:400]
+    source = (found or {}).get("distribution") or "no installed distribution"
     if found is None:
         return "import-failed", error, None
-    source = found.get("distribution")
-    if provider and canonicalize_name(source or "") != canonicalize_name(provider):
+    if provider and canonicalize_name(source) != canonicalize_name(provider):
         return "import-failed", (
-            f"{found['module']} comes from "
-            f"{source or 'no installed distribution'}, not from {provider}: "
+            f"{found['module']} comes from {source}, not from {provider}: "
             f"this release does not provide the code under test"), found
     if "launched" not in stages:
         return "smoke-failed", error, found

@@ -1,10 +1,5 @@
-"""Pythons that are installed but not on PATH, found, and those missing
-fetched by uv or named in one line.
-
-pyenv exposes only its active versions through its shims (a shim of
-another exits "command not found"); uv keeps its Pythons in its own
-folder. Their real ``bin`` folders, put ahead of the shims on PATH, let
-nox and uv find each interpreter without downloading one."""
+"""Pythons installed but not on PATH (pyenv's inactive versions, uv's
+own), found; those missing fetched by uv, or named in one line."""
 from __future__ import annotations
 
 import logging
@@ -43,9 +38,9 @@ def uv(*args: str, timeout: float = 30, **environ: str
 def expose_interpreters(environ: MutableMapping[str, str] = os.environ
                         ) -> list[str]:
     """Put pyenv's and uv's Pythons on ``environ["PATH"]``, just ahead of
-    pyenv's shims (else at the end); returns the folders added. Sets
-    ``UV_PYTHON_INSTALL_DIR``, so that nox's ``-j`` workers need not ask uv
-    again (``uv python dir``, 0.2 s)."""
+    pyenv's shims (a shim of an inactive version exits "command not
+    found"), else at the end; returns the folders added. Sets
+    ``UV_PYTHON_INSTALL_DIR``: nox's ``-j`` workers need not ask uv again."""
     if not environ.get("UV_PYTHON_INSTALL_DIR"):
         answer = uv("python", "dir", timeout=5)
         if answer and answer.returncode == 0:
@@ -77,38 +72,30 @@ def install_hint(python: str) -> str:
             f"work, or `pyenv install {python}`; then run again")
 
 
-def download_interpreter(python: str) -> tuple[str | None, str | None]:
-    """(path, None) once uv has fetched Python ``X.Y``, else (None, one
-    line why). Without retries: offline, uv fails in 0.1 s, not 8 s."""
-    done = uv("python", "install", python, timeout=600,
-              UV_PYTHON_DOWNLOADS="automatic", UV_HTTP_RETRIES="0",
-              UV_PYTHON_INSTALL_BIN="0")
-    if done and done.returncode == 0:
-        return find_interpreter(python), None
-    cause = network_cause(done.stdout + done.stderr) if done \
-        else "uv is missing or did not answer"
-    logger.info("Python %s: download failed (%s)", python, cause)
-    return None, (f"no Python {python} here and uv could not download it "
-                  f"({cause}); {install_hint(python)}")
-
-
 def missing_interpreters(pythons: list[str], download: str | None = None
                          ) -> str | None:
-    """One line naming the Pythons that are neither installed nor could be
-    fetched (``download`` "never": not tried; default nox's own
+    """One line naming the Pythons neither installed nor fetched by uv
+    (``download`` as nox's ``--download-python``, default its
     ``NOX_DOWNLOAD_PYTHON``), and what to do; None when all are there."""
     download = download or os.environ.get("NOX_DOWNLOAD_PYTHON", "auto")
-    if pythons:
-        expose_interpreters()
     missing = []
+    expose_interpreters()
     for python in pythons:
         if find_interpreter(python):
             continue
         if download == "never":
             missing.append(f"no Python {python} here (downloads are off: "
                            f"--download-python never); {install_hint(python)}")
-        else:
-            path, reason = download_interpreter(python)
-            if path is None:
-                missing.append(reason or f"no Python {python} here")
+            continue
+        # Without retries: offline, uv fails in 0.1 s, not 8 s.
+        done = uv("python", "install", python, timeout=600,
+                  UV_PYTHON_DOWNLOADS="automatic", UV_HTTP_RETRIES="0",
+                  UV_PYTHON_INSTALL_BIN="0")
+        if done and done.returncode == 0 and find_interpreter(python):
+            continue
+        cause = network_cause(done.stdout + done.stderr) if done \
+            else "uv is missing or did not answer"
+        logger.info("Python %s: download failed (%s)", python, cause)
+        missing.append(f"no Python {python} here and uv could not download "
+                       f"it ({cause}); {install_hint(python)}")
     return "; ".join(missing) or None

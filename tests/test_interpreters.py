@@ -85,15 +85,17 @@ def test_a_real_failed_download_is_known_at_once():
     offline): one line, within seconds rather than uv's retries."""
     import time
     started = time.monotonic()
-    found, reason = interpreters.download_interpreter("3.99")
-    assert found is None and "uv python install 3.99" in reason
+    reason = interpreters.missing_interpreters(["3.99"], "auto")
+    assert "uv could not download it" in reason and "\n" not in reason
+    assert "uv python install 3.99" in reason
     assert time.monotonic() - started < 5
 
 
-def test_never_means_no_download(monkeypatch):
+def test_never_means_no_download(monkeypatch, tmp_path):
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path))
     monkeypatch.setattr(interpreters, "find_interpreter", lambda python: None)
-    monkeypatch.setattr(interpreters, "download_interpreter",
-                        lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(interpreters, "uv",
+                        lambda *a, **k: pytest.fail("asked uv"))
     missing = interpreters.missing_interpreters(["3.14", "3.13"], "never")
     assert missing.count("--download-python never") == 2
     assert "\n" not in missing and "uv python install 3.13" in missing
