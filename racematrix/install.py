@@ -84,15 +84,21 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
     won, first, python = None, None, venv_python(session)
     for way in companions.ways(target) if not target.problem else ():
         date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
-        # --exact --upgrade: the environment is this way's resolution
-        # alone, nothing kept from an earlier way; --color never:
-        # FORCE_COLOR (on CI) would colour the output classified below.
+        # Resolved alone, then the environment made exactly that: nothing
+        # kept from an earlier way (uv pip install would keep installed
+        # packages that satisfy, newer than the date or not). --color
+        # never: FORCE_COLOR (on CI) would colour what sync reads back.
+        common = ["--color", "never", "--python", python,
+                  "--only-binary", ":all:"]
         done = subprocess.run(
-            ["uv", "pip", "install", "-q", "--exact", "--upgrade", "--color",
-             "never", "--python", python, "--only-binary", ":all:",
-             *companions.prerelease_arguments(target), *date,
-             *way.requirements], capture_output=True, text=True,
-            timeout=TIMEOUT)
+            ["uv", "pip", "compile", "-q", "--no-header", *common,
+             *companions.prerelease_arguments(target), *date, "-"],
+            input="\n".join(way.requirements), capture_output=True,
+            text=True, timeout=TIMEOUT)
+        if done.returncode == 0:
+            done = subprocess.run(["uv", "pip", "sync", "-q", *common, "-"],
+                                  input=done.stdout, capture_output=True,
+                                  text=True, timeout=TIMEOUT)
         problem = found = None
         if done.returncode != 0:
             failed.detail = done.stdout + done.stderr
