@@ -66,20 +66,16 @@ class Release:
         return False
 
 
-def version_of(package: DistributionPackage) -> Version | None:
-    try:
-        return Version(package.version or "")
-    except InvalidVersion:
-        return None
-
-
 def releases_from_packages(packages: Iterable[DistributionPackage]
                            ) -> list[Release]:
     """Final releases (no pre- or dev-releases), oldest first."""
     found: dict[Version, list[DistributionPackage]] = {}
     for package in packages:
-        version = version_of(package)
-        if version is not None and not version.is_prerelease:
+        try:
+            version = Version(package.version or "")
+        except InvalidVersion:
+            continue
+        if not version.is_prerelease:
             found.setdefault(version, []).append(package)
     return [Release(version, found[version]) for version in sorted(found)]
 
@@ -94,9 +90,6 @@ def project_page(package: str, endpoint: str) -> ProjectPage:
     except NoSuchProjectError:
         raise IndexLookupError(f"{package} is not on the package index "
                                f"({endpoint}); check the name") from None
-    except requests.ConnectionError as error:
-        raise IndexLookupError(f"package index {endpoint} unreachable "
-                               f"({network_cause(str(error))})") from None
     except (requests.RequestException, ValueError) as error:
         raise IndexLookupError(f"cannot read {package} from the package index "
                                f"{endpoint}: {network_cause(str(error))}") \
