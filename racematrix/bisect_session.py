@@ -239,10 +239,10 @@ def run_survey(args, envdir, out_dir, log, command):
     entries = []
     for version in versions:
         spec = prober.spec(version)
-        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python, log)
+        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python)
         env.create()
         clock = time.monotonic()
-        installation = install_resolved(env, spec, log=log, every_way=True)
+        installation = install_resolved(env, spec, every_way=True)
         probe = Probe(str(version), "skipped" if installation.problem and
                       installation.problem[0] == "skip" else
                       "error" if installation.problem else "installed",

@@ -86,7 +86,7 @@ def find_environment(envdir, python, release, patch):
     if applied != patch:
         return None, (f"{spec.env_id}: its environment has patch "
                       f"{applied or NONE} applied, not {patch or NONE}")
-    return ProbeEnvironment(location, python, logger.info), None
+    return ProbeEnvironment(location, python), None
 
 
 def time_launches(envs: dict, rounds: int, limit: float) -> dict:

@@ -49,7 +49,6 @@ def run_environment(session, spec, *, count, timeout, results_dir,
     timed in the suite's process after its tests. Only ``verbose``
     prints the installer's steps and pytest's output (the raw result
     keeps pytest's last lines). Returns the raw record."""
-    detail = session.log if verbose else (lambda *_: None)
     started_at = now_iso()
     clock = time.monotonic()
     base = dict(machine=machine_info(), command=command, started=started_at)
@@ -66,7 +65,7 @@ def run_environment(session, spec, *, count, timeout, results_dir,
                         f"kept, with the attempt beside it")
         return raw
 
-    installation = install_resolved(session, spec, suite=suite, log=detail)
+    installation = install_resolved(session, spec, suite=suite)
     base["resolution"] = installation.resolution()
     problem = installation.problem
     if problem:
@@ -221,7 +220,7 @@ def launches_again_alone(results_dir: str | Path,
         # The row's own pairs; without its rule, launch_time's defaults.
         rule = first.get("rule")
         again = measure_launch.run_launch_time(
-            ProbeEnvironment(entry["venv"], raw["python"], logger.info),
+            ProbeEnvironment(entry["venv"], raw["python"]),
             raw["sim"], ("--pairs", str(rule["pairs"]), "--max-pairs",
                          str(rule["max_pairs"])) if rule else ())
         again["concurrency"] = 1

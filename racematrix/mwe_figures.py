@@ -65,8 +65,7 @@ def import_seconds(env: ProbeEnvironment, repeats: int = 5) -> float:
 def environment(envdir: str, python: str, requirements: list[str]
                 ) -> tuple[ProbeEnvironment, dict]:
     spec = EnvSpec(python, tuple(requirements), True)
-    env = ProbeEnvironment(Path(envdir) / f"figures-{spec.env_id}", python,
-                           logger.info)
+    env = ProbeEnvironment(Path(envdir) / f"figures-{spec.env_id}", python)
     env.create()
     problem = install(env, spec)
     if problem:

@@ -82,7 +82,7 @@ class ReleaseProber:
         probe = previous or Probe(str(version), "not-reproduced")
         spec = self.spec(version)
         env = ProbeEnvironment(matrix_envdir(self.envdir, spec),
-                               self.args.python, self.log)
+                               self.args.python)
         try:
             if not spec.sim and not gpu_name():
                 return self._keep(probe, "skipped", "no CUDA GPU", started)
@@ -91,7 +91,7 @@ class ReleaseProber:
                 # A probe saved by an interrupted run needs its
                 # environment only where it is gone.
                 env.create()
-                installation = install_resolved(env, spec, log=self.log)
+                installation = install_resolved(env, spec)
                 if previous is None or not installation.problem:
                     record_installation(probe, installation)
                 if installation.problem:
@@ -327,7 +327,7 @@ def launch_time_envs(args, envdir, log):
     def env_for(version):
         spec = EnvSpec(args.python, (f"{args.package}=={version}",
                                      *args.extra), args.sim)
-        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python, log)
+        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python)
         env.create()
         problem = install(env, spec)
         if problem:

@@ -61,7 +61,7 @@ def run_script(python: str, script: Path, timeout: float) -> dict:
 
 
 def build(location: Path, python: str, requirements: list[str]) -> ProbeEnvironment:
-    env = ProbeEnvironment(location, python, logger.info)
+    env = ProbeEnvironment(location, python)
     env.create()
     subprocess.run(["uv", "pip", "install", "-q", "--python",
                     f"{env.bin}/python", *requirements, "numpy"], check=True)

@@ -3,58 +3,53 @@ environment holds: its interpreter and every distribution in it."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
 
+# Every distribution by its normalised name: what rebuilds the environment.
 READ_ENVIRONMENT = r"""
-import json, platform, sys
+import json, platform, re, sys
 from importlib import metadata
-# Every distribution in the environment, by its normalised name: what
-# anyone needs to rebuild it.
-import re
-packages = {}
-for dist in metadata.distributions():
-    name = dist.metadata["Name"]
-    if name:
-        packages[re.sub(r"[-_.]+", "-", name).lower()] = dist.version
-packages = dict(sorted(packages.items()))
+packages = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
+            for d in metadata.distributions() if d.metadata["Name"]}
 print(json.dumps({"python": platform.python_version(),
                   "python_build": f"{platform.python_implementation()} "
                                   f"{sys.version}".replace("\n", " "),
-                  "packages": packages}))
+                  "packages": dict(sorted(packages.items()))}))
 """
 
 
 class ProbeEnvironment:
     """A virtual environment made outside a nox session (bisect probes, the
-    MWE's figures); looks like the part of a nox Session the runner uses."""
+    MWE's figures), with the parts of a nox Session the runner uses."""
     venv_backend = "uv"
 
-    def __init__(self, location: str | Path, python: str,
-                 log: Callable[[str], object]) -> None:
+    def __init__(self, location: str | Path, python: str) -> None:
         # Absolute: the suite runs from a scratch folder.
         self.location = Path(location).absolute()
         self.bin = str(self.location / "bin")
         self.python = python
-        self.log = log
+
+    def log(self, message: str) -> None:
+        logger.info("%s", message)
 
     def create(self) -> None:
-        if (self.location / "bin" / "python").exists():
-            return
-        subprocess.run(["uv", "venv", "-q", "-p", self.python,
-                        str(self.location)], check=True,
-                       env={"UV_PYTHON_DOWNLOADS": "never", **os.environ})
+        if not (self.location / "bin" / "python").exists():
+            subprocess.run(["uv", "venv", "-q", "-p", self.python,
+                            str(self.location)], check=True,
+                           env={"UV_PYTHON_DOWNLOADS": "never", **os.environ})
 
 
 def venv_python(session: Any) -> str:
     return str(Path(session.bin) / "python")
 
 
-def read_environment(session: Any) -> dict:
+def read_environment(session: Any) -> dict[str, Any]:
     done = subprocess.run([venv_python(session), "-c", READ_ENVIRONMENT],
                           capture_output=True, text=True, timeout=120)
     if done.returncode != 0:

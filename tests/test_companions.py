@@ -4,14 +4,14 @@ from datetime import datetime, timezone
 import pytest
 from pypi_simple import ProjectPage
 
-from racematrix import companions, index
-from racematrix.companions import Attempt, Way
+from racematrix import companions, index, install
+from racematrix.companions import Target, Way
 
 TOOLS = ("numpy", "pytest")
 
 
 def smoke_outputs(data_dir):
-    """Real outputs of install.SMOKE_LAUNCH: numba-cuda 0.18.1 with its
+    """Real outputs of install.SMOKE: numba-cuda 0.18.1 with its
     bindings, the placeholder 0.0.0 beside numba, 0.18.1 without bindings."""
     return (data_dir / "smoke-outputs.txt").read_text().split("=====\n")
 
@@ -47,42 +47,34 @@ def test_exclude_newer_is_one_day_after_the_upload(data_dir):
     assert 0 <= (moment - uploaded).total_seconds() - 86400 < 1
 
 
-def test_extras_are_picked_by_exact_name(data_dir):
-    declared, _ = metadata(data_dir, "0.18.1")
-    assert companions.pick_extras(declared, ("cu12",)) == ["cu12"]
-    assert companions.pick_extras(declared, ("cu13",)) == []
-    assert companions.pick_extras(declared, ("cu12", "cu11")) == ["cu11", "cu12"]
-    assert companions.pick_extras(metadata(data_dir, "0.0.12")[0], ("cu12",)) == []
-
-
 @pytest.mark.parametrize("environ, wanted", [
-    ({}, ("cu12",)), ({"RACEMATRIX_EXTRAS": "cu13"}, ("cu13",)),
-    ({"RACEMATRIX_EXTRAS": "CU12  test"}, ("cu12", "test")),
-    ({"RACEMATRIX_EXTRAS": ""}, ()),
+    ({}, ("cu12",)), ({"RACEMATRIX_EXTRAS": "cu13"}, ()),
+    ({"RACEMATRIX_EXTRAS": "CU12  cu11"}, ("cu11", "cu12")),
+    ({"RACEMATRIX_EXTRAS": "cu"}, ()), ({"RACEMATRIX_EXTRAS": ""}, ()),
 ])
-def test_wanted_extras_come_from_the_environment(environ, wanted):
-    assert companions.wanted_extras(environ) == wanted
+def test_extras_are_the_declared_ones_named_exactly(data_dir, environ, wanted):
+    declared, _ = metadata(data_dir, "0.18.1")
+    assert "test-cu12" in declared
+    assert companions.wanted_extras(declared, environ) == wanted
+    assert companions.wanted_extras(metadata(data_dir, "0.0.12")[0]) == ()
 
 
 def test_successor_names_the_dependencies_a_release_lacks(data_dir):
     _, own = metadata(data_dir, "0.0.12")
     _, later = metadata(data_dir, "0.0.13")
-    assert companions.successor_companions(
-        "0.0.12", [("0.0.13", later)], own) == ["numba"]
+    assert companions.successor_companions(own, [later]) == ["numba"]
     # A release that declares them already gets nothing added.
-    assert companions.successor_companions(
-        "0.0.13", [("0.0.14", later)], later) == []
+    assert companions.successor_companions(later, [later]) == []
     # Later releases declaring nothing are passed over; extras' deps ignored.
     _, with_extras = metadata(data_dir, "0.18.1")
     assert companions.successor_companions(
-        "0.0.0", [("0.0.1", []), ("0.0.12", own), ("0.18.1", with_extras)],
-        []) == ["numba"]
+        [], [[], own, with_extras]) == ["numba"]
 
 
 def test_ladder_order_and_what_each_way_passes():
-    ways = companions.plan_ways(
-        ["numba-cuda==0.18.1", "numba==0.61.2"], TOOLS,
-        ("numba-cuda", "0.18.1"), "2025-08-09T11:30:37Z", ["cu12"], ["numba"])
+    ways = list(companions.ways(Target(
+        ("numba-cuda==0.18.1", "numba==0.61.2"), TOOLS, ("numba-cuda", "0.18.1"),
+        "2025-08-09T11:30:37Z", ("cu12",), companions=["numba"])))
     assert [w.name for w in ways] == list(companions.WAYS)
     assert ways[0] == Way("as-asked", ("numba-cuda==0.18.1", "numba==0.61.2",
                                        *TOOLS))
@@ -94,55 +86,60 @@ def test_ladder_order_and_what_each_way_passes():
 
 
 def test_rungs_that_repeat_an_earlier_one_are_left_out():
-    ways = companions.plan_ways(["numba-cuda==0.0.12"], TOOLS,
-                                ("numba-cuda", "0.0.12"), "2024-07-31T13:05:33Z",
-                                [], [])
-    assert [w.name for w in ways] == ["as-asked", "as-of-upload"]
-    ways = companions.plan_ways(["numba-cuda==0.0.12"], TOOLS,
-                                ("numba-cuda", "0.0.12"), "2024-07-31T13:05:33Z",
-                                [], ["numba"])
-    assert [w.name for w in ways] == ["as-asked", "as-of-upload",
-                                      "as-of-upload+extras+named"]
+    def names(**known):
+        return [w.name for w in companions.ways(Target(
+            ("numba-cuda==0.0.12",), TOOLS, ("numba-cuda", "0.0.12"),
+            "2024-07-31T13:05:33Z", **known))]
+    assert names(companions=[]) == ["as-asked", "as-of-upload"]
+    assert names(companions=["numba"]) == [
+        "as-asked", "as-of-upload", "as-of-upload+extras+named"]
     # Without a pinned release, or without an upload time, only as asked.
-    assert [w.name for w in companions.plan_ways(["numba"], TOOLS)] == ["as-asked"]
+    assert [w.name for w in companions.ways(Target(("numba",), TOOLS))] == [
+        "as-asked"]
+    assert [w.name for w in companions.ways(Target(
+        ("numba-cuda==0.0.12",), TOOLS, ("numba-cuda", "0.0.12")))] == [
+        "as-asked"]
+
+
+def test_companions_are_looked_up_only_when_the_named_way_is_reached():
+    """The named way asks the index for later releases' metadata: the
+    cheaper ways are yielded first, before any lookup."""
+    target = Target(("numba-cuda==0.0.12",), TOOLS, ("numba-cuda", "0.0.12"),
+                    "2024-07-31T13:05:33Z")
+    ways = companions.ways(target)
+    assert [next(ways).name, next(ways).name] == ["as-asked", "as-of-upload"]
+    assert target.companions is None
 
 
 def test_prereleases_are_disallowed_unless_required(data_dir):
     _, requires = metadata(data_dir, "0.18.1")
-    assert companions.prerelease_arguments(["numba-cuda==0.18.1"], requires) \
-        == ["--prerelease", "disallow"]
-    assert companions.prerelease_arguments(
-        ["numba-cuda==0.8.1"], ["numba>=0.61.1rc1"]) == [
+
+    def arguments(requirements, requires_dist=()):
+        return companions.prerelease_arguments(
+            Target(tuple(requirements), requires_dist=tuple(requires_dist)))
+    assert arguments(["numba-cuda==0.18.1"], requires) == [
+        "--prerelease", "disallow"]
+    assert arguments(["numba-cuda==0.8.1"], ["numba>=0.61.1rc1"]) == [
         "--prerelease", "disallow", "--prerelease-package", "numba=allow"]
-    assert companions.prerelease_arguments(["numba-cuda==0.19.2rc0"]) == [
+    assert arguments(["numba-cuda==0.19.2rc0"]) == [
         "--prerelease", "disallow", "--prerelease-package", "numba-cuda=allow"]
-
-
-def test_compiled_pins_are_read(data_dir):
-    pins = companions.parse_pins(
-        (data_dir / "uv-compile-numba-cuda-0.18.1.txt").read_text())
-    assert pins["numba-cuda"] == "0.18.1"
-    assert pins["cuda-bindings"].startswith("12.")
-    assert "numba" in pins and "pytest" in pins
-    assert all("#" not in v and " " not in v for v in pins.values())
 
 
 def test_smoke_outcomes_from_real_output(data_dir):
     ok, placeholder, no_bindings = smoke_outputs(data_dir)
-    outcome, reason, found = companions.parse_smoke(ok)
+    outcome, reason, found = install.parse_smoke(ok, "numba-cuda")
     assert (outcome, reason) == ("ok", "")
     assert found["distribution"] == "numba-cuda"
-    assert companions.check_provider(found, "numba-cuda") is None
-    outcome, _, found = companions.parse_smoke(placeholder)
-    assert outcome == "ok" and found["distribution"] == "numba"
-    wrong = companions.check_provider(found, "numba-cuda")
+    assert install.parse_smoke(placeholder)[0] == "ok"
+    outcome, wrong, found = install.parse_smoke(placeholder, "numba-cuda")
+    assert outcome == "import-failed" and found["distribution"] == "numba"
     assert "numba.cuda comes from numba" in wrong and "not from numba-cuda" in wrong
-    outcome, reason, found = companions.parse_smoke(no_bindings)
+    outcome, reason, found = install.parse_smoke(no_bindings)
     assert outcome == "import-failed" and found is None
     assert reason.startswith("ImportError: CUDA bindings not found")
     # Imported, but the launch never said it returned.
-    outcome, reason, _ = companions.parse_smoke(ok.splitlines()[0] + "\n"
-                                                + no_bindings)
+    outcome, reason, _ = install.parse_smoke(ok.splitlines()[0] + "\n"
+                                             + no_bindings)
     assert outcome == "smoke-failed" and reason.startswith("ImportError")
 
 
@@ -156,13 +153,17 @@ def test_which_failures_end_the_ladder(problem, stops):
     assert companions.stops_the_ladder(problem, ("numba-cuda", "0.18.1")) is stops
 
 
+def attempt(way, outcome, reason=""):
+    return {"way": way, "outcome": outcome, "reason": reason}
+
+
 def test_giving_up_keeps_the_reason():
-    attempts = [Attempt("as-asked", "install-failed", "no wheel of numba==0.68.1"),
-                Attempt("as-of-upload", "install-failed", "no wheel of numba==0.60.0")]
+    attempts = [attempt("as-asked", "install-failed", "no wheel of numba==0.68.1"),
+                attempt("as-of-upload", "install-failed", "no wheel of numba==0.60.0")]
     skip = ("skip", "no wheel of numba==0.68.1 for Python 3.14")
-    assert companions.give_up(attempts, [skip, skip]) == skip
-    attempts.append(Attempt("as-of-upload+extras", "import-failed", "ImportError: x"))
-    kind, reason = companions.give_up(attempts, [skip, skip, None])
+    assert companions.give_up(attempts, skip) == skip
+    attempts.append(attempt("as-of-upload+extras", "import-failed", "ImportError: x"))
+    kind, reason = companions.give_up(attempts, skip)
     assert kind == "error" and reason.startswith("ImportError: x")
     assert reason.endswith("(every way failed)")
 
@@ -170,7 +171,7 @@ def test_giving_up_keeps_the_reason():
 def test_resolution_has_the_raw_result_shape():
     installation = companions.Installation(
         None, "as-of-upload", "2025-08-09T11:30:37Z", ["numba-cuda==0.18.1"],
-        [Attempt("as-asked", "import-failed", "x"), Attempt("as-of-upload", "ok")],
+        [attempt("as-asked", "import-failed", "x"), attempt("as-of-upload", "ok")],
         {"module": "numba.cuda", "distribution": "numba-cuda", "path": "/p"})
     resolution = installation.resolution()
     assert set(resolution) == {"way", "exclude_newer", "requirements",
@@ -178,27 +179,36 @@ def test_resolution_has_the_raw_result_shape():
     assert resolution["attempts"][1] == {"way": "as-of-upload", "outcome": "ok",
                                          "reason": ""}
     json.dumps(resolution)
+    installation.installed_at = "2026-11-30T10:00:00+00:00"
+    assert installation.resolution()["reused"] is True
 
 
 @pytest.mark.e2e  # builds a real environment from the package index
 def test_an_early_release_installs_through_the_ladder(tmp_path, e2e_python):
     from racematrix.envspec import EnvSpec
-    from racematrix.install import install_resolved
-    from racematrix.venv import ProbeEnvironment
-    env = ProbeEnvironment(tmp_path / "env", e2e_python, print)
+    from racematrix.venv import ProbeEnvironment, read_environment
+    env = ProbeEnvironment(tmp_path / "env", e2e_python)
     env.create()
+    spec = EnvSpec(e2e_python, ("numba-cuda==0.0.12",), True)
     # An early release that declares no dependency on numba: it imports
     # only once numba is named.
-    installation = install_resolved(env, EnvSpec(e2e_python,
-                                                  ("numba-cuda==0.0.12",), True))
+    installation = install.install_resolved(env, spec)
     assert installation.problem is None, installation.attempts
-    assert [a.outcome for a in installation.attempts][-1] == "ok"
+    assert [a["outcome"] for a in installation.attempts][-1] == "ok"
     assert installation.way == "as-of-upload+extras+named"
     assert installation.exclude_newer.startswith("2024-07-")
     assert installation.implementation["distribution"] == "numba-cuda"
-    assert "numba" in installation.packages
-    assert not any(part in installation.packages["numba"]
-                   for part in ("rc", "a", "b", "dev"))
+    # Every package, named or not, is as the index had it on the day
+    # (nothing newer left behind by an earlier way), and no pre-release.
+    assert installation.packages == read_environment(env)["packages"]
+    for name, version in installation.packages.items():
+        release = index.release_info(name, version)  # None: a pre-release
+        assert release.upload_time.strftime("%Y-%m-%dT%H:%M:%SZ") <= \
+            installation.exclude_newer, (name, version)
+    # A second install finds it intact and reuses it.
+    again = install.install_resolved(env, spec)
+    assert again.resolution()["reused"] and again.way == installation.way
+    assert again.packages == installation.packages
 
 
 def probes(data_dir):

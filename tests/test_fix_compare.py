@@ -220,7 +220,7 @@ def test_a_timed_environment_records_its_build_and_versions():
     import sys
 
     from racematrix.venv import ProbeEnvironment
-    env = ProbeEnvironment(sys.prefix, "3", print)
+    env = ProbeEnvironment(sys.prefix, "3")
     record = fix_launches.environment_record(env)
     assert record["python_build"].startswith(platform.python_implementation())
     assert set(record["packages"]) <= set(fix_launches.NAMED_PACKAGES)

@@ -15,20 +15,23 @@ def fake_pyenv(root, versions):
     (root / "shims").mkdir()
 
 
-def test_pyenv_versions_newest_first(tmp_path):
+def names(dirs):
+    return [os.path.basename(os.path.dirname(d)) for d in dirs]
+
+
+def test_exposed_newest_first_just_before_the_shims(tmp_path):
     fake_pyenv(tmp_path, ["3.10.13", "3.12.1", "3.11.7", "miniconda3-latest"])
-    dirs = interpreters.pyenv_bin_dirs({"PYENV_ROOT": str(tmp_path)})
-    assert [os.path.basename(os.path.dirname(d)) for d in dirs] == [
-        "3.12.1", "3.11.7", "3.10.13"]
-
-
-def test_exposed_just_before_the_shims(tmp_path, monkeypatch):
-    fake_pyenv(tmp_path, ["3.10.13"])
-    monkeypatch.setattr(interpreters, "uv_bin_dirs", lambda: [])
+    uv = tmp_path / "uv"
+    for name in ("cpython-3.12.7-linux-x86_64-gnu",
+                 "cpython-3.10.15-linux-x86_64-gnu", "pypy-3.10.14-linux"):
+        (uv / name / "bin").mkdir(parents=True)
     shims = str(tmp_path / "shims")
-    environ = {"PYENV_ROOT": str(tmp_path),
+    environ = {"PYENV_ROOT": str(tmp_path), "UV_PYTHON_INSTALL_DIR": str(uv),
                "PATH": os.pathsep.join(["/first", shims, "/usr/bin"])}
     added = interpreters.expose_interpreters(environ)
+    assert names(added) == ["3.12.1", "3.11.7", "3.10.13",
+                            "cpython-3.12.7-linux-x86_64-gnu",
+                            "cpython-3.10.15-linux-x86_64-gnu"]
     assert environ["PATH"].split(os.pathsep) == [
         "/first", *added, shims, "/usr/bin"]
     # Idempotent: a second call adds nothing.
@@ -36,15 +39,23 @@ def test_exposed_just_before_the_shims(tmp_path, monkeypatch):
 
 
 def test_missing_pyenv_adds_nothing(tmp_path):
-    assert interpreters.pyenv_bin_dirs({"PYENV_ROOT": str(tmp_path / "no")}) == []
+    environ = {"PYENV_ROOT": str(tmp_path / "no"), "PATH": "/usr/bin",
+               "UV_PYTHON_INSTALL_DIR": str(tmp_path / "none")}
+    assert interpreters.expose_interpreters(environ) == []
+    assert environ["PATH"] == "/usr/bin"
 
 
-@pytest.mark.skipif(not interpreters.pyenv_bin_dirs(),
-                    reason="pyenv has no Pythons on this machine")
+PYENV = interpreters.bin_dirs(
+    interpreters.Path(os.environ.get("PYENV_ROOT") or
+                      interpreters.Path.home() / ".pyenv") / "versions",
+    r"(\d+)\.(\d+)\.(\d+)")
+
+
+@pytest.mark.skipif(not PYENV, reason="pyenv has no Pythons on this machine")
 def test_real_pyenv_interpreters_become_runnable():
     environ = dict(os.environ)
     interpreters.expose_interpreters(environ)
-    for directory in interpreters.pyenv_bin_dirs():
+    for directory in PYENV:
         version = os.path.basename(os.path.dirname(directory))
         minor = ".".join(version.split(".")[:2])
         found = shutil.which(f"python{minor}", path=environ["PATH"])
@@ -52,18 +63,6 @@ def test_real_pyenv_interpreters_become_runnable():
         ran = subprocess.run([found, "-c", "import sys; print(sys.version)"],
                              capture_output=True, text=True, env=environ)
         assert ran.returncode == 0 and ran.stdout.startswith(minor), (found, ran.stderr)
-
-
-def test_uv_managed_pythons_are_read_from_uvs_folder(tmp_path, monkeypatch):
-    for name in ("cpython-3.12.7-linux-x86_64-gnu",
-                 "cpython-3.10.15-linux-x86_64-gnu", "pypy-3.10.14-linux"):
-        (tmp_path / name / "bin").mkdir(parents=True)
-    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path))
-    if shutil.which("uv") is None:
-        pytest.skip("uv is not installed")
-    dirs = interpreters.uv_bin_dirs()
-    assert [os.path.basename(os.path.dirname(d)) for d in dirs] == [
-        "cpython-3.12.7-linux-x86_64-gnu", "cpython-3.10.15-linux-x86_64-gnu"]
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
@@ -75,37 +74,9 @@ def test_find_interpreter_finds_this_python_and_not_a_missing_one():
     assert interpreters.find_interpreter("3.99") is None
 
 
-class FakeRun:
-    """Records the command, and answers as uv did here (real output)."""
-    def __init__(self, returncode, output=""):
-        self.returncode, self.output, self.commands = returncode, output, []
-
-    def __call__(self, command, **kwargs):
-        self.commands.append(command)
-        return subprocess.CompletedProcess(command, self.returncode,
-                                           self.output, "")
-
-
-@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
-def test_download_works_by_its_logic(monkeypatch):
-    """uv is asked for the Python, without retries, and the result is
-    found again through uv's folder."""
-    run = FakeRun(0)
-    monkeypatch.setattr(interpreters, "find_interpreter",
-                        lambda python: f"/uv/cpython-{python}/bin/python")
-    found, reason = interpreters.download_interpreter("3.14", run=run)
-    assert found == "/uv/cpython-3.14/bin/python" and reason is None
-    assert run.commands[0][1:] == ["python", "install", "3.14"]
-
-
-@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
 def test_failed_download_names_uvs_cause(data_dir):
     output = (data_dir / "uv-python-install-offline.txt").read_text()
-    found, reason = interpreters.download_interpreter(
-        "3.14", run=FakeRun(1, output))
-    assert found is None and "\n" not in reason
-    assert "failed to lookup address information" in reason
-    assert "uv python install 3.14" in reason
+    assert interpreters.network_cause(output) == "host not found"
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
@@ -114,17 +85,20 @@ def test_a_real_failed_download_is_known_at_once():
     offline): one line, within seconds rather than uv's retries."""
     import time
     started = time.monotonic()
-    found, reason = interpreters.download_interpreter("3.99")
-    assert found is None and "uv python install 3.99" in reason
+    reason = interpreters.missing_interpreters(["3.99"], "auto")
+    assert "uv could not download it" in reason and "\n" not in reason
+    assert "uv python install 3.99" in reason
     assert time.monotonic() - started < 5
 
 
-def test_never_means_no_download(monkeypatch):
+def test_never_means_no_download(monkeypatch, tmp_path):
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path))
     monkeypatch.setattr(interpreters, "find_interpreter", lambda python: None)
-    monkeypatch.setattr(interpreters, "download_interpreter",
-                        lambda *a, **k: pytest.fail("downloaded"))
-    missing = interpreters.provision(["3.14"], "never")
-    assert "--download-python never" in missing["3.14"]
+    monkeypatch.setattr(interpreters, "uv",
+                        lambda *a, **k: pytest.fail("asked uv"))
+    missing = interpreters.missing_interpreters(["3.14", "3.13"], "never")
+    assert missing.count("--download-python never") == 2
+    assert "\n" not in missing and "uv python install 3.13" in missing
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")

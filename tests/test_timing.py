@@ -100,8 +100,7 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs):
     from racematrix.venv import ProbeEnvironment
     workload = load_workload()
     for release, unlocked in ((BUGGY, True), (FIXED, False)):
-        env = ProbeEnvironment(matrix_envs[release], e2e_python,
-                               lambda text: None)
+        env = ProbeEnvironment(matrix_envs[release], e2e_python)
         env.create()
         assert install(env, EnvSpec(e2e_python, (release,), True)) is None
         record = measure_launch.run_launch_time(
