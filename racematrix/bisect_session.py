@@ -1,116 +1,127 @@
 """The driver of ``nox -s bisect``: the command line, the releases in range
-from the index, the search on the race or on launch time with real probes,
-the install survey, and the files written to ``results/bisect/``."""
+from the index, the search on the race or on the launch price with real
+probes (resumed where an interrupted run saved them), the install survey,
+and the files written to ``results/bisect/``."""
+from __future__ import annotations
+
 import argparse
+import logging
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .bisect_files import (bisect_stem, load_partial, race_flip,
-                           render_survey, render_survey_summary, search_key,
-                           survey_counts, write_partial)
-from .bisect_files import write_bisect as write_bisect_files
+from .bisect_files import (bisect_stem, load_partial, race_flip, search_key,
+                           survey_counts, survey_summary, write_bisect)
 from .envspec import (ConfigError, parse_package, parse_python, parse_sim,
                       parse_spec)
 from .errors import BadInput, OneLineArgumentParser
-from .fileio import write_json_atomic, write_text_atomic
 from .index import IndexLookupError, list_releases, nearest_versions
 from .install import MODULE_UNDER_TEST, install_resolved
 from .interpreters import missing_interpreters
-from .probers import (LaunchTimeProber, ReleaseProber, launch_time_envs,
-                      matrix_envdir, record_installation)
+from .probers import TRIES, ReleaseProber, matrix_envdir, record_installation
 from .provenance import stamp
-from .race_search import MISS_PROBABILITY, USABLE, Probe, bisect_releases
-from .search import guess_held, probe_limit
+from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_on_time,
+                     bisect_releases, probe_limit)
 from .suites import TEST_TOOLS
-from .time_search import (TimeBisectResult, TimeProbe, TimeRule,
-                          bisect_on_time)
 from .venv import ProbeEnvironment
 
+logger = logging.getLogger(__name__)
 
-def parse_args(argv):
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return convert
+
+
+def positive_whole_number(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"needs a positive whole number, got {text!r}")
+    return value
+
+
+def parse_guess(text: str) -> str | list[str]:
+    """``--guess``: "auto", "none", or comma-separated release numbers."""
+    if text in ("auto", "none"):
+        return text
+    try:
+        guess = [str(Version(part.strip())) for part in text.split(",")
+                 if part.strip()]
+    except InvalidVersion:
+        guess = []
+    if not guess:
+        raise ConfigError(f"{text!r} is not auto, none or release numbers "
+                          f"separated by commas, e.g. 0.24.0,0.26.0")
+    return guess
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = OneLineArgumentParser(
         prog="nox -s bisect --", description=__doc__, label="bisect",
         help_hint="nox -s bisect -- --help")
-    parser.add_argument("--package", required=True,
-                        type=_checked(parse_package),
-                        help="package whose releases are searched, e.g. "
-                             "numba or numba-cuda")
-    parser.add_argument("--python", required=True, type=_checked(parse_python),
-                        help="Python version, e.g. 3.11")
-    parser.add_argument("--from", dest="start", help="oldest release to test")
-    parser.add_argument("--to", dest="end", help="newest release to test")
-    parser.add_argument("--with", dest="extra", action="append",
-                        type=_checked(lambda s: parse_spec(s) if s else ()),
-                        help="requirements added to every probe, e.g. "
-                             "\"numba==0.61.2\"; given twice, both count")
-    parser.add_argument("--sim", default="1", type=_checked(parse_sim),
-                        help="1: simulator on (default); 0: on a GPU")
-    parser.add_argument("--initial-runs", type=positive_whole_number,
-                        default=22,
-                        help="runs for the first probe of each end "
-                             "(default: 22, one run of the suite)")
-    parser.add_argument("--metric", choices=("failure", "launch-time"),
-                        default="failure",
-                        help="what flips: the race's failures (default), or "
-                             "launch time (the price of the fix; see "
-                             "racematrix/timing.py for the rule)")
-    parser.add_argument("--guess", default="auto", type=_checked(parse_guess),
-                        help="releases to probe before the middle, e.g. "
-                             "0.24.0,0.26.0; each is still placed by its own "
-                             "probe, so a wrong guess costs time, never the "
-                             "answer. auto (default): on launch time, the "
-                             "pair where a finished race bisect of the same "
-                             "package and Python placed its flip; none: "
-                             "from the middle")
-    parser.add_argument("--survey", action="store_true",
-                        help="instead of searching: install every release "
-                             "in the range by every way of the ladder, run "
-                             "nothing, and count which ways work")
-    parser.add_argument("--timeout", type=positive_whole_number, default=120,
-                        help="seconds before one test run counts as hung")
+    add = parser.add_argument
+    add("--package", required=True, type=_checked(parse_package),
+        help="package whose releases are searched, e.g. numba or numba-cuda")
+    add("--python", required=True, type=_checked(parse_python),
+        help="Python version, e.g. 3.11")
+    add("--from", dest="start", help="oldest release to test")
+    add("--to", dest="end", help="newest release to test")
+    add("--with", dest="extra", action="append",
+        type=_checked(lambda s: parse_spec(s) if s else ()),
+        help="requirements added to every probe, e.g. \"numba==0.61.2\"; "
+             "given twice, both count")
+    add("--sim", default="1", type=_checked(parse_sim),
+        help="1: simulator on (default); 0: on a GPU")
+    add("--initial-runs", type=positive_whole_number, default=22,
+        help="runs for the first probe of each end (default: 22, one run "
+             "of the suite)")
+    add("--metric", choices=("failure", "launch-time"), default="failure",
+        help="what flips: the race's failures (default), or the launch "
+             "price (the rows' A/B, racematrix/launch_time.py)")
+    add("--guess", default="auto", type=_checked(parse_guess),
+        help="releases to probe before the middle, e.g. 0.24.0,0.26.0; each "
+             "is still placed by its own probe. auto (default): on launch "
+             "time, the pair where a finished race bisect of the same "
+             "package and Python placed its flip; none: from the middle")
+    add("--survey", action="store_true",
+        help="instead of searching: install every release in the range by "
+             "every way of the ladder, run nothing, and count which ways "
+             "work")
+    add("--timeout", type=positive_whole_number, default=120,
+        help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
     args.extra = tuple(dict.fromkeys(
         requirement for group in args.extra or () for requirement in group))
-    for name in ("start", "end"):
-        value = getattr(args, name)
-        if value is not None:
-            try:
+    for flag, value in (("--from", args.start), ("--to", args.end)):
+        try:
+            if value is not None:
                 Version(value)
-            except InvalidVersion:
-                raise BadInput(f"bisect: --{'from' if name == 'start' else 'to'}"
-                               f" {value!r} is not a version number") from None
+        except InvalidVersion:
+            raise BadInput(f"bisect: {flag} {value!r} is not a version "
+                           f"number") from None
     if args.start and args.end and Version(args.start) > Version(args.end):
         raise BadInput(f"bisect: --from {args.start} is newer than --to "
                        f"{args.end}; swap them")
     return args
 
 
-def parse_guess(text):
-    """``--guess``: "auto", "none", or comma-separated release numbers."""
-    if text in ("auto", "none"):
-        return text
-    guess = [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        return [str(Version(part)) for part in guess] or _no_guess(text)
-    except InvalidVersion:
-        _no_guess(text)
-
-
-def _no_guess(text):
-    raise ConfigError(f"{text!r} is not auto, none or release numbers "
-                      f"separated by commas, e.g. 0.24.0,0.26.0")
-
-
-def resolve_guess(args, versions, out_dir, log):
+def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
+                  out_dir: str | Path) -> dict | None:
     """What ``--guess`` asks to probe first, as {"versions", "source"}, or
-    None: releases named on the command line (each must be in range), or,
-    by default on launch time, the race bisect's pair for this search."""
+    None: releases named (each must be in range), or, by default on launch
+    time, the race bisect's pair for this search."""
     if args.guess == "none" or (args.guess == "auto" and
                                 args.metric != "launch-time"):
         return None
@@ -119,9 +130,9 @@ def resolve_guess(args, versions, out_dir, log):
                                  args.sim, args.extra, versions)
         if not pair:
             return None
-        log(f"probing first the pair where the race bisect ({source}) "
-            f"placed its flip: {pair[0]} and {pair[1]} (`--guess none` "
-            f"starts from the middle)")
+        logger.info("probing first the pair where the race bisect (%s) "
+                    "placed its flip: %s and %s (`--guess none` starts from "
+                    "the middle)", source, *pair)
         return {"versions": pair, "source": source}
     by_version = {Version(str(v)): str(v) for v in versions}
     for wanted in args.guess:
@@ -133,36 +144,8 @@ def resolve_guess(args, versions, out_dir, log):
             "source": "--guess"}
 
 
-def with_guess(data, guess):
-    """``data`` (a finished bisect's) with what was probed first, and
-    whether the search ended at that pair."""
-    if guess:
-        data["guess"] = {**guess, "held": guess_held(guess["versions"],
-                                                     data.get("boundary"))}
-    return data
-
-
-def positive_whole_number(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"needs a positive whole number, got {text!r}")
-    return value
-
-
-def _checked(parse):
-    def convert(text):
-        try:
-            return parse(text)
-        except ConfigError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-    return convert
-
-
-def releases_in_range(package, python, start, end):
+def releases_in_range(package: str, python: str, start: str | None,
+                      end: str | None) -> tuple[list[Version], list[str]]:
     """Final releases of ``package`` from ``start`` to ``end`` inclusive, as
     (those whose Requires-Python admits ``python``, those it excludes)."""
     try:
@@ -182,44 +165,8 @@ def releases_in_range(package, python, start, end):
             [str(v) for v in in_range if v not in admitted])
 
 
-def shown_packages(args):
-    """Packages whose resolved versions the bisect's table shows: the
-    searched one, those added with --with, and the distribution named by
-    the module under test's top level."""
-    names = [args.package, *(Requirement(r).name for r in args.extra),
-             MODULE_UNDER_TEST.split(".")[0]]
-    names = [canonicalize_name(n) for n in names]
-    return [n for n in dict.fromkeys(names)
-            if n not in {canonicalize_name(t) for t in TEST_TOOLS}]
-
-
-def write_bisect(result, args, out_dir, command, seconds, excluded=(),
-                 resumed=None, guess=None):
-    """``<package>-py<python>.json`` and ``.md`` under ``out_dir``, with
-    the range in the name where --from or --to narrowed it."""
-    stem = bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end)
-    data = {
-        "package": args.package, "python": args.python, "sim": args.sim,
-        "with": list(args.extra), "from": args.start, "to": args.end,
-        "releases": result.versions,
-        "excluded_by_requires_python": list(excluded),
-        "shown_packages": shown_packages(args),
-        "tested": [p.to_json() for p in result.tested],
-        "boundary": result.boundary, "summary": result.summary,
-        "decisive_probes": result.decisive_probes,
-        "probe_limit": probe_limit(len(result.versions)),
-        "rate_used": result.rate_used,
-        "runs_to_rule_out": result.runs_to_rule_out,
-        "miss_probability": MISS_PROBABILITY,
-        "seconds": round(seconds, 1),
-        "provenance": stamp(command),
-        **({"resumed": resumed} if resumed else {}),
-    }
-    return write_bisect_files(out_dir, stem, with_guess(data, guess))
-
-
-def checked_releases(args):
+def checked_releases(args: argparse.Namespace
+                     ) -> tuple[list[Version], list[str]]:
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
     missing = missing_interpreters([args.python])
@@ -228,187 +175,135 @@ def checked_releases(args):
     return releases_in_range(args.package, args.python, args.start, args.end)
 
 
-def run_survey(args, envdir, out_dir, log, command):
-    """Every release in range installed by every way of the ladder (no MWE
-    runs): how many import, pass the smoke launch and bring the searched
-    package's own code, way by way. Written to ``<out_dir>/survey/``,
-    beside the bisects but not among them."""
-    versions, excluded = checked_releases(args)
-    started = time.monotonic()
-    prober = ReleaseProber(args, envdir, log)
-    entries = []
-    for version in versions:
-        spec = prober.spec(version)
-        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python, log)
-        env.create()
-        clock = time.monotonic()
-        installation = install_resolved(env, spec, log=log, every_way=True)
-        probe = Probe(str(version), "skipped" if installation.problem and
-                      installation.problem[0] == "skip" else
-                      "error" if installation.problem else "installed",
-                      reason=installation.problem[1] if installation.problem
-                      else "", seconds=round(time.monotonic() - clock, 1))
-        record_installation(probe, installation)
-        entries.append(probe.to_json())
-    data = {"package": args.package, "python": args.python, "sim": args.sim,
-            "with": list(args.extra), "releases": [str(v) for v in versions],
-            "excluded_by_requires_python": list(excluded),
-            "surveyed": entries, "counts": survey_counts(entries),
-            "seconds": round(time.monotonic() - started, 1),
-            "provenance": stamp(command)}
-    data["summary"] = render_survey_summary(data)
-    data["decisive_probes"] = 0
-    stem = bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end)
-    folder = Path(out_dir) / "survey"
-    write_json_atomic(folder / f"{stem}.json", data)
-    write_text_atomic(folder / f"{stem}.md", render_survey(data))
-    return data
+def shown_packages(args: argparse.Namespace) -> list[str]:
+    """Packages whose resolved versions the table shows: the searched one,
+    those of --with, and the distribution of the module under test."""
+    names = [canonicalize_name(n) for n in (
+        args.package, *(Requirement(r).name for r in args.extra),
+        MODULE_UNDER_TEST.split(".")[0])]
+    tools = {canonicalize_name(t) for t in TEST_TOOLS}
+    return [n for n in dict.fromkeys(names) if n not in tools]
 
 
-def run_bisect(argv, envdir, out_dir, log, command):
-    args = parse_args(argv)
-    if args.survey:
-        return run_survey(args, envdir, out_dir, log, command)
-    versions, excluded = checked_releases(args)
-    log(f"{len(versions)} releases of {args.package} in range for Python "
-        f"{args.python} ({len(excluded)} more exclude it by Requires-Python); "
-        f"extra requirements: {' '.join(args.extra) or 'none'}")
-    guess = resolve_guess(args, versions, out_dir, log)
-    if args.metric == "launch-time":
-        return run_time_bisect(args, versions, excluded, envdir, out_dir, log,
-                               command, guess=guess)
-    started = time.monotonic()
-    prober = ReleaseProber(args, envdir, log)
-    stem = bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end)
-
-    def partial_data():
-        tested = in_release_order(prober.seen.values(), versions)
-        done = [p.version for p in tested]
-        return {**search_fields(args, versions, excluded),
-                "shown_packages": shown_packages(args),
-                "tested": [p.to_json() for p in tested], "boundary": None,
-                "summary": interrupted_summary(done, command),
-                "decisive_probes": sum(p.verdict in USABLE for p in tested),
-                "probe_limit": probe_limit(len(versions)), "rate_used": None,
-                "runs_to_rule_out": None,
-                "miss_probability": MISS_PROBABILITY,
-                "seconds": round(time.monotonic() - started, 1),
-                "provenance": stamp(command)}
-    resumed = resume(prober, args, out_dir, stem, log,
-                     lambda entry: Probe(**known_fields(Probe, entry)),
-                     partial_data)
-    result = bisect_releases(versions, prober, args.initial_runs,
-                             guess["versions"] if guess else ())
-    return write_bisect(result, args, out_dir, command,
-                        time.monotonic() - started, excluded, resumed, guess)
-
-
-def search_fields(args, versions, excluded):
-    """What a bisect file says about its search (``search_key`` reads
-    it): package, Python, simulator, extra requirements, range."""
-    return {"package": args.package, "python": args.python, "sim": args.sim,
-            "with": list(args.extra), "from": args.start, "to": args.end,
+def search_fields(args: argparse.Namespace, versions: Sequence[object],
+                  excluded: Sequence[str]) -> dict:
+    """What a bisect file says about its search (``search_key`` reads it)."""
+    return {"metric": args.metric, "package": args.package,
+            "python": args.python, "sim": args.sim, "with": list(args.extra),
+            "from": args.start, "to": args.end,
             "releases": [str(v) for v in versions],
             "excluded_by_requires_python": list(excluded)}
 
 
-def in_release_order(probes, versions):
-    order = {str(version): index for index, version in enumerate(versions)}
-    return sorted(probes, key=lambda probe: order.get(probe.version,
-                                                      len(order)))
-
-
-def interrupted_summary(done, command):
-    return (f"interrupted after {len(done)} probe(s)"
-            f"{' (' + ', '.join(done) + ')' if done else ''}; rerun "
-            f"`{command}` to resume with them")
-
-
-def known_fields(kind, entry):
-    names = {f.name for f in fields(kind)}
-    return {key: value for key, value in entry.items() if key in names}
-
-
-def resume(prober, args, out_dir, stem, log, probe_from_json, partial_data,
-           workload=None, restore=lambda saved: None):
-    """Seed ``prober`` with the probes an interrupted run of this same
-    search (and launch-time ``workload``) saved, saying so, and save the
-    probes after each from now on; ``restore(saved)`` takes back whatever
-    else the saved data holds. Returns what was reused, for the finished
-    file, or None."""
-    metric = "launch-time" if args.metric == "launch-time" else "failure"
-    path, saved = load_partial(out_dir, stem, search_key(
-        {"package": args.package, "python": args.python, "sim": args.sim,
-         "with": list(args.extra), "from": args.start, "to": args.end,
-         "metric": metric, "workload": workload}))
+def resume(prober: ReleaseProber, out_dir: str | Path, stem: str,
+           key: tuple, save: Callable[[], object]) -> dict | None:
+    """Seed ``prober`` with the probes an interrupted run of the search
+    ``key`` saved, and ``save()`` after each probe from now on. Returns
+    what was reused, for the finished file, or None."""
+    path, saved = load_partial(out_dir, stem, key)
     resumed = None
     if saved:
-        probes = [probe_from_json(entry) for entry in saved["tested"]]
+        names = {f.name for f in fields(Probe)}
+        probes = [Probe(**{k: v for k, v in entry.items() if k in names})
+                  for entry in saved["tested"]]
         prober.seen.update({probe.version: probe for probe in probes})
-        restore(saved)
         resumed = {"probes_reused": len(probes),
                    "versions": [probe.version for probe in probes],
                    "seconds_before": saved.get("seconds", 0),
                    "from_file": path.name}
-        log(f"resuming an interrupted bisect: reusing {len(probes)} saved "
-            f"probe(s) ({', '.join(resumed['versions'])}) from {path}")
-    prober.on_probe = lambda: write_partial(out_dir, stem, partial_data())
+        logger.info("resuming an interrupted bisect: reusing %d saved "
+                    "probe(s) (%s) from %s", len(probes),
+                    ", ".join(resumed["versions"]), path)
+    prober.on_probe = save
     return resumed
 
 
-def run_time_bisect(args, versions, excluded, envdir, out_dir, log, command,
-                    rule=TimeRule(), guess=None):
-    """``nox -s bisect -- ... --metric launch-time``: ``bisect_on_time``
-    over ``versions`` with real environments (the ones the race bisect and
-    the matrix use), written to ``<package>-py<python>-launch-time.json``
-    and ``.md`` under ``out_dir``. ``args`` is bisect_session's parsed
-    arguments; ``guess``, ``resolve_guess``'s. Returns the written data."""
+def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
+               command: str) -> dict:
+    """``nox -s bisect -- ARGS``: the search (or the survey), its files
+    written to ``out_dir``; returns the finished file's data."""
+    args = parse_args(argv)
+    versions, excluded = checked_releases(args)
+    if args.survey:
+        return run_survey(args, versions, excluded, envdir, out_dir, command)
+    logger.info("%d releases of %s in range for Python %s (%d more exclude "
+                "it by Requires-Python); extra requirements: %s",
+                len(versions), args.package, args.python, len(excluded),
+                " ".join(args.extra) or "none")
+    guess = resolve_guess(args, versions, out_dir)
     started = time.monotonic()
-    prober = LaunchTimeProber(launch_time_envs(args, envdir, log), args.sim,
-                              log)
+    prober = ReleaseProber(args, envdir)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end) + "-launch-time"
+                       args.end, args.metric)
+    on_time = args.metric == "launch-time"
 
-    def partial_data():
-        tested = in_release_order(prober.seen.values(), versions)
-        result = TimeBisectResult(
-            [str(v) for v in versions], tested, None,
-            interrupted_summary([p.version for p in tested], command), None,
-            rule)
-        return {"metric": "launch-time", **search_fields(args, versions,
-                                                         excluded),
-                "workload": prober.workload, **result.to_json(),
-                "limit": prober.limit if prober.limit_set else None,
+    def data(result: BisectResult, **more: Any) -> dict:
+        return {**search_fields(args, versions, excluded),
+                "shown_packages": shown_packages(args),
+                "tested": [p.to_json() for p in result.tested],
+                "boundary": result.boundary, "summary": result.summary,
+                "decisive_probes": result.decisive_probes,
+                "probe_limit": probe_limit(len(versions)),
+                "rate_used": result.rate_used,
+                "runs_to_rule_out": result.runs_to_rule_out,
+                "miss_probability": MISS_PROBABILITY,
+                **({"tries": TRIES} if on_time else {}),
                 "seconds": round(time.monotonic() - started, 1),
-                "provenance": stamp(command)}
-    resumed = resume(prober, args, out_dir, stem, log,
-                     lambda entry: TimeProbe(**known_fields(TimeProbe, entry)),
-                     partial_data, workload=prober.workload,
-                     restore=lambda saved: prober.restore_limit(
-                         saved.get("limit")))
-    try:
-        result = bisect_on_time(versions, prober, rule,
-                                guess["versions"] if guess else ())
-    finally:
-        prober.close()
-    return write_time_bisect(result, args, out_dir, command,
-                             time.monotonic() - started, excluded, resumed,
-                             limit=prober.limit, workload=prober.workload,
-                             guess=guess)
+                "provenance": stamp(command), **more}
+
+    def save() -> None:
+        order = {str(v): i for i, v in enumerate(versions)}
+        tested = sorted(prober.seen.values(),
+                        key=lambda p: order.get(p.version, len(order)))
+        done = ", ".join(p.version for p in tested)
+        write_bisect(out_dir, stem, data(BisectResult(
+            [str(v) for v in versions], tested, None,
+            f"interrupted after {len(tested)} probe(s) ({done}); rerun "
+            f"`{command}` to resume with them"), partial=True))
+    resumed = resume(prober, out_dir, stem,
+                     search_key(search_fields(args, versions, excluded)), save)
+    first = guess["versions"] if guess else ()
+    result = bisect_on_time(versions, prober, first) if on_time else \
+        bisect_releases(versions, prober, args.initial_runs, first)
+    if guess:
+        held = None if len(first) != 2 or not result.boundary else [
+            result.boundary[side]["version"] for side in ("before", "after")
+        ] == list(first)
+        guess = {**guess, "held": held}
+    return write_bisect(out_dir, stem, data(
+        result, **({"resumed": resumed} if resumed else {}),
+        **({"guess": guess} if guess else {})))
 
 
-def write_time_bisect(result, args, out_dir, command, seconds, excluded=(),
-                      resumed=None, limit=None, workload=None, guess=None):
+def run_survey(args: argparse.Namespace, versions: list[Version],
+               excluded: list[str], envdir: str, out_dir: str | Path,
+               command: str) -> dict:
+    """Every release in range installed by every way of the ladder (no
+    runs): how many import, pass the smoke launch and bring the searched
+    package's own code, way by way; written to ``<out_dir>/survey/``."""
+    started = time.monotonic()
+    prober = ReleaseProber(args, envdir)
+    entries = []
+    for version in versions:
+        spec = prober.spec(version)
+        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python,
+                               logger.info)
+        env.create()
+        clock = time.monotonic()
+        installation = install_resolved(env, spec, log=logger.info,
+                                        every_way=True)
+        kind, reason = installation.problem or ("installed", "")
+        probe = Probe(str(version), {"skip": "skipped", "installed":
+                                     "installed"}.get(kind, "error"),
+                      reason=reason,
+                      seconds=round(time.monotonic() - clock, 1))
+        record_installation(probe, installation)
+        entries.append(probe.to_json())
+    data = {**search_fields(args, versions, excluded), "surveyed": entries,
+            "counts": survey_counts(entries), "decisive_probes": 0,
+            "seconds": round(time.monotonic() - started, 1),
+            "provenance": stamp(command)}
+    data["summary"] = survey_summary(data)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end) + "-launch-time"
-    data = {"metric": "launch-time", "package": args.package,
-            "python": args.python, "sim": args.sim, "with": list(args.extra),
-            "from": args.start, "to": args.end,
-            "excluded_by_requires_python": list(excluded),
-            **result.to_json(), "seconds": round(seconds, 1),
-            "limit": limit, "workload": workload,
-            "provenance": stamp(command),
-            **({"resumed": resumed} if resumed else {})}
-    return write_bisect_files(out_dir, stem, with_guess(data, guess))
+                       args.end)
+    return write_bisect(Path(out_dir) / "survey", stem, data)

@@ -1,53 +1,137 @@
-"""Launch time of the candidate fixes, interleaved: the MWE's launch
-workload in environments the matrix built (``nox -s matrix`` with
-MATRIX_PATCHES), one ``LaunchServer`` each, one launch of each in turn,
-round after round, so that the machine's load falls on all of them alike;
-each release and patch against one reference release on the same Python,
-in the same run."""
+"""Launch time of the candidate fixes, interleaved: the MWE's kernel in
+environments the matrix built (``nox -s matrix`` with MATRIX_PATCHES),
+each served by a ``LaunchServer``, one launch of each in turn, round after
+round, so that the machine's load falls on all of them alike; each release
+and patch against one reference release on the same Python."""
 from __future__ import annotations
 
 import json
 import logging
 import os
+import queue
+import statistics
+import subprocess
+import threading
 import time
+from argparse import Namespace
 from pathlib import Path
+from typing import Any
 
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import write_json_atomic
-from .measure_launch import ROW_DEVICE_CALLS, ROW_LOCATION, LaunchServer, \
-    workload_options
+from .measure_launch import WORKLOAD
 from .probers import matrix_envdir
+from .procs import die_with_parent, stop_process_group, venv_environ
 from .provenance import stamp
-from .stats import quantile
 from .venv import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 
 # The packages each timed environment's record names (all are in its row).
 NAMED_PACKAGES = ("numba", "numba-cuda", "llvmlite", "numpy")
-
 NONE = "none"
 LAUNCH_FILE = "fix_launch_time.json"
 # A launch past this is killed and counted at it (a stall, as a bound).
 LAUNCH_LIMIT = 10.0
+# The served launches: the lock's price shows as stalls, and a stall needs
+# a long launch.
+WORKLOAD_SETTINGS = {"device_calls": 1000, "location": "persistent"}
+# A server's start (numba imported, the kernel built); past a launch's
+# limit, the fork's kill and the answer.
+SERVER_START, SERVER_GRACE = 120.0, 10.0
+
+
+class LaunchServer:
+    """One environment's kernel kept alive between launches
+    (``launch_time.py --worker``), each launch run in a fork of it and
+    killed there at its limit. ``launch(limit)`` returns ("done" | "past"
+    | "race", seconds) or ("error", why); a server that failed stays
+    failed (``failed`` says why)."""
+
+    def __init__(self, env: Any, limit: float) -> None:
+        self.failed: str | None = None
+        options = [a for k, v in WORKLOAD_SETTINGS.items()
+                   for a in (f"--{k.replace('_', '-')}", str(v))]
+        self.process = subprocess.Popen(
+            [str(Path(env.bin) / "python"), str(WORKLOAD), "--worker",
+             "--limit", str(limit), *options],
+            env=venv_environ(env.bin, {"NUMBA_ENABLE_CUDASIM": "1"}),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
+            start_new_session=True, preexec_fn=die_with_parent)
+        self.lines: queue.Queue = queue.Queue()
+        self.tail: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        answer = self._answer(SERVER_START)
+        if answer != ["ready"]:
+            self._fail("it did not start" if not answer or answer[0] !=
+                       "error" else " ".join(answer[1:]))
+
+    def _read(self) -> None:
+        for line in self.process.stdout or ():
+            self.tail = (self.tail + [line.rstrip()])[-20:]
+            if line.split()[:1] and line.split()[0] in (
+                    "ready", "done", "past", "race", "error"):
+                self.lines.put(line.split())
+        self.lines.put(None)
+
+    def _answer(self, timeout: float) -> list[str] | None:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _fail(self, why: str) -> None:
+        last = next((line for line in reversed(self.tail) if line.strip()),
+                    "no output")
+        self.failed = f"the launch-time worker failed: {why} ({last[:300]})"
+        self.close()
+
+    def launch(self, limit: float) -> tuple[str, Any]:
+        if self.failed:
+            return "error", self.failed
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(f"go {limit}\n")
+            self.process.stdin.flush()
+        except OSError:
+            self._fail("it exited")
+            return "error", self.failed
+        answer = self._answer(limit + SERVER_GRACE)
+        if not answer or answer[0] not in ("done", "past", "race"):
+            self._fail("no answer in time" if answer is None
+                       else " ".join(answer))
+            return "error", self.failed
+        return answer[0], float(answer[1])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            stop_process_group(self.process)
 
 
 def launch_label(release: str, patch: str | None) -> str:
     return f"{release}+{patch}" if patch else release
 
 
+def _quantile(samples: list[float], q: float) -> float | None:
+    """Linear interpolation between order statistics (NumPy's default)."""
+    if len(samples) < 2:
+        return samples[0] if samples else None
+    return statistics.quantiles(samples, n=100, method="inclusive")[
+        round(q * 100) - 1]
+
+
 def summarize_samples(samples: list[float], limit: float) -> dict:
     """``n``, ``median``, ``p95``, ``max`` and how many launches were cut at
     ``limit``; a quantile that lands on a cut launch is a lower bound
     (``median_bound``/``p95_bound`` true)."""
-    def bound(value):
-        return value is not None and value >= limit
-    median, p95 = quantile(samples, 0.5), quantile(samples, 0.95)
+    median, p95 = _quantile(samples, 0.5), _quantile(samples, 0.95)
     return {"n": len(samples), "median": median, "p95": p95,
             "max": max(samples) if samples else None,
             "past_limit": sum(1 for s in samples if s >= limit),
-            "median_bound": bound(median), "p95_bound": bound(p95)}
+            "median_bound": median is not None and median >= limit,
+            "p95_bound": p95 is not None and p95 >= limit}
 
 
 def ratios(summary: dict, reference: dict) -> dict:
@@ -57,48 +141,50 @@ def ratios(summary: dict, reference: dict) -> dict:
     found = {}
     for key in ("median", "p95"):
         mine, theirs = summary.get(key), reference.get(key)
-        if mine is None or not theirs or reference.get(f"{key}_bound"):
-            found[f"{key}_ratio"] = None
-        else:
-            found[f"{key}_ratio"] = round(mine / theirs, 3)
+        found[f"{key}_ratio"] = None if mine is None or not theirs or \
+            reference.get(f"{key}_bound") else round(mine / theirs, 3)
         found[f"{key}_ratio_bound"] = bool(summary.get(f"{key}_bound"))
     return found
 
 
 def rotated(labels: list[str], turn: int) -> list[str]:
-    """The order of one round: each label goes first in turn, so that none
-    always follows the same neighbour."""
+    """The order of one round: each label goes first in turn."""
     turn %= max(len(labels), 1)
     return labels[turn:] + labels[:turn]
 
 
-def find_environment(envdir, python, release, patch):
+def find_environment(envdir: str | Path, python: str, release: str,
+                     patch: str | None
+                     ) -> tuple[ProbeEnvironment | None, str | None]:
     """The matrix's environment of the MWE for numba-cuda ``release`` on
     ``python`` with ``patch`` (or None) applied, or None with why not."""
     spec = EnvSpec(python, (f"numba-cuda=={release}",), True, "mwe", patch)
     location = Path(matrix_envdir(envdir, spec))
     if not (location / "bin" / "python").exists():
         return None, f"no environment for {spec.env_id}: build it first"
-    markers = list(location.glob("lib/python*/site-packages/"
-                                 "racematrix-patch.json"))
-    applied = json.loads(markers[0].read_text()).get("name") \
-        if markers else None
+    applied = _patch_marker(location).get("name")
     if applied != patch:
         return None, (f"{spec.env_id}: its environment has patch "
                       f"{applied or NONE} applied, not {patch or NONE}")
     return ProbeEnvironment(location, python, logger.info), None
 
 
+def _patch_marker(location: str | Path) -> dict:
+    markers = list(Path(location).glob(
+        "lib/python*/site-packages/racematrix-patch.json"))
+    return json.loads(markers[0].read_text()) if markers else {}
+
+
 def time_launches(envs: dict, rounds: int, limit: float) -> dict:
     """``rounds`` launches of each environment (label -> environment), one
     of each in turn; per label its samples (a launch past ``limit`` counted
     at it), race errors and, where its server failed, why."""
-    workload = workload_options({"device_calls": ROW_DEVICE_CALLS,
-                                 "location": ROW_LOCATION})
-    servers, found, loads = {}, {}, []
+    servers: dict[str, LaunchServer] = {}
+    found: dict[str, dict[str, Any]] = {}
+    loads: list[float] = []
     try:
         for label, env in envs.items():
-            servers[label] = LaunchServer(env, True, limit, workload)
+            servers[label] = LaunchServer(env, limit)
             found[label] = {"samples": [], "race_errors": 0,
                             "error": servers[label].failed}
         labels = [label for label in envs if not found[label]["error"]]
@@ -122,8 +208,9 @@ def time_launches(envs: dict, rounds: int, limit: float) -> dict:
     return {"labels": found, "load_per_round": loads}
 
 
-def launch_record(python, reference, releases, patches, timed, limit,
-                  rounds, missing, command) -> dict:
+def launch_record(python: str, reference: str, releases: list[str],
+                  patches: list[str], timed: dict, limit: float, rounds: int,
+                  missing: list[str], command: str) -> dict:
     """The ``fix_launch_time.json`` record of one interleaved run."""
     rows = []
     ref = summarize_samples(timed["labels"].get(reference, {}).get(
@@ -138,21 +225,22 @@ def launch_record(python, reference, releases, patches, timed, limit,
                      "error": seen["error"], "samples": seen["samples"]})
     return {"python": python, "reference": reference, "releases": releases,
             "patches": patches, "rounds": rounds, "limit": limit,
-            "workload": {"device_calls": ROW_DEVICE_CALLS,
-                         "location": ROW_LOCATION},
+            "workload": WORKLOAD_SETTINGS,
             "load_per_round": timed["load_per_round"], "missing": missing,
             "rows": rows, **stamp(command)}
 
 
-def run_launches(args, envdir, out_dir, command) -> dict:
-    envs, missing = {}, []
+def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
+                 command: str) -> dict:
+    envs: dict[str, ProbeEnvironment] = {}
+    missing: list[str] = []
     wanted = [(args.reference, None)] + [
         (release, patch) for release in args.releases
         for patch in [None, *args.patches]]
     for release, patch in wanted:
         env, why = find_environment(envdir, args.python, release, patch)
         if env is None:
-            missing.append(why)
+            missing.append(str(why))
             logger.info(why)
         else:
             envs[launch_label(release, patch)] = env
@@ -172,7 +260,10 @@ def run_launches(args, envdir, out_dir, command) -> dict:
     record["seconds"] = round(time.monotonic() - started, 1)
     record["environments"] = environments
     path = Path(out_dir) / LAUNCH_FILE
-    saved = _read_json(path, {})
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
     runs, earlier = saved.get("runs", {}), saved.get("earlier", {})
     if args.python in runs:  # the newest run per Python is the table's
         earlier.setdefault(args.python, []).append(runs[args.python])
@@ -181,22 +272,13 @@ def run_launches(args, envdir, out_dir, command) -> dict:
     return record
 
 
-def environment_record(env) -> dict:
+def environment_record(env: ProbeEnvironment) -> dict:
     """What one timed environment is: its Python build, the versions of
     the packages that matter, and the patch applied (its diff's sha256)."""
     found = read_environment(env)
-    markers = list(Path(env.location).glob(
-        "lib/python*/site-packages/racematrix-patch.json"))
-    patch = json.loads(markers[0].read_text()) if markers else {}
+    patch = _patch_marker(env.location)
     return {"python_build": found["python_build"],
             "packages": {name: found["packages"][name]
                          for name in NAMED_PACKAGES
                          if name in found["packages"]},
             "patch_sha256": patch.get("sha256")}
-
-
-def _read_json(path, default):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default

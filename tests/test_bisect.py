@@ -7,12 +7,11 @@ import pytest
 from packaging.version import Version
 
 from racematrix.bisect_files import (bisect_stem, condensed_probes,
-                                     guess_lines, installed_cell, race_flip,
-                                     render_bisect, widest_bisects)
+                                     installed_cell, markdown, race_flip,
+                                     widest_bisects)
 from racematrix.bisect_session import parse_args, resolve_guess
 from racematrix.errors import BadInput
-from racematrix.race_search import Probe, bisect_releases, decide_probe
-from racematrix.search import guess_held, guess_indices, probe_limit
+from racematrix.search import Probe, bisect_releases, decide_probe, probe_limit
 
 VERSIONS = [f"0.{i}.0" for i in range(40)]
 
@@ -107,7 +106,7 @@ def test_broken_versions_are_skipped_like_git_bisect_skip():
     assert result.boundary["before"]["version"] == "0.18.0"
     assert result.boundary["after"]["version"] == "0.22.0"
     assert "the releases between (3 releases, 0.19.0 to 0.21.0) could not " \
-        "be tested" in result.summary
+        "be placed" in result.summary
     assert {p.version for p in result.tested if p.verdict == "error"} <= broken
     assert result.decisive_probes <= limit(len(VERSIONS))
 
@@ -209,8 +208,8 @@ def test_the_table_says_how_each_release_was_installed():
     assert installed_cell(failed, ["numba"]) == "tried as-asked, as-of-upload"
 
 
-def test_markdown_states_the_numbers_used():
-    data = {"package": "numba-cuda", "python": "3.11", "sim": True,
+def race_data(**fields):
+    return {"package": "numba-cuda", "python": "3.11", "sim": True,
             "with": ["numba==0.61.2"], "releases": ["0.24.0", "0.26.0"],
             "tested": [Probe("0.24.0", "reproduced", 22, 7, "7 of 22").to_json(),
                        Probe("0.26.0", "not-reproduced", 44, 0, "0 of 44").to_json()],
@@ -219,8 +218,12 @@ def test_markdown_states_the_numbers_used():
             "runs_to_rule_out": 39, "miss_probability": 0.001, "seconds": 30.0,
             "boundary": {}, "provenance": {"command": "nox -s bisect",
                                            "finished": "2026-11-24",
-                                           "machine": {"os": "Linux", "cores": 2}}}
-    text = render_bisect(data)
+                                           "machine": {"os": "Linux", "cores": 2}},
+            **fields}
+
+
+def test_markdown_states_the_numbers_used():
+    text = markdown(race_data())
     assert "after 39 passing runs" in text and "16.4% per run" in text
     assert "| 0.26.0 | not-reproduced | 44 | 0 |" in text
 
@@ -241,16 +244,10 @@ def test_runs_of_missing_wheels_are_condensed():
 
 
 def test_excluded_releases_are_noted():
-    data = {"package": "numba", "python": "3.10", "sim": True, "with": [],
-            "releases": ["0.55.0", "0.56.0"],
-            "excluded_by_requires_python": ["0.52.0", "0.53.0", "0.54.1"],
-            "tested": [], "summary": "nothing flips", "decisive_probes": 2,
-            "probe_limit": 4, "rate_used": None, "runs_to_rule_out": None,
-            "miss_probability": 0.001, "seconds": 1.0, "boundary": None,
-            "provenance": {"command": "nox -s bisect", "finished": "2026-11-25",
-                           "machine": {"os": "Linux", "cores": 2}}}
+    data = race_data(python="3.10", excluded_by_requires_python=[
+        "0.52.0", "0.53.0", "0.54.1"], rate_used=None)
     assert "Left out before the search: 3 releases (0.52.0 to 0.54.1) whose " \
-        "Requires-Python excludes Python 3.10." in render_bisect(data)
+        "Requires-Python excludes Python 3.10." in markdown(data)
 
 
 @pytest.mark.e2e  # asks the package index
@@ -315,7 +312,7 @@ IDLE, LOADED = (8, 22), (2, 22)
 
 
 def total_runs(failures, runs, clean):
-    from racematrix.race_search import MISS_PROBABILITY
+    from racematrix.search import MISS_PROBABILITY
     from racematrix.stats import runs_to_rule_out, wilson_interval
     low = wilson_interval(round(failures / runs * clean[1]), clean[1])[0]
     return clean[1] + clean[0] * runs_to_rule_out(low, MISS_PROBABILITY)
@@ -324,7 +321,7 @@ def total_runs(failures, runs, clean):
 @pytest.mark.parametrize("seen", [IDLE, LOADED, (1, 22), (22, 22), (3, 5)])
 @pytest.mark.parametrize("clean", [1, 1.5, 4])
 def test_firming_runs_never_costs_more_than_it_spares(seen, clean):
-    from racematrix.race_search import FIRMING_GROWTH, firming_runs
+    from racematrix.search import FIRMING_GROWTH, firming_runs
     failures, runs = seen
     chosen = firming_runs(failures, runs, clean)
     assert runs <= chosen <= FIRMING_GROWTH * runs
@@ -334,7 +331,7 @@ def test_firming_runs_never_costs_more_than_it_spares(seen, clean):
 
 
 def test_a_poorly_known_rate_gets_more_runs_and_a_firm_one_none():
-    from racematrix.race_search import firming_runs
+    from racematrix.search import firming_runs
     assert firming_runs(*LOADED, 1.5) > LOADED[1]
     assert firming_runs(*IDLE, 1.5) == IDLE[1]
     # The more releases to rule out, the more a firmer rate is worth.
@@ -346,7 +343,7 @@ def test_a_poorly_known_rate_gets_more_runs_and_a_firm_one_none():
 def test_firming_the_rate_spares_runs_over_many_searches(rate, monkeypatch):
     """Ten flaky searches each with and without more runs at the
     reproducing end: the same answers, and fewer runs in all with them."""
-    from racematrix import race_search
+    from racematrix import search as race_search
     totals = {}
     for growth in (1, race_search.FIRMING_GROWTH):
         monkeypatch.setattr(race_search, "FIRMING_GROWTH", growth)
@@ -406,18 +403,6 @@ def test_a_guess_is_probed_first_and_placed_like_any_release(k, guess):
         assert set(between) == set(guess)
 
 
-def test_guess_indices_keep_the_guess_order_and_drop_what_is_not_there():
-    assert guess_indices(VERSIONS, ["0.26.0", "0.24.0", "9.9.9"]) == [26, 24]
-    assert guess_held(["0.24.0", "0.26.0"], {
-        "before": {"version": "0.24.0"}, "after": {"version": "0.26.0"}})
-    assert guess_held(["0.24.0", "0.26.0"], {
-        "before": {"version": "0.26.0"}, "after": {"version": "0.27.0"}}) \
-        is False
-    assert guess_held(["0.24.0"], {"before": {"version": "0.24.0"},
-                                   "after": {"version": "0.26.0"}}) is None
-    assert guess_held(["0.24.0", "0.26.0"], None) is None
-
-
 @pytest.mark.parametrize("text, wanted", [
     ("auto", "auto"), ("none", "none"), ("0.24.0,0.26.0", ["0.24.0", "0.26.0"]),
     ("0.24, 0.26.0", ["0.24", "0.26.0"]), ("0.26.0", ["0.26.0"])])
@@ -443,7 +428,7 @@ def race_bisect_file(folder, name, before, after, releases, **fields):
     (folder / name).write_text(json.dumps(data))
 
 
-def test_on_launch_time_the_race_bisects_pair_is_guessed(tmp_path):
+def test_on_launch_time_the_race_bisects_pair_is_guessed(tmp_path, caplog):
     releases = [f"0.{i}.0" for i in range(30)]
     race_bisect_file(tmp_path, "numba-cuda-py3.12.json", "0.24.0", "0.26.0",
                      releases)
@@ -455,16 +440,14 @@ def test_on_launch_time_the_race_bisects_pair_is_guessed(tmp_path):
                      "0.3.0", "0.4.0", releases, metric="launch-time")
     race_bisect_file(tmp_path, "numba-cuda-py3.12.partial.json", "0.5.0",
                      "0.6.0", releases * 2, partial=True)
-    lines = []
-
     def guess_for(*argv):
         args = parse_args(["--package", "numba-cuda", "--python", "3.12",
                            *argv])
-        return resolve_guess(args, [Version(v) for v in releases], tmp_path,
-                             lines.append)
+        return resolve_guess(args, [Version(v) for v in releases], tmp_path)
+    caplog.set_level("INFO")
     assert guess_for("--metric", "launch-time") == {
         "versions": ["0.24.0", "0.26.0"], "source": "numba-cuda-py3.12.json"}
-    assert "--guess none" in lines[-1]
+    assert "--guess none" in caplog.records[-1].getMessage()
     assert guess_for("--metric", "launch-time", "--guess", "none") is None
     assert guess_for() is None  # the race bisect guesses only when told
     assert guess_for("--metric", "launch-time", "--with", "numba==0.63.1") \
@@ -484,13 +467,12 @@ def test_a_race_pair_out_of_range_is_no_guess(tmp_path):
 
 
 def test_the_markdown_says_what_was_probed_first_and_if_it_held():
-    data = {"guess": {"versions": ["0.24.0", "0.26.0"],
-                      "source": "numba-cuda-py3.12.json", "held": True}}
-    assert guess_lines(data)[0].startswith(
-        "Probed first: 0.24.0 and 0.26.0 (where the race bisect "
-        "`numba-cuda-py3.12.json` placed its flip); the search ended at "
-        "that same pair.")
-    data["guess"].update(source="--guess", held=False)
+    guess = {"versions": ["0.24.0", "0.26.0"],
+             "source": "numba-cuda-py3.12.json", "held": True}
+    assert "Probed first: 0.24.0 and 0.26.0 (where the race bisect " \
+        "`numba-cuda-py3.12.json` placed its flip); the search ended at " \
+        "that same pair." in markdown(race_data(guess=guess))
+    guess.update(source="--guess", held=False)
     assert "(named with `--guess`); the search ended elsewhere" in \
-        guess_lines(data)[0]
-    assert guess_lines({}) == []
+        markdown(race_data(guess=guess))
+    assert "Probed first" not in markdown(race_data())
