@@ -19,8 +19,8 @@ from packaging.version import InvalidVersion, Version
 
 from .bisect_files import (bisect_stem, load_partial, race_flip, search_key,
                            survey_counts, survey_summary, write_bisect)
-from .envspec import (ConfigError, parse_package, parse_python, parse_sim,
-                      parse_spec)
+from .envspec import (ConfigError, EnvSpec, parse_package, parse_python,
+                      parse_sim, parse_spec)
 from .errors import BadInput, OneLineArgumentParser
 from .index import IndexLookupError, list_releases, nearest_versions
 from .install import MODULE_UNDER_TEST, install_resolved
@@ -39,17 +39,23 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             return parse(text)
-        except ConfigError as error:
+        except (ConfigError, InvalidVersion, ValueError) as error:
             raise argparse.ArgumentTypeError(str(error)) from None
     return convert
 
 
 def positive_whole_number(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"needs a positive whole number, got {text!r}")
-    return value
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"needs a positive whole number, got {text!r}")
+    return int(text)
+
+
+def version_text(text: str) -> str:
+    try:
+        Version(text)
+    except InvalidVersion:
+        raise ValueError(f"{text!r} is not a version number") from None
+    return text
 
 
 def parse_guess(text: str) -> str | list[str]:
@@ -57,8 +63,7 @@ def parse_guess(text: str) -> str | list[str]:
     if text in ("auto", "none"):
         return text
     try:
-        guess = [str(Version(part.strip())) for part in text.split(",")
-                 if part.strip()]
+        guess = [str(Version(part)) for part in text.split(",") if part.strip()]
     except InvalidVersion:
         guess = []
     if not guess:
@@ -73,44 +78,34 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help_hint="nox -s bisect -- --help")
     add = parser.add_argument
     add("--package", required=True, type=_checked(parse_package),
-        help="package whose releases are searched, e.g. numba or numba-cuda")
+        help="package whose releases are searched, e.g. numba-cuda")
     add("--python", required=True, type=_checked(parse_python),
         help="Python version, e.g. 3.11")
-    add("--from", dest="start", help="oldest release to test")
-    add("--to", dest="end", help="newest release to test")
-    add("--with", dest="extra", action="append",
+    add("--from", dest="start", type=_checked(version_text),
+        help="oldest release to test")
+    add("--to", dest="end", type=_checked(version_text),
+        help="newest release to test")
+    add("--with", dest="extra", action="append", default=[],
         type=_checked(lambda s: parse_spec(s) if s else ()),
-        help="requirements added to every probe, e.g. \"numba==0.61.2\"; "
-             "given twice, both count")
+        help="requirements added to every probe, e.g. \"numba==0.61.2\"")
     add("--sim", default="1", type=_checked(parse_sim),
         help="1: simulator on (default); 0: on a GPU")
-    add("--initial-runs", type=positive_whole_number, default=22,
-        help="runs for the first probe of each end (default: 22, one run "
-             "of the suite)")
+    add("--initial-runs", type=_checked(positive_whole_number), default=22,
+        help="runs for the first probe of each end (default: 22)")
     add("--metric", choices=("failure", "launch-time"), default="failure",
-        help="what flips: the race's failures (default), or the launch "
-             "price (the rows' A/B, racematrix/launch_time.py)")
+        help="what flips: the race (default), or the launch price (the "
+             "rows' A/B, racematrix/launch_time.py)")
     add("--guess", default="auto", type=_checked(parse_guess),
-        help="releases to probe before the middle, e.g. 0.24.0,0.26.0; each "
-             "is still placed by its own probe. auto (default): on launch "
-             "time, the pair where a finished race bisect of the same "
-             "package and Python placed its flip; none: from the middle")
+        help="releases to probe before the middle, e.g. 0.24.0,0.26.0, or "
+             "none; auto (default): on launch time, the pair of the race "
+             "bisect of the same search")
     add("--survey", action="store_true",
-        help="instead of searching: install every release in the range by "
-             "every way of the ladder, run nothing, and count which ways "
-             "work")
-    add("--timeout", type=positive_whole_number, default=120,
+        help="instead: install every release in range by every way of the "
+             "ladder, run nothing, and count which ways work")
+    add("--timeout", type=_checked(positive_whole_number), default=120,
         help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
-    args.extra = tuple(dict.fromkeys(
-        requirement for group in args.extra or () for requirement in group))
-    for flag, value in (("--from", args.start), ("--to", args.end)):
-        try:
-            if value is not None:
-                Version(value)
-        except InvalidVersion:
-            raise BadInput(f"bisect: {flag} {value!r} is not a version "
-                           f"number") from None
+    args.extra = tuple(dict.fromkeys(r for group in args.extra for r in group))
     if args.start and args.end and Version(args.start) > Version(args.end):
         raise BadInput(f"bisect: --from {args.start} is newer than --to "
                        f"{args.end}; swap them")
@@ -144,103 +139,66 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
             "source": "--guess"}
 
 
-def releases_in_range(package: str, python: str, start: str | None,
-                      end: str | None) -> tuple[list[Version], list[str]]:
-    """Final releases of ``package`` from ``start`` to ``end`` inclusive, as
-    (those whose Requires-Python admits ``python``, those it excludes)."""
-    try:
-        versions = list_releases(package)
-        admitted = set(list_releases(package, python))
-    except IndexLookupError as error:
-        raise BadInput(f"bisect: {error}") from None
-    for label, bound in (("--from", start), ("--to", end)):
-        if bound is not None and Version(bound) not in versions:
-            near = ", ".join(nearest_versions(bound, versions))
-            raise BadInput(f"bisect: {package} {bound} ({label}) is not on the "
-                           f"package index; nearest: {near}")
-    in_range = [v for v in versions
-                if (start is None or v >= Version(start))
-                and (end is None or v <= Version(end))]
-    return ([v for v in in_range if v in admitted],
-            [str(v) for v in in_range if v not in admitted])
-
-
-def checked_releases(args: argparse.Namespace
-                     ) -> tuple[list[Version], list[str]]:
+def releases_in_range(args: argparse.Namespace
+                      ) -> tuple[list[Version], list[str]]:
+    """Final releases of the package from --from to --to inclusive, as
+    (those whose Requires-Python admits --python, those it excludes)."""
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
     missing = missing_interpreters([args.python])
     if missing:
         raise BadInput(f"bisect: {missing}")
-    return releases_in_range(args.package, args.python, args.start, args.end)
-
-
-def shown_packages(args: argparse.Namespace) -> list[str]:
-    """Packages whose resolved versions the table shows: the searched one,
-    those of --with, and the distribution of the module under test."""
-    names = [canonicalize_name(n) for n in (
-        args.package, *(Requirement(r).name for r in args.extra),
-        MODULE_UNDER_TEST.split(".")[0])]
-    tools = {canonicalize_name(t) for t in TEST_TOOLS}
-    return [n for n in dict.fromkeys(names) if n not in tools]
-
-
-def search_fields(args: argparse.Namespace, versions: Sequence[object],
-                  excluded: Sequence[str]) -> dict:
-    """What a bisect file says about its search (``search_key`` reads it)."""
-    return {"metric": args.metric, "package": args.package,
-            "python": args.python, "sim": args.sim, "with": list(args.extra),
-            "from": args.start, "to": args.end,
-            "releases": [str(v) for v in versions],
-            "excluded_by_requires_python": list(excluded)}
-
-
-def resume(prober: ReleaseProber, out_dir: str | Path, stem: str,
-           key: tuple, save: Callable[[], object]) -> dict | None:
-    """Seed ``prober`` with the probes an interrupted run of the search
-    ``key`` saved, and ``save()`` after each probe from now on. Returns
-    what was reused, for the finished file, or None."""
-    path, saved = load_partial(out_dir, stem, key)
-    resumed = None
-    if saved:
-        names = {f.name for f in fields(Probe)}
-        probes = [Probe(**{k: v for k, v in entry.items() if k in names})
-                  for entry in saved["tested"]]
-        prober.seen.update({probe.version: probe for probe in probes})
-        resumed = {"probes_reused": len(probes),
-                   "versions": [probe.version for probe in probes],
-                   "seconds_before": saved.get("seconds", 0),
-                   "from_file": path.name}
-        logger.info("resuming an interrupted bisect: reusing %d saved "
-                    "probe(s) (%s) from %s", len(probes),
-                    ", ".join(resumed["versions"]), path)
-    prober.on_probe = save
-    return resumed
+    try:
+        versions = list_releases(args.package)
+        admitted = set(list_releases(args.package, args.python))
+    except IndexLookupError as error:
+        raise BadInput(f"bisect: {error}") from None
+    for label, bound in (("--from", args.start), ("--to", args.end)):
+        if bound is not None and Version(bound) not in versions:
+            near = ", ".join(nearest_versions(bound, versions))
+            raise BadInput(f"bisect: {args.package} {bound} ({label}) is not "
+                           f"on the package index; nearest: {near}")
+    in_range = [v for v in versions
+                if (args.start is None or v >= Version(args.start))
+                and (args.end is None or v <= Version(args.end))]
+    return ([v for v in in_range if v in admitted],
+            [str(v) for v in in_range if v not in admitted])
 
 
 def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                command: str) -> dict:
     """``nox -s bisect -- ARGS``: the search (or the survey), its files
-    written to ``out_dir``; returns the finished file's data."""
+    written to ``out_dir``, resumed from the probes an interrupted run of
+    the same search saved; returns the finished file's data."""
     args = parse_args(argv)
-    versions, excluded = checked_releases(args)
+    versions, excluded = releases_in_range(args)
+    started = time.monotonic()
+    search = {"metric": args.metric, "package": args.package,
+              "python": args.python, "sim": args.sim, "with": list(args.extra),
+              "from": args.start, "to": args.end,
+              "releases": [str(v) for v in versions],
+              "excluded_by_requires_python": excluded}
     if args.survey:
-        return run_survey(args, versions, excluded, envdir, out_dir, command)
+        return run_survey(args, versions, envdir, Path(out_dir) / "survey",
+                          {**search, "provenance": stamp(command)}, started)
     logger.info("%d releases of %s in range for Python %s (%d more exclude "
                 "it by Requires-Python); extra requirements: %s",
                 len(versions), args.package, args.python, len(excluded),
                 " ".join(args.extra) or "none")
     guess = resolve_guess(args, versions, out_dir)
-    started = time.monotonic()
     prober = ReleaseProber(args, envdir)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end, args.metric)
     on_time = args.metric == "launch-time"
+    names = [canonicalize_name(n) for n in (  # whose versions the table shows
+        args.package, *(Requirement(r).name for r in args.extra),
+        MODULE_UNDER_TEST.split(".")[0])]
+    tools = {canonicalize_name(t) for t in TEST_TOOLS}
 
     def data(result: BisectResult, **more: Any) -> dict:
-        return {**search_fields(args, versions, excluded),
-                "shown_packages": shown_packages(args),
-                "tested": [p.to_json() for p in result.tested],
+        return {**search, "tested": [p.to_json() for p in result.tested],
+                "shown_packages": [n for n in dict.fromkeys(names)
+                                   if n not in tools],
                 "boundary": result.boundary, "summary": result.summary,
                 "decisive_probes": result.decisive_probes,
                 "probe_limit": probe_limit(len(versions)),
@@ -257,35 +215,45 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                         key=lambda p: order.get(p.version, len(order)))
         done = ", ".join(p.version for p in tested)
         write_bisect(out_dir, stem, data(BisectResult(
-            [str(v) for v in versions], tested, None,
-            f"interrupted after {len(tested)} probe(s) ({done}); rerun "
-            f"`{command}` to resume with them"), partial=True))
-    resumed = resume(prober, out_dir, stem,
-                     search_key(search_fields(args, versions, excluded)), save)
+            search["releases"], tested, None, f"interrupted after "
+            f"{len(tested)} probe(s) ({done}); rerun `{command}` to resume "
+            f"with them"), partial=True))
+    path, saved = load_partial(out_dir, stem, search_key(search))
+    more: dict[str, Any] = {}
+    if saved:
+        keys = {f.name for f in fields(Probe)}
+        prober.seen = {entry["version"]: Probe(**{
+            k: v for k, v in entry.items() if k in keys})
+            for entry in saved["tested"]}
+        more["resumed"] = {"probes_reused": len(prober.seen),
+                           "versions": list(prober.seen),
+                           "seconds_before": saved.get("seconds", 0),
+                           "from_file": path.name}
+        logger.info("resuming an interrupted bisect: reusing %d saved "
+                    "probe(s) (%s) from %s", len(prober.seen),
+                    ", ".join(prober.seen), path)
+    prober.on_probe = save
     first = guess["versions"] if guess else ()
     result = bisect_on_time(versions, prober, first) if on_time else \
         bisect_releases(versions, prober, args.initial_runs, first)
     if guess:
-        held = None if len(first) != 2 or not result.boundary else [
-            result.boundary[side]["version"] for side in ("before", "after")
-        ] == list(first)
-        guess = {**guess, "held": held}
-    return write_bisect(out_dir, stem, data(
-        result, **({"resumed": resumed} if resumed else {}),
-        **({"guess": guess} if guess else {})))
+        more["guess"] = {**guess, "held": None if len(first) != 2 or not
+                         result.boundary else [result.boundary[side][
+                             "version"] for side in ("before", "after")]
+                         == list(first)}
+    return write_bisect(out_dir, stem, data(result, **more))
 
 
 def run_survey(args: argparse.Namespace, versions: list[Version],
-               excluded: list[str], envdir: str, out_dir: str | Path,
-               command: str) -> dict:
+               envdir: str, folder: Path, data: dict, started: float
+               ) -> dict:
     """Every release in range installed by every way of the ladder (no
     runs): how many import, pass the smoke launch and bring the searched
-    package's own code, way by way; written to ``<out_dir>/survey/``."""
-    started = time.monotonic()
-    prober = ReleaseProber(args, envdir)
+    package's own code, way by way; written to ``folder``."""
     entries = []
     for version in versions:
-        spec = prober.spec(version)
+        spec = EnvSpec(args.python, (f"{args.package}=={version}",
+                                     *args.extra), args.sim)
         env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python,
                                logger.info)
         env.create()
@@ -295,15 +263,12 @@ def run_survey(args: argparse.Namespace, versions: list[Version],
         kind, reason = installation.problem or ("installed", "")
         probe = Probe(str(version), {"skip": "skipped", "installed":
                                      "installed"}.get(kind, "error"),
-                      reason=reason,
-                      seconds=round(time.monotonic() - clock, 1))
+                      reason=reason, seconds=round(time.monotonic() - clock, 1))
         record_installation(probe, installation)
         entries.append(probe.to_json())
-    data = {**search_fields(args, versions, excluded), "surveyed": entries,
-            "counts": survey_counts(entries), "decisive_probes": 0,
-            "seconds": round(time.monotonic() - started, 1),
-            "provenance": stamp(command)}
+    data.update(surveyed=entries, counts=survey_counts(entries),
+                decisive_probes=0, seconds=round(time.monotonic() - started, 1))
     data["summary"] = survey_summary(data)
-    stem = bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end)
-    return write_bisect(Path(out_dir) / "survey", stem, data)
+    return write_bisect(folder, bisect_stem(args.package, args.python,
+                                            args.sim, args.start, args.end),
+                        data)

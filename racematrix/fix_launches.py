@@ -1,28 +1,25 @@
-"""Launch time of the candidate fixes, interleaved: the MWE's kernel in
-environments the matrix built (``nox -s matrix`` with MATRIX_PATCHES),
-each served by a ``LaunchServer``, one launch of each in turn, round after
-round, so that the machine's load falls on all of them alike; each release
-and patch against one reference release on the same Python."""
+"""Launch time of the candidate fixes, in turn: in environments the matrix
+built (``nox -s matrix`` with MATRIX_PATCHES), round after round, one
+launch A/B of each (``launch_time``'s, one pair, the kernel and switch
+interval of ``WORKLOAD``), so that the machine's load falls on all of them
+alike; each release and patch against one reference release on the same
+Python."""
 from __future__ import annotations
 
 import json
 import logging
 import os
-import queue
 import statistics
-import subprocess
-import threading
 import time
 from argparse import Namespace
 from pathlib import Path
-from typing import Any
 
+from . import launch_time
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import write_json_atomic
-from .measure_launch import WORKLOAD
+from .measure_launch import run_launch_time
 from .probers import matrix_envdir
-from .procs import die_with_parent, stop_process_group, venv_environ
 from .provenance import stamp
 from .venv import ProbeEnvironment, read_environment
 
@@ -32,82 +29,11 @@ logger = logging.getLogger(__name__)
 NAMED_PACKAGES = ("numba", "numba-cuda", "llvmlite", "numpy")
 NONE = "none"
 LAUNCH_FILE = "fix_launch_time.json"
-# A launch past this is killed and counted at it (a stall, as a bound).
+# A launch past this is counted at it (a stall, as a bound).
 LAUNCH_LIMIT = 10.0
-# The served launches: the lock's price shows as stalls, and a stall needs
-# a long launch.
-WORKLOAD_SETTINGS = {"device_calls": 1000, "location": "persistent"}
-# A server's start (numba imported, the kernel built); past a launch's
-# limit, the fork's kill and the answer.
-SERVER_START, SERVER_GRACE = 120.0, 10.0
-
-
-class LaunchServer:
-    """One environment's kernel kept alive between launches
-    (``launch_time.py --worker``), each launch run in a fork of it and
-    killed there at its limit. ``launch(limit)`` returns ("done" | "past"
-    | "race", seconds) or ("error", why); a server that failed stays
-    failed (``failed`` says why)."""
-
-    def __init__(self, env: Any, limit: float) -> None:
-        self.failed: str | None = None
-        options = [a for k, v in WORKLOAD_SETTINGS.items()
-                   for a in (f"--{k.replace('_', '-')}", str(v))]
-        self.process = subprocess.Popen(
-            [str(Path(env.bin) / "python"), str(WORKLOAD), "--worker",
-             "--limit", str(limit), *options],
-            env=venv_environ(env.bin, {"NUMBA_ENABLE_CUDASIM": "1"}),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
-            start_new_session=True, preexec_fn=die_with_parent)
-        self.lines: queue.Queue = queue.Queue()
-        self.tail: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        answer = self._answer(SERVER_START)
-        if answer != ["ready"]:
-            self._fail("it did not start" if not answer or answer[0] !=
-                       "error" else " ".join(answer[1:]))
-
-    def _read(self) -> None:
-        for line in self.process.stdout or ():
-            self.tail = (self.tail + [line.rstrip()])[-20:]
-            if line.split()[:1] and line.split()[0] in (
-                    "ready", "done", "past", "race", "error"):
-                self.lines.put(line.split())
-        self.lines.put(None)
-
-    def _answer(self, timeout: float) -> list[str] | None:
-        try:
-            return self.lines.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def _fail(self, why: str) -> None:
-        last = next((line for line in reversed(self.tail) if line.strip()),
-                    "no output")
-        self.failed = f"the launch-time worker failed: {why} ({last[:300]})"
-        self.close()
-
-    def launch(self, limit: float) -> tuple[str, Any]:
-        if self.failed:
-            return "error", self.failed
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.write(f"go {limit}\n")
-            self.process.stdin.flush()
-        except OSError:
-            self._fail("it exited")
-            return "error", self.failed
-        answer = self._answer(limit + SERVER_GRACE)
-        if not answer or answer[0] not in ("done", "past", "race"):
-            self._fail("no answer in time" if answer is None
-                       else " ".join(answer))
-            return "error", self.failed
-        return answer[0], float(answer[1])
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            stop_process_group(self.process)
+# The lock's price shows as stalls, and a stall needs a long launch.
+WORKLOAD = {"device_calls": 1000, "location": "persistent",
+            "switch_interval": launch_time.DEFAULT_SWITCH_INTERVAL}
 
 
 def launch_label(release: str, patch: str | None) -> str:
@@ -175,36 +101,26 @@ def _patch_marker(location: str | Path) -> dict:
     return json.loads(markers[0].read_text()) if markers else {}
 
 
-def time_launches(envs: dict, rounds: int, limit: float) -> dict:
+def time_launches(envs: dict[str, ProbeEnvironment], rounds: int,
+                  limit: float) -> dict:
     """``rounds`` launches of each environment (label -> environment), one
-    of each in turn; per label its samples (a launch past ``limit`` counted
-    at it), race errors and, where its server failed, why."""
-    servers: dict[str, LaunchServer] = {}
-    found: dict[str, dict[str, Any]] = {}
-    loads: list[float] = []
-    try:
-        for label, env in envs.items():
-            servers[label] = LaunchServer(env, limit)
-            found[label] = {"samples": [], "race_errors": 0,
-                            "error": servers[label].failed}
-        labels = [label for label in envs if not found[label]["error"]]
-        for turn in range(rounds):
-            loads.append(round(os.getloadavg()[0], 2))
-            for label in rotated(labels, turn):
-                if found[label]["error"]:
-                    continue
-                kind, value = servers[label].launch(limit)
-                if kind == "error":
-                    found[label]["error"] = value
-                elif kind == "race":
-                    found[label]["race_errors"] += 1
-                else:
-                    found[label]["samples"].append(
-                        limit if kind == "past" else min(value, limit))
-            logger.info("round %d of %d, load %s", turn + 1, rounds, loads[-1])
-    finally:
-        for server in servers.values():
-            server.close()
+    of each in turn; per label its samples (a launch past ``limit``
+    counted at it) and, where its A/B failed, why."""
+    options = ("--pairs", "1", "--max-pairs", "1", *(
+        arg for name, value in WORKLOAD.items()
+        for arg in (f"--{name.replace('_', '-')}", str(value))))
+    found: dict[str, dict] = {label: {"samples": [], "race_errors": 0,
+                                      "error": None} for label in envs}
+    loads = []
+    for turn in range(rounds):
+        loads.append(round(os.getloadavg()[0], 2))
+        for label in rotated(list(envs), turn):
+            if not found[label]["error"]:
+                record = run_launch_time(envs[label], True, options)
+                found[label]["error"] = record.get("error")
+                found[label]["samples"] += [min(s, limit)
+                                            for s in record["samples"]]
+        logger.info("round %d of %d, load %s", turn + 1, rounds, loads[-1])
     return {"labels": found, "load_per_round": loads}
 
 
@@ -225,7 +141,7 @@ def launch_record(python: str, reference: str, releases: list[str],
                      "error": seen["error"], "samples": seen["samples"]})
     return {"python": python, "reference": reference, "releases": releases,
             "patches": patches, "rounds": rounds, "limit": limit,
-            "workload": WORKLOAD_SETTINGS,
+            "workload": WORKLOAD,
             "load_per_round": timed["load_per_round"], "missing": missing,
             "rows": rows, **stamp(command)}
 

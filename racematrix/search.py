@@ -1,12 +1,9 @@
 """The bisect's search: ``git bisect`` over releases (oldest first) for the
-adjacent pair whose verdicts differ, on the race ("reproduced" or "not
-reproduced", a flaky outcome) or on the launch price ("alike" or "slower",
-``launch_time.decide``). A release that cannot be placed (no build, an
-import error, an undecided price) is skipped like ``git bisect skip``.
-
-On the race, "not reproduced" is said only after enough runs that, at the
-failure rate measured at the reproducing end, missing the bug has a chance
-below ``MISS_PROBABILITY``."""
+adjacent pair whose verdicts differ, on the race (flaky: "not reproduced"
+only after the runs that miss the bug with a chance below
+``MISS_PROBABILITY`` at the reproducing end's rate) or on the launch price
+("alike" or "slower"). A release not placed is skipped (``git bisect
+skip``)."""
 from __future__ import annotations
 
 import math
@@ -103,21 +100,19 @@ class Search:
             for side, i in zip(("before", "after"), lo_hi)}
         return BisectResult(self.versions, tested, found, summary, **fields)
 
-    def ends(self, usable_at: Callable[[int], bool]
-             ) -> tuple[int, int, None] | tuple[None, None, str]:
-        """The first and the last release that ``usable_at`` places, or
-        why the range has no two."""
+    def ends(self, placed: Callable[[int], bool]) -> tuple[int, int] | str:
+        """The first and the last release ``placed``, or why there are
+        not two."""
         n = len(self.versions)
-        if not n:
-            return None, None, "no release to test in the range"
-        lo = next((i for i in range(n) if usable_at(i)), None)
+        lo = next((i for i in range(n) if placed(i)), None)
         if lo is None:
-            return None, None, "no release in the range could be tested"
-        hi = next((i for i in range(n - 1, lo, -1) if usable_at(i)), None)
+            return "no release in the range could be tested" if n else \
+                "no release to test in the range"
+        hi = next((i for i in range(n - 1, lo, -1) if placed(i)), None)
         if hi is None:
-            return None, None, (f"only {self.versions[lo]} could be tested; "
-                                f"nothing to compare it with")
-        return lo, hi, None
+            return (f"only {self.versions[lo]} could be tested; nothing to "
+                    f"compare it with")
+        return lo, hi
 
     def settle(self, lo: int, hi: int, look: Callable[[int], Probe],
                guess: Sequence[str] = (), **fields: Any) -> BisectResult:
@@ -168,10 +163,10 @@ def bisect_on_time(versions: Sequence[object], probe: Callable[..., Probe],
     release's "alike"/"slower" (its rows' A/B), or another verdict where it
     cannot be placed."""
     search = Search(versions, probe)
-    lo, hi, why = search.ends(lambda i: search(i).verdict in PRICE)
-    if why or lo is None or hi is None:
-        return search.result(None, why or "")
-    return search.settle(lo, hi, search, guess)
+    ends = search.ends(lambda i: search(i).verdict in PRICE)
+    if isinstance(ends, str):
+        return search.result(None, ends)
+    return search.settle(*ends, search, guess)
 
 
 def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
@@ -184,10 +179,11 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
     is known poorly it first gets more runs (``firming_runs``)."""
     search = Search(versions, probe)
     v, tested = search.versions, search.tested
-    lo, hi, why = search.ends(
-        lambda i: search(i, initial_runs, True).verdict in RACE)
-    if why or lo is None or hi is None:
-        return search.result(None, why or "")
+    found = search.ends(lambda i: search(i, initial_runs, True).verdict
+                        in RACE)
+    if isinstance(found, str):
+        return search.result(None, found)
+    lo, hi = found
     ends = tested[v[lo]], tested[v[hi]]
     if not any(p.verdict == "reproduced" for p in ends):
         # A rare bug can hide from a first look at both ends.

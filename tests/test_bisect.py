@@ -253,8 +253,13 @@ def test_excluded_releases_are_noted():
 @pytest.mark.e2e  # asks the package index
 def test_releases_are_judged_by_the_target_python_not_noxs():
     from racematrix.bisect_session import releases_in_range
-    on_310, excluded_310 = releases_in_range("numba", "3.10", "0.51.2", "0.56.0")
-    on_312, excluded_312 = releases_in_range("numba", "3.12", "0.51.2", "0.56.0")
+
+    def releases(python):
+        return releases_in_range(parse_args([
+            "--package", "numba", "--python", python, "--from", "0.51.2",
+            "--to", "0.56.0"]))
+    on_310, excluded_310 = releases("3.10")
+    on_312, excluded_312 = releases("3.12")
     # 0.55 was the first numba for 3.10 and excludes 3.11 and newer, whichever
     # Python runs pip here.
     assert "0.55.2" in map(str, on_310) and "0.55.2" in excluded_312

@@ -262,7 +262,7 @@ def run_resumable(tmp_path, prober, monkeypatch, *argv):
     from packaging.version import Version
 
     from racematrix import bisect_session
-    monkeypatch.setattr(bisect_session, "checked_releases", lambda args: (
+    monkeypatch.setattr(bisect_session, "releases_in_range", lambda args: (
         [Version(v) for v in VERSIONS], []))
     monkeypatch.setattr(bisect_session, "ReleaseProber",
                         lambda args, envdir: prober)

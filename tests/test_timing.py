@@ -87,9 +87,11 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs):
     from racematrix.install import install
     from racematrix.venv import ProbeEnvironment
     workload = load_workload()
+    envs = []
     for release, unlocked in ((BUGGY, True), (FIXED, False)):
         env = ProbeEnvironment(matrix_envs[release], e2e_python,
                                lambda text: None)
+        envs.append(env)
         env.create()
         assert install(env, EnvSpec(e2e_python, (release,), True)) is None
         record = measure_launch.run_launch_time(
@@ -104,21 +106,21 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs):
             record["worst_pair"], record["n"] >= 3)
         assert record["workload"]["switch_interval"] == \
             workload.SWITCH_INTERVAL
+    buggy = envs[0]
     off = measure_launch.run_launch_time(env, False, ("--pairs", "3"))
     assert off["n"] == 0 and "NUMBA_ENABLE_CUDASIM" in off["error"]
 
-    # Served launches (the fixes'): a launch past the limit is killed in
-    # its fork and the server takes the next one.
-    server = fix_launches.LaunchServer(env, 0.001)
-    try:
-        assert server.failed is None
-        for _ in range(2):
-            assert server.launch(0.001) == ("past", 0.001)
-        kind, seconds = server.launch(60.0)
-        assert kind == "done" and 0 < seconds < 60.0
-    finally:
-        server.close()
-    assert server.process.poll() is not None
+    # The fixes' launches: one A/B of each environment in turn, round
+    # after round, a launch past the limit counted at it.
+    timed = fix_launches.time_launches({"buggy": buggy, "fixed": env}, 2,
+                                       limit=60.0)
+    assert len(timed["load_per_round"]) == 2
+    for label in ("buggy", "fixed"):
+        found = timed["labels"][label]
+        assert found["error"] is None and len(found["samples"]) == 2
+        assert all(0 < s <= 60.0 for s in found["samples"])
+    cut = fix_launches.time_launches({"fixed": env}, 1, limit=1e-6)
+    assert cut["labels"]["fixed"]["samples"] == [1e-6]
 
 
 def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
