@@ -62,11 +62,11 @@ def widest_bisects(bisects: Iterable[dict]) -> list[dict]:
     return [data for _, data in kept.values()]
 
 
-def read_bisects(folder: str | Path) -> list[tuple[Path, dict]]:
-    found = []
+def read_bisects(folder: str | Path) -> dict[Path, dict]:
+    found = {}
     for path in sorted(Path(folder).glob("*.json")):
         try:
-            found.append((path, json.loads(path.read_text())))
+            found[path] = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             warnings.warn(f"left out {path}: not readable JSON ({error})",
                           RawResultWarning, stacklevel=3)
@@ -76,7 +76,7 @@ def read_bisects(folder: str | Path) -> list[tuple[Path, dict]]:
 def load_bisects(folder: str | Path, metric: str = "failure") -> list[dict]:
     """The widest bisect of each search in ``folder`` on ``metric``
     ("failure": the race; "launch-time": the price of the fix)."""
-    found = [data for _, data in read_bisects(folder)
+    found = [data for data in read_bisects(folder).values()
              if data.get("metric", "failure") == metric]
     for data in found:  # files written before names were normalised
         data["package"] = canonicalize_name(str(data.get("package")))
@@ -88,21 +88,17 @@ def race_flip(folder: str | Path, package: str, python: str, sim: bool,
               ) -> tuple[list | None, str | None]:
     """Where the widest finished race bisect in ``folder`` of the same
     search placed its flip, when both releases are in ``versions``:
-    ([before, after], file name), or (None, None)."""
+    ([before, after], its file name), or (None, None)."""
     key = searched({"package": package, "python": python, "sim": sim,
                     "with": extra})
-    wanted = {str(v) for v in versions}
-    best: tuple[int, list, str] | None = None
-    for path, data in read_bisects(folder):
-        boundary = data.get("boundary") or {}
-        found = [(boundary.get(side) or {}).get("version")
-                 for side in ("before", "after")]
-        if data.get("metric", "failure") == "failure" and \
-                not data.get("partial") and searched(data) == key and \
-                set(found) <= wanted and (best is None or len(
-                    data.get("releases") or ()) > best[0]):
-            best = (len(data.get("releases") or ()), found, path.name)
-    return (best[1], best[2]) if best else (None, None)
+    for data in load_bisects(folder):
+        pair = [(data.get("boundary") or {}).get(side, {}).get("version")
+                for side in ("before", "after")]
+        if searched(data) == key and not data.get("partial") and \
+                set(pair) <= {str(v) for v in versions}:
+            return pair, bisect_stem(package, python, sim, data.get("from"),
+                                     data.get("to")) + ".json"
+    return None, None
 
 
 def load_partial(out_dir: str | Path, stem: str, key: tuple
@@ -136,18 +132,15 @@ def write_bisect(out_dir: str | Path, stem: str, data: dict) -> dict:
 
 def rerender_bisects(folder: str | Path) -> None:
     """Rewrite every ``.md`` in ``folder`` from its ``.json``."""
-    for path, data in read_bisects(folder):
+    for path, data in read_bisects(folder).items():
         write_text_atomic(path.with_suffix(".md"), markdown(data))
 
 
 def markdown(data: dict) -> str:
     """A bisect's or a survey's Markdown, from its JSON."""
     if "surveyed" in data:
-        return render("bisect.md", data=data, ways=WAYS, probes=table(
-            ("version", *WAYS, "reason"),
-            ((entry["version"], *(outcomes_by_way(entry["attempts"]).get(
-                way, "–") for way in WAYS), entry["reason"][:200])
-             for entry in data["surveyed"])))
+        return render("bisect.md", data=data, ways=WAYS, by_way=[
+            outcomes_by_way(entry["attempts"]) for entry in data["surveyed"]])
     timed = data.get("metric") == TIME
     shown = data.get("shown_packages") or []
     columns = ("version", "verdict", *(

@@ -1,7 +1,7 @@
 """The bisect's probe: one release's environment built (or the matrix's
 reused) and its suite run as a matrix row runs it, as often as the search
 asks; on the launch price each run also takes the row's A/B
-(``measure_launch.LaunchTime``) and the probe is its decision."""
+(``measure_launch.LaunchTime``), whose decision places the release."""
 from __future__ import annotations
 
 import json
@@ -36,8 +36,8 @@ TRIES = 3
 
 
 def note_matrix_env(location: str, spec: EnvSpec) -> None:
-    """Called by the matrix session: ``spec``'s environment is at
-    ``location`` (a folder under nox's envdir)."""
+    """The matrix session's note: ``spec``'s environment is at
+    ``location``."""
     index = Path(location).parent / ENV_INDEX
     index.mkdir(parents=True, exist_ok=True)
     (index / f"{spec.env_id}.json").write_text(
@@ -63,18 +63,12 @@ class ReleaseProber:
     ``on_probe()`` is called after each (the bisect saves them)."""
 
     def __init__(self, args: Namespace, envdir: str) -> None:
-        self.args = args
-        self.envdir = envdir
+        self.args, self.envdir = args, envdir
         self.on_time = args.metric == "launch-time"
         self.suite_size: int | None = None  # test runs in one run of the suite
         self.seen: dict[str, Probe] = {}
         self.on_probe: Any = lambda: None
         self.installed: set[str] = set()  # versions installed by this process
-
-    def spec(self, version: object) -> EnvSpec:
-        return EnvSpec(self.args.python,
-                       (f"{self.args.package}=={version}", *self.args.extra),
-                       self.args.sim)
 
     def wants_more(self, probe: Probe, min_runs: int, whole: bool) -> bool:
         if self.on_time:
@@ -91,7 +85,8 @@ class ReleaseProber:
         started = time.monotonic()
         probe = previous or Probe(str(version), "undecided" if self.on_time
                                   else "not-reproduced")
-        spec = self.spec(version)
+        spec = EnvSpec(self.args.python, (f"{self.args.package}=={version}",
+                                          *self.args.extra), self.args.sim)
         env = ProbeEnvironment(matrix_envdir(self.envdir, spec),
                                self.args.python, logger.info)
         try:
