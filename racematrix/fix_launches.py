@@ -36,10 +36,6 @@ WORKLOAD = {"device_calls": 1000, "location": "persistent",
             "switch_interval": launch_time.DEFAULT_SWITCH_INTERVAL}
 
 
-def launch_label(release: str, patch: str | None) -> str:
-    return f"{release}+{patch}" if patch else release
-
-
 def _quantile(samples: list[float], q: float) -> float | None:
     """Linear interpolation between order statistics (NumPy's default)."""
     if len(samples) < 2:
@@ -124,44 +120,23 @@ def time_launches(envs: dict[str, ProbeEnvironment], rounds: int,
     return {"labels": found, "load_per_round": loads}
 
 
-def launch_record(python: str, reference: str, releases: list[str],
-                  patches: list[str], timed: dict, limit: float, rounds: int,
-                  missing: list[str], command: str) -> dict:
-    """The ``fix_launch_time.json`` record of one interleaved run."""
-    rows = []
-    ref = summarize_samples(timed["labels"].get(reference, {}).get(
-        "samples", []), limit)
-    for label, seen in timed["labels"].items():
-        release, _, patch = label.partition("+")
-        summary = summarize_samples(seen["samples"], limit)
-        rows.append({"label": label, "release": release,
-                     "patch": patch or NONE, **summary,
-                     **ratios(summary, ref),
-                     "race_errors": seen["race_errors"],
-                     "error": seen["error"], "samples": seen["samples"]})
-    return {"python": python, "reference": reference, "releases": releases,
-            "patches": patches, "rounds": rounds, "limit": limit,
-            "workload": WORKLOAD,
-            "load_per_round": timed["load_per_round"], "missing": missing,
-            "rows": rows, **stamp(command)}
-
-
 def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
+    """``time_launches`` over the reference release and each release with
+    and without each patch, added to ``fix_launch_time.json`` (the newest
+    run per Python is the table's, earlier ones are kept)."""
     envs: dict[str, ProbeEnvironment] = {}
     missing: list[str] = []
-    wanted = [(args.reference, None)] + [
-        (release, patch) for release in args.releases
-        for patch in [None, *args.patches]]
-    for release, patch in wanted:
+    for release, patch in [(args.reference, None)] + [
+            (release, patch) for release in args.releases
+            for patch in [None, *args.patches]]:
         env, why = find_environment(envdir, args.python, release, patch)
         if env is None:
             missing.append(str(why))
             logger.info(why)
         else:
-            envs[launch_label(release, patch)] = env
-    reference = launch_label(args.reference, None)
-    if reference not in envs:
+            envs[f"{release}+{patch}" if patch else release] = env
+    if args.reference not in envs:
         raise BadInput(f"no environment of numba-cuda {args.reference} on "
                        f"Python {args.python} to compare with: run "
                        f"MATRIX_SPECS='numba-cuda=={args.reference}' "
@@ -170,18 +145,29 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                     for label, env in envs.items()}
     started = time.monotonic()
     timed = time_launches(envs, args.rounds, args.limit)
-    record = launch_record(args.python, reference, args.releases,
-                           args.patches, timed, args.limit, args.rounds,
-                           missing, command)
-    record["seconds"] = round(time.monotonic() - started, 1)
-    record["environments"] = environments
+    ref = summarize_samples(timed["labels"][args.reference]["samples"],
+                            args.limit)
+    rows = []
+    for label, seen in timed["labels"].items():
+        release, _, patch = label.partition("+")
+        summary = summarize_samples(seen["samples"], args.limit)
+        rows.append({"label": label, "release": release,
+                     "patch": patch or NONE, **summary, **ratios(summary, ref),
+                     **seen})
+    record = {"python": args.python, "reference": args.reference,
+              "releases": args.releases, "patches": args.patches,
+              "rounds": args.rounds, "limit": args.limit, "workload": WORKLOAD,
+              "load_per_round": timed["load_per_round"], "missing": missing,
+              "rows": rows, **stamp(command),
+              "seconds": round(time.monotonic() - started, 1),
+              "environments": environments}
     path = Path(out_dir) / LAUNCH_FILE
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         saved = {}
     runs, earlier = saved.get("runs", {}), saved.get("earlier", {})
-    if args.python in runs:  # the newest run per Python is the table's
+    if args.python in runs:
         earlier.setdefault(args.python, []).append(runs[args.python])
     runs[args.python] = record
     write_json_atomic(path, {"runs": runs, "earlier": earlier})
