@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import statistics
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -36,24 +35,15 @@ WORKLOAD = {"device_calls": 1000, "location": "persistent",
             "switch_interval": launch_time.DEFAULT_SWITCH_INTERVAL}
 
 
-def _quantile(samples: list[float], q: float) -> float | None:
-    """Linear interpolation between order statistics (NumPy's default)."""
-    if len(samples) < 2:
-        return samples[0] if samples else None
-    return statistics.quantiles(samples, n=100, method="inclusive")[
-        round(q * 100) - 1]
-
-
 def summarize_samples(samples: list[float], limit: float) -> dict:
-    """``n``, ``median``, ``p95``, ``max`` and how many launches were cut at
-    ``limit``; a quantile that lands on a cut launch is a lower bound
-    (``median_bound``/``p95_bound`` true)."""
-    median, p95 = _quantile(samples, 0.5), _quantile(samples, 0.95)
-    return {"n": len(samples), "median": median, "p95": p95,
-            "max": max(samples) if samples else None,
-            "past_limit": sum(1 for s in samples if s >= limit),
-            "median_bound": median is not None and median >= limit,
-            "p95_bound": p95 is not None and p95 >= limit}
+    """``launch_time.summarize``'s ``n``, ``median``, ``p95``, ``max``, and
+    how many launches were cut at ``limit``; a quantile that lands on a cut
+    launch is a lower bound (``median_bound``/``p95_bound`` true)."""
+    found = launch_time.summarize(samples)
+    del found["samples"]
+    return {**found, "past_limit": sum(1 for s in samples if s >= limit),
+            **{f"{key}_bound": found[key] is not None and found[key] >= limit
+               for key in ("median", "p95")}}
 
 
 def ratios(summary: dict, reference: dict) -> dict:

@@ -80,18 +80,17 @@ def test_the_rule_places_a_ratio_and_says_alike_only_with_a_free_core():
 
 
 @pytest.mark.e2e
-def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs):
+def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
+                                            tmp_path):
     from conftest import BUGGY, FIXED
 
     from racematrix.envspec import EnvSpec
     from racematrix.install import install
     from racematrix.venv import ProbeEnvironment
     workload = load_workload()
-    envs = []
     for release, unlocked in ((BUGGY, True), (FIXED, False)):
         env = ProbeEnvironment(matrix_envs[release], e2e_python,
                                lambda text: None)
-        envs.append(env)
         env.create()
         assert install(env, EnvSpec(e2e_python, (release,), True)) is None
         record = measure_launch.run_launch_time(
@@ -106,21 +105,26 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs):
             record["worst_pair"], record["n"] >= 3)
         assert record["workload"]["switch_interval"] == \
             workload.SWITCH_INTERVAL
-    buggy = envs[0]
     off = measure_launch.run_launch_time(env, False, ("--pairs", "3"))
     assert off["n"] == 0 and "NUMBA_ENABLE_CUDASIM" in off["error"]
 
-    # The fixes' launches: one A/B of each environment in turn, round
-    # after round, a launch past the limit counted at it.
-    timed = fix_launches.time_launches({"buggy": buggy, "fixed": env}, 2,
-                                       limit=60.0)
-    assert len(timed["load_per_round"]) == 2
-    for label in ("buggy", "fixed"):
-        found = timed["labels"][label]
-        assert found["error"] is None and len(found["samples"]) == 2
-        assert all(0 < s <= 60.0 for s in found["samples"])
-    cut = fix_launches.time_launches({"fixed": env}, 1, limit=1e-6)
-    assert cut["labels"]["fixed"]["samples"] == [1e-6]
+    # The fixes' launches (fix_compare's run): one A/B of each environment
+    # a round, FIXED's found by the matrix's index, a patched one not built
+    # named, a launch past the limit counted at it.
+    from argparse import Namespace
+    from conftest import PROJECT
+    release = FIXED.split("==")[1]
+    args = Namespace(python=e2e_python, reference=release, rounds=2,
+                     releases=[release], patches=["launch-scoped"], limit=1e-6)
+    record = fix_launches.run_launches(args, str(PROJECT / ".nox"), tmp_path,
+                                       "nox -s fix_compare")
+    [row] = record["rows"]
+    assert (row["label"], row["n"], row["past_limit"]) == (release, 2, 2)
+    assert row["median"] == 1e-6 and row["median_bound"]
+    assert row["median_ratio"] is None  # over a bound: no figure
+    assert "launch-scoped" in record["missing"][0]
+    saved = json.loads((tmp_path / fix_launches.LAUNCH_FILE).read_text())
+    assert saved["runs"][e2e_python]["rows"] == record["rows"]
 
 
 def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
