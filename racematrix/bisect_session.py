@@ -109,6 +109,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.start and args.end and Version(args.start) > Version(args.end):
         raise BadInput(f"bisect: --from {args.start} is newer than --to "
                        f"{args.end}; swap them")
+    if args.metric == "launch-time" and not args.sim:
+        raise BadInput("bisect: the launch price is the simulator's swap: "
+                       "--metric launch-time needs --sim 1")
     return args
 
 

@@ -144,6 +144,8 @@ def test_probe_limit_matches_the_issue():
      "is not a version number"),
     (["--package", "numba", "--python", "3.11", "--sim", "2"],
      "malformed simulator flag"),
+    (["--package", "numba", "--python", "3.11", "--sim", "0", "--metric",
+      "launch-time"], "--metric launch-time needs --sim 1"),
     (["--package", "numba", "--python", "3.11", "--initial-runs", "0"],
      "argument --initial-runs: needs a positive whole number, got '0'"),
     (["--package", "numba", "--python", "3.11", "--initial-runs=-3"],

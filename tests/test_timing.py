@@ -127,6 +127,30 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
     assert saved["runs"][e2e_python]["rows"] == record["rows"]
 
 
+@pytest.mark.e2e
+def test_a_price_probe_is_a_rows_suite_run_and_its_ab(e2e_python,
+                                                      matrix_envs):
+    """The bisect on time's probe of BUGGY (numba's built-in simulator: the
+    unlocked swap's own code) in the matrix's environment: a run of the
+    suite and the row's A/B after it, alike unless its pairs read 2x apart
+    (then it is taken again, up to TRIES)."""
+    from argparse import Namespace
+
+    from conftest import BUGGY, PROJECT
+
+    from racematrix.probers import TRIES, ReleaseProber
+    package, version = BUGGY.split("==")
+    prober = ReleaseProber(Namespace(
+        package=package, python=e2e_python, extra=(), sim=True, timeout=120,
+        metric="launch-time"), str(PROJECT / ".nox"))
+    probe = prober(version)
+    assert probe.launch["unlocked_code"] is True, probe
+    assert probe.verdict == "alike" or (probe.verdict, probe.tries) == (
+        "undecided", TRIES)
+    assert probe.tries >= 1 and probe.runs >= 1 and probe.way
+    assert prober(version) is probe  # placed: never probed again
+
+
 def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
     lines = (data_dir_module / "launch_time" /
              "workload-output.txt").read_text().splitlines()
