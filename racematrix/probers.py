@@ -13,9 +13,10 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from .envspec import EnvSpec
+from .envspec import EnvSpec, project_config
 from .fileio import scratch_folder
 from .install import install_resolved
+from .launch_time import MAX_PAIRS, PAIRS
 from .measure_launch import LaunchTime
 from .measure_race import RaceSuite
 from .measurement import Built, run_all
@@ -23,6 +24,7 @@ from .outcomes import RAN, Outcome
 from .provenance import gpu_name
 from .rawresult import Verdict, decide_verdict
 from .search import PRICE, Probe, decide_probe
+from .suites import PROJECT
 from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class ReleaseProber:
         self.seen: dict[str, Probe] = {}
         self.on_probe: Any = lambda: None
         self.installed: set[str] = set()  # versions installed by this process
+        rows = project_config(PROJECT)  # the rows' pairs, as the matrix's
+        self.launch_time = LaunchTime(rows.get("launches") or PAIRS,
+                                      rows.get("max_launches", MAX_PAIRS))
 
     def wants_more(self, probe: Probe, min_runs: int, whole: bool) -> bool:
         if self.on_time:
@@ -139,7 +144,7 @@ class ReleaseProber:
         """One run of the suite and the row's A/B after it: its decision,
         or None to try again while it reads undecided."""
         problem, fields = self.run(env, spec, probe, [
-            RaceSuite(1, self.args.timeout, ["-x"]), LaunchTime()])
+            RaceSuite(1, self.args.timeout, ["-x"]), self.launch_time])
         if problem:
             return problem
         probe.tries += 1
