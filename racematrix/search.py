@@ -236,12 +236,9 @@ def firming_runs(failures: int, runs: int, clean_probes: float) -> int:
 
 
 def decide_probe(failures: int, runs: int, min_runs: int,
-                 env_problem: str | None = None, whole: bool = False
-                 ) -> str | None:
+                 whole: bool = False) -> str | None:
     """A race probe's verdict so far, or None to keep running; ``whole``
     keeps it running to ``min_runs`` whatever it has seen."""
-    if env_problem:
-        return env_problem
     if runs < min_runs and (whole or not failures):
         return None
     return decide_verdict({

@@ -390,7 +390,6 @@ def test_a_probe_for_a_rate_runs_on_past_its_first_failure():
     assert decide_probe(1, 3, 22, whole=True) is None
     assert decide_probe(1, 22, 22, whole=True) == "reproduced"
     assert decide_probe(0, 22, 22, whole=True) == "not-reproduced"
-    assert decide_probe(0, 3, 22, "error", whole=True) == "error"
 
 
 # --- A guess: releases probed before the middle ---
