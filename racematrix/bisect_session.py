@@ -117,21 +117,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
                   out_dir: str | Path) -> dict | None:
-    """What ``--guess`` asks to probe first, as {"versions", "source"}, or
-    None: releases named (each must be in range), or, by default on launch
-    time, the race bisect's pair for this search."""
-    if args.guess == "none" or (args.guess == "auto" and
-                                args.metric != "launch-time"):
-        return None
-    if args.guess == "auto":
+    """What to probe first, {"versions", "source"}, or None: the releases
+    of ``--guess`` (each in range), or by default on launch time the race
+    bisect's pair for this search."""
+    if args.guess == "auto" and args.metric == "launch-time":
         pair, source = race_flip(out_dir, args.package, args.python,
                                  args.sim, args.extra, versions)
-        if not pair:
-            return None
-        logger.info("probing first the pair where the race bisect (%s) "
-                    "placed its flip: %s and %s (`--guess none` starts from "
-                    "the middle)", source, *pair)
-        return {"versions": pair, "source": source}
+        if pair:
+            logger.info("probing first the pair where the race bisect (%s) "
+                        "placed its flip: %s and %s (`--guess none` starts "
+                        "from the middle)", source, *pair)
+        return {"versions": pair, "source": source} if pair else None
+    if args.guess in ("auto", "none"):
+        return None
     by_version = {Version(str(v)): str(v) for v in versions}
     for wanted in args.guess:
         if Version(wanted) not in by_version:
