@@ -16,9 +16,9 @@ from .companions import WAYS, outcomes_by_way
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import render, table
 from .rawresult import RawResultWarning
+from .search import USABLE
 
 TIME = "launch-time"
-DECIDED = ("reproduced", "not-reproduced", "alike", "slower")
 # An interrupted bisect's file: its probes so far, saved as each finished,
 # beside (never over) a finished bisect of the same search.
 PARTIAL = ".partial"
@@ -195,7 +195,7 @@ def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:
 
 
 def _unplaced_reason(probe: dict) -> str | None:
-    if probe["verdict"] in DECIDED:
+    if probe["verdict"] in USABLE:
         return None
     reason = probe["reason"]
     if probe["verdict"] == "skipped" and reason.startswith("no wheel"):
