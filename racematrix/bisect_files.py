@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 
 from .companions import WAYS, outcomes_by_way
 from .fileio import write_json_atomic, write_text_atomic
-from .markdown import render, table
+from .markdown import render
 from .rawresult import RawResultWarning
 from .search import USABLE
 
@@ -141,41 +141,9 @@ def markdown(data: dict) -> str:
     if "surveyed" in data:
         return render("bisect.md", data=data, ways=WAYS, by_way=[
             outcomes_by_way(entry["attempts"]) for entry in data["surveyed"]])
-    timed = data.get("metric") == TIME
-    shown = data.get("shown_packages") or []
-    columns = ("version", "verdict", *(
-        ("ratio", "median s", "unlocked median s", "idle CPUs", "A/Bs")
-        if timed else ("runs", "failures")), "installed", "reason")
-    rows = []
-    for first, last, probe, count in condensed_probes(data["tested"]):
-        launch = probe.get("launch") or {}
-        rows.append((first if count == 1 else
-                     f"{first} – {last} ({count} releases)", probe["verdict"],
-                     *((launch.get("ratio"), number(probe.get("median")),
-                        number((launch.get("unlocked") or {}).get("median")),
-                        launch.get("idle_cpus"), probe.get("tries"))
-                       if timed else (probe["runs"], probe["failures"])),
-                     installed_cell(probe, shown), probe["reason"]))
-    return render("bisect.md", data=data, timed=timed,
-                  probes=table(columns, rows))
-
-
-def number(value: float | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
-
-
-def installed_cell(probe: dict, shown: Sequence[str]) -> str:
-    """How a probe's release was installed: the way, the index date, and
-    the resolved versions of the packages in ``shown``."""
-    if not probe.get("way"):
-        tried = ", ".join(a["way"] for a in probe.get("attempts", []))
-        return f"tried {tried}" if tried else ""
-    date = f" as of {probe['exclude_newer'][:10]}" \
-        if probe.get("exclude_newer") else ""
-    packages = probe.get("packages", {})
-    versions = ", ".join(f"{name} {packages[name]}" for name in shown
-                         if name in packages)
-    return f"{probe['way']}{date}" + (f": {versions}" if versions else "")
+    return render("bisect.md", data=data, timed=data.get("metric") == TIME,
+                  shown=data.get("shown_packages") or [],
+                  groups=condensed_probes(data["tested"]))
 
 
 def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:

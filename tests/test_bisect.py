@@ -7,7 +7,7 @@ import pytest
 from packaging.version import Version
 
 from racematrix.bisect_files import (bisect_stem, condensed_probes,
-                                     installed_cell, markdown, race_flip,
+                                     markdown, race_flip,
                                      widest_bisects)
 from racematrix.bisect_session import parse_args, resolve_guess
 from racematrix.errors import BadInput
@@ -202,12 +202,15 @@ def test_the_table_says_how_each_release_was_installed():
                   exclude_newer="2025-08-09T11:30:37Z",
                   packages={"numba-cuda": "0.18.1", "numba": "0.61.2",
                             "pytest": "8.4.1"}).to_json()
-    assert installed_cell(probe, ["numba-cuda", "numba"]) == \
-        "as-of-upload+extras as of 2025-08-09: numba-cuda 0.18.1, numba 0.61.2"
     failed = Probe("0.0.0", "error", reason="no code", attempts=[
         {"way": "as-asked", "outcome": "import-failed", "reason": "x"},
         {"way": "as-of-upload", "outcome": "import-failed", "reason": "x"}]).to_json()
-    assert installed_cell(failed, ["numba"]) == "tried as-asked, as-of-upload"
+    text = markdown(race_data(tested=[failed, probe],
+                              shown_packages=["numba-cuda", "numba"]))
+    assert "| 0.18.1 | reproduced | 22 | 3 | as-of-upload+extras as of " \
+        "2025-08-09: numba-cuda 0.18.1, numba 0.61.2 |" in text
+    assert "| 0.0.0 | error | 0 | 0 | tried as-asked, as-of-upload | no " \
+        "code |" in text
 
 
 def race_data(**fields):
