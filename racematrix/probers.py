@@ -120,9 +120,8 @@ class ReleaseProber:
 
     def race(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
              min_runs: int, whole: bool) -> tuple[str, str] | None:
-        """One batch of runs, or the verdict where it is reached. Runs
-        asked for whole (a rate) go to the end; the others stop at the
-        first failure, which is all a verdict needs."""
+        """The verdict where it is reached, else one batch of runs (to the
+        end for a rate, ``whole``; else up to the first failure)."""
         verdict = decide_probe(probe.failures, probe.runs, min_runs,
                                whole=whole)
         if verdict and probe.runs:
@@ -194,9 +193,8 @@ class ReleaseProber:
 
 def record_installation(probe: Probe, installation: Any) -> None:
     """Copy how the release was installed into its probe."""
-    probe.way = installation.way
-    probe.exclude_newer = installation.exclude_newer
+    for name in ("way", "exclude_newer", "implementation"):
+        setattr(probe, name, getattr(installation, name))
     probe.requirements = list(installation.requirements)
     probe.attempts = installation.resolution()["attempts"]
     probe.packages = dict(installation.packages)
-    probe.implementation = installation.implementation
