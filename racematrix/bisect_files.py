@@ -45,9 +45,9 @@ def searched(data: dict) -> tuple:
 
 def search_key(data: dict) -> tuple:
     """What makes two runs the same search: a saved probe is reused only
-    by the same search."""
+    by the same search (on launch time, with as many tries)."""
     return (*searched(data), data.get("from"), data.get("to"),
-            data.get("metric", "failure"))
+            data.get("metric", "failure"), data.get("tries"))
 
 
 def widest_bisects(bisects: Iterable[dict]) -> list[dict]:

@@ -178,7 +178,8 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
               "python": args.python, "sim": args.sim, "with": list(args.extra),
               "from": args.start, "to": args.end,
               "releases": [str(v) for v in versions],
-              "excluded_by_requires_python": excluded}
+              "excluded_by_requires_python": excluded,
+              **({"tries": TRIES} if args.metric == "launch-time" else {})}
     if args.survey:
         return run_survey(args, versions, envdir, Path(out_dir) / "survey",
                           {**search, "provenance": stamp(command)}, started)
@@ -206,7 +207,6 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                 "rate_used": result.rate_used,
                 "runs_to_rule_out": result.runs_to_rule_out,
                 "miss_probability": MISS_PROBABILITY,
-                **({"tries": TRIES} if on_time else {}),
                 "seconds": round(time.monotonic() - started, 1),
                 "provenance": stamp(command), **more}
 

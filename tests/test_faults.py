@@ -516,10 +516,12 @@ def test_an_interrupted_bisect_on_launch_time_resumes_too(
     assert saved["partial"] and saved["metric"] == "launch-time"
     assert len(saved["tested"]) == 4
     assert "(partial" in partial.with_suffix(".md").read_text()
-    # The race's search of the same releases does not take these probes.
-    key = bisect_files.search_key({**saved, "metric": "failure"})
-    assert bisect_files.load_partial(tmp_path, partial.name[:-len(
-        ".partial.json")], key)[1] is None
+    # The race's search of the same releases does not take these probes,
+    # nor one that tries an undecided release another number of times.
+    for other in ({"metric": "failure"}, {"tries": saved["tries"] + 1}):
+        key = bisect_files.search_key({**saved, **other})
+        assert bisect_files.load_partial(tmp_path, partial.name[:-len(
+            ".partial.json")], key)[1] is None
     again = PricedOracle()
     data = run_resumable(tmp_path, again, monkeypatch, "--metric",
                          "launch-time")
