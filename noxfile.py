@@ -126,7 +126,7 @@ def bisect(session):
     from racematrix import bisect_session
     try:
         data = bisect_session.run_bisect(
-            session.posargs, ".nox", f"{RESULTS}/bisect", session.log,
+            session.posargs, ".nox", f"{RESULTS}/bisect",
             matrix_session.session_command(session.name, session.posargs))
     except BadInput as error:
         session.error(str(error))

@@ -35,17 +35,14 @@ class MweRun:
 
     def no_report_reason(self, pytest_args: Sequence[str] = ()) -> str:
         if self.returncode < 0:
-            try:
-                name = signal.Signals(-self.returncode).name
-            except ValueError:
-                name = str(-self.returncode)
-            return f"pytest was killed by signal {name} before its report"
-        reason = (f"pytest exited {self.returncode} without a report: "
-                  f"{first_error_line(self.tail)}")
-        if pytest_args:
-            reason += (f" (the options after `--`, {' '.join(pytest_args)}, "
-                       f"may stop it)")
-        return reason
+            signals = {-s.value: s.name for s in signal.Signals}
+            return (f"pytest was killed by signal "
+                    f"{signals.get(self.returncode, -self.returncode)} "
+                    f"before its report")
+        return (f"pytest exited {self.returncode} without a report: "
+                f"{first_error_line(self.tail)}" + (
+                    f" (the options after `--`, {' '.join(pytest_args)}, "
+                    f"may stop it)" if pytest_args else ""))
 
 
 def usage_error(run: MweRun) -> str | None:
@@ -91,16 +88,13 @@ def first_error_line(lines: Sequence[str]) -> str:
 class RaceSuite:
     """``count`` runs of each test of the suite, ``timeout`` s each before a
     run counts as hung. Arguments pytest rejects raise ``BadInput`` (the
-    user's, not the environment's); ``last_run`` keeps the run (the bisect
-    reads its size)."""
+    user's, not the environment's); ``last_run`` keeps the run."""
     name = "race"
 
     def __init__(self, count: int, timeout: float,
                  pytest_args: Sequence[str] = (), echo: bool = True) -> None:
-        self.count = count
-        self.timeout = timeout
+        self.count, self.timeout, self.echo = count, timeout, echo
         self.pytest_args = tuple(pytest_args)
-        self.echo = echo
         self.last_run: MweRun | None = None
 
     def run(self, built: Built) -> MweRun:
@@ -121,10 +115,10 @@ class RaceSuite:
                 self.echo, cwd=scratch)
             seconds = time.monotonic() - started
             try:
-                properties, runs = outcomes.parse_junit(junit, suite.signature)
+                return MweRun(returncode, tail, seconds,
+                              *outcomes.parse_junit(junit, suite.signature))
             except outcomes.JUnitError:
                 return MweRun(returncode, tail, seconds, None, None)
-            return MweRun(returncode, tail, seconds, properties, runs)
 
     def measure(self, built: Built) -> dict[str, Any]:
         concurrency = built.running()

@@ -1,122 +1,246 @@
-"""The bisect's search, whatever it measures: ``git bisect`` over releases
-with skipping. ``find_ends`` finds the usable ends of a range and ``narrow``
-halves the span between two releases that differ; what "usable" and
-"differ" mean is the caller's (the race's verdict, or launch time)."""
+"""The bisect's search: ``git bisect`` over releases (oldest first) for the
+adjacent pair whose verdicts differ, on the race (flaky: "not reproduced"
+only after the runs that miss the bug with a chance below
+``MISS_PROBABILITY`` at the reproducing end's rate) or on the launch price
+("alike" or "slower"). A release not placed is skipped (``git bisect
+skip``)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .outcomes import Outcome
+from .rawresult import decide_verdict
+from .stats import runs_to_rule_out, wilson_interval
+
+MISS_PROBABILITY = 0.001
+# How many times the first look's runs each end gets when neither end
+# reproduced at first.
+ESCALATION = 10
+# The most runs firming_runs gives the reproducing end: this many times
+# its first look.
+FIRMING_GROWTH = 16
+RACE = ("reproduced", "not-reproduced")
+PRICE = ("alike", "slower")
+USABLE = RACE + PRICE
 
 
-def find_ends(versions, usable_at, verb=("test", "tested")):
-    """The first and the last release for which ``usable_at(index)`` holds
-    (it tests the release), searched from either end: (lo, hi, None), or
-    (lo, hi, why) where the range has no two such releases. ``verb`` words
-    the reason: ("time", "timed") for the bisect on time."""
-    if not versions:
-        return None, None, f"no release to {verb[0]} in the range"
-    lo = next((i for i in range(len(versions)) if usable_at(i)), None)
-    if lo is None:
-        return None, None, f"no release in the range could be {verb[1]}"
-    hi = next((i for i in range(len(versions) - 1, lo, -1) if usable_at(i)),
-              None)
-    if hi is None:
-        return lo, None, (f"only {versions[lo]} could be {verb[1]}; nothing "
-                          f"to compare it with")
-    return lo, hi, None
+@dataclass
+class Probe:
+    """What one release gave: its verdict, the suite's runs (and, on the
+    launch price, ``tries`` A/Bs and the last one's ``launch`` record), and
+    how it was installed (``companions.Installation``)."""
+    version: str
+    verdict: str
+    runs: int = 0
+    failures: int = 0
+    reason: str = ""
+    seconds: float = 0.0
+    tries: int = 0
+    launch: dict | None = None
+    way: str | None = None
+    exclude_newer: str | None = None
+    requirements: list = field(default_factory=list)
+    attempts: list = field(default_factory=list)
+    packages: dict = field(default_factory=dict)
+    implementation: dict | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.launch:  # the installed side's launches, as the report reads
+            data.update({k: self.launch.get(k) for k in ("n", "median", "p95")})
+        return data
 
 
-def narrow(lo, hi, low_verdict, decide, known_unusable, usable, first=()):
-    """``git bisect`` between indices ``lo`` and ``hi``, whose verdicts
-    differ, with skipping: ``decide(index)`` tests a release and returns its
-    verdict; one not in ``usable`` is skipped, and the untested release
-    nearest the middle is tried instead (``known_unusable(index)`` says a
-    release was already found untestable). ``first`` (indices, a guess such
-    as another bisect's pair) are tried before the middle while they lie
-    between ``lo`` and ``hi``: each is placed by its own probe like any
-    other, so a wrong guess costs its probes, never the answer. Returns
-    (lo, hi, stuck): stuck is True when no release between could be
-    placed."""
-    guesses = list(first)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        guesses = [i for i in guesses if lo < i < hi]
-        candidates = guesses[:1] + sorted(
-            (i for i in range(lo + 1, hi) if i not in guesses[:1]),
-            key=lambda i: (abs(i - mid), i))
-        guesses = guesses[1:]
-        for index in candidates:
-            if known_unusable(index):
-                continue
-            verdict = decide(index)
-            if verdict in usable:
-                break
-        else:
-            return lo, hi, True
-        if verdict == low_verdict:
-            lo = index
-        else:
-            hi = index
-    return lo, hi, False
+@dataclass
+class BisectResult:
+    versions: list[str]
+    tested: list[Probe]
+    boundary: dict | None
+    summary: str
+    runs_to_rule_out: int | None = None
+    rate_used: float | None = None
+
+    @property
+    def decisive_probes(self) -> int:
+        return sum(p.verdict in USABLE for p in self.tested)
 
 
-def guess_indices(versions, guess):
-    """The indices of the releases of ``guess`` (version strings) that are
-    in ``versions``, in the guess's order."""
-    where = {str(version): index for index, version in enumerate(versions)}
-    return [where[str(version)] for version in guess if str(version) in where]
-
-
-def guess_held(guess, found):
-    """Whether a search's ``found`` boundary (``boundary()``'s dict, or
-    None) is the adjacent pair ``guess`` named: True, False, or None where
-    there was no pair to compare."""
-    if len(guess) != 2 or not found:
-        return None
-    return [found["before"]["version"], found["after"]["version"]] == \
-        [str(version) for version in guess]
-
-
-def span_text(between):
-    """``0.25.0``, or ``3 releases, 0.25.0 to 0.27.0``."""
-    return between[0] if len(between) == 1 else \
-        f"{len(between)} releases, {between[0]} to {between[-1]}"
-
-
-def boundary(tested, versions, lo, hi):
-    return {"before": {"version": versions[lo],
-                       "verdict": tested[versions[lo]].verdict},
-            "after": {"version": versions[hi],
-                      "verdict": tested[versions[hi]].verdict}}
-
-
-def probe_limit(n):
+def probe_limit(n: int) -> int:
+    """The decisive probes a search of ``n`` releases may take."""
     return (max(n, 1) - 1).bit_length() + 3
 
 
-class Probed:
-    """What a search has measured so far, by release. Calling it with a
-    release's index and an amount (runs, launches) measures that release
-    through ``measure(version, amount, **how)`` and keeps the probe; with
-    ``alongside`` (indices), through ``measure(version, amount,
-    alongside=versions)``, which takes each of the release's new
-    measurements in turn with one of each release alongside (like with
-    like over time) and returns their probes, the release's first.
-    ``in_order`` gives the probes oldest release first."""
+class Search:
+    """The releases and what probing them gave: ``search(index, *how)``
+    probes one through ``probe(version, *how)`` and keeps the probe."""
 
-    def __init__(self, versions, measure):
+    def __init__(self, versions: Sequence[object],
+                 probe: Callable[..., Probe]) -> None:
         self.versions = [str(v) for v in versions]
-        self.measure = measure
-        self.by_version = {}
+        self.probe = probe
+        self.tested: dict[str, Probe] = {}
 
-    def __call__(self, index, amount, alongside=(), **how):
-        if not alongside:
-            probe = self.measure(self.versions[index], amount, **how)
-            self.by_version[self.versions[index]] = probe
-            return probe
-        probes = self.measure(self.versions[index], amount, alongside=[
-            self.versions[i] for i in alongside])
-        for probe in probes:
-            self.by_version[probe.version] = probe
-        return probes[0]
+    def __call__(self, index: int, *how: Any) -> Probe:
+        found = self.tested[self.versions[index]] = self.probe(
+            self.versions[index], *how)
+        return found
 
-    def in_order(self):
+    def verdict(self, index: int) -> str:
+        return self.tested[self.versions[index]].verdict
+
+    def result(self, lo_hi: tuple[int, int] | None, summary: str,
+               **fields: Any) -> BisectResult:
         order = {v: i for i, v in enumerate(self.versions)}
-        return sorted(self.by_version.values(),
-                      key=lambda probe: order[probe.version])
+        tested = sorted(self.tested.values(), key=lambda p: order[p.version])
+        found = None if lo_hi is None else {
+            side: {"version": self.versions[i], "verdict": self.verdict(i)}
+            for side, i in zip(("before", "after"), lo_hi)}
+        return BisectResult(self.versions, tested, found, summary, **fields)
+
+    def ends(self, placed: Callable[[int], bool]) -> tuple[int, int] | str:
+        """The first and the last release ``placed``, or why there are
+        not two."""
+        n = len(self.versions)
+        lo = next((i for i in range(n) if placed(i)), None)
+        if lo is None:
+            return "no release in the range could be tested" if n else \
+                "no release to test in the range"
+        hi = next((i for i in range(n - 1, lo, -1) if placed(i)), None)
+        if hi is None:
+            return (f"only {self.versions[lo]} could be tested; nothing to "
+                    f"compare it with")
+        return lo, hi
+
+    def settle(self, lo: int, hi: int, look: Callable[[int], Probe],
+               guess: Sequence[str] = (), **fields: Any) -> BisectResult:
+        """Between ends ``lo`` and ``hi``: ``look(index)`` places a release;
+        the untested one nearest the middle replaces one it cannot place.
+        Releases of ``guess`` are tried first while they lie between: each
+        is placed by its own probe, so a wrong guess costs probes, never
+        the answer."""
+        v, low = self.versions, self.verdict(lo)
+        if low == self.verdict(hi):
+            return self.result(None, f"both ends ({v[lo]}, {v[hi]}) are "
+                               f"{low}: nothing flips in this range", **fields)
+        guesses = [v.index(str(g)) for g in guess if str(g) in v]
+        stuck = False
+        while hi - lo > 1 and not stuck:
+            mid = (lo + hi) // 2
+            guesses = [i for i in guesses if lo < i < hi]
+            order = guesses[:1] + sorted(
+                (i for i in range(lo + 1, hi) if i not in guesses[:1]),
+                key=lambda i: (abs(i - mid), i))
+            guesses = guesses[1:]
+            index = next((i for i in order if (
+                v[i] not in self.tested or self.verdict(i) in USABLE)
+                and look(i).verdict in USABLE), None)
+            if index is None:
+                stuck = True
+            elif self.verdict(index) == low:
+                lo = index
+            else:
+                hi = index
+        if stuck:
+            between = v[lo + 1:hi]
+            span = between[0] if len(between) == 1 else \
+                f"{len(between)} releases, {between[0]} to {between[-1]}"
+            return self.result((lo, hi), f"the verdict flips between "
+                               f"{v[lo]} and {v[hi]}; the releases between "
+                               f"({span}) could not be placed", **fields)
+        what = (f"the bug is {'fixed' if low == 'reproduced' else 'introduced'}"
+                if low in RACE else
+                f"launch time {'rose' if low == 'alike' else 'fell'}")
+        return self.result((lo, hi), f"{what} between {v[lo]} ({low}) and "
+                           f"{v[hi]} ({self.verdict(hi)})", **fields)
+
+
+def bisect_on_time(versions: Sequence[object], probe: Callable[..., Probe],
+                   guess: Sequence[str] = ()) -> BisectResult:
+    """The pair where the launch price flips: ``probe(version)`` gives a
+    release's "alike"/"slower" (its rows' A/B), or another verdict where it
+    cannot be placed."""
+    search = Search(versions, probe)
+    ends = search.ends(lambda i: search(i).verdict in PRICE)
+    if isinstance(ends, str):
+        return search.result(None, ends)
+    return search.settle(*ends, search, guess)
+
+
+def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
+                    initial_runs: int, guess: Sequence[str] = ()
+                    ) -> BisectResult:
+    """The pair where the race's verdict flips. ``probe(version, min_runs,
+    whole=False)`` runs a release until a failure ("reproduced") or
+    ``min_runs`` runs ("not-reproduced"), adding to what it has; ``whole``
+    runs on to ``min_runs`` whatever it sees (a rate). Where one end's rate
+    is known poorly it first gets more runs (``firming_runs``)."""
+    search = Search(versions, probe)
+    v, tested = search.versions, search.tested
+    found = search.ends(lambda i: search(i, initial_runs, True).verdict
+                        in RACE)
+    if isinstance(found, str):
+        return search.result(None, found)
+    lo, hi = found
+    ends = tested[v[lo]], tested[v[hi]]
+    if not any(p.verdict == "reproduced" for p in ends):
+        # A rare bug can hide from a first look at both ends.
+        ends = search(lo, ESCALATION * initial_runs, True), \
+            search(hi, ESCALATION * initial_runs, True)
+    reproducing = [p for p in ends if p.verdict == "reproduced"]
+    if not reproducing:
+        return search.result(None, f"the bug was reproduced at neither end "
+                             f"({v[lo]}: 0 of {ends[0].runs} runs, {v[hi]}: "
+                             f"0 of {ends[1].runs}): nothing flips in this "
+                             f"range")
+    if len(reproducing) == 1:
+        # To rule out: the other end and about half the probes between.
+        clean = 1 + math.ceil(math.log2(max(hi - lo, 2))) / 2
+        runs = firming_runs(reproducing[0].failures, reproducing[0].runs,
+                            clean)
+        if runs > reproducing[0].runs:
+            end = lo if ends[0].verdict == "reproduced" else hi
+            reproducing = [search(end, runs, True)]
+    # The lower 95% bound at the reproducing end(s): "not reproduced" safe.
+    rate = max(min(wilson_interval(p.failures, p.runs)[0]
+                   for p in reproducing), 1e-4)
+    needed = runs_to_rule_out(rate, MISS_PROBABILITY)
+    for index in (lo, hi):
+        if search.verdict(index) == "not-reproduced":
+            search(index, needed)
+    return search.settle(lo, hi, lambda i: search(i, needed), guess,
+                         runs_to_rule_out=needed, rate_used=rate)
+
+
+def firming_runs(failures: int, runs: int, clean_probes: float) -> int:
+    """The runs the reproducing end should have in all: ``runs`` or a
+    doubling of it, whichever makes the fewest runs with ``clean_probes``
+    releases ruled out at the lower 95% bound of the rate (runs not yet
+    made counted at the rate seen, ``failures`` of ``runs``)."""
+    if not failures or not runs:
+        return runs
+    rate = failures / runs
+
+    def cost(total: int) -> float:
+        low = wilson_interval(round(rate * total), total)[0]
+        return total + clean_probes * runs_to_rule_out(max(low, 1e-4),
+                                                       MISS_PROBABILITY)
+    best, total = runs, runs
+    while total * 2 <= FIRMING_GROWTH * runs:
+        total *= 2
+        if cost(total) < cost(best):
+            best = total
+    return best
+
+
+def decide_probe(failures: int, runs: int, min_runs: int,
+                 whole: bool = False) -> str | None:
+    """A race probe's verdict so far, or None to keep running; ``whole``
+    keeps it running to ``min_runs`` whatever it has seen."""
+    if runs < min_runs and (whole or not failures):
+        return None
+    return decide_verdict({
+        Outcome.TARGET: failures, Outcome.PASS: runs - failures,
+        Outcome.OTHER: 0, Outcome.HANG: 0, Outcome.SKIP: 0})[0]

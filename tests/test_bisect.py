@@ -7,12 +7,11 @@ import pytest
 from packaging.version import Version
 
 from racematrix.bisect_files import (bisect_stem, condensed_probes,
-                                     guess_lines, installed_cell, race_flip,
-                                     render_bisect, widest_bisects)
+                                     markdown, race_flip,
+                                     widest_bisects)
 from racematrix.bisect_session import parse_args, resolve_guess
 from racematrix.errors import BadInput
-from racematrix.race_search import Probe, bisect_releases, decide_probe
-from racematrix.search import guess_held, guess_indices, probe_limit
+from racematrix.search import Probe, bisect_releases, decide_probe, probe_limit
 
 VERSIONS = [f"0.{i}.0" for i in range(40)]
 
@@ -107,7 +106,7 @@ def test_broken_versions_are_skipped_like_git_bisect_skip():
     assert result.boundary["before"]["version"] == "0.18.0"
     assert result.boundary["after"]["version"] == "0.22.0"
     assert "the releases between (3 releases, 0.19.0 to 0.21.0) could not " \
-        "be tested" in result.summary
+        "be placed" in result.summary
     assert {p.version for p in result.tested if p.verdict == "error"} <= broken
     assert result.decisive_probes <= limit(len(VERSIONS))
 
@@ -145,6 +144,8 @@ def test_probe_limit_matches_the_issue():
      "is not a version number"),
     (["--package", "numba", "--python", "3.11", "--sim", "2"],
      "malformed simulator flag"),
+    (["--package", "numba", "--python", "3.11", "--sim", "0", "--metric",
+      "launch-time"], "--metric launch-time needs --sim 1"),
     (["--package", "numba", "--python", "3.11", "--initial-runs", "0"],
      "argument --initial-runs: needs a positive whole number, got '0'"),
     (["--package", "numba", "--python", "3.11", "--initial-runs=-3"],
@@ -201,16 +202,19 @@ def test_the_table_says_how_each_release_was_installed():
                   exclude_newer="2025-08-09T11:30:37Z",
                   packages={"numba-cuda": "0.18.1", "numba": "0.61.2",
                             "pytest": "8.4.1"}).to_json()
-    assert installed_cell(probe, ["numba-cuda", "numba"]) == \
-        "as-of-upload+extras as of 2025-08-09: numba-cuda 0.18.1, numba 0.61.2"
     failed = Probe("0.0.0", "error", reason="no code", attempts=[
         {"way": "as-asked", "outcome": "import-failed", "reason": "x"},
         {"way": "as-of-upload", "outcome": "import-failed", "reason": "x"}]).to_json()
-    assert installed_cell(failed, ["numba"]) == "tried as-asked, as-of-upload"
+    text = markdown(race_data(tested=[failed, probe],
+                              shown_packages=["numba-cuda", "numba"]))
+    assert "| 0.18.1 | reproduced | 22 | 3 | as-of-upload+extras as of " \
+        "2025-08-09: numba-cuda 0.18.1, numba 0.61.2 |" in text
+    assert "| 0.0.0 | error | 0 | 0 | tried as-asked, as-of-upload | no " \
+        "code |" in text
 
 
-def test_markdown_states_the_numbers_used():
-    data = {"package": "numba-cuda", "python": "3.11", "sim": True,
+def race_data(**fields):
+    return {"package": "numba-cuda", "python": "3.11", "sim": True,
             "with": ["numba==0.61.2"], "releases": ["0.24.0", "0.26.0"],
             "tested": [Probe("0.24.0", "reproduced", 22, 7, "7 of 22").to_json(),
                        Probe("0.26.0", "not-reproduced", 44, 0, "0 of 44").to_json()],
@@ -219,8 +223,12 @@ def test_markdown_states_the_numbers_used():
             "runs_to_rule_out": 39, "miss_probability": 0.001, "seconds": 30.0,
             "boundary": {}, "provenance": {"command": "nox -s bisect",
                                            "finished": "2026-11-24",
-                                           "machine": {"os": "Linux", "cores": 2}}}
-    text = render_bisect(data)
+                                           "machine": {"os": "Linux", "cores": 2}},
+            **fields}
+
+
+def test_markdown_states_the_numbers_used():
+    text = markdown(race_data())
     assert "after 39 passing runs" in text and "16.4% per run" in text
     assert "| 0.26.0 | not-reproduced | 44 | 0 |" in text
 
@@ -241,23 +249,22 @@ def test_runs_of_missing_wheels_are_condensed():
 
 
 def test_excluded_releases_are_noted():
-    data = {"package": "numba", "python": "3.10", "sim": True, "with": [],
-            "releases": ["0.55.0", "0.56.0"],
-            "excluded_by_requires_python": ["0.52.0", "0.53.0", "0.54.1"],
-            "tested": [], "summary": "nothing flips", "decisive_probes": 2,
-            "probe_limit": 4, "rate_used": None, "runs_to_rule_out": None,
-            "miss_probability": 0.001, "seconds": 1.0, "boundary": None,
-            "provenance": {"command": "nox -s bisect", "finished": "2026-11-25",
-                           "machine": {"os": "Linux", "cores": 2}}}
+    data = race_data(python="3.10", excluded_by_requires_python=[
+        "0.52.0", "0.53.0", "0.54.1"], rate_used=None)
     assert "Left out before the search: 3 releases (0.52.0 to 0.54.1) whose " \
-        "Requires-Python excludes Python 3.10." in render_bisect(data)
+        "Requires-Python excludes Python 3.10." in markdown(data)
 
 
 @pytest.mark.e2e  # asks the package index
 def test_releases_are_judged_by_the_target_python_not_noxs():
     from racematrix.bisect_session import releases_in_range
-    on_310, excluded_310 = releases_in_range("numba", "3.10", "0.51.2", "0.56.0")
-    on_312, excluded_312 = releases_in_range("numba", "3.12", "0.51.2", "0.56.0")
+
+    def releases(python):
+        return releases_in_range(parse_args([
+            "--package", "numba", "--python", python, "--from", "0.51.2",
+            "--to", "0.56.0"]))
+    on_310, excluded_310 = releases("3.10")
+    on_312, excluded_312 = releases("3.12")
     # 0.55 was the first numba for 3.10 and excludes 3.11 and newer, whichever
     # Python runs pip here.
     assert "0.55.2" in map(str, on_310) and "0.55.2" in excluded_312
@@ -315,7 +322,7 @@ IDLE, LOADED = (8, 22), (2, 22)
 
 
 def total_runs(failures, runs, clean):
-    from racematrix.race_search import MISS_PROBABILITY
+    from racematrix.search import MISS_PROBABILITY
     from racematrix.stats import runs_to_rule_out, wilson_interval
     low = wilson_interval(round(failures / runs * clean[1]), clean[1])[0]
     return clean[1] + clean[0] * runs_to_rule_out(low, MISS_PROBABILITY)
@@ -324,7 +331,7 @@ def total_runs(failures, runs, clean):
 @pytest.mark.parametrize("seen", [IDLE, LOADED, (1, 22), (22, 22), (3, 5)])
 @pytest.mark.parametrize("clean", [1, 1.5, 4])
 def test_firming_runs_never_costs_more_than_it_spares(seen, clean):
-    from racematrix.race_search import FIRMING_GROWTH, firming_runs
+    from racematrix.search import FIRMING_GROWTH, firming_runs
     failures, runs = seen
     chosen = firming_runs(failures, runs, clean)
     assert runs <= chosen <= FIRMING_GROWTH * runs
@@ -334,7 +341,7 @@ def test_firming_runs_never_costs_more_than_it_spares(seen, clean):
 
 
 def test_a_poorly_known_rate_gets_more_runs_and_a_firm_one_none():
-    from racematrix.race_search import firming_runs
+    from racematrix.search import firming_runs
     assert firming_runs(*LOADED, 1.5) > LOADED[1]
     assert firming_runs(*IDLE, 1.5) == IDLE[1]
     # The more releases to rule out, the more a firmer rate is worth.
@@ -346,7 +353,7 @@ def test_a_poorly_known_rate_gets_more_runs_and_a_firm_one_none():
 def test_firming_the_rate_spares_runs_over_many_searches(rate, monkeypatch):
     """Ten flaky searches each with and without more runs at the
     reproducing end: the same answers, and fewer runs in all with them."""
-    from racematrix import race_search
+    from racematrix import search as race_search
     totals = {}
     for growth in (1, race_search.FIRMING_GROWTH):
         monkeypatch.setattr(race_search, "FIRMING_GROWTH", growth)
@@ -386,7 +393,6 @@ def test_a_probe_for_a_rate_runs_on_past_its_first_failure():
     assert decide_probe(1, 3, 22, whole=True) is None
     assert decide_probe(1, 22, 22, whole=True) == "reproduced"
     assert decide_probe(0, 22, 22, whole=True) == "not-reproduced"
-    assert decide_probe(0, 3, 22, "error", whole=True) == "error"
 
 
 # --- A guess: releases probed before the middle ---
@@ -404,18 +410,6 @@ def test_a_guess_is_probed_first_and_placed_like_any_release(k, guess):
     assert between[0] == guess[0]
     if guess == [VERSIONS[k - 1], VERSIONS[k]]:
         assert set(between) == set(guess)
-
-
-def test_guess_indices_keep_the_guess_order_and_drop_what_is_not_there():
-    assert guess_indices(VERSIONS, ["0.26.0", "0.24.0", "9.9.9"]) == [26, 24]
-    assert guess_held(["0.24.0", "0.26.0"], {
-        "before": {"version": "0.24.0"}, "after": {"version": "0.26.0"}})
-    assert guess_held(["0.24.0", "0.26.0"], {
-        "before": {"version": "0.26.0"}, "after": {"version": "0.27.0"}}) \
-        is False
-    assert guess_held(["0.24.0"], {"before": {"version": "0.24.0"},
-                                   "after": {"version": "0.26.0"}}) is None
-    assert guess_held(["0.24.0", "0.26.0"], None) is None
 
 
 @pytest.mark.parametrize("text, wanted", [
@@ -443,7 +437,7 @@ def race_bisect_file(folder, name, before, after, releases, **fields):
     (folder / name).write_text(json.dumps(data))
 
 
-def test_on_launch_time_the_race_bisects_pair_is_guessed(tmp_path):
+def test_on_launch_time_the_race_bisects_pair_is_guessed(tmp_path, caplog):
     releases = [f"0.{i}.0" for i in range(30)]
     race_bisect_file(tmp_path, "numba-cuda-py3.12.json", "0.24.0", "0.26.0",
                      releases)
@@ -455,16 +449,14 @@ def test_on_launch_time_the_race_bisects_pair_is_guessed(tmp_path):
                      "0.3.0", "0.4.0", releases, metric="launch-time")
     race_bisect_file(tmp_path, "numba-cuda-py3.12.partial.json", "0.5.0",
                      "0.6.0", releases * 2, partial=True)
-    lines = []
-
     def guess_for(*argv):
         args = parse_args(["--package", "numba-cuda", "--python", "3.12",
                            *argv])
-        return resolve_guess(args, [Version(v) for v in releases], tmp_path,
-                             lines.append)
+        return resolve_guess(args, [Version(v) for v in releases], tmp_path)
+    caplog.set_level("INFO")
     assert guess_for("--metric", "launch-time") == {
         "versions": ["0.24.0", "0.26.0"], "source": "numba-cuda-py3.12.json"}
-    assert "--guess none" in lines[-1]
+    assert "--guess none" in caplog.records[-1].getMessage()
     assert guess_for("--metric", "launch-time", "--guess", "none") is None
     assert guess_for() is None  # the race bisect guesses only when told
     assert guess_for("--metric", "launch-time", "--with", "numba==0.63.1") \
@@ -484,13 +476,12 @@ def test_a_race_pair_out_of_range_is_no_guess(tmp_path):
 
 
 def test_the_markdown_says_what_was_probed_first_and_if_it_held():
-    data = {"guess": {"versions": ["0.24.0", "0.26.0"],
-                      "source": "numba-cuda-py3.12.json", "held": True}}
-    assert guess_lines(data)[0].startswith(
-        "Probed first: 0.24.0 and 0.26.0 (where the race bisect "
-        "`numba-cuda-py3.12.json` placed its flip); the search ended at "
-        "that same pair.")
-    data["guess"].update(source="--guess", held=False)
+    guess = {"versions": ["0.24.0", "0.26.0"],
+             "source": "numba-cuda-py3.12.json", "held": True}
+    assert "Probed first: 0.24.0 and 0.26.0 (where the race bisect " \
+        "`numba-cuda-py3.12.json` placed its flip); the search ended at " \
+        "that same pair." in markdown(race_data(guess=guess))
+    guess.update(source="--guess", held=False)
     assert "(named with `--guess`); the search ended elsewhere" in \
-        guess_lines(data)[0]
-    assert guess_lines({}) == []
+        markdown(race_data(guess=guess))
+    assert "Probed first" not in markdown(race_data())

@@ -15,9 +15,9 @@ import pytest
 from racematrix import (bisect_files, ci, envspec, errors, fileio, install,
                         matrix_session, measure_race, rawresult, report,
                         report_session, tables)
-from racematrix.bisect_session import parse_args, resume
+from racematrix.bisect_session import parse_args
 from racematrix.envspec import EnvSpec, parse_spec
-from racematrix.race_search import Probe, bisect_releases, decide_probe
+from racematrix.search import Probe, bisect_releases, decide_probe
 from racematrix.rawresult import (RawResultWarning, decide_verdict, make_raw,
                                   validate_raw)
 
@@ -257,51 +257,50 @@ class SavingOracle:
         return probe
 
 
-def run_resumable(tmp_path, prober, log):
-    args = parse_args(["--package", "Numba", "--python", "3.12"])
-    stem = bisect_files.bisect_stem(args.package, args.python, args.sim)
+def run_resumable(tmp_path, prober, monkeypatch, *argv):
+    """``nox -s bisect``'s driver over VERSIONS with ``prober``."""
+    from packaging.version import Version
 
-    def partial_data():
-        return {"package": args.package, "python": args.python,
-                "sim": args.sim, "with": [], "from": None, "to": None,
-                "releases": VERSIONS, "tested": [p.to_json() for p in
-                                                  prober.seen.values()],
-                "summary": "interrupted", "decisive_probes": 0,
-                "probe_limit": 7, "boundary": None, "rate_used": None,
-                "runs_to_rule_out": None, "miss_probability": 0.001,
-                "excluded_by_requires_python": [], "seconds": 1.0,
-                "provenance": {"command": "c", "finished": "t",
-                               "machine": {"os": "linux", "cores": 2}}}
-    resumed = resume(prober, args, tmp_path, stem, log,
-                     lambda entry: Probe(**{k: v for k, v in entry.items()
-                                            if k in Probe.__annotations__}),
-                     partial_data)
-    return resumed, bisect_releases(VERSIONS, prober, 22), stem
+    from racematrix import bisect_session
+    monkeypatch.setattr(bisect_session, "releases_in_range", lambda args: (
+        [Version(v) for v in VERSIONS], []))
+    monkeypatch.setattr(bisect_session, "ReleaseProber",
+                        lambda args, envdir: prober)
+    return bisect_session.run_bisect(
+        ["--package", "Numba", "--python", "3.12", *argv], "env", tmp_path,
+        "nox -s bisect")
 
 
-def test_an_interrupted_bisect_resumes_with_its_saved_probes(tmp_path):
-    lines = []
+def resumed_said(caplog, reused):
+    return any(r.getMessage().startswith(
+        f"resuming an interrupted bisect: reusing {reused} saved probe(s)")
+        for r in caplog.records)
+
+
+def test_an_interrupted_bisect_resumes_with_its_saved_probes(
+        tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO")
     first = SavingOracle(stop_after=3)
     with pytest.raises(KeyboardInterrupt):
-        run_resumable(tmp_path, first, lines.append)
+        run_resumable(tmp_path, first, monkeypatch)
     saved = json.loads((tmp_path / "numba-py3.12.partial.json").read_text())
     reused = len(set(first.measured))
     assert saved["partial"] is True and len(saved["tested"]) == reused
     assert "(partial" in (tmp_path / "numba-py3.12.partial.md").read_text()
     again = SavingOracle()
-    resumed, result, stem = run_resumable(tmp_path, again, lines.append)
-    assert resumed["probes_reused"] == reused
-    assert any(line.startswith(f"resuming an interrupted bisect: reusing "
-                               f"{reused} saved probe(s)") for line in lines)
+    data = run_resumable(tmp_path, again, monkeypatch)
+    assert data["resumed"]["probes_reused"] == reused
+    assert resumed_said(caplog, reused)
     fresh = SavingOracle()
-    assert bisect_releases(VERSIONS, fresh, 22).boundary == result.boundary
+    assert bisect_releases(VERSIONS, fresh, 22).boundary == data["boundary"]
     # Only what the first run had not measured is measured again.
     assert len(again.measured) == len(fresh.measured) - len(first.measured)
+    assert not (tmp_path / "numba-py3.12.partial.json").exists()
 
 
-def test_another_search_does_not_reuse_the_probes(tmp_path):
+def test_another_search_does_not_reuse_the_probes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
-        run_resumable(tmp_path, SavingOracle(stop_after=2), print)
+        run_resumable(tmp_path, SavingOracle(stop_after=2), monkeypatch)
     args = parse_args(["--package", "numba", "--python", "3.12", "--with",
                        "numpy==2.0"])
     path, data = bisect_files.load_partial(
@@ -486,93 +485,52 @@ def test_the_heatmap_draws_hung_apart(tmp_path):
     assert (tmp_path / "heat.png").stat().st_size > 0
 
 
-class TimedOracle:
-    """A release line whose launches slow down from 0.9.0 on, measured like
-    LaunchTimeProber (``seen``, ``on_probe``, ``limit``, ``close``): its
-    limit is set at its first measurement, to a value of its own, unless
-    taken back from an interrupted run; interrupted after ``stop_after``
-    measurements."""
-    stop_after = None
-    workload = {"device_calls": 7}
-    made = 0
+class PricedOracle:
+    """A release line whose rows' launch A/B reads slower from 0.9.0 on,
+    probed like ReleaseProber; interrupted after ``stop_after`` probes."""
 
-    def close(self):
-        pass
+    def __init__(self, stop_after=None):
+        self.seen, self.on_probe = {}, lambda: None
+        self.measured, self.stop_after = [], stop_after
 
-    def restore_limit(self, limit):
-        if limit:
-            self.limit, self.limit_set = limit, True
-
-    def __init__(self, env_for, sim, log):
-        from racematrix.time_search import TimeProbe
-        self.make = TimeProbe
-        self.seen = {}
-        self.on_probe = lambda: None
-        self.measured = []
-        self.limit, self.limit_set = None, False
-        TimedOracle.made += 1
-
-    def __call__(self, version, launches, alongside=()):
-        probe = self.seen.setdefault(version, self.make(version))
-        others = [self.seen.setdefault(v, self.make(v)) for v in alongside]
-        missing = launches - len(probe.samples)
-        if missing > 0:
+    def __call__(self, version, min_runs=1, whole=False):
+        if version not in self.seen:
             if self.stop_after is not None and \
                     len(self.measured) >= self.stop_after:
                 raise KeyboardInterrupt("signal 15")
             self.measured.append(version)
-            if not self.limit_set:
-                self.limit, self.limit_set = 10.0 + TimedOracle.made, True
-            for each in (probe, *others):
-                slow = VERSIONS.index(each.version) >= 9
-                each.samples += [(3.0 if slow else 1.0) + 0.01 * i
-                                 for i in range(missing)]
+            self.seen[version] = Probe(version, "slower" if VERSIONS.index(
+                version) >= 9 else "alike", tries=1)
             self.on_probe()
-        return [probe, *others] if alongside else probe
+        return self.seen[version]
 
 
-def test_an_interrupted_bisect_on_launch_time_resumes_too(tmp_path,
-                                                          monkeypatch):
-    from racematrix import bisect_session
-    made = []
-
-    def prober(*args):
-        made.append(TimedOracle(*args))
-        return made[-1]
-    monkeypatch.setattr(bisect_session, "LaunchTimeProber", prober)
-    monkeypatch.setattr(bisect_session, "launch_time_envs",
-                        lambda *args: None)
-    args = parse_args(["--package", "numba", "--python", "3.12", "--metric",
-                       "launch-time"])
-    lines = []
-    TimedOracle.stop_after = 4
+def test_an_interrupted_bisect_on_launch_time_resumes_too(
+        tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO")
     with pytest.raises(KeyboardInterrupt):
-        bisect_session.run_time_bisect(args, VERSIONS, [], "env", tmp_path,
-                                       lines.append, "nox -s bisect")
+        run_resumable(tmp_path, PricedOracle(stop_after=4), monkeypatch,
+                      "--metric", "launch-time")
     partial = tmp_path / "numba-py3.12-launch-time.partial.json"
     saved = json.loads(partial.read_text())
     assert saved["partial"] and saved["metric"] == "launch-time"
-    assert saved["workload"] == TimedOracle.workload
-    assert saved["limit"] == made[0].limit
+    assert len(saved["tested"]) == 4
     assert "(partial" in partial.with_suffix(".md").read_text()
-    # Launches of another workload are another search's.
-    key = bisect_files.search_key({**saved, "workload": {"device_calls": 8}})
-    assert bisect_files.load_partial(tmp_path, partial.name[:-len(
-        ".partial.json")], key)[1] is None
-    TimedOracle.stop_after = None
-    data = bisect_session.run_time_bisect(args, VERSIONS, [], "env",
-                                          tmp_path, lines.append,
-                                          "nox -s bisect")
-    assert data["resumed"]["probes_reused"] == len(saved["tested"])
+    # The race's search of the same releases does not take these probes,
+    # nor one that tries an undecided release another number of times.
+    for other in ({"metric": "failure"}, {"tries": saved["tries"] + 1}):
+        key = bisect_files.search_key({**saved, **other})
+        assert bisect_files.load_partial(tmp_path, partial.name[:-len(
+            ".partial.json")], key)[1] is None
+    again = PricedOracle()
+    data = run_resumable(tmp_path, again, monkeypatch, "--metric",
+                         "launch-time")
+    assert data["resumed"]["probes_reused"] == 4 and resumed_said(caplog, 4)
     assert data["boundary"]["after"]["version"] == "0.9.0"
-    assert data["workload"] == TimedOracle.workload
-    # The limit the saved launches were cut at, not one set anew.
-    assert made[-1].limit == data["limit"] == saved["limit"]
-    assert "device_calls = 7" in (tmp_path / "numba-py3.12-launch-time.md"
-                                  ).read_text()
+    assert not set(again.measured) & {p["version"] for p in saved["tested"]}
+    assert "Bisect on launch time" in (
+        tmp_path / "numba-py3.12-launch-time.md").read_text()
     assert not partial.exists()
-    assert any(line.startswith("resuming an interrupted bisect") for line in
-               lines)
 
 
 def test_bisect_with_given_twice_adds_up():
