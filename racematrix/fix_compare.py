@@ -14,10 +14,10 @@ from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
 from .markdown import render
-from .price_sections import cubie, outcomes, own_tests
 from .provenance import stamp
 from .rawresult import load_raw_dirs
-from .report import PROJECT, declared_patches, load_json
+from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
+                     own_tests)
 from .tables import python_minor
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .tables import (column_key, kind_rate, python_minor, target_version,
-                     version_or_zero)
+                     version_key)
 
 ZERO_COLOUR = "#c7e9c0"  # ran and never failed: unlike any failure rate
 # A hang is the fixed simulator's slowdown, not a broken environment.
@@ -76,7 +76,7 @@ def plot_heatmap(rows: list[dict], path: str | Path) -> None:
              if any(r["sim"] is flag and r["verdict"] != "skipped"
                     for r in rows)] or [True]
     columns = sorted({column_key(r) for r in rows})
-    pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
+    pythons = sorted({python_minor(r) for r in rows}, key=version_key)
     cmap = LinearSegmentedColormap.from_list(
         "rate", ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"])
     width = max(8, 0.55 * len(columns) + 2)

@@ -131,7 +131,7 @@ def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
             for spec in envs if spec.env_id not in recorded]
 
 
-def version_or_zero(text: str | None) -> Version:
+def version_key(text: str | None) -> Version:
     version = _version_key(text)[1]
     return version if isinstance(version, Version) else Version("0")
 
@@ -176,7 +176,7 @@ def target_version(row: Row) -> str:
 
 
 def column_key(row: Row) -> tuple[str, Version]:
-    return (row["target"], version_or_zero(target_version(row)))
+    return (row["target"], version_key(target_version(row)))
 
 
 def python_minor(row: Row) -> str:
@@ -322,7 +322,7 @@ def render_csv(rows: list[Row]) -> str:
 def grid(rows: list[Row]) -> dict:
     """Python x release: one line per (simulator, target, version, numba),
     a cell per Python with the row's counts and per-kind rates."""
-    pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
+    pythons = sorted({python_minor(r) for r in rows}, key=version_key)
     lines: dict[tuple, dict] = defaultdict(dict)
     for row in rows:
         # `` (asked ...)`` where the requirements are more than exact pins.
@@ -331,7 +331,7 @@ def grid(rows: list[Row]) -> dict:
             for text in row["requirements"]) else \
             f" (asked {' '.join(row['requirements'])})"
         key = (not row["sim"], row["target"],
-               version_or_zero(target_version(row)),
+               version_key(target_version(row)),
                package_cell(row, "numba"), asked)
         lines[key][python_minor(row)] = row
     return {"pythons": pythons, "lines": [
