@@ -17,7 +17,7 @@ from .markdown import render
 from .provenance import stamp
 from .rawresult import load_raw_dirs
 from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
-                     own_tests)
+                     own_tests, spec_text)
 from .tables import python_minor
 
 logger = logging.getLogger(__name__)
@@ -83,33 +83,29 @@ def semantics_differences(records: list[dict]) -> dict:
     for r in records:
         if r.get("suite") == "semantics":
             rows.setdefault(row_patch(r), {})[
-                f"{' '.join(r['spec']['requirements'])} (py{python_minor(r)})"] = r
+                f"{spec_text(r)} (py{python_minor(r)})"] = (
+                outcomes(r), r.get("summary", {}).get("observed", {}))
     found: dict = {}
     for patch, by_key in rows.items():
-        for name, r in by_key.items():
-            mine = outcomes(r)
-            observed = r.get("summary", {}).get("observed", {})
+        for name, (mine, seen) in by_key.items():
             if patch == NONE:
-                found.setdefault(NONE, {})[name] = {
-                    "cases": len(mine), "differ": [
-                        {"case": case, "outcome": outcome,
-                         "observed": observed.get(case)}
-                        for case, outcome in sorted(mine.items())
-                        if outcome != "pass"]}
+                differ = [{"case": case, "outcome": outcome,
+                           "observed": seen.get(case)}
+                          for case, outcome in sorted(mine.items())
+                          if outcome != "pass"]
+            elif name in rows.get(NONE, {}):
+                theirs, their_seen = rows[NONE][name]
+                differ = [{"case": case, "outcome": mine.get(case),
+                           "reference_outcome": theirs.get(case),
+                           "observed": seen.get(case),
+                           "reference_observed": their_seen.get(case)}
+                          for case in sorted(mine.keys() | theirs.keys())
+                          if (mine.get(case), seen.get(case))
+                          != (theirs.get(case), their_seen.get(case))]
+            else:
                 continue
-            reference = rows.get(NONE, {}).get(name)
-            if reference is None:
-                continue
-            theirs = outcomes(reference)
-            their_observed = reference.get("summary", {}).get("observed", {})
-            found.setdefault(patch, {})[name] = {"cases": len(mine), "differ": [
-                {"case": case, "outcome": mine.get(case),
-                 "reference_outcome": theirs.get(case),
-                 "observed": observed.get(case),
-                 "reference_observed": their_observed.get(case)}
-                for case in sorted(mine.keys() | theirs.keys())
-                if mine.get(case) != theirs.get(case)
-                or observed.get(case) != their_observed.get(case)]}
+            found.setdefault(patch, {})[name] = {"cases": len(mine),
+                                                 "differ": differ}
     return found
 
 
@@ -191,6 +187,7 @@ def grouped_semantics(by_spec: dict) -> list[dict]:
 
 
 def compare(records: list[dict], launch_runs: dict) -> dict:
+    """What fix_compare.json holds and fix_compare.md shows."""
     return {"race": race_by_base(records),
             "launch": launch_by_patch(launch_runs),
             "launch_runs": {python: {key: run.get(key) for key in (
@@ -224,11 +221,8 @@ def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
                              "one)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
-    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"],
-                        help="folders of raw rows (default: the results' raw/)")
-    parser.add_argument("--out", default=results_dir,
-                        help="where the table goes (default: the results "
-                             "folder)")
+    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])
+    parser.add_argument("--out", default=results_dir)
     args = parser.parse_args(argv)
     args.launch_file = f"{results_dir}/{LAUNCH_FILE}"
     if args.rounds < 1 or args.limit <= 0:
