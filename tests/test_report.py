@@ -226,7 +226,7 @@ def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
     rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
     skipped = [r for r in rows if not r["sim"]]
     assert skipped and all(r["verdict"] == "skipped" for r in skipped)
-    note = plots._not_drawn_note(rows, [True])
+    note = plots.not_drawn(rows, [True])
     assert note == (f"\nsimulator off: all {len(skipped)} environments "
                     f"skipped: {skipped[0]['reason']}")
 
