@@ -4,8 +4,10 @@ templates word it, tests assert it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
+import sys
 import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -13,11 +15,12 @@ from typing import Any
 
 from .bisect_files import load_bisects, rerender_bisects
 from .envspec import project_config
-from .fileio import write_text_atomic
+from .errors import BadInput, OneLineArgumentParser
+from .fileio import folder_problem, write_text_atomic
 from .markdown import render
 from .patches import Patch, load_patches
 from .plots import draw_all
-from .rawresult import RawResult, RawResultWarning
+from .rawresult import NoUsableResults, RawResult, RawResultWarning
 from .tables import grid, python_minor, target_version, version_key, write_tables
 
 Data = dict[str, Any]
@@ -553,3 +556,46 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
     if plot:
         draw_all(rows, out_dir)
     return rows, records
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``nox -s report``."""
+    home = os.environ.get("RACEMATRIX_RESULTS", "results")
+    parser = OneLineArgumentParser(prog="nox -s report --", label="report",
+                                   help_hint="nox -s report -- --help")
+    parser.add_argument("--raw", nargs="+", action="extend", metavar="DIR",
+                        help="folders (or files) of raw results to merge; "
+                        f"given twice, both count (default: {home}/raw)")
+    parser.add_argument("--out", default=home,
+                        help=f"where the tables and report go (default: {home})")
+    parser.add_argument("--bisect", default=f"{home}/bisect",
+                        help=f"folder of bisect results (default: {home}/bisect)")
+    parser.add_argument("--pool", action="store_true",
+                        help="pool one environment's results from several "
+                             "machines where every version matches")
+    try:
+        args = parser.parse_args(argv)
+    except BadInput as error:
+        parser.exit(2, f"{error}\n")
+    args.raw = list(dict.fromkeys(args.raw or [f"{home}/raw"]))
+    missing = [d for d in args.raw if not Path(d).exists()]
+    problem = folder_problem(args.out) or missing and \
+        f"no such folder or file: {', '.join(missing)}"
+    if problem:
+        parser.exit(2, f"report: {problem}\n")
+    warnings.simplefilter("always", RawResultWarning)
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}" if args.raw
+                                 != [f"{home}/raw"] else "") + \
+        (" --pool" if args.pool else "")
+    try:
+        rows, records = build_report(args.raw, args.out, args.bisect, command,
+                                     pool=args.pool)
+    except NoUsableResults as error:
+        parser.exit(2, f"report: {error}\n")
+    print(f"report: {len(rows)} rows from {len(records)} raw files -> "
+          f"{args.out}/REPORT.md, {args.out}/failure_rates.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

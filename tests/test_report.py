@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from racematrix import (markdown, plots, rawresult, report, report_session,
+from racematrix import (markdown, plots, rawresult, report,
                         reproducers, tables)
 
 pytest.importorskip("matplotlib")
@@ -233,7 +233,7 @@ def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
 
 def test_a_mistyped_option_is_one_line(capsys):
     with pytest.raises(SystemExit) as exited:
-        report_session.main(["--rwa", "x"])
+        report.main(["--rwa", "x"])
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "unrecognized arguments: --rwa x" in error
@@ -245,7 +245,7 @@ def test_report_with_only_bad_inputs_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     with pytest.warns(rawresult.RawResultWarning):
         with pytest.raises(SystemExit) as exited:
-            report_session.main(["--raw", str(tmp_path / "junk"), "--out",
+            report.main(["--raw", str(tmp_path / "junk"), "--out",
                                  str(out), "--bisect", str(tmp_path / "b")])
     assert exited.value.code == 2
     assert "nothing was written" in capsys.readouterr().err
