@@ -83,9 +83,7 @@ def launch(record: Data | None) -> Data | None:
     limit = data.get("limit")
     return {"n": data["n"], "limit": limit,
             **{k: seconds(data[k], limit) for k in ("median", "p95", "max")},
-            "past_limit": data.get("past_limit", 0),
-            "concurrency": data.get("concurrency"),
-            "calls": (data.get("workload") or {}).get("device_calls")}
+            "past_limit": data.get("past_limit", 0)}
 
 
 def probe_launch(probe: Data, limit: float | None) -> Data:
@@ -191,30 +189,13 @@ def stacks(out_dir: str | Path | None) -> Data | None:
             "threads": len(threads), "frames": tops.most_common()}
 
 
-def price(rows: list[Data], bisects: list[Data]) -> Data | None:
-    """Launch times around the fix on the newest Python with a bisect on
-    time, unpatched and with each patch, from one release before it on."""
+def price(bisects: list[Data]) -> Data | None:
+    """The bisect on time of the newest Python that found its newest
+    release's launches."""
     chosen = max((b for b in bisects if b.get("end")), default=None,
                  key=lambda b: version_key(b["python"]))
-    if not chosen:
-        return None
-    target, python = chosen["package"], chosen["python"]
-    versions = sorted({target_version(r) for r in rows
-                       if r["target"] == target}, key=version_key)
-    before = chosen["before"]["version"]
-    start = version_key(versions[max(0, versions.index(before) - 1)]
-                        if before in versions else versions[0])
-    shown = sorted((r for r in rows if r["target"] == target and r["sim"]
-                    and r["suite"] == "mwe" and python_minor(r) == python
-                    and launch(r) and version_key(target_version(r)) >= start),
-                   key=lambda r: (r["patch"] or "",
-                                  version_key(target_version(r))))
-    return {"python": python, "target": target, "bisect": chosen,
-            "dates": sorted({(r.get("finished") or "")[:10]
-                             for r in shown} - {""}),
-            "rows": [{"version": target_version(r), "patch": r["patch"],
-                      "numba": r["packages"].get("numba"),
-                      "launch": launch(r)} for r in shown]}
+    return chosen and {"python": chosen["python"], "target": chosen["package"],
+                       "bisect": chosen}
 
 
 def interleaved(data: Data | None, python: str | None = None) -> Data | None:
@@ -393,28 +374,26 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     return found
 
 
-def proposal(found: list[Data], price: Data | None,
-             timed: Data | None = None) -> Data | None:
+def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
     """Of the patches that never failed with the race, the fastest median
-    launch on the newest release timed, in the run taken in turn where
-    there is one, else in ``price``'s rows."""
+    launch on the newest release timed in the run taken in turn, else over
+    each patch's own environments."""
     clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
-    sources = [(True, timed["python"], {(r["release"], r["patch"]): {
-        "launch": {k: r[k] for k in ("median", "p95", "n")}}
-        for r in timed["rows"]})] if timed else []
-    sources += [(False, price["python"], {(r["version"], r["patch"]): r
-                                          for r in price["rows"]})] if price else []
-    for same_run, python, sides in sources:
-        candidates = [(v, n) for v, n in sides if n in clean]
-        if not candidates:
-            continue
-        top = max((v for v, _ in candidates), key=version_key)
-        best = min((n for v, n in candidates if v == top), key=lambda n: sides[
+    sides = {(r["release"], r["patch"]): {"launch": {
+        k: r[k] for k in ("median", "p95", "n")}} for r in (timed or {}).get(
+            "rows", ()) if r["patch"] in clean or not r["patch"]}
+    timed_clean = [(v, n) for v, n in sides if n]
+    if timed_clean:
+        top = max((v for v, _ in timed_clean), key=version_key)
+        best = min((n for v, n in timed_clean if v == top), key=lambda n: sides[
             (top, n)]["launch"]["median"]["value"])
-        return {**clean[best], "newest": top, "same_run": same_run,
-                "python": python, "without": sides.get((top, None)),
-                "with": sides[(top, best)]}
-    return None
+        return {**clean[best], "newest": top, "same_run": True,
+                "python": timed["python"],  # type: ignore[index]
+                "without": sides.get((top, None)), "with": sides[(top, best)]}
+    best = min((p for p in clean.values() if p["launch_median"] is not None),
+               key=lambda p: p["launch_median"], default=None)
+    return best and {**best, "newest": None, "same_run": False,
+                     "python": None, "without": None, "with": None}
 
 
 def reproducer_runs(data: Data | None) -> Data | None:
@@ -487,11 +466,11 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
     fix_launches = recorded("fix_launch_time.json")
-    cost = price(rows, time)
+    cost = price(time)
     timed = interleaved(fix_launches, (cost or {}).get("python"))
     found = patches(rows, described)
     clients = cubie(records)
-    chosen = proposal(found, cost, timed)
+    chosen = proposal(found, timed)
     regression = regression_test([rate for path in sorted(
         (PROJECT / "patches" / "upstream" / "race_rate").glob("*.json"))
         if (rate := load_json(path))])

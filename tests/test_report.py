@@ -134,25 +134,25 @@ def test_a_launch_cut_at_the_limit_is_a_bound():
                                  "past_limit": 2}).startswith(">= 5.71 / ")
 
 
-def test_the_price_comes_from_the_rows_and_the_bisect_on_time(data_dir):
-    records = rawresult.load_raw_dirs([data_dir / "raw-launch"])
-    rows = tables.merge_records(records)
-    ends = {"package": "numba-cuda", "python": "3.12", "limit": 5.0,
-            "decisive_probes": 2, "summary": "rose", "metric": "launch-time",
-            "releases": ["0.24.0", "0.30.4"],
-            "boundary": {"before": {"version": "0.24.0", "verdict": "fast"},
-                         "after": {"version": "0.30.4", "verdict": "slow"}},
-            "tested": [{"version": "0.24.0", "n": 7, "median": 0.9,
-                        "p95": 1.0, "past_limit": 0},
-                       {"version": "0.30.4", "n": 7, "median": 5.0,
-                        "p95": 5.0, "past_limit": 6}],
-            "provenance": {"command": "nox -s bisect"}}
-    entry = report.bisect_entry(ends)
-    assert entry["end"]["median"] == {"value": 5.0, "censored": True}
-    price = report.price(rows, [entry])
-    timed = [r for r in rows if r["target"] == "numba-cuda"]
-    assert [p["launch"]["median"]["value"] for p in price["rows"]] == [
-        round(r["launch_seconds"]["median"], 3) for r in timed]
+def test_the_price_is_the_bisect_on_time_with_its_newest_launches():
+    def ends(python, n):
+        return {"package": "numba-cuda", "python": python, "limit": 5.0,
+                "decisive_probes": 2, "summary": "rose",
+                "metric": "launch-time", "releases": ["0.24.0", "0.30.4"],
+                "boundary": {"before": {"version": "0.24.0", "verdict": "fast"},
+                             "after": {"version": "0.30.4", "verdict": "slow"}},
+                "tested": [{"version": "0.24.0", "n": 7, "median": 0.9,
+                            "p95": 1.0, "past_limit": 0},
+                           {"version": "0.30.4", "n": n, "median": 5.0,
+                            "p95": 5.0, "past_limit": 6}],
+                "provenance": {"command": "nox -s bisect"}}
+    entries = [report.bisect_entry(ends(*given))
+               for given in (("3.10", 7), ("3.12", 7), ("3.13", 0))]
+    assert entries[1]["end"]["median"] == {"value": 5.0, "censored": True}
+    assert entries[1]["before"]["launch"]["median"]["value"] == 0.9
+    assert entries[2]["end"] is None
+    assert report.price(entries)["bisect"] is entries[1]
+    assert report.price(entries[2:]) is None
 
 
 def test_cubie_rows_say_whose_simulator_and_solve_time(data_dir):
@@ -333,25 +333,25 @@ def test_an_interleaved_run_is_read_with_its_bounds():
 
 
 def test_the_proposal_is_the_fastest_change_that_never_raced():
-    def side(failures, median):
-        return {"verdict": "x", "runs": 22, "failures": failures,
-                "launch": {"median": {"value": median, "censored": False}}}
     found = [
-        {"name": "slow", "runs": 22, "race_failures": 0, "launch_median": 0.9,
-         "rows": []},
-        {"name": "racy", "runs": 22, "race_failures": 3, "launch_median": 0.2,
-         "rows": []},
-        {"name": "fast", "runs": 22, "race_failures": 0, "launch_median": 0.3,
-         "rows": []}]
-    price = {"python": "3.12", "rows": [
-        {"version": "0.30.4", "patch": None, "launch": side(0, 1.9)["launch"]},
-        {"version": "0.30.4", "patch": "fast", "launch": side(0, 0.3)["launch"]},
-        {"version": "0.30.4", "patch": "slow", "launch": side(0, 0.9)["launch"]}]}
-    chosen = report.proposal(found, price)
-    assert chosen["name"] == "fast" and chosen["newest"] == "0.30.4"
-    assert chosen["without"]["patch"] is None
-    assert chosen["with"]["patch"] == "fast"
-    assert report.proposal(found[1:2], price) is None
+        {"name": "slow", "runs": 22, "race_failures": 0, "launch_median": 0.9},
+        {"name": "racy", "runs": 22, "race_failures": 3, "launch_median": 0.2},
+        {"name": "fast", "runs": 22, "race_failures": 0, "launch_median": 0.3}]
+
+    def row(release, patch, median):
+        return {"release": release, "patch": patch, "n": 5, "p95": None,
+                "median": {"value": median, "censored": False}}
+    timed = {"python": "3.12", "rows": [
+        row("0.30.4", None, 1.9), row("0.30.4", "racy", 0.1),
+        row("0.30.4", "slow", 0.4), row("0.30.4", "fast", 0.5),
+        row("0.28.2", "fast", 0.2)]}
+    chosen = report.proposal(found, timed)
+    assert (chosen["name"], chosen["newest"], chosen["same_run"]) == (
+        "slow", "0.30.4", True)
+    assert chosen["without"]["launch"]["median"]["value"] == 1.9
+    # Without a run taken in turn: each patch's own environments.
+    assert report.proposal(found)["name"] == "fast"
+    assert report.proposal(found[1:2], timed) is None
 
 
 def test_the_reproducers_refuse_a_typo_in_one_line(capsys):
