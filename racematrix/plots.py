@@ -136,11 +136,11 @@ def plot_heatmap(rows: list[dict], path: str | Path) -> None:
                        f"pattern's test runs failing with the race{notes}",
                        fontsize=10)
         axis.tick_params(length=0)
-    legend = [(CELLS["zero"][0], None, "0%: ran, never failed"),
-              (cmap(0.0), None, "> 0%"), (cmap(1.0), None, "100%"),
-              *((fill, hatch, text) for key, (fill, hatch, _, _, _, text)
-                in CELLS.items() if key not in ("none", "zero")),
-              ("white", None, CELLS["none"][5])]
+    legend: list[tuple[Any, Any, Any]] = [
+        (CELLS["zero"][0], None, CELLS["zero"][5]), (cmap(0.0), None, "> 0%"),
+        (cmap(1.0), None, "100%"), *((fill, hatch, text) for key, (
+            fill, hatch, _, _, _, text) in CELLS.items() if key not in (
+                "none", "zero")), ("white", None, CELLS["none"][5])]
     figure.legend(handles=[
         *(Patch(facecolor=fill, hatch=hatch, edgecolor="#999", label=text)
           for fill, hatch, text in legend),
