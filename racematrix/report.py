@@ -429,7 +429,6 @@ def regression_test(found: list[Data]) -> list[Data]:
                           or () if p.startswith("numba-cuda==")), None)
         processes = data.get("processes")
         shown.append({
-            "label": data.get("label", "?"),
             "release": installed or part.get("release"),
             "main": bool(part.get("main")), "commit": part.get("commit"),
             "change": bool(part.get("change")),
@@ -439,8 +438,7 @@ def regression_test(found: list[Data]) -> list[Data]:
             and len(processes) == data["runs"],
             "test": (data.get("test") or "").rsplit(".", 1)[-1],
             "runs": data["runs"], "race": counts["race"],
-            "passed": counts.get("passed", 0), "other": counts.get("other", 0),
-            "date": (data.get("date") or "")[:10]})
+            "other": counts.get("other", 0)})
     return sorted(shown, key=lambda r: (
         r["main"], version_key(r["release"] or "0"), r["fresh"], r["change"],
         version_key(r["python"] or "0")))
@@ -482,7 +480,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
-        "rows": rows, "grid": grid(ran), "skipped": dict(sorted(skipped.items())),
+        "grid": grid(ran), "skipped": dict(sorted(skipped.items())),
         "last_attempts": [r for r in rows if r.get("last_attempt")],
         "error": next((r["summary"]["first_target_message"] for r in records
                        if (r.get("summary") or {}).get("first_target_message")),
@@ -508,9 +506,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "figures": figures,
         "commands": [b["command"] for b in race + time]
         + ([figures["command"]] if figures else []),
-        "sources": {name: (PROJECT / "mwe" / f"{script}.py").read_text()
-                    for name, script in (("bug", "bug"),
-                                         ("slowdown", "bug_slowdown"))},
+        "slowdown_source": (PROJECT / "mwe" / "bug_slowdown.py").read_text(),
     }
 
 
