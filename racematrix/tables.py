@@ -75,7 +75,7 @@ def pool_records(records: list[RawResult]) -> list[RawResult]:
         if apart or len(group) == 1:
             pooled.extend(group)
             continue
-        counts = {o: sum(r[key] for r in group)  # type: ignore[literal-required]
+        counts: dict[str, int] = {o: sum(r[key] for r in group)  # type: ignore[literal-required]
                   for o, key in COUNTED.items()}
         runs = sum(r["runs"] for r in group)
         counts[Outcome.PASS] = runs - counts[Outcome.TARGET] - \
