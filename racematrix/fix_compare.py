@@ -76,9 +76,7 @@ def numba_cuda_tests(records: list[dict]) -> dict:
 
 
 def semantics_differences(records: list[dict]) -> dict:
-    """Per patch and spec: the semantics cases whose outcome or observed
-    value differs from the unpatched row of the same spec and Python (the
-    unpatched rows' own failures under ``none``)."""
+    """Per patch and spec: the cases that differ from the unpatched row."""
     rows: dict = {}
     for r in records:
         if r.get("suite") == "semantics":
@@ -124,8 +122,7 @@ def launch_by_patch(launch_runs: dict) -> dict:
 
 
 def worst(entries: list[dict]) -> dict:
-    """The largest median and p95 ratio of one Python's run against GOALS
-    (a bound never meets one)."""
+    """The largest median and p95 ratio against GOALS (a bound never meets)."""
     found = {}
     for key, goal in GOALS.items():
         ratios = [e for e in entries if e[f"{key}_ratio"] is not None]
@@ -232,8 +229,7 @@ def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
 
 def bisect_releases(results_dir: str, python: str, reference: str | None,
                     releases: list[str] | None) -> tuple[str, list[str]]:
-    """From the race bisect on ``python``: the last release with the race
-    and the matrix's releases from the first without it."""
+    """The race bisect's last racy release and the matrix's from its fix on."""
     path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
     boundary = (load_json(path) or {}).get("boundary")
     if not boundary:

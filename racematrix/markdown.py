@@ -47,8 +47,7 @@ def render(name: str, **context: object) -> str:
 
 
 def tidy(text: str) -> str:
-    """One blank line where a template left several, outside code blocks
-    (a pasted script keeps its own); one newline at the end."""
+    """One blank line where a template left several (code blocks keep theirs)."""
     parts = text.split("```")
     parts[::2] = [re.sub(r"\n{3,}", "\n\n", part) for part in parts[::2]]
     return "```".join(parts).strip("\n") + "\n"

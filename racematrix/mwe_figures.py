@@ -81,16 +81,14 @@ def rate(counts: dict) -> dict:
 
 
 def suite_miss_bound(rate_low: float, cases: int) -> dict:
-    """The chance all ``cases`` of the pattern pass where the bug is, each
-    failing at ``rate_low`` (the lower 95% bound of the per-case rate)."""
+    """The chance all ``cases`` pass, each failing at the rate's lower bound."""
     return {"cases": cases, "per_case_rate_low": rate_low,
             "probability": chance_all_pass(rate_low, cases)}
 
 
 def measured(env: ProbeEnvironment, info: dict, tests: str, *args: str,
              count: int) -> tuple[dict, dict]:
-    """``tests`` (a ``-k`` expression, or "whole suite") ``count`` times:
-    (its rate with the versions, pytest's summary)."""
+    """``tests`` (``-k``, or the whole suite) ``count`` times: rate, summary."""
     selection = [] if tests == "whole suite" else ["-k", tests]
     _, summary = timed_pytest(env, *selection, *args, count=count)
     versions = {name: info["packages"][name] for name in ("numba", "numba-cuda")

@@ -31,8 +31,7 @@ def pyplot() -> Any:
 
 
 def plot_launch_times(rows: list[dict], path: str | Path) -> None:
-    """Median, p95 and max launch per timed environment; an old picture
-    goes where no row was timed."""
+    """Median, p95 and max launch per timed environment."""
     timed = sorted((r for r in rows if (r.get("launch_seconds") or {}).get("n")
                     and r["verdict"] in ("reproduced", "not-reproduced")),
                    key=lambda r: (python_minor(r),) + column_key(r))
@@ -72,8 +71,7 @@ def plot_launch_times(rows: list[dict], path: str | Path) -> None:
 
 
 def cell_style(row: dict | None, cmap: Any) -> tuple:
-    """(fill, hatch, edge, label, label colour) of one heatmap cell: the
-    pattern's rate where the row counted its kinds, else every test's (*)."""
+    """A heatmap cell: the pattern's rate where counted, else every test's (*)."""
     if row is None or row["verdict"] in CELLS:
         return CELLS["none" if row is None else row["verdict"]][:5]
     pattern = kind_rate(row, "pattern")
@@ -96,8 +94,7 @@ def not_drawn(rows: list[dict], flags: list[bool]) -> str:
 
 
 def plot_heatmap(rows: list[dict], path: str | Path) -> None:
-    """Failure rate per Python and target version, a panel per simulator
-    flag that ran."""
+    """Failure rate per Python and target version, a panel per simulator flag."""
     from matplotlib.colors import LinearSegmentedColormap
     from matplotlib.patches import Patch, Rectangle
     plt = pyplot()

@@ -92,8 +92,7 @@ def probe_launch(probe: Data, limit: float | None) -> Data:
 
 
 def bisect_entry(data: Data) -> Data:
-    """One bisect file: the boundary's sides and, in a bisect on time,
-    their launches and the newest release's (``end``)."""
+    """A bisect file's boundary and, on time, its sides' and newest launches."""
     releases, limit = data.get("releases") or ["–"], data.get("limit")
     timed = data.get("metric") == "launch-time"
     tested = {t["version"]: t for t in data.get("tested", [])}
@@ -114,8 +113,7 @@ def bisect_entry(data: Data) -> Data:
 
 
 def status(mwe: list[Data], bisects: list[Data]) -> Data:
-    """Per target: where its bisects placed the fix, and how many
-    environments reproduced the race before and after it."""
+    """Per target: where the bisects placed the fix, the race before and after."""
     ran = [r for r in mwe if r["verdict"] in ("reproduced", "not-reproduced")]
     targets = {}
     for target in sorted({r["target"] for r in ran}):
@@ -190,8 +188,7 @@ def stacks(out_dir: str | Path | None) -> Data | None:
 
 
 def price(bisects: list[Data]) -> Data | None:
-    """The bisect on time of the newest Python that found its newest
-    release's launches."""
+    """The bisect on time of the newest Python that timed its newest release."""
     chosen = max((b for b in bisects if b.get("end")), default=None,
                  key=lambda b: version_key(b["python"]))
     return chosen and {"python": chosen["python"], "target": chosen["package"],
@@ -221,8 +218,7 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
 
 
 def slowdown(data: Data | None) -> list[Data]:
-    """Per Python's run taken in turn: the newest unpatched release's
-    median over the reference's, and the launches past the limit."""
+    """Per Python's run in turn: the newest release's median over the reference's."""
     found = []
     for python, run in sorted(((data or {}).get("runs") or {}).items(),
                               key=lambda item: version_key(item[0])):
@@ -246,9 +242,7 @@ def slowdown(data: Data | None) -> list[Data]:
 
 
 def lock_share(timed: Data | None, name: str) -> Data | None:
-    """The attribution patch ``name`` on the newest release it was timed
-    on: the share of the rise from the reference it takes away (None where
-    a median is a bound)."""
+    """The share of the rise over the reference patch ``name`` takes away."""
     rows = (timed or {}).get("rows") or []
     row = newest(rows, "release", patch=name)
     plain = row and newest(rows, "release", patch=None, release=row["release"])
@@ -266,8 +260,7 @@ def lock_share(timed: Data | None, name: str) -> Data | None:
 
 
 def solve(record: Data | None) -> Data | None:
-    """``solve_ivp``'s seconds in a CuBIE row; no median where solves were
-    skipped once the row's budget was spent."""
+    """``solve_ivp``'s seconds; no median where solves were skipped (a bound)."""
     summary = (record or {}).get("summary") or {}
     data = next((v for k, v in (summary.get("test_seconds") or {}).items()
                  if "solve" in k), None)
@@ -280,8 +273,7 @@ def solve(record: Data | None) -> Data | None:
 
 
 def cubie_price(found: list[Data]) -> Data | None:
-    """CuBIE's newest release: the newest numba-cuda with the race, the
-    newest without, and that one with each patch."""
+    """CuBIE's newest release on the newest racy and fixed numba-cuda."""
     mine = [c for c in found if c["numba_cuda"] and c["solve"]]
     if not mine:
         return None
@@ -323,8 +315,7 @@ def cubie(records: list[Data]) -> list[Data]:
 
 
 def own_tests(records: list[Data]) -> list[Data]:
-    """numba-cuda's own tests per release and patch, and the tests whose
-    outcome differs from the unpatched run of the same release."""
+    """numba-cuda's own tests per release and patch, and what a patch changes."""
     by_release: dict[tuple, dict] = defaultdict(dict)
     for record in (r for r in records if r.get("suite") == "numba-cuda-tests"):
         by_release[(python_minor(record), record["packages"].get(
@@ -348,8 +339,7 @@ def own_tests(records: list[Data]) -> list[Data]:
 
 
 def outcomes(record: Data) -> dict[str, str]:
-    """Each test's outcome in a row (the most frequent where repeated); a
-    module skipped at collection is named by its site-packages path."""
+    """Each test's most frequent outcome (by module name where skipped whole)."""
     tests = (record.get("summary") or {}).get("tests") or {}
     return {name.rsplit(".", 1)[-1] if "site-packages." in name else name:
             max(counts, key=counts.get)
@@ -357,8 +347,7 @@ def outcomes(record: Data) -> dict[str, str]:
 
 
 def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
-    """Each patch: its description and, over its MWE rows, the race
-    failures, runs and median launch."""
+    """Each patch: its description, race failures, runs and median launch."""
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
         mine = [{"verdict": r["verdict"], "runs": r["runs"],
@@ -375,9 +364,7 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
 
 
 def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
-    """Of the patches that never failed with the race, the fastest median
-    launch on the newest release timed in the run taken in turn, else over
-    each patch's own environments."""
+    """The fastest patch that never raced: in the run in turn, else its own rows."""
     clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
     sides = {(r["release"], r["patch"]): {"launch": {
         k: r[k] for k in ("median", "p95", "n")}} for r in (timed or {}).get(
@@ -415,9 +402,7 @@ def reproducer_runs(data: Data | None) -> Data | None:
 
 
 def regression_test(found: list[Data]) -> list[Data]:
-    """The upstream series' ``race_rate`` files: which numba-cuda (a
-    release or a commit of main), with the change or not, fresh processes
-    or not, and how the runs ended."""
+    """The upstream series' ``race_rate`` runs: which numba-cuda, how they ended."""
     shown = []
     for data in found:
         counts = data.get("counts") or {}
@@ -447,8 +432,7 @@ def regression_test(found: list[Data]) -> list[Data]:
 def build(rows: list[Data], records: list[Data], provenance: Data,
           bisect_dir: str | Path | None = None,
           out_dir: str | Path | None = None) -> Data:
-    """The report's whole structure, from the rows and records and what the
-    other sessions wrote in ``bisect_dir`` and ``out_dir``."""
+    """The report's whole structure from the rows, records and recorded files."""
     def recorded(name: str) -> Any:
         return load_json(Path(out_dir) / name) if out_dir else None
     mwe = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]

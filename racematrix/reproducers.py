@@ -24,8 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
-    """(label, requirements) of the last release with the race and the
-    newest the bisect tested, each with the numba it ran with."""
+    """The bisect's last racy and newest release, each with its numba."""
     package = bisect["package"]
     tested = {entry["version"]: entry for entry in bisect["tested"]}
     wanted = [bisect["boundary"]["before"]["version"], bisect["releases"][-1]]

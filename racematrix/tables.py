@@ -33,9 +33,7 @@ COUNTED = {Outcome.TARGET: "failures", Outcome.OTHER: "other_errors",
 
 def merge_records(records: Records, pool: bool = False,
                   left_out: list[dict] | None = None) -> list[Row]:
-    """One row per environment and machine; of two differing records of one
-    environment and machine (one result gathered twice), the newer is kept
-    (of two as new, the one read last)."""
+    """One row per environment and machine; of two differing copies, the newer."""
     by_key: dict[tuple[str, str], tuple[Any, RawResult]] = {}
     for path, record in records:
         key = (record["env"], machine_label(record))
@@ -58,8 +56,7 @@ def merge_records(records: Records, pool: bool = False,
 
 
 def pool_records(records: list[RawResult]) -> list[RawResult]:
-    """One record per environment from several machines, where the Python
-    build and every package version match (else they stay apart)."""
+    """One record per environment where every machine ran the same versions."""
     by_env: dict[str, list[RawResult]] = defaultdict(list)
     for record in records:
         by_env[record["env"]].append(record)
@@ -94,8 +91,7 @@ def pool_records(records: list[RawResult]) -> list[RawResult]:
 
 
 def make_row(record: RawResult, show_machine: bool = False) -> Row:
-    """The table row of one record: the record, its rate with its Wilson
-    interval, and the keys the tables read from deeper in it."""
+    """A record with its rate, Wilson interval and the keys the tables read."""
     runs, failures, label = record["runs"], record["failures"], \
         machine_label(record)
     attempts = record.get("attempts") or [{"when": ""}]
@@ -114,8 +110,7 @@ def make_row(record: RawResult, show_machine: bool = False) -> Row:
 
 
 def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
-    """A `skipped` row for each configured environment with no row on any
-    machine, derived from the config rather than recorded."""
+    """A `skipped` row for each configured environment no machine recorded."""
     recorded = {row["env"].split("@", 1)[0] for row in rows}
     return [make_row(make_raw(
         spec, packages={}, python="", python_build="", skip_reason=(
@@ -188,8 +183,7 @@ def kind_rate(row: Row, kind: str) -> dict | None:
 
 
 def format_launch(record: dict | None) -> str:
-    """``median / p95 / max s``; a bound (``>=``) where a launch hit the
-    limit of older records."""
+    """``median / p95 / max s``, ``>=`` where cut at the limit."""
     if not record or not record.get("n"):
         return "–" if not record or not record.get("error") else \
             f"not measured: {record['error']}"[:120]
@@ -203,8 +197,7 @@ def format_launch(record: dict | None) -> str:
 
 
 class Column(NamedTuple):
-    """CSV/JSON name and value (default: ``row[name]``), Markdown header
-    (None: not in the Markdown table) and cell text (default: the value)."""
+    """CSV/JSON name and value; Markdown header (None: not shown) and text."""
     name: str
     header: str | None = None
     value: Callable[[Row], Any] | None = None
@@ -302,8 +295,7 @@ def json_rows(rows: list[Row]) -> list[dict[str, Any]]:
 
 
 def grid(rows: list[Row]) -> dict:
-    """Python x release: one line per (simulator, target, version, numba),
-    a cell per Python with the row's counts and per-kind rates."""
+    """Python x (simulator, target, version, numba): each row's counts."""
     pythons = sorted({python_minor(r) for r in rows}, key=version_key)
     lines: dict[tuple, dict] = defaultdict(dict)
     for row in rows:
@@ -334,9 +326,7 @@ def verdict_counts(rows: list[Row]) -> str:
 def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
                  pool: bool = False, configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Row], Records]:
-    """Regenerate the three tables in ``out_dir`` from the raw records in
-    ``raw_dirs`` (plus ``not_run``'s rows for ``configured``); returns
-    (rows, records). Files left out are named there."""
+    """The three tables in ``out_dir`` from the raw records; (rows, records)."""
     left_out: list[dict] = []
     records = load_raw_dirs(raw_dirs, left_out)
     if not records:
