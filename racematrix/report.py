@@ -189,10 +189,8 @@ def stacks(out_dir: str | Path | None) -> Data | None:
 
 def price(bisects: list[Data]) -> Data | None:
     """The bisect on time of the newest Python that timed its newest release."""
-    chosen = max((b for b in bisects if b.get("end")), default=None,
-                 key=lambda b: version_key(b["python"]))
-    return chosen and {"python": chosen["python"], "target": chosen["package"],
-                       "bisect": chosen}
+    return max((b for b in bisects if b.get("end")), default=None,
+               key=lambda b: version_key(b["python"]))
 
 
 def interleaved(data: Data | None, python: str | None = None) -> Data | None:

@@ -151,7 +151,7 @@ def test_the_price_is_the_bisect_on_time_with_its_newest_launches():
     assert entries[1]["end"]["median"] == {"value": 5.0, "censored": True}
     assert entries[1]["before"]["launch"]["median"]["value"] == 0.9
     assert entries[2]["end"] is None
-    assert report.price(entries)["bisect"] is entries[1]
+    assert report.price(entries) is entries[1]
     assert report.price(entries[2:]) is None
 
 
