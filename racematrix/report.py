@@ -10,11 +10,12 @@ import statistics
 import sys
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .bisect_files import load_bisects, rerender_bisects
-from .envspec import project_config
+from .envspec import EnvSpec, project_config
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import folder_problem, write_text_atomic
 from .markdown import render
@@ -493,11 +494,13 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
 
 
 def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
-                 command: str, plot: bool = True, pool: bool = False
+                 command: str, plot: bool = True, pool: bool = False,
+                 configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Data], list[tuple[Any, RawResult]]]:
-    """Every report file in ``out_dir``; returns (rows, records)."""
+    """Every report file in ``out_dir`` (``configured``: the environments
+    the tables show as not run where no row was recorded); (rows, records)."""
     out_dir = Path(out_dir)
-    rows, records = write_tables(raw_dirs, out_dir, command, pool)
+    rows, records = write_tables(raw_dirs, out_dir, command, pool, configured)
     rerender_bisects(bisect_dir)
     provenance = load_json(out_dir / "failure_rates.json")["provenance"]
     model = build(rows, [dict(r) for _, r in records], provenance,
