@@ -170,24 +170,6 @@ def evidence(records: list[Data]) -> Data:
     return {**totals, "failing_threads": dict(threads)}
 
 
-def stacks(out_dir: str | Path | None) -> Data | None:
-    """The newest launch caught past its limit: threads per simulator frame."""
-    kept = sorted(Path(out_dir).glob("launch_time_stacks/*.stack.txt"))\
-        if out_dir else []
-    if not kept:
-        return None
-    threads = [block for block in kept[-1].read_text().split("\n\n")
-               if block.strip().startswith(("Thread", "Current thread"))]
-    tops: Counter[str] = Counter()
-    for block in threads:
-        top = next((line.strip() for line in block.splitlines()[1:]
-                    if line.strip().startswith("File")), "")
-        tops[re.sub(r'File ".*/', 'File "', top) if "/simulator/" in top
-             else "elsewhere (the launcher, Python's threading)"] += 1
-    return {"env": kept[-1].name.removesuffix(".stack.txt"),
-            "threads": len(threads), "frames": tops.most_common()}
-
-
 def price(bisects: list[Data]) -> Data | None:
     """The bisect on time of the newest Python that timed its newest release."""
     return max((b for b in bisects if b.get("end")), default=None,
@@ -484,7 +466,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         # attribution; they name them in words, not by the patch's name.
         "upstream_changes": ([chosen["name"]] if chosen else [])
         + [name for name in attribution if name in {p["name"] for p in found}],
-        "evidence": evidence(records), "stacks": stacks(out_dir),
+        "evidence": evidence(records),
         "reproducers": reproducer_runs(recorded("reproducers.json")),
         "figures": figures,
         "commands": [b["command"] for b in race + time]

@@ -252,19 +252,6 @@ def test_report_with_only_bad_inputs_writes_nothing(tmp_path, capsys):
     assert not out.exists() or list(out.iterdir()) == []
 
 
-def test_stacks_count_the_simulator_frames_threads_were_in(data_dir,
-                                                          tmp_path):
-    stacks = tmp_path / "launch_time_stacks"
-    stacks.mkdir()
-    (stacks / "x.stack.txt").write_text(
-        (data_dir / "launch-stack.txt").read_text())
-    found = report.stacks(tmp_path)
-    assert found["env"] == "x"
-    assert sum(count for _, count in found["frames"]) == found["threads"] > 0
-    assert any("swapped_cuda_module" in frame for frame, _ in found["frames"])
-    assert not any("/" in frame for frame, _ in found["frames"])
-
-
 def test_the_reproducers_are_shown_for_the_bisects_ends(data_dir):
     bisect = json.loads((data_dir / "bisect-numba-cuda-py3.12.json")
                         .read_text())
