@@ -371,11 +371,8 @@ def reproducer_runs(data: Data | None) -> Data | None:
     by_script = defaultdict(list)
     for entry in data["entries"]:
         for run in entry["runs"]:
-            by_script[run["command"].split()[-1]].append({
-                # older rows: a run stopped at the timeout has exit None
-                "stopped_at": run["seconds"] if run["exit"] is None else None,
-                **run, **{k: entry[k] for k in ("label", "patch", "python",
-                                                "packages")}})
+            by_script[run["command"].split()[-1]].append({**run, **{
+                k: entry[k] for k in ("label", "patch", "python", "packages")}})
     return {"finished": data["finished"], "machine": data["machine"],
             "command": data["command"], "scripts": dict(by_script),
             "load": span([load for entry in data["entries"] for run
