@@ -139,7 +139,7 @@ def report(session):
     """Write results/REPORT.md and failure_rates.png; -- --raw DIR... merges."""
     results_folder(session)
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["report"])
-    session.run("python", "-m", "racematrix.report_session", *session.posargs,
+    session.run("python", "-m", "racematrix.report", *session.posargs,
                 env={"PYTHONPATH": HERE})
 
 

@@ -14,10 +14,10 @@ from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .fix_launches import LAUNCH_FILE, LAUNCH_LIMIT, NONE, run_launches
 from .markdown import render
-from .price_sections import cubie, outcomes, own_tests
 from .provenance import stamp
 from .rawresult import load_raw_dirs
-from .report import PROJECT, declared_patches, load_json
+from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
+                     own_tests, spec_text)
 from .tables import python_minor
 
 logger = logging.getLogger(__name__)
@@ -76,40 +76,34 @@ def numba_cuda_tests(records: list[dict]) -> dict:
 
 
 def semantics_differences(records: list[dict]) -> dict:
-    """Per patch and spec: the semantics cases whose outcome or observed
-    value differs from the unpatched row of the same spec and Python (the
-    unpatched rows' own failures under ``none``)."""
+    """Per patch and spec: the cases that differ from the unpatched row."""
     rows: dict = {}
     for r in records:
         if r.get("suite") == "semantics":
             rows.setdefault(row_patch(r), {})[
-                f"{' '.join(r['spec']['requirements'])} (py{python_minor(r)})"] = r
+                f"{spec_text(r)} (py{python_minor(r)})"] = (
+                outcomes(r), r.get("summary", {}).get("observed", {}))
     found: dict = {}
     for patch, by_key in rows.items():
-        for name, r in by_key.items():
-            mine = outcomes(r)
-            observed = r.get("summary", {}).get("observed", {})
+        for name, (mine, seen) in by_key.items():
             if patch == NONE:
-                found.setdefault(NONE, {})[name] = {
-                    "cases": len(mine), "differ": [
-                        {"case": case, "outcome": outcome,
-                         "observed": observed.get(case)}
-                        for case, outcome in sorted(mine.items())
-                        if outcome != "pass"]}
+                differ = [{"case": case, "outcome": outcome,
+                           "observed": seen.get(case)}
+                          for case, outcome in sorted(mine.items())
+                          if outcome != "pass"]
+            elif name in rows.get(NONE, {}):
+                theirs, their_seen = rows[NONE][name]
+                differ = [{"case": case, "outcome": mine.get(case),
+                           "reference_outcome": theirs.get(case),
+                           "observed": seen.get(case),
+                           "reference_observed": their_seen.get(case)}
+                          for case in sorted(mine.keys() | theirs.keys())
+                          if (mine.get(case), seen.get(case))
+                          != (theirs.get(case), their_seen.get(case))]
+            else:
                 continue
-            reference = rows.get(NONE, {}).get(name)
-            if reference is None:
-                continue
-            theirs = outcomes(reference)
-            their_observed = reference.get("summary", {}).get("observed", {})
-            found.setdefault(patch, {})[name] = {"cases": len(mine), "differ": [
-                {"case": case, "outcome": mine.get(case),
-                 "reference_outcome": theirs.get(case),
-                 "observed": observed.get(case),
-                 "reference_observed": their_observed.get(case)}
-                for case in sorted(mine.keys() | theirs.keys())
-                if mine.get(case) != theirs.get(case)
-                or observed.get(case) != their_observed.get(case)]}
+            found.setdefault(patch, {})[name] = {"cases": len(mine),
+                                                 "differ": differ}
     return found
 
 
@@ -128,8 +122,7 @@ def launch_by_patch(launch_runs: dict) -> dict:
 
 
 def worst(entries: list[dict]) -> dict:
-    """The largest median and p95 ratio of one Python's run against GOALS
-    (a bound never meets one)."""
+    """The largest median and p95 ratio against GOALS (a bound never meets)."""
     found = {}
     for key, goal in GOALS.items():
         ratios = [e for e in entries if e[f"{key}_ratio"] is not None]
@@ -191,6 +184,7 @@ def grouped_semantics(by_spec: dict) -> list[dict]:
 
 
 def compare(records: list[dict], launch_runs: dict) -> dict:
+    """What fix_compare.json holds and fix_compare.md shows."""
     return {"race": race_by_base(records),
             "launch": launch_by_patch(launch_runs),
             "launch_runs": {python: {key: run.get(key) for key in (
@@ -224,11 +218,8 @@ def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
                              "one)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
-    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"],
-                        help="folders of raw rows (default: the results' raw/)")
-    parser.add_argument("--out", default=results_dir,
-                        help="where the table goes (default: the results "
-                             "folder)")
+    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])
+    parser.add_argument("--out", default=results_dir)
     args = parser.parse_args(argv)
     args.launch_file = f"{results_dir}/{LAUNCH_FILE}"
     if args.rounds < 1 or args.limit <= 0:
@@ -238,8 +229,7 @@ def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
 
 def bisect_releases(results_dir: str, python: str, reference: str | None,
                     releases: list[str] | None) -> tuple[str, list[str]]:
-    """From the race bisect on ``python``: the last release with the race
-    and the matrix's releases from the first without it."""
+    """The race bisect's last racy release and the matrix's from its fix on."""
     path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
     boundary = (load_json(path) or {}).get("boundary")
     if not boundary:

@@ -1,7 +1,6 @@
 """The MWE's figures, measured again (``nox -s mwe_figures``): per Python
-the suite's rate and wall times, the fixed release, the ``faithful``
-preset, the trigger, and the pattern's rate as each knob moves alone.
-Writes ``mwe_figures.json`` and ``.md`` and logs the table."""
+the suite's rate and wall times, the fixed release, the presets, the
+trigger, and the pattern's rate as each knob moves alone."""
 from __future__ import annotations
 
 import logging
@@ -53,13 +52,12 @@ def timed_pytest(env: ProbeEnvironment, *args: str,
 
 
 def import_seconds(env: ProbeEnvironment, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
+    def once() -> float:
         started = time.perf_counter()
         subprocess.run(["python", "-c", "import numba.cuda"], check=True,
                        env=venv_environ(env.bin, SIM))
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        return time.perf_counter() - started
+    return statistics.median(once() for _ in range(repeats))
 
 
 def environment(envdir: str, python: str, requirements: list[str]
@@ -75,24 +73,21 @@ def environment(envdir: str, python: str, requirements: list[str]
 
 def rate(counts: dict) -> dict:
     runs = counts["target"] + counts["other"] + counts["hang"] + counts["pass"]
-    low, high = wilson_interval(counts["target"], runs)
     return {"runs": runs, "failures": counts["target"],
             "other": counts["other"] + counts["hang"],
             "failure_rate": counts["target"] / runs if runs else None,
-            "ci95": [low, high]}
+            "ci95": list(wilson_interval(counts["target"], runs))}
 
 
 def suite_miss_bound(rate_low: float, cases: int) -> dict:
-    """The chance all ``cases`` of the pattern pass where the bug is, each
-    failing at ``rate_low`` (the lower 95% bound of the per-case rate)."""
+    """The chance all ``cases`` pass, each failing at the rate's lower bound."""
     return {"cases": cases, "per_case_rate_low": rate_low,
             "probability": chance_all_pass(rate_low, cases)}
 
 
 def measured(env: ProbeEnvironment, info: dict, tests: str, *args: str,
              count: int) -> tuple[dict, dict]:
-    """``tests`` (a ``-k`` expression, or "whole suite") ``count`` times:
-    (its rate with the versions, pytest's summary)."""
+    """``tests`` (``-k``, or the whole suite) ``count`` times: rate, summary."""
     selection = [] if tests == "whole suite" else ["-k", tests]
     _, summary = timed_pytest(env, *selection, *args, count=count)
     versions = {name: info["packages"][name] for name in ("numba", "numba-cuda")

@@ -1,29 +1,43 @@
-"""REPORT.md, the texts for upstream and, with them, the tables, the bisect
-folder's Markdown and the pictures, from the raw results."""
+"""REPORT.md and the texts for upstream: one plain structure (``build``)
+from the rows, the raw records and what the other sessions recorded; the
+templates word it, tests assert it."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import statistics
+import sys
 import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .bisect_files import load_bisects, rerender_bisects
-from .envspec import project_config
-from .fileio import write_text_atomic
+from .envspec import EnvSpec, project_config
+from .errors import BadInput, OneLineArgumentParser
+from .fileio import folder_problem, write_text_atomic
 from .markdown import render
 from .patches import Patch, load_patches
 from .plots import draw_all
-from .rawresult import RawResult, RawResultWarning
-from .report_sections import build
-from .tables import write_tables
+from .rawresult import NoUsableResults, RawResult, RawResultWarning
+from .tables import grid, python_minor, target_version, version_key, write_tables
 
+Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
 MAX_REPORT_CHARS = 65_000
 # results/upstream/<name>.md, each from templates/upstream/<name>.md.j2
 UPSTREAM = ("numba-cuda-issue", "numba-cuda-pr", "numba-cuda-690-comment",
             "cubie-issue")
+CONTROL_TESTS = {"trigger": "test_syncthreads_trigger",
+                 "kernel_module": "test_control_allocator_in_kernel_module"}
+RACE_RATE_LABEL = re.compile(
+    r"^numba-cuda-(?:(?P<main>main)(?:-(?P<commit>[0-9a-f]+))?|"
+    r"(?P<release>[\d.]+))(?P<change>\+series)?")
 
 
-def load_json(path: Path) -> dict | None:
+def load_json(path: str | Path) -> Any:
     """A result file the report quotes, or None where it was not made."""
     try:
         return json.loads(Path(path).read_text())
@@ -36,38 +50,440 @@ def load_json(path: Path) -> dict | None:
 
 
 def declared_patches() -> dict[str, Patch]:
-    """The patches pyproject.toml declares (none where Python 3.10 has no
-    tomli)."""
+    """The patches pyproject.toml declares (none without tomli)."""
     try:
         return load_patches(project_config(PROJECT), PROJECT)
     except ModuleNotFoundError:
         return {}
 
 
+def newest(items: Any, key: str = "version", **match: Any) -> Any:
+    """The item of the highest version at ``key`` among those matching."""
+    found = [i for i in items if all(i.get(k) == v for k, v in match.items())]
+    return max(found, key=lambda i: version_key(i[key]), default=None)
+
+
+def span(values: list | None) -> list | None:
+    return [min(values), max(values)] if values else None
+
+
+def seconds(value: float | None, limit: float | None = None) -> Data | None:
+    """Launches past ``limit`` count at it: a statistic there is a bound."""
+    if value is None:
+        return None
+    limit = limit or 0.0
+    censored = 0 < limit <= value + 1e-9
+    return {"value": round(limit if censored else value, 3),
+            "censored": censored}
+
+
+def launch(record: Data | None) -> Data | None:
+    data = (record or {}).get("launch_seconds") or {}
+    if not data.get("n"):
+        return None
+    limit = data.get("limit")
+    return {"n": data["n"], "limit": limit,
+            **{k: seconds(data[k], limit) for k in ("median", "p95", "max")},
+            "past_limit": data.get("past_limit", 0)}
+
+
+def probe_launch(probe: Data, limit: float | None) -> Data:
+    return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
+            **{k: seconds(probe.get(k), limit) for k in ("median", "p95")}}
+
+
+def bisect_entry(data: Data) -> Data:
+    """A bisect file's boundary and, on time, its sides' and newest launches."""
+    releases, limit = data.get("releases") or ["–"], data.get("limit")
+    timed = data.get("metric") == "launch-time"
+    tested = {t["version"]: t for t in data.get("tested", [])}
+    sides = {name: found and {**found, "launch": probe_launch(
+        tested.get(found["version"], {}), limit) if timed else None}
+        for name in ("before", "after")
+        for found in [(data.get("boundary") or {}).get(name)]}
+    end = next((t for t in reversed(data.get("tested", []))
+                if t["version"] == releases[-1] and t.get("n")), None)
+    return {"package": data["package"], "python": data["python"],
+            "with": data.get("with") or [], "releases": data.get("releases")
+            or [], "first": releases[0], "last": releases[-1], **sides,
+            "probes": data["decisive_probes"], "summary": data["summary"],
+            "partial": bool(data.get("partial")), "limit": limit,
+            "end": {"version": releases[-1], **probe_launch(end, limit)}
+            if timed and end else None,
+            "command": data["provenance"]["command"]}
+
+
+def status(mwe: list[Data], bisects: list[Data]) -> Data:
+    """Per target: where the bisects placed the fix, the race before and after."""
+    ran = [r for r in mwe if r["verdict"] in ("reproduced", "not-reproduced")]
+    targets = {}
+    for target in sorted({r["target"] for r in ran}):
+        mine = [r for r in ran if r["target"] == target]
+        racy = [r for r in mine if r["verdict"] == "reproduced"]
+        flips = [b for b in bisects if b["package"] == target and b["after"]]
+        fixed_in = min((version_key(b["after"]["version"]) for b in flips),
+                       default=None)
+        before = [r for r in mine if fixed_in is not None
+                  and version_key(target_version(r)) < fixed_in]
+        fixed = [r for r in mine if fixed_in is not None and r not in before]
+        targets[target] = {
+            "before_environments": len(before),
+            "before_reproduced": sum(r in racy for r in before),
+            "before_releases": sorted({target_version(r) for r in before},
+                                      key=version_key),
+            "fixed_runs": sum(r["runs"] for r in fixed),
+            "fixed_failures": sum(r["failures"] for r in fixed),
+            "environments": len(mine), "reproduced": len(racy),
+            "newest_racy": max((target_version(r) for r in racy),
+                               key=version_key, default=None),
+            "fixed_between": sorted({(b["before"]["version"],
+                                      b["after"]["version"]) for b in flips}),
+            "bisect_pythons": sorted({b["python"] for b in flips},
+                                     key=version_key),
+            # the releases on the index that the bisects chose from
+            "released": sorted({v for b in flips for v in b["releases"]},
+                               key=version_key)}
+    return targets
+
+
+def evidence(records: list[Data]) -> Data:
+    """The MWE's controls, over the records that reproduced the race."""
+    totals = {name: dict.fromkeys(("runs", "target", "other", "envs"), 0)
+              for name in CONTROL_TESTS}
+    threads: Counter[str] = Counter()
+    for record in records:
+        if record["verdict"] != "reproduced" or \
+                record.get("suite", "mwe") != "mwe":
+            continue
+        summary = record.get("summary", {})
+        for name, test in CONTROL_TESTS.items():
+            cases = [c for n, c in summary.get("tests", {}).items()
+                     if n.split("[")[0] == test]
+            totals[name]["envs"] += bool(cases)
+            for c in cases:
+                totals[name]["runs"] += c["target"] + c["other"] + \
+                    c["hang"] + c["pass"]
+                totals[name]["target"] += c["target"]
+                totals[name]["other"] += c["other"] + c["hang"]
+        threads.update("early" if t["index"] >= t["n_threads"] else "working"
+                       for t in summary.get("failing_threads", []))
+    return {**totals, "failing_threads": dict(threads)}
+
+
+def price(bisects: list[Data]) -> Data | None:
+    """The bisect on time of the newest Python that timed its newest release."""
+    return max((b for b in bisects if b.get("end")), default=None,
+               key=lambda b: version_key(b["python"]))
+
+
+def interleaved(data: Data | None, python: str | None = None) -> Data | None:
+    """``python``'s (else the newest) run of launches taken in turn."""
+    runs = (data or {}).get("runs") or {}
+    if not runs:
+        return None
+    run = runs.get(python or "") or runs[max(runs, key=version_key)]
+    limit, envs = run["limit"], run.get("environments") or {}
+    return {"python": run["python"], "reference": run["reference"],
+            "limit": limit, "rounds": run["rounds"],
+            "finished": run.get("finished"),
+            "load": span(run.get("load_per_round")),
+            "python_build": next((e.get("python_build")
+                                  for e in envs.values()), None),
+            "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
+                                     or {}).get("numba"),
+                      "patch": None if r["patch"] == "none" else r["patch"],
+                      "median": seconds(r["median"], limit),
+                      "p95": seconds(r["p95"], limit),
+                      "ratio_bound": r.get("median_ratio_bound")}
+                     for r in run["rows"]]}
+
+
+def slowdown(data: Data | None) -> list[Data]:
+    """Per Python's run in turn: the newest release's median over the reference's."""
+    found = []
+    for python, run in sorted(((data or {}).get("runs") or {}).items(),
+                              key=lambda item: version_key(item[0])):
+        plain = [r for r in run["rows"] if r["patch"] == "none"]
+        top = newest([r for r in plain if r["release"] != run["reference"]
+                      and r.get("median_ratio")], "release")
+        if not top:
+            continue
+        reference = newest(plain, "release", release=run["reference"]) or {}
+        found.append({"python": python, "release": top["release"],
+                      "reference": run["reference"],
+                      "ratio": top["median_ratio"],
+                      "bound": bool(top.get("median_ratio_bound")),
+                      "limit": run.get("limit"), "n": top.get("n"),
+                      "past_limit": top.get("past_limit", 0),
+                      "finished": run.get("finished"),
+                      "load": span(run.get("load_per_round")),
+                      "reference_n": reference.get("n"),
+                      "reference_past_limit": reference.get("past_limit", 0)})
+    return found
+
+
+def lock_share(timed: Data | None, name: str) -> Data | None:
+    """The share of the rise over the reference patch ``name`` takes away."""
+    rows = (timed or {}).get("rows") or []
+    row = newest(rows, "release", patch=name)
+    plain = row and newest(rows, "release", patch=None, release=row["release"])
+    ref = next((r for r in rows if r["label"] == timed["reference"]), None) \
+        if timed else None
+    if not (plain and ref):
+        return None
+    medians = [r["median"] for r in (row, plain, ref)]
+    rise = medians[1]["value"] - medians[2]["value"]
+    exact = not any(m["censored"] for m in medians) and rise > 0
+    return {"release": row["release"], "with": medians[0],
+            "without": medians[1], "reference": medians[2],
+            "share": (medians[1]["value"] - medians[0]["value"]) / rise
+            if exact else None}
+
+
+def solve(record: Data | None) -> Data | None:
+    """``solve_ivp``'s seconds; no median where solves were skipped (a bound)."""
+    summary = (record or {}).get("summary") or {}
+    data = next((v for k, v in (summary.get("test_seconds") or {}).items()
+                 if "solve" in k), None)
+    if not data:
+        return None
+    skipped = sum(c.get("skip", 0) for n, c in
+                  (summary.get("tests") or {}).items() if "solve" in n)
+    return {"median": None if skipped else data["median"], "max": data["max"],
+            "n": data["n"] - skipped, "skipped": skipped}
+
+
+def cubie_price(found: list[Data]) -> Data | None:
+    """CuBIE's newest release on the newest racy and fixed numba-cuda."""
+    mine = [c for c in found if c["numba_cuda"] and c["solve"]]
+    if not mine:
+        return None
+    top = newest(mine, "cubie")["cubie"]
+    before, after = (newest(mine, "numba_cuda", cubie=top, patch=None,
+                            verdict=verdict)
+                     for verdict in ("reproduced", "not-reproduced"))
+    medians = [(side or {}).get("solve", {}).get("median")
+               for side in (before, after)]
+    return {"cubie": top, "before": before, "after": after,
+            "ratio": medians[1] / medians[0] if all(medians) else None,
+            "with": [c for c in mine if c["cubie"] == top and c["patch"]
+                     and after and c["numba_cuda"] == after["numba_cuda"]]}
+
+
+def spec_text(record: Data) -> str:
+    return " ".join((record.get("spec") or {}).get("requirements") or ())
+
+
+def cubie(records: list[Data]) -> list[Data]:
+    """CuBIE's rows: versions, whose simulator, the race, ``solve_ivp``."""
+    found = []
+    for record in (r for r in records if r.get("suite") == "cubie"):
+        settings = record.get("settings", {})
+        known = {**settings, **record.get("packages", {})}
+        found.append({
+            "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
+            "numba": known.get("numba"), "python": record.get("python"),
+            "patch": (record.get("spec") or {}).get("patch"),
+            "spec": spec_text(record), "simulator": "vendored"
+            if "vendored" in settings.get("cuda_module", "") else
+            "numba-cuda" if known.get("numba-cuda") else "numba",
+            "verdict": record["verdict"], "runs": record["runs"],
+            "failures": record["failures"], "hangs": record.get("hangs", 0),
+            "other": record.get("other_errors", 0),
+            "skips": record.get("skips", 0), "solve": solve(record)})
+    return sorted(found, key=lambda c: (version_key(c["cubie"]), version_key(
+        c["numba_cuda"]), c["patch"] or ""))
+
+
+def own_tests(records: list[Data]) -> list[Data]:
+    """numba-cuda's own tests per release and patch, and what a patch changes."""
+    by_release: dict[tuple, dict] = defaultdict(dict)
+    for record in (r for r in records if r.get("suite") == "numba-cuda-tests"):
+        by_release[(python_minor(record), record["packages"].get(
+            "numba-cuda"))][(record.get("spec") or {}).get("patch")] = record
+    found = []
+    for (python, version), sides in sorted(by_release.items()):
+        plain = outcomes(sides[None]) if None in sides else None
+        for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
+            mine = outcomes(record)
+            failed = record["failures"] + record["other_errors"] + \
+                record.get("hangs", 0)
+            found.append({
+                "python": python, "numba_cuda": version, "patch": patch,
+                "spec": spec_text(record),
+                "passed": record["runs"] - failed, "failed": failed,
+                "skipped": record.get("skips", 0),
+                "differ": None if patch is None or plain is None else sorted(
+                    n for n in plain.keys() | mine.keys()
+                    if plain.get(n) != mine.get(n))})
+    return found
+
+
+def outcomes(record: Data) -> dict[str, str]:
+    """Each test's most frequent outcome (by module name where skipped whole)."""
+    tests = (record.get("summary") or {}).get("tests") or {}
+    return {name.rsplit(".", 1)[-1] if "site-packages." in name else name:
+            max(counts, key=counts.get)
+            for name, counts in tests.items() if any(counts.values())}
+
+
+def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
+    """Each patch: its description, race failures, runs and median launch."""
+    found = []
+    for name in sorted({r["patch"] for r in rows if r["patch"]}):
+        mine = [{"verdict": r["verdict"], "runs": r["runs"],
+                 "failures": r["failures"], "launch": launch(r),
+                 "python": python_minor(r)} for r in rows
+                if r["patch"] == name and r["suite"] == "mwe"]
+        medians = [r["launch"]["median"]["value"] for r in mine if r["launch"]]
+        found.append({"name": name, "description": described.get(name),
+                      "launch_median": statistics.median(medians)
+                      if medians else None, "rows": mine,
+                      "race_failures": sum(r["failures"] for r in mine),
+                      "runs": sum(r["runs"] for r in mine)})
+    return found
+
+
+def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
+    """The fastest patch that never raced: in the run in turn, else its own rows."""
+    clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
+    sides = {(r["release"], r["patch"]): {"launch": {
+        k: r[k] for k in ("median", "p95", "n")}} for r in (timed or {}).get(
+            "rows", ()) if r["patch"] in clean or not r["patch"]}
+    timed_clean = [(v, n) for v, n in sides if n]
+    if timed_clean:
+        top = max((v for v, _ in timed_clean), key=version_key)
+        best = min((n for v, n in timed_clean if v == top), key=lambda n: sides[
+            (top, n)]["launch"]["median"]["value"])
+        return {**clean[best], "newest": top, "same_run": True,
+                "python": timed["python"],  # type: ignore[index]
+                "without": sides.get((top, None)), "with": sides[(top, best)]}
+    best = min((p for p in clean.values() if p["launch_median"] is not None),
+               key=lambda p: p["launch_median"], default=None)
+    return best and {**best, "newest": None, "same_run": False,
+                     "python": None, "without": None, "with": None}
+
+
+def reproducer_runs(data: Data | None) -> Data | None:
+    """The reproducers' recorded runs by script (``mwe/`` name)."""
+    if not data:
+        return None
+    by_script = defaultdict(list)
+    for entry in data["entries"]:
+        for run in entry["runs"]:
+            by_script[run["command"].split()[-1]].append({**run, **{
+                k: entry[k] for k in ("label", "patch", "python", "packages")}})
+    return {"finished": data["finished"], "machine": data["machine"],
+            "command": data["command"], "scripts": dict(by_script),
+            "load": span([load for entry in data["entries"] for run
+                          in entry["runs"] for load in run["load_average"]])}
+
+
+def regression_test(found: list[Data]) -> list[Data]:
+    """The upstream series' ``race_rate`` runs: which numba-cuda, how they ended."""
+    shown = []
+    for data in found:
+        counts = data.get("counts") or {}
+        if not data.get("runs") or "race" not in counts:
+            continue
+        named = RACE_RATE_LABEL.match(data.get("label", "?"))
+        part = named.groupdict() if named else {}
+        installed = next((p.split("==", 1)[1] for p in data.get("packages")
+                          or () if p.startswith("numba-cuda==")), None)
+        processes = data.get("processes")
+        shown.append({
+            "release": installed or part.get("release"),
+            "main": bool(part.get("main")), "commit": part.get("commit"),
+            "change": bool(part.get("change")),
+            "python": ".".join(data["python"].split()[0].split(".")[:2])
+            if data.get("python") else None,
+            "fresh": isinstance(processes, list)
+            and len(processes) == data["runs"],
+            "test": (data.get("test") or "").rsplit(".", 1)[-1],
+            "runs": data["runs"], "race": counts["race"],
+            "other": counts.get("other", 0)})
+    return sorted(shown, key=lambda r: (
+        r["main"], version_key(r["release"] or "0"), r["fresh"], r["change"],
+        version_key(r["python"] or "0")))
+
+
+def build(rows: list[Data], records: list[Data], provenance: Data,
+          bisect_dir: str | Path | None = None,
+          out_dir: str | Path | None = None) -> Data:
+    """The report's whole structure from the rows, records and recorded files."""
+    def recorded(name: str) -> Any:
+        return load_json(Path(out_dir) / name) if out_dir else None
+    mwe = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
+    race, time = ([bisect_entry(b) for b in load_bisects(bisect_dir, metric)]
+                  if bisect_dir else [] for metric in ("failure", "launch-time"))
+    ran = [r for r in mwe if r["verdict"] != "skipped"]
+    skipped = defaultdict(list)
+    for row in mwe:
+        if row["verdict"] == "skipped":
+            skipped[row["reason"]].append(row["env"])
+    racy_launch = [r["launch_seconds"]["median"] for r in ran
+                   if r["verdict"] == "reproduced" and launch(r)]
+    described = {name: patch.description
+                 for name, patch in declared_patches().items()}
+    fix_launches = recorded("fix_launch_time.json")
+    cost = price(time)
+    timed = interleaved(fix_launches, (cost or {}).get("python"))
+    found = patches(rows, described)
+    clients = cubie(records)
+    chosen = proposal(found, timed)
+    regression = regression_test([rate for path in sorted(
+        (PROJECT / "patches" / "upstream" / "race_rate").glob("*.json"))
+        if (rate := load_json(path))])
+    # A patch that takes out one part of a fix to see what it costs says
+    # so in its description (pyproject.toml).
+    attribution = sorted(name for name, text in described.items()
+                         if text.startswith("attribution"))
+    figures = recorded("mwe_figures.json")
+    return {
+        "provenance": provenance,
+        "verdicts": dict(Counter(r["verdict"] for r in rows)),
+        "grid": grid(ran), "skipped": dict(sorted(skipped.items())),
+        "last_attempts": [r for r in rows if r.get("last_attempt")],
+        "error": next((r["summary"]["first_target_message"] for r in records
+                       if (r.get("summary") or {}).get("first_target_message")),
+                      None),
+        "status": status(mwe, race),
+        "bisects": race, "time_bisects": time, "price": cost,
+        "racy_median": statistics.median(racy_launch) if racy_launch else None,
+        "cubie": clients, "cubie_price": cubie_price(clients),
+        "own_tests": own_tests(records), "patches": found,
+        "proposal": chosen, "interleaved": timed,
+        "slowdown": slowdown(fix_launches), "regression_test": regression,
+        # the Python most of the regression test's runs were on
+        "regression_python": Counter(r["python"] for r in regression)
+        .most_common(1)[0][0] if regression else None,
+        "attribution": attribution,
+        "lock_share": {name: lock_share(timed, name) for name in attribution},
+        # The changes the upstream texts show: the proposed one, and the
+        # attribution; they name them in words, not by the patch's name.
+        "upstream_changes": ([chosen["name"]] if chosen else [])
+        + [name for name in attribution if name in {p["name"] for p in found}],
+        "evidence": evidence(records),
+        "reproducers": reproducer_runs(recorded("reproducers.json")),
+        "figures": figures,
+        "commands": [b["command"] for b in race + time]
+        + ([figures["command"]] if figures else []),
+        "slowdown_source": (PROJECT / "mwe" / "bug_slowdown.py").read_text(),
+    }
+
+
 def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
-                 command: str, plot: bool = True, pool: bool = False
-                 ) -> tuple[list[dict], list[tuple[object, RawResult]]]:
-    """Every report file in ``out_dir``; returns (rows, records)."""
+                 command: str, plot: bool = True, pool: bool = False,
+                 configured: Iterable[EnvSpec] = ()
+                 ) -> tuple[list[Data], list[tuple[Any, RawResult]]]:
+    """Every report file in ``out_dir`` (``configured``: the environments
+    the tables show as not run where no row was recorded); (rows, records)."""
     out_dir = Path(out_dir)
-    left_out: list[dict] = []
-    rows, records = write_tables(raw_dirs, out_dir, command, pool, left_out)
+    rows, records = write_tables(raw_dirs, out_dir, command, pool, configured)
     rerender_bisects(bisect_dir)
-    provenance = json.loads((out_dir / "failure_rates.json").read_text())[
-        "provenance"]
-    model = build(rows, [dict(r) for _, r in records], load_bisects(bisect_dir),
-                  load_bisects(bisect_dir, "launch-time"), provenance,
-                  reproducers=load_json(out_dir / "reproducers.json"),
-                  out_dir=out_dir,
-                  figures=load_json(out_dir / "mwe_figures.json"),
-                  fix_launches=load_json(out_dir / "fix_launch_time.json"),
-                  described={name: patch.description for name, patch
-                             in declared_patches().items()},
-                  race_rates=[found for path in sorted(
-                      (PROJECT / "patches" / "upstream" / "race_rate")
-                      .glob("*.json")) if (found := load_json(path))])
-    model["sources"] = {"bug": (PROJECT / "mwe" / "bug.py").read_text(),
-                        "slowdown": (PROJECT / "mwe" / "bug_slowdown.py")
-                        .read_text()}
+    provenance = load_json(out_dir / "failure_rates.json")["provenance"]
+    model = build(rows, [dict(r) for _, r in records], provenance,
+                  bisect_dir, out_dir)
     text = render("REPORT.md", **model)
     if len(text) > MAX_REPORT_CHARS:
         raise ValueError(f"report is {len(text)} characters, over GitHub's "
@@ -79,3 +495,46 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
     if plot:
         draw_all(rows, out_dir)
     return rows, records
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``nox -s report``."""
+    home = os.environ.get("RACEMATRIX_RESULTS", "results")
+    parser = OneLineArgumentParser(prog="nox -s report --", label="report",
+                                   help_hint="nox -s report -- --help")
+    parser.add_argument("--raw", nargs="+", action="extend", metavar="DIR",
+                        help="folders (or files) of raw results to merge; "
+                        f"given twice, both count (default: {home}/raw)")
+    parser.add_argument("--out", default=home,
+                        help=f"where the tables and report go (default: {home})")
+    parser.add_argument("--bisect", default=f"{home}/bisect",
+                        help=f"folder of bisect results (default: {home}/bisect)")
+    parser.add_argument("--pool", action="store_true",
+                        help="pool one environment's results from several "
+                             "machines where every version matches")
+    try:
+        args = parser.parse_args(argv)
+    except BadInput as error:
+        parser.exit(2, f"{error}\n")
+    args.raw = list(dict.fromkeys(args.raw or [f"{home}/raw"]))
+    missing = [d for d in args.raw if not Path(d).exists()]
+    problem = folder_problem(args.out) or missing and \
+        f"no such folder or file: {', '.join(missing)}"
+    if problem:
+        parser.exit(2, f"report: {problem}\n")
+    warnings.simplefilter("always", RawResultWarning)
+    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}" if args.raw
+                                 != [f"{home}/raw"] else "") + \
+        (" --pool" if args.pool else "")
+    try:
+        rows, records = build_report(args.raw, args.out, args.bisect, command,
+                                     pool=args.pool)
+    except NoUsableResults as error:
+        parser.exit(2, f"report: {error}\n")
+    print(f"report: {len(rows)} rows from {len(records)} raw files -> "
+          f"{args.out}/REPORT.md, {args.out}/failure_rates.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,8 +1,6 @@
-"""The driver of ``nox -s reproducers``: ``mwe/bug.py`` and
-``bug_slowdown.py`` run as a reader runs them (no variable set) in fresh
-environments of the releases around the fix, the newest also with each
-patch; what they printed goes to ``reproducers.json``, which the texts for
-upstream paste."""
+"""``nox -s reproducers``: ``mwe/bug.py`` and ``bug_slowdown.py`` run as a
+reader runs them in fresh environments of the releases around the fix (the
+newest also with each patch), for the texts for upstream to paste."""
 from __future__ import annotations
 
 import logging
@@ -26,8 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 def releases_to_show(bisect: dict) -> list[tuple[str, list[str]]]:
-    """(label, requirements) of the last release with the race and the
-    newest the bisect tested, each with the numba it ran with."""
+    """The bisect's last racy and newest release, each with its numba."""
     package = bisect["package"]
     tested = {entry["version"]: entry for entry in bisect["tested"]}
     wanted = [bisect["boundary"]["before"]["version"], bisect["releases"][-1]]
@@ -50,9 +47,9 @@ def run_script(python: str, script: Path, timeout: float) -> dict:
                               timeout=timeout)
         code, out, err = done.returncode, done.stdout, done.stderr
     except subprocess.TimeoutExpired as expired:
-        partial, stopped_at = expired.stdout or "", timeout
-        err = f"stopped at {timeout:g} s"
-        out = partial if isinstance(partial, str) else partial.decode()
+        stopped_at, err = timeout, f"stopped at {timeout:g} s"
+        out = expired.stdout.decode() if isinstance(expired.stdout, bytes) \
+            else expired.stdout or ""
     return {"command": f"python {script.name}", "exit": code,
             "stopped_at": stopped_at, "stdout": out,
             "stderr_tail": err[-2000:],
@@ -95,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"reproducers: no Python {args.python} here "
                        f"({install_hint(args.python)})\n")
     patches = declared_patches()
-    if sys.version_info < (3, 11):
-        logger.warning("reproducers: Python 3.11+ reads the patches; none "
-                       "applied")
     shown = releases_to_show(bisect)
     entries = []
     for label, requirements in shown:

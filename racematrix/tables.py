@@ -8,9 +8,8 @@ import re
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -34,52 +33,46 @@ COUNTED = {Outcome.TARGET: "failures", Outcome.OTHER: "other_errors",
 
 def merge_records(records: Records, pool: bool = False,
                   left_out: list[dict] | None = None) -> list[Row]:
-    """One row per environment and machine; of two differing records of one
-    environment and machine (one result gathered twice), the newer is kept."""
+    """One row per environment and machine; of two differing copies, the newer."""
     by_key: dict[tuple[str, str], tuple[Any, RawResult]] = {}
     for path, record in records:
         key = (record["env"], machine_label(record))
         old = by_key.setdefault(key, (path, record))
         if old[1] == record:
             continue
-        # The newer is kept; of two as new, the one read last.
-        drop, keep = sorted((old, (path, record)), key=lambda f: f[1]["finished"])
+        drop, by_key[key] = sorted((old, (path, record)),
+                                   key=lambda f: f[1]["finished"])
         warnings.warn(f"conflicting results for {record['env']} on {key[1]}: "
-                      f"kept {keep[0]}, left out {drop[0]}", RawResultWarning,
-                      stacklevel=2)
-        if left_out is not None:
-            left_out.append({"path": str(drop[0]), "reason": (
-                f"conflicts with {keep[0]} (same environment and machine; "
-                f"the newer was kept)")})
-        by_key[key] = keep
-    machines = {key[1] for key in by_key}
+                      f"kept {by_key[key][0]}, left out {drop[0]}",
+                      RawResultWarning, stacklevel=2)
+        (left_out if left_out is not None else []).append({
+            "path": str(drop[0]), "reason": f"conflicts with {by_key[key][0]} "
+            "(same environment and machine; the newer was kept)"})
     kept = [record for _, record in by_key.values()]
-    if pool:
-        kept = pool_records(kept)
-    return sorted((make_row(record, show_machine=len(machines) > 1
-                            and not record.get("pooled"))
-                   for record in kept), key=row_sort_key)
+    several = len({key[1] for key in by_key}) > 1
+    return sorted((make_row(r, several and not r.get("pooled"))
+                   for r in (pool_records(kept) if pool else kept)),
+                  key=row_sort_key)
 
 
 def pool_records(records: list[RawResult]) -> list[RawResult]:
-    """One record per environment from several machines, where the Python
-    build and every package version match (else they stay apart)."""
+    """One record per environment where every machine ran the same versions."""
     by_env: dict[str, list[RawResult]] = defaultdict(list)
     for record in records:
         by_env[record["env"]].append(record)
     pooled = []
     for env, group in by_env.items():
         labels = sorted(machine_label(r) for r in group)
-        versions = {(r["python"], str(sorted(r["packages"].items())))
-                    for r in group}
-        if len(versions) > 1:
+        apart = len({(r["python"], str(sorted(r["packages"].items())))
+                     for r in group}) > 1
+        if apart:
             warnings.warn(f"not pooled: {env} ran with different versions "
                           f"on {', '.join(labels)}", RawResultWarning,
                           stacklevel=3)
-        if len(group) == 1 or len(versions) > 1:
+        if apart or len(group) == 1:
             pooled.extend(group)
             continue
-        counts = {o: sum(r[key] for r in group)  # type: ignore[literal-required]
+        counts: dict[str, int] = {o: sum(r[key] for r in group)  # type: ignore[literal-required]
                   for o, key in COUNTED.items()}
         runs = sum(r["runs"] for r in group)
         counts[Outcome.PASS] = runs - counts[Outcome.TARGET] - \
@@ -98,30 +91,26 @@ def pool_records(records: list[RawResult]) -> list[RawResult]:
 
 
 def make_row(record: RawResult, show_machine: bool = False) -> Row:
-    """The table row of one record: the record, its rate with its Wilson
-    interval, and the keys the tables read from deeper in it."""
+    """A record with its rate, Wilson interval and the keys the tables read."""
     runs, failures, label = record["runs"], record["failures"], \
         machine_label(record)
-    low, high = wilson_interval(failures, runs)
     attempts = record.get("attempts") or [{"when": ""}]
     return {
         **record, "machine": label, "suite": record.get("suite", "mwe"),
         "env": f"{record['env']}@{label}" if show_machine else record["env"],
         "python": record["python"] or record["spec"]["python"],
         "failure_rate": round(failures / runs, 4) if runs else None,
-        "ci95": [round(low, 4), round(high, 4)],
+        "ci95": [round(end, 4) for end in wilson_interval(failures, runs)],
         "requirements": record["spec"]["requirements"],
         "launch_seconds": record.get("launch_seconds"),
-        "resolution_way": record.get("resolution", {}).get("way"),
-        "patch": record["spec"].get("patch"), "patch_record": record.get("patch"),
+        "patch": record["spec"].get("patch"),
         # An attempt after the results that measured nothing: the row stays.
         "last_attempt": {k: attempts[-1][k] for k in ("when", "why")}
         if attempts[-1]["when"] > record["finished"] else None}
 
 
 def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
-    """A `skipped` row for each configured environment with no row on any
-    machine, derived from the config rather than recorded."""
+    """A `skipped` row for each configured environment no machine recorded."""
     recorded = {row["env"].split("@", 1)[0] for row in rows}
     return [make_row(make_raw(
         spec, packages={}, python="", python_build="", skip_reason=(
@@ -131,26 +120,26 @@ def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
             for spec in envs if spec.env_id not in recorded]
 
 
-def version_or_zero(text: str | None) -> Version:
+def _version_key(text: str | None) -> tuple[int, Version | str]:
+    try:
+        return (0, Version(text or ""))
+    except InvalidVersion:
+        return (1, str(text))
+
+
+def version_key(text: str | None) -> Version:
+    """A release's version; 0 where it is none."""
     version = _version_key(text)[1]
     return version if isinstance(version, Version) else Version("0")
 
 
-def _version_key(text: str | None) -> tuple[int, Version | str]:
-    try:
-        return (0, Version(text))  # type: ignore[arg-type]
-    except (InvalidVersion, TypeError):
-        return (1, str(text))
-
-
 def row_sort_key(row: Row) -> tuple:
     """Suite, Python (X.Y), target, its version, numba, simulator on first."""
-    python = row["python"] or ""
-    return (row["suite"] != "mwe", row["suite"], _version_key(".".join(
-        python.split(".")[:2])), row["target"], _version_key(
-        target_version(row)), _version_key(row["packages"].get("numba") or
-                                           requested_version(row, "numba")),
-        not row["sim"], _version_key(python.split("+")[0]), row["env"])
+    return (row["suite"] != "mwe", row["suite"], _version_key(
+        python_minor(row) if row["python"] else ""), row["target"],
+        _version_key(target_version(row)), _version_key(
+            row["packages"].get("numba") or requested_version(row, "numba")),
+        not row["sim"], _version_key(row["python"].split("+")[0]), row["env"])
 
 
 def requested_version(row: Row, name: str) -> str | None:
@@ -176,7 +165,7 @@ def target_version(row: Row) -> str:
 
 
 def column_key(row: Row) -> tuple[str, Version]:
-    return (row["target"], version_or_zero(target_version(row)))
+    return (row["target"], version_key(target_version(row)))
 
 
 def python_minor(row: Row) -> str:
@@ -194,8 +183,7 @@ def kind_rate(row: Row, kind: str) -> dict | None:
 
 
 def format_launch(record: dict | None) -> str:
-    """``median / p95 / max s``; a bound (``>=``) where a launch hit the
-    limit of older records."""
+    """``median / p95 / max s``, ``>=`` where cut at the limit."""
     if not record or not record.get("n"):
         return "–" if not record or not record.get("error") else \
             f"not measured: {record['error']}"[:120]
@@ -208,11 +196,8 @@ def format_launch(record: dict | None) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Column:
-    """A column: CSV/JSON name and value (default: ``row[name]``), Markdown
-    header (None: not in the Markdown table) and cell text (default: the
-    value)."""
+class Column(NamedTuple):
+    """CSV/JSON name and value; Markdown header (None: not shown) and text."""
     name: str
     header: str | None = None
     value: Callable[[Row], Any] | None = None
@@ -225,31 +210,27 @@ class Column:
         return self.text(row) if self.text else str(self.get(row))
 
 
-def _get(*keys: str) -> Callable[[Row], Any]:
+def _at(*keys: str) -> Callable[[Row], Any]:
     """The value at ``row[keys[0]][keys[1]]...``, None where absent."""
     def value(row: Row) -> Any:
-        found: Any = row
         for key in keys:
-            found = (found or {}).get(key)
-        return found
+            row = (row or {}).get(key)  # type: ignore[assignment]
+        return row
     return value
 
 
-def _kind_columns(kind: str) -> tuple[Column, Column]:
-    def text(row: Row) -> str:
-        data = kind_rate(row, kind)
-        return "–" if data is None else \
-            f"{data['failures']}/{data['runs']} ({percent(data['rate'])})"
-    return (Column(f"{kind}_runs", None, lambda r: _get("runs")(
-                kind_rate(r, kind))),
-            Column(f"{kind}_failures", "controls" if kind == "control"
-                   else kind, lambda r: _get("failures")(kind_rate(r, kind)),
-                   text))
+def _kind(kind: str, key: str) -> Callable[[Row], Any]:
+    return lambda r: (kind_rate(r, kind) or {}).get(key)
 
 
-def _package(header: str, text: Callable[[Row], str]) -> Column:
-    return Column(header.replace("-", "_"), header,
-                  lambda r: r["packages"].get(header, ""), text)
+def _kind_text(kind: str) -> Callable[[Row], str]:
+    return lambda r: "–" if not (d := kind_rate(r, kind)) else \
+        f"{d['failures']}/{d['runs']} ({percent(d['rate'])})"
+
+
+def _package(name: str, text: Callable[[Row], str]) -> Column:
+    return Column(name.replace("-", "_"), name,
+                  lambda r: r["packages"].get(name, ""), text)
 
 
 COLUMNS = (
@@ -271,17 +252,20 @@ COLUMNS = (
     Column("ci95_high", "95% CI", lambda r: r["ci95"][1],
            lambda r: f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}%"
            if r["runs"] else "–"),
-    *(column for kind in KINDS for column in _kind_columns(kind)),
-    *(Column(f"launch_{key}", None, _get("launch_seconds", key))
+    *(column for kind in KINDS for column in (
+        Column(f"{kind}_runs", None, _kind(kind, "runs")),
+        Column(f"{kind}_failures", "controls" if kind == "control" else kind,
+               _kind(kind, "failures"), _kind_text(kind)))),
+    *(Column(f"launch_{key}", None, _at("launch_seconds", key))
       for key in ("n", "median", "p95")),
     Column("launch_max", "launch s: median / p95 / max",
-           _get("launch_seconds", "max"),
+           _at("launch_seconds", "max"),
            lambda r: format_launch(r["launch_seconds"])),
-    Column("launch_past_limit", None, _get("launch_seconds", "past_limit")),
+    Column("launch_past_limit", None, _at("launch_seconds", "past_limit")),
     Column("seconds"), Column("concurrency"), Column("machine"),
-    Column("install_way", None, lambda r: r["resolution_way"] or ""),
+    Column("install_way", None, lambda r: _at("resolution", "way")(r) or ""),
     Column("last_attempt_failed", None,
-           lambda r: _get("last_attempt", "why")(r) or ""),
+           lambda r: _at("last_attempt", "why")(r) or ""),
     Column("verdict", "verdict"),
     Column("reason", "reason", text=lambda r: r["reason"] + (
         "; last attempt failed ({}): {}".format(
@@ -310,19 +294,9 @@ def json_rows(rows: list[Row]) -> list[dict[str, Any]]:
     return [{c.name: c.get(row) for c in COLUMNS} for row in rows]
 
 
-def render_csv(rows: list[Row]) -> str:
-    stream = io.StringIO()
-    writer = csv.DictWriter(stream, [c.name for c in COLUMNS],
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(json_rows(rows))
-    return stream.getvalue()
-
-
 def grid(rows: list[Row]) -> dict:
-    """Python x release: one line per (simulator, target, version, numba),
-    a cell per Python with the row's counts and per-kind rates."""
-    pythons = sorted({python_minor(r) for r in rows}, key=version_or_zero)
+    """Python x (simulator, target, version, numba): each row's counts."""
+    pythons = sorted({python_minor(r) for r in rows}, key=version_key)
     lines: dict[tuple, dict] = defaultdict(dict)
     for row in rows:
         # `` (asked ...)`` where the requirements are more than exact pins.
@@ -330,22 +304,17 @@ def grid(rows: list[Row]) -> dict:
             r"[a-z0-9._-]+(\[[^\]]*\])?==[\w.!+]+", text)
             for text in row["requirements"]) else \
             f" (asked {' '.join(row['requirements'])})"
-        key = (not row["sim"], row["target"],
-               version_or_zero(target_version(row)),
-               package_cell(row, "numba"), asked)
-        lines[key][python_minor(row)] = row
+        lines[(not row["sim"], row["target"], version_key(target_version(
+            row)), package_cell(row, "numba"), asked)][python_minor(row)] = row
     return {"pythons": pythons, "lines": [
         {"sim": not key[0], "target": key[1],
          "version": target_version(next(iter(cells.values()))) + key[4],
-         "numba": key[3],
-         "cells": {p: cell(cells[p]) if p in cells else None for p in pythons}}
+         "numba": key[3], "cells": {p: cells[p] and {
+             **{k: cells[p][k] for k in ("verdict", "runs", "failures")},
+             "rate": cells[p]["failure_rate"],
+             **{kind: kind_rate(cells[p], kind) for kind in KINDS}}
+             if p in cells else None for p in pythons}}
         for key, cells in sorted(lines.items())]}
-
-
-def cell(row: Row) -> dict:
-    return {"verdict": row["verdict"], "runs": row["runs"],
-            "failures": row["failures"], "rate": row["failure_rate"],
-            **{kind: kind_rate(row, kind) for kind in KINDS}}
 
 
 def verdict_counts(rows: list[Row]) -> str:
@@ -355,13 +324,10 @@ def verdict_counts(rows: list[Row]) -> str:
 
 
 def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
-                 pool: bool = False, left_out: list[dict] | None = None,
-                 configured: Iterable[EnvSpec] = ()
+                 pool: bool = False, configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Row], Records]:
-    """Regenerate the three tables in ``out_dir`` from the raw records in
-    ``raw_dirs`` (plus ``not_run``'s rows for ``configured``); returns
-    (rows, records). Files left out are named there and in ``left_out``."""
-    left_out = [] if left_out is None else left_out
+    """The three tables in ``out_dir`` from the raw records; (rows, records)."""
+    left_out: list[dict] = []
     records = load_raw_dirs(raw_dirs, left_out)
     if not records:
         raise NoUsableResults(
@@ -385,10 +351,15 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
     write_json_atomic(out_dir / "failure_rates.json", {
         "generated": generated, "provenance": provenance,
         "rows": json_rows(rows)})
-    write_text_atomic(out_dir / "failure_rates.csv", render_csv(rows))
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, [c.name for c in COLUMNS],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(json_rows(rows))
+    write_text_atomic(out_dir / "failure_rates.csv", stream.getvalue())
     write_text_atomic(out_dir / "failure_rates.md", render(
-        "failure_rates.md", provenance=provenance, rows=rows,
-        grid=grid([r for r in rows if r["suite"] == "mwe" and not r["patch"]
-                   and r["verdict"] != Verdict.SKIPPED]),
+        "failure_rates.md", provenance=provenance, grid=grid([
+            r for r in rows if r["suite"] == "mwe" and not r["patch"]
+            and r["verdict"] != Verdict.SKIPPED]),
         verdicts=verdict_counts(rows), long_table=markdown_lines(rows)))
     return rows, records

@@ -14,7 +14,7 @@ import pytest
 
 from racematrix import (bisect_files, ci, envspec, errors, fileio, install,
                         matrix_session, measure_race, rawresult, report,
-                        report_session, tables)
+                        tables)
 from racematrix.bisect_session import parse_args
 from racematrix.envspec import EnvSpec, parse_spec
 from racematrix.search import Probe, bisect_releases, decide_probe
@@ -150,7 +150,7 @@ def test_report_refuses_an_unwritable_out_in_one_line(tmp_path, capsys):
     regular = tmp_path / "out"
     regular.write_text("")
     with pytest.raises(SystemExit) as exit:
-        report_session.main(["--raw", str(tmp_path), "--out", str(regular)])
+        report.main(["--raw", str(tmp_path), "--out", str(regular)])
     assert exit.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "is a file, not a folder" in err
@@ -328,14 +328,14 @@ def test_report_raw_given_twice_adds_up(data_dir, tmp_path, capsys):
                          (second, "py3.11-numba-cuda-0.30.4-sim1.json")):
         folder.mkdir()
         shutil.copy(data_dir / "raw" / name, folder / name)
-    report_session.main(["--raw", str(first), "--raw", str(second), "--out",
-                         str(tmp_path / "out")])
+    report.main(["--raw", str(first), "--raw", str(second), "--out",
+                 str(tmp_path / "out"), "--bisect", str(tmp_path / "bisect")])
     assert "2 rows from 2 raw files" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("main, argv", [
-    (report_session.main, ["--out", "a", "--out", "b"]),
-    (report_session.main, ["--pool", "--pool"]),
+    (report.main, ["--out", "a", "--out", "b"]),
+    (report.main, ["--pool", "--pool"]),
     (ci.main, ["--gpu-runner", "a", "--gpu-runner", "b"]),
 ])
 def test_other_options_given_twice_are_refused_in_one_line(main, argv,
@@ -469,8 +469,7 @@ def test_only_hangs_make_a_hung_row_never_the_race(data_dir, tmp_path):
     assert tables.verdict_counts(rows) == "1 hung"
     cells = dict(zip(tables.TABLE_COLUMNS, tables.table_cells(rows[0])))
     assert cells["hung"] == "1" and cells["other"] == "0"
-    from racematrix.report_sections import build
-    model = build(rows, [raw], [], [], {})
+    model = report.build(rows, [raw], {})
     assert model["verdicts"] == {"hung": 1} and model["grid"]["lines"][0][
         "cells"]["3.11"]["verdict"] == "hung"
 
