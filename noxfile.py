@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from racematrix import interpreters, matrix_session, procs, schedule
 from racematrix.envspec import DEFAULT_SUITE, ConfigError, EnvSpec
 from racematrix.errors import BadInput
-from racematrix.matrix import env_of, load_matrix, session_id
+from racematrix.suites import env_of, load_matrix, session_id
 from racematrix.probers import note_matrix_env
 from racematrix.provenance import gpu_name
 
@@ -34,6 +34,9 @@ for _library in ("matplotlib", "PIL", "urllib3", "requests"):
 # nox's own environment and its -j workers are ours to cache bytecode in
 # (set on some machines, it has each worker compile nox and our imports).
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# This nox checked the noxfile's script metadata (below); its -j workers,
+# one nox process per session, need not check it again.
+os.environ["NOX_SCRIPT_MODE"] = "none"
 # A CI job's cancellation stops a run the way Ctrl-C does.
 procs.terminate_on_sigterm()
 # nox looks for Pythons on PATH only: pyenv's inactive versions and uv's
@@ -49,11 +52,13 @@ try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
 except ConfigError as error:
     sys.exit(f"nox: {error}")
+# Simulator off needs a CUDA GPU: without one its environments get no
+# session (the report says "not run here" from the config).
 GPU = gpu_name()
-NO_GPU = "no CUDA GPU (simulator off needs one)"
 # Longest expected first (racematrix/schedule.py): under -j, a long session
 # started last would leave a core idle.
-ROWS = schedule.in_order(MATRIX.combinations(), env_of,
+ROWS = schedule.in_order([row for row in MATRIX.combinations()
+                          if row[3] or GPU], env_of,
                          [RESULTS, f"{HERE}/results"])
 
 
@@ -68,52 +73,34 @@ def results_folder(session: nox.Session) -> str:
 
 @nox.session(allow_parallel=True)
 @nox.parametrize(["python", "suite", "spec", "sim", "patch"], [
-    # A simulator-off environment without a GPU gets no virtualenv.
-    nox.param(python if sim or GPU else False, suite, spec, sim, patch,
-              id=session_id(python, suite, spec, sim, patch))
-    for python, suite, spec, sim, patch in ROWS])
-def env(session, suite, spec, sim, patch):
+    nox.param(*row, id=session_id(*row)) for row in ROWS])
+def env(session: nox.Session, suite: str, spec: tuple[str, ...], sim: bool,
+        patch: str | None) -> None:
     """Run a suite in one Python x package x simulator environment."""
-    if not sim and not GPU:
-        session.skip(NO_GPU)
-    config = MATRIX.configs[suite]
-    spec_ = EnvSpec(session.python, spec, sim, suite, patch)
     results_folder(session)
+    spec_ = EnvSpec(str(session.python), spec, sim, suite, patch)
+    note_matrix_env(session.virtualenv.location, spec_)
     try:
-        count, pytest_args = matrix_session.split_count(session.posargs,
-                                                        config.count)
-        note_matrix_env(session.virtualenv.location, spec_)
         raw = matrix_session.run_environment(
-            session, spec_, count=count, timeout=config.timeout,
-            results_dir=RESULTS, pytest_args=pytest_args,
-            command=matrix_session.session_command(session.name,
-                                                   session.posargs),
-            suite=MATRIX.suites[suite],
-            patch=MATRIX.patches[patch] if patch else None,
-            launch_time={"launches": config.launches,
-                         "max_launches": config.max_launches}
-            if MATRIX.suites[suite].launch_time and config.launches
-            else None,
-            # nox's -v lowers its log level below DEBUG.
-            verbose=logging.getLogger().getEffectiveLevel() < logging.DEBUG)
+            session, MATRIX, spec_, RESULTS, verbose=logging.getLogger().getEffectiveLevel()
+            < logging.DEBUG)  # nox's -v lowers its level below DEBUG
     except BadInput as error:
         session.error(str(error))
     # An `error` row fails the run in `matrix`, after the report: a failed
     # session here would abort it (nox's `requires=`).
     session.log(matrix_session.note_finished(
         RESULTS, raw, matrix_session.run_id(session.parallel),
-        total=sum(1 for row in ROWS if row[3] or GPU),
-        venv=session.virtualenv.location))
+        total=len(ROWS), venv=session.virtualenv.location))
 
 
-@nox.session(python=False, requires=[
-    f"env({session_id(*row)})" for row in ROWS])
-def matrix(session):
+@nox.session(python=False, requires=[f"env({session_id(*row)})"
+                                     for row in ROWS])
+def matrix(session: nox.Session) -> None:
     """Every environment of the matrix, then the tables and REPORT.md once."""
-    results_folder(session)
     line, failed = matrix_session.finish_run(
-        RESULTS, matrix_session.run_id(session.parallel),
-        [env_of(row).env_id for row in ROWS], command=matrix_session.session_command("matrix", session.posargs))
+        results_folder(session), matrix_session.run_id(session.parallel),
+        MATRIX.envs(), matrix_session.session_command("matrix",
+                                                      session.posargs))
     session.log(line)
     if failed:
         session.error("; ".join(failed))

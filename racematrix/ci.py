@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .envspec import ConfigError, project_config
 from .errors import BadInput, OneLineArgumentParser
-from .matrix import Matrix, env_of, load_matrix, session_id
+from .suites import Matrix, env_of, load_matrix, session_id
 
 PROJECT = Path(__file__).resolve().parent.parent
 

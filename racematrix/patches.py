@@ -1,19 +1,25 @@
-"""Candidate fixes as a matrix axis, declared as data in
-``[tool.racematrix.patches.<name>]``: one unified diff per code base, each
-for one package and a range of its releases. A suite lists the patches it
-runs under; ``none`` (unpatched) is always a column; MATRIX_PATCHES picks
-some for one run."""
+"""Candidate fixes as a matrix axis (``[tool.racematrix.patches.<name>]``,
+checked by the config's schema): one unified diff per code base, each for
+one package and a range of its releases. ``none`` (unpatched) is always a
+column; MATRIX_PATCHES picks some for one run."""
+from __future__ import annotations
+
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from .errors import ConfigError
-from .validation import require_valid
+
+if TYPE_CHECKING:
+    from .envspec import EnvSpec
 
 NONE = "none"
 
@@ -25,66 +31,53 @@ class Diff:
     releases: SpecifierSet
 
     @property
-    def sha256(self):
+    def sha256(self) -> str:
         return hashlib.sha256(self.file.read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
 class Patch:
     name: str
-    diffs: tuple
+    diffs: tuple[Diff, ...]
     description: str = ""
 
-    def diff_for(self, package, version):
+    def diff_for(self, package: str, version: str) -> Diff | None:
         """The diff meant for ``package`` at ``version``, or None."""
-        package = canonicalize_name(package)
-        for diff in self.diffs:
-            if diff.package == package and \
-                    diff.releases.contains(Version(version), prereleases=True):
-                return diff
-        return None
+        return next((diff for diff in self.diffs
+                     if diff.package == canonicalize_name(package) and
+                     diff.releases.contains(Version(version),
+                                            prereleases=True)), None)
 
 
-def load_patches(table, root):
-    """Every patch declared in ``[tool.racematrix]`` (``table``), by name;
-    a bad value is one ConfigError line naming the key."""
-    declared = table.get("patches", {})
-    if not isinstance(declared, dict):
-        raise ConfigError("[tool.racematrix.patches] must be a table of "
-                          "patches, e.g. [tool.racematrix.patches.my-fix] "
-                          "with diffs = [{file, package, releases}]")
-    return {name: parse_patch(name, patch, Path(root))
-            for name, patch in declared.items()}
+def load_patches(table: Mapping[str, Any], root: str | Path
+                 ) -> dict[str, Patch]:
+    """Every patch ``[tool.racematrix]`` (``table``) declares, by name."""
+    patches = {}
+    for name, patch in table.get("patches", {}).items():
+        diffs = []
+        for i, entry in enumerate(patch["diffs"]):
+            where = f"[tool.racematrix.patches.{name}].diffs[{i}]"
+            path = Path(root) / entry["file"]
+            if not path.is_file():
+                raise ConfigError(f"{where}.file: {entry['file']!r} is not a "
+                                  f"file under {root}; expected a unified "
+                                  f"diff under patches/")
+            try:
+                releases = SpecifierSet(entry["releases"])
+            except InvalidSpecifier:
+                raise ConfigError(f"{where}.releases: {entry['releases']!r} "
+                                  f"is not a PEP 440 specifier; expected "
+                                  f"e.g. '>=0.26'") from None
+            diffs.append(Diff(path, canonicalize_name(entry["package"]),
+                              releases))
+        patches[name] = Patch(name, tuple(diffs), patch.get("description", ""))
+    return patches
 
 
-def parse_patch(name, table, root):
-    where = f"[tool.racematrix.patches.{name}]"
-    if name == NONE or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
-        raise ConfigError(f"{where}: patch name {name!r} is not valid; "
-                          f"expected lower-case letters, digits, '.', '_' "
-                          f"or '-', and not {NONE!r}")
-    require_valid(table, "patch", where)
-    diffs = []
-    for i, entry in enumerate(table["diffs"]):
-        path = root / entry["file"]
-        if not path.is_file():
-            raise ConfigError(f"{where}.diffs[{i}].file: {entry['file']!r} is "
-                              f"not a file under {root}; expected a unified "
-                              f"diff under patches/")
-        try:
-            releases = SpecifierSet(entry["releases"])
-        except InvalidSpecifier:
-            raise ConfigError(f"{where}.diffs[{i}].releases: "
-                              f"{entry['releases']!r} is not a PEP 440 "
-                              f"specifier; expected e.g. '>=0.26'") from None
-        diffs.append(Diff(path, canonicalize_name(entry["package"]),
-                          releases))
-    return Patch(name, tuple(diffs), table.get("description", ""))
-
-
-def select_patches(listed, declared, environ):
-    """The patch columns of one suite: ``none`` and the patches it lists,
-    or those MATRIX_PATCHES names (``"none my-fix"``) where it is set."""
+def select_patches(listed: Sequence[str], declared: Mapping[str, Patch],
+                   environ: Mapping[str, str]) -> tuple[str, ...]:
+    """One suite's patch columns: ``none`` and the ones it lists, or those
+    MATRIX_PATCHES names (``"none my-fix"``)."""
     names = [NONE, *listed]
     if "MATRIX_PATCHES" in environ:
         names = [n for n in re.split(r"[\s,]+", environ["MATRIX_PATCHES"])
@@ -101,28 +94,18 @@ def select_patches(listed, declared, environ):
     return tuple(dict.fromkeys(names))
 
 
-def patched_packages(spec):
-    """The packages a patch may change in ``spec``'s environment: its CUDA
-    target first, then the other packages it names (a client that carries
-    its own copy of the simulator, as CuBIE 0.15 and later do)."""
-    from packaging.requirements import Requirement
-    names = [canonicalize_name(Requirement(text).name)
-             for text in spec.requirements]
-    return list(dict.fromkeys([spec.target, *names]))
+def patched_packages(spec: EnvSpec) -> list[str]:
+    """What a patch may change in ``spec``'s environment: its CUDA target,
+    then the other packages it names (CuBIE's own copy of the simulator)."""
+    return list(dict.fromkeys([spec.target, *(
+        canonicalize_name(Requirement(text).name)
+        for text in spec.requirements)]))
 
 
-def applies(patch, spec):
-    """Whether ``patch`` has a diff for the release ``spec`` pins of its
-    CUDA target, or of another package it names; an unpinned package
-    cannot be told before it is built, and gets no patched column."""
-    from packaging.requirements import Requirement
-    for package in patched_packages(spec):
-        for text in spec.requirements:
-            requirement = Requirement(text)
-            if canonicalize_name(requirement.name) != package:
-                continue
-            pinned = [s.version for s in requirement.specifier
-                      if s.operator in ("==", "===")]
-            if pinned and patch.diff_for(package, pinned[0]) is not None:
-                return True
-    return False
+def applies(patch: Patch, spec: EnvSpec) -> bool:
+    """Whether ``patch`` has a diff for a release ``spec`` pins; an
+    unpinned package gets no patched column."""
+    return any(patch.diff_for(requirement.name, specifier.version)
+               for requirement in map(Requirement, spec.requirements)
+               for specifier in requirement.specifier
+               if specifier.operator in ("==", "==="))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 from .bisect_files import load_bisects, rerender_bisects
-from .envspec import project_config
+from .envspec import EnvSpec, project_config
 from .fileio import write_text_atomic
 from .markdown import render
 from .patches import Patch, load_patches
@@ -45,12 +46,14 @@ def declared_patches() -> dict[str, Patch]:
 
 
 def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
-                 command: str, plot: bool = True, pool: bool = False
+                 command: str, plot: bool = True, pool: bool = False,
+                 configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[dict], list[tuple[object, RawResult]]]:
     """Every report file in ``out_dir``; returns (rows, records)."""
     out_dir = Path(out_dir)
     left_out: list[dict] = []
-    rows, records = write_tables(raw_dirs, out_dir, command, pool, left_out)
+    rows, records = write_tables(raw_dirs, out_dir, command, pool, left_out,
+                                 configured)
     rerender_bisects(bisect_dir)
     provenance = json.loads((out_dir / "failure_rates.json").read_text())[
         "provenance"]

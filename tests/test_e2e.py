@@ -121,9 +121,9 @@ def test_run_replaces_its_row_and_keeps_the_others(matrix_run):
 
 
 def test_simulator_off_without_gpu_skips_without_its_python(tmp_path):
-    """Without a GPU, a simulator-off session skips for that reason at
-    once, without fetching (or missing) its Python, and writes no row:
-    the report derives "not run here" from the config."""
+    """Without a GPU, a simulator-off environment gets no session (no
+    Python fetched or missed) and no row: the run counts it "not run
+    here", from the config."""
     if shutil.which("nvidia-smi"):
         pytest.skip("this machine has a GPU")
     from racematrix.interpreters import expose_interpreters, find_interpreter
@@ -136,7 +136,7 @@ def test_simulator_off_without_gpu_skips_without_its_python(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert time.monotonic() - started < 60
-    assert "no CUDA GPU" in output and "3.14 not found" not in output
+    assert "3.14 not found" not in output
     assert "matrix: 0 environments; 1 not run here" in output
     assert not (tmp_path / "raw").exists()
 

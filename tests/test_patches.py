@@ -11,7 +11,7 @@ import pytest
 
 from racematrix import patching
 from racematrix.envspec import ConfigError, EnvSpec
-from racematrix.matrix import load_matrix, session_id
+from racematrix.suites import load_matrix, session_id
 from racematrix.patches import NONE, applies, load_patches, select_patches
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -54,13 +54,14 @@ def test_declared_patch_has_a_diff_per_release_range(tmp_path):
     (lambda t: t["patches"]["fix"]["diffs"][0].update(releases=">>0.26"),
      ["'>>0.26' is not a PEP 440 specifier"]),
     (lambda t: t["patches"].update(none=t["patches"]["fix"]),
-     ["patch name 'none' is not valid"]),
+     ["[tool.racematrix] in pyproject.toml.patches", "'none'"]),
 ])
 def test_a_bad_declaration_is_one_line(tmp_path, change, words):
-    table = project(tmp_path)
+    table = {"specs": ["numba==0.60.0"], **project(tmp_path)}
     change(table)
+    shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
     with pytest.raises(ConfigError) as caught:
-        load_patches(table, tmp_path)
+        load_matrix(table, {}, tmp_path)
     message = str(caught.value)
     assert "\n" not in message
     assert all(word in message for word in words), message
