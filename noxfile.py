@@ -11,6 +11,8 @@
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import nox
 
@@ -34,7 +36,7 @@ for _library in ("matplotlib", "PIL", "urllib3", "requests"):
 # nox's own environment and its -j workers are ours to cache bytecode in
 # (set on some machines, it has each worker compile nox and our imports).
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-# This nox checked the noxfile's script metadata (below); its -j workers,
+# This nox checked the noxfile's script metadata (above); its -j workers,
 # one nox process per session, need not check it again.
 os.environ["NOX_SCRIPT_MODE"] = "none"
 # A CI job's cancellation stops a run the way Ctrl-C does.
@@ -106,23 +108,29 @@ def matrix(session: nox.Session) -> None:
         session.error("; ".join(failed))
 
 
-@nox.session(python=False, default=False)
-def bisect(session):
-    """Find the release where the verdict flips: -- --package NAME --python X.Y."""
+def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
+    """``run(command)`` of a driver session (``command`` reruns it, for
+    provenance); a BadInput is the session's one-line error."""
     results_folder(session)
-    from racematrix import bisect_session
     try:
-        data = bisect_session.run_bisect(
-            session.posargs, ".nox", f"{RESULTS}/bisect", session.log,
-            matrix_session.session_command(session.name, session.posargs))
+        return run(matrix_session.session_command(session.name,
+                                                  session.posargs))
     except BadInput as error:
         session.error(str(error))
+
+
+@nox.session(python=False, default=False)
+def bisect(session: nox.Session) -> None:
+    """Find the release where the verdict flips: -- --package NAME --python X.Y."""
+    from racematrix import bisect_session
+    data = drive(session, lambda command: bisect_session.run_bisect(
+        session.posargs, ".nox", f"{RESULTS}/bisect", session.log, command))
     session.log(f"{data['summary']} ({data['decisive_probes']} decisive "
                 f"probes, {data['seconds']} s)")
 
 
 @nox.session(default=False)
-def report(session):
+def report(session: nox.Session) -> None:
     """Write results/REPORT.md and failure_rates.png; -- --raw DIR... merges."""
     results_folder(session)
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["report"])
@@ -131,21 +139,16 @@ def report(session):
 
 
 @nox.session
-def tests(session):
+def tests(session: nox.Session) -> None:
     """Run the project's own tests (unit and end-to-end)."""
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["test"])
-    # Lint and types first ([tool.ruff], [tool.mypy]; mypy caches what it
-    # read in .mypy_cache: about 20 s cold, a few seconds after).
+    # Lint and types first (mypy caches in .mypy_cache: ~20 s cold).
     session.run("ruff", "check", "--quiet", "racematrix", "noxfile.py",
                 "tests", "mwe")
     session.run("mypy", "--no-error-summary", env={"PYTHONPATH": HERE})
-    # 5: no test collected (e.g. a -k that matches nothing) is not a failure.
-    # Parallel (pytest-xdist; `-- -n 0` runs in one process), handed out
-    # one at a time, slowest first; what tests share is built once
-    # (tests/conftest.py).
-    # PYTHONDONTWRITEBYTECODE (set on some machines) would have every
-    # process the tests start compile SciPy and matplotlib again: the
-    # tests' environment is ours to cache in.
+    # pytest-xdist (`-- -n 0`: one process), slowest first; 5 (nothing
+    # collected, e.g. a -k that matches nothing) is no failure. Bytecode is
+    # cached: each process would compile SciPy and matplotlib again.
     session.run("python", "-m", "pytest", "-n", "auto", "--dist", "loadgroup",
                 *session.posargs, env={"PYTHONPATH": HERE,
                                        "PYTHONDONTWRITEBYTECODE": None},
@@ -153,52 +156,32 @@ def tests(session):
 
 
 @nox.session(python=False, default=False)
-def mwe_figures(session):
+def mwe_figures(session: nox.Session) -> None:
     """Measure the MWE: reproduction per Python, time to first failure, rates."""
-    results_folder(session)
     from racematrix import mwe_figures
-    try:
-        pythons = MATRIX.configs.get(DEFAULT_SUITE, MATRIX).pythons
-        mwe_figures.run(pythons, ".nox", RESULTS,
-                        matrix_session.session_command(session.name,
-                                                       session.posargs))
-    except BadInput as error:
-        session.error(str(error))
+    drive(session, lambda command: mwe_figures.run(list(
+        MATRIX.configs[DEFAULT_SUITE].pythons if DEFAULT_SUITE in
+        MATRIX.configs else MATRIX.pythons), ".nox", RESULTS, command))
 
 
 @nox.session(python=False, default=False)
-def bench(session):
+def bench(session: nox.Session) -> None:
     """Time the matrix cold and warm, a skip, the time bisect, the tests."""
-    results_folder(session)
     from racematrix import bench
-    try:
-        bench.run(RESULTS, session.log,
-                  matrix_session.session_command(session.name,
-                                                 session.posargs),
-                  session.posargs)
-    except BadInput as error:
-        session.error(str(error))
-
-
-# --- sessions added by other work below ---
+    drive(session, lambda command: bench.run(RESULTS, session.log, command,
+                                             session.posargs))
 
 
 @nox.session(python=False, default=False)
-def reproducers(session):
+def reproducers(session: nox.Session) -> None:
     """Record what mwe/bug.py and bug_slowdown.py print, in fresh envs."""
     session.run(sys.executable, "-m", "racematrix.reproducers",
                 *session.posargs, env={"PYTHONPATH": HERE})
 
 
 @nox.session(python=False, default=False)
-def fix_compare(session):
+def fix_compare(session: nox.Session) -> None:
     """Compare the candidate fixes in one table; -- --launches times them first."""
-    results_folder(session)
     from racematrix import fix_compare
-    try:
-        fix_compare.run(session.posargs, ".nox", RESULTS,
-                        matrix_session.session_command(session.name,
-                                                       session.posargs))
-    except BadInput as error:
-        session.error(str(error))
-
+    drive(session, lambda command: fix_compare.run(
+        session.posargs, ".nox", RESULTS, command))

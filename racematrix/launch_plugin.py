@@ -1,21 +1,14 @@
-"""The launch price in a suite's own pytest process, after its tests: a
-pytest plugin handed to the suite from outside (``-p
-racematrix.launch_plugin``, the project on PYTHONPATH), so that the suite
-stays the reproducer.
-
-``--launch-time-json PATH [--launch-time-options "..."]`` runs
-``launch_time``'s pairs once every test has run and the JUnit XML is
-written, so the tests' rates are untouched and numba is imported once. The
-options are ``launch_time``'s; the record is the one it prints.
-
-The lock's price shows only with a core free, so under ``nox -j`` the
-pairs wait for the other rows' tests: each row's test phase holds a shared
-flock on one machine-wide file (``LOCK_FILE``) and its pairs take it
-exclusive, for at most ``LOCK_WAIT`` seconds (then they run anyway; the
-record's ``lock_wait`` and ``exclusive`` say how it went).
-"""
+"""The launch price in a suite's own pytest process, after its tests and
+its JUnit XML (``-p racematrix.launch_plugin --launch-time-json PATH
+[--launch-time-options "--pairs 3"]``, the project on PYTHONPATH): the
+rates stay untouched, numba is imported once, the suite stays the
+reproducer. The price shows only with a core free, so under ``nox -j`` the
+pairs wait for the other rows' tests: each row's tests hold a shared flock
+on ``LOCK_FILE``, its pairs take it exclusive, for at most ``LOCK_WAIT`` s
+(the record's ``lock_wait`` and ``exclusive`` say how it went)."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
@@ -26,25 +19,20 @@ import pytest
 
 from . import launch_time
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: the pairs run without waiting
-    fcntl = None  # type: ignore[assignment]
-
 LOCK_FILE = os.path.join(tempfile.gettempdir(), "racematrix-launch.lock")
 LOCK_WAIT = 60.0
 
 
-def _lock(config: pytest.Config, mode: int) -> bool:
-    """flock ``mode`` (non-blocking) on the row's lock file; True if held."""
-    stream = getattr(config, "launch_lock", None)
-    if stream is None:
-        return False
-    try:
-        fcntl.flock(stream, mode | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
+def _take(config: pytest.Config, mode: int) -> bool:
+    """Wait up to LOCK_WAIT for flock ``mode``; True if held."""
+    since = time.monotonic()
+    while time.monotonic() - since < LOCK_WAIT:
+        try:
+            fcntl.flock(config.launch_lock, mode | fcntl.LOCK_NB)  # type: ignore[attr-defined]
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,8 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="after the tests, time launches of the MWE's kernel "
                          "in this process and write the record here")
     group.addoption("--launch-time-options", default="", metavar="OPTIONS",
-                    help="racematrix/launch_time.py's options for those "
-                         "launches, e.g. '--pairs 3'")
+                    help="racematrix/launch_time.py's options for them")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,33 +53,24 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError("--launch-time-options: not valid "
                                     "options of racematrix/launch_time.py "
                                     "(see its --help)") from None
-        if fcntl is not None:  # the test phase: shared
-            config.launch_lock = open(LOCK_FILE, "a")  # type: ignore[attr-defined]
-            since = time.monotonic()  # another row's pairs may be running
-            while not _lock(config, fcntl.LOCK_SH) and \
-                    time.monotonic() - since < LOCK_WAIT:
-                time.sleep(0.05)
+        config.launch_lock = open(LOCK_FILE, "a")  # type: ignore[attr-defined]
+        _take(config, fcntl.LOCK_SH)  # the tests: shared
 
 
 @pytest.hookimpl(trylast=True)  # after the JUnit XML is written
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    path = session.config.getoption("launch_time_json")
-    if not path or session.config.option.collectonly or \
-            not session.testscollected:
+    config, path = session.config, session.config.getoption(
+        "launch_time_json")
+    if not path or config.option.collectonly or not session.testscollected:
         return  # no test ran here: nothing to time after
-    config = session.config
-    waited, exclusive = time.monotonic(), False
-    if fcntl is not None:
-        fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
-        while not (exclusive := _lock(config, fcntl.LOCK_EX)) and \
-                time.monotonic() - waited < LOCK_WAIT:
-            time.sleep(0.05)
+    waited = time.monotonic()
+    fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
+    exclusive = _take(config, fcntl.LOCK_EX)
     waited = round(time.monotonic() - waited, 2)
     try:
         record = launch_time.price(config.launch_time_args)  # type: ignore[attr-defined]
     finally:
-        if fcntl is not None:
-            config.launch_lock.close()  # type: ignore[attr-defined]
+        config.launch_lock.close()  # type: ignore[attr-defined]
     record.update(lock_wait=waited, exclusive=exclusive)
     with open(f"{path}.part", "w") as stream:
         json.dump({"launch_seconds": record}, stream)
