@@ -16,6 +16,8 @@ unlocked side's under ``unlocked``, ``ratio`` and ``decision``.
 ``--worker`` serves single launches on stdin, each in a fork
 (``measure_launch.LaunchServer``).
 """
+from __future__ import annotations
+
 import argparse
 import contextlib
 import gc
@@ -28,6 +30,8 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "mwe")
@@ -47,8 +51,9 @@ NO_GPU = ("no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA device "
           "was found")
 
 
-def decide(ratio, idle_cpus=None, unlocked_code=False, worst_pair=None,
-           full=True):
+def decide(ratio: float | None, idle_cpus: float | None = None,
+           unlocked_code: bool = False, worst_pair: float | None = None,
+           full: bool = True) -> str:
     """The one rule, for a matrix row and a bisect probe: "slower" (the
     release pays the lock's price), "alike" or "undecided". A swap running
     the unlocked swap's own code is alike by construction unless its
@@ -69,7 +74,7 @@ def decide(ratio, idle_cpus=None, unlocked_code=False, worst_pair=None,
 
 
 @contextlib.contextmanager
-def unlocked_swap(fn, fake_cuda_module):  # numba-cuda 0.24.0's, verbatim
+def unlocked_swap(fn: Any, fake_cuda_module: Any) -> Iterator[None]:  # numba-cuda 0.24.0's, verbatim
     from numba import cuda
 
     fn_globs = fn.__globals__
@@ -82,7 +87,7 @@ def unlocked_swap(fn, fake_cuda_module):  # numba-cuda 0.24.0's, verbatim
         fn_globs.update(orig)
 
 
-def swap_code(swap):
+def swap_code(swap: Callable) -> list[str]:
     """The swap's body without comments, blank lines and indentation: equal
     for two swaps that run the same code."""
     lines = inspect.getsource(swap).splitlines()
@@ -91,7 +96,7 @@ def swap_code(swap):
     return [code for line in body if (code := line.split("#")[0].strip())]
 
 
-def idle_cpu_seconds():
+def idle_cpu_seconds() -> float | None:
     """CPU seconds idle so far, all CPUs (Linux /proc/stat), or None."""
     try:
         with open("/proc/stat") as stream:
@@ -101,25 +106,31 @@ def idle_cpu_seconds():
         return None
 
 
-def price(args):
+def price(args: argparse.Namespace) -> dict[str, Any]:
     """The pairs of launches and their decision: the ``launch_seconds``
     record. Never raises: a failure is the record's ``error``."""
     clock, idle_before = time.monotonic(), idle_cpu_seconds()
 
-    def idle():
+    def idle() -> float | None:
         now = idle_cpu_seconds()
-        return None if None in (now, idle_before) else round(
-            (now - idle_before) / max(time.monotonic() - clock, 1e-3), 2)
+        if now is None or idle_before is None:
+            return None
+        return round((now - idle_before) /
+                     max(time.monotonic() - clock, 1e-3), 2)
 
     saved = sys.getswitchinterval()
-    sides = {"installed": [], "unlocked": []}
-    error = simulator = installed = same = None
+    sides: dict[str, list[float]] = {"installed": [], "unlocked": []}
+    error: str | None = None
+    installed: Any = None
+    simulator: Any = None
+    same: bool | None = None
     try:
         from numba import config
         if not config.ENABLE_CUDASIM:
             raise RuntimeError("the price is the simulator's: "
                                "NUMBA_ENABLE_CUDASIM is not 1")
-        from numba.cuda.simulator import kernel as simulator
+        from numba.cuda.simulator import kernel
+        simulator = kernel
         installed = simulator.swapped_cuda_module
         swaps = {"installed": installed, "unlocked": unlocked_swap}
         workload = Workload(args)
@@ -163,20 +174,20 @@ def price(args):
     return record
 
 
-def worst_pair(sides):
+def worst_pair(sides: dict[str, list[float]]) -> float | None:
     """The largest installed / unlocked ratio of one pair, or None."""
     pairs = list(zip(sides["installed"], sides["unlocked"]))
     return round(max(i / u for i, u in pairs), 3) if pairs else None
 
 
-def ratio_of(sides):
+def ratio_of(sides: dict[str, list[float]]) -> float | None:
     if not sides["installed"] or not sides["unlocked"]:
         return None
     return statistics.median(sides["installed"]) / \
         statistics.median(sides["unlocked"])
 
 
-def summarize(samples):
+def summarize(samples: list[float]) -> dict[str, Any]:
     """``n``, ``median``, ``p95``, ``max`` and ``samples`` of launch times."""
     n = len(samples)
     p95 = statistics.quantiles(samples, n=100, method="inclusive")[94] \
@@ -187,8 +198,8 @@ def summarize(samples):
             "samples": [round(s, 6) for s in samples]}
 
 
-def positive(kind):
-    def parse(text):
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         value = kind(text)
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be positive: {text}")
@@ -196,7 +207,7 @@ def positive(kind):
     return parse
 
 
-def parse_args(argv=None):
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--pairs", type=positive(int), default=PAIRS,
@@ -222,7 +233,7 @@ def parse_args(argv=None):
     return args
 
 
-def workload_settings(args):
+def workload_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The knobs of the timed kernel, recorded beside the times."""
     return {"threads_per_block": args.threads_per_block,
             "blocks": args.blocks, "device_calls": args.device_calls,
@@ -235,7 +246,7 @@ class Workload:
     """The timed kernel, built in this process: ``launch()`` runs it once:
     ("done", seconds), ("race", seconds, message) or ("error", message)."""
 
-    def __init__(self, args):
+    def __init__(self, args: argparse.Namespace) -> None:
         sys.path.insert(0, MWE)
         import numpy as np
         from numba import cuda
@@ -250,13 +261,13 @@ class Workload:
         self.grid_threads = args.threads_per_block * args.blocks
         self.output = np.zeros(self.grid_threads, dtype=np.float32)
 
-    def warm_up(self):
+    def warm_up(self) -> None:
         # Compiles on a GPU; in the simulator every thread returns at once.
         self.kernel[self.args.blocks, self.args.threads_per_block](
             self.output, 0)
         self.cuda.synchronize()
 
-    def launch(self):
+    def launch(self) -> tuple[Any, ...]:
         args, output = self.args, self.output
         output[:] = 0
         started = time.perf_counter()
@@ -278,7 +289,7 @@ class Workload:
         return "done", seconds
 
 
-def run_worker(args):
+def run_worker(args: argparse.Namespace) -> None:
     """The launch server: the kernel built once, then one launch in a fork
     for each "go [LIMIT]" on stdin, its outcome one line on stdout."""
     workload = Workload(args)
@@ -305,7 +316,8 @@ def run_worker(args):
               flush=True)
 
 
-def launch_in_fork(workload, limit):
+def launch_in_fork(workload: Workload, limit: float
+                   ) -> tuple[str, float, str]:
     """One launch in a fork of this process, killed at ``limit``: (kind,
     seconds, detail), kind "done", "race", "past" or "error"."""
     read_end, write_end = os.pipe()
@@ -315,10 +327,10 @@ def launch_in_fork(workload, limit):
         line = "error the fork ended without an outcome"
         try:
             os.close(read_end)
-            kind, *rest = workload.launch()
+            kind, *parts = workload.launch()
             if kind != "error":
-                rest[0] = f"{rest[0]:.6f}"
-            line = " ".join([kind, *rest])
+                parts[0] = f"{parts[0]:.6f}"
+            line = " ".join([kind, *parts])
         except BaseException as failure:
             line = f"error {type(failure).__name__}: {failure}"
         finally:
@@ -342,7 +354,7 @@ def launch_in_fork(workload, limit):
     return ("error", seconds, rest) if kind == "error" else ("past", limit, "")
 
 
-def join_block_threads(timeout=5.0):
+def join_block_threads(timeout: float = 5.0) -> None:
     """After a failed launch the simulator's other threads run on: let them
     finish before the next launch is timed."""
     deadline = time.monotonic() + timeout
@@ -351,7 +363,7 @@ def join_block_threads(timeout=5.0):
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         run_worker(args)

@@ -108,14 +108,9 @@ def test_run_replaces_its_row_and_keeps_the_others(matrix_run):
     replaced = f"py{PYTHON}-numba-0.60.0-sim1.json"
     assert (results / "raw" / other).read_bytes() == before[other]
     assert (results / "raw" / replaced).read_bytes() != before[replaced]
-    seeded = [f"py{PYTHON}-numba-{version}-sim1" for version in
-              ("0.57.1", "0.58.1", "0.59.1", "0.61.2")]
-    for env_id in seeded:  # the launch-time reference, kept as it was
-        assert (results / "raw" / f"{env_id}.json").read_bytes() == \
-            before[f"{env_id}.json"]
     table = json.loads((results / "failure_rates.json").read_text())
     assert sorted(row["env"] for row in table["rows"]) == sorted([
-        "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1", *seeded,
+        "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1",
         f"py{PYTHON}-numba-0.60.0-sim1", f"py{PYTHON}-numba-cuda-0.30.4-sim1"])
     assert (results / "REPORT.md").exists()
 
