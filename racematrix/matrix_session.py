@@ -39,9 +39,8 @@ logger = logging.getLogger(__name__)
 
 def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
                     results_dir: str, verbose: bool = False) -> RawResult:
-    """Build ``spec``'s environment, run its suite (and, where the suite
-    says so, the launch A/B in the suite's process), record the raw row
-    and return it. ``verbose``: the installer's steps and pytest's output."""
+    """Build ``spec``'s environment, run its suite (and its launch A/B),
+    record the raw row and return it."""
     config, suite = matrix.configs[spec.suite], matrix.suites[spec.suite]
     count, pytest_args = split_count(session.posargs, config.count)
     base: dict[str, Any] = dict(
@@ -95,9 +94,8 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
 
 def apply_patch(session: nox.Session, spec: EnvSpec, matrix: Matrix,
                 installation: Any) -> dict:
-    """Apply ``spec``'s patch: the diff meant for the installed release of
-    its CUDA target, else of another package it names (CuBIE's copy of
-    the simulator). Raises ``PatchError`` where it has none."""
+    """Apply ``spec``'s patch: its diff for the installed release of the
+    first of ``patched_packages`` it has one for."""
     patch = (matrix.patches or {})[cast(str, spec.patch)]
     packages = installation.packages or read_environment(session)["packages"]
     for package in patched_packages(spec):
@@ -113,8 +111,8 @@ def apply_patch(session: nox.Session, spec: EnvSpec, matrix: Matrix,
 
 
 def check_results_folder(results_dir: str | Path) -> None:
-    """Raise BadInput (one line) where ``results_dir`` cannot hold results;
-    clear what a killed run left there (running markers, scratch)."""
+    """BadInput where ``results_dir`` cannot hold results; clears what a
+    killed run left there."""
     problem = folder_problem(results_dir)
     if problem:
         raise BadInput(f"{problem}; set RACEMATRIX_RESULTS to a folder you "
@@ -136,8 +134,7 @@ def run_journal(results_dir: str | Path, run: int) -> Path:
 
 
 def row_line(raw: Mapping[str, Any]) -> str:
-    """A finished environment in one line: verdict, rate per kind,
-    launches."""
+    """A finished environment in one line: verdict, rates, launches."""
     verdict = raw["verdict"]
     if verdict in ("skipped", "error") and not raw["runs"]:
         return f"{verdict}: {raw['reason']}"
@@ -160,8 +157,8 @@ def row_line(raw: Mapping[str, Any]) -> str:
 
 def note_finished(results_dir: str | Path, raw: Mapping[str, Any], run: int,
                   total: int, venv: str | None = None) -> str:
-    """Journal ``raw``'s verdict for run ``run``; the progress line: done
-    of ``total``, about how long the rest takes, the row's line."""
+    """Journal ``raw`` for run ``run``; the progress line (done of
+    ``total``, time left, the row)."""
     journal = run_journal(results_dir, run)
     journal.mkdir(parents=True, exist_ok=True)
     write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
@@ -188,10 +185,9 @@ def _entries(journal: Path) -> list[dict]:
 
 def launches_again_alone(results_dir: str | Path,
                          entries: list[dict]) -> list[str]:
-    """The launch A/B of each row of this run that read undecided, timed
-    again once every session has ended (under -j its pairs may have found
-    no free core, and the lock's price shows only with one); the first
-    attempt stays as ``launch_seconds["beside"]``. One line per row."""
+    """Each undecided launch A/B of this run timed again, alone (under -j
+    its pairs may have found no free core); the first stays as
+    ``launch_seconds["beside"]``. One line per row."""
     lines = []
     for entry in entries:
         path = Path(results_dir, "raw", f"{entry['env']}.json")
@@ -221,11 +217,9 @@ def launches_again_alone(results_dir: str | Path,
 def finish_run(results_dir: str | Path, run: int,
                configured: Iterable[EnvSpec],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
-    """After the run's environments: undecided launch A/Bs timed again,
-    the tables, REPORT.md and plot (the ``configured`` environments with
-    no row are "not run here" there), and the last line: this run's
-    verdict counts, how many were not run here, the paths. Returns (that
-    line, each error row of this run that measured nothing)."""
+    """After the environments: undecided A/Bs again, the tables, report
+    and plot (``configured`` minus the rows: "not run here"); returns the
+    last line (counts, paths) and this run's error rows."""
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)
@@ -245,8 +239,7 @@ def finish_run(results_dir: str | Path, run: int,
     if entries:
         results = Path(results_dir)
         with results_lock(results):
-            # nox's own environment has matplotlib; elsewhere `nox -s
-            # report` draws the pictures.
+            # nox's environment has matplotlib, else `nox -s report` draws.
             build_report([results / "raw"], results, results / "bisect",
                          command, plot=importlib.util.find_spec(
                              "matplotlib") is not None,
@@ -261,8 +254,7 @@ def finish_run(results_dir: str | Path, run: int,
 
 def session_command(session_name: str, posargs: list[str],
                     environ: Mapping[str, str] = os.environ) -> str:
-    """The command that reruns a session, with the MATRIX_* variables that
-    shaped it, for provenance."""
+    """The command that reruns a session, MATRIX_* variables included."""
     variables = [f"{name}={shlex.quote(environ[name])}" for name in
                  ("MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM")
                  if name in environ]
@@ -273,8 +265,8 @@ def session_command(session_name: str, posargs: list[str],
 
 
 def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
-    """``--count`` (once, a positive whole number) and the other pytest
-    arguments of a run; options that take the JUnit report away refused."""
+    """``--count`` and the other pytest arguments of a run (BadInput for
+    a bad count, or options that take the JUnit report away)."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--count", nargs="?", action="append")
     args, rest = parser.parse_known_args(list(posargs))
