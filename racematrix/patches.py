@@ -1,12 +1,11 @@
 """Candidate fixes as a matrix axis (``[tool.racematrix.patches.<name>]``,
 checked by the config's schema): one unified diff per code base, each for
 one package and a range of its releases. ``none`` (unpatched) is always a
-column; MATRIX_PATCHES picks some for one run."""
+column; MATRIX_PATCHES picks some for one run (``suites.pick``)."""
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,26 +71,6 @@ def load_patches(table: Mapping[str, Any], root: str | Path
                               releases))
         patches[name] = Patch(name, tuple(diffs), patch.get("description", ""))
     return patches
-
-
-def select_patches(listed: Sequence[str], declared: Mapping[str, Patch],
-                   environ: Mapping[str, str]) -> tuple[str, ...]:
-    """One suite's patch columns: ``none`` and the ones it lists, or those
-    MATRIX_PATCHES names (``"none my-fix"``)."""
-    names = [NONE, *listed]
-    if "MATRIX_PATCHES" in environ:
-        names = [n for n in re.split(r"[\s,]+", environ["MATRIX_PATCHES"])
-                 if n]
-        if not names:
-            raise ConfigError("MATRIX_PATCHES is set but empty: unset it, or "
-                              "name 'none' and/or declared patches")
-    unknown = [n for n in names if n != NONE and n not in declared]
-    if unknown:
-        raise ConfigError(
-            f"unknown patch {unknown[0]!r}: the declared patches are "
-            f"{', '.join(sorted(declared)) or 'none'} "
-            f"([tool.racematrix.patches.<name>] in pyproject.toml)")
-    return tuple(dict.fromkeys(names))
 
 
 def patched_packages(spec: EnvSpec) -> list[str]:

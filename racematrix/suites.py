@@ -16,7 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from .envspec import DEFAULT_SUITE, ConfigError, EnvSpec, MatrixConfig, \
     load_config
 from .outcomes import RACE_SIGNATURE
-from .patches import NONE, Patch, applies, load_patches, select_patches
+from .patches import NONE, Patch, applies, load_patches
 from .validation import require_valid
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -90,20 +90,20 @@ def parse_suite(name: str, table: Mapping[str, Any], root: Path) -> Suite:
                              table.get("kinds", {}).items()))
 
 
-def select(suites: Mapping[str, Suite], environ: Mapping[str, str]
-           ) -> list[str]:
-    """The suites MATRIX_SUITES names ("mwe cubie", "mwe,cubie"), in its
-    order; unset, every suite that runs by default."""
-    if "MATRIX_SUITES" not in environ:
-        return [name for name, suite in suites.items() if suite.default]
-    names = [n for n in re.split(r"[\s,]+", environ["MATRIX_SUITES"]) if n]
-    unknown = [name for name in names if name not in suites]
+def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
+         default: Iterable[str]) -> tuple[str, ...]:
+    """What ``variable`` (MATRIX_SUITES, MATRIX_PATCHES: "a b" or "a,b")
+    names, in its order; unset, ``default``. Each a ``declared`` one."""
+    declared = sorted(declared)
+    source = variable if variable in environ else "the config"
+    names = list(default) if variable not in environ else [
+        n for n in re.split(r"[\s,]+", environ[variable]) if n]
+    unknown = [name for name in names if name not in declared]
     if not names or unknown:
-        raise ConfigError(
-            (f"MATRIX_SUITES names unknown suite {unknown[0]!r}" if unknown
-             else "MATRIX_SUITES is set but empty") +
-            f": the declared suites are {', '.join(sorted(suites))}")
-    return list(dict.fromkeys(names))
+        raise ConfigError((f"{source} names unknown {unknown[0]!r}" if unknown
+                           else f"{variable} is set but empty") +
+                          f": the declared ones are {', '.join(declared)}")
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,9 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
         "signature": RACE_SIGNATURE.pattern}}
     suites = {name: parse_suite(name, suite, Path(root))
               for name, suite in declared.items()}
-    suites = {name: suites[name] for name in select(suites, environ)}
+    suites = {name: suites[name] for name in pick(
+        "MATRIX_SUITES", environ, suites,
+        [name for name, suite in suites.items() if suite.default])}
     lists = {k: v for k, v in table.items() if k not in ("suites", "patches")}
     configs = {}
     for name, suite in suites.items():
@@ -155,9 +157,9 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
         except ConfigError as error:
             raise ConfigError(f"suite {name}: {error}") from None
     patches = load_patches(table, root)
-    return Matrix(suites, configs, patches,
-                  {name: select_patches(suite.patches, patches, environ)
-                   for name, suite in suites.items()})
+    return Matrix(suites, configs, patches, {
+        name: pick("MATRIX_PATCHES", environ, [NONE, *patches],
+                   [NONE, *suite.patches]) for name, suite in suites.items()})
 
 
 def param_id(suite: str, spec: tuple[str, ...]) -> str:

@@ -12,7 +12,8 @@ import pytest
 from racematrix import patching
 from racematrix.envspec import ConfigError, EnvSpec
 from racematrix.suites import load_matrix, session_id
-from racematrix.patches import NONE, applies, load_patches, select_patches
+from racematrix.patches import NONE, applies, load_patches
+from racematrix.suites import pick
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -69,12 +70,16 @@ def test_a_bad_declaration_is_one_line(tmp_path, change, words):
 
 def test_columns_are_none_and_the_listed_ones_or_matrix_patches(tmp_path):
     declared = load_patches(project(tmp_path), tmp_path)
-    assert select_patches(("fix",), declared, {}) == (NONE, "fix")
-    assert select_patches((), declared, {}) == (NONE,)
-    assert select_patches(("fix",), declared,
-                          {"MATRIX_PATCHES": "fix"}) == ("fix",)
-    with pytest.raises(ConfigError, match="unknown patch 'fxi'"):
-        select_patches((), declared, {"MATRIX_PATCHES": "none fxi"})
+    def select_patches(listed, environ):
+        return pick("MATRIX_PATCHES", environ, [NONE, *declared],
+                    [NONE, *listed])
+    assert select_patches(("fix",), {}) == (NONE, "fix")
+    assert select_patches((), {}) == (NONE,)
+    assert select_patches(("fix",), {"MATRIX_PATCHES": "fix"}) == ("fix",)
+    with pytest.raises(ConfigError, match="MATRIX_PATCHES names unknown 'fxi'"):
+        select_patches((), {"MATRIX_PATCHES": "none fxi"})
+    with pytest.raises(ConfigError, match="the config names unknown 'fxi'"):
+        select_patches(("fxi",), {})
 
 
 def test_a_patch_column_holds_the_pinned_releases_it_is_meant_for(tmp_path):

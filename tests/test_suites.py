@@ -119,8 +119,8 @@ def test_matrix_suites_picks_in_the_order_given():
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("nonsense", "MATRIX_SUITES names unknown suite 'nonsense': the declared "
-                 "suites are cubie, mwe"),
+    ("nonsense", "MATRIX_SUITES names unknown 'nonsense': the declared "
+                 "ones are cubie, mwe"),
     (" ", "MATRIX_SUITES is set but empty"),
 ])
 def test_matrix_suites_bad_names_are_one_line(value, expected):
