@@ -1,18 +1,13 @@
 """The launch price of the installed simulator: does this release pay the
-fix's lock? Workload, rule and constants in one place; it runs inside the
-environment under test, so it needs only the standard library (numba and
-numpy come from the environment).
+fix's lock? Workload, rule and constants in one place; run inside the
+environment under test (standard library only; numba and numpy are the
+environment's): ``NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py``.
 
-    NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py [--pairs 3]
-
-The MWE's kernel (``mwe/``, its buffer a slice of a persistent array, so no
-launch is lost to the race) is launched in pairs: through the installed
-simulator's ``swapped_cuda_module`` and through numba-cuda 0.24.0's (no
-lock), put in at run time, in turn. The lock's convoy grows as Python's
-switch interval shrinks and forms only where a core is free for the woken
-waiter (``idle_cpus``). Prints ``{"launch_seconds": {...}}``: ``n``,
-``median``, ``p95``, ``max``, ``samples`` of the installed side, the
-unlocked side's under ``unlocked``, ``ratio`` and ``decision``.
+The MWE's kernel (its buffer a slice of a persistent array: no launch lost
+to the race) is launched in pairs, in turn, through the installed
+``swapped_cuda_module`` and numba-cuda 0.24.0's (no lock) put in at run
+time. The lock's convoy needs a small switch interval and a free core for
+the woken waiter (``idle_cpus``). Prints ``{"launch_seconds": {...}}``.
 ``--worker`` serves single launches on stdin, each in a fork
 (``measure_launch.LaunchServer``).
 """
