@@ -330,7 +330,8 @@ def test_report_raw_given_twice_adds_up(data_dir, tmp_path, capsys):
         folder.mkdir()
         shutil.copy(data_dir / "raw" / name, folder / name)
     report_session.main(["--raw", str(first), "--raw", str(second), "--out",
-                         str(tmp_path / "out")])
+                         str(tmp_path / "out"), "--bisect",
+                         str(tmp_path / "bisect")])
     assert "2 rows from 2 raw files" in capsys.readouterr().out
 
 
