@@ -2,10 +2,10 @@
 its JUnit XML (``-p racematrix.launch_plugin --launch-time-json PATH
 [--launch-time-options "--pairs 3"]``, the project on PYTHONPATH): the
 rates stay untouched, numba is imported once, the suite stays the
-reproducer. The price shows only with a core free, so under ``nox -j`` the
-pairs wait for the other rows' tests: each row's tests hold a shared flock
-on ``LOCK_FILE``, its pairs take it exclusive, for at most ``LOCK_WAIT`` s
-(the record's ``lock_wait`` and ``exclusive`` say how it went)."""
+reproducer. The lock's price shows only with a core free, so under ``nox
+-j`` each row's tests hold a shared flock on ``LOCK_FILE`` and the pairs of
+a swap other than the unlocked one take it exclusive, for at most
+``LOCK_WAIT`` s (the record's ``lock_wait`` and ``exclusive`` say how)."""
 from __future__ import annotations
 
 import fcntl
@@ -63,9 +63,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "launch_time_json")
     if not path or config.option.collectonly or not session.testscollected:
         return  # no test ran here: nothing to time after
-    waited = time.monotonic()
-    fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
-    exclusive = _take(config, fcntl.LOCK_EX)
+    waited, exclusive = time.monotonic(), False
+    # The unlocked swap's own code reads alike with or without a free core:
+    # it keeps its shared lock; any other swap waits for the others' tests.
+    if not launch_time.runs_unlocked_code():
+        fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
+        exclusive = _take(config, fcntl.LOCK_EX)
     waited = round(time.monotonic() - waited, 2)
     try:
         record = launch_time.price(config.launch_time_args)  # type: ignore[attr-defined]

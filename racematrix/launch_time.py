@@ -91,6 +91,17 @@ def swap_code(swap: Callable) -> list[str]:
     return [code for line in body if (code := line.split("#")[0].strip())]
 
 
+def runs_unlocked_code() -> bool:
+    """Whether the installed swap runs the unlocked swap's own code: alike
+    by construction, its pairs need no free core."""
+    try:
+        from numba.cuda.simulator import kernel
+        return swap_code(kernel.swapped_cuda_module) == \
+            swap_code(unlocked_swap)
+    except Exception:  # no simulator to compare: treated as other code
+        return False
+
+
 def idle_cpu_seconds() -> float | None:
     """CPU seconds idle so far, all CPUs (Linux /proc/stat), or None."""
     try:
@@ -134,10 +145,11 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         sys.setswitchinterval(args.switch_interval)
         same = swap_code(installed) == swap_code(unlocked_swap)
         pair = 0
-        # More pairs while undecided: a convoy may form once a core frees.
+        # More pairs while undecided and a core is free (without one no
+        # convoy forms: the matrix times such a row again, alone, at its end).
         while pair < args.pairs or (pair < args.max_pairs and decide(
                 ratio_of(sides), idle(), same, worst_pair(sides), False)
-                == "undecided"):
+                == "undecided" and (idle() or 0) >= MIN_IDLE_CPUS):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
                 kind, *rest = workload.launch()
