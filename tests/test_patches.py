@@ -237,7 +237,8 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
     diff = project / "patches" / "private-globals-numba-cuda-0.26.diff"
     diff.write_text(diff.read_text().replace(
         "\n import threading\n", "\n import threadingX\n", 1))
-    shutil.rmtree(patched_file.parents[7])  # a fresh environment for it
+    # The environment as the first run left it: another diff than the one
+    # applied there, so the package's files are put back first.
     env["MATRIX_PATCHES"] = "private-globals"
     # (Where the row had results, the failed attempt is kept beside them:
     # test_e2e's test_a_failed_attempt_keeps_the_measured_row_beside_it.)
