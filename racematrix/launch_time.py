@@ -1,7 +1,12 @@
 """The launch price of the installed simulator: does this release pay the
-fix's lock? Workload, rule and constants in one place; run inside the
-environment under test (standard library only; numba and numpy are the
-environment's): ``NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py``.
+fix's lock? Workload, rule, constants and the pytest plugin in one place,
+run inside the environment under test (numba, numpy and pytest are its):
+``NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py``, or after a
+suite's tests in its own process (``-p racematrix.launch_time
+--launch-time-json PATH``: the rates untouched, numba imported once). The
+lock's price shows only with a core free, so under ``nox -j`` each row's
+tests hold a shared flock on ``LOCK_FILE`` and the pairs of a swap other
+than the unlocked one take it exclusive (at most ``LOCK_WAIT`` s).
 
 The MWE's kernel (its buffer a slice of a persistent array: no launch lost
 to the race) is launched in pairs, in turn, through the installed
@@ -15,18 +20,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import gc
 import inspect
 import json
 import os
 import select
 import signal
+import shlex
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import pytest
 
 MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "mwe")
@@ -42,6 +52,8 @@ SWITCH_INTERVAL = 1e-4
 SLOWER_RATIO = 2.0   # installed median / unlocked median at least: slower
 ALIKE_RATIO = 1.5    # below (other code, every pair, a core idle): alike
 MIN_IDLE_CPUS = 0.5  # the convoy needs a free core for the woken waiter
+LOCK_FILE = os.path.join(tempfile.gettempdir(), "racematrix-launch.lock")
+LOCK_WAIT = 60.0
 NO_GPU = ("no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA device "
           "was found")
 
@@ -368,6 +380,65 @@ def join_block_threads(timeout: float = 5.0) -> None:
     for thread in threading.enumerate():
         if type(thread).__name__ == "BlockThread":
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+# --- The pytest plugin: the pairs after the suite's tests. ---
+
+def _take(config: pytest.Config, mode: int) -> bool:
+    """Wait up to LOCK_WAIT for flock ``mode``; True if held."""
+    since = time.monotonic()
+    while time.monotonic() - since < LOCK_WAIT:
+        try:
+            fcntl.flock(config.launch_lock, mode | fcntl.LOCK_NB)  # type: ignore[attr-defined]
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("launch time", "time launches after the tests")
+    group.addoption("--launch-time-json", default=None, metavar="PATH",
+                    help="after the tests, time launches of the MWE's kernel "
+                         "in this process and write the record here")
+    group.addoption("--launch-time-options", default="", metavar="OPTIONS",
+                    help="racematrix/launch_time.py's options for them")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("launch_time_json"):
+        try:
+            config.launch_time_args = parse_args(  # type: ignore[attr-defined]
+                shlex.split(config.getoption("launch_time_options")))
+        except SystemExit:
+            raise pytest.UsageError("--launch-time-options: not valid "
+                                    "options of racematrix/launch_time.py "
+                                    "(see its --help)") from None
+        config.launch_lock = open(LOCK_FILE, "a")  # type: ignore[attr-defined]
+        _take(config, fcntl.LOCK_SH)  # the tests: shared
+
+
+@pytest.hookimpl(trylast=True)  # after the JUnit XML is written
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config, path = session.config, session.config.getoption(
+        "launch_time_json")
+    if not path or config.option.collectonly or not session.testscollected:
+        return  # no test ran here: nothing to time after
+    waited, exclusive = time.monotonic(), False
+    # The unlocked swap's own code reads alike with or without a free core:
+    # it keeps its shared lock; any other swap waits for the others' tests.
+    if not runs_unlocked_code():
+        fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
+        exclusive = _take(config, fcntl.LOCK_EX)
+    waited = round(time.monotonic() - waited, 2)
+    try:
+        record = price(config.launch_time_args)  # type: ignore[attr-defined]
+    finally:
+        config.launch_lock.close()  # type: ignore[attr-defined]
+    record.update(lock_wait=waited, exclusive=exclusive)
+    with open(f"{path}.part", "w") as stream:
+        json.dump({"launch_seconds": record}, stream)
+    os.replace(f"{path}.part", path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Launch time as a measurement: ``launch_time``'s pairs (the installed
 swap against the unlocked one) in the suite's own pytest process after its
-tests (``launch_plugin``), so that they never change the suite's rates; and
+tests (its pytest plugin), so that they never change the suite's rates; and
 ``LaunchServer``, plain launches served one at a time, for the fixes'
 launches and the bisect on time, taken in turn across releases."""
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .suites import PROJECT
 
 WORKLOAD = Path(__file__).resolve().parent / "launch_time.py"
 # Handed to the suite's pytest from outside: the MWE holds no harness.
-PLUGIN = "racematrix.launch_plugin"
+PLUGIN = "racematrix.launch_time"
 RESULT_PREFIX = '{"launch_seconds":'
 # A served launch is killed past this (the bisect on time, the fixes).
 LIMIT = 20.0
@@ -153,7 +153,7 @@ class LaunchTime:
     """The ``launch_seconds`` record for the raw result: ``launch_time``'s
     pairs (at least ``launches``, at most ``max_launches`` while
     undecided) in the suite's own pytest process once its tests have run
-    (``launch_plugin``). ``device_calls`` None: ``launch_time``'s own."""
+    (its plugin). ``device_calls`` None: ``launch_time``'s own."""
     name = "launch_seconds"
 
     def __init__(self, launches: int = 3, max_launches: int = 6,
