@@ -217,47 +217,34 @@ def summarize(samples: list[float]) -> dict[str, Any]:
             "samples": [round(s, 6) for s in samples]}
 
 
-def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive: {text}")
-        return value
-    return parse
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add = parser.add_argument
-    add("--pairs", type=positive(int), default=PAIRS,
-        help="pairs of launches at least")
-    add("--max-pairs", type=positive(int), default=MAX_PAIRS,
-        help="pairs at most while undecided")
-    add("--switch-interval", type=positive(float), default=SWITCH_INTERVAL,
-        help="sys.setswitchinterval during the pairs")
-    add("--threads-per-block", type=positive(int), default=THREADS)
-    add("--blocks", type=positive(int), default=1)
-    add("--device-calls", type=positive(int), default=DEVICE_CALLS,
-        help="device-function calls per thread per launch")
-    add("--buffer-size", type=positive(int), default=4)
-    add("--location", choices=("persistent", "local"), default="persistent",
-        help="the allocator's buffer: a slice of the kernel's array, or "
-             "cuda.local.array (which the race hits)")
-    add("--limit", type=positive(float), default=30.0,
-        help="--worker: seconds after which a launch is killed")
-    add("--worker", action="store_true", help=argparse.SUPPRESS)
+    for option, kind, default in (
+            ("--pairs", int, PAIRS), ("--max-pairs", int, MAX_PAIRS),
+            ("--switch-interval", float, SWITCH_INTERVAL),
+            ("--threads-per-block", int, THREADS), ("--blocks", int, 1),
+            ("--device-calls", int, DEVICE_CALLS), ("--buffer-size", int, 4),
+            ("--limit", float, 30.0)):  # --limit: --worker's, per launch
+        parser.add_argument(option, type=kind, default=default)
+    parser.add_argument("--location", choices=("persistent", "local"),
+                        default="persistent")  # local: cuda.local.array
+    parser.add_argument("--worker", action="store_true")
     args = parser.parse_args(argv)
-    if args.max_pairs < args.pairs:
-        parser.error("--max-pairs must be at least --pairs")
+    if min(args.pairs, args.threads_per_block, args.blocks, args.device_calls,
+           args.buffer_size, args.limit, args.switch_interval) <= 0 or \
+            args.max_pairs < args.pairs:
+        parser.error("the counts, --limit and --switch-interval must be "
+                     "positive, --max-pairs at least --pairs")
     return args
+
+
+WORKLOAD_KNOBS = ("threads_per_block", "blocks", "device_calls",
+                  "buffer_size", "location", "switch_interval")
 
 
 def workload_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The knobs of the timed kernel, recorded beside the times."""
-    return {"threads_per_block": args.threads_per_block,
-            "blocks": args.blocks, "device_calls": args.device_calls,
-            "buffer_size": args.buffer_size, "location": args.location,
-            "switch_interval": args.switch_interval,
+    return {**{knob: getattr(args, knob) for knob in WORKLOAD_KNOBS},
             "cudasim": os.environ.get("NUMBA_ENABLE_CUDASIM", "0")}
 
 

@@ -147,8 +147,6 @@ def test_matrix_suites_bad_names_are_one_line(value, expected):
      ["suite bad", "'numba=0.60.0'"]),
     ({"path": "mwe", "signature": SIGNATURE, "pythons": ["3.9"]},
      ["suites.bad.pythons", "3.9"]),
-    ({"path": "mwe", "signature": SIGNATURE, "requirements": ["py test"]},
-     ["[tool.racematrix.suites.bad].requirements", "'py test'"]),
     ({"path": "mwe", "signature": SIGNATURE, "pathh": "mwe"},
      ["suites.bad", "'pathh'", "known keys"]),
 ])
