@@ -73,21 +73,29 @@ def results_folder(session: nox.Session) -> str:
     return RESULTS
 
 
+def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
+    """``run(command)`` of a driver session (``command`` reruns it, for
+    provenance); a BadInput is the session's one-line error."""
+    results_folder(session)
+    try:
+        return run(matrix_session.session_command(session.name,
+                                                  session.posargs))
+    except BadInput as error:
+        session.error(str(error))
+
+
 @nox.session(allow_parallel=True)
 @nox.parametrize(["python", "suite", "spec", "sim", "patch"], [
     nox.param(*row, id=session_id(*row)) for row in ROWS])
 def env(session: nox.Session, suite: str, spec: tuple[str, ...], sim: bool,
         patch: str | None) -> None:
     """Run a suite in one Python x package x simulator environment."""
-    results_folder(session)
     spec_ = EnvSpec(str(session.python), spec, sim, suite, patch)
     note_matrix_env(session.virtualenv.location, spec_)
-    try:
-        raw = matrix_session.run_environment(
-            session, MATRIX, spec_, RESULTS, verbose=logging.getLogger().getEffectiveLevel()
-            < logging.DEBUG)  # nox's -v lowers its level below DEBUG
-    except BadInput as error:
-        session.error(str(error))
+    # nox's -v lowers its level below DEBUG: the installer's steps, pytest's.
+    raw = drive(session, lambda _: matrix_session.run_environment(
+        session, MATRIX, spec_, RESULTS,
+        logging.getLogger().getEffectiveLevel() < logging.DEBUG))
     # An `error` row fails the run in `matrix`, after the report: a failed
     # session here would abort it (nox's `requires=`).
     session.log(matrix_session.note_finished(
@@ -106,17 +114,6 @@ def matrix(session: nox.Session) -> None:
     session.log(line)
     if failed:
         session.error("; ".join(failed))
-
-
-def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
-    """``run(command)`` of a driver session (``command`` reruns it, for
-    provenance); a BadInput is the session's one-line error."""
-    results_folder(session)
-    try:
-        return run(matrix_session.session_command(session.name,
-                                                  session.posargs))
-    except BadInput as error:
-        session.error(str(error))
 
 
 @nox.session(python=False, default=False)
