@@ -39,14 +39,9 @@ class EnvSpec:
         return "numba-cuda" if "numba-cuda" in names else "numba"
 
     @property
-    def spec(self) -> str:
-        return " ".join(self.requirements)
-
-    @property
     def env_id(self) -> str:
-        """``py3.11-numba-0.60.0-sim1``; other suites prefixed with their
-        name (``cubie-py3.12-...``), a patch named
-        (``...-0.30.4+patch.my-fix-sim1``)."""
+        """``py3.11-numba-0.60.0-sim1``, ``cubie-py3.12-...`` (not the
+        MWE's suite), ``...-0.30.4+patch.my-fix-sim1`` (patched)."""
         patched = f"+patch.{self.patch}" if self.patch else ""
         env_id = (f"py{self.python}-{spec_slug(self.requirements)}{patched}"
                   f"-sim{int(self.sim)}")
@@ -55,9 +50,8 @@ class EnvSpec:
 
 
 def spec_slug(requirements: Iterable[str]) -> str:
-    """A file-name-safe form of a requirement set, distinct for distinct
-    sets: readable where the words say it all (``numba-ge0.60-lt0.61``),
-    with a short hash where they cannot (a URL, a marker, ``===``)."""
+    """A file-name-safe requirement set, distinct for distinct sets,
+    readable where it can be, hashed where not (a URL, a marker, ===)."""
     parts = []
     for text in requirements:
         requirement = Requirement(text)
@@ -80,8 +74,8 @@ def spec_slug(requirements: Iterable[str]) -> str:
 
 
 def parse_spec(text: str) -> tuple[str, ...]:
-    """A requirement set (``"numba-cuda==0.30.4 numba==0.68.1"``) as a
-    tuple in one normal form: PEP 440 equal spellings are one environment."""
+    """A requirement set as a tuple in one normal form (PEP 440 equal
+    spellings are one environment)."""
     # A direct reference, `numba @ https://...`, is one requirement.
     requirements = re.sub(r"\s*@\s*", " @", text).replace(" @", "@").split()
     if not requirements:
@@ -99,8 +93,7 @@ def parse_spec(text: str) -> tuple[str, ...]:
 
 
 def normalize_requirement(text: str) -> str:
-    """``text`` with its name canonical and each exact pin padded to three
-    parts (``Numba==0.60`` -> ``numba==0.60.0``)."""
+    """Name canonical, exact pins padded (``Numba==0.60`` -> ``numba==0.60.0``)."""
     requirement = Requirement(text)
     name: str = canonicalize_name(requirement.name)
     if requirement.extras:
@@ -117,8 +110,7 @@ def normalize_requirement(text: str) -> str:
 
 
 def pad_version(text: str) -> str:
-    """PEP 440 normal form with three release parts where trailing zeros
-    allow (``0.60`` and ``0.60.0.0`` -> ``0.60.0``)."""
+    """PEP 440 normal form with three release parts (``0.60`` -> ``0.60.0``)."""
     try:
         version = Version(text)
     except InvalidVersion:
@@ -133,8 +125,7 @@ def pad_version(text: str) -> str:
 
 
 def parse_package(text: str) -> str:
-    """A package name in PEP 503's normal form (``Numba_CUDA`` ->
-    ``numba-cuda``): one name, one file, one row."""
+    """A package name in PEP 503's normal form (``Numba_CUDA`` -> ``numba-cuda``)."""
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", text):
         raise ConfigError(f"malformed package name {text!r}: give a name as "
                           f"on the index, e.g. 'numba-cuda'")
@@ -181,9 +172,7 @@ def project_config(project: str | Path) -> dict[str, Any]:
 
 def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                 ) -> MatrixConfig:
-    """The lists of an (already schema-checked) ``[tool.racematrix]``
-    table, MATRIX_PYTHONS / MATRIX_SPECS / MATRIX_SIM / MATRIX_LAUNCHES in
-    ``environ`` replacing them."""
+    """A schema-checked table's lists, MATRIX_* in ``environ`` over them."""
     lists = {"pythons": table.get("pythons", []),
              "specs": table.get("specs", []),
              "sims": [str(flag) for flag in table.get("sim", [1, 0])]}

@@ -1,8 +1,7 @@
-"""The matrix as data: ``[tool.racematrix]`` of pyproject.toml, checked once
-against ``schemas/config.schema.json``, with its suites (a folder of pytest
-tests, the requirements it adds, the failure signature that counts as the
-bug, its own lists where it has them) and patch columns; the MATRIX_*
-variables over both."""
+"""The matrix as data: ``[tool.racematrix]``, checked once against
+``schemas/config.schema.json``: its suites (a folder of pytest tests, the
+requirements they add, the failure signature that is the bug, their own
+lists) and patch columns, the MATRIX_* variables over both."""
 from __future__ import annotations
 
 import re
@@ -66,18 +65,15 @@ def parse_suite(name: str, table: Mapping[str, Any], root: Path) -> Suite:
                           f"under {root}; expected the folder of the "
                           f"suite's pytest tests, relative to the project "
                           f"root")
-    return Suite(name=name, path=path, signature=re.compile(table["signature"]),
-                 requirements=tuple(table.get("requirements", ())),
-                 description=table.get("description", ""),
-                 pytest_args=tuple(table.get("pytest_args", ())),
-                 smoke=table.get("smoke"),
-                 matrix=tuple((key, table[key]) for key in MATRIX_KEYS
-                              if key in table),
-                 patches=tuple(table.get("patches", ())),
-                 default=table.get("default", True),
-                 launch_time=table.get("launch_time", False),
-                 kinds=tuple((kind, tuple(globs)) for kind, globs in
-                             table.get("kinds", {}).items()))
+    given: dict[str, Any] = {key: table[key] for key in (
+        "description", "smoke", "default", "launch_time") if key in table}
+    given.update({key: tuple(table[key]) for key in (
+        "requirements", "pytest_args", "patches") if key in table})
+    return Suite(
+        name, path, re.compile(table["signature"]), **given,
+        matrix=tuple((key, table[key]) for key in MATRIX_KEYS if key in table),
+        kinds=tuple((kind, tuple(globs)) for kind, globs in
+                    table.get("kinds", {}).items()))
 
 
 def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
