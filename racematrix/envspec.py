@@ -28,7 +28,7 @@ class EnvSpec:
     requirements: tuple[str, ...]
     sim: bool
     suite: str = DEFAULT_SUITE
-    patch: str | None = None  # a candidate fix (racematrix.patches)
+    patch: str | None = None  # a candidate fix (racematrix.suites)
 
     @property
     def target(self) -> str:

@@ -23,7 +23,7 @@ from .fileio import (clear_stale, folder_problem, results_lock,
                      running_marker, scratch_folder, write_text_atomic)
 from .install import install_resolved
 from .measurement import Built, Measurement, run_all
-from .patches import patched_packages
+from .suites import patched_packages
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, kept_measured_row, make_raw, read_raw, record
 from .report import build_report

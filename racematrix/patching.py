@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .patches import Diff, Patch
+from .suites import Diff, Patch
 from .procs import venv_environ
 from .venv import venv_python
 

@@ -11,7 +11,7 @@ from .bisect_files import load_bisects, rerender_bisects
 from .envspec import EnvSpec, project_config
 from .fileio import write_text_atomic
 from .markdown import render
-from .patches import Patch, load_patches
+from .suites import Patch, load_patches
 from .plots import draw_all
 from .rawresult import RawResult, RawResultWarning
 from .report_sections import build

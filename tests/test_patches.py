@@ -12,7 +12,7 @@ import pytest
 from racematrix import patching
 from racematrix.envspec import ConfigError, EnvSpec
 from racematrix.suites import load_matrix, session_id
-from racematrix.patches import NONE, applies, load_patches
+from racematrix.suites import NONE, applies, load_patches
 from racematrix.suites import pick
 
 PROJECT = Path(__file__).resolve().parent.parent
