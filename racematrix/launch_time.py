@@ -36,7 +36,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
+try:  # the plugin's hooks run under pytest; nox's own process has none
+    import pytest
+except ImportError:
+    pytest = None  # type: ignore[assignment]
 
 MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "mwe")
@@ -405,8 +408,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _take(config, fcntl.LOCK_SH)  # the tests: shared
 
 
-@pytest.hookimpl(trylast=True)  # after the JUnit XML is written
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config, path = session.config, session.config.getoption(
         "launch_time_json")
     if not path or config.option.collectonly or not session.testscollected:
@@ -426,6 +428,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     with open(f"{path}.part", "w") as stream:
         json.dump({"launch_seconds": record}, stream)
     os.replace(f"{path}.part", path)
+
+
+if pytest is not None:  # after the JUnit XML is written
+    pytest_sessionfinish = pytest.hookimpl(trylast=True)(sessionfinish)
 
 
 def main(argv: list[str] | None = None) -> int:
