@@ -6,7 +6,6 @@ import platform
 import socket
 import subprocess
 from datetime import datetime, timezone
-from pathlib import Path
 
 
 def now_iso() -> str:
@@ -34,10 +33,7 @@ def machine_info() -> dict:
 
 def _distribution() -> str:
     try:
-        fields = dict(line.split("=", 1) for line in
-                      Path("/etc/os-release").read_text().splitlines()
-                      if "=" in line)
-        return fields.get("PRETTY_NAME", "").strip('"')
+        return platform.freedesktop_os_release().get("PRETTY_NAME", "")
     except OSError:
         return ""
 
