@@ -11,6 +11,8 @@
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import nox
 
@@ -19,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from racematrix import interpreters, matrix_session, procs, schedule
 from racematrix.envspec import DEFAULT_SUITE, ConfigError, EnvSpec
 from racematrix.errors import BadInput
-from racematrix.matrix import env_of, load_matrix, session_id
+from racematrix.suites import env_of, load_matrix, session_id
 from racematrix.probers import note_matrix_env
 from racematrix.provenance import gpu_name
 
@@ -34,6 +36,9 @@ for _library in ("matplotlib", "PIL", "urllib3", "requests"):
 # nox's own environment and its -j workers are ours to cache bytecode in
 # (set on some machines, it has each worker compile nox and our imports).
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# This nox checked the noxfile's script metadata (above); its -j workers,
+# one nox process per session, need not check it again.
+os.environ["NOX_SCRIPT_MODE"] = "none"
 # A CI job's cancellation stops a run the way Ctrl-C does.
 procs.terminate_on_sigterm()
 # nox looks for Pythons on PATH only: pyenv's inactive versions and uv's
@@ -49,11 +54,13 @@ try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
 except ConfigError as error:
     sys.exit(f"nox: {error}")
+# Simulator off needs a CUDA GPU: without one its environments get no
+# session (the report says "not run here" from the config).
 GPU = gpu_name()
-NO_GPU = "no CUDA GPU (simulator off needs one)"
 # Longest expected first (racematrix/schedule.py): under -j, a long session
 # started last would leave a core idle.
-ROWS = schedule.in_order(MATRIX.combinations(), env_of,
+ROWS = schedule.in_order([row for row in MATRIX.combinations()
+                          if row[3] or GPU], env_of,
                          [RESULTS, f"{HERE}/results"])
 
 
@@ -66,76 +73,61 @@ def results_folder(session: nox.Session) -> str:
     return RESULTS
 
 
-@nox.session(allow_parallel=True)
-@nox.parametrize(["python", "suite", "spec", "sim", "patch"], [
-    # A simulator-off environment without a GPU gets no virtualenv.
-    nox.param(python if sim or GPU else False, suite, spec, sim, patch,
-              id=session_id(python, suite, spec, sim, patch))
-    for python, suite, spec, sim, patch in ROWS])
-def env(session, suite, spec, sim, patch):
-    """Run a suite in one Python x package x simulator environment."""
-    if not sim and not GPU:
-        session.skip(NO_GPU)
-    config = MATRIX.configs[suite]
-    spec_ = EnvSpec(session.python, spec, sim, suite, patch)
+def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
+    """``run(command)`` of a driver session (``command`` reruns it, for
+    provenance); a BadInput is the session's one-line error."""
     results_folder(session)
     try:
-        count, pytest_args = matrix_session.split_count(session.posargs,
-                                                        config.count)
-        note_matrix_env(session.virtualenv.location, spec_)
-        raw = matrix_session.run_environment(
-            session, spec_, count=count, timeout=config.timeout,
-            results_dir=RESULTS, pytest_args=pytest_args,
-            command=matrix_session.session_command(session.name,
-                                                   session.posargs),
-            suite=MATRIX.suites[suite],
-            patch=MATRIX.patches[patch] if patch else None,
-            launch_time={"launches": config.launches,
-                         "max_launches": config.max_launches}
-            if MATRIX.suites[suite].launch_time and config.launches
-            else None,
-            # nox's -v lowers its log level below DEBUG.
-            verbose=logging.getLogger().getEffectiveLevel() < logging.DEBUG)
+        return run(matrix_session.session_command(session.name,
+                                                  session.posargs))
     except BadInput as error:
         session.error(str(error))
+
+
+@nox.session(allow_parallel=True)
+@nox.parametrize(["python", "suite", "spec", "sim", "patch"], [
+    nox.param(*row, id=session_id(*row)) for row in ROWS])
+def env(session: nox.Session, suite: str, spec: tuple[str, ...], sim: bool,
+        patch: str | None) -> None:
+    """Run a suite in one Python x package x simulator environment."""
+    spec_ = EnvSpec(str(session.python), spec, sim, suite, patch)
+    note_matrix_env(session.virtualenv.location, spec_)
+    # nox's -v lowers its level below DEBUG: the installer's steps, pytest's.
+    raw = drive(session, lambda _: matrix_session.run_environment(
+        session, MATRIX, spec_, RESULTS,
+        logging.getLogger().getEffectiveLevel() < logging.DEBUG))
     # An `error` row fails the run in `matrix`, after the report: a failed
     # session here would abort it (nox's `requires=`).
     session.log(matrix_session.note_finished(
         RESULTS, raw, matrix_session.run_id(session.parallel),
-        total=sum(1 for row in ROWS if row[3] or GPU),
-        venv=session.virtualenv.location))
+        total=len(ROWS), venv=session.virtualenv.location))
 
 
-@nox.session(python=False, requires=[
-    f"env({session_id(*row)})" for row in ROWS])
-def matrix(session):
+@nox.session(python=False, requires=[f"env({session_id(*row)})"
+                                     for row in ROWS])
+def matrix(session: nox.Session) -> None:
     """Every environment of the matrix, then the tables and REPORT.md once."""
-    results_folder(session)
     line, failed = matrix_session.finish_run(
-        RESULTS, matrix_session.run_id(session.parallel),
-        [env_of(row).env_id for row in ROWS], command=matrix_session.session_command("matrix", session.posargs))
+        results_folder(session), matrix_session.run_id(session.parallel),
+        MATRIX.envs(), matrix_session.session_command("matrix",
+                                                      session.posargs))
     session.log(line)
     if failed:
         session.error("; ".join(failed))
 
 
 @nox.session(python=False, default=False)
-def bisect(session):
+def bisect(session: nox.Session) -> None:
     """Find the release where the verdict flips: -- --package NAME --python X.Y."""
-    results_folder(session)
     from racematrix import bisect_session
-    try:
-        data = bisect_session.run_bisect(
-            session.posargs, ".nox", f"{RESULTS}/bisect",
-            matrix_session.session_command(session.name, session.posargs))
-    except BadInput as error:
-        session.error(str(error))
+    data = drive(session, lambda command: bisect_session.run_bisect(
+        session.posargs, ".nox", f"{RESULTS}/bisect", command))
     session.log(f"{data['summary']} ({data['decisive_probes']} decisive "
                 f"probes, {data['seconds']} s)")
 
 
 @nox.session(default=False)
-def report(session):
+def report(session: nox.Session) -> None:
     """Write results/REPORT.md and failure_rates.png; -- --raw DIR... merges."""
     results_folder(session)
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["report"])
@@ -144,21 +136,16 @@ def report(session):
 
 
 @nox.session
-def tests(session):
+def tests(session: nox.Session) -> None:
     """Run the project's own tests (unit and end-to-end)."""
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["test"])
-    # Lint and types first ([tool.ruff], [tool.mypy]; mypy caches what it
-    # read in .mypy_cache: about 20 s cold, a few seconds after).
+    # Lint and types first (mypy caches in .mypy_cache: ~20 s cold).
     session.run("ruff", "check", "--quiet", "racematrix", "noxfile.py",
                 "tests", "mwe")
     session.run("mypy", "--no-error-summary", env={"PYTHONPATH": HERE})
-    # 5: no test collected (e.g. a -k that matches nothing) is not a failure.
-    # Parallel (pytest-xdist; `-- -n 0` runs in one process), handed out
-    # one at a time, slowest first; what tests share is built once
-    # (tests/conftest.py).
-    # PYTHONDONTWRITEBYTECODE (set on some machines) would have every
-    # process the tests start compile SciPy and matplotlib again: the
-    # tests' environment is ours to cache in.
+    # pytest-xdist (`-- -n 0`: one process), slowest first; 5 (nothing
+    # collected, e.g. a -k that matches nothing) is no failure. Bytecode is
+    # cached: each process would compile SciPy and matplotlib again.
     session.run("python", "-m", "pytest", "-n", "auto", "--dist", "loadgroup",
                 *session.posargs, env={"PYTHONPATH": HERE,
                                        "PYTHONDONTWRITEBYTECODE": None},
@@ -166,51 +153,32 @@ def tests(session):
 
 
 @nox.session(python=False, default=False)
-def mwe_figures(session):
+def mwe_figures(session: nox.Session) -> None:
     """Measure the MWE: reproduction per Python, time to first failure, rates."""
-    results_folder(session)
     from racematrix import mwe_figures
-    try:
-        pythons = MATRIX.configs.get(DEFAULT_SUITE, MATRIX).pythons
-        mwe_figures.run(pythons, ".nox", RESULTS,
-                        matrix_session.session_command(session.name,
-                                                       session.posargs))
-    except BadInput as error:
-        session.error(str(error))
+    drive(session, lambda command: mwe_figures.run(list(
+        MATRIX.configs[DEFAULT_SUITE].pythons if DEFAULT_SUITE in
+        MATRIX.configs else MATRIX.pythons), ".nox", RESULTS, command))
 
 
 @nox.session(python=False, default=False)
-def bench(session):
+def bench(session: nox.Session) -> None:
     """Time the matrix cold and warm, a skip, the time bisect, the tests."""
-    results_folder(session)
     from racematrix import bench
-    try:
-        bench.run(RESULTS, matrix_session.session_command(session.name,
-                                                          session.posargs),
-                  session.posargs)
-    except BadInput as error:
-        session.error(str(error))
-
-
-# --- sessions added by other work below ---
+    drive(session, lambda command: bench.run(RESULTS, command,
+                                             session.posargs))
 
 
 @nox.session(python=False, default=False)
-def reproducers(session):
+def reproducers(session: nox.Session) -> None:
     """Record what mwe/bug.py and bug_slowdown.py print, in fresh envs."""
     session.run(sys.executable, "-m", "racematrix.reproducers",
                 *session.posargs, env={"PYTHONPATH": HERE})
 
 
 @nox.session(python=False, default=False)
-def fix_compare(session):
+def fix_compare(session: nox.Session) -> None:
     """Compare the candidate fixes in one table; -- --launches times them first."""
-    results_folder(session)
     from racematrix import fix_compare
-    try:
-        fix_compare.run(session.posargs, ".nox", RESULTS,
-                        matrix_session.session_command(session.name,
-                                                       session.posargs))
-    except BadInput as error:
-        session.error(str(error))
-
+    drive(session, lambda command: fix_compare.run(
+        session.posargs, ".nox", RESULTS, command))

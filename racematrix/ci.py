@@ -1,11 +1,7 @@
 """The CI job matrix from the config: one job per environment of
-``[tool.racematrix]`` (with the MATRIX_* variables), in the shape GitHub
-Actions' ``strategy.matrix.include`` takes.
-
-    python -m racematrix.ci [--gpu-runner LABEL]
-
-prints ``{"include": [...], "skipped": [...]}`` as one line of JSON.
-"""
+``[tool.racematrix]`` (with the MATRIX_* variables), in the shape of GitHub
+Actions' ``strategy.matrix.include``; ``python -m racematrix.ci
+[--gpu-runner LABEL]`` prints ``{"include": [...], "skipped": [...]}``."""
 from __future__ import annotations
 
 import json
@@ -15,17 +11,15 @@ from pathlib import Path
 
 from .envspec import ConfigError, project_config
 from .errors import BadInput, OneLineArgumentParser
-from .matrix import Matrix, env_of, load_matrix, session_id
+from .suites import Matrix, env_of, load_matrix, session_id
 
 PROJECT = Path(__file__).resolve().parent.parent
-
 DEFAULT_RUNNER = "ubuntu-latest"
 
 
 def job_matrix(matrix: Matrix, gpu_runner: str = "") -> dict:
-    """One job per environment, running its ``env(...)`` session.
-    Simulator-off environments need a GPU: they run on ``gpu_runner``
-    when one is given, and are listed as skipped otherwise."""
+    """One job per environment, running its ``env(...)`` session; a
+    simulator-off one on ``gpu_runner``, or skipped without one."""
     include, skipped = [], []
     for row in matrix.combinations():
         spec = env_of(row)
@@ -46,12 +40,10 @@ def main(argv: list[str] | None = None) -> None:
                              "without one they are skipped")
     try:
         args = parser.parse_args(argv)
-    except BadInput as error:
-        sys.exit(str(error))
-    try:
         matrix = load_matrix(project_config(PROJECT), os.environ, PROJECT)
-    except ConfigError as error:
-        sys.exit(f"racematrix.ci: {error}")
+    except (BadInput, ConfigError) as error:  # BadInput names the command
+        sys.exit(str(error) if isinstance(error, BadInput)
+                 else f"racematrix.ci: {error}")
     print(json.dumps(job_matrix(matrix, args.gpu_runner)))
 
 

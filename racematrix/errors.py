@@ -1,42 +1,18 @@
-"""The two kinds of error a user can cause: each is one line that says what
-was wrong and what to do (tracebacks are for our bugs)."""
+"""The errors a user can cause: each is one line saying what was wrong and
+what to do (tracebacks are for our bugs)."""
+from __future__ import annotations
+
 import argparse
+from typing import Any, NoReturn
 
 
 class ConfigError(ValueError):
-    """A matrix setting (pyproject.toml or a MATRIX_* variable) that cannot
+    """A matrix setting (pyproject.toml, a MATRIX_* variable) that cannot
     be used; the message names the key and what is expected."""
 
 
 class BadInput(ValueError):
-    """The user asked for something that does not exist; one line says so."""
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse for our command lines, whose errors are one ``BadInput``
-    line naming the command and where its help is, not argparse's usage
-    block; the caller decides how to end (a nox session's error, or exit
-    status 2)."""
-
-    def __init__(self, *args, label, help_hint, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.label = label
-        self.help_hint = help_hint
-
-    def error(self, message):
-        raise BadInput(f"{self.label}: {message} (see `{self.help_hint}`)")
-
-    def _add_action(self, action):
-        # An option that holds one value is refused when given twice: the
-        # last one silently winning is how a typo loses data. List options
-        # (append, extend) add up.
-        if action.option_strings and not isinstance(action, LIST_ACTIONS):
-            action.__class__ = _once(type(action))
-        return super()._add_action(action)
-
-    def parse_known_args(self, args=None, namespace=None):
-        self._given_once = set()
-        return super().parse_known_args(args, namespace)
+    """The user asked for something that does not exist."""
 
 
 # Actions that may be given more than once: they add up, or print and exit.
@@ -45,17 +21,36 @@ LIST_ACTIONS = (argparse._AppendAction, argparse._AppendConstAction,
                 argparse._HelpAction, argparse._VersionAction)
 
 
-def _once(action_class):
-    """``action_class`` refusing a second use on one command line."""
-    if getattr(action_class, "_refuses_twice", False):
-        return action_class
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one ``BadInput`` line naming the command
+    and its help, and which refuses an option that holds one value given
+    twice (the last one silently winning is how a typo loses data)."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
-        given = getattr(parser, "_given_once", set())
-        if self.dest in given:
-            parser.error(f"{'/'.join(self.option_strings)} given twice: give "
-                         f"it once")
-        given.add(self.dest)
-        action_class.__call__(self, parser, namespace, values, option_string)
-    return type(action_class.__name__, (action_class,),
-                {"__call__": __call__, "_refuses_twice": True})
+    def __init__(self, *args: Any, label: str, help_hint: str,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.label, self.help_hint = label, help_hint
+        self.given: set[str] = set()
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{self.label}: {message} (see `{self.help_hint}`)")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None
+                         ) -> Any:
+        self.given = set()
+        return super().parse_known_args(args, namespace)
+
+    def _add_action(self, action: Any) -> Any:
+        if action.option_strings and not isinstance(action, LIST_ACTIONS):
+            parent = type(action)
+
+            def once(self: argparse.Action, parser: Any, *args: Any) -> None:
+                given = getattr(parser, "given", set())
+                if self.dest in given:
+                    parser.error(f"{'/'.join(self.option_strings)} given "
+                                 f"twice: give it once")
+                given.add(self.dest)
+                parent.__call__(self, parser, *args)
+            action.__class__ = type(parent.__name__, (parent,),
+                                    {"__call__": once})
+        return super()._add_action(action)

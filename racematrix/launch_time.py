@@ -1,80 +1,74 @@
 """The launch price of the installed simulator: does this release pay the
-fix's lock? Workload, rule and constants in one place. It runs inside the
-environment under test, so it imports no other racematrix module and nothing
-but the standard library (numba and numpy come from the environment).
+fix's lock? Workload, rule, constants and the pytest plugin in one place,
+run inside the environment under test (numba, numpy and pytest are its):
+``NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py``, or after a
+suite's tests in its own process (``-p racematrix.launch_time
+--launch-time-json PATH``: the rates untouched, numba imported once). The
+lock's price shows only with a core free, so under ``nox -j`` each row's
+tests hold a shared flock on ``LOCK_FILE`` and the pairs of a swap other
+than the unlocked one take it exclusive (at most ``LOCK_WAIT`` s).
 
-Run with::
-
-    NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py [--pairs 3]
-
-The MWE's kernel (``mwe/``: each thread calls a device function of another
-module, whose buffer is a slice of the kernel's persistent array, so no
-launch is lost to the race) is launched in pairs: once through the
-installed simulator's ``swapped_cuda_module`` and once through a copy of
-numba-cuda 0.24.0's (no lock), put in at run time, each side first every
-other pair. The same process, kernel and load time both, so a row needs
-no other row: a release whose swap is the unlocked one reads about 1.0x
-by construction; one with the fix's lock pays for it in lock convoys. The
-convoy grows as Python's switch interval shrinks (bench's ``workload``
-part measured where: ``SWITCH_INTERVAL``), and forms only where a core is
-free for the woken waiter (the record's ``idle_cpus`` says how many were).
-
-It prints one JSON line, ``{"launch_seconds": {...}}``: the installed
-side's ``n``, ``median``, ``p95``, ``max`` and ``samples`` (seconds), the
-unlocked side's under ``unlocked``, ``ratio`` (median over median) and
-``decision`` (``decide``).
-
-``--worker`` serves plain launches one at a time on stdin, each in a fork
-(``measure_launch.LaunchServer``, for the fixes' launches taken in turn).
+The MWE's kernel (its buffer a slice of a persistent array: no launch lost
+to the race) is launched in pairs, in turn, through the installed
+``swapped_cuda_module`` and numba-cuda 0.24.0's (no lock) put in at run
+time. The lock's convoy needs a small switch interval and a free core for
+the woken waiter (``idle_cpus``). Prints ``{"launch_seconds": {...}}``.
+``--worker`` serves single launches on stdin, each in a fork
+(``measure_launch.LaunchServer``).
 """
+from __future__ import annotations
+
 import argparse
 import contextlib
+import fcntl
 import gc
+import inspect
 import json
 import os
 import select
 import signal
+import shlex
 import statistics
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
-# The MWE's factories: the kernel timed is the race tests' own.
+try:  # the plugin's hooks run under pytest; nox's own process has none
+    import pytest
+except ImportError:
+    pytest = None  # type: ignore[assignment]
+
 MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "mwe")
 RACE_SIGNATURE = "cuda' has no attribute"
-# Python's own switch interval, restored after the pairs.
-DEFAULT_SWITCH_INTERVAL = 0.005
 
-# --- The row's workload and rule: chosen by `nox -s bench -- --parts
-# workload` (results/bench.md, "The launch workload"). ---
-PAIRS = 3            # launches per side at least (a row needs >= 3)
-MAX_PAIRS = 8        # at most, while undecided; all of them before other code is alike
+# The row's workload and rule, chosen by `nox -s bench -- --parts workload`
+# (results/bench.md, "The launch workload").
+PAIRS = 3            # pairs at least (a row needs >= 3 launches a side)
+MAX_PAIRS = 8        # at most, while undecided
 DEVICE_CALLS = 100   # device-function calls per thread per launch
 THREADS = 32
 SWITCH_INTERVAL = 1e-4
 SLOWER_RATIO = 2.0   # installed median / unlocked median at least: slower
-ALIKE_RATIO = 1.5    # below: alike; in between: more pairs, then undecided
-# The convoy needs a free core for the woken waiter: pinned to one core, or
-# beside one busy process on two, a locked release reads ~1.0x. Below this
-# many idle CPUs (on average during the pairs) other code is not alike.
-MIN_IDLE_CPUS = 0.5
+ALIKE_RATIO = 1.5    # below (other code, every pair, a core idle): alike
+MIN_IDLE_CPUS = 0.5  # the convoy needs a free core for the woken waiter
+LOCK_FILE = os.path.join(tempfile.gettempdir(), "racematrix-launch.lock")
+LOCK_WAIT = 60.0
+NO_GPU = ("no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA device "
+          "was found")
 
 
-def decide(ratio, idle_cpus=None, unlocked_code=False, worst_pair=None,
-           full=True):
-    """The one rule, for a matrix row and a bisect probe alike: "slower"
-    (the release pays the lock's price), "alike" (its swap costs what the
-    unlocked one does) or "undecided".
-
-    A release whose swap runs the unlocked swap's own code (numba's built-in
-    simulator, numba-cuda before the fix) costs the same by construction:
-    alike, unless its launches say otherwise (then undecided: the
-    measurement, not the release, is in question). Any other swap is
-    placed by its launches: slower at ``SLOWER_RATIO`` (median over
-    median). The lock's convoy is sporadic and needs a free core, so
-    alike is said of other code only after every pair was taken
-    (``full``), none of them ``SLOWER_RATIO`` apart (``worst_pair``), the
+def decide(ratio: float | None, idle_cpus: float | None = None,
+           unlocked_code: bool = False, worst_pair: float | None = None,
+           full: bool = True) -> str:
+    """The one rule, for a matrix row and a bisect probe: "slower" (the
+    release pays the lock's price), "alike" or "undecided". A swap running
+    the unlocked swap's own code is alike by construction unless its
+    launches say otherwise; any other is slower at ``SLOWER_RATIO``, and
+    alike only after every pair (``full``), none ``SLOWER_RATIO`` apart,
     medians under ``ALIKE_RATIO`` and ``MIN_IDLE_CPUS`` idle."""
     if ratio is None:
         return "undecided"
@@ -90,7 +84,7 @@ def decide(ratio, idle_cpus=None, unlocked_code=False, worst_pair=None,
 
 
 @contextlib.contextmanager
-def unlocked_swap(fn, fake_cuda_module):  # numba-cuda 0.24.0's, verbatim
+def unlocked_swap(fn: Any, fake_cuda_module: Any) -> Iterator[None]:  # numba-cuda 0.24.0's, verbatim
     from numba import cuda
 
     fn_globs = fn.__globals__
@@ -103,20 +97,28 @@ def unlocked_swap(fn, fake_cuda_module):  # numba-cuda 0.24.0's, verbatim
         fn_globs.update(orig)
 
 
-def swap_code(swap):
-    """The swap's body, its comments, blank lines and indentation taken out:
-    equal for two swaps that run the same code."""
-    import inspect
+def swap_code(swap: Callable) -> list[str]:
+    """The swap's body without comments, blank lines and indentation: equal
+    for two swaps that run the same code."""
     lines = inspect.getsource(swap).splitlines()
     body = lines[next(i for i, line in enumerate(lines)
                       if line.lstrip().startswith("def ")) + 1:]
-    return [line.split("#")[0].strip() for line in body
-            if line.split("#")[0].strip()]
+    return [code for line in body if (code := line.split("#")[0].strip())]
 
 
-def idle_cpu_seconds():
-    """CPU seconds idle so far, all CPUs together (Linux /proc/stat), or
-    None elsewhere."""
+def runs_unlocked_code() -> bool:
+    """Whether the installed swap runs the unlocked swap's own code: alike
+    by construction, its pairs need no free core."""
+    try:
+        from numba.cuda.simulator import kernel
+        return swap_code(kernel.swapped_cuda_module) == \
+            swap_code(unlocked_swap)
+    except Exception:  # no simulator to compare: treated as other code
+        return False
+
+
+def idle_cpu_seconds() -> float | None:
+    """CPU seconds idle so far, all CPUs (Linux /proc/stat), or None."""
     try:
         with open("/proc/stat") as stream:
             fields = stream.readline().split()
@@ -125,29 +127,31 @@ def idle_cpu_seconds():
         return None
 
 
-def idle_cpus(idle_before, clock):
-    """CPUs idle on average since ``clock`` (time.monotonic), or None."""
-    idle_now = idle_cpu_seconds()
-    if idle_before is None or idle_now is None:
-        return None
-    return round((idle_now - idle_before) /
-                 max(time.monotonic() - clock, 1e-3), 2)
-
-
-def price(args):
-    """The pairs of launches and their decision: the launch_seconds
+def price(args: argparse.Namespace) -> dict[str, Any]:
+    """The pairs of launches and their decision: the ``launch_seconds``
     record. Never raises: a failure is the record's ``error``."""
-    clock = time.monotonic()
-    idle_before = idle_cpu_seconds()
+    clock, idle_before = time.monotonic(), idle_cpu_seconds()
+
+    def idle() -> float | None:
+        now = idle_cpu_seconds()
+        if now is None or idle_before is None:
+            return None
+        return round((now - idle_before) /
+                     max(time.monotonic() - clock, 1e-3), 2)
+
     saved = sys.getswitchinterval()
-    sides = {"installed": [], "unlocked": []}
-    error, simulator, installed, same = None, None, None, None
+    sides: dict[str, list[float]] = {"installed": [], "unlocked": []}
+    error: str | None = None
+    installed: Any = None
+    simulator: Any = None
+    same: bool | None = None
     try:
         from numba import config
         if not config.ENABLE_CUDASIM:
             raise RuntimeError("the price is the simulator's: "
                                "NUMBA_ENABLE_CUDASIM is not 1")
-        from numba.cuda.simulator import kernel as simulator
+        from numba.cuda.simulator import kernel
+        simulator = kernel
         installed = simulator.swapped_cuda_module
         swaps = {"installed": installed, "unlocked": unlocked_swap}
         workload = Workload(args)
@@ -156,10 +160,11 @@ def price(args):
         sys.setswitchinterval(args.switch_interval)
         same = swap_code(installed) == swap_code(unlocked_swap)
         pair = 0
-        # More pairs while undecided: a convoy may form once a core frees.
+        # More pairs while undecided and a core is free (without one no
+        # convoy forms: the matrix times such a row again, alone, at its end).
         while pair < args.pairs or (pair < args.max_pairs and decide(
-                ratio_of(sides), idle_cpus(idle_before, clock), same,
-                worst_pair(sides), False) == "undecided"):
+                ratio_of(sides), idle(), same, worst_pair(sides), False)
+                == "undecided" and (idle() or 0) >= MIN_IDLE_CPUS):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
                 kind, *rest = workload.launch()
@@ -173,98 +178,84 @@ def price(args):
         sys.setswitchinterval(saved)
         if simulator is not None:
             simulator.swapped_cuda_module = installed
-    seconds = time.monotonic() - clock
-    idle = idle_cpus(idle_before, clock)
-    ratio = ratio_of(sides)
-    record = summarize(sides["installed"])
-    record.update(
-        unlocked=summarize(sides["unlocked"]),
+    ratio, idle_cpus = ratio_of(sides), idle()
+    record = dict(
+        summarize(sides["installed"]), unlocked=summarize(sides["unlocked"]),
         ratio=None if ratio is None else round(ratio, 3),
-        unlocked_code=same,
-        worst_pair=worst_pair(sides),
+        unlocked_code=same, worst_pair=worst_pair(sides),
         decision="error" if error else decide(
-            ratio, idle, bool(same), worst_pair(sides),
+            ratio, idle_cpus, bool(same), worst_pair(sides),
             len(sides["installed"]) >= args.max_pairs),
         rule={"slower_ratio": SLOWER_RATIO, "alike_ratio": ALIKE_RATIO,
               "min_idle_cpus": MIN_IDLE_CPUS, "pairs": args.pairs,
               "max_pairs": args.max_pairs},
-        workload=workload_settings(args),
-        idle_cpus=idle,
-        seconds=round(seconds, 3))
+        workload=workload_settings(args), idle_cpus=idle_cpus,
+        seconds=round(time.monotonic() - clock, 3))
     if error:
         record["error"] = error
     return record
 
 
-def worst_pair(sides):
+def worst_pair(sides: dict[str, list[float]]) -> float | None:
     """The largest installed / unlocked ratio of one pair, or None."""
     pairs = list(zip(sides["installed"], sides["unlocked"]))
     return round(max(i / u for i, u in pairs), 3) if pairs else None
 
 
-def ratio_of(sides):
+def ratio_of(sides: dict[str, list[float]]) -> float | None:
     if not sides["installed"] or not sides["unlocked"]:
         return None
     return statistics.median(sides["installed"]) / \
         statistics.median(sides["unlocked"])
 
 
-def parse_args(argv=None):
+def summarize(samples: list[float]) -> dict[str, Any]:
+    """``n``, ``median``, ``p95``, ``max`` and ``samples`` of launch times."""
+    n = len(samples)
+    p95 = statistics.quantiles(samples, n=100, method="inclusive")[94] \
+        if n > 1 else (samples[0] if n else None)
+    return {"n": n, "median": round(statistics.median(samples), 6) if n
+            else None, "p95": None if p95 is None else round(p95, 6),
+            "max": round(max(samples), 6) if n else None,
+            "samples": [round(s, 6) for s in samples]}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=PAIRS,
-                        help=f"pairs of launches at least (default {PAIRS})")
-    parser.add_argument("--max-pairs", type=int, default=MAX_PAIRS,
-                        help=f"pairs at most while undecided (default "
-                             f"{MAX_PAIRS})")
-    parser.add_argument("--switch-interval", type=float,
-                        default=SWITCH_INTERVAL,
-                        help=f"sys.setswitchinterval during the pairs "
-                             f"(default {SWITCH_INTERVAL:g})")
-    parser.add_argument("--threads-per-block", type=int, default=THREADS)
-    parser.add_argument("--blocks", type=int, default=1)
-    parser.add_argument("--device-calls", type=int, default=DEVICE_CALLS,
-                        help=f"device-function calls per thread per launch "
-                             f"(default {DEVICE_CALLS})")
-    parser.add_argument("--buffer-size", type=int, default=4)
+    for option, kind, default in (
+            ("--pairs", int, PAIRS), ("--max-pairs", int, MAX_PAIRS),
+            ("--switch-interval", float, SWITCH_INTERVAL),
+            ("--threads-per-block", int, THREADS), ("--blocks", int, 1),
+            ("--device-calls", int, DEVICE_CALLS), ("--buffer-size", int, 4),
+            ("--limit", float, 30.0)):  # --limit: --worker's, per launch
+        parser.add_argument(option, type=kind, default=default)
     parser.add_argument("--location", choices=("persistent", "local"),
-                        default="persistent",
-                        help="where the allocator's buffer lives (default "
-                             "persistent: a slice of the kernel's array; "
-                             "local: cuda.local.array, which the race hits)")
-    parser.add_argument("--limit", type=float, default=30.0,
-                        help="--worker: seconds after which a launch is "
-                             "killed and counted as past the limit")
-    parser.add_argument("--worker", action="store_true",
-                        help=argparse.SUPPRESS)
+                        default="persistent")  # local: cuda.local.array
+    parser.add_argument("--worker", action="store_true")
     args = parser.parse_args(argv)
-    for name in ("pairs", "threads_per_block", "blocks", "device_calls",
-                 "buffer_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.max_pairs < args.pairs:
-        parser.error("--max-pairs must be at least --pairs")
-    if not args.limit > 0 or not args.switch_interval > 0:
-        parser.error("--limit and --switch-interval must be positive")
+    if min(args.pairs, args.threads_per_block, args.blocks, args.device_calls,
+           args.buffer_size, args.limit, args.switch_interval) <= 0 or \
+            args.max_pairs < args.pairs:
+        parser.error("the counts, --limit and --switch-interval must be "
+                     "positive, --max-pairs at least --pairs")
     return args
 
 
-def workload_settings(args):
-    """The knobs of the timed kernel, as recorded beside the times."""
-    return {"threads_per_block": args.threads_per_block,
-            "blocks": args.blocks, "device_calls": args.device_calls,
-            "buffer_size": args.buffer_size, "location": args.location,
-            "switch_interval": args.switch_interval,
+WORKLOAD_KNOBS = ("threads_per_block", "blocks", "device_calls",
+                  "buffer_size", "location", "switch_interval")
+
+
+def workload_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The knobs of the timed kernel, recorded beside the times."""
+    return {**{knob: getattr(args, knob) for knob in WORKLOAD_KNOBS},
             "cudasim": os.environ.get("NUMBA_ENABLE_CUDASIM", "0")}
 
 
-# --- The worker: one process that runs launches when told to. ---
-
 class Workload:
-    """The timed kernel, built in this process: ``launch()`` runs it once
-    and returns ("done", seconds), ("race", seconds, message) or ("error",
-    message)."""
+    """The timed kernel, built in this process: ``launch()`` runs it once:
+    ("done", seconds), ("race", seconds, message) or ("error", message)."""
 
-    def __init__(self, args):
+    def __init__(self, args: argparse.Namespace) -> None:
         sys.path.insert(0, MWE)
         import numpy as np
         from numba import cuda
@@ -272,24 +263,20 @@ class Workload:
         from allocator_factory import BufferAllocatorFactory
         from kernel_factory import KernelFactory
 
-        self.cuda = cuda
-        self.args = args
+        self.cuda, self.args = cuda, args
         self.kernel = KernelFactory(
             BufferAllocatorFactory(args.buffer_size, location=args.location),
             args.device_calls).build()
         self.grid_threads = args.threads_per_block * args.blocks
         self.output = np.zeros(self.grid_threads, dtype=np.float32)
 
-    def available(self):
-        return self.cuda.is_available()
-
-    def warm_up(self):
+    def warm_up(self) -> None:
         # Compiles on a GPU; in the simulator every thread returns at once.
         self.kernel[self.args.blocks, self.args.threads_per_block](
             self.output, 0)
         self.cuda.synchronize()
 
-    def launch(self):
+    def launch(self) -> tuple[Any, ...]:
         args, output = self.args, self.output
         output[:] = 0
         started = time.perf_counter()
@@ -298,9 +285,9 @@ class Workload:
                 output, self.grid_threads)
             self.cuda.synchronize()
         except AttributeError as error:
-            seconds = time.perf_counter() - started
             if RACE_SIGNATURE not in str(error):
                 raise
+            seconds = time.perf_counter() - started
             join_block_threads()
             return "race", seconds, " ".join(str(error).split())
         seconds = time.perf_counter() - started
@@ -311,53 +298,37 @@ class Workload:
         return "done", seconds
 
 
-def run_worker(args):
-    """The launch server (``measure_launch.LaunchServer``): the kernel
-    built once, then one launch in a fork of this process for each "go"
-    (or "go LIMIT") on stdin, its outcome one line on stdout."""
-    def say(*words):
-        print(*words, flush=True)
-
+def run_worker(args: argparse.Namespace) -> None:
+    """The launch server: the kernel built once, then one launch in a fork
+    for each "go [LIMIT]" on stdin, its outcome one line on stdout."""
     workload = Workload(args)
-    if not workload.available():
-        say("error", NO_GPU)
+    if not workload.cuda.is_available():
+        print("error", NO_GPU, flush=True)
         return
     workload.warm_up()
-    ready_to_fork()
-    say("ready")
+    # A fork copies only its own thread; frozen objects are not written by
+    # the collector in each fork (copy on write, billed to the launch).
+    join_block_threads()
+    gc.collect()
+    gc.freeze()
+    print("ready", flush=True)
     for command in sys.stdin:
         words = command.split()
         if not words or words[0] != "go":
             break
-        limit = float(words[1]) if len(words) > 1 else args.limit
-        kind, seconds, detail = launch_in_fork(workload, limit)
+        kind, seconds, detail = launch_in_fork(
+            workload, float(words[1]) if len(words) > 1 else args.limit)
         if kind == "error":
-            say("error", detail)
+            print("error", detail, flush=True)
             return
-        say(kind, f"{seconds:.6f}", *([detail] if detail else []))
+        print(kind, f"{seconds:.6f}", *([detail] if detail else []),
+              flush=True)
 
 
-# --- Forks of this process: numba imported and the kernel built once. ---
-
-NO_GPU = ("no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA device "
-          "was found")
-
-
-def ready_to_fork():
-    """Before the first fork: the simulator's threads joined (a fork copies
-    only the thread that forks), and what exists now frozen out of the
-    collector, which would otherwise write to every page of it in each fork
-    (copy on write) and bill the launch for copying them. Undone by
-    ``gc.unfreeze()``."""
-    join_block_threads()
-    gc.collect()
-    gc.freeze()
-
-
-def launch_in_fork(workload, limit):
-    """One launch in a fork of this process, killed at ``limit``. Returns
-    (kind, seconds, detail): "done", "race", "past" (killed at the limit)
-    or "error"."""
+def launch_in_fork(workload: Workload, limit: float
+                   ) -> tuple[str, float, str]:
+    """One launch in a fork of this process, killed at ``limit``: (kind,
+    seconds, detail), kind "done", "race", "past" or "error"."""
     read_end, write_end = os.pipe()
     started = time.perf_counter()
     pid = os.fork()
@@ -365,10 +336,10 @@ def launch_in_fork(workload, limit):
         line = "error the fork ended without an outcome"
         try:
             os.close(read_end)
-            kind, *rest = workload.launch()
-            if kind != "error":  # ("done", seconds) or ("race", s, message)
-                rest[0] = f"{rest[0]:.6f}"
-            line = " ".join([kind, *rest])
+            kind, *parts = workload.launch()
+            if kind != "error":
+                parts[0] = f"{parts[0]:.6f}"
+            line = " ".join([kind, *parts])
         except BaseException as failure:
             line = f"error {type(failure).__name__}: {failure}"
         finally:
@@ -389,13 +360,11 @@ def launch_in_fork(workload, limit):
     if kind in ("done", "race"):
         taken, _, message = rest.partition(" ")
         return kind, float(taken), message
-    if kind == "error":
-        return "error", seconds, rest
-    return "past", limit, ""
+    return ("error", seconds, rest) if kind == "error" else ("past", limit, "")
 
 
-def join_block_threads(timeout=5.0):
-    """After a failed launch the simulator's other threads run on; let them
+def join_block_threads(timeout: float = 5.0) -> None:
+    """After a failed launch the simulator's other threads run on: let them
     finish before the next launch is timed."""
     deadline = time.monotonic() + timeout
     for thread in threading.enumerate():
@@ -403,23 +372,69 @@ def join_block_threads(timeout=5.0):
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
-def summarize(samples):
-    """``n``, ``median``, ``p95``, ``max`` and ``samples`` of launch times."""
-    n = len(samples)
+# --- The pytest plugin: the pairs after the suite's tests. ---
 
-    def quantile(q):  # linear interpolation between order statistics
-        if n < 2:
-            return round(samples[0], 6) if n else None
-        return round(statistics.quantiles(samples, n=100, method="inclusive")[
-            round(q * 100) - 1], 6)
-
-    return {"n": n, "median": round(statistics.median(samples), 6) if n
-            else None, "p95": quantile(0.95),
-            "max": round(max(samples), 6) if n else None,
-            "samples": [round(s, 6) for s in samples]}
+def _take(config: pytest.Config, mode: int) -> bool:
+    """Wait up to LOCK_WAIT for flock ``mode``; True if held."""
+    since = time.monotonic()
+    while time.monotonic() - since < LOCK_WAIT:
+        try:
+            fcntl.flock(config.launch_lock, mode | fcntl.LOCK_NB)  # type: ignore[attr-defined]
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
-def main(argv=None):
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("launch time", "time launches after the tests")
+    group.addoption("--launch-time-json", default=None, metavar="PATH",
+                    help="after the tests, time launches of the MWE's kernel "
+                         "in this process and write the record here")
+    group.addoption("--launch-time-options", default="", metavar="OPTIONS",
+                    help="racematrix/launch_time.py's options for them")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("launch_time_json"):
+        try:
+            config.launch_time_args = parse_args(  # type: ignore[attr-defined]
+                shlex.split(config.getoption("launch_time_options")))
+        except SystemExit:
+            raise pytest.UsageError("--launch-time-options: not valid "
+                                    "options of racematrix/launch_time.py "
+                                    "(see its --help)") from None
+        config.launch_lock = open(LOCK_FILE, "a")  # type: ignore[attr-defined]
+        _take(config, fcntl.LOCK_SH)  # the tests: shared
+
+
+def sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config, path = session.config, session.config.getoption(
+        "launch_time_json")
+    if not path or config.option.collectonly or not session.testscollected:
+        return  # no test ran here: nothing to time after
+    waited, exclusive = time.monotonic(), False
+    # The unlocked swap's own code reads alike with or without a free core:
+    # it keeps its shared lock; any other swap waits for the others' tests.
+    if not runs_unlocked_code():
+        fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
+        exclusive = _take(config, fcntl.LOCK_EX)
+    waited = round(time.monotonic() - waited, 2)
+    try:
+        record = price(config.launch_time_args)  # type: ignore[attr-defined]
+    finally:
+        config.launch_lock.close()  # type: ignore[attr-defined]
+    record.update(lock_wait=waited, exclusive=exclusive)
+    with open(f"{path}.part", "w") as stream:
+        json.dump({"launch_seconds": record}, stream)
+    os.replace(f"{path}.part", path)
+
+
+if pytest is not None:  # after the JUnit XML is written
+    pytest_sessionfinish = pytest.hookimpl(trylast=True)(sessionfinish)
+
+
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         run_worker(args)

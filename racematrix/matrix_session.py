@@ -1,13 +1,6 @@
-"""The driver of ``nox -s matrix``: one environment built, measured and
-recorded per session, and the tables and report written once per run,
-after the environments.
-
-Each session builds its environment (``install``), hands it to the
-measurements (the suite, then launch time for the MWE), records the raw
-result (``rawresult.record``) and returns it. The session ``matrix`` requires
-every environment's session (nox's ``requires=``, which its ``-j`` runner
-schedules by too) and calls ``finish_run``: the report once, last.
-"""
+"""The driver of ``nox -s matrix``: each ``env`` session builds, measures
+and records one environment; ``matrix`` (which nox runs after all of them,
+``requires=``) writes the tables and report once and says the last word."""
 from __future__ import annotations
 
 import argparse
@@ -19,109 +12,105 @@ import shlex
 import shutil
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import cast
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from . import measure_launch, measure_race, patching
+from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import (clear_stale, folder_problem, results_lock,
                      running_marker, scratch_folder, write_text_atomic)
 from .install import install_resolved
-from .measurement import Built, run_all
-from .patches import patched_packages
-from .patching import PatchError
+from .measurement import Built, Measurement, run_all
+from .suites import patched_packages
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, kept_measured_row, make_raw, read_raw, record
 from .report import build_report
-from .suites import MWE_SUITE
 from .venv import ProbeEnvironment, read_environment
+
+if TYPE_CHECKING:
+    import nox
+
+    from .suites import Matrix
 
 logger = logging.getLogger(__name__)
 
 
-def run_environment(session, spec, *, count, timeout, results_dir,
-                    pytest_args=(), command="", suite=MWE_SUITE,
-                    launch_time=None, patch=None, verbose=False):
-    """Build one environment, run the measurements in it, and record the
-    raw result. ``launch_time`` (keyword arguments of
-    ``measure_launch.LaunchTime``, or None for none) adds launch time,
-    timed in the suite's process after its tests. Only ``verbose``
-    prints the installer's steps and pytest's output (the raw result
-    keeps pytest's last lines). Returns the raw record."""
-    started_at = now_iso()
+def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
+                    results_dir: str, verbose: bool = False) -> RawResult:
+    """Build ``spec``'s environment, run its suite (and its launch A/B),
+    record the raw row and return it."""
+    config, suite = matrix.configs[spec.suite], matrix.suites[spec.suite]
+    count, pytest_args = split_count(session.posargs, config.count)
+    base: dict[str, Any] = dict(
+        machine=machine_info(), started=now_iso(),
+        command=session_command(session.name, session.posargs))
     clock = time.monotonic()
-    base = dict(machine=machine_info(), command=command, started=started_at)
-    nothing = dict(packages={}, python="", python_build="")
 
-    def finish(detail=None, **fields):
+    def finish(detail: str | None = None, **fields: Any) -> RawResult:
+        fields = {"packages": {}, "python": "", "python_build": "", **fields}
         raw = make_raw(spec, seconds=time.monotonic() - clock,
                        **{**base, **fields})
         written = record(raw, results_dir, detail)
         if kept_measured_row(written, raw):
             session.log(f"{spec.env_id}: this attempt measured nothing; the "
-                        f"row measured {written['finished'][:16]} "
-                        f"({written['runs']} runs, {written['verdict']}) is "
-                        f"kept, with the attempt beside it")
+                        f"row measured {written['finished'][:16]} is kept, "
+                        f"with the attempt beside it")
         return raw
 
     installation = install_resolved(session, spec, suite=suite)
     base["resolution"] = installation.resolution()
-    problem = installation.problem
-    if problem:
-        kind, reason = problem
+    if installation.problem:
+        kind, reason = installation.problem
         if kind == "bad-input":  # not a measurement: no row for it
             raise BadInput(reason)
         if kind == "skip":
-            return finish(skip_reason=reason, **nothing)
-        return finish(env_error=reason, detail=installation.detail, **nothing)
+            return finish(skip_reason=reason)
+        return finish(installation.detail, env_error=reason)
     if spec.patch:
         try:
-            base["patch"] = apply_patch(session, spec, patch, installation)
-        except PatchError as error:  # never a result: an `error` row
-            return finish(env_error=str(error), **nothing)
+            base["patch"] = apply_patch(session, spec, matrix, installation)
+        except patching.PatchError as error:  # never a result: an error row
+            return finish(env_error=str(error))
     environment = getattr(installation, "environment", None) or \
         read_environment(session)
-    measurements = [measure_race.RaceSuite(count, timeout, pytest_args,
-                                           echo=verbose)]
+    measurements: list[Measurement] = [measure_race.RaceSuite(
+        count, config.timeout, pytest_args, echo=verbose)]
+    if suite.launch_time and config.launches:  # its own A/B: no other row
+        measurements.append(measure_launch.LaunchTime(
+            config.launches, config.max_launches))
     with running_marker(results_dir, spec.env_id) as running, \
             scratch_folder() as scratch:
-        if launch_time is not None:  # its own A/B: no other row needed
-            measurements.append(measure_launch.LaunchTime(**launch_time))
         fields = run_all(measurements, Built(
-            session, spec, suite, keep_dir=results_dir,
-            environment=environment, running=running, scratch=scratch))
-    detail = fields.pop("env_error_detail", None)
-    return finish(detail=detail, **{**environment, **fields})
+            session, spec, suite, keep_dir=Path(results_dir),
+            environment=environment, running=running,
+            scratch=Path(scratch)))
+    return finish(fields.pop("env_error_detail", None),
+                  **{**environment, **fields})
 
 
-def apply_patch(session, spec, patch, installation):
-    """Apply ``patch`` (a ``patches.Patch``) to the environment just
-    installed for ``spec``: the diff meant for the release installed of
-    its CUDA target, else of another package it names (CuBIE's own copy
-    of the simulator)."""
-    packages = installation.packages or {}
-    if not any(packages.get(name) for name in patched_packages(spec)):
-        packages = read_environment(session)["packages"]
-    diff = None
+def apply_patch(session: nox.Session, spec: EnvSpec, matrix: Matrix,
+                installation: Any) -> dict:
+    """Apply ``spec``'s patch: its diff for the installed release of the
+    first of ``patched_packages`` it has one for."""
+    patch = (matrix.patches or {})[cast(str, spec.patch)]
+    packages = installation.packages or read_environment(session)["packages"]
     for package in patched_packages(spec):
         version = packages.get(package)
         diff = patch.diff_for(package, version) if version else None
         if diff is not None:
-            break
-    if diff is None:
-        raise PatchError(f"patch {patch.name} has no diff for {spec.target} "
-                         f"{packages.get(spec.target)}")
-    session.log(f"patch {patch.name}: {diff.file.name} onto {package} "
-                f"{version}")
-    return patching.apply(session, patch, diff, patching.reinstaller(
-        session, package, version))
+            session.log(f"patch {patch.name}: {diff.file.name} onto "
+                        f"{package} {version}")
+            return patching.apply(session, patch, diff, patching.reinstaller(
+                session, package, version))
+    raise patching.PatchError(f"patch {patch.name} has no diff for "
+                              f"{spec.target} {packages.get(spec.target)}")
 
 
 def check_results_folder(results_dir: str | Path) -> None:
-    """Raise BadInput (one line) where ``results_dir`` cannot hold
-    results, before any work; clear what a killed run (kill -9) left
-    there: running markers of processes that are gone, scratch folders."""
+    """BadInput where ``results_dir`` cannot hold results; clears what a
+    killed run left there."""
     problem = folder_problem(results_dir)
     if problem:
         raise BadInput(f"{problem}; set RACEMATRIX_RESULTS to a folder you "
@@ -133,8 +122,7 @@ def check_results_folder(results_dir: str | Path) -> None:
 
 
 def run_id(parallel: bool) -> int:
-    """The nox process that runs this run: this one, or under ``-j`` the
-    parent of this worker (``session.parallel``)."""
+    """The nox process of this run: this one, or under -j its parent."""
     return os.getppid() if parallel else os.getpid()
 
 
@@ -143,37 +131,32 @@ def run_journal(results_dir: str | Path, run: int) -> Path:
     return Path(results_dir) / ".runs" / str(run)
 
 
-def row_line(raw: dict) -> str:
-    """One line for a finished environment: its verdict, its rate (per
-    kind where the suite declares kinds) and its launches."""
+def row_line(raw: Mapping[str, Any]) -> str:
+    """A finished environment in one line: verdict, rates, launches."""
     verdict = raw["verdict"]
     if verdict in ("skipped", "error") and not raw["runs"]:
         return f"{verdict}: {raw['reason']}"
-    parts = [verdict]
     kinds = raw.get("kinds")
-    if kinds:
-        parts += [f"{kind} {counts['failures']}/{counts['runs']}"
-                  for kind, counts in kinds.items() if counts["runs"]]
-    else:
-        parts.append(f"{raw['failures']}/{raw['runs']} race failures")
+    parts = [verdict, *([f"{kind} {n['failures']}/{n['runs']}"
+                         for kind, n in kinds.items() if n["runs"]] if kinds
+                        else [f"{raw['failures']}/{raw['runs']} race "
+                              f"failures"])]
     if raw["other_errors"] or raw.get("hangs"):
         parts.append(f"{raw['other_errors']} other, {raw.get('hangs', 0)} "
                      f"hung")
-    launch = raw.get("launch_seconds")
-    if launch:
-        if launch.get("error"):
-            parts.append(f"launches: {launch['error'][:120]}")
-        elif launch.get("n"):
-            parts.append(f"{launch['n']} launches, median "
-                         f"{launch['median']:.2f} s: {launch['decision']}")
+    launch = raw.get("launch_seconds") or {}
+    if launch.get("error"):
+        parts.append(f"launches: {launch['error'][:120]}")
+    elif launch.get("n"):
+        parts.append(f"{launch['n']} launches, median "
+                     f"{launch['median']:.2f} s: {launch['decision']}")
     return ", ".join(parts)
 
 
-def note_finished(results_dir: str | Path, raw: dict, run: int,
+def note_finished(results_dir: str | Path, raw: Mapping[str, Any], run: int,
                   total: int, venv: str | None = None) -> str:
-    """Record ``raw``'s verdict in run ``run``'s journal and return the
-    progress line: how many environments are done of ``total``, about
-    how long the rest takes, and the row's line."""
+    """Journal ``raw`` for run ``run``; the progress line (done of
+    ``total``, time left, the row)."""
     journal = run_journal(results_dir, run)
     journal.mkdir(parents=True, exist_ok=True)
     write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
@@ -181,12 +164,10 @@ def note_finished(results_dir: str | Path, raw: dict, run: int,
          "line": row_line(raw), "started": time.time() - raw["seconds"],
          "venv": venv}))
     entries = _entries(journal)
-    done = len(entries)
-    where = f"{done}/{total}" if done <= total else f"{done}"
-    left = total - done
-    if 0 < left and done:
+    done, where = len(entries), f"{len(entries)}/{total}"
+    if 0 < total - done:
         started = min(entry["started"] for entry in entries)
-        where += f", ~{(time.time() - started) / done * left:.0f} s left"
+        where += f", ~{(time.time() - started) / done * (total - done):.0f} s left"
     return f"[{where}] {raw['env']}: {row_line(raw)}"
 
 
@@ -202,11 +183,9 @@ def _entries(journal: Path) -> list[dict]:
 
 def launches_again_alone(results_dir: str | Path,
                          entries: list[dict]) -> list[str]:
-    """The launch A/B of each row of this run that read undecided, timed
-    again now that every session has ended: under -j its pairs can find no
-    free core, and the lock's price shows only with one. The row keeps the
-    first attempt's figures as ``launch_seconds["beside"]``. Returns one
-    line per row timed again."""
+    """Each undecided launch A/B of this run timed again, alone (under -j
+    its pairs may have found no free core); the first stays as
+    ``launch_seconds["beside"]``. One line per row."""
     lines = []
     for entry in entries:
         path = Path(results_dir, "raw", f"{entry['env']}.json")
@@ -217,8 +196,7 @@ def launches_again_alone(results_dir: str | Path,
         first = cast(dict, raw.get("launch_seconds") or {})
         if first.get("decision") != "undecided":
             continue
-        # The row's own pairs; without its rule, launch_time's defaults.
-        rule = first.get("rule")
+        rule = first.get("rule")  # the row's own pairs, else the defaults
         again = measure_launch.run_launch_time(
             ProbeEnvironment(entry["venv"], raw["python"]),
             raw["sim"], ("--pairs", str(rule["pairs"]), "--max-pairs",
@@ -234,36 +212,36 @@ def launches_again_alone(results_dir: str | Path,
     return lines
 
 
-def finish_run(results_dir: str | Path, run: int, env_ids: list[str],
+def finish_run(results_dir: str | Path, run: int,
+               configured: Iterable[EnvSpec],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
-    """The run's last word, after its environments: where one of them
-    recorded a row, the tables, REPORT.md and the plot; then the verdict
-    counts of this run, the environments not run here (``env_ids`` minus
-    those recorded) and the paths written. Returns (that line, the rows of
-    this run that are errors with nothing measured, each as ``env: its
-    line``)."""
+    """After the environments: undecided A/Bs again, the tables, report
+    and plot (``configured`` minus the rows: "not run here"); returns the
+    last line (counts, paths) and this run's error rows."""
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)
     for again in launches_again_alone(results_dir, entries):
         logger.info(again)
+    configured = list(configured)
     counts = Counter(entry["verdict"] for entry in entries)
     line = f"matrix: {len(entries)} environments"
     if entries:
         took = time.time() - min(entry["started"] for entry in entries)
         line += f" in {took:.0f} s: " + ", ".join(
             f"{count} {verdict}" for verdict, count in counts.most_common())
-    not_run = len(set(env_ids) - {entry["env"] for entry in entries})
+    not_run = {spec.env_id for spec in configured} - {
+        entry["env"] for entry in entries}
     if not_run:
-        line += f"; {not_run} not run here"
+        line += f"; {len(not_run)} not run here"
     if entries:
         results = Path(results_dir)
         with results_lock(results):
-            # nox's own environment has matplotlib; elsewhere `nox -s
-            # report` draws the pictures.
+            # nox's environment has matplotlib, else `nox -s report` draws.
             build_report([results / "raw"], results, results / "bisect",
                          command, plot=importlib.util.find_spec(
-                             "matplotlib") is not None)
+                             "matplotlib") is not None,
+                         configured=configured)
         line += (f"; table {results / 'failure_rates.md'}, report "
                  f"{results / 'REPORT.md'}, plot "
                  f"{results / 'failure_rates.png'}")
@@ -274,20 +252,19 @@ def finish_run(results_dir: str | Path, run: int, env_ids: list[str],
 
 def session_command(session_name: str, posargs: list[str],
                     environ: Mapping[str, str] = os.environ) -> str:
-    """The command that reruns one session, with the MATRIX_* variables
-    that shaped it, for provenance."""
-    variables = " ".join(f"{name}={shlex.quote(environ[name])}" for name in
-                         ("MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM")
-                         if name in environ)
+    """The command that reruns a session, MATRIX_* variables included."""
+    variables = [f"{name}={shlex.quote(environ[name])}" for name in
+                 ("MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM")
+                 if name in environ]
     command = f"nox -s {shlex.quote(session_name)}"
     if posargs:
         command += " -- " + shlex.join(posargs)
-    return f"{variables} {command}".strip()
+    return " ".join([*variables, command])
 
 
 def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
-    """pytest arguments for a run, with ``--count`` taken out (the runner
-    passes it, and needs it to read test names)."""
+    """``--count`` and the other pytest arguments of a run (BadInput for
+    a bad count, or options that take the JUnit report away)."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--count", nargs="?", action="append")
     args, rest = parser.parse_known_args(list(posargs))
@@ -298,10 +275,10 @@ def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
     if given[0] is None:
         raise BadInput("--count needs a value: a positive whole number, "
                        "e.g. `-- --count 20`")
-    value = given[0]
-    if not value.isdigit() or int(value) < 1:
-        raise BadInput(f"--count needs a positive whole number, got {value!r}")
+    if not given[0].isdigit() or int(given[0]) < 1:
+        raise BadInput(f"--count needs a positive whole number, got "
+                       f"{given[0]!r}")
     own = measure_race.refuse_own_options(rest)
     if own:
         raise BadInput(own)
-    return int(value), rest
+    return int(given[0]), rest

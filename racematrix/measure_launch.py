@@ -16,7 +16,7 @@ from .suites import PROJECT
 
 WORKLOAD = Path(launch_time.__file__).resolve()
 # Handed to the suite's pytest from outside: the MWE holds no harness.
-PLUGIN = "racematrix.launch_plugin"
+PLUGIN = "racematrix.launch_time"
 RESULT_PREFIX = '{"launch_seconds":'
 
 
@@ -57,7 +57,7 @@ class LaunchTime:
     """The ``launch_seconds`` record for the raw result: ``launch_time``'s
     pairs (at least ``launches``, at most ``max_launches`` while
     undecided) in the suite's own pytest process once its tests have run
-    (``launch_plugin``). ``device_calls`` None: ``launch_time``'s own."""
+    (its plugin). ``device_calls`` None: ``launch_time``'s own."""
     name = "launch_seconds"
 
     def __init__(self, launches: int = launch_time.PAIRS,

@@ -1,6 +1,5 @@
-"""Child processes: a command run in a virtual environment with its output
-streamed, its process group ended on an interrupt, and its death tied to
-ours."""
+"""Child processes: a command run in a virtual environment, its output
+streamed, its process group ended on an interrupt, its death tied to ours."""
 from __future__ import annotations
 
 import contextlib
@@ -12,23 +11,14 @@ from pathlib import Path
 from typing import Any
 
 
-def caching_environ() -> dict[str, str]:
-    """This process's environment without PYTHONDONTWRITEBYTECODE (set on
-    some machines), for a Python that runs in environments that are ours
-    to cache in: uv installs no bytecode, so each run would otherwise
-    compile what it imports from source again (numba, about 1 s a run;
-    SciPy and matplotlib for the report, about 2.5 s)."""
-    return {key: value for key, value in os.environ.items()
-            if key != "PYTHONDONTWRITEBYTECODE"}
-
-
 def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
                  ) -> dict[str, str]:
-    """The process environment of a command run inside a virtual env
-    (``caching_environ``)."""
-    environ = caching_environ()
+    """The environment of a command run inside a virtual env, without
+    PYTHONDONTWRITEBYTECODE (set on some machines): uv installs no
+    bytecode, and each run would compile numba (about 1 s) again."""
     bin_dir = Path(bin_dir).absolute()  # commands may run from elsewhere
-    return {**environ, **extra_env,
+    return {**{key: value for key, value in os.environ.items()
+               if key != "PYTHONDONTWRITEBYTECODE"}, **extra_env,
             "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
             "VIRTUAL_ENV": str(bin_dir.parent)}
 
@@ -36,11 +26,9 @@ def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
 def run_streaming(session: Any, command: list, extra_env: dict[str, str],
                   echo: bool = True, cwd: str | Path | None = None
                   ) -> tuple[int, list[str]]:
-    """Run a command in the session's environment, passing its output
-    through (unless ``echo`` is false); returns (exit code, its last
-    lines). An interrupt (Ctrl-C, SIGTERM) ends the command and its threads
-    before it goes on up, and the command dies with this process even if
-    this process is killed outright."""
+    """Run a command in the session's environment, its output passed
+    through where ``echo``; (exit code, its last lines). An interrupt ends
+    the command's process group first; it dies with this process."""
     env = venv_environ(session.bin, extra_env)
     if echo:  # quiet: the caller says what came of it
         session.log(" ".join(map(str, command)))
@@ -68,10 +56,8 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
 
 def stop_process_group(process: subprocess.Popen,
                        grace: float = 2.0) -> None:
-    """End ``process`` and everything in its process group: SIGTERM, then
-    SIGKILL after ``grace`` seconds. A simulated kernel's threads do not
-    stop for a KeyboardInterrupt in the main thread; a signal to the whole
-    group does."""
+    """SIGTERM, then SIGKILL after ``grace`` s, to ``process``'s group (a
+    simulated kernel's threads ignore a KeyboardInterrupt)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
@@ -87,9 +73,8 @@ def stop_process_group(process: subprocess.Popen,
 
 
 def die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGKILL it when its parent
-    dies (nox killed by SIGKILL, a CI runner's cancellation); elsewhere a
-    no-op."""
+    """In the child, before exec: Linux SIGKILLs it when its parent dies
+    (nox killed outright, a CI runner's cancellation)."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -100,9 +85,8 @@ def die_with_parent() -> None:
 
 
 def terminate_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt in this (main) thread, so that a
-    CI job's cancellation stops a run the way Ctrl-C does: children ended,
-    finished rows kept. Call from the main thread."""
+    """SIGTERM as KeyboardInterrupt in the main thread: a CI job's
+    cancellation stops a run as Ctrl-C does (children ended, rows kept)."""
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
     with contextlib.suppress(ValueError):  # not the main thread

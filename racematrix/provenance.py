@@ -6,7 +6,6 @@ import platform
 import socket
 import subprocess
 from datetime import datetime, timezone
-from pathlib import Path
 
 
 def now_iso() -> str:
@@ -14,15 +13,14 @@ def now_iso() -> str:
 
 
 def stamp(command: str) -> dict:
-    """The provenance block of a result file: the command that wrote it,
-    when it finished, and on what machine."""
+    """A result file's provenance: its command, when, on what machine."""
     return {"command": command, "finished": now_iso(),
             "machine": machine_info()}
 
 
 def machine_info() -> dict:
-    """Describe this machine. ``RACEMATRIX_MACHINE`` names it in merged
-    tables (a CI job sets it to its runner); the host name otherwise."""
+    """This machine; ``RACEMATRIX_MACHINE`` (a CI job's runner) or the host
+    name labels it in merged tables."""
     return {
         "label": os.environ.get("RACEMATRIX_MACHINE") or socket.gethostname(),
         "os": f"{platform.system()} {platform.release()}",
@@ -35,17 +33,13 @@ def machine_info() -> dict:
 
 def _distribution() -> str:
     try:
-        fields = dict(line.split("=", 1) for line in
-                      Path("/etc/os-release").read_text().splitlines()
-                      if "=" in line)
-        return fields.get("PRETTY_NAME", "").strip('"')
+        return platform.freedesktop_os_release().get("PRETTY_NAME", "")
     except OSError:
         return ""
 
 
 def gpu_name() -> str | None:
-    """The first NVIDIA GPU's name, or None when there is none (checked
-    through nvidia-smi, without importing any CUDA library)."""
+    """The first NVIDIA GPU's name (nvidia-smi), or None."""
     try:
         probe = subprocess.run(
             ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],

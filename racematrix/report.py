@@ -19,7 +19,7 @@ from .envspec import EnvSpec, project_config
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import folder_problem, write_text_atomic
 from .markdown import render
-from .patches import Patch, load_patches
+from .suites import Patch, load_patches
 from .plots import draw_all
 from .rawresult import NoUsableResults, RawResult, RawResultWarning
 from .tables import grid, python_minor, target_version, version_key, write_tables

@@ -1,47 +1,48 @@
 """The order a matrix run hands its sessions out in: the longest expected
 first, so that under ``-j`` no long session starts last. Expected: the
-environment's last time in this run's results, else in the committed ones,
-else its suite's median; a suite never recorded goes first."""
+environment's time in this run's tables, else in the committed ones, else
+its suite's median; a suite never recorded goes first."""
 from __future__ import annotations
 
+import json
 import os
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from statistics import median
 from typing import TypeVar
 
 from .envspec import EnvSpec
-from .rawresult import RawResultWarning, Verdict, load_raw_dirs
 
 Item = TypeVar("Item")
 
 
 def last_seconds(results_dir: str | Path) -> dict[str, float]:
-    """Each environment's last recorded time (skipped rows: none)."""
-    raw = Path(results_dir) / "raw"
-    with warnings.catch_warnings():  # the report names unusable files
-        warnings.simplefilter("ignore", RawResultWarning)
-        return {record["env"]: record["seconds"] for _, record in
-                (load_raw_dirs([raw]) if raw.is_dir() else [])
-                if record["verdict"] is not Verdict.SKIPPED}
+    """Each measured environment's time in the folder's last tables (one
+    file: every -j worker imports the noxfile, ~250 raw files would each
+    be validated)."""
+    try:
+        rows = json.loads((Path(results_dir) / "failure_rates.json")
+                          .read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {row["env"].split("@", 1)[0]: row["seconds"] for row in rows
+            if row.get("runs") and row.get("seconds") is not None}
 
 
 def expected_seconds(envs: Sequence[EnvSpec], *recorded: Mapping[str, float]
                      ) -> dict[str, float | None]:
     """``{env id: seconds or None}``: the first of ``recorded`` that has
-    it, else the median of the suite's known rows."""
+    it, else the median of its suite's known rows."""
     known = {env.env_id: next((seconds[env.env_id] for seconds in recorded
                                if env.env_id in seconds), None)
              for env in envs}
     by_suite: dict[str, list[float]] = {}
     for env in envs:
-        seconds = known[env.env_id]
-        if seconds is not None:
+        if (seconds := known[env.env_id]) is not None:
             by_suite.setdefault(env.suite, []).append(seconds)
-    return {env.env_id: median(by_suite[env.suite])
-            if known[env.env_id] is None and env.suite in by_suite
-            else known[env.env_id] for env in envs}
+    return {env.env_id: known[env.env_id] if known[env.env_id] is not None
+            else median(by_suite[env.suite]) if env.suite in by_suite
+            else None for env in envs}
 
 
 def longest_first(items: Iterable[Item], env_of: Callable[[Item], EnvSpec],
@@ -55,7 +56,7 @@ def longest_first(items: Iterable[Item], env_of: Callable[[Item], EnvSpec],
 
 def in_order(items: Sequence[Item], env_of: Callable[[Item], EnvSpec],
              results_dirs: Iterable[str | Path]) -> list[Item]:
-    """``items`` by the rows of ``results_dirs`` (this run's first)."""
+    """``items`` by the tables of ``results_dirs`` (this run's first)."""
     folders = dict.fromkeys(os.path.realpath(f) for f in results_dirs)
     return longest_first(items, env_of, expected_seconds(
         [env_of(item) for item in items],

@@ -1,24 +1,29 @@
-"""What the matrix runs in each environment: one or more suites, declared as
-data in ``[tool.racematrix.suites.<name>]`` of pyproject.toml.
+"""The matrix as data: ``[tool.racematrix]``, checked once against
+``schemas/config.schema.json``: its suites (a folder of pytest tests, the
+requirements they add, the failure signature that is the bug, their own
+lists) and patches (candidate fixes as a matrix axis: one unified diff per
+code base, each for one package and a range of its releases; ``none``,
+unpatched, is always a column), the MATRIX_* variables over both."""
+from __future__ import annotations
 
-A suite is a folder of pytest tests, the requirements it adds, and the
-failure signature that counts as the bug. It may carry its own matrix lists
-(``specs``, ``pythons``, ``sim``) and its own ``count`` and ``timeout``;
-whatever it leaves out comes from ``[tool.racematrix]``. MATRIX_SUITES picks
-some suites by name for one run.
-"""
+import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-from .envspec import DEFAULT_SUITE, ConfigError, load_config
+from .envspec import DEFAULT_SUITE, ConfigError, EnvSpec, MatrixConfig, \
+    load_config
 from .outcomes import RACE_SIGNATURE
 from .validation import require_valid
 
 PROJECT = Path(__file__).resolve().parent.parent
-MWE = PROJECT / "mwe"
 # What the MWE needs besides the package under test.
 TEST_TOOLS = ("numpy", "pytest", "pytest-repeat", "pytest-timeout")
 # What the runner itself passes to pytest needs: --count and --timeout.
@@ -26,125 +31,219 @@ RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 # Keys of a suite table that replace the top-level matrix's.
 MATRIX_KEYS = ("specs", "pythons", "sim", "count", "timeout")
 
+Combination = tuple[str, str, tuple[str, ...], bool, "str | None"]
+
 
 @dataclass(frozen=True)
 class Suite:
     name: str
     path: Path
     signature: re.Pattern
-    requirements: tuple = ()
+    requirements: tuple[str, ...] = ()
     description: str = ""
-    pytest_args: tuple = ()
-    # Code that must run in a fresh environment; None: the matrix's own.
-    smoke: str | None = None
-    # Only the keys the suite sets itself: {"specs": [...], "count": 3}.
-    matrix: tuple = ()
-    # Patches (racematrix.patches) it also runs under, besides none.
-    patches: tuple = ()
-    # Whether `nox -s matrix` runs it without MATRIX_SUITES naming it.
-    default: bool = True
-    # Kinds of test, (kind, globs) in order: each row counts runs per kind.
-    kinds: tuple = ()
-    # Whether its rows also time launches of the MWE's kernel.
-    launch_time: bool = False
+    pytest_args: tuple[str, ...] = ()
+    smoke: str | None = None  # code a fresh environment must run
+    matrix: tuple[tuple[str, Any], ...] = ()  # the keys it sets itself
+    patches: tuple[str, ...] = ()  # columns besides none
+    default: bool = True  # run when MATRIX_SUITES does not name it
+    kinds: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    launch_time: bool = False  # its rows also time the MWE's launches
 
-    def config(self, table, environ):
-        """The matrix of this suite: ``[tool.racematrix]``'s lists with the
-        suite's own keys in their place; MATRIX_PYTHONS / MATRIX_SPECS /
-        MATRIX_SIM in ``environ`` still replace either."""
-        merged = {key: value for key, value in table.items()
-                  if key not in ("suites", "patches")}
-        merged.update(dict(self.matrix))
-        return load_config(merged, environ)
+    def config(self, table: Mapping[str, Any], environ: Mapping[str, str]
+               ) -> MatrixConfig:
+        """``[tool.racematrix]``'s lists with the suite's own keys in
+        their place; the MATRIX_* variables still replace either."""
+        return load_config({**table, **dict(self.matrix)}, environ)
 
 
-def load_suites(table, environ, root):
-    """The suites to run, by name, from ``[tool.racematrix]`` (``table``)
-    and MATRIX_SUITES in ``environ``; paths are relative to ``root``.
-
-    Without a ``suites`` table the matrix runs one suite, the MWE's, as it
-    always has.
-    """
-    declared = table.get("suites")
-    if declared is None:
-        declared = {DEFAULT_SUITE: {"path": "mwe", "launch_time": True,
-                                    "signature": _mwe_signature()}}
-    if not isinstance(declared, dict) or not declared:
-        raise ConfigError("[tool.racematrix.suites] must be a table of "
-                          "suites, e.g. [tool.racematrix.suites.mwe] with "
-                          "path and signature")
-    suites = {name: parse_suite(name, suite_table, Path(root))
-              for name, suite_table in declared.items()}
-    return {name: suites[name] for name in select(suites, environ)}
+NONE = "none"
 
 
-def select(suites, environ):
-    """The names MATRIX_SUITES picks ("cubie", "mwe cubie" or "mwe,cubie"),
-    in its order; every declared suite that runs by default when it is
-    unset."""
-    if "MATRIX_SUITES" not in environ:
-        return [name for name, suite in suites.items() if suite.default]
-    names = [name for name in re.split(r"[\s,]+", environ["MATRIX_SUITES"])
-             if name]
-    if not names:
-        raise ConfigError("MATRIX_SUITES is set but empty: unset it to run "
-                          "every declared suite, or name some of: "
-                          + ", ".join(sorted(suites)))
-    unknown = [name for name in names if name not in suites]
-    if unknown:
-        raise ConfigError(
-            f"MATRIX_SUITES names unknown suite {unknown[0]!r}: the declared "
-            f"suites are {', '.join(sorted(suites))}")
-    return list(dict.fromkeys(names))
+@dataclass(frozen=True)
+class Diff:
+    file: Path
+    package: str
+    releases: SpecifierSet
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.file.read_bytes()).hexdigest()
 
 
-def parse_suite(name, table, root):
-    """One suite from its table; a bad value is one ConfigError line
-    naming the key, the value and what is expected."""
+@dataclass(frozen=True)
+class Patch:
+    name: str
+    diffs: tuple[Diff, ...]
+    description: str = ""
+
+    def diff_for(self, package: str, version: str) -> Diff | None:
+        """The diff meant for ``package`` at ``version``, or None."""
+        return next((diff for diff in self.diffs
+                     if diff.package == canonicalize_name(package) and
+                     diff.releases.contains(Version(version),
+                                            prereleases=True)), None)
+
+
+def load_patches(table: Mapping[str, Any], root: str | Path
+                 ) -> dict[str, Patch]:
+    """Every patch ``[tool.racematrix]`` (``table``) declares, by name."""
+    patches = {}
+    for name, patch in table.get("patches", {}).items():
+        diffs = []
+        for i, entry in enumerate(patch["diffs"]):
+            where = f"[tool.racematrix.patches.{name}].diffs[{i}]"
+            path = Path(root) / entry["file"]
+            if not path.is_file():
+                raise ConfigError(f"{where}.file: {entry['file']!r} is not a "
+                                  f"file under {root}; expected a unified "
+                                  f"diff under patches/")
+            try:
+                releases = SpecifierSet(entry["releases"])
+            except InvalidSpecifier:
+                raise ConfigError(f"{where}.releases: {entry['releases']!r} "
+                                  f"is not a PEP 440 specifier; expected "
+                                  f"e.g. '>=0.26'") from None
+            diffs.append(Diff(path, canonicalize_name(entry["package"]),
+                              releases))
+        patches[name] = Patch(name, tuple(diffs), patch.get("description", ""))
+    return patches
+
+
+def patched_packages(spec: EnvSpec) -> list[str]:
+    """What a patch may change in ``spec``'s environment: its CUDA target,
+    then the other packages it names (CuBIE's own copy of the simulator)."""
+    return list(dict.fromkeys([spec.target, *(
+        canonicalize_name(Requirement(text).name)
+        for text in spec.requirements)]))
+
+
+def applies(patch: Patch, spec: EnvSpec) -> bool:
+    """Whether ``patch`` has a diff for a release ``spec`` pins; an
+    unpinned package gets no patched column."""
+    return any(patch.diff_for(requirement.name, specifier.version)
+               for requirement in map(Requirement, spec.requirements)
+               for specifier in requirement.specifier
+               if specifier.operator in ("==", "==="))
+
+
+# The MWE as a suite, for runs that name none (bisects, the MWE's figures).
+MWE_SUITE = Suite(name=DEFAULT_SUITE, path=PROJECT / "mwe",
+                  signature=RACE_SIGNATURE, requirements=TEST_TOOLS,
+                  launch_time=True)
+
+
+def parse_suite(name: str, table: Mapping[str, Any], root: Path) -> Suite:
+    """One suite from its (schema-checked) table; its folder must exist
+    (a bad requirement is its rows' one-line install error)."""
     where = f"[tool.racematrix.suites.{name}]"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
-        raise ConfigError(f"{where}: suite name {name!r} is not valid; "
-                          f"expected letters, digits, '.', '_' or '-', "
-                          f"starting with a letter or digit")
-    require_valid(table, "suite", where)
     path = (root / table["path"]).resolve()
     if not path.is_dir():
         raise ConfigError(f"{where}.path: {table['path']!r} is not a folder "
                           f"under {root}; expected the folder of the "
                           f"suite's pytest tests, relative to the project "
                           f"root")
-    signature = re.compile(table["signature"])  # the schema's format: regex
-    requirements = tuple(table.get("requirements", ()))
-    for requirement in requirements:
+    given: dict[str, Any] = {key: table[key] for key in (
+        "description", "smoke", "default", "launch_time") if key in table}
+    given.update({key: tuple(table[key]) for key in (
+        "requirements", "pytest_args", "patches") if key in table})
+    return Suite(
+        name, path, re.compile(table["signature"]), **given,
+        matrix=tuple((key, table[key]) for key in MATRIX_KEYS if key in table),
+        kinds=tuple((kind, tuple(globs)) for kind, globs in
+                    table.get("kinds", {}).items()))
+
+
+def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
+         default: Iterable[str]) -> tuple[str, ...]:
+    """What ``variable`` (MATRIX_SUITES, MATRIX_PATCHES: "a b" or "a,b")
+    names, in its order; unset, ``default``. Each a ``declared`` one."""
+    declared = sorted(declared)
+    source = variable if variable in environ else "the config"
+    names = list(default) if variable not in environ else [
+        n for n in re.split(r"[\s,]+", environ[variable]) if n]
+    unknown = [name for name in names if name not in declared]
+    if not names or unknown:
+        raise ConfigError((f"{source} names unknown {unknown[0]!r}" if unknown
+                           else f"{variable} is set but empty") +
+                          f": the declared ones are {', '.join(declared)}")
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Matrix:
+    suites: dict[str, Suite]
+    configs: dict[str, MatrixConfig]
+    patches: dict[str, Patch] = field(default_factory=dict)
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def pythons(self) -> tuple[str, ...]:
+        return _union(config.pythons for config in self.configs.values())
+
+    def envs(self) -> list[EnvSpec]:
+        return [env_of(combination) for combination in self.combinations()]
+
+    def combinations(self) -> list[Combination]:
+        """(Python, suite, spec, simulator flag, patch or None) of every
+        environment, each suite on its own lists; a patch column holds
+        the specs whose pinned release it has a diff for."""
+        return [(python, name, spec, sim, None if patch == NONE else patch)
+                for name, config in self.configs.items()
+                for python in config.pythons for spec in config.specs
+                for sim in config.sims
+                for patch in self.columns.get(name, (NONE,))
+                if patch == NONE or applies(self.patches[patch], EnvSpec(
+                    python, spec, sim, name))]
+
+
+def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
+                root: str | Path) -> Matrix:
+    """Every selected suite with its lists. MATRIX_SPECS without
+    MATRIX_SUITES means the MWE: specs written for it mean nothing to
+    another suite."""
+    require_valid(table, "config", "[tool.racematrix] in pyproject.toml")
+    if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
+        environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
+    declared = table.get("suites") or {DEFAULT_SUITE: {
+        "path": "mwe", "launch_time": True,
+        "signature": RACE_SIGNATURE.pattern}}
+    suites = {name: parse_suite(name, suite, Path(root))
+              for name, suite in declared.items()}
+    suites = {name: suites[name] for name in pick(
+        "MATRIX_SUITES", environ, suites,
+        [name for name, suite in suites.items() if suite.default])}
+    lists = {k: v for k, v in table.items() if k not in ("suites", "patches")}
+    configs = {}
+    for name, suite in suites.items():
         try:
-            Requirement(requirement)
-        except InvalidRequirement as error:
-            raise ConfigError(
-                f"{where}.requirements: {requirement!r} is not a "
-                f"requirement ({str(error).splitlines()[0]}); expected one "
-                f"requirement per string, e.g. 'pytest-timeout>=2'") from None
-    matrix = tuple((key, table[key]) for key in MATRIX_KEYS if key in table)
-    for key, value in matrix:
-        try:
-            load_config({key: value}, {})
+            configs[name] = suite.config(lists, environ)
         except ConfigError as error:
-            raise ConfigError(f"{where}.{key}: {error}") from None
-    return Suite(name=name, path=path, signature=signature,
-                 requirements=requirements,
-                 description=table.get("description", ""),
-                 pytest_args=tuple(table.get("pytest_args", ())),
-                 smoke=table.get("smoke"),
-                 matrix=matrix, patches=tuple(table.get("patches", ())),
-                 default=table.get("default", True),
-                 launch_time=table.get("launch_time", False),
-                 kinds=tuple((kind, tuple(globs)) for kind, globs in
-                             table.get("kinds", {}).items()))
+            raise ConfigError(f"suite {name}: {error}") from None
+    patches = load_patches(table, root)
+    return Matrix(suites, configs, patches, {
+        name: pick("MATRIX_PATCHES", environ, [NONE, *patches],
+                   [NONE, *suite.patches]) for name, suite in suites.items()})
 
 
-def _mwe_signature():
-    return RACE_SIGNATURE.pattern
+def param_id(suite: str, spec: tuple[str, ...]) -> str:
+    """A (suite, spec) pair in nox's session names: the MWE's bare
+    (``numba==0.60.0``), others prefixed (``cubie: cubie==...``)."""
+    text = " ".join(spec)
+    return text if suite == DEFAULT_SUITE else f"{suite}: {text}"
 
 
-# The MWE as a suite, for runs that name none (bisects, the MWE's figures).
-MWE_SUITE = Suite(name=DEFAULT_SUITE, path=MWE, signature=RACE_SIGNATURE,
-                  requirements=TEST_TOOLS, launch_time=True)
+def env_of(combination: Combination) -> EnvSpec:
+    python, suite, spec, sim, patch = combination
+    return EnvSpec(python, spec, sim, suite, patch)
+
+
+def session_id(python: str, suite: str, spec: tuple[str, ...], sim: bool,
+               patch: str | None = None) -> str:
+    """An ``env`` session's parameters: ``3.11, numba==0.60.0, sim1``,
+    ``3.12, numba-cuda==0.30.4, patch my-fix, sim1``."""
+    patched = f", patch {patch}" if patch else ""
+    return f"{python}, {param_id(suite, spec)}{patched}, sim{int(sim)}"
+
+
+def _union(lists: Iterable[Iterable[str]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item for items in lists for item in items))

@@ -136,29 +136,6 @@ def run_nox(results, *args, **environ):
                           env=env, capture_output=True, text=True, timeout=1500)
 
 
-# Rows of the race with launch times, measured by this project's matrix
-# (results/raw, Python 3.11): enough launches (measure_launch's
-# MIN_REFERENCE) for a row of the same Python to be compared with them.
-LAUNCH_REFERENCE = DATA / "launch_reference"
-
-
-def seed_launch_reference(raw_dir, python):
-    """The recorded rows of LAUNCH_REFERENCE into ``raw_dir``, relabelled
-    to ``python`` (X.Y) as the tests' environments are: FIXED's row then
-    has a reference, as in a user's rerun, and its launches a limit from
-    it rather than the fixed 10 s of a row with nothing to compare. The
-    mechanics are under test here, not the figures. Their env ids."""
-    ids = []
-    for path in sorted(LAUNCH_REFERENCE.glob("*.json")):
-        record = json.loads(path.read_text())
-        record["python"] = f"{python}.0"
-        record["spec"]["python"] = python
-        record["env"] = record["env"].replace("py3.11-", f"py{python}-", 1)
-        (raw_dir / f"{record['env']}.json").write_text(json.dumps(record))
-        ids.append(record["env"])
-    return ids
-
-
 @pytest.fixture(scope="session")
 def matrix_run(tmp_path_factory, e2e_python):
     """One real parallel matrix run (`nox -s matrix -j 2`, BUGGY and FIXED)
@@ -177,7 +154,6 @@ def matrix_run(tmp_path_factory, e2e_python):
             shutil.copy(DATA / "raw" / name, results / "raw" / name)
         (results / "raw" / "py3.11-numba-0.60.0-sim1.json").rename(
             results / "raw" / f"py{e2e_python}-numba-0.60.0-sim1.json")
-        seed_launch_reference(results / "raw", e2e_python)
         before = {p.name: p.read_text() for p in (results / "raw").iterdir()}
         done = run_nox(results, "-s", "matrix", "-j", "2",
                        MATRIX_PYTHONS=e2e_python,

@@ -10,10 +10,10 @@ RAW = DATA / "raw-cubie"
 
 def cubie_signature():
     from nox.project import load_toml
-    from racematrix.suites import load_suites
+    from racematrix.suites import load_matrix
     from conftest import PROJECT
     table = load_toml(DATA / "suites-pyproject.toml")["tool"]["racematrix"]
-    return load_suites(table, {}, PROJECT)["cubie"].signature
+    return load_matrix(table, {}, PROJECT).suites["cubie"].signature
 
 
 def test_race_sites_from_a_real_junit_file(tmp_path):

@@ -100,6 +100,10 @@ def test_verdicts_of_a_buggy_and_a_fixed_environment(matrix_run):
             launch_time.SWITCH_INTERVAL
     assert buggy["launch_seconds"]["unlocked_code"] is True
     assert fixed["launch_seconds"]["unlocked_code"] is False
+    # The unlocked swap's own code needs no free core: its pairs never
+    # wait for the exclusive lock (a row timed again alone has no such key).
+    if "beside" not in buggy["launch_seconds"]:
+        assert buggy["launch_seconds"]["exclusive"] is False
 
 
 def test_run_replaces_its_row_and_keeps_the_others(matrix_run):
@@ -108,22 +112,17 @@ def test_run_replaces_its_row_and_keeps_the_others(matrix_run):
     replaced = f"py{PYTHON}-numba-0.60.0-sim1.json"
     assert (results / "raw" / other).read_bytes() == before[other]
     assert (results / "raw" / replaced).read_bytes() != before[replaced]
-    seeded = [f"py{PYTHON}-numba-{version}-sim1" for version in
-              ("0.57.1", "0.58.1", "0.59.1", "0.61.2")]
-    for env_id in seeded:  # the launch-time reference, kept as it was
-        assert (results / "raw" / f"{env_id}.json").read_bytes() == \
-            before[f"{env_id}.json"]
     table = json.loads((results / "failure_rates.json").read_text())
     assert sorted(row["env"] for row in table["rows"]) == sorted([
-        "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1", *seeded,
+        "py3.10-numba-cuda-0.24.0+numba-0.61.2-sim1",
         f"py{PYTHON}-numba-0.60.0-sim1", f"py{PYTHON}-numba-cuda-0.30.4-sim1"])
     assert (results / "REPORT.md").exists()
 
 
 def test_simulator_off_without_gpu_skips_without_its_python(tmp_path):
-    """Without a GPU, a simulator-off session skips for that reason at
-    once, without fetching (or missing) its Python, and writes no row:
-    the report derives "not run here" from the config."""
+    """Without a GPU, a simulator-off environment gets no session (no
+    Python fetched or missed) and no row: the run counts it "not run
+    here", from the config."""
     if shutil.which("nvidia-smi"):
         pytest.skip("this machine has a GPU")
     from racematrix.interpreters import expose_interpreters, find_interpreter
@@ -136,7 +135,7 @@ def test_simulator_off_without_gpu_skips_without_its_python(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert time.monotonic() - started < 60
-    assert "no CUDA GPU" in output and "3.14 not found" not in output
+    assert "3.14 not found" not in output
     assert "matrix: 0 environments; 1 not run here" in output
     assert not (tmp_path / "raw").exists()
 

@@ -160,7 +160,7 @@ def test_a_client_carrying_the_simulator_gets_its_own_diff():
     from nox.project import load_toml  # tomllib is 3.11+
 
     from racematrix.envspec import EnvSpec
-    from racematrix.patches import applies, load_patches, patched_packages
+    from racematrix.suites import applies, load_patches, patched_packages
     root = RAW.parent.parent
     table = load_toml(root / "pyproject.toml")
     patch = load_patches(table["tool"]["racematrix"], root)["launch-scoped"]

@@ -34,8 +34,12 @@ def test_each_finished_environment_is_one_line_with_its_progress(
         .startswith("[1/2")
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / DATA_ROW).write_text(json.dumps(row))
-    summary, failed = matrix_session.finish_run(
-        tmp_path, 7, [row["env"], "py3.12-numba-0.60.0-sim0"])
+    from racematrix.envspec import EnvSpec
+    here = EnvSpec(row["spec"]["python"], tuple(row["spec"]["requirements"]),
+                   row["spec"]["sim"])
+    configured = [here, EnvSpec("3.12", ("numba==0.60.0",), False)]
+    assert here.env_id == row["env"]
+    summary, failed = matrix_session.finish_run(tmp_path, 7, configured)
     assert summary.startswith("matrix: 1 environments in ")
     assert f"1 {row['verdict']}" in summary and "1 not run here" in summary
     assert f"report {tmp_path}/REPORT.md" in summary
@@ -43,7 +47,11 @@ def test_each_finished_environment_is_one_line_with_its_progress(
     # The journal is gone once the run has said its last word.
     assert not matrix_session.run_journal(tmp_path, 7).exists()
     assert matrix_session.run_journal(tmp_path, 8).exists()
-    empty, _ = matrix_session.finish_run(tmp_path, 7, [row["env"]])
+    # The configured environment without a row is in the tables as such.
+    table = json.loads((tmp_path / "failure_rates.json").read_text())
+    assert {r["env"]: r["verdict"] for r in table["rows"]} == {
+        here.env_id: row["verdict"], configured[1].env_id: "skipped"}
+    empty, _ = matrix_session.finish_run(tmp_path, 7, [here])
     assert empty == "matrix: 0 environments; 1 not run here"
 
 

@@ -233,7 +233,7 @@ def test_every_schema_is_a_valid_2020_12_schema():
     from jsonschema import Draft202012Validator
 
     import racematrix.validation as validation
-    schemas = sorted(Path(validation.SCHEMAS).glob("*.schema.json"))
+    schemas = sorted(Path(validation.SCHEMAS).rglob("*.schema.json"))
     assert len(schemas) >= 3
     for path in schemas:
         Draft202012Validator.check_schema(json.loads(path.read_text()))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from nox.project import load_toml  # tomllib is 3.11+
 
-from racematrix.matrix import env_of, load_matrix
+from racematrix.suites import env_of, load_matrix
 from racematrix.schedule import (expected_seconds, in_order, last_seconds,
                                  longest_first)
 
@@ -20,12 +20,18 @@ def real_matrix():
                        {"MATRIX_SUITES": "mwe cubie"}, str(PROJECT))
 
 
-def recorded(raw_folder, tmp_path):
-    """``last_seconds`` of a folder of raw files (it reads ``<dir>/raw``)."""
-    results = tmp_path / raw_folder.name
+def tabled(raw_folder, tmp_path):
+    """A results folder whose tables are made from a folder of raw files
+    (``last_seconds`` reads the tables)."""
+    from racematrix.tables import write_tables
+    results = tmp_path / f"{raw_folder.name}-results"
     results.mkdir()
-    (results / "raw").symlink_to(raw_folder, target_is_directory=True)
-    return last_seconds(results)
+    write_tables([raw_folder], results, "test")
+    return results
+
+
+def recorded(raw_folder, tmp_path):
+    return last_seconds(tabled(raw_folder, tmp_path))
 
 
 def makespan(seconds, workers=2):
@@ -103,10 +109,7 @@ def test_in_order_reads_this_runs_rows_before_the_checkouts(tmp_path):
     this run's folder wins over the checkout's."""
     combinations = [c for c in real_matrix().combinations()
                     if c[1] == "cubie"]
-    committed = tmp_path / "committed"
-    committed.mkdir()
-    (committed / "raw").symlink_to(DATA / "raw-cubie",
-                                   target_is_directory=True)
+    committed = tabled(DATA / "raw-cubie", tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
     seconds = last_seconds(committed)
@@ -121,4 +124,5 @@ def test_in_order_reads_this_runs_rows_before_the_checkouts(tmp_path):
                       f"{env_of(shortest).env_id}.json").read_text())
     row["seconds"] = max(seconds.values()) + 1
     (mine / "raw" / f"{row['env']}.json").write_text(json.dumps(row))
+    mine = tabled(mine / "raw", tmp_path)
     assert in_order(combinations, env_of, [mine, committed])[0] == shortest

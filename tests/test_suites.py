@@ -2,12 +2,11 @@ import re
 import textwrap
 
 import pytest
-from dataclasses import astuple
 from nox.project import load_toml
 
 from racematrix.envspec import ConfigError, EnvSpec
 from racematrix.outcomes import RACE_SIGNATURE
-from racematrix.suites import load_suites, parse_suite
+from racematrix.suites import load_matrix
 
 from conftest import PROJECT
 
@@ -17,6 +16,38 @@ SIGNATURE = r"has no attribute 'local'"
 def table_with(suites, **top):
     return {"pythons": ["3.11"], "specs": ["numba==0.60.0"], "sim": [1],
             **top, "suites": suites}
+
+
+def load_suites(table, environ, root):
+    return load_matrix(table, environ, root).suites
+
+
+TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
+         "timeout": 60, "specs": ["numba==0.60.0"]}
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"count": "abc"}, ['count: "abc"', "expected a whole number"]),
+    ({"sim": "1 0"}, ['sim: "1 0"', "expected a list"]),
+    ({"sim": [2]}, ["sim[0]: 2", "expected one of 0, 1"]),
+    ({"count": 0}, ["count: 0", "at least 1"]),
+    ({"timeout": 0}, ["timeout: 0", "at least 1"]),
+    ({"pythons": "3.11"}, ['pythons: "3.11"', "expected a list"]),
+    ({"specs": [""]}, ["specs[0]", "non-empty"]),
+    ({"pythons": ["3.1x"]}, ['pythons[0]: "3.1x"', "X.Y"]),
+    ({"pythons": ["3.9"]}, ['pythons[0]: "3.9"', "3.10 or newer"]),
+    ({"spec": ["numba==0.60.0"]}, ["unknown key 'spec'", "specs"]),
+])
+def test_bad_config_values_are_one_line_naming_key_value_and_expectation(
+        change, words):
+    """The whole table is checked once, against its JSON Schema."""
+    with pytest.raises(ConfigError) as raised:
+        load_matrix({**TABLE, **change}, {}, PROJECT)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("[tool.racematrix] in pyproject.toml")
+    for word in words:
+        assert word in message
 
 
 def test_without_a_suites_table_the_mwe_runs_as_before():
@@ -35,7 +66,7 @@ def test_the_projects_own_suites_load():
     assert "mwe" in suites
     for suite in suites.values():
         assert suite.path.is_dir()
-        assert suite.config(table, {}).envs()
+        assert suite.config(table, {}).specs
 
 
 def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
@@ -69,7 +100,7 @@ def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
                             ("numba-cuda==0.30.4", "numba==0.68.1"))
     assert config.pythons == ("3.11", "3.12")
     assert (config.count, config.timeout, config.sims) == (5, 30, (True,))
-    env = EnvSpec(*astuple(config.envs()[0])[:3], "flaky")
+    env = EnvSpec("3.11", config.specs[0], True, "flaky")
     assert env.env_id.startswith("flaky-py3.11-")
     # MATRIX_SPECS still replaces a suite's own list for one run.
     assert flaky.config(table, {"MATRIX_SPECS": "numba==0.59.1"}).specs == (
@@ -88,8 +119,8 @@ def test_matrix_suites_picks_in_the_order_given():
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("nonsense", "MATRIX_SUITES names unknown suite 'nonsense': the declared "
-                 "suites are cubie, mwe"),
+    ("nonsense", "MATRIX_SUITES names unknown 'nonsense': the declared "
+                 "ones are cubie, mwe"),
     (" ", "MATRIX_SUITES is set but empty"),
 ])
 def test_matrix_suites_bad_names_are_one_line(value, expected):
@@ -106,43 +137,39 @@ def test_matrix_suites_bad_names_are_one_line(value, expected):
      ["[tool.racematrix.suites.bad].path", "'no/such/folder'",
       "not a folder"]),
     ({"path": "mwe", "signature": "tid=[("},
-     ["[tool.racematrix.suites.bad].signature", '"tid=[("',
-      "a Python regular expression"]),
-    ({"path": "mwe"}, ["[tool.racematrix.suites.bad]", "'signature'"]),
+     ["suites.bad.signature", '"tid=[("', "a Python regular expression"]),
+    ({"path": "mwe"}, ["suites.bad", "'signature'"]),
     ({"path": "mwe", "signature": SIGNATURE, "count": 0},
-     ["[tool.racematrix.suites.bad].count", "0", "at least 1"]),
+     ["suites.bad.count", "0", "at least 1"]),
     ({"path": "mwe", "signature": SIGNATURE, "specs": "numba==0.60.0"},
-     ["[tool.racematrix.suites.bad].specs", "a list"]),
+     ["suites.bad.specs", "a list"]),
     ({"path": "mwe", "signature": SIGNATURE, "specs": ["numba=0.60.0"]},
-     ["[tool.racematrix.suites.bad].specs", "'numba=0.60.0'"]),
+     ["suite bad", "'numba=0.60.0'"]),
     ({"path": "mwe", "signature": SIGNATURE, "pythons": ["3.9"]},
-     ["[tool.racematrix.suites.bad].pythons", "3.9"]),
-    ({"path": "mwe", "signature": SIGNATURE, "requirements": ["py test"]},
-     ["[tool.racematrix.suites.bad].requirements", "'py test'"]),
+     ["suites.bad.pythons", "3.9"]),
     ({"path": "mwe", "signature": SIGNATURE, "pathh": "mwe"},
-     ["[tool.racematrix.suites.bad]", "'pathh'", "known keys"]),
+     ["suites.bad", "'pathh'", "known keys"]),
 ])
 def test_a_bad_suite_value_is_one_line_naming_key_and_value(suite, words):
     with pytest.raises(ConfigError) as caught:
-        parse_suite("bad", suite, PROJECT)
+        load_suites(table_with({"bad": suite}), {}, PROJECT)
     message = str(caught.value)
     assert "\n" not in message
     for word in words:
         assert word in message, message
 
 
-def test_an_empty_suites_table_is_refused():
-    with pytest.raises(ConfigError, match=r"must be a table of suites"):
-        load_suites(table_with({}), {}, PROJECT)
-
-
-def test_a_bad_suite_name_is_refused():
-    with pytest.raises(ConfigError, match=r"suite name 'a b' is not valid"):
-        parse_suite("a b", {"path": "mwe", "signature": SIGNATURE}, PROJECT)
+@pytest.mark.parametrize("suites", [{}, {"a b": {"path": "mwe",
+                                                 "signature": SIGNATURE}}])
+def test_an_empty_suites_table_or_a_bad_name_is_refused(suites):
+    with pytest.raises(ConfigError, match=r"\.suites"):
+        load_suites(table_with(suites), {}, PROJECT)
 
 
 def test_signatures_are_searched_not_matched_whole():
-    suite = parse_suite("s", {"path": "mwe", "signature": SIGNATURE}, PROJECT)
+    suite = load_suites(table_with({"s": {"path": "mwe",
+                                          "signature": SIGNATURE}}),
+                        {}, PROJECT)["s"]
     assert suite.signature.search(
         "AttributeError: tid=[3, 0, 0] ctaid=[0, 0, 0]: module 'numba.cuda' "
         "has no attribute 'local'")
@@ -218,7 +245,7 @@ def test_the_proposed_suite_tables_load():
     assert suites["mwe"].smoke is None
     assert suites["cubie"].smoke == table["suites"]["cubie"]["smoke"]
     cubie = suites["cubie"].config(table, {})
-    assert cubie.sims == (True,) and len(cubie.envs()) == len(
+    assert cubie.sims == (True,) and len(cubie.specs) == len(
         table["suites"]["cubie"]["specs"])
 
 
