@@ -13,20 +13,15 @@ to the race) is launched in pairs, in turn, through the installed
 ``swapped_cuda_module`` and numba-cuda 0.24.0's (no lock) put in at run
 time. The lock's convoy needs a small switch interval and a free core for
 the woken waiter (``idle_cpus``). Prints ``{"launch_seconds": {...}}``.
-``--worker`` serves single launches on stdin, each in a fork
-(``measure_launch.LaunchServer``).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import fcntl
-import gc
 import inspect
 import json
 import os
-import select
-import signal
 import shlex
 import statistics
 import sys
@@ -57,8 +52,6 @@ ALIKE_RATIO = 1.5    # below (other code, every pair, a core idle): alike
 MIN_IDLE_CPUS = 0.5  # the convoy needs a free core for the woken waiter
 LOCK_FILE = os.path.join(tempfile.gettempdir(), "racematrix-launch.lock")
 LOCK_WAIT = 60.0
-NO_GPU = ("no CUDA GPU: NUMBA_ENABLE_CUDASIM is not 1 and no CUDA device "
-          "was found")
 
 
 def decide(ratio: float | None, idle_cpus: float | None = None,
@@ -226,18 +219,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ("--pairs", int, PAIRS), ("--max-pairs", int, MAX_PAIRS),
             ("--switch-interval", float, SWITCH_INTERVAL),
             ("--threads-per-block", int, THREADS), ("--blocks", int, 1),
-            ("--device-calls", int, DEVICE_CALLS), ("--buffer-size", int, 4),
-            ("--limit", float, 30.0)):  # --limit: --worker's, per launch
+            ("--device-calls", int, DEVICE_CALLS), ("--buffer-size", int, 4)):
         parser.add_argument(option, type=kind, default=default)
     parser.add_argument("--location", choices=("persistent", "local"),
                         default="persistent")  # local: cuda.local.array
-    parser.add_argument("--worker", action="store_true")
     args = parser.parse_args(argv)
     if min(args.pairs, args.threads_per_block, args.blocks, args.device_calls,
-           args.buffer_size, args.limit, args.switch_interval) <= 0 or \
+           args.buffer_size, args.switch_interval) <= 0 or \
             args.max_pairs < args.pairs:
-        parser.error("the counts, --limit and --switch-interval must be "
-                     "positive, --max-pairs at least --pairs")
+        parser.error("the counts and --switch-interval must be positive, "
+                     "--max-pairs at least --pairs")
     return args
 
 
@@ -296,71 +287,6 @@ class Workload:
                              f"{int((output == 1).sum())} of "
                              f"{self.grid_threads} threads wrote 1")
         return "done", seconds
-
-
-def run_worker(args: argparse.Namespace) -> None:
-    """The launch server: the kernel built once, then one launch in a fork
-    for each "go [LIMIT]" on stdin, its outcome one line on stdout."""
-    workload = Workload(args)
-    if not workload.cuda.is_available():
-        print("error", NO_GPU, flush=True)
-        return
-    workload.warm_up()
-    # A fork copies only its own thread; frozen objects are not written by
-    # the collector in each fork (copy on write, billed to the launch).
-    join_block_threads()
-    gc.collect()
-    gc.freeze()
-    print("ready", flush=True)
-    for command in sys.stdin:
-        words = command.split()
-        if not words or words[0] != "go":
-            break
-        kind, seconds, detail = launch_in_fork(
-            workload, float(words[1]) if len(words) > 1 else args.limit)
-        if kind == "error":
-            print("error", detail, flush=True)
-            return
-        print(kind, f"{seconds:.6f}", *([detail] if detail else []),
-              flush=True)
-
-
-def launch_in_fork(workload: Workload, limit: float
-                   ) -> tuple[str, float, str]:
-    """One launch in a fork of this process, killed at ``limit``: (kind,
-    seconds, detail), kind "done", "race", "past" or "error"."""
-    read_end, write_end = os.pipe()
-    started = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # the fork: one launch, its outcome down the pipe
-        line = "error the fork ended without an outcome"
-        try:
-            os.close(read_end)
-            kind, *parts = workload.launch()
-            if kind != "error":
-                parts[0] = f"{parts[0]:.6f}"
-            line = " ".join([kind, *parts])
-        except BaseException as failure:
-            line = f"error {type(failure).__name__}: {failure}"
-        finally:
-            os.write(write_end, line[:3000].encode(errors="replace"))
-            os._exit(0)
-    os.close(write_end)
-    try:
-        ready = select.select([read_end], [], [], limit)[0]
-        text = os.read(read_end, 4096).decode(errors="replace") if ready \
-            else ""
-        seconds = time.perf_counter() - started
-        if not text:
-            os.kill(pid, signal.SIGKILL)
-    finally:
-        os.waitpid(pid, 0)
-        os.close(read_end)
-    kind, _, rest = text.partition(" ")
-    if kind in ("done", "race"):
-        taken, _, message = rest.partition(" ")
-        return kind, float(taken), message
-    return ("error", seconds, rest) if kind == "error" else ("past", limit, "")
 
 
 def join_block_threads(timeout: float = 5.0) -> None:
@@ -435,11 +361,7 @@ if pytest is not None:  # after the JUnit XML is written
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.worker:
-        run_worker(args)
-        return 0
-    record = price(args)
+    record = price(parse_args(argv))
     print(json.dumps({"launch_seconds": record}), flush=True)
     return 1 if "error" in record else 0
 
