@@ -78,9 +78,10 @@ PARTS = {
         envdir="envs-virtualenv", baseline=Part(
             "the project, warm: Python 3.12's MWE rows", MATRIX,
             environ=DEFAULTS_PYTHON, rerun=True)),
-    "sim-off": Part("a simulator-off session (no GPU here)", MATRIX[:2],
-                    environ={"MATRIX_PYTHONS": "3.12", "MATRIX_SIM": "0",
-                             "MATRIX_SPECS": "numba==0.68.1"}),
+    "sim-off": Part("a simulator-off environment: no session without a GPU",
+                    MATRIX[:2], environ={"MATRIX_PYTHONS": "3.12",
+                                         "MATRIX_SIM": "0",
+                                         "MATRIX_SPECS": "numba==0.68.1"}),
     "time-bisect": Part("bisect on launch time", TIME_BISECT, "bisect"),
     "time-bisect-loaded": Part("bisect on launch time, beside the matrix",
                                TIME_BISECT, "bisect", beside=MATRIX),
