@@ -47,12 +47,9 @@ LOCK_WAIT = 60.0
 def decide(ratio: float | None, idle_cpus: float | None = None,
            unlocked_code: bool = False, worst_pair: float | None = None,
            full: bool = True) -> str:
-    """The one rule, for a matrix row and a bisect probe: "slower" (the
-    release pays the lock's price), "alike" or "undecided". A swap running
-    the unlocked swap's own code is alike by construction unless its
-    launches say otherwise; any other is slower at ``SLOWER_RATIO``, and
-    alike only after every pair (``full``), none ``SLOWER_RATIO`` apart,
-    medians under ``ALIKE_RATIO`` and ``MIN_IDLE_CPUS`` idle."""
+    """The one rule, for a matrix row and a bisect probe: "slower" (pays
+    the lock's price), "alike" (the unlocked code, or after every pair with
+    a core idle) or "undecided"."""
     if ratio is None:
         return "undecided"
     if unlocked_code:
@@ -81,8 +78,7 @@ def unlocked_swap(fn: Any, fake_cuda_module: Any) -> Iterator[None]:  # numba-cu
 
 
 def swap_code(swap: Callable) -> list[str]:
-    """The swap's body without comments, blank lines and indentation: equal
-    for two swaps that run the same code."""
+    """The swap's body without comments, blank lines and indentation."""
     lines = inspect.getsource(swap).splitlines()
     body = lines[next(i for i, line in enumerate(lines)
                       if line.lstrip().startswith("def ")) + 1:]
@@ -90,8 +86,7 @@ def swap_code(swap: Callable) -> list[str]:
 
 
 def runs_unlocked_code() -> bool:
-    """Whether the installed swap runs the unlocked swap's own code: alike
-    by construction, its pairs need no free core."""
+    """Whether the installed swap runs the unlocked swap's own code."""
     try:
         from numba.cuda.simulator import kernel
         return swap_code(kernel.swapped_cuda_module) == \
@@ -100,26 +95,19 @@ def runs_unlocked_code() -> bool:
         return False
 
 
-def idle_cpu_seconds() -> float | None:
-    """CPU seconds idle so far, all CPUs (Linux /proc/stat), or None."""
-    try:
-        with open("/proc/stat") as stream:
-            fields = stream.readline().split()
-        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
+def idle_cpu_seconds() -> float:
+    """CPU seconds idle so far, all CPUs (Linux /proc/stat)."""
+    with open("/proc/stat") as stream:
+        fields = stream.readline().split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
 
 
 def price(args: argparse.Namespace) -> dict[str, Any]:
-    """The pairs of launches and their decision: the ``launch_seconds``
-    record. Never raises: a failure is the record's ``error``."""
+    """The ``launch_seconds`` record; a failure is its ``error``."""
     clock, idle_before = time.monotonic(), idle_cpu_seconds()
 
-    def idle() -> float | None:
-        now = idle_cpu_seconds()
-        if now is None or idle_before is None:
-            return None
-        return round((now - idle_before) /
+    def idle() -> float:  # CPUs idle on average since the start
+        return round((idle_cpu_seconds() - idle_before) /
                      max(time.monotonic() - clock, 1e-3), 2)
 
     saved = sys.getswitchinterval()
@@ -147,7 +135,7 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         # convoy forms: the matrix times such a row again, alone, at its end).
         while pair < args.pairs or (pair < args.max_pairs and decide(
                 ratio_of(sides), idle(), same, worst_pair(sides), False)
-                == "undecided" and (idle() or 0) >= MIN_IDLE_CPUS):
+                == "undecided" and idle() >= MIN_IDLE_CPUS):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
                 sides[name].append(workload.launch())
@@ -264,7 +252,8 @@ class Workload:
 # --- The pytest plugin: the pairs after the suite's tests. ---
 
 def _take(config: pytest.Config, mode: int) -> bool:
-    """Wait up to LOCK_WAIT for flock ``mode``; True if held."""
+    """Wait up to LOCK_WAIT for flock ``mode``; True if held (the lock's
+    price shows only with a core free: other rows' tests hold it shared)."""
     since = time.monotonic()
     while time.monotonic() - since < LOCK_WAIT:
         try:
@@ -286,13 +275,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("launch_time_json"):
-        try:
-            config.launch_time_args = parse_args(  # type: ignore[attr-defined]
-                shlex.split(config.getoption("launch_time_options")))
-        except SystemExit:
-            raise pytest.UsageError("--launch-time-options: not valid "
-                                    "options of racematrix/launch_time.py "
-                                    "(see its --help)") from None
+        config.launch_time_args = parse_args(  # type: ignore[attr-defined]
+            shlex.split(config.getoption("launch_time_options")))
         config.launch_lock = open(LOCK_FILE, "a")  # type: ignore[attr-defined]
         _take(config, fcntl.LOCK_SH)  # the tests: shared
 
@@ -303,8 +287,7 @@ def sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not path or config.option.collectonly or not session.testscollected:
         return  # no test ran here: nothing to time after
     waited, exclusive = time.monotonic(), False
-    # The unlocked swap's own code reads alike with or without a free core:
-    # it keeps its shared lock; any other swap waits for the others' tests.
+    # The unlocked swap's own code reads alike without a free core too.
     if not runs_unlocked_code():
         fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
         exclusive = _take(config, fcntl.LOCK_EX)
