@@ -1,7 +1,5 @@
 """Sessions of the reproduction matrix. The logic lives in ``racematrix``."""
-# What nox's own process needs: where these are missing (a fresh
-# `pip install nox uv`), nox makes an environment with them in
-# .nox/_nox_script_mode and runs there (PEP 723 script metadata).
+# What nox's own process needs (PEP 723: nox makes it where it is missing).
 # /// script
 # requires-python = ">=3.10"
 # dependencies = ["nox>=2026.10.20", "packaging>=23", "jsonschema>=4.18",
@@ -16,8 +14,8 @@ from typing import Any
 
 import nox
 
-# nox does not put the noxfile's folder on sys.path; the logic lives beside it.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 from racematrix import interpreters, matrix_session, procs, schedule
 from racematrix.envspec import DEFAULT_SUITE, ConfigError, EnvSpec
 from racematrix.errors import BadInput
@@ -28,44 +26,33 @@ from racematrix.provenance import gpu_name
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["matrix"]
-# Keep environments between runs: a warm matrix only re-checks them.
 nox.options.reuse_venv = "yes"
-# nox logs at DEBUG; the libraries it imports for us need not.
 for _library in ("matplotlib", "PIL", "urllib3", "requests"):
     logging.getLogger(_library).setLevel(logging.WARNING)
-# nox's own environment and its -j workers are ours to cache bytecode in
-# (set on some machines, it has each worker compile nox and our imports).
+# Set on some machines, it has each -j worker compile nox and our imports.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-# This nox checked the noxfile's script metadata (above); its -j workers,
-# one nox process per session, need not check it again.
+# This nox checked the script metadata; its -j workers need not.
 os.environ["NOX_SCRIPT_MODE"] = "none"
-# A CI job's cancellation stops a run the way Ctrl-C does.
 procs.terminate_on_sigterm()
-# nox looks for Pythons on PATH only: pyenv's inactive versions and uv's
-# managed ones are put there too (a missing one nox downloads with uv).
+# pyenv's inactive Pythons and uv's managed ones on PATH, where nox looks.
 interpreters.expose_interpreters()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
-HERE = os.path.dirname(os.path.abspath(__file__))
-# Where results go; tests point this at a scratch folder.
 RESULTS = os.environ.get("RACEMATRIX_RESULTS", "results")
 try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
 except ConfigError as error:
     sys.exit(f"nox: {error}")
-# Simulator off needs a CUDA GPU: without one its environments get no
-# session (the report says "not run here" from the config).
+# Simulator off only with a GPU (the report: "not run here"); longest first.
 GPU = gpu_name()
-# Longest expected first (racematrix/schedule.py): under -j, a long session
-# started last would leave a core idle.
 ROWS = schedule.in_order([row for row in MATRIX.combinations()
                           if row[3] or GPU], env_of,
                          [RESULTS, f"{HERE}/results"])
 
 
 def results_folder(session: nox.Session) -> str:
-    """RESULTS, checked before any work: one line where it cannot be written."""
+    """RESULTS, checked before any work."""
     try:
         matrix_session.check_results_folder(RESULTS)
     except BadInput as error:
@@ -74,8 +61,7 @@ def results_folder(session: nox.Session) -> str:
 
 
 def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
-    """``run(command)`` of a driver session (``command`` reruns it, for
-    provenance); a BadInput is the session's one-line error."""
+    """``run(command rerunning it)``; a BadInput is the session's error."""
     results_folder(session)
     try:
         return run(matrix_session.session_command(session.name,
@@ -96,8 +82,7 @@ def env(session: nox.Session, suite: str, spec: tuple[str, ...], sim: bool,
     raw = drive(session, lambda _: matrix_session.run_environment(
         session, MATRIX, spec_, RESULTS,
         logging.getLogger().getEffectiveLevel() < logging.DEBUG))
-    # An `error` row fails the run in `matrix`, after the report: a failed
-    # session here would abort it (nox's `requires=`).
+    # An `error` row fails `matrix` after the report (not here: requires=).
     session.log(matrix_session.note_finished(
         RESULTS, raw, matrix_session.run_id(session.parallel),
         total=len(ROWS), venv=session.virtualenv.location))
@@ -139,13 +124,10 @@ def report(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the project's own tests (unit and end-to-end)."""
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["test"])
-    # Lint and types first (mypy caches in .mypy_cache: ~20 s cold).
     session.run("ruff", "check", "--quiet", "racematrix", "noxfile.py",
                 "tests", "mwe")
     session.run("mypy", "--no-error-summary", env={"PYTHONPATH": HERE})
-    # pytest-xdist (`-- -n 0`: one process), slowest first; 5 (nothing
-    # collected, e.g. a -k that matches nothing) is no failure. Bytecode is
-    # cached: each process would compile SciPy and matplotlib again.
+    # 5: nothing collected (a -k matching nothing); bytecode cached for xdist.
     session.run("python", "-m", "pytest", "-n", "auto", "--dist", "loadgroup",
                 *session.posargs, env={"PYTHONPATH": HERE,
                                        "PYTHONDONTWRITEBYTECODE": None},

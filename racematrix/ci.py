@@ -1,6 +1,5 @@
-"""The CI job matrix from the config: one job per environment of
-``[tool.racematrix]`` (with the MATRIX_* variables), in the shape of GitHub
-Actions' ``strategy.matrix.include``; ``python -m racematrix.ci
+"""The CI job matrix from the config, one job per environment, as GitHub
+Actions' ``strategy.matrix.include``: ``python -m racematrix.ci
 [--gpu-runner LABEL]`` prints ``{"include": [...], "skipped": [...]}``."""
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ DEFAULT_RUNNER = "ubuntu-latest"
 
 
 def job_matrix(matrix: Matrix, gpu_runner: str = "") -> dict:
-    """One job per environment, running its ``env(...)`` session; a
-    simulator-off one on ``gpu_runner``, or skipped without one."""
+    """A job per ``env(...)`` session; simulator off only on ``gpu_runner``."""
     include, skipped = [], []
     for row in matrix.combinations():
         spec = env_of(row)

@@ -32,8 +32,7 @@ class EnvSpec:
 
     @property
     def target(self) -> str:
-        """The CUDA target ``numba.cuda`` resolves to: the out-of-tree
-        package where it is installed."""
+        """What ``numba.cuda`` resolves to: numba-cuda where installed."""
         names = {canonicalize_name(Requirement(r).name)
                  for r in self.requirements}
         return "numba-cuda" if "numba-cuda" in names else "numba"
@@ -50,8 +49,7 @@ class EnvSpec:
 
 
 def spec_slug(requirements: Iterable[str]) -> str:
-    """A file-name-safe requirement set, distinct for distinct sets,
-    readable where it can be, hashed where not (a URL, a marker, ===)."""
+    """A file-name-safe requirement set, hashed where not readable."""
     parts = []
     for text in requirements:
         requirement = Requirement(text)
@@ -74,8 +72,7 @@ def spec_slug(requirements: Iterable[str]) -> str:
 
 
 def parse_spec(text: str) -> tuple[str, ...]:
-    """A requirement set as a tuple in one normal form (PEP 440 equal
-    spellings are one environment)."""
+    """A requirement set in one normal form (PEP 440 equal: one env)."""
     # A direct reference, `numba @ https://...`, is one requirement.
     requirements = re.sub(r"\s*@\s*", " @", text).replace(" @", "@").split()
     if not requirements:
@@ -172,7 +169,7 @@ def project_config(project: str | Path) -> dict[str, Any]:
 
 def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                 ) -> MatrixConfig:
-    """A schema-checked table's lists, MATRIX_* in ``environ`` over them."""
+    """A schema-checked table's lists, MATRIX_* over them."""
     lists = {"pythons": table.get("pythons", []),
              "specs": table.get("specs", []),
              "sims": [str(flag) for flag in table.get("sim", [1, 0])]}

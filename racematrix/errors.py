@@ -7,8 +7,7 @@ from typing import Any, NoReturn
 
 
 class ConfigError(ValueError):
-    """A matrix setting (pyproject.toml, a MATRIX_* variable) that cannot
-    be used; the message names the key and what is expected."""
+    """A matrix setting that cannot be used (names the key, what is wanted)."""
 
 
 class BadInput(ValueError):
@@ -22,9 +21,8 @@ LIST_ACTIONS = (argparse._AppendAction, argparse._AppendConstAction,
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are one ``BadInput`` line naming the command
-    and its help, and which refuses an option that holds one value given
-    twice (the last one silently winning is how a typo loses data)."""
+    """argparse whose errors are one ``BadInput`` line, refusing a
+    one-value option given twice (the last silently winning loses data)."""
 
     def __init__(self, *args: Any, label: str, help_hint: str,
                  **kwargs: Any) -> None:

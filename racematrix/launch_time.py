@@ -1,19 +1,9 @@
-"""The launch price of the installed simulator: does this release pay the
-fix's lock? Workload, rule, constants and the pytest plugin in one place,
-run inside the environment under test (numba, numpy and pytest are its):
-``NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py``, or after a
-suite's tests in its own process (``-p racematrix.launch_time
---launch-time-json PATH``: the rates untouched, numba imported once). The
-lock's price shows only with a core free, so under ``nox -j`` each row's
-tests hold a shared flock on ``LOCK_FILE`` and the pairs of a swap other
-than the unlocked one take it exclusive (at most ``LOCK_WAIT`` s).
-
-The MWE's kernel (its buffer a slice of a persistent array: no launch lost
-to the race) is launched in pairs, in turn, through the installed
-``swapped_cuda_module`` and numba-cuda 0.24.0's (no lock) put in at run
-time. The lock's convoy needs a small switch interval and a free core for
-the woken waiter (``idle_cpus``). Prints ``{"launch_seconds": {...}}``.
-"""
+"""The launch price of the installed simulator (does this release pay the
+fix's lock?): workload, rule, constants and the pytest plugin, run inside the
+environment under test: ``NUMBA_ENABLE_CUDASIM=1 python
+racematrix/launch_time.py``, or after a suite's tests (``-p
+racematrix.launch_time --launch-time-json PATH``). Pairs of the MWE's kernel,
+in turn, through the installed swap and numba-cuda 0.24.0's (no lock)."""
 from __future__ import annotations
 
 import argparse
@@ -26,7 +16,6 @@ import shlex
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,7 +27,6 @@ except ImportError:
 
 MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "mwe")
-RACE_SIGNATURE = "cuda' has no attribute"
 
 # The row's workload and rule, chosen by `nox -s bench -- --parts workload`
 # (results/bench.md, "The launch workload").
@@ -46,6 +34,8 @@ PAIRS = 3            # pairs at least (a row needs >= 3 launches a side)
 MAX_PAIRS = 8        # at most, while undecided
 DEVICE_CALLS = 100   # device-function calls per thread per launch
 THREADS = 32
+BLOCKS = 1
+BUFFER_SIZE = 4
 SWITCH_INTERVAL = 1e-4
 SLOWER_RATIO = 2.0   # installed median / unlocked median at least: slower
 ALIKE_RATIO = 1.5    # below (other code, every pair, a core idle): alike
@@ -57,12 +47,9 @@ LOCK_WAIT = 60.0
 def decide(ratio: float | None, idle_cpus: float | None = None,
            unlocked_code: bool = False, worst_pair: float | None = None,
            full: bool = True) -> str:
-    """The one rule, for a matrix row and a bisect probe: "slower" (the
-    release pays the lock's price), "alike" or "undecided". A swap running
-    the unlocked swap's own code is alike by construction unless its
-    launches say otherwise; any other is slower at ``SLOWER_RATIO``, and
-    alike only after every pair (``full``), none ``SLOWER_RATIO`` apart,
-    medians under ``ALIKE_RATIO`` and ``MIN_IDLE_CPUS`` idle."""
+    """The one rule, for a matrix row and a bisect probe: "slower" (pays
+    the lock's price), "alike" (the unlocked code, or after every pair with
+    a core idle) or "undecided"."""
     if ratio is None:
         return "undecided"
     if unlocked_code:
@@ -91,8 +78,7 @@ def unlocked_swap(fn: Any, fake_cuda_module: Any) -> Iterator[None]:  # numba-cu
 
 
 def swap_code(swap: Callable) -> list[str]:
-    """The swap's body without comments, blank lines and indentation: equal
-    for two swaps that run the same code."""
+    """The swap's body without comments, blank lines and indentation."""
     lines = inspect.getsource(swap).splitlines()
     body = lines[next(i for i, line in enumerate(lines)
                       if line.lstrip().startswith("def ")) + 1:]
@@ -100,8 +86,7 @@ def swap_code(swap: Callable) -> list[str]:
 
 
 def runs_unlocked_code() -> bool:
-    """Whether the installed swap runs the unlocked swap's own code: alike
-    by construction, its pairs need no free core."""
+    """Whether the installed swap runs the unlocked swap's own code."""
     try:
         from numba.cuda.simulator import kernel
         return swap_code(kernel.swapped_cuda_module) == \
@@ -110,26 +95,19 @@ def runs_unlocked_code() -> bool:
         return False
 
 
-def idle_cpu_seconds() -> float | None:
-    """CPU seconds idle so far, all CPUs (Linux /proc/stat), or None."""
-    try:
-        with open("/proc/stat") as stream:
-            fields = stream.readline().split()
-        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
+def idle_cpu_seconds() -> float:
+    """CPU seconds idle so far, all CPUs (Linux /proc/stat)."""
+    with open("/proc/stat") as stream:
+        fields = stream.readline().split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
 
 
 def price(args: argparse.Namespace) -> dict[str, Any]:
-    """The pairs of launches and their decision: the ``launch_seconds``
-    record. Never raises: a failure is the record's ``error``."""
+    """The ``launch_seconds`` record; a failure is its ``error``."""
     clock, idle_before = time.monotonic(), idle_cpu_seconds()
 
-    def idle() -> float | None:
-        now = idle_cpu_seconds()
-        if now is None or idle_before is None:
-            return None
-        return round((now - idle_before) /
+    def idle() -> float:  # CPUs idle on average since the start
+        return round((idle_cpu_seconds() - idle_before) /
                      max(time.monotonic() - clock, 1e-3), 2)
 
     saved = sys.getswitchinterval()
@@ -157,13 +135,10 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         # convoy forms: the matrix times such a row again, alone, at its end).
         while pair < args.pairs or (pair < args.max_pairs and decide(
                 ratio_of(sides), idle(), same, worst_pair(sides), False)
-                == "undecided" and (idle() or 0) >= MIN_IDLE_CPUS):
+                == "undecided" and idle() >= MIN_IDLE_CPUS):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
-                kind, *rest = workload.launch()
-                if kind != "done":
-                    raise RuntimeError(f"a launch ended {kind}: {rest[-1]}")
-                sides[name].append(rest[0])
+                sides[name].append(workload.launch())
             pair += 1
     except Exception as failure:  # an import, build or launch error
         error = f"{type(failure).__name__}: {failure}"[:300]
@@ -218,33 +193,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for option, kind, default in (
             ("--pairs", int, PAIRS), ("--max-pairs", int, MAX_PAIRS),
             ("--switch-interval", float, SWITCH_INTERVAL),
-            ("--threads-per-block", int, THREADS), ("--blocks", int, 1),
-            ("--device-calls", int, DEVICE_CALLS), ("--buffer-size", int, 4)):
+            ("--device-calls", int, DEVICE_CALLS),
+            ("--location", str, "persistent")):  # local: cuda.local.array
         parser.add_argument(option, type=kind, default=default)
-    parser.add_argument("--location", choices=("persistent", "local"),
-                        default="persistent")  # local: cuda.local.array
     args = parser.parse_args(argv)
-    if min(args.pairs, args.threads_per_block, args.blocks, args.device_calls,
-           args.buffer_size, args.switch_interval) <= 0 or \
+    if min(args.pairs, args.device_calls, args.switch_interval) <= 0 or \
             args.max_pairs < args.pairs:
         parser.error("the counts and --switch-interval must be positive, "
                      "--max-pairs at least --pairs")
     return args
 
 
-WORKLOAD_KNOBS = ("threads_per_block", "blocks", "device_calls",
-                  "buffer_size", "location", "switch_interval")
-
-
 def workload_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The knobs of the timed kernel, recorded beside the times."""
-    return {**{knob: getattr(args, knob) for knob in WORKLOAD_KNOBS},
+    return {"threads_per_block": THREADS, "blocks": BLOCKS,
+            "device_calls": args.device_calls, "buffer_size": BUFFER_SIZE,
+            "location": args.location,
+            "switch_interval": args.switch_interval,
             "cudasim": os.environ.get("NUMBA_ENABLE_CUDASIM", "0")}
 
 
 class Workload:
-    """The timed kernel, built in this process: ``launch()`` runs it once:
-    ("done", seconds), ("race", seconds, message) or ("error", message)."""
+    """The MWE's kernel, built in this process; ``launch()`` times one."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         sys.path.insert(0, MWE)
@@ -254,54 +224,36 @@ class Workload:
         from allocator_factory import BufferAllocatorFactory
         from kernel_factory import KernelFactory
 
-        self.cuda, self.args = cuda, args
+        self.cuda = cuda
         self.kernel = KernelFactory(
-            BufferAllocatorFactory(args.buffer_size, location=args.location),
-            args.device_calls).build()
-        self.grid_threads = args.threads_per_block * args.blocks
-        self.output = np.zeros(self.grid_threads, dtype=np.float32)
+            BufferAllocatorFactory(BUFFER_SIZE, location=args.location),
+            args.device_calls).build()[BLOCKS, THREADS]
+        self.output = np.zeros(THREADS * BLOCKS, dtype=np.float32)
 
     def warm_up(self) -> None:
         # Compiles on a GPU; in the simulator every thread returns at once.
-        self.kernel[self.args.blocks, self.args.threads_per_block](
-            self.output, 0)
+        self.kernel(self.output, 0)
         self.cuda.synchronize()
 
-    def launch(self) -> tuple[Any, ...]:
-        args, output = self.args, self.output
-        output[:] = 0
+    def launch(self) -> float:
+        """Seconds of one launch; a race or a wrong output raises."""
+        self.output[:] = 0
         started = time.perf_counter()
-        try:
-            self.kernel[args.blocks, args.threads_per_block](
-                output, self.grid_threads)
-            self.cuda.synchronize()
-        except AttributeError as error:
-            if RACE_SIGNATURE not in str(error):
-                raise
-            seconds = time.perf_counter() - started
-            join_block_threads()
-            return "race", seconds, " ".join(str(error).split())
+        self.kernel(self.output, len(self.output))
+        self.cuda.synchronize()
         seconds = time.perf_counter() - started
-        if not (output == 1).all():
-            return "error", (f"wrong output after {seconds:.3f} s: "
-                             f"{int((output == 1).sum())} of "
-                             f"{self.grid_threads} threads wrote 1")
-        return "done", seconds
-
-
-def join_block_threads(timeout: float = 5.0) -> None:
-    """After a failed launch the simulator's other threads run on: let them
-    finish before the next launch is timed."""
-    deadline = time.monotonic() + timeout
-    for thread in threading.enumerate():
-        if type(thread).__name__ == "BlockThread":
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if not (self.output == 1).all():
+            raise RuntimeError(f"wrong output after {seconds:.3f} s: "
+                               f"{int((self.output == 1).sum())} of "
+                               f"{len(self.output)} threads wrote 1")
+        return seconds
 
 
 # --- The pytest plugin: the pairs after the suite's tests. ---
 
 def _take(config: pytest.Config, mode: int) -> bool:
-    """Wait up to LOCK_WAIT for flock ``mode``; True if held."""
+    """Wait up to LOCK_WAIT for flock ``mode``; True if held (the lock's
+    price shows only with a core free: other rows' tests hold it shared)."""
     since = time.monotonic()
     while time.monotonic() - since < LOCK_WAIT:
         try:
@@ -323,13 +275,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("launch_time_json"):
-        try:
-            config.launch_time_args = parse_args(  # type: ignore[attr-defined]
-                shlex.split(config.getoption("launch_time_options")))
-        except SystemExit:
-            raise pytest.UsageError("--launch-time-options: not valid "
-                                    "options of racematrix/launch_time.py "
-                                    "(see its --help)") from None
+        config.launch_time_args = parse_args(  # type: ignore[attr-defined]
+            shlex.split(config.getoption("launch_time_options")))
         config.launch_lock = open(LOCK_FILE, "a")  # type: ignore[attr-defined]
         _take(config, fcntl.LOCK_SH)  # the tests: shared
 
@@ -340,8 +287,7 @@ def sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not path or config.option.collectonly or not session.testscollected:
         return  # no test ran here: nothing to time after
     waited, exclusive = time.monotonic(), False
-    # The unlocked swap's own code reads alike with or without a free core:
-    # it keeps its shared lock; any other swap waits for the others' tests.
+    # The unlocked swap's own code reads alike without a free core too.
     if not runs_unlocked_code():
         fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
         exclusive = _take(config, fcntl.LOCK_EX)

@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
                     results_dir: str, verbose: bool = False) -> RawResult:
-    """Build ``spec``'s environment, run its suite (and its launch A/B),
-    record the raw row and return it."""
+    """Build ``spec``'s environment, run its suite (and launch A/B), record
+    the raw row."""
     config, suite = matrix.configs[spec.suite], matrix.suites[spec.suite]
     count, pytest_args = split_count(session.posargs, config.count)
     base: dict[str, Any] = dict(
@@ -92,8 +92,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
 
 def apply_patch(session: nox.Session, spec: EnvSpec, matrix: Matrix,
                 installation: Any) -> dict:
-    """Apply ``spec``'s patch: its diff for the installed release of the
-    first of ``patched_packages`` it has one for."""
+    """``spec``'s patch, the diff for the first installed package it has."""
     patch = (matrix.patches or {})[cast(str, spec.patch)]
     packages = installation.packages or read_environment(session)["packages"]
     for package in patched_packages(spec):
@@ -109,8 +108,7 @@ def apply_patch(session: nox.Session, spec: EnvSpec, matrix: Matrix,
 
 
 def check_results_folder(results_dir: str | Path) -> None:
-    """BadInput where ``results_dir`` cannot hold results; clears what a
-    killed run left there."""
+    """BadInput where it cannot hold results; clears a killed run's leavings."""
     problem = folder_problem(results_dir)
     if problem:
         raise BadInput(f"{problem}; set RACEMATRIX_RESULTS to a folder you "
@@ -127,7 +125,7 @@ def run_id(parallel: bool) -> int:
 
 
 def run_journal(results_dir: str | Path, run: int) -> Path:
-    """This run's folder of finished environments (one file each)."""
+    """This run's finished environments, one file each."""
     return Path(results_dir) / ".runs" / str(run)
 
 
@@ -155,10 +153,8 @@ def row_line(raw: Mapping[str, Any]) -> str:
 
 def note_finished(results_dir: str | Path, raw: Mapping[str, Any], run: int,
                   total: int, venv: str | None = None) -> str:
-    """Journal ``raw`` for run ``run``; the progress line (done of
-    ``total``, time left, the row)."""
+    """Journal ``raw``; the progress line (done of ``total``, time left)."""
     journal = run_journal(results_dir, run)
-    journal.mkdir(parents=True, exist_ok=True)
     write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
         {"env": raw["env"], "verdict": raw["verdict"], "runs": raw["runs"],
          "line": row_line(raw), "started": time.time() - raw["seconds"],
@@ -171,21 +167,15 @@ def note_finished(results_dir: str | Path, raw: Mapping[str, Any], run: int,
     return f"[{where}] {raw['env']}: {row_line(raw)}"
 
 
-def _entries(journal: Path) -> list[dict]:
-    entries = []
-    for path in sorted(journal.glob("*.json")):
-        try:
-            entries.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return entries
+def _entries(journal: Path) -> list[dict]:  # each written in one step
+    return [json.loads(path.read_text())
+            for path in sorted(journal.glob("*.json"))]
 
 
 def launches_again_alone(results_dir: str | Path,
                          entries: list[dict]) -> list[str]:
-    """Each undecided launch A/B of this run timed again, alone (under -j
-    its pairs may have found no free core); the first stays as
-    ``launch_seconds["beside"]``. One line per row."""
+    """Each undecided A/B timed again, alone (under -j it may have found no
+    free core), the first as ``launch_seconds["beside"]``; a line each."""
     lines = []
     for entry in entries:
         path = Path(results_dir, "raw", f"{entry['env']}.json")
@@ -196,11 +186,11 @@ def launches_again_alone(results_dir: str | Path,
         first = cast(dict, raw.get("launch_seconds") or {})
         if first.get("decision") != "undecided":
             continue
-        rule = first.get("rule")  # the row's own pairs, else the defaults
+        rule = first["rule"]  # an undecided record has one: its own pairs
         again = measure_launch.run_launch_time(
-            ProbeEnvironment(entry["venv"], raw["python"]),
-            raw["sim"], ("--pairs", str(rule["pairs"]), "--max-pairs",
-                         str(rule["max_pairs"])) if rule else ())
+            ProbeEnvironment(entry["venv"], raw["python"]), raw["sim"],
+            ("--pairs", str(rule["pairs"]), "--max-pairs",
+             str(rule["max_pairs"])))
         again["concurrency"] = 1
         again["beside"] = {key: first.get(key) for key in (
             "decision", "ratio", "idle_cpus", "concurrency")}
@@ -215,9 +205,8 @@ def launches_again_alone(results_dir: str | Path,
 def finish_run(results_dir: str | Path, run: int,
                configured: Iterable[EnvSpec],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
-    """After the environments: undecided A/Bs again, the tables, report
-    and plot (``configured`` minus the rows: "not run here"); returns the
-    last line (counts, paths) and this run's error rows."""
+    """Undecided A/Bs again, then tables, report and plot (``configured``
+    minus the rows: "not run here"); the last line and the error rows."""
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)
@@ -263,8 +252,7 @@ def session_command(session_name: str, posargs: list[str],
 
 
 def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
-    """``--count`` and the other pytest arguments of a run (BadInput for
-    a bad count, or options that take the JUnit report away)."""
+    """``--count`` and the other pytest arguments (BadInput where bad)."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--count", nargs="?", action="append")
     args, rest = parser.parse_known_args(list(posargs))

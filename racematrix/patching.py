@@ -1,8 +1,6 @@
-"""Applying a patch (``racematrix.patches``) to an installed environment,
-after install and before any test, with GNU patch. uv hard-links installed
-files from its cache, so each file the diff changes is first replaced by a
-copy of its own and only that copy is patched. A warm run finds the same
-diff applied (the same bytes after it) and leaves the environment alone."""
+"""A patch's diff applied to an installed environment with GNU patch, each
+file it changes first a copy of its own (uv hard-links from its cache); a
+warm run finds it applied (the same bytes) and leaves it alone."""
 from __future__ import annotations
 
 import hashlib
@@ -68,11 +66,9 @@ def failed_hunk(output: str) -> str:
 
 def apply(session: Any, patch: Patch, diff: Diff | None,
           reinstall: Callable[[], None]) -> dict[str, Any]:
-    """Apply ``diff`` of ``patch`` to ``session``'s environment (a nox
-    Session or ``venv.ProbeEnvironment``); the raw result's ``patch``
-    record (name, diff file and sha256, files changed and their sha256
-    after). ``reinstall()`` puts the package's files back first where
-    another diff was applied."""
+    """Apply ``diff`` to ``session``'s environment (a nox Session or a
+    ProbeEnvironment); the raw result's ``patch`` record. ``reinstall()``
+    puts the package's files back first where another diff was applied."""
     if diff is None:
         raise PatchError(f"patch {patch.name} has no diff for this release")
     if shutil.which("patch") is None:
@@ -120,8 +116,7 @@ def apply(session: Any, patch: Patch, diff: Diff | None,
 
 def reinstaller(session: Any, package: str, version: str
                 ) -> Callable[[], None]:
-    """``reinstall()`` for ``apply``: the package's files as its wheel has
-    them, from uv's cache, nothing else changed."""
+    """``reinstall()`` for ``apply``: the package's wheel again, alone."""
     def reinstall() -> None:
         subprocess.run(["uv", "pip", "install", "-q", "--color", "never",
                         "--python", venv_python(session), "--reinstall",

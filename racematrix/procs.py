@@ -13,9 +13,8 @@ from typing import Any
 
 def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
                  ) -> dict[str, str]:
-    """The environment of a command run inside a virtual env, without
-    PYTHONDONTWRITEBYTECODE (set on some machines): uv installs no
-    bytecode, and each run would compile numba (about 1 s) again."""
+    """A command's environment in a venv, without PYTHONDONTWRITEBYTECODE
+    (uv installs no bytecode: each run would compile numba again)."""
     bin_dir = Path(bin_dir).absolute()  # commands may run from elsewhere
     return {**{key: value for key, value in os.environ.items()
                if key != "PYTHONDONTWRITEBYTECODE"}, **extra_env,
@@ -26,9 +25,8 @@ def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
 def run_streaming(session: Any, command: list, extra_env: dict[str, str],
                   echo: bool = True, cwd: str | Path | None = None
                   ) -> tuple[int, list[str]]:
-    """Run a command in the session's environment, its output passed
-    through where ``echo``; (exit code, its last lines). An interrupt ends
-    the command's process group first; it dies with this process."""
+    """(exit code, last lines) of a command in the session's environment;
+    an interrupt ends its process group; it dies with this process."""
     env = venv_environ(session.bin, extra_env)
     if echo:  # quiet: the caller says what came of it
         session.log(" ".join(map(str, command)))
@@ -59,24 +57,15 @@ def stop_process_group(process: subprocess.Popen,
     """SIGTERM, then SIGKILL after ``grace`` s, to ``process``'s group (a
     simulated kernel's threads ignore a KeyboardInterrupt)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
+            return
 
 
 def die_with_parent() -> None:
-    """In the child, before exec: Linux SIGKILLs it when its parent dies
-    (nox killed outright, a CI runner's cancellation)."""
-    if not sys.platform.startswith("linux"):
-        return
+    """In the child, before exec: Linux SIGKILLs it when its parent dies."""
     import ctypes
     with contextlib.suppress(OSError, AttributeError):
         PR_SET_PDEATHSIG = 1
@@ -85,8 +74,7 @@ def die_with_parent() -> None:
 
 
 def terminate_on_sigterm() -> None:
-    """SIGTERM as KeyboardInterrupt in the main thread: a CI job's
-    cancellation stops a run as Ctrl-C does (children ended, rows kept)."""
+    """SIGTERM as KeyboardInterrupt: a CI job's cancellation is a Ctrl-C."""
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
     with contextlib.suppress(ValueError):  # not the main thread

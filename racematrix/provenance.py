@@ -24,18 +24,12 @@ def machine_info() -> dict:
     return {
         "label": os.environ.get("RACEMATRIX_MACHINE") or socket.gethostname(),
         "os": f"{platform.system()} {platform.release()}",
-        "distribution": _distribution(),
+        "distribution": platform.freedesktop_os_release().get(
+            "PRETTY_NAME", ""),
         "arch": platform.machine(),
         "cores": os.cpu_count(),
         "gpu": gpu_name(),
     }
-
-
-def _distribution() -> str:
-    try:
-        return platform.freedesktop_os_release().get("PRETTY_NAME", "")
-    except OSError:
-        return ""
 
 
 def gpu_name() -> str | None:

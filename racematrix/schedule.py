@@ -18,8 +18,7 @@ Item = TypeVar("Item")
 
 def last_seconds(results_dir: str | Path) -> dict[str, float]:
     """Each measured environment's time in the folder's last tables (one
-    file: every -j worker imports the noxfile, ~250 raw files would each
-    be validated)."""
+    file: every -j worker imports the noxfile)."""
     try:
         rows = json.loads((Path(results_dir) / "failure_rates.json")
                           .read_text())["rows"]
@@ -31,8 +30,8 @@ def last_seconds(results_dir: str | Path) -> dict[str, float]:
 
 def expected_seconds(envs: Sequence[EnvSpec], *recorded: Mapping[str, float]
                      ) -> dict[str, float | None]:
-    """``{env id: seconds or None}``: the first of ``recorded`` that has
-    it, else the median of its suite's known rows."""
+    """``{env id: seconds}``: the first of ``recorded`` with it, else its
+    suite's median, else None."""
     known = {env.env_id: next((seconds[env.env_id] for seconds in recorded
                                if env.env_id in seconds), None)
              for env in envs}

@@ -1,9 +1,6 @@
-"""The matrix as data: ``[tool.racematrix]``, checked once against
-``schemas/config.schema.json``: its suites (a folder of pytest tests, the
-requirements they add, the failure signature that is the bug, their own
-lists) and patches (candidate fixes as a matrix axis: one unified diff per
-code base, each for one package and a range of its releases; ``none``,
-unpatched, is always a column), the MATRIX_* variables over both."""
+"""The matrix as data: ``[tool.racematrix]`` (checked once against
+``schemas/config.schema.json``), its suites and patches (candidate fixes as
+a column; ``none``, unpatched, always one), the MATRIX_* variables over it."""
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +48,7 @@ class Suite:
 
     def config(self, table: Mapping[str, Any], environ: Mapping[str, str]
                ) -> MatrixConfig:
-        """``[tool.racematrix]``'s lists with the suite's own keys in
-        their place; the MATRIX_* variables still replace either."""
+        """The top-level lists, the suite's own keys and MATRIX_* over them."""
         return load_config({**table, **dict(self.matrix)}, environ)
 
 
@@ -110,16 +106,14 @@ def load_patches(table: Mapping[str, Any], root: str | Path
 
 
 def patched_packages(spec: EnvSpec) -> list[str]:
-    """What a patch may change in ``spec``'s environment: its CUDA target,
-    then the other packages it names (CuBIE's own copy of the simulator)."""
+    """What a patch may change: the CUDA target, then the packages named."""
     return list(dict.fromkeys([spec.target, *(
         canonicalize_name(Requirement(text).name)
         for text in spec.requirements)]))
 
 
 def applies(patch: Patch, spec: EnvSpec) -> bool:
-    """Whether ``patch`` has a diff for a release ``spec`` pins; an
-    unpinned package gets no patched column."""
+    """Whether ``patch`` has a diff for a release ``spec`` pins."""
     return any(patch.diff_for(requirement.name, specifier.version)
                for requirement in map(Requirement, spec.requirements)
                for specifier in requirement.specifier
@@ -133,8 +127,7 @@ MWE_SUITE = Suite(name=DEFAULT_SUITE, path=PROJECT / "mwe",
 
 
 def parse_suite(name: str, table: Mapping[str, Any], root: Path) -> Suite:
-    """One suite from its (schema-checked) table; its folder must exist
-    (a bad requirement is its rows' one-line install error)."""
+    """One suite from its schema-checked table; its folder must exist."""
     where = f"[tool.racematrix.suites.{name}]"
     path = (root / table["path"]).resolve()
     if not path.is_dir():
@@ -155,8 +148,8 @@ def parse_suite(name: str, table: Mapping[str, Any], root: Path) -> Suite:
 
 def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
          default: Iterable[str]) -> tuple[str, ...]:
-    """What ``variable`` (MATRIX_SUITES, MATRIX_PATCHES: "a b" or "a,b")
-    names, in its order; unset, ``default``. Each a ``declared`` one."""
+    """The ``declared`` names ``variable`` gives ("a b" or "a,b"), else
+    ``default``."""
     declared = sorted(declared)
     source = variable if variable in environ else "the config"
     names = list(default) if variable not in environ else [
@@ -178,15 +171,14 @@ class Matrix:
 
     @property
     def pythons(self) -> tuple[str, ...]:
-        return _union(config.pythons for config in self.configs.values())
+        return tuple(dict.fromkeys(python for config in self.configs.values()
+                                   for python in config.pythons))
 
     def envs(self) -> list[EnvSpec]:
         return [env_of(combination) for combination in self.combinations()]
 
     def combinations(self) -> list[Combination]:
-        """(Python, suite, spec, simulator flag, patch or None) of every
-        environment, each suite on its own lists; a patch column holds
-        the specs whose pinned release it has a diff for."""
+        """(Python, suite, spec, sim, patch or None) of every environment."""
         return [(python, name, spec, sim, None if patch == NONE else patch)
                 for name, config in self.configs.items()
                 for python in config.pythons for spec in config.specs
@@ -198,9 +190,7 @@ class Matrix:
 
 def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 root: str | Path) -> Matrix:
-    """Every selected suite with its lists. MATRIX_SPECS without
-    MATRIX_SUITES means the MWE: specs written for it mean nothing to
-    another suite."""
+    """Every selected suite with its lists (MATRIX_SPECS alone: the MWE's)."""
     require_valid(table, "config", "[tool.racematrix] in pyproject.toml")
     if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
         environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
@@ -226,8 +216,7 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
 
 
 def param_id(suite: str, spec: tuple[str, ...]) -> str:
-    """A (suite, spec) pair in nox's session names: the MWE's bare
-    (``numba==0.60.0``), others prefixed (``cubie: cubie==...``)."""
+    """``numba==0.60.0`` (the MWE's), ``cubie: cubie==...`` (another's)."""
     text = " ".join(spec)
     return text if suite == DEFAULT_SUITE else f"{suite}: {text}"
 
@@ -243,7 +232,3 @@ def session_id(python: str, suite: str, spec: tuple[str, ...], sim: bool,
     ``3.12, numba-cuda==0.30.4, patch my-fix, sim1``."""
     patched = f", patch {patch}" if patch else ""
     return f"{python}, {param_id(suite, spec)}{patched}, sim{int(sim)}"
-
-
-def _union(lists: Iterable[Iterable[str]]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(item for items in lists for item in items))
