@@ -95,19 +95,26 @@ def runs_unlocked_code() -> bool:
         return False
 
 
-def idle_cpu_seconds() -> float:
-    """CPU seconds idle so far, all CPUs (Linux /proc/stat)."""
-    with open("/proc/stat") as stream:
-        fields = stream.readline().split()
-    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+def idle_cpu_seconds() -> float | None:
+    """CPU seconds idle so far, all CPUs (Linux /proc/stat); None elsewhere
+    (macOS: no row then reads alike, the rule needs a core seen idle)."""
+    try:
+        with open("/proc/stat") as stream:
+            fields = stream.readline().split()
+        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def price(args: argparse.Namespace) -> dict[str, Any]:
     """The ``launch_seconds`` record; a failure is its ``error``."""
     clock, idle_before = time.monotonic(), idle_cpu_seconds()
 
-    def idle() -> float:  # CPUs idle on average since the start
-        return round((idle_cpu_seconds() - idle_before) /
+    def idle() -> float | None:  # CPUs idle on average since the start
+        now = idle_cpu_seconds()
+        if now is None or idle_before is None:
+            return None
+        return round((now - idle_before) /
                      max(time.monotonic() - clock, 1e-3), 2)
 
     saved = sys.getswitchinterval()
@@ -135,7 +142,7 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         # convoy forms: the matrix times such a row again, alone, at its end).
         while pair < args.pairs or (pair < args.max_pairs and decide(
                 ratio_of(sides), idle(), same, worst_pair(sides), False)
-                == "undecided" and idle() >= MIN_IDLE_CPUS):
+                == "undecided" and (idle() or 0.0) >= MIN_IDLE_CPUS):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
                 sides[name].append(workload.launch())

@@ -24,12 +24,19 @@ def machine_info() -> dict:
     return {
         "label": os.environ.get("RACEMATRIX_MACHINE") or socket.gethostname(),
         "os": f"{platform.system()} {platform.release()}",
-        "distribution": platform.freedesktop_os_release().get(
-            "PRETTY_NAME", ""),
+        "distribution": distribution(),
         "arch": platform.machine(),
         "cores": os.cpu_count(),
         "gpu": gpu_name(),
     }
+
+
+def distribution() -> str:
+    """The OS release's name (Linux), else macOS's or Windows' version."""
+    try:
+        return platform.freedesktop_os_release().get("PRETTY_NAME", "")
+    except OSError:
+        return platform.mac_ver()[0] or platform.version()
 
 
 def gpu_name() -> str | None:
