@@ -49,11 +49,6 @@ class Release:
     def yanked(self) -> bool:
         return all(f.is_yanked for f in self.files)
 
-    @property
-    def yanked_reason(self) -> str | None:
-        return next((f.yanked_reason for f in self.files if f.yanked_reason),
-                    None)
-
     def admits(self, python: str) -> bool:
         """Whether a file's Requires-Python admits Python ``python``."""
         for file in self.files:
