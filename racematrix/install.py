@@ -3,6 +3,7 @@ of ways (README "How releases are installed"), each checked by a smoke
 launch; an environment installed before is reused."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -53,8 +54,7 @@ class Target:
     problem: Problem | None = None
 
     def with_extras(self, unpin_others: bool = False) -> list[str]:
-        """The release with its wanted extras, the others as written (or
-        by name only)."""
+        """The release with its wanted extras, the others as written or unpinned."""
         found = list(self.requirements)
         for i, text in enumerate(found):
             requirement = Requirement(text)
@@ -97,8 +97,7 @@ class Way(NamedTuple):
 
 
 def ways(target: Target) -> Iterator[Way]:
-    """The ways, lazily (a way's lookups wait until it is reached), each
-    unless it repeats an earlier one."""
+    """The ways, lazily (lookups wait until one is reached), none repeated."""
     seen = set()
     for name, (as_of_upload, asks) in WAYS.items():
         if as_of_upload and not (target.release and target.exclude_newer):
@@ -145,8 +144,7 @@ def parsed(texts: Iterable[str]) -> Iterator[Requirement]:
 
 def successor_companions(own_requires: Iterable[str],
                          later_requires: Iterable[Iterable[str]]) -> list[str]:
-    """The unconditional dependencies (no extra marker) the first later
-    release declaring any declares and this one does not."""
+    """What the first later release declaring any dependency declares."""
     def names(requires: Iterable[str]) -> list[str]:
         return list(dict.fromkeys(canonicalize_name(r.name) for r in parsed(
             requires) if "extra" not in str(r.marker or "")))
@@ -195,8 +193,7 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
 
 
 def prerelease_arguments(target: Target) -> list[str]:
-    """uv's options: no pre-release, except of a package that the spec or
-    the release requires with a pre-release specifier."""
+    """No pre-release, except of one required with a pre-release specifier."""
     allowed: dict[str, None] = {}
     for requirement in parsed((*target.requirements, *target.requires_dist)):
         try:
@@ -217,8 +214,7 @@ class Installation:
     way: str | None = None
     exclude_newer: str | None = None
     requirements: list[str] = field(default_factory=list)
-    # {way, outcome: ok, install-failed, import-failed or smoke-failed,
-    # reason} of each way tried.
+    # {way, outcome: ok/install-failed/import-failed/smoke-failed, reason}
     attempts: list[dict[str, str]] = field(default_factory=list)
     implementation: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None  # venv.read_environment's
@@ -241,8 +237,7 @@ class Installation:
 
 def stops_the_ladder(problem: Problem,
                      release: tuple[str, str] | None) -> bool:
-    """Whether no later way can help: the index lacks what the spec names,
-    is out of reach, or has no wheel of the release for this Python."""
+    """Whether no later way can help (bad input, no index, no wheel)."""
     kind, reason = problem
     return kind == "bad-input" or bool(
         re.match(r"package index \S+ unreachable", reason)) or (
@@ -251,8 +246,7 @@ def stops_the_ladder(problem: Problem,
 
 
 def give_up(attempts: list[dict[str, str]], first: Problem | None) -> Problem:
-    """Once every way failed: the first problem where it was a skip and no
-    way installed, else an error with the last reason."""
+    """The first problem if a skip and nothing installed, else the last."""
     if first and first[0] == "skip" and \
             all(a["outcome"] == "install-failed" for a in attempts):
         return first
@@ -260,8 +254,7 @@ def give_up(attempts: list[dict[str, str]], first: Problem | None) -> Problem:
 
 
 def outcomes_by_way(attempts: list[dict[str, str]]) -> dict[str, str]:
-    """{way: outcome}; a way left out for repeating the one before shares
-    that one's outcome."""
+    """{way: outcome}; a way left out shares the outcome of the one before."""
     found, last = {}, None
     tried = {a["way"]: a["outcome"] for a in attempts}
     for way in WAYS:
@@ -273,8 +266,7 @@ def outcomes_by_way(attempts: list[dict[str, str]]) -> dict[str, str]:
 
 def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
                      suite: Suite | None = None) -> Installation:
-    """Install the spec and the suite's tools, wheels only, by the first
-    way that passes the smoke launch (``every_way``: try all, a survey)."""
+    """Install by the first way passing the smoke (``every_way``: a survey)."""
     if shutil.which("uv") is None:
         return Installation(problem=("bad-input", "uv is not on PATH: the "
                                      "install ladder needs it (`pip install "
@@ -317,33 +309,28 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
     """Each way in turn: uv installs it, then the smoke launch runs."""
     failed = Installation(problem=target.problem)
     won, first, python = None, None, venv_python(session)
+    run = functools.partial(subprocess.run, capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    # --color never: FORCE_COLOR (on CI) would colour what sync reads back.
+    common = ["--color", "never", "--python", python, "--only-binary", ":all:"]
     for way in ways(target) if not target.problem else ():
         date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
-        # Resolved alone, then the environment made exactly that: nothing
-        # kept from an earlier way (uv pip install would keep installed
-        # packages that satisfy, newer than the date or not). --color
-        # never: FORCE_COLOR (on CI) would colour what sync reads back.
-        common = ["--color", "never", "--python", python,
-                  "--only-binary", ":all:"]
-        done = subprocess.run(
-            ["uv", "pip", "compile", "-q", "--no-header", *common,
-             *prerelease_arguments(target), *date, "-"],
-            input="\n".join(way.requirements), capture_output=True,
-            text=True, timeout=TIMEOUT)
+        # Resolved alone, then the environment made exactly that (uv pip
+        # install keeps installed packages that satisfy, newer or not).
+        done = run(["uv", "pip", "compile", "-q", "--no-header", *common,
+                    *prerelease_arguments(target), *date, "-"],
+                   input="\n".join(way.requirements))
         if done.returncode == 0:
-            done = subprocess.run(["uv", "pip", "sync", "-q", *common, "-"],
-                                  input=done.stdout, capture_output=True,
-                                  text=True, timeout=TIMEOUT)
+            done = run(["uv", "pip", "sync", "-q", *common, "-"],
+                       input=done.stdout)
         problem = found = None
         if done.returncode != 0:
             failed.detail = done.stdout + done.stderr
             problem = classify_install_failure(failed.detail, spec)
             outcome, reason = "install-failed", problem[1]
         else:
-            ran = subprocess.run(
-                [python, "-c", SMOKE, *smoke], capture_output=True, text=True,
-                timeout=TIMEOUT, env=venv_environ(
-                    session.bin, {"NUMBA_ENABLE_CUDASIM": "1"}))
+            ran = run([python, "-c", SMOKE, *smoke], env=venv_environ(
+                session.bin, {"NUMBA_ENABLE_CUDASIM": "1"}))
             outcome, reason, found = parse_smoke(ran.stdout + ran.stderr,
                                                  provider)
             failed.implementation = found or failed.implementation
@@ -383,8 +370,7 @@ FAILURES = (
 
 
 def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
-    """A skip (no wheel for this Python), the user's bad input (no such
-    release or package), or an error with uv's cause."""
+    """A skip (no wheel for this Python), bad input, or an error."""
     for pattern, kind, reason in FAILURES:
         if found := re.search(pattern, output):
             return kind, reason.format(*found.groups(), python=spec.python,
@@ -417,8 +403,7 @@ def install_cause(output: str) -> str:
 
 def parse_smoke(output: str, provider: str | None = None
                 ) -> tuple[str, str, dict[str, Any] | None]:
-    """(outcome, reason, implementation) from SMOKE's output; the module
-    must come from ``provider`` where given."""
+    """(outcome, reason, implementation); the module from ``provider``."""
     stages = {json.loads(line)["stage"]: json.loads(line)
               for line in output.splitlines() if line.startswith('{"stage"')}
     found = stages.get("imported", {}).get("implementation")
