@@ -36,7 +36,6 @@ TIMEOUT = 900
 UPLOAD_MARGIN = timedelta(days=1)  # companions usually land the same day
 EXTRAS_VARIABLE = "RACEMATRIX_EXTRAS"  # space-separated; default cu12
 Problem = tuple[str, str]  # (kind, reason); kind "skip", "bad-input", "error"
-# What an installation record holds besides its key and packages.
 RECORDED = ("way", "exclude_newer", "requirements", "attempts",
             "implementation", "installed_at")
 
@@ -424,10 +423,8 @@ def parse_smoke(output: str, provider: str | None = None
     return "ok", "", found
 
 
-# Run in the new environment as ``python -c SMOKE module [code]``: says
-# where the module under test comes from, runs one simulated thread (no
-# race possible) calling cuda.local.array in a device function, or a
-# suite's own smoke code instead, and says that it returned.
+# ``python -c SMOKE module [code]``: where the module comes from, then one
+# simulated thread (no race) calling cuda.local.array, or the suite's code.
 SMOKE = r"""
 import importlib, json, sys
 from importlib import metadata
