@@ -133,9 +133,9 @@ def release_metadata(package: str, version: str) -> str | None:
     """A release's PEP 658 metadata, else its smallest wheel's; None: no wheel."""
     import requests
     from pypi_simple import PyPISimple
-    wheels = [file for release in releases(package)
-              if release.version == Version(version)
-              for file in release.files if file.package_type == "wheel"]
+    release = release_info(package, version)
+    wheels = [f for f in release.files if f.package_type == "wheel"] \
+        if release else []
     if not wheels:
         return None
     wheel = min(wheels, key=lambda p: (not p.has_metadata, p.size or 0))

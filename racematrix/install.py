@@ -119,9 +119,8 @@ def pinned_release(requirements: Iterable[str]) -> tuple[str, str] | None:
 
 def exclude_newer_for(upload_time: datetime) -> str:
     """A day after the upload, UTC, rounded up to the second."""
-    moment = (upload_time + UPLOAD_MARGIN).astimezone(timezone.utc)
-    moment += timedelta(microseconds=-moment.microsecond % 1_000_000)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (upload_time + UPLOAD_MARGIN + timedelta(microseconds=999_999)
+            ).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def wanted_extras(declared: Iterable[str],

@@ -1,7 +1,6 @@
 """Pythons installed but not on PATH found; those missing fetched by uv."""
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -9,8 +8,6 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 from .index import network_cause
-
-logger = logging.getLogger(__name__)
 
 
 def bin_dirs(root: Path, pattern: str) -> list[str]:
@@ -57,9 +54,8 @@ def expose_interpreters(environ: MutableMapping[str, str] = os.environ
 def find_interpreter(python: str) -> str | None:
     """The path of an installed Python ``X.Y`` as uv finds it, no download."""
     found = uv("python", "find", python, UV_PYTHON_DOWNLOADS="never")
-    if found is None or found.returncode != 0:
-        return None
-    return found.stdout.strip() or None
+    return found.stdout.strip() or None if found and found.returncode == 0 \
+        else None
 
 
 def install_hint(python: str) -> str:
@@ -89,7 +85,6 @@ def missing_interpreters(pythons: list[str], download: str | None = None
             continue
         cause = network_cause(done.stdout + done.stderr) if done \
             else "uv is missing or did not answer"
-        logger.info("Python %s: download failed (%s)", python, cause)
         missing.append(f"no Python {python} here and uv could not download "
                        f"it ({cause}); {install_hint(python)}")
     return "; ".join(missing) or None
