@@ -12,7 +12,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .companions import WAYS, outcomes_by_way
+from .install import WAYS, outcomes_by_way
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import render
 from .rawresult import RawResultWarning

@@ -49,11 +49,6 @@ class Release:
     def yanked(self) -> bool:
         return all(f.is_yanked for f in self.files)
 
-    @property
-    def yanked_reason(self) -> str | None:
-        return next((f.yanked_reason for f in self.files if f.yanked_reason),
-                    None)
-
     def admits(self, python: str) -> bool:
         """Whether a file's Requires-Python admits Python ``python``."""
         for file in self.files:
@@ -119,13 +114,12 @@ def list_releases(package: str, python: str | None = None) -> list[Version]:
     return found
 
 
-def nearest_versions(wanted: str | Version, versions: Iterable[Version],
-                     count: int = 2) -> list[str]:
-    """The releases closest to ``wanted`` on either side."""
+def nearest_versions(wanted: str | Version, versions: Iterable[Version]
+                     ) -> list[str]:
+    """The two releases closest to ``wanted`` on either side."""
     wanted = Version(str(wanted))
-    below = [v for v in versions if v < wanted][-count:]
-    above = [v for v in versions if v > wanted][:count]
-    return [str(v) for v in below + above]
+    return [str(v) for v in [v for v in versions if v < wanted][-2:]
+            + [v for v in versions if v > wanted][:2]]
 
 
 def parse_core_metadata(text: str) -> tuple[list[str], list[str]]:
@@ -136,13 +130,12 @@ def parse_core_metadata(text: str) -> tuple[list[str], list[str]]:
 
 @functools.lru_cache(maxsize=256)
 def release_metadata(package: str, version: str) -> str | None:
-    """The core metadata of one release: its PEP 658 file where the index
-    serves one, else its smallest wheel's METADATA; None: no wheel."""
+    """A release's PEP 658 metadata, else its smallest wheel's; None: no wheel."""
     import requests
     from pypi_simple import PyPISimple
-    wheels = [file for release in releases(package)
-              if release.version == Version(version)
-              for file in release.files if file.package_type == "wheel"]
+    release = release_info(package, version)
+    wheels = [f for f in release.files if f.package_type == "wheel"] \
+        if release else []
     if not wheels:
         return None
     wheel = min(wheels, key=lambda p: (not p.has_metadata, p.size or 0))

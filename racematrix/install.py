@@ -1,23 +1,29 @@
-"""Installing a release by the ladder of ``companions`` with uv, each way
-checked by a smoke launch; an environment installed before is reused."""
+"""Installing a release with its companions as of its upload by a ladder
+of ways (README "How releases are installed"), each checked by a smoke
+launch; an environment installed before is reused."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
-from . import companions
-from .companions import Installation, Problem, Target
+from . import index
 from .envspec import EnvSpec
-from .index import IndexLookupError, list_releases, nearest_versions, \
-    unreachable_index
 from .procs import venv_environ
 from .provenance import now_iso
 from .suites import MWE_SUITE, RUNNER_TOOLS, Suite
@@ -27,19 +33,238 @@ logger = logging.getLogger(__name__)
 MODULE_UNDER_TEST = "numba.cuda"
 INSTALLED = "racematrix-installed.json"  # in an environment the ladder made
 TIMEOUT = 900
-# What an installation record holds besides its key and packages.
+UPLOAD_MARGIN = timedelta(days=1)  # companions usually land the same day
+EXTRAS_VARIABLE = "RACEMATRIX_EXTRAS"  # space-separated; default cu12
+Problem = tuple[str, str]  # (kind, reason); kind "skip", "bad-input", "error"
 RECORDED = ("way", "exclude_newer", "requirements", "attempts",
             "implementation", "installed_at")
 
 
-def install(session: Any, spec: EnvSpec) -> Problem | None:
-    return install_resolved(session, spec).problem
+@dataclass
+class Target:
+    """A spec to install; its release is the first requirement pinned."""
+    requirements: tuple[str, ...]
+    tools: tuple[str, ...] = ()
+    release: tuple[str, str] | None = None
+    exclude_newer: str | None = None
+    extras: tuple[str, ...] = ()
+    requires_dist: tuple[str, ...] = ()
+    companions: list[str] | None = None  # None: asked once a way needs them
+    problem: Problem | None = None
+
+    def with_extras(self, unpin_others: bool = False) -> list[str]:
+        """The release with its wanted extras, the others as written or unpinned."""
+        found = list(self.requirements)
+        for i, text in enumerate(found):
+            requirement = Requirement(text)
+            if canonicalize_name(requirement.name) == (self.release or ("",))[0]:
+                if set(self.extras) <= requirement.extras:
+                    continue  # as written: a way that repeats one is left out
+                requirement.extras |= set(self.extras)
+            elif unpin_others:
+                requirement.specifier, requirement.marker = SpecifierSet(), None
+            else:
+                continue
+            found[i] = str(requirement)
+        return found
+
+    def named(self) -> list[str]:
+        """That, the others by name, and the companions its successor names."""
+        if self.companions is None and self.release:
+            self.companions = successor_companions(
+                self.requires_dist, later_requires(*self.release))
+        found = self.with_extras(unpin_others=True)
+        present = {canonicalize_name(Requirement(r).name) for r in found}
+        return found + [c for c in self.companions or ()
+                        if canonicalize_name(c) not in present]
+
+
+# The ladder, in order: each way's name, whether it takes the index as of
+# the release's upload, and the requirements it asks for (tools added).
+WAYS: dict[str, tuple[bool, Callable[[Target], Iterable[str]]]] = {
+    "as-asked": (False, lambda t: t.requirements),
+    "as-of-upload": (True, lambda t: t.requirements),
+    "as-of-upload+extras": (True, Target.with_extras),
+    "as-of-upload+extras+named": (True, Target.named),
+}
+
+
+class Way(NamedTuple):
+    name: str
+    requirements: tuple[str, ...]
+    exclude_newer: str | None = None
+
+
+def ways(target: Target) -> Iterator[Way]:
+    """The ways, lazily (lookups wait until one is reached), none repeated."""
+    seen = set()
+    for name, (as_of_upload, asks) in WAYS.items():
+        if as_of_upload and not (target.release and target.exclude_newer):
+            return
+        way = Way(name, (*asks(target), *target.tools),
+                  target.exclude_newer if as_of_upload else None)
+        if way[1:] not in seen:
+            seen.add(way[1:])
+            yield way
+
+
+def pinned_release(requirements: Iterable[str]) -> tuple[str, str] | None:
+    for requirement in map(Requirement, requirements):
+        pins = list(requirement.specifier)
+        if len(pins) == 1 and pins[0].operator in ("==", "===") \
+                and "*" not in pins[0].version:
+            return canonicalize_name(requirement.name), pins[0].version
+    return None
+
+
+def exclude_newer_for(upload_time: datetime) -> str:
+    """A day after the upload, UTC, rounded up to the second."""
+    return (upload_time + UPLOAD_MARGIN + timedelta(microseconds=999_999)
+            ).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wanted_extras(declared: Iterable[str],
+                  environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """The declared extras named exactly (``cu12``, never ``test-cu12``)."""
+    wanted = {canonicalize_name(e)
+              for e in environ.get(EXTRAS_VARIABLE, "cu12").split()}
+    return tuple(e for e in declared if canonicalize_name(e) in wanted)
+
+
+def parsed(texts: Iterable[str]) -> Iterator[Requirement]:
+    """The requirements, those malformed left out (as installers do)."""
+    for text in texts:
+        try:
+            yield Requirement(text)
+        except InvalidRequirement:
+            continue
+
+
+def successor_companions(own_requires: Iterable[str],
+                         later_requires: Iterable[Iterable[str]]) -> list[str]:
+    """What the first later release declaring any dependency declares."""
+    def names(requires: Iterable[str]) -> list[str]:
+        return list(dict.fromkeys(canonicalize_name(r.name) for r in parsed(
+            requires) if "extra" not in str(r.marker or "")))
+    own = names(own_requires)
+    for later in map(names, later_requires):
+        if later:
+            return [n for n in later if n not in own]
+    return []
+
+
+def later_requires(name: str, version: str) -> Iterator[list[str]]:
+    try:
+        for later in index.list_releases(name):
+            if later > Version(version):
+                text = index.release_metadata(name, str(later))
+                yield index.parse_core_metadata(text)[1] if text else []
+    except index.IndexLookupError:
+        return
+
+
+def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
+    """The target, with what the index says of its release where it says."""
+    found = Target(tuple(requirements), tuple(tools),
+                   pinned_release(requirements))
+    if found.release is None:
+        return found
+    name, version = found.release
+    try:
+        info = index.release_info(name, version)
+        if info is None:
+            return found
+        if info.yanked:
+            why = next((f" ({f.yanked_reason})" for f in info.files
+                        if f.yanked_reason), "")
+            found.problem = ("skip", f"{name}=={version} is yanked on the "
+                                     f"index{why}")
+        if info.upload_time:
+            found.exclude_newer = exclude_newer_for(info.upload_time)
+        if metadata := index.release_metadata(name, version):
+            declared, requires = index.parse_core_metadata(metadata)
+            found.extras = wanted_extras(declared)
+            found.requires_dist = tuple(requires)
+    except index.IndexLookupError:  # uv's own try says what is wrong
+        pass
+    return found
+
+
+def prerelease_arguments(target: Target) -> list[str]:
+    """No pre-release, except of one required with a pre-release specifier."""
+    allowed: dict[str, None] = {}
+    for requirement in parsed((*target.requirements, *target.requires_dist)):
+        try:
+            if any(Version(s.version.rstrip(".*")).is_prerelease
+                   for s in requirement.specifier):
+                allowed[canonicalize_name(requirement.name)] = None
+        except InvalidVersion:
+            continue
+    return ["--prerelease", "disallow", *[
+        arg for name in allowed
+        for arg in ("--prerelease-package", f"{name}=allow")]]
+
+
+@dataclass
+class Installation:
+    """How a spec was installed, or the problem why it could not be."""
+    problem: Problem | None = None
+    way: str | None = None
+    exclude_newer: str | None = None
+    requirements: list[str] = field(default_factory=list)
+    # {way, outcome: ok/install-failed/import-failed/smoke-failed, reason}
+    attempts: list[dict[str, str]] = field(default_factory=list)
+    implementation: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None  # venv.read_environment's
+    installed_at: str | None = None  # an earlier run's, found intact
+    detail: str = ""  # uv's output where the last way failed to install
+
+    @property
+    def packages(self) -> dict[str, str]:
+        return (self.environment or {}).get("packages", {})
+
+    def resolution(self) -> dict[str, Any]:
+        """The ``resolution`` field of a raw result."""
+        reused = {"reused": True, "installed_at": self.installed_at} \
+            if self.installed_at else {}
+        return {"way": self.way, "exclude_newer": self.exclude_newer,
+                "requirements": list(self.requirements),
+                "attempts": list(self.attempts),
+                "implementation": self.implementation, **reused}
+
+
+def stops_the_ladder(problem: Problem,
+                     release: tuple[str, str] | None) -> bool:
+    """Whether no later way can help (bad input, no index, no wheel)."""
+    kind, reason = problem
+    return kind == "bad-input" or bool(
+        re.match(r"package index \S+ unreachable", reason)) or (
+        kind == "skip" and release is not None
+        and reason.startswith(f"no wheel of {release[0]}=="))
+
+
+def give_up(attempts: list[dict[str, str]], first: Problem | None) -> Problem:
+    """The first problem if a skip and nothing installed, else the last."""
+    if first and first[0] == "skip" and \
+            all(a["outcome"] == "install-failed" for a in attempts):
+        return first
+    return "error", f"{attempts[-1]['reason']} (every way failed)"
+
+
+def outcomes_by_way(attempts: list[dict[str, str]]) -> dict[str, str]:
+    """{way: outcome}; a way left out shares the outcome of the one before."""
+    found, last = {}, None
+    tried = {a["way"]: a["outcome"] for a in attempts}
+    for way in WAYS:
+        last = tried.get(way, last)
+        if last is not None:
+            found[way] = last
+    return found
 
 
 def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
                      suite: Suite | None = None) -> Installation:
-    """Install the spec and the suite's tools, wheels only, by the first
-    way that passes the smoke launch (``every_way``: try all, a survey)."""
+    """Install by the first way passing the smoke (``every_way``: a survey)."""
     if shutil.which("uv") is None:
         return Installation(problem=("bad-input", "uv is not on PATH: the "
                                      "install ladder needs it (`pip install "
@@ -68,8 +293,8 @@ def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
                                 environment=environment)
     except (OSError, ValueError, KeyError, RuntimeError):
         pass  # none, or not this installation: install
-    installation = run_ladder(session, spec, companions.target(
-        spec.requirements, tools), smoke, provider, every_way)
+    installation = run_ladder(session, spec, target(spec.requirements, tools),
+                              smoke, provider, every_way)
     if installation.problem is None and not every_way:
         record.write_text(json.dumps({
             **installation.resolution(), "installed_at": now_iso(),
@@ -82,33 +307,28 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
     """Each way in turn: uv installs it, then the smoke launch runs."""
     failed = Installation(problem=target.problem)
     won, first, python = None, None, venv_python(session)
-    for way in companions.ways(target) if not target.problem else ():
+    run = functools.partial(subprocess.run, capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    # --color never: FORCE_COLOR (on CI) would colour what sync reads back.
+    common = ["--color", "never", "--python", python, "--only-binary", ":all:"]
+    for way in ways(target) if not target.problem else ():
         date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
-        # Resolved alone, then the environment made exactly that: nothing
-        # kept from an earlier way (uv pip install would keep installed
-        # packages that satisfy, newer than the date or not). --color
-        # never: FORCE_COLOR (on CI) would colour what sync reads back.
-        common = ["--color", "never", "--python", python,
-                  "--only-binary", ":all:"]
-        done = subprocess.run(
-            ["uv", "pip", "compile", "-q", "--no-header", *common,
-             *companions.prerelease_arguments(target), *date, "-"],
-            input="\n".join(way.requirements), capture_output=True,
-            text=True, timeout=TIMEOUT)
+        # Resolved alone, then the environment made exactly that (uv pip
+        # install keeps installed packages that satisfy, newer or not).
+        done = run(["uv", "pip", "compile", "-q", "--no-header", *common,
+                    *prerelease_arguments(target), *date, "-"],
+                   input="\n".join(way.requirements))
         if done.returncode == 0:
-            done = subprocess.run(["uv", "pip", "sync", "-q", *common, "-"],
-                                  input=done.stdout, capture_output=True,
-                                  text=True, timeout=TIMEOUT)
+            done = run(["uv", "pip", "sync", "-q", *common, "-"],
+                       input=done.stdout)
         problem = found = None
         if done.returncode != 0:
             failed.detail = done.stdout + done.stderr
             problem = classify_install_failure(failed.detail, spec)
             outcome, reason = "install-failed", problem[1]
         else:
-            ran = subprocess.run(
-                [python, "-c", SMOKE, *smoke], capture_output=True, text=True,
-                timeout=TIMEOUT, env=venv_environ(
-                    session.bin, {"NUMBA_ENABLE_CUDASIM": "1"}))
+            ran = run([python, "-c", SMOKE, *smoke], env=venv_environ(
+                session.bin, {"NUMBA_ENABLE_CUDASIM": "1"}))
             outcome, reason, found = parse_smoke(ran.stdout + ran.stderr,
                                                  provider)
             failed.implementation = found or failed.implementation
@@ -125,11 +345,11 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
             if not every_way:
                 return won
         first = first or problem
-        if problem and companions.stops_the_ladder(problem, target.release):
+        if problem and stops_the_ladder(problem, target.release):
             failed.problem = problem
             break
     if failed.problem is None:
-        failed.problem = companions.give_up(failed.attempts, first)
+        failed.problem = give_up(failed.attempts, first)
     return won or failed
 
 
@@ -148,21 +368,20 @@ FAILURES = (
 
 
 def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
-    """A skip (no wheel for this Python), the user's bad input (no such
-    release or package), or an error with uv's cause."""
+    """A skip (no wheel for this Python), bad input, or an error."""
     for pattern, kind, reason in FAILURES:
         if found := re.search(pattern, output):
             return kind, reason.format(*found.groups(), python=spec.python,
                                        near="{near}" in reason
                                        and nearest_hint(*found.groups()))
-    return "error", unreachable_index(output) or \
+    return "error", index.unreachable_index(output) or \
         f"install failed: {install_cause(output)}"
 
 
 def nearest_hint(name: str, version: str) -> str:
     try:
-        near = nearest_versions(version, list_releases(name))
-    except IndexLookupError:
+        near = index.nearest_versions(version, index.list_releases(name))
+    except index.IndexLookupError:
         near = []
     return f"; nearest on the index: {', '.join(near)}" if near else ""
 
@@ -182,8 +401,7 @@ def install_cause(output: str) -> str:
 
 def parse_smoke(output: str, provider: str | None = None
                 ) -> tuple[str, str, dict[str, Any] | None]:
-    """(outcome, reason, implementation) from SMOKE's output; the module
-    must come from ``provider`` where given."""
+    """(outcome, reason, implementation); the module from ``provider``."""
     stages = {json.loads(line)["stage"]: json.loads(line)
               for line in output.splitlines() if line.startswith('{"stage"')}
     found = stages.get("imported", {}).get("implementation")
@@ -204,10 +422,8 @@ def parse_smoke(output: str, provider: str | None = None
     return "ok", "", found
 
 
-# Run in the new environment as ``python -c SMOKE module [code]``: says
-# where the module under test comes from, runs one simulated thread (no
-# race possible) calling cuda.local.array in a device function, or a
-# suite's own smoke code instead, and says that it returned.
+# ``python -c SMOKE module [code]``: where the module comes from, then one
+# simulated thread (no race) calling cuda.local.array, or the suite's code.
 SMOKE = r"""
 import importlib, json, sys
 from importlib import metadata

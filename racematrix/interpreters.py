@@ -1,8 +1,6 @@
-"""Pythons installed but not on PATH (pyenv's inactive versions, uv's
-own), found; those missing fetched by uv, or named in one line."""
+"""Pythons installed but not on PATH found; those missing fetched by uv."""
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -11,12 +9,9 @@ from pathlib import Path
 
 from .index import network_cause
 
-logger = logging.getLogger(__name__)
-
 
 def bin_dirs(root: Path, pattern: str) -> list[str]:
-    """``bin`` folders of the Pythons under ``root`` whose folder name
-    matches ``pattern`` (three version groups), newest first."""
+    """``bin`` folders under ``root`` named as ``pattern``, newest first."""
     found = []
     for entry in root.iterdir() if root.is_dir() else ():
         match = re.fullmatch(pattern, entry.name)
@@ -37,11 +32,9 @@ def uv(*args: str, timeout: float = 30, **environ: str
 
 def expose_interpreters(environ: MutableMapping[str, str] = os.environ
                         ) -> list[str]:
-    """Put pyenv's and uv's Pythons on ``environ["PATH"]``, just ahead of
-    pyenv's shims (a shim of an inactive version exits "command not
-    found"), else at the end; returns the folders added. Sets
-    ``UV_PYTHON_INSTALL_DIR``: nox's ``-j`` workers need not ask uv again."""
-    if not environ.get("UV_PYTHON_INSTALL_DIR"):
+    """Put pyenv's and uv's Pythons on PATH ahead of pyenv's shims (an
+    inactive version's shim fails); returns the folders added."""
+    if not environ.get("UV_PYTHON_INSTALL_DIR"):  # -j workers reuse it
         answer = uv("python", "dir", timeout=5)
         if answer and answer.returncode == 0:
             environ["UV_PYTHON_INSTALL_DIR"] = answer.stdout.strip()
@@ -59,12 +52,10 @@ def expose_interpreters(environ: MutableMapping[str, str] = os.environ
 
 
 def find_interpreter(python: str) -> str | None:
-    """The path of an installed Python ``X.Y`` as uv finds it, without
-    downloading one (pyenv's too once expose_interpreters has run)."""
+    """The path of an installed Python ``X.Y`` as uv finds it, no download."""
     found = uv("python", "find", python, UV_PYTHON_DOWNLOADS="never")
-    if found is None or found.returncode != 0:
-        return None
-    return found.stdout.strip() or None
+    return found.stdout.strip() or None if found and found.returncode == 0 \
+        else None
 
 
 def install_hint(python: str) -> str:
@@ -74,9 +65,8 @@ def install_hint(python: str) -> str:
 
 def missing_interpreters(pythons: list[str], download: str | None = None
                          ) -> str | None:
-    """One line naming the Pythons neither installed nor fetched by uv
-    (``download`` as nox's ``--download-python``, default its
-    ``NOX_DOWNLOAD_PYTHON``), and what to do; None when all are there."""
+    """One line naming the Pythons neither here nor fetched (``download``:
+    nox's ``--download-python``), and what to do; None: all are there."""
     download = download or os.environ.get("NOX_DOWNLOAD_PYTHON", "auto")
     missing = []
     expose_interpreters()
@@ -95,7 +85,6 @@ def missing_interpreters(pythons: list[str], download: str | None = None
             continue
         cause = network_cause(done.stdout + done.stderr) if done \
             else "uv is missing or did not answer"
-        logger.info("Python %s: download failed (%s)", python, cause)
         missing.append(f"no Python {python} here and uv could not download "
                        f"it ({cause}); {install_hint(python)}")
     return "; ".join(missing) or None

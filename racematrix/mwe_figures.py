@@ -15,7 +15,7 @@ from . import outcomes
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
-from .install import install
+from .install import install_resolved
 from .interpreters import missing_interpreters
 from .markdown import render
 from .measure_race import RaceSuite
@@ -65,7 +65,7 @@ def environment(envdir: str, python: str, requirements: list[str]
     spec = EnvSpec(python, tuple(requirements), True)
     env = ProbeEnvironment(Path(envdir) / f"figures-{spec.env_id}", python)
     env.create()
-    problem = install(env, spec)
+    problem = install_resolved(env, spec).problem
     if problem:
         raise RuntimeError(f"cannot build {spec.env_id}: {problem[1]}")
     return env, read_environment(env)

@@ -31,7 +31,7 @@ USABLE = RACE + PRICE
 class Probe:
     """What one release gave: its verdict, the suite's runs (and, on the
     launch price, ``tries`` A/Bs and the last one's ``launch`` record), and
-    how it was installed (``companions.Installation``)."""
+    how it was installed (``install.Installation``)."""
     version: str
     verdict: str
     runs: int = 0

@@ -1,5 +1,4 @@
-"""Virtual environments made outside a nox session, and what any
-environment holds: its interpreter and every distribution in it."""
+"""Environments made outside nox, and what any environment holds."""
 from __future__ import annotations
 
 import json
@@ -25,9 +24,7 @@ print(json.dumps({"python": platform.python_version(),
 
 
 class ProbeEnvironment:
-    """A virtual environment made outside a nox session (bisect probes, the
-    MWE's figures), with the parts of a nox Session the runner uses."""
-    venv_backend = "uv"
+    """An environment outside nox with the parts of a nox Session we use."""
 
     def __init__(self, location: str | Path, python: str) -> None:
         # Absolute: the suite runs from a scratch folder.

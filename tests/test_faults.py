@@ -406,7 +406,7 @@ def test_other_install_failures_are_one_line_with_the_last_cause():
 
 
 def test_an_unreachable_index_stops_the_ladder():
-    from racematrix.companions import stops_the_ladder
+    from racematrix.install import stops_the_ladder
     assert stops_the_ladder(("error", "package index http://x/simple "
                                       "unreachable (timed out)"), None)
 

@@ -214,7 +214,7 @@ def test_rewritten_files_keep_the_usual_mode(tmp_path):
 
 def test_a_row_whose_install_failed_holds_to_the_schema():
     """What the runner writes for an environment no way could build."""
-    from racematrix.companions import Installation
+    from racematrix.install import Installation
     from racematrix.provenance import machine_info
     spec = EnvSpec("3.12", ("numba==0.60.0",), True)
     raw = rawresult.make_raw(

@@ -85,13 +85,14 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
     from conftest import BUGGY, FIXED
 
     from racematrix.envspec import EnvSpec
-    from racematrix.install import install
+    from racematrix.install import install_resolved
     from racematrix.venv import ProbeEnvironment
     workload = load_workload()
     for release, unlocked in ((BUGGY, True), (FIXED, False)):
         env = ProbeEnvironment(matrix_envs[release], e2e_python)
         env.create()
-        assert install(env, EnvSpec(e2e_python, (release,), True)) is None
+        assert install_resolved(
+            env, EnvSpec(e2e_python, (release,), True)).problem is None
         record = measure_launch.run_launch_time(
             env, True, ("--pairs", "3", "--max-pairs", "3"))
         assert "error" not in record, record

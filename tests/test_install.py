@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 import pytest
 from pypi_simple import ProjectPage
 
-from racematrix import companions, index, install
-from racematrix.companions import Target, Way
+from racematrix import index, install
+from racematrix.install import Target, Way
 
 TOOLS = ("numpy", "pytest")
 
@@ -36,12 +36,12 @@ def upload_time(data_dir, version):
     (["numba"], None),
 ])
 def test_the_release_is_the_first_exact_pin(requirements, release):
-    assert companions.pinned_release(requirements) == release
+    assert install.pinned_release(requirements) == release
 
 
 def test_exclude_newer_is_one_day_after_the_upload(data_dir):
     uploaded = upload_time(data_dir, "0.18.1")
-    date = companions.exclude_newer_for(uploaded)
+    date = install.exclude_newer_for(uploaded)
     moment = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(
         tzinfo=timezone.utc)
     assert 0 <= (moment - uploaded).total_seconds() - 86400 < 1
@@ -55,27 +55,27 @@ def test_exclude_newer_is_one_day_after_the_upload(data_dir):
 def test_extras_are_the_declared_ones_named_exactly(data_dir, environ, wanted):
     declared, _ = metadata(data_dir, "0.18.1")
     assert "test-cu12" in declared
-    assert companions.wanted_extras(declared, environ) == wanted
-    assert companions.wanted_extras(metadata(data_dir, "0.0.12")[0]) == ()
+    assert install.wanted_extras(declared, environ) == wanted
+    assert install.wanted_extras(metadata(data_dir, "0.0.12")[0]) == ()
 
 
 def test_successor_names_the_dependencies_a_release_lacks(data_dir):
     _, own = metadata(data_dir, "0.0.12")
     _, later = metadata(data_dir, "0.0.13")
-    assert companions.successor_companions(own, [later]) == ["numba"]
+    assert install.successor_companions(own, [later]) == ["numba"]
     # A release that declares them already gets nothing added.
-    assert companions.successor_companions(later, [later]) == []
+    assert install.successor_companions(later, [later]) == []
     # Later releases declaring nothing are passed over; extras' deps ignored.
     _, with_extras = metadata(data_dir, "0.18.1")
-    assert companions.successor_companions(
+    assert install.successor_companions(
         [], [[], own, with_extras]) == ["numba"]
 
 
 def test_ladder_order_and_what_each_way_passes():
-    ways = list(companions.ways(Target(
+    ways = list(install.ways(Target(
         ("numba-cuda==0.18.1", "numba==0.61.2"), TOOLS, ("numba-cuda", "0.18.1"),
         "2025-08-09T11:30:37Z", ("cu12",), companions=["numba"])))
-    assert [w.name for w in ways] == list(companions.WAYS)
+    assert [w.name for w in ways] == list(install.WAYS)
     assert ways[0] == Way("as-asked", ("numba-cuda==0.18.1", "numba==0.61.2",
                                        *TOOLS))
     assert ways[1].requirements == ways[0].requirements
@@ -87,16 +87,16 @@ def test_ladder_order_and_what_each_way_passes():
 
 def test_rungs_that_repeat_an_earlier_one_are_left_out():
     def names(**known):
-        return [w.name for w in companions.ways(Target(
+        return [w.name for w in install.ways(Target(
             ("numba-cuda==0.0.12",), TOOLS, ("numba-cuda", "0.0.12"),
             "2024-07-31T13:05:33Z", **known))]
     assert names(companions=[]) == ["as-asked", "as-of-upload"]
     assert names(companions=["numba"]) == [
         "as-asked", "as-of-upload", "as-of-upload+extras+named"]
     # Without a pinned release, or without an upload time, only as asked.
-    assert [w.name for w in companions.ways(Target(("numba",), TOOLS))] == [
+    assert [w.name for w in install.ways(Target(("numba",), TOOLS))] == [
         "as-asked"]
-    assert [w.name for w in companions.ways(Target(
+    assert [w.name for w in install.ways(Target(
         ("numba-cuda==0.0.12",), TOOLS, ("numba-cuda", "0.0.12")))] == [
         "as-asked"]
 
@@ -106,7 +106,7 @@ def test_companions_are_looked_up_only_when_the_named_way_is_reached():
     cheaper ways are yielded first, before any lookup."""
     target = Target(("numba-cuda==0.0.12",), TOOLS, ("numba-cuda", "0.0.12"),
                     "2024-07-31T13:05:33Z")
-    ways = companions.ways(target)
+    ways = install.ways(target)
     assert [next(ways).name, next(ways).name] == ["as-asked", "as-of-upload"]
     assert target.companions is None
 
@@ -115,7 +115,7 @@ def test_prereleases_are_disallowed_unless_required(data_dir):
     _, requires = metadata(data_dir, "0.18.1")
 
     def arguments(requirements, requires_dist=()):
-        return companions.prerelease_arguments(
+        return install.prerelease_arguments(
             Target(tuple(requirements), requires_dist=tuple(requires_dist)))
     assert arguments(["numba-cuda==0.18.1"], requires) == [
         "--prerelease", "disallow"]
@@ -150,7 +150,7 @@ def test_smoke_outcomes_from_real_output(data_dir):
     (("error", "install failed: conflict"), False),
 ])
 def test_which_failures_end_the_ladder(problem, stops):
-    assert companions.stops_the_ladder(problem, ("numba-cuda", "0.18.1")) is stops
+    assert install.stops_the_ladder(problem, ("numba-cuda", "0.18.1")) is stops
 
 
 def attempt(way, outcome, reason=""):
@@ -161,15 +161,15 @@ def test_giving_up_keeps_the_reason():
     attempts = [attempt("as-asked", "install-failed", "no wheel of numba==0.68.1"),
                 attempt("as-of-upload", "install-failed", "no wheel of numba==0.60.0")]
     skip = ("skip", "no wheel of numba==0.68.1 for Python 3.14")
-    assert companions.give_up(attempts, skip) == skip
+    assert install.give_up(attempts, skip) == skip
     attempts.append(attempt("as-of-upload+extras", "import-failed", "ImportError: x"))
-    kind, reason = companions.give_up(attempts, skip)
+    kind, reason = install.give_up(attempts, skip)
     assert kind == "error" and reason.startswith("ImportError: x")
     assert reason.endswith("(every way failed)")
 
 
 def test_resolution_has_the_raw_result_shape():
-    installation = companions.Installation(
+    installation = install.Installation(
         None, "as-of-upload", "2025-08-09T11:30:37Z", ["numba-cuda==0.18.1"],
         [attempt("as-asked", "import-failed", "x"), attempt("as-of-upload", "ok")],
         {"module": "numba.cuda", "distribution": "numba-cuda", "path": "/p"})
@@ -220,10 +220,10 @@ def probes(data_dir):
 def test_rungs_not_tried_share_the_outcome_of_the_one_they_repeat(data_dir):
     found = probes(data_dir)
     # 0.0.12 declares no extras: its extras rung repeats as-of-upload.
-    assert companions.outcomes_by_way(found["0.0.12"]["attempts"]) == {
+    assert install.outcomes_by_way(found["0.0.12"]["attempts"]) == {
         "as-asked": "import-failed", "as-of-upload": "import-failed",
         "as-of-upload+extras": "import-failed",
         "as-of-upload+extras+named": "ok"}
     # A ladder that stopped at its first success says nothing of later rungs.
-    assert companions.outcomes_by_way(found["0.30.4"]["attempts"]) == {
-        way: "ok" for way in companions.WAYS}
+    assert install.outcomes_by_way(found["0.30.4"]["attempts"]) == {
+        way: "ok" for way in install.WAYS}
