@@ -21,13 +21,13 @@ RESULT_PREFIX = '{"launch_seconds":'
 
 
 def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
-                    echo: bool = False) -> dict:
+                    echo: bool = False, timeout: float | None = None) -> dict:
     """``racematrix/launch_time.py`` in ``env`` (a nox Session or a
     ``venv.ProbeEnvironment``): its ``launch_seconds`` record, or one with
     ``n`` 0 and an ``error`` naming the last line it printed."""
     returncode, tail = run_streaming(
         env, ["python", str(WORKLOAD), *options],
-        {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo)
+        {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, timeout=timeout)
     record = parse_workload_output(tail)
     if record is None:
         last = next((line for line in reversed(tail) if line.strip()),

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,11 @@ def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
 
 
 def run_streaming(session: Any, command: list, extra_env: dict[str, str],
-                  echo: bool = True, cwd: str | Path | None = None
-                  ) -> tuple[int, list[str]]:
+                  echo: bool = True, cwd: str | Path | None = None,
+                  timeout: float | None = None) -> tuple[int, list[str]]:
     """(exit code, last lines) of a command in the session's environment;
-    an interrupt ends its process group; it dies with this process."""
+    an interrupt, or ``timeout`` s passing, ends its process group; it dies
+    with this process."""
     env = venv_environ(session.bin, extra_env)
     if echo:  # quiet: the caller says what came of it
         session.log(" ".join(map(str, command)))
@@ -37,6 +39,10 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
                                cwd=cwd,
                                preexec_fn=die_with_parent)
     assert process.stdout is not None  # stdout=PIPE
+    timer = threading.Timer(timeout, stop_process_group, (process,)) \
+        if timeout is not None else None
+    if timer:
+        timer.start()
     try:
         for line in process.stdout:
             if echo:
@@ -48,6 +54,8 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
         stop_process_group(process)
         raise
     finally:
+        if timer:
+            timer.cancel()
         process.stdout.close()
     return process.returncode, tail
 
