@@ -19,7 +19,7 @@ from .envspec import EnvSpec, project_config
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import folder_problem, write_text_atomic
 from .markdown import render
-from .suites import Patch, load_patches
+from .suites import Patch, load_matrix, load_patches
 from .plots import draw_all
 from .rawresult import NoUsableResults, RawResult, RawResultWarning
 from .tables import grid, python_minor, target_version, version_key, write_tables
@@ -527,9 +527,13 @@ def main(argv: list[str] | None = None) -> None:
     command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}" if args.raw
                                  != [f"{home}/raw"] else "") + \
         (" --pool" if args.pool else "")
+    # The project's own rows: what the config has and no row recorded
+    # shows as not run here, as after `nox -s matrix`.
+    configured = [] if args.raw != [f"{home}/raw"] else load_matrix(
+        project_config(PROJECT), os.environ, PROJECT).envs()
     try:
         rows, records = build_report(args.raw, args.out, args.bisect, command,
-                                     pool=args.pool)
+                                     pool=args.pool, configured=configured)
     except NoUsableResults as error:
         parser.exit(2, f"report: {error}\n")
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "
