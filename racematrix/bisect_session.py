@@ -25,7 +25,8 @@ from .errors import BadInput, OneLineArgumentParser
 from .index import IndexLookupError, list_releases, nearest_versions
 from .install import MODULE_UNDER_TEST, install_resolved
 from .interpreters import missing_interpreters
-from .probers import TRIES, ReleaseProber, matrix_envdir, record_installation
+from .probers import (TRIES, TRY_SECONDS, ReleaseProber, matrix_envdir,
+                      record_installation)
 from .provenance import stamp
 from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_on_time,
                      bisect_releases, probe_limit)
@@ -179,7 +180,8 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
               "from": args.start, "to": args.end,
               "releases": [str(v) for v in versions],
               "excluded_by_requires_python": excluded,
-              **({"tries": TRIES} if args.metric == "launch-time" else {})}
+              **({"tries": TRIES, "try_seconds": TRY_SECONDS}
+                 if args.metric == "launch-time" else {})}
     if args.survey:
         return run_survey(args, versions, envdir, Path(out_dir) / "survey",
                           {**search, "provenance": stamp(command)}, started)

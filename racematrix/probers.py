@@ -32,9 +32,13 @@ logger = logging.getLogger(__name__)
 # Where each matrix session notes the folder of its environment, so that
 # a bisect of the same release reuses it.
 ENV_INDEX = ".racematrix-envs"
-# A/Bs of one release at most while they read undecided; then it is
-# skipped, like a release that cannot be built.
+# A/Bs of one release while they read undecided: at least TRIES, and on
+# until TRY_SECONDS have passed on it (beside other work a free core comes
+# when that work ends), RETRY_PAUSE s apart; then it is skipped, like a
+# release that cannot be built.
 TRIES = 3
+TRY_SECONDS = 180.0
+RETRY_PAUSE = 5.0
 
 
 def note_matrix_env(location: str, spec: EnvSpec) -> None:
@@ -71,6 +75,7 @@ class ReleaseProber:
         self.seen: dict[str, Probe] = {}
         self.on_probe: Any = lambda: None
         self.installed: set[str] = set()  # versions installed by this process
+        self.clock = time.monotonic()  # when the probe under way started
         rows = project_config(PROJECT)  # the rows' pairs, as the matrix's
         self.launch_time = LaunchTime(rows.get("launches") or PAIRS,
                                       rows.get("max_launches", MAX_PAIRS))
@@ -110,7 +115,7 @@ class ReleaseProber:
                     return self.keep(probe, "skipped" if kind == "skip"
                                      else "error", reason, started)
             self.installed.add(version)
-            found = None
+            found, self.clock = None, started
             while found is None:
                 found = self.price(env, spec, probe) if self.on_time else \
                     self.race(env, spec, probe, min_runs, whole)
@@ -153,12 +158,14 @@ class ReleaseProber:
                 f"unlocked swap {record.get('ratio')}x over {record['n']} "
                 f"pairs, {record.get('idle_cpus')} CPUs idle")
         if decision in PRICE or decision == "undecided" and \
-                probe.tries >= TRIES:
+                probe.tries >= TRIES and \
+                time.monotonic() - self.clock >= TRY_SECONDS:
             return decision, said
         if decision != "undecided":
             return "error", record.get("error") or said
         logger.info("probe %s %s: %s; again", self.args.package,
                     probe.version, said)
+        time.sleep(RETRY_PAUSE)
         return None
 
     def run(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
