@@ -18,6 +18,7 @@ from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import write_json_atomic
 from .measure_launch import run_launch_time
+from .patching import APPLIED
 from .probers import matrix_envdir
 from .provenance import stamp
 from .venv import ProbeEnvironment, read_environment
@@ -86,7 +87,7 @@ def find_environment(envdir: str | Path, python: str, release: str,
 
 def _patch_marker(location: str | Path) -> dict:
     markers = list(Path(location).glob(
-        "lib/python*/site-packages/racematrix-patch.json"))
+        f"lib/python*/site-packages/{APPLIED}"))
     return json.loads(markers[0].read_text()) if markers else {}
 
 
