@@ -75,7 +75,6 @@ class ReleaseProber:
         self.seen: dict[str, Probe] = {}
         self.on_probe: Any = lambda: None
         self.installed: set[str] = set()  # versions installed by this process
-        self.clock = time.monotonic()  # when the probe under way started
         rows = project_config(PROJECT)  # the rows' pairs, as the matrix's
         self.launch_time = LaunchTime(rows.get("launches") or PAIRS,
                                       rows.get("max_launches", MAX_PAIRS))
@@ -115,9 +114,10 @@ class ReleaseProber:
                     return self.keep(probe, "skipped" if kind == "skip"
                                      else "error", reason, started)
             self.installed.add(version)
-            found, self.clock = None, started
+            found = None
             while found is None:
-                found = self.price(env, spec, probe) if self.on_time else \
+                found = self.price(env, spec, probe, started) \
+                    if self.on_time else \
                     self.race(env, spec, probe, min_runs, whole)
             return self.keep(probe, *found, started)
         except subprocess.SubprocessError as error:
@@ -143,10 +143,11 @@ class ReleaseProber:
             self.suite_size = len(run.runs)
         return problem
 
-    def price(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe
-              ) -> tuple[str, str] | None:
+    def price(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
+              started: float) -> tuple[str, str] | None:
         """One run of the suite and the row's A/B after it: its decision,
-        or None to try again while it reads undecided."""
+        or None to try again while it reads undecided (``started``: when
+        this release's probe began)."""
         problem, fields = self.run(env, spec, probe, [
             RaceSuite(1, self.args.timeout, ["-x"]), self.launch_time])
         if problem:
@@ -159,7 +160,7 @@ class ReleaseProber:
                 f"pairs, {record.get('idle_cpus')} CPUs idle")
         if decision in PRICE or decision == "undecided" and \
                 probe.tries >= TRIES and \
-                time.monotonic() - self.clock >= TRY_SECONDS:
+                time.monotonic() - started >= TRY_SECONDS:
             return decision, said
         if decision != "undecided":
             return "error", record.get("error") or said
