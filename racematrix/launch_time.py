@@ -140,9 +140,11 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         pair = 0
         # More pairs while undecided and a core is free (without one no
         # convoy forms: the matrix times such a row again, alone, at its end).
-        while pair < args.pairs or (pair < args.max_pairs and decide(
-                ratio_of(sides), idle(), same, worst_pair(sides), False)
-                == "undecided" and (idle() or 0.0) >= MIN_IDLE_CPUS):
+        while pair < args.pairs or (
+                pair < args.max_pairs and (free := idle()) is not None
+                and free >= MIN_IDLE_CPUS and decide(
+                    ratio_of(sides), free, same, worst_pair(sides), False)
+                == "undecided"):
             for name in sorted(swaps, reverse=pair % 2 == 1):
                 simulator.swapped_cuda_module = swaps[name]
                 sides[name].append(workload.launch())
