@@ -1,9 +1,9 @@
 """The launch price of the installed simulator (does this release pay the
-fix's lock?): workload, rule, constants and the pytest plugin, run inside the
-environment under test: ``NUMBA_ENABLE_CUDASIM=1 python
-racematrix/launch_time.py``, or after a suite's tests (``-p
-racematrix.launch_time --launch-time-json PATH``). Pairs of the MWE's kernel,
-in turn, through the installed swap and numba-cuda 0.24.0's (no lock)."""
+fix's lock?): workload, rule, constants and the pytest plugin. Pairs of the
+MWE's kernel, in turn, through the installed swap and numba-cuda 0.24.0's
+(no lock): ``NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py``, or
+after a suite's tests (``-p racematrix.launch_time --launch-time-json PATH``).
+"""
 from __future__ import annotations
 
 import argparse
@@ -32,7 +32,7 @@ MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 # (results/bench.md, "The launch workload").
 PAIRS = 3            # pairs at least (a row needs >= 3 launches a side)
 MAX_PAIRS = 8        # at most, while undecided
-DEVICE_CALLS = 100   # device-function calls per thread per launch
+DEVICE_CALLS = 30    # device-function calls per thread per launch
 THREADS = 32
 BLOCKS = 1
 BUFFER_SIZE = 4
@@ -40,8 +40,14 @@ SWITCH_INTERVAL = 1e-4
 SLOWER_RATIO = 2.0   # installed median / unlocked median at least: slower
 ALIKE_RATIO = 1.5    # below (other code, every pair, a core idle): alike
 MIN_IDLE_CPUS = 0.5  # the convoy needs a free core for the woken waiter
+# Under nox -j: a row's pairs hold this file's lock exclusively, the other
+# rows' pytest processes shared from their start, and the pairs begin once
+# the other cores are idle (at most IDLE_WAIT s: else the matrix times the
+# row again, alone, at its end).
 LOCK_FILE = os.path.join(tempfile.gettempdir(), "racematrix-launch.lock")
 LOCK_WAIT = 60.0
+IDLE_WAIT = 5.0
+IDLE_WINDOW = 0.2
 
 
 def decide(ratio: float | None, idle_cpus: float | None = None,
@@ -106,21 +112,33 @@ def idle_cpu_seconds() -> float | None:
         return None
 
 
+def idle_since(clock: float, idle_before: float | None) -> float | None:
+    """CPUs idle on average since ``clock``, when ``idle_before`` were."""
+    now = idle_cpu_seconds()
+    if now is None or idle_before is None:
+        return None
+    return round((now - idle_before) / max(time.monotonic() - clock, 1e-3), 2)
+
+
+def wait_for_idle() -> float:
+    """Seconds waited (at most IDLE_WAIT) until, while this process sleeps,
+    a core besides its own is idle; 0.0 where idleness cannot be read."""
+    started = time.monotonic()
+    while time.monotonic() - started < IDLE_WAIT:
+        clock, before = time.monotonic(), idle_cpu_seconds()
+        time.sleep(IDLE_WINDOW)
+        idle = idle_since(clock, before)
+        if idle is None or idle >= 1 + MIN_IDLE_CPUS:
+            break
+    return round(time.monotonic() - started, 2)
+
+
 def price(args: argparse.Namespace) -> dict[str, Any]:
     """The ``launch_seconds`` record; a failure is its ``error``."""
     clock, idle_before = time.monotonic(), idle_cpu_seconds()
-
-    def idle() -> float | None:  # CPUs idle on average since the start
-        now = idle_cpu_seconds()
-        if now is None or idle_before is None:
-            return None
-        return round((now - idle_before) /
-                     max(time.monotonic() - clock, 1e-3), 2)
-
     saved = sys.getswitchinterval()
     sides: dict[str, list[float]] = {"installed": [], "unlocked": []}
     error: str | None = None
-    installed: Any = None
     simulator: Any = None
     same: bool | None = None
     try:
@@ -128,8 +146,7 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         if not config.ENABLE_CUDASIM:
             raise RuntimeError("the price is the simulator's: "
                                "NUMBA_ENABLE_CUDASIM is not 1")
-        from numba.cuda.simulator import kernel
-        simulator = kernel
+        from numba.cuda.simulator import kernel as simulator
         installed = simulator.swapped_cuda_module
         swaps = {"installed": installed, "unlocked": unlocked_swap}
         workload = Workload(args)
@@ -141,7 +158,8 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         # More pairs while undecided and a core is free (without one no
         # convoy forms: the matrix times such a row again, alone, at its end).
         while pair < args.pairs or (
-                pair < args.max_pairs and (free := idle()) is not None
+                pair < args.max_pairs and (free := idle_since(
+                    clock, idle_before)) is not None
                 and free >= MIN_IDLE_CPUS and decide(
                     ratio_of(sides), free, same, worst_pair(sides), False)
                 == "undecided"):
@@ -155,7 +173,7 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         sys.setswitchinterval(saved)
         if simulator is not None:
             simulator.swapped_cuda_module = installed
-    ratio, idle_cpus = ratio_of(sides), idle()
+    ratio, idle_cpus = ratio_of(sides), idle_since(clock, idle_before)
     record = dict(
         summarize(sides["installed"]), unlocked=summarize(sides["unlocked"]),
         ratio=None if ratio is None else round(ratio, 3),
@@ -166,8 +184,12 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         rule={"slower_ratio": SLOWER_RATIO, "alike_ratio": ALIKE_RATIO,
               "min_idle_cpus": MIN_IDLE_CPUS, "pairs": args.pairs,
               "max_pairs": args.max_pairs},
-        workload=workload_settings(args), idle_cpus=idle_cpus,
-        seconds=round(time.monotonic() - clock, 3))
+        workload={"threads_per_block": THREADS, "blocks": BLOCKS,
+                  "device_calls": args.device_calls,
+                  "buffer_size": BUFFER_SIZE, "location": args.location,
+                  "switch_interval": args.switch_interval,
+                  "cudasim": os.environ.get("NUMBA_ENABLE_CUDASIM", "0")},
+        idle_cpus=idle_cpus, seconds=round(time.monotonic() - clock, 3))
     if error:
         record["error"] = error
     return record
@@ -188,12 +210,13 @@ def ratio_of(sides: dict[str, list[float]]) -> float | None:
 
 def summarize(samples: list[float]) -> dict[str, Any]:
     """``n``, ``median``, ``p95``, ``max`` and ``samples`` of launch times."""
-    n = len(samples)
+    if not samples:
+        return {"n": 0, "median": None, "p95": None, "max": None,
+                "samples": []}
     p95 = statistics.quantiles(samples, n=100, method="inclusive")[94] \
-        if n > 1 else (samples[0] if n else None)
-    return {"n": n, "median": round(statistics.median(samples), 6) if n
-            else None, "p95": None if p95 is None else round(p95, 6),
-            "max": round(max(samples), 6) if n else None,
+        if len(samples) > 1 else samples[0]
+    return {"n": len(samples), "median": round(statistics.median(samples), 6),
+            "p95": round(p95, 6), "max": round(max(samples), 6),
             "samples": [round(s, 6) for s in samples]}
 
 
@@ -211,15 +234,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("the counts and --switch-interval must be positive, "
                      "--max-pairs at least --pairs")
     return args
-
-
-def workload_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The knobs of the timed kernel, recorded beside the times."""
-    return {"threads_per_block": THREADS, "blocks": BLOCKS,
-            "device_calls": args.device_calls, "buffer_size": BUFFER_SIZE,
-            "location": args.location,
-            "switch_interval": args.switch_interval,
-            "cudasim": os.environ.get("NUMBA_ENABLE_CUDASIM", "0")}
 
 
 class Workload:
@@ -260,13 +274,12 @@ class Workload:
 
 # --- The pytest plugin: the pairs after the suite's tests. ---
 
-def _take(config: pytest.Config, mode: int) -> bool:
-    """Wait up to LOCK_WAIT for flock ``mode``; True if held (the lock's
-    price shows only with a core free: other rows' tests hold it shared)."""
+def _take(lock: Any, mode: int) -> bool:
+    """Wait up to LOCK_WAIT for flock ``mode``; True if held."""
     since = time.monotonic()
     while time.monotonic() - since < LOCK_WAIT:
         try:
-            fcntl.flock(config.launch_lock, mode | fcntl.LOCK_NB)  # type: ignore[attr-defined]
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
             return True
         except OSError:
             time.sleep(0.05)
@@ -282,12 +295,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="racematrix/launch_time.py's options for them")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("launch_time_json"):
-        config.launch_time_args = parse_args(  # type: ignore[attr-defined]
-            shlex.split(config.getoption("launch_time_options")))
-        config.launch_lock = open(LOCK_FILE, "a")  # type: ignore[attr-defined]
-        _take(config, fcntl.LOCK_SH)  # the tests: shared
+def load_initial_conftests(early_config: pytest.Config) -> None:
+    """The shared lock before the suite's conftest imports numba."""
+    if early_config.known_args_namespace.launch_time_json:
+        early_config.launch_lock = open(LOCK_FILE, "a")  # type: ignore[attr-defined]
+        _take(early_config.launch_lock, fcntl.LOCK_SH)  # type: ignore[attr-defined]
 
 
 def sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -295,23 +307,29 @@ def sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "launch_time_json")
     if not path or config.option.collectonly or not session.testscollected:
         return  # no test ran here: nothing to time after
-    waited, exclusive = time.monotonic(), False
+    args = parse_args(shlex.split(config.getoption("launch_time_options")))
+    lock: Any = config.launch_lock  # type: ignore[attr-defined]
+    waited, exclusive, idle_wait = time.monotonic(), False, 0.0
     # The unlocked swap's own code reads alike without a free core too.
     if not runs_unlocked_code():
-        fcntl.flock(config.launch_lock, fcntl.LOCK_UN)  # type: ignore[attr-defined]
-        exclusive = _take(config, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        exclusive = _take(lock, fcntl.LOCK_EX)
+        idle_wait = wait_for_idle()
     waited = round(time.monotonic() - waited, 2)
     try:
-        record = price(config.launch_time_args)  # type: ignore[attr-defined]
+        record = price(args)
     finally:
-        config.launch_lock.close()  # type: ignore[attr-defined]
-    record.update(lock_wait=waited, exclusive=exclusive)
+        lock.close()
+    record.update(lock_wait=waited, exclusive=exclusive, idle_wait=idle_wait)
     with open(f"{path}.part", "w") as stream:
         json.dump({"launch_seconds": record}, stream)
     os.replace(f"{path}.part", path)
 
 
-if pytest is not None:  # after the JUnit XML is written
+if pytest is not None:
+    pytest_load_initial_conftests = pytest.hookimpl(tryfirst=True)(
+        load_initial_conftests)
+    # After the JUnit XML is written.
     pytest_sessionfinish = pytest.hookimpl(trylast=True)(sessionfinish)
 
 
