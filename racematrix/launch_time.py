@@ -1,9 +1,6 @@
-"""The launch price of the installed simulator (does this release pay the
-fix's lock?): workload, rule, constants and the pytest plugin. Pairs of the
-MWE's kernel, in turn, through the installed swap and numba-cuda 0.24.0's
-(no lock): ``NUMBA_ENABLE_CUDASIM=1 python racematrix/launch_time.py``, or
-after a suite's tests (``-p racematrix.launch_time --launch-time-json PATH``).
-"""
+"""Does the installed simulator pay the fix's lock? Pairs of the MWE's
+kernel through the installed swap and numba-cuda 0.24.0's, in turn: run as a
+script, or after a suite's tests (``-p racematrix.launch_time``)."""
 from __future__ import annotations
 
 import argparse
@@ -53,9 +50,8 @@ IDLE_WINDOW = 0.2
 def decide(ratio: float | None, idle_cpus: float | None = None,
            unlocked_code: bool = False, worst_pair: float | None = None,
            full: bool = True) -> str:
-    """The one rule, for a matrix row and a bisect probe: "slower" (pays
-    the lock's price), "alike" (the unlocked code, or after every pair with
-    a core idle) or "undecided"."""
+    """The one rule, for a row and a bisect probe: slower, alike or
+    undecided."""
     if ratio is None:
         return "undecided"
     if unlocked_code:
@@ -102,8 +98,7 @@ def runs_unlocked_code() -> bool:
 
 
 def idle_cpu_seconds() -> float | None:
-    """CPU seconds idle so far, all CPUs (Linux /proc/stat); None elsewhere
-    (macOS: no row then reads alike, the rule needs a core seen idle)."""
+    """CPU seconds idle so far, all CPUs (/proc/stat); None elsewhere."""
     try:
         with open("/proc/stat") as stream:
             fields = stream.readline().split()
@@ -121,8 +116,7 @@ def idle_since(clock: float, idle_before: float | None) -> float | None:
 
 
 def wait_for_idle() -> float:
-    """Seconds waited (at most IDLE_WAIT) until, while this process sleeps,
-    a core besides its own is idle; 0.0 where idleness cannot be read."""
+    """Seconds waited (at most IDLE_WAIT) for a core idle besides ours."""
     started = time.monotonic()
     while time.monotonic() - started < IDLE_WAIT:
         clock, before = time.monotonic(), idle_cpu_seconds()
@@ -237,7 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class Workload:
-    """The MWE's kernel, built in this process; ``launch()`` times one."""
+    """The MWE's kernel; ``launch()`` times one."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         sys.path.insert(0, MWE)
