@@ -140,7 +140,8 @@ def price(args: argparse.Namespace) -> dict[str, Any]:
         if not config.ENABLE_CUDASIM:
             raise RuntimeError("the price is the simulator's: "
                                "NUMBA_ENABLE_CUDASIM is not 1")
-        from numba.cuda.simulator import kernel as simulator
+        from numba.cuda.simulator import kernel
+        simulator = kernel
         installed = simulator.swapped_cuda_module
         swaps = {"installed": installed, "unlocked": unlocked_swap}
         workload = Workload(args)
