@@ -1,7 +1,6 @@
-"""The driver of ``nox -s bisect``: the command line, the releases in range
-from the index, the search on the race or on the launch price with real
-probes (resumed where an interrupted run saved them), the install survey,
-and the files written to ``results/bisect/``."""
+"""``nox -s bisect``: the releases in range on the index, the search on the
+race or on the launch price with real probes (resumed from those an
+interrupted run saved), or the install survey; written to results/bisect/."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` as an argparse type: its error is the option's one line."""
     def convert(text: str) -> Any:
         try:
             return parse(text)
@@ -60,7 +60,7 @@ def version_text(text: str) -> str:
 
 
 def parse_guess(text: str) -> str | list[str]:
-    """``--guess``: "auto", "none", or comma-separated release numbers."""
+    """``--guess``: "auto", "none", or release numbers separated by commas."""
     if text in ("auto", "none"):
         return text
     try:
@@ -118,9 +118,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
                   out_dir: str | Path) -> dict | None:
-    """What to probe first, {"versions", "source"}, or None: the releases
-    of ``--guess`` (each in range), or by default on launch time the race
-    bisect's pair for this search."""
+    """What to probe first, {"versions", "source"}: ``--guess``'s releases,
+    or on launch time by default the race bisect's pair; else None."""
     if args.guess == "auto" and args.metric == "launch-time":
         pair, source = race_flip(out_dir, args.package, args.python,
                                  args.sim, args.extra, versions)
@@ -143,8 +142,8 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
 
 def releases_in_range(args: argparse.Namespace
                       ) -> tuple[list[Version], list[str]]:
-    """Final releases of the package from --from to --to inclusive, as
-    (those whose Requires-Python admits --python, those it excludes)."""
+    """The final releases from --from to --to, as (those whose
+    Requires-Python admits --python, those it excludes)."""
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
     missing = missing_interpreters([args.python])
@@ -169,9 +168,8 @@ def releases_in_range(args: argparse.Namespace
 
 def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                command: str) -> dict:
-    """``nox -s bisect -- ARGS``: the search (or the survey), its files
-    written to ``out_dir``, resumed from the probes an interrupted run of
-    the same search saved; returns the finished file's data."""
+    """``nox -s bisect -- ARGS``: the search (or the survey) written to
+    ``out_dir``, resumed from an interrupted run's saved probes."""
     args = parse_args(argv)
     versions, excluded = releases_in_range(args)
     started = time.monotonic()
@@ -193,7 +191,6 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     prober = ReleaseProber(args, envdir)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end, args.metric)
-    on_time = args.metric == "launch-time"
     names = [canonicalize_name(n) for n in (  # whose versions the table shows
         args.package, *(Requirement(r).name for r in args.extra),
         MODULE_UNDER_TEST.split(".")[0])]
@@ -216,11 +213,10 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
         order = {str(v): i for i, v in enumerate(versions)}
         tested = sorted(prober.seen.values(),
                         key=lambda p: order.get(p.version, len(order)))
-        done = ", ".join(p.version for p in tested)
         write_bisect(out_dir, stem, data(BisectResult(
-            search["releases"], tested, None, f"interrupted after "
-            f"{len(tested)} probe(s) ({done}); rerun `{command}` to resume "
-            f"with them"), partial=True))
+            tested, None, f"interrupted after {len(tested)} probe(s) "
+            f"({', '.join(p.version for p in tested)}); rerun `{command}` "
+            f"to resume with them"), partial=True))
     path, saved = load_partial(out_dir, stem, search_key(search))
     more: dict[str, Any] = {}
     if saved:
@@ -237,7 +233,8 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                     ", ".join(prober.seen), path)
     prober.on_probe = save
     first = guess["versions"] if guess else ()
-    result = bisect_on_time(versions, prober, first) if on_time else \
+    result = bisect_on_time(versions, prober, first) \
+        if args.metric == "launch-time" else \
         bisect_releases(versions, prober, args.initial_runs, first)
     if guess:
         more["guess"] = {**guess, "held": None if len(first) != 2 or not
@@ -251,8 +248,7 @@ def run_survey(args: argparse.Namespace, versions: list[Version],
                envdir: str, folder: Path, data: dict, started: float
                ) -> dict:
     """Every release in range installed by every way of the ladder (no
-    runs): how many import, pass the smoke launch and bring the searched
-    package's own code, way by way; written to ``folder``."""
+    runs), counted way by way, written to ``folder``."""
     entries = []
     for version in versions:
         spec = EnvSpec(args.python, (f"{args.package}=={version}",

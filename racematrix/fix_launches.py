@@ -1,9 +1,7 @@
-"""Launch time of the candidate fixes, in turn: in environments the matrix
-built (``nox -s matrix`` with MATRIX_PATCHES), round after round, one
-launch A/B of each (``launch_time``'s, one pair, the kernel and switch
-interval of ``WORKLOAD``), so that the machine's load falls on all of them
-alike; each release and patch against one reference release on the same
-Python."""
+"""Launch time of the candidate fixes, in the environments the matrix built
+(``nox -s matrix`` with MATRIX_PATCHES): round after round one launch A/B
+of each (``launch_time``'s, one pair of WORKLOAD's launches), so that the
+machine's load falls on all alike; each against one reference release."""
 from __future__ import annotations
 
 import json
@@ -17,7 +15,7 @@ from . import launch_time
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import write_json_atomic
-from .measure_launch import run_launch_time
+from .measurement import run_launch_time
 from .patching import APPLIED
 from .probers import matrix_envdir
 from .provenance import stamp
@@ -40,9 +38,8 @@ WORKLOAD = {"device_calls": 1000, "location": "persistent",
 
 
 def summarize_samples(samples: list[float], limit: float) -> dict:
-    """``launch_time.summarize``'s ``n``, ``median``, ``p95``, ``max``, and
-    how many launches were cut at ``limit``; a quantile that lands on a cut
-    launch is a lower bound (``median_bound``/``p95_bound`` true)."""
+    """``launch_time.summarize`` without the samples, the launches cut at
+    ``limit``, and whether a quantile landed on one (then a lower bound)."""
     found = launch_time.summarize(samples)
     del found["samples"]
     return {**found, "past_limit": sum(1 for s in samples if s >= limit),
@@ -51,9 +48,8 @@ def summarize_samples(samples: list[float], limit: float) -> dict:
 
 
 def ratios(summary: dict, reference: dict) -> dict:
-    """Median and p95 of ``summary`` over the reference's; a ratio whose
-    numerator is a lower bound is one too, and one over a bound is not a
-    figure (None)."""
+    """Median and p95 over the reference's: one over a bound is no figure
+    (None), and a bound over a figure is a bound."""
     found = {}
     for key in ("median", "p95"):
         mine, theirs = summary.get(key), reference.get(key)
@@ -72,8 +68,8 @@ def rotated(labels: list[str], turn: int) -> list[str]:
 def find_environment(envdir: str | Path, python: str, release: str,
                      patch: str | None
                      ) -> tuple[ProbeEnvironment | None, str | None]:
-    """The matrix's environment of the MWE for numba-cuda ``release`` on
-    ``python`` with ``patch`` (or None) applied, or None with why not."""
+    """The matrix's MWE environment of numba-cuda ``release`` with
+    ``patch`` (or None) applied, or None and why not."""
     spec = EnvSpec(python, (f"numba-cuda=={release}",), True, "mwe", patch)
     location = Path(matrix_envdir(envdir, spec))
     if not (location / "bin" / "python").exists():
@@ -93,9 +89,8 @@ def _patch_marker(location: str | Path) -> dict:
 
 def time_launches(envs: dict[str, ProbeEnvironment], rounds: int,
                   limit: float) -> dict:
-    """``rounds`` launches of each environment (label -> environment), one
-    of each in turn; per label its samples (a launch past ``limit``
-    counted at it) and, where its A/B failed, why."""
+    """``rounds`` launches of each environment, one of each in turn: per
+    label its samples (cut at ``limit``) and why its A/B failed, if it did."""
     options = ("--pairs", "1", "--max-pairs", "1", *(
         arg for name, value in WORKLOAD.items()
         for arg in (f"--{name.replace('_', '-')}", str(value))))
@@ -121,9 +116,9 @@ def time_launches(envs: dict[str, ProbeEnvironment], rounds: int,
 
 def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
-    """``time_launches`` over the reference release and each release with
-    and without each patch, added to ``fix_launch_time.json`` (the newest
-    run per Python is the table's, earlier ones are kept)."""
+    """``time_launches`` of the reference and each release with and without
+    each patch, added to ``fix_launch_time.json`` (the newest run per
+    Python is the table's; earlier ones are kept)."""
     envs: dict[str, ProbeEnvironment] = {}
     missing: list[str] = []
     for release, patch in [(args.reference, None)] + [
@@ -174,12 +169,11 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
 
 
 def environment_record(env: ProbeEnvironment) -> dict:
-    """What one timed environment is: its Python build, the versions of
-    the packages that matter, and the patch applied (its diff's sha256)."""
+    """A timed environment's Python build, the versions of the packages
+    that matter, and its patch's sha256."""
     found = read_environment(env)
-    patch = _patch_marker(env.location)
     return {"python_build": found["python_build"],
             "packages": {name: found["packages"][name]
                          for name in NAMED_PACKAGES
                          if name in found["packages"]},
-            "patch_sha256": patch.get("sha256")}
+            "patch_sha256": _patch_marker(env.location).get("sha256")}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import bisect_files, fix_launches, measure_launch
+from racematrix import bisect_files, fix_launches, measurement
 from racematrix.search import Probe, bisect_on_time, probe_limit
 
 
@@ -38,7 +38,7 @@ def decided(data_dir_module):
 
 def load_workload():
     spec = importlib.util.spec_from_file_location(
-        "launch_time", measure_launch.WORKLOAD)
+        "launch_time", measurement.WORKLOAD)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -93,7 +93,7 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
         env.create()
         assert install_resolved(
             env, EnvSpec(e2e_python, (release,), True)).problem is None
-        record = measure_launch.run_launch_time(
+        record = measurement.run_launch_time(
             env, True, ("--pairs", "3", "--max-pairs", "3"))
         assert "error" not in record, record
         assert record["n"] == record["unlocked"]["n"] == 3
@@ -105,7 +105,7 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
             record["worst_pair"], record["n"] >= 3)
         assert record["workload"]["switch_interval"] == \
             workload.SWITCH_INTERVAL
-    off = measure_launch.run_launch_time(env, False, ("--pairs", "3"))
+    off = measurement.run_launch_time(env, False, ("--pairs", "3"))
     assert off["n"] == 0 and "NUMBA_ENABLE_CUDASIM" in off["error"]
 
     # The fixes' launches (fix_compare's run): one A/B of each environment
@@ -156,11 +156,11 @@ def test_a_price_probe_is_a_rows_suite_run_and_its_ab(e2e_python,
 def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
     lines = (data_dir_module / "launch_time" /
              "workload-output.txt").read_text().splitlines()
-    record = measure_launch.parse_workload_output(lines)
+    record = measurement.parse_workload_output(lines)
     assert record["n"] == len(record["samples"])
     assert set(record) >= {"n", "median", "p95", "max", "workload",
                            "samples"}
-    assert measure_launch.parse_workload_output(["Traceback", "x"]) is None
+    assert measurement.parse_workload_output(["Traceback", "x"]) is None
 
 
 # --- The bisect on the launch price ---
