@@ -8,7 +8,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from .bisect_files import (bisect_stem, load_partial, race_flip, search_key,
                            survey_counts, survey_summary, write_bisect)
-from .envspec import (ConfigError, EnvSpec, parse_package, parse_python,
-                      parse_sim, parse_spec)
+from .envspec import EnvSpec, parse_package, parse_python, parse_sim, parse_spec
 from .errors import BadInput, OneLineArgumentParser
 from .index import IndexLookupError, list_releases, nearest_versions
 from .install import MODULE_UNDER_TEST, install_resolved
@@ -40,7 +39,7 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             return parse(text)
-        except (ConfigError, InvalidVersion, ValueError) as error:
+        except ValueError as error:  # ConfigError and InvalidVersion too
             raise argparse.ArgumentTypeError(str(error)) from None
     return convert
 
@@ -68,8 +67,8 @@ def parse_guess(text: str) -> str | list[str]:
     except InvalidVersion:
         guess = []
     if not guess:
-        raise ConfigError(f"{text!r} is not auto, none or release numbers "
-                          f"separated by commas, e.g. 0.24.0,0.26.0")
+        raise ValueError(f"{text!r} is not auto, none or release numbers "
+                         f"separated by commas, e.g. 0.24.0,0.26.0")
     return guess
 
 
@@ -94,15 +93,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--initial-runs", type=_checked(positive_whole_number), default=22,
         help="runs for the first probe of each end (default: 22)")
     add("--metric", choices=("failure", "launch-time"), default="failure",
-        help="what flips: the race (default), or the launch price (the "
-             "rows' A/B, racematrix/launch_time.py)")
+        help="what flips: the race (default) or the launch price")
     add("--guess", default="auto", type=_checked(parse_guess),
-        help="releases to probe before the middle, e.g. 0.24.0,0.26.0, or "
-             "none; auto (default): on launch time, the pair of the race "
-             "bisect of the same search")
+        help="releases to probe first, e.g. 0.24.0,0.26.0, or none; auto "
+             "(default): on launch time, the race bisect's pair")
     add("--survey", action="store_true",
-        help="instead: install every release in range by every way of the "
-             "ladder, run nothing, and count which ways work")
+        help="instead: install every release by every way, run nothing")
     add("--timeout", type=_checked(positive_whole_number), default=120,
         help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
@@ -173,13 +169,14 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     args = parse_args(argv)
     versions, excluded = releases_in_range(args)
     started = time.monotonic()
+    on_time = args.metric == "launch-time"
     search = {"metric": args.metric, "package": args.package,
               "python": args.python, "sim": args.sim, "with": list(args.extra),
               "from": args.start, "to": args.end,
               "releases": [str(v) for v in versions],
               "excluded_by_requires_python": excluded,
-              **({"tries": TRIES, "try_seconds": TRY_SECONDS}
-                 if args.metric == "launch-time" else {})}
+              **({"tries": TRIES, "try_seconds": TRY_SECONDS} if on_time
+                 else {})}
     if args.survey:
         return run_survey(args, versions, envdir, Path(out_dir) / "survey",
                           {**search, "provenance": stamp(command)}, started)
@@ -191,26 +188,22 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     prober = ReleaseProber(args, envdir)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end, args.metric)
-    names = [canonicalize_name(n) for n in (  # whose versions the table shows
-        args.package, *(Requirement(r).name for r in args.extra),
-        MODULE_UNDER_TEST.split(".")[0])]
     tools = {canonicalize_name(t) for t in TEST_TOOLS}
+    shown = [name for name in dict.fromkeys(canonicalize_name(n) for n in (
+        args.package, *(Requirement(r).name for r in args.extra),
+        MODULE_UNDER_TEST.split(".")[0])) if name not in tools]
 
     def data(result: BisectResult, **more: Any) -> dict:
-        return {**search, "tested": [p.to_json() for p in result.tested],
-                "shown_packages": [n for n in dict.fromkeys(names)
-                                   if n not in tools],
-                "boundary": result.boundary, "summary": result.summary,
+        return {**search, **asdict(result), "shown_packages": shown,
+                "tested": [p.to_json() for p in result.tested],
                 "decisive_probes": result.decisive_probes,
                 "probe_limit": probe_limit(len(versions)),
-                "rate_used": result.rate_used,
-                "runs_to_rule_out": result.runs_to_rule_out,
                 "miss_probability": MISS_PROBABILITY,
                 "seconds": round(time.monotonic() - started, 1),
                 "provenance": stamp(command), **more}
 
     def save() -> None:
-        order = {str(v): i for i, v in enumerate(versions)}
+        order = {v: i for i, v in enumerate(search["releases"])}
         tested = sorted(prober.seen.values(),
                         key=lambda p: order.get(p.version, len(order)))
         write_bisect(out_dir, stem, data(BisectResult(
@@ -233,14 +226,12 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                     ", ".join(prober.seen), path)
     prober.on_probe = save
     first = guess["versions"] if guess else ()
-    result = bisect_on_time(versions, prober, first) \
-        if args.metric == "launch-time" else \
+    result = bisect_on_time(versions, prober, first) if on_time else \
         bisect_releases(versions, prober, args.initial_runs, first)
     if guess:
-        more["guess"] = {**guess, "held": None if len(first) != 2 or not
-                         result.boundary else [result.boundary[side][
-                             "version"] for side in ("before", "after")]
-                         == list(first)}
+        pair = [side["version"] for side in (result.boundary or {}).values()]
+        more["guess"] = {**guess, "held": pair == list(first)
+                         if len(first) == 2 and pair else None}
     return write_bisect(out_dir, stem, data(result, **more))
 
 

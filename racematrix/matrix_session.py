@@ -84,8 +84,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
     with running_marker(results_dir, spec.env_id) as running, \
             scratch_folder() as scratch:
         fields = run_all(measurements, Built(
-            session, spec, suite, keep_dir=Path(results_dir),
-            environment=environment, running=running,
+            session, spec, suite, environment=environment, running=running,
             scratch=Path(scratch)))
     return finish(fields.pop("env_error_detail", None),
                   **{**environment, **fields})

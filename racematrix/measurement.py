@@ -35,13 +35,11 @@ RESULT_PREFIX = '{"launch_seconds":'
 
 @dataclass
 class Built:
-    """An installed environment. ``venv``: a nox Session or a
-    ``venv.ProbeEnvironment``; ``keep_dir``: where evidence files the raw
-    result names are kept (None: none)."""
+    """An installed environment; ``venv``: a nox Session or a
+    ``venv.ProbeEnvironment``."""
     venv: Any
     spec: EnvSpec
     suite: Suite = MWE_SUITE
-    keep_dir: Path | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     running: Callable[[], int] = field(default=lambda: 1)
     scratch: Path | None = None
@@ -62,12 +60,11 @@ def run_all(measurements: Sequence[Measurement], built: Built
             ) -> dict[str, Any]:
     """The measurements' fields, in order, up to one with an ``env_error``
     (later ones would measure a broken environment)."""
-    built.pytest_args = tuple(
-        arg for measurement in measurements
-        for arg in getattr(measurement, "suite_args", lambda _: ())(built))
     for measurement in measurements:
-        built.pytest_env.update(
-            getattr(measurement, "suite_env", lambda _: {})(built))
+        built.pytest_args += getattr(measurement, "suite_args",
+                                     lambda _: ())(built)
+        built.pytest_env.update(getattr(measurement, "suite_env",
+                                        lambda _: {})(built))
     fields: dict[str, Any] = {}
     for measurement in measurements:
         fields.update(measurement.measure(built))
