@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -101,11 +102,10 @@ def time_launches(envs: dict[str, ProbeEnvironment], rounds: int,
         loads.append(round(os.getloadavg()[0], 2))
         for label in rotated(list(envs), turn):
             if not found[label]["error"]:
-                clock = time.monotonic()
-                record = run_launch_time(envs[label], True, options,
-                                         timeout=limit + STARTUP_ALLOWANCE)
-                if record["n"] == 0 and time.monotonic() - clock >= \
-                        limit + STARTUP_ALLOWANCE:  # stopped: a stall
+                try:
+                    record = run_launch_time(envs[label], True, options,
+                                             timeout=limit + STARTUP_ALLOWANCE)
+                except subprocess.TimeoutExpired:  # a stall, counted at limit
                     record = {"samples": [limit]}
                 found[label]["error"] = record.get("error")
                 found[label]["samples"] += [min(s, limit)

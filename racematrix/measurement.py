@@ -9,6 +9,7 @@ import json
 import re
 import shlex
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,9 +51,8 @@ class Built:
 
 class Measurement(Protocol):
     """``measure(built)`` returns raw fields; one riding along in the
-    suite's pytest also has ``suite_args(built)`` and ``suite_env(built)``."""
-    name: str
-
+    suite's pytest process also has ``suite_options(built)``: (its pytest
+    arguments, its environment variables)."""
     def measure(self, built: Built) -> dict[str, Any]: ...
 
 
@@ -61,10 +61,10 @@ def run_all(measurements: Sequence[Measurement], built: Built
     """The measurements' fields, in order, up to one with an ``env_error``
     (later ones would measure a broken environment)."""
     for measurement in measurements:
-        built.pytest_args += getattr(measurement, "suite_args",
-                                     lambda _: ())(built)
-        built.pytest_env.update(getattr(measurement, "suite_env",
-                                        lambda _: {})(built))
+        args, env = getattr(measurement, "suite_options",
+                            lambda _: ((), {}))(built)
+        built.pytest_args += args
+        built.pytest_env.update(env)
     fields: dict[str, Any] = {}
     for measurement in measurements:
         fields.update(measurement.measure(built))
@@ -139,7 +139,6 @@ class RaceSuite:
     """``count`` runs of each test of the suite, ``timeout`` s each before a
     run counts as hung; arguments pytest rejects raise ``BadInput`` (the
     user's, not the environment's); ``last_run`` keeps the run."""
-    name = "race"
 
     def __init__(self, count: int, timeout: float,
                  pytest_args: Sequence[str] = (), echo: bool = True) -> None:
@@ -199,10 +198,15 @@ def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
                     echo: bool = False, timeout: float | None = None) -> dict:
     """``launch_time``'s A/B alone in ``env`` (a nox Session or a
     ``venv.ProbeEnvironment``): its record, or one with ``n`` 0 and an
-    ``error`` naming the last line it printed."""
+    ``error`` naming the last line it printed; ``subprocess.TimeoutExpired``
+    where ``timeout`` s passed first."""
+    command = ["python", str(WORKLOAD), *options]
     returncode, tail = run_streaming(
-        env, ["python", str(WORKLOAD), *options],
-        {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, timeout=timeout)
+        env, command, {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo,
+        timeout=timeout)
+    if timeout is not None and -returncode in (signal.SIGTERM,
+                                               signal.SIGKILL):
+        raise subprocess.TimeoutExpired(command, timeout)  # stopped by it
     record = parse_workload_output(tail)
     if record is None:
         last = next((line for line in reversed(tail) if line.strip()),
@@ -232,20 +236,19 @@ class LaunchTime:
     ``launches``, at most ``max_launches`` while undecided), taken by its
     plugin in the suite's own pytest process once the tests have run, so
     that they never change the suite's rates."""
-    name = "launch_seconds"
 
     def __init__(self, launches: int = launch_time.PAIRS,
                  max_launches: int = launch_time.MAX_PAIRS) -> None:
         self.options = ["--pairs", str(launches),
                         "--max-pairs", str(max(max_launches, launches))]
 
-    def suite_args(self, built: Built) -> tuple[str, ...]:
+    def suite_options(self, built: Built
+                      ) -> tuple[tuple[str, ...], dict[str, str]]:
+        """The plugin's options, and PYTHONPATH for its import."""
         return ("-p", PLUGIN, "--launch-time-json",
                 str(Path(str(built.scratch)) / "launch_seconds.json"),
-                "--launch-time-options", shlex.join(self.options))
-
-    def suite_env(self, built: Built) -> dict[str, str]:
-        return {"PYTHONPATH": str(PROJECT)}  # for the plugin's import
+                "--launch-time-options", shlex.join(self.options)), \
+            {"PYTHONPATH": str(PROJECT)}
 
     def measure(self, built: Built) -> dict:
         try:
