@@ -88,37 +88,11 @@ def _patch_marker(location: str | Path) -> dict:
     return json.loads(markers[0].read_text()) if markers else {}
 
 
-def time_launches(envs: dict[str, ProbeEnvironment], rounds: int,
-                  limit: float) -> dict:
-    """``rounds`` launches of each environment, one of each in turn: per
-    label its samples (cut at ``limit``) and why its A/B failed, if it did."""
-    options = ("--pairs", "1", "--max-pairs", "1", *(
-        arg for name, value in WORKLOAD.items()
-        for arg in (f"--{name.replace('_', '-')}", str(value))))
-    found: dict[str, dict] = {label: {"samples": [], "race_errors": 0,
-                                      "error": None} for label in envs}
-    loads = []
-    for turn in range(rounds):
-        loads.append(round(os.getloadavg()[0], 2))
-        for label in rotated(list(envs), turn):
-            if not found[label]["error"]:
-                try:
-                    record = run_launch_time(envs[label], True, options,
-                                             timeout=limit + STARTUP_ALLOWANCE)
-                except subprocess.TimeoutExpired:  # a stall, counted at limit
-                    record = {"samples": [limit]}
-                found[label]["error"] = record.get("error")
-                found[label]["samples"] += [min(s, limit)
-                                            for s in record["samples"]]
-        logger.info("round %d of %d, load %s", turn + 1, rounds, loads[-1])
-    return {"labels": found, "load_per_round": loads}
-
-
 def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
-    """``time_launches`` of the reference and each release with and without
-    each patch, added to ``fix_launch_time.json`` (the newest run per
-    Python is the table's; earlier ones are kept)."""
+    """``args.rounds`` launches of the reference and of each release with
+    and without each patch, one of each in turn, added to LAUNCH_FILE (the
+    newest run per Python is the table's; earlier ones are kept)."""
     envs: dict[str, ProbeEnvironment] = {}
     missing: list[str] = []
     for release, patch in [(args.reference, None)] + [
@@ -138,20 +112,39 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
     environments = {label: environment_record(env)
                     for label, env in envs.items()}
     started = time.monotonic()
-    timed = time_launches(envs, args.rounds, args.limit)
-    ref = summarize_samples(timed["labels"][args.reference]["samples"],
-                            args.limit)
+    options = ("--pairs", "1", "--max-pairs", "1", *(
+        arg for name, value in WORKLOAD.items()
+        for arg in (f"--{name.replace('_', '-')}", str(value))))
+    seen: dict[str, dict] = {label: {"samples": [], "race_errors": 0,
+                                     "error": None} for label in envs}
+    loads = []
+    for turn in range(args.rounds):
+        loads.append(round(os.getloadavg()[0], 2))
+        for label in rotated(list(envs), turn):
+            if not seen[label]["error"]:
+                try:
+                    record = run_launch_time(envs[label], True, options,
+                                             timeout=args.limit +
+                                             STARTUP_ALLOWANCE)
+                except subprocess.TimeoutExpired:  # a stall, counted at limit
+                    record = {"samples": [args.limit]}
+                seen[label]["error"] = record.get("error")
+                seen[label]["samples"] += [min(s, args.limit)
+                                           for s in record["samples"]]
+        logger.info("round %d of %d, load %s", turn + 1, args.rounds,
+                    loads[-1])
+    ref = summarize_samples(seen[args.reference]["samples"], args.limit)
     rows = []
-    for label, seen in timed["labels"].items():
+    for label, found in seen.items():
         release, _, patch = label.partition("+")
-        summary = summarize_samples(seen["samples"], args.limit)
+        summary = summarize_samples(found["samples"], args.limit)
         rows.append({"label": label, "release": release,
                      "patch": patch or NONE, **summary, **ratios(summary, ref),
-                     **seen})
+                     **found})
     record = {"python": args.python, "reference": args.reference,
               "releases": args.releases, "patches": args.patches,
               "rounds": args.rounds, "limit": args.limit, "workload": WORKLOAD,
-              "load_per_round": timed["load_per_round"], "missing": missing,
+              "load_per_round": loads, "missing": missing,
               "rows": rows, **stamp(command),
               "seconds": round(time.monotonic() - started, 1),
               "environments": environments}
