@@ -7,11 +7,9 @@ import json
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .install import WAYS, outcomes_by_way
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import render
 from .rawresult import RawResultWarning
@@ -126,9 +124,6 @@ def rerender_bisects(folder: str | Path) -> None:
 
 
 def markdown(data: dict) -> str:
-    if "surveyed" in data:
-        return render("bisect.md", data=data, ways=WAYS, by_way=[
-            outcomes_by_way(entry["attempts"]) for entry in data["surveyed"]])
     return render("bisect.md", data=data, timed=data.get("metric") == TIME,
                   shown=data.get("shown_packages") or [],
                   groups=condensed_probes(data["tested"]))
@@ -150,26 +145,3 @@ def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:
             groups.append((probe["version"], probe["version"], probe, 1, key))
     return [(first, last, dict(probe, reason=key) if count > 1 else probe,
              count) for first, last, probe, count, key in groups]
-
-
-def survey_counts(entries: list[dict]) -> dict:
-    """Per way: releases that work by that way alone, and by the ladder up
-    to it."""
-    alone = dict.fromkeys(WAYS, 0)
-    ladder = dict.fromkeys(WAYS, 0)
-    for entry in entries:
-        outcomes = outcomes_by_way(entry["attempts"])
-        reached = False
-        for way in WAYS:
-            ok = outcomes.get(way) == "ok"
-            reached = reached or ok
-            alone[way] += ok
-            ladder[way] += reached
-    return {"releases": len(entries), "alone": alone, "by_ladder": ladder}
-
-
-def survey_summary(data: dict[str, Any]) -> str:
-    counts = data["counts"]
-    steps = "; ".join(f"{way}: {counts['by_ladder'][way]}" for way in WAYS)
-    return (f"of {counts['releases']} releases, those whose own code imports "
-            f"and runs the smoke launch, by the ladder up to each way: {steps}")

@@ -1,6 +1,6 @@
-"""``nox -s bisect``: the releases in range on the index, the search on the
-race or on the launch price with real probes (resumed from those an
-interrupted run saved), or the install survey; written to results/bisect/."""
+"""``nox -s bisect``: the releases in range on the index and the search on
+the race or on the launch price with real probes (resumed from those an
+interrupted run saved), written to results/bisect/."""
 from __future__ import annotations
 
 import argparse
@@ -17,19 +17,17 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .bisect_files import (bisect_stem, load_partial, race_flip, search_key,
-                           survey_counts, survey_summary, write_bisect)
-from .envspec import EnvSpec, parse_package, parse_python, parse_sim, parse_spec
+                           write_bisect)
+from .envspec import parse_package, parse_python, parse_sim, parse_spec
 from .errors import BadInput, OneLineArgumentParser
 from .index import IndexLookupError, list_releases, nearest_versions
-from .install import MODULE_UNDER_TEST, install_resolved
+from .install import MODULE_UNDER_TEST
 from .interpreters import missing_interpreters
-from .probers import (TRIES, TRY_SECONDS, ReleaseProber, matrix_envdir,
-                      record_installation)
+from .probers import TRIES, TRY_SECONDS, ReleaseProber
 from .provenance import stamp
 from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_on_time,
                      bisect_releases, probe_limit)
 from .suites import TEST_TOOLS
-from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +95,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--guess", default="auto", type=_checked(parse_guess),
         help="releases to probe first, e.g. 0.24.0,0.26.0, or none; auto "
              "(default): on launch time, the race bisect's pair")
-    add("--survey", action="store_true",
-        help="instead: install every release by every way, run nothing")
     add("--timeout", type=_checked(positive_whole_number), default=120,
         help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
@@ -164,7 +160,7 @@ def releases_in_range(args: argparse.Namespace
 
 def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                command: str) -> dict:
-    """``nox -s bisect -- ARGS``: the search (or the survey) written to
+    """``nox -s bisect -- ARGS``: the search written to
     ``out_dir``, resumed from an interrupted run's saved probes."""
     args = parse_args(argv)
     versions, excluded = releases_in_range(args)
@@ -177,9 +173,6 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
               "excluded_by_requires_python": excluded,
               **({"tries": TRIES, "try_seconds": TRY_SECONDS} if on_time
                  else {})}
-    if args.survey:
-        return run_survey(args, versions, envdir, Path(out_dir) / "survey",
-                          {**search, "provenance": stamp(command)}, started)
     logger.info("%d releases of %s in range for Python %s (%d more exclude "
                 "it by Requires-Python); extra requirements: %s",
                 len(versions), args.package, args.python, len(excluded),
@@ -233,30 +226,3 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
         more["guess"] = {**guess, "held": pair == list(first)
                          if len(first) == 2 and pair else None}
     return write_bisect(out_dir, stem, data(result, **more))
-
-
-def run_survey(args: argparse.Namespace, versions: list[Version],
-               envdir: str, folder: Path, data: dict, started: float
-               ) -> dict:
-    """Every release in range installed by every way of the ladder (no
-    runs), counted way by way, written to ``folder``."""
-    entries = []
-    for version in versions:
-        spec = EnvSpec(args.python, (f"{args.package}=={version}",
-                                     *args.extra), args.sim)
-        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python)
-        env.create()
-        clock = time.monotonic()
-        installation = install_resolved(env, spec, every_way=True)
-        kind, reason = installation.problem or ("installed", "")
-        probe = Probe(str(version), {"skip": "skipped", "installed":
-                                     "installed"}.get(kind, "error"),
-                      reason=reason, seconds=round(time.monotonic() - clock, 1))
-        record_installation(probe, installation)
-        entries.append(probe.to_json())
-    data.update(surveyed=entries, counts=survey_counts(entries),
-                decisive_probes=0, seconds=round(time.monotonic() - started, 1))
-    data["summary"] = survey_summary(data)
-    return write_bisect(folder, bisect_stem(args.package, args.python,
-                                            args.sim, args.start, args.end),
-                        data)

@@ -273,21 +273,6 @@ def test_releases_are_judged_by_the_target_python_not_noxs():
         set(map(str, on_312)) | set(excluded_312)
 
 
-def test_survey_counts_each_way_alone_and_up_the_ladder(data_dir):
-    import json
-    from racematrix.bisect_files import survey_counts
-    data = json.loads((data_dir / "bisect-numba-cuda-py3.12.json").read_text())
-    counts = survey_counts(data["tested"])
-    assert counts["releases"] == len(data["tested"])
-    ladder = list(counts["by_ladder"].values())
-    assert ladder == sorted(ladder)  # each rung keeps what the earlier ones got
-    for way, alone in counts["alone"].items():
-        assert alone <= counts["by_ladder"][way]
-    # Placeholders never count: their numba.cuda is not numba-cuda's.
-    untestable = [p for p in data["tested"] if p["verdict"] == "error"]
-    assert ladder[-1] == len(data["tested"]) - len(untestable)
-
-
 def test_metric_is_failure_unless_launch_time_is_asked():
     from racematrix.bisect_session import parse_args
     base = ["--package", "numba-cuda", "--python", "3.12"]
