@@ -25,8 +25,8 @@ from .install import MODULE_UNDER_TEST
 from .interpreters import missing_interpreters
 from .probers import TRIES, TRY_SECONDS, ReleaseProber
 from .provenance import stamp
-from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_on_time,
-                     bisect_releases, probe_limit)
+from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_releases,
+                     probe_limit)
 from .suites import TEST_TOOLS
 
 logger = logging.getLogger(__name__)
@@ -219,8 +219,8 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                     ", ".join(prober.seen), path)
     prober.on_probe = save
     first = guess["versions"] if guess else ()
-    result = bisect_on_time(versions, prober, first) if on_time else \
-        bisect_releases(versions, prober, args.initial_runs, first)
+    result = bisect_releases(versions, prober, 0 if on_time else
+                             args.initial_runs, first)
     if guess:
         pair = [side["version"] for side in (result.boundary or {}).values()]
         more["guess"] = {**guess, "held": pair == list(first)

@@ -3,6 +3,7 @@ reused) and its suite run as a matrix row runs it; on the launch price each
 run also takes the row's A/B, whose decision places the release."""
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -14,7 +15,7 @@ from typing import Any
 
 from .envspec import EnvSpec, project_config
 from .fileio import scratch_folder
-from .install import Installation, install_resolved
+from .install import install_resolved
 from .launch_time import MAX_PAIRS, PAIRS
 from .measurement import Built, LaunchTime, RaceSuite, run_all
 from .outcomes import RAN, Outcome
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 # Where each matrix session notes its environment's folder, for the bisect.
 ENV_INDEX = ".racematrix-envs"
+# What a probe keeps of its install.Installation.
+INSTALLED = ("way", "exclude_newer", "implementation", "requirements",
+             "attempts", "packages")
 # A/Bs of a release while they read undecided: TRIES at least, and on until
 # TRY_SECONDS have passed on it (a free core comes when other work ends),
 # RETRY_PAUSE s apart; then it is skipped like a release that cannot build.
@@ -55,14 +59,6 @@ def matrix_envdir(envdir: str | Path, spec: EnvSpec) -> str:
     if noted and (Path(noted) / "bin" / "python").exists():
         return str(noted)
     return str(Path(envdir) / f"bisect-{spec.env_id}")
-
-
-def record_installation(probe: Probe, installation: Installation) -> None:
-    probe.way, probe.exclude_newer = installation.way, installation.exclude_newer
-    probe.implementation = installation.implementation
-    probe.requirements = list(installation.requirements)
-    probe.attempts = list(installation.attempts)
-    probe.packages = dict(installation.packages)
 
 
 class ReleaseProber:
@@ -106,7 +102,9 @@ class ReleaseProber:
                 env.create()
                 installation = install_resolved(env, spec)
                 if fresh or not installation.problem:
-                    record_installation(probe, installation)
+                    for name in INSTALLED:
+                        setattr(probe, name,
+                                copy.copy(getattr(installation, name)))
                 if installation.problem:
                     kind, reason = installation.problem
                     return self.keep(probe, "skipped" if kind == "skip"

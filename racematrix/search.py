@@ -143,30 +143,22 @@ class Search:
                            f"{v[hi]} ({self.verdict(hi)})", **fields)
 
 
-def bisect_on_time(versions: Sequence[object], probe: Callable[..., Probe],
-                   guess: Sequence[str] = ()) -> BisectResult:
-    """Where the launch price flips; ``probe(version)`` places a release
-    "alike" or "slower" (its rows' A/B)."""
-    search = Search(versions, probe)
-    ends = search.ends(lambda i: search(i).verdict in PRICE)
-    if isinstance(ends, str):
-        return search.result(None, ends)
-    return search.settle(*ends, search, guess)
-
-
 def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
-                    initial_runs: int, guess: Sequence[str] = ()
+                    initial_runs: int = 0, guess: Sequence[str] = ()
                     ) -> BisectResult:
-    """Where the race's verdict flips; ``probe(version, min_runs, whole)``
-    runs a release to its first failure or ``min_runs`` runs (``whole``: to
-    ``min_runs`` whatever it sees, for a rate)."""
+    """Where the verdict flips. On the launch price (``initial_runs`` 0)
+    ``probe(version)`` places a release "alike" or "slower" (its rows'
+    A/B); on the race ``probe(version, min_runs, whole)`` runs a release to
+    its first failure or ``min_runs`` runs (``whole``: to ``min_runs``
+    whatever it sees, for a rate)."""
     search = Search(versions, probe)
-    v = search.versions
-    found = search.ends(lambda i: search(i, initial_runs, True).verdict
-                        in RACE)
+    v, how = search.versions, (initial_runs, True) if initial_runs else ()
+    found = search.ends(lambda i: search(i, *how).verdict in USABLE)
     if isinstance(found, str):
         return search.result(None, found)
     lo, hi = found
+    if not initial_runs:
+        return search.settle(lo, hi, search, guess)
     ends = search.tested[v[lo]], search.tested[v[hi]]
     if not any(p.verdict == "reproduced" for p in ends):
         # A rare bug can hide from a first look at both ends.

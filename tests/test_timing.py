@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from racematrix import bisect_files, fix_launches, measurement
-from racematrix.search import Probe, bisect_on_time, probe_limit
+from racematrix.search import Probe, bisect_releases, probe_limit
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ class RowDecisions:
 @pytest.mark.parametrize("boundary", range(1, len(VERSIONS)))
 def test_the_price_bisect_finds_where_rows_turn_slower(decided, boundary):
     fake = RowDecisions(decided, boundary)
-    result = bisect_on_time(VERSIONS, fake)
+    result = bisect_releases(VERSIONS, fake)
     assert result.boundary == {
         "before": {"version": VERSIONS[boundary - 1], "verdict": "alike"},
         "after": {"version": VERSIONS[boundary], "verdict": "slower"}}
@@ -205,7 +205,7 @@ def test_the_price_bisect_finds_where_rows_turn_slower(decided, boundary):
 def test_undecided_and_broken_releases_are_skipped(decided):
     fake = RowDecisions(decided, 12, undecided={"0.10.0", "0.11.0"},
                         broken={"0.0.0", "0.20.0"})
-    result = bisect_on_time(VERSIONS, fake)
+    result = bisect_releases(VERSIONS, fake)
     # 0.10.0 and 0.11.0 cannot be placed: the closest placed pair.
     assert result.boundary["before"]["version"] == "0.9.0"
     assert result.boundary["after"]["version"] == "0.12.0"
@@ -215,12 +215,12 @@ def test_undecided_and_broken_releases_are_skipped(decided):
 
 
 def test_alike_at_both_ends_and_nothing_placeable(decided):
-    result = bisect_on_time(VERSIONS, RowDecisions(decided, len(VERSIONS)))
+    result = bisect_releases(VERSIONS, RowDecisions(decided, len(VERSIONS)))
     assert result.boundary is None and "nothing flips" in result.summary
-    result = bisect_on_time(VERSIONS, RowDecisions(
+    result = bisect_releases(VERSIONS, RowDecisions(
         decided, 5, undecided=set(VERSIONS)))
     assert result.boundary is None and not result.decisive_probes
-    assert bisect_on_time([], None).boundary is None
+    assert bisect_releases([], None).boundary is None
 
 
 @pytest.mark.parametrize("boundary, guess", [
@@ -228,7 +228,7 @@ def test_alike_at_both_ends_and_nothing_placeable(decided):
 def test_a_guess_is_probed_first_and_never_changes_the_answer(
         decided, boundary, guess):
     fake = RowDecisions(decided, boundary)
-    result = bisect_on_time(VERSIONS, fake, guess)
+    result = bisect_releases(VERSIONS, fake, 0, guess)
     assert result.boundary["after"]["version"] == VERSIONS[boundary]
     assert fake.calls[2] == guess[0]  # after the two ends
     if guess == VERSIONS[boundary - 1:boundary + 1]:
@@ -236,7 +236,7 @@ def test_a_guess_is_probed_first_and_never_changes_the_answer(
 
 
 def test_the_price_bisect_markdown_shows_each_probes_ab(decided):
-    result = bisect_on_time(VERSIONS, RowDecisions(decided, 5, {"0.3.0"}))
+    result = bisect_releases(VERSIONS, RowDecisions(decided, 5, {"0.3.0"}))
     data = {"metric": "launch-time", "package": "numba-cuda",
             "python": "3.12", "sim": True, "with": [],
             "releases": VERSIONS, "tested": [p.to_json() for p in
