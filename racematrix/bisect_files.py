@@ -1,11 +1,11 @@
 """The files of ``results/bisect/``: their names, the bisect of a search the
-report shows, an interrupted search's partial file, the race bisect's pair
-for a guess, and their Markdown (``templates/bisect.md.j2``)."""
+report shows, an interrupted search's partial file, and their Markdown
+(``templates/bisect.md.j2``)."""
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -70,23 +70,6 @@ def load_bisects(folder: str | Path, metric: str = "failure") -> list[dict]:
     """The widest bisect of each search in ``folder`` on ``metric``."""
     return widest_bisects(data for data in read_bisects(folder).values()
                           if data.get("metric", "failure") == metric)
-
-
-def race_flip(folder: str | Path, package: str, python: str, sim: bool,
-              extra: Sequence[str], versions: Sequence[object]
-              ) -> tuple[list | None, str | None]:
-    """The pair where the widest finished race bisect of this search placed
-    its flip, both in ``versions``, and its file name; else (None, None)."""
-    key = searched({"package": package, "python": python, "sim": sim,
-                    "with": extra})
-    for data in load_bisects(folder):
-        pair = [(data.get("boundary") or {}).get(side, {}).get("version")
-                for side in ("before", "after")]
-        if searched(data) == key and not data.get("partial") and \
-                set(pair) <= {str(v) for v in versions}:
-            return pair, bisect_stem(package, python, sim, data.get("from"),
-                                     data.get("to")) + ".json"
-    return None, None
 
 
 def load_partial(out_dir: str | Path, stem: str, key: tuple

@@ -16,8 +16,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .bisect_files import (bisect_stem, load_partial, race_flip, search_key,
-                           write_bisect)
+from .bisect_files import (bisect_stem, load_bisects, load_partial,
+                           search_key, searched, write_bisect)
 from .envspec import parse_package, parse_python, parse_sim, parse_spec
 from .errors import BadInput, OneLineArgumentParser
 from .index import IndexLookupError, list_releases, nearest_versions
@@ -113,13 +113,18 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
     """What to probe first, {"versions", "source"}: ``--guess``'s releases,
     or on launch time by default the race bisect's pair; else None."""
     if args.guess == "auto" and args.metric == "launch-time":
-        pair, source = race_flip(out_dir, args.package, args.python,
-                                 args.sim, args.extra, versions)
-        if pair:
-            logger.info("probing first the pair where the race bisect (%s) "
-                        "placed its flip: %s and %s (`--guess none` starts "
-                        "from the middle)", source, *pair)
-        return {"versions": pair, "source": source} if pair else None
+        key = searched({**vars(args), "with": args.extra})
+        for data in load_bisects(out_dir):  # the widest race bisects
+            pair = [(data.get("boundary") or {}).get(side, {}).get("version")
+                    for side in ("before", "after")]
+            if searched(data) == key and not data.get("partial") and \
+                    set(pair) <= {str(v) for v in versions}:
+                source = bisect_stem(args.package, args.python, args.sim,
+                                     data.get("from"), data.get("to"))
+                logger.info("probing first the pair where the race bisect "
+                            "(%s.json) placed its flip: %s and %s (`--guess "
+                            "none` starts from the middle)", source, *pair)
+                return {"versions": pair, "source": source + ".json"}
     if args.guess in ("auto", "none"):
         return None
     by_version = {Version(str(v)): str(v) for v in versions}
