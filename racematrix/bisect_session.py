@@ -165,8 +165,8 @@ def releases_in_range(args: argparse.Namespace
 
 def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                command: str) -> dict:
-    """``nox -s bisect -- ARGS``: the search written to
-    ``out_dir``, resumed from an interrupted run's saved probes."""
+    """``nox -s bisect -- ARGS``: the search written to ``out_dir``, resumed
+    from an interrupted run's saved probes."""
     args = parse_args(argv)
     versions, excluded = releases_in_range(args)
     started = time.monotonic()
