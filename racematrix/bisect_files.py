@@ -22,8 +22,7 @@ PARTIAL = ".partial"
 
 def bisect_stem(package: str, python: str, sim: bool, start: str | None = None,
                 end: str | None = None, metric: str = "failure") -> str:
-    """A bisect's file name without suffix: by package, Python, the range
-    where ``--from``/``--to`` narrowed it (never over a wider one), metric."""
+    """A bisect's file name (a narrower range never replaces a wider one)."""
     stem = f"{package}-py{python}"
     if start or end:
         stem += f"-{start or 'first'}-{end or 'last'}"
@@ -44,8 +43,7 @@ def search_key(data: dict) -> tuple:
 
 
 def widest_bisects(bisects: Iterable[dict]) -> list[dict]:
-    """Per search, the finished bisect over the most releases (the newest
-    among equals)."""
+    """Per search, the finished bisect over the most releases, newest."""
     kept: dict = {}
     for data in bisects:
         rank = (not data.get("partial"), len(data.get("releases") or ()),
@@ -74,8 +72,7 @@ def load_bisects(folder: str | Path, metric: str = "failure") -> list[dict]:
 
 def load_partial(out_dir: str | Path, stem: str, key: tuple
                  ) -> tuple[Path, dict | None]:
-    """(path, data) of the partial file of the search ``key``; data None
-    where there is none."""
+    """(path, data or None) of the partial file of the search ``key``."""
     path = Path(out_dir) / f"{stem}{PARTIAL}.json"
     try:
         data = json.loads(path.read_text())
@@ -113,8 +110,8 @@ def markdown(data: dict) -> str:
 
 
 def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:
-    """Consecutive releases not placed for one reason (no wheel for this
-    Python, one import error) as one (first, last, probe, count)."""
+    """Runs of releases not placed for one reason as (first, last, probe,
+    count)."""
     groups: list = []
     for probe in tested:
         key = None if probe["verdict"] in USABLE else probe["reason"]

@@ -110,8 +110,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
                   out_dir: str | Path) -> dict | None:
-    """What to probe first, {"versions", "source"}: ``--guess``'s releases,
-    or on launch time by default the race bisect's pair; else None."""
+    """``--guess``'s releases, or on launch time the race bisect's pair."""
     if args.guess == "auto" and args.metric == "launch-time":
         key = searched({**vars(args), "with": args.extra})
         for data in load_bisects(out_dir):  # the widest race bisects
@@ -139,8 +138,7 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
 
 def releases_in_range(args: argparse.Namespace
                       ) -> tuple[list[Version], list[str]]:
-    """The final releases from --from to --to, as (those whose
-    Requires-Python admits --python, those it excludes)."""
+    """Releases in range: (admitted by Requires-Python, excluded by it)."""
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
     missing = missing_interpreters([args.python])
@@ -165,8 +163,7 @@ def releases_in_range(args: argparse.Namespace
 
 def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                command: str) -> dict:
-    """``nox -s bisect -- ARGS``: the search written to ``out_dir``, resumed
-    from an interrupted run's saved probes."""
+    """``nox -s bisect -- ARGS``, resumed from a partial file's probes."""
     args = parse_args(argv)
     versions, excluded = releases_in_range(args)
     started = time.monotonic()

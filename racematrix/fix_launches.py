@@ -69,8 +69,7 @@ def rotated(labels: list[str], turn: int) -> list[str]:
 def find_environment(envdir: str | Path, python: str, release: str,
                      patch: str | None
                      ) -> tuple[ProbeEnvironment | None, str | None]:
-    """The matrix's MWE environment of numba-cuda ``release`` with
-    ``patch`` (or None) applied, or None and why not."""
+    """The matrix's MWE environment of ``release`` + ``patch``, or why not."""
     spec = EnvSpec(python, (f"numba-cuda=={release}",), True, "mwe", patch)
     location = Path(matrix_envdir(envdir, spec))
     if not (location / "bin" / "python").exists():
@@ -162,8 +161,7 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
 
 
 def environment_record(env: ProbeEnvironment) -> dict:
-    """A timed environment's Python build, the versions of the packages
-    that matter, and its patch's sha256."""
+    """A timed environment's Python build, versions and patch's sha256."""
     found = read_environment(env)
     return {"python_build": found["python_build"],
             "packages": {name: found["packages"][name]

@@ -36,8 +36,7 @@ RESULT_PREFIX = '{"launch_seconds":'
 
 @dataclass
 class Built:
-    """An installed environment; ``venv``: a nox Session or a
-    ``venv.ProbeEnvironment``."""
+    """An installed environment (``venv``: a nox Session or a venv)."""
     venv: Any
     spec: EnvSpec
     suite: Suite = MWE_SUITE
@@ -58,8 +57,7 @@ class Measurement(Protocol):
 
 def run_all(measurements: Sequence[Measurement], built: Built
             ) -> dict[str, Any]:
-    """The measurements' fields, in order, up to one with an ``env_error``
-    (later ones would measure a broken environment)."""
+    """The measurements' fields, in order, up to an ``env_error``."""
     for measurement in measurements:
         args, env = getattr(measurement, "suite_options",
                             lambda _: ((), {}))(built)
@@ -125,8 +123,7 @@ def refuse_own_options(pytest_args: Sequence[str]) -> str | None:
 
 
 def first_error_line(lines: Sequence[str]) -> str:
-    """The exception line of pytest's output (``E   ...Error: ...``
-    first), else the last line."""
+    """The exception line of pytest's output, else its last line."""
     for pattern in (r"^E\s+[\w.]*(Error|Exception)\b",
                     r"^[\w.]*(Error|Exception)\b"):
         for line in lines:
@@ -195,14 +192,14 @@ class RaceSuite:
 
 
 def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
-                    echo: bool = False, timeout: float | None = None) -> dict:
+                    timeout: float | None = None) -> dict:
     """``launch_time``'s A/B alone in ``env`` (a nox Session or a
     ``venv.ProbeEnvironment``): its record, or one with ``n`` 0 and an
     ``error`` naming the last line it printed; ``subprocess.TimeoutExpired``
     where ``timeout`` s passed first."""
     command = ["python", str(WORKLOAD), *options]
     returncode, tail = run_streaming(
-        env, command, {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo,
+        env, command, {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, False,
         timeout=timeout)
     if timeout is not None and -returncode in (signal.SIGTERM,
                                                signal.SIGKILL):

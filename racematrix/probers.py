@@ -49,8 +49,7 @@ def note_matrix_env(location: str, spec: EnvSpec) -> None:
 
 
 def matrix_envdir(envdir: str | Path, spec: EnvSpec) -> str:
-    """The matrix's environment of ``spec`` where it has one, else the
-    bisect's own folder for it."""
+    """The matrix's environment of ``spec``, else the bisect's own."""
     try:
         noted = json.loads((Path(envdir) / ENV_INDEX /
                             f"{spec.env_id}.json").read_text())["location"]
@@ -120,8 +119,7 @@ class ReleaseProber:
 
     def race(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
              min_runs: int, whole: bool) -> tuple[str, str] | None:
-        """The verdict where it is reached, else None after one batch of
-        runs (``whole``: to ``min_runs``; else to the first failure)."""
+        """The verdict once reached, else None after one batch of runs."""
         verdict = decide_probe(probe.failures, probe.runs, min_runs, whole)
         if verdict and probe.runs:
             return verdict, (f"{probe.failures} of {probe.runs} runs failed "
@@ -139,8 +137,7 @@ class ReleaseProber:
 
     def price(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
               started: float) -> tuple[str, str] | None:
-        """A run of the suite with the row's A/B: its decision, or None to
-        take it again while undecided (``started``: this probe's start)."""
+        """A suite run with the row's A/B: its decision, None to retry."""
         problem, fields = self.run(env, spec, probe, [
             RaceSuite(1, self.args.timeout, ["-x"]), self.launch_time])
         if problem:
@@ -164,8 +161,8 @@ class ReleaseProber:
 
     def run(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
             measurements: list) -> tuple[tuple[str, str] | None, dict]:
-        """The measurements in one pytest run, its runs added to the
-        probe's; (verdict, reason) where the run cannot count."""
+        """One pytest run added to the probe: (verdict, reason) where it
+        cannot count, and its fields."""
         with scratch_folder() as scratch:
             fields = run_all(measurements, Built(env, spec,
                                                 scratch=Path(scratch)))

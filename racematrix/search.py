@@ -25,8 +25,7 @@ USABLE = RACE + PRICE
 
 @dataclass
 class Probe:
-    """One release's verdict, its runs (on the price also its A/Bs and the
-    last one's record) and how it was installed."""
+    """One release's verdict, runs, A/Bs and how it was installed."""
     version: str
     verdict: str
     runs: int = 0
@@ -68,8 +67,7 @@ def probe_limit(n: int) -> int:
 
 
 class Search:
-    """The releases and their probes: ``search(index, *how)`` probes one
-    through ``probe(version, *how)`` and keeps what it gave."""
+    """The releases; ``search(index, *how)`` probes one and keeps it."""
 
     def __init__(self, versions: Sequence[object],
                  probe: Callable[..., Probe]) -> None:
@@ -207,8 +205,7 @@ def firming_runs(failures: int, runs: int, clean_probes: float) -> int:
 
 def decide_probe(failures: int, runs: int, min_runs: int,
                  whole: bool = False) -> str | None:
-    """A race probe's verdict so far, or None to run on (``whole``: to
-    ``min_runs`` whatever it has seen)."""
+    """A race probe's verdict so far, or None to run on."""
     if runs < min_runs and (whole or not failures):
         return None
     return decide_verdict({

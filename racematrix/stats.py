@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 
 
-def wilson_interval(successes: int, trials: int,
-                    confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson's interval of a binomial proportion (SciPy's), as (low, high);
-    (0.0, 1.0) without trials: nothing is known."""
+def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
+    """Wilson's 95% interval of a binomial proportion (SciPy's), as (low,
+    high); (0.0, 1.0) without trials: nothing is known."""
     if trials == 0:
         return (0.0, 1.0)
     from scipy.stats import binomtest
-    interval = binomtest(successes, trials).proportion_ci(
-        confidence_level=confidence, method="wilson")
+    interval = binomtest(successes, trials).proportion_ci(method="wilson")
     return (max(0.0, float(interval.low)), min(1.0, float(interval.high)))
 
 
@@ -26,6 +24,5 @@ def runs_to_rule_out(failure_rate: float, miss_probability: float) -> int:
 
 
 def chance_all_pass(failure_rate: float, runs: int) -> float:
-    """The chance that ``runs`` runs, each failing at ``failure_rate``, all
-    pass."""
+    """The chance that ``runs`` runs all pass."""
     return (1 - failure_rate) ** runs
