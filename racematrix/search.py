@@ -117,10 +117,9 @@ class Search:
         guesses = [v.index(str(g)) for g in guess if str(g) in v]
         while hi - lo > 1:
             guesses = [i for i in guesses if lo < i < hi]
-            mid = (lo + hi) // 2
-            order = guesses[:1] + sorted(
-                (i for i in range(lo + 1, hi) if i not in guesses[:1]),
-                key=lambda i: (abs(i - mid), i))
+            mid, first = (lo + hi) // 2, guesses[:1]
+            order = sorted(range(lo + 1, hi), key=lambda i: (
+                i not in first, abs(i - mid), i))
             guesses = guesses[1:]
             index = next((i for i in order if (
                 v[i] not in self.tested or self.verdict(i) in USABLE)
