@@ -188,9 +188,12 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
         args.package, *(Requirement(r).name for r in args.extra),
         MODULE_UNDER_TEST.split(".")[0])) if name not in tools]
 
+    order = {v: i for i, v in enumerate(search["releases"])}
+
     def data(result: BisectResult, **more: Any) -> dict:
         return {**search, **asdict(result), "shown_packages": shown,
-                "tested": [p.to_json() for p in result.tested],
+                "tested": [p.to_json() for p in sorted(
+                    result.tested, key=lambda p: order.get(p.version, len(order)))],
                 "decisive_probes": result.decisive_probes,
                 "probe_limit": probe_limit(len(versions)),
                 "miss_probability": MISS_PROBABILITY,
@@ -198,9 +201,7 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                 "provenance": stamp(command), **more}
 
     def save() -> None:
-        order = {v: i for i, v in enumerate(search["releases"])}
-        tested = sorted(prober.seen.values(),
-                        key=lambda p: order.get(p.version, len(order)))
+        tested = list(prober.seen.values())
         write_bisect(out_dir, stem, data(BisectResult(
             tested, None, f"interrupted after {len(tested)} probe(s) "
             f"({', '.join(p.version for p in tested)}); rerun `{command}` "

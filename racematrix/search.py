@@ -88,9 +88,8 @@ class Search:
         found = None if lo_hi is None else {
             side: {"version": self.versions[i], "verdict": self.verdict(i)}
             for side, i in zip(("before", "after"), lo_hi)}
-        return BisectResult(sorted(self.tested.values(), key=lambda p:
-                                   self.versions.index(p.version)),
-                            found, summary, **fields)
+        return BisectResult(list(self.tested.values()), found, summary,
+                            **fields)
 
     def ends(self, placed: Callable[[int], bool]) -> tuple[int, int] | str:
         """The first and the last release ``placed``, or why not two."""
