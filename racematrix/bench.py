@@ -296,7 +296,7 @@ def workload_envs(python: str, raws: Path = PROJECT / "results" / "raw",
 def workload_run() -> dict[str, Any]:
     """Each candidate workload's A/B in each release's environment: right
     where a release without the race reads slower, one with it alike."""
-    from .measure_launch import WORKLOAD, parse_workload_output
+    from .measurement import WORKLOAD, parse_workload_output
     candidates = []
     for load in WORKLOAD_LOADS:
         busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])

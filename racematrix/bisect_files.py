@@ -1,34 +1,28 @@
-"""The files of the bisect folder (``results/bisect/``): their names, which
-bisect of a search the report shows, an interrupted search's partial file,
-the race bisect's pair for a guess, and their Markdown
-(``templates/bisect.md.j2``), rendered from the JSON at any time."""
+"""The files of ``results/bisect/``: their names, the bisect of a search the
+report shows, an interrupted search's partial file, and their Markdown
+(``templates/bisect.md.j2``)."""
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .install import WAYS, outcomes_by_way
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import render
 from .rawresult import RawResultWarning
 from .search import USABLE
 
 TIME = "launch-time"
-# An interrupted bisect's file: its probes so far, saved as each finished,
-# beside (never over) a finished bisect of the same search.
+# An interrupted bisect's probes so far, beside (never over) a finished one.
 PARTIAL = ".partial"
 
 
 def bisect_stem(package: str, python: str, sim: bool, start: str | None = None,
                 end: str | None = None, metric: str = "failure") -> str:
-    """The file name (without suffix) of a bisect: by package and Python,
-    by range where ``--from`` or ``--to`` narrowed it (a narrower search
-    never replaces a wider one), by metric."""
+    """A bisect's file name (a narrower range never replaces a wider one)."""
     stem = f"{package}-py{python}"
     if start or end:
         stem += f"-{start or 'first'}-{end or 'last'}"
@@ -37,22 +31,19 @@ def bisect_stem(package: str, python: str, sim: bool, start: str | None = None,
 
 
 def searched(data: dict) -> tuple:
-    """What a bisect file searched: package, Python, simulator flag, extra
-    requirements (bisects of other ranges or metrics can share it)."""
+    """What a bisect searched, whatever its range or metric."""
     return (canonicalize_name(str(data.get("package"))), data.get("python"),
             bool(data.get("sim")), tuple(data.get("with") or ()))
 
 
 def search_key(data: dict) -> tuple:
-    """What makes two runs the same search: a saved probe is reused only
-    by the same search (on launch time, with as many tries)."""
+    """What makes two runs the same search, whose saved probes are reused."""
     return (*searched(data), data.get("from"), data.get("to"),
             data.get("metric", "failure"), data.get("tries"))
 
 
 def widest_bisects(bisects: Iterable[dict]) -> list[dict]:
-    """Of the bisects of one search, the finished one over the most
-    releases (the newest among equals)."""
+    """Per search, the finished bisect over the most releases, newest."""
     kept: dict = {}
     for data in bisects:
         rank = (not data.get("partial"), len(data.get("releases") or ()),
@@ -74,37 +65,14 @@ def read_bisects(folder: str | Path) -> dict[Path, dict]:
 
 
 def load_bisects(folder: str | Path, metric: str = "failure") -> list[dict]:
-    """The widest bisect of each search in ``folder`` on ``metric``
-    ("failure": the race; "launch-time": the price of the fix)."""
-    found = [data for data in read_bisects(folder).values()
-             if data.get("metric", "failure") == metric]
-    for data in found:  # files written before names were normalised
-        data["package"] = canonicalize_name(str(data.get("package")))
-    return widest_bisects(found)
-
-
-def race_flip(folder: str | Path, package: str, python: str, sim: bool,
-              extra: Sequence[str], versions: Sequence[object]
-              ) -> tuple[list | None, str | None]:
-    """Where the widest finished race bisect in ``folder`` of the same
-    search placed its flip, when both releases are in ``versions``:
-    ([before, after], its file name), or (None, None)."""
-    key = searched({"package": package, "python": python, "sim": sim,
-                    "with": extra})
-    for data in load_bisects(folder):
-        pair = [(data.get("boundary") or {}).get(side, {}).get("version")
-                for side in ("before", "after")]
-        if searched(data) == key and not data.get("partial") and \
-                set(pair) <= {str(v) for v in versions}:
-            return pair, bisect_stem(package, python, sim, data.get("from"),
-                                     data.get("to")) + ".json"
-    return None, None
+    """The widest bisect of each search in ``folder`` on ``metric``."""
+    return widest_bisects(data for data in read_bisects(folder).values()
+                          if data.get("metric", "failure") == metric)
 
 
 def load_partial(out_dir: str | Path, stem: str, key: tuple
                  ) -> tuple[Path, dict | None]:
-    """The saved probes of an interrupted run of the search ``key``
-    (``search_key``), as (path, data), or (path, None)."""
+    """(path, data or None) of the partial file of the search ``key``."""
     path = Path(out_dir) / f"{stem}{PARTIAL}.json"
     try:
         data = json.loads(path.read_text())
@@ -117,8 +85,7 @@ def load_partial(out_dir: str | Path, stem: str, key: tuple
 
 
 def write_bisect(out_dir: str | Path, stem: str, data: dict) -> dict:
-    """``<stem>.json`` and its ``.md``; a finished bisect replaces the
-    partial file of its search."""
+    """``<stem>.json`` and ``.md``; a finished one removes its partial."""
     out_dir = Path(out_dir)
     if data.get("partial"):
         stem += PARTIAL
@@ -137,22 +104,20 @@ def rerender_bisects(folder: str | Path) -> None:
 
 
 def markdown(data: dict) -> str:
-    """A bisect's or a survey's Markdown, from its JSON."""
-    if "surveyed" in data:
-        return render("bisect.md", data=data, ways=WAYS, by_way=[
-            outcomes_by_way(entry["attempts"]) for entry in data["surveyed"]])
     return render("bisect.md", data=data, timed=data.get("metric") == TIME,
                   shown=data.get("shown_packages") or [],
                   groups=condensed_probes(data["tested"]))
 
 
 def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:
-    """Consecutive releases not placed for the same reason (no wheel for
-    this Python, one import error) as one entry: (first, last, probe,
+    """Runs of releases not placed for one reason as (first, last, probe,
     count)."""
     groups: list = []
     for probe in tested:
-        key = _unplaced_reason(probe)
+        key = None if probe["verdict"] in USABLE else probe["reason"]
+        if key and probe["verdict"] == "skipped" and \
+                key.startswith("no wheel"):
+            key = "no wheel for " + key.rsplit(" for ", 1)[-1]
         if key and groups and groups[-1][4] == key:
             first, _, kept, count, _ = groups[-1]
             groups[-1] = (first, probe["version"], kept, count + 1, key)
@@ -160,35 +125,3 @@ def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:
             groups.append((probe["version"], probe["version"], probe, 1, key))
     return [(first, last, dict(probe, reason=key) if count > 1 else probe,
              count) for first, last, probe, count, key in groups]
-
-
-def _unplaced_reason(probe: dict) -> str | None:
-    if probe["verdict"] in USABLE:
-        return None
-    reason = probe["reason"]
-    if probe["verdict"] == "skipped" and reason.startswith("no wheel"):
-        return "no wheel for " + reason.rsplit(" for ", 1)[-1]
-    return reason
-
-
-def survey_counts(entries: list[dict]) -> dict:
-    """Per way: releases that work by that way alone, and by that way or
-    an earlier one (what the ladder gets when it stops there)."""
-    alone = dict.fromkeys(WAYS, 0)
-    ladder = dict.fromkeys(WAYS, 0)
-    for entry in entries:
-        outcomes = outcomes_by_way(entry["attempts"])
-        reached = False
-        for way in WAYS:
-            ok = outcomes.get(way) == "ok"
-            reached = reached or ok
-            alone[way] += ok
-            ladder[way] += reached
-    return {"releases": len(entries), "alone": alone, "by_ladder": ladder}
-
-
-def survey_summary(data: dict[str, Any]) -> str:
-    counts = data["counts"]
-    steps = "; ".join(f"{way}: {counts['by_ladder'][way]}" for way in WAYS)
-    return (f"of {counts['releases']} releases, those whose own code imports "
-            f"and runs the smoke launch, by the ladder up to each way: {steps}")

@@ -1,7 +1,6 @@
-"""The driver of ``nox -s bisect``: the command line, the releases in range
-from the index, the search on the race or on the launch price with real
-probes (resumed where an interrupted run saved them), the install survey,
-and the files written to ``results/bisect/``."""
+"""``nox -s bisect``: the releases in range on the index and the search on
+the race or on the launch price with real probes (resumed from those an
+interrupted run saved), written to results/bisect/."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +8,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +16,28 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .bisect_files import (bisect_stem, load_partial, race_flip, search_key,
-                           survey_counts, survey_summary, write_bisect)
-from .envspec import (ConfigError, EnvSpec, parse_package, parse_python,
-                      parse_sim, parse_spec)
+from .bisect_files import (bisect_stem, load_bisects, load_partial,
+                           search_key, searched, write_bisect)
+from .envspec import parse_package, parse_python, parse_sim, parse_spec
 from .errors import BadInput, OneLineArgumentParser
 from .index import IndexLookupError, list_releases, nearest_versions
-from .install import MODULE_UNDER_TEST, install_resolved
+from .install import MODULE_UNDER_TEST
 from .interpreters import missing_interpreters
-from .probers import (TRIES, TRY_SECONDS, ReleaseProber, matrix_envdir,
-                      record_installation)
+from .probers import TRIES, TRY_SECONDS, ReleaseProber
 from .provenance import stamp
-from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_on_time,
-                     bisect_releases, probe_limit)
+from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_releases,
+                     probe_limit)
 from .suites import TEST_TOOLS
-from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 
 
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` as an argparse type: its error is the option's one line."""
     def convert(text: str) -> Any:
         try:
             return parse(text)
-        except (ConfigError, InvalidVersion, ValueError) as error:
+        except ValueError as error:  # ConfigError and InvalidVersion too
             raise argparse.ArgumentTypeError(str(error)) from None
     return convert
 
@@ -60,7 +57,7 @@ def version_text(text: str) -> str:
 
 
 def parse_guess(text: str) -> str | list[str]:
-    """``--guess``: "auto", "none", or comma-separated release numbers."""
+    """``--guess``: "auto", "none", or release numbers separated by commas."""
     if text in ("auto", "none"):
         return text
     try:
@@ -68,8 +65,8 @@ def parse_guess(text: str) -> str | list[str]:
     except InvalidVersion:
         guess = []
     if not guess:
-        raise ConfigError(f"{text!r} is not auto, none or release numbers "
-                          f"separated by commas, e.g. 0.24.0,0.26.0")
+        raise ValueError(f"{text!r} is not auto, none or release numbers "
+                         f"separated by commas, e.g. 0.24.0,0.26.0")
     return guess
 
 
@@ -94,15 +91,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--initial-runs", type=_checked(positive_whole_number), default=22,
         help="runs for the first probe of each end (default: 22)")
     add("--metric", choices=("failure", "launch-time"), default="failure",
-        help="what flips: the race (default), or the launch price (the "
-             "rows' A/B, racematrix/launch_time.py)")
+        help="what flips: the race (default) or the launch price")
     add("--guess", default="auto", type=_checked(parse_guess),
-        help="releases to probe before the middle, e.g. 0.24.0,0.26.0, or "
-             "none; auto (default): on launch time, the pair of the race "
-             "bisect of the same search")
-    add("--survey", action="store_true",
-        help="instead: install every release in range by every way of the "
-             "ladder, run nothing, and count which ways work")
+        help="releases to probe first, e.g. 0.24.0,0.26.0, or none; auto "
+             "(default): on launch time, the race bisect's pair")
     add("--timeout", type=_checked(positive_whole_number), default=120,
         help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
@@ -118,17 +110,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
                   out_dir: str | Path) -> dict | None:
-    """What to probe first, {"versions", "source"}, or None: the releases
-    of ``--guess`` (each in range), or by default on launch time the race
-    bisect's pair for this search."""
+    """``--guess``'s releases, or on launch time the race bisect's pair."""
     if args.guess == "auto" and args.metric == "launch-time":
-        pair, source = race_flip(out_dir, args.package, args.python,
-                                 args.sim, args.extra, versions)
-        if pair:
-            logger.info("probing first the pair where the race bisect (%s) "
-                        "placed its flip: %s and %s (`--guess none` starts "
-                        "from the middle)", source, *pair)
-        return {"versions": pair, "source": source} if pair else None
+        key = searched({**vars(args), "with": args.extra})
+        for data in load_bisects(out_dir):  # the widest race bisects
+            pair = [(data.get("boundary") or {}).get(side, {}).get("version")
+                    for side in ("before", "after")]
+            if searched(data) == key and not data.get("partial") and \
+                    set(pair) <= {str(v) for v in versions}:
+                source = bisect_stem(args.package, args.python, args.sim,
+                                     data.get("from"), data.get("to"))
+                logger.info("probing first the pair where the race bisect "
+                            "(%s.json) placed its flip: %s and %s (`--guess "
+                            "none` starts from the middle)", source, *pair)
+                return {"versions": pair, "source": source + ".json"}
     if args.guess in ("auto", "none"):
         return None
     by_version = {Version(str(v)): str(v) for v in versions}
@@ -143,8 +138,7 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
 
 def releases_in_range(args: argparse.Namespace
                       ) -> tuple[list[Version], list[str]]:
-    """Final releases of the package from --from to --to inclusive, as
-    (those whose Requires-Python admits --python, those it excludes)."""
+    """Releases in range: (admitted by Requires-Python, excluded by it)."""
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
     missing = missing_interpreters([args.python])
@@ -169,22 +163,18 @@ def releases_in_range(args: argparse.Namespace
 
 def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                command: str) -> dict:
-    """``nox -s bisect -- ARGS``: the search (or the survey), its files
-    written to ``out_dir``, resumed from the probes an interrupted run of
-    the same search saved; returns the finished file's data."""
+    """``nox -s bisect -- ARGS``, resumed from a partial file's probes."""
     args = parse_args(argv)
     versions, excluded = releases_in_range(args)
     started = time.monotonic()
+    on_time = args.metric == "launch-time"
     search = {"metric": args.metric, "package": args.package,
               "python": args.python, "sim": args.sim, "with": list(args.extra),
               "from": args.start, "to": args.end,
               "releases": [str(v) for v in versions],
               "excluded_by_requires_python": excluded,
-              **({"tries": TRIES, "try_seconds": TRY_SECONDS}
-                 if args.metric == "launch-time" else {})}
-    if args.survey:
-        return run_survey(args, versions, envdir, Path(out_dir) / "survey",
-                          {**search, "provenance": stamp(command)}, started)
+              **({"tries": TRIES, "try_seconds": TRY_SECONDS} if on_time
+                 else {})}
     logger.info("%d releases of %s in range for Python %s (%d more exclude "
                 "it by Requires-Python); extra requirements: %s",
                 len(versions), args.package, args.python, len(excluded),
@@ -193,34 +183,29 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     prober = ReleaseProber(args, envdir)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end, args.metric)
-    on_time = args.metric == "launch-time"
-    names = [canonicalize_name(n) for n in (  # whose versions the table shows
-        args.package, *(Requirement(r).name for r in args.extra),
-        MODULE_UNDER_TEST.split(".")[0])]
     tools = {canonicalize_name(t) for t in TEST_TOOLS}
+    shown = [name for name in dict.fromkeys(canonicalize_name(n) for n in (
+        args.package, *(Requirement(r).name for r in args.extra),
+        MODULE_UNDER_TEST.split(".")[0])) if name not in tools]
+
+    order = {v: i for i, v in enumerate(search["releases"])}
 
     def data(result: BisectResult, **more: Any) -> dict:
-        return {**search, "tested": [p.to_json() for p in result.tested],
-                "shown_packages": [n for n in dict.fromkeys(names)
-                                   if n not in tools],
-                "boundary": result.boundary, "summary": result.summary,
+        return {**search, **asdict(result), "shown_packages": shown,
+                "tested": [p.to_json() for p in sorted(
+                    result.tested, key=lambda p: order.get(p.version, len(order)))],
                 "decisive_probes": result.decisive_probes,
                 "probe_limit": probe_limit(len(versions)),
-                "rate_used": result.rate_used,
-                "runs_to_rule_out": result.runs_to_rule_out,
                 "miss_probability": MISS_PROBABILITY,
                 "seconds": round(time.monotonic() - started, 1),
                 "provenance": stamp(command), **more}
 
     def save() -> None:
-        order = {str(v): i for i, v in enumerate(versions)}
-        tested = sorted(prober.seen.values(),
-                        key=lambda p: order.get(p.version, len(order)))
-        done = ", ".join(p.version for p in tested)
+        tested = list(prober.seen.values())
         write_bisect(out_dir, stem, data(BisectResult(
-            search["releases"], tested, None, f"interrupted after "
-            f"{len(tested)} probe(s) ({done}); rerun `{command}` to resume "
-            f"with them"), partial=True))
+            tested, None, f"interrupted after {len(tested)} probe(s) "
+            f"({', '.join(p.version for p in tested)}); rerun `{command}` "
+            f"to resume with them"), partial=True))
     path, saved = load_partial(out_dir, stem, search_key(search))
     more: dict[str, Any] = {}
     if saved:
@@ -237,39 +222,10 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                     ", ".join(prober.seen), path)
     prober.on_probe = save
     first = guess["versions"] if guess else ()
-    result = bisect_on_time(versions, prober, first) if on_time else \
-        bisect_releases(versions, prober, args.initial_runs, first)
+    result = bisect_releases(versions, prober, 0 if on_time else
+                             args.initial_runs, first)
     if guess:
-        more["guess"] = {**guess, "held": None if len(first) != 2 or not
-                         result.boundary else [result.boundary[side][
-                             "version"] for side in ("before", "after")]
-                         == list(first)}
+        pair = [side["version"] for side in (result.boundary or {}).values()]
+        more["guess"] = {**guess, "held": pair == list(first)
+                         if len(first) == 2 and pair else None}
     return write_bisect(out_dir, stem, data(result, **more))
-
-
-def run_survey(args: argparse.Namespace, versions: list[Version],
-               envdir: str, folder: Path, data: dict, started: float
-               ) -> dict:
-    """Every release in range installed by every way of the ladder (no
-    runs): how many import, pass the smoke launch and bring the searched
-    package's own code, way by way; written to ``folder``."""
-    entries = []
-    for version in versions:
-        spec = EnvSpec(args.python, (f"{args.package}=={version}",
-                                     *args.extra), args.sim)
-        env = ProbeEnvironment(matrix_envdir(envdir, spec), args.python)
-        env.create()
-        clock = time.monotonic()
-        installation = install_resolved(env, spec, every_way=True)
-        kind, reason = installation.problem or ("installed", "")
-        probe = Probe(str(version), {"skip": "skipped", "installed":
-                                     "installed"}.get(kind, "error"),
-                      reason=reason, seconds=round(time.monotonic() - clock, 1))
-        record_installation(probe, installation)
-        entries.append(probe.to_json())
-    data.update(surveyed=entries, counts=survey_counts(entries),
-                decisive_probes=0, seconds=round(time.monotonic() - started, 1))
-    data["summary"] = survey_summary(data)
-    return write_bisect(folder, bisect_stem(args.package, args.python,
-                                            args.sim, args.start, args.end),
-                        data)

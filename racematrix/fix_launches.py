@@ -1,14 +1,13 @@
-"""Launch time of the candidate fixes, in turn: in environments the matrix
-built (``nox -s matrix`` with MATRIX_PATCHES), round after round, one
-launch A/B of each (``launch_time``'s, one pair, the kernel and switch
-interval of ``WORKLOAD``), so that the machine's load falls on all of them
-alike; each release and patch against one reference release on the same
-Python."""
+"""Launch time of the candidate fixes, in the environments the matrix built
+(``nox -s matrix`` with MATRIX_PATCHES): round after round one launch A/B
+of each (``launch_time``'s, one pair of WORKLOAD's launches), so that the
+machine's load falls on all alike; each against one reference release."""
 from __future__ import annotations
 
 import json
 import logging
 import os
+import subprocess
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -17,7 +16,7 @@ from . import launch_time
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import write_json_atomic
-from .measure_launch import run_launch_time
+from .measurement import run_launch_time
 from .patching import APPLIED
 from .probers import matrix_envdir
 from .provenance import stamp
@@ -40,9 +39,8 @@ WORKLOAD = {"device_calls": 1000, "location": "persistent",
 
 
 def summarize_samples(samples: list[float], limit: float) -> dict:
-    """``launch_time.summarize``'s ``n``, ``median``, ``p95``, ``max``, and
-    how many launches were cut at ``limit``; a quantile that lands on a cut
-    launch is a lower bound (``median_bound``/``p95_bound`` true)."""
+    """``launch_time.summarize`` without the samples, the launches cut at
+    ``limit``, and whether a quantile landed on one (then a lower bound)."""
     found = launch_time.summarize(samples)
     del found["samples"]
     return {**found, "past_limit": sum(1 for s in samples if s >= limit),
@@ -51,9 +49,8 @@ def summarize_samples(samples: list[float], limit: float) -> dict:
 
 
 def ratios(summary: dict, reference: dict) -> dict:
-    """Median and p95 of ``summary`` over the reference's; a ratio whose
-    numerator is a lower bound is one too, and one over a bound is not a
-    figure (None)."""
+    """Median and p95 over the reference's: one over a bound is no figure
+    (None), and a bound over a figure is a bound."""
     found = {}
     for key in ("median", "p95"):
         mine, theirs = summary.get(key), reference.get(key)
@@ -72,8 +69,7 @@ def rotated(labels: list[str], turn: int) -> list[str]:
 def find_environment(envdir: str | Path, python: str, release: str,
                      patch: str | None
                      ) -> tuple[ProbeEnvironment | None, str | None]:
-    """The matrix's environment of the MWE for numba-cuda ``release`` on
-    ``python`` with ``patch`` (or None) applied, or None with why not."""
+    """The matrix's MWE environment of ``release`` + ``patch``, or why not."""
     spec = EnvSpec(python, (f"numba-cuda=={release}",), True, "mwe", patch)
     location = Path(matrix_envdir(envdir, spec))
     if not (location / "bin" / "python").exists():
@@ -91,39 +87,11 @@ def _patch_marker(location: str | Path) -> dict:
     return json.loads(markers[0].read_text()) if markers else {}
 
 
-def time_launches(envs: dict[str, ProbeEnvironment], rounds: int,
-                  limit: float) -> dict:
-    """``rounds`` launches of each environment (label -> environment), one
-    of each in turn; per label its samples (a launch past ``limit``
-    counted at it) and, where its A/B failed, why."""
-    options = ("--pairs", "1", "--max-pairs", "1", *(
-        arg for name, value in WORKLOAD.items()
-        for arg in (f"--{name.replace('_', '-')}", str(value))))
-    found: dict[str, dict] = {label: {"samples": [], "race_errors": 0,
-                                      "error": None} for label in envs}
-    loads = []
-    for turn in range(rounds):
-        loads.append(round(os.getloadavg()[0], 2))
-        for label in rotated(list(envs), turn):
-            if not found[label]["error"]:
-                clock = time.monotonic()
-                record = run_launch_time(envs[label], True, options,
-                                         timeout=limit + STARTUP_ALLOWANCE)
-                if record["n"] == 0 and time.monotonic() - clock >= \
-                        limit + STARTUP_ALLOWANCE:  # stopped: a stall
-                    record = {"samples": [limit]}
-                found[label]["error"] = record.get("error")
-                found[label]["samples"] += [min(s, limit)
-                                            for s in record["samples"]]
-        logger.info("round %d of %d, load %s", turn + 1, rounds, loads[-1])
-    return {"labels": found, "load_per_round": loads}
-
-
 def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
-    """``time_launches`` over the reference release and each release with
-    and without each patch, added to ``fix_launch_time.json`` (the newest
-    run per Python is the table's, earlier ones are kept)."""
+    """``args.rounds`` launches of the reference and of each release with
+    and without each patch, one of each in turn, added to LAUNCH_FILE (the
+    newest run per Python is the table's; earlier ones are kept)."""
     envs: dict[str, ProbeEnvironment] = {}
     missing: list[str] = []
     for release, patch in [(args.reference, None)] + [
@@ -143,20 +111,39 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
     environments = {label: environment_record(env)
                     for label, env in envs.items()}
     started = time.monotonic()
-    timed = time_launches(envs, args.rounds, args.limit)
-    ref = summarize_samples(timed["labels"][args.reference]["samples"],
-                            args.limit)
+    options = ("--pairs", "1", "--max-pairs", "1", *(
+        arg for name, value in WORKLOAD.items()
+        for arg in (f"--{name.replace('_', '-')}", str(value))))
+    seen: dict[str, dict] = {label: {"samples": [], "race_errors": 0,
+                                     "error": None} for label in envs}
+    loads = []
+    for turn in range(args.rounds):
+        loads.append(round(os.getloadavg()[0], 2))
+        for label in rotated(list(envs), turn):
+            if not seen[label]["error"]:
+                try:
+                    record = run_launch_time(envs[label], True, options,
+                                             timeout=args.limit +
+                                             STARTUP_ALLOWANCE)
+                except subprocess.TimeoutExpired:  # a stall, counted at limit
+                    record = {"samples": [args.limit]}
+                seen[label]["error"] = record.get("error")
+                seen[label]["samples"] += [min(s, args.limit)
+                                           for s in record["samples"]]
+        logger.info("round %d of %d, load %s", turn + 1, args.rounds,
+                    loads[-1])
+    ref = summarize_samples(seen[args.reference]["samples"], args.limit)
     rows = []
-    for label, seen in timed["labels"].items():
+    for label, found in seen.items():
         release, _, patch = label.partition("+")
-        summary = summarize_samples(seen["samples"], args.limit)
+        summary = summarize_samples(found["samples"], args.limit)
         rows.append({"label": label, "release": release,
                      "patch": patch or NONE, **summary, **ratios(summary, ref),
-                     **seen})
+                     **found})
     record = {"python": args.python, "reference": args.reference,
               "releases": args.releases, "patches": args.patches,
               "rounds": args.rounds, "limit": args.limit, "workload": WORKLOAD,
-              "load_per_round": timed["load_per_round"], "missing": missing,
+              "load_per_round": loads, "missing": missing,
               "rows": rows, **stamp(command),
               "seconds": round(time.monotonic() - started, 1),
               "environments": environments}
@@ -174,12 +161,10 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
 
 
 def environment_record(env: ProbeEnvironment) -> dict:
-    """What one timed environment is: its Python build, the versions of
-    the packages that matter, and the patch applied (its diff's sha256)."""
+    """A timed environment's Python build, versions and patch's sha256."""
     found = read_environment(env)
-    patch = _patch_marker(env.location)
     return {"python_build": found["python_build"],
             "packages": {name: found["packages"][name]
                          for name in NAMED_PACKAGES
                          if name in found["packages"]},
-            "patch_sha256": patch.get("sha256")}
+            "patch_sha256": _patch_marker(env.location).get("sha256")}

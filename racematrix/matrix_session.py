@@ -16,13 +16,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from . import measure_launch, measure_race, patching
+from . import patching
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import (clear_stale, folder_problem, results_lock,
                      running_marker, scratch_folder, write_text_atomic)
 from .install import install_resolved
-from .measurement import Built, Measurement, run_all
+from .measurement import (Built, LaunchTime, Measurement, RaceSuite,
+                          refuse_own_options, run_all, run_launch_time)
 from .suites import patched_packages
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, kept_measured_row, make_raw, read_raw, record
@@ -75,16 +76,15 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
             return finish(env_error=str(error))
     environment = getattr(installation, "environment", None) or \
         read_environment(session)
-    measurements: list[Measurement] = [measure_race.RaceSuite(
+    measurements: list[Measurement] = [RaceSuite(
         count, config.timeout, pytest_args, echo=verbose)]
     if suite.launch_time and config.launches:  # its own A/B: no other row
-        measurements.append(measure_launch.LaunchTime(
+        measurements.append(LaunchTime(
             config.launches, config.max_launches))
     with running_marker(results_dir, spec.env_id) as running, \
             scratch_folder() as scratch:
         fields = run_all(measurements, Built(
-            session, spec, suite, keep_dir=Path(results_dir),
-            environment=environment, running=running,
+            session, spec, suite, environment=environment, running=running,
             scratch=Path(scratch)))
     return finish(fields.pop("env_error_detail", None),
                   **{**environment, **fields})
@@ -187,7 +187,7 @@ def launches_again_alone(results_dir: str | Path,
         if first.get("decision") != "undecided":
             continue
         rule = first["rule"]  # an undecided record has one: its own pairs
-        again = measure_launch.run_launch_time(
+        again = run_launch_time(
             ProbeEnvironment(entry["venv"], raw["python"]), raw["sim"],
             ("--pairs", str(rule["pairs"]), "--max-pairs",
              str(rule["max_pairs"])))
@@ -266,7 +266,7 @@ def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
     if not given[0].isdigit() or int(given[0]) < 1:
         raise BadInput(f"--count needs a positive whole number, got "
                        f"{given[0]!r}")
-    own = measure_race.refuse_own_options(rest)
+    own = refuse_own_options(rest)
     if own:
         raise BadInput(own)
     return int(given[0]), rest

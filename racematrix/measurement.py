@@ -1,27 +1,45 @@
-"""The measurement interface: handed a built environment, a measurement
-returns its part of the raw result and writes nothing itself. A new metric is
-a class like ``measure_race.RaceSuite`` plus the schema of its raw field,
-``schemas/raw-fields/<field>.schema.json`` (``rawresult.validate_raw``)."""
+"""Measurements: handed a built environment, each returns its part of the
+raw result and writes nothing itself. The race suite (pytest-repeat, read
+from its JUnit XML) and launch time (``launch_time``'s A/B, in the suite's
+own pytest process after its tests, or alone). A new metric is a class like
+these plus its raw field's schema, ``schemas/raw-fields/<field>.schema.json``."""
 from __future__ import annotations
 
+import json
+import re
+import shlex
+import signal
+import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import launch_time, outcomes
 from .envspec import EnvSpec
-from .suites import MWE_SUITE, Suite
+from .errors import BadInput
+from .fileio import scratch_folder
+from .procs import run_streaming
+from .suites import MWE_SUITE, PROJECT, Suite
+
+# pytest's exit codes for "your arguments are wrong" and "nothing to run".
+PYTEST_USAGE_ERROR = 4
+PYTEST_NO_TESTS = 5
+# Options that would take away the JUnit report every count is read from.
+OWN_OPTIONS = re.compile(r"^(--junit-?xml\b|--junit-prefix\b|-p\s*no:junitxml$)")
+WORKLOAD = Path(launch_time.__file__).resolve()
+# Handed to the suite's pytest from outside: the MWE holds no harness.
+PLUGIN = "racematrix.launch_time"
+RESULT_PREFIX = '{"launch_seconds":'
 
 
 @dataclass
 class Built:
-    """An installed environment. ``venv``: a nox Session or a
-    ``venv.ProbeEnvironment``; ``keep_dir``: where evidence files the raw
-    result names are kept (None: none)."""
+    """An installed environment (``venv``: a nox Session or a venv)."""
     venv: Any
     spec: EnvSpec
     suite: Suite = MWE_SUITE
-    keep_dir: Path | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     running: Callable[[], int] = field(default=lambda: 1)
     scratch: Path | None = None
@@ -31,26 +49,211 @@ class Built:
 
 
 class Measurement(Protocol):
-    """``measure(built)`` returns raw fields; one riding along in the suite's
-    pytest also has ``suite_args(built)`` and ``suite_env(built)``."""
-    name: str
-
+    """``measure(built)`` returns raw fields; one riding along in the
+    suite's pytest process also has ``suite_options(built)``: (its pytest
+    arguments, its environment variables)."""
     def measure(self, built: Built) -> dict[str, Any]: ...
 
 
 def run_all(measurements: Sequence[Measurement], built: Built
             ) -> dict[str, Any]:
-    """The measurements' fields, in order, up to one with an ``env_error``
-    (later ones would measure a broken environment)."""
-    built.pytest_args = tuple(
-        arg for measurement in measurements
-        for arg in getattr(measurement, "suite_args", lambda _: ())(built))
+    """The measurements' fields, in order, up to an ``env_error``."""
     for measurement in measurements:
-        built.pytest_env.update(
-            getattr(measurement, "suite_env", lambda _: {})(built))
+        args, env = getattr(measurement, "suite_options",
+                            lambda _: ((), {}))(built)
+        built.pytest_args += args
+        built.pytest_env.update(env)
     fields: dict[str, Any] = {}
     for measurement in measurements:
         fields.update(measurement.measure(built))
         if fields.get("env_error"):
             break
     return fields
+
+
+@dataclass
+class MweRun:
+    """One pytest run; ``suite`` and ``runs`` are None without a report."""
+    returncode: int
+    tail: list[str]
+    seconds: float
+    suite: dict[str, str] | None
+    runs: list[outcomes.RunRecord] | None
+
+    def no_report_reason(self, pytest_args: Sequence[str] = ()) -> str:
+        if self.returncode < 0:
+            names = {-s.value: s.name for s in signal.Signals}
+            return (f"pytest was killed by signal "
+                    f"{names.get(self.returncode, -self.returncode)} before "
+                    f"its report")
+        return (f"pytest exited {self.returncode} without a report: "
+                f"{first_error_line(self.tail)}" + (
+                    f" (the options after `--`, {' '.join(pytest_args)}, "
+                    f"may stop it)" if pytest_args else ""))
+
+
+def usage_error(run: MweRun) -> str | None:
+    """One line, in pytest's words, for arguments rejected or no test run."""
+    if run.returncode == PYTEST_USAGE_ERROR:
+        line = next((line.strip() for line in reversed(run.tail)
+                     if re.search(r"\berror:", line)), None) or \
+            first_error_line(run.tail)
+        return (f"pytest rejected the arguments after `--`: "
+                f"{line.removeprefix('ERROR: ')} (see `pytest --help` in "
+                f"mwe/, or README.md: Options)")
+    if run.returncode == PYTEST_NO_TESTS:
+        selected = next((line.strip() for line in run.tail
+                         if "deselected" in line or "collected" in line),
+                        "no tests ran")
+        return (f"pytest ran no test ({selected}): check -k/-m and the "
+                f"test names after `--`")
+    return None
+
+
+def refuse_own_options(pytest_args: Sequence[str]) -> str | None:
+    """One line for user options that would take the JUnit report away."""
+    args = [*pytest_args, ""]
+    for index, arg in enumerate(args[:-1]):
+        text = f"{arg} {args[index + 1]}" if arg == "-p" else arg
+        if OWN_OPTIONS.match(text):
+            return (f"`{text}` after `--` would move or turn off the JUnit "
+                    f"report that every count is read from: leave it out "
+                    f"(the runner writes its own)")
+    return None
+
+
+def first_error_line(lines: Sequence[str]) -> str:
+    """The exception line of pytest's output, else its last line."""
+    for pattern in (r"^E\s+[\w.]*(Error|Exception)\b",
+                    r"^[\w.]*(Error|Exception)\b"):
+        for line in lines:
+            if re.match(pattern, line.strip()):
+                return line.strip().removeprefix("E ").strip()[:300]
+    return (lines[-1].strip() if lines else "no output")[:300]
+
+
+class RaceSuite:
+    """``count`` runs of each test of the suite, ``timeout`` s each before a
+    run counts as hung; arguments pytest rejects raise ``BadInput`` (the
+    user's, not the environment's); ``last_run`` keeps the run."""
+
+    def __init__(self, count: int, timeout: float,
+                 pytest_args: Sequence[str] = (), echo: bool = True) -> None:
+        self.count, self.timeout, self.echo = count, timeout, echo
+        self.pytest_args = tuple(pytest_args)
+        self.last_run: MweRun | None = None
+
+    def run(self, built: Built) -> MweRun:
+        # From a scratch folder: what the code writes there (CuBIE's
+        # generated code) goes with it.
+        suite = built.suite
+        with scratch_folder() as scratch:
+            junit = Path(scratch) / "junit.xml"
+            started = time.monotonic()
+            returncode, tail = run_streaming(built.venv, [
+                "python", "-m", "pytest", str(suite.path), "-p",
+                "no:cacheprovider", "--count", str(self.count),
+                f"--timeout={self.timeout}", f"--junitxml={junit}", "-q",
+                "-rN", "--tb=line", *suite.pytest_args, *built.pytest_args,
+                *self.pytest_args],
+                {**built.pytest_env,
+                 "NUMBA_ENABLE_CUDASIM": str(int(built.spec.sim))},
+                self.echo, cwd=scratch)
+            seconds = time.monotonic() - started
+            try:
+                return MweRun(returncode, tail, seconds,
+                              *outcomes.parse_junit(junit, suite.signature))
+            except outcomes.JUnitError:
+                return MweRun(returncode, tail, seconds, None, None)
+
+    def measure(self, built: Built) -> dict[str, Any]:
+        concurrency = built.running()
+        run = self.last_run = self.run(built)
+        usage = usage_error(run)
+        if usage:
+            raise BadInput(usage)
+        fields: dict[str, Any] = {
+            "pytest_seconds": round(run.seconds, 2),
+            "concurrency": max(concurrency, built.running()),
+            "pytest_output": "\n".join(run.tail)}
+        if run.runs is None or run.suite is None:
+            return {**fields, "env_error": run.no_report_reason(
+                self.pytest_args), "env_error_detail": "\n".join(run.tail)}
+        summary = outcomes.summarize(run.runs, self.count)
+        if built.suite.name != MWE_SUITE.name:
+            summary.update(outcomes.suite_evidence(run.runs))
+        packages, kinds = built.environment.get("packages", {}), built.suite.kinds
+        return {**fields, "counts": summary.pop("counts"), "summary": summary,
+                "settings": {key: value for key, value in run.suite.items()
+                             if key not in packages},
+                **({"kinds": outcomes.kind_counts(summary["tests"],
+                                                  dict(kinds))}
+                   if kinds else {})}
+
+
+def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
+                    timeout: float | None = None) -> dict:
+    """``launch_time``'s A/B alone in ``env`` (a nox Session or a
+    ``venv.ProbeEnvironment``): its record, or one with ``n`` 0 and an
+    ``error`` naming the last line it printed; ``subprocess.TimeoutExpired``
+    where ``timeout`` s passed first."""
+    command = ["python", str(WORKLOAD), *options]
+    returncode, tail = run_streaming(
+        env, command, {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, False,
+        timeout=timeout)
+    if timeout is not None and -returncode in (signal.SIGTERM,
+                                               signal.SIGKILL):
+        raise subprocess.TimeoutExpired(command, timeout)  # stopped by it
+    record = parse_workload_output(tail)
+    if record is None:
+        last = next((line for line in reversed(tail) if line.strip()),
+                    "no output")
+        return empty_record(f"the launch-time workload exited {returncode} "
+                            f"without a result: {last.strip()[:300]}")
+    return record
+
+
+def parse_workload_output(lines: list[str]) -> dict | None:
+    """The ``launch_seconds`` record of the workload's last result line."""
+    line = next((line for line in reversed(lines)
+                 if line.startswith(RESULT_PREFIX)), None)
+    try:
+        return json.loads(line)["launch_seconds"] if line else None
+    except (ValueError, KeyError):
+        return None
+
+
+def empty_record(error: str) -> dict:
+    return {"n": 0, "median": None, "p95": None, "max": None, "samples": [],
+            "decision": "error", "workload": {}, "error": error}
+
+
+class LaunchTime:
+    """The ``launch_seconds`` raw field: ``launch_time``'s pairs (at least
+    ``launches``, at most ``max_launches`` while undecided), taken by its
+    plugin in the suite's own pytest process once the tests have run, so
+    that they never change the suite's rates."""
+
+    def __init__(self, launches: int = launch_time.PAIRS,
+                 max_launches: int = launch_time.MAX_PAIRS) -> None:
+        self.options = ["--pairs", str(launches),
+                        "--max-pairs", str(max(max_launches, launches))]
+
+    def suite_options(self, built: Built
+                      ) -> tuple[tuple[str, ...], dict[str, str]]:
+        """The plugin's options, and PYTHONPATH for its import."""
+        return ("-p", PLUGIN, "--launch-time-json",
+                str(Path(str(built.scratch)) / "launch_seconds.json"),
+                "--launch-time-options", shlex.join(self.options)), \
+            {"PYTHONPATH": str(PROJECT)}
+
+    def measure(self, built: Built) -> dict:
+        try:
+            record = json.loads((Path(str(built.scratch)) /
+                                 "launch_seconds.json").read_text())[
+                "launch_seconds"]
+        except (OSError, ValueError, KeyError):
+            record = empty_record("the suite's process wrote no launch-time "
+                                  "record")
+        record["concurrency"] = built.running()
+        return {"launch_seconds": record}

@@ -18,8 +18,7 @@ from .fileio import write_json_atomic, write_text_atomic
 from .install import install_resolved
 from .interpreters import missing_interpreters
 from .markdown import render
-from .measure_race import RaceSuite
-from .measurement import Built
+from .measurement import Built, RaceSuite
 from .procs import venv_environ
 from .provenance import machine_info, now_iso
 from .stats import chance_all_pass, wilson_interval

@@ -1,9 +1,9 @@
-"""The bisect's probe: one release's environment built (or the matrix's
-reused) and its suite run as a matrix row runs it, as often as the search
-asks; on the launch price each run also takes the row's A/B
-(``measure_launch.LaunchTime``), whose decision places the release."""
+"""The bisect's probe: a release's environment built (or the matrix's
+reused) and its suite run as a matrix row runs it; on the launch price each
+run also takes the row's A/B, whose decision places the release."""
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -17,9 +17,7 @@ from .envspec import EnvSpec, project_config
 from .fileio import scratch_folder
 from .install import install_resolved
 from .launch_time import MAX_PAIRS, PAIRS
-from .measure_launch import LaunchTime
-from .measure_race import RaceSuite
-from .measurement import Built, run_all
+from .measurement import Built, LaunchTime, RaceSuite, run_all
 from .outcomes import RAN, Outcome
 from .provenance import gpu_name
 from .rawresult import Verdict, decide_verdict
@@ -29,21 +27,21 @@ from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 
-# Where each matrix session notes the folder of its environment, so that
-# a bisect of the same release reuses it.
+# Where each matrix session notes its environment's folder, for the bisect.
 ENV_INDEX = ".racematrix-envs"
-# A/Bs of one release while they read undecided: at least TRIES, and on
-# until TRY_SECONDS have passed on it (beside other work a free core comes
-# when that work ends), RETRY_PAUSE s apart; then it is skipped, like a
-# release that cannot be built.
+# What a probe keeps of its install.Installation.
+INSTALLED = ("way", "exclude_newer", "implementation", "requirements",
+             "attempts", "packages")
+# A/Bs of a release while they read undecided: TRIES at least, and on until
+# TRY_SECONDS have passed on it (a free core comes when other work ends),
+# RETRY_PAUSE s apart; then it is skipped like a release that cannot build.
 TRIES = 3
 TRY_SECONDS = 180.0
 RETRY_PAUSE = 5.0
 
 
 def note_matrix_env(location: str, spec: EnvSpec) -> None:
-    """The matrix session's note: ``spec``'s environment is at
-    ``location``."""
+    """The matrix session's note: ``spec``'s environment is at ``location``."""
     index = Path(location).parent / ENV_INDEX
     index.mkdir(parents=True, exist_ok=True)
     (index / f"{spec.env_id}.json").write_text(
@@ -51,8 +49,7 @@ def note_matrix_env(location: str, spec: EnvSpec) -> None:
 
 
 def matrix_envdir(envdir: str | Path, spec: EnvSpec) -> str:
-    """Where ``nox -s matrix`` keeps ``spec``'s environment, else a folder
-    of the bisect's own."""
+    """The matrix's environment of ``spec``, else the bisect's own."""
     try:
         noted = json.loads((Path(envdir) / ENV_INDEX /
                             f"{spec.env_id}.json").read_text())["location"]
@@ -64,8 +61,8 @@ def matrix_envdir(envdir: str | Path, spec: EnvSpec) -> str:
 
 
 class ReleaseProber:
-    """``probe(version, min_runs=1, whole=False)`` for the search, backed by
-    real environments and pytest runs; ``seen`` keeps every probe and
+    """``probe(version, min_runs=1, whole=False)`` for the search, by real
+    environments and pytest runs; ``seen`` keeps every probe, and
     ``on_probe()`` is called after each (the bisect saves them)."""
 
     def __init__(self, args: Namespace, envdir: str) -> None:
@@ -74,26 +71,23 @@ class ReleaseProber:
         self.suite_size: int | None = None  # test runs in one run of the suite
         self.seen: dict[str, Probe] = {}
         self.on_probe: Any = lambda: None
-        self.installed: set[str] = set()  # versions installed by this process
         rows = project_config(PROJECT)  # the rows' pairs, as the matrix's
         self.launch_time = LaunchTime(rows.get("launches") or PAIRS,
                                       rows.get("max_launches", MAX_PAIRS))
 
-    def wants_more(self, probe: Probe, min_runs: int, whole: bool) -> bool:
-        if self.on_time:
-            return probe.verdict == "undecided" and probe.tries < TRIES
-        return probe.runs < min_runs and (
-            probe.verdict == "not-reproduced"
-            or whole and probe.verdict == "reproduced")
-
     def __call__(self, version: str, min_runs: int = 1,
                  whole: bool = False) -> Probe:
-        previous = self.seen.get(version)
-        if previous and not self.wants_more(previous, min_runs, whole):
-            return previous
+        probe = self.seen.get(version)
+        if probe and not (
+                probe.verdict == "undecided" and probe.tries < TRIES
+                if self.on_time else probe.runs < min_runs and (
+                    probe.verdict == "not-reproduced"
+                    or whole and probe.verdict == "reproduced")):
+            return probe
         started = time.monotonic()
-        probe = previous or Probe(str(version), "undecided" if self.on_time
-                                  else "not-reproduced")
+        fresh = probe is None
+        probe = probe or Probe(str(version), "undecided" if self.on_time
+                               else "not-reproduced")
         spec = EnvSpec(self.args.python, (f"{self.args.package}=={version}",
                                           *self.args.extra), self.args.sim)
         env = ProbeEnvironment(matrix_envdir(self.envdir, spec),
@@ -101,19 +95,19 @@ class ReleaseProber:
         try:
             if not spec.sim and not gpu_name():
                 return self.keep(probe, "skipped", "no CUDA GPU", started)
-            if previous is None or version not in self.installed and \
-                    not (env.location / "bin" / "python").exists():
-                # A probe saved by an interrupted run needs its
-                # environment only where it is gone.
+            if fresh or not (env.location / "bin" / "python").exists():
+                # A saved probe is installed again where its environment
+                # is gone.
                 env.create()
                 installation = install_resolved(env, spec)
-                if previous is None or not installation.problem:
-                    record_installation(probe, installation)
+                if fresh or not installation.problem:
+                    for name in INSTALLED:
+                        setattr(probe, name,
+                                copy.copy(getattr(installation, name)))
                 if installation.problem:
                     kind, reason = installation.problem
                     return self.keep(probe, "skipped" if kind == "skip"
                                      else "error", reason, started)
-            self.installed.add(version)
             found = None
             while found is None:
                 found = self.price(env, spec, probe, started) \
@@ -125,10 +119,8 @@ class ReleaseProber:
 
     def race(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
              min_runs: int, whole: bool) -> tuple[str, str] | None:
-        """The verdict where it is reached, else one batch of runs (to the
-        end for a rate, ``whole``; else up to the first failure)."""
-        verdict = decide_probe(probe.failures, probe.runs, min_runs,
-                               whole=whole)
+        """The verdict once reached, else None after one batch of runs."""
+        verdict = decide_probe(probe.failures, probe.runs, min_runs, whole)
         if verdict and probe.runs:
             return verdict, (f"{probe.failures} of {probe.runs} runs failed "
                              f"with the race" if probe.failures else
@@ -145,9 +137,7 @@ class ReleaseProber:
 
     def price(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
               started: float) -> tuple[str, str] | None:
-        """One run of the suite and the row's A/B after it: its decision,
-        or None to try again while it reads undecided (``started``: when
-        this release's probe began)."""
+        """A suite run with the row's A/B: its decision, None to retry."""
         problem, fields = self.run(env, spec, probe, [
             RaceSuite(1, self.args.timeout, ["-x"]), self.launch_time])
         if problem:
@@ -171,8 +161,8 @@ class ReleaseProber:
 
     def run(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
             measurements: list) -> tuple[tuple[str, str] | None, dict]:
-        """The measurements in one pytest run, its runs added to the
-        probe's; (verdict, reason) where the run could not count."""
+        """One pytest run added to the probe: (verdict, reason) where it
+        cannot count, and its fields."""
         with scratch_folder() as scratch:
             fields = run_all(measurements, Built(env, spec,
                                                 scratch=Path(scratch)))
@@ -197,12 +187,3 @@ class ReleaseProber:
                     verdict, reason)
         self.on_probe()
         return probe
-
-
-def record_installation(probe: Probe, installation: Any) -> None:
-    """Copy how the release was installed into its probe."""
-    for name in ("way", "exclude_newer", "implementation"):
-        setattr(probe, name, getattr(installation, name))
-    probe.requirements = list(installation.requirements)
-    probe.attempts = installation.resolution()["attempts"]
-    probe.packages = dict(installation.packages)

@@ -1,9 +1,7 @@
 """The bisect's search: ``git bisect`` over releases (oldest first) for the
-adjacent pair whose verdicts differ, on the race (flaky: "not reproduced"
-only after the runs that miss the bug with a chance below
-``MISS_PROBABILITY`` at the reproducing end's rate) or on the launch price
-("alike" or "slower"). A release not placed is skipped (``git bisect
-skip``)."""
+adjacent pair whose verdicts differ, on the race ("not reproduced" only
+after runs that miss the bug with a chance below MISS_PROBABILITY at the
+reproducing end's rate) or on the launch price ("alike" or "slower")."""
 from __future__ import annotations
 
 import math
@@ -16,11 +14,9 @@ from .rawresult import decide_verdict
 from .stats import runs_to_rule_out, wilson_interval
 
 MISS_PROBABILITY = 0.001
-# How many times the first look's runs each end gets when neither end
-# reproduced at first.
+# The first look's runs times this at each end where neither reproduced.
 ESCALATION = 10
-# The most runs firming_runs gives the reproducing end: this many times
-# its first look.
+# The most runs firming_runs gives the reproducing end, times its first look.
 FIRMING_GROWTH = 16
 RACE = ("reproduced", "not-reproduced")
 PRICE = ("alike", "slower")
@@ -29,9 +25,7 @@ USABLE = RACE + PRICE
 
 @dataclass
 class Probe:
-    """What one release gave: its verdict, the suite's runs (and, on the
-    launch price, ``tries`` A/Bs and the last one's ``launch`` record), and
-    how it was installed (``install.Installation``)."""
+    """One release's verdict, runs, A/Bs and how it was installed."""
     version: str
     verdict: str
     runs: int = 0
@@ -56,7 +50,6 @@ class Probe:
 
 @dataclass
 class BisectResult:
-    versions: list[str]
     tested: list[Probe]
     boundary: dict | None
     summary: str
@@ -74,8 +67,7 @@ def probe_limit(n: int) -> int:
 
 
 class Search:
-    """The releases and what probing them gave: ``search(index, *how)``
-    probes one through ``probe(version, *how)`` and keeps the probe."""
+    """The releases; ``search(index, *how)`` probes one and keeps it."""
 
     def __init__(self, versions: Sequence[object],
                  probe: Callable[..., Probe]) -> None:
@@ -84,25 +76,23 @@ class Search:
         self.tested: dict[str, Probe] = {}
 
     def __call__(self, index: int, *how: Any) -> Probe:
-        found = self.tested[self.versions[index]] = self.probe(
-            self.versions[index], *how)
-        return found
+        version = self.versions[index]
+        self.tested[version] = self.probe(version, *how)
+        return self.tested[version]
 
     def verdict(self, index: int) -> str:
         return self.tested[self.versions[index]].verdict
 
     def result(self, lo_hi: tuple[int, int] | None, summary: str,
                **fields: Any) -> BisectResult:
-        order = {v: i for i, v in enumerate(self.versions)}
-        tested = sorted(self.tested.values(), key=lambda p: order[p.version])
         found = None if lo_hi is None else {
             side: {"version": self.versions[i], "verdict": self.verdict(i)}
             for side, i in zip(("before", "after"), lo_hi)}
-        return BisectResult(self.versions, tested, found, summary, **fields)
+        return BisectResult(list(self.tested.values()), found, summary,
+                            **fields)
 
     def ends(self, placed: Callable[[int], bool]) -> tuple[int, int] | str:
-        """The first and the last release ``placed``, or why there are
-        not two."""
+        """The first and the last release ``placed``, or why not two."""
         n = len(self.versions)
         lo = next((i for i in range(n) if placed(i)), None)
         if lo is None:
@@ -110,46 +100,38 @@ class Search:
                 "no release to test in the range"
         hi = next((i for i in range(n - 1, lo, -1) if placed(i)), None)
         if hi is None:
-            return (f"only {self.versions[lo]} could be tested; nothing to "
-                    f"compare it with")
+            return f"only {self.versions[lo]} could be tested; nothing to " \
+                "compare it with"
         return lo, hi
 
     def settle(self, lo: int, hi: int, look: Callable[[int], Probe],
                guess: Sequence[str] = (), **fields: Any) -> BisectResult:
-        """Between ends ``lo`` and ``hi``: ``look(index)`` places a release;
-        the untested one nearest the middle replaces one it cannot place.
-        Releases of ``guess`` are tried first while they lie between: each
-        is placed by its own probe, so a wrong guess costs probes, never
-        the answer."""
+        """Between the ends, ``look(index)`` places a release (those of
+        ``guess`` first while between); the untested one nearest the middle
+        stands in for one it cannot place."""
         v, low = self.versions, self.verdict(lo)
         if low == self.verdict(hi):
             return self.result(None, f"both ends ({v[lo]}, {v[hi]}) are "
                                f"{low}: nothing flips in this range", **fields)
         guesses = [v.index(str(g)) for g in guess if str(g) in v]
-        stuck = False
-        while hi - lo > 1 and not stuck:
-            mid = (lo + hi) // 2
+        while hi - lo > 1:
             guesses = [i for i in guesses if lo < i < hi]
-            order = guesses[:1] + sorted(
-                (i for i in range(lo + 1, hi) if i not in guesses[:1]),
-                key=lambda i: (abs(i - mid), i))
+            mid, first = (lo + hi) // 2, guesses[:1]
+            order = sorted(range(lo + 1, hi), key=lambda i: (
+                i not in first, abs(i - mid), i))
             guesses = guesses[1:]
             index = next((i for i in order if (
                 v[i] not in self.tested or self.verdict(i) in USABLE)
                 and look(i).verdict in USABLE), None)
             if index is None:
-                stuck = True
-            elif self.verdict(index) == low:
-                lo = index
-            else:
-                hi = index
-        if stuck:
-            between = v[lo + 1:hi]
-            span = between[0] if len(between) == 1 else \
-                f"{len(between)} releases, {between[0]} to {between[-1]}"
-            return self.result((lo, hi), f"the verdict flips between "
-                               f"{v[lo]} and {v[hi]}; the releases between "
-                               f"({span}) could not be placed", **fields)
+                between = v[lo + 1:hi]
+                span = between[0] if len(between) == 1 else \
+                    f"{len(between)} releases, {between[0]} to {between[-1]}"
+                return self.result((lo, hi), f"the verdict flips between "
+                                   f"{v[lo]} and {v[hi]}; the releases "
+                                   f"between ({span}) could not be placed",
+                                   **fields)
+            lo, hi = (index, hi) if self.verdict(index) == low else (lo, index)
         what = (f"the bug is {'fixed' if low == 'reproduced' else 'introduced'}"
                 if low in RACE else
                 f"launch time {'rose' if low == 'alike' else 'fell'}")
@@ -157,34 +139,23 @@ class Search:
                            f"{v[hi]} ({self.verdict(hi)})", **fields)
 
 
-def bisect_on_time(versions: Sequence[object], probe: Callable[..., Probe],
-                   guess: Sequence[str] = ()) -> BisectResult:
-    """The pair where the launch price flips: ``probe(version)`` gives a
-    release's "alike"/"slower" (its rows' A/B), or another verdict where it
-    cannot be placed."""
-    search = Search(versions, probe)
-    ends = search.ends(lambda i: search(i).verdict in PRICE)
-    if isinstance(ends, str):
-        return search.result(None, ends)
-    return search.settle(*ends, search, guess)
-
-
 def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
-                    initial_runs: int, guess: Sequence[str] = ()
+                    initial_runs: int = 0, guess: Sequence[str] = ()
                     ) -> BisectResult:
-    """The pair where the race's verdict flips. ``probe(version, min_runs,
-    whole=False)`` runs a release until a failure ("reproduced") or
-    ``min_runs`` runs ("not-reproduced"), adding to what it has; ``whole``
-    runs on to ``min_runs`` whatever it sees (a rate). Where one end's rate
-    is known poorly it first gets more runs (``firming_runs``)."""
+    """Where the verdict flips. On the launch price (``initial_runs`` 0)
+    ``probe(version)`` places a release "alike" or "slower" (its rows'
+    A/B); on the race ``probe(version, min_runs, whole)`` runs a release to
+    its first failure or ``min_runs`` runs (``whole``: to ``min_runs``
+    whatever it sees, for a rate)."""
     search = Search(versions, probe)
-    v, tested = search.versions, search.tested
-    found = search.ends(lambda i: search(i, initial_runs, True).verdict
-                        in RACE)
+    v, how = search.versions, (initial_runs, True) if initial_runs else ()
+    found = search.ends(lambda i: search(i, *how).verdict in USABLE)
     if isinstance(found, str):
         return search.result(None, found)
     lo, hi = found
-    ends = tested[v[lo]], tested[v[hi]]
+    if not initial_runs:
+        return search.settle(lo, hi, search, guess)
+    ends = search.tested[v[lo]], search.tested[v[hi]]
     if not any(p.verdict == "reproduced" for p in ends):
         # A rare bug can hide from a first look at both ends.
         ends = search(lo, ESCALATION * initial_runs, True), \
@@ -198,11 +169,10 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
     if len(reproducing) == 1:
         # To rule out: the other end and about half the probes between.
         clean = 1 + math.ceil(math.log2(max(hi - lo, 2))) / 2
-        runs = firming_runs(reproducing[0].failures, reproducing[0].runs,
-                            clean)
-        if runs > reproducing[0].runs:
-            end = lo if ends[0].verdict == "reproduced" else hi
-            reproducing = [search(end, runs, True)]
+        end = reproducing[0]
+        runs = firming_runs(end.failures, end.runs, clean)
+        if runs > end.runs:
+            reproducing = [search(v.index(end.version), runs, True)]
     # The lower 95% bound at the reproducing end(s): "not reproduced" safe.
     rate = max(min(wilson_interval(p.failures, p.runs)[0]
                    for p in reproducing), 1e-4)
@@ -215,11 +185,11 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
 
 
 def firming_runs(failures: int, runs: int, clean_probes: float) -> int:
-    """The runs the reproducing end should have in all: ``runs`` or a
-    doubling of it, whichever makes the fewest runs with ``clean_probes``
-    releases ruled out at the lower 95% bound of the rate (runs not yet
-    made counted at the rate seen, ``failures`` of ``runs``)."""
-    if not failures or not runs:
+    """The runs the reproducing end should have: ``runs`` or a doubling of
+    it, whichever makes the fewest runs in all with ``clean_probes``
+    releases ruled out at the rate's lower 95% bound (runs to come counted
+    at the rate seen)."""
+    if not failures:
         return runs
     rate = failures / runs
 
@@ -227,18 +197,13 @@ def firming_runs(failures: int, runs: int, clean_probes: float) -> int:
         low = wilson_interval(round(rate * total), total)[0]
         return total + clean_probes * runs_to_rule_out(max(low, 1e-4),
                                                        MISS_PROBABILITY)
-    best, total = runs, runs
-    while total * 2 <= FIRMING_GROWTH * runs:
-        total *= 2
-        if cost(total) < cost(best):
-            best = total
-    return best
+    doublings = [runs * 2 ** k for k in range(FIRMING_GROWTH.bit_length())]
+    return min(doublings, key=cost)
 
 
 def decide_probe(failures: int, runs: int, min_runs: int,
                  whole: bool = False) -> str | None:
-    """A race probe's verdict so far, or None to keep running; ``whole``
-    keeps it running to ``min_runs`` whatever it has seen."""
+    """A race probe's verdict so far, or None to run on."""
     if runs < min_runs and (whole or not failures):
         return None
     return decide_verdict({

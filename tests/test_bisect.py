@@ -7,8 +7,7 @@ import pytest
 from packaging.version import Version
 
 from racematrix.bisect_files import (bisect_stem, condensed_probes,
-                                     markdown, race_flip,
-                                     widest_bisects)
+                                     markdown, widest_bisects)
 from racematrix.bisect_session import parse_args, resolve_guess
 from racematrix.errors import BadInput
 from racematrix.search import Probe, bisect_releases, decide_probe, probe_limit
@@ -273,21 +272,6 @@ def test_releases_are_judged_by_the_target_python_not_noxs():
         set(map(str, on_312)) | set(excluded_312)
 
 
-def test_survey_counts_each_way_alone_and_up_the_ladder(data_dir):
-    import json
-    from racematrix.bisect_files import survey_counts
-    data = json.loads((data_dir / "bisect-numba-cuda-py3.12.json").read_text())
-    counts = survey_counts(data["tested"])
-    assert counts["releases"] == len(data["tested"])
-    ladder = list(counts["by_ladder"].values())
-    assert ladder == sorted(ladder)  # each rung keeps what the earlier ones got
-    for way, alone in counts["alone"].items():
-        assert alone <= counts["by_ladder"][way]
-    # Placeholders never count: their numba.cuda is not numba-cuda's.
-    untestable = [p for p in data["tested"] if p["verdict"] == "error"]
-    assert ladder[-1] == len(data["tested"]) - len(untestable)
-
-
 def test_metric_is_failure_unless_launch_time_is_asked():
     from racematrix.bisect_session import parse_args
     base = ["--package", "numba-cuda", "--python", "3.12"]
@@ -471,8 +455,10 @@ def test_on_launch_time_the_race_bisects_pair_is_guessed(tmp_path, caplog):
 def test_a_race_pair_out_of_range_is_no_guess(tmp_path):
     race_bisect_file(tmp_path, "numba-cuda-py3.12.json", "0.24.0", "0.26.0",
                      ["0.24.0", "0.26.0"])
-    assert race_flip(tmp_path, "numba-cuda", "3.12", True, (),
-                     ["0.26.0", "0.27.0"]) == (None, None)
+    args = parse_args(["--package", "numba-cuda", "--python", "3.12",
+                       "--metric", "launch-time"])
+    assert resolve_guess(args, [Version("0.26.0"), Version("0.27.0")],
+                         tmp_path) is None
 
 
 def test_the_markdown_says_what_was_probed_first_and_if_it_held():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from racematrix import (bisect_files, ci, envspec, errors, fileio, install,
-                        matrix_session, measure_race, rawresult, report,
+                        matrix_session, measurement, rawresult, report,
                         tables)
 from racematrix.bisect_session import parse_args
 from racematrix.envspec import EnvSpec, parse_spec
@@ -104,10 +104,10 @@ def test_the_tables_and_report_say_the_last_attempt_failed(data_dir,
 
 
 def test_a_signal_and_a_lost_report_are_named():
-    killed = measure_race.MweRun(-signal.SIGKILL, [], 1.0, None, None)
+    killed = measurement.MweRun(-signal.SIGKILL, [], 1.0, None, None)
     assert killed.no_report_reason() == \
         "pytest was killed by signal SIGKILL before its report"
-    lost = measure_race.MweRun(0, ["1 passed"], 1.0, None, None)
+    lost = measurement.MweRun(0, ["1 passed"], 1.0, None, None)
     assert "--co" in lost.no_report_reason(["--co"])
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from racematrix import errors, install, matrix_session, measure_race, procs
+from racematrix import errors, install, matrix_session, measurement, procs
 from racematrix.envspec import EnvSpec
 
 
@@ -33,7 +33,7 @@ def test_conflicting_pins_are_an_error_with_uvs_cause(data_dir):
 
 def test_first_error_line_finds_the_real_exception(data_dir):
     lines = (data_dir / "pytest-output-import-error.txt").read_text().splitlines()
-    assert measure_race.first_error_line(lines) == (
+    assert measurement.first_error_line(lines) == (
         "AttributeError: module 'numba.cuda.types' has no attribute 'NPDatetime'")
 
 
@@ -79,7 +79,7 @@ def test_usage_errors_are_one_line_in_pytests_words(data_dir, name, code,
                                                     words):
     """Real output of the MWE's pytest given bad arguments."""
     tail = (data_dir / name).read_text().splitlines()
-    line = measure_race.usage_error(measure_race.MweRun(code, tail, 0.1, None, None))
+    line = measurement.usage_error(measurement.MweRun(code, tail, 0.1, None, None))
     assert "\n" not in line
     for word in words:
         assert word in line
@@ -87,7 +87,7 @@ def test_usage_errors_are_one_line_in_pytests_words(data_dir, name, code,
 
 def test_a_run_that_ran_is_no_usage_error(data_dir):
     tail = (data_dir / "pytest-output-import-error.txt").read_text().splitlines()
-    assert measure_race.usage_error(measure_race.MweRun(1, tail, 1.0, None, None)) is None
+    assert measurement.usage_error(measurement.MweRun(1, tail, 1.0, None, None)) is None
 
 
 def test_count_without_a_value_is_one_line():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import bisect_files, fix_launches, measure_launch
-from racematrix.search import Probe, bisect_on_time, probe_limit
+from racematrix import bisect_files, fix_launches, measurement
+from racematrix.search import Probe, bisect_releases, probe_limit
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def decided(data_dir_module):
 
 def load_workload():
     spec = importlib.util.spec_from_file_location(
-        "launch_time", measure_launch.WORKLOAD)
+        "launch_time", measurement.WORKLOAD)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -93,7 +93,7 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
         env.create()
         assert install_resolved(
             env, EnvSpec(e2e_python, (release,), True)).problem is None
-        record = measure_launch.run_launch_time(
+        record = measurement.run_launch_time(
             env, True, ("--pairs", "3", "--max-pairs", "3"))
         assert "error" not in record, record
         assert record["n"] == record["unlocked"]["n"] == 3
@@ -105,14 +105,15 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
             record["worst_pair"], record["n"] >= 3)
         assert record["workload"]["switch_interval"] == \
             workload.SWITCH_INTERVAL
-    off = measure_launch.run_launch_time(env, False, ("--pairs", "3"))
+    off = measurement.run_launch_time(env, False, ("--pairs", "3"))
     assert off["n"] == 0 and "NUMBA_ENABLE_CUDASIM" in off["error"]
 
     # The fixes' launches (fix_compare's run): one A/B of each environment
     # a round, FIXED's found by the matrix's index, a patched one not built
     # named, a launch past the limit counted at it; an A/B still running
-    # 5 s past the limit is stopped (and counted at it too).
-    monkeypatch.setattr(fix_launches, "STARTUP_ALLOWANCE", 5.0)
+    # 0.5 s past the limit (numba's import takes longer) is stopped and
+    # counted at it too.
+    monkeypatch.setattr(fix_launches, "STARTUP_ALLOWANCE", 0.5)
     from argparse import Namespace
     from conftest import PROJECT
     release = FIXED.split("==")[1]
@@ -156,11 +157,11 @@ def test_a_price_probe_is_a_rows_suite_run_and_its_ab(e2e_python,
 def test_workload_output_parsed_from_its_last_result_line(data_dir_module):
     lines = (data_dir_module / "launch_time" /
              "workload-output.txt").read_text().splitlines()
-    record = measure_launch.parse_workload_output(lines)
+    record = measurement.parse_workload_output(lines)
     assert record["n"] == len(record["samples"])
     assert set(record) >= {"n", "median", "p95", "max", "workload",
                            "samples"}
-    assert measure_launch.parse_workload_output(["Traceback", "x"]) is None
+    assert measurement.parse_workload_output(["Traceback", "x"]) is None
 
 
 # --- The bisect on the launch price ---
@@ -193,7 +194,7 @@ class RowDecisions:
 @pytest.mark.parametrize("boundary", range(1, len(VERSIONS)))
 def test_the_price_bisect_finds_where_rows_turn_slower(decided, boundary):
     fake = RowDecisions(decided, boundary)
-    result = bisect_on_time(VERSIONS, fake)
+    result = bisect_releases(VERSIONS, fake)
     assert result.boundary == {
         "before": {"version": VERSIONS[boundary - 1], "verdict": "alike"},
         "after": {"version": VERSIONS[boundary], "verdict": "slower"}}
@@ -204,7 +205,7 @@ def test_the_price_bisect_finds_where_rows_turn_slower(decided, boundary):
 def test_undecided_and_broken_releases_are_skipped(decided):
     fake = RowDecisions(decided, 12, undecided={"0.10.0", "0.11.0"},
                         broken={"0.0.0", "0.20.0"})
-    result = bisect_on_time(VERSIONS, fake)
+    result = bisect_releases(VERSIONS, fake)
     # 0.10.0 and 0.11.0 cannot be placed: the closest placed pair.
     assert result.boundary["before"]["version"] == "0.9.0"
     assert result.boundary["after"]["version"] == "0.12.0"
@@ -214,12 +215,12 @@ def test_undecided_and_broken_releases_are_skipped(decided):
 
 
 def test_alike_at_both_ends_and_nothing_placeable(decided):
-    result = bisect_on_time(VERSIONS, RowDecisions(decided, len(VERSIONS)))
+    result = bisect_releases(VERSIONS, RowDecisions(decided, len(VERSIONS)))
     assert result.boundary is None and "nothing flips" in result.summary
-    result = bisect_on_time(VERSIONS, RowDecisions(
+    result = bisect_releases(VERSIONS, RowDecisions(
         decided, 5, undecided=set(VERSIONS)))
     assert result.boundary is None and not result.decisive_probes
-    assert bisect_on_time([], None).boundary is None
+    assert bisect_releases([], None).boundary is None
 
 
 @pytest.mark.parametrize("boundary, guess", [
@@ -227,7 +228,7 @@ def test_alike_at_both_ends_and_nothing_placeable(decided):
 def test_a_guess_is_probed_first_and_never_changes_the_answer(
         decided, boundary, guess):
     fake = RowDecisions(decided, boundary)
-    result = bisect_on_time(VERSIONS, fake, guess)
+    result = bisect_releases(VERSIONS, fake, 0, guess)
     assert result.boundary["after"]["version"] == VERSIONS[boundary]
     assert fake.calls[2] == guess[0]  # after the two ends
     if guess == VERSIONS[boundary - 1:boundary + 1]:
@@ -235,7 +236,7 @@ def test_a_guess_is_probed_first_and_never_changes_the_answer(
 
 
 def test_the_price_bisect_markdown_shows_each_probes_ab(decided):
-    result = bisect_on_time(VERSIONS, RowDecisions(decided, 5, {"0.3.0"}))
+    result = bisect_releases(VERSIONS, RowDecisions(decided, 5, {"0.3.0"}))
     data = {"metric": "launch-time", "package": "numba-cuda",
             "python": "3.12", "sim": True, "with": [],
             "releases": VERSIONS, "tested": [p.to_json() for p in
