@@ -2,6 +2,8 @@
 (matplotlib, imported when drawing: the rest of the package runs without)."""
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,12 @@ CELLS = {"none": ("white", None, "#cccccc", "", "black", "blank: not in matrix")
          "error": ("#5a5a5a", None, "white", "err", "white",
                    "err: environment error")}
 RATES = ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"]
+# The row keys the plots read; a PNG keeps their hash (with this module's)
+# in its metadata, and one whose hash matches is not drawn again.
+PLOTTED = ("env", "sim", "python", "target", "packages", "requirements",
+           "verdict", "reason", "runs", "failures", "failure_rate", "kinds",
+           "launch_seconds")
+DATA_KEY = "Data-SHA256"
 
 
 def pyplot() -> Any:
@@ -66,7 +74,7 @@ def plot_launch_times(rows: list[dict], path: str | Path) -> None:
                    "end), max (x)\nred: race reproduced; green: not",
                    fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, metadata={DATA_KEY: data_key(rows)})
     plt.close(figure)
 
 
@@ -145,11 +153,31 @@ def plot_heatmap(rows: list[dict], path: str | Path) -> None:
               label="*: every test's rate (kinds not counted)")],
         loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
-    figure.savefig(path, dpi=110, metadata={"Software": None})
+    figure.savefig(path, dpi=110, metadata={"Software": None,
+                                            DATA_KEY: data_key(rows)})
     plt.close(figure)
 
 
+def data_key(rows: list[dict]) -> str:
+    text = json.dumps([[r.get(k) for k in PLOTTED] for r in rows], default=str)
+    return hashlib.sha256((text + Path(__file__).read_text()).encode()).hexdigest()
+
+
+def drawn_key(path: Path) -> str | None:
+    """The data hash a PNG was drawn from (Pillow: matplotlib's own)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return image.text.get(DATA_KEY)  # type: ignore[attr-defined]
+    except OSError:
+        return None
+
+
 def draw_all(rows: list[dict], out_dir: str | Path) -> None:
+    """Both plots of the MWE's unpatched rows, each unless drawn from them."""
     mwe_rows = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
-    plot_heatmap(mwe_rows, Path(out_dir) / "failure_rates.png")
-    plot_launch_times(mwe_rows, Path(out_dir) / "launch_times.png")
+    key = data_key(mwe_rows)
+    for draw, name in ((plot_heatmap, "failure_rates.png"),
+                       (plot_launch_times, "launch_times.png")):
+        if drawn_key(Path(out_dir) / name) != key:
+            draw(mwe_rows, Path(out_dir) / name)

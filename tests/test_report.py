@@ -231,6 +231,22 @@ def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
                     f"skipped: {skipped[0]['reason']}")
 
 
+def test_a_plot_is_drawn_again_only_when_its_data_changed(tmp_path, data_dir):
+    rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
+    png = tmp_path / "failure_rates.png"
+    plots.draw_all(rows, tmp_path)
+    drawn = png.stat().st_mtime_ns
+    plots.draw_all(rows, tmp_path)
+    assert png.stat().st_mtime_ns == drawn
+    racy = next(r for r in rows if r["verdict"] == "reproduced" and
+                r["suite"] == "mwe" and not r["patch"])
+    racy["failures"] -= 1
+    plots.draw_all(rows, tmp_path)
+    assert png.stat().st_mtime_ns != drawn
+    assert plots.drawn_key(png) == plots.data_key(
+        [r for r in rows if r["suite"] == "mwe" and not r["patch"]])
+
+
 def test_a_mistyped_option_is_one_line(capsys):
     with pytest.raises(SystemExit) as exited:
         report.main(["--rwa", "x"])
