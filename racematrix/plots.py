@@ -23,8 +23,8 @@ CELLS = {"none": ("white", None, "#cccccc", "", "black", "blank: not in matrix")
          "error": ("#5a5a5a", None, "white", "err", "white",
                    "err: environment error")}
 RATES = ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"]
-# The row keys the plots read; a PNG keeps their hash (with this module's)
-# in its metadata, and one whose hash matches is not drawn again.
+# The row keys the plots read (not its times: a row not run is stamped now);
+# a PNG keeps their hash and this module's, and is not redrawn while equal.
 PLOTTED = ("env", "sim", "python", "target", "packages", "requirements",
            "verdict", "reason", "runs", "failures", "failure_rate", "kinds",
            "launch_seconds")
@@ -159,8 +159,9 @@ def plot_heatmap(rows: list[dict], path: str | Path) -> None:
 
 
 def data_key(rows: list[dict]) -> str:
-    text = json.dumps([[r.get(k) for k in PLOTTED] for r in rows], default=str)
-    return hashlib.sha256((text + Path(__file__).read_text()).encode()).hexdigest()
+    text = json.dumps([[r.get(k) for k in PLOTTED] for r in rows],
+                      default=str) + Path(__file__).read_text()
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def drawn_key(path: Path) -> str | None:

@@ -71,20 +71,14 @@ def seconds(value: float | None, limit: float | None = None) -> Data | None:
     """Launches past ``limit`` count at it: a statistic there is a bound."""
     if value is None:
         return None
-    limit = limit or 0.0
-    censored = 0 < limit <= value + 1e-9
-    return {"value": round(limit if censored else value, 3),
+    censored = 0 < (limit or 0.0) <= value + 1e-9
+    return {"value": round(limit if censored and limit else value, 3),
             "censored": censored}
 
 
 def launch(record: Data | None) -> Data | None:
     data = (record or {}).get("launch_seconds") or {}
-    if not data.get("n"):
-        return None
-    limit = data.get("limit")
-    return {"n": data["n"], "limit": limit,
-            **{k: seconds(data[k], limit) for k in ("median", "p95", "max")},
-            "past_limit": data.get("past_limit", 0)}
+    return probe_launch(data, data.get("limit")) if data.get("n") else None
 
 
 def probe_launch(probe: Data, limit: float | None) -> Data:
@@ -151,18 +145,15 @@ def evidence(records: list[Data]) -> Data:
     totals = {name: dict.fromkeys(("runs", "target", "other", "envs"), 0)
               for name in CONTROL_TESTS}
     threads: Counter[str] = Counter()
-    for record in records:
-        if record["verdict"] != "reproduced" or \
-                record.get("suite", "mwe") != "mwe":
-            continue
+    for record in (r for r in records if r["verdict"] == "reproduced"
+                   and r.get("suite", "mwe") == "mwe"):
         summary = record.get("summary", {})
         for name, test in CONTROL_TESTS.items():
             cases = [c for n, c in summary.get("tests", {}).items()
                      if n.split("[")[0] == test]
             totals[name]["envs"] += bool(cases)
             for c in cases:
-                totals[name]["runs"] += c["target"] + c["other"] + \
-                    c["hang"] + c["pass"]
+                totals[name]["runs"] += sum(c.values()) - c["skip"]
                 totals[name]["target"] += c["target"]
                 totals[name]["other"] += c["other"] + c["hang"]
         threads.update("early" if t["index"] >= t["n_threads"] else "working"
@@ -382,29 +373,24 @@ def reproducer_runs(data: Data | None) -> Data | None:
 def regression_test(found: list[Data]) -> list[Data]:
     """The upstream series' ``race_rate`` runs: which numba-cuda, how they ended."""
     shown = []
-    for data in found:
-        counts = data.get("counts") or {}
-        if not data.get("runs") or "race" not in counts:
-            continue
-        named = RACE_RATE_LABEL.match(data.get("label", "?"))
+    for data in (d for d in found if d.get("runs") and "race" in d["counts"]):
+        named = RACE_RATE_LABEL.match(data.get("label", ""))
         part = named.groupdict() if named else {}
-        installed = next((p.split("==", 1)[1] for p in data.get("packages")
-                          or () if p.startswith("numba-cuda==")), None)
-        processes = data.get("processes")
+        installed = [p.split("==", 1)[1] for p in data.get("packages") or ()
+                     if p.startswith("numba-cuda==")]
         shown.append({
-            "release": installed or part.get("release"),
+            "release": next(iter(installed), part.get("release")),
             "main": bool(part.get("main")), "commit": part.get("commit"),
-            "change": bool(part.get("change")),
-            "python": ".".join(data["python"].split()[0].split(".")[:2])
+            "change": bool(part.get("change")), "python": ".".join(
+                data["python"].split()[0].split(".")[:2])
             if data.get("python") else None,
-            "fresh": isinstance(processes, list)
-            and len(processes) == data["runs"],
+            "fresh": len(data.get("processes") or ()) == data["runs"],
             "test": (data.get("test") or "").rsplit(".", 1)[-1],
-            "runs": data["runs"], "race": counts["race"],
-            "other": counts.get("other", 0)})
+            "runs": data["runs"], "race": data["counts"]["race"],
+            "other": data["counts"].get("other", 0)})
     return sorted(shown, key=lambda r: (
-        r["main"], version_key(r["release"] or "0"), r["fresh"], r["change"],
-        version_key(r["python"] or "0")))
+        r["main"], version_key(r["release"]), r["fresh"], r["change"],
+        version_key(r["python"])))
 
 
 def build(rows: list[Data], records: list[Data], provenance: Data,
@@ -473,13 +459,13 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
 
 
 def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
-                 command: str, plot: bool = True, pool: bool = False,
+                 command: str, plot: bool = True,
                  configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Data], list[tuple[Any, RawResult]]]:
     """Every report file in ``out_dir`` (``configured``: the environments
     the tables show as not run where no row was recorded); (rows, records)."""
     out_dir = Path(out_dir)
-    rows, records = write_tables(raw_dirs, out_dir, command, pool, configured)
+    rows, records = write_tables(raw_dirs, out_dir, command, configured)
     rerender_bisects(bisect_dir)
     provenance = load_json(out_dir / "failure_rates.json")["provenance"]
     model = build(rows, [dict(r) for _, r in records], provenance,
@@ -509,9 +495,6 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"where the tables and report go (default: {home})")
     parser.add_argument("--bisect", default=f"{home}/bisect",
                         help=f"folder of bisect results (default: {home}/bisect)")
-    parser.add_argument("--pool", action="store_true",
-                        help="pool one environment's results from several "
-                             "machines where every version matches")
     try:
         args = parser.parse_args(argv)
     except BadInput as error:
@@ -525,15 +508,14 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("always", RawResultWarning)
     warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
     command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}" if args.raw
-                                 != [f"{home}/raw"] else "") + \
-        (" --pool" if args.pool else "")
+                                 != [f"{home}/raw"] else "")
     # The project's own rows: what the config has and no row recorded
     # shows as not run here, as after `nox -s matrix`.
     configured = [] if args.raw != [f"{home}/raw"] else load_matrix(
         project_config(PROJECT), os.environ, PROJECT).envs()
     try:
         rows, records = build_report(args.raw, args.out, args.bisect, command,
-                                     pool=args.pool, configured=configured)
+                                     configured=configured)
     except NoUsableResults as error:
         parser.exit(2, f"report: {error}\n")
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "

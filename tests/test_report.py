@@ -206,22 +206,6 @@ def test_corrupt_file_is_named_in_merge(tmp_path, data_dir):
     assert len(rows) == len(list((data_dir / "raw").glob("*.json")))
 
 
-def test_pooling_adds_up_only_identical_environments(tmp_path, data_dir):
-    rows, _ = report.build_report(
-        [data_dir / "raw", data_dir / "raw-machine-b"], tmp_path,
-        tmp_path / "bisect", "nox -s report", pool=True)
-    records_a = raw_records(data_dir / "raw")
-    for env, b in raw_records(data_dir / "raw-machine-b").items():
-        a = records_a[env]
-        pooled = [r for r in rows if r["env"] == env]
-        if (a["python"], a["packages"]) == (b["python"], b["packages"]):
-            assert len(pooled) == 1
-            assert pooled[0]["runs"] == a["runs"] + b["runs"]
-            assert pooled[0]["failures"] == a["failures"] + b["failures"]
-        else:
-            assert len([r for r in rows if r["env"].startswith(env)]) == 2
-
-
 def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
     rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
     skipped = [r for r in rows if not r["sim"]]
