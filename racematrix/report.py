@@ -338,21 +338,17 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
 def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
     """The fastest patch that never raced: in the run in turn, else its own rows."""
     clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
-    sides = {(r["release"], r["patch"]): {"launch": {
-        k: r[k] for k in ("median", "p95", "n")}} for r in (timed or {}).get(
-            "rows", ()) if r["patch"] in clean or not r["patch"]}
-    timed_clean = [(v, n) for v, n in sides if n]
-    if timed_clean:
-        top = max((v for v, _ in timed_clean), key=version_key)
-        best = min((n for v, n in timed_clean if v == top), key=lambda n: sides[
-            (top, n)]["launch"]["median"]["value"])
-        return {**clean[best], "newest": top, "same_run": True,
-                "python": timed["python"],  # type: ignore[index]
-                "without": sides.get((top, None)), "with": sides[(top, best)]}
-    best = min((p for p in clean.values() if p["launch_median"] is not None),
-               key=lambda p: p["launch_median"], default=None)
-    return best and {**best, "newest": None, "same_run": False,
-                     "python": None, "without": None, "with": None}
+    rows = [r for r in (timed or {}).get("rows", ()) if r["patch"] in clean]
+    if rows and timed:
+        top = newest(rows, "release")["release"]
+        best = min((r for r in rows if r["release"] == top),
+                   key=lambda r: r["median"]["value"])
+        return {**clean[best["patch"]], "newest": top, "python": timed["python"],
+                "without": newest(timed["rows"], "release", release=top,
+                                  patch=None), "with": best}
+    fastest = min((p for p in clean.values() if p["launch_median"] is not None),
+                  key=lambda p: p["launch_median"], default=None)
+    return fastest and {**fastest, "without": None, "with": None}
 
 
 def reproducer_runs(data: Data | None) -> Data | None:
@@ -407,8 +403,6 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     for row in mwe:
         if row["verdict"] == "skipped":
             skipped[row["reason"]].append(row["env"])
-    racy_launch = [r["launch_seconds"]["median"] for r in ran
-                   if r["verdict"] == "reproduced" and launch(r)]
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
     fix_launches = recorded("fix_launch_time.json")
@@ -435,7 +429,6 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
                       None),
         "status": status(mwe, race),
         "bisects": race, "time_bisects": time, "price": cost,
-        "racy_median": statistics.median(racy_launch) if racy_launch else None,
         "cubie": clients, "cubie_price": cubie_price(clients),
         "own_tests": own_tests(records), "patches": found,
         "proposal": chosen, "interleaved": timed,
