@@ -22,7 +22,8 @@ from .markdown import render
 from .suites import Patch, load_matrix, load_patches
 from .plots import draw_all
 from .rawresult import NoUsableResults, RawResult, RawResultWarning
-from .tables import grid, python_minor, target_version, version_key, write_tables
+from .tables import (bound, grid, python_minor, target_version, version_key,
+                     write_tables)
 
 Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
@@ -67,15 +68,6 @@ def span(values: list | None) -> list | None:
     return [min(values), max(values)] if values else None
 
 
-def seconds(value: float | None, limit: float | None = None) -> Data | None:
-    """Launches past ``limit`` count at it: a statistic there is a bound."""
-    if value is None:
-        return None
-    censored = 0 < (limit or 0.0) <= value + 1e-9
-    return {"value": round(limit if censored and limit else value, 3),
-            "censored": censored}
-
-
 def launch(record: Data | None) -> Data | None:
     data = (record or {}).get("launch_seconds") or {}
     return probe_launch(data, data.get("limit")) if data.get("n") else None
@@ -83,7 +75,7 @@ def launch(record: Data | None) -> Data | None:
 
 def probe_launch(probe: Data, limit: float | None) -> Data:
     return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
-            **{k: seconds(probe.get(k), limit) for k in ("median", "p95")}}
+            **{k: bound(probe.get(k), limit) for k in ("median", "p95")}}
 
 
 def bisect_entry(data: Data) -> Data:
@@ -183,8 +175,8 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
             "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
                                      or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
-                      "median": seconds(r["median"], limit),
-                      "p95": seconds(r["p95"], limit),
+                      "median": bound(r["median"], limit),
+                      "p95": bound(r["p95"], limit),
                       "ratio_bound": r.get("median_ratio_bound")}
                      for r in run["rows"]]}
 

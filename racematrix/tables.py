@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from .envspec import EnvSpec
 from .fileio import write_json_atomic, write_text_atomic
-from .markdown import percent, render, table
+from .markdown import percent, render, seconds, table
 from .rawresult import (NoUsableResults, RawResult, RawResultWarning, Verdict,
                         load_raw_dirs, machine_label, make_raw)
 from .stats import wilson_interval
@@ -141,14 +141,21 @@ def kind_rate(row: Row, kind: str) -> dict | None:
             "rate": round(counts["failures"] / counts["runs"], 4)}
 
 
+def bound(value: float | None, limit: float | None = None) -> dict | None:
+    """A launch statistic; one at ``limit`` or past it counts at it (a bound)."""
+    if value is None:
+        return None
+    censored = 0 < (limit or 0.0) <= value + 1e-9
+    return {"value": limit if censored else value, "censored": censored}
+
+
 def format_launch(record: dict | None) -> str:
     """``median / p95 / max s``, ``>=`` where cut at the limit."""
     if not record or not record.get("n"):
         return "–" if not record or not record.get("error") else \
             f"not measured: {record['error']}"[:120]
-    limit = record.get("limit") or float("inf")
-    text = " / ".join(f">= {limit:.2f}" if record[key] >= limit - 1e-9
-                      else f"{record[key]:.2f}" for key in ("median", "p95", "max"))
+    text = " / ".join(seconds(bound(record[key], record.get("limit")))
+                      for key in ("median", "p95", "max"))
     if record.get("past_limit"):
         text += (f" ({record['past_limit']} of {record['n']} past "
                  f"{record['limit']:g} s)")
