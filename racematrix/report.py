@@ -51,11 +51,7 @@ def load_json(path: str | Path) -> Any:
 
 
 def declared_patches() -> dict[str, Patch]:
-    """The patches pyproject.toml declares (none without tomli)."""
-    try:
-        return load_patches(project_config(PROJECT), PROJECT)
-    except ModuleNotFoundError:
-        return {}
+    return load_patches(project_config(PROJECT), PROJECT)
 
 
 def newest(items: Any, key: str = "version", **match: Any) -> Any:
@@ -182,26 +178,17 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
 
 
 def slowdown(data: Data | None) -> list[Data]:
-    """Per Python's run in turn: the newest release's median over the reference's."""
+    """Per Python's run in turn: its newest release (``top``) and the reference."""
     found = []
-    for python, run in sorted(((data or {}).get("runs") or {}).items(),
-                              key=lambda item: version_key(item[0])):
-        plain = [r for r in run["rows"] if r["patch"] == "none"]
+    for python in sorted((data or {}).get("runs") or {}, key=version_key):
+        run = interleaved(data, python) or {}
+        plain = [r for r in run["rows"] if not r["patch"]]
         top = newest([r for r in plain if r["release"] != run["reference"]
                       and r.get("median_ratio")], "release")
-        if not top:
-            continue
-        reference = newest(plain, "release", release=run["reference"]) or {}
-        found.append({"python": python, "release": top["release"],
-                      "reference": run["reference"],
-                      "ratio": top["median_ratio"],
-                      "bound": bool(top.get("median_ratio_bound")),
-                      "limit": run.get("limit"), "n": top.get("n"),
-                      "past_limit": top.get("past_limit", 0),
-                      "finished": run.get("finished"),
-                      "load": span(run.get("load_per_round")),
-                      "reference_n": reference.get("n"),
-                      "reference_past_limit": reference.get("past_limit", 0)})
+        if top:
+            found.append({**run, "top": top, "ref": newest(
+                plain, "release", release=run["reference"])
+                or {"n": None, "past_limit": 0}})
     return found
 
 
@@ -484,7 +471,8 @@ def main(argv: list[str] | None = None) -> None:
         args = parser.parse_args(argv)
     except BadInput as error:
         parser.exit(2, f"{error}\n")
-    args.raw = list(dict.fromkeys(args.raw or [f"{home}/raw"]))
+    own = [f"{home}/raw"]
+    args.raw = list(dict.fromkeys(args.raw or own))
     missing = [d for d in args.raw if not Path(d).exists()]
     problem = folder_problem(args.out) or missing and \
         f"no such folder or file: {', '.join(missing)}"
@@ -492,11 +480,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"report: {problem}\n")
     warnings.simplefilter("always", RawResultWarning)
     warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
-    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}" if args.raw
-                                 != [f"{home}/raw"] else "")
+    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}"
+                                 if args.raw != own else "")
     # The project's own rows: what the config has and no row recorded
     # shows as not run here, as after `nox -s matrix`.
-    configured = [] if args.raw != [f"{home}/raw"] else load_matrix(
+    configured = [] if args.raw != own else load_matrix(
         project_config(PROJECT), os.environ, PROJECT).envs()
     try:
         rows, records = build_report(args.raw, args.out, args.bisect, command,

@@ -386,18 +386,22 @@ def test_the_regression_tests_runs_are_read_per_release():
 def test_the_slowdown_is_the_newest_unpatched_release_per_python():
     def entry(release, ratio, patch="none", bound=False):
         return {"release": release, "patch": patch, "median_ratio": ratio,
-                "median_ratio_bound": bound}
-    runs = {"3.12": {"reference": "0.24.0", "rows": [
-                entry("0.24.0", 1.0), entry("0.26.0", 1.9),
-                entry("0.30.4", 1.4), entry("0.30.4", 0.8, "fix")]},
-            "3.10": {"reference": "0.24.0", "rows": [
-                entry("0.24.0", 1.0), entry("0.30.4", 5.0, bound=True)]},
-            "3.13": {"reference": "0.24.0", "rows": [entry("0.24.0", 1.0)]}}
+                "median_ratio_bound": bound, "label": release, "median": 1.0,
+                "p95": 1.0}
+
+    def run(python, *rows):
+        return {"python": python, "reference": "0.24.0", "limit": 5.0,
+                "rounds": 3, "rows": list(rows)}
+    runs = {"3.12": run("3.12", entry("0.24.0", 1.0), entry("0.26.0", 1.9),
+                        entry("0.30.4", 1.4), entry("0.30.4", 0.8, "fix")),
+            "3.10": run("3.10", entry("0.24.0", 1.0),
+                        entry("0.30.4", 5.0, bound=True)),
+            "3.13": run("3.13", entry("0.24.0", 1.0))}
     found = report.slowdown({"runs": runs})
-    assert [(s["python"], s["release"], s["reference"], s["ratio"],
-             s["bound"]) for s in found] == [
-        ("3.10", "0.30.4", "0.24.0", 5.0, True),
-        ("3.12", "0.30.4", "0.24.0", 1.4, False)]
+    assert [(s["python"], s["top"]["release"], s["ref"]["release"],
+             s["top"]["median_ratio"], s["top"]["ratio_bound"])
+            for s in found] == [("3.10", "0.30.4", "0.24.0", 5.0, True),
+                                ("3.12", "0.30.4", "0.24.0", 1.4, False)]
     assert report.slowdown(None) == []
 
 
