@@ -301,14 +301,13 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     """Each patch: its description, race failures, runs and median launch."""
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
-        mine = [{"verdict": r["verdict"], "runs": r["runs"],
-                 "failures": r["failures"], "launch": launch(r),
-                 "python": python_minor(r)} for r in rows
-                if r["patch"] == name and r["suite"] == "mwe"]
-        medians = [r["launch"]["median"]["value"] for r in mine if r["launch"]]
+        mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
+        medians = [timed["median"]["value"] for r in mine if (timed := launch(r))]
         found.append({"name": name, "description": described.get(name),
                       "launch_median": statistics.median(medians)
-                      if medians else None, "rows": mine,
+                      if medians else None, "environments": len(mine),
+                      "pythons": sorted({python_minor(r) for r in mine},
+                                        key=version_key),
                       "race_failures": sum(r["failures"] for r in mine),
                       "runs": sum(r["runs"] for r in mine)})
     return found
