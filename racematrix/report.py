@@ -330,18 +330,21 @@ def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
 
 
 def reproducer_runs(data: Data | None) -> Data | None:
-    """The reproducers' recorded runs by script (``mwe/`` name)."""
+    """The reproducers' recorded runs by environment and by script (``mwe/`` name)."""
     if not data:
         return None
+    entries = [{**e, "runs": {r["command"].split()[-1]: r for r in e["runs"]}}
+               for e in data["entries"]]
     by_script = defaultdict(list)
-    for entry in data["entries"]:
-        for run in entry["runs"]:
-            by_script[run["command"].split()[-1]].append({**run, **{
+    for entry in entries:
+        for script, run in entry["runs"].items():
+            by_script[script].append({**run, **{
                 k: entry[k] for k in ("label", "patch", "python", "packages")}})
     return {"finished": data["finished"], "machine": data["machine"],
             "command": data["command"], "scripts": dict(by_script),
-            "load": span([load for entry in data["entries"] for run
-                          in entry["runs"] for load in run["load_average"]])}
+            "entries": entries, "load": span([
+                load for entry in data["entries"] for run in entry["runs"]
+                for load in run["load_average"]])}
 
 
 def regression_test(found: list[Data]) -> list[Data]:
