@@ -279,6 +279,7 @@ def test_a_reproducer_runs_as_a_reader_runs_it(tmp_path, monkeypatch):
              "packages": {}, "runs": [run]}]})
     assert folded["scripts"]["bug.py"][0]["exit"] == 3
     assert folded["scripts"]["bug.py"][0]["stopped_at"] is None
+    assert folded["entries"][0]["runs"]["bug.py"] is run
     assert folded["load"] == [min(run["load_average"]),
                               max(run["load_average"])]
 
