@@ -2,6 +2,7 @@
 (``racematrix/templates``) every report file is rendered from."""
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ def percent(rate: float | None, digits: int = 1) -> str:
     return "–" if rate is None else f"{100 * rate:.{digits}f}%"
 
 
+@functools.cache  # one Environment: Jinja2 compiles each template once
 def environment() -> Any:
     import jinja2
     found = jinja2.Environment(

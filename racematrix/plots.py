@@ -1,13 +1,14 @@
-"""The failure-rate heatmap and the launch times per environment
-(matplotlib, imported when drawing: the rest of the package runs without)."""
+"""The failure-rate heatmap (matplotlib, imported when drawing: the rest
+of the package runs without)."""
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .tables import (column_key, kind_rate, python_minor, target_version,
-                     version_key)
+from .tables import column_key, kind_rate, python_minor, version_key
 
 # A cell by its verdict: fill, hatch, edge, label, label colour, legend (a
 # rate's colour comes from RATES; 0%: ran and never failed, unlike any rate).
@@ -21,53 +22,11 @@ CELLS = {"none": ("white", None, "#cccccc", "", "black", "blank: not in matrix")
          "error": ("#5a5a5a", None, "white", "err", "white",
                    "err: environment error")}
 RATES = ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"]
-
-
-def pyplot() -> Any:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def plot_launch_times(rows: list[dict], path: str | Path) -> None:
-    """Median, p95 and max launch per timed environment."""
-    timed = sorted((r for r in rows if (r.get("launch_seconds") or {}).get("n")
-                    and r["verdict"] in ("reproduced", "not-reproduced")),
-                   key=lambda r: (python_minor(r),) + column_key(r))
-    if not timed:
-        Path(path).unlink(missing_ok=True)
-        return
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(max(6, 0.2 * len(timed) + 2), 4))
-    for x, row in enumerate(timed):
-        launch = row["launch_seconds"]
-        colour = "#c0392b" if row["verdict"] == "reproduced" else "#27ae60"
-        axis.plot([x, x], [launch["median"], launch["p95"]], color=colour)
-        axis.plot(x, launch["median"], "o", color=colour)
-        axis.plot(x, launch["max"], "x", color=colour)
-        if launch.get("past_limit"):
-            axis.annotate(f"{launch['past_limit']} past {launch['limit']:g} s",
-                          (x, launch["max"]), fontsize=6, rotation=90,
-                          textcoords="offset points", xytext=(0, 6))
-    axis.set_yscale("log")
-    axis.set_xticks(range(len(timed)), [
-        f"{python_minor(r)} {r['target']} {target_version(r)}" for r in timed],
-        rotation=90, fontsize=7)
-    axis.set_ylabel("seconds per launch")
-    low, high = axis.get_ylim()
-    axis.set_yticks([t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200)
-                     if low <= t <= high])
-    axis.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    axis.yaxis.set_minor_formatter(NullFormatter())
-    axis.grid(axis="y", which="both", color="#eeeeee")
-    axis.set_title("Launch time per environment: median (dot), p95 (bar "
-                   "end), max (x)\nred: race reproduced; green: not",
-                   fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+# The row keys the plots read (not its times: a row not run is stamped now);
+# a PNG keeps their hash and this module's, and is not redrawn while equal.
+PLOTTED = ("env", "sim", "python", "target", "packages", "requirements",
+           "verdict", "reason", "runs", "failures", "failure_rate", "kinds")
+DATA_KEY = "Data-SHA256"
 
 
 def cell_style(row: dict | None, cmap: Any) -> tuple:
@@ -95,9 +54,11 @@ def not_drawn(rows: list[dict], flags: list[bool]) -> str:
 
 def plot_heatmap(rows: list[dict], path: str | Path) -> None:
     """Failure rate per Python and target version, a panel per simulator flag."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     from matplotlib.colors import LinearSegmentedColormap
     from matplotlib.patches import Patch, Rectangle
-    plt = pyplot()
     flags = [flag for flag in (True, False)
              if any(r["sim"] is flag and r["verdict"] != "skipped"
                     for r in rows)] or [True]
@@ -145,11 +106,30 @@ def plot_heatmap(rows: list[dict], path: str | Path) -> None:
               label="*: every test's rate (kinds not counted)")],
         loc="lower center", ncol=4, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
-    figure.savefig(path, dpi=110, metadata={"Software": None})
+    figure.savefig(path, dpi=110, metadata={"Software": None,
+                                            DATA_KEY: data_key(rows)})
     plt.close(figure)
 
 
+def data_key(rows: list[dict]) -> str:
+    text = json.dumps([[r.get(k) for k in PLOTTED] for r in rows],
+                      default=str) + Path(__file__).read_text()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def drawn_key(path: Path) -> str | None:
+    """The data hash a PNG was drawn from (Pillow: matplotlib's own)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as image:
+            return image.text.get(DATA_KEY)  # type: ignore[attr-defined]
+    except OSError:
+        return None
+
+
 def draw_all(rows: list[dict], out_dir: str | Path) -> None:
+    """The heatmap of the MWE's unpatched rows, unless drawn from them."""
     mwe_rows = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
-    plot_heatmap(mwe_rows, Path(out_dir) / "failure_rates.png")
-    plot_launch_times(mwe_rows, Path(out_dir) / "launch_times.png")
+    path = Path(out_dir) / "failure_rates.png"
+    if drawn_key(path) != data_key(mwe_rows):
+        plot_heatmap(mwe_rows, path)

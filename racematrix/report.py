@@ -22,7 +22,8 @@ from .markdown import render
 from .suites import Patch, load_matrix, load_patches
 from .plots import draw_all
 from .rawresult import NoUsableResults, RawResult, RawResultWarning
-from .tables import grid, python_minor, target_version, version_key, write_tables
+from .tables import (bound, grid, python_minor, target_version, version_key,
+                     write_tables)
 
 Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
@@ -50,11 +51,7 @@ def load_json(path: str | Path) -> Any:
 
 
 def declared_patches() -> dict[str, Patch]:
-    """The patches pyproject.toml declares (none without tomli)."""
-    try:
-        return load_patches(project_config(PROJECT), PROJECT)
-    except ModuleNotFoundError:
-        return {}
+    return load_patches(project_config(PROJECT), PROJECT)
 
 
 def newest(items: Any, key: str = "version", **match: Any) -> Any:
@@ -67,29 +64,14 @@ def span(values: list | None) -> list | None:
     return [min(values), max(values)] if values else None
 
 
-def seconds(value: float | None, limit: float | None = None) -> Data | None:
-    """Launches past ``limit`` count at it: a statistic there is a bound."""
-    if value is None:
-        return None
-    limit = limit or 0.0
-    censored = 0 < limit <= value + 1e-9
-    return {"value": round(limit if censored else value, 3),
-            "censored": censored}
-
-
 def launch(record: Data | None) -> Data | None:
     data = (record or {}).get("launch_seconds") or {}
-    if not data.get("n"):
-        return None
-    limit = data.get("limit")
-    return {"n": data["n"], "limit": limit,
-            **{k: seconds(data[k], limit) for k in ("median", "p95", "max")},
-            "past_limit": data.get("past_limit", 0)}
+    return probe_launch(data, data.get("limit")) if data.get("n") else None
 
 
 def probe_launch(probe: Data, limit: float | None) -> Data:
     return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
-            **{k: seconds(probe.get(k), limit) for k in ("median", "p95")}}
+            **{k: bound(probe.get(k), limit) for k in ("median", "p95")}}
 
 
 def bisect_entry(data: Data) -> Data:
@@ -151,18 +133,15 @@ def evidence(records: list[Data]) -> Data:
     totals = {name: dict.fromkeys(("runs", "target", "other", "envs"), 0)
               for name in CONTROL_TESTS}
     threads: Counter[str] = Counter()
-    for record in records:
-        if record["verdict"] != "reproduced" or \
-                record.get("suite", "mwe") != "mwe":
-            continue
+    for record in (r for r in records if r["verdict"] == "reproduced"
+                   and r.get("suite", "mwe") == "mwe"):
         summary = record.get("summary", {})
         for name, test in CONTROL_TESTS.items():
             cases = [c for n, c in summary.get("tests", {}).items()
                      if n.split("[")[0] == test]
             totals[name]["envs"] += bool(cases)
             for c in cases:
-                totals[name]["runs"] += c["target"] + c["other"] + \
-                    c["hang"] + c["pass"]
+                totals[name]["runs"] += sum(c.values()) - c["skip"]
                 totals[name]["target"] += c["target"]
                 totals[name]["other"] += c["other"] + c["hang"]
         threads.update("early" if t["index"] >= t["n_threads"] else "working"
@@ -192,33 +171,24 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
             "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
                                      or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
-                      "median": seconds(r["median"], limit),
-                      "p95": seconds(r["p95"], limit),
+                      "median": bound(r["median"], limit),
+                      "p95": bound(r["p95"], limit),
                       "ratio_bound": r.get("median_ratio_bound")}
                      for r in run["rows"]]}
 
 
 def slowdown(data: Data | None) -> list[Data]:
-    """Per Python's run in turn: the newest release's median over the reference's."""
+    """Per Python's run in turn: its newest release (``top``) and the reference."""
     found = []
-    for python, run in sorted(((data or {}).get("runs") or {}).items(),
-                              key=lambda item: version_key(item[0])):
-        plain = [r for r in run["rows"] if r["patch"] == "none"]
+    for python in sorted((data or {}).get("runs") or {}, key=version_key):
+        run = interleaved(data, python) or {}
+        plain = [r for r in run["rows"] if not r["patch"]]
         top = newest([r for r in plain if r["release"] != run["reference"]
                       and r.get("median_ratio")], "release")
-        if not top:
-            continue
-        reference = newest(plain, "release", release=run["reference"]) or {}
-        found.append({"python": python, "release": top["release"],
-                      "reference": run["reference"],
-                      "ratio": top["median_ratio"],
-                      "bound": bool(top.get("median_ratio_bound")),
-                      "limit": run.get("limit"), "n": top.get("n"),
-                      "past_limit": top.get("past_limit", 0),
-                      "finished": run.get("finished"),
-                      "load": span(run.get("load_per_round")),
-                      "reference_n": reference.get("n"),
-                      "reference_past_limit": reference.get("past_limit", 0)})
+        if top:
+            found.append({**run, "top": top, "ref": newest(
+                plain, "release", release=run["reference"])
+                or {"n": None, "past_limit": 0}})
     return found
 
 
@@ -331,14 +301,13 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     """Each patch: its description, race failures, runs and median launch."""
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
-        mine = [{"verdict": r["verdict"], "runs": r["runs"],
-                 "failures": r["failures"], "launch": launch(r),
-                 "python": python_minor(r)} for r in rows
-                if r["patch"] == name and r["suite"] == "mwe"]
-        medians = [r["launch"]["median"]["value"] for r in mine if r["launch"]]
+        mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
+        medians = [timed["median"]["value"] for r in mine if (timed := launch(r))]
         found.append({"name": name, "description": described.get(name),
                       "launch_median": statistics.median(medians)
-                      if medians else None, "rows": mine,
+                      if medians else None, "environments": len(mine),
+                      "pythons": sorted({python_minor(r) for r in mine},
+                                        key=version_key),
                       "race_failures": sum(r["failures"] for r in mine),
                       "runs": sum(r["runs"] for r in mine)})
     return found
@@ -347,64 +316,58 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
 def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
     """The fastest patch that never raced: in the run in turn, else its own rows."""
     clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
-    sides = {(r["release"], r["patch"]): {"launch": {
-        k: r[k] for k in ("median", "p95", "n")}} for r in (timed or {}).get(
-            "rows", ()) if r["patch"] in clean or not r["patch"]}
-    timed_clean = [(v, n) for v, n in sides if n]
-    if timed_clean:
-        top = max((v for v, _ in timed_clean), key=version_key)
-        best = min((n for v, n in timed_clean if v == top), key=lambda n: sides[
-            (top, n)]["launch"]["median"]["value"])
-        return {**clean[best], "newest": top, "same_run": True,
-                "python": timed["python"],  # type: ignore[index]
-                "without": sides.get((top, None)), "with": sides[(top, best)]}
-    best = min((p for p in clean.values() if p["launch_median"] is not None),
-               key=lambda p: p["launch_median"], default=None)
-    return best and {**best, "newest": None, "same_run": False,
-                     "python": None, "without": None, "with": None}
+    rows = [r for r in (timed or {}).get("rows", ()) if r["patch"] in clean]
+    if rows and timed:
+        top = newest(rows, "release")["release"]
+        best = min((r for r in rows if r["release"] == top),
+                   key=lambda r: r["median"]["value"])
+        return {**clean[best["patch"]], "newest": top, "python": timed["python"],
+                "without": newest(timed["rows"], "release", release=top,
+                                  patch=None), "with": best}
+    fastest = min((p for p in clean.values() if p["launch_median"] is not None),
+                  key=lambda p: p["launch_median"], default=None)
+    return fastest and {**fastest, "without": None, "with": None}
 
 
 def reproducer_runs(data: Data | None) -> Data | None:
-    """The reproducers' recorded runs by script (``mwe/`` name)."""
+    """The reproducers' recorded runs by environment and by script (``mwe/`` name)."""
     if not data:
         return None
+    entries = [{**e, "runs": {r["command"].split()[-1]: r for r in e["runs"]}}
+               for e in data["entries"]]
     by_script = defaultdict(list)
-    for entry in data["entries"]:
-        for run in entry["runs"]:
-            by_script[run["command"].split()[-1]].append({**run, **{
+    for entry in entries:
+        for script, run in entry["runs"].items():
+            by_script[script].append({**run, **{
                 k: entry[k] for k in ("label", "patch", "python", "packages")}})
     return {"finished": data["finished"], "machine": data["machine"],
             "command": data["command"], "scripts": dict(by_script),
-            "load": span([load for entry in data["entries"] for run
-                          in entry["runs"] for load in run["load_average"]])}
+            "entries": entries, "load": span([
+                load for entry in data["entries"] for run in entry["runs"]
+                for load in run["load_average"]])}
 
 
 def regression_test(found: list[Data]) -> list[Data]:
     """The upstream series' ``race_rate`` runs: which numba-cuda, how they ended."""
     shown = []
-    for data in found:
-        counts = data.get("counts") or {}
-        if not data.get("runs") or "race" not in counts:
-            continue
-        named = RACE_RATE_LABEL.match(data.get("label", "?"))
+    for data in (d for d in found if d.get("runs") and "race" in d["counts"]):
+        named = RACE_RATE_LABEL.match(data.get("label", ""))
         part = named.groupdict() if named else {}
-        installed = next((p.split("==", 1)[1] for p in data.get("packages")
-                          or () if p.startswith("numba-cuda==")), None)
-        processes = data.get("processes")
+        installed = [p.split("==", 1)[1] for p in data.get("packages") or ()
+                     if p.startswith("numba-cuda==")]
         shown.append({
-            "release": installed or part.get("release"),
+            "release": next(iter(installed), part.get("release")),
             "main": bool(part.get("main")), "commit": part.get("commit"),
-            "change": bool(part.get("change")),
-            "python": ".".join(data["python"].split()[0].split(".")[:2])
+            "change": bool(part.get("change")), "python": ".".join(
+                data["python"].split()[0].split(".")[:2])
             if data.get("python") else None,
-            "fresh": isinstance(processes, list)
-            and len(processes) == data["runs"],
+            "fresh": len(data.get("processes") or ()) == data["runs"],
             "test": (data.get("test") or "").rsplit(".", 1)[-1],
-            "runs": data["runs"], "race": counts["race"],
-            "other": counts.get("other", 0)})
+            "runs": data["runs"], "race": data["counts"]["race"],
+            "other": data["counts"].get("other", 0)})
     return sorted(shown, key=lambda r: (
-        r["main"], version_key(r["release"] or "0"), r["fresh"], r["change"],
-        version_key(r["python"] or "0")))
+        r["main"], version_key(r["release"]), r["fresh"], r["change"],
+        version_key(r["python"])))
 
 
 def build(rows: list[Data], records: list[Data], provenance: Data,
@@ -421,8 +384,6 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     for row in mwe:
         if row["verdict"] == "skipped":
             skipped[row["reason"]].append(row["env"])
-    racy_launch = [r["launch_seconds"]["median"] for r in ran
-                   if r["verdict"] == "reproduced" and launch(r)]
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
     fix_launches = recorded("fix_launch_time.json")
@@ -449,7 +410,6 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
                       None),
         "status": status(mwe, race),
         "bisects": race, "time_bisects": time, "price": cost,
-        "racy_median": statistics.median(racy_launch) if racy_launch else None,
         "cubie": clients, "cubie_price": cubie_price(clients),
         "own_tests": own_tests(records), "patches": found,
         "proposal": chosen, "interleaved": timed,
@@ -473,13 +433,13 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
 
 
 def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
-                 command: str, plot: bool = True, pool: bool = False,
+                 command: str, plot: bool = True,
                  configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Data], list[tuple[Any, RawResult]]]:
     """Every report file in ``out_dir`` (``configured``: the environments
     the tables show as not run where no row was recorded); (rows, records)."""
     out_dir = Path(out_dir)
-    rows, records = write_tables(raw_dirs, out_dir, command, pool, configured)
+    rows, records = write_tables(raw_dirs, out_dir, command, configured)
     rerender_bisects(bisect_dir)
     provenance = load_json(out_dir / "failure_rates.json")["provenance"]
     model = build(rows, [dict(r) for _, r in records], provenance,
@@ -509,14 +469,12 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"where the tables and report go (default: {home})")
     parser.add_argument("--bisect", default=f"{home}/bisect",
                         help=f"folder of bisect results (default: {home}/bisect)")
-    parser.add_argument("--pool", action="store_true",
-                        help="pool one environment's results from several "
-                             "machines where every version matches")
     try:
         args = parser.parse_args(argv)
     except BadInput as error:
         parser.exit(2, f"{error}\n")
-    args.raw = list(dict.fromkeys(args.raw or [f"{home}/raw"]))
+    own = [f"{home}/raw"]
+    args.raw = list(dict.fromkeys(args.raw or own))
     missing = [d for d in args.raw if not Path(d).exists()]
     problem = folder_problem(args.out) or missing and \
         f"no such folder or file: {', '.join(missing)}"
@@ -524,16 +482,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"report: {problem}\n")
     warnings.simplefilter("always", RawResultWarning)
     warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
-    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}" if args.raw
-                                 != [f"{home}/raw"] else "") + \
-        (" --pool" if args.pool else "")
+    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}"
+                                 if args.raw != own else "")
     # The project's own rows: what the config has and no row recorded
     # shows as not run here, as after `nox -s matrix`.
-    configured = [] if args.raw != [f"{home}/raw"] else load_matrix(
+    configured = [] if args.raw != own else load_matrix(
         project_config(PROJECT), os.environ, PROJECT).envs()
     try:
         rows, records = build_report(args.raw, args.out, args.bisect, command,
-                                     pool=args.pool, configured=configured)
+                                     configured=configured)
     except NoUsableResults as error:
         parser.exit(2, f"report: {error}\n")
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "

@@ -17,21 +17,17 @@ from packaging.version import InvalidVersion, Version
 
 from .envspec import EnvSpec
 from .fileio import write_json_atomic, write_text_atomic
-from .markdown import percent, render, table
-from .outcomes import Outcome
+from .markdown import percent, render, seconds, table
 from .rawresult import (NoUsableResults, RawResult, RawResultWarning, Verdict,
-                        decide_verdict, load_raw_dirs, machine_label, make_raw)
+                        load_raw_dirs, machine_label, make_raw)
 from .stats import wilson_interval
 
 Row = dict[str, Any]
 Records = list[tuple[Any, RawResult]]
 KINDS = ("pattern", "trigger", "control")
-# The raw record's count of each outcome (a pass is what the others leave).
-COUNTED = {Outcome.TARGET: "failures", Outcome.OTHER: "other_errors",
-           Outcome.HANG: "hangs", Outcome.SKIP: "skips"}
 
 
-def merge_records(records: Records, pool: bool = False,
+def merge_records(records: Records,
                   left_out: list[dict] | None = None) -> list[Row]:
     """One row per environment and machine; of two differing copies, the newer."""
     by_key: dict[tuple[str, str], tuple[Any, RawResult]] = {}
@@ -48,46 +44,9 @@ def merge_records(records: Records, pool: bool = False,
         (left_out if left_out is not None else []).append({
             "path": str(drop[0]), "reason": f"conflicts with {by_key[key][0]} "
             "(same environment and machine; the newer was kept)"})
-    kept = [record for _, record in by_key.values()]
     several = len({key[1] for key in by_key}) > 1
-    return sorted((make_row(r, several and not r.get("pooled"))
-                   for r in (pool_records(kept) if pool else kept)),
+    return sorted((make_row(record, several) for _, record in by_key.values()),
                   key=row_sort_key)
-
-
-def pool_records(records: list[RawResult]) -> list[RawResult]:
-    """One record per environment where every machine ran the same versions."""
-    by_env: dict[str, list[RawResult]] = defaultdict(list)
-    for record in records:
-        by_env[record["env"]].append(record)
-    pooled = []
-    for env, group in by_env.items():
-        labels = sorted(machine_label(r) for r in group)
-        apart = len({(r["python"], str(sorted(r["packages"].items())))
-                     for r in group}) > 1
-        if apart:
-            warnings.warn(f"not pooled: {env} ran with different versions "
-                          f"on {', '.join(labels)}", RawResultWarning,
-                          stacklevel=3)
-        if apart or len(group) == 1:
-            pooled.extend(group)
-            continue
-        counts: dict[str, int] = {o: sum(r[key] for r in group)  # type: ignore[literal-required]
-                  for o, key in COUNTED.items()}
-        runs = sum(r["runs"] for r in group)
-        counts[Outcome.PASS] = runs - counts[Outcome.TARGET] - \
-            counts[Outcome.OTHER] - counts[Outcome.HANG]
-        verdict, reason = decide_verdict(counts)
-        if {r["verdict"] for r in group} & {Verdict.ERROR, Verdict.SKIPPED}:
-            verdict, reason = group[0]["verdict"], group[0]["reason"]
-        pooled.append(dict(  # type: ignore[arg-type]
-            group[0], runs=runs, failures=counts[Outcome.TARGET],
-            other_errors=counts[Outcome.OTHER], hangs=counts[Outcome.HANG],
-            verdict=verdict, seconds=round(sum(r["seconds"] for r in group), 2),
-            pooled=labels, machine={"label": "+".join(labels)},
-            reason=f"{reason}; pooled from {len(group)} machines "
-                   f"({', '.join(labels)}) with identical versions"))
-    return pooled
 
 
 def make_row(record: RawResult, show_machine: bool = False) -> Row:
@@ -182,14 +141,21 @@ def kind_rate(row: Row, kind: str) -> dict | None:
             "rate": round(counts["failures"] / counts["runs"], 4)}
 
 
+def bound(value: float | None, limit: float | None = None) -> dict | None:
+    """A launch statistic; one at ``limit`` or past it counts at it (a bound)."""
+    if value is None:
+        return None
+    censored = 0 < (limit or 0.0) <= value + 1e-9
+    return {"value": limit if censored else value, "censored": censored}
+
+
 def format_launch(record: dict | None) -> str:
     """``median / p95 / max s``, ``>=`` where cut at the limit."""
     if not record or not record.get("n"):
         return "–" if not record or not record.get("error") else \
             f"not measured: {record['error']}"[:120]
-    limit = record.get("limit") or float("inf")
-    text = " / ".join(f">= {limit:.2f}" if record[key] >= limit - 1e-9
-                      else f"{record[key]:.2f}" for key in ("median", "p95", "max"))
+    text = " / ".join(seconds(bound(record[key], record.get("limit")))
+                      for key in ("median", "p95", "max"))
     if record.get("past_limit"):
         text += (f" ({record['past_limit']} of {record['n']} past "
                  f"{record['limit']:g} s)")
@@ -324,7 +290,7 @@ def verdict_counts(rows: list[Row]) -> str:
 
 
 def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
-                 pool: bool = False, configured: Iterable[EnvSpec] = ()
+                 configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Row], Records]:
     """The three tables in ``out_dir`` from the raw records; (rows, records)."""
     left_out: list[dict] = []
@@ -334,7 +300,7 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
             f"no usable raw result in {', '.join(map(str, raw_dirs))} (see "
             f"the warnings above, if any); nothing was written: run `nox -s "
             f"matrix` first, or point --raw at folders of raw results")
-    rows = merge_records(records, pool, left_out)
+    rows = merge_records(records, left_out)
     rows = sorted([*rows, *not_run(configured, rows)], key=row_sort_key)
     machines = {machine_label(r): r["machine"] for _, r in reversed(records)}
     # The newest result's time, not the clock: same raw files, same tables.

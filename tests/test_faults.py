@@ -335,7 +335,7 @@ def test_report_raw_given_twice_adds_up(data_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("main, argv", [
     (report.main, ["--out", "a", "--out", "b"]),
-    (report.main, ["--pool", "--pool"]),
+    (report.main, ["--bisect", "a", "--bisect", "b"]),
     (ci.main, ["--gpu-runner", "a", "--gpu-runner", "b"]),
 ])
 def test_other_options_given_twice_are_refused_in_one_line(main, argv,

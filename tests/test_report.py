@@ -124,10 +124,8 @@ def test_evidence_is_counted_from_raw(data_dir):
 
 
 def test_a_launch_cut_at_the_limit_is_a_bound():
-    assert report.seconds(2.7, 2.7) == {"value": 2.7,
-                                                 "censored": True}
-    assert report.seconds(0.87, 2.7) == {"value": 0.87,
-                                                  "censored": False}
+    assert tables.bound(2.7, 2.7) == {"value": 2.7, "censored": True}
+    assert tables.bound(0.87, 2.7) == {"value": 0.87, "censored": False}
     assert markdown.seconds({"value": 2.7, "censored": True}) == ">= 2.70"
     assert tables.format_launch({"n": 3, "median": 5.71, "p95": 5.71,
                                  "max": 5.71, "limit": 5.71,
@@ -206,22 +204,6 @@ def test_corrupt_file_is_named_in_merge(tmp_path, data_dir):
     assert len(rows) == len(list((data_dir / "raw").glob("*.json")))
 
 
-def test_pooling_adds_up_only_identical_environments(tmp_path, data_dir):
-    rows, _ = report.build_report(
-        [data_dir / "raw", data_dir / "raw-machine-b"], tmp_path,
-        tmp_path / "bisect", "nox -s report", pool=True)
-    records_a = raw_records(data_dir / "raw")
-    for env, b in raw_records(data_dir / "raw-machine-b").items():
-        a = records_a[env]
-        pooled = [r for r in rows if r["env"] == env]
-        if (a["python"], a["packages"]) == (b["python"], b["packages"]):
-            assert len(pooled) == 1
-            assert pooled[0]["runs"] == a["runs"] + b["runs"]
-            assert pooled[0]["failures"] == a["failures"] + b["failures"]
-        else:
-            assert len([r for r in rows if r["env"].startswith(env)]) == 2
-
-
 def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
     rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
     skipped = [r for r in rows if not r["sim"]]
@@ -229,6 +211,22 @@ def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
     note = plots.not_drawn(rows, [True])
     assert note == (f"\nsimulator off: all {len(skipped)} environments "
                     f"skipped: {skipped[0]['reason']}")
+
+
+def test_a_plot_is_drawn_again_only_when_its_data_changed(tmp_path, data_dir):
+    rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
+    png = tmp_path / "failure_rates.png"
+    plots.draw_all(rows, tmp_path)
+    drawn = png.stat().st_mtime_ns
+    plots.draw_all(rows, tmp_path)
+    assert png.stat().st_mtime_ns == drawn
+    racy = next(r for r in rows if r["verdict"] == "reproduced" and
+                r["suite"] == "mwe" and not r["patch"])
+    racy["failures"] -= 1
+    plots.draw_all(rows, tmp_path)
+    assert png.stat().st_mtime_ns != drawn
+    assert plots.drawn_key(png) == plots.data_key(
+        [r for r in rows if r["suite"] == "mwe" and not r["patch"]])
 
 
 def test_a_mistyped_option_is_one_line(capsys):
@@ -281,6 +279,7 @@ def test_a_reproducer_runs_as_a_reader_runs_it(tmp_path, monkeypatch):
              "packages": {}, "runs": [run]}]})
     assert folded["scripts"]["bug.py"][0]["exit"] == 3
     assert folded["scripts"]["bug.py"][0]["stopped_at"] is None
+    assert folded["entries"][0]["runs"]["bug.py"] is run
     assert folded["load"] == [min(run["load_average"]),
                               max(run["load_average"])]
 
@@ -333,9 +332,8 @@ def test_the_proposal_is_the_fastest_change_that_never_raced():
         row("0.30.4", "slow", 0.4), row("0.30.4", "fast", 0.5),
         row("0.28.2", "fast", 0.2)]}
     chosen = report.proposal(found, timed)
-    assert (chosen["name"], chosen["newest"], chosen["same_run"]) == (
-        "slow", "0.30.4", True)
-    assert chosen["without"]["launch"]["median"]["value"] == 1.9
+    assert (chosen["name"], chosen["newest"]) == ("slow", "0.30.4")
+    assert chosen["without"]["median"]["value"] == 1.9
     # Without a run taken in turn: each patch's own environments.
     assert report.proposal(found)["name"] == "fast"
     assert report.proposal(found[1:2], timed) is None
@@ -389,18 +387,22 @@ def test_the_regression_tests_runs_are_read_per_release():
 def test_the_slowdown_is_the_newest_unpatched_release_per_python():
     def entry(release, ratio, patch="none", bound=False):
         return {"release": release, "patch": patch, "median_ratio": ratio,
-                "median_ratio_bound": bound}
-    runs = {"3.12": {"reference": "0.24.0", "rows": [
-                entry("0.24.0", 1.0), entry("0.26.0", 1.9),
-                entry("0.30.4", 1.4), entry("0.30.4", 0.8, "fix")]},
-            "3.10": {"reference": "0.24.0", "rows": [
-                entry("0.24.0", 1.0), entry("0.30.4", 5.0, bound=True)]},
-            "3.13": {"reference": "0.24.0", "rows": [entry("0.24.0", 1.0)]}}
+                "median_ratio_bound": bound, "label": release, "median": 1.0,
+                "p95": 1.0}
+
+    def run(python, *rows):
+        return {"python": python, "reference": "0.24.0", "limit": 5.0,
+                "rounds": 3, "rows": list(rows)}
+    runs = {"3.12": run("3.12", entry("0.24.0", 1.0), entry("0.26.0", 1.9),
+                        entry("0.30.4", 1.4), entry("0.30.4", 0.8, "fix")),
+            "3.10": run("3.10", entry("0.24.0", 1.0),
+                        entry("0.30.4", 5.0, bound=True)),
+            "3.13": run("3.13", entry("0.24.0", 1.0))}
     found = report.slowdown({"runs": runs})
-    assert [(s["python"], s["release"], s["reference"], s["ratio"],
-             s["bound"]) for s in found] == [
-        ("3.10", "0.30.4", "0.24.0", 5.0, True),
-        ("3.12", "0.30.4", "0.24.0", 1.4, False)]
+    assert [(s["python"], s["top"]["release"], s["ref"]["release"],
+             s["top"]["median_ratio"], s["top"]["ratio_bound"])
+            for s in found] == [("3.10", "0.30.4", "0.24.0", 5.0, True),
+                                ("3.12", "0.30.4", "0.24.0", 1.4, False)]
     assert report.slowdown(None) == []
 
 
