@@ -82,32 +82,28 @@ def numba_cuda_tests(records: list[dict]) -> dict:
 
 def semantics_differences(records: list[dict]) -> dict:
     """Per patch and spec: the cases that differ from the unpatched row."""
-    rows: dict = {}
-    for r in records:
-        if r.get("suite") == "semantics":
-            rows.setdefault(row_patch(r), {})[
-                f"{spec_text(r)} (py{python_minor(r)})"] = (
-                outcomes(r), r.get("summary", {}).get("observed", {}))
-    plain, found = rows.get(NONE, {}), {}
-    for patch, by_key in rows.items():
-        for name, (mine, seen) in by_key.items():
-            if patch == NONE:  # its cases that fail
-                differ = [{"case": case, "outcome": outcome,
-                           "observed": seen.get(case)}
-                          for case, outcome in sorted(mine.items())
-                          if outcome != "pass"]
-            elif name in plain:
-                theirs, their_seen = plain[name]
-                differ = [dict(zip(DIFFERENCE, (
-                    case, mine.get(case), theirs.get(case), seen.get(case),
-                    their_seen.get(case))))
-                    for case in sorted(mine.keys() | theirs.keys())
-                    if (mine.get(case), seen.get(case))
-                    != (theirs.get(case), their_seen.get(case))]
-            else:
-                continue
-            found.setdefault(patch, {})[name] = {"cases": len(mine),
-                                                 "differ": differ}
+    rows = {(row_patch(r), f"{spec_text(r)} (py{python_minor(r)})"): (
+        outcomes(r), r.get("summary", {}).get("observed", {}))
+        for r in records if r.get("suite") == "semantics"}
+    found: dict = {}
+    for (patch, name), (mine, seen) in rows.items():
+        if patch == NONE:  # its cases that fail
+            differ = [{"case": case, "outcome": outcome,
+                       "observed": seen.get(case)}
+                      for case, outcome in sorted(mine.items())
+                      if outcome != "pass"]
+        elif (NONE, name) in rows:
+            theirs, their_seen = rows[NONE, name]
+            differ = []
+            for case in sorted(mine.keys() | theirs.keys()):
+                values = (mine.get(case), theirs.get(case), seen.get(case),
+                          their_seen.get(case))
+                if values[::2] != values[1::2]:  # outcome or observed
+                    differ.append(dict(zip(DIFFERENCE, (case, *values))))
+        else:
+            continue
+        found.setdefault(patch, {})[name] = {"cases": len(mine),
+                                             "differ": differ}
     return found
 
 
@@ -182,26 +178,17 @@ def compare(records: list[dict], launch_runs: dict) -> dict:
             "semantics": semantics_differences(records)}
 
 
-def race_bisect(results_dir: str, python: str) -> dict:
-    """The race bisect of numba-cuda on ``python``, which found the flip."""
-    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
-    bisect = load_json(path) or {}
-    if not bisect.get("boundary"):
-        raise BadInput(f"{path} has no flip of the race; run `nox -s bisect "
-                       f"-- --package numba-cuda --python {python}` first")
-    return bisect
-
-
 def bisect_releases(results_dir: str, python: str, reference: str | None,
                     releases: list[str] | None) -> tuple[str, list[str]]:
     """The race bisect's last racy release and the matrix's from its fix on."""
+    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
+    boundary = (load_json(path) or {}).get("boundary")
     if reference and releases:
         return reference, releases
-    try:
-        boundary = race_bisect(results_dir, python)["boundary"]
-    except BadInput as error:
-        raise BadInput(f"fix_compare: {error}, or give --reference and "
-                       f"--releases") from None
+    if not boundary:
+        raise BadInput(f"fix_compare: {path} has no flip of the race; run "
+                       f"`nox -s bisect -- --package numba-cuda --python "
+                       f"{python}` first, or give --reference and --releases")
     fixed = Version(boundary["after"]["version"])
     matrix = [spec.split("==", 1)[1] for spec in project_config(PROJECT)[
         "specs"] if spec.startswith("numba-cuda==")]
@@ -218,18 +205,12 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
                         help="time launches first (else only the table)")
     parser.add_argument("--python", default="3.12",
                         help="the Python X.Y of the launch-time run")
-    parser.add_argument("--reference",
-                        help="the numba-cuda release launches are compared "
-                             "with (default: the last with the race, from "
-                             "the race bisect on --python)")
-    parser.add_argument("--releases", nargs="+",
-                        help="the numba-cuda releases timed (default: the "
-                             "matrix's from the bisect's first without the "
-                             "race on)")
-    parser.add_argument("--patches", nargs="*",
-                        default=list(declared_patches()),
-                        help="the patches to time (default: every declared "
-                             "one)")
+    parser.add_argument("--reference", help="the release compared with "
+                        "(default: the race bisect's last with the race)")
+    parser.add_argument("--releases", nargs="+", help="the releases timed "
+                        "(default: the matrix's from the bisect's fix on)")
+    parser.add_argument("--patches", nargs="*", default=list(
+        declared_patches()), help="the patches timed (default: all declared)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
     parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])

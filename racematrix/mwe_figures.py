@@ -35,8 +35,14 @@ SWEEP = {"switch-interval": ["0.005", "1e-4", "1e-5", "1e-6"],
          "device-calls": ["1", "2", "4", "8", "16"],
          "threads-per-block": ["2", "8", "32", "64"],
          "blocks": ["1", "2", "4"]}
-# Repeats of the pattern's cases and of the whole suite for ~1,000 runs.
-PATTERN_CASES, SUITE_TESTS = 16, 22
+# Each run's -k selection (None: the whole suite), options and repeats:
+# about 1,000 runs of the suite's 22 tests or of the pattern's 16 cases.
+RUNS = {"fixed": (None, (), math.ceil(1000 / 22)),
+        "faithful": (PATTERN, ("--preset", "faithful"), math.ceil(1000 / 16)),
+        "aggressive": (PATTERN, (), math.ceil(1000 / 16)),
+        "trigger": (TRIGGER, (), 20),
+        "trigger_faithful": (TRIGGER, ("--preset", "faithful"), 20)}
+SUITE_RUNS, SWEEP_REPEATS = 20, 8
 
 
 def timed_pytest(env: ProbeEnvironment, *args: str,
@@ -68,21 +74,10 @@ def rate(counts: dict) -> dict:
             "ci95": list(wilson_interval(counts["target"], runs))}
 
 
-def measured(env: ProbeEnvironment, info: dict, tests: str, *args: str,
-             count: int) -> tuple[dict, dict]:
-    """``tests`` (``-k``, or the whole suite) ``count`` times: rate, summary."""
-    selection = [] if tests == "whole suite" else ["-k", tests]
-    _, summary = timed_pytest(env, *selection, *args, count=count)
-    versions = {name: info["packages"][name] for name in ("numba", "numba-cuda")
-                if name in info["packages"]}
-    return ({**versions, "python": info["python"], "tests": tests,
-             "options": " ".join(args), **rate(summary["counts"])}, summary)
-
-
-def suite_row(env: ProbeEnvironment, info: dict, runs: int) -> dict:
+def suite_row(env: ProbeEnvironment, info: dict) -> dict:
     """How often one ``pytest -x`` of the suite reproduced, and its times."""
     reproduced, by_pattern, walls = 0, 0, []
-    for _ in range(runs):
+    for _ in range(SUITE_RUNS):
         # -x: the pattern's cases run first, so a failure among them
         # means the pattern alone reproduced, without the trigger.
         seconds, summary = timed_pytest(env, "-x")
@@ -95,50 +90,44 @@ def suite_row(env: ProbeEnvironment, info: dict, runs: int) -> dict:
         env=venv_environ(env.bin, {"NUMBA_ENABLE_CUDASIM": "1"})),
         number=1, repeat=5)
     return {"python": info["python"], "numba": info["packages"]["numba"],
-            "reproduced": reproduced, "by_pattern": by_pattern, "of": runs,
+            "reproduced": reproduced, "by_pattern": by_pattern, "of": SUITE_RUNS,
             "median_x_seconds": round(statistics.median(walls), 2),
             "median_import_seconds": round(statistics.median(imports), 2)}
-
-
-def measure(pythons: list[str], envdir: str, suite_runs: int = 20,
-            many: int = 1000, trigger: int = 20, sweep_repeats: int = 8) -> dict:
-    figures: dict[str, Any] = {"pythons": [], "machine": machine_info(),
-                               "suite_runs": suite_runs}
-    for python in pythons:
-        env, info = environment(envdir, python, "numba")
-        figures["pythons"].append(suite_row(env, info, suite_runs))
-        logger.info("Python %(python)s: reproduced in %(reproduced)s of "
-                    "%(of)s runs of the suite", figures["pythons"][-1])
-    fixed_env, fixed_info = environment(envdir, pythons[-1], "numba-cuda")
-    figures["fixed"], _ = measured(fixed_env, fixed_info, "whole suite",
-                                   count=math.ceil(many / SUITE_TESTS))
-    pattern_count = math.ceil(many / PATTERN_CASES)
-    figures["faithful"], _ = measured(env, info, PATTERN, "--preset",
-                                      "faithful", count=pattern_count)
-    figures["aggressive"], aggressive = measured(env, info, PATTERN,
-                                                 count=pattern_count)
-    low, cases = figures["aggressive"]["ci95"][0], len(aggressive["tests"])
-    # The chance all the pattern's cases pass, each failing at the lower bound.
-    figures["suite_miss"] = {"cases": cases, "per_case_rate_low": low,
-                             "probability": chance_all_pass(low, cases)}
-    figures["trigger"], _ = measured(env, info, TRIGGER, count=trigger)
-    figures["trigger_faithful"], _ = measured(env, info, TRIGGER, "--preset",
-                                              "faithful", count=trigger)
-    figures["sweep"] = [{"knob": knob, "value": value, **rate(timed_pytest(
-        env, "-k", PATTERN, f"--{knob}", value, count=sweep_repeats)[1][
-            "counts"])} for knob, values in SWEEP.items() for value in values]
-    figures["sweep_versions"] = {"python": info["python"],
-                                 "numba": info["packages"]["numba"]}
-    figures["finished"] = now_iso()
-    return figures
 
 
 def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
     missing = missing_interpreters(pythons)
     if missing:
         raise BadInput(f"mwe_figures: {missing}, or set MATRIX_PYTHONS")
-    figures = measure(pythons, envdir)
-    figures["command"] = command
+    figures: dict[str, Any] = {"pythons": [], "machine": machine_info(),
+                               "suite_runs": SUITE_RUNS, "command": command}
+    for python in pythons:
+        env, info = environment(envdir, python, "numba")
+        figures["pythons"].append(suite_row(env, info))
+        logger.info("Python %(python)s: reproduced in %(reproduced)s of "
+                    "%(of)s runs of the suite", figures["pythons"][-1])
+    fixed = environment(envdir, pythons[-1], "numba-cuda")
+    summaries = {}
+    for name, (tests, options, count) in RUNS.items():
+        used, held = fixed if name == "fixed" else (env, info)
+        _, summaries[name] = timed_pytest(
+            used, *(["-k", tests] if tests else []), *options, count=count)
+        figures[name] = {
+            **{k: v for k, v in held["packages"].items()
+               if k in ("numba", "numba-cuda")}, "python": held["python"],
+            "tests": tests or "whole suite", "options": " ".join(options),
+            **rate(summaries[name]["counts"])}
+    low = figures["aggressive"]["ci95"][0]
+    cases = len(summaries["aggressive"]["tests"])
+    # The chance all the pattern's cases pass, each failing at the lower bound.
+    figures["suite_miss"] = {"cases": cases, "per_case_rate_low": low,
+                             "probability": chance_all_pass(low, cases)}
+    figures["sweep"] = [{"knob": knob, "value": value, **rate(timed_pytest(
+        env, "-k", PATTERN, f"--{knob}", value, count=SWEEP_REPEATS)[1][
+            "counts"])} for knob, values in SWEEP.items() for value in values]
+    figures["sweep_versions"] = {"python": info["python"],
+                                 "numba": info["packages"]["numba"]}
+    figures["finished"] = now_iso()
     write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
     write_text_atomic(Path(out_dir) / "mwe_figures.md",
                       text := render("mwe_figures.md", figures=figures))
