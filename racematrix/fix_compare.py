@@ -141,7 +141,12 @@ def summary(data: dict) -> dict:
                    "bases": sorted({b for p, by in data["race"].items()
                                     if p != NONE for b in by}),
                    "pythons": sorted({p for by in data["launch"].values()
-                                      for p in by})}
+                                      for p in by}),
+                   # each earlier run's worst ratios, per patch
+                   "earlier": {python: [{p: worst(by[python]) for p, by in
+                                         run.items()} for run in runs]
+                               for python, runs in data["launch_earlier"]
+                               .items()}}
     for patch in [NONE, *sorted(names)]:
         race, grouped = data["race"].get(patch, {}), {}
         for spec, entry in sorted(data["semantics"].get(patch, {}).items()):
@@ -167,12 +172,16 @@ def short_spec(key: str) -> str:
     return ", ".join(pins) or key
 
 
-def compare(records: list[dict], launch_runs: dict) -> dict:
-    """What fix_compare.json holds and fix_compare.md shows."""
-    return {"race": race_by_base(records),
-            "launch": launch_by_patch(launch_runs),
+def compare(records: list[dict], launches: dict) -> dict:
+    """What fix_compare.json holds: the rows' parts and ``launches``' runs."""
+    runs = launches.get("runs", {})
+    return {"race": race_by_base(records), "launch": launch_by_patch(runs),
             "launch_runs": {python: {key: run.get(key) for key in RUN}
-                            for python, run in launch_runs.items()},
+                            for python, run in runs.items()},
+            "launch_earlier": {python: [launch_by_patch({python: run})
+                                        for run in earlier]
+                               for python, earlier in launches.get(
+                                   "earlier", {}).items()},
             "cubie": cubie_solve(records),
             "numba_cuda_tests": numba_cuda_tests(records),
             "semantics": semantics_differences(records)}
@@ -225,20 +234,12 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
         args.reference, args.releases = bisect_releases(
             results_dir, args.python, args.reference, args.releases)
         run_launches(args, envdir, results_dir, command)
-    saved = load_json(Path(results_dir, LAUNCH_FILE)) or {}
     data = compare([dict(data) for _, data in load_raw_dirs(args.raw)],
-                   saved.get("runs", {}))
-    data["launch_earlier"] = {python: [launch_by_patch({python: run})
-                                       for run in runs]
-                              for python, runs in saved.get(
-                                  "earlier", {}).items()}
+                   load_json(Path(results_dir, LAUNCH_FILE)) or {})
     provenance = stamp(command)
     write_json_atomic(Path(args.out, "fix_compare.json"),
                       {**data, **provenance})
     write_text_atomic(Path(args.out, "fix_compare.md"), render(
         "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
-        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec,
-        earlier={python: [{p: worst(by[python]) for p, by in run.items()}
-                          for run in runs]
-                 for python, runs in data["launch_earlier"].items()}))
+        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec))
     return data

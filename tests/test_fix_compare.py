@@ -122,7 +122,7 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records, tmp_path):
              "median_ratio": 12.5, "p95_ratio": None,
              "median_ratio_bound": True, "p95_ratio_bound": True,
              "race_errors": 0, "error": None}]}}
-    data = fix_compare.compare(records, launch_runs)
+    data = fix_compare.compare(records, {"runs": launch_runs})
     shown = fix_compare.summary(data)
     assert list(shown["patches"])[0] == fix_launches.NONE
     assert set(shown["patches"]) == set(data["race"]) | set(data["launch"]) \
@@ -184,7 +184,7 @@ def test_goals_say_met_only_within_the_goal_and_never_on_a_bound():
         "numba 0.68.1": dict(base, runs=fix_compare.RACE_FREE_RUNS),
         "numba-cuda 0.24.0": dict(base, runs=fix_compare.RACE_FREE_RUNS - 1)}},
         "launch": {"fix": {"3.12": [entry]}}, "cubie": {},
-        "numba_cuda_tests": {}, "semantics": {}}
+        "numba_cuda_tests": {}, "semantics": {}, "launch_earlier": {}}
     shown = fix_compare.summary(data)
     assert shown["patches"]["fix"]["race_free"] == ["numba 0.68.1"]
     worst = shown["patches"]["fix"]["worst"]["3.12"]
