@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -56,30 +55,28 @@ def run_script(python: str, script: Path, timeout: float) -> dict:
             "load_average": [round(load, 2), round(os.getloadavg()[0], 2)]}
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
+    """Each script in each environment, recorded in reproducers.json."""
     parser = OneLineArgumentParser(
         prog="nox -s reproducers --", label="reproducers",
         help_hint="nox -s reproducers -- --help")
     parser.add_argument("--python", default="3.12",
                         help="the Python to run them on (default: 3.12)")
-    parser.add_argument("--envdir", default=".nox/reproducers")
-    parser.add_argument("--results", default=os.environ.get(
-        "RACEMATRIX_RESULTS", "results"))
-    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="seconds a script may run (default: 600)")
     try:
         args = parser.parse_args(argv)
-        bisect_file = Path(args.results, "bisect",
-                           f"numba-cuda-py{args.python}.json")
-        bisect = load_json(bisect_file) or {}
-        if not bisect.get("boundary"):
-            raise BadInput(f"reproducers: {bisect_file} has no flip of the "
-                           f"race (run `nox -s bisect -- --package numba-cuda "
-                           f"--python {args.python}` first)")
-        missing = missing_interpreters([args.python])
-        if missing:
-            raise BadInput(f"reproducers: {missing}")
-    except BadInput as error:
-        parser.exit(2, f"{error}\n")
+    except SystemExit:  # --help (a mistake is a BadInput)
+        return {}
+    bisect_file = Path(results_dir, "bisect", f"numba-cuda-py{args.python}.json")
+    bisect = load_json(bisect_file) or {}
+    if not bisect.get("boundary"):
+        raise BadInput(f"reproducers: {bisect_file} has no flip of the race "
+                       f"(run `nox -s bisect -- --package numba-cuda --python "
+                       f"{args.python}` first)")
+    missing = missing_interpreters([args.python])
+    if missing:
+        raise BadInput(f"reproducers: {missing}")
     shown = releases_to_show(bisect)
     newest = shown[-1][1][0].split("==")[1]
     variants = [(*release, None) for release in shown] + [
@@ -88,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     entries = []
     for label, requirements, patch in variants:
         name = label.replace(" ", "-") + (f"+{patch.name}" if patch else "")
-        env = ProbeEnvironment(Path(args.envdir, name), args.python)
+        env = ProbeEnvironment(Path(envdir, "reproducers", name), args.python)
         env.create()
         subprocess.run(["uv", "pip", "install", "-q", "--python",
                         f"{env.bin}/python", *requirements, "numpy"],
@@ -110,13 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             "requirements": requirements, "python": held["python"],
             "packages": {k: held["packages"].get(k) for k in SHOWN},
             "runs": runs})
-    write_json_atomic(Path(args.results, "reproducers.json"), {
-        "finished": now_iso(), "machine": machine_info(),
-        "command": "nox -s reproducers", "bisect": bisect_file.name,
-        "entries": entries})
-    return 0
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    sys.exit(main(sys.argv[1:]))
+    recorded = {"finished": now_iso(), "machine": machine_info(),
+                "command": command, "bisect": bisect_file.name,
+                "entries": entries}
+    write_json_atomic(Path(results_dir, "reproducers.json"), recorded)
+    return recorded
