@@ -87,6 +87,7 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
         name = label.replace(" ", "-") + (f"+{patch.name}" if patch else "")
         env = ProbeEnvironment(Path(envdir, "reproducers", name), args.python)
         env.create()
+        # as a reader installs them: today's index, not as of the upload
         subprocess.run(["uv", "pip", "install", "-q", "--python",
                         f"{env.bin}/python", *requirements, "numpy"],
                        check=True)
