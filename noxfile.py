@@ -154,8 +154,9 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=False, default=False)
 def reproducers(session: nox.Session) -> None:
     """Record what mwe/bug.py and bug_slowdown.py print, in fresh envs."""
-    session.run(sys.executable, "-m", "racematrix.reproducers",
-                *session.posargs, env={"PYTHONPATH": HERE})
+    from racematrix import reproducers
+    drive(session, lambda command: reproducers.run(
+        session.posargs, ".nox", RESULTS, command))
 
 
 @nox.session(python=False, default=False)

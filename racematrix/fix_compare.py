@@ -3,8 +3,7 @@ against the unpatched releases, from the raw rows and the interleaved
 launch-time runs (``fix_launch_time.json``, made by ``--launches``)."""
 from __future__ import annotations
 
-import argparse
-import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.version import Version
@@ -20,7 +19,6 @@ from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
                      own_tests, spec_text)
 from .tables import python_minor
 
-logger = logging.getLogger(__name__)
 # Issue 28's goals for a fix: launch time against the reference release
 # (median and p95 ratios, same Python, interleaved), and the MWE runs of
 # every base without a race failure.
@@ -28,6 +26,15 @@ GOALS = {"median": 1.2, "p95": 1.5}
 RACE_FREE_RUNS = 1000
 COUNTED = {"runs": "runs", "failures": "failures", "other": "other_errors",
            "hangs": "hangs"}
+PARTS = ("race", "launch", "cubie", "numba_cuda_tests", "semantics")
+# What fix_compare.json keeps of a timed release and of a run in turn.
+LAUNCHED = ("release", "n", "median", "p95", "past_limit", "median_ratio",
+            "p95_ratio", "median_ratio_bound", "p95_ratio_bound",
+            "race_errors", "error")
+RUN = ("reference", "rounds", "limit", "finished", "seconds",
+       "load_per_round", "missing", "machine", "environments")
+DIFFERENCE = ("case", "outcome", "reference_outcome", "observed",
+              "reference_observed")
 
 
 def row_patch(record: dict) -> str:
@@ -38,72 +45,65 @@ def race_by_base(records: list[dict]) -> dict:
     """Per patch, per base release: the MWE's simulator rows added up."""
     found: dict = {}
     for r in records:
-        if r.get("suite", "mwe") != "mwe" or not r.get("sim") \
-                or not r.get("runs"):
-            continue
-        target = r.get("target", "numba")
-        entry = found.setdefault(row_patch(r), {}).setdefault(
-            f"{target} {r.get('packages', {}).get(target, '?')}",
-            {**dict.fromkeys(COUNTED, 0), "pythons": []})
-        for key, field in COUNTED.items():
-            entry[key] += r.get(field, 0)
-        entry["pythons"] = sorted({*entry["pythons"], python_minor(r)})
+        if r.get("suite", "mwe") == "mwe" and r.get("sim") and r.get("runs"):
+            target = r.get("target", "numba")
+            entry = found.setdefault(row_patch(r), {}).setdefault(
+                f"{target} {r.get('packages', {}).get(target, '?')}",
+                {**dict.fromkeys(COUNTED, 0), "pythons": []})
+            for key, field in COUNTED.items():
+                entry[key] += r.get(field, 0)
+            entry["pythons"] = sorted({*entry["pythons"], python_minor(r)})
+    return found
+
+
+def by_spec(entries: Iterable[dict], fields: Iterable[str]) -> dict:
+    """Per patch, per spec and Python: the entries' ``fields``."""
+    found: dict = {}
+    for e in entries:
+        found.setdefault(e["patch"] or NONE, {})[
+            f"{e['spec']} (py{python_minor(e)})"] = {k: e[k] for k in fields}
     return found
 
 
 def cubie_solve(records: list[dict]) -> dict:
     """Per patch and spec: CuBIE's solve_ivp seconds and its race."""
-    found: dict = {}
-    for c in cubie(records):
-        times = c["solve"] or {"median": None, "max": None, "n": 0,
-                               "skipped": 0}
-        found.setdefault(c["patch"] or NONE, {})[
-            f"{c['spec']} (py{python_minor(c)})"] = {
-            "solve_median": times["median"], "solve_max": times["max"],
-            "solves": times["n"] + times["skipped"], "solves_ran": times["n"],
-            **{key: c[key] for key in ("runs", "failures", "hangs", "verdict")}}
-    return found
+    none: dict = {"median": None, "max": None, "n": 0, "skipped": 0}
+    return by_spec(({**c, "solve_median": t["median"], "solve_max": t["max"],
+                     "solves": t["n"] + t["skipped"], "solves_ran": t["n"]}
+                    for c in cubie(records) for t in [c["solve"] or none]),
+                   ("solve_median", "solve_max", "solves", "solves_ran",
+                    "runs", "failures", "hangs", "verdict"))
 
 
 def numba_cuda_tests(records: list[dict]) -> dict:
     """Per patch and spec: numba-cuda's own tests' counts and differences."""
-    found: dict = {}
-    for t in own_tests(records):
-        found.setdefault(t["patch"] or NONE, {})[
-            f"{t['spec']} (py{t['python']})"] = {
-                key: t[key] for key in ("passed", "failed", "skipped", "differ")}
-    return found
+    return by_spec(own_tests(records), ("passed", "failed", "skipped", "differ"))
 
 
 def semantics_differences(records: list[dict]) -> dict:
     """Per patch and spec: the cases that differ from the unpatched row."""
-    rows: dict = {}
-    for r in records:
-        if r.get("suite") == "semantics":
-            rows.setdefault(row_patch(r), {})[
-                f"{spec_text(r)} (py{python_minor(r)})"] = (
-                outcomes(r), r.get("summary", {}).get("observed", {}))
+    rows = {(row_patch(r), f"{spec_text(r)} (py{python_minor(r)})"): (
+        outcomes(r), r.get("summary", {}).get("observed", {}))
+        for r in records if r.get("suite") == "semantics"}
     found: dict = {}
-    for patch, by_key in rows.items():
-        for name, (mine, seen) in by_key.items():
-            if patch == NONE:
-                differ = [{"case": case, "outcome": outcome,
-                           "observed": seen.get(case)}
-                          for case, outcome in sorted(mine.items())
-                          if outcome != "pass"]
-            elif name in rows.get(NONE, {}):
-                theirs, their_seen = rows[NONE][name]
-                differ = [{"case": case, "outcome": mine.get(case),
-                           "reference_outcome": theirs.get(case),
-                           "observed": seen.get(case),
-                           "reference_observed": their_seen.get(case)}
-                          for case in sorted(mine.keys() | theirs.keys())
-                          if (mine.get(case), seen.get(case))
-                          != (theirs.get(case), their_seen.get(case))]
-            else:
-                continue
-            found.setdefault(patch, {})[name] = {"cases": len(mine),
-                                                 "differ": differ}
+    for (patch, name), (mine, seen) in rows.items():
+        if patch == NONE:  # its cases that fail
+            differ = [{"case": case, "outcome": outcome,
+                       "observed": seen.get(case)}
+                      for case, outcome in sorted(mine.items())
+                      if outcome != "pass"]
+        elif (NONE, name) in rows:
+            theirs, their_seen = rows[NONE, name]
+            differ = []
+            for case in sorted(mine.keys() | theirs.keys()):
+                values = (mine.get(case), theirs.get(case), seen.get(case),
+                          their_seen.get(case))
+                if values[::2] != values[1::2]:  # outcome or observed
+                    differ.append(dict(zip(DIFFERENCE, (case, *values))))
+        else:
+            continue
+        found.setdefault(patch, {})[name] = {"cases": len(mine),
+                                             "differ": differ}
     return found
 
 
@@ -114,10 +114,7 @@ def launch_by_patch(launch_runs: dict) -> dict:
         for row in run["rows"]:
             if row["label"] != run["reference"]:
                 found.setdefault(row["patch"], {}).setdefault(
-                    python, []).append({key: row[key] for key in (
-                        "release", "n", "median", "p95", "past_limit",
-                        "median_ratio", "p95_ratio", "median_ratio_bound",
-                        "p95_ratio_bound", "race_errors", "error")})
+                    python, []).append({key: row[key] for key in LAUNCHED})
     return found
 
 
@@ -138,28 +135,34 @@ def worst(entries: list[dict]) -> dict:
 
 def summary(data: dict) -> dict:
     """The figures fix_compare.md shows of ``compare``'s data, per patch."""
-    names = set().union(*(data[s] for s in ("race", "launch", "cubie",
-                                            "numba_cuda_tests", "semantics")))
-    patches = [NONE] + sorted(names - {NONE})
-    race = data["race"]
-    return {
-        "patches": patches,
-        # the bases some patch ran on: the others say nothing about a fix
-        "bases": sorted({b for p, by in race.items() if p != NONE for b in by}),
-        "pythons": sorted({p for by in data["launch"].values() for p in by}),
-        "worst": {p: {python: worst(entries) for python, entries in
-                      data["launch"].get(p, {}).items()} for p in patches},
-        "race_free": {p: sorted(b for b, e in race.get(p, {}).items()
-                                if e["runs"] >= RACE_FREE_RUNS and not (
-                                    e["failures"] or e["other"] or e["hangs"]))
-                      for p in patches},
-        "semantics_differ": {p: sorted({d["case"] for v in data["semantics"]
-                                        .get(p, {}).values() for d in v["differ"]})
-                             for p in patches},
-        "pythons_seen": {p: sorted({x for e in race.get(p, {}).values()
-                                    for x in e["pythons"]}) for p in patches},
-        "semantics_grouped": {p: grouped_semantics(data["semantics"].get(p, {}))
-                              for p in patches}}
+    names = set().union(*(data[part] for part in PARTS)) - {NONE}
+    shown: dict = {"patches": {},
+                   # the bases some patch ran on: the others say nothing
+                   "bases": sorted({b for p, by in data["race"].items()
+                                    if p != NONE for b in by}),
+                   "pythons": sorted({p for by in data["launch"].values()
+                                      for p in by}),
+                   # each earlier run's worst ratios, per patch
+                   "earlier": {python: [{p: worst(by[python]) for p, by in
+                                         run.items()} for run in runs]
+                               for python, runs in data["launch_earlier"]
+                               .items()}}
+    for patch in [NONE, *sorted(names)]:
+        race, grouped = data["race"].get(patch, {}), {}
+        for spec, entry in sorted(data["semantics"].get(patch, {}).items()):
+            for d in entry["differ"]:  # each difference once, with its specs
+                grouped.setdefault(tuple(map(d.get, DIFFERENCE)), []).append(spec)
+        shown["patches"][patch] = {
+            "worst": {python: worst(entries) for python, entries in
+                      data["launch"].get(patch, {}).items()},
+            "race_free": [b for b, e in sorted(race.items())
+                          if e["runs"] >= RACE_FREE_RUNS and not (
+                              e["failures"] or e["other"] or e["hangs"])],
+            "pythons": sorted({x for e in race.values() for x in e["pythons"]}),
+            "semantics": [{**dict(zip(DIFFERENCE, k)), "specs": specs}
+                          for k, specs in sorted(grouped.items(), key=lambda i: [
+                              "" if x is None else str(x) for x in i[0]])]}
+    return shown
 
 
 def short_spec(key: str) -> str:
@@ -169,62 +172,19 @@ def short_spec(key: str) -> str:
     return ", ".join(pins) or key
 
 
-def grouped_semantics(by_spec: dict) -> list[dict]:
-    """Each differing semantics case once, with the specs it was seen on."""
-    grouped: dict = {}
-    for spec, entry in sorted(by_spec.items()):
-        for d in entry["differ"]:
-            key = tuple(d.get(k) for k in ("case", "outcome", "reference_outcome",
-                                          "observed", "reference_observed"))
-            grouped.setdefault(key, []).append(spec)
-    return [{"case": k[0], "outcome": k[1], "reference_outcome": k[2],
-             "observed": k[3], "reference_observed": k[4], "specs": specs}
-            for k, specs in sorted(grouped.items(), key=lambda i: tuple(
-                "" if x is None else str(x) for x in i[0]))]
-
-
-def compare(records: list[dict], launch_runs: dict) -> dict:
-    """What fix_compare.json holds and fix_compare.md shows."""
-    return {"race": race_by_base(records),
-            "launch": launch_by_patch(launch_runs),
-            "launch_runs": {python: {key: run.get(key) for key in (
-                "reference", "rounds", "limit", "finished", "seconds",
-                "load_per_round", "missing", "machine", "environments")}
-                for python, run in launch_runs.items()},
+def compare(records: list[dict], launches: dict) -> dict:
+    """What fix_compare.json holds: the rows' parts and ``launches``' runs."""
+    runs = launches.get("runs", {})
+    return {"race": race_by_base(records), "launch": launch_by_patch(runs),
+            "launch_runs": {python: {key: run.get(key) for key in RUN}
+                            for python, run in runs.items()},
+            "launch_earlier": {python: [launch_by_patch({python: run})
+                                        for run in earlier]
+                               for python, earlier in launches.get(
+                                   "earlier", {}).items()},
             "cubie": cubie_solve(records),
             "numba_cuda_tests": numba_cuda_tests(records),
             "semantics": semantics_differences(records)}
-
-
-def parse_args(argv: list[str], results_dir: str) -> argparse.Namespace:
-    parser = OneLineArgumentParser(prog="nox -s fix_compare --",
-                                   label="fix_compare",
-                                   help_hint="nox -s fix_compare -- --help")
-    parser.add_argument("--launches", action="store_true",
-                        help="time launches first (else only the table)")
-    parser.add_argument("--python", default="3.12",
-                        help="the Python X.Y of the launch-time run")
-    parser.add_argument("--reference",
-                        help="the numba-cuda release launches are compared "
-                             "with (default: the last with the race, from "
-                             "the race bisect on --python)")
-    parser.add_argument("--releases", nargs="+",
-                        help="the numba-cuda releases timed (default: the "
-                             "matrix's from the bisect's first without the "
-                             "race on)")
-    parser.add_argument("--patches", nargs="*",
-                        default=list(declared_patches()),
-                        help="the patches to time (default: every declared "
-                             "one)")
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
-    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])
-    parser.add_argument("--out", default=results_dir)
-    args = parser.parse_args(argv)
-    args.launch_file = f"{results_dir}/{LAUNCH_FILE}"
-    if args.rounds < 1 or args.limit <= 0:
-        parser.error("--rounds must be at least 1 and --limit positive")
-    return args
 
 
 def bisect_releases(results_dir: str, python: str, reference: str | None,
@@ -232,44 +192,54 @@ def bisect_releases(results_dir: str, python: str, reference: str | None,
     """The race bisect's last racy release and the matrix's from its fix on."""
     path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
     boundary = (load_json(path) or {}).get("boundary")
+    if reference and releases:
+        return reference, releases
     if not boundary:
         raise BadInput(f"fix_compare: {path} has no flip of the race; run "
                        f"`nox -s bisect -- --package numba-cuda --python "
                        f"{python}` first, or give --reference and --releases")
     fixed = Version(boundary["after"]["version"])
-    config = project_config(PROJECT)
-    matrix = [spec.split("==", 1)[1] for spec in config["specs"]
-              if spec.startswith("numba-cuda==")]
+    matrix = [spec.split("==", 1)[1] for spec in project_config(PROJECT)[
+        "specs"] if spec.startswith("numba-cuda==")]
     return (reference or boundary["before"]["version"],
             releases or [v for v in matrix if Version(v) >= fixed])
 
 
 def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     """An interleaved launch-time run where asked, then the table."""
+    parser = OneLineArgumentParser(prog="nox -s fix_compare --",
+                                   label="fix_compare",
+                                   help_hint="nox -s fix_compare -- --help")
+    parser.add_argument("--launches", action="store_true",
+                        help="time launches first (else only the table)")
+    parser.add_argument("--python", default="3.12",
+                        help="the Python X.Y of the launch-time run")
+    parser.add_argument("--reference", help="the release compared with "
+                        "(default: the race bisect's last with the race)")
+    parser.add_argument("--releases", nargs="+", help="the releases timed "
+                        "(default: the matrix's from the bisect's fix on)")
+    parser.add_argument("--patches", nargs="*", default=list(
+        declared_patches()), help="the patches timed (default: all declared)")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
+    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])
+    parser.add_argument("--out", default=results_dir)
     try:
-        args = parse_args(argv, results_dir)
+        args = parser.parse_args(argv)
     except SystemExit:  # --help (a mistake is a BadInput)
         return {}
+    if args.rounds < 1 or args.limit <= 0:
+        parser.error("--rounds must be at least 1 and --limit positive")
     if args.launches:
-        if not (args.reference and args.releases):
-            args.reference, args.releases = bisect_releases(
-                results_dir, args.python, args.reference, args.releases)
+        args.reference, args.releases = bisect_releases(
+            results_dir, args.python, args.reference, args.releases)
         run_launches(args, envdir, results_dir, command)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = load_json(Path(args.launch_file)) or {}
     data = compare([dict(data) for _, data in load_raw_dirs(args.raw)],
-                   saved.get("runs", {}))
-    data["launch_earlier"] = {python: [launch_by_patch({python: run})
-                                       for run in runs]
-                              for python, runs in saved.get(
-                                  "earlier", {}).items()}
+                   load_json(Path(results_dir, LAUNCH_FILE)) or {})
     provenance = stamp(command)
-    write_json_atomic(out / "fix_compare.json", {**data, **provenance})
-    write_text_atomic(out / "fix_compare.md", render(
+    write_json_atomic(Path(args.out, "fix_compare.json"),
+                      {**data, **provenance})
+    write_text_atomic(Path(args.out, "fix_compare.md"), render(
         "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
-        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec,
-        earlier={python: [{p: worst(by[python]) for p, by in run.items()}
-                          for run in runs]
-                 for python, runs in data["launch_earlier"].items()}))
+        provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec))
     return data

@@ -7,7 +7,7 @@ import logging
 import math
 import statistics
 import subprocess
-import time
+import timeit
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,7 @@ from .stats import chance_all_pass, wilson_interval
 from .venv import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
-SIM = {"NUMBA_ENABLE_CUDASIM": "1"}
 TIMEOUT = 120  # seconds before one test run counts as hung
-
 PATTERN = "test_buffer_allocation"  # CuBIE's pattern, without trigger or controls
 TRIGGER = "test_syncthreads_trigger"
 # Knob values tried one knob at a time (pytest options of the MWE), from
@@ -36,32 +34,29 @@ SWEEP = {"switch-interval": ["0.005", "1e-4", "1e-5", "1e-6"],
          "device-calls": ["1", "2", "4", "8", "16"],
          "threads-per-block": ["2", "8", "32", "64"],
          "blocks": ["1", "2", "4"]}
+# Each run's -k selection (None: the whole suite), options and repeats:
+# about 1,000 runs of the suite's 22 tests or of the pattern's 16 cases.
+RUNS = {"fixed": (None, (), math.ceil(1000 / 22)),
+        "faithful": (PATTERN, ("--preset", "faithful"), math.ceil(1000 / 16)),
+        "aggressive": (PATTERN, (), math.ceil(1000 / 16)),
+        "trigger": (TRIGGER, (), 20),
+        "trigger_faithful": (TRIGGER, ("--preset", "faithful"), 20)}
+SUITE_RUNS, SWEEP_REPEATS = 20, 8
 
 
 def timed_pytest(env: ProbeEnvironment, *args: str,
                  count: int = 1) -> tuple[float, dict]:
     """(seconds, summary) of one quiet run of the MWE."""
-    race = RaceSuite(count, TIMEOUT, args, echo=False)
-    fields = race.measure(Built(env, EnvSpec(env.python, ("numba",), True)))
-    if fields.get("env_error"):
-        raise RuntimeError(fields["env_error"])
-    run = race.last_run
-    assert run is not None and run.runs is not None  # measure() ran pytest
+    run = RaceSuite(count, TIMEOUT, args, echo=False).run(
+        Built(env, EnvSpec(env.python, ("numba",), True)))
+    if run.runs is None:
+        raise RuntimeError(run.no_report_reason(args))
     return run.seconds, outcomes.summarize(run.runs, count)
 
 
-def import_seconds(env: ProbeEnvironment, repeats: int = 5) -> float:
-    def once() -> float:
-        started = time.perf_counter()
-        subprocess.run(["python", "-c", "import numba.cuda"], check=True,
-                       env=venv_environ(env.bin, SIM))
-        return time.perf_counter() - started
-    return statistics.median(once() for _ in range(repeats))
-
-
-def environment(envdir: str, python: str, requirements: list[str]
+def environment(envdir: str, python: str, requirement: str
                 ) -> tuple[ProbeEnvironment, dict]:
-    spec = EnvSpec(python, tuple(requirements), True)
+    spec = EnvSpec(python, (requirement,), True)
     env = ProbeEnvironment(Path(envdir) / f"figures-{spec.env_id}", python)
     env.create()
     problem = install_resolved(env, spec).problem
@@ -78,83 +73,60 @@ def rate(counts: dict) -> dict:
             "ci95": list(wilson_interval(counts["target"], runs))}
 
 
-def suite_miss_bound(rate_low: float, cases: int) -> dict:
-    """The chance all ``cases`` pass, each failing at the rate's lower bound."""
-    return {"cases": cases, "per_case_rate_low": rate_low,
-            "probability": chance_all_pass(rate_low, cases)}
-
-
-def measured(env: ProbeEnvironment, info: dict, tests: str, *args: str,
-             count: int) -> tuple[dict, dict]:
-    """``tests`` (``-k``, or the whole suite) ``count`` times: rate, summary."""
-    selection = [] if tests == "whole suite" else ["-k", tests]
-    _, summary = timed_pytest(env, *selection, *args, count=count)
-    versions = {name: info["packages"][name] for name in ("numba", "numba-cuda")
-                if name in info["packages"]}
-    return ({**versions, "python": info["python"], "tests": tests,
-             "options": " ".join(args), **rate(summary["counts"])}, summary)
-
-
-def measure(pythons: list[str], envdir: str, suite_runs: int = 20,
-            many: int = 1000, trigger: int = 20, sweep_repeats: int = 8) -> dict:
-    figures: dict[str, Any] = {"pythons": [], "machine": machine_info(),
-                              "finished": None, "suite_runs": suite_runs}
-    for python in pythons:
-        env, info = environment(envdir, python, ["numba"])
-        reproduced, by_pattern, walls = 0, 0, []
-        for _ in range(suite_runs):
-            # -x: the pattern's cases run first, so a failure among them
-            # means the pattern alone reproduced, without the trigger.
-            seconds, summary = timed_pytest(env, "-x")
-            reproduced += summary["counts"]["target"] > 0
-            by_pattern += any(name.startswith(PATTERN) and counts["target"]
-                              for name, counts in summary["tests"].items())
-            walls.append(seconds)
-        row = {"python": info["python"], "numba": info["packages"]["numba"],
-               "reproduced": reproduced, "by_pattern": by_pattern,
-               "of": suite_runs,
-               "median_x_seconds": round(statistics.median(walls), 2),
-               "median_import_seconds": round(import_seconds(env), 2)}
-        logger.info("Python %(python)s: reproduced in %(reproduced)s of "
-                    "%(of)s runs of the suite", row)
-        figures["pythons"].append(row)
-        last_env, last_info = env, info
-    pattern_cases = 16  # enough repeats for ~1,000 runs; counted below
-    suite_tests = 22
-    fixed_env, fixed_info = environment(envdir, pythons[-1], ["numba-cuda"])
-    figures["fixed"], _ = measured(fixed_env, fixed_info, "whole suite",
-                                   count=math.ceil(many / suite_tests))
-    figures["faithful"], _ = measured(last_env, last_info, PATTERN,
-                                      "--preset", "faithful", count=math.ceil(
-                                          many / pattern_cases))
-    figures["aggressive"], aggressive = measured(
-        last_env, last_info, PATTERN, count=math.ceil(many / pattern_cases))
-    figures["suite_miss"] = suite_miss_bound(
-        figures["aggressive"]["ci95"][0], len(aggressive["tests"]))
-    figures["trigger"], _ = measured(last_env, last_info, TRIGGER,
-                                     count=trigger)
-    figures["trigger_faithful"], _ = measured(
-        last_env, last_info, TRIGGER, "--preset", "faithful", count=trigger)
-    figures["sweep"] = sweep(last_env, sweep_repeats)
-    figures["sweep_versions"] = {"python": last_info["python"],
-                                 "numba": last_info["packages"]["numba"]}
-    figures["finished"] = now_iso()
-    return figures
-
-
-def sweep(env: ProbeEnvironment, repeats: int) -> list[dict]:
-    """The pattern's rate as each knob moves alone."""
-    return [{"knob": knob, "value": value, **rate(timed_pytest(
-        env, "-k", PATTERN, f"--{knob}", value, count=repeats)[1]["counts"])}
-        for knob, values in SWEEP.items() for value in values]
+def suite_row(env: ProbeEnvironment, info: dict) -> dict:
+    """How often one ``pytest -x`` of the suite reproduced, and its times."""
+    reproduced, by_pattern, walls = 0, 0, []
+    for _ in range(SUITE_RUNS):
+        # -x: the pattern's cases run first, so a failure among them
+        # means the pattern alone reproduced, without the trigger.
+        seconds, summary = timed_pytest(env, "-x")
+        reproduced += summary["counts"]["target"] > 0
+        by_pattern += any(name.startswith(PATTERN) and counts["target"]
+                          for name, counts in summary["tests"].items())
+        walls.append(seconds)
+    imports = timeit.repeat(lambda: subprocess.run(
+        ["python", "-c", "import numba.cuda"], check=True,
+        env=venv_environ(env.bin, {"NUMBA_ENABLE_CUDASIM": "1"})),
+        number=1, repeat=5)
+    return {"python": info["python"], "numba": info["packages"]["numba"],
+            "reproduced": reproduced, "by_pattern": by_pattern, "of": SUITE_RUNS,
+            "median_x_seconds": round(statistics.median(walls), 2),
+            "median_import_seconds": round(statistics.median(imports), 2)}
 
 
 def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
     missing = missing_interpreters(pythons)
     if missing:
         raise BadInput(f"mwe_figures: {missing}, or set MATRIX_PYTHONS")
-    figures = measure(pythons, envdir)
-    figures["command"] = command
+    figures: dict[str, Any] = {"pythons": [], "machine": machine_info(),
+                               "suite_runs": SUITE_RUNS, "command": command}
+    for python in pythons:
+        env, info = environment(envdir, python, "numba")
+        figures["pythons"].append(suite_row(env, info))
+        logger.info("Python %(python)s: reproduced in %(reproduced)s of "
+                    "%(of)s runs of the suite", figures["pythons"][-1])
+    fixed = environment(envdir, pythons[-1], "numba-cuda")
+    summaries = {}
+    for name, (tests, options, count) in RUNS.items():
+        used, held = fixed if name == "fixed" else (env, info)
+        _, summaries[name] = timed_pytest(
+            used, *(["-k", tests] if tests else []), *options, count=count)
+        figures[name] = {
+            **{k: v for k, v in held["packages"].items()
+               if k in ("numba", "numba-cuda")}, "python": held["python"],
+            "tests": tests or "whole suite", "options": " ".join(options),
+            **rate(summaries[name]["counts"])}
+    low = figures["aggressive"]["ci95"][0]
+    cases = len(summaries["aggressive"]["tests"])
+    # The chance all the pattern's cases pass, each failing at the lower bound.
+    figures["suite_miss"] = {"cases": cases, "per_case_rate_low": low,
+                             "probability": chance_all_pass(low, cases)}
+    figures["sweep"] = [{"knob": knob, "value": value, **rate(timed_pytest(
+        env, "-k", PATTERN, f"--{knob}", value, count=SWEEP_REPEATS)[1][
+            "counts"])} for knob, values in SWEEP.items() for value in values]
+    figures["sweep_versions"] = {"python": info["python"],
+                                 "numba": info["packages"]["numba"]}
+    figures["finished"] = now_iso()
     write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
     write_text_atomic(Path(out_dir) / "mwe_figures.md",
                       text := render("mwe_figures.md", figures=figures))

@@ -20,8 +20,3 @@ def test_render_shows_every_measurement(data_dir):
         assert f"| {row['python']} | {row['numba']} | {row['reproduced']} of " \
             f"{row['of']} |" in text
 
-
-def test_suite_miss_bound_uses_the_lower_bound_for_every_case():
-    bound = mwe_figures.suite_miss_bound(0.5, 16)
-    assert bound == {"cases": 16, "per_case_rate_low": 0.5,
-                     "probability": 0.5 ** 16}

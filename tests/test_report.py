@@ -8,6 +8,7 @@ import pytest
 
 from racematrix import (markdown, plots, rawresult, report,
                         reproducers, tables)
+from racematrix.errors import BadInput
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("jinja2")
@@ -339,20 +340,16 @@ def test_the_proposal_is_the_fastest_change_that_never_raced():
     assert report.proposal(found[1:2], timed) is None
 
 
-def test_the_reproducers_refuse_a_typo_in_one_line(capsys):
-    with pytest.raises(SystemExit) as exited:
-        reproducers.main(["--pythn", "3.12"])
-    assert exited.value.code == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "--pythn" in error
+def test_the_reproducers_refuse_a_typo_in_one_line(tmp_path):
+    with pytest.raises(BadInput, match="--pythn") as raised:
+        reproducers.run(["--pythn", "3.12"], str(tmp_path), str(tmp_path), "")
+    assert "\n" not in str(raised.value)
 
 
-def test_the_reproducers_need_the_race_bisect(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exited:
-        reproducers.main(["--results", str(tmp_path)])
-    assert exited.value.code == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "nox -s bisect -- --package" in error
+def test_the_reproducers_need_the_race_bisect(tmp_path):
+    with pytest.raises(BadInput, match="nox -s bisect -- --package") as raised:
+        reproducers.run([], str(tmp_path), str(tmp_path), "")
+    assert "\n" not in str(raised.value)
 
 
 def test_the_regression_tests_runs_are_read_per_release():
