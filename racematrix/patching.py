@@ -78,7 +78,7 @@ def apply(session: Any, patch: Patch, diff: Diff | None,
     files = diff_files(diff.file.read_text())
     record: dict[str, Any] = {
         "name": patch.name, "file": diff.file.name, "package": diff.package,
-        "releases": str(diff.releases), "sha256": diff.sha256,
+        "releases": str(diff.releases), "sha256": sha256(diff.file),
         "files": files}
     try:
         before = json.loads((site / APPLIED).read_text())

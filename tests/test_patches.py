@@ -43,7 +43,7 @@ def test_declared_patch_has_a_diff_per_release_range(tmp_path):
     assert patch.diff_for("numba-cuda", "0.30.4").file.name == "fix.diff"
     assert patch.diff_for("numba-cuda", "0.24.0") is None
     assert patch.diff_for("numba", "0.30.4") is None
-    assert len(patch.diffs[0].sha256) == 64
+    assert len(patching.sha256(patch.diffs[0].file)) == 64
 
 
 @pytest.mark.parametrize("change, words", [

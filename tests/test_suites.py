@@ -22,6 +22,12 @@ def load_suites(table, environ, root):
     return load_matrix(table, environ, root).suites
 
 
+def config_of(table, name, environ=None, root=PROJECT):
+    """Suite ``name``'s lists: the top level's, its own, MATRIX_* over both."""
+    return load_matrix(table, {"MATRIX_SUITES": name, **(environ or {})},
+                       root).configs[name]
+
+
 TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
          "timeout": 60, "specs": ["numba==0.60.0"]}
 
@@ -64,9 +70,9 @@ def test_the_projects_own_suites_load():
     table = load_toml(PROJECT / "pyproject.toml")["tool"]["racematrix"]
     suites = load_suites(table, {}, PROJECT)
     assert "mwe" in suites
-    for suite in suites.values():
+    for name, suite in suites.items():
         assert suite.path.is_dir()
-        assert suite.config(table, {}).specs
+        assert config_of(table, name).specs
 
 
 def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
@@ -94,7 +100,7 @@ def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
     assert flaky.requirements == ("pytest-timeout", "hypothesis>=6")
     assert flaky.signature.search("ValueError: flaky 42")
     assert not flaky.signature.search("ValueError: flaky")
-    config = flaky.config(table, {})
+    config = config_of(table, "flaky", root=tmp_path)
     # The suite's own keys replace the top level's; the rest is inherited.
     assert config.specs == (("numba==0.61.2",),
                             ("numba-cuda==0.30.4", "numba==0.68.1"))
@@ -103,7 +109,8 @@ def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
     env = EnvSpec("3.11", config.specs[0], True, "flaky")
     assert env.env_id.startswith("flaky-py3.11-")
     # MATRIX_SPECS still replaces a suite's own list for one run.
-    assert flaky.config(table, {"MATRIX_SPECS": "numba==0.59.1"}).specs == (
+    assert config_of(table, "flaky", {"MATRIX_SPECS": "numba==0.59.1"},
+                     tmp_path).specs == (
         ("numba==0.59.1",),)
 
 
@@ -240,11 +247,11 @@ def test_the_proposed_suite_tables_load():
     table, suites = proposed_suites()
     assert list(suites) == ["mwe", "cubie"]
     assert suites["mwe"].signature.pattern == RACE_SIGNATURE.pattern
-    assert suites["mwe"].config(table, {}).specs == tuple(
+    assert config_of(table, "mwe").specs == tuple(
         (spec,) for spec in table["specs"])
     assert suites["mwe"].smoke is None
     assert suites["cubie"].smoke == table["suites"]["cubie"]["smoke"]
-    cubie = suites["cubie"].config(table, {})
+    cubie = config_of(table, "cubie")
     assert cubie.sims == (True,) and len(cubie.specs) == len(
         table["suites"]["cubie"]["specs"])
 
