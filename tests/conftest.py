@@ -183,6 +183,24 @@ def matrix_envs(matrix_run, e2e_python):
     return folders
 
 
+def seed_env(project, session, built, copy=False):
+    """A built environment as the one nox gives ``session`` in ``project``
+    (nox reuses it, the install finds it complete): a link to it, or with
+    ``copy`` a copy of hard links whose files written in place are its own
+    (uv's environments are links into its cache alike)."""
+    from nox.sessions import _normalize_path
+    where = project / _normalize_path(".nox", session)
+    where.parent.mkdir(exist_ok=True)
+    if not copy:
+        where.symlink_to(built, target_is_directory=True)
+        return where
+    shutil.copytree(built, where, symlinks=True, copy_function=os.link)
+    for name in ("pyvenv.cfg", "racematrix-installed.json"):
+        (where / name).unlink()
+        shutil.copy2(built / name, where / name)
+    return where
+
+
 @pytest.fixture
 def report_env(tmp_path_factory):
     """The report session's environment in the project's .nox, built once

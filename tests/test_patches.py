@@ -166,22 +166,23 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
                                                        matrix_envs):
     """The shipped candidate fix on a real release through `nox -s matrix`:
     an unpatched and a patched row of one release, the unpatched
-    environment byte for byte as the wheel has it (uv links both from one
-    cache), the patched one recorded with its diff; then a diff that does
-    not apply: an `error` row that names the hunk, and no other row
-    touched."""
+    environment byte for byte as the wheel has it, the patched one
+    recorded with its diff; then a diff that does not apply: an `error`
+    row that names the hunk, and no other row touched."""
     import hashlib
     import json
     import sys
-    from conftest import FIXED
+    from conftest import FIXED, seed_env
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
         ".git", ".nox", "results", "__pycache__", "tests"))
-    # The unpatched environment is matrix_run's of FIXED, reused (nox finds
-    # it complete); the patched one is built here.
+    # The unpatched environment is matrix_run's of FIXED, reused; the
+    # patched one starts as a copy of hard links to its files (as uv links
+    # both from its cache): the patch must change its own copy only.
     built = matrix_envs[FIXED]
-    (project / ".nox").mkdir()
-    (project / ".nox" / built.name).symlink_to(built, target_is_directory=True)
+    for patch in (None, "private-globals"):
+        session = session_id(e2e_python, "mwe", (FIXED,), True, patch)
+        seed_env(project, f"env({session})", built, copy=patch is not None)
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MATRIX_", "RACEMATRIX_"))}

@@ -196,28 +196,34 @@ def test_flaky(i):
 
 
 @pytest.mark.e2e
-def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python):
+def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python,
+                                                       matrix_envs):
     """A user's suite declared in their pyproject.toml, run by `nox -s
     matrix` with MATRIX_SUITES: its rows carry the suite's name and its own
     signature decides the verdict."""
     import shutil
     import subprocess
     import sys
-    from conftest import BUGGY
+    from conftest import BUGGY, seed_env
+    from racematrix.suites import session_id
     project = tmp_path / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
         ".git", ".nox", "results", "__pycache__", "tests", "generated"))
     (project / "flaky").mkdir()
     (project / "flaky" / "test_flaky.py").write_text(FLAKY_TEST)
+    # The MWE's tools: matrix_run's environment of BUGGY is this suite's
+    # too (the install finds what it would install), reused, not rebuilt.
     with open(project / "pyproject.toml", "a") as pyproject:
         pyproject.write(textwrap.dedent(f"""
             [tool.racematrix.suites.flaky]
             path = "flaky"
-            requirements = ["pytest", "pytest-repeat", "pytest-timeout"]
+            requirements = ["numpy", "pytest", "pytest-repeat", "pytest-timeout"]
             signature = "ValueError: flaky \\\\d+"
             specs = ["{BUGGY}"]
             sim = [1]
             """))
+    seed_env(project, f"env({session_id(e2e_python, 'flaky', (BUGGY,), True)})",
+             matrix_envs[BUGGY])
     results = tmp_path / "results"
     env = {k: v for k, v in __import__("os").environ.items()
            if not k.startswith("MATRIX_")}
@@ -232,7 +238,7 @@ def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python):
         f"flaky-py{e2e_python}-numba-0.60.0-sim1.json"]
     import json
     raw = json.loads(written[0].read_text())
-    assert raw["suite"] == "flaky"
+    assert raw["suite"] == "flaky" and raw["resolution"]["reused"]
     assert (raw["runs"], raw["failures"], raw["verdict"]) == (
         4, 3, "reproduced")
 
