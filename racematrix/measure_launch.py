@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,12 @@ def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
     """``racematrix/launch_time.py`` in ``env`` (a nox Session or a
     ``venv.ProbeEnvironment``): its ``launch_seconds`` record, or one with
     ``n`` 0 and an ``error`` naming the last line it printed."""
-    returncode, tail = run_streaming(
-        env, ["python", str(WORKLOAD), *options],
-        {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, timeout=timeout)
+    try:
+        returncode, tail = run_streaming(
+            env, ["python", str(WORKLOAD), *options],
+            {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, timeout=timeout)
+    except subprocess.TimeoutExpired as stopped:  # as before: a signal's code
+        returncode, tail = -signal.SIGTERM, str(stopped.output).splitlines()
     record = parse_workload_output(tail)
     if record is None:
         last = next((line for line in reversed(tail) if line.strip()),

@@ -27,21 +27,25 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
                   echo: bool = True, cwd: str | Path | None = None,
                   timeout: float | None = None) -> tuple[int, list[str]]:
     """(exit code, last lines) of a command in the session's environment;
-    an interrupt, or ``timeout`` s passing, ends its process group; it dies
+    an interrupt ends its process group, and so does ``timeout`` s passing
+    (then ``subprocess.TimeoutExpired``, as ``subprocess.run``); it dies
     with this process."""
-    env = venv_environ(session.bin, extra_env)
     if echo:  # quiet: the caller says what came of it
         session.log(" ".join(map(str, command)))
-    tail = []
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               errors="replace", start_new_session=True,
-                               cwd=cwd,
-                               preexec_fn=die_with_parent)
+    tail: list[str] = []
+    process = subprocess.Popen(
+        command, env=venv_environ(session.bin, extra_env),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        errors="replace", start_new_session=True, cwd=cwd,
+        preexec_fn=die_with_parent)
     assert process.stdout is not None  # stdout=PIPE
-    timer = threading.Timer(timeout, stop_process_group, (process,)) \
-        if timeout is not None else None
-    if timer:
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        stop_process_group(process)
+    timer = threading.Timer(timeout or 0, expire)
+    if timeout is not None:
         timer.start()
     try:
         for line in process.stdout:
@@ -54,9 +58,10 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
         stop_process_group(process)
         raise
     finally:
-        if timer:
-            timer.cancel()
+        timer.cancel()
         process.stdout.close()
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(command, timeout or 0, "\n".join(tail))
     return process.returncode, tail
 
 
