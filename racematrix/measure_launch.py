@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,9 @@ def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
     """``racematrix/launch_time.py`` in ``env`` (a nox Session or a
     ``venv.ProbeEnvironment``): its ``launch_seconds`` record, or one with
     ``n`` 0 and an ``error`` naming the last line it printed."""
-    try:
-        returncode, tail = run_streaming(
-            env, ["python", str(WORKLOAD), *options],
-            {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, timeout=timeout)
-    except subprocess.TimeoutExpired as stopped:  # as before: a signal's code
-        returncode, tail = -signal.SIGTERM, str(stopped.output).splitlines()
+    returncode, tail = run_streaming(
+        env, ["python", str(WORKLOAD), *options],
+        {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, echo, timeout=timeout)
     record = parse_workload_output(tail)
     if record is None:
         last = next((line for line in reversed(tail) if line.strip()),
