@@ -1,5 +1,4 @@
-"""The errors a user can cause: each is one line saying what was wrong and
-what to do (tracebacks are for our bugs)."""
+"""The errors a user can cause: one line, what was wrong and what to do."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +10,7 @@ class ConfigError(ValueError):
 
 
 class BadInput(ValueError):
-    """The user asked for something that does not exist."""
+    """Something asked for that does not exist or cannot be done."""
 
 
 # Actions that may be given more than once: they add up, or print and exit.

@@ -34,10 +34,8 @@ def diff_files(text: str) -> list[str]:
 
 
 def site_packages(session: Any) -> Path:
-    return Path(subprocess.run(
-        [venv_python(session), "-c",
-         "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, timeout=60, check=True).stdout.strip())
+    site, = Path(session.bin).parent.glob("lib/python*/site-packages")
+    return site
 
 
 def sha256(path: Path) -> str:
@@ -58,16 +56,16 @@ def failed_hunk(output: str) -> str:
             failures.append(f"{current} already has it (reversed or applied "
                             f"before)")
     if failures:
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        return failures[0] + more
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else "patch failed without a message"
+        return failures[0] + (f" (and {len(failures) - 1} more)"
+                              if len(failures) > 1 else "")
+    return (output.strip().splitlines() or
+            ["patch failed without a message"])[-1].strip()[:200]
 
 
 def apply(session: Any, patch: Patch, diff: Diff | None,
           reinstall: Callable[[], None]) -> dict[str, Any]:
     """Apply ``diff`` to ``session``'s environment (a nox Session or a
-    ProbeEnvironment); the raw result's ``patch`` record. ``reinstall()``
+    ProbeEnvironment): the raw result's ``patch`` record. ``reinstall()``
     puts the package's files back first where another diff was applied."""
     if diff is None:
         raise PatchError(f"patch {patch.name} has no diff for this release")
