@@ -65,15 +65,14 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
     return process.returncode, tail
 
 
-def stop_process_group(process: subprocess.Popen,
-                       grace: float = 2.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` s, to ``process``'s group (a
-    simulated kernel's threads ignore a KeyboardInterrupt)."""
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL 2 s on, to ``process``'s group (a simulated
+    kernel's threads ignore a KeyboardInterrupt)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
+            process.wait(timeout=2.0)
             return
 
 
