@@ -183,6 +183,15 @@ def matrix_envs(matrix_run, e2e_python):
     return folders
 
 
+def copy_project(where, *leave_out):
+    """The project as a checkout holds it (no git, nothing built or cached),
+    without ``leave_out`` (names or globs) too."""
+    shutil.copytree(PROJECT, where, ignore=shutil.ignore_patterns(
+        ".git", ".nox", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
+        ".mypy_cache", ".ruff_cache", ".running", ".lock", *leave_out))
+    return where
+
+
 def seed_env(project, session, built, copy=False):
     """A built environment as the one nox gives ``session`` in ``project``
     (nox reuses it, the install finds it complete): a link to it, or with

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUGGY, FIXED
+from conftest import BUGGY, FIXED, copy_project
 
 pytestmark = pytest.mark.e2e
 
@@ -324,9 +324,7 @@ def source_copy(tmp_path_factory):
     """The project as a source archive would hold it: no .git, nothing
     built."""
     root = tmp_path_factory.mktemp("source") / "racematrix"
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(
-        ".git", ".nox", "__pycache__", ".pytest_cache", "results"))
-    return root
+    return copy_project(root, "results")
 
 
 # The other bad values' lines: test_suites, in-process.

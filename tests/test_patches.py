@@ -172,10 +172,9 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
     import hashlib
     import json
     import sys
-    from conftest import FIXED, seed_env
+    from conftest import FIXED, copy_project, seed_env
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        ".git", ".nox", "results", "__pycache__", "tests"))
+    copy_project(project, "results", "tests")
     # The unpatched environment is matrix_run's of FIXED, reused; the
     # patched one starts as a copy of hard links to its files (as uv links
     # both from its cache): the patch must change its own copy only.

@@ -201,14 +201,12 @@ def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python,
     """A user's suite declared in their pyproject.toml, run by `nox -s
     matrix` with MATRIX_SUITES: its rows carry the suite's name and its own
     signature decides the verdict."""
-    import shutil
     import subprocess
     import sys
-    from conftest import BUGGY, seed_env
+    from conftest import BUGGY, copy_project, seed_env
     from racematrix.suites import session_id
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        ".git", ".nox", "results", "__pycache__", "tests", "generated"))
+    copy_project(project, "results", "tests", "generated")
     (project / "flaky").mkdir()
     (project / "flaky" / "test_flaky.py").write_text(FLAKY_TEST)
     # The MWE's tools: matrix_run's environment of BUGGY is this suite's
