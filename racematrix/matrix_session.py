@@ -85,9 +85,8 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
                     f"{packages.get(spec.target)}")
             session.log(f"patch {patch.name}: {diff.file.name} onto "
                         f"{diff.package} {packages[diff.package]}")
-            base["patch"] = patching.apply(
-                session, patch, diff, patching.reinstaller(
-                    session, diff.package, packages[diff.package]))
+            base["patch"] = patching.apply(session, patch, diff,
+                                           packages[diff.package])
         except patching.PatchError as error:  # never a result: an error row
             return finish(env_error=str(error))
     # nox's -v lowers its level below DEBUG: the installer's steps, pytest's.

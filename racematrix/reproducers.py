@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic
 from .interpreters import expose_interpreters, find_interpreter, install_hint
-from .patching import PatchError, apply, reinstaller
+from .patching import PatchError, apply
 from .provenance import machine_info, now_iso
 from .report import PROJECT, declared_patches, load_json
 from .venv import ProbeEnvironment, read_environment
@@ -106,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             env = build(Path(args.envdir, name), python, requirements)
             if patch is not None:
                 try:
-                    apply(env, patch, diff,
-                          reinstaller(env, "numba-cuda", version))
+                    apply(env, patch, diff, version)
                 except PatchError as error:
                     logger.error("reproducers: %s", error)
                     continue
