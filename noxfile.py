@@ -16,10 +16,10 @@ import nox
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from racematrix import interpreters, matrix_session, procs, schedule
+from racematrix import interpreters, matrix_session, procs
 from racematrix.envspec import DEFAULT_SUITE, ConfigError, EnvSpec
 from racematrix.errors import BadInput
-from racematrix.suites import load_matrix, session_id
+from racematrix.suites import in_order, load_matrix, session_id
 from racematrix.provenance import gpu_name
 
 nox.needs_version = ">=2026.10.20"
@@ -45,8 +45,8 @@ except ConfigError as error:
     sys.exit(f"nox: {error}")
 # Simulator off only with a GPU (the report: "not run here"); longest first.
 GPU = gpu_name()
-ROWS = schedule.in_order([row for row in MATRIX.combinations()
-                          if row[3] or GPU], [RESULTS, f"{HERE}/results"])
+ROWS = in_order([row for row in MATRIX.combinations() if row[3] or GPU],
+                [RESULTS, f"{HERE}/results"])
 
 
 def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:

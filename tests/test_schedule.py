@@ -1,12 +1,12 @@
-"""The order a matrix run hands its sessions out in, on recorded rows."""
+"""The order a matrix run hands its sessions out in (suites.in_order), on
+recorded rows."""
 import heapq
 import json
 from pathlib import Path
 
 from nox.project import load_toml  # tomllib is 3.11+
 
-from racematrix.suites import env_of, load_matrix
-from racematrix.schedule import in_order
+from racematrix.suites import env_of, in_order, load_matrix
 
 PROJECT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
