@@ -112,19 +112,6 @@ def test_a_signal_and_a_lost_report_are_named():
     assert "--co" in lost.no_report_reason(["--co"])
 
 
-def test_a_command_past_its_timeout_is_ended_and_says_so():
-    """As ``subprocess.run``: TimeoutExpired with what it printed."""
-    from racematrix import procs
-
-    class Environment:
-        bin = os.path.dirname(sys.executable)
-    with pytest.raises(subprocess.TimeoutExpired) as stopped:
-        procs.run_streaming(Environment(), [
-            sys.executable, "-c", "print('up', flush=True)\n"
-            "import time; time.sleep(60)"], {}, echo=False, timeout=1.0)
-    assert stopped.value.output == "up"
-
-
 @pytest.mark.parametrize("posargs", [
     ["-p", "no:junitxml"], ["-pno:junitxml"], ["--junitxml=mine.xml"],
     ["--junit-xml", "mine.xml"], ["--count", "2", "--junitxml", "x.xml"]])
