@@ -149,8 +149,8 @@ class MatrixConfig:
     sims: tuple[bool, ...]
     count: int
     timeout: int
-    launches: int = 3
-    max_launches: int = 8
+    launches: int
+    max_launches: int
 
 
 def project_config(project: str | Path) -> dict[str, Any]:
