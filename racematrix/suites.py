@@ -183,8 +183,9 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 "requirements", "pytest_args", "smoke", "launch_time")}
         suites[name] = Suite(
             name, (Path(root) / suite["path"]).resolve(),
-            re.compile(suite["signature"]), **given, kinds=tuple((kind, tuple(globs)) for kind, globs in
-                        suite.get("kinds", {}).items()))
+            re.compile(suite["signature"]), **given, kinds=tuple(
+                (kind, tuple(globs)) for kind, globs in
+                suite.get("kinds", {}).items()))
         try:
             configs[name] = load_config({**lists, **{
                 key: suite[key] for key in MATRIX_KEYS if key in suite}},
