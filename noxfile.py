@@ -16,11 +16,10 @@ import nox
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from racematrix import interpreters, matrix_session, procs, schedule
+from racematrix import interpreters, matrix_session, procs
 from racematrix.envspec import DEFAULT_SUITE, ConfigError, EnvSpec
 from racematrix.errors import BadInput
-from racematrix.suites import env_of, load_matrix, session_id
-from racematrix.probers import note_matrix_env
+from racematrix.suites import in_order, load_matrix, session_id
 from racematrix.provenance import gpu_name
 
 nox.needs_version = ">=2026.10.20"
@@ -46,24 +45,15 @@ except ConfigError as error:
     sys.exit(f"nox: {error}")
 # Simulator off only with a GPU (the report: "not run here"); longest first.
 GPU = gpu_name()
-ROWS = schedule.in_order([row for row in MATRIX.combinations()
-                          if row[3] or GPU], env_of,
-                         [RESULTS, f"{HERE}/results"])
-
-
-def results_folder(session: nox.Session) -> str:
-    """RESULTS, checked before any work."""
-    try:
-        matrix_session.check_results_folder(RESULTS)
-    except BadInput as error:
-        session.error(str(error))
-    return RESULTS
+ROWS = in_order([row for row in MATRIX.combinations() if row[3] or GPU],
+                [RESULTS, f"{HERE}/results"])
 
 
 def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
-    """``run(command rerunning it)``; a BadInput is the session's error."""
-    results_folder(session)
+    """``run(command rerunning it)`` in a checked results folder; a
+    BadInput is the session's one-line error."""
     try:
+        matrix_session.check_results_folder(RESULTS)
         return run(matrix_session.session_command(session.name,
                                                   session.posargs))
     except BadInput as error:
@@ -76,26 +66,19 @@ def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
 def env(session: nox.Session, suite: str, spec: tuple[str, ...], sim: bool,
         patch: str | None) -> None:
     """Run a suite in one Python x package x simulator environment."""
-    spec_ = EnvSpec(str(session.python), spec, sim, suite, patch)
-    note_matrix_env(session.virtualenv.location, spec_)
-    # nox's -v lowers its level below DEBUG: the installer's steps, pytest's.
-    raw = drive(session, lambda _: matrix_session.run_environment(
-        session, MATRIX, spec_, RESULTS,
-        logging.getLogger().getEffectiveLevel() < logging.DEBUG))
     # An `error` row fails `matrix` after the report (not here: requires=).
-    session.log(matrix_session.note_finished(
-        RESULTS, raw, matrix_session.run_id(session.parallel),
-        total=len(ROWS), venv=session.virtualenv.location))
+    session.log(drive(session, lambda _: matrix_session.run_environment(
+        session, MATRIX, EnvSpec(str(session.python), spec, sim, suite, patch),
+        RESULTS, len(ROWS))))
 
 
 @nox.session(python=False, requires=[f"env({session_id(*row)})"
                                      for row in ROWS])
 def matrix(session: nox.Session) -> None:
     """Every environment of the matrix, then the tables and REPORT.md once."""
-    line, failed = matrix_session.finish_run(
-        results_folder(session), matrix_session.run_id(session.parallel),
-        MATRIX.envs(), matrix_session.session_command("matrix",
-                                                      session.posargs))
+    line, failed = drive(session, lambda command: matrix_session.finish_run(
+        RESULTS, matrix_session.run_id(session.parallel), MATRIX.envs(),
+        command))
     session.log(line)
     if failed:
         session.error("; ".join(failed))
@@ -114,7 +97,7 @@ def bisect(session: nox.Session) -> None:
 @nox.session(default=False)
 def report(session: nox.Session) -> None:
     """Write results/REPORT.md and failure_rates.png; -- --raw DIR... merges."""
-    results_folder(session)
+    drive(session, lambda _: None)
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["report"])
     session.run("python", "-m", "racematrix.report", *session.posargs,
                 env={"PYTHONPATH": HERE})
@@ -138,9 +121,9 @@ def tests(session: nox.Session) -> None:
 def mwe_figures(session: nox.Session) -> None:
     """Measure the MWE: reproduction per Python, time to first failure, rates."""
     from racematrix import mwe_figures
-    drive(session, lambda command: mwe_figures.run(list(
-        MATRIX.configs[DEFAULT_SUITE].pythons if DEFAULT_SUITE in
-        MATRIX.configs else MATRIX.pythons), ".nox", RESULTS, command))
+    pythons = (MATRIX.configs.get(DEFAULT_SUITE) or MATRIX).pythons
+    drive(session, lambda command: mwe_figures.run(
+        list(pythons), ".nox", RESULTS, command))
 
 
 @nox.session(python=False, default=False)

@@ -6,14 +6,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 from .envspec import ConfigError, project_config
 from .errors import BadInput, OneLineArgumentParser
-from .suites import Matrix, env_of, load_matrix, session_id
-
-PROJECT = Path(__file__).resolve().parent.parent
-DEFAULT_RUNNER = "ubuntu-latest"
+from .suites import PROJECT, Matrix, env_of, load_matrix, session_id
 
 
 def job_matrix(matrix: Matrix, gpu_runner: str = "") -> dict:
@@ -24,9 +20,12 @@ def job_matrix(matrix: Matrix, gpu_runner: str = "") -> dict:
         job = {"session": f"env({session_id(*row)})", "python": spec.python,
                "sim": int(spec.sim), "env": spec.env_id,
                "artifact": f"raw-{spec.env_id}",
-               "runs_on": DEFAULT_RUNNER if spec.sim else gpu_runner}
-        (include if job["runs_on"] else skipped).append(job)
-    return {"include": include, "skipped": [job["session"] for job in skipped]}
+               "runs_on": "ubuntu-latest" if spec.sim else gpu_runner}
+        if job["runs_on"]:
+            include.append(job)
+        else:
+            skipped.append(job["session"])
+    return {"include": include, "skipped": skipped}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,9 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = parser.parse_args(argv)
         matrix = load_matrix(project_config(PROJECT), os.environ, PROJECT)
-    except (BadInput, ConfigError) as error:  # BadInput names the command
-        sys.exit(str(error) if isinstance(error, BadInput)
-                 else f"racematrix.ci: {error}")
+    except ConfigError as error:
+        sys.exit(f"racematrix.ci: {error}")
+    except BadInput as error:  # it names the command
+        sys.exit(str(error))
     print(json.dumps(job_matrix(matrix, args.gpu_runner)))
 
 

@@ -49,24 +49,20 @@ class EnvSpec:
 
 
 def spec_slug(requirements: Iterable[str]) -> str:
-    """A file-name-safe requirement set, hashed where not readable."""
+    """A file-name-safe requirement set; hashed where not readable (a URL,
+    a marker, ``===``, characters a file name cannot hold)."""
     parts = []
     for text in requirements:
         requirement = Requirement(text)
-        slug: str = canonicalize_name(requirement.name)
-        if requirement.extras:
-            slug += "." + ".".join(sorted(requirement.extras))
-        for specifier in sorted(requirement.specifier, key=str):
-            slug += SPECIFIER_WORDS[specifier.operator] + specifier.version
+        slug: str = canonicalize_name(requirement.name) + "".join(
+            "." + extra for extra in sorted(requirement.extras)) + "".join(
+            SPECIFIER_WORDS[specifier.operator] + specifier.version
+            for specifier in sorted(requirement.specifier, key=str))
         safe = re.sub(r"[^A-Za-z0-9._+-]", "_", slug)
-        if requirement.url:  # the file or repository it names
-            tail = re.sub(r"[^A-Za-z0-9._+-]", "_", requirement.url.rstrip(
-                "/").rsplit("/", 1)[-1].split("#")[0].split("?")[0])[:40]
-            safe += "-at-" + (tail + "-" if tail.strip("_") else "")
-        if safe != slug or requirement.url or requirement.marker or any(
-                s.operator == "===" for s in requirement.specifier):
-            digest = hashlib.sha256(normalize_requirement(text).encode())
-            safe = safe.rstrip("-") + "-h" + digest.hexdigest()[:8]
+        if safe != slug or requirement.url or requirement.marker or \
+                "===" in str(requirement.specifier):
+            safe += "-h" + hashlib.sha256(normalize_requirement(
+                text).encode()).hexdigest()[:8]
         parts.append(safe)
     return "+".join(parts)
 
@@ -74,7 +70,7 @@ def spec_slug(requirements: Iterable[str]) -> str:
 def parse_spec(text: str) -> tuple[str, ...]:
     """A requirement set in one normal form (PEP 440 equal: one env)."""
     # A direct reference, `numba @ https://...`, is one requirement.
-    requirements = re.sub(r"\s*@\s*", " @", text).replace(" @", "@").split()
+    requirements = re.sub(r"\s*@\s*", "@", text).split()
     if not requirements:
         raise ConfigError("empty requirement set: give at least one "
                           "requirement, e.g. 'numba==0.60.0'")
@@ -153,8 +149,8 @@ class MatrixConfig:
     sims: tuple[bool, ...]
     count: int
     timeout: int
-    launches: int = 3
-    max_launches: int = 8
+    launches: int
+    max_launches: int
 
 
 def project_config(project: str | Path) -> dict[str, Any]:

@@ -1,5 +1,4 @@
-"""The errors a user can cause: each is one line saying what was wrong and
-what to do (tracebacks are for our bugs)."""
+"""The errors a user can cause: one line, what was wrong and what to do."""
 from __future__ import annotations
 
 import argparse
@@ -11,13 +10,7 @@ class ConfigError(ValueError):
 
 
 class BadInput(ValueError):
-    """The user asked for something that does not exist."""
-
-
-# Actions that may be given more than once: they add up, or print and exit.
-LIST_ACTIONS = (argparse._AppendAction, argparse._AppendConstAction,
-                argparse._ExtendAction, argparse._CountAction,
-                argparse._HelpAction, argparse._VersionAction)
+    """Something asked for that does not exist or cannot be done."""
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -29,6 +22,10 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.label, self.help_hint = label, help_hint
         self.given: set[str] = set()
+        for name in (None, "store", "store_const", "store_true",
+                     "store_false"):
+            self.register("action", name, _once(
+                self._registry_get("action", name)))
 
     def error(self, message: str) -> NoReturn:
         raise BadInput(f"{self.label}: {message} (see `{self.help_hint}`)")
@@ -38,17 +35,14 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         self.given = set()
         return super().parse_known_args(args, namespace)
 
-    def _add_action(self, action: Any) -> Any:
-        if action.option_strings and not isinstance(action, LIST_ACTIONS):
-            parent = type(action)
 
-            def once(self: argparse.Action, parser: Any, *args: Any) -> None:
-                given = getattr(parser, "given", set())
-                if self.dest in given:
-                    parser.error(f"{'/'.join(self.option_strings)} given "
-                                 f"twice: give it once")
-                given.add(self.dest)
-                parent.__call__(self, parser, *args)
-            action.__class__ = type(parent.__name__, (parent,),
-                                    {"__call__": once})
-        return super()._add_action(action)
+def _once(action: Any) -> Any:
+    """``action`` that refuses a second use of its option."""
+    class Once(action):
+        def __call__(self, parser: Any, *args: Any) -> None:
+            if self.dest in parser.given:
+                parser.error(f"{'/'.join(self.option_strings)} given "
+                             f"twice: give it once")
+            parser.given.add(self.dest)
+            super().__call__(parser, *args)
+    return Once

@@ -1,6 +1,6 @@
 """The driver of ``nox -s matrix``: each ``env`` session builds, measures
-and records one environment; ``matrix`` (which nox runs after all of them,
-``requires=``) writes the tables and report once and says the last word."""
+and records one environment; ``matrix`` (``requires=`` all of them) writes
+the tables and report once and says the last word."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ import shlex
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,6 +24,7 @@ from .fileio import (clear_stale, folder_problem, results_lock,
 from .install import install_resolved
 from .measurement import (Built, LaunchTime, Measurement, RaceSuite,
                           refuse_own_options, run_all, run_launch_time)
+from .probers import note_matrix_env
 from .suites import patched_packages
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, kept_measured_row, make_raw, read_raw, record
@@ -39,9 +40,10 @@ logger = logging.getLogger(__name__)
 
 
 def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
-                    results_dir: str, verbose: bool = False) -> RawResult:
+                    results_dir: str, total: int) -> str:
     """Build ``spec``'s environment, run its suite (and launch A/B), record
-    the raw row."""
+    the raw row; the progress line."""
+    note_matrix_env(session.virtualenv.location, spec)
     config, suite = matrix.configs[spec.suite], matrix.suites[spec.suite]
     count, pytest_args = split_count(session.posargs, config.count)
     base: dict[str, Any] = dict(
@@ -49,7 +51,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         command=session_command(session.name, session.posargs))
     clock = time.monotonic()
 
-    def finish(detail: str | None = None, **fields: Any) -> RawResult:
+    def finish(detail: str | None = None, **fields: Any) -> str:
         fields = {"packages": {}, "python": "", "python_build": "", **fields}
         raw = make_raw(spec, seconds=time.monotonic() - clock,
                        **{**base, **fields})
@@ -58,7 +60,8 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
             session.log(f"{spec.env_id}: this attempt measured nothing; the "
                         f"row measured {written['finished'][:16]} is kept, "
                         f"with the attempt beside it")
-        return raw
+        return note_finished(results_dir, raw, run_id(session.parallel),
+                             total, session.virtualenv.location)
 
     installation = install_resolved(session, spec, suite=suite)
     base["resolution"] = installation.resolution()
@@ -69,15 +72,28 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         if kind == "skip":
             return finish(skip_reason=reason)
         return finish(installation.detail, env_error=reason)
-    if spec.patch:
+    environment = installation.environment or read_environment(session)
+    if spec.patch:  # the diff for the first installed package it has
+        patch = matrix.patches[spec.patch]
+        packages = environment["packages"]
+        diff = next((found for package in patched_packages(spec)
+                     if package in packages and (found := patch.diff_for(
+                         package, packages[package]))), None)
         try:
-            base["patch"] = apply_patch(session, spec, matrix, installation)
+            if diff is None:
+                raise patching.PatchError(
+                    f"patch {patch.name} has no diff for {spec.target} "
+                    f"{packages.get(spec.target)}")
+            session.log(f"patch {patch.name}: {diff.file.name} onto "
+                        f"{diff.package} {packages[diff.package]}")
+            base["patch"] = patching.apply(session, patch, diff,
+                                           packages[diff.package])
         except patching.PatchError as error:  # never a result: an error row
             return finish(env_error=str(error))
-    environment = getattr(installation, "environment", None) or \
-        read_environment(session)
+    # nox's -v lowers its level below DEBUG: the installer's steps, pytest's.
     measurements: list[Measurement] = [RaceSuite(
-        count, config.timeout, pytest_args, echo=verbose)]
+        count, config.timeout, pytest_args,
+        echo=logging.getLogger().getEffectiveLevel() < logging.DEBUG)]
     if suite.launch_time and config.launches:  # its own A/B: no other row
         measurements.append(LaunchTime(
             config.launches, config.max_launches))
@@ -88,23 +104,6 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
             scratch=Path(scratch)))
     return finish(fields.pop("env_error_detail", None),
                   **{**environment, **fields})
-
-
-def apply_patch(session: nox.Session, spec: EnvSpec, matrix: Matrix,
-                installation: Any) -> dict:
-    """``spec``'s patch, the diff for the first installed package it has."""
-    patch = (matrix.patches or {})[cast(str, spec.patch)]
-    packages = installation.packages or read_environment(session)["packages"]
-    for package in patched_packages(spec):
-        version = packages.get(package)
-        diff = patch.diff_for(package, version) if version else None
-        if diff is not None:
-            session.log(f"patch {patch.name}: {diff.file.name} onto "
-                        f"{package} {version}")
-            return patching.apply(session, patch, diff, patching.reinstaller(
-                session, package, version))
-    raise patching.PatchError(f"patch {patch.name} has no diff for "
-                              f"{spec.target} {packages.get(spec.target)}")
 
 
 def check_results_folder(results_dir: str | Path) -> None:
@@ -131,14 +130,12 @@ def run_journal(results_dir: str | Path, run: int) -> Path:
 
 def row_line(raw: Mapping[str, Any]) -> str:
     """A finished environment in one line: verdict, rates, launches."""
-    verdict = raw["verdict"]
-    if verdict in ("skipped", "error") and not raw["runs"]:
-        return f"{verdict}: {raw['reason']}"
-    kinds = raw.get("kinds")
-    parts = [verdict, *([f"{kind} {n['failures']}/{n['runs']}"
-                         for kind, n in kinds.items() if n["runs"]] if kinds
-                        else [f"{raw['failures']}/{raw['runs']} race "
-                              f"failures"])]
+    if raw["verdict"] in ("skipped", "error") and not raw["runs"]:
+        return f"{raw['verdict']}: {raw['reason']}"
+    kinds = raw.get("kinds") or {"race": {
+        "failures": raw["failures"], "runs": raw["runs"]}}
+    parts = [raw["verdict"], *(f"{kind} {n['failures']}/{n['runs']}"
+                               for kind, n in kinds.items() if n["runs"])]
     if raw["other_errors"] or raw.get("hangs"):
         parts.append(f"{raw['other_errors']} other, {raw.get('hangs', 0)} "
                      f"hung")
@@ -161,9 +158,9 @@ def note_finished(results_dir: str | Path, raw: Mapping[str, Any], run: int,
          "venv": venv}))
     entries = _entries(journal)
     done, where = len(entries), f"{len(entries)}/{total}"
-    if 0 < total - done:
-        started = min(entry["started"] for entry in entries)
-        where += f", ~{(time.time() - started) / done * (total - done):.0f} s left"
+    if done < total:
+        took = time.time() - min(entry["started"] for entry in entries)
+        where += f", ~{took / done * (total - done):.0f} s left"
     return f"[{where}] {raw['env']}: {row_line(raw)}"
 
 
@@ -203,7 +200,7 @@ def launches_again_alone(results_dir: str | Path,
 
 
 def finish_run(results_dir: str | Path, run: int,
-               configured: Iterable[EnvSpec],
+               configured: Sequence[EnvSpec],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
     """Undecided A/Bs again, then tables, report and plot (``configured``
     minus the rows: "not run here"); the last line and the error rows."""
@@ -212,31 +209,29 @@ def finish_run(results_dir: str | Path, run: int,
     shutil.rmtree(journal, ignore_errors=True)
     for again in launches_again_alone(results_dir, entries):
         logger.info(again)
-    configured = list(configured)
-    counts = Counter(entry["verdict"] for entry in entries)
+    results = Path(results_dir)
     line = f"matrix: {len(entries)} environments"
     if entries:
         took = time.time() - min(entry["started"] for entry in entries)
         line += f" in {took:.0f} s: " + ", ".join(
-            f"{count} {verdict}" for verdict, count in counts.most_common())
+            f"{n} {verdict}" for verdict, n in Counter(
+                entry["verdict"] for entry in entries).most_common())
     not_run = {spec.env_id for spec in configured} - {
         entry["env"] for entry in entries}
     if not_run:
         line += f"; {len(not_run)} not run here"
     if entries:
-        results = Path(results_dir)
         with results_lock(results):
             # nox's environment has matplotlib, else `nox -s report` draws.
             build_report([results / "raw"], results, results / "bisect",
                          command, plot=importlib.util.find_spec(
                              "matplotlib") is not None,
                          configured=configured)
-        line += (f"; table {results / 'failure_rates.md'}, report "
-                 f"{results / 'REPORT.md'}, plot "
-                 f"{results / 'failure_rates.png'}")
-    failed = [f"{entry['env']}: {entry['line']}" for entry in entries
-              if entry["verdict"] == "error" and not entry["runs"]]
-    return line, failed
+        line += "; " + ", ".join(f"{what} {results / name}" for what, name in (
+            ("table", "failure_rates.md"), ("report", "REPORT.md"),
+            ("plot", "failure_rates.png")))
+    return line, [f"{entry['env']}: {entry['line']}" for entry in entries
+                  if entry["verdict"] == "error" and not entry["runs"]]
 
 
 def session_command(session_name: str, posargs: list[str],

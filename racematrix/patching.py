@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,8 @@ def diff_files(text: str) -> list[str]:
 
 
 def site_packages(session: Any) -> Path:
-    return Path(subprocess.run(
-        [venv_python(session), "-c",
-         "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, timeout=60, check=True).stdout.strip())
+    site, = Path(session.bin).parent.glob("lib/python*/site-packages")
+    return site
 
 
 def sha256(path: Path) -> str:
@@ -58,17 +55,17 @@ def failed_hunk(output: str) -> str:
             failures.append(f"{current} already has it (reversed or applied "
                             f"before)")
     if failures:
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        return failures[0] + more
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else "patch failed without a message"
+        return failures[0] + (f" (and {len(failures) - 1} more)"
+                              if len(failures) > 1 else "")
+    return (output.strip().splitlines() or
+            ["patch failed without a message"])[-1].strip()[:200]
 
 
-def apply(session: Any, patch: Patch, diff: Diff | None,
-          reinstall: Callable[[], None]) -> dict[str, Any]:
+def apply(session: Any, patch: Patch, diff: Diff | None, version: str
+          ) -> dict[str, Any]:
     """Apply ``diff`` to ``session``'s environment (a nox Session or a
-    ProbeEnvironment); the raw result's ``patch`` record. ``reinstall()``
-    puts the package's files back first where another diff was applied."""
+    ProbeEnvironment) of ``diff.package`` ``version``: the raw result's
+    ``patch`` record."""
     if diff is None:
         raise PatchError(f"patch {patch.name} has no diff for this release")
     if shutil.which("patch") is None:
@@ -78,7 +75,7 @@ def apply(session: Any, patch: Patch, diff: Diff | None,
     files = diff_files(diff.file.read_text())
     record: dict[str, Any] = {
         "name": patch.name, "file": diff.file.name, "package": diff.package,
-        "releases": str(diff.releases), "sha256": diff.sha256,
+        "releases": str(diff.releases), "sha256": sha256(diff.file),
         "files": files}
     try:
         before = json.loads((site / APPLIED).read_text())
@@ -89,7 +86,12 @@ def apply(session: Any, patch: Patch, diff: Diff | None,
                 (site / name).exists() and sha256(site / name) == digest
                 for name, digest in before.get("after", {}).items()):
             return {**before, "reused": True}
-        reinstall()  # another diff, or files changed since: start over
+        # Another diff, or files changed since: the wheel's files again.
+        subprocess.run(["uv", "pip", "install", "-q", "--color", "never",
+                        "--python", venv_python(session), "--reinstall",
+                        "--no-deps", f"{diff.package}=={version}"],
+                       capture_output=True, text=True, timeout=600,
+                       check=True, env=venv_environ(session.bin, {}))
         (site / APPLIED).unlink(missing_ok=True)
     command = ["patch", "-p1", "--batch", "--forward", "--fuzz=0",
                "--no-backup-if-mismatch", "-d", str(site), "-i",
@@ -113,14 +115,3 @@ def apply(session: Any, patch: Patch, diff: Diff | None,
     (site / APPLIED).write_text(json.dumps(record))
     return record
 
-
-def reinstaller(session: Any, package: str, version: str
-                ) -> Callable[[], None]:
-    """``reinstall()`` for ``apply``: the package's wheel again, alone."""
-    def reinstall() -> None:
-        subprocess.run(["uv", "pip", "install", "-q", "--color", "never",
-                        "--python", venv_python(session), "--reinstall",
-                        "--no-deps", f"{package}=={version}"],
-                       capture_output=True, text=True, timeout=600,
-                       check=True, env=venv_environ(session.bin, {}))
-    return reinstall

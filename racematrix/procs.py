@@ -29,19 +29,17 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
     """(exit code, last lines) of a command in the session's environment;
     an interrupt, or ``timeout`` s passing, ends its process group; it dies
     with this process."""
-    env = venv_environ(session.bin, extra_env)
     if echo:  # quiet: the caller says what came of it
         session.log(" ".join(map(str, command)))
-    tail = []
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               errors="replace", start_new_session=True,
-                               cwd=cwd,
-                               preexec_fn=die_with_parent)
+    tail: list[str] = []
+    process = subprocess.Popen(
+        command, env=venv_environ(session.bin, extra_env),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        errors="replace", start_new_session=True, cwd=cwd,
+        preexec_fn=die_with_parent)
     assert process.stdout is not None  # stdout=PIPE
-    timer = threading.Timer(timeout, stop_process_group, (process,)) \
-        if timeout is not None else None
-    if timer:
+    timer = threading.Timer(timeout or 0, stop_process_group, (process,))
+    if timeout is not None:
         timer.start()
     try:
         for line in process.stdout:
@@ -54,21 +52,19 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
         stop_process_group(process)
         raise
     finally:
-        if timer:
-            timer.cancel()
+        timer.cancel()
         process.stdout.close()
     return process.returncode, tail
 
 
-def stop_process_group(process: subprocess.Popen,
-                       grace: float = 2.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` s, to ``process``'s group (a
-    simulated kernel's threads ignore a KeyboardInterrupt)."""
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL 2 s on, to ``process``'s group (a simulated
+    kernel's threads ignore a KeyboardInterrupt)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
+            process.wait(timeout=2.0)
             return
 
 

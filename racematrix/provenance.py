@@ -19,24 +19,17 @@ def stamp(command: str) -> dict:
 
 
 def machine_info() -> dict:
-    """This machine; ``RACEMATRIX_MACHINE`` (a CI job's runner) or the host
-    name labels it in merged tables."""
-    return {
-        "label": os.environ.get("RACEMATRIX_MACHINE") or socket.gethostname(),
-        "os": f"{platform.system()} {platform.release()}",
-        "distribution": distribution(),
-        "arch": platform.machine(),
-        "cores": os.cpu_count(),
-        "gpu": gpu_name(),
-    }
-
-
-def distribution() -> str:
-    """The OS release's name (Linux), else macOS's or Windows' version."""
+    """This machine, labelled ``RACEMATRIX_MACHINE`` (a CI job's runner) or
+    by its host name in merged tables."""
     try:
-        return platform.freedesktop_os_release().get("PRETTY_NAME", "")
-    except OSError:
-        return platform.mac_ver()[0] or platform.version()
+        distribution = platform.freedesktop_os_release().get("PRETTY_NAME", "")
+    except OSError:  # not Linux
+        distribution = platform.mac_ver()[0] or platform.version()
+    return {"label": os.environ.get("RACEMATRIX_MACHINE") or
+            socket.gethostname(),
+            "os": f"{platform.system()} {platform.release()}",
+            "distribution": distribution, "arch": platform.machine(),
+            "cores": os.cpu_count(), "gpu": gpu_name()}
 
 
 def gpu_name() -> str | None:

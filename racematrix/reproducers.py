@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic
 from .interpreters import missing_interpreters
-from .patching import PatchError, apply, reinstaller
+from .patching import PatchError, apply
 from .provenance import machine_info, now_iso
 from .report import PROJECT, declared_patches, load_json
 from .venv import ProbeEnvironment, read_environment
@@ -93,8 +93,7 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
                        check=True)
         if patch is not None:
             try:
-                apply(env, patch, patch.diff_for("numba-cuda", newest),
-                      reinstaller(env, "numba-cuda", newest))
+                apply(env, patch, patch.diff_for("numba-cuda", newest), newest)
             except PatchError as error:
                 logger.error("reproducers: %s", error)
                 continue

@@ -1,13 +1,16 @@
 """The matrix as data: ``[tool.racematrix]`` (checked once against
 ``schemas/config.schema.json``), its suites and patches (candidate fixes as
-a column; ``none``, unpatched, always one), the MATRIX_* variables over it."""
+a column; ``none``, unpatched, always one), the MATRIX_* variables over it,
+and the order its sessions are handed out in."""
 from __future__ import annotations
 
-import hashlib
+import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -27,6 +30,7 @@ TEST_TOOLS = ("numpy", "pytest", "pytest-repeat", "pytest-timeout")
 RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 # Keys of a suite table that replace the top-level matrix's.
 MATRIX_KEYS = ("specs", "pythons", "sim", "count", "timeout")
+NONE = "none"
 
 Combination = tuple[str, str, tuple[str, ...], bool, "str | None"]
 
@@ -37,22 +41,15 @@ class Suite:
     path: Path
     signature: re.Pattern
     requirements: tuple[str, ...] = ()
-    description: str = ""
     pytest_args: tuple[str, ...] = ()
     smoke: str | None = None  # code a fresh environment must run
-    matrix: tuple[tuple[str, Any], ...] = ()  # the keys it sets itself
-    patches: tuple[str, ...] = ()  # columns besides none
-    default: bool = True  # run when MATRIX_SUITES does not name it
     kinds: tuple[tuple[str, tuple[str, ...]], ...] = ()
     launch_time: bool = False  # its rows also time the MWE's launches
 
-    def config(self, table: Mapping[str, Any], environ: Mapping[str, str]
-               ) -> MatrixConfig:
-        """The top-level lists, the suite's own keys and MATRIX_* over them."""
-        return load_config({**table, **dict(self.matrix)}, environ)
 
-
-NONE = "none"
+# The MWE as a suite, for runs that name none (bisects, the MWE's figures).
+MWE_SUITE = Suite(DEFAULT_SUITE, PROJECT / "mwe", RACE_SIGNATURE, TEST_TOOLS,
+                  launch_time=True)
 
 
 @dataclass(frozen=True)
@@ -60,10 +57,6 @@ class Diff:
     file: Path
     package: str
     releases: SpecifierSet
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.file.read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -120,32 +113,6 @@ def applies(patch: Patch, spec: EnvSpec) -> bool:
                if specifier.operator in ("==", "==="))
 
 
-# The MWE as a suite, for runs that name none (bisects, the MWE's figures).
-MWE_SUITE = Suite(name=DEFAULT_SUITE, path=PROJECT / "mwe",
-                  signature=RACE_SIGNATURE, requirements=TEST_TOOLS,
-                  launch_time=True)
-
-
-def parse_suite(name: str, table: Mapping[str, Any], root: Path) -> Suite:
-    """One suite from its schema-checked table; its folder must exist."""
-    where = f"[tool.racematrix.suites.{name}]"
-    path = (root / table["path"]).resolve()
-    if not path.is_dir():
-        raise ConfigError(f"{where}.path: {table['path']!r} is not a folder "
-                          f"under {root}; expected the folder of the "
-                          f"suite's pytest tests, relative to the project "
-                          f"root")
-    given: dict[str, Any] = {key: table[key] for key in (
-        "description", "smoke", "default", "launch_time") if key in table}
-    given.update({key: tuple(table[key]) for key in (
-        "requirements", "pytest_args", "patches") if key in table})
-    return Suite(
-        name, path, re.compile(table["signature"]), **given,
-        matrix=tuple((key, table[key]) for key in MATRIX_KEYS if key in table),
-        kinds=tuple((kind, tuple(globs)) for kind, globs in
-                    table.get("kinds", {}).items()))
-
-
 def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
          default: Iterable[str]) -> tuple[str, ...]:
     """The ``declared`` names ``variable`` gives ("a b" or "a,b"), else
@@ -190,35 +157,46 @@ class Matrix:
 
 def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 root: str | Path) -> Matrix:
-    """Every selected suite with its lists (MATRIX_SPECS alone: the MWE's)."""
+    """Every selected suite with its lists (MATRIX_SPECS alone: the MWE's);
+    a suite's own keys replace the top level's, MATRIX_* both."""
     require_valid(table, "config", "[tool.racematrix] in pyproject.toml")
     if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
         environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
     declared = table.get("suites") or {DEFAULT_SUITE: {
         "path": "mwe", "launch_time": True,
         "signature": RACE_SIGNATURE.pattern}}
-    suites = {name: parse_suite(name, suite, Path(root))
-              for name, suite in declared.items()}
-    suites = {name: suites[name] for name in pick(
-        "MATRIX_SUITES", environ, suites,
-        [name for name, suite in suites.items() if suite.default])}
+    for name, suite in declared.items():  # every folder, picked or not
+        if not (Path(root) / suite["path"]).is_dir():
+            raise ConfigError(
+                f"[tool.racematrix.suites.{name}].path: {suite['path']!r} is "
+                f"not a folder under {root}; expected the folder of the "
+                f"suite's pytest tests, relative to the project root")
     lists = {k: v for k, v in table.items() if k not in ("suites", "patches")}
-    configs = {}
-    for name, suite in suites.items():
+    suites, configs = {}, {}
+    for name in pick("MATRIX_SUITES", environ, declared, [
+            name for name, suite in declared.items()
+            if suite.get("default", True)]):
+        suite = declared[name]
+        given: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in suite.items() if key in (
+                "requirements", "pytest_args", "smoke", "launch_time")}
+        suites[name] = Suite(
+            name, (Path(root) / suite["path"]).resolve(),
+            re.compile(suite["signature"]), **given, kinds=tuple(
+                (kind, tuple(globs)) for kind, globs in
+                suite.get("kinds", {}).items()))
         try:
-            configs[name] = suite.config(lists, environ)
+            configs[name] = load_config({**lists, **{
+                key: suite[key] for key in MATRIX_KEYS if key in suite}},
+                environ)
         except ConfigError as error:
             raise ConfigError(f"suite {name}: {error}") from None
     patches = load_patches(table, root)
     return Matrix(suites, configs, patches, {
         name: pick("MATRIX_PATCHES", environ, [NONE, *patches],
-                   [NONE, *suite.patches]) for name, suite in suites.items()})
-
-
-def param_id(suite: str, spec: tuple[str, ...]) -> str:
-    """``numba==0.60.0`` (the MWE's), ``cubie: cubie==...`` (another's)."""
-    text = " ".join(spec)
-    return text if suite == DEFAULT_SUITE else f"{suite}: {text}"
+                   [NONE, *declared[name].get("patches", ())])
+        for name in suites})
 
 
 def env_of(combination: Combination) -> EnvSpec:
@@ -228,7 +206,42 @@ def env_of(combination: Combination) -> EnvSpec:
 
 def session_id(python: str, suite: str, spec: tuple[str, ...], sim: bool,
                patch: str | None = None) -> str:
-    """An ``env`` session's parameters: ``3.11, numba==0.60.0, sim1``,
-    ``3.12, numba-cuda==0.30.4, patch my-fix, sim1``."""
+    """An ``env`` session's parameters: ``3.11, numba==0.60.0, sim1`` (the
+    MWE's), ``3.12, cubie: cubie==0.17.0, patch my-fix, sim1``."""
+    text = " ".join(spec) if suite == DEFAULT_SUITE else \
+        f"{suite}: {' '.join(spec)}"
     patched = f", patch {patch}" if patch else ""
-    return f"{python}, {param_id(suite, spec)}{patched}, sim{int(sim)}"
+    return f"{python}, {text}{patched}, sim{int(sim)}"
+
+
+def in_order(rows: Sequence[Combination], results_dirs: Iterable[str | Path]
+             ) -> list[Combination]:
+    """``rows`` the longest expected first, so that under ``-j`` no long
+    session starts last. Expected: the row's time in the first folder's
+    last tables that has it (one file read: every -j worker imports the
+    noxfile), else its suite's median; a suite never recorded goes first.
+    Ties keep order."""
+    recorded: dict[str, float] = {}
+    for folder in dict.fromkeys(map(os.path.realpath, results_dirs)):
+        try:
+            rows_there = json.loads((Path(folder) / "failure_rates.json")
+                                    .read_text())["rows"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for row in rows_there:
+            if row.get("runs") and row.get("seconds") is not None:
+                recorded.setdefault(row["env"].split("@", 1)[0],
+                                    row["seconds"])
+    envs = [env_of(row) for row in rows]
+    by_suite: dict[str, list[float]] = {}
+    for env in envs:
+        if env.env_id in recorded:
+            by_suite.setdefault(env.suite, []).append(recorded[env.env_id])
+
+    def key(index: int) -> tuple[int, float]:
+        env = envs[index]
+        seconds = recorded.get(env.env_id)
+        if seconds is None and env.suite in by_suite:
+            seconds = median(by_suite[env.suite])
+        return (0, 0) if seconds is None else (1, -seconds)
+    return [rows[index] for index in sorted(range(len(rows)), key=key)]

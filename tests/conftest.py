@@ -99,21 +99,24 @@ def once(tmp_path_factory, name, build):
     return json.loads(done.read_text())
 
 
-# The longest tests first, so that pytest-xdist's workers start them
-# early and fill the rest of the run with the short ones; names in order,
-# each the start of a test's name (its module's tests keep their order).
+# The longest tests first (measured, --durations), so that pytest-xdist's
+# workers, each taking the next test as it frees up (--dist loadgroup: a
+# few queued each), start them early and fill the rest of the run with the
+# short ones; the real bisect needs no matrix_run, so it runs beside it.
+# Each name is the start of a test's name (the others keep their order).
 SLOW_FIRST = (
-    "test_verdicts_of_a_buggy_and_a_fixed_environment",
-    "test_real_bisect_finds_an_adjacent_flip_without_pins",
-    "test_patched_and_unpatched_environments_through_nox",
+    "test_verdicts_of_a_buggy_and_a_fixed_environment",  # builds matrix_run
+    "test_real_bisect_finds_an_adjacent_flip_without_pins",  # beside it
     "test_workflow_lists_runs_and_merges_one_environment",
-    "test_interrupt_keeps_finished_results",
-    "test_workload_times_launches_and_records_those_past_the_limit",
-    "test_interrupt_ends_every_process_and_keeps_the_earlier_row",
-    "test_a_users_own_suite_runs_end_to_end_through_nox",
+    "test_patched_and_unpatched_environments_through_nox",
+    "test_a_failed_attempt_keeps_the_measured_row_beside_it",
     "test_report_refuses_when_every_input_is_left_out",
+    "test_each_finished_environment_is_one_line_with_its_progress",
+    "test_a_users_own_suite_runs_end_to_end_through_nox",
+    "test_a_rows_pairs_in_a_real_environment",
+    "test_interrupt_keeps_finished_results",
+    "test_interrupt_ends_every_process_and_keeps_the_earlier_row",
     "test_an_early_release_installs_through_the_ladder",
-    "test_missing_python_is_a_skip_that_says_how_to_install_it",
     "test_usage_error_is_one_line_and_keeps_the_earlier_row",
 )
 
@@ -181,6 +184,33 @@ def matrix_envs(matrix_run, e2e_python):
         noted = PROJECT / ".nox" / ENV_INDEX / f"{env_id}.json"
         folders[spec] = Path(json.loads(noted.read_text())["location"])
     return folders
+
+
+def copy_project(where, *leave_out):
+    """The project as a checkout holds it (no git, nothing built or cached),
+    without ``leave_out`` (names or globs) too."""
+    shutil.copytree(PROJECT, where, ignore=shutil.ignore_patterns(
+        ".git", ".nox", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
+        ".mypy_cache", ".ruff_cache", ".running", ".lock", *leave_out))
+    return where
+
+
+def seed_env(project, session, built, copy=False):
+    """A built environment as the one nox gives ``session`` in ``project``
+    (nox reuses it, the install finds it complete): a link to it, or with
+    ``copy`` a copy of hard links whose files written in place are its own
+    (uv's environments are links into its cache alike)."""
+    from nox.sessions import _normalize_path
+    where = project / _normalize_path(".nox", session)
+    where.parent.mkdir(exist_ok=True)
+    if not copy:
+        where.symlink_to(built, target_is_directory=True)
+        return where
+    shutil.copytree(built, where, symlinks=True, copy_function=os.link)
+    for name in ("pyvenv.cfg", "racematrix-installed.json"):
+        (where / name).unlink()
+        shutil.copy2(built / name, where / name)
+    return where
 
 
 @pytest.fixture

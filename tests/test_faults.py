@@ -3,6 +3,7 @@ failure is one line. One block per class; each tries the issue's example
 and at least one other member of the class."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -195,8 +196,8 @@ def test_distinct_requirement_sets_get_distinct_ids(other):
 def test_ids_stay_readable_where_they_can():
     assert EnvSpec("3.12", parse_spec("numba==0.60"), True).env_id == \
         "py3.12-numba-0.60.0-sim1"
-    assert "-at-0.60.0.zip-h" in \
-        EnvSpec("3.12", parse_spec(f"numba @ {URL}"), True).env_id
+    assert re.fullmatch(r"py3\.12-numba-h[0-9a-f]{8}-sim1", EnvSpec(
+        "3.12", parse_spec(f"numba @ {URL}"), True).env_id)
     two_urls = {EnvSpec("3.12", parse_spec(f"numba @ https://a.example/{n}/"
                                            f"numba.zip"), True).env_id
                 for n in (1, 2)}

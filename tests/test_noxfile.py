@@ -1,4 +1,5 @@
 """The noxfile as users and CI call it: real `nox` processes."""
+import functools
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ def nox(*args, **environ):
                           env=env, capture_output=True, text=True, timeout=120)
 
 
+@functools.lru_cache  # one `nox --list` per variables, per worker
 def listed(**environ):
     done = nox("--list", "--json", **environ)
     assert done.returncode == 0, done.stderr
@@ -82,15 +84,11 @@ def test_overrides_select_exactly_one_environment():
     assert [s["session"] for s in sessions].index("matrix") >= 0
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"MATRIX_SPECS": "numba=0.60"}, "malformed requirement 'numba=0.60'"),
-    ({"MATRIX_PYTHONS": "3.8"}, "unsupported Python 3.8"),
-    ({"MATRIX_SIM": "on"}, "malformed simulator flag 'on'"),
-])
-def test_bad_overrides_get_one_line_and_no_traceback(environ, message):
-    done = nox("--list", **environ)
+def test_bad_overrides_get_one_line_and_no_traceback():
+    # The other malformed values' lines: test_envspec, in-process.
+    done = nox("--list", MATRIX_PYTHONS="3.8")
     assert done.returncode != 0
-    assert message in done.stderr
+    assert "unsupported Python 3.8" in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 

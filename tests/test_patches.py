@@ -43,7 +43,7 @@ def test_declared_patch_has_a_diff_per_release_range(tmp_path):
     assert patch.diff_for("numba-cuda", "0.30.4").file.name == "fix.diff"
     assert patch.diff_for("numba-cuda", "0.24.0") is None
     assert patch.diff_for("numba", "0.30.4") is None
-    assert len(patch.diffs[0].sha256) == 64
+    assert len(patching.sha256(patch.diffs[0].file)) == 64
 
 
 @pytest.mark.parametrize("change, words", [
@@ -137,7 +137,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
     original = patching.site_packages
     patching.site_packages = lambda session: site
     try:
-        record = patching.apply(Env(), patch, diff, reinstall=None)
+        record = patching.apply(Env(), patch, diff, "1.0")
         assert (site / "pkg" / "mod.py").read_text().count("return 2") == 1
         assert cache.read_text().count("return 1") == 1  # the cache: as it was
         assert other.read_text() == cache.read_text()
@@ -145,7 +145,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
         assert record["after"]["pkg/mod.py"] == patching.sha256(
             site / "pkg" / "mod.py")
         # Again (a warm run): found applied, nothing changed.
-        assert patching.apply(Env(), patch, diff, reinstall=None)["reused"]
+        assert patching.apply(Env(), patch, diff, "1.0")["reused"]
         # A diff that does not apply: one line naming the hunk.
         (tmp_path / "patches" / "fix.diff").write_text(
             DIFF.replace("return 1", "return 7"))
@@ -153,7 +153,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
         (site / patching.APPLIED).unlink()
         (site / "pkg" / "mod.py").write_text(cache.read_text())
         with pytest.raises(patching.PatchError) as caught:
-            patching.apply(Env(), broken, broken.diffs[0], reinstall=None)
+            patching.apply(Env(), broken, broken.diffs[0], "1.0")
         assert "Hunk #1 FAILED at 1 in pkg/mod.py" in str(caught.value)
         assert "\n" not in str(caught.value)
     finally:
@@ -166,22 +166,22 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
                                                        matrix_envs):
     """The shipped candidate fix on a real release through `nox -s matrix`:
     an unpatched and a patched row of one release, the unpatched
-    environment byte for byte as the wheel has it (uv links both from one
-    cache), the patched one recorded with its diff; then a diff that does
-    not apply: an `error` row that names the hunk, and no other row
-    touched."""
+    environment byte for byte as the wheel has it, the patched one
+    recorded with its diff; then a diff that does not apply: an `error`
+    row that names the hunk, and no other row touched."""
     import hashlib
     import json
     import sys
-    from conftest import FIXED
+    from conftest import FIXED, copy_project, seed_env
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        ".git", ".nox", "results", "__pycache__", "tests"))
-    # The unpatched environment is matrix_run's of FIXED, reused (nox finds
-    # it complete); the patched one is built here.
+    copy_project(project, "results", "tests")
+    # The unpatched environment is matrix_run's of FIXED, reused; the
+    # patched one starts as a copy of hard links to its files (as uv links
+    # both from its cache): the patch must change its own copy only.
     built = matrix_envs[FIXED]
-    (project / ".nox").mkdir()
-    (project / ".nox" / built.name).symlink_to(built, target_is_directory=True)
+    for patch in (None, "private-globals"):
+        session = session_id(e2e_python, "mwe", (FIXED,), True, patch)
+        seed_env(project, f"env({session})", built, copy=patch is not None)
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MATRIX_", "RACEMATRIX_"))}

@@ -1,13 +1,12 @@
-"""The order a matrix run hands its sessions out in, on recorded rows."""
+"""The order a matrix run hands its sessions out in (suites.in_order), on
+recorded rows."""
 import heapq
 import json
 from pathlib import Path
 
 from nox.project import load_toml  # tomllib is 3.11+
 
-from racematrix.suites import env_of, load_matrix
-from racematrix.schedule import (expected_seconds, in_order, last_seconds,
-                                 longest_first)
+from racematrix.suites import env_of, in_order, load_matrix
 
 PROJECT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -22,16 +21,22 @@ def real_matrix():
 
 def tabled(raw_folder, tmp_path):
     """A results folder whose tables are made from a folder of raw files
-    (``last_seconds`` reads the tables)."""
+    (the schedule reads the tables)."""
     from racematrix.tables import write_tables
-    results = tmp_path / f"{raw_folder.name}-results"
+    results = tmp_path / f"{raw_folder.parent.name}-{raw_folder.name}-tables"
     results.mkdir()
     write_tables([raw_folder], results, "test")
     return results
 
 
-def recorded(raw_folder, tmp_path):
-    return last_seconds(tabled(raw_folder, tmp_path))
+def last_seconds(results):
+    """{env id: seconds} of the measured rows in ``results``' tables."""
+    path = Path(results) / "failure_rates.json"
+    if not path.exists():
+        return {}
+    return {row["env"].split("@", 1)[0]: row["seconds"]
+            for row in json.loads(path.read_text())["rows"]
+            if row.get("runs") and row.get("seconds") is not None}
 
 
 def makespan(seconds, workers=2):
@@ -45,44 +50,44 @@ def makespan(seconds, workers=2):
 
 def test_the_first_folder_that_has_a_row_wins_then_the_suites_median(
         tmp_path):
-    envs = [env_of(c) for c in real_matrix().combinations()]
-    here = recorded(DATA / "raw", tmp_path)
-    committed = recorded(DATA / "raw-cubie", tmp_path)
-    assert here and committed
-    moved = next(iter(committed))
-    expected = expected_seconds(envs, {moved: 1.5, **here}, committed)
-    assert expected[moved] == 1.5
-    cubie = [env for env in envs if env.suite == "cubie"]
-    assert {env.env_id for env in cubie} <= set(committed) | {moved}
-    for env in cubie:
-        if env.env_id != moved:
-            assert expected[env.env_id] == committed[env.env_id]
-    # MWE rows this data has no row for: the median of the ones it has.
-    known = sorted(v for k, v in here.items()
-                   if k in expected and not k.startswith("cubie-"))
-    unknown = [env for env in envs if env.suite == "mwe" and
-               env.env_id not in here]
-    assert known and unknown
-    middle = len(known) // 2
-    median = known[middle] if len(known) % 2 else \
-        (known[middle - 1] + known[middle]) / 2
-    assert {expected[env.env_id] for env in unknown} == {median}
-
-
-def test_a_suite_never_recorded_goes_first_then_the_longest(tmp_path):
+    """A row of this run's folder wins over the checkout's; a row no folder
+    has takes its suite's median; a suite never recorded goes first."""
     combinations = real_matrix().combinations()
-    committed = recorded(DATA / "raw-cubie", tmp_path)
-    expected = expected_seconds([env_of(c) for c in combinations], committed)
-    order = longest_first(combinations, env_of, expected)
+    committed = tabled(DATA / "raw-cubie", tmp_path)
+    seconds = last_seconds(committed)
+    cubie = [c for c in combinations if c[1] == "cubie"]
+    assert {env_of(c).env_id for c in cubie} <= set(seconds)
+    order = in_order(combinations, [tmp_path / "none", committed])
     assert sorted(order) == sorted(combinations)
-    suites = [c[1] for c in order]
     # No MWE row is recorded here: its whole suite is unknown, and first,
-    # in the matrix's own order.
+    # in the matrix's own order; then CuBIE's, the longest first.
     mwe = [c for c in combinations if c[1] == "mwe"]
     assert order[:len(mwe)] == mwe
-    assert set(suites[len(mwe):]) == {"cubie"}
-    times = [expected[env_of(c).env_id] for c in order[len(mwe):]]
-    assert times == sorted(times, reverse=True)
+    assert [seconds[env_of(c).env_id] for c in order[len(mwe):]] == sorted(
+        seconds.values(), reverse=True)
+    # This run's folder says the checkout's shortest row is now the longest.
+    shortest = order[-1]
+    mine = tmp_path / "mine"
+    (mine / "raw").mkdir(parents=True)
+    row = json.loads((DATA / "raw-cubie" /
+                      f"{env_of(shortest).env_id}.json").read_text())
+    row["seconds"] = max(seconds.values()) + 1
+    (mine / "raw" / f"{row['env']}.json").write_text(json.dumps(row))
+    mine = tabled(mine / "raw", tmp_path)
+    assert in_order(cubie, [mine, committed])[0] == shortest
+    # One MWE row recorded: the others expect its time (the suite's median),
+    # so they keep the matrix's order, after CuBIE's longer rows.
+    first = env_of(mwe[0]).env_id
+    mwe_rows = tmp_path / "mwe-rows"
+    (mwe_rows / "raw").mkdir(parents=True)
+    row = json.loads((DATA / "raw" / "py3.11-numba-0.60.0-sim1.json")
+                     .read_text())
+    row.update(env=first, seconds=min(seconds.values()) / 2)
+    (mwe_rows / "raw" / f"{first}.json").write_text(json.dumps(row))
+    order = in_order(combinations, [tabled(mwe_rows / "raw", tmp_path),
+                                    committed])
+    assert order[:len(cubie)] == in_order(cubie, [committed])
+    assert order[len(cubie):] == mwe
 
 
 def test_on_the_committed_rows_longest_first_never_ends_later():
@@ -91,38 +96,12 @@ def test_on_the_committed_rows_longest_first_never_ends_later():
     the matrix's own order."""
     combinations = [c for c in real_matrix().combinations() if c[3]]
     committed = last_seconds(PROJECT / "results")
-    envs = [env_of(c) for c in combinations]
-    recorded = [env for env in envs if env.env_id in committed]
-    if len(recorded) < 4:
+    known = [c for c in combinations if env_of(c).env_id in committed]
+    if len(known) < 4:
         import pytest
         pytest.skip("results/ holds fewer than 4 rows of the default matrix")
-    expected = expected_seconds(envs, {}, committed)
-    truth = [expected[env.env_id] for env in envs]
-    ordered = [expected[env_of(c).env_id] for c in
-               longest_first(combinations, env_of, expected)]
+    truth = [committed[env_of(c).env_id] for c in known]
+    ordered = [committed[env_of(c).env_id] for c in
+               in_order(known, [PROJECT / "results"])]
     assert makespan(ordered) <= makespan(truth)
     assert ordered == sorted(truth, reverse=True)
-
-
-def test_in_order_reads_this_runs_rows_before_the_checkouts(tmp_path):
-    """An empty results folder orders by the checkout's rows; a row of
-    this run's folder wins over the checkout's."""
-    combinations = [c for c in real_matrix().combinations()
-                    if c[1] == "cubie"]
-    committed = tabled(DATA / "raw-cubie", tmp_path)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    seconds = last_seconds(committed)
-    by_checkout = in_order(combinations, env_of, [empty, committed])
-    assert [seconds[env_of(c).env_id] for c in by_checkout] == sorted(
-        seconds.values(), reverse=True)
-    # This run's folder says the checkout's shortest row is now the longest.
-    shortest = by_checkout[-1]
-    mine = tmp_path / "mine"
-    (mine / "raw").mkdir(parents=True)
-    row = json.loads((DATA / "raw-cubie" /
-                      f"{env_of(shortest).env_id}.json").read_text())
-    row["seconds"] = max(seconds.values()) + 1
-    (mine / "raw" / f"{row['env']}.json").write_text(json.dumps(row))
-    mine = tabled(mine / "raw", tmp_path)
-    assert in_order(combinations, env_of, [mine, committed])[0] == shortest

@@ -22,6 +22,12 @@ def load_suites(table, environ, root):
     return load_matrix(table, environ, root).suites
 
 
+def config_of(table, name, environ=None, root=PROJECT):
+    """Suite ``name``'s lists: the top level's, its own, MATRIX_* over both."""
+    return load_matrix(table, {"MATRIX_SUITES": name, **(environ or {})},
+                       root).configs[name]
+
+
 TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
          "timeout": 60, "specs": ["numba==0.60.0"]}
 
@@ -64,9 +70,9 @@ def test_the_projects_own_suites_load():
     table = load_toml(PROJECT / "pyproject.toml")["tool"]["racematrix"]
     suites = load_suites(table, {}, PROJECT)
     assert "mwe" in suites
-    for suite in suites.values():
+    for name, suite in suites.items():
         assert suite.path.is_dir()
-        assert suite.config(table, {}).specs
+        assert config_of(table, name).specs
 
 
 def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
@@ -94,7 +100,7 @@ def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
     assert flaky.requirements == ("pytest-timeout", "hypothesis>=6")
     assert flaky.signature.search("ValueError: flaky 42")
     assert not flaky.signature.search("ValueError: flaky")
-    config = flaky.config(table, {})
+    config = config_of(table, "flaky", root=tmp_path)
     # The suite's own keys replace the top level's; the rest is inherited.
     assert config.specs == (("numba==0.61.2",),
                             ("numba-cuda==0.30.4", "numba==0.68.1"))
@@ -103,7 +109,8 @@ def test_a_users_own_suite_in_a_scratch_pyproject(tmp_path):
     env = EnvSpec("3.11", config.specs[0], True, "flaky")
     assert env.env_id.startswith("flaky-py3.11-")
     # MATRIX_SPECS still replaces a suite's own list for one run.
-    assert flaky.config(table, {"MATRIX_SPECS": "numba==0.59.1"}).specs == (
+    assert config_of(table, "flaky", {"MATRIX_SPECS": "numba==0.59.1"},
+                     tmp_path).specs == (
         ("numba==0.59.1",),)
 
 
@@ -189,28 +196,32 @@ def test_flaky(i):
 
 
 @pytest.mark.e2e
-def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python):
+def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python,
+                                                       matrix_envs):
     """A user's suite declared in their pyproject.toml, run by `nox -s
     matrix` with MATRIX_SUITES: its rows carry the suite's name and its own
     signature decides the verdict."""
-    import shutil
     import subprocess
     import sys
-    from conftest import BUGGY
+    from conftest import BUGGY, copy_project, seed_env
+    from racematrix.suites import session_id
     project = tmp_path / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns(
-        ".git", ".nox", "results", "__pycache__", "tests", "generated"))
+    copy_project(project, "results", "tests", "generated")
     (project / "flaky").mkdir()
     (project / "flaky" / "test_flaky.py").write_text(FLAKY_TEST)
+    # The MWE's tools: matrix_run's environment of BUGGY is this suite's
+    # too (the install finds what it would install), reused, not rebuilt.
     with open(project / "pyproject.toml", "a") as pyproject:
         pyproject.write(textwrap.dedent(f"""
             [tool.racematrix.suites.flaky]
             path = "flaky"
-            requirements = ["pytest", "pytest-repeat", "pytest-timeout"]
+            requirements = ["numpy", "pytest", "pytest-repeat", "pytest-timeout"]
             signature = "ValueError: flaky \\\\d+"
             specs = ["{BUGGY}"]
             sim = [1]
             """))
+    seed_env(project, f"env({session_id(e2e_python, 'flaky', (BUGGY,), True)})",
+             matrix_envs[BUGGY])
     results = tmp_path / "results"
     env = {k: v for k, v in __import__("os").environ.items()
            if not k.startswith("MATRIX_")}
@@ -225,7 +236,7 @@ def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python):
         f"flaky-py{e2e_python}-numba-0.60.0-sim1.json"]
     import json
     raw = json.loads(written[0].read_text())
-    assert raw["suite"] == "flaky"
+    assert raw["suite"] == "flaky" and raw["resolution"]["reused"]
     assert (raw["runs"], raw["failures"], raw["verdict"]) == (
         4, 3, "reproduced")
 
@@ -240,11 +251,11 @@ def test_the_proposed_suite_tables_load():
     table, suites = proposed_suites()
     assert list(suites) == ["mwe", "cubie"]
     assert suites["mwe"].signature.pattern == RACE_SIGNATURE.pattern
-    assert suites["mwe"].config(table, {}).specs == tuple(
+    assert config_of(table, "mwe").specs == tuple(
         (spec,) for spec in table["specs"])
     assert suites["mwe"].smoke is None
     assert suites["cubie"].smoke == table["suites"]["cubie"]["smoke"]
-    cubie = suites["cubie"].config(table, {})
+    cubie = config_of(table, "cubie")
     assert cubie.sims == (True,) and len(cubie.specs) == len(
         table["suites"]["cubie"]["specs"])
 

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import copy_project
 
 yaml = pytest.importorskip("yaml")
 pytestmark = pytest.mark.e2e
@@ -62,9 +63,7 @@ def checkout(tmp_path, matrix_envs, report_env):
     nox reuses: the ones built in the project's .nox (by matrix_run, and
     for the report tests), shared rather than built again."""
     root = tmp_path / "checkout"
-    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns(
-        ".git", ".nox", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
-        ".running", ".lock"))
+    copy_project(root)
     built = matrix_envs["numba==0.60.0"]
     (root / ".nox").mkdir()
     (root / ".nox" / built.name).symlink_to(built, target_is_directory=True)
