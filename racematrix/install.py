@@ -311,11 +311,10 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
         done = run(["uv", "pip", "compile", "-q", "--no-header", *common,
                     *prerelease_arguments(target), *date, "-"],
                    input="\n".join(way.requirements))
-        if done.returncode == 0 and installer == "pip":
-            done = pip_sync(session, run, done.stdout)
-        elif done.returncode == 0:
-            done = run(["uv", "pip", "sync", "-q", *common, "-"],
-                       input=done.stdout)
+        if done.returncode == 0:
+            done = pip_sync(session, run, done.stdout) if installer == "pip" \
+                else run(["uv", "pip", "sync", "-q", *common, "-"],
+                         input=done.stdout)
         problem = found = None
         if done.returncode != 0:
             failed.detail = done.stdout + done.stderr
