@@ -174,13 +174,3 @@ def network_cause(text: str) -> str:
     return next((c for p, c in NETWORK_CAUSES.items() if re.search(p, text)),
                 (lines[-1] if lines else "no reason given")[:120])
 
-
-def unreachable_index(output: str) -> str | None:
-    """One line for an installer's output that could not reach the index."""
-    fetch = re.search(r"Failed to fetch:? `?(https?://[^\s`]+)", output)
-    if not fetch:
-        return None
-    url = fetch.group(1).rstrip("/")
-    # uv fetches <index>/<project>/: the index is the folder above.
-    index = url.rsplit("/", 1)[0] if url.count("/") > 3 else url
-    return f"package index {index} unreachable ({network_cause(output)})"

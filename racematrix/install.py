@@ -364,7 +364,8 @@ def pip_sync(session: Any, run: Callable[..., subprocess.CompletedProcess[str]],
 
 
 # uv's words for an install that cannot be, and what they mean for a row
-# ({0}, {1}: the pattern's groups; {python}: the spec's Python).
+# ({0}, {1}: the pattern's groups; {python}: the spec's Python; {cause}:
+# a network failure's).
 FAILURES = (
     (r"([\w.-]+==[\w.]+) has no (?:usable wheels|wheels with a matching "
      r"Python)", "skip", "no wheel of {0} for Python {python}"),
@@ -374,6 +375,9 @@ FAILURES = (
      "{0}=={1} is not on the package index{near}"),
     (r"([\w.-]+) was not found in the package registry", "bad-input",
      "{0} is not on the package index; check the name in the spec"),
+    # uv fetches <index>/<project>/: the index is the folder above.
+    (r"Failed to fetch:? `?(https?://\S+?)/[^/\s`]+/?`?(?:\s|$)", "error",
+     "package index {0} unreachable ({cause})"),
 )
 
 
@@ -381,11 +385,11 @@ def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
     """A skip (no wheel for this Python), bad input, or an error."""
     for pattern, kind, reason in FAILURES:
         if found := re.search(pattern, output):
-            return kind, reason.format(*found.groups(), python=spec.python,
-                                       near="{near}" in reason
-                                       and nearest_hint(*found.groups()))
-    return "error", index.unreachable_index(output) or \
-        f"install failed: {install_cause(output)}"
+            return kind, reason.format(
+                *found.groups(), python=spec.python,
+                cause=index.network_cause(output),
+                near="{near}" in reason and nearest_hint(*found.groups()))
+    return "error", f"install failed: {install_cause(output)}"
 
 
 def nearest_hint(name: str, version: str) -> str:
