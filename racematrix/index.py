@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 if TYPE_CHECKING:  # imported where used: pypi_simple takes 0.4 s to import
-    from pypi_simple import DistributionPackage, ProjectPage
+    from pypi_simple import DistributionPackage
 
 # The variables uv and pip read, in uv's order of precedence.
 INDEX_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
@@ -75,13 +75,18 @@ def releases_from_packages(packages: Iterable[DistributionPackage]
     return [Release(version, found[version]) for version in sorted(found)]
 
 
+def releases(package: str) -> list[Release]:
+    """The final releases of ``package`` on the configured index (cached)."""
+    return project_releases(canonicalize_name(package), index_url())
+
+
 @functools.lru_cache(maxsize=64)
-def project_page(package: str, endpoint: str) -> ProjectPage:
+def project_releases(package: str, endpoint: str) -> list[Release]:
     import requests
     from pypi_simple import NoSuchProjectError, PyPISimple
     try:
         with PyPISimple(endpoint=endpoint) as client:
-            return client.get_project_page(package, timeout=TIMEOUT)
+            page = client.get_project_page(package, timeout=TIMEOUT)
     except NoSuchProjectError:
         raise IndexLookupError(f"{package} is not on the package index "
                                f"({endpoint}); check the name") from None
@@ -89,11 +94,6 @@ def project_page(package: str, endpoint: str) -> ProjectPage:
         raise IndexLookupError(f"cannot read {package} from the package index "
                                f"{endpoint}: {network_cause(str(error))}") \
             from None
-
-
-def releases(package: str) -> list[Release]:
-    """The final releases of ``package`` on the configured index (cached)."""
-    page = project_page(canonicalize_name(package), index_url())
     return releases_from_packages(page.packages)
 
 
@@ -174,13 +174,3 @@ def network_cause(text: str) -> str:
     return next((c for p, c in NETWORK_CAUSES.items() if re.search(p, text)),
                 (lines[-1] if lines else "no reason given")[:120])
 
-
-def unreachable_index(output: str) -> str | None:
-    """One line for an installer's output that could not reach the index."""
-    fetch = re.search(r"Failed to fetch:? `?(https?://[^\s`]+)", output)
-    if not fetch:
-        return None
-    url = fetch.group(1).rstrip("/")
-    # uv fetches <index>/<project>/: the index is the folder above.
-    index = url.rsplit("/", 1)[0] if url.count("/") > 3 else url
-    return f"package index {index} unreachable ({network_cause(output)})"

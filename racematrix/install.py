@@ -35,6 +35,7 @@ INSTALLED = "racematrix-installed.json"  # in an environment the ladder made
 TIMEOUT = 900
 UPLOAD_MARGIN = timedelta(days=1)  # companions usually land the same day
 EXTRAS_VARIABLE = "RACEMATRIX_EXTRAS"  # space-separated; default cu12
+SEEDS = {"pip", "setuptools", "wheel"}  # what virtualenv puts in, kept
 Problem = tuple[str, str]  # (kind, reason); kind "skip", "bad-input", "error"
 RECORDED = ("way", "exclude_newer", "requirements", "attempts",
             "implementation", "installed_at")
@@ -54,29 +55,30 @@ class Target:
 
     def with_extras(self, unpin_others: bool = False) -> list[str]:
         """The release with its wanted extras, the others as written or unpinned."""
-        found = list(self.requirements)
-        for i, text in enumerate(found):
-            requirement = Requirement(text)
+        found = []
+        for requirement in map(Requirement, self.requirements):
             if canonicalize_name(requirement.name) == (self.release or ("",))[0]:
-                if set(self.extras) <= requirement.extras:
-                    continue  # as written: a way that repeats one is left out
                 requirement.extras |= set(self.extras)
             elif unpin_others:
                 requirement.specifier, requirement.marker = SpecifierSet(), None
-            else:
-                continue
-            found[i] = str(requirement)
+            found.append(str(requirement))
         return found
 
     def named(self) -> list[str]:
         """That, the others by name, and the companions its successor names."""
         if self.companions is None and self.release:
-            self.companions = successor_companions(
-                self.requires_dist, later_requires(*self.release))
+            name, version = self.release
+            try:
+                self.companions = successor_companions(self.requires_dist, (
+                    index.parse_core_metadata(
+                        index.release_metadata(name, str(later)) or "")[1]
+                    for later in index.list_releases(name)
+                    if later > Version(version)))
+            except index.IndexLookupError:
+                self.companions = []
         found = self.with_extras(unpin_others=True)
         present = {canonicalize_name(Requirement(r).name) for r in found}
-        return found + [c for c in self.companions or ()
-                        if canonicalize_name(c) not in present]
+        return found + [c for c in self.companions or () if c not in present]
 
 
 # The ladder, in order: each way's name, whether it takes the index as of
@@ -153,16 +155,6 @@ def successor_companions(own_requires: Iterable[str],
     return []
 
 
-def later_requires(name: str, version: str) -> Iterator[list[str]]:
-    try:
-        for later in index.list_releases(name):
-            if later > Version(version):
-                text = index.release_metadata(name, str(later))
-                yield index.parse_core_metadata(text)[1] if text else []
-    except index.IndexLookupError:
-        return
-
-
 def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
     """The target, with what the index says of its release where it says."""
     found = Target(tuple(requirements), tuple(tools),
@@ -215,9 +207,10 @@ class Installation:
     # {way, outcome: ok/install-failed/import-failed/smoke-failed, reason}
     attempts: list[dict[str, str]] = field(default_factory=list)
     implementation: dict[str, Any] | None = None
-    environment: dict[str, Any] | None = None  # venv.read_environment's
     installed_at: str | None = None  # an earlier run's, found intact
-    detail: str = ""  # uv's output where the last way failed to install
+    installer: str | None = None  # "uv", or "pip" under nox's virtualenv/venv
+    environment: dict[str, Any] | None = None  # venv.read_environment's
+    detail: str = ""  # the installer's output where the last way failed
 
     @property
     def packages(self) -> dict[str, str]:
@@ -225,12 +218,9 @@ class Installation:
 
     def resolution(self) -> dict[str, Any]:
         """The ``resolution`` field of a raw result."""
-        reused = {"reused": True, "installed_at": self.installed_at} \
-            if self.installed_at else {}
-        return {"way": self.way, "exclude_newer": self.exclude_newer,
-                "requirements": list(self.requirements),
-                "attempts": list(self.attempts),
-                "implementation": self.implementation, **reused}
+        found = {k: getattr(self, k) for k in (*RECORDED[:-1], "installer")}
+        return {**found, "reused": True, "installed_at": self.installed_at} \
+            if self.installed_at else found
 
 
 def stops_the_ladder(problem: Problem,
@@ -283,13 +273,14 @@ def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
     try:  # a warm run: nox reuses environments
         noted = {} if every_way else json.loads(record.read_text())
         environment = read_environment(session) if noted else {}
-        if noted["key"] == key and all(
-                environment["packages"].get(name) == version
-                for name, version in noted["packages"].items()):
+        if noted["key"] == key and \
+                noted["packages"].items() <= environment["packages"].items():
             logger.info("install %s: as installed on %s (%s); reused",
                         " ".join(spec.requirements), noted["installed_at"],
                         noted["way"])
+            # Records from before "installer" was recorded: all by uv.
             return Installation(**{k: noted[k] for k in RECORDED},
+                                installer=noted.get("installer", "uv"),
                                 environment=environment)
     except (OSError, ValueError, KeyError, RuntimeError):
         pass  # none, or not this installation: install
@@ -304,8 +295,10 @@ def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
 
 def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
                provider: str | None, every_way: bool) -> Installation:
-    """Each way in turn: uv installs it, then the smoke launch runs."""
-    failed = Installation(problem=target.problem)
+    """Each way in turn: uv resolves it, the environment gets exactly that
+    (by pip under nox's virtualenv or venv backend), the smoke launch runs."""
+    installer = "uv" if session.venv_backend == "uv" else "pip"
+    failed = Installation(problem=target.problem, installer=installer)
     won, first, python = None, None, venv_python(session)
     run = functools.partial(subprocess.run, capture_output=True, text=True,
                             timeout=TIMEOUT)
@@ -319,8 +312,9 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
                     *prerelease_arguments(target), *date, "-"],
                    input="\n".join(way.requirements))
         if done.returncode == 0:
-            done = run(["uv", "pip", "sync", "-q", *common, "-"],
-                       input=done.stdout)
+            done = pip_sync(session, run, done.stdout) if installer == "pip" \
+                else run(["uv", "pip", "sync", "-q", *common, "-"],
+                         input=done.stdout)
         problem = found = None
         if done.returncode != 0:
             failed.detail = done.stdout + done.stderr
@@ -341,7 +335,8 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
         if outcome == "ok" and won is None:
             won = Installation(None, way.name, way.exclude_newer,
                                list(way.requirements), failed.attempts, found,
-                               read_environment(session))
+                               installer=installer,
+                               environment=read_environment(session))
             if not every_way:
                 return won
         first = first or problem
@@ -353,8 +348,24 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
     return won or failed
 
 
+def pip_sync(session: Any, run: Callable[..., subprocess.CompletedProcess[str]],
+             pins: str) -> subprocess.CompletedProcess[str]:
+    """``uv pip sync``'s end by the environment's own pip, as nox's defaults
+    install: the pins from the same index, then what they do not name goes."""
+    python = venv_python(session)
+    done = run([python, "-m", "pip", "install", "-q", "--only-binary", ":all:",
+                "--index-url", index.index_url(), "-r", "/dev/stdin"],
+               input=pins)
+    stale = set(read_environment(session)["packages"]) - SEEDS - {
+        canonicalize_name(r.name) for r in parsed(pins.splitlines())}
+    if done.returncode != 0 or not stale:
+        return done
+    return run([python, "-m", "pip", "uninstall", "-q", "-y", *sorted(stale)])
+
+
 # uv's words for an install that cannot be, and what they mean for a row
-# ({0}, {1}: the pattern's groups; {python}: the spec's Python).
+# ({0}, {1}: the pattern's groups; {python}: the spec's Python; {cause}:
+# a network failure's).
 FAILURES = (
     (r"([\w.-]+==[\w.]+) has no (?:usable wheels|wheels with a matching "
      r"Python)", "skip", "no wheel of {0} for Python {python}"),
@@ -364,6 +375,9 @@ FAILURES = (
      "{0}=={1} is not on the package index{near}"),
     (r"([\w.-]+) was not found in the package registry", "bad-input",
      "{0} is not on the package index; check the name in the spec"),
+    # uv fetches <index>/<project>/: the index is the folder above.
+    (r"Failed to fetch:? `?(https?://\S+?)/[^/\s`]+/?`?(?:\s|$)", "error",
+     "package index {0} unreachable ({cause})"),
 )
 
 
@@ -371,11 +385,11 @@ def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
     """A skip (no wheel for this Python), bad input, or an error."""
     for pattern, kind, reason in FAILURES:
         if found := re.search(pattern, output):
-            return kind, reason.format(*found.groups(), python=spec.python,
-                                       near="{near}" in reason
-                                       and nearest_hint(*found.groups()))
-    return "error", index.unreachable_index(output) or \
-        f"install failed: {install_cause(output)}"
+            return kind, reason.format(
+                *found.groups(), python=spec.python,
+                cause=index.network_cause(output),
+                near="{near}" in reason and nearest_hint(*found.groups()))
+    return "error", f"install failed: {install_cause(output)}"
 
 
 def nearest_hint(name: str, version: str) -> str:

@@ -1,4 +1,4 @@
-"""Pythons installed but not on PATH found; those missing fetched by uv."""
+"""Pythons: pyenv's put on PATH, those missing fetched by uv."""
 from __future__ import annotations
 
 import os
@@ -8,16 +8,6 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 from .index import network_cause
-
-
-def bin_dirs(root: Path, pattern: str) -> list[str]:
-    """``bin`` folders under ``root`` named as ``pattern``, newest first."""
-    found = []
-    for entry in root.iterdir() if root.is_dir() else ():
-        match = re.fullmatch(pattern, entry.name)
-        if match and (entry / "bin").is_dir():
-            found.append((tuple(map(int, match.groups())), str(entry / "bin")))
-    return [path for _, path in sorted(found, reverse=True)]
 
 
 def uv(*args: str, timeout: float = 30, **environ: str
@@ -32,18 +22,15 @@ def uv(*args: str, timeout: float = 30, **environ: str
 
 def expose_interpreters(environ: MutableMapping[str, str] = os.environ
                         ) -> list[str]:
-    """Put pyenv's and uv's Pythons on PATH ahead of pyenv's shims (an
-    inactive version's shim fails); returns the folders added."""
-    if not environ.get("UV_PYTHON_INSTALL_DIR"):  # -j workers reuse it
-        answer = uv("python", "dir", timeout=5)
-        if answer and answer.returncode == 0:
-            environ["UV_PYTHON_INSTALL_DIR"] = answer.stdout.strip()
+    """Put pyenv's Pythons on PATH ahead of its shims (an inactive version's
+    shim fails; nox and uv find uv's own); returns the folders added."""
     pyenv = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    uv_folder = environ.get("UV_PYTHON_INSTALL_DIR")
     path = [d for d in environ.get("PATH", "").split(os.pathsep) if d]
-    extra = [d for d in bin_dirs(pyenv / "versions", r"(\d+)\.(\d+)\.(\d+)")
-             + (bin_dirs(Path(uv_folder), r"cpython-(\d+)\.(\d+)\.(\d+)-.*")
-                if uv_folder else []) if d not in path]
+    found = sorted((tuple(map(int, match.groups())), str(entry / "bin"))
+                   for entry in (pyenv / "versions").glob("*")
+                   if (match := re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", entry.name))
+                   and (entry / "bin").is_dir())
+    extra = [d for _, d in reversed(found) if d not in path]
     if extra:
         shims = next((i for i, d in enumerate(path)
                       if Path(d) == pyenv / "shims"), len(path))

@@ -25,6 +25,7 @@ print(json.dumps({"python": platform.python_version(),
 
 class ProbeEnvironment:
     """An environment outside nox with the parts of a nox Session we use."""
+    venv_backend = "uv"
 
     def __init__(self, location: str | Path, python: str) -> None:
         # Absolute: the suite runs from a scratch folder.

@@ -1,4 +1,6 @@
 import json
+import re
+import subprocess
 from datetime import datetime, timezone
 
 import pytest
@@ -175,7 +177,7 @@ def test_resolution_has_the_raw_result_shape():
         {"module": "numba.cuda", "distribution": "numba-cuda", "path": "/p"})
     resolution = installation.resolution()
     assert set(resolution) == {"way", "exclude_newer", "requirements",
-                               "attempts", "implementation"}
+                               "attempts", "implementation", "installer"}
     assert resolution["attempts"][1] == {"way": "as-of-upload", "outcome": "ok",
                                          "reason": ""}
     json.dumps(resolution)
@@ -209,6 +211,36 @@ def test_an_early_release_installs_through_the_ladder(tmp_path, e2e_python):
     again = install.install_resolved(env, spec)
     assert again.resolution()["reused"] and again.way == installation.way
     assert again.packages == installation.packages
+
+
+@pytest.mark.e2e  # a real environment, as nox's virtualenv backend makes it
+def test_under_nox_defaults_pip_installs_exactly_the_pins(tmp_path, e2e_python):
+    """The pins uv resolved, installed by the environment's own pip; what
+    they do not name (here a package left from before) goes."""
+    from nox.virtualenv import VirtualEnv
+
+    from racematrix.envspec import EnvSpec
+    from racematrix.suites import Suite
+    from racematrix.venv import read_environment
+    env = VirtualEnv(str(tmp_path / "env"), interpreter=e2e_python,
+                     venv_backend="virtualenv")
+    env.create()
+    python = f"{env.bin}/python"
+    subprocess.run(["uv", "pip", "install", "-q", "--python", python, "six"],
+                   check=True)
+    spec = EnvSpec(e2e_python, ("packaging==24.0",), True)
+    installation = install.install_resolved(env, spec, suite=Suite(
+        "tiny", tmp_path, re.compile("x"), smoke="import packaging"))
+    assert installation.problem is None, installation.attempts
+    assert installation.resolution()["installer"] == "pip"
+    pins = subprocess.run(
+        ["uv", "pip", "compile", "-q", "--no-header", "--no-annotate",
+         "--python", python, "-"], input="\n".join(installation.requirements),
+        capture_output=True, text=True, check=True).stdout.split()
+    packages = read_environment(env)["packages"]
+    assert {n: v for n, v in packages.items() if n not in install.SEEDS} == \
+        dict(pin.split("==") for pin in pins)
+    assert "pip" in packages and packages["packaging"] == "24.0"
 
 
 def probes(data_dir):
