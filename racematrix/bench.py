@@ -2,7 +2,6 @@
 (``PARTS``) as data, timed against scratch folders into results/bench.*."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import json
@@ -17,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -43,12 +43,14 @@ HOST_LOOP = 5_000_000
 
 @dataclass(frozen=True)
 class Part:
-    """One part: what nox runs, in what environment, what is read after."""
+    """One part: what nox runs, where, and what is read after."""
     label: str
     nox: tuple[str, ...]
     read: str = "rows"  # rows (the matrix's), bisect, tests or workload
     environ: Mapping[str, str] = field(default_factory=dict)
-    envdir: str = ""  # a scratch folder (fresh environments); "": ENVS
+    envdir: str = ""  # nox's --envdir, in the scratch folder ("": .nox)
+    clone: bool = False  # in a fresh clone: the committed files, no .nox
+    readme_nox: bool = False  # nox as the README installs it, alone
     rerun: bool = False  # warm: the committed rows first, as a rerun has them
     beside: tuple[str, ...] = ()  # nox's arguments of a load, stopped after
     baseline: Part | None = None  # run first, as the part's reference
@@ -63,51 +65,44 @@ DEFAULTS_PYTHON = {"MATRIX_PYTHONS": "3.12"}
 PARTS = {
     "workload": Part("launch workload: which A/B tells lock from no lock",
                      (), "workload"),
-    "cold": Part("cold: empty uv cache, no environment", MATRIX, envdir="envs",
-                 environ={"UV_CACHE_DIR": "{scratch}/uv-cache"}),
+    # nox's script mode (its default) makes the noxfile's own environment
+    # in the clone's .nox, as on a new user's first run.
+    "cold": Part("cold: a fresh clone, empty uv cache, nox as the README "
+                 "installs it", MATRIX, clone=True, readme_nox=True,
+                 environ={"UV_CACHE_DIR": "{scratch}/uv-cache",
+                          "NOX_SCRIPT_MODE": "reuse"}),
     "warm": Part("warm: the same environments again", MATRIX, rerun=True),
     "warm-no-launches": Part("warm, no launch time (MATRIX_LAUNCHES=0)",
                              MATRIX, environ={"MATRIX_LAUNCHES": "0"},
                              rerun=True),
-    "warm-serial": Part("warm, one session at a time (no -j)", MATRIX[:2],
-                        rerun=True),
     "defaults": Part(
-        "nox's defaults (virtualenv and pip, one at a time, recreated): the "
-        "same rows", ("-s", "matrix", "-fb", "virtualenv", "--reuse-venv",
-                      "no"), environ=DEFAULTS_PYTHON,
-        envdir="envs-virtualenv", baseline=Part(
-            "the project, warm: Python 3.12's MWE rows", MATRIX,
-            environ=DEFAULTS_PYTHON, rerun=True)),
-    "sim-off": Part("a simulator-off environment: no session without a GPU",
-                    MATRIX[:2], environ={"MATRIX_PYTHONS": "3.12",
-                                         "MATRIX_SIM": "0",
-                                         "MATRIX_SPECS": "numba==0.68.1"}),
+        "nox's defaults (virtualenv, one at a time, recreated): the same "
+        "rows", ("-s", "matrix", "-fb", "virtualenv", "--reuse-venv", "no"),
+        environ=DEFAULTS_PYTHON, envdir="envs-virtualenv", rerun=True,
+        baseline=Part("the project, warm: Python 3.12's MWE rows", MATRIX,
+                      environ=DEFAULTS_PYTHON, rerun=True)),
     "time-bisect": Part("bisect on launch time", TIME_BISECT, "bisect"),
     "time-bisect-loaded": Part("bisect on launch time, beside the matrix",
                                TIME_BISECT, "bisect", beside=MATRIX),
-    "time-bisect-blind": Part("bisect on launch time, from the middle",
-                              (*TIME_BISECT, "--guess", "none"), "bisect"),
     "tests": Part("nox -s tests, fresh clone", ("-s", "tests"), "tests",
-                  envdir="project/.nox"),
+                  clone=True),
 }
 
 
-def part_names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in PARTS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown part {unknown[0]!r}; the parts are {', '.join(PARTS)}")
-    return names
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str]) -> list[str]:
+    """The parts asked for, in the order given."""
     parser = OneLineArgumentParser(prog="nox -s bench --", label="bench",
                                    help_hint="nox -s bench -- --help")
-    parser.add_argument("--parts", type=part_names, default=list(PARTS),
+    parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"comma-separated, of {', '.join(PARTS)} "
                              f"(default: all)")
-    return parser.parse_args(argv)
+    names = [name.strip() for name in parser.parse_args(argv).parts.split(",")
+             if name.strip()]
+    unknown = [name for name in names if name not in PARTS]
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r}; the parts are "
+                     f"{', '.join(PARTS)}")
+    return names
 
 
 def host_loop_seconds(repeats: int = 3) -> float:
@@ -132,13 +127,12 @@ def versions() -> dict[str, str]:
 
 def run_part(part: Part, scratch: Path) -> dict[str, Any]:
     """Run one part: its figures, read from what it wrote."""
+    clock = time.perf_counter()
     if part.read == "workload":
-        clock = time.perf_counter()
         return {"label": part.label, "exit": 0, **workload_run(),
                 "command": "nox -s bench -- --parts workload",
                 "seconds": round(time.perf_counter() - clock, 1)}
     results = Path(tempfile.mkdtemp(dir=scratch))
-    cwd = PROJECT
     if part.rerun:
         shutil.copytree(PROJECT / "results" / "raw", results / "raw")
     (results / "raw").mkdir(exist_ok=True)
@@ -147,21 +141,28 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
         for path in (PROJECT / "results" / "bisect").glob("*.json"):
             if not path.name.endswith(("launch-time.json", ".partial.json")):
                 shutil.copy(path, results / "bisect")
-    if part.read == "tests":  # a fresh clone: the committed files, no .nox
-        cwd = scratch / "project"
+    cwd, python = PROJECT, sys.executable
+    if part.clone:
+        cwd = results / "project"
         subprocess.run(["git", "clone", "--quiet", str(PROJECT), str(cwd)],
                        check=True)
+    if part.readme_nox:  # `pip install nox`, before the clock: nothing else
+        subprocess.run(["uv", "venv", "-q", "--python", sys.executable,
+                        str(results / "nox")], check=True)
+        python = str(results / "nox" / "bin" / "python")
+        subprocess.run(["uv", "pip", "install", "-q", "--python", python,
+                        f"nox=={version('nox')}"], check=True)
     environ = {**{k: v for k, v in os.environ.items()
                   if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS"))},
                **{k: v.format(scratch=scratch) for k, v in part.environ.items()}}
-    envdir = scratch / part.envdir if part.envdir else ENVS
+    envdir = ("--envdir", str(scratch / part.envdir)) if part.envdir else ()
 
     def nox(arguments: tuple[str, ...], into: Path | None,
             out: int = subprocess.PIPE) -> subprocess.Popen[str]:
         where = {"RACEMATRIX_RESULTS": str(into)} if into else {}
         return subprocess.Popen(
-            [sys.executable, "-m", "nox", "--envdir", str(envdir), *arguments],
-            cwd=cwd, env={**environ, **where}, text=True, stdout=out,
+            [python, "-m", "nox", *envdir, *arguments], cwd=cwd,
+            env={**environ, **where}, text=True, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True)
     command = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in
                           part.environ.items() if k.startswith("MATRIX_")),
@@ -200,7 +201,13 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
             raw for _, raw in load_raw_dirs([results / "raw"])
             if raw["finished"] >= started], part.environ))
     elif part.read == "bisect":
-        found.update(bisect_figures(results / "bisect"))
+        data = next((json.loads(path.read_text()) for path in
+                     (results / "bisect").glob("*launch-time.json")), {})
+        guess = (data.get("guess") or {}).get("versions")
+        found.update(summary=data.get("summary", "") + (
+            f"; probed first {' and '.join(guess)}" if guess else ""),
+            boundary=data.get("boundary"),
+            decisive_probes=data.get("decisive_probes"))
     elif part.read == "tests":
         lines = output.strip().splitlines()
         summary = next((line for line in reversed(lines) if " passed" in line),
@@ -218,50 +225,36 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
 
 def matrix_figures(raws: list[RawResult], environ: Mapping[str, str]
                    ) -> dict[str, Any]:
-    """A matrix run's figures from the rows it wrote."""
+    """A matrix run's figures from the rows it wrote; where its time went,
+    by suite and verdict, costliest first."""
     ran = [raw for raw in raws if raw["verdict"] is not Verdict.SKIPPED]
     launches = [raw["launch_seconds"]["n"] for raw in ran
                 if raw.get("launch_seconds", {}).get("n") is not None]
-    decisions: dict[str, dict[str, int]] = {}
+    decisions: dict[str, Counter[str]] = {}
+    groups: dict[tuple[str, str], list[RawResult]] = {}
     for raw in ran:
         if decision := raw.get("launch_seconds", {}).get("decision"):
-            counts = decisions.setdefault(str(raw["verdict"]), {})
-            counts[decision] = counts.get(decision, 0) + 1
+            decisions.setdefault(str(raw["verdict"]), Counter())[decision] += 1
+        groups.setdefault((raw.get("suite", "mwe"), str(raw["verdict"])),
+                          []).append(raw)
     return {"environment": dict(environ), "rows": len(raws), "ran": len(ran),
             "session_seconds": round(sum(r["seconds"] for r in ran), 1),
-            "where": where_time_went(ran),
+            "where": sorted(({
+                "suite": suite, "verdict": verdict, "rows": len(rows),
+                "seconds": round(sum(r["seconds"] for r in rows), 1),
+                "launch_seconds": round(sum(r.get("launch_seconds", {}).get(
+                    "seconds") or 0.0 for r in rows), 1)}
+                for (suite, verdict), rows in groups.items()),
+                key=lambda group: -group["seconds"]),
             "mean_pytest_seconds": round(statistics.mean(
                 r["pytest_seconds"] for r in ran), 2) if ran else None,
             "launches_per_row": [min(launches), max(launches)]
             if launches else None,
             "python_builds": sorted({r["python_build"] for r in ran}),
-            "decisions": decisions}
-
-
-def where_time_went(raws: list[RawResult]) -> list[dict[str, Any]]:
-    """Session and launch seconds by suite and verdict, costliest first."""
-    groups: dict[tuple[str, str], list[RawResult]] = {}
-    for raw in raws:
-        if raw["verdict"] != Verdict.SKIPPED:
-            groups.setdefault((raw.get("suite", "mwe"), str(raw["verdict"])),
-                              []).append(raw)
-    return sorted(({"suite": suite, "verdict": verdict, "rows": len(rows),
-                    "seconds": round(sum(r["seconds"] for r in rows), 1),
-                    "launch_seconds": round(sum(r.get("launch_seconds", {}).get(
-                        "seconds") or 0.0 for r in rows), 1)}
-                   for (suite, verdict), rows in groups.items()),
-                  key=lambda g: -g["seconds"])
-
-
-def bisect_figures(folder: Path) -> dict[str, Any]:
-    found = sorted(folder.glob("*launch-time.json"))
-    data = json.loads(found[0].read_text()) if found else {}
-    guess = data.get("guess")
-    return {"summary": data.get("summary", "") + (
-                f"; probed first {' and '.join(guess['versions'])}"
-                if guess else "; from the middle"),
-            "boundary": data.get("boundary"),
-            "decisive_probes": data.get("decisive_probes")}
+            "installers": dict(Counter(r.get("resolution", {}).get(
+                "installer", "not recorded") for r in ran)),
+            "decisions": {verdict: dict(counts)
+                          for verdict, counts in decisions.items()}}
 
 
 # Candidates (switch interval s, device calls per thread; 32 threads), each
@@ -339,15 +332,13 @@ def workload_run() -> dict[str, Any]:
 
 def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
     """Run the parts asked for; bench.json/md keep the others' figures."""
-    names = parse_args(list(argv)).parts
+    names = parse_args(list(argv))
     path = Path(out_dir) / "bench.json"
     data = json.loads(path.read_text()) if path.exists() else {"parts": {}}
     scratch = Path(tempfile.mkdtemp(prefix="racematrix-bench-"))
     try:
-        asked = [*map(PARTS.get, names), PARTS["defaults"].baseline
-                 if "defaults" in names else None]
-        warm = any(p and p.rerun for p in asked)
-        if warm and not any(ENVS.glob("env-*")):  # warm needs environments
+        if any(PARTS[name].rerun for name in names) and \
+                not any(ENVS.glob("env-*")):  # warm needs environments
             run_part(Part("warm-up", MATRIX), scratch)
         for name in names:
             part = PARTS[name]

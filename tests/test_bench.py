@@ -24,9 +24,9 @@ def table_rows(text):
 
 
 def test_parts_are_picked_by_name_in_the_benchs_order():
-    args = bench.parse_args(["--parts", "time-bisect, time-bisect-blind"])
-    assert args.parts == ["time-bisect", "time-bisect-blind"]
-    assert bench.parse_args([]).parts == list(bench.PARTS)
+    assert bench.parse_args(["--parts", "tests, time-bisect"]) == \
+        ["tests", "time-bisect"]
+    assert bench.parse_args([]) == list(bench.PARTS)
     with pytest.raises(BadInput, match="unknown part 'time-bisect-blnd'"):
         bench.parse_args(["--parts", "time-bisect-blnd"])
 
@@ -41,9 +41,15 @@ def test_the_committed_figures_render_one_row_per_part_in_order():
 
 
 def test_a_part_runs_nox_and_one_past_its_limit_is_stopped(tmp_path):
-    listed = bench.run_part(bench.Part("list", ("-l",)), tmp_path)
+    """The cold part's way: a fresh clone, nox alone in its own venv (as the
+    README installs it), whose script mode makes the noxfile's environment."""
+    cold = bench.PARTS["cold"]
+    listed = bench.run_part(bench.Part(
+        "list", ("-l",), clone=True, readme_nox=True,
+        environ={"NOX_SCRIPT_MODE": cold.environ["NOX_SCRIPT_MODE"]}), tmp_path)
     assert (listed["command"], listed["exit"], listed["rows"]) == \
         ("nox -l", 0, 0) and "cut" not in listed
+    [made] = tmp_path.glob("*/project/.nox/_nox_script_mode/bin/python")
     cut = bench.run_part(bench.Part("list", ("-l",), limit=0.01), tmp_path)
     assert cut["cut"] and cut["exit"] != 0 and cut["seconds"] < 60
 
@@ -63,7 +69,7 @@ def test_where_the_time_went_adds_up_by_suite_and_verdict():
     raws = [raw for _, raw in load_raw_dirs(
         [DATA / "raw", DATA / "raw-cubie", DATA / "raw-launch"])]
     ran = [raw for raw in raws if raw["verdict"] != "skipped"]
-    groups = bench.where_time_went(raws)
+    groups = bench.matrix_figures(raws, {})["where"]
     assert sum(g["rows"] for g in groups) == len(ran)
     assert [g["seconds"] for g in groups] == sorted(
         (g["seconds"] for g in groups), reverse=True)
@@ -93,7 +99,10 @@ def test_a_matrix_runs_rows_give_its_figures_and_price_verdicts():
     for raw in timed:  # rows from before the rule named its decision
         raw["launch_seconds"].setdefault(
             "decision", "alike" if raw["verdict"] == "reproduced" else "slower")
+    timed[0].setdefault("resolution", {})["installer"] = "pip"
     found = bench.matrix_figures(raws, {"MATRIX_LAUNCHES": "0"})
+    assert found["installers"]["pip"] == 1
+    assert sum(found["installers"].values()) == found["ran"]
     assert found["rows"] == len(raws)
     assert found["ran"] == sum(raw["verdict"] != "skipped" for raw in raws)
     assert sum(n for counts in found["decisions"].values()
