@@ -69,10 +69,9 @@ class NoUsableResults(ValueError):
 
 def decide_verdict(counts: Mapping[str, int], env_error: str | None = None,
                    skip_reason: str | None = None) -> tuple[Verdict, str]:
-    """The verdict and its reason from the outcome counts, for a row and a
-    probe alike. One target failure reproduces (only the race gives its
-    signature); runs that only hung are "hung" (a fixed simulator's
-    slowdown); anything else that went wrong is an "error", never a pass."""
+    """The verdict and its reason from the outcome counts (a row's or a
+    probe's): a race failure reproduces, only hangs is "hung" (a fixed
+    simulator's slowdown), anything else gone wrong an "error", never a pass."""
     target, other, hang = (counts[Outcome.TARGET], counts[Outcome.OTHER],
                            counts[Outcome.HANG])
     runs = sum(counts[outcome] for outcome in RAN)
@@ -129,11 +128,11 @@ def validate_raw(data: Any) -> str | None:
     wrong = problem(data, "raw", "record") or next(filter(None, (
         problem(data[field], f"raw-fields/{field}", f"record.{field}")
         for field in RAW_FIELDS if field in data)), None)
-    if not wrong and data["failures"] + data["other_errors"] + \
-            data["hangs"] > data["runs"]:
-        wrong = (f"failures ({data['failures']}), other errors and hangs "
-                 f"exceed runs ({data['runs']})")
-    return wrong
+    if wrong or data["failures"] + data["other_errors"] + data["hangs"] \
+            <= data["runs"]:
+        return wrong
+    return (f"failures ({data['failures']}), other errors and hangs exceed "
+            f"runs ({data['runs']})")
 
 
 def read_raw(path: Path) -> tuple[RawResult | None, str | None]:
@@ -143,10 +142,9 @@ def read_raw(path: Path) -> tuple[RawResult | None, str | None]:
     except (OSError, UnicodeDecodeError, ValueError) as error:
         return None, f"not readable JSON ({error})"
     wrong = validate_raw(data)
-    if wrong:
-        return None, wrong
-    data["verdict"] = Verdict(data["verdict"])
-    return data, None
+    if not wrong:
+        data["verdict"] = Verdict(data["verdict"])
+    return (None, wrong) if wrong else (data, None)
 
 
 def load_raw_dirs(dirs: Iterable[str | Path],
