@@ -77,8 +77,9 @@ PARTS = {
                              MATRIX, environ={"MATRIX_LAUNCHES": "0"},
                              rerun=True),
     "defaults": Part(
-        "nox's defaults (virtualenv and its pip, one at a time, recreated; "
-        "pip's cache filled by an untimed run first): the same rows",
+        "nox's defaults (virtualenv and its pip, the pins resolved by uv; one "
+        "at a time, recreated; pip's cache filled by an untimed run first): "
+        "the same rows",
         ("-s", "matrix", "-fb", "virtualenv", "--reuse-venv", "no"),
         environ=DEFAULTS_PYTHON, envdir="envs-virtualenv", rerun=True,
         fill_cache=True,
