@@ -63,10 +63,8 @@ def base_test_name(name: str, repeat_count: int) -> str:
 def classify_outcome(kind: str | None, text: str,
                      signature: re.Pattern[str] = RACE_SIGNATURE) -> Outcome:
     """One run's outcome from its result tag (None: a pass) and text."""
-    if kind is None:
-        return Outcome.PASS
-    if kind == "skipped":
-        return Outcome.SKIP
+    if kind in (None, "skipped"):
+        return Outcome.SKIP if kind else Outcome.PASS
     if signature.search(text):
         return Outcome.TARGET
     if TIMEOUT_SIGNATURE.search(text):
@@ -157,9 +155,8 @@ def race_sites(runs: Sequence[RunRecord],
                ) -> list[dict[str, Any]]:
     """Where the race failures were raised (``raised_*`` properties), most
     frequent first."""
-    sites = Counter((run.properties.get("raised_at", ""),
-                     run.properties.get("raised_line", ""),
-                     run.properties.get("raised_in", ""),
+    sites = Counter((*(run.properties.get(f"raised_{key}", "") for key in
+                       ("at", "line", "in")),
                      next(iter(re.findall(r"has no attribute '(\w+)'",
                                           run.message)), ""),
                      bool(mwe_signature.search(run.message)))
@@ -182,10 +179,8 @@ def seconds_per_test(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
 
 def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
     """A client suite's summary additions."""
-    observed: dict[str, str] = {}
-    for run in runs:
-        if "observed" in run.properties:
-            observed.setdefault(run.name, run.properties["observed"])
+    observed = {run.name: run.properties["observed"] for run in reversed(runs)
+                if "observed" in run.properties}
     return {"race_sites": race_sites(runs),
             "test_seconds": seconds_per_test(runs),
             **({"observed": observed} if observed else {})}
