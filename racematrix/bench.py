@@ -68,10 +68,12 @@ PARTS = {
                      (), "workload"),
     # nox's script mode (its default) makes the noxfile's own environment
     # in the clone's .nox, as on a new user's first run.
-    "cold": Part("cold: a fresh clone, empty uv cache, nox as the README "
-                 "installs it", MATRIX, clone=True, readme_nox=True,
-                 environ={"UV_CACHE_DIR": "{scratch}/uv-cache",
-                          "NOX_SCRIPT_MODE": "reuse"}),
+    "cold": Part("cold: a fresh clone, empty caches (uv's, matplotlib's, "
+                 "all of XDG_CACHE_HOME), nox as the README installs it",
+                 MATRIX, clone=True, readme_nox=True, environ={
+                     "XDG_CACHE_HOME": "{scratch}/cache",
+                     "UV_CACHE_DIR": "{scratch}/cache/uv",
+                     "NOX_SCRIPT_MODE": "reuse"}),
     "warm": Part("warm: the same environments again", MATRIX, rerun=True),
     "warm-no-launches": Part("warm, no launch time (MATRIX_LAUNCHES=0)",
                              MATRIX, environ={"MATRIX_LAUNCHES": "0"},
