@@ -25,7 +25,8 @@ from typing import Any
 
 from nox.sessions import _normalize_path  # nox's own name for a session's folder
 
-from .errors import OneLineArgumentParser
+from .errors import BadInput, OneLineArgumentParser
+from .interpreters import find_interpreter, install_hint
 from .fileio import write_json_atomic, write_text_atomic
 from .markdown import render
 from .procs import stop_process_group, venv_environ
@@ -50,7 +51,7 @@ class Part:
     environ: Mapping[str, str] = field(default_factory=dict)
     envdir: str = ""  # nox's --envdir, in the scratch folder ("": .nox)
     clone: bool = False  # in a fresh clone: the committed files, no .nox
-    readme_nox: bool = False  # nox as the README installs it, alone
+    nox_python: str = ""  # nox alone in a venv of it, as the README has it
     rerun: bool = False  # warm: the committed rows first, as a rerun has them
     fill_cache: bool = False  # run once untimed first: the installer's cache
     beside: tuple[str, ...] = ()  # nox's arguments of a load, stopped after
@@ -63,14 +64,15 @@ TIME_BISECT = ("-s", "bisect", "--", "--package", "numba-cuda", "--python",
                "3.12", "--metric", "launch-time")
 # The Python whose MWE rows the `defaults` part runs both ways.
 DEFAULTS_PYTHON = {"MATRIX_PYTHONS": "3.12"}
+# A new user's nox, without the noxfile's dependencies: nox's script mode
+# (its default) makes their environment in the clone's .nox.
+NEW_USER_PYTHON = "3.13"
 PARTS = {
     "workload": Part("launch workload: which A/B tells lock from no lock",
                      (), "workload"),
-    # nox's script mode (its default) makes the noxfile's own environment
-    # in the clone's .nox, as on a new user's first run.
     "cold": Part("cold: a fresh clone, empty caches (uv's, matplotlib's, "
-                 "all of XDG_CACHE_HOME), nox as the README installs it",
-                 MATRIX, clone=True, readme_nox=True, environ={
+                 "all of XDG_CACHE_HOME), nox on Python 3.13 alone",
+                 MATRIX, clone=True, nox_python=NEW_USER_PYTHON, environ={
                      "XDG_CACHE_HOME": "{scratch}/cache",
                      "UV_CACHE_DIR": "{scratch}/cache/uv",
                      "NOX_SCRIPT_MODE": "reuse"}),
@@ -90,8 +92,9 @@ PARTS = {
     "time-bisect": Part("bisect on launch time", TIME_BISECT, "bisect"),
     "time-bisect-loaded": Part("bisect on launch time, beside the matrix",
                                TIME_BISECT, "bisect", beside=MATRIX),
-    "tests": Part("nox -s tests, fresh clone", ("-s", "tests"), "tests",
-                  clone=True),
+    "tests": Part("nox -s tests, a fresh clone, nox on Python 3.13 alone",
+                  ("-s", "tests"), "tests", clone=True,
+                  nox_python=NEW_USER_PYTHON, environ={"NOX_SCRIPT_MODE": "reuse"}),
 }
 
 
@@ -152,8 +155,12 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
         cwd = results / "project"
         subprocess.run(["git", "clone", "--quiet", str(PROJECT), str(cwd)],
                        check=True)
-    if part.readme_nox:  # `pip install nox`, before the clock: nothing else
-        subprocess.run(["uv", "venv", "-q", "--python", sys.executable,
+    if part.nox_python:  # `pip install nox`, before the clock
+        base = find_interpreter(part.nox_python)
+        if not base:
+            raise BadInput(f"bench: {part.label}: no Python {part.nox_python}"
+                           f" here; {install_hint(part.nox_python)}")
+        subprocess.run(["uv", "venv", "-q", "--python", base,
                         str(results / "nox")], check=True)
         python = str(results / "nox" / "bin" / "python")
         subprocess.run(["uv", "pip", "install", "-q", "--python", python,

@@ -1,6 +1,7 @@
 """The bench's own logic: its parts, what it reads from their output and
 the table it writes."""
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def test_a_part_runs_nox_and_one_past_its_limit_is_stopped(tmp_path):
     README installs it), whose script mode makes the noxfile's environment."""
     cold = bench.PARTS["cold"]
     listed = bench.run_part(bench.Part(
-        "list", ("-l",), clone=True, readme_nox=True,
+        "list", ("-l",), clone=True, nox_python="{}.{}".format(*sys.version_info),
         environ={"NOX_SCRIPT_MODE": cold.environ["NOX_SCRIPT_MODE"]}), tmp_path)
     assert (listed["command"], listed["exit"], listed["rows"]) == \
         ("nox -l", 0, 0) and "cut" not in listed
