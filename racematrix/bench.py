@@ -216,11 +216,8 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
     elif part.read == "bisect":
         data = next((json.loads(path.read_text()) for path in
                      (results / "bisect").glob("*launch-time.json")), {})
-        guess = (data.get("guess") or {}).get("versions")
-        found.update(summary=data.get("summary", "") + (
-            f"; probed first {' and '.join(guess)}" if guess else ""),
-            boundary=data.get("boundary"),
-            decisive_probes=data.get("decisive_probes"))
+        found.update({key: data.get(key, "") for key in
+                      ("summary", "boundary", "decisive_probes")})
     elif part.read == "tests":
         lines = output.strip().splitlines()
         summary = next((line for line in reversed(lines) if " passed" in line),
