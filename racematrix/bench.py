@@ -49,7 +49,6 @@ class Part:
     nox: tuple[str, ...]
     read: str = "rows"  # rows (the matrix's), bisect, tests or workload
     environ: Mapping[str, str] = field(default_factory=dict)
-    envdir: str = ""  # nox's --envdir, in the scratch folder ("": .nox)
     clone: bool = False  # in a fresh clone: the committed files, no .nox
     nox_python: str = ""  # nox alone in a venv of it, as the README has it
     rerun: bool = False  # warm: the committed rows first, as a rerun has them
@@ -85,8 +84,7 @@ PARTS = {
         "at a time, recreated; pip's cache filled by an untimed run first): "
         "the same rows",
         ("-s", "matrix", "-fb", "virtualenv", "--reuse-venv", "no"),
-        environ=DEFAULTS_PYTHON, envdir="envs-virtualenv", rerun=True,
-        fill_cache=True,
+        environ=DEFAULTS_PYTHON, clone=True, rerun=True, fill_cache=True,
         baseline=Part("the project, warm: Python 3.12's MWE rows", MATRIX,
                       environ=DEFAULTS_PYTHON, rerun=True)),
     "time-bisect": Part("bisect on launch time", TIME_BISECT, "bisect"),
@@ -168,13 +166,12 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
     environ = {**{k: v for k, v in os.environ.items()
                   if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS"))},
                **{k: v.format(scratch=scratch) for k, v in part.environ.items()}}
-    envdir = ("--envdir", str(scratch / part.envdir)) if part.envdir else ()
 
     def nox(arguments: tuple[str, ...], into: Path | None,
             out: int = subprocess.PIPE) -> subprocess.Popen[str]:
         where = {"RACEMATRIX_RESULTS": str(into)} if into else {}
         return subprocess.Popen(
-            [python, "-m", "nox", *envdir, *arguments], cwd=cwd,
+            [python, "-m", "nox", *arguments], cwd=cwd,
             env={**environ, **where}, text=True, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True)
     command = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in
