@@ -1,6 +1,7 @@
 """The bench's own logic: its parts, what it reads from their output and
 the table it writes."""
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -141,3 +142,18 @@ def test_the_workload_table_has_a_row_per_candidate():
     assert table_rows(text)[-2:] == [
         "| 0 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 2 of 2 | 0.6 |",
         "| 2 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 1 of 2 | 0.6 |"]
+
+
+def test_the_bench_writes_each_part_it_ran_with_its_provenance(tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setitem(bench.PARTS, "list", bench.Part("list", ("-l",)))
+    data = bench.run(tmp_path, "nox -s bench -- --parts list",
+                     ["--parts", "list"])
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written == json.loads(json.dumps(data))
+    listed = written["parts"]["list"]
+    assert (listed["exit"], listed["machine"]["cores"]) == (0, os.cpu_count())
+    assert listed["load_before"] >= 0 and listed["host_loop_before"] > 0
+    assert written["versions"]["nox"]
+    assert table_rows((tmp_path / "bench.md").read_text())[0].startswith(
+        "| list | `nox -l` |")
