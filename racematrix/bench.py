@@ -259,7 +259,7 @@ def matrix_figures(raws: list[RawResult], environ: Mapping[str, str]
             if launches else None,
             "python_builds": sorted({r["python_build"] for r in ran}),
             "installers": dict(Counter(r.get("resolution", {}).get(
-                "installer", "not recorded") for r in ran)),
+                "installer") or "not recorded" for r in ran)),
             "decisions": {verdict: dict(counts)
                           for verdict, counts in decisions.items()}}
 
