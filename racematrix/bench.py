@@ -26,8 +26,8 @@ from typing import Any
 from nox.sessions import _normalize_path  # nox's own name for a session's folder
 
 from .errors import BadInput, OneLineArgumentParser
-from .interpreters import find_interpreter, install_hint
 from .fileio import write_json_atomic, write_text_atomic
+from .interpreters import find_interpreter, install_hint
 from .markdown import render
 from .procs import stop_process_group, venv_environ
 from .provenance import machine_info, now_iso
