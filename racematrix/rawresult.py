@@ -23,6 +23,9 @@ RAW_FIELDS = sorted(path.name.removesuffix(".schema.json") for path in
                     (SCHEMAS / "raw-fields").glob("*.schema.json"))
 # Failed attempts kept beside a measured row: enough to see a pattern.
 MAX_ATTEMPTS = 20
+# The record's count of each outcome (a pass is what the others leave).
+COUNTED = {Outcome.TARGET: "failures", Outcome.OTHER: "other_errors",
+           Outcome.HANG: "hangs", Outcome.SKIP: "skips"}
 
 
 class Verdict(str, enum.Enum):
@@ -116,8 +119,7 @@ def make_raw(spec: EnvSpec, *, packages: dict[str, str], python: str,
         target=spec.target, python=python, python_build=python_build,
         sim=spec.sim, packages=packages,
         runs=sum(counts[outcome] for outcome in RAN),
-        failures=counts[Outcome.TARGET], other_errors=counts[Outcome.OTHER],
-        hangs=counts[Outcome.HANG], skips=counts[Outcome.SKIP],
+        **{key: counts[outcome] for outcome, key in COUNTED.items()},
         verdict=verdict, reason=reason, seconds=round(seconds, 2),
         started=started or now_iso(), finished=now_iso(), **required,
         **{key: value for key, value in fields.items() if value}))
