@@ -150,37 +150,16 @@ def kind_counts(tests: Mapping[str, Mapping[str, int]],
     return {kind: dict(counts) for kind, counts in found.items()}
 
 
-def race_sites(runs: Sequence[RunRecord],
-               mwe_signature: re.Pattern[str] = RACE_SIGNATURE
-               ) -> list[dict[str, Any]]:
-    """Where the race failures were raised (``raised_*`` properties), most
-    frequent first."""
-    sites = Counter((*(run.properties.get(f"raised_{key}", "") for key in
-                       ("at", "line", "in")),
-                     next(iter(re.findall(r"has no attribute '(\w+)'",
-                                          run.message)), ""),
-                     bool(mwe_signature.search(run.message)))
-                    for run in runs if run.outcome is Outcome.TARGET)
-    keys = ("raised_at", "line", "function", "attribute", "mwe_signature")
-    return [{**dict(zip(keys, site)), "count": count}
-            for site, count in sites.most_common()]
-
-
-def seconds_per_test(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
-    """Per test function: how many runs, their median and largest time."""
+def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """A client suite's summary additions: per test function, its runs'
+    count, median and largest time; what each test observed."""
     times: dict[str, list[float]] = {}
     for run in runs:
         times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
-    return {name: {"n": len(values),
-                   "median": round(statistics.median(values), 3),
-                   "max": round(max(values), 3)}
-            for name, values in sorted(times.items())}
-
-
-def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """A client suite's summary additions."""
     observed = {run.name: run.properties["observed"] for run in reversed(runs)
                 if "observed" in run.properties}
-    return {"race_sites": race_sites(runs),
-            "test_seconds": seconds_per_test(runs),
+    return {"test_seconds": {name: {"n": len(values),
+                                    "median": round(statistics.median(values), 3),
+                                    "max": round(max(values), 3)}
+                             for name, values in sorted(times.items())},
             **({"observed": observed} if observed else {})}

@@ -330,11 +330,11 @@ def source_copy(tmp_path_factory):
 
 
 @pytest.mark.parametrize("line, words", [
-    ("count = \"abc\"", 'count: "abc" is not valid; expected a whole number'),
-    ("count = 0", "count: 0 is not valid; expected a number of at least 1"),
-    ("timeout = \"2m\"", 'timeout: "2m" is not valid'),
-    ("sim = \"1 0\"", 'sim: "1 0" is not valid; expected a list'),
-    ("pythons = \"3.11\"", 'pythons: "3.11" is not valid; expected a list'),
+    ("count = \"abc\"", "count: 'abc' is not of type 'integer'"),
+    ("count = 0", "count: 0 is less than the minimum of 1"),
+    ("timeout = \"2m\"", "timeout: '2m' is not of type 'integer'"),
+    ("sim = \"1 0\"", "sim: '1 0' is not of type 'array'"),
+    ("pythons = \"3.11\"", "pythons: '3.11' is not of type 'array'"),
 ])
 def test_bad_config_is_one_line_from_nox(source_copy, tmp_path, line, words):
     project = tmp_path / "project"
