@@ -29,9 +29,10 @@ from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .interpreters import find_interpreter, install_hint
 from .markdown import render
-from .procs import stop_process_group, venv_environ
+from .procs import stop_process_group
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, Verdict, load_raw_dirs
+from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parent.parent
@@ -296,42 +297,37 @@ def workload_envs(python: str, raws: Path = PROJECT / "results" / "raw",
 def workload_run() -> dict[str, Any]:
     """Each candidate workload's A/B in each release's environment: right
     where a release without the race reads slower, one with it alike."""
-    from .measure_launch import WORKLOAD, parse_workload_output
+    from .measure_launch import run_launch_time
     candidates = []
-    for load in WORKLOAD_LOADS:
+    for load, python, (interval, calls) in itertools.product(
+            WORKLOAD_LOADS, WORKLOAD_PYTHONS, WORKLOAD_CANDIDATES):
         busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 for _ in range(load)]
+        rows: list[dict[str, Any]] = []
         try:
-            for python, (interval, calls) in itertools.product(
-                    WORKLOAD_PYTHONS, WORKLOAD_CANDIDATES):
-                rows: list[dict[str, Any]] = []
-                for env_id, verdict, folder in workload_envs(python):
-                    clock = time.perf_counter()
-                    done = subprocess.run(
-                        [str(folder / "bin/python"), str(WORKLOAD),
-                         "--switch-interval", str(interval),
-                         "--device-calls", str(calls)], env=venv_environ(
-                            folder / "bin", {"NUMBA_ENABLE_CUDASIM": "1"}),
-                        capture_output=True, text=True, timeout=600)
-                    record = parse_workload_output(done.stdout.splitlines())
-                    rows.append({"env": env_id, "verdict": verdict,
-                                 **{key: (record or {}).get(key) for key in
-                                    ("ratio", "idle_cpus", "decision")},
-                                 "seconds": round(time.perf_counter() - clock, 2)})
-                right = sum(row["decision"] == ("slower" if row["verdict"] ==
-                                                Verdict.NOT_REPRODUCED else
-                                                "alike") for row in rows)
-                candidates.append({
-                    "python": python, "switch_interval": interval,
-                    "device_calls": calls, "load": load, "rows": rows,
-                    "right": right, "of": len(rows), "seconds_per_row": round(
-                        sum(r["seconds"] for r in rows) / max(len(rows), 1), 2)})
-                logger.info(f"workload: load {load}, {python}, {interval:g} s, "
-                            f"{calls} calls: {right} of {len(rows)} right")
+            for env_id, verdict, folder in workload_envs(python):
+                clock = time.perf_counter()
+                record = run_launch_time(ProbeEnvironment(folder, python), True, (
+                    "--switch-interval", str(interval), "--device-calls",
+                    str(calls)), timeout=600)
+                rows.append({"env": env_id, "verdict": verdict,
+                             **{key: record.get(key) for key in
+                                ("ratio", "idle_cpus", "decision")},
+                             "seconds": round(time.perf_counter() - clock, 2)})
         finally:
             for process in busy:
                 process.kill()
                 process.wait()
+        right = sum(row["decision"] == ("slower" if row["verdict"] ==
+                                        Verdict.NOT_REPRODUCED else "alike")
+                    for row in rows)
+        candidates.append({
+            "python": python, "switch_interval": interval,
+            "device_calls": calls, "load": load, "rows": rows, "right": right,
+            "of": len(rows), "seconds_per_row": round(
+                sum(r["seconds"] for r in rows) / max(len(rows), 1), 2)})
+        logger.info(f"workload: load {load}, {python}, {interval:g} s, "
+                    f"{calls} calls: {right} of {len(rows)} right")
     return {"candidates": candidates, "summary": "; ".join(
         f"load {c['load']} {c['python']} {c['switch_interval']:g} s x "
         f"{c['device_calls']}: {c['right']}/{c['of']}" for c in candidates)}
