@@ -27,6 +27,7 @@ from nox.sessions import _normalize_path  # nox's own name for a session's folde
 
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
+from .index import index_url
 from .interpreters import find_interpreter, install_hint
 from .markdown import render
 from .procs import stop_process_group
@@ -53,7 +54,7 @@ class Part:
     clone: bool = False  # in a fresh clone: the committed files, no .nox
     nox_python: str = ""  # nox alone in a venv of it, as the README has it
     rerun: bool = False  # warm: the committed rows first, as a rerun has them
-    fill_cache: bool = False  # run once untimed first: the installer's cache
+    fill_cache: bool = False  # pip's cache filled first with the rows' wheels
     beside: tuple[str, ...] = ()  # nox's arguments of a load, stopped after
     baseline: Part | None = None  # run first, as the part's reference
     limit: float = LIMIT
@@ -82,8 +83,8 @@ PARTS = {
                              rerun=True),
     "defaults": Part(
         "nox's defaults (virtualenv and its pip, the pins resolved by uv; one "
-        "at a time, recreated; pip's cache filled by an untimed run first): "
-        "the same rows",
+        "at a time, recreated; pip's cache filled with the rows' wheels "
+        "first): the same rows",
         ("-s", "matrix", "-fb", "virtualenv", "--reuse-venv", "no"),
         environ=DEFAULTS_PYTHON, clone=True, rerun=True, fill_cache=True,
         baseline=Part("the project, warm: Python 3.12's MWE rows", MATRIX,
@@ -333,6 +334,27 @@ def workload_run() -> dict[str, Any]:
         f"{c['device_calls']}: {c['right']}/{c['of']}" for c in candidates)}
 
 
+def fill_pip_cache(python: str, scratch: Path) -> None:
+    """``pip download`` of each committed MWE row's packages of ``python``
+    (as installed) by the pip virtualenv seeds, from install's index."""
+    pip = scratch / "pip"
+    subprocess.run([sys.executable, "-m", "virtualenv", "-q", "-p",
+                    find_interpreter(python) or python, str(pip)], check=True)
+    for _, row in load_raw_dirs(sorted((PROJECT / "results" / "raw").glob(
+            f"py{python}-*-sim1.json"))):
+        if row.get("suite", "mwe") == "mwe" and "patch" not in row["spec"]:
+            done = subprocess.run([
+                pip / "bin" / "python", "-m", "pip", "download", "-q",
+                "--no-deps", "--only-binary", ":all:", "--index-url",
+                index_url(), "-d", scratch / "wheels", *(
+                    f"{name}=={version}" for name, version in
+                    sorted(row["packages"].items()))], capture_output=True,
+                text=True)
+            if done.returncode:
+                logger.warning(f"pip download for {row['env']}: "
+                               f"{done.stderr.strip()[-300:]}")
+
+
 def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
     """Run the parts asked for; bench.json/md keep the others' figures."""
     names = parse_args(list(argv))
@@ -348,7 +370,7 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
             load, loop = os.getloadavg()[0], host_loop_seconds()
             project = part.baseline and run_part(part.baseline, scratch)
             if part.fill_cache:  # warm, as a returning user's cache is
-                run_part(part, scratch)
+                fill_pip_cache(part.environ["MATRIX_PYTHONS"], scratch)
             found = run_part(part, scratch)
             if project:
                 found.update(project=project, times_the_project=round(
