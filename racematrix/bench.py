@@ -277,18 +277,24 @@ WORKLOAD_PYTHONS = ("3.10", "3.11", "3.12")
 WORKLOAD_RACY = 3
 
 
+def mwe_rows(python: str, raws: Path = PROJECT / "results" / "raw"
+             ) -> list[RawResult]:
+    """The committed MWE rows of ``python`` (simulator on, unpatched)."""
+    return [row for _, row in load_raw_dirs(sorted(raws.glob(
+        f"py{python}-*-sim1.json"))) if row.get("suite", "mwe") == "mwe"
+        and "patch" not in row["spec"]]
+
+
 def workload_envs(python: str, raws: Path = PROJECT / "results" / "raw",
                   envs: Path = ENVS) -> list[tuple[str, str, Path]]:
-    """(env, verdict, folder) of the committed MWE rows of ``python`` that
-    nox has a folder for (its name for the row's own session)."""
+    """(env, verdict, folder) of those rows that nox has a folder for (its
+    name for the row's own session)."""
     found: dict[str, list[tuple[str, str, Path]]] = {
         Verdict.REPRODUCED: [], Verdict.NOT_REPRODUCED: []}
-    for _, row in load_raw_dirs(sorted(
-            raws.glob(f"py{python}-*-sim1.json"))):
+    for row in mwe_rows(python, raws):
         words = shlex.split(row["command"])
         folder = Path(_normalize_path(str(envs), words[words.index("-s") + 1]))
-        if row.get("suite", "mwe") == "mwe" and "patch" not in row["spec"] and \
-                row["verdict"] in found and (folder / "bin/python").exists():
+        if row["verdict"] in found and (folder / "bin/python").exists():
             found[row["verdict"]].append((row["env"], row["verdict"], folder))
     racy = found[Verdict.REPRODUCED]
     return racy[::max(1, len(racy) // WORKLOAD_RACY)][:WORKLOAD_RACY] + \
@@ -340,19 +346,16 @@ def fill_pip_cache(python: str, scratch: Path) -> None:
     pip = scratch / "pip"
     subprocess.run([sys.executable, "-m", "virtualenv", "-q", "-p",
                     find_interpreter(python) or python, str(pip)], check=True)
-    for _, row in load_raw_dirs(sorted((PROJECT / "results" / "raw").glob(
-            f"py{python}-*-sim1.json"))):
-        if row.get("suite", "mwe") == "mwe" and "patch" not in row["spec"]:
-            done = subprocess.run([
-                pip / "bin" / "python", "-m", "pip", "download", "-q",
-                "--no-deps", "--only-binary", ":all:", "--index-url",
-                index_url(), "-d", scratch / "wheels", *(
-                    f"{name}=={version}" for name, version in
-                    sorted(row["packages"].items()))], capture_output=True,
-                text=True)
-            if done.returncode:
-                logger.warning(f"pip download for {row['env']}: "
-                               f"{done.stderr.strip()[-300:]}")
+    for row in mwe_rows(python):
+        done = subprocess.run([
+            pip / "bin" / "python", "-m", "pip", "download", "-q", "--no-deps",
+            "--only-binary", ":all:", "--index-url", index_url(), "-d",
+            scratch / "wheels", *(f"{name}=={version}" for name, version in
+                                  sorted(row["packages"].items()))],
+            capture_output=True, text=True)
+        if done.returncode:
+            logger.warning(f"pip download for {row['env']}: "
+                           f"{done.stderr.strip()[-300:]}")
 
 
 def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
