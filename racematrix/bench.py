@@ -371,9 +371,9 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
         for name in names:
             part = PARTS[name]
             load, loop = os.getloadavg()[0], host_loop_seconds()
-            project = part.baseline and run_part(part.baseline, scratch)
             if part.fill_cache:  # warm, as a returning user's cache is
                 fill_pip_cache(part.environ["MATRIX_PYTHONS"], scratch)
+            project = part.baseline and run_part(part.baseline, scratch)
             found = run_part(part, scratch)
             if project:
                 found.update(project=project, times_the_project=round(
