@@ -2,7 +2,6 @@
 (``PARTS``) as data, timed against scratch folders into results/bench.*."""
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -16,10 +15,11 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -115,23 +115,17 @@ def parse_args(argv: list[str]) -> list[str]:
 
 
 def host_loop_seconds(repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        started, total = time.perf_counter(), 0
-        for i in range(HOST_LOOP):
-            total += i
-        times.append(time.perf_counter() - started)
-    return round(statistics.median(times), 3)
+    return round(statistics.median(timeit.repeat(
+        "for i in range(n): total += i", "total = 0", number=1,
+        repeat=repeats, globals={"n": HOST_LOOP})), 3)
 
 
 def versions() -> dict[str, str]:
     """The bench's own Python build and the tools that ran the parts."""
-    found = {"python": f"{platform.python_implementation()} "
-                       f"{platform.python_version()}"}
-    for name in ("nox", "uv", "virtualenv"):
-        with contextlib.suppress(PackageNotFoundError):
-            found[name] = version(name)
-    return found
+    return {"python": f"{platform.python_implementation()} "
+                      f"{platform.python_version()}",
+            **{found.name: found.version for found in distributions()
+               if found.name in ("nox", "uv", "virtualenv")}}
 
 
 def run_part(part: Part, scratch: Path) -> dict[str, Any]:
