@@ -2,8 +2,6 @@
 (``PARTS``) as data, timed against scratch folders into results/bench.*."""
 from __future__ import annotations
 
-import argparse
-import contextlib
 import itertools
 import json
 import logging
@@ -17,20 +15,25 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import distributions, version
 from pathlib import Path
 from typing import Any
 
 from nox.sessions import _normalize_path  # nox's own name for a session's folder
 
-from .errors import OneLineArgumentParser
+from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
+from .index import index_url
+from .interpreters import find_interpreter, install_hint
 from .markdown import render
-from .procs import stop_process_group, venv_environ
+from .procs import stop_process_group
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, Verdict, load_raw_dirs
+from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parent.parent
@@ -43,13 +46,15 @@ HOST_LOOP = 5_000_000
 
 @dataclass(frozen=True)
 class Part:
-    """One part: what nox runs, in what environment, what is read after."""
+    """One part: what nox runs, where, and what is read after."""
     label: str
     nox: tuple[str, ...]
     read: str = "rows"  # rows (the matrix's), bisect, tests or workload
     environ: Mapping[str, str] = field(default_factory=dict)
-    envdir: str = ""  # a scratch folder (fresh environments); "": ENVS
+    clone: bool = False  # in a fresh clone: the committed files, no .nox
+    nox_python: str = ""  # nox alone in a venv of it, as the README has it
     rerun: bool = False  # warm: the committed rows first, as a rerun has them
+    fill_cache: bool = False  # pip's cache filled first with the rows' wheels
     beside: tuple[str, ...] = ()  # nox's arguments of a load, stopped after
     baseline: Part | None = None  # run first, as the part's reference
     limit: float = LIMIT
@@ -60,85 +65,77 @@ TIME_BISECT = ("-s", "bisect", "--", "--package", "numba-cuda", "--python",
                "3.12", "--metric", "launch-time")
 # The Python whose MWE rows the `defaults` part runs both ways.
 DEFAULTS_PYTHON = {"MATRIX_PYTHONS": "3.12"}
+# A new user's nox, without the noxfile's dependencies: nox's script mode
+# (its default) makes their environment in the clone's .nox.
+NEW_USER_PYTHON = "3.13"
 PARTS = {
     "workload": Part("launch workload: which A/B tells lock from no lock",
                      (), "workload"),
-    "cold": Part("cold: empty uv cache, no environment", MATRIX, envdir="envs",
-                 environ={"UV_CACHE_DIR": "{scratch}/uv-cache"}),
+    "cold": Part("cold: a fresh clone, empty caches (uv's, matplotlib's, "
+                 "all of XDG_CACHE_HOME), nox on Python 3.13 alone",
+                 MATRIX, clone=True, nox_python=NEW_USER_PYTHON, environ={
+                     "XDG_CACHE_HOME": "{scratch}/cache",
+                     "UV_CACHE_DIR": "{scratch}/cache/uv",
+                     "NOX_SCRIPT_MODE": "reuse"}),
     "warm": Part("warm: the same environments again", MATRIX, rerun=True),
     "warm-no-launches": Part("warm, no launch time (MATRIX_LAUNCHES=0)",
                              MATRIX, environ={"MATRIX_LAUNCHES": "0"},
                              rerun=True),
-    "warm-serial": Part("warm, one session at a time (no -j)", MATRIX[:2],
-                        rerun=True),
     "defaults": Part(
-        "nox's defaults (virtualenv and pip, one at a time, recreated): the "
-        "same rows", ("-s", "matrix", "-fb", "virtualenv", "--reuse-venv",
-                      "no"), environ=DEFAULTS_PYTHON,
-        envdir="envs-virtualenv", baseline=Part(
-            "the project, warm: Python 3.12's MWE rows", MATRIX,
-            environ=DEFAULTS_PYTHON, rerun=True)),
-    "sim-off": Part("a simulator-off environment: no session without a GPU",
-                    MATRIX[:2], environ={"MATRIX_PYTHONS": "3.12",
-                                         "MATRIX_SIM": "0",
-                                         "MATRIX_SPECS": "numba==0.68.1"}),
+        "nox's defaults (virtualenv and its pip, the pins resolved by uv; one "
+        "at a time, recreated; pip's cache filled with the rows' wheels "
+        "first): the same rows",
+        ("-s", "matrix", "-fb", "virtualenv", "--reuse-venv", "no"),
+        environ=DEFAULTS_PYTHON, clone=True, rerun=True, fill_cache=True,
+        baseline=Part("the project, warm: Python 3.12's MWE rows", MATRIX,
+                      environ=DEFAULTS_PYTHON, rerun=True)),
     "time-bisect": Part("bisect on launch time", TIME_BISECT, "bisect"),
     "time-bisect-loaded": Part("bisect on launch time, beside the matrix",
                                TIME_BISECT, "bisect", beside=MATRIX),
-    "time-bisect-blind": Part("bisect on launch time, from the middle",
-                              (*TIME_BISECT, "--guess", "none"), "bisect"),
-    "tests": Part("nox -s tests, fresh clone", ("-s", "tests"), "tests",
-                  envdir="project/.nox"),
+    "tests": Part("nox -s tests, a fresh clone, nox on Python 3.13 alone",
+                  ("-s", "tests"), "tests", clone=True,
+                  nox_python=NEW_USER_PYTHON, environ={"NOX_SCRIPT_MODE": "reuse"}),
 }
 
 
-def part_names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
+def parse_args(argv: list[str]) -> list[str]:
+    """The parts asked for, in the order given."""
+    parser = OneLineArgumentParser(prog="nox -s bench --", label="bench",
+                                   help_hint="nox -s bench -- --help")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated, of {', '.join(PARTS)} "
+                             f"(default: all)")
+    names = [name.strip() for name in parser.parse_args(argv).parts.split(",")
+             if name.strip()]
     unknown = [name for name in names if name not in PARTS]
     if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown part {unknown[0]!r}; the parts are {', '.join(PARTS)}")
+        parser.error(f"unknown part {unknown[0]!r}; the parts are "
+                     f"{', '.join(PARTS)}")
     return names
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = OneLineArgumentParser(prog="nox -s bench --", label="bench",
-                                   help_hint="nox -s bench -- --help")
-    parser.add_argument("--parts", type=part_names, default=list(PARTS),
-                        help=f"comma-separated, of {', '.join(PARTS)} "
-                             f"(default: all)")
-    return parser.parse_args(argv)
-
-
 def host_loop_seconds(repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        started, total = time.perf_counter(), 0
-        for i in range(HOST_LOOP):
-            total += i
-        times.append(time.perf_counter() - started)
-    return round(statistics.median(times), 3)
+    return round(statistics.median(timeit.repeat(
+        "for i in range(n): total += i", "total = 0", number=1,
+        repeat=repeats, globals={"n": HOST_LOOP})), 3)
 
 
 def versions() -> dict[str, str]:
     """The bench's own Python build and the tools that ran the parts."""
-    found = {"python": f"{platform.python_implementation()} "
-                       f"{platform.python_version()}"}
-    for name in ("nox", "uv", "virtualenv"):
-        with contextlib.suppress(PackageNotFoundError):
-            found[name] = version(name)
-    return found
+    return {"python": f"{platform.python_implementation()} "
+                      f"{platform.python_version()}",
+            **{found.name: found.version for found in distributions()
+               if found.name in ("nox", "uv", "virtualenv")}}
 
 
 def run_part(part: Part, scratch: Path) -> dict[str, Any]:
     """Run one part: its figures, read from what it wrote."""
+    clock = time.perf_counter()
     if part.read == "workload":
-        clock = time.perf_counter()
         return {"label": part.label, "exit": 0, **workload_run(),
                 "command": "nox -s bench -- --parts workload",
                 "seconds": round(time.perf_counter() - clock, 1)}
     results = Path(tempfile.mkdtemp(dir=scratch))
-    cwd = PROJECT
     if part.rerun:
         shutil.copytree(PROJECT / "results" / "raw", results / "raw")
     (results / "raw").mkdir(exist_ok=True)
@@ -147,21 +144,31 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
         for path in (PROJECT / "results" / "bisect").glob("*.json"):
             if not path.name.endswith(("launch-time.json", ".partial.json")):
                 shutil.copy(path, results / "bisect")
-    if part.read == "tests":  # a fresh clone: the committed files, no .nox
-        cwd = scratch / "project"
+    cwd, python = PROJECT, sys.executable
+    if part.clone:
+        cwd = results / "project"
         subprocess.run(["git", "clone", "--quiet", str(PROJECT), str(cwd)],
                        check=True)
+    if part.nox_python:  # `pip install nox`, before the clock
+        base = find_interpreter(part.nox_python)
+        if not base:
+            raise BadInput(f"bench: {part.label}: no Python {part.nox_python}"
+                           f" here; {install_hint(part.nox_python)}")
+        subprocess.run(["uv", "venv", "-q", "--python", base,
+                        str(results / "nox")], check=True)
+        python = str(results / "nox" / "bin" / "python")
+        subprocess.run(["uv", "pip", "install", "-q", "--python", python,
+                        f"nox=={version('nox')}"], check=True)
     environ = {**{k: v for k, v in os.environ.items()
                   if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS"))},
                **{k: v.format(scratch=scratch) for k, v in part.environ.items()}}
-    envdir = scratch / part.envdir if part.envdir else ENVS
 
     def nox(arguments: tuple[str, ...], into: Path | None,
             out: int = subprocess.PIPE) -> subprocess.Popen[str]:
         where = {"RACEMATRIX_RESULTS": str(into)} if into else {}
         return subprocess.Popen(
-            [sys.executable, "-m", "nox", "--envdir", str(envdir), *arguments],
-            cwd=cwd, env={**environ, **where}, text=True, stdout=out,
+            [python, "-m", "nox", *arguments], cwd=cwd,
+            env={**environ, **where}, text=True, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True)
     command = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in
                           part.environ.items() if k.startswith("MATRIX_")),
@@ -200,7 +207,10 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
             raw for _, raw in load_raw_dirs([results / "raw"])
             if raw["finished"] >= started], part.environ))
     elif part.read == "bisect":
-        found.update(bisect_figures(results / "bisect"))
+        data = next((json.loads(path.read_text()) for path in
+                     (results / "bisect").glob("*launch-time.json")), {})
+        found.update({key: data.get(key, "") for key in
+                      ("summary", "boundary", "decisive_probes")})
     elif part.read == "tests":
         lines = output.strip().splitlines()
         summary = next((line for line in reversed(lines) if " passed" in line),
@@ -218,50 +228,36 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
 
 def matrix_figures(raws: list[RawResult], environ: Mapping[str, str]
                    ) -> dict[str, Any]:
-    """A matrix run's figures from the rows it wrote."""
+    """A matrix run's figures from the rows it wrote; where its time went,
+    by suite and verdict, costliest first."""
     ran = [raw for raw in raws if raw["verdict"] is not Verdict.SKIPPED]
     launches = [raw["launch_seconds"]["n"] for raw in ran
                 if raw.get("launch_seconds", {}).get("n") is not None]
-    decisions: dict[str, dict[str, int]] = {}
+    decisions: dict[str, Counter[str]] = {}
+    groups: dict[tuple[str, str], list[RawResult]] = {}
     for raw in ran:
         if decision := raw.get("launch_seconds", {}).get("decision"):
-            counts = decisions.setdefault(str(raw["verdict"]), {})
-            counts[decision] = counts.get(decision, 0) + 1
+            decisions.setdefault(str(raw["verdict"]), Counter())[decision] += 1
+        groups.setdefault((raw.get("suite", "mwe"), str(raw["verdict"])),
+                          []).append(raw)
     return {"environment": dict(environ), "rows": len(raws), "ran": len(ran),
             "session_seconds": round(sum(r["seconds"] for r in ran), 1),
-            "where": where_time_went(ran),
+            "where": sorted(({
+                "suite": suite, "verdict": verdict, "rows": len(rows),
+                "seconds": round(sum(r["seconds"] for r in rows), 1),
+                "launch_seconds": round(sum(r.get("launch_seconds", {}).get(
+                    "seconds") or 0.0 for r in rows), 1)}
+                for (suite, verdict), rows in groups.items()),
+                key=lambda group: -group["seconds"]),
             "mean_pytest_seconds": round(statistics.mean(
                 r["pytest_seconds"] for r in ran), 2) if ran else None,
             "launches_per_row": [min(launches), max(launches)]
             if launches else None,
             "python_builds": sorted({r["python_build"] for r in ran}),
-            "decisions": decisions}
-
-
-def where_time_went(raws: list[RawResult]) -> list[dict[str, Any]]:
-    """Session and launch seconds by suite and verdict, costliest first."""
-    groups: dict[tuple[str, str], list[RawResult]] = {}
-    for raw in raws:
-        if raw["verdict"] != Verdict.SKIPPED:
-            groups.setdefault((raw.get("suite", "mwe"), str(raw["verdict"])),
-                              []).append(raw)
-    return sorted(({"suite": suite, "verdict": verdict, "rows": len(rows),
-                    "seconds": round(sum(r["seconds"] for r in rows), 1),
-                    "launch_seconds": round(sum(r.get("launch_seconds", {}).get(
-                        "seconds") or 0.0 for r in rows), 1)}
-                   for (suite, verdict), rows in groups.items()),
-                  key=lambda g: -g["seconds"])
-
-
-def bisect_figures(folder: Path) -> dict[str, Any]:
-    found = sorted(folder.glob("*launch-time.json"))
-    data = json.loads(found[0].read_text()) if found else {}
-    guess = data.get("guess")
-    return {"summary": data.get("summary", "") + (
-                f"; probed first {' and '.join(guess['versions'])}"
-                if guess else "; from the middle"),
-            "boundary": data.get("boundary"),
-            "decisive_probes": data.get("decisive_probes")}
+            "installers": dict(Counter(r.get("resolution", {}).get(
+                "installer") or "not recorded" for r in ran)),
+            "decisions": {verdict: dict(counts)
+                          for verdict, counts in decisions.items()}}
 
 
 # Candidates (switch interval s, device calls per thread; 32 threads), each
@@ -275,18 +271,24 @@ WORKLOAD_PYTHONS = ("3.10", "3.11", "3.12")
 WORKLOAD_RACY = 3
 
 
+def mwe_rows(python: str, raws: Path = PROJECT / "results" / "raw"
+             ) -> list[RawResult]:
+    """The committed MWE rows of ``python`` (simulator on, unpatched)."""
+    return [row for _, row in load_raw_dirs(sorted(raws.glob(
+        f"py{python}-*-sim1.json"))) if row.get("suite", "mwe") == "mwe"
+        and "patch" not in row["spec"]]
+
+
 def workload_envs(python: str, raws: Path = PROJECT / "results" / "raw",
                   envs: Path = ENVS) -> list[tuple[str, str, Path]]:
-    """(env, verdict, folder) of the committed MWE rows of ``python`` that
-    nox has a folder for (its name for the row's own session)."""
+    """(env, verdict, folder) of those rows that nox has a folder for (its
+    name for the row's own session)."""
     found: dict[str, list[tuple[str, str, Path]]] = {
         Verdict.REPRODUCED: [], Verdict.NOT_REPRODUCED: []}
-    for _, row in load_raw_dirs(sorted(
-            raws.glob(f"py{python}-*-sim1.json"))):
+    for row in mwe_rows(python, raws):
         words = shlex.split(row["command"])
         folder = Path(_normalize_path(str(envs), words[words.index("-s") + 1]))
-        if row.get("suite", "mwe") == "mwe" and "patch" not in row["spec"] and \
-                row["verdict"] in found and (folder / "bin/python").exists():
+        if row["verdict"] in found and (folder / "bin/python").exists():
             found[row["verdict"]].append((row["env"], row["verdict"], folder))
     racy = found[Verdict.REPRODUCED]
     return racy[::max(1, len(racy) // WORKLOAD_RACY)][:WORKLOAD_RACY] + \
@@ -296,62 +298,75 @@ def workload_envs(python: str, raws: Path = PROJECT / "results" / "raw",
 def workload_run() -> dict[str, Any]:
     """Each candidate workload's A/B in each release's environment: right
     where a release without the race reads slower, one with it alike."""
-    from .measurement import WORKLOAD, parse_workload_output
+    from .measurement import run_launch_time
     candidates = []
-    for load in WORKLOAD_LOADS:
+    for load, python, (interval, calls) in itertools.product(
+            WORKLOAD_LOADS, WORKLOAD_PYTHONS, WORKLOAD_CANDIDATES):
         busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 for _ in range(load)]
+        rows: list[dict[str, Any]] = []
         try:
-            for python, (interval, calls) in itertools.product(
-                    WORKLOAD_PYTHONS, WORKLOAD_CANDIDATES):
-                rows: list[dict[str, Any]] = []
-                for env_id, verdict, folder in workload_envs(python):
-                    clock = time.perf_counter()
-                    done = subprocess.run(
-                        [str(folder / "bin/python"), str(WORKLOAD),
-                         "--switch-interval", str(interval),
-                         "--device-calls", str(calls)], env=venv_environ(
-                            folder / "bin", {"NUMBA_ENABLE_CUDASIM": "1"}),
-                        capture_output=True, text=True, timeout=600)
-                    record = parse_workload_output(done.stdout.splitlines())
-                    rows.append({"env": env_id, "verdict": verdict,
-                                 **{key: (record or {}).get(key) for key in
-                                    ("ratio", "idle_cpus", "decision")},
-                                 "seconds": round(time.perf_counter() - clock, 2)})
-                right = sum(row["decision"] == ("slower" if row["verdict"] ==
-                                                Verdict.NOT_REPRODUCED else
-                                                "alike") for row in rows)
-                candidates.append({
-                    "python": python, "switch_interval": interval,
-                    "device_calls": calls, "load": load, "rows": rows,
-                    "right": right, "of": len(rows), "seconds_per_row": round(
-                        sum(r["seconds"] for r in rows) / max(len(rows), 1), 2)})
-                logger.info(f"workload: load {load}, {python}, {interval:g} s, "
-                            f"{calls} calls: {right} of {len(rows)} right")
+            for env_id, verdict, folder in workload_envs(python):
+                clock = time.perf_counter()
+                record = run_launch_time(ProbeEnvironment(folder, python), True, (
+                    "--switch-interval", str(interval), "--device-calls",
+                    str(calls)), timeout=600)
+                rows.append({"env": env_id, "verdict": verdict,
+                             **{key: record.get(key) for key in
+                                ("ratio", "idle_cpus", "decision")},
+                             "seconds": round(time.perf_counter() - clock, 2)})
         finally:
             for process in busy:
                 process.kill()
                 process.wait()
+        right = sum(row["decision"] == ("slower" if row["verdict"] ==
+                                        Verdict.NOT_REPRODUCED else "alike")
+                    for row in rows)
+        candidates.append({
+            "python": python, "switch_interval": interval,
+            "device_calls": calls, "load": load, "rows": rows, "right": right,
+            "of": len(rows), "seconds_per_row": round(
+                sum(r["seconds"] for r in rows) / max(len(rows), 1), 2)})
+        logger.info(f"workload: load {load}, {python}, {interval:g} s, "
+                    f"{calls} calls: {right} of {len(rows)} right")
     return {"candidates": candidates, "summary": "; ".join(
         f"load {c['load']} {c['python']} {c['switch_interval']:g} s x "
         f"{c['device_calls']}: {c['right']}/{c['of']}" for c in candidates)}
 
 
+def fill_pip_cache(python: str, scratch: Path) -> None:
+    """``pip download`` of each committed MWE row's packages of ``python``
+    (as installed) by the pip virtualenv seeds, from install's index."""
+    pip = scratch / "pip"
+    subprocess.run([sys.executable, "-m", "virtualenv", "-q", "-p",
+                    find_interpreter(python) or python, str(pip)], check=True)
+    for row in mwe_rows(python):
+        done = subprocess.run([
+            pip / "bin" / "python", "-m", "pip", "download", "-q", "--no-deps",
+            "--only-binary", ":all:", "--index-url", index_url(), "-d",
+            scratch / "wheels", *(f"{name}=={version}" for name, version in
+                                  sorted(row["packages"].items()))],
+            capture_output=True, text=True)
+        if done.returncode:
+            logger.warning(f"pip download for {row['env']}: "
+                           f"{done.stderr.strip()[-300:]}")
+
+
 def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
     """Run the parts asked for; bench.json/md keep the others' figures."""
-    names = parse_args(list(argv)).parts
+    names = parse_args(list(argv))
     path = Path(out_dir) / "bench.json"
     data = json.loads(path.read_text()) if path.exists() else {"parts": {}}
     scratch = Path(tempfile.mkdtemp(prefix="racematrix-bench-"))
     try:
-        asked = [*map(PARTS.get, names), PARTS["defaults"].baseline
-                 if "defaults" in names else None]
-        warm = any(p and p.rerun for p in asked)
-        if warm and not any(ENVS.glob("env-*")):  # warm needs environments
+        if any(PARTS[name].rerun for name in names) and \
+                not any(ENVS.glob("env-*")):  # warm needs environments
             run_part(Part("warm-up", MATRIX), scratch)
         for name in names:
             part = PARTS[name]
             load, loop = os.getloadavg()[0], host_loop_seconds()
+            if part.fill_cache:  # warm, as a returning user's cache is
+                fill_pip_cache(part.environ["MATRIX_PYTHONS"], scratch)
             project = part.baseline and run_part(part.baseline, scratch)
             found = run_part(part, scratch)
             if project:

@@ -63,10 +63,8 @@ def base_test_name(name: str, repeat_count: int) -> str:
 def classify_outcome(kind: str | None, text: str,
                      signature: re.Pattern[str] = RACE_SIGNATURE) -> Outcome:
     """One run's outcome from its result tag (None: a pass) and text."""
-    if kind is None:
-        return Outcome.PASS
-    if kind == "skipped":
-        return Outcome.SKIP
+    if kind in (None, "skipped"):
+        return Outcome.SKIP if kind else Outcome.PASS
     if signature.search(text):
         return Outcome.TARGET
     if TIMEOUT_SIGNATURE.search(text):
@@ -152,40 +150,16 @@ def kind_counts(tests: Mapping[str, Mapping[str, int]],
     return {kind: dict(counts) for kind, counts in found.items()}
 
 
-def race_sites(runs: Sequence[RunRecord],
-               mwe_signature: re.Pattern[str] = RACE_SIGNATURE
-               ) -> list[dict[str, Any]]:
-    """Where the race failures were raised (``raised_*`` properties), most
-    frequent first."""
-    sites = Counter((run.properties.get("raised_at", ""),
-                     run.properties.get("raised_line", ""),
-                     run.properties.get("raised_in", ""),
-                     next(iter(re.findall(r"has no attribute '(\w+)'",
-                                          run.message)), ""),
-                     bool(mwe_signature.search(run.message)))
-                    for run in runs if run.outcome is Outcome.TARGET)
-    keys = ("raised_at", "line", "function", "attribute", "mwe_signature")
-    return [{**dict(zip(keys, site)), "count": count}
-            for site, count in sites.most_common()]
-
-
-def seconds_per_test(runs: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
-    """Per test function: how many runs, their median and largest time."""
+def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """A client suite's summary additions: per test function, its runs'
+    count, median and largest time; what each test observed."""
     times: dict[str, list[float]] = {}
     for run in runs:
         times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
-    return {name: {"n": len(values),
-                   "median": round(statistics.median(values), 3),
-                   "max": round(max(values), 3)}
-            for name, values in sorted(times.items())}
-
-
-def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """A client suite's summary additions."""
-    observed: dict[str, str] = {}
-    for run in runs:
-        if "observed" in run.properties:
-            observed.setdefault(run.name, run.properties["observed"])
-    return {"race_sites": race_sites(runs),
-            "test_seconds": seconds_per_test(runs),
+    observed = {run.name: run.properties["observed"] for run in reversed(runs)
+                if "observed" in run.properties}
+    return {"test_seconds": {name: {"n": len(values),
+                                    "median": round(statistics.median(values), 3),
+                                    "max": round(max(values), 3)}
+                             for name, values in sorted(times.items())},
             **({"observed": observed} if observed else {})}

@@ -23,6 +23,9 @@ RAW_FIELDS = sorted(path.name.removesuffix(".schema.json") for path in
                     (SCHEMAS / "raw-fields").glob("*.schema.json"))
 # Failed attempts kept beside a measured row: enough to see a pattern.
 MAX_ATTEMPTS = 20
+# The record's count of each outcome (a pass is what the others leave).
+COUNTED = {Outcome.TARGET: "failures", Outcome.OTHER: "other_errors",
+           Outcome.HANG: "hangs", Outcome.SKIP: "skips"}
 
 
 class Verdict(str, enum.Enum):
@@ -69,10 +72,9 @@ class NoUsableResults(ValueError):
 
 def decide_verdict(counts: Mapping[str, int], env_error: str | None = None,
                    skip_reason: str | None = None) -> tuple[Verdict, str]:
-    """The verdict and its reason from the outcome counts, for a row and a
-    probe alike. One target failure reproduces (only the race gives its
-    signature); runs that only hung are "hung" (a fixed simulator's
-    slowdown); anything else that went wrong is an "error", never a pass."""
+    """The verdict and its reason from the outcome counts (a row's or a
+    probe's): a race failure reproduces, only hangs is "hung" (a fixed
+    simulator's slowdown), anything else gone wrong an "error", never a pass."""
     target, other, hang = (counts[Outcome.TARGET], counts[Outcome.OTHER],
                            counts[Outcome.HANG])
     runs = sum(counts[outcome] for outcome in RAN)
@@ -117,8 +119,7 @@ def make_raw(spec: EnvSpec, *, packages: dict[str, str], python: str,
         target=spec.target, python=python, python_build=python_build,
         sim=spec.sim, packages=packages,
         runs=sum(counts[outcome] for outcome in RAN),
-        failures=counts[Outcome.TARGET], other_errors=counts[Outcome.OTHER],
-        hangs=counts[Outcome.HANG], skips=counts[Outcome.SKIP],
+        **{key: counts[outcome] for outcome, key in COUNTED.items()},
         verdict=verdict, reason=reason, seconds=round(seconds, 2),
         started=started or now_iso(), finished=now_iso(), **required,
         **{key: value for key, value in fields.items() if value}))
@@ -129,11 +130,11 @@ def validate_raw(data: Any) -> str | None:
     wrong = problem(data, "raw", "record") or next(filter(None, (
         problem(data[field], f"raw-fields/{field}", f"record.{field}")
         for field in RAW_FIELDS if field in data)), None)
-    if not wrong and data["failures"] + data["other_errors"] + \
-            data["hangs"] > data["runs"]:
-        wrong = (f"failures ({data['failures']}), other errors and hangs "
-                 f"exceed runs ({data['runs']})")
-    return wrong
+    if wrong or data["failures"] + data["other_errors"] + data["hangs"] \
+            <= data["runs"]:
+        return wrong
+    return (f"failures ({data['failures']}), other errors and hangs exceed "
+            f"runs ({data['runs']})")
 
 
 def read_raw(path: Path) -> tuple[RawResult | None, str | None]:
@@ -143,10 +144,9 @@ def read_raw(path: Path) -> tuple[RawResult | None, str | None]:
     except (OSError, UnicodeDecodeError, ValueError) as error:
         return None, f"not readable JSON ({error})"
     wrong = validate_raw(data)
-    if wrong:
-        return None, wrong
-    data["verdict"] = Verdict(data["verdict"])
-    return data, None
+    if not wrong:
+        data["verdict"] = Verdict(data["verdict"])
+    return (None, wrong) if wrong else (data, None)
 
 
 def load_raw_dirs(dirs: Iterable[str | Path],

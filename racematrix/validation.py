@@ -1,5 +1,5 @@
 """Files checked against racematrix/schemas/; a problem is one line: where,
-the value found, what was expected."""
+then what jsonschema found wrong there."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import best_match
 
 from .errors import ConfigError
 
@@ -30,50 +30,15 @@ def require_valid(instance: Any, name: str, where: str) -> None:
 
 
 def problem(instance: Any, name: str, where: str) -> str | None:
-    """The first problem of ``instance`` against schema ``name``, or None."""
+    """The first problem of ``instance`` against schema ``name``, or None:
+    jsonschema's message after where it is (and the keys it knows)."""
     error = best_match(validator(name).iter_errors(instance))
     if error is None:
         return None
     path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
                    for part in error.absolute_path)
-    location = f"{where}{path}" if path else where
-    expected = _expected(error)
-    description = error.schema.get("description")
-    if description and path:
-        expected += f" ({description})"
-    return f"{location}: {_found(error)}; {expected}"
-
-
-def _found(error: ValidationError) -> str:
+    line = f"{where}{path}: {error.message}"
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get(
-            "properties", {})))
-        return f"unknown key {', '.join(map(repr, extra))}"
-    if error.validator == "required":
-        return error.message.replace("is a required property",
-                                     "is missing")
-    return f"{json.dumps(error.instance)} is not valid"
-
-
-def _expected(error: ValidationError) -> str:
-    rule = error.validator_value
-    return {
-        "type": lambda: f"expected {_type_words(rule)}",
-        "minimum": lambda: f"expected a number of at least {rule}",
-        "enum": lambda: "expected one of " + ", ".join(map(json.dumps, rule)),
-        "pattern": lambda: f"expected a string matching {rule}",
-        "minItems": lambda: f"expected at least {rule} item(s)",
-        "minLength": lambda: "expected a non-empty string",
-        "additionalProperties": lambda: "known keys: " + ", ".join(
-            sorted(error.schema.get("properties", {}))),
-        "required": lambda: "add it",
-        "format": lambda: f"expected a {rule} string",
-    }.get(str(error.validator), lambda: error.message)()
-
-
-def _type_words(types: str | list[str]) -> str:
-    words = {"array": "a list", "integer": "a whole number", "number":
-             "a number", "string": "a string", "object": "a table",
-             "boolean": "true or false", "null": "nothing"}
-    types = [types] if isinstance(types, str) else types
-    return " or ".join(words.get(t, t) for t in types)
+        line += f"; known keys: {', '.join(sorted(error.schema['properties']))}"
+    description = error.schema.get("description")
+    return f"{line} ({description})" if description and path else line

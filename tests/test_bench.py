@@ -1,6 +1,8 @@
 """The bench's own logic: its parts, what it reads from their output and
 the table it writes."""
 import json
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,9 +26,9 @@ def table_rows(text):
 
 
 def test_parts_are_picked_by_name_in_the_benchs_order():
-    args = bench.parse_args(["--parts", "time-bisect, time-bisect-blind"])
-    assert args.parts == ["time-bisect", "time-bisect-blind"]
-    assert bench.parse_args([]).parts == list(bench.PARTS)
+    assert bench.parse_args(["--parts", "tests, time-bisect"]) == \
+        ["tests", "time-bisect"]
+    assert bench.parse_args([]) == list(bench.PARTS)
     with pytest.raises(BadInput, match="unknown part 'time-bisect-blnd'"):
         bench.parse_args(["--parts", "time-bisect-blnd"])
 
@@ -41,9 +43,15 @@ def test_the_committed_figures_render_one_row_per_part_in_order():
 
 
 def test_a_part_runs_nox_and_one_past_its_limit_is_stopped(tmp_path):
-    listed = bench.run_part(bench.Part("list", ("-l",)), tmp_path)
+    """The cold part's way: a fresh clone, nox alone in its own venv (as the
+    README installs it), whose script mode makes the noxfile's environment."""
+    cold = bench.PARTS["cold"]
+    listed = bench.run_part(bench.Part(
+        "list", ("-l",), clone=True, nox_python="{}.{}".format(*sys.version_info),
+        environ={"NOX_SCRIPT_MODE": cold.environ["NOX_SCRIPT_MODE"]}), tmp_path)
     assert (listed["command"], listed["exit"], listed["rows"]) == \
         ("nox -l", 0, 0) and "cut" not in listed
+    [made] = tmp_path.glob("*/project/.nox/_nox_script_mode/bin/python")
     cut = bench.run_part(bench.Part("list", ("-l",), limit=0.01), tmp_path)
     assert cut["cut"] and cut["exit"] != 0 and cut["seconds"] < 60
 
@@ -63,7 +71,7 @@ def test_where_the_time_went_adds_up_by_suite_and_verdict():
     raws = [raw for _, raw in load_raw_dirs(
         [DATA / "raw", DATA / "raw-cubie", DATA / "raw-launch"])]
     ran = [raw for raw in raws if raw["verdict"] != "skipped"]
-    groups = bench.where_time_went(raws)
+    groups = bench.matrix_figures(raws, {})["where"]
     assert sum(g["rows"] for g in groups) == len(ran)
     assert [g["seconds"] for g in groups] == sorted(
         (g["seconds"] for g in groups), reverse=True)
@@ -93,7 +101,10 @@ def test_a_matrix_runs_rows_give_its_figures_and_price_verdicts():
     for raw in timed:  # rows from before the rule named its decision
         raw["launch_seconds"].setdefault(
             "decision", "alike" if raw["verdict"] == "reproduced" else "slower")
+    timed[0].setdefault("resolution", {})["installer"] = "pip"
     found = bench.matrix_figures(raws, {"MATRIX_LAUNCHES": "0"})
+    assert found["installers"]["pip"] == 1
+    assert sum(found["installers"].values()) == found["ran"]
     assert found["rows"] == len(raws)
     assert found["ran"] == sum(raw["verdict"] != "skipped" for raw in raws)
     assert sum(n for counts in found["decisions"].values()
@@ -131,3 +142,18 @@ def test_the_workload_table_has_a_row_per_candidate():
     assert table_rows(text)[-2:] == [
         "| 0 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 2 of 2 | 0.6 |",
         "| 2 | 3.12 | 0.0001 | 100 | 9.50 | 1.02 | 1 of 2 | 0.6 |"]
+
+
+def test_the_bench_writes_each_part_it_ran_with_its_provenance(tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setitem(bench.PARTS, "list", bench.Part("list", ("-l",)))
+    data = bench.run(tmp_path, "nox -s bench -- --parts list",
+                     ["--parts", "list"])
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written == json.loads(json.dumps(data))
+    listed = written["parts"]["list"]
+    assert (listed["exit"], listed["machine"]["cores"]) == (0, os.cpu_count())
+    assert listed["load_before"] >= 0 and listed["host_loop_before"] > 0
+    assert written["versions"]["nox"]
+    assert table_rows((tmp_path / "bench.md").read_text())[0].startswith(
+        "| list | `nox -l` |")

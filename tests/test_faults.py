@@ -416,7 +416,7 @@ def test_an_unreachable_index_stops_the_ladder():
 
 @pytest.mark.parametrize("content, reason", [
     ("{not json", "not readable JSON"),
-    (json.dumps({"env": "x"}), "is missing"),
+    (json.dumps({"env": "x"}), "is a required property"),
 ])
 def test_a_left_out_file_is_named_in_the_tables_and_report(
         data_dir, tmp_path, content, reason):

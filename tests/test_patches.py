@@ -47,9 +47,9 @@ def test_declared_patch_has_a_diff_per_release_range(tmp_path):
 
 
 @pytest.mark.parametrize("change, words", [
-    (lambda t: t["patches"]["fix"].pop("diffs"), ["'diffs'", "missing"]),
+    (lambda t: t["patches"]["fix"].pop("diffs"), ["'diffs'", "is a required property"]),
     (lambda t: t["patches"]["fix"]["diffs"][0].update(file="fix.diff"),
-     ["diffs[0].file", '"fix.diff" is not valid']),
+     ["diffs[0].file", "'fix.diff' does not match"]),
     (lambda t: t["patches"]["fix"]["diffs"][0].update(
         file="patches/gone.diff"), ["'patches/gone.diff' is not a file"]),
     (lambda t: t["patches"]["fix"]["diffs"][0].update(releases=">>0.26"),
