@@ -241,20 +241,9 @@ def give_up(attempts: list[dict[str, str]], first: Problem | None) -> Problem:
     return "error", f"{attempts[-1]['reason']} (every way failed)"
 
 
-def outcomes_by_way(attempts: list[dict[str, str]]) -> dict[str, str]:
-    """{way: outcome}; a way left out shares the outcome of the one before."""
-    found, last = {}, None
-    tried = {a["way"]: a["outcome"] for a in attempts}
-    for way in WAYS:
-        last = tried.get(way, last)
-        if last is not None:
-            found[way] = last
-    return found
-
-
-def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
-                     suite: Suite | None = None) -> Installation:
-    """Install by the first way passing the smoke (``every_way``: a survey)."""
+def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
+                     ) -> Installation:
+    """Install by the first way passing the smoke, or reuse that install."""
     if shutil.which("uv") is None:
         return Installation(problem=("bad-input", "uv is not on PATH: the "
                                      "install ladder needs it (`pip install "
@@ -271,8 +260,8 @@ def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
                          .encode()).hexdigest()
     record = Path(session.bin).parent / INSTALLED
     try:  # a warm run: nox reuses environments
-        noted = {} if every_way else json.loads(record.read_text())
-        environment = read_environment(session) if noted else {}
+        noted = json.loads(record.read_text())
+        environment = read_environment(session)
         if noted["key"] == key and \
                 noted["packages"].items() <= environment["packages"].items():
             logger.info("install %s: as installed on %s (%s); reused",
@@ -285,8 +274,8 @@ def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
     except (OSError, ValueError, KeyError, RuntimeError):
         pass  # none, or not this installation: install
     installation = run_ladder(session, spec, target(spec.requirements, tools),
-                              smoke, provider, every_way)
-    if installation.problem is None and not every_way:
+                              smoke, provider)
+    if installation.problem is None:
         record.write_text(json.dumps({
             **installation.resolution(), "installed_at": now_iso(),
             "key": key, "packages": installation.packages}))
@@ -294,12 +283,12 @@ def install_resolved(session: Any, spec: EnvSpec, every_way: bool = False,
 
 
 def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
-               provider: str | None, every_way: bool) -> Installation:
+               provider: str | None) -> Installation:
     """Each way in turn: uv resolves it, the environment gets exactly that
     (by pip under nox's virtualenv or venv backend), the smoke launch runs."""
     installer = "uv" if session.venv_backend == "uv" else "pip"
     failed = Installation(problem=target.problem, installer=installer)
-    won, first, python = None, None, venv_python(session)
+    first, python = None, venv_python(session)
     run = functools.partial(subprocess.run, capture_output=True, text=True,
                             timeout=TIMEOUT)
     # --color never: FORCE_COLOR (on CI) would colour what sync reads back.
@@ -332,20 +321,18 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
                     way.name, f" (index as of {way.exclude_newer})"
                     if way.exclude_newer else "", outcome,
                     f": {reason}" if reason else "")
-        if outcome == "ok" and won is None:
-            won = Installation(None, way.name, way.exclude_newer,
-                               list(way.requirements), failed.attempts, found,
-                               installer=installer,
-                               environment=read_environment(session))
-            if not every_way:
-                return won
+        if outcome == "ok":
+            return Installation(None, way.name, way.exclude_newer,
+                                list(way.requirements), failed.attempts, found,
+                                installer=installer,
+                                environment=read_environment(session))
         first = first or problem
         if problem and stops_the_ladder(problem, target.release):
             failed.problem = problem
             break
     if failed.problem is None:
         failed.problem = give_up(failed.attempts, first)
-    return won or failed
+    return failed
 
 
 def pip_sync(session: Any, run: Callable[..., subprocess.CompletedProcess[str]],

@@ -242,20 +242,3 @@ def test_under_nox_defaults_pip_installs_exactly_the_pins(tmp_path, e2e_python):
         dict(pin.split("==") for pin in pins)
     assert "pip" in packages and packages["packaging"] == "24.0"
 
-
-def probes(data_dir):
-    """Probes of a real unpinned bisect of numba-cuda on Python 3.12."""
-    data = json.loads((data_dir / "bisect-numba-cuda-py3.12.json").read_text())
-    return {p["version"]: p for p in data["tested"]}
-
-
-def test_rungs_not_tried_share_the_outcome_of_the_one_they_repeat(data_dir):
-    found = probes(data_dir)
-    # 0.0.12 declares no extras: its extras rung repeats as-of-upload.
-    assert install.outcomes_by_way(found["0.0.12"]["attempts"]) == {
-        "as-asked": "import-failed", "as-of-upload": "import-failed",
-        "as-of-upload+extras": "import-failed",
-        "as-of-upload+extras+named": "ok"}
-    # A ladder that stopped at its first success says nothing of later rungs.
-    assert install.outcomes_by_way(found["0.30.4"]["attempts"]) == {
-        way: "ok" for way in install.WAYS}
