@@ -38,7 +38,7 @@ EXTRAS_VARIABLE = "RACEMATRIX_EXTRAS"  # space-separated; default cu12
 SEEDS = {"pip", "setuptools", "wheel"}  # what virtualenv puts in, kept
 Problem = tuple[str, str]  # (kind, reason); kind "skip", "bad-input", "error"
 RECORDED = ("way", "exclude_newer", "requirements", "attempts",
-            "implementation", "installed_at")
+            "implementation", "installer", "installed_at")
 
 
 @dataclass
@@ -218,7 +218,7 @@ class Installation:
 
     def resolution(self) -> dict[str, Any]:
         """The ``resolution`` field of a raw result."""
-        found = {k: getattr(self, k) for k in (*RECORDED[:-1], "installer")}
+        found = {k: getattr(self, k) for k in RECORDED[:-1]}
         return {**found, "reused": True, "installed_at": self.installed_at} \
             if self.installed_at else found
 
@@ -267,9 +267,8 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
             logger.info("install %s: as installed on %s (%s); reused",
                         " ".join(spec.requirements), noted["installed_at"],
                         noted["way"])
-            # Records from before "installer" was recorded: all by uv.
+            noted = {"installer": "uv", **noted}  # older records: all uv
             return Installation(**{k: noted[k] for k in RECORDED},
-                                installer=noted.get("installer", "uv"),
                                 environment=environment)
     except (OSError, ValueError, KeyError, RuntimeError):
         pass  # none, or not this installation: install

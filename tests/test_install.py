@@ -210,6 +210,7 @@ def test_an_early_release_installs_through_the_ladder(tmp_path, e2e_python):
     # A second install finds it intact and reuses it.
     again = install.install_resolved(env, spec)
     assert again.resolution()["reused"] and again.way == installation.way
+    assert again.installer == installation.installer == "uv"
     assert again.packages == installation.packages
 
 
