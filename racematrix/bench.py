@@ -13,7 +13,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import timeit
 from collections import Counter
@@ -175,14 +174,8 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
                         "nox", shlex.join(part.nox)])
     logger.info(f"{part.label}: {command}")
     started, clock = now_iso(), time.perf_counter()
-    ended: list[float] = []  # when the load ended by itself
     load = nox(part.beside, results / "beside", subprocess.DEVNULL) \
         if part.beside else None
-    if load:
-        def watch(load: subprocess.Popen[str]) -> None:
-            load.wait()
-            ended.append(time.perf_counter())
-        threading.Thread(target=watch, args=(load,), daemon=True).start()
     process = nox(part.nox, None if part.read == "tests" else results)
     cut, output = False, ""
     try:
@@ -192,6 +185,7 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
     finally:  # what it left running, and the load
         seconds = time.perf_counter() - clock
         stop_process_group(process)
+        alone = load is not None and load.poll() is not None
         if load:
             stop_process_group(load)
     if cut:
@@ -219,10 +213,8 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
                   if line.startswith("FAILED ")]
         found["summary"] = f"{summary}: {', '.join(failed)}" if failed else summary
     if load:
-        beside = (ended[0] if ended else clock + seconds) - clock
         found["summary"] += (f"; `nox {shlex.join(part.beside)}` ran beside "
-                             f"it for {min(beside, seconds):.0f} of its "
-                             f"{seconds:.0f} s")
+                             f"it {'but ended first' if alone else 'to its end'}")
     return found
 
 
