@@ -294,9 +294,13 @@ def workload_run() -> dict[str, Any]:
         try:
             for env_id, verdict, folder in workload_envs(python):
                 clock = time.perf_counter()
-                record = run_launch_time(ProbeEnvironment(folder, python), True, (
-                    "--switch-interval", str(interval), "--device-calls",
-                    str(calls)), timeout=600)
+                try:
+                    record = run_launch_time(ProbeEnvironment(
+                        folder, python), True, ("--switch-interval",
+                        str(interval), "--device-calls", str(calls)),
+                        timeout=600)
+                except subprocess.TimeoutExpired:  # placed nowhere: wrong
+                    record = {"decision": "stopped at 600 s"}
                 rows.append({"env": env_id, "verdict": verdict,
                              **{key: record.get(key) for key in
                                 ("ratio", "idle_cpus", "decision")},
