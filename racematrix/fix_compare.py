@@ -223,7 +223,6 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
     parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])
-    parser.add_argument("--out", default=results_dir)
     try:
         args = parser.parse_args(argv)
     except SystemExit:  # --help (a mistake is a BadInput)
@@ -237,9 +236,9 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     data = compare([dict(data) for _, data in load_raw_dirs(args.raw)],
                    load_json(Path(results_dir, LAUNCH_FILE)) or {})
     provenance = stamp(command)
-    write_json_atomic(Path(args.out, "fix_compare.json"),
+    write_json_atomic(Path(results_dir, "fix_compare.json"),
                       {**data, **provenance})
-    write_text_atomic(Path(args.out, "fix_compare.md"), render(
+    write_text_atomic(Path(results_dir, "fix_compare.md"), render(
         "fix_compare.md", data=data, shown=summary(data), NONE=NONE,
         provenance=provenance, launch_file=LAUNCH_FILE, short_spec=short_spec))
     return data

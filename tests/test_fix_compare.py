@@ -135,7 +135,7 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records, tmp_path):
                                 "met": False}}
     (tmp_path / fix_launches.LAUNCH_FILE).write_text(json.dumps(
         {"runs": launch_runs}))
-    fix_compare.run(["--raw", str(RAW), "--out", str(tmp_path)], tmp_path,
+    fix_compare.run(["--raw", str(RAW)], tmp_path,
                     tmp_path, "nox -s fix_compare")
     table = [line for line in (tmp_path / "fix_compare.md").read_text()
              .splitlines() if line.startswith("| ")]
