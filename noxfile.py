@@ -34,7 +34,7 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # This nox checked the script metadata; its -j workers need not.
 os.environ["NOX_SCRIPT_MODE"] = "none"
 procs.terminate_on_sigterm()
-# pyenv's inactive Pythons and uv's managed ones on PATH, where nox looks.
+# pyenv's versions on PATH (an inactive one's shim fails); nox finds uv's.
 interpreters.expose_interpreters()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
