@@ -44,8 +44,6 @@ STARTUP_ALLOWANCE = 20.0
 # The lock's price shows as stalls, and a stall needs a long launch.
 WORKLOAD = {"device_calls": 1000, "location": "persistent",
             "switch_interval": 0.005}  # Python's default
-
-
 # Issue 28's goals for a fix: launch time against the reference release
 # (median and p95 ratios, same Python, interleaved), and the MWE runs of
 # every base without a race failure.
@@ -324,10 +322,7 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
               "seconds": round(time.monotonic() - started, 1),
               "environments": environments}
     path = Path(out_dir) / LAUNCH_FILE
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        saved = {}
+    saved = load_json(path) or {}
     runs, earlier = saved.get("runs", {}), saved.get("earlier", {})
     if args.python in runs:
         earlier.setdefault(args.python, []).append(runs[args.python])
