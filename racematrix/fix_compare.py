@@ -28,13 +28,13 @@ from .provenance import stamp
 from .rawresult import load_raw_dirs
 from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
                      own_tests, spec_text)
+from .suites import NONE
 from .tables import python_minor
 from .venv import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 # The packages each timed environment's record names (all are in its row).
 NAMED_PACKAGES = ("numba", "numba-cuda", "llvmlite", "numpy")
-NONE = "none"
 LAUNCH_FILE = "fix_launch_time.json"
 # A launch past this is counted at it (a stall, as a bound).
 LAUNCH_LIMIT = 10.0
