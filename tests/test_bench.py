@@ -42,13 +42,15 @@ def test_the_committed_figures_render_one_row_per_part_in_order():
         == labels
 
 
-def test_a_part_runs_nox_and_one_past_its_limit_is_stopped(tmp_path):
+def test_a_part_runs_nox_and_one_past_its_limit_is_stopped(tmp_path,
+                                                           monkeypatch):
     """The cold part's way: a fresh clone, nox alone in its own venv (as the
     README installs it), whose script mode makes the noxfile's environment."""
-    cold = bench.PARTS["cold"]
-    listed = bench.run_part(bench.Part(
-        "list", ("-l",), clone=True, nox_python="{}.{}".format(*sys.version_info),
-        environ={"NOX_SCRIPT_MODE": cold.environ["NOX_SCRIPT_MODE"]}), tmp_path)
+    monkeypatch.setattr(bench, "NEW_USER_PYTHON",
+                        "{}.{}".format(*sys.version_info))
+    assert bench.PARTS["cold"].new_user and bench.PARTS["tests"].new_user
+    listed = bench.run_part(bench.Part("list", ("-l",), new_user=True),
+                            tmp_path)
     assert (listed["command"], listed["exit"], listed["rows"]) == \
         ("nox -l", 0, 0) and "cut" not in listed
     [made] = tmp_path.glob("*/project/.nox/_nox_script_mode/bin/python")
