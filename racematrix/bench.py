@@ -105,12 +105,6 @@ def parse_args(argv: list[str]) -> list[str]:
                               for word in arg.split(",") if word.strip()]).parts
 
 
-def host_loop_seconds(repeats: int = 3) -> float:
-    return round(statistics.median(timeit.repeat(
-        "for i in range(n): total += i", "total = 0", number=1,
-        repeat=repeats, globals={"n": HOST_LOOP})), 3)
-
-
 def run_part(part: Part, scratch: Path) -> dict[str, Any]:
     """Run one part: its figures, read from what it wrote."""
     clock = time.perf_counter()
@@ -345,7 +339,9 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
             run_part(Part("warm-up", MATRIX), scratch)
         for name in names:
             part = PARTS[name]
-            load, loop = os.getloadavg()[0], host_loop_seconds()
+            load, loop = os.getloadavg()[0], round(statistics.median(
+                timeit.repeat("for i in range(n): total += i", "total = 0",
+                              number=1, repeat=3, globals={"n": HOST_LOOP})), 3)
             if part.fill_cache:  # warm, as a returning user's cache is
                 fill_pip_cache(part.environ["MATRIX_PYTHONS"], scratch)
             project = part.baseline and run_part(part.baseline, scratch)
