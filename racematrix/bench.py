@@ -332,6 +332,11 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
     names = parse_args(list(argv))
     path = Path(out_dir) / "bench.json"
     data = json.loads(path.read_text()) if path.exists() else {"parts": {}}
+    data["versions"] = {  # the bench's Python build, the tools that ran it
+        "python": f"{platform.python_implementation()} "
+                  f"{platform.python_version()}",
+        **{dist.name: dist.version for dist in distributions()
+           if dist.name in ("nox", "uv", "virtualenv")}}
     scratch = Path(tempfile.mkdtemp(prefix="racematrix-bench-"))
     try:
         if any(PARTS[name].rerun for name in names) and \
@@ -354,11 +359,7 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
                                    "load_before": load,
                                    "host_loop_before": loop}
             # Written after each part: a later part's failure loses nothing.
-            data.update(command=command, finished=now_iso(), versions={
-                "python": f"{platform.python_implementation()} "
-                          f"{platform.python_version()}",
-                **{found.name: found.version for found in distributions()
-                   if found.name in ("nox", "uv", "virtualenv")}})
+            data.update(command=command, finished=now_iso())
             write_json_atomic(path, data)
             write_text_atomic(path.with_suffix(".md"), render_bench(data))
     finally:
