@@ -75,13 +75,10 @@ def releases_from_packages(packages: Iterable[DistributionPackage]
     return [Release(version, found[version]) for version in sorted(found)]
 
 
+@functools.lru_cache(maxsize=64)
 def releases(package: str) -> list[Release]:
     """The final releases of ``package`` on the configured index (cached)."""
-    return project_releases(canonicalize_name(package), index_url())
-
-
-@functools.lru_cache(maxsize=64)
-def project_releases(package: str, endpoint: str) -> list[Release]:
+    package, endpoint = canonicalize_name(package), index_url()
     import requests
     from pypi_simple import NoSuchProjectError, PyPISimple
     try:
