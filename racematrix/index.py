@@ -2,6 +2,7 @@
 pages, PEP 700 upload times, PEP 658 metadata)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -66,12 +67,9 @@ def releases_from_packages(packages: Iterable[DistributionPackage]
     """Final releases (no pre- or dev-releases), oldest first."""
     found: dict[Version, list[DistributionPackage]] = {}
     for package in packages:
-        try:
-            version = Version(package.version or "")
-        except InvalidVersion:
-            continue
-        if not version.is_prerelease:
-            found.setdefault(version, []).append(package)
+        with contextlib.suppress(InvalidVersion):
+            if not (version := Version(package.version or "")).is_prerelease:
+                found.setdefault(version, []).append(package)
     return [Release(version, found[version]) for version in sorted(found)]
 
 

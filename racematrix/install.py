@@ -69,14 +69,13 @@ class Target:
         """That, the others by name, and the companions its successor names."""
         if self.companions is None and self.release:
             name, version = self.release
-            try:
+            self.companions = []  # where the index cannot say
+            with contextlib.suppress(index.IndexLookupError):
                 self.companions = successor_companions(self.requires_dist, (
                     index.parse_core_metadata(
                         index.release_metadata(name, str(later)) or "")[1]
                     for later in index.list_releases(name)
                     if later > Version(version)))
-            except index.IndexLookupError:
-                self.companions = []
         found = self.with_extras(unpin_others=True)
         present = {canonicalize_name(Requirement(r).name) for r in found}
         return found + [c for c in self.companions or () if c not in present]
@@ -163,7 +162,7 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
     if found.release is None:
         return found
     name, version = found.release
-    try:
+    with contextlib.suppress(index.IndexLookupError):  # uv's try says why
         info = index.release_info(name, version)
         if info is None:
             return found
@@ -178,8 +177,6 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
             declared, requires = index.parse_core_metadata(metadata)
             found.extras = wanted_extras(declared)
             found.requires_dist = tuple(requires)
-    except index.IndexLookupError:  # uv's own try says what is wrong
-        pass
     return found
 
 
@@ -187,12 +184,10 @@ def prerelease_arguments(target: Target) -> list[str]:
     """No pre-release, except of one required with a pre-release specifier."""
     allowed: dict[str, None] = {}
     for requirement in parsed((*target.requirements, *target.requires_dist)):
-        try:
+        with contextlib.suppress(InvalidVersion):
             if any(Version(s.version.rstrip(".*")).is_prerelease
                    for s in requirement.specifier):
                 allowed[canonicalize_name(requirement.name)] = None
-        except InvalidVersion:
-            continue
     return ["--prerelease", "disallow", *[
         arg for name in allowed
         for arg in ("--prerelease-package", f"{name}=allow")]]
@@ -212,10 +207,6 @@ class Installation:
     installer: str | None = None  # "uv", or "pip" under nox's virtualenv/venv
     environment: dict[str, Any] | None = None  # venv.read_environment's
     detail: str = ""  # the installer's output where the last way failed
-
-    @property
-    def packages(self) -> dict[str, str]:
-        return (self.environment or {}).get("packages", {})
 
     def resolution(self) -> dict[str, Any]:
         """The ``resolution`` field of a raw result."""
@@ -275,10 +266,10 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
         pass  # none, or not this installation: install
     installation = run_ladder(session, spec, target(spec.requirements, tools),
                               smoke, provider)
-    if installation.problem is None:
+    if installed := installation.environment:  # set where a way worked
         record.write_text(json.dumps({
             **installation.resolution(), "installed_at": now_iso(),
-            "key": key, "packages": installation.packages}))
+            "key": key, "packages": installed["packages"]}))
     return installation
 
 
