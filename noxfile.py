@@ -6,6 +6,7 @@
 #                 "pypi-simple>=1.6", "matplotlib>=3.7", "scipy>=1.11",
 #                 "filelock>=3.12", "jinja2>=3.1"]
 # ///
+import json
 import logging
 import os
 import sys
@@ -33,7 +34,7 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # This nox checked the script metadata; its -j workers need not.
 os.environ["NOX_SCRIPT_MODE"] = "none"
 procs.terminate_on_sigterm()
-# pyenv's inactive Pythons and uv's managed ones on PATH, where nox looks.
+# pyenv's versions on PATH (an inactive one's shim fails); nox finds uv's.
 interpreters.expose_interpreters()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -115,6 +116,14 @@ def tests(session: nox.Session) -> None:
                 *session.posargs, env={"PYTHONPATH": HERE,
                                        "PYTHONDONTWRITEBYTECODE": None},
                 success_codes=[0, 5])
+
+
+@nox.session(python=False, default=False)
+def ci_jobs(session: nox.Session) -> None:
+    """Print the CI workflow's job matrix (JSON); -- GPU_RUNNER: sim-off jobs."""
+    if len(session.posargs) > 1:
+        session.error("ci_jobs: give one runner label, or none")
+    print(json.dumps(MATRIX.jobs(*session.posargs)))
 
 
 @nox.session(python=False, default=False)

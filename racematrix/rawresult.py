@@ -59,7 +59,6 @@ class RawResult(_Recorded, total=False):
     launch_seconds: dict[str, Any]
     patch: dict[str, Any]
     attempts: list[dict[str, str]]
-    pooled: list[str]
 
 
 class RawResultWarning(UserWarning):

@@ -144,6 +144,22 @@ class Matrix:
     def envs(self) -> list[EnvSpec]:
         return [env_of(combination) for combination in self.combinations()]
 
+    def jobs(self, gpu_runner: str = "") -> dict[str, list]:
+        """The CI job matrix (GitHub Actions' ``strategy.matrix.include``):
+        a job per ``env`` session, simulator off only on ``gpu_runner``."""
+        include, skipped = [], []
+        for row in self.combinations():
+            spec = env_of(row)
+            runs_on = "ubuntu-latest" if spec.sim else gpu_runner
+            if not runs_on:
+                skipped.append(f"env({session_id(*row)})")
+                continue
+            include.append({"session": f"env({session_id(*row)})",
+                            "python": spec.python, "sim": int(spec.sim),
+                            "env": spec.env_id, "runs_on": runs_on,
+                            "artifact": f"raw-{spec.env_id}"})
+        return {"include": include, "skipped": skipped}
+
     def combinations(self) -> list[Combination]:
         """(Python, suite, spec, sim, patch or None) of every environment."""
         return [(python, name, spec, sim, None if patch == NONE else patch)

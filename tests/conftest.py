@@ -111,12 +111,14 @@ SLOW_FIRST = (
     "test_patched_and_unpatched_environments_through_nox",
     "test_a_failed_attempt_keeps_the_measured_row_beside_it",
     "test_report_refuses_when_every_input_is_left_out",
+    "test_under_nox_defaults_pip_installs_exactly_the_pins",
     "test_each_finished_environment_is_one_line_with_its_progress",
     "test_a_users_own_suite_runs_end_to_end_through_nox",
     "test_a_rows_pairs_in_a_real_environment",
     "test_interrupt_keeps_finished_results",
     "test_interrupt_ends_every_process_and_keeps_the_earlier_row",
     "test_an_early_release_installs_through_the_ladder",
+    "test_a_part_runs_nox_and_one_past_its_limit_is_stopped",
     "test_usage_error_is_one_line_and_keeps_the_earlier_row",
 )
 

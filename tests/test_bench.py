@@ -29,7 +29,7 @@ def test_parts_are_picked_by_name_in_the_benchs_order():
     assert bench.parse_args(["--parts", "tests, time-bisect"]) == \
         ["tests", "time-bisect"]
     assert bench.parse_args([]) == list(bench.PARTS)
-    with pytest.raises(BadInput, match="unknown part 'time-bisect-blnd'"):
+    with pytest.raises(BadInput, match="invalid choice: 'time-bisect-blnd'"):
         bench.parse_args(["--parts", "time-bisect-blnd"])
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import (bisect_files, ci, envspec, errors, fileio, install,
+from racematrix import (bisect_files, envspec, errors, fileio, install,
                         matrix_session, measurement, rawresult, report,
                         tables)
 from racematrix.bisect_session import parse_args
@@ -337,7 +337,6 @@ def test_report_raw_given_twice_adds_up(data_dir, tmp_path, capsys):
 @pytest.mark.parametrize("main, argv", [
     (report.main, ["--out", "a", "--out", "b"]),
     (report.main, ["--bisect", "a", "--bisect", "b"]),
-    (ci.main, ["--gpu-runner", "a", "--gpu-runner", "b"]),
 ])
 def test_other_options_given_twice_are_refused_in_one_line(main, argv,
                                                            capsys):

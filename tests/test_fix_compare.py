@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from racematrix import fix_compare, fix_launches, report
+from racematrix import fix_compare, report
 from racematrix.errors import BadInput
 from racematrix.rawresult import load_raw_dirs
 
@@ -20,11 +20,11 @@ def records():
 
 
 def test_a_quantile_on_a_cut_launch_is_a_bound():
-    summary = fix_launches.summarize_samples([1.0, 2.0, 10.0, 10.0, 10.0],
+    summary = fix_compare.summarize_samples([1.0, 2.0, 10.0, 10.0, 10.0],
                                             limit=10.0)
     assert summary["median"] == 10.0 and summary["median_bound"]
     assert summary["past_limit"] == 3
-    free = fix_launches.summarize_samples([1.0, 2.0, 3.0], limit=10.0)
+    free = fix_compare.summarize_samples([1.0, 2.0, 3.0], limit=10.0)
     assert not free["median_bound"] and not free["p95_bound"]
 
 
@@ -33,16 +33,16 @@ def test_ratios_over_a_bound_are_no_figure():
                  "p95_bound": True}
     mine = {"median": 3.0, "p95": 5.0, "median_bound": True,
             "p95_bound": False}
-    found = fix_launches.ratios(mine, reference)
+    found = fix_compare.ratios(mine, reference)
     assert found["median_ratio"] == 1.5 and found["median_ratio_bound"]
     assert found["p95_ratio"] is None
 
 
 def test_each_label_leads_a_round_in_turn():
     labels = ["a", "b", "c"]
-    firsts = [fix_launches.rotated(labels, turn)[0] for turn in range(3)]
+    firsts = [fix_compare.rotated(labels, turn)[0] for turn in range(3)]
     assert sorted(firsts) == labels
-    assert all(sorted(fix_launches.rotated(labels, t)) == labels
+    assert all(sorted(fix_compare.rotated(labels, t)) == labels
                for t in range(7))
 
 
@@ -124,18 +124,18 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records, tmp_path):
              "race_errors": 0, "error": None}]}}
     data = fix_compare.compare(records, {"runs": launch_runs})
     shown = fix_compare.summary(data)
-    assert list(shown["patches"])[0] == fix_launches.NONE
+    assert list(shown["patches"])[0] == fix_compare.NONE
     assert set(shown["patches"]) == set(data["race"]) | set(data["launch"]) \
         | set(data["cubie"]) | set(data["numba_cuda_tests"]) \
         | set(data["semantics"])
-    worst = shown["patches"][fix_launches.NONE]["worst"]["3.12"]
+    worst = shown["patches"][fix_compare.NONE]["worst"]["3.12"]
     assert worst == {"median": {"ratio": 12.5, "release": "0.30.4",
                                 "shown_bound": True, "bound": True,
                                 "goal": fix_compare.GOALS["median"],
                                 "met": False}}
-    (tmp_path / fix_launches.LAUNCH_FILE).write_text(json.dumps(
+    (tmp_path / fix_compare.LAUNCH_FILE).write_text(json.dumps(
         {"runs": launch_runs}))
-    fix_compare.run(["--raw", str(RAW), "--out", str(tmp_path)], tmp_path,
+    fix_compare.run(["--raw", str(RAW)], tmp_path,
                     tmp_path, "nox -s fix_compare")
     table = [line for line in (tmp_path / "fix_compare.md").read_text()
              .splitlines() if line.startswith("| ")]
@@ -145,7 +145,7 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records, tmp_path):
 
 
 def test_an_environment_not_built_is_named(tmp_path):
-    env, why = fix_launches.find_environment(tmp_path, "3.12", "0.30.4",
+    env, why = fix_compare.find_environment(tmp_path, "3.12", "0.30.4",
                                             "launch-scoped")
     assert env is None
     assert "py3.12-numba-cuda-0.30.4+patch.launch-scoped-sim1" in why
@@ -224,9 +224,9 @@ def test_a_timed_environment_records_its_build_and_versions():
 
     from racematrix.venv import ProbeEnvironment
     env = ProbeEnvironment(sys.prefix, "3")
-    record = fix_launches.environment_record(env)
+    record = fix_compare.environment_record(env)
     assert record["python_build"].startswith(platform.python_implementation())
-    assert set(record["packages"]) <= set(fix_launches.NAMED_PACKAGES)
+    assert set(record["packages"]) <= set(fix_compare.NAMED_PACKAGES)
     assert record["patch_sha256"] is None
 
 

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from racematrix.ci import job_matrix
 from racematrix.provenance import gpu_name
 
 GPU = gpu_name()
@@ -104,7 +103,7 @@ def default_matrix():
 def test_ci_job_list_names_real_sessions():
     names = {s["session"] for s in listed()}
     matrix = default_matrix()
-    jobs = job_matrix(matrix)
+    jobs = matrix.jobs()
     assert jobs["include"], "the simulator-on sessions become jobs"
     assert all(job["session"] in names for job in jobs["include"])
     assert all(job["sim"] == 1 for job in jobs["include"])
@@ -114,22 +113,21 @@ def test_ci_job_list_names_real_sessions():
     assert sim_off and all(name.endswith("sim0)") for name in sim_off)
     assert sim_off <= names or not GPU
     assert len(jobs["include"]) + len(jobs["skipped"]) == len(matrix.envs())
-    with_gpu = job_matrix(matrix, gpu_runner="gpu-a100")
+    with_gpu = matrix.jobs("gpu-a100")
     assert {j["session"] for j in with_gpu["include"] if j["runs_on"] ==
             "gpu-a100"} == sim_off
 
 
-def test_ci_module_reads_the_config():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MATRIX_")}
-    jobs = subprocess.run([sys.executable, "-m", "racematrix.ci"],
-                          capture_output=True, text=True, cwd=PROJECT,
-                          check=True, env={**env, "MATRIX_PYTHONS": "3.12",
-                                           "MATRIX_SPECS": "numba==0.60.0",
-                                           "MATRIX_SIM": "1 0"})
-    data = json.loads(jobs.stdout)
+def test_ci_jobs_session_prints_the_job_list_of_the_config():
+    done = nox("-s", "ci_jobs", MATRIX_PYTHONS="3.12",
+               MATRIX_SPECS="numba==0.60.0", MATRIX_SIM="1 0")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
     assert [j["session"] for j in data["include"]] == [
         "env(3.12, numba==0.60.0, sim1)"]
     assert data["skipped"] == ["env(3.12, numba==0.60.0, sim0)"]
+    twice = nox("-s", "ci_jobs", "--", "a", "b")
+    assert twice.returncode != 0 and "give one runner label" in twice.stderr
 
 
 @pytest.mark.skipif(shutil.which("check-jsonschema") is None,
@@ -146,7 +144,7 @@ def test_workflow_runs_each_listed_session_and_merges():
     workflow = yaml.safe_load(open(WORKFLOW))
     jobs = workflow["jobs"]
     list_script = "\n".join(step.get("run", "") for step in jobs["list"]["steps"])
-    assert "python -m racematrix.ci" in list_script
+    assert "nox -s ci_jobs" in list_script
     assert jobs["run"]["strategy"]["fail-fast"] is False
     assert "fromJSON(needs.list.outputs.include)" in \
         jobs["run"]["strategy"]["matrix"]["include"]

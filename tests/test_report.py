@@ -296,7 +296,7 @@ def test_a_reproducer_past_its_timeout_is_stopped_there(tmp_path):
 
 def test_an_interleaved_run_is_read_with_its_bounds():
     """The candidate fixes' launches taken in turn (``fix_launch_time.json``
-    as ``racematrix.fix_launches`` writes it): the newest Python's run."""
+    as ``racematrix.fix_compare`` writes it): the newest Python's run."""
     def entry(label, median, p95, cut, ratio):
         release, _, patch = label.partition("+")
         return {"label": label, "release": release, "patch": patch or "none",

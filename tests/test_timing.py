@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from racematrix import bisect_files, fix_launches, measurement
+from racematrix import bisect_files, fix_compare, measurement
 from racematrix.search import Probe, bisect_releases, probe_limit
 
 
@@ -113,20 +113,20 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
     # named, a launch past the limit counted at it; an A/B still running
     # 0.5 s past the limit (numba's import takes longer) is stopped and
     # counted at it too.
-    monkeypatch.setattr(fix_launches, "STARTUP_ALLOWANCE", 0.5)
+    monkeypatch.setattr(fix_compare, "STARTUP_ALLOWANCE", 0.5)
     from argparse import Namespace
     from conftest import PROJECT
     release = FIXED.split("==")[1]
     args = Namespace(python=e2e_python, reference=release, rounds=2,
                      releases=[release], patches=["launch-scoped"], limit=1e-6)
-    record = fix_launches.run_launches(args, str(PROJECT / ".nox"), tmp_path,
+    record = fix_compare.run_launches(args, str(PROJECT / ".nox"), tmp_path,
                                        "nox -s fix_compare")
     [row] = record["rows"]
     assert (row["label"], row["n"], row["past_limit"]) == (release, 2, 2)
     assert row["median"] == 1e-6 and row["median_bound"]
     assert row["median_ratio"] is None  # over a bound: no figure
     assert "launch-scoped" in record["missing"][0]
-    saved = json.loads((tmp_path / fix_launches.LAUNCH_FILE).read_text())
+    saved = json.loads((tmp_path / fix_compare.LAUNCH_FILE).read_text())
     assert saved["runs"][e2e_python]["rows"] == record["rows"]
 
 
