@@ -208,6 +208,10 @@ class Installation:
     environment: dict[str, Any] | None = None  # venv.read_environment's
     detail: str = ""  # the installer's output where the last way failed
 
+    @property
+    def packages(self) -> dict[str, str]:  # probers keeps it by name
+        return (self.environment or {}).get("packages", {})
+
     def resolution(self) -> dict[str, Any]:
         """The ``resolution`` field of a raw result."""
         found = {k: getattr(self, k) for k in RECORDED[:-1]}
@@ -266,10 +270,10 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
         pass  # none, or not this installation: install
     installation = run_ladder(session, spec, target(spec.requirements, tools),
                               smoke, provider)
-    if installed := installation.environment:  # set where a way worked
+    if installation.problem is None:
         record.write_text(json.dumps({
             **installation.resolution(), "installed_at": now_iso(),
-            "key": key, "packages": installed["packages"]}))
+            "key": key, "packages": installation.packages}))
     return installation
 
 
