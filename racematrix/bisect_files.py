@@ -1,6 +1,5 @@
-"""The files of ``results/bisect/``: their names, the bisect of a search the
-report shows, an interrupted search's partial file, and their Markdown
-(``templates/bisect.md.j2``)."""
+"""The files of ``results/bisect/``: names, the widest bisect of a search,
+an interrupted search's partial file, and their Markdown."""
 from __future__ import annotations
 
 import json
@@ -110,8 +109,7 @@ def markdown(data: dict) -> str:
 
 
 def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:
-    """Runs of releases not placed for one reason as (first, last, probe,
-    count)."""
+    """Releases not placed for one reason, as (first, last, probe, count)."""
     groups: list = []
     for probe in tested:
         key = None if probe["verdict"] in USABLE else probe["reason"]

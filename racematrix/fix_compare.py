@@ -204,9 +204,8 @@ def compare(records: list[dict], launches: dict) -> dict:
 
 def timed(samples: list[float], limit: float,
           reference: dict | None = None) -> dict:
-    """``launch_time.summarize`` without the samples, cut at ``limit`` (a
-    quantile on it a bound), and the median and p95 over ``reference``'s
-    (its own without one): over a bound no figure (None)."""
+    """Launches cut at ``limit`` (a quantile on it a bound) and their ratios
+    to ``reference``'s (own by default); over a bound no figure (None)."""
     found = launch_time.summarize(samples)
     del found["samples"]
     found["past_limit"] = sum(1 for s in samples if s >= limit)
