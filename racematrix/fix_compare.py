@@ -315,10 +315,10 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
 def bisect_releases(results_dir: str, python: str, reference: str | None,
                     releases: list[str] | None) -> tuple[str, list[str]]:
     """The race bisect's last racy release and the matrix's from its fix on."""
-    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
-    boundary = (load_json(path) or {}).get("boundary")
     if reference and releases:
         return reference, releases
+    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
+    boundary = (load_json(path) or {}).get("boundary")
     if not boundary:
         raise BadInput(f"fix_compare: {path} has no flip of the race; run "
                        f"`nox -s bisect -- --package numba-cuda --python "
@@ -335,19 +335,15 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     parser = OneLineArgumentParser(prog="nox -s fix_compare --",
                                    label="fix_compare",
                                    help_hint="nox -s fix_compare -- --help")
-    parser.add_argument("--launches", action="store_true",
-                        help="time launches first (else only the table)")
-    parser.add_argument("--python", default="3.12",
-                        help="the Python X.Y of the launch-time run")
-    parser.add_argument("--reference", help="the release compared with "
-                        "(default: the race bisect's last with the race)")
-    parser.add_argument("--releases", nargs="+", help="the releases timed "
-                        "(default: the matrix's from the bisect's fix on)")
-    parser.add_argument("--patches", nargs="*", default=list(
-        declared_patches()), help="the patches timed (default: all declared)")
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
-    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])
+    add = parser.add_argument
+    add("--launches", action="store_true", help="time launches first")
+    add("--python", default="3.12", help="the launch-time run's Python X.Y")
+    add("--reference", help="default: the race bisect's last racy release")
+    add("--releases", nargs="+", help="default: the matrix's from the fix on")
+    add("--patches", nargs="*", default=list(declared_patches()))
+    add("--rounds", type=int, default=20)
+    add("--limit", type=float, default=LAUNCH_LIMIT)
+    add("--raw", nargs="+", default=[f"{results_dir}/raw"])
     try:
         args = parser.parse_args(argv)
     except SystemExit:  # --help (a mistake is a BadInput)
