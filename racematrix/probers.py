@@ -31,9 +31,8 @@ ENV_INDEX = ".racematrix-envs"
 # What a probe keeps of its install.Installation.
 INSTALLED = ("way", "exclude_newer", "implementation", "requirements",
              "attempts", "packages")
-# A/Bs of a release while they read undecided: TRIES at least, and on until
-# TRY_SECONDS have passed on it (a free core comes when other work ends),
-# RETRY_PAUSE s apart; then it is skipped like a release that cannot build.
+# A/Bs of a release while undecided: TRIES, and on until TRY_SECONDS (a core
+# frees when other work ends), RETRY_PAUSE s apart; then it is skipped.
 TRIES = 3
 TRY_SECONDS = 180.0
 RETRY_PAUSE = 5.0
