@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from itertools import groupby
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -110,16 +111,13 @@ def markdown(data: dict) -> str:
 
 def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:
     """Releases not placed for one reason, as (first, last, probe, count)."""
-    groups: list = []
-    for probe in tested:
-        key = None if probe["verdict"] in USABLE else probe["reason"]
-        if key and probe["verdict"] == "skipped" and \
-                key.startswith("no wheel"):
-            key = "no wheel for " + key.rsplit(" for ", 1)[-1]
-        if key and groups and groups[-1][4] == key:
-            first, _, kept, count, _ = groups[-1]
-            groups[-1] = (first, probe["version"], kept, count + 1, key)
-        else:
-            groups.append((probe["version"], probe["version"], probe, 1, key))
-    return [(first, last, dict(probe, reason=key) if count > 1 else probe,
-             count) for first, last, probe, count, key in groups]
+    def reason(probe: dict) -> object:
+        key = probe["reason"]
+        if probe["verdict"] in USABLE:
+            return id(probe)  # a placed release is a row of its own
+        if probe["verdict"] == "skipped" and key.startswith("no wheel"):
+            return "no wheel for " + key.rsplit(" for ", 1)[-1]
+        return key
+    groups = [(key, list(run)) for key, run in groupby(tested, reason)]
+    return [(run[0]["version"], run[-1]["version"], dict(run[0], reason=key)
+             if len(run) > 1 else run[0], len(run)) for key, run in groups]
