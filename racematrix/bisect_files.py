@@ -1,10 +1,10 @@
-"""The files of ``results/bisect/``: their names, the bisect of a search the
-report shows, an interrupted search's partial file, and their Markdown
-(``templates/bisect.md.j2``)."""
+"""The files of ``results/bisect/``: names, the widest bisect of a search,
+an interrupted search's partial file, and their Markdown."""
 from __future__ import annotations
 
 import json
 import warnings
+from itertools import groupby
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -110,18 +110,14 @@ def markdown(data: dict) -> str:
 
 
 def condensed_probes(tested: list[dict]) -> list[tuple[str, str, dict, int]]:
-    """Runs of releases not placed for one reason as (first, last, probe,
-    count)."""
-    groups: list = []
-    for probe in tested:
-        key = None if probe["verdict"] in USABLE else probe["reason"]
-        if key and probe["verdict"] == "skipped" and \
-                key.startswith("no wheel"):
-            key = "no wheel for " + key.rsplit(" for ", 1)[-1]
-        if key and groups and groups[-1][4] == key:
-            first, _, kept, count, _ = groups[-1]
-            groups[-1] = (first, probe["version"], kept, count + 1, key)
-        else:
-            groups.append((probe["version"], probe["version"], probe, 1, key))
-    return [(first, last, dict(probe, reason=key) if count > 1 else probe,
-             count) for first, last, probe, count, key in groups]
+    """Releases not placed for one reason, as (first, last, probe, count)."""
+    def reason(probe: dict) -> object:
+        key = probe["reason"]
+        if probe["verdict"] in USABLE:
+            return id(probe)  # a placed release is a row of its own
+        if probe["verdict"] == "skipped" and key.startswith("no wheel"):
+            return "no wheel for " + key.rsplit(" for ", 1)[-1]
+        return key
+    groups = [(key, list(run)) for key, run in groupby(tested, reason)]
+    return [(run[0]["version"], run[-1]["version"], dict(run[0], reason=key)
+             if len(run) > 1 else run[0], len(run)) for key, run in groups]

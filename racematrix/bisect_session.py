@@ -1,6 +1,5 @@
-"""``nox -s bisect``: the releases in range on the index and the search on
-the race or on the launch price with real probes (resumed from those an
-interrupted run saved), written to results/bisect/."""
+"""``nox -s bisect``: the search over the index's releases in range on the
+race or on the launch price, resumable, written to results/bisect/."""
 from __future__ import annotations
 
 import argparse

@@ -1,8 +1,5 @@
-"""The candidate fixes side by side (``nox -s fix_compare``): each patch
-against the unpatched releases, from the raw rows and the launch-time runs
-of ``--launches`` (LAUNCH_FILE): in the environments the matrix built
-(MATRIX_PATCHES), round after round one launch A/B of each (one pair of
-WORKLOAD's launches), so that the machine's load falls on all alike."""
+"""``nox -s fix_compare``: each patch against the unpatched releases, from
+the raw rows and ``--launches``' A/Bs of each, taken in turn (LAUNCH_FILE)."""
 from __future__ import annotations
 
 import json
@@ -33,31 +30,28 @@ from .tables import python_minor
 from .venv import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
-# The packages each timed environment's record names (all are in its row).
 NAMED_PACKAGES = ("numba", "numba-cuda", "llvmlite", "numpy")
 LAUNCH_FILE = "fix_launch_time.json"
 # A launch past this is counted at it (a stall, as a bound).
 LAUNCH_LIMIT = 10.0
-# An A/B (numba's import, a warm-up and two launches) is stopped this long
-# past the limit: a locked launch can stall for minutes.
+# An A/B is stopped this long past the limit: a locked one can stall minutes.
 STARTUP_ALLOWANCE = 20.0
 # The lock's price shows as stalls, and a stall needs a long launch.
 WORKLOAD = {"device_calls": 1000, "location": "persistent",
             "switch_interval": 0.005}  # Python's default
-# Issue 28's goals for a fix: launch time against the reference release
-# (median and p95 ratios, same Python, interleaved), and the MWE runs of
-# every base without a race failure.
+# Issue 28's goals: launch ratios to the reference, and race-free MWE runs.
 GOALS = {"median": 1.2, "p95": 1.5}
 RACE_FREE_RUNS = 1000
 COUNTED = {"runs": "runs", "failures": "failures", "other": "other_errors",
            "hangs": "hangs"}
 PARTS = ("race", "launch", "cubie", "numba_cuda_tests", "semantics")
-# What fix_compare.json keeps of a timed release and of a run in turn.
+# What fix_compare.json keeps of a timed release and of a run.
 LAUNCHED = ("release", "n", "median", "p95", "past_limit", "median_ratio",
             "p95_ratio", "median_ratio_bound", "p95_ratio_bound",
             "race_errors", "error")
 RUN = ("reference", "rounds", "limit", "finished", "seconds",
        "load_per_round", "missing", "machine", "environments")
+SOLVE_NONE: dict = {"median": None, "max": None, "n": 0, "skipped": 0}
 DIFFERENCE = ("case", "outcome", "reference_outcome", "observed",
               "reference_observed")
 
@@ -88,21 +82,6 @@ def by_spec(entries: Iterable[dict], fields: Iterable[str]) -> dict:
         found.setdefault(e["patch"] or NONE, {})[
             f"{e['spec']} (py{python_minor(e)})"] = {k: e[k] for k in fields}
     return found
-
-
-def cubie_solve(records: list[dict]) -> dict:
-    """Per patch and spec: CuBIE's solve_ivp seconds and its race."""
-    none: dict = {"median": None, "max": None, "n": 0, "skipped": 0}
-    return by_spec(({**c, "solve_median": t["median"], "solve_max": t["max"],
-                     "solves": t["n"] + t["skipped"], "solves_ran": t["n"]}
-                    for c in cubie(records) for t in [c["solve"] or none]),
-                   ("solve_median", "solve_max", "solves", "solves_ran",
-                    "runs", "failures", "hangs", "verdict"))
-
-
-def numba_cuda_tests(records: list[dict]) -> dict:
-    """Per patch and spec: numba-cuda's own tests' counts and differences."""
-    return by_spec(own_tests(records), ("passed", "failed", "skipped", "differ"))
 
 
 def semantics_differences(records: list[dict]) -> dict:
@@ -207,83 +186,82 @@ def compare(records: list[dict], launches: dict) -> dict:
                                         for run in earlier]
                                for python, earlier in launches.get(
                                    "earlier", {}).items()},
-            "cubie": cubie_solve(records),
-            "numba_cuda_tests": numba_cuda_tests(records),
+            "cubie": by_spec(({**c, "solve_median": t["median"],
+                               "solve_max": t["max"],
+                               "solves": t["n"] + t["skipped"],
+                               "solves_ran": t["n"]} for c in cubie(records)
+                              for t in [c["solve"] or SOLVE_NONE]),
+                             ("solve_median", "solve_max", "solves",
+                              "solves_ran", "runs", "failures", "hangs",
+                              "verdict")),
+            "numba_cuda_tests": by_spec(own_tests(records), (
+                "passed", "failed", "skipped", "differ")),
             "semantics": semantics_differences(records)}
 
 
-def summarize_samples(samples: list[float], limit: float) -> dict:
-    """``launch_time.summarize`` without the samples, the launches cut at
-    ``limit``, and whether a quantile landed on one (then a lower bound)."""
+def timed(samples: list[float], limit: float,
+          reference: dict | None = None) -> dict:
+    """Launches cut at ``limit`` (a quantile on it a bound) and their ratios
+    to ``reference``'s (own by default); over a bound no figure (None)."""
     found = launch_time.summarize(samples)
     del found["samples"]
-    return {**found, "past_limit": sum(1 for s in samples if s >= limit),
-            **{f"{key}_bound": found[key] is not None and found[key] >= limit
-               for key in ("median", "p95")}}
-
-
-def ratios(mine_summary: dict, reference: dict) -> dict:
-    """Median and p95 over the reference's: one over a bound is no figure
-    (None), and a bound over a figure is a bound."""
-    found = {}
+    found["past_limit"] = sum(1 for s in samples if s >= limit)
     for key in ("median", "p95"):
-        mine, theirs = mine_summary.get(key), reference.get(key)
+        found[f"{key}_bound"] = found[key] is not None and found[key] >= limit
+    reference = reference or found
+    for key in ("median", "p95"):
+        mine, theirs = found[key], reference[key]
         found[f"{key}_ratio"] = None if mine is None or not theirs or \
-            reference.get(f"{key}_bound") else round(mine / theirs, 3)
-        found[f"{key}_ratio_bound"] = bool(mine_summary.get(f"{key}_bound"))
+            reference[f"{key}_bound"] else round(mine / theirs, 3)
+        found[f"{key}_ratio_bound"] = found[f"{key}_bound"]
     return found
-
-
-def rotated(labels: list[str], turn: int) -> list[str]:
-    """The order of one round: each label goes first in turn."""
-    turn %= max(len(labels), 1)
-    return labels[turn:] + labels[:turn]
 
 
 def find_environment(envdir: str | Path, python: str, release: str,
                      patch: str | None
-                     ) -> tuple[ProbeEnvironment | None, str | None]:
-    """The matrix's MWE environment of ``release`` + ``patch``, or why not."""
+                     ) -> tuple[ProbeEnvironment | None, dict | str]:
+    """The matrix's MWE environment of ``release`` + ``patch`` and its
+    record (Python build, NAMED_PACKAGES, the patch's sha256), or why not."""
     spec = EnvSpec(python, (f"numba-cuda=={release}",), True, "mwe", patch)
     location = Path(matrix_envdir(envdir, spec))
     if not (location / "bin" / "python").exists():
         return None, f"no environment for {spec.env_id}: build it first"
-    applied = _patch_marker(location).get("name")
-    if applied != patch:
+    markers = list(location.glob(f"lib/python*/site-packages/{APPLIED}"))
+    applied = json.loads(markers[0].read_text()) if markers else {}
+    if applied.get("name") != patch:
         return None, (f"{spec.env_id}: its environment has patch "
-                      f"{applied or NONE} applied, not {patch or NONE}")
-    return ProbeEnvironment(location, python), None
-
-
-def _patch_marker(location: str | Path) -> dict:
-    markers = list(Path(location).glob(
-        f"lib/python*/site-packages/{APPLIED}"))
-    return json.loads(markers[0].read_text()) if markers else {}
+                      f"{applied.get('name') or NONE} applied, not "
+                      f"{patch or NONE}")
+    env = ProbeEnvironment(location, python)
+    found = read_environment(env)
+    return env, {"python_build": found["python_build"],
+                 "packages": {name: found["packages"][name]
+                              for name in NAMED_PACKAGES
+                              if name in found["packages"]},
+                 "patch_sha256": applied.get("sha256")}
 
 
 def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
-    """``args.rounds`` launches of the reference and of each release with
-    and without each patch, one of each in turn, added to LAUNCH_FILE (the
-    newest run per Python is the table's; earlier ones are kept)."""
+    """``args.rounds`` A/Bs of each release with and without each patch, in
+    turn, added to LAUNCH_FILE (earlier runs of the Python kept apart)."""
     envs: dict[str, ProbeEnvironment] = {}
-    missing: list[str] = []
+    environments, missing = {}, []
     for release, patch in [(args.reference, None)] + [
             (release, patch) for release in args.releases
             for patch in [None, *args.patches]]:
-        env, why = find_environment(envdir, args.python, release, patch)
+        env, found = find_environment(envdir, args.python, release, patch)
         if env is None:
-            missing.append(str(why))
-            logger.info(why)
+            missing.append(str(found))
+            logger.info(found)
         else:
-            envs[f"{release}+{patch}" if patch else release] = env
+            label = f"{release}+{patch}" if patch else release
+            envs[label], environments[label] = env, found
     if args.reference not in envs:
         raise BadInput(f"no environment of numba-cuda {args.reference} on "
                        f"Python {args.python} to compare with: run "
                        f"MATRIX_SPECS='numba-cuda=={args.reference}' "
                        f"MATRIX_PYTHONS={args.python} nox -s matrix first")
-    environments = {label: environment_record(env)
-                    for label, env in envs.items()}
     started = time.monotonic()
     options = ("--pairs", "1", "--max-pairs", "1", *(
         arg for name, value in WORKLOAD.items()
@@ -293,7 +271,8 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
     loads = []
     for turn in range(args.rounds):
         loads.append(round(os.getloadavg()[0], 2))
-        for label in rotated(list(envs), turn):
+        labels = list(envs)  # each goes first in turn
+        for label in labels[turn % len(labels):] + labels[:turn % len(labels)]:
             if not seen[label]["error"]:
                 try:
                     record = run_launch_time(envs[label], True, options,
@@ -306,13 +285,12 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                                            for s in record["samples"]]
         logger.info("round %d of %d, load %s", turn + 1, args.rounds,
                     loads[-1])
-    ref = summarize_samples(seen[args.reference]["samples"], args.limit)
+    ref = timed(seen[args.reference]["samples"], args.limit)
     rows = []
     for label, found in seen.items():
         release, _, patch = label.partition("+")
-        timed = summarize_samples(found["samples"], args.limit)
-        rows.append({"label": label, "release": release,
-                     "patch": patch or NONE, **timed, **ratios(timed, ref),
+        rows.append({"label": label, "release": release, "patch": patch or
+                     NONE, **timed(found["samples"], args.limit, ref),
                      **found})
     record = {"python": args.python, "reference": args.reference,
               "releases": args.releases, "patches": args.patches,
@@ -331,23 +309,13 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
     return record
 
 
-def environment_record(env: ProbeEnvironment) -> dict:
-    """A timed environment's Python build, versions and patch's sha256."""
-    found = read_environment(env)
-    return {"python_build": found["python_build"],
-            "packages": {name: found["packages"][name]
-                         for name in NAMED_PACKAGES
-                         if name in found["packages"]},
-            "patch_sha256": _patch_marker(env.location).get("sha256")}
-
-
 def bisect_releases(results_dir: str, python: str, reference: str | None,
                     releases: list[str] | None) -> tuple[str, list[str]]:
     """The race bisect's last racy release and the matrix's from its fix on."""
-    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
-    boundary = (load_json(path) or {}).get("boundary")
     if reference and releases:
         return reference, releases
+    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
+    boundary = (load_json(path) or {}).get("boundary")
     if not boundary:
         raise BadInput(f"fix_compare: {path} has no flip of the race; run "
                        f"`nox -s bisect -- --package numba-cuda --python "
@@ -364,19 +332,15 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     parser = OneLineArgumentParser(prog="nox -s fix_compare --",
                                    label="fix_compare",
                                    help_hint="nox -s fix_compare -- --help")
-    parser.add_argument("--launches", action="store_true",
-                        help="time launches first (else only the table)")
-    parser.add_argument("--python", default="3.12",
-                        help="the Python X.Y of the launch-time run")
-    parser.add_argument("--reference", help="the release compared with "
-                        "(default: the race bisect's last with the race)")
-    parser.add_argument("--releases", nargs="+", help="the releases timed "
-                        "(default: the matrix's from the bisect's fix on)")
-    parser.add_argument("--patches", nargs="*", default=list(
-        declared_patches()), help="the patches timed (default: all declared)")
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--limit", type=float, default=LAUNCH_LIMIT)
-    parser.add_argument("--raw", nargs="+", default=[f"{results_dir}/raw"])
+    add = parser.add_argument
+    add("--launches", action="store_true", help="time launches first")
+    add("--python", default="3.12", help="the launch-time run's Python X.Y")
+    add("--reference", help="default: the race bisect's last racy release")
+    add("--releases", nargs="+", help="default: the matrix's from the fix on")
+    add("--patches", nargs="*", default=list(declared_patches()))
+    add("--rounds", type=int, default=20)
+    add("--limit", type=float, default=LAUNCH_LIMIT)
+    add("--raw", nargs="+", default=[f"{results_dir}/raw"])
     try:
         args = parser.parse_args(argv)
     except SystemExit:  # --help (a mistake is a BadInput)

@@ -1,8 +1,6 @@
-"""Measurements: handed a built environment, each returns its part of the
-raw result and writes nothing itself. The race suite (pytest-repeat, read
-from its JUnit XML) and launch time (``launch_time``'s A/B, in the suite's
-own pytest process after its tests, or alone). A new metric is a class like
-these plus its raw field's schema, ``schemas/raw-fields/<field>.schema.json``."""
+"""Measurements of a built environment, each returning its raw fields: the
+race suite (its JUnit XML) and launch time (``launch_time``'s A/B). A new
+metric is a class like these plus ``schemas/raw-fields/<field>.schema.json``."""
 from __future__ import annotations
 
 import json
@@ -49,9 +47,7 @@ class Built:
 
 
 class Measurement(Protocol):
-    """``measure(built)`` returns raw fields; one riding along in the
-    suite's pytest process also has ``suite_options(built)``: (its pytest
-    arguments, its environment variables)."""
+    """Raw fields; one in the suite's pytest has ``suite_options(built)``."""
     def measure(self, built: Built) -> dict[str, Any]: ...
 
 
@@ -133,9 +129,7 @@ def first_error_line(lines: Sequence[str]) -> str:
 
 
 class RaceSuite:
-    """``count`` runs of each test of the suite, ``timeout`` s each before a
-    run counts as hung; arguments pytest rejects raise ``BadInput`` (the
-    user's, not the environment's); ``last_run`` keeps the run."""
+    """``count`` runs of each test, ``timeout`` s each; ``last_run`` kept."""
 
     def __init__(self, count: int, timeout: float,
                  pytest_args: Sequence[str] = (), echo: bool = True) -> None:
@@ -144,8 +138,7 @@ class RaceSuite:
         self.last_run: MweRun | None = None
 
     def run(self, built: Built) -> MweRun:
-        # From a scratch folder: what the code writes there (CuBIE's
-        # generated code) goes with it.
+        # In a scratch folder: what the code writes (CuBIE's) goes with it.
         suite = built.suite
         with scratch_folder() as scratch:
             junit = Path(scratch) / "junit.xml"
@@ -193,10 +186,8 @@ class RaceSuite:
 
 def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
                     timeout: float | None = None) -> dict:
-    """``launch_time``'s A/B alone in ``env`` (a nox Session or a
-    ``venv.ProbeEnvironment``): its record, or one with ``n`` 0 and an
-    ``error`` naming the last line it printed; ``subprocess.TimeoutExpired``
-    where ``timeout`` s passed first."""
+    """``launch_time``'s A/B alone in ``env``: its record, or one with an
+    ``error``; ``subprocess.TimeoutExpired`` where ``timeout`` s passed."""
     command = ["python", str(WORKLOAD), *options]
     returncode, tail = run_streaming(
         env, command, {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, False,
@@ -229,10 +220,8 @@ def empty_record(error: str) -> dict:
 
 
 class LaunchTime:
-    """The ``launch_seconds`` raw field: ``launch_time``'s pairs (at least
-    ``launches``, at most ``max_launches`` while undecided), taken by its
-    plugin in the suite's own pytest process once the tests have run, so
-    that they never change the suite's rates."""
+    """``launch_seconds``: the A/B's pairs, by its plugin in the suite's
+    pytest once the tests have run (never changing the suite's rates)."""
 
     def __init__(self, launches: int = launch_time.PAIRS,
                  max_launches: int = launch_time.MAX_PAIRS) -> None:
@@ -241,7 +230,6 @@ class LaunchTime:
 
     def suite_options(self, built: Built
                       ) -> tuple[tuple[str, ...], dict[str, str]]:
-        """The plugin's options, and PYTHONPATH for its import."""
         return ("-p", PLUGIN, "--launch-time-json",
                 str(Path(str(built.scratch)) / "launch_seconds.json"),
                 "--launch-time-options", shlex.join(self.options)), \

@@ -1,6 +1,5 @@
-"""The bisect's probe: a release's environment built (or the matrix's
-reused) and its suite run as a matrix row runs it; on the launch price each
-run also takes the row's A/B, whose decision places the release."""
+"""The bisect's probe: a release's environment (the matrix's where built) and
+its suite run as a row runs it, on the launch price with the row's A/B."""
 from __future__ import annotations
 
 import copy
@@ -32,9 +31,8 @@ ENV_INDEX = ".racematrix-envs"
 # What a probe keeps of its install.Installation.
 INSTALLED = ("way", "exclude_newer", "implementation", "requirements",
              "attempts", "packages")
-# A/Bs of a release while they read undecided: TRIES at least, and on until
-# TRY_SECONDS have passed on it (a free core comes when other work ends),
-# RETRY_PAUSE s apart; then it is skipped like a release that cannot build.
+# A/Bs of a release while undecided: TRIES, and on until TRY_SECONDS (a core
+# frees when other work ends), RETRY_PAUSE s apart; then it is skipped.
 TRIES = 3
 TRY_SECONDS = 180.0
 RETRY_PAUSE = 5.0
@@ -61,9 +59,7 @@ def matrix_envdir(envdir: str | Path, spec: EnvSpec) -> str:
 
 
 class ReleaseProber:
-    """``probe(version, min_runs=1, whole=False)`` for the search, by real
-    environments and pytest runs; ``seen`` keeps every probe, and
-    ``on_probe()`` is called after each (the bisect saves them)."""
+    """The search's probe; ``seen`` keeps each, ``on_probe()`` after each."""
 
     def __init__(self, args: Namespace, envdir: str) -> None:
         self.args, self.envdir = args, envdir
@@ -96,8 +92,7 @@ class ReleaseProber:
             if not spec.sim and not gpu_name():
                 return self.keep(probe, "skipped", "no CUDA GPU", started)
             if fresh or not (env.location / "bin" / "python").exists():
-                # A saved probe is installed again where its environment
-                # is gone.
+                # A saved probe's environment may be gone.
                 env.create()
                 installation = install_resolved(env, spec)
                 if fresh or not installation.problem:
@@ -161,8 +156,8 @@ class ReleaseProber:
 
     def run(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
             measurements: list) -> tuple[tuple[str, str] | None, dict]:
-        """One pytest run added to the probe: (verdict, reason) where it
-        cannot count, and its fields."""
+        """One run added to the probe: (verdict, reason) where it cannot
+        count, and its fields."""
         with scratch_folder() as scratch:
             fields = run_all(measurements, Built(env, spec,
                                                 scratch=Path(scratch)))

@@ -1,7 +1,5 @@
-"""The bisect's search: ``git bisect`` over releases (oldest first) for the
-adjacent pair whose verdicts differ, on the race ("not reproduced" only
-after runs that miss the bug with a chance below MISS_PROBABILITY at the
-reproducing end's rate) or on the launch price ("alike" or "slower")."""
+"""The bisect's search over releases for the adjacent pair whose verdicts
+differ, on the race or on the launch price ("alike" or "slower")."""
 from __future__ import annotations
 
 import math
@@ -106,9 +104,8 @@ class Search:
 
     def settle(self, lo: int, hi: int, look: Callable[[int], Probe],
                guess: Sequence[str] = (), **fields: Any) -> BisectResult:
-        """Between the ends, ``look(index)`` places a release (those of
-        ``guess`` first while between); the untested one nearest the middle
-        stands in for one it cannot place."""
+        """Between the ends, ``look(index)`` places releases, ``guess``
+        first, else the nearest the middle, skipping one it cannot place."""
         v, low = self.versions, self.verdict(lo)
         if low == self.verdict(hi):
             return self.result(None, f"both ends ({v[lo]}, {v[hi]}) are "
@@ -142,11 +139,8 @@ class Search:
 def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
                     initial_runs: int = 0, guess: Sequence[str] = ()
                     ) -> BisectResult:
-    """Where the verdict flips. On the launch price (``initial_runs`` 0)
-    ``probe(version)`` places a release "alike" or "slower" (its rows'
-    A/B); on the race ``probe(version, min_runs, whole)`` runs a release to
-    its first failure or ``min_runs`` runs (``whole``: to ``min_runs``
-    whatever it sees, for a rate)."""
+    """Where the verdict flips: ``probe(version)`` on the launch price
+    (``initial_runs`` 0), else ``probe(version, min_runs, whole)``."""
     search = Search(versions, probe)
     v, how = search.versions, (initial_runs, True) if initial_runs else ()
     found = search.ends(lambda i: search(i, *how).verdict in USABLE)
@@ -185,10 +179,8 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
 
 
 def firming_runs(failures: int, runs: int, clean_probes: float) -> int:
-    """The runs the reproducing end should have: ``runs`` or a doubling of
-    it, whichever makes the fewest runs in all with ``clean_probes``
-    releases ruled out at the rate's lower 95% bound (runs to come counted
-    at the rate seen)."""
+    """``runs`` or a doubling, whichever costs the fewest runs in all with
+    ``clean_probes`` releases ruled out at the rate's lower 95% bound."""
     if not failures:
         return runs
     rate = failures / runs

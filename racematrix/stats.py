@@ -1,13 +1,11 @@
-"""Statistics for flaky outcomes. SciPy is imported where it is used: nox's
-own process loads this package for every session, most need no statistics."""
+"""Statistics for flaky outcomes (SciPy imported only where used)."""
 from __future__ import annotations
 
 import math
 
 
 def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
-    """Wilson's 95% interval of a binomial proportion (SciPy's), as (low,
-    high); (0.0, 1.0) without trials: nothing is known."""
+    """Wilson's 95% interval (low, high); (0, 1) without trials."""
     if trials == 0:
         return (0.0, 1.0)
     from scipy.stats import binomtest
@@ -16,8 +14,7 @@ def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
 
 
 def runs_to_rule_out(failure_rate: float, miss_probability: float) -> int:
-    """The fewest passing runs n before "not reproduced" may be said:
-    (1 - failure_rate) ** n <= miss_probability."""
+    """The fewest n with (1 - failure_rate) ** n <= miss_probability."""
     if failure_rate == 1:
         return 1
     return math.ceil(math.log(miss_probability) / math.log1p(-failure_rate))

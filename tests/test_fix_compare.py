@@ -20,30 +20,19 @@ def records():
 
 
 def test_a_quantile_on_a_cut_launch_is_a_bound():
-    summary = fix_compare.summarize_samples([1.0, 2.0, 10.0, 10.0, 10.0],
-                                            limit=10.0)
+    summary = fix_compare.timed([1.0, 2.0, 10.0, 10.0, 10.0], limit=10.0)
     assert summary["median"] == 10.0 and summary["median_bound"]
     assert summary["past_limit"] == 3
-    free = fix_compare.summarize_samples([1.0, 2.0, 3.0], limit=10.0)
+    free = fix_compare.timed([1.0, 2.0, 3.0], limit=10.0)
     assert not free["median_bound"] and not free["p95_bound"]
 
 
 def test_ratios_over_a_bound_are_no_figure():
-    reference = {"median": 2.0, "p95": 4.0, "median_bound": False,
-                 "p95_bound": True}
-    mine = {"median": 3.0, "p95": 5.0, "median_bound": True,
-            "p95_bound": False}
-    found = fix_compare.ratios(mine, reference)
-    assert found["median_ratio"] == 1.5 and found["median_ratio_bound"]
+    # the reference's p95 is cut at the limit, the release's median is
+    reference = fix_compare.timed([2.0, 2.0, 4.0, 4.0], limit=4.0)
+    found = fix_compare.timed([3.0, 4.0, 4.0, 4.0], 4.0, reference)
+    assert found["median_ratio"] == 1.333 and found["median_ratio_bound"]
     assert found["p95_ratio"] is None
-
-
-def test_each_label_leads_a_round_in_turn():
-    labels = ["a", "b", "c"]
-    firsts = [fix_compare.rotated(labels, turn)[0] for turn in range(3)]
-    assert sorted(firsts) == labels
-    assert all(sorted(fix_compare.rotated(labels, t)) == labels
-               for t in range(7))
 
 
 def test_race_counts_sum_every_row_of_a_base(records):
@@ -72,7 +61,7 @@ def test_a_numba_cuda_test_that_changes_outcome_is_named(records):
                 if c["pass"])
     changed["summary"]["tests"][name] = {**changed["summary"]["tests"][name],
                                          "pass": 0, "other": 1}
-    found = fix_compare.numba_cuda_tests([unpatched, changed])
+    found = fix_compare.compare([unpatched, changed], {})["numba_cuda_tests"]
     (entry,) = found["my-fix"].values()
     assert entry["differ"] == [name]
     (reference,) = found["none"].values()
@@ -195,7 +184,7 @@ def test_goals_say_met_only_within_the_goal_and_never_on_a_bound():
 
 def test_a_solve_median_with_skipped_solves_is_no_figure(records):
     rows = [r for r in records if r.get("suite") == "cubie"]
-    found = fix_compare.cubie_solve(rows)
+    found = fix_compare.compare(rows, {})["cubie"]
     for r in rows:
         key = (f"{' '.join(r['spec']['requirements'])} "
                f"(py{'.'.join(r['python'].split('.')[:2])})")
@@ -218,13 +207,15 @@ def test_a_module_skipped_whole_is_one_test_whatever_its_folder(records):
     assert long
 
 
-def test_a_timed_environment_records_its_build_and_versions():
+def test_a_timed_environment_records_its_build_and_versions(tmp_path):
     import platform
     import sys
 
-    from racematrix.venv import ProbeEnvironment
-    env = ProbeEnvironment(sys.prefix, "3")
-    record = fix_compare.environment_record(env)
+    from racematrix.envspec import EnvSpec
+    spec = EnvSpec("3", ("numba-cuda==0.30.4",), True, "mwe", None)
+    (tmp_path / f"bisect-{spec.env_id}").symlink_to(sys.prefix)
+    env, record = fix_compare.find_environment(tmp_path, "3", "0.30.4", None)
+    assert env is not None and isinstance(record, dict)
     assert record["python_build"].startswith(platform.python_implementation())
     assert set(record["packages"]) <= set(fix_compare.NAMED_PACKAGES)
     assert record["patch_sha256"] is None
