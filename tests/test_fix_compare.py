@@ -110,7 +110,7 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records, tmp_path):
              "n": 2, "median": 10.0, "p95": 10.0, "past_limit": 2,
              "median_ratio": 12.5, "p95_ratio": None,
              "median_ratio_bound": True, "p95_ratio_bound": True,
-             "race_errors": 0, "error": None}]}}
+             "error": None}]}}
     data = fix_compare.compare(records, {"runs": launch_runs})
     shown = fix_compare.summary(data)
     assert list(shown["patches"])[0] == fix_compare.NONE
