@@ -27,7 +27,6 @@ from .tables import (bound, grid, python_minor, target_version, version_key,
 
 Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
-MAX_REPORT_CHARS = 65_000
 # results/upstream/<name>.md, each from templates/upstream/<name>.md.j2
 UPSTREAM = ("numba-cuda-issue", "numba-cuda-pr", "numba-cuda-690-comment",
             "cubie-issue")
@@ -62,11 +61,6 @@ def newest(items: Any, key: str = "version", **match: Any) -> Any:
 
 def span(values: list | None) -> list | None:
     return [min(values), max(values)] if values else None
-
-
-def launch(record: Data | None) -> Data | None:
-    data = (record or {}).get("launch_seconds") or {}
-    return probe_launch(data, data.get("limit")) if data.get("n") else None
 
 
 def probe_launch(probe: Data, limit: float | None) -> Data:
@@ -302,7 +296,8 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
         mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
-        medians = [timed["median"]["value"] for r in mine if (timed := launch(r))]
+        medians = [bound(t["median"], t.get("limit"))["value"] for r in mine
+                   if (t := r["launch_seconds"] or {}).get("n")]
         found.append({"name": name, "description": described.get(name),
                       "launch_median": statistics.median(medians)
                       if medians else None, "environments": len(mine),
@@ -444,11 +439,7 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
     provenance = load_json(out_dir / "failure_rates.json")["provenance"]
     model = build(rows, [dict(r) for _, r in records], provenance,
                   bisect_dir, out_dir)
-    text = render("REPORT.md", **model)
-    if len(text) > MAX_REPORT_CHARS:
-        raise ValueError(f"report is {len(text)} characters, over GitHub's "
-                         f"{MAX_REPORT_CHARS}")
-    write_text_atomic(out_dir / "REPORT.md", text)
+    write_text_atomic(out_dir / "REPORT.md", render("REPORT.md", **model))
     for name in UPSTREAM:
         write_text_atomic(out_dir / "upstream" / f"{name}.md",
                           render(f"upstream/{name}.md", **model))
@@ -460,42 +451,38 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
 def main(argv: list[str] | None = None) -> None:
     """``nox -s report``."""
     home = os.environ.get("RACEMATRIX_RESULTS", "results")
+    own = [f"{home}/raw"]
     parser = OneLineArgumentParser(prog="nox -s report --", label="report",
                                    help_hint="nox -s report -- --help")
     parser.add_argument("--raw", nargs="+", action="extend", metavar="DIR",
                         help="folders (or files) of raw results to merge; "
-                        f"given twice, both count (default: {home}/raw)")
-    parser.add_argument("--out", default=home,
-                        help=f"where the tables and report go (default: {home})")
+                        f"given twice, both count (default: {own[0]})")
+    parser.add_argument("--out", default=home, help="where the tables and "
+                        "report go (default: %(default)s)")
     parser.add_argument("--bisect", default=f"{home}/bisect",
-                        help=f"folder of bisect results (default: {home}/bisect)")
+                        help="folder of bisect results (default: %(default)s)")
     try:
         args = parser.parse_args(argv)
-    except BadInput as error:
-        parser.exit(2, f"{error}\n")
-    own = [f"{home}/raw"]
-    args.raw = list(dict.fromkeys(args.raw or own))
-    missing = [d for d in args.raw if not Path(d).exists()]
-    problem = folder_problem(args.out) or missing and \
-        f"no such folder or file: {', '.join(missing)}"
-    if problem:
-        parser.exit(2, f"report: {problem}\n")
-    warnings.simplefilter("always", RawResultWarning)
-    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
-    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}"
-                                 if args.raw != own else "")
-    # The project's own rows: what the config has and no row recorded
-    # shows as not run here, as after `nox -s matrix`.
-    configured = [] if args.raw != own else load_matrix(
-        project_config(PROJECT), os.environ, PROJECT).envs()
-    try:
-        rows, records = build_report(args.raw, args.out, args.bisect, command,
-                                     configured=configured)
+        raw = list(dict.fromkeys(args.raw or own))
+        missing = [d for d in raw if not Path(d).exists()]
+        if problem := folder_problem(args.out) or missing and \
+                f"no such folder or file: {', '.join(missing)}":
+            raise BadInput(f"report: {problem}")
+        warnings.simplefilter("always", RawResultWarning)
+        warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+        # The project's own rows: what the config has and no row recorded
+        # shows as not run here, as after `nox -s matrix`.
+        rows, records = build_report(
+            raw, args.out, args.bisect, "nox -s report" + (
+                f" -- --raw {' '.join(raw)}" if raw != own else ""),
+            configured=[] if raw != own else load_matrix(
+                project_config(PROJECT), os.environ, PROJECT).envs())
     except NoUsableResults as error:
         parser.exit(2, f"report: {error}\n")
+    except BadInput as error:
+        parser.exit(2, f"{error}\n")
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "
           f"{args.out}/REPORT.md, {args.out}/failure_rates.png")
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])
