@@ -1,5 +1,4 @@
-"""The failure-rate heatmap (matplotlib, imported when drawing: the rest
-of the package runs without)."""
+"""The failure-rate heatmap (matplotlib, imported only to draw)."""
 from __future__ import annotations
 
 import hashlib

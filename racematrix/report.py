@@ -1,6 +1,4 @@
-"""REPORT.md and the texts for upstream: one plain structure (``build``)
-from the rows, the raw records and what the other sessions recorded; the
-templates word it, tests assert it."""
+"""REPORT.md and the upstream texts: one plain structure (``build``), templates."""
 from __future__ import annotations
 
 import json
@@ -79,14 +77,11 @@ def bisect_entry(data: Data) -> Data:
         for found in [(data.get("boundary") or {}).get(name)]}
     end = next((t for t in reversed(data.get("tested", []))
                 if t["version"] == releases[-1] and t.get("n")), None)
-    return {"package": data["package"], "python": data["python"],
-            "with": data.get("with") or [], "releases": data.get("releases")
-            or [], "first": releases[0], "last": releases[-1], **sides,
-            "probes": data["decisive_probes"], "summary": data["summary"],
-            "partial": bool(data.get("partial")), "limit": limit,
-            "end": {"version": releases[-1], **probe_launch(end, limit)}
-            if timed and end else None,
-            "command": data["provenance"]["command"]}
+    return {**data, "with": data.get("with") or [], "releases": data.get(
+        "releases") or [], "first": releases[0], "last": releases[-1], **sides,
+        "limit": limit, "command": data["provenance"]["command"],
+        "end": {"version": releases[-1], **probe_launch(end, limit)}
+        if timed and end else None}
 
 
 def status(mwe: list[Data], bisects: list[Data]) -> Data:
@@ -156,9 +151,7 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
         return None
     run = runs.get(python or "") or runs[max(runs, key=version_key)]
     limit, envs = run["limit"], run.get("environments") or {}
-    return {"python": run["python"], "reference": run["reference"],
-            "limit": limit, "rounds": run["rounds"],
-            "finished": run.get("finished"),
+    return {**run, "finished": run.get("finished"),
             "load": span(run.get("load_per_round")),
             "python_build": next((e.get("python_build")
                                   for e in envs.values()), None),
@@ -251,10 +244,9 @@ def cubie(records: list[Data]) -> list[Data]:
             "spec": spec_text(record), "simulator": "vendored"
             if "vendored" in settings.get("cuda_module", "") else
             "numba-cuda" if known.get("numba-cuda") else "numba",
-            "verdict": record["verdict"], "runs": record["runs"],
-            "failures": record["failures"], "hangs": record.get("hangs", 0),
-            "other": record.get("other_errors", 0),
-            "skips": record.get("skips", 0), "solve": solve(record)})
+            "verdict": record["verdict"], "solve": solve(record), **{
+                k: record.get(k, 0) for k in ("runs", "failures", "hangs",
+                                              "other_errors", "skips")}})
     return sorted(found, key=lambda c: (version_key(c["cubie"]), version_key(
         c["numba_cuda"]), c["patch"] or ""))
 

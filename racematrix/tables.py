@@ -1,5 +1,4 @@
-"""The failure-rate tables (``failure_rates.md``/``.csv``/``.json``), merged
-from every raw result: one row per environment and machine, one column spec."""
+"""failure_rates.md/.csv/.json: a row per environment and machine, one column spec."""
 from __future__ import annotations
 
 import csv
