@@ -119,7 +119,7 @@ def status(mwe: list[Data], bisects: list[Data]) -> Data:
 
 def evidence(records: list[Data]) -> Data:
     """The MWE's controls, over the records that reproduced the race."""
-    totals = {name: dict.fromkeys(("runs", "target", "other", "envs"), 0)
+    totals = {name: Counter(runs=0, target=0, other=0, envs=0)
               for name in CONTROL_TESTS}
     threads: Counter[str] = Counter()
     for record in (r for r in records if r["verdict"] == "reproduced"
@@ -130,18 +130,13 @@ def evidence(records: list[Data]) -> Data:
                      if n.split("[")[0] == test]
             totals[name]["envs"] += bool(cases)
             for c in cases:
-                totals[name]["runs"] += sum(c.values()) - c["skip"]
-                totals[name]["target"] += c["target"]
-                totals[name]["other"] += c["other"] + c["hang"]
+                totals[name].update(runs=sum(c.values()) - c["skip"],
+                                    target=c["target"],
+                                    other=c["other"] + c["hang"])
         threads.update("early" if t["index"] >= t["n_threads"] else "working"
                        for t in summary.get("failing_threads", []))
-    return {**totals, "failing_threads": dict(threads)}
-
-
-def price(bisects: list[Data]) -> Data | None:
-    """The bisect on time of the newest Python that timed its newest release."""
-    return max((b for b in bisects if b.get("end")), default=None,
-               key=lambda b: version_key(b["python"]))
+    return {**{name: dict(t) for name, t in totals.items()},
+            "failing_threads": dict(threads)}
 
 
 def interleaved(data: Data | None, python: str | None = None) -> Data | None:
@@ -374,7 +369,8 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
     fix_launches = recorded("fix_launch_time.json")
-    cost = price(time)
+    # the price: the bisect on time of the newest Python that timed its end
+    cost = newest([b for b in time if b["end"]], "python")
     timed = interleaved(fix_launches, (cost or {}).get("python"))
     found = patches(rows, described)
     clients = cubie(records)

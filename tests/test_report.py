@@ -134,7 +134,8 @@ def test_a_launch_cut_at_the_limit_is_a_bound():
                                  "past_limit": 2}).startswith(">= 5.71 / ")
 
 
-def test_the_price_is_the_bisect_on_time_with_its_newest_launches():
+def test_the_price_is_the_bisect_on_time_with_its_newest_launches(
+        tmp_path, data_dir):
     def ends(python, n):
         return {"package": "numba-cuda", "python": python, "limit": 5.0,
                 "decisive_probes": 2, "summary": "rose",
@@ -151,8 +152,12 @@ def test_the_price_is_the_bisect_on_time_with_its_newest_launches():
     assert entries[1]["end"]["median"] == {"value": 5.0, "censored": True}
     assert entries[1]["before"]["launch"]["median"]["value"] == 0.9
     assert entries[2]["end"] is None
-    assert report.price(entries) is entries[1]
-    assert report.price(entries[2:]) is None
+    assert report.build([], [], {}, bisect_dir=None)["price"] is None
+    (tmp_path / "bisect").mkdir()
+    shutil.copy(data_dir / "launch_time" / "bisect-numba-cuda-py3.12.json",
+                tmp_path / "bisect")
+    cost = report.build([], [], {}, bisect_dir=tmp_path / "bisect")["price"]
+    assert cost["python"] == "3.12" and cost["end"]["n"]
 
 
 def test_cubie_rows_say_whose_simulator_and_solve_time(data_dir):
