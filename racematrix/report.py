@@ -283,8 +283,8 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
         mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
-        medians = [bound(t["median"], t.get("limit"))["value"] for r in mine
-                   if (t := r["launch_seconds"] or {}).get("n")]
+        medians = [(bound(t["median"], t.get("limit")) or {})["value"]
+                   for r in mine if (t := r["launch_seconds"] or {}).get("n")]
         found.append({"name": name, "description": described.get(name),
                       "launch_median": statistics.median(medians)
                       if medians else None, "environments": len(mine),
