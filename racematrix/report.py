@@ -361,11 +361,6 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     mwe = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
     race, time = ([bisect_entry(b) for b in load_bisects(bisect_dir, metric)]
                   if bisect_dir else [] for metric in ("failure", "launch-time"))
-    ran = [r for r in mwe if r["verdict"] != "skipped"]
-    skipped = defaultdict(list)
-    for row in mwe:
-        if row["verdict"] == "skipped":
-            skipped[row["reason"]].append(row["env"])
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
     fix_launches = recorded("fix_launch_time.json")
@@ -386,7 +381,9 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
-        "grid": grid(ran), "skipped": dict(sorted(skipped.items())),
+        "grid": grid([r for r in mwe if r["verdict"] != "skipped"]),
+        "skipped": dict(sorted(Counter(r["reason"] for r in mwe
+                                       if r["verdict"] == "skipped").items())),
         "last_attempts": [r for r in rows if r.get("last_attempt")],
         "error": next((r["summary"]["first_target_message"] for r in records
                        if (r.get("summary") or {}).get("first_target_message")),

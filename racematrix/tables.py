@@ -175,13 +175,8 @@ class Column(NamedTuple):
         return self.text(row) if self.text else str(self.get(row))
 
 
-def _at(*keys: str) -> Callable[[Row], Any]:
-    """The value at ``row[keys[0]][keys[1]]...``, None where absent."""
-    def value(row: Row) -> Any:
-        for key in keys:
-            row = (row or {}).get(key)  # type: ignore[assignment]
-        return row
-    return value
+def _at(part: str, key: str) -> Callable[[Row], Any]:
+    return lambda r: (r.get(part) or {}).get(key)
 
 
 def _kind(kind: str, key: str) -> Callable[[Row], Any]:
