@@ -25,9 +25,6 @@ from .tables import (bound, grid, python_minor, target_version, version_key,
 
 Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
-# results/upstream/<name>.md, each from templates/upstream/<name>.md.j2
-UPSTREAM = ("numba-cuda-issue", "numba-cuda-pr", "numba-cuda-690-comment",
-            "cubie-issue")
 CONTROL_TESTS = {"trigger": "test_syncthreads_trigger",
                  "kernel_module": "test_control_allocator_in_kernel_module"}
 RACE_RATE_LABEL = re.compile(
@@ -425,9 +422,9 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
     model = build(rows, [dict(r) for _, r in records], provenance,
                   bisect_dir, out_dir)
     write_text_atomic(out_dir / "REPORT.md", render("REPORT.md", **model))
-    for name in UPSTREAM:
-        write_text_atomic(out_dir / "upstream" / f"{name}.md",
-                          render(f"upstream/{name}.md", **model))
+    for template in (Path(__file__).parent / "templates/upstream").glob("*.j2"):
+        write_text_atomic(out_dir / "upstream" / template.stem,
+                          render(f"upstream/{template.stem}", **model))
     if plot:
         draw_all(rows, out_dir)
     return rows, records
