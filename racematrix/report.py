@@ -370,8 +370,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     regression = regression_test([rate for path in sorted(
         (PROJECT / "patches" / "upstream" / "race_rate").glob("*.json"))
         if (rate := load_json(path))])
-    # A patch that takes out one part of a fix to see what it costs says
-    # so in its description (pyproject.toml).
+    # a patch taking out one part of a fix says so in its description
     attribution = sorted(name for name, text in described.items()
                          if text.startswith("attribution"))
     figures = recorded("mwe_figures.json")
@@ -391,13 +390,11 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "own_tests": own_tests(records), "patches": found,
         "proposal": chosen, "interleaved": timed,
         "slowdown": slowdown(fix_launches), "regression_test": regression,
-        # the Python most of the regression test's runs were on
         "regression_python": Counter(r["python"] for r in regression)
         .most_common(1)[0][0] if regression else None,
         "attribution": attribution,
         "lock_share": {name: lock_share(timed, name) for name in attribution},
-        # The changes the upstream texts show: the proposed one, and the
-        # attribution; they name them in words, not by the patch's name.
+        # the changes the upstream texts name in words, not by patch name
         "upstream_changes": ([chosen["name"]] if chosen else [])
         + [name for name in attribution if name in {p["name"] for p in found}],
         "evidence": evidence(records),
@@ -452,8 +449,7 @@ def main(argv: list[str] | None = None) -> None:
             raise BadInput(f"report: {problem}")
         warnings.simplefilter("always", RawResultWarning)
         warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
-        # The project's own rows: what the config has and no row recorded
-        # shows as not run here, as after `nox -s matrix`.
+        # the project's own rows: a configured one never recorded is not run
         rows, records = build_report(
             raw, args.out, args.bisect, "nox -s report" + (
                 f" -- --raw {' '.join(raw)}" if raw != own else ""),
