@@ -250,10 +250,6 @@ def markdown_lines(rows: list[Row]) -> list[str]:
                  ([c.cell(row) for c in shown] for row in rows))
 
 
-def json_rows(rows: list[Row]) -> list[dict[str, Any]]:
-    return [{c.name: c.get(row) for c in COLUMNS} for row in rows]
-
-
 def grid(rows: list[Row]) -> dict:
     """Python x (simulator, target, version, numba): each row's counts."""
     pythons = sorted({python_minor(r) for r in rows}, key=version_key)
@@ -307,15 +303,15 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
                       {r["python_build"] for _, r in records
                        if r["python_build"]})) or "none",
                   "left_out": left_out}
-    out_dir = Path(out_dir)
+    out_dir, data = Path(out_dir), [{c.name: c.get(row) for c in COLUMNS}
+                                    for row in rows]
     write_json_atomic(out_dir / "failure_rates.json", {
-        "generated": generated, "provenance": provenance,
-        "rows": json_rows(rows)})
+        "generated": generated, "provenance": provenance, "rows": data})
     stream = io.StringIO()
     writer = csv.DictWriter(stream, [c.name for c in COLUMNS],
                             lineterminator="\n")
     writer.writeheader()
-    writer.writerows(json_rows(rows))
+    writer.writerows(data)
     write_text_atomic(out_dir / "failure_rates.csv", stream.getvalue())
     write_text_atomic(out_dir / "failure_rates.md", render(
         "failure_rates.md", provenance=provenance, grid=grid([
