@@ -27,9 +27,8 @@ Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
 CONTROL_TESTS = {"trigger": "test_syncthreads_trigger",
                  "kernel_module": "test_control_allocator_in_kernel_module"}
-RACE_RATE_LABEL = re.compile(
-    r"^numba-cuda-(?:(?P<main>main)(?:-(?P<commit>[0-9a-f]+))?|"
-    r"(?P<release>[\d.]+))(?P<change>\+series)?")
+RACE_RATE_LABEL = re.compile(r"^numba-cuda-(?:(?P<main>main)"
+                             r"(?:-(?P<commit>[0-9a-f]+))?|[\d.]+)(?P<change>\+series)?")
 
 
 def load_json(path: str | Path) -> Any:
@@ -329,21 +328,18 @@ def reproducer_runs(data: Data | None) -> Data | None:
 def regression_test(found: list[Data]) -> list[Data]:
     """The upstream series' ``race_rate`` runs: which numba-cuda, how they ended."""
     shown = []
-    for data in (d for d in found if d.get("runs") and "race" in d["counts"]):
-        named = RACE_RATE_LABEL.match(data.get("label", ""))
+    for data in found:
+        named = RACE_RATE_LABEL.match(data["label"])
         part = named.groupdict() if named else {}
-        installed = [p.split("==", 1)[1] for p in data.get("packages") or ()
-                     if p.startswith("numba-cuda==")]
         shown.append({
-            "release": next(iter(installed), part.get("release")),
+            "release": next((p.split("==", 1)[1] for p in data["packages"]
+                             if p.startswith("numba-cuda==")), None),
             "main": bool(part.get("main")), "commit": part.get("commit"),
-            "change": bool(part.get("change")), "python": ".".join(
-                data["python"].split()[0].split(".")[:2])
-            if data.get("python") else None,
-            "fresh": len(data.get("processes") or ()) == data["runs"],
-            "test": (data.get("test") or "").rsplit(".", 1)[-1],
-            "runs": data["runs"], "race": data["counts"]["race"],
-            "other": data["counts"].get("other", 0)})
+            "change": bool(part.get("change")),
+            "python": ".".join(data["python"].split()[0].split(".")[:2]),
+            "fresh": len(data["processes"]) == data["runs"],
+            "test": data["test"].rsplit(".", 1)[-1], "runs": data["runs"],
+            "race": data["counts"]["race"], "other": data["counts"]["other"]})
     return sorted(shown, key=lambda r: (
         r["main"], version_key(r["release"]), r["fresh"], r["change"],
         version_key(r["python"])))

@@ -364,27 +364,25 @@ def test_the_regression_tests_runs_are_read_per_release():
     """Each ``race_rate`` file as words can say it: the release installed
     (or main at a commit), with the change or not, its Python, whether
     every run had a process of its own."""
+    def rate(label, runs, race, python, packages=(), processes=1):
+        return {"label": label, "test": "pkg.Class.test_race", "runs": runs,
+                "python": python, "packages": ["numba==0.63.1", *packages],
+                "counts": {"passed": runs - race, "race": race, "other": 0,
+                           "skipped": 0},
+                "processes": [{"runs": []}] * processes}
     found = report.regression_test([
-        {"label": "numba-cuda-main-b18b944b+series-py3.13", "runs": 2,
-         "python": "3.13.0 (main, May  9 2026)",
-         "counts": {"passed": 2, "race": 0, "other": 0},
-         "processes": [{"runs": [{}]}]},
-        {"label": "numba-cuda-0.24.0-fresh-process-each", "runs": 2,
-         "python": "3.12.1 (main)", "packages": ["numba-cuda==0.24.0"],
-         "counts": {"passed": 0, "race": 2, "other": 0},
-         "processes": [{"runs": [{}]}, {"runs": [{}]}]},
-        {"label": "numba-cuda-0.24.0", "test": "pkg.Class.test_race",
-         "runs": 100, "counts": {"passed": 0, "race": 100, "other": 0},
-         "python": "3.12.1 (main)", "processes": [{"runs": []}] * 10,
-         "date": "2026-12-01T20:04:34+00:00"},
-        {"label": "numba-cuda-main+series", "runs": 100,
-         "counts": {"passed": 100, "race": 0, "other": 0}},
-        {"label": "unreadable"}])
+        rate("numba-cuda-main-b18b944b+series-py3.13", 2, 0,
+             "3.13.0 (main, May  9 2026)", ["-e", "file:///numba-cuda"]),
+        rate("numba-cuda-0.24.0-fresh-process-each", 2, 2, "3.12.1 (main)",
+             ["numba-cuda==0.24.0"], processes=2),
+        rate("numba-cuda-0.24.0", 100, 100, "3.12.1 (main)",
+             ["numba-cuda==0.24.0"], processes=10),
+        rate("numba-cuda-main+series", 100, 0, "3.12.1 (main)")])
     assert [(r["release"], r["main"], r["commit"], r["change"], r["fresh"],
              r["python"], r["race"], r["runs"]) for r in found] == [
         ("0.24.0", False, None, False, False, "3.12", 100, 100),
         ("0.24.0", False, None, False, True, "3.12", 2, 2),
-        (None, True, None, True, False, None, 0, 100),
+        (None, True, None, True, False, "3.12", 0, 100),
         (None, True, "b18b944b", True, False, "3.13", 0, 2)]
     assert found[0]["test"] == "test_race"
 
