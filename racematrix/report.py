@@ -219,7 +219,7 @@ def cubie_price(found: list[Data]) -> Data | None:
 
 
 def spec_text(record: Data) -> str:
-    return " ".join((record.get("spec") or {}).get("requirements") or ())
+    return " ".join(record["spec"]["requirements"])
 
 
 def cubie(records: list[Data]) -> list[Data]:
@@ -230,13 +230,13 @@ def cubie(records: list[Data]) -> list[Data]:
         known = {**settings, **record.get("packages", {})}
         found.append({
             "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
-            "numba": known.get("numba"), "python": record.get("python"),
-            "patch": (record.get("spec") or {}).get("patch"),
+            "numba": known.get("numba"), "python": record["python"],
+            "patch": record["spec"].get("patch"),
             "spec": spec_text(record), "simulator": "vendored"
             if "vendored" in settings.get("cuda_module", "") else
             "numba-cuda" if known.get("numba-cuda") else "numba",
             "verdict": record["verdict"], "solve": solve(record), **{
-                k: record.get(k, 0) for k in ("runs", "failures", "hangs",
+                k: record[k] for k in ("runs", "failures", "hangs",
                                               "other_errors", "skips")}})
     return sorted(found, key=lambda c: (version_key(c["cubie"]), version_key(
         c["numba_cuda"]), c["patch"] or ""))
@@ -247,19 +247,19 @@ def own_tests(records: list[Data]) -> list[Data]:
     by_release: dict[tuple, dict] = defaultdict(dict)
     for record in (r for r in records if r.get("suite") == "numba-cuda-tests"):
         by_release[(python_minor(record), record["packages"].get(
-            "numba-cuda"))][(record.get("spec") or {}).get("patch")] = record
+            "numba-cuda"))][record["spec"].get("patch")] = record
     found = []
     for (python, version), sides in sorted(by_release.items()):
         plain = outcomes(sides[None]) if None in sides else None
         for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
             mine = outcomes(record)
             failed = record["failures"] + record["other_errors"] + \
-                record.get("hangs", 0)
+                record["hangs"]
             found.append({
                 "python": python, "numba_cuda": version, "patch": patch,
                 "spec": spec_text(record),
                 "passed": record["runs"] - failed, "failed": failed,
-                "skipped": record.get("skips", 0),
+                "skipped": record["skips"],
                 "differ": None if patch is None or plain is None else sorted(
                     n for n in plain.keys() | mine.keys()
                     if plain.get(n) != mine.get(n))})

@@ -413,8 +413,9 @@ def test_a_module_skipped_at_collection_is_one_test_wherever_it_ran():
     def record(patch, name):
         return {"suite": "numba-cuda-tests", "python": "3.12.1",
                 "packages": {"numba-cuda": "0.30.4"},
-                "spec": {"patch": patch}, "runs": 1, "failures": 0,
-                "other_errors": 0, "skips": 1, "summary": {"tests": {
+                "spec": {"patch": patch, "requirements": []}, "runs": 1,
+                "failures": 0, "other_errors": 0, "hangs": 0, "skips": 1,
+                "summary": {"tests": {
                     name: {"pass": 0, "skip": 1, "target": 0, "other": 0}}}}
     found = report.own_tests([
         record(None, "test_analysis"),
