@@ -175,8 +175,7 @@ def lock_share(timed: Data | None, name: str) -> Data | None:
     rows = (timed or {}).get("rows") or []
     row = newest(rows, "release", patch=name)
     plain = row and newest(rows, "release", patch=None, release=row["release"])
-    ref = next((r for r in rows if r["label"] == timed["reference"]), None) \
-        if timed else None
+    ref = timed and newest(rows, "release", label=timed["reference"])
     if not (plain and ref):
         return None
     medians = [r["median"] for r in (row, plain, ref)]
@@ -318,9 +317,8 @@ def reproducer_runs(data: Data | None) -> Data | None:
         for script, run in entry["runs"].items():
             by_script[script].append({**run, **{
                 k: entry[k] for k in ("label", "patch", "python", "packages")}})
-    return {"finished": data["finished"], "machine": data["machine"],
-            "command": data["command"], "scripts": dict(by_script),
-            "entries": entries, "load": span([
+    return {**data, "scripts": dict(by_script), "entries": entries,
+            "load": span([
                 load for entry in data["entries"] for run in entry["runs"]
                 for load in run["load_average"]])}
 

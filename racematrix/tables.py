@@ -265,7 +265,7 @@ def grid(rows: list[Row]) -> dict:
     return {"pythons": pythons, "lines": [
         {"sim": not key[0], "target": key[1],
          "version": target_version(next(iter(cells.values()))) + key[4],
-         "numba": key[3], "cells": {p: cells[p] and {
+         "numba": key[3], "cells": {p: {
              **{k: cells[p][k] for k in ("verdict", "runs", "failures")},
              "rate": cells[p]["failure_rate"],
              **{kind: kind_rate(cells[p], kind) for kind in KINDS}}
