@@ -1,5 +1,4 @@
-"""Markdown: the one table helper and the Jinja2 templates
-(``racematrix/templates``) every report file is rendered from."""
+"""Markdown tables and the Jinja2 templates (``templates/``) of every report file."""
 from __future__ import annotations
 
 import functools

@@ -1,6 +1,4 @@
-"""REPORT.md and the texts for upstream: one plain structure (``build``)
-from the rows, the raw records and what the other sessions recorded; the
-templates word it, tests assert it."""
+"""REPORT.md and the upstream texts: one plain structure (``build``), templates."""
 from __future__ import annotations
 
 import json
@@ -27,15 +25,10 @@ from .tables import (bound, grid, python_minor, target_version, version_key,
 
 Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
-MAX_REPORT_CHARS = 65_000
-# results/upstream/<name>.md, each from templates/upstream/<name>.md.j2
-UPSTREAM = ("numba-cuda-issue", "numba-cuda-pr", "numba-cuda-690-comment",
-            "cubie-issue")
 CONTROL_TESTS = {"trigger": "test_syncthreads_trigger",
                  "kernel_module": "test_control_allocator_in_kernel_module"}
-RACE_RATE_LABEL = re.compile(
-    r"^numba-cuda-(?:(?P<main>main)(?:-(?P<commit>[0-9a-f]+))?|"
-    r"(?P<release>[\d.]+))(?P<change>\+series)?")
+RACE_RATE_LABEL = re.compile(r"^numba-cuda-(?:(?P<main>main)"
+                             r"(?:-(?P<commit>[0-9a-f]+))?|[\d.]+)(?P<change>\+series)?")
 
 
 def load_json(path: str | Path) -> Any:
@@ -64,11 +57,6 @@ def span(values: list | None) -> list | None:
     return [min(values), max(values)] if values else None
 
 
-def launch(record: Data | None) -> Data | None:
-    data = (record or {}).get("launch_seconds") or {}
-    return probe_launch(data, data.get("limit")) if data.get("n") else None
-
-
 def probe_launch(probe: Data, limit: float | None) -> Data:
     return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
             **{k: bound(probe.get(k), limit) for k in ("median", "p95")}}
@@ -85,14 +73,11 @@ def bisect_entry(data: Data) -> Data:
         for found in [(data.get("boundary") or {}).get(name)]}
     end = next((t for t in reversed(data.get("tested", []))
                 if t["version"] == releases[-1] and t.get("n")), None)
-    return {"package": data["package"], "python": data["python"],
-            "with": data.get("with") or [], "releases": data.get("releases")
-            or [], "first": releases[0], "last": releases[-1], **sides,
-            "probes": data["decisive_probes"], "summary": data["summary"],
-            "partial": bool(data.get("partial")), "limit": limit,
-            "end": {"version": releases[-1], **probe_launch(end, limit)}
-            if timed and end else None,
-            "command": data["provenance"]["command"]}
+    return {**data, "with": data.get("with") or [], "releases": data.get(
+        "releases") or [], "first": releases[0], "last": releases[-1], **sides,
+        "limit": limit, "command": data["provenance"]["command"],
+        "end": {"version": releases[-1], **probe_launch(end, limit)}
+        if timed and end else None}
 
 
 def status(mwe: list[Data], bisects: list[Data]) -> Data:
@@ -130,7 +115,7 @@ def status(mwe: list[Data], bisects: list[Data]) -> Data:
 
 def evidence(records: list[Data]) -> Data:
     """The MWE's controls, over the records that reproduced the race."""
-    totals = {name: dict.fromkeys(("runs", "target", "other", "envs"), 0)
+    totals = {name: Counter(runs=0, target=0, other=0, envs=0)
               for name in CONTROL_TESTS}
     threads: Counter[str] = Counter()
     for record in (r for r in records if r["verdict"] == "reproduced"
@@ -141,18 +126,13 @@ def evidence(records: list[Data]) -> Data:
                      if n.split("[")[0] == test]
             totals[name]["envs"] += bool(cases)
             for c in cases:
-                totals[name]["runs"] += sum(c.values()) - c["skip"]
-                totals[name]["target"] += c["target"]
-                totals[name]["other"] += c["other"] + c["hang"]
+                totals[name].update(runs=sum(c.values()) - c["skip"],
+                                    target=c["target"],
+                                    other=c["other"] + c["hang"])
         threads.update("early" if t["index"] >= t["n_threads"] else "working"
                        for t in summary.get("failing_threads", []))
-    return {**totals, "failing_threads": dict(threads)}
-
-
-def price(bisects: list[Data]) -> Data | None:
-    """The bisect on time of the newest Python that timed its newest release."""
-    return max((b for b in bisects if b.get("end")), default=None,
-               key=lambda b: version_key(b["python"]))
+    return {**{name: dict(t) for name, t in totals.items()},
+            "failing_threads": dict(threads)}
 
 
 def interleaved(data: Data | None, python: str | None = None) -> Data | None:
@@ -162,9 +142,7 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
         return None
     run = runs.get(python or "") or runs[max(runs, key=version_key)]
     limit, envs = run["limit"], run.get("environments") or {}
-    return {"python": run["python"], "reference": run["reference"],
-            "limit": limit, "rounds": run["rounds"],
-            "finished": run.get("finished"),
+    return {**run, "finished": run.get("finished"),
             "load": span(run.get("load_per_round")),
             "python_build": next((e.get("python_build")
                                   for e in envs.values()), None),
@@ -197,8 +175,7 @@ def lock_share(timed: Data | None, name: str) -> Data | None:
     rows = (timed or {}).get("rows") or []
     row = newest(rows, "release", patch=name)
     plain = row and newest(rows, "release", patch=None, release=row["release"])
-    ref = next((r for r in rows if r["label"] == timed["reference"]), None) \
-        if timed else None
+    ref = timed and newest(rows, "release", label=timed["reference"])
     if not (plain and ref):
         return None
     medians = [r["median"] for r in (row, plain, ref)]
@@ -241,7 +218,7 @@ def cubie_price(found: list[Data]) -> Data | None:
 
 
 def spec_text(record: Data) -> str:
-    return " ".join((record.get("spec") or {}).get("requirements") or ())
+    return " ".join(record["spec"]["requirements"])
 
 
 def cubie(records: list[Data]) -> list[Data]:
@@ -252,15 +229,14 @@ def cubie(records: list[Data]) -> list[Data]:
         known = {**settings, **record.get("packages", {})}
         found.append({
             "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
-            "numba": known.get("numba"), "python": record.get("python"),
-            "patch": (record.get("spec") or {}).get("patch"),
+            "numba": known.get("numba"), "python": record["python"],
+            "patch": record["spec"].get("patch"),
             "spec": spec_text(record), "simulator": "vendored"
             if "vendored" in settings.get("cuda_module", "") else
             "numba-cuda" if known.get("numba-cuda") else "numba",
-            "verdict": record["verdict"], "runs": record["runs"],
-            "failures": record["failures"], "hangs": record.get("hangs", 0),
-            "other": record.get("other_errors", 0),
-            "skips": record.get("skips", 0), "solve": solve(record)})
+            "verdict": record["verdict"], "solve": solve(record), **{
+                k: record[k] for k in ("runs", "failures", "hangs",
+                                              "other_errors", "skips")}})
     return sorted(found, key=lambda c: (version_key(c["cubie"]), version_key(
         c["numba_cuda"]), c["patch"] or ""))
 
@@ -270,19 +246,19 @@ def own_tests(records: list[Data]) -> list[Data]:
     by_release: dict[tuple, dict] = defaultdict(dict)
     for record in (r for r in records if r.get("suite") == "numba-cuda-tests"):
         by_release[(python_minor(record), record["packages"].get(
-            "numba-cuda"))][(record.get("spec") or {}).get("patch")] = record
+            "numba-cuda"))][record["spec"].get("patch")] = record
     found = []
     for (python, version), sides in sorted(by_release.items()):
         plain = outcomes(sides[None]) if None in sides else None
         for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
             mine = outcomes(record)
             failed = record["failures"] + record["other_errors"] + \
-                record.get("hangs", 0)
+                record["hangs"]
             found.append({
                 "python": python, "numba_cuda": version, "patch": patch,
                 "spec": spec_text(record),
                 "passed": record["runs"] - failed, "failed": failed,
-                "skipped": record.get("skips", 0),
+                "skipped": record["skips"],
                 "differ": None if patch is None or plain is None else sorted(
                     n for n in plain.keys() | mine.keys()
                     if plain.get(n) != mine.get(n))})
@@ -302,7 +278,8 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
         mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
-        medians = [timed["median"]["value"] for r in mine if (timed := launch(r))]
+        medians = [(bound(t["median"], t.get("limit")) or {})["value"]
+                   for r in mine if (t := r["launch_seconds"] or {}).get("n")]
         found.append({"name": name, "description": described.get(name),
                       "launch_median": statistics.median(medians)
                       if medians else None, "environments": len(mine),
@@ -340,9 +317,8 @@ def reproducer_runs(data: Data | None) -> Data | None:
         for script, run in entry["runs"].items():
             by_script[script].append({**run, **{
                 k: entry[k] for k in ("label", "patch", "python", "packages")}})
-    return {"finished": data["finished"], "machine": data["machine"],
-            "command": data["command"], "scripts": dict(by_script),
-            "entries": entries, "load": span([
+    return {**data, "scripts": dict(by_script), "entries": entries,
+            "load": span([
                 load for entry in data["entries"] for run in entry["runs"]
                 for load in run["load_average"]])}
 
@@ -350,21 +326,18 @@ def reproducer_runs(data: Data | None) -> Data | None:
 def regression_test(found: list[Data]) -> list[Data]:
     """The upstream series' ``race_rate`` runs: which numba-cuda, how they ended."""
     shown = []
-    for data in (d for d in found if d.get("runs") and "race" in d["counts"]):
-        named = RACE_RATE_LABEL.match(data.get("label", ""))
+    for data in found:
+        named = RACE_RATE_LABEL.match(data["label"])
         part = named.groupdict() if named else {}
-        installed = [p.split("==", 1)[1] for p in data.get("packages") or ()
-                     if p.startswith("numba-cuda==")]
         shown.append({
-            "release": next(iter(installed), part.get("release")),
+            "release": next((p.split("==", 1)[1] for p in data["packages"]
+                             if p.startswith("numba-cuda==")), None),
             "main": bool(part.get("main")), "commit": part.get("commit"),
-            "change": bool(part.get("change")), "python": ".".join(
-                data["python"].split()[0].split(".")[:2])
-            if data.get("python") else None,
-            "fresh": len(data.get("processes") or ()) == data["runs"],
-            "test": (data.get("test") or "").rsplit(".", 1)[-1],
-            "runs": data["runs"], "race": data["counts"]["race"],
-            "other": data["counts"].get("other", 0)})
+            "change": bool(part.get("change")),
+            "python": ".".join(data["python"].split()[0].split(".")[:2]),
+            "fresh": len(data["processes"]) == data["runs"],
+            "test": data["test"].rsplit(".", 1)[-1], "runs": data["runs"],
+            "race": data["counts"]["race"], "other": data["counts"]["other"]})
     return sorted(shown, key=lambda r: (
         r["main"], version_key(r["release"]), r["fresh"], r["change"],
         version_key(r["python"])))
@@ -379,15 +352,11 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     mwe = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
     race, time = ([bisect_entry(b) for b in load_bisects(bisect_dir, metric)]
                   if bisect_dir else [] for metric in ("failure", "launch-time"))
-    ran = [r for r in mwe if r["verdict"] != "skipped"]
-    skipped = defaultdict(list)
-    for row in mwe:
-        if row["verdict"] == "skipped":
-            skipped[row["reason"]].append(row["env"])
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
     fix_launches = recorded("fix_launch_time.json")
-    cost = price(time)
+    # the price: the bisect on time of the newest Python that timed its end
+    cost = newest([b for b in time if b["end"]], "python")
     timed = interleaved(fix_launches, (cost or {}).get("python"))
     found = patches(rows, described)
     clients = cubie(records)
@@ -395,15 +364,16 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     regression = regression_test([rate for path in sorted(
         (PROJECT / "patches" / "upstream" / "race_rate").glob("*.json"))
         if (rate := load_json(path))])
-    # A patch that takes out one part of a fix to see what it costs says
-    # so in its description (pyproject.toml).
+    # a patch taking out one part of a fix says so in its description
     attribution = sorted(name for name, text in described.items()
                          if text.startswith("attribution"))
     figures = recorded("mwe_figures.json")
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
-        "grid": grid(ran), "skipped": dict(sorted(skipped.items())),
+        "grid": grid([r for r in mwe if r["verdict"] != "skipped"]),
+        "skipped": dict(sorted(Counter(r["reason"] for r in mwe
+                                       if r["verdict"] == "skipped").items())),
         "last_attempts": [r for r in rows if r.get("last_attempt")],
         "error": next((r["summary"]["first_target_message"] for r in records
                        if (r.get("summary") or {}).get("first_target_message")),
@@ -414,13 +384,11 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "own_tests": own_tests(records), "patches": found,
         "proposal": chosen, "interleaved": timed,
         "slowdown": slowdown(fix_launches), "regression_test": regression,
-        # the Python most of the regression test's runs were on
         "regression_python": Counter(r["python"] for r in regression)
         .most_common(1)[0][0] if regression else None,
         "attribution": attribution,
         "lock_share": {name: lock_share(timed, name) for name in attribution},
-        # The changes the upstream texts show: the proposed one, and the
-        # attribution; they name them in words, not by the patch's name.
+        # the changes the upstream texts name in words, not by patch name
         "upstream_changes": ([chosen["name"]] if chosen else [])
         + [name for name in attribution if name in {p["name"] for p in found}],
         "evidence": evidence(records),
@@ -444,14 +412,10 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
     provenance = load_json(out_dir / "failure_rates.json")["provenance"]
     model = build(rows, [dict(r) for _, r in records], provenance,
                   bisect_dir, out_dir)
-    text = render("REPORT.md", **model)
-    if len(text) > MAX_REPORT_CHARS:
-        raise ValueError(f"report is {len(text)} characters, over GitHub's "
-                         f"{MAX_REPORT_CHARS}")
-    write_text_atomic(out_dir / "REPORT.md", text)
-    for name in UPSTREAM:
-        write_text_atomic(out_dir / "upstream" / f"{name}.md",
-                          render(f"upstream/{name}.md", **model))
+    write_text_atomic(out_dir / "REPORT.md", render("REPORT.md", **model))
+    for template in (Path(__file__).parent / "templates/upstream").glob("*.j2"):
+        write_text_atomic(out_dir / "upstream" / template.stem,
+                          render(f"upstream/{template.stem}", **model))
     if plot:
         draw_all(rows, out_dir)
     return rows, records
@@ -460,42 +424,37 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
 def main(argv: list[str] | None = None) -> None:
     """``nox -s report``."""
     home = os.environ.get("RACEMATRIX_RESULTS", "results")
+    own = [f"{home}/raw"]
     parser = OneLineArgumentParser(prog="nox -s report --", label="report",
                                    help_hint="nox -s report -- --help")
     parser.add_argument("--raw", nargs="+", action="extend", metavar="DIR",
                         help="folders (or files) of raw results to merge; "
-                        f"given twice, both count (default: {home}/raw)")
-    parser.add_argument("--out", default=home,
-                        help=f"where the tables and report go (default: {home})")
+                        f"given twice, both count (default: {own[0]})")
+    parser.add_argument("--out", default=home, help="where the tables and "
+                        "report go (default: %(default)s)")
     parser.add_argument("--bisect", default=f"{home}/bisect",
-                        help=f"folder of bisect results (default: {home}/bisect)")
+                        help="folder of bisect results (default: %(default)s)")
     try:
         args = parser.parse_args(argv)
-    except BadInput as error:
-        parser.exit(2, f"{error}\n")
-    own = [f"{home}/raw"]
-    args.raw = list(dict.fromkeys(args.raw or own))
-    missing = [d for d in args.raw if not Path(d).exists()]
-    problem = folder_problem(args.out) or missing and \
-        f"no such folder or file: {', '.join(missing)}"
-    if problem:
-        parser.exit(2, f"report: {problem}\n")
-    warnings.simplefilter("always", RawResultWarning)
-    warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
-    command = "nox -s report" + (f" -- --raw {' '.join(args.raw)}"
-                                 if args.raw != own else "")
-    # The project's own rows: what the config has and no row recorded
-    # shows as not run here, as after `nox -s matrix`.
-    configured = [] if args.raw != own else load_matrix(
-        project_config(PROJECT), os.environ, PROJECT).envs()
-    try:
-        rows, records = build_report(args.raw, args.out, args.bisect, command,
-                                     configured=configured)
+        raw = list(dict.fromkeys(args.raw or own))
+        missing = [d for d in raw if not Path(d).exists()]
+        if problem := folder_problem(args.out) or missing and \
+                f"no such folder or file: {', '.join(missing)}":
+            raise BadInput(f"report: {problem}")
+        warnings.simplefilter("always", RawResultWarning)
+        warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+        # the project's own rows: a configured one never recorded is not run
+        rows, records = build_report(
+            raw, args.out, args.bisect, "nox -s report" + (
+                f" -- --raw {' '.join(raw)}" if raw != own else ""),
+            configured=[] if raw != own else load_matrix(
+                project_config(PROJECT), os.environ, PROJECT).envs())
     except NoUsableResults as error:
         parser.exit(2, f"report: {error}\n")
+    except BadInput as error:
+        parser.exit(2, f"{error}\n")
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "
           f"{args.out}/REPORT.md, {args.out}/failure_rates.png")
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])

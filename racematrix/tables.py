@@ -1,5 +1,4 @@
-"""The failure-rate tables (``failure_rates.md``/``.csv``/``.json``), merged
-from every raw result: one row per environment and machine, one column spec."""
+"""failure_rates.md/.csv/.json: a row per environment and machine, one column spec."""
 from __future__ import annotations
 
 import csv
@@ -176,13 +175,8 @@ class Column(NamedTuple):
         return self.text(row) if self.text else str(self.get(row))
 
 
-def _at(*keys: str) -> Callable[[Row], Any]:
-    """The value at ``row[keys[0]][keys[1]]...``, None where absent."""
-    def value(row: Row) -> Any:
-        for key in keys:
-            row = (row or {}).get(key)  # type: ignore[assignment]
-        return row
-    return value
+def _at(part: str, key: str) -> Callable[[Row], Any]:
+    return lambda r: (r.get(part) or {}).get(key)
 
 
 def _kind(kind: str, key: str) -> Callable[[Row], Any]:
@@ -256,10 +250,6 @@ def markdown_lines(rows: list[Row]) -> list[str]:
                  ([c.cell(row) for c in shown] for row in rows))
 
 
-def json_rows(rows: list[Row]) -> list[dict[str, Any]]:
-    return [{c.name: c.get(row) for c in COLUMNS} for row in rows]
-
-
 def grid(rows: list[Row]) -> dict:
     """Python x (simulator, target, version, numba): each row's counts."""
     pythons = sorted({python_minor(r) for r in rows}, key=version_key)
@@ -275,7 +265,7 @@ def grid(rows: list[Row]) -> dict:
     return {"pythons": pythons, "lines": [
         {"sim": not key[0], "target": key[1],
          "version": target_version(next(iter(cells.values()))) + key[4],
-         "numba": key[3], "cells": {p: cells[p] and {
+         "numba": key[3], "cells": {p: {
              **{k: cells[p][k] for k in ("verdict", "runs", "failures")},
              "rate": cells[p]["failure_rate"],
              **{kind: kind_rate(cells[p], kind) for kind in KINDS}}
@@ -313,15 +303,15 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
                       {r["python_build"] for _, r in records
                        if r["python_build"]})) or "none",
                   "left_out": left_out}
-    out_dir = Path(out_dir)
+    out_dir, data = Path(out_dir), [{c.name: c.get(row) for c in COLUMNS}
+                                    for row in rows]
     write_json_atomic(out_dir / "failure_rates.json", {
-        "generated": generated, "provenance": provenance,
-        "rows": json_rows(rows)})
+        "generated": generated, "provenance": provenance, "rows": data})
     stream = io.StringIO()
     writer = csv.DictWriter(stream, [c.name for c in COLUMNS],
                             lineterminator="\n")
     writer.writeheader()
-    writer.writerows(json_rows(rows))
+    writer.writerows(data)
     write_text_atomic(out_dir / "failure_rates.csv", stream.getvalue())
     write_text_atomic(out_dir / "failure_rates.md", render(
         "failure_rates.md", provenance=provenance, grid=grid([
