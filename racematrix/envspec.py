@@ -47,6 +47,16 @@ class EnvSpec:
         return env_id if self.suite == DEFAULT_SUITE else \
             f"{self.suite}-{env_id}"
 
+    @property
+    def session_id(self) -> str:
+        """nox's: ``3.11, numba==0.60.0, sim1`` (the MWE's), ``3.12, cubie:
+        cubie==0.17.0, patch my-fix, sim1``."""
+        text = " ".join(self.requirements)
+        if self.suite != DEFAULT_SUITE:
+            text = f"{self.suite}: {text}"
+        patched = f", patch {self.patch}" if self.patch else ""
+        return f"{self.python}, {text}{patched}, sim{int(self.sim)}"
+
 
 def spec_slug(requirements: Iterable[str]) -> str:
     """A file-name-safe requirement set; hashed where not readable (a URL,

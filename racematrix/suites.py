@@ -32,8 +32,6 @@ RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 MATRIX_KEYS = ("specs", "pythons", "sim", "count", "timeout")
 NONE = "none"
 
-Combination = tuple[str, str, tuple[str, ...], bool, "str | None"]
-
 
 @dataclass(frozen=True)
 class Suite:
@@ -141,28 +139,25 @@ class Matrix:
         return tuple(dict.fromkeys(python for config in self.configs.values()
                                    for python in config.pythons))
 
-    def envs(self) -> list[EnvSpec]:
-        return [env_of(combination) for combination in self.combinations()]
-
     def jobs(self, gpu_runner: str = "") -> dict[str, list]:
         """The CI job matrix (GitHub Actions' ``strategy.matrix.include``):
         a job per ``env`` session, simulator off only on ``gpu_runner``."""
         include, skipped = [], []
-        for row in self.combinations():
-            spec = env_of(row)
+        for spec in self.envs():
             runs_on = "ubuntu-latest" if spec.sim else gpu_runner
             if not runs_on:
-                skipped.append(f"env({session_id(*row)})")
+                skipped.append(f"env({spec.session_id})")
                 continue
-            include.append({"session": f"env({session_id(*row)})",
+            include.append({"session": f"env({spec.session_id})",
                             "python": spec.python, "sim": int(spec.sim),
                             "env": spec.env_id, "runs_on": runs_on,
                             "artifact": f"raw-{spec.env_id}"})
         return {"include": include, "skipped": skipped}
 
-    def combinations(self) -> list[Combination]:
-        """(Python, suite, spec, sim, patch or None) of every environment."""
-        return [(python, name, spec, sim, None if patch == NONE else patch)
+    def envs(self) -> list[EnvSpec]:
+        """Every environment: each suite's own lists, crossed."""
+        return [EnvSpec(python, spec, sim, name,
+                        None if patch == NONE else patch)
                 for name, config in self.configs.items()
                 for python in config.pythons for spec in config.specs
                 for sim in config.sims
@@ -215,24 +210,9 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
         for name in suites})
 
 
-def env_of(combination: Combination) -> EnvSpec:
-    python, suite, spec, sim, patch = combination
-    return EnvSpec(python, spec, sim, suite, patch)
-
-
-def session_id(python: str, suite: str, spec: tuple[str, ...], sim: bool,
-               patch: str | None = None) -> str:
-    """An ``env`` session's parameters: ``3.11, numba==0.60.0, sim1`` (the
-    MWE's), ``3.12, cubie: cubie==0.17.0, patch my-fix, sim1``."""
-    text = " ".join(spec) if suite == DEFAULT_SUITE else \
-        f"{suite}: {' '.join(spec)}"
-    patched = f", patch {patch}" if patch else ""
-    return f"{python}, {text}{patched}, sim{int(sim)}"
-
-
-def in_order(rows: Sequence[Combination], results_dirs: Iterable[str | Path]
-             ) -> list[Combination]:
-    """``rows`` the longest expected first, so that under ``-j`` no long
+def in_order(envs: Sequence[EnvSpec], results_dirs: Iterable[str | Path]
+             ) -> list[EnvSpec]:
+    """``envs`` the longest expected first, so that under ``-j`` no long
     session starts last. Expected: the row's time in the first folder's
     last tables that has it (one file read: every -j worker imports the
     noxfile), else its suite's median; a suite never recorded goes first.
@@ -248,16 +228,14 @@ def in_order(rows: Sequence[Combination], results_dirs: Iterable[str | Path]
             if row.get("runs") and row.get("seconds") is not None:
                 recorded.setdefault(row["env"].split("@", 1)[0],
                                     row["seconds"])
-    envs = [env_of(row) for row in rows]
     by_suite: dict[str, list[float]] = {}
     for env in envs:
         if env.env_id in recorded:
             by_suite.setdefault(env.suite, []).append(recorded[env.env_id])
 
-    def key(index: int) -> tuple[int, float]:
-        env = envs[index]
+    def key(env: EnvSpec) -> tuple[int, float]:
         seconds = recorded.get(env.env_id)
         if seconds is None and env.suite in by_suite:
             seconds = median(by_suite[env.suite])
         return (0, 0) if seconds is None else (1, -seconds)
-    return [rows[index] for index in sorted(range(len(rows)), key=key)]
+    return sorted(envs, key=key)

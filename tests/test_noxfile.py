@@ -49,12 +49,10 @@ def test_default_matrix_covers_pythons_targets_flags_and_suites():
 
 
 def test_sessions_are_the_exact_combinations_of_each_suites_lists():
-    from racematrix.suites import session_id
     matrix = default_matrix()
     sessions = [s for s in listed() if s["name"] == "env"]
     assert sorted(s["session"] for s in sessions) == sorted(
-        f"env({session_id(*combination)})"
-        for combination in matrix.combinations() if combination[3] or GPU)
+        f"env({spec.session_id})" for spec in matrix.envs() if spec.sim or GPU)
     # No cross product: a suite's session only on its own Pythons and flags.
     for entry in sessions:
         config = matrix.configs[entry["call_spec"]["suite"]]

@@ -11,7 +11,7 @@ import pytest
 
 from racematrix import patching
 from racematrix.envspec import ConfigError, EnvSpec
-from racematrix.suites import load_matrix, session_id
+from racematrix.suites import load_matrix
 from racematrix.suites import NONE, applies, load_patches
 from racematrix.suites import pick
 
@@ -99,12 +99,12 @@ def test_matrix_sessions_of_a_suite_that_lists_a_patch(tmp_path):
              **project(tmp_path)}
     shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
     matrix = load_matrix(table, {}, tmp_path)
-    names = [session_id(*c) for c in matrix.combinations()]
+    names = [spec.session_id for spec in matrix.envs()]
     assert names == ["3.12, numba-cuda==0.30.4, sim1",
                      "3.12, numba-cuda==0.30.4, patch fix, sim1",
                      "3.12, numba-cuda==0.24.0, sim1"]
     only = load_matrix(table, {"MATRIX_PATCHES": "fix"}, tmp_path)
-    assert [c[4] for c in only.combinations()] == ["fix"]
+    assert [spec.patch for spec in only.envs()] == ["fix"]
 
 
 def test_diff_files_and_the_line_for_a_failed_hunk():
@@ -180,7 +180,7 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
     # both from its cache): the patch must change its own copy only.
     built = matrix_envs[FIXED]
     for patch in (None, "private-globals"):
-        session = session_id(e2e_python, "mwe", (FIXED,), True, patch)
+        session = EnvSpec(e2e_python, (FIXED,), True, "mwe", patch).session_id
         seed_env(project, f"env({session})", built, copy=patch is not None)
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items()
