@@ -74,20 +74,13 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         return finish(installation.detail, env_error=reason)
     environment = installation.environment or read_environment(session)
     if spec.patch:  # the diff for the first installed package it has
-        patch = matrix.patches[spec.patch]
-        packages = environment["packages"]
-        diff = next((found for package in patched_packages(spec)
-                     if package in packages and (found := patch.diff_for(
-                         package, packages[package]))), None)
+        patch, packages = matrix.patches[spec.patch], environment["packages"]
+        package = next((name for name in patched_packages(spec)
+                        if name in packages and patch.diff_for(
+                            name, packages[name])), spec.target)
         try:
-            if diff is None:
-                raise patching.PatchError(
-                    f"patch {patch.name} has no diff for {spec.target} "
-                    f"{packages.get(spec.target)}")
-            session.log(f"patch {patch.name}: {diff.file.name} onto "
-                        f"{diff.package} {packages[diff.package]}")
-            base["patch"] = patching.apply(session, patch, diff,
-                                           packages[diff.package])
+            base["patch"] = patching.apply(session, patch, package,
+                                           packages.get(package, "0"))
         except patching.PatchError as error:  # never a result: an error row
             return finish(env_error=str(error))
     # nox's -v lowers its level below DEBUG: the installer's steps, pytest's.

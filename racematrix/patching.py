@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -13,11 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .suites import Diff, Patch
+from .suites import Patch
 from .procs import venv_environ
 from .venv import venv_python
 
 APPLIED = "racematrix-patch.json"  # written into a patched environment
+logger = logging.getLogger(__name__)
 
 
 class PatchError(RuntimeError):
@@ -61,13 +63,17 @@ def failed_hunk(output: str) -> str:
             ["patch failed without a message"])[-1].strip()[:200]
 
 
-def apply(session: Any, patch: Patch, diff: Diff | None, version: str
+def apply(session: Any, patch: Patch, package: str, version: str
           ) -> dict[str, Any]:
-    """Apply ``diff`` to ``session``'s environment (a nox Session or a
-    ProbeEnvironment) of ``diff.package`` ``version``: the raw result's
+    """Apply ``patch``'s diff for ``package`` ``version`` to ``session``'s
+    environment (a nox Session or a ProbeEnvironment): the raw result's
     ``patch`` record."""
+    diff = patch.diff_for(package, version)
     if diff is None:
-        raise PatchError(f"patch {patch.name} has no diff for this release")
+        raise PatchError(f"patch {patch.name} has no diff for {package} "
+                         f"{version}")
+    logger.info("patch %s: %s onto %s %s", patch.name, diff.file.name,
+                package, version)
     if shutil.which("patch") is None:
         raise PatchError("GNU patch is not installed (e.g. `apt-get install "
                          "patch`); it applies the patches")

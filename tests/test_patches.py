@@ -137,7 +137,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
     original = patching.site_packages
     patching.site_packages = lambda session: site
     try:
-        record = patching.apply(Env(), patch, diff, "1.0")
+        record = patching.apply(Env(), patch, diff.package, "1.0")
         assert (site / "pkg" / "mod.py").read_text().count("return 2") == 1
         assert cache.read_text().count("return 1") == 1  # the cache: as it was
         assert other.read_text() == cache.read_text()
@@ -145,7 +145,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
         assert record["after"]["pkg/mod.py"] == patching.sha256(
             site / "pkg" / "mod.py")
         # Again (a warm run): found applied, nothing changed.
-        assert patching.apply(Env(), patch, diff, "1.0")["reused"]
+        assert patching.apply(Env(), patch, diff.package, "1.0")["reused"]
         # A diff that does not apply: one line naming the hunk.
         (tmp_path / "patches" / "fix.diff").write_text(
             DIFF.replace("return 1", "return 7"))
@@ -153,7 +153,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
         (site / patching.APPLIED).unlink()
         (site / "pkg" / "mod.py").write_text(cache.read_text())
         with pytest.raises(patching.PatchError) as caught:
-            patching.apply(Env(), broken, broken.diffs[0], "1.0")
+            patching.apply(Env(), broken, diff.package, "1.0")
         assert "Hunk #1 FAILED at 1 in pkg/mod.py" in str(caught.value)
         assert "\n" not in str(caught.value)
     finally:
