@@ -5,12 +5,12 @@ and the order its sessions are handed out in."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -212,11 +212,8 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
 
 def in_order(envs: Sequence[EnvSpec], results_dirs: Iterable[str | Path]
              ) -> list[EnvSpec]:
-    """``envs`` the longest expected first, so that under ``-j`` no long
-    session starts last. Expected: the row's time in the first folder's
-    last tables that has it (one file read: every -j worker imports the
-    noxfile), else its suite's median; a suite never recorded goes first.
-    Ties keep order."""
+    """``envs`` the longest first (the time in the first folder's tables
+    that has it), never recorded first: under ``-j`` no long one starts last."""
     recorded: dict[str, float] = {}
     for folder in dict.fromkeys(map(os.path.realpath, results_dirs)):
         try:
@@ -228,14 +225,4 @@ def in_order(envs: Sequence[EnvSpec], results_dirs: Iterable[str | Path]
             if row.get("runs") and row.get("seconds") is not None:
                 recorded.setdefault(row["env"].split("@", 1)[0],
                                     row["seconds"])
-    by_suite: dict[str, list[float]] = {}
-    for env in envs:
-        if env.env_id in recorded:
-            by_suite.setdefault(env.suite, []).append(recorded[env.env_id])
-
-    def key(env: EnvSpec) -> tuple[int, float]:
-        seconds = recorded.get(env.env_id)
-        if seconds is None and env.suite in by_suite:
-            seconds = median(by_suite[env.suite])
-        return (0, 0) if seconds is None else (1, -seconds)
-    return sorted(envs, key=key)
+    return sorted(envs, key=lambda env: -recorded.get(env.env_id, math.inf))

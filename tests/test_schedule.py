@@ -48,10 +48,10 @@ def makespan(seconds, workers=2):
     return max(free)
 
 
-def test_the_first_folder_that_has_a_row_wins_then_the_suites_median(
+def test_the_first_folder_that_has_a_row_wins_and_unrecorded_go_first(
         tmp_path):
     """A row of this run's folder wins over the checkout's; a row no folder
-    has takes its suite's median; a suite never recorded goes first."""
+    has goes first."""
     combinations = real_matrix().envs()
     committed = tabled(DATA / "raw-cubie", tmp_path)
     seconds = last_seconds(committed)
@@ -75,8 +75,8 @@ def test_the_first_folder_that_has_a_row_wins_then_the_suites_median(
     (mine / "raw" / f"{row['env']}.json").write_text(json.dumps(row))
     mine = tabled(mine / "raw", tmp_path)
     assert in_order(cubie, [mine, committed])[0] == shortest
-    # One MWE row recorded: the others expect its time (the suite's median),
-    # so they keep the matrix's order, after CuBIE's longer rows.
+    # One MWE row recorded, the shortest: the other MWE rows (never
+    # recorded) first, in the matrix's order, then CuBIE's, then it.
     first = mwe[0].env_id
     mwe_rows = tmp_path / "mwe-rows"
     (mwe_rows / "raw").mkdir(parents=True)
@@ -86,8 +86,7 @@ def test_the_first_folder_that_has_a_row_wins_then_the_suites_median(
     (mwe_rows / "raw" / f"{first}.json").write_text(json.dumps(row))
     order = in_order(combinations, [tabled(mwe_rows / "raw", tmp_path),
                                     committed])
-    assert order[:len(cubie)] == in_order(cubie, [committed])
-    assert order[len(cubie):] == mwe
+    assert order == [*mwe[1:], *in_order(cubie, [committed]), mwe[0]]
 
 
 def test_on_the_committed_rows_longest_first_never_ends_later():
