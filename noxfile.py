@@ -52,8 +52,7 @@ ROWS = in_order([spec for spec in MATRIX.envs() if spec.sim or GPU],
 
 
 def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
-    """``run(command rerunning it)`` in a checked results folder; a
-    BadInput is the session's one-line error."""
+    """``run(rerun command)`` in a checked folder; BadInput: the error."""
     try:
         matrix_session.check_results_folder(RESULTS)
         return run(matrix_session.session_command(session.name,

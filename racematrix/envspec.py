@@ -1,5 +1,4 @@
-"""What one matrix environment is (a Python, a requirement set, a simulator
-flag, a suite, a patch) and the normal forms of what a user types for it."""
+"""One matrix environment, and the normal forms of what a user types for it."""
 from __future__ import annotations
 
 import hashlib
@@ -59,8 +58,7 @@ class EnvSpec:
 
 
 def spec_slug(requirements: Iterable[str]) -> str:
-    """A file-name-safe requirement set; hashed where not readable (a URL,
-    a marker, ``===``, characters a file name cannot hold)."""
+    """A file-name-safe requirement set; hashed where not readable."""
     parts = []
     for text in requirements:
         requirement = Requirement(text)

@@ -1,6 +1,4 @@
-"""The driver of ``nox -s matrix``: each ``env`` session builds, measures
-and records one environment; ``matrix`` (``requires=`` all of them) writes
-the tables and report once and says the last word."""
+"""``nox -s matrix``: each ``env`` session's environment, then the last word."""
 from __future__ import annotations
 
 import argparse
@@ -41,8 +39,7 @@ logger = logging.getLogger(__name__)
 
 def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
                     results_dir: str, total: int) -> str:
-    """Build ``spec``'s environment, run its suite (and launch A/B), record
-    the raw row; the progress line."""
+    """Build, measure and record ``spec``'s environment; the progress line."""
     note_matrix_env(session.virtualenv.location, spec)
     config, suite = matrix.configs[spec.suite], matrix.suites[spec.suite]
     count, pytest_args = split_count(session.posargs, config.count)
@@ -195,8 +192,7 @@ def launches_again_alone(results_dir: str | Path,
 def finish_run(results_dir: str | Path, run: int,
                configured: Sequence[EnvSpec],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
-    """Undecided A/Bs again, then tables, report and plot (``configured``
-    minus the rows: "not run here"); the last line and the error rows."""
+    """Undecided A/Bs again, tables, report, plot; the line and error rows."""
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)

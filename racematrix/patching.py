@@ -1,6 +1,4 @@
-"""A patch's diff applied to an installed environment with GNU patch, each
-file it changes first a copy of its own (uv hard-links from its cache); a
-warm run finds it applied (the same bytes) and leaves it alone."""
+"""A patch's diff applied to an installed environment with GNU patch."""
 from __future__ import annotations
 
 import hashlib
@@ -65,9 +63,7 @@ def failed_hunk(output: str) -> str:
 
 def apply(session: Any, patch: Patch, package: str, version: str
           ) -> dict[str, Any]:
-    """Apply ``patch``'s diff for ``package`` ``version`` to ``session``'s
-    environment (a nox Session or a ProbeEnvironment): the raw result's
-    ``patch`` record."""
+    """Apply ``patch`` to ``session``'s ``package``; its ``patch`` record."""
     diff = patch.diff_for(package, version)
     if diff is None:
         raise PatchError(f"patch {patch.name} has no diff for {package} "

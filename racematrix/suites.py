@@ -1,7 +1,5 @@
-"""The matrix as data: ``[tool.racematrix]`` (checked once against
-``schemas/config.schema.json``), its suites and patches (candidate fixes as
-a column; ``none``, unpatched, always one), the MATRIX_* variables over it,
-and the order its sessions are handed out in."""
+"""The matrix as data: ``[tool.racematrix]``, its suites and patches, the
+MATRIX_* variables over it, and the order its sessions are handed out in."""
 from __future__ import annotations
 
 import json
@@ -113,8 +111,7 @@ def applies(patch: Patch, spec: EnvSpec) -> bool:
 
 def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
          default: Iterable[str]) -> tuple[str, ...]:
-    """The ``declared`` names ``variable`` gives ("a b" or "a,b"), else
-    ``default``."""
+    """The ``declared`` names ``variable`` gives, else ``default``."""
     declared = sorted(declared)
     source = variable if variable in environ else "the config"
     names = list(default) if variable not in environ else [
@@ -140,8 +137,7 @@ class Matrix:
                                    for python in config.pythons))
 
     def jobs(self, gpu_runner: str = "") -> dict[str, list]:
-        """The CI job matrix (GitHub Actions' ``strategy.matrix.include``):
-        a job per ``env`` session, simulator off only on ``gpu_runner``."""
+        """A CI job per ``env`` session, simulator off only on ``gpu_runner``."""
         include, skipped = [], []
         for spec in self.envs():
             runs_on = "ubuntu-latest" if spec.sim else gpu_runner
@@ -168,8 +164,7 @@ class Matrix:
 
 def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 root: str | Path) -> Matrix:
-    """Every selected suite with its lists (MATRIX_SPECS alone: the MWE's);
-    a suite's own keys replace the top level's, MATRIX_* both."""
+    """The selected suites (MATRIX_SPECS alone: the MWE), their lists."""
     require_valid(table, "config", "[tool.racematrix] in pyproject.toml")
     if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
         environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
