@@ -51,7 +51,7 @@ class Part:
     read: str = "rows"  # rows (the matrix's), bisect, tests or workload
     environ: Mapping[str, str] = field(default_factory=dict)
     clone: bool = False  # in a fresh clone: the committed files, no .nox
-    nox_python: str = ""  # nox alone in a venv of it, as the README has it
+    new_user: bool = False  # a clone, nox alone on NEW_USER_PYTHON, script mode
     rerun: bool = False  # warm: the committed rows first, as a rerun has them
     fill_cache: bool = False  # pip's cache filled first with the rows' wheels
     beside: tuple[str, ...] = ()  # nox's arguments of a load, stopped after
@@ -64,18 +64,17 @@ TIME_BISECT = ("-s", "bisect", "--", "--package", "numba-cuda", "--python",
                "3.12", "--metric", "launch-time")
 # The Python whose MWE rows the `defaults` part runs both ways.
 DEFAULTS_PYTHON = {"MATRIX_PYTHONS": "3.12"}
-# A new user's nox, without the noxfile's dependencies: nox's script mode
-# (its default) makes their environment in the clone's .nox.
+# A new user's nox (README: `pip install nox`), without the noxfile's
+# dependencies: nox's script mode makes their environment in the clone's .nox.
 NEW_USER_PYTHON = "3.13"
 PARTS = {
     "workload": Part("launch workload: which A/B tells lock from no lock",
                      (), "workload"),
     "cold": Part("cold: a fresh clone, empty caches (uv's, matplotlib's, "
                  "all of XDG_CACHE_HOME), nox on Python 3.13 alone",
-                 MATRIX, clone=True, nox_python=NEW_USER_PYTHON, environ={
+                 MATRIX, new_user=True, environ={
                      "XDG_CACHE_HOME": "{scratch}/cache",
-                     "UV_CACHE_DIR": "{scratch}/cache/uv",
-                     "NOX_SCRIPT_MODE": "reuse"}),
+                     "UV_CACHE_DIR": "{scratch}/cache/uv"}),
     "warm": Part("warm: the same environments again", MATRIX, rerun=True),
     "warm-no-launches": Part("warm, no launch time (MATRIX_LAUNCHES=0)",
                              MATRIX, environ={"MATRIX_LAUNCHES": "0"},
@@ -92,8 +91,7 @@ PARTS = {
     "time-bisect-loaded": Part("bisect on launch time, beside the matrix",
                                TIME_BISECT, "bisect", beside=MATRIX),
     "tests": Part("nox -s tests, a fresh clone, nox on Python 3.13 alone",
-                  ("-s", "tests"), "tests", clone=True,
-                  nox_python=NEW_USER_PYTHON, environ={"NOX_SCRIPT_MODE": "reuse"}),
+                  ("-s", "tests"), "tests", new_user=True),
 }
 
 
@@ -105,20 +103,6 @@ def parse_args(argv: list[str]) -> list[str]:
                         default=list(PARTS), help="default: all")
     return parser.parse_args([word.strip() for arg in argv
                               for word in arg.split(",") if word.strip()]).parts
-
-
-def host_loop_seconds(repeats: int = 3) -> float:
-    return round(statistics.median(timeit.repeat(
-        "for i in range(n): total += i", "total = 0", number=1,
-        repeat=repeats, globals={"n": HOST_LOOP})), 3)
-
-
-def versions() -> dict[str, str]:
-    """The bench's own Python build and the tools that ran the parts."""
-    return {"python": f"{platform.python_implementation()} "
-                      f"{platform.python_version()}",
-            **{found.name: found.version for found in distributions()
-               if found.name in ("nox", "uv", "virtualenv")}}
 
 
 def run_part(part: Part, scratch: Path) -> dict[str, Any]:
@@ -138,15 +122,15 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
             if not path.name.endswith(("launch-time.json", ".partial.json")):
                 shutil.copy(path, results / "bisect")
     cwd, python = PROJECT, sys.executable
-    if part.clone:
+    if part.clone or part.new_user:
         cwd = results / "project"
         subprocess.run(["git", "clone", "--quiet", str(PROJECT), str(cwd)],
                        check=True)
-    if part.nox_python:  # `pip install nox`, before the clock
-        base = find_interpreter(part.nox_python)
+    if part.new_user:  # `pip install nox`, before the clock
+        base = find_interpreter(NEW_USER_PYTHON)
         if not base:
-            raise BadInput(f"bench: {part.label}: no Python {part.nox_python}"
-                           f" here; {install_hint(part.nox_python)}")
+            raise BadInput(f"bench: {part.label}: no Python {NEW_USER_PYTHON}"
+                           f" here; {install_hint(NEW_USER_PYTHON)}")
         subprocess.run(["uv", "venv", "-q", "--python", base,
                         str(results / "nox")], check=True)
         python = str(results / "nox" / "bin" / "python")
@@ -154,7 +138,8 @@ def run_part(part: Part, scratch: Path) -> dict[str, Any]:
                         f"nox=={version('nox')}"], check=True)
     environ = {**{k: v for k, v in os.environ.items()
                   if not k.startswith(("MATRIX_", "RACEMATRIX_RESULTS"))},
-               **{k: v.format(scratch=scratch) for k, v in part.environ.items()}}
+               **{k: v.format(scratch=scratch) for k, v in part.environ.items()},
+               **({"NOX_SCRIPT_MODE": "reuse"} if part.new_user else {})}
 
     def nox(arguments: tuple[str, ...], into: Path | None,
             out: int = subprocess.PIPE) -> subprocess.Popen[str]:
@@ -330,7 +315,7 @@ def fill_pip_cache(python: str, scratch: Path) -> None:
     pip = scratch / "pip"
     subprocess.run([sys.executable, "-m", "virtualenv", "-q", "-p",
                     find_interpreter(python) or python, str(pip)], check=True)
-    for row in mwe_rows(python):
+    for row in filter(lambda row: row["packages"], mwe_rows(python)):
         done = subprocess.run([
             pip / "bin" / "python", "-m", "pip", "download", "-q", "--no-deps",
             "--only-binary", ":all:", "--index-url", index_url(), "-d",
@@ -347,6 +332,11 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
     names = parse_args(list(argv))
     path = Path(out_dir) / "bench.json"
     data = json.loads(path.read_text()) if path.exists() else {"parts": {}}
+    data["versions"] = {  # the bench's Python build, the tools that ran it
+        "python": f"{platform.python_implementation()} "
+                  f"{platform.python_version()}",
+        **{dist.name: dist.version for dist in distributions()
+           if dist.name in ("nox", "uv", "virtualenv")}}
     scratch = Path(tempfile.mkdtemp(prefix="racematrix-bench-"))
     try:
         if any(PARTS[name].rerun for name in names) and \
@@ -354,7 +344,9 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
             run_part(Part("warm-up", MATRIX), scratch)
         for name in names:
             part = PARTS[name]
-            load, loop = os.getloadavg()[0], host_loop_seconds()
+            load, loop = os.getloadavg()[0], round(statistics.median(
+                timeit.repeat("for i in range(n): total += i", "total = 0",
+                              number=1, repeat=3, globals={"n": HOST_LOOP})), 3)
             if part.fill_cache:  # warm, as a returning user's cache is
                 fill_pip_cache(part.environ["MATRIX_PYTHONS"], scratch)
             project = part.baseline and run_part(part.baseline, scratch)
@@ -367,8 +359,7 @@ def run(out_dir: str | Path, command: str, argv: list[str]) -> dict[str, Any]:
                                    "load_before": load,
                                    "host_loop_before": loop}
             # Written after each part: a later part's failure loses nothing.
-            data.update(command=command, finished=now_iso(),
-                        versions=versions())
+            data.update(command=command, finished=now_iso())
             write_json_atomic(path, data)
             write_text_atomic(path.with_suffix(".md"), render_bench(data))
     finally:

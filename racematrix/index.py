@@ -2,6 +2,7 @@
 pages, PEP 700 upload times, PEP 658 metadata)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -66,22 +67,16 @@ def releases_from_packages(packages: Iterable[DistributionPackage]
     """Final releases (no pre- or dev-releases), oldest first."""
     found: dict[Version, list[DistributionPackage]] = {}
     for package in packages:
-        try:
-            version = Version(package.version or "")
-        except InvalidVersion:
-            continue
-        if not version.is_prerelease:
-            found.setdefault(version, []).append(package)
+        with contextlib.suppress(InvalidVersion):
+            if not (version := Version(package.version or "")).is_prerelease:
+                found.setdefault(version, []).append(package)
     return [Release(version, found[version]) for version in sorted(found)]
 
 
+@functools.lru_cache(maxsize=64)
 def releases(package: str) -> list[Release]:
     """The final releases of ``package`` on the configured index (cached)."""
-    return project_releases(canonicalize_name(package), index_url())
-
-
-@functools.lru_cache(maxsize=64)
-def project_releases(package: str, endpoint: str) -> list[Release]:
+    package, endpoint = canonicalize_name(package), index_url()
     import requests
     from pypi_simple import NoSuchProjectError, PyPISimple
     try:

@@ -3,6 +3,7 @@ of ways (README "How releases are installed"), each checked by a smoke
 launch; an environment installed before is reused."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -68,14 +69,13 @@ class Target:
         """That, the others by name, and the companions its successor names."""
         if self.companions is None and self.release:
             name, version = self.release
-            try:
+            self.companions = []  # where the index cannot say
+            with contextlib.suppress(index.IndexLookupError):
                 self.companions = successor_companions(self.requires_dist, (
                     index.parse_core_metadata(
                         index.release_metadata(name, str(later)) or "")[1]
                     for later in index.list_releases(name)
                     if later > Version(version)))
-            except index.IndexLookupError:
-                self.companions = []
         found = self.with_extras(unpin_others=True)
         present = {canonicalize_name(Requirement(r).name) for r in found}
         return found + [c for c in self.companions or () if c not in present]
@@ -162,7 +162,7 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
     if found.release is None:
         return found
     name, version = found.release
-    try:
+    with contextlib.suppress(index.IndexLookupError):  # uv's try says why
         info = index.release_info(name, version)
         if info is None:
             return found
@@ -177,8 +177,6 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
             declared, requires = index.parse_core_metadata(metadata)
             found.extras = wanted_extras(declared)
             found.requires_dist = tuple(requires)
-    except index.IndexLookupError:  # uv's own try says what is wrong
-        pass
     return found
 
 
@@ -186,12 +184,10 @@ def prerelease_arguments(target: Target) -> list[str]:
     """No pre-release, except of one required with a pre-release specifier."""
     allowed: dict[str, None] = {}
     for requirement in parsed((*target.requirements, *target.requires_dist)):
-        try:
+        with contextlib.suppress(InvalidVersion):
             if any(Version(s.version.rstrip(".*")).is_prerelease
                    for s in requirement.specifier):
                 allowed[canonicalize_name(requirement.name)] = None
-        except InvalidVersion:
-            continue
     return ["--prerelease", "disallow", *[
         arg for name in allowed
         for arg in ("--prerelease-package", f"{name}=allow")]]
@@ -213,7 +209,7 @@ class Installation:
     detail: str = ""  # the installer's output where the last way failed
 
     @property
-    def packages(self) -> dict[str, str]:
+    def packages(self) -> dict[str, str]:  # probers keeps it by name
         return (self.environment or {}).get("packages", {})
 
     def resolution(self) -> dict[str, Any]:
@@ -299,10 +295,18 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
         done = run(["uv", "pip", "compile", "-q", "--no-header", *common,
                     *prerelease_arguments(target), *date, "-"],
                    input="\n".join(way.requirements))
-        if done.returncode == 0:
-            done = pip_sync(session, run, done.stdout) if installer == "pip" \
-                else run(["uv", "pip", "sync", "-q", *common, "-"],
-                         input=done.stdout)
+        pins = done.stdout
+        if done.returncode == 0 and installer == "uv":
+            done = run(["uv", "pip", "sync", "-q", *common, "-"], input=pins)
+        elif done.returncode == 0:  # by pip: the pins, then drop the rest
+            done = run([python, "-m", "pip", "install", "-q", "--only-binary",
+                        ":all:", "--index-url", index.index_url(), "-r",
+                        "/dev/stdin"], input=pins)
+            stale = set(read_environment(session)["packages"]) - SEEDS - {
+                canonicalize_name(r.name) for r in parsed(pins.splitlines())}
+            if done.returncode == 0 and stale:
+                done = run([python, "-m", "pip", "uninstall", "-q", "-y",
+                            *sorted(stale)])
         problem = found = None
         if done.returncode != 0:
             failed.detail = done.stdout + done.stderr
@@ -334,21 +338,6 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
     return failed
 
 
-def pip_sync(session: Any, run: Callable[..., subprocess.CompletedProcess[str]],
-             pins: str) -> subprocess.CompletedProcess[str]:
-    """``uv pip sync``'s end by the environment's own pip, as nox's defaults
-    install: the pins from the same index, then what they do not name goes."""
-    python = venv_python(session)
-    done = run([python, "-m", "pip", "install", "-q", "--only-binary", ":all:",
-                "--index-url", index.index_url(), "-r", "/dev/stdin"],
-               input=pins)
-    stale = set(read_environment(session)["packages"]) - SEEDS - {
-        canonicalize_name(r.name) for r in parsed(pins.splitlines())}
-    if done.returncode != 0 or not stale:
-        return done
-    return run([python, "-m", "pip", "uninstall", "-q", "-y", *sorted(stale)])
-
-
 # uv's words for an install that cannot be, and what they mean for a row
 # ({0}, {1}: the pattern's groups; {python}: the spec's Python; {cause}:
 # a network failure's).
@@ -371,19 +360,16 @@ def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
     """A skip (no wheel for this Python), bad input, or an error."""
     for pattern, kind, reason in FAILURES:
         if found := re.search(pattern, output):
+            near = []
+            if "{near}" in reason:
+                with contextlib.suppress(index.IndexLookupError):
+                    near = index.nearest_versions(
+                        found[2], index.list_releases(found[1]))
             return kind, reason.format(
                 *found.groups(), python=spec.python,
                 cause=index.network_cause(output),
-                near="{near}" in reason and nearest_hint(*found.groups()))
+                near=f"; nearest on the index: {', '.join(near)}" * bool(near))
     return "error", f"install failed: {install_cause(output)}"
-
-
-def nearest_hint(name: str, version: str) -> str:
-    try:
-        near = index.nearest_versions(version, index.list_releases(name))
-    except index.IndexLookupError:
-        near = []
-    return f"; nearest on the index: {', '.join(near)}" if near else ""
 
 
 def install_cause(output: str) -> str:

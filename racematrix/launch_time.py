@@ -118,7 +118,8 @@ def idle_since(clock: float, idle_before: float | None) -> float | None:
 def wait_for_idle() -> float:
     """Seconds waited (at most IDLE_WAIT) for a core idle besides ours."""
     started = time.monotonic()
-    while time.monotonic() - started < IDLE_WAIT:
+    while (os.cpu_count() or 1) > 1 and \
+            time.monotonic() - started < IDLE_WAIT:  # one CPU: no other core
         clock, before = time.monotonic(), idle_cpu_seconds()
         time.sleep(IDLE_WINDOW)
         idle = idle_since(clock, before)

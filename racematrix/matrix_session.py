@@ -25,7 +25,7 @@ from .measurement import (Built, LaunchTime, Measurement, RaceSuite,
 from .probers import note_matrix_env
 from .suites import patched_packages
 from .provenance import machine_info, now_iso
-from .rawresult import RawResult, kept_measured_row, make_raw, read_raw, record
+from .rawresult import RawResult, make_raw, measured, read_raw, record
 from .report import build_report
 from .venv import ProbeEnvironment, read_environment
 
@@ -53,7 +53,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         raw = make_raw(spec, seconds=time.monotonic() - clock,
                        **{**base, **fields})
         written = record(raw, results_dir, detail)
-        if kept_measured_row(written, raw):
+        if measured(written) and not measured(raw):
             session.log(f"{spec.env_id}: this attempt measured nothing; the "
                         f"row measured {written['finished'][:16]} is kept, "
                         f"with the attempt beside it")

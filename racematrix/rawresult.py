@@ -71,9 +71,7 @@ class NoUsableResults(ValueError):
 
 def decide_verdict(counts: Mapping[str, int], env_error: str | None = None,
                    skip_reason: str | None = None) -> tuple[Verdict, str]:
-    """The verdict and its reason from the outcome counts (a row's or a
-    probe's): a race failure reproduces, only hangs is "hung" (a fixed
-    simulator's slowdown), anything else gone wrong an "error", never a pass."""
+    """The verdict and its reason from a row's or a probe's outcome counts."""
     target, other, hang = (counts[Outcome.TARGET], counts[Outcome.OTHER],
                            counts[Outcome.HANG])
     runs = sum(counts[outcome] for outcome in RAN)
@@ -173,9 +171,8 @@ def measured(raw: Mapping[str, Any] | None) -> bool:
 
 def record(raw: RawResult, results_dir: str | Path,
            detail: str | None = None) -> RawResult:
-    """Validate and write one row under the lock; returns what the file
-    holds. An attempt that measured nothing joins a measured row's
-    ``attempts`` instead of replacing it."""
+    """Write one row under the lock (an attempt that measured nothing joins
+    a measured row's ``attempts``); returns what the file holds."""
     wrong = validate_raw(raw)
     if wrong:  # ours to fix: the writer must hold to the schema
         raise RuntimeError(f"raw result of {raw['env']} breaks "
@@ -194,11 +191,6 @@ def record(raw: RawResult, results_dir: str | Path,
                                    "attempts": attempts[-MAX_ATTEMPTS:]})
         write_json_atomic(path, raw)
     return raw
-
-
-def kept_measured_row(written: RawResult, attempted: RawResult) -> bool:
-    """Whether ``record`` kept an earlier measured row over ``attempted``."""
-    return measured(written) and not measured(attempted)
 
 
 def machine_label(record: Mapping[str, Any]) -> str:

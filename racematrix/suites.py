@@ -19,7 +19,7 @@ from packaging.version import Version
 from .envspec import DEFAULT_SUITE, ConfigError, EnvSpec, MatrixConfig, \
     load_config
 from .outcomes import RACE_SIGNATURE
-from .validation import require_valid
+from .validation import problem
 
 PROJECT = Path(__file__).resolve().parent.parent
 # What the MWE needs besides the package under test.
@@ -165,7 +165,8 @@ class Matrix:
 def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 root: str | Path) -> Matrix:
     """The selected suites (MATRIX_SPECS alone: the MWE), their lists."""
-    require_valid(table, "config", "[tool.racematrix] in pyproject.toml")
+    if wrong := problem(table, "config", "[tool.racematrix] in pyproject.toml"):
+        raise ConfigError(wrong)
     if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
         environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
     declared = table.get("suites") or {DEFAULT_SUITE: {

@@ -10,8 +10,6 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from .errors import ConfigError
-
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 
@@ -21,12 +19,6 @@ def validator(name: str) -> Draft202012Validator:
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     return Draft202012Validator(
         schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-
-
-def require_valid(instance: Any, name: str, where: str) -> None:
-    wrong = problem(instance, name, where)
-    if wrong:
-        raise ConfigError(wrong)
 
 
 def problem(instance: Any, name: str, where: str) -> str | None:

@@ -58,7 +58,7 @@ def test_a_failed_attempt_is_kept_beside_the_measured_row(
     raw = failed(**attempt)
     written = rawresult.record(raw, results, text)
     after = json.loads((results / "raw" / MEASURED).read_text())
-    assert rawresult.kept_measured_row(written, raw)
+    assert rawresult.measured(written) and not rawresult.measured(raw)
     assert {k: v for k, v in after.items() if k != "attempts"} == before
     [entry] = after["attempts"]
     assert entry["why"] == raw["reason"]
@@ -80,7 +80,7 @@ def test_an_environment_that_never_had_results_still_gets_its_error_row(
     written = rawresult.record(raw, tmp_path, "the whole chain")
     assert written["verdict"] == "error" and written["runs"] == 0
     assert written["attempts"][0]["detail"] == "the whole chain"
-    assert not rawresult.kept_measured_row(written, raw)
+    assert not rawresult.measured(written)
     # ... and a skip writes its row without an attempt.
     skip = failed(spec=EnvSpec("3.12", ("numba==0.60.0",), False),
                   skip_reason="no CUDA GPU")

@@ -202,8 +202,9 @@ def test_an_early_release_installs_through_the_ladder(tmp_path, e2e_python):
     assert installation.implementation["distribution"] == "numba-cuda"
     # Every package, named or not, is as the index had it on the day
     # (nothing newer left behind by an earlier way), and no pre-release.
-    assert installation.packages == read_environment(env)["packages"]
-    for name, version in installation.packages.items():
+    packages = installation.packages
+    assert packages == read_environment(env)["packages"]
+    for name, version in packages.items():
         release = index.release_info(name, version)  # None: a pre-release
         assert release.upload_time.strftime("%Y-%m-%dT%H:%M:%SZ") <= \
             installation.exclude_newer, (name, version)
@@ -211,7 +212,7 @@ def test_an_early_release_installs_through_the_ladder(tmp_path, e2e_python):
     again = install.install_resolved(env, spec)
     assert again.resolution()["reused"] and again.way == installation.way
     assert again.installer == installation.installer == "uv"
-    assert again.packages == installation.packages
+    assert again.packages == packages
 
 
 @pytest.mark.e2e  # a real environment, as nox's virtualenv backend makes it
