@@ -174,18 +174,19 @@ def project_config(project: str | Path) -> dict[str, Any]:
 def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                 ) -> MatrixConfig:
     """A schema-checked table's lists, MATRIX_* over them."""
-    lists = {"pythons": table.get("pythons", []),
-             "specs": table.get("specs", []),
-             "sims": [str(flag) for flag in table.get("sim", [1, 0])]}
-    for key, name, separator in (("pythons", "MATRIX_PYTHONS", None),
-                                 ("specs", "MATRIX_SPECS", ";"),
-                                 ("sims", "MATRIX_SIM", None)):
+    lists: dict[str, Any] = {}
+    for key, name, separator, parse, default in (
+            ("pythons", "MATRIX_PYTHONS", None, parse_python, []),
+            ("specs", "MATRIX_SPECS", ";", parse_spec, []),
+            ("sim", "MATRIX_SIM", None, parse_sim, [1, 0])):
+        items = [str(item) for item in table.get(key, default)]
         if name in environ:
-            lists[key] = [item.strip() for item in
-                          environ[name].split(separator) if item.strip()]
-            if not lists[key]:
+            items = [item.strip() for item in environ[name].split(separator)
+                     if item.strip()]
+            if not items:
                 raise ConfigError(f"{name} is set but empty: unset it to use "
                                   f"the configured list, or give a value")
+        lists[key] = tuple(dict.fromkeys(map(parse, items)))
     launches = table.get("launches", 3)
     if "MATRIX_LAUNCHES" in environ:
         if not environ["MATRIX_LAUNCHES"].strip().isdigit():
@@ -194,9 +195,6 @@ def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                               f"launches per MWE row (0: no launch time)")
         launches = int(environ["MATRIX_LAUNCHES"])
     return MatrixConfig(
-        pythons=tuple(dict.fromkeys(map(parse_python, lists["pythons"]))),
-        specs=tuple(dict.fromkeys(map(parse_spec, lists["specs"]))),
-        sims=tuple(dict.fromkeys(map(parse_sim, lists["sims"]))),
-        count=table.get("count", 1), timeout=table.get("timeout", 120),
-        launches=launches,
-        max_launches=max(table.get("max_launches", 8), launches))
+        lists["pythons"], lists["specs"], lists["sim"], table.get("count", 1),
+        table.get("timeout", 120), launches,
+        max(table.get("max_launches", 8), launches))
