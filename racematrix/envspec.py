@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -40,8 +41,21 @@ class EnvSpec:
     def env_id(self) -> str:
         """``py3.11-numba-0.60.0-sim1``, ``cubie-py3.12-...`` (not the
         MWE's suite), ``...-0.30.4+patch.my-fix-sim1`` (patched)."""
+        parts = []  # each file-name-safe, hashed where not readable
+        for text in self.requirements:
+            requirement = Requirement(text)
+            slug: str = canonicalize_name(requirement.name) + "".join(
+                "." + extra for extra in sorted(requirement.extras)) + "".join(
+                SPECIFIER_WORDS[specifier.operator] + specifier.version
+                for specifier in sorted(requirement.specifier, key=str))
+            safe = re.sub(r"[^A-Za-z0-9._+-]", "_", slug)
+            if safe != slug or requirement.url or requirement.marker or \
+                    "===" in str(requirement.specifier):
+                safe += "-h" + hashlib.sha256(normalize_requirement(
+                    text).encode()).hexdigest()[:8]
+            parts.append(safe)
         patched = f"+patch.{self.patch}" if self.patch else ""
-        env_id = (f"py{self.python}-{spec_slug(self.requirements)}{patched}"
+        env_id = (f"py{self.python}-{'+'.join(parts)}{patched}"
                   f"-sim{int(self.sim)}")
         return env_id if self.suite == DEFAULT_SUITE else \
             f"{self.suite}-{env_id}"
@@ -55,24 +69,6 @@ class EnvSpec:
             text = f"{self.suite}: {text}"
         patched = f", patch {self.patch}" if self.patch else ""
         return f"{self.python}, {text}{patched}, sim{int(self.sim)}"
-
-
-def spec_slug(requirements: Iterable[str]) -> str:
-    """A file-name-safe requirement set; hashed where not readable."""
-    parts = []
-    for text in requirements:
-        requirement = Requirement(text)
-        slug: str = canonicalize_name(requirement.name) + "".join(
-            "." + extra for extra in sorted(requirement.extras)) + "".join(
-            SPECIFIER_WORDS[specifier.operator] + specifier.version
-            for specifier in sorted(requirement.specifier, key=str))
-        safe = re.sub(r"[^A-Za-z0-9._+-]", "_", slug)
-        if safe != slug or requirement.url or requirement.marker or \
-                "===" in str(requirement.specifier):
-            safe += "-h" + hashlib.sha256(normalize_requirement(
-                text).encode()).hexdigest()[:8]
-        parts.append(safe)
-    return "+".join(parts)
 
 
 def parse_spec(text: str) -> tuple[str, ...]:
@@ -96,18 +92,14 @@ def parse_spec(text: str) -> tuple[str, ...]:
 def normalize_requirement(text: str) -> str:
     """Name canonical, exact pins padded (``Numba==0.60`` -> ``numba==0.60.0``)."""
     requirement = Requirement(text)
-    name: str = canonicalize_name(requirement.name)
-    if requirement.extras:
-        name += "[" + ",".join(sorted(requirement.extras)) + "]"
-    specifiers = []
-    for specifier in sorted(requirement.specifier, key=str):
-        version = specifier.version
-        if specifier.operator in ("==", "!=") and not version.endswith(".*"):
-            version = pad_version(version)
-        specifiers.append(specifier.operator + version)
-    marker = f"; {requirement.marker}" if requirement.marker else ""
-    url = f" @ {requirement.url}" if requirement.url else ""
-    return name + url + ",".join(specifiers) + marker
+    requirement.name = canonicalize_name(requirement.name)
+    requirement.specifier = SpecifierSet(",".join(
+        specifier.operator + (pad_version(specifier.version) if
+                              specifier.operator in ("==", "!=") and not
+                              specifier.version.endswith(".*") else
+                              specifier.version)
+        for specifier in requirement.specifier))
+    return str(requirement)
 
 
 def pad_version(text: str) -> str:
