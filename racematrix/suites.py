@@ -141,12 +141,12 @@ class Matrix:
         include, skipped = [], []
         for spec in self.envs():
             runs_on = "ubuntu-latest" if spec.sim else gpu_runner
+            session = f"env({spec.session_id})"
             if not runs_on:
-                skipped.append(f"env({spec.session_id})")
+                skipped.append(session)
                 continue
-            include.append({"session": f"env({spec.session_id})",
-                            "python": spec.python, "sim": int(spec.sim),
-                            "env": spec.env_id, "runs_on": runs_on,
+            include.append({"session": session, "python": spec.python,
+                            "runs_on": runs_on,
                             "artifact": f"raw-{spec.env_id}"})
         return {"include": include, "skipped": skipped}
 
