@@ -10,7 +10,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from .errors import ConfigError
@@ -105,16 +105,12 @@ def normalize_requirement(text: str) -> str:
 def pad_version(text: str) -> str:
     """PEP 440 normal form with three release parts (``0.60`` -> ``0.60.0``)."""
     try:
-        version = Version(text)
+        version = Version(canonicalize_version(text))
     except InvalidVersion:
         return text
-    release = list(version.release)
-    while len(release) > 3 and release[-1] == 0:
-        release.pop()
-    release += [0] * (3 - len(release))
-    epoch = f"{version.epoch}!" if version.epoch else ""
-    return epoch + ".".join(map(str, release)) + \
-        str(version)[len(version.base_version):]
+    base = version.base_version  # trailing zeros stripped, then padded
+    return str(version).replace(
+        base, base + ".0" * (3 - len(version.release)), 1)
 
 
 def parse_package(text: str) -> str:
