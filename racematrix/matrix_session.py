@@ -126,9 +126,8 @@ def row_line(raw: Mapping[str, Any]) -> str:
         "failures": raw["failures"], "runs": raw["runs"]}}
     parts = [raw["verdict"], *(f"{kind} {n['failures']}/{n['runs']}"
                                for kind, n in kinds.items() if n["runs"])]
-    if raw["other_errors"] or raw.get("hangs"):
-        parts.append(f"{raw['other_errors']} other, {raw.get('hangs', 0)} "
-                     f"hung")
+    if raw["other_errors"] or raw["hangs"]:
+        parts.append(f"{raw['other_errors']} other, {raw['hangs']} hung")
     launch = raw.get("launch_seconds") or {}
     if launch.get("error"):
         parts.append(f"launches: {launch['error'][:120]}")
@@ -165,13 +164,10 @@ def launches_again_alone(results_dir: str | Path,
     free core), the first as ``launch_seconds["beside"]``; a line each."""
     lines = []
     for entry in entries:
-        path = Path(results_dir, "raw", f"{entry['env']}.json")
-        raw = read_raw(path)[0] if entry.get("venv") and path.exists() \
-            else None
-        if raw is None:
-            continue
-        first = cast(dict, raw.get("launch_seconds") or {})
-        if first.get("decision") != "undecided":
+        raw = read_raw(Path(results_dir, "raw", f"{entry['env']}.json"))[0] \
+            if entry.get("venv") else None  # a missing file: None
+        first = cast(dict, raw or {}).get("launch_seconds") or {}
+        if raw is None or first.get("decision") != "undecided":
             continue
         rule = first["rule"]  # an undecided record has one: its own pairs
         again = run_launch_time(
