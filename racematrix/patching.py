@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +46,18 @@ def failed_hunk(output: str) -> str:
     for line in output.splitlines():
         if found := re.match(r"(?:checking|patching) file (\S+)", line):
             current = found.group(1)
-        if found := re.match(r"(Hunk #\d+ FAILED at \d+)", line):
-            failures.append(f"{found.group(1)} in {current}")
-        if line.startswith("can't find file to patch"):
+        elif found := re.match(r"Hunk #\d+ FAILED at \d+", line):
+            failures.append(f"{found.group()} in {current}")
+        elif line.startswith("can't find file to patch"):
             failures.append("a file it changes is not in the environment")
-        if "Reversed (or previously applied) patch detected" in line:
+        elif line.startswith("Reversed (or previously applied) patch"):
             failures.append(f"{current} already has it (reversed or applied "
                             f"before)")
     if failures:
-        return failures[0] + (f" (and {len(failures) - 1} more)"
-                              if len(failures) > 1 else "")
-    return (output.strip().splitlines() or
-            ["patch failed without a message"])[-1].strip()[:200]
+        more = len(failures) - 1
+        return failures[0] + (f" (and {more} more)" if more else "")
+    lines = output.strip().splitlines() or ["patch failed without a message"]
+    return lines[-1].strip()[:200]
 
 
 def apply(session: Any, patch: Patch, package: str, version: str
@@ -102,8 +101,7 @@ def apply(session: Any, patch: Patch, package: str, version: str
         if not dry_run:
             for name in files:  # a copy of its own, not the cache's link
                 if (site / name).exists():
-                    handle, copy = tempfile.mkstemp(dir=(site / name).parent)
-                    os.close(handle)
+                    copy = site / f"{name}.racematrix-copy"
                     shutil.copy2(site / name, copy)
                     os.replace(copy, site / name)
         done = subprocess.run([*command, *["--dry-run"][:dry_run]],
