@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import astuple
 from typing import Any
 
 import nox
@@ -20,7 +21,7 @@ sys.path.insert(0, HERE)
 from racematrix import interpreters, matrix_session, procs
 from racematrix.envspec import DEFAULT_SUITE, ConfigError, EnvSpec
 from racematrix.errors import BadInput
-from racematrix.suites import in_order, load_matrix, session_id
+from racematrix.suites import in_order, load_matrix
 from racematrix.provenance import gpu_name
 
 nox.needs_version = ">=2026.10.20"
@@ -46,13 +47,12 @@ except ConfigError as error:
     sys.exit(f"nox: {error}")
 # Simulator off only with a GPU (the report: "not run here"); longest first.
 GPU = gpu_name()
-ROWS = in_order([row for row in MATRIX.combinations() if row[3] or GPU],
+ROWS = in_order([spec for spec in MATRIX.envs() if spec.sim or GPU],
                 [RESULTS, f"{HERE}/results"])
 
 
 def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
-    """``run(command rerunning it)`` in a checked results folder; a
-    BadInput is the session's one-line error."""
+    """``run(rerun command)`` in a checked folder; BadInput: the error."""
     try:
         matrix_session.check_results_folder(RESULTS)
         return run(matrix_session.session_command(session.name,
@@ -62,9 +62,9 @@ def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
 
 
 @nox.session(allow_parallel=True)
-@nox.parametrize(["python", "suite", "spec", "sim", "patch"], [
-    nox.param(*row, id=session_id(*row)) for row in ROWS])
-def env(session: nox.Session, suite: str, spec: tuple[str, ...], sim: bool,
+@nox.parametrize(["python", "spec", "sim", "suite", "patch"], [
+    nox.param(*astuple(row), id=row.session_id) for row in ROWS])
+def env(session: nox.Session, spec: tuple[str, ...], sim: bool, suite: str,
         patch: str | None) -> None:
     """Run a suite in one Python x package x simulator environment."""
     # An `error` row fails `matrix` after the report (not here: requires=).
@@ -73,7 +73,7 @@ def env(session: nox.Session, suite: str, spec: tuple[str, ...], sim: bool,
         RESULTS, len(ROWS))))
 
 
-@nox.session(python=False, requires=[f"env({session_id(*row)})"
+@nox.session(python=False, requires=[f"env({row.session_id})"
                                      for row in ROWS])
 def matrix(session: nox.Session) -> None:
     """Every environment of the matrix, then the tables and REPORT.md once."""

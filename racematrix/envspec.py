@@ -1,16 +1,16 @@
-"""What one matrix environment is (a Python, a requirement set, a simulator
-flag, a suite, a patch) and the normal forms of what a user types for it."""
+"""One matrix environment, and the normal forms of what a user types for it."""
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from .errors import ConfigError
@@ -41,30 +41,34 @@ class EnvSpec:
     def env_id(self) -> str:
         """``py3.11-numba-0.60.0-sim1``, ``cubie-py3.12-...`` (not the
         MWE's suite), ``...-0.30.4+patch.my-fix-sim1`` (patched)."""
+        parts = []  # each file-name-safe, hashed where not readable
+        for text in self.requirements:
+            requirement = Requirement(text)
+            slug: str = canonicalize_name(requirement.name) + "".join(
+                "." + extra for extra in sorted(requirement.extras)) + "".join(
+                SPECIFIER_WORDS[specifier.operator] + specifier.version
+                for specifier in sorted(requirement.specifier, key=str))
+            safe = re.sub(r"[^A-Za-z0-9._+-]", "_", slug)
+            if safe != slug or requirement.url or requirement.marker or \
+                    "===" in str(requirement.specifier):
+                safe += "-h" + hashlib.sha256(normalize_requirement(
+                    text).encode()).hexdigest()[:8]
+            parts.append(safe)
         patched = f"+patch.{self.patch}" if self.patch else ""
-        env_id = (f"py{self.python}-{spec_slug(self.requirements)}{patched}"
+        env_id = (f"py{self.python}-{'+'.join(parts)}{patched}"
                   f"-sim{int(self.sim)}")
         return env_id if self.suite == DEFAULT_SUITE else \
             f"{self.suite}-{env_id}"
 
-
-def spec_slug(requirements: Iterable[str]) -> str:
-    """A file-name-safe requirement set; hashed where not readable (a URL,
-    a marker, ``===``, characters a file name cannot hold)."""
-    parts = []
-    for text in requirements:
-        requirement = Requirement(text)
-        slug: str = canonicalize_name(requirement.name) + "".join(
-            "." + extra for extra in sorted(requirement.extras)) + "".join(
-            SPECIFIER_WORDS[specifier.operator] + specifier.version
-            for specifier in sorted(requirement.specifier, key=str))
-        safe = re.sub(r"[^A-Za-z0-9._+-]", "_", slug)
-        if safe != slug or requirement.url or requirement.marker or \
-                "===" in str(requirement.specifier):
-            safe += "-h" + hashlib.sha256(normalize_requirement(
-                text).encode()).hexdigest()[:8]
-        parts.append(safe)
-    return "+".join(parts)
+    @property
+    def session_id(self) -> str:
+        """nox's: ``3.11, numba==0.60.0, sim1`` (the MWE's), ``3.12, cubie:
+        cubie==0.17.0, patch my-fix, sim1``."""
+        text = " ".join(self.requirements)
+        if self.suite != DEFAULT_SUITE:
+            text = f"{self.suite}: {text}"
+        patched = f", patch {self.patch}" if self.patch else ""
+        return f"{self.python}, {text}{patched}, sim{int(self.sim)}"
 
 
 def parse_spec(text: str) -> tuple[str, ...]:
@@ -88,33 +92,25 @@ def parse_spec(text: str) -> tuple[str, ...]:
 def normalize_requirement(text: str) -> str:
     """Name canonical, exact pins padded (``Numba==0.60`` -> ``numba==0.60.0``)."""
     requirement = Requirement(text)
-    name: str = canonicalize_name(requirement.name)
-    if requirement.extras:
-        name += "[" + ",".join(sorted(requirement.extras)) + "]"
-    specifiers = []
-    for specifier in sorted(requirement.specifier, key=str):
-        version = specifier.version
-        if specifier.operator in ("==", "!=") and not version.endswith(".*"):
-            version = pad_version(version)
-        specifiers.append(specifier.operator + version)
-    marker = f"; {requirement.marker}" if requirement.marker else ""
-    url = f" @ {requirement.url}" if requirement.url else ""
-    return name + url + ",".join(specifiers) + marker
+    requirement.name = canonicalize_name(requirement.name)
+    requirement.specifier = SpecifierSet(",".join(
+        specifier.operator + (pad_version(specifier.version) if
+                              specifier.operator in ("==", "!=") and not
+                              specifier.version.endswith(".*") else
+                              specifier.version)
+        for specifier in requirement.specifier))
+    return str(requirement)
 
 
 def pad_version(text: str) -> str:
     """PEP 440 normal form with three release parts (``0.60`` -> ``0.60.0``)."""
     try:
-        version = Version(text)
+        version = Version(canonicalize_version(text))
     except InvalidVersion:
         return text
-    release = list(version.release)
-    while len(release) > 3 and release[-1] == 0:
-        release.pop()
-    release += [0] * (3 - len(release))
-    epoch = f"{version.epoch}!" if version.epoch else ""
-    return epoch + ".".join(map(str, release)) + \
-        str(version)[len(version.base_version):]
+    base = version.base_version  # trailing zeros stripped, then padded
+    return str(version).replace(
+        base, base + ".0" * (3 - len(version.release)), 1)
 
 
 def parse_package(text: str) -> str:
@@ -166,18 +162,19 @@ def project_config(project: str | Path) -> dict[str, Any]:
 def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                 ) -> MatrixConfig:
     """A schema-checked table's lists, MATRIX_* over them."""
-    lists = {"pythons": table.get("pythons", []),
-             "specs": table.get("specs", []),
-             "sims": [str(flag) for flag in table.get("sim", [1, 0])]}
-    for key, name, separator in (("pythons", "MATRIX_PYTHONS", None),
-                                 ("specs", "MATRIX_SPECS", ";"),
-                                 ("sims", "MATRIX_SIM", None)):
+    lists: dict[str, Any] = {}
+    for key, name, separator, parse, default in (
+            ("pythons", "MATRIX_PYTHONS", None, parse_python, []),
+            ("specs", "MATRIX_SPECS", ";", parse_spec, []),
+            ("sim", "MATRIX_SIM", None, parse_sim, [1, 0])):
+        items = [str(item) for item in table.get(key, default)]
         if name in environ:
-            lists[key] = [item.strip() for item in
-                          environ[name].split(separator) if item.strip()]
-            if not lists[key]:
+            items = [item.strip() for item in environ[name].split(separator)
+                     if item.strip()]
+            if not items:
                 raise ConfigError(f"{name} is set but empty: unset it to use "
                                   f"the configured list, or give a value")
+        lists[key] = tuple(dict.fromkeys(map(parse, items)))
     launches = table.get("launches", 3)
     if "MATRIX_LAUNCHES" in environ:
         if not environ["MATRIX_LAUNCHES"].strip().isdigit():
@@ -186,9 +183,6 @@ def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                               f"launches per MWE row (0: no launch time)")
         launches = int(environ["MATRIX_LAUNCHES"])
     return MatrixConfig(
-        pythons=tuple(dict.fromkeys(map(parse_python, lists["pythons"]))),
-        specs=tuple(dict.fromkeys(map(parse_spec, lists["specs"]))),
-        sims=tuple(dict.fromkeys(map(parse_sim, lists["sims"]))),
-        count=table.get("count", 1), timeout=table.get("timeout", 120),
-        launches=launches,
-        max_launches=max(table.get("max_launches", 8), launches))
+        lists["pythons"], lists["specs"], lists["sim"], table.get("count", 1),
+        table.get("timeout", 120), launches,
+        max(table.get("max_launches", 8), launches))

@@ -14,8 +14,7 @@ class BadInput(ValueError):
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are one ``BadInput`` line, refusing a
-    one-value option given twice (the last silently winning loses data)."""
+    """argparse with one-line errors, refusing a one-value option twice."""
 
     def __init__(self, *args: Any, label: str, help_hint: str,
                  **kwargs: Any) -> None:
@@ -29,11 +28,6 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise BadInput(f"{self.label}: {message} (see `{self.help_hint}`)")
-
-    def parse_known_args(self, args: Any = None, namespace: Any = None
-                         ) -> Any:
-        self.given = set()
-        return super().parse_known_args(args, namespace)
 
 
 def _once(action: Any) -> Any:

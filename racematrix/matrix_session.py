@@ -1,6 +1,4 @@
-"""The driver of ``nox -s matrix``: each ``env`` session builds, measures
-and records one environment; ``matrix`` (``requires=`` all of them) writes
-the tables and report once and says the last word."""
+"""``nox -s matrix``: each ``env`` session's environment, then the last word."""
 from __future__ import annotations
 
 import argparse
@@ -41,8 +39,7 @@ logger = logging.getLogger(__name__)
 
 def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
                     results_dir: str, total: int) -> str:
-    """Build ``spec``'s environment, run its suite (and launch A/B), record
-    the raw row; the progress line."""
+    """Build, measure and record ``spec``'s environment; the progress line."""
     note_matrix_env(session.virtualenv.location, spec)
     config, suite = matrix.configs[spec.suite], matrix.suites[spec.suite]
     count, pytest_args = split_count(session.posargs, config.count)
@@ -74,20 +71,13 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         return finish(installation.detail, env_error=reason)
     environment = installation.environment or read_environment(session)
     if spec.patch:  # the diff for the first installed package it has
-        patch = matrix.patches[spec.patch]
-        packages = environment["packages"]
-        diff = next((found for package in patched_packages(spec)
-                     if package in packages and (found := patch.diff_for(
-                         package, packages[package]))), None)
+        patch, packages = matrix.patches[spec.patch], environment["packages"]
+        package = next((name for name in patched_packages(spec)
+                        if name in packages and patch.diff_for(
+                            name, packages[name])), spec.target)
         try:
-            if diff is None:
-                raise patching.PatchError(
-                    f"patch {patch.name} has no diff for {spec.target} "
-                    f"{packages.get(spec.target)}")
-            session.log(f"patch {patch.name}: {diff.file.name} onto "
-                        f"{diff.package} {packages[diff.package]}")
-            base["patch"] = patching.apply(session, patch, diff,
-                                           packages[diff.package])
+            base["patch"] = patching.apply(session, patch, package,
+                                           packages.get(package, "0"))
         except patching.PatchError as error:  # never a result: an error row
             return finish(env_error=str(error))
     # nox's -v lowers its level below DEBUG: the installer's steps, pytest's.
@@ -136,9 +126,8 @@ def row_line(raw: Mapping[str, Any]) -> str:
         "failures": raw["failures"], "runs": raw["runs"]}}
     parts = [raw["verdict"], *(f"{kind} {n['failures']}/{n['runs']}"
                                for kind, n in kinds.items() if n["runs"])]
-    if raw["other_errors"] or raw.get("hangs"):
-        parts.append(f"{raw['other_errors']} other, {raw.get('hangs', 0)} "
-                     f"hung")
+    if raw["other_errors"] or raw["hangs"]:
+        parts.append(f"{raw['other_errors']} other, {raw['hangs']} hung")
     launch = raw.get("launch_seconds") or {}
     if launch.get("error"):
         parts.append(f"launches: {launch['error'][:120]}")
@@ -175,13 +164,10 @@ def launches_again_alone(results_dir: str | Path,
     free core), the first as ``launch_seconds["beside"]``; a line each."""
     lines = []
     for entry in entries:
-        path = Path(results_dir, "raw", f"{entry['env']}.json")
-        raw = read_raw(path)[0] if entry.get("venv") and path.exists() \
-            else None
-        if raw is None:
-            continue
-        first = cast(dict, raw.get("launch_seconds") or {})
-        if first.get("decision") != "undecided":
+        raw = read_raw(Path(results_dir, "raw", f"{entry['env']}.json"))[0] \
+            if entry.get("venv") else None  # a missing file: None
+        first = cast(dict, raw or {}).get("launch_seconds") or {}
+        if raw is None or first.get("decision") != "undecided":
             continue
         rule = first["rule"]  # an undecided record has one: its own pairs
         again = run_launch_time(
@@ -202,8 +188,7 @@ def launches_again_alone(results_dir: str | Path,
 def finish_run(results_dir: str | Path, run: int,
                configured: Sequence[EnvSpec],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
-    """Undecided A/Bs again, then tables, report and plot (``configured``
-    minus the rows: "not run here"); the last line and the error rows."""
+    """Undecided A/Bs again, tables, report, plot; the line and error rows."""
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)

@@ -1,23 +1,22 @@
-"""A patch's diff applied to an installed environment with GNU patch, each
-file it changes first a copy of its own (uv hard-links from its cache); a
-warm run finds it applied (the same bytes) and leaves it alone."""
+"""A patch's diff applied to an installed environment with GNU patch."""
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .suites import Diff, Patch
+from .suites import Patch
 from .procs import venv_environ
 from .venv import venv_python
 
 APPLIED = "racematrix-patch.json"  # written into a patched environment
+logger = logging.getLogger(__name__)
 
 
 class PatchError(RuntimeError):
@@ -47,27 +46,29 @@ def failed_hunk(output: str) -> str:
     for line in output.splitlines():
         if found := re.match(r"(?:checking|patching) file (\S+)", line):
             current = found.group(1)
-        if found := re.match(r"(Hunk #\d+ FAILED at \d+)", line):
-            failures.append(f"{found.group(1)} in {current}")
-        if line.startswith("can't find file to patch"):
+        elif found := re.match(r"Hunk #\d+ FAILED at \d+", line):
+            failures.append(f"{found.group()} in {current}")
+        elif line.startswith("can't find file to patch"):
             failures.append("a file it changes is not in the environment")
-        if "Reversed (or previously applied) patch detected" in line:
+        elif line.startswith("Reversed (or previously applied) patch"):
             failures.append(f"{current} already has it (reversed or applied "
                             f"before)")
     if failures:
-        return failures[0] + (f" (and {len(failures) - 1} more)"
-                              if len(failures) > 1 else "")
-    return (output.strip().splitlines() or
-            ["patch failed without a message"])[-1].strip()[:200]
+        more = len(failures) - 1
+        return failures[0] + (f" (and {more} more)" if more else "")
+    lines = output.strip().splitlines() or ["patch failed without a message"]
+    return lines[-1].strip()[:200]
 
 
-def apply(session: Any, patch: Patch, diff: Diff | None, version: str
+def apply(session: Any, patch: Patch, package: str, version: str
           ) -> dict[str, Any]:
-    """Apply ``diff`` to ``session``'s environment (a nox Session or a
-    ProbeEnvironment) of ``diff.package`` ``version``: the raw result's
-    ``patch`` record."""
+    """Apply ``patch`` to ``session``'s ``package``; its ``patch`` record."""
+    diff = patch.diff_for(package, version)
     if diff is None:
-        raise PatchError(f"patch {patch.name} has no diff for this release")
+        raise PatchError(f"patch {patch.name} has no diff for {package} "
+                         f"{version}")
+    logger.info("patch %s: %s onto %s %s", patch.name, diff.file.name,
+                package, version)
     if shutil.which("patch") is None:
         raise PatchError("GNU patch is not installed (e.g. `apt-get install "
                          "patch`); it applies the patches")
@@ -100,8 +101,7 @@ def apply(session: Any, patch: Patch, diff: Diff | None, version: str
         if not dry_run:
             for name in files:  # a copy of its own, not the cache's link
                 if (site / name).exists():
-                    handle, copy = tempfile.mkstemp(dir=(site / name).parent)
-                    os.close(handle)
+                    copy = site / f"{name}.racematrix-copy"
                     shutil.copy2(site / name, copy)
                     os.replace(copy, site / name)
         done = subprocess.run([*command, *["--dry-run"][:dry_run]],

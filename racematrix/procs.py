@@ -1,5 +1,4 @@
-"""Child processes: a command run in a virtual environment, its output
-streamed, its process group ended on an interrupt, its death tied to ours."""
+"""Child processes: run in a venv, streamed, their group ended with ours."""
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +13,7 @@ from typing import Any
 
 def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
                  ) -> dict[str, str]:
-    """A command's environment in a venv, without PYTHONDONTWRITEBYTECODE
-    (uv installs no bytecode: each run would compile numba again)."""
+    """A venv's environment, bytecode on (uv installs none: numba compiles)."""
     bin_dir = Path(bin_dir).absolute()  # commands may run from elsewhere
     return {**{key: value for key, value in os.environ.items()
                if key != "PYTHONDONTWRITEBYTECODE"}, **extra_env,
@@ -26,9 +24,7 @@ def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
 def run_streaming(session: Any, command: list, extra_env: dict[str, str],
                   echo: bool = True, cwd: str | Path | None = None,
                   timeout: float | None = None) -> tuple[int, list[str]]:
-    """(exit code, last lines) of a command in the session's environment;
-    an interrupt, or ``timeout`` s passing, ends its process group; it dies
-    with this process."""
+    """(exit code, last lines) of ``command``; ``timeout`` ends its group."""
     if echo:  # quiet: the caller says what came of it
         session.log(" ".join(map(str, command)))
     tail: list[str] = []
@@ -58,8 +54,7 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL 2 s on, to ``process``'s group (a simulated
-    kernel's threads ignore a KeyboardInterrupt)."""
+    """SIGTERM, then SIGKILL (simulated threads ignore an interrupt)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)

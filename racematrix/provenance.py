@@ -19,8 +19,7 @@ def stamp(command: str) -> dict:
 
 
 def machine_info() -> dict:
-    """This machine, labelled ``RACEMATRIX_MACHINE`` (a CI job's runner) or
-    by its host name in merged tables."""
+    """This machine, labelled ``RACEMATRIX_MACHINE`` or its host name."""
     try:
         distribution = platform.freedesktop_os_release().get("PRETTY_NAME", "")
     except OSError:  # not Linux

@@ -93,7 +93,7 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
                        check=True)
         if patch is not None:
             try:
-                apply(env, patch, patch.diff_for("numba-cuda", newest), newest)
+                apply(env, patch, "numba-cuda", newest)
             except PatchError as error:
                 logger.error("reproducers: %s", error)
                 continue

@@ -1,16 +1,14 @@
-"""The matrix as data: ``[tool.racematrix]`` (checked once against
-``schemas/config.schema.json``), its suites and patches (candidate fixes as
-a column; ``none``, unpatched, always one), the MATRIX_* variables over it,
-and the order its sessions are handed out in."""
+"""The matrix as data: ``[tool.racematrix]``, its suites and patches, the
+MATRIX_* variables over it, and the order its sessions are handed out in."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -31,8 +29,6 @@ RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 # Keys of a suite table that replace the top-level matrix's.
 MATRIX_KEYS = ("specs", "pythons", "sim", "count", "timeout")
 NONE = "none"
-
-Combination = tuple[str, str, tuple[str, ...], bool, "str | None"]
 
 
 @dataclass(frozen=True)
@@ -115,8 +111,7 @@ def applies(patch: Patch, spec: EnvSpec) -> bool:
 
 def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
          default: Iterable[str]) -> tuple[str, ...]:
-    """The ``declared`` names ``variable`` gives ("a b" or "a,b"), else
-    ``default``."""
+    """The ``declared`` names ``variable`` gives, else ``default``."""
     declared = sorted(declared)
     source = variable if variable in environ else "the config"
     names = list(default) if variable not in environ else [
@@ -141,28 +136,24 @@ class Matrix:
         return tuple(dict.fromkeys(python for config in self.configs.values()
                                    for python in config.pythons))
 
-    def envs(self) -> list[EnvSpec]:
-        return [env_of(combination) for combination in self.combinations()]
-
     def jobs(self, gpu_runner: str = "") -> dict[str, list]:
-        """The CI job matrix (GitHub Actions' ``strategy.matrix.include``):
-        a job per ``env`` session, simulator off only on ``gpu_runner``."""
+        """A CI job per ``env`` session, simulator off only on ``gpu_runner``."""
         include, skipped = [], []
-        for row in self.combinations():
-            spec = env_of(row)
+        for spec in self.envs():
             runs_on = "ubuntu-latest" if spec.sim else gpu_runner
+            session = f"env({spec.session_id})"
             if not runs_on:
-                skipped.append(f"env({session_id(*row)})")
+                skipped.append(session)
                 continue
-            include.append({"session": f"env({session_id(*row)})",
-                            "python": spec.python, "sim": int(spec.sim),
-                            "env": spec.env_id, "runs_on": runs_on,
+            include.append({"session": session, "python": spec.python,
+                            "runs_on": runs_on,
                             "artifact": f"raw-{spec.env_id}"})
         return {"include": include, "skipped": skipped}
 
-    def combinations(self) -> list[Combination]:
-        """(Python, suite, spec, sim, patch or None) of every environment."""
-        return [(python, name, spec, sim, None if patch == NONE else patch)
+    def envs(self) -> list[EnvSpec]:
+        """Every environment: each suite's own lists, crossed."""
+        return [EnvSpec(python, spec, sim, name,
+                        None if patch == NONE else patch)
                 for name, config in self.configs.items()
                 for python in config.pythons for spec in config.specs
                 for sim in config.sims
@@ -173,8 +164,7 @@ class Matrix:
 
 def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 root: str | Path) -> Matrix:
-    """Every selected suite with its lists (MATRIX_SPECS alone: the MWE's);
-    a suite's own keys replace the top level's, MATRIX_* both."""
+    """The selected suites (MATRIX_SPECS alone: the MWE), their lists."""
     if wrong := problem(table, "config", "[tool.racematrix] in pyproject.toml"):
         raise ConfigError(wrong)
     if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
@@ -216,28 +206,10 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
         for name in suites})
 
 
-def env_of(combination: Combination) -> EnvSpec:
-    python, suite, spec, sim, patch = combination
-    return EnvSpec(python, spec, sim, suite, patch)
-
-
-def session_id(python: str, suite: str, spec: tuple[str, ...], sim: bool,
-               patch: str | None = None) -> str:
-    """An ``env`` session's parameters: ``3.11, numba==0.60.0, sim1`` (the
-    MWE's), ``3.12, cubie: cubie==0.17.0, patch my-fix, sim1``."""
-    text = " ".join(spec) if suite == DEFAULT_SUITE else \
-        f"{suite}: {' '.join(spec)}"
-    patched = f", patch {patch}" if patch else ""
-    return f"{python}, {text}{patched}, sim{int(sim)}"
-
-
-def in_order(rows: Sequence[Combination], results_dirs: Iterable[str | Path]
-             ) -> list[Combination]:
-    """``rows`` the longest expected first, so that under ``-j`` no long
-    session starts last. Expected: the row's time in the first folder's
-    last tables that has it (one file read: every -j worker imports the
-    noxfile), else its suite's median; a suite never recorded goes first.
-    Ties keep order."""
+def in_order(envs: Sequence[EnvSpec], results_dirs: Iterable[str | Path]
+             ) -> list[EnvSpec]:
+    """``envs`` the longest first (the time in the first folder's tables
+    that has it), never recorded first: under ``-j`` no long one starts last."""
     recorded: dict[str, float] = {}
     for folder in dict.fromkeys(map(os.path.realpath, results_dirs)):
         try:
@@ -249,16 +221,4 @@ def in_order(rows: Sequence[Combination], results_dirs: Iterable[str | Path]
             if row.get("runs") and row.get("seconds") is not None:
                 recorded.setdefault(row["env"].split("@", 1)[0],
                                     row["seconds"])
-    envs = [env_of(row) for row in rows]
-    by_suite: dict[str, list[float]] = {}
-    for env in envs:
-        if env.env_id in recorded:
-            by_suite.setdefault(env.suite, []).append(recorded[env.env_id])
-
-    def key(index: int) -> tuple[int, float]:
-        env = envs[index]
-        seconds = recorded.get(env.env_id)
-        if seconds is None and env.suite in by_suite:
-            seconds = median(by_suite[env.suite])
-        return (0, 0) if seconds is None else (1, -seconds)
-    return [rows[index] for index in sorted(range(len(rows)), key=key)]
+    return sorted(envs, key=lambda env: -recorded.get(env.env_id, math.inf))

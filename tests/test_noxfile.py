@@ -49,12 +49,10 @@ def test_default_matrix_covers_pythons_targets_flags_and_suites():
 
 
 def test_sessions_are_the_exact_combinations_of_each_suites_lists():
-    from racematrix.suites import session_id
     matrix = default_matrix()
     sessions = [s for s in listed() if s["name"] == "env"]
     assert sorted(s["session"] for s in sessions) == sorted(
-        f"env({session_id(*combination)})"
-        for combination in matrix.combinations() if combination[3] or GPU)
+        f"env({spec.session_id})" for spec in matrix.envs() if spec.sim or GPU)
     # No cross product: a suite's session only on its own Pythons and flags.
     for entry in sessions:
         config = matrix.configs[entry["call_spec"]["suite"]]
@@ -106,7 +104,8 @@ def test_ci_job_list_names_real_sessions():
     jobs = matrix.jobs()
     assert jobs["include"], "the simulator-on sessions become jobs"
     assert all(job["session"] in names for job in jobs["include"])
-    assert all(job["sim"] == 1 for job in jobs["include"])
+    assert all(job["session"].endswith("sim1)") and job["runs_on"] ==
+               "ubuntu-latest" for job in jobs["include"])
     assert len({job["artifact"] for job in jobs["include"]}) == len(jobs["include"])
     # Without a GPU runner, every simulator-off session is skipped, not lost.
     sim_off = set(jobs["skipped"])

@@ -11,7 +11,7 @@ import pytest
 
 from racematrix import patching
 from racematrix.envspec import ConfigError, EnvSpec
-from racematrix.suites import load_matrix, session_id
+from racematrix.suites import load_matrix
 from racematrix.suites import NONE, applies, load_patches
 from racematrix.suites import pick
 
@@ -99,12 +99,12 @@ def test_matrix_sessions_of_a_suite_that_lists_a_patch(tmp_path):
              **project(tmp_path)}
     shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
     matrix = load_matrix(table, {}, tmp_path)
-    names = [session_id(*c) for c in matrix.combinations()]
+    names = [spec.session_id for spec in matrix.envs()]
     assert names == ["3.12, numba-cuda==0.30.4, sim1",
                      "3.12, numba-cuda==0.30.4, patch fix, sim1",
                      "3.12, numba-cuda==0.24.0, sim1"]
     only = load_matrix(table, {"MATRIX_PATCHES": "fix"}, tmp_path)
-    assert [c[4] for c in only.combinations()] == ["fix"]
+    assert [spec.patch for spec in only.envs()] == ["fix"]
 
 
 def test_diff_files_and_the_line_for_a_failed_hunk():
@@ -137,7 +137,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
     original = patching.site_packages
     patching.site_packages = lambda session: site
     try:
-        record = patching.apply(Env(), patch, diff, "1.0")
+        record = patching.apply(Env(), patch, diff.package, "1.0")
         assert (site / "pkg" / "mod.py").read_text().count("return 2") == 1
         assert cache.read_text().count("return 1") == 1  # the cache: as it was
         assert other.read_text() == cache.read_text()
@@ -145,7 +145,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
         assert record["after"]["pkg/mod.py"] == patching.sha256(
             site / "pkg" / "mod.py")
         # Again (a warm run): found applied, nothing changed.
-        assert patching.apply(Env(), patch, diff, "1.0")["reused"]
+        assert patching.apply(Env(), patch, diff.package, "1.0")["reused"]
         # A diff that does not apply: one line naming the hunk.
         (tmp_path / "patches" / "fix.diff").write_text(
             DIFF.replace("return 1", "return 7"))
@@ -153,7 +153,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
         (site / patching.APPLIED).unlink()
         (site / "pkg" / "mod.py").write_text(cache.read_text())
         with pytest.raises(patching.PatchError) as caught:
-            patching.apply(Env(), broken, broken.diffs[0], "1.0")
+            patching.apply(Env(), broken, diff.package, "1.0")
         assert "Hunk #1 FAILED at 1 in pkg/mod.py" in str(caught.value)
         assert "\n" not in str(caught.value)
     finally:
@@ -180,7 +180,7 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
     # both from its cache): the patch must change its own copy only.
     built = matrix_envs[FIXED]
     for patch in (None, "private-globals"):
-        session = session_id(e2e_python, "mwe", (FIXED,), True, patch)
+        session = EnvSpec(e2e_python, (FIXED,), True, "mwe", patch).session_id
         seed_env(project, f"env({session})", built, copy=patch is not None)
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items()

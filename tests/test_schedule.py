@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nox.project import load_toml  # tomllib is 3.11+
 
-from racematrix.suites import env_of, in_order, load_matrix
+from racematrix.suites import in_order, load_matrix
 
 PROJECT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -48,36 +48,36 @@ def makespan(seconds, workers=2):
     return max(free)
 
 
-def test_the_first_folder_that_has_a_row_wins_then_the_suites_median(
+def test_the_first_folder_that_has_a_row_wins_and_unrecorded_go_first(
         tmp_path):
     """A row of this run's folder wins over the checkout's; a row no folder
-    has takes its suite's median; a suite never recorded goes first."""
-    combinations = real_matrix().combinations()
+    has goes first."""
+    combinations = real_matrix().envs()
     committed = tabled(DATA / "raw-cubie", tmp_path)
     seconds = last_seconds(committed)
-    cubie = [c for c in combinations if c[1] == "cubie"]
-    assert {env_of(c).env_id for c in cubie} <= set(seconds)
+    cubie = [c for c in combinations if c.suite == "cubie"]
+    assert {c.env_id for c in cubie} <= set(seconds)
     order = in_order(combinations, [tmp_path / "none", committed])
-    assert sorted(order) == sorted(combinations)
+    assert sorted(order, key=str) == sorted(combinations, key=str)
     # No MWE row is recorded here: its whole suite is unknown, and first,
     # in the matrix's own order; then CuBIE's, the longest first.
-    mwe = [c for c in combinations if c[1] == "mwe"]
+    mwe = [c for c in combinations if c.suite == "mwe"]
     assert order[:len(mwe)] == mwe
-    assert [seconds[env_of(c).env_id] for c in order[len(mwe):]] == sorted(
+    assert [seconds[c.env_id] for c in order[len(mwe):]] == sorted(
         seconds.values(), reverse=True)
     # This run's folder says the checkout's shortest row is now the longest.
     shortest = order[-1]
     mine = tmp_path / "mine"
     (mine / "raw").mkdir(parents=True)
     row = json.loads((DATA / "raw-cubie" /
-                      f"{env_of(shortest).env_id}.json").read_text())
+                      f"{shortest.env_id}.json").read_text())
     row["seconds"] = max(seconds.values()) + 1
     (mine / "raw" / f"{row['env']}.json").write_text(json.dumps(row))
     mine = tabled(mine / "raw", tmp_path)
     assert in_order(cubie, [mine, committed])[0] == shortest
-    # One MWE row recorded: the others expect its time (the suite's median),
-    # so they keep the matrix's order, after CuBIE's longer rows.
-    first = env_of(mwe[0]).env_id
+    # One MWE row recorded, the shortest: the other MWE rows (never
+    # recorded) first, in the matrix's order, then CuBIE's, then it.
+    first = mwe[0].env_id
     mwe_rows = tmp_path / "mwe-rows"
     (mwe_rows / "raw").mkdir(parents=True)
     row = json.loads((DATA / "raw" / "py3.11-numba-0.60.0-sim1.json")
@@ -86,22 +86,21 @@ def test_the_first_folder_that_has_a_row_wins_then_the_suites_median(
     (mwe_rows / "raw" / f"{first}.json").write_text(json.dumps(row))
     order = in_order(combinations, [tabled(mwe_rows / "raw", tmp_path),
                                     committed])
-    assert order[:len(cubie)] == in_order(cubie, [committed])
-    assert order[len(cubie):] == mwe
+    assert order == [*mwe[1:], *in_order(cubie, [committed]), mwe[0]]
 
 
 def test_on_the_committed_rows_longest_first_never_ends_later():
     """The project's own rows, as a rerun into an empty folder sees them:
     handed out longest first, two at a time, they end no later than in
     the matrix's own order."""
-    combinations = [c for c in real_matrix().combinations() if c[3]]
+    combinations = [c for c in real_matrix().envs() if c.sim]
     committed = last_seconds(PROJECT / "results")
-    known = [c for c in combinations if env_of(c).env_id in committed]
+    known = [c for c in combinations if c.env_id in committed]
     if len(known) < 4:
         import pytest
         pytest.skip("results/ holds fewer than 4 rows of the default matrix")
-    truth = [committed[env_of(c).env_id] for c in known]
-    ordered = [committed[env_of(c).env_id] for c in
+    truth = [committed[c.env_id] for c in known]
+    ordered = [committed[c.env_id] for c in
                in_order(known, [PROJECT / "results"])]
     assert makespan(ordered) <= makespan(truth)
     assert ordered == sorted(truth, reverse=True)

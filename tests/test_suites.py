@@ -204,7 +204,7 @@ def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python,
     import subprocess
     import sys
     from conftest import BUGGY, copy_project, seed_env
-    from racematrix.suites import session_id
+    from racematrix.envspec import EnvSpec
     project = tmp_path / "project"
     copy_project(project, "results", "tests", "generated")
     (project / "flaky").mkdir()
@@ -220,8 +220,8 @@ def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python,
             specs = ["{BUGGY}"]
             sim = [1]
             """))
-    seed_env(project, f"env({session_id(e2e_python, 'flaky', (BUGGY,), True)})",
-             matrix_envs[BUGGY])
+    flaky = EnvSpec(e2e_python, (BUGGY,), True, "flaky")
+    seed_env(project, f"env({flaky.session_id})", matrix_envs[BUGGY])
     results = tmp_path / "results"
     env = {k: v for k, v in __import__("os").environ.items()
            if not k.startswith("MATRIX_")}
