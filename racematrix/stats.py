@@ -6,6 +6,8 @@ import math
 
 def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
     """Wilson's 95% interval (low, high); (0, 1) without trials."""
+    if not 0 <= successes <= trials:  # SciPy 1.18 answers nan, not an error
+        raise ValueError(f"{successes} successes in {trials} trials")
     if trials == 0:
         return (0.0, 1.0)
     from scipy.stats import binomtest
