@@ -24,6 +24,7 @@ from typing import Any
 
 from nox.sessions import _normalize_path  # nox's own name for a session's folder
 
+from . import launch_time
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
 from .index import index_url
@@ -372,5 +373,8 @@ def render_bench(data: dict[str, Any]) -> str:
     """results/bench.md: the parts' table, then what their figures say."""
     parts = {name: data["parts"][name] for name in PARTS
              if name in data["parts"]}
+    rows_workload = {"switch_interval": launch_time.SWITCH_INTERVAL,
+                     "device_calls": launch_time.DEVICE_CALLS,
+                     "idle_wait": launch_time.IDLE_WAIT}
     return render("bench.md", data=data, parts=parts, host_loop=HOST_LOOP,
-                  warm=parts.get("warm", {}))
+                  warm=parts.get("warm", {}), rows_workload=rows_workload)
