@@ -78,10 +78,9 @@ def load_partial(out_dir: str | Path, stem: str, key: tuple
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return path, None
-    if not isinstance(data, dict) or search_key(data) != key or \
-            not isinstance(data.get("tested"), list):
-        return path, None
-    return path, data
+    fits = isinstance(data, dict) and search_key(data) == key and \
+        isinstance(data.get("tested"), list)
+    return path, data if fits else None
 
 
 def write_bisect(out_dir: str | Path, stem: str, data: dict) -> dict:
