@@ -200,8 +200,7 @@ def compare(records: list[dict], launches: dict) -> dict:
 
 def timed(samples: list[float], limit: float,
           reference: dict | None = None) -> dict:
-    """Launches cut at ``limit`` (a quantile on it a bound) and their ratios
-    to ``reference``'s (own by default); over a bound no figure (None)."""
+    """Launches cut at ``limit`` and their ratios to ``reference``'s."""
     found = launch_time.summarize(samples)
     del found["samples"]
     found["past_limit"] = sum(1 for s in samples if s >= limit)
@@ -219,8 +218,7 @@ def timed(samples: list[float], limit: float,
 def find_environment(envdir: str | Path, python: str, release: str,
                      patch: str | None
                      ) -> tuple[ProbeEnvironment | None, dict | str]:
-    """The matrix's MWE environment of ``release`` + ``patch`` and its
-    record (Python build, NAMED_PACKAGES, the patch's sha256), or why not."""
+    """The matrix's MWE environment of ``release`` + ``patch``, or why not."""
     spec = EnvSpec(python, (f"numba-cuda=={release}",), True, "mwe", patch)
     location = Path(matrix_envdir(envdir, spec))
     if not (location / "bin" / "python").exists():
@@ -242,8 +240,7 @@ def find_environment(envdir: str | Path, python: str, release: str,
 
 def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
-    """``args.rounds`` A/Bs of each release with and without each patch, in
-    turn, added to LAUNCH_FILE (earlier runs of the Python kept apart)."""
+    """``args.rounds`` A/Bs of each release and patch, into LAUNCH_FILE."""
     envs: dict[str, ProbeEnvironment] = {}
     environments, missing = {}, []
     for release, patch in [(args.reference, None)] + [

@@ -186,8 +186,7 @@ class RaceSuite:
 
 def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
                     timeout: float | None = None) -> dict:
-    """``launch_time``'s A/B alone in ``env``: its record, or one with an
-    ``error``; ``subprocess.TimeoutExpired`` where ``timeout`` s passed."""
+    """``launch_time``'s A/B alone in ``env``: its record, or an ``error``."""
     command = ["python", str(WORKLOAD), *options]
     returncode, tail = run_streaming(
         env, command, {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, False,
@@ -220,8 +219,7 @@ def empty_record(error: str) -> dict:
 
 
 class LaunchTime:
-    """``launch_seconds``: the A/B's pairs, by its plugin in the suite's
-    pytest once the tests have run (never changing the suite's rates)."""
+    """``launch_seconds``: the A/B, by its plugin after the suite's tests."""
 
     def __init__(self, launches: int = launch_time.PAIRS,
                  max_launches: int = launch_time.MAX_PAIRS) -> None:

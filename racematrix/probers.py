@@ -156,8 +156,7 @@ class ReleaseProber:
 
     def run(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
             measurements: list) -> tuple[tuple[str, str] | None, dict]:
-        """One run added to the probe: (verdict, reason) where it cannot
-        count, and its fields."""
+        """One run added to the probe: (verdict, reason) or None, fields."""
         with scratch_folder() as scratch:
             fields = run_all(measurements, Built(env, spec,
                                                 scratch=Path(scratch)))

@@ -104,8 +104,7 @@ class Search:
 
     def settle(self, lo: int, hi: int, look: Callable[[int], Probe],
                guess: Sequence[str] = (), **fields: Any) -> BisectResult:
-        """Between the ends, ``look(index)`` places releases, ``guess``
-        first, else the nearest the middle, skipping one it cannot place."""
+        """Between the ends, ``look`` places releases, ``guess`` first."""
         v, low = self.versions, self.verdict(lo)
         if low == self.verdict(hi):
             return self.result(None, f"both ends ({v[lo]}, {v[hi]}) are "
@@ -139,8 +138,7 @@ class Search:
 def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
                     initial_runs: int = 0, guess: Sequence[str] = ()
                     ) -> BisectResult:
-    """Where the verdict flips: ``probe(version)`` on the launch price
-    (``initial_runs`` 0), else ``probe(version, min_runs, whole)``."""
+    """Where the verdict flips, on the race or (``initial_runs`` 0) time."""
     search = Search(versions, probe)
     v, how = search.versions, (initial_runs, True) if initial_runs else ()
     found = search.ends(lambda i: search(i, *how).verdict in USABLE)
