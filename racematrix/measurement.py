@@ -27,9 +27,6 @@ PYTEST_NO_TESTS = 5
 # Options that would take away the JUnit report every count is read from.
 OWN_OPTIONS = re.compile(r"^(--junit-?xml\b|--junit-prefix\b|-p\s*no:junitxml$)")
 WORKLOAD = Path(launch_time.__file__).resolve()
-# Handed to the suite's pytest from outside: the MWE holds no harness.
-PLUGIN = "racematrix.launch_time"
-RESULT_PREFIX = '{"launch_seconds":'
 
 
 @dataclass
@@ -206,7 +203,7 @@ def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
 def parse_workload_output(lines: list[str]) -> dict | None:
     """The ``launch_seconds`` record of the workload's last result line."""
     line = next((line for line in reversed(lines)
-                 if line.startswith(RESULT_PREFIX)), None)
+                 if line.startswith('{"launch_seconds":')), None)
     try:
         return json.loads(line)["launch_seconds"] if line else None
     except (ValueError, KeyError):
@@ -228,7 +225,7 @@ class LaunchTime:
 
     def suite_options(self, built: Built
                       ) -> tuple[tuple[str, ...], dict[str, str]]:
-        return ("-p", PLUGIN, "--launch-time-json",
+        return ("-p", launch_time.__name__, "--launch-time-json",
                 str(Path(str(built.scratch)) / "launch_seconds.json"),
                 "--launch-time-options", shlex.join(self.options)), \
             {"PYTHONPATH": str(PROJECT)}
