@@ -28,9 +28,6 @@ logger = logging.getLogger(__name__)
 
 # Where each matrix session notes its environment's folder, for the bisect.
 ENV_INDEX = ".racematrix-envs"
-# What a probe keeps of its install.Installation.
-INSTALLED = ("way", "exclude_newer", "implementation", "requirements",
-             "attempts", "packages")
 # A/Bs of a release while undecided: TRIES, and on until TRY_SECONDS (a core
 # frees when other work ends), RETRY_PAUSE s apart; then it is skipped.
 TRIES = 3
@@ -96,7 +93,8 @@ class ReleaseProber:
                 env.create()
                 installation = install_resolved(env, spec)
                 if fresh or not installation.problem:
-                    for name in INSTALLED:
+                    for name in ("way", "exclude_newer", "implementation",
+                                 "requirements", "attempts", "packages"):
                         setattr(probe, name,
                                 copy.copy(getattr(installation, name)))
                 if installation.problem:
