@@ -86,11 +86,10 @@ def load_partial(out_dir: str | Path, stem: str, key: tuple
 def write_bisect(out_dir: str | Path, stem: str, data: dict) -> dict:
     """``<stem>.json`` and ``.md``; a finished one removes its partial."""
     out_dir = Path(out_dir)
-    if data.get("partial"):
-        stem += PARTIAL
-    write_json_atomic(out_dir / f"{stem}.json", data)
-    write_text_atomic(out_dir / f"{stem}.md", markdown(data))
-    if not data.get("partial"):
+    name = stem + PARTIAL if data.get("partial") else stem
+    write_json_atomic(out_dir / f"{name}.json", data)
+    write_text_atomic(out_dir / f"{name}.md", markdown(data))
+    if name == stem:
         for suffix in (".json", ".md"):
             (out_dir / f"{stem}{PARTIAL}{suffix}").unlink(missing_ok=True)
     return data
