@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import random
 
 import pytest
@@ -255,8 +256,12 @@ def test_excluded_releases_are_noted():
 
 
 @pytest.mark.e2e  # asks the package index
-def test_releases_are_judged_by_the_target_python_not_noxs():
+def test_releases_are_judged_by_the_target_python_not_noxs(monkeypatch):
     from racematrix.bisect_session import releases_in_range
+    from racematrix.interpreters import expose_interpreters
+    environ = {"PATH": os.environ.get("PATH", "")}
+    expose_interpreters(environ)  # pyenv's 3.10 too, whatever ran before
+    monkeypatch.setenv("PATH", environ["PATH"])
 
     def releases(python):
         return releases_in_range(parse_args([
