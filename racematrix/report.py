@@ -371,7 +371,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
-        "grid": grid([r for r in mwe if r["verdict"] != "skipped"]),
+        "grid": grid(rows),
         "skipped": dict(sorted(Counter(r["reason"] for r in mwe
                                        if r["verdict"] == "skipped").items())),
         "last_attempts": [r for r in rows if r.get("last_attempt")],

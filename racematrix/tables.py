@@ -251,7 +251,9 @@ def markdown_lines(rows: list[Row]) -> list[str]:
 
 
 def grid(rows: list[Row]) -> dict:
-    """Python x (simulator, target, version, numba): each row's counts."""
+    """The MWE's unpatched rows that ran: Python x (sim, target, version, numba)."""
+    rows = [r for r in rows if r["suite"] == "mwe" and not r["patch"]
+            and r["verdict"] != Verdict.SKIPPED]
     pythons = sorted({python_minor(r) for r in rows}, key=version_key)
     lines: dict[tuple, dict] = defaultdict(dict)
     for row in rows:
@@ -314,8 +316,6 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
     writer.writerows(data)
     write_text_atomic(out_dir / "failure_rates.csv", stream.getvalue())
     write_text_atomic(out_dir / "failure_rates.md", render(
-        "failure_rates.md", provenance=provenance, grid=grid([
-            r for r in rows if r["suite"] == "mwe" and not r["patch"]
-            and r["verdict"] != Verdict.SKIPPED]),
+        "failure_rates.md", provenance=provenance, grid=grid(rows),
         verdicts=verdict_counts(rows), long_table=markdown_lines(rows)))
     return rows, records
