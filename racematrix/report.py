@@ -149,8 +149,7 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
             "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
                                      or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
-                      "median": bound(r["median"], limit),
-                      "p95": bound(r["p95"], limit),
+                      **{k: bound(r[k], limit) for k in ("median", "p95")},
                       "ratio_bound": r.get("median_ratio_bound")}
                      for r in run["rows"]]}
 
