@@ -93,9 +93,8 @@ def version_key(text: str | None) -> Version:
 
 def row_sort_key(row: Row) -> tuple:
     """Suite, Python (X.Y), target, its version, numba, simulator on first."""
-    return (row["suite"] != "mwe", row["suite"], _version_key(
-        python_minor(row) if row["python"] else ""), row["target"],
-        _version_key(target_version(row)), _version_key(
+    return (row["suite"] != "mwe", row["suite"], _version_key(python_minor(row)),
+        row["target"], _version_key(target_version(row)), _version_key(
             row["packages"].get("numba") or requested_version(row, "numba")),
         not row["sim"], _version_key(row["python"].split("+")[0]), row["env"])
 
