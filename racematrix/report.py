@@ -73,8 +73,7 @@ def bisect_entry(data: Data) -> Data:
         for found in [(data.get("boundary") or {}).get(name)]}
     end = next((t for t in reversed(data.get("tested", []))
                 if t["version"] == releases[-1] and t.get("n")), None)
-    return {**data, "with": data.get("with") or [], "releases": data.get(
-        "releases") or [], "first": releases[0], "last": releases[-1], **sides,
+    return {**data, "first": releases[0], "last": releases[-1], **sides,
         "limit": limit, "command": data["provenance"]["command"],
         "end": {"version": releases[-1], **probe_launch(end, limit)}
         if timed and end else None}
