@@ -57,25 +57,24 @@ def span(values: list | None) -> list | None:
     return [min(values), max(values)] if values else None
 
 
-def probe_launch(probe: Data, limit: float | None) -> Data:
-    return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
-            **{k: bound(probe.get(k), limit) for k in ("median", "p95")}}
+def probe_launch(probe: Data) -> Data:
+    return {"n": probe.get("n"), "median": bound(probe.get("median"))}
 
 
 def bisect_entry(data: Data) -> Data:
     """A bisect file's boundary and, on time, its sides' and newest launches."""
-    releases, limit = data.get("releases") or ["–"], data.get("limit")
+    releases = data.get("releases") or ["–"]
     timed = data.get("metric") == "launch-time"
     tested = {t["version"]: t for t in data.get("tested", [])}
     sides = {name: found and {**found, "launch": probe_launch(
-        tested.get(found["version"], {}), limit) if timed else None}
+        tested.get(found["version"], {})) if timed else None}
         for name in ("before", "after")
         for found in [(data.get("boundary") or {}).get(name)]}
     end = next((t for t in reversed(data.get("tested", []))
                 if t["version"] == releases[-1] and t.get("n")), None)
     return {**data, "first": releases[0], "last": releases[-1], **sides,
-        "limit": limit, "command": data["provenance"]["command"],
-        "end": {"version": releases[-1], **probe_launch(end, limit)}
+        "command": data["provenance"]["command"],
+        "end": {"version": releases[-1], **probe_launch(end)}
         if timed and end else None}
 
 
