@@ -139,16 +139,14 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
     if not runs:
         return None
     run = runs.get(python or "") or runs[max(runs, key=version_key)]
-    limit, envs = run["limit"], run.get("environments") or {}
-    return {**run, "finished": run.get("finished"),
-            "load": span(run.get("load_per_round")),
+    limit, envs = run["limit"], run["environments"]
+    return {**run, "load": span(run["load_per_round"]),
             "python_build": next((e.get("python_build")
                                   for e in envs.values()), None),
             "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
                                      or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
-                      **{k: bound(r[k], limit) for k in ("median", "p95")},
-                      "ratio_bound": r.get("median_ratio_bound")}
+                      **{k: bound(r[k], limit) for k in ("median", "p95")}}
                      for r in run["rows"]]}
 
 
