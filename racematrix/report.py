@@ -247,8 +247,7 @@ def own_tests(records: list[Data]) -> list[Data]:
         plain = outcomes(sides[None]) if None in sides else None
         for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
             mine = outcomes(record)
-            failed = record["failures"] + record["other_errors"] + \
-                record["hangs"]
+            failed = sum(record[k] for k in ("failures", "other_errors", "hangs"))
             found.append({
                 "python": python, "numba_cuda": version, "patch": patch,
                 "spec": spec_text(record),
