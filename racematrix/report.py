@@ -57,26 +57,24 @@ def span(values: list | None) -> list | None:
     return [min(values), max(values)] if values else None
 
 
-def probe_launch(probe: Data, limit: float | None) -> Data:
-    return {"n": probe.get("n"), "past_limit": probe.get("past_limit", 0),
-            **{k: bound(probe.get(k), limit) for k in ("median", "p95")}}
+def probe_launch(probe: Data) -> Data:
+    return {"n": probe.get("n"), "median": bound(probe.get("median"))}
 
 
 def bisect_entry(data: Data) -> Data:
     """A bisect file's boundary and, on time, its sides' and newest launches."""
-    releases, limit = data.get("releases") or ["–"], data.get("limit")
+    releases = data.get("releases") or ["–"]
     timed = data.get("metric") == "launch-time"
     tested = {t["version"]: t for t in data.get("tested", [])}
     sides = {name: found and {**found, "launch": probe_launch(
-        tested.get(found["version"], {}), limit) if timed else None}
+        tested.get(found["version"], {})) if timed else None}
         for name in ("before", "after")
         for found in [(data.get("boundary") or {}).get(name)]}
     end = next((t for t in reversed(data.get("tested", []))
                 if t["version"] == releases[-1] and t.get("n")), None)
-    return {**data, "with": data.get("with") or [], "releases": data.get(
-        "releases") or [], "first": releases[0], "last": releases[-1], **sides,
-        "limit": limit, "command": data["provenance"]["command"],
-        "end": {"version": releases[-1], **probe_launch(end, limit)}
+    return {**data, "first": releases[0], "last": releases[-1], **sides,
+        "command": data["provenance"]["command"],
+        "end": {"version": releases[-1], **probe_launch(end)}
         if timed and end else None}
 
 
@@ -141,17 +139,14 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
     if not runs:
         return None
     run = runs.get(python or "") or runs[max(runs, key=version_key)]
-    limit, envs = run["limit"], run.get("environments") or {}
-    return {**run, "finished": run.get("finished"),
-            "load": span(run.get("load_per_round")),
+    limit, envs = run["limit"], run["environments"]
+    return {**run, "load": span(run["load_per_round"]),
             "python_build": next((e.get("python_build")
                                   for e in envs.values()), None),
             "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
                                      or {}).get("numba"),
                       "patch": None if r["patch"] == "none" else r["patch"],
-                      "median": bound(r["median"], limit),
-                      "p95": bound(r["p95"], limit),
-                      "ratio_bound": r.get("median_ratio_bound")}
+                      **{k: bound(r[k], limit) for k in ("median", "p95")}}
                      for r in run["rows"]]}
 
 
@@ -252,8 +247,7 @@ def own_tests(records: list[Data]) -> list[Data]:
         plain = outcomes(sides[None]) if None in sides else None
         for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
             mine = outcomes(record)
-            failed = record["failures"] + record["other_errors"] + \
-                record["hangs"]
+            failed = sum(record[k] for k in ("failures", "other_errors", "hangs"))
             found.append({
                 "python": python, "numba_cuda": version, "patch": patch,
                 "spec": spec_text(record),
@@ -371,7 +365,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
-        "grid": grid([r for r in mwe if r["verdict"] != "skipped"]),
+        "grid": grid(rows),
         "skipped": dict(sorted(Counter(r["reason"] for r in mwe
                                        if r["verdict"] == "skipped").items())),
         "last_attempts": [r for r in rows if r.get("last_attempt")],

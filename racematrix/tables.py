@@ -93,9 +93,8 @@ def version_key(text: str | None) -> Version:
 
 def row_sort_key(row: Row) -> tuple:
     """Suite, Python (X.Y), target, its version, numba, simulator on first."""
-    return (row["suite"] != "mwe", row["suite"], _version_key(
-        python_minor(row) if row["python"] else ""), row["target"],
-        _version_key(target_version(row)), _version_key(
+    return (row["suite"] != "mwe", row["suite"], _version_key(python_minor(row)),
+        row["target"], _version_key(target_version(row)), _version_key(
             row["packages"].get("numba") or requested_version(row, "numba")),
         not row["sim"], _version_key(row["python"].split("+")[0]), row["env"])
 
@@ -251,7 +250,9 @@ def markdown_lines(rows: list[Row]) -> list[str]:
 
 
 def grid(rows: list[Row]) -> dict:
-    """Python x (simulator, target, version, numba): each row's counts."""
+    """The MWE's unpatched rows that ran: Python x (sim, target, version, numba)."""
+    rows = [r for r in rows if r["suite"] == "mwe" and not r["patch"]
+            and r["verdict"] != Verdict.SKIPPED]
     pythons = sorted({python_minor(r) for r in rows}, key=version_key)
     lines: dict[tuple, dict] = defaultdict(dict)
     for row in rows:
@@ -314,8 +315,6 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
     writer.writerows(data)
     write_text_atomic(out_dir / "failure_rates.csv", stream.getvalue())
     write_text_atomic(out_dir / "failure_rates.md", render(
-        "failure_rates.md", provenance=provenance, grid=grid([
-            r for r in rows if r["suite"] == "mwe" and not r["patch"]
-            and r["verdict"] != Verdict.SKIPPED]),
+        "failure_rates.md", provenance=provenance, grid=grid(rows),
         verdicts=verdict_counts(rows), long_table=markdown_lines(rows)))
     return rows, records
