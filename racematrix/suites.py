@@ -60,7 +60,6 @@ class Patch:
     description: str = ""
 
     def diff_for(self, package: str, version: str) -> Diff | None:
-        """The diff meant for ``package`` at ``version``, or None."""
         return next((diff for diff in self.diffs
                      if diff.package == canonicalize_name(package) and
                      diff.releases.contains(Version(version),
