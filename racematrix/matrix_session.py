@@ -200,9 +200,8 @@ def finish_run(results_dir: str | Path, run: int,
         line += f" in {took:.0f} s: " + ", ".join(
             f"{n} {verdict}" for verdict, n in Counter(
                 entry["verdict"] for entry in entries).most_common())
-    not_run = {spec.env_id for spec in configured} - {
-        entry["env"] for entry in entries}
-    if not_run:
+    if not_run := {spec.env_id for spec in configured} - {
+            entry["env"] for entry in entries}:
         line += f"; {len(not_run)} not run here"
     if entries:
         with results_lock(results):
