@@ -130,9 +130,11 @@ def ci_jobs(session: nox.Session) -> None:
 def mwe_figures(session: nox.Session) -> None:
     """Measure the MWE: reproduction per Python, time to first failure, rates."""
     from racematrix import mwe_figures
-    pythons = (MATRIX.configs.get(DEFAULT_SUITE) or MATRIX).pythons
-    drive(session, lambda command: mwe_figures.run(
-        list(pythons), ".nox", RESULTS, command))
+    configs = [MATRIX.configs[DEFAULT_SUITE]] if DEFAULT_SUITE in \
+        MATRIX.configs else MATRIX.configs.values()
+    drive(session, lambda command: mwe_figures.run(list(dict.fromkeys(
+        python for config in configs for python in config.pythons)),
+        ".nox", RESULTS, command))
 
 
 @nox.session(python=False, default=False)

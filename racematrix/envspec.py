@@ -1,6 +1,7 @@
 """One matrix environment, and the normal forms of what a user types for it."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Mapping
@@ -90,27 +91,22 @@ def parse_spec(text: str) -> tuple[str, ...]:
 
 
 def normalize_requirement(text: str) -> str:
-    """Name canonical, exact pins padded (``Numba==0.60`` -> ``numba==0.60.0``)."""
+    """Name canonical, exact pins in PEP 440's normal form with three release
+    parts (``Numba==0.60`` -> ``numba==0.60.0``)."""
     requirement = Requirement(text)
     requirement.name = canonicalize_name(requirement.name)
-    requirement.specifier = SpecifierSet(",".join(
-        specifier.operator + (pad_version(specifier.version) if
-                              specifier.operator in ("==", "!=") and not
-                              specifier.version.endswith(".*") else
-                              specifier.version)
-        for specifier in requirement.specifier))
+    pins = []
+    for specifier in requirement.specifier:
+        version = specifier.version
+        if specifier.operator in ("==", "!=") and not version.endswith(".*"):
+            with contextlib.suppress(InvalidVersion):
+                normal = Version(canonicalize_version(version))
+                base = normal.base_version  # trailing zeros stripped, padded
+                version = str(normal).replace(
+                    base, base + ".0" * (3 - len(normal.release)), 1)
+        pins.append(specifier.operator + version)
+    requirement.specifier = SpecifierSet(",".join(pins))
     return str(requirement)
-
-
-def pad_version(text: str) -> str:
-    """PEP 440 normal form with three release parts (``0.60`` -> ``0.60.0``)."""
-    try:
-        version = Version(canonicalize_version(text))
-    except InvalidVersion:
-        return text
-    base = version.base_version  # trailing zeros stripped, then padded
-    return str(version).replace(
-        base, base + ".0" * (3 - len(version.release)), 1)
 
 
 def parse_package(text: str) -> str:

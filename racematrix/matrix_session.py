@@ -98,8 +98,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
 
 def check_results_folder(results_dir: str | Path) -> None:
     """BadInput where it cannot hold results; clears a killed run's leavings."""
-    problem = folder_problem(results_dir)
-    if problem:
+    if problem := folder_problem(results_dir):
         raise BadInput(f"{problem}; set RACEMATRIX_RESULTS to a folder you "
                        f"can write")
     markers, scratch = clear_stale(results_dir)
@@ -201,9 +200,8 @@ def finish_run(results_dir: str | Path, run: int,
         line += f" in {took:.0f} s: " + ", ".join(
             f"{n} {verdict}" for verdict, n in Counter(
                 entry["verdict"] for entry in entries).most_common())
-    not_run = {spec.env_id for spec in configured} - {
-        entry["env"] for entry in entries}
-    if not_run:
+    if not_run := {spec.env_id for spec in configured} - {
+            entry["env"] for entry in entries}:
         line += f"; {len(not_run)} not run here"
     if entries:
         with results_lock(results):
@@ -246,7 +244,6 @@ def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
     if not given[0].isdigit() or int(given[0]) < 1:
         raise BadInput(f"--count needs a positive whole number, got "
                        f"{given[0]!r}")
-    own = refuse_own_options(rest)
-    if own:
+    if own := refuse_own_options(rest):
         raise BadInput(own)
     return int(given[0]), rest

@@ -66,10 +66,8 @@ def stop_process_group(process: subprocess.Popen) -> None:
 def die_with_parent() -> None:
     """In the child, before exec: Linux SIGKILLs it when its parent dies."""
     import ctypes
-    with contextlib.suppress(OSError, AttributeError):
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG,
-                                                signal.SIGKILL)
+    with contextlib.suppress(OSError, AttributeError):  # 1: PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
 def terminate_on_sigterm() -> None:

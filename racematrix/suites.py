@@ -26,8 +26,6 @@ PROJECT = Path(__file__).resolve().parent.parent
 TEST_TOOLS = ("numpy", "pytest", "pytest-repeat", "pytest-timeout")
 # What the runner itself passes to pytest needs: --count and --timeout.
 RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
-# Keys of a suite table that replace the top-level matrix's.
-MATRIX_KEYS = ("specs", "pythons", "sim", "count", "timeout")
 NONE = "none"
 
 
@@ -62,7 +60,6 @@ class Patch:
     description: str = ""
 
     def diff_for(self, package: str, version: str) -> Diff | None:
-        """The diff meant for ``package`` at ``version``, or None."""
         return next((diff for diff in self.diffs
                      if diff.package == canonicalize_name(package) and
                      diff.releases.contains(Version(version),
@@ -131,11 +128,6 @@ class Matrix:
     patches: dict[str, Patch] = field(default_factory=dict)
     columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    @property
-    def pythons(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(python for config in self.configs.values()
-                                   for python in config.pythons))
-
     def jobs(self, gpu_runner: str = "") -> dict[str, list]:
         """A CI job per ``env`` session, simulator off only on ``gpu_runner``."""
         include, skipped = [], []
@@ -194,8 +186,9 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 (kind, tuple(globs)) for kind, globs in
                 suite.get("kinds", {}).items()))
         try:
-            configs[name] = load_config({**lists, **{
-                key: suite[key] for key in MATRIX_KEYS if key in suite}},
+            configs[name] = load_config({**lists, **{  # the suite's own
+                key: suite[key] for key in ("specs", "pythons", "sim", "count",
+                                            "timeout") if key in suite}},
                 environ)
         except ConfigError as error:
             raise ConfigError(f"suite {name}: {error}") from None
