@@ -7,7 +7,6 @@ import json
 import re
 import shlex
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -183,14 +182,11 @@ class RaceSuite:
 
 def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
                     timeout: float | None = None) -> dict:
-    """``launch_time``'s A/B alone in ``env``: its record, or an ``error``."""
-    command = ["python", str(WORKLOAD), *options]
+    """``launch_time``'s A/B alone in ``env``: its record, or an ``error``;
+    past ``timeout``, ``run_streaming``'s ``subprocess.TimeoutExpired``."""
     returncode, tail = run_streaming(
-        env, command, {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, False,
-        timeout=timeout)
-    if timeout is not None and -returncode in (signal.SIGTERM,
-                                               signal.SIGKILL):
-        raise subprocess.TimeoutExpired(command, timeout)  # stopped by it
+        env, ["python", str(WORKLOAD), *options],
+        {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, False, timeout=timeout)
     record = parse_workload_output(tail)
     if record is None:
         last = next((line for line in reversed(tail) if line.strip()),

@@ -24,7 +24,8 @@ def venv_environ(bin_dir: str | Path, extra_env: dict[str, str]
 def run_streaming(session: Any, command: list, extra_env: dict[str, str],
                   echo: bool = True, cwd: str | Path | None = None,
                   timeout: float | None = None) -> tuple[int, list[str]]:
-    """(exit code, last lines) of ``command``; ``timeout`` ends its group."""
+    """(exit code, last lines) of ``command``; past ``timeout`` its group is
+    ended and ``subprocess.TimeoutExpired`` raised."""
     if echo:  # quiet: the caller says what came of it
         session.log(" ".join(map(str, command)))
     tail: list[str] = []
@@ -34,7 +35,12 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
         errors="replace", start_new_session=True, cwd=cwd,
         preexec_fn=die_with_parent)
     assert process.stdout is not None  # stdout=PIPE
-    timer = threading.Timer(timeout or 0, stop_process_group, (process,))
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        stop_process_group(process)
+    timer = threading.Timer(timeout or 0, stop)
     if timeout is not None:
         timer.start()
     try:
@@ -50,6 +56,9 @@ def run_streaming(session: Any, command: list, extra_env: dict[str, str],
     finally:
         timer.cancel()
         process.stdout.close()
+    if stopped.is_set():
+        raise subprocess.TimeoutExpired(command, timeout or 0,
+                                        output="\n".join(tail))
     return process.returncode, tail
 
 

@@ -150,3 +150,20 @@ def test_interrupt_ends_the_child_and_its_threads(tmp_path):
         time.sleep(0.05)
     assert not alive(pid)
     assert time.monotonic() - started < 8
+
+
+def test_a_command_past_its_timeout_is_ended_and_says_so():
+    """The timeout ends the command and raises, with what it printed; a
+    command done in time returns its exit code."""
+    import subprocess
+    import sys
+    import time
+    child = "print('started', flush=True); import time; time.sleep(60)"
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired) as stopped:
+        procs.run_streaming(Environment(), [sys.executable, "-c", child], {},
+                            echo=False, timeout=0.5)
+    assert "started" in stopped.value.output
+    assert time.monotonic() - started < 8
+    assert procs.run_streaming(Environment(), [sys.executable, "-c", "pass"],
+                               {}, echo=False, timeout=30) == (0, [])
