@@ -149,7 +149,7 @@ def project_config(project: str | Path) -> dict[str, Any]:
     """``[tool.racematrix]`` of ``project``'s pyproject.toml."""
     try:
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10: nox brings tomli
+    except ModuleNotFoundError:  # Python 3.10: a dependency there
         import tomli as tomllib
     return tomllib.loads((Path(project) / "pyproject.toml").read_text())[
         "tool"]["racematrix"]
