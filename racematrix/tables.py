@@ -121,10 +121,6 @@ def target_version(row: Row) -> str:
         row, row["target"]) or "?"
 
 
-def column_key(row: Row) -> tuple[str, Version]:
-    return (row["target"], version_key(target_version(row)))
-
-
 def python_minor(row: Row) -> str:
     text = row["python"] or row["env"].split("-")[0][2:]
     return ".".join(text.split(".")[:2])

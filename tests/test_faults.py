@@ -480,7 +480,8 @@ def test_the_heatmap_draws_hung_apart(tmp_path):
     counts = {"target": 0, "other": 0, "hang": 2, "pass": 20, "skip": 0}
     raw = make_raw(SPEC, packages={"numba": "0.60.0"}, python="3.11.9",
                    python_build="CPython", counts=counts)
-    plots.plot_heatmap([tables.make_row(raw)], tmp_path / "heat.png")
+    plots.plot_heatmap(tables.grid([tables.make_row(raw)]),
+                      tmp_path / "heat.png")
     assert (tmp_path / "heat.png").stat().st_size > 0
 
 

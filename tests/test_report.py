@@ -213,29 +213,19 @@ def test_corrupt_file_is_named_in_merge(tmp_path, data_dir):
     assert len(rows) == len(list((data_dir / "raw").glob("*.json")))
 
 
-def test_heatmap_names_a_flag_whose_environments_were_all_skipped(data_dir):
-    rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
-    skipped = [r for r in rows if not r["sim"]]
-    assert skipped and all(r["verdict"] == "skipped" for r in skipped)
-    note = plots.not_drawn(rows, [True])
-    assert note == (f"\nsimulator off: all {len(skipped)} environments "
-                    f"skipped: {skipped[0]['reason']}")
-
-
 def test_a_plot_is_drawn_again_only_when_its_data_changed(tmp_path, data_dir):
     rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
     png = tmp_path / "failure_rates.png"
-    plots.draw_all(rows, tmp_path)
+    plots.draw(tables.grid(rows), tmp_path)
     drawn = png.stat().st_mtime_ns
-    plots.draw_all(rows, tmp_path)
+    plots.draw(tables.grid(rows), tmp_path)
     assert png.stat().st_mtime_ns == drawn
     racy = next(r for r in rows if r["verdict"] == "reproduced" and
                 r["suite"] == "mwe" and not r["patch"])
     racy["failures"] -= 1
-    plots.draw_all(rows, tmp_path)
+    plots.draw(tables.grid(rows), tmp_path)
     assert png.stat().st_mtime_ns != drawn
-    assert plots.drawn_key(png) == plots.data_key(
-        [r for r in rows if r["suite"] == "mwe" and not r["patch"]])
+    assert plots.drawn_key(png) == plots.data_key(tables.grid(rows))
 
 
 def test_a_mistyped_option_is_one_line(capsys):
