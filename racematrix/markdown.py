@@ -20,10 +20,9 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]
             *("| " + " | ".join(map(cell, row)) + " |" for row in rows)]
 
 
-def seconds(stat: dict | None) -> str:
-    """A launch statistic; ``>= X`` where it was cut at the limit."""
-    return "–" if not stat else \
-        (">= " if stat["censored"] else "") + f"{stat['value']:.2f}"
+def seconds(value: float | None, bound: bool = False) -> str:
+    """A launch statistic; ``>= X`` where it was cut at its limit (a bound)."""
+    return "–" if value is None else (">= " if bound else "") + f"{value:.2f}"
 
 
 def percent(rate: float | None, digits: int = 1) -> str:

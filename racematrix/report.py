@@ -20,8 +20,7 @@ from .markdown import render
 from .suites import Patch, load_matrix, load_patches
 from .plots import draw
 from .rawresult import NoUsableResults, RawResult, RawResultWarning
-from .tables import (bound, grid, python_minor, target_version, version_key,
-                     write_tables)
+from .tables import grid, python_minor, target_version, version_key, write_tables
 
 Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
@@ -57,25 +56,14 @@ def span(values: list | None) -> list | None:
     return [min(values), max(values)] if values else None
 
 
-def probe_launch(probe: Data) -> Data:
-    return {"n": probe.get("n"), "median": bound(probe.get("median"))}
-
-
 def bisect_entry(data: Data) -> Data:
-    """A bisect file's boundary and, on time, its sides' and newest launches."""
-    releases = data.get("releases") or ["–"]
-    timed = data.get("metric") == "launch-time"
-    tested = {t["version"]: t for t in data.get("tested", [])}
-    sides = {name: found and {**found, "launch": probe_launch(
-        tested.get(found["version"], {})) if timed else None}
-        for name in ("before", "after")
-        for found in [(data.get("boundary") or {}).get(name)]}
-    end = next((t for t in reversed(data.get("tested", []))
-                if t["version"] == releases[-1] and t.get("n")), None)
-    return {**data, "first": releases[0], "last": releases[-1], **sides,
-        "command": data["provenance"]["command"],
-        "end": {"version": releases[-1], **probe_launch(end)}
-        if timed and end else None}
+    """A bisect file; on time, its sides' and newest release's median launch."""
+    timed = {t["version"]: t for t in data["tested"] if t.get("n")}
+    ends, releases = data["boundary"] or {}, data["releases"] or ["–"]
+    return {**data, "range": f"{releases[0]}–{releases[-1]}",
+            "end": timed.get(releases[-1]), **{side: ends.get(side) and {
+                **ends[side], "median": timed.get(ends[side]["version"], {})
+                .get("median")} for side in ("before", "after")}}
 
 
 def status(mwe: list[Data], bisects: list[Data]) -> Data:
@@ -139,15 +127,12 @@ def interleaved(data: Data | None, python: str | None = None) -> Data | None:
     if not runs:
         return None
     run = runs.get(python or "") or runs[max(runs, key=version_key)]
-    limit, envs = run["limit"], run["environments"]
-    return {**run, "load": span(run["load_per_round"]),
-            "python_build": next((e.get("python_build")
-                                  for e in envs.values()), None),
-            "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
-                                     or {}).get("numba"),
-                      "patch": None if r["patch"] == "none" else r["patch"],
-                      **{k: bound(r[k], limit) for k in ("median", "p95")}}
-                     for r in run["rows"]]}
+    envs = run["environments"]
+    return {**run, "load": span(run["load_per_round"]), "python_build": next(
+        (e.get("python_build") for e in envs.values()), None), "rows": [{
+            **r, "patch": None if r["patch"] == "none" else r["patch"],
+            "numba": envs.get(r["label"], {}).get("packages", {}).get("numba")}
+        for r in run["rows"]]}
 
 
 def slowdown(data: Data | None) -> list[Data]:
@@ -160,8 +145,7 @@ def slowdown(data: Data | None) -> list[Data]:
                       and r.get("median_ratio")], "release")
         if top:
             found.append({**run, "top": top, "ref": newest(
-                plain, "release", release=run["reference"])
-                or {"n": None, "past_limit": 0}})
+                plain, "release", release=run["reference"])})
     return found
 
 
@@ -173,13 +157,10 @@ def lock_share(timed: Data | None, name: str) -> Data | None:
     ref = timed and newest(rows, "release", label=timed["reference"])
     if not (plain and ref):
         return None
-    medians = [r["median"] for r in (row, plain, ref)]
-    rise = medians[1]["value"] - medians[2]["value"]
-    exact = not any(m["censored"] for m in medians) and rise > 0
-    return {"release": row["release"], "with": medians[0],
-            "without": medians[1], "reference": medians[2],
-            "share": (medians[1]["value"] - medians[0]["value"]) / rise
-            if exact else None}
+    rise = plain["median"] - ref["median"]
+    exact = rise > 0 and not any(r["median_bound"] for r in (row, plain, ref))
+    return {"with": row, "without": plain, "reference": ref, "share":
+            (plain["median"] - row["median"]) / rise if exact else None}
 
 
 def solve(record: Data | None) -> Data | None:
@@ -272,8 +253,8 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
         mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
-        medians = [(bound(t["median"], t.get("limit")) or {})["value"]
-                   for r in mine if (t := r["launch_seconds"] or {}).get("n")]
+        medians = [t["median"] for r in mine
+                   if (t := r["launch_seconds"] or {}).get("n")]
         found.append({"name": name, "description": described.get(name),
                       "launch_median": statistics.median(medians)
                       if medians else None, "environments": len(mine),
@@ -291,7 +272,7 @@ def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
     if rows and timed:
         top = newest(rows, "release")["release"]
         best = min((r for r in rows if r["release"] == top),
-                   key=lambda r: r["median"]["value"])
+                   key=lambda r: r["median"])
         return {**clean[best["patch"]], "newest": top, "python": timed["python"],
                 "without": newest(timed["rows"], "release", release=top,
                                   patch=None), "with": best}
@@ -388,7 +369,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "evidence": evidence(records),
         "reproducers": reproducer_runs(recorded("reproducers.json")),
         "figures": figures,
-        "commands": [b["command"] for b in race + time]
+        "commands": [b["provenance"]["command"] for b in race + time]
         + ([figures["command"]] if figures else []),
         "slowdown_source": (PROJECT / "mwe" / "bug_slowdown.py").read_text(),
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import warnings
 from collections import Counter, defaultdict
@@ -135,24 +136,16 @@ def kind_rate(row: Row, kind: str) -> dict | None:
             "rate": round(counts["failures"] / counts["runs"], 4)}
 
 
-def bound(value: float | None, limit: float | None = None) -> dict | None:
-    """A launch statistic; one at ``limit`` or past it counts at it (a bound)."""
-    if value is None:
-        return None
-    censored = 0 < (limit or 0.0) <= value + 1e-9
-    return {"value": limit if censored else value, "censored": censored}
-
-
 def format_launch(record: dict | None) -> str:
     """``median / p95 / max s``, ``>=`` where cut at the limit."""
     if not record or not record.get("n"):
         return "–" if not record or not record.get("error") else \
             f"not measured: {record['error']}"[:120]
-    text = " / ".join(seconds(bound(record[key], record.get("limit")))
+    limit = record.get("limit") or math.inf
+    text = " / ".join(seconds(record[key], record[key] >= limit)
                       for key in ("median", "p95", "max"))
     if record.get("past_limit"):
-        text += (f" ({record['past_limit']} of {record['n']} past "
-                 f"{record['limit']:g} s)")
+        text += f" ({record['past_limit']} of {record['n']} past {limit:g} s)"
     return text
 
 
