@@ -79,25 +79,21 @@ def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
             for spec in envs if spec.env_id not in recorded]
 
 
-def _version_key(text: str | None) -> tuple[int, Version | str]:
-    try:
-        return (0, Version(text or ""))
-    except InvalidVersion:
-        return (1, str(text))
-
-
 def version_key(text: str | None) -> Version:
-    """A release's version; 0 where it is none."""
-    version = _version_key(text)[1]
-    return version if isinstance(version, Version) else Version("0")
+    """A release's version; 0 where it is none or not a version."""
+    try:
+        return Version(text or "0")
+    except InvalidVersion:
+        return Version("0")
 
 
 def row_sort_key(row: Row) -> tuple:
-    """Suite, Python (X.Y), target, its version, numba, simulator on first."""
-    return (row["suite"] != "mwe", row["suite"], _version_key(python_minor(row)),
-        row["target"], _version_key(target_version(row)), _version_key(
-            row["packages"].get("numba") or requested_version(row, "numba")),
-        not row["sim"], _version_key(row["python"].split("+")[0]), row["env"])
+    """Suite, Python (X.Y), target, its version, simulator on first, numba."""
+    return (row["suite"] != "mwe", row["suite"], version_key(python_minor(row)),
+            row["target"], version_key(target_version(row)), not row["sim"],
+            version_key(row["packages"].get("numba")
+                        or requested_version(row, "numba")),
+            version_key(row["python"].split("+")[0]), row["env"])
 
 
 def requested_version(row: Row, name: str) -> str | None:
@@ -182,7 +178,7 @@ def _package(name: str, text: Callable[[Row], str]) -> Column:
 
 
 COLUMNS = (
-    Column("env"), Column("suite"), Column("python", "Python"),
+    Column("env"), Column("suite", "suite"), Column("python", "Python"),
     Column("target", "target"),
     _package("numba", lambda r: package_cell(r, "numba")),
     _package("numba-cuda", lambda r: package_cell(r, "numba-cuda")),
@@ -209,11 +205,7 @@ COLUMNS = (
     Column("launch_max", "launch s: median / p95 / max",
            _at("launch_seconds", "max"),
            lambda r: format_launch(r["launch_seconds"])),
-    Column("launch_past_limit", None, _at("launch_seconds", "past_limit")),
-    Column("seconds"), Column("concurrency"), Column("machine"),
-    Column("install_way", None, lambda r: _at("resolution", "way")(r) or ""),
-    Column("last_attempt_failed", None,
-           lambda r: _at("last_attempt", "why")(r) or ""),
+    Column("seconds"), Column("machine"),
     Column("verdict", "verdict"),
     Column("reason", "reason", text=lambda r: r["reason"] + (
         "; last attempt failed ({}): {}".format(
@@ -221,7 +213,7 @@ COLUMNS = (
             r["last_attempt"]["why"]) if r["last_attempt"] else "")),
 )
 MARKDOWN = tuple(c for c in COLUMNS if c.header)
-TABLE_COLUMNS = tuple(c.header for c in MARKDOWN)
+TABLE_COLUMNS = tuple(str(c.header) for c in MARKDOWN)
 
 
 def table_cells(row: Row) -> tuple[str, ...]:
@@ -229,13 +221,7 @@ def table_cells(row: Row) -> tuple[str, ...]:
 
 
 def markdown_lines(rows: list[Row]) -> list[str]:
-    """The long table; ``suite`` and ``patch`` only where a row needs them."""
-    shown = [c for c in MARKDOWN
-             if c.name != "patch" or any(r["patch"] for r in rows)]
-    if any(r["suite"] != "mwe" for r in rows):
-        shown.insert(0, Column("suite", "suite"))
-    return table([str(c.header) for c in shown],
-                 ([c.cell(row) for c in shown] for row in rows))
+    return table(TABLE_COLUMNS, map(table_cells, rows))
 
 
 def grid(rows: list[Row]) -> dict:
