@@ -72,30 +72,28 @@ def status(mwe: list[Data], bisects: list[Data]) -> Data:
     targets = {}
     for target in sorted({r["target"] for r in ran}):
         mine = [r for r in ran if r["target"] == target]
-        racy = [r for r in mine if r["verdict"] == "reproduced"]
+        racy = [target_version(r) for r in mine if r["verdict"] == "reproduced"]
         flips = [b for b in bisects if b["package"] == target and b["after"]]
         fixed_in = min((version_key(b["after"]["version"]) for b in flips),
                        default=None)
-        before = [r for r in mine if fixed_in is not None
+        before = [r for r in mine if fixed_in
                   and version_key(target_version(r)) < fixed_in]
-        fixed = [r for r in mine if fixed_in is not None and r not in before]
+        fixed = [r for r in mine if fixed_in and r not in before]
         targets[target] = {
-            "before_environments": len(before),
-            "before_reproduced": sum(r in racy for r in before),
+            "environments": len(mine), "reproduced": len(racy),
+            "newest_racy": max(racy, key=version_key, default=None),
+            "before_environments": len(before), "before_reproduced": sum(
+                r["verdict"] == "reproduced" for r in before),
             "before_releases": sorted({target_version(r) for r in before},
                                       key=version_key),
             "fixed_runs": sum(r["runs"] for r in fixed),
             "fixed_failures": sum(r["failures"] for r in fixed),
-            "environments": len(mine), "reproduced": len(racy),
-            "newest_racy": max((target_version(r) for r in racy),
-                               key=version_key, default=None),
             "fixed_between": sorted({(b["before"]["version"],
                                       b["after"]["version"]) for b in flips}),
             "bisect_pythons": sorted({b["python"] for b in flips},
                                      key=version_key),
             # the releases on the index that the bisects chose from
-            "released": sorted({v for b in flips for v in b["releases"]},
-                               key=version_key)}
+            "released": {v for b in flips for v in b["releases"]}}
     return targets
 
 
@@ -163,17 +161,16 @@ def lock_share(timed: Data | None, name: str) -> Data | None:
             (plain["median"] - row["median"]) / rise if exact else None}
 
 
-def solve(record: Data | None) -> Data | None:
+def solve(record: Data) -> Data | None:
     """``solve_ivp``'s seconds; no median where solves were skipped (a bound)."""
-    summary = (record or {}).get("summary") or {}
+    summary = record.get("summary") or {}
     data = next((v for k, v in (summary.get("test_seconds") or {}).items()
                  if "solve" in k), None)
-    if not data:
-        return None
-    skipped = sum(c.get("skip", 0) for n, c in
-                  (summary.get("tests") or {}).items() if "solve" in n)
-    return {"median": None if skipped else data["median"], "max": data["max"],
-            "n": data["n"] - skipped, "skipped": skipped}
+    skipped = sum(c["skip"] for n, c in (summary.get("tests") or {}).items()
+                  if "solve" in n)
+    return data and {"median": None if skipped else data["median"],
+                     "max": data["max"], "n": data["n"] - skipped,
+                     "skipped": skipped}
 
 
 def cubie_price(found: list[Data]) -> Data | None:
@@ -185,8 +182,7 @@ def cubie_price(found: list[Data]) -> Data | None:
     before, after = (newest(mine, "numba_cuda", cubie=top, patch=None,
                             verdict=verdict)
                      for verdict in ("reproduced", "not-reproduced"))
-    medians = [(side or {}).get("solve", {}).get("median")
-               for side in (before, after)]
+    medians = [side and side["solve"]["median"] for side in (before, after)]
     return {"cubie": top, "before": before, "after": after,
             "ratio": medians[1] / medians[0] if all(medians) else None,
             "with": [c for c in mine if c["cubie"] == top and c["patch"]
@@ -399,7 +395,7 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
 def main(argv: list[str] | None = None) -> None:
     """``nox -s report``."""
     home = os.environ.get("RACEMATRIX_RESULTS", "results")
-    own = [f"{home}/raw"]
+    own = [f"{home}/raw"]  # its configured rows never recorded: not run
     parser = OneLineArgumentParser(prog="nox -s report --", label="report",
                                    help_hint="nox -s report -- --help")
     parser.add_argument("--raw", nargs="+", action="extend", metavar="DIR",
@@ -418,15 +414,12 @@ def main(argv: list[str] | None = None) -> None:
             raise BadInput(f"report: {problem}")
         warnings.simplefilter("always", RawResultWarning)
         warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
-        # the project's own rows: a configured one never recorded is not run
         rows, records = build_report(
             raw, args.out, args.bisect, "nox -s report" + (
                 f" -- --raw {' '.join(raw)}" if raw != own else ""),
             configured=[] if raw != own else load_matrix(
                 project_config(PROJECT), os.environ, PROJECT).envs())
-    except NoUsableResults as error:
-        parser.exit(2, f"report: {error}\n")
-    except BadInput as error:
+    except (BadInput, NoUsableResults) as error:
         parser.exit(2, f"{error}\n")
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "
           f"{args.out}/REPORT.md, {args.out}/failure_rates.png")

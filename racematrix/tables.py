@@ -17,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from .envspec import EnvSpec
 from .fileio import write_json_atomic, write_text_atomic
-from .markdown import percent, render, seconds, table
+from .markdown import percent, render, seconds
 from .rawresult import (NoUsableResults, RawResult, RawResultWarning, Verdict,
                         load_raw_dirs, machine_label, make_raw)
 from .stats import wilson_interval
@@ -220,10 +220,6 @@ def table_cells(row: Row) -> tuple[str, ...]:
     return tuple(column.cell(row) for column in MARKDOWN)
 
 
-def markdown_lines(rows: list[Row]) -> list[str]:
-    return table(TABLE_COLUMNS, map(table_cells, rows))
-
-
 def grid(rows: list[Row]) -> dict:
     """The MWE's unpatched rows that ran: Python x (sim, target, version, numba)."""
     rows = [r for r in rows if r["suite"] == "mwe" and not r["patch"]
@@ -263,7 +259,7 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
     records = load_raw_dirs(raw_dirs, left_out)
     if not records:
         raise NoUsableResults(
-            f"no usable raw result in {', '.join(map(str, raw_dirs))} (see "
+            f"report: no usable raw result in {', '.join(map(str, raw_dirs))} (see "
             f"the warnings above, if any); nothing was written: run `nox -s "
             f"matrix` first, or point --raw at folders of raw results")
     rows = merge_records(records, left_out)
@@ -291,5 +287,6 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
     write_text_atomic(out_dir / "failure_rates.csv", stream.getvalue())
     write_text_atomic(out_dir / "failure_rates.md", render(
         "failure_rates.md", provenance=provenance, grid=grid(rows),
-        verdicts=verdict_counts(rows), long_table=markdown_lines(rows)))
+        verdicts=verdict_counts(rows), columns=TABLE_COLUMNS,
+        rows=map(table_cells, rows)))
     return rows, records
