@@ -119,31 +119,21 @@ def evidence(records: list[Data]) -> Data:
             "failing_threads": dict(threads)}
 
 
-def interleaved(data: Data | None, python: str | None = None) -> Data | None:
-    """``python``'s (else the newest) run of launches taken in turn."""
-    runs = (data or {}).get("runs") or {}
-    if not runs:
-        return None
-    run = runs.get(python or "") or runs[max(runs, key=version_key)]
-    envs = run["environments"]
-    return {**run, "load": span(run["load_per_round"]), "python_build": next(
-        (e.get("python_build") for e in envs.values()), None), "rows": [{
-            **r, "patch": None if r["patch"] == "none" else r["patch"],
-            "numba": envs.get(r["label"], {}).get("packages", {}).get("numba")}
-        for r in run["rows"]]}
-
-
-def slowdown(data: Data | None) -> list[Data]:
-    """Per Python's run in turn: its newest release (``top``) and the reference."""
-    found = []
-    for python in sorted((data or {}).get("runs") or {}, key=version_key):
-        run = interleaved(data, python) or {}
-        plain = [r for r in run["rows"] if not r["patch"]]
-        top = newest([r for r in plain if r["release"] != run["reference"]
-                      and r.get("median_ratio")], "release")
-        if top:
-            found.append({**run, "top": top, "ref": newest(
-                plain, "release", release=run["reference"])})
+def launch_runs(data: Data | None) -> list[Data]:
+    """Each Python's run of launches taken in turn (oldest Python first), with
+    its reference's row (``ref``) and its newest release's with a ratio."""
+    found, runs = [], (data or {}).get("runs") or {}
+    for run in (runs[python] for python in sorted(runs, key=version_key)):
+        envs = run["environments"]
+        rows = [{**r, "patch": None if r["patch"] == "none" else r["patch"],
+                 "numba": envs.get(r["label"], {}).get("packages", {})
+                 .get("numba")} for r in run["rows"]]
+        plain = [r for r in rows if not r["patch"]]
+        found.append({**run, "rows": rows, "load": span(run["load_per_round"]),
+                      "ref": newest(plain, "release", release=run["reference"]),
+                      "top": newest([r for r in plain if r.get("median_ratio")
+                                     and r["release"] != run["reference"]],
+                                    "release")})
     return found
 
 
@@ -325,10 +315,12 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
                   if bisect_dir else [] for metric in ("failure", "launch-time"))
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
-    fix_launches = recorded("fix_launch_time.json")
-    # the price: the bisect on time of the newest Python that timed its end
+    # the price: the bisect on time of the newest Python that timed its end,
+    # and the run in turn of its Python (else of the newest)
     cost = newest([b for b in time if b["end"]], "python")
-    timed = interleaved(fix_launches, (cost or {}).get("python"))
+    runs = launch_runs(recorded("fix_launch_time.json"))
+    timed = next((r for r in runs if r["python"] == (cost or {}).get("python")),
+                 runs[-1] if runs else None)
     found = patches(rows, described)
     clients = cubie(records)
     chosen = proposal(found, timed)
@@ -354,7 +346,8 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "cubie": clients, "cubie_price": cubie_price(clients),
         "own_tests": own_tests(records), "patches": found,
         "proposal": chosen, "interleaved": timed,
-        "slowdown": slowdown(fix_launches), "regression_test": regression,
+        "slowdown": [r for r in runs if r["top"]],
+        "regression_test": regression,
         "regression_python": Counter(r["python"] for r in regression)
         .most_common(1)[0][0] if regression else None,
         "attribution": attribution,

@@ -289,30 +289,31 @@ def test_a_reproducer_past_its_timeout_is_stopped_there(tmp_path):
     assert 0.5 <= run["seconds"] < 30
 
 
-def test_an_interleaved_run_is_read_with_its_bounds():
+def test_the_runs_in_turn_are_read_per_python_with_their_newest_release():
     """The candidate fixes' launches taken in turn (``fix_launch_time.json``
-    as ``racematrix.fix_compare`` writes it): the newest Python's run."""
-    def entry(label, median, p95, cut, ratio):
+    as ``racematrix.fix_compare`` writes it), oldest Python first."""
+    def entry(label, median, ratio):
         release, _, patch = label.partition("+")
         return {"label": label, "release": release, "patch": patch or "none",
-                "n": 5, "median": median, "p95": p95, "max": p95,
-                "past_limit": cut, "median_ratio": ratio,
-                "median_bound": median >= 10.0,
-                "median_ratio_bound": median >= 10.0,
-                "error": None}
-    run = {"python": "3.12", "reference": "0.24.0", "limit": 10.0,
-           "rounds": 5, "load_per_round": [0.4, 1.1, 0.7], "environments": {},
-           "finished": "2026-11-24T10:00:00+00:00",
-           "rows": [entry("0.24.0", 0.8, 0.9, 0, 1.0),
-                    entry("0.30.4", 10.0, 10.0, 3, 12.5),
-                    entry("0.30.4+launch-scoped", 0.3, 0.4, 0, 0.375)]}
-    found = report.interleaved(
-        {"runs": {"3.11": dict(run, python="3.11"), "3.12": run}})
-    assert found["python"] == "3.12" and found["load"] == [0.4, 1.1]
-    rows = {r["label"]: r for r in found["rows"]}
-    assert rows["0.30.4"]["median_ratio_bound"] and rows["0.24.0"]["patch"] is None
-    assert rows["0.30.4+launch-scoped"]["patch"] == "launch-scoped"
-    assert report.interleaved(None) is None
+                "n": 5, "median": median, "median_ratio": ratio}
+
+    def run(python, *rows):
+        return {"python": python, "reference": "0.24.0", "rows": list(rows),
+                "environments": {"0.24.0": {"packages": {"numba": "0.63.1"}}},
+                "load_per_round": [0.4, 1.1, 0.7]}
+    found = report.launch_runs({"runs": {
+        "3.12": run("3.12", entry("0.24.0", 1.0, 1.0), entry("0.26.0", 1.9, 1.9),
+                    entry("0.30.4", 1.4, 1.4), entry("0.30.4+fix", 0.8, 0.8)),
+        "3.10": run("3.10", entry("0.24.0", 1.0, 1.0), entry("0.30.4", 5.0, 5.0)),
+        "3.13": run("3.13", entry("0.24.0", 1.0, 1.0))}})
+    assert [(r["python"], r["ref"]["label"], (r["top"] or {}).get("label"))
+            for r in found] == [("3.10", "0.24.0", "0.30.4"),
+                                ("3.12", "0.24.0", "0.30.4"),
+                                ("3.13", "0.24.0", None)]
+    rows = {r["label"]: r for r in found[1]["rows"]}
+    assert rows["0.24.0"]["patch"] is None and rows["0.30.4+fix"]["patch"] == "fix"
+    assert rows["0.24.0"]["numba"] == "0.63.1" and found[0]["load"] == [0.4, 1.1]
+    assert report.launch_runs(None) == []
 
 
 def test_the_proposal_is_the_fastest_change_that_never_raced():
@@ -373,29 +374,6 @@ def test_the_regression_tests_runs_are_read_per_release():
         (None, True, None, True, False, "3.12", 0, 100),
         (None, True, "b18b944b", True, False, "3.13", 0, 2)]
     assert found[0]["test"] == "test_race"
-
-
-def test_the_slowdown_is_the_newest_unpatched_release_per_python():
-    def entry(release, ratio, patch="none", bound=False):
-        return {"release": release, "patch": patch, "median_ratio": ratio,
-                "median_ratio_bound": bound, "label": release, "median": 1.0,
-                "p95": 1.0}
-
-    def run(python, *rows):
-        return {"python": python, "reference": "0.24.0", "limit": 5.0,
-                "rounds": 3, "rows": list(rows), "environments": {},
-                "load_per_round": [0.5], "finished": "2026-11-24"}
-    runs = {"3.12": run("3.12", entry("0.24.0", 1.0), entry("0.26.0", 1.9),
-                        entry("0.30.4", 1.4), entry("0.30.4", 0.8, "fix")),
-            "3.10": run("3.10", entry("0.24.0", 1.0),
-                        entry("0.30.4", 5.0, bound=True)),
-            "3.13": run("3.13", entry("0.24.0", 1.0))}
-    found = report.slowdown({"runs": runs})
-    assert [(s["python"], s["top"]["release"], s["ref"]["release"],
-             s["top"]["median_ratio"], s["top"]["median_ratio_bound"])
-            for s in found] == [("3.10", "0.30.4", "0.24.0", 5.0, True),
-                                ("3.12", "0.30.4", "0.24.0", 1.4, False)]
-    assert report.slowdown(None) == []
 
 
 def test_a_module_skipped_at_collection_is_one_test_wherever_it_ran():
