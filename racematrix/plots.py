@@ -22,7 +22,7 @@ def cell_style(cell: dict | None, cmap: Any) -> tuple[Any, str, str]:
         fill, label, _ = CELLS[cell["verdict"] if cell else None]
         return fill, label, "white" if cell else "black"
     counted = cell["pattern"] or cell
-    rate = counted["rate"] or 0.0
+    rate = counted["rate" if cell["pattern"] else "failure_rate"] or 0.0
     label = f"{100 * rate:.0f}%" + ("" if cell["pattern"] else "*")
     if not counted["failures"]:
         return ZERO, label, "black"
@@ -75,7 +75,8 @@ def plot_heatmap(grid: dict, path: str | Path) -> None:
 
 
 def data_key(grid: dict) -> str:
-    text = json.dumps(grid, sort_keys=True) + Path(__file__).read_text()
+    text = json.dumps(grid, sort_keys=True, default=str) + \
+        Path(__file__).read_text()
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -63,6 +63,7 @@ def make_row(record: RawResult, show_machine: bool = False) -> Row:
         "requirements": record["spec"]["requirements"],
         "launch_seconds": record.get("launch_seconds"),
         "patch": record["spec"].get("patch"),
+        **{kind: kind_rate(record, kind) for kind in KINDS},
         # An attempt after the results that measured nothing: the row stays.
         "last_attempt": {k: attempts[-1][k] for k in ("when", "why")}
         if attempts[-1]["when"] > record["finished"] else None}
@@ -123,9 +124,9 @@ def python_minor(row: Row) -> str:
     return ".".join(text.split(".")[:2])
 
 
-def kind_rate(row: Row, kind: str) -> dict | None:
+def kind_rate(record: RawResult | Row, kind: str) -> dict | None:
     """A test kind's runs, failures and rate (None: the record has none)."""
-    counts = (row.get("kinds") or {}).get(kind)
+    counts = (record.get("kinds") or {}).get(kind)
     if not counts or not counts.get("runs"):
         return None
     return {"runs": counts["runs"], "failures": counts["failures"],
@@ -163,26 +164,21 @@ def _at(part: str, key: str) -> Callable[[Row], Any]:
     return lambda r: (r.get(part) or {}).get(key)
 
 
-def _kind(kind: str, key: str) -> Callable[[Row], Any]:
-    return lambda r: (kind_rate(r, kind) or {}).get(key)
-
-
 def _kind_text(kind: str) -> Callable[[Row], str]:
-    return lambda r: "–" if not (d := kind_rate(r, kind)) else \
+    return lambda r: "–" if not (d := r[kind]) else \
         f"{d['failures']}/{d['runs']} ({percent(d['rate'])})"
 
 
-def _package(name: str, text: Callable[[Row], str]) -> Column:
+def _package(name: str) -> Column:
     return Column(name.replace("-", "_"), name,
-                  lambda r: r["packages"].get(name, ""), text)
+                  lambda r: r["packages"].get(name, ""),
+                  lambda r: package_cell(r, name))
 
 
 COLUMNS = (
     Column("env"), Column("suite", "suite"), Column("python", "Python"),
     Column("target", "target"),
-    _package("numba", lambda r: package_cell(r, "numba")),
-    _package("numba-cuda", lambda r: package_cell(r, "numba-cuda")),
-    _package("numpy", lambda r: r["packages"].get("numpy", "–")),
+    *map(_package, ("numba", "numba-cuda", "numpy")),
     Column("asked", "asked", lambda r: " ".join(r["requirements"]) or "–"),
     Column("patch", "patch", lambda r: r["patch"] or "",
            lambda r: r["patch"] or "none"),
@@ -197,9 +193,9 @@ COLUMNS = (
            lambda r: f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}%"
            if r["runs"] else "–"),
     *(column for kind in KINDS for column in (
-        Column(f"{kind}_runs", None, _kind(kind, "runs")),
+        Column(f"{kind}_runs", None, _at(kind, "runs")),
         Column(f"{kind}_failures", "controls" if kind == "control" else kind,
-               _kind(kind, "failures"), _kind_text(kind)))),
+               _at(kind, "failures"), _kind_text(kind)))),
     *(Column(f"launch_{key}", None, _at("launch_seconds", key))
       for key in ("n", "median", "p95")),
     Column("launch_max", "launch s: median / p95 / max",
@@ -237,11 +233,7 @@ def grid(rows: list[Row]) -> dict:
     return {"pythons": pythons, "lines": [
         {"sim": not key[0], "target": key[1],
          "version": target_version(next(iter(cells.values()))) + key[4],
-         "numba": key[3], "cells": {p: {
-             **{k: cells[p][k] for k in ("verdict", "runs", "failures")},
-             "rate": cells[p]["failure_rate"],
-             **{kind: kind_rate(cells[p], kind) for kind in KINDS}}
-             if p in cells else None for p in pythons}}
+         "numba": key[3], "cells": {p: cells.get(p) for p in pythons}}
         for key, cells in sorted(lines.items())]}
 
 
