@@ -1,6 +1,7 @@
 """The failure-rate heatmap of ``tables.grid`` (matplotlib, imported only to draw)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -31,15 +32,14 @@ def cell_style(cell: dict | None, cmap: Any) -> tuple[Any, str, str]:
 
 def plot_heatmap(grid: dict, path: str | Path) -> None:
     """A cell per line of the grid (simulator, target, version) and Python."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.figure import Figure  # no pyplot: no backend, no state
     from matplotlib.patches import Patch, Rectangle
     lines, pythons = grid["lines"], grid["pythons"]
     cmap = LinearSegmentedColormap.from_list("rate", RATES)
-    figure, axis = plt.subplots(figsize=(
-        max(8, 3 + 1.2 * len(pythons)), 2 + 0.3 * len(lines)))
+    figure = Figure(figsize=(max(8, 3 + 1.2 * len(pythons)),
+                             2 + 0.3 * len(lines)))
+    axis = figure.subplots()
     for y, line in enumerate(lines):
         for x, python in enumerate(pythons):
             fill, label, colour = cell_style(line["cells"][python], cmap)
@@ -71,7 +71,6 @@ def plot_heatmap(grid: dict, path: str | Path) -> None:
     figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(path, dpi=110, metadata={"Software": None,
                                             DATA_KEY: data_key(grid)})
-    plt.close(figure)
 
 
 def data_key(grid: dict) -> str:
@@ -83,11 +82,9 @@ def data_key(grid: dict) -> str:
 def drawn_key(path: Path) -> str | None:
     """The data hash a PNG was drawn from (Pillow: matplotlib's own)."""
     from PIL import Image
-    try:
-        with Image.open(path) as image:
-            return image.text.get(DATA_KEY)  # type: ignore[attr-defined]
-    except OSError:
-        return None
+    with contextlib.suppress(OSError), Image.open(path) as image:
+        return image.text.get(DATA_KEY)  # type: ignore[attr-defined]
+    return None
 
 
 def draw(grid: dict, out_dir: str | Path) -> None:
