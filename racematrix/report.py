@@ -92,7 +92,6 @@ def status(mwe: list[Data], bisects: list[Data]) -> Data:
                                       b["after"]["version"]) for b in flips}),
             "bisect_pythons": sorted({b["python"] for b in flips},
                                      key=version_key),
-            # the releases on the index that the bisects chose from
             "released": {v for b in flips for v in b["releases"]}}
     return targets
 
@@ -190,15 +189,12 @@ def cubie(records: list[Data]) -> list[Data]:
         settings = record.get("settings", {})
         known = {**settings, **record.get("packages", {})}
         found.append({
-            "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
-            "numba": known.get("numba"), "python": record["python"],
-            "patch": record["spec"].get("patch"),
-            "spec": spec_text(record), "simulator": "vendored"
-            if "vendored" in settings.get("cuda_module", "") else
-            "numba-cuda" if known.get("numba-cuda") else "numba",
-            "verdict": record["verdict"], "solve": solve(record), **{
-                k: record[k] for k in ("runs", "failures", "hangs",
-                                              "other_errors", "skips")}})
+            **record, "spec": spec_text(record), "solve": solve(record),
+            "patch": record["spec"].get("patch"), "cubie": known.get("cubie"),
+            "numba_cuda": known.get("numba-cuda"), "numba": known.get("numba"),
+            "simulator": "vendored" if "vendored" in settings.get(
+                "cuda_module", "") else "numba-cuda" if known.get("numba-cuda")
+            else "numba"})
     return sorted(found, key=lambda c: (version_key(c["cubie"]), version_key(
         c["numba_cuda"]), c["patch"] or ""))
 
@@ -335,8 +331,8 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
         "grid": grid(rows),
-        "skipped": dict(sorted(Counter(r["reason"] for r in mwe
-                                       if r["verdict"] == "skipped").items())),
+        "skipped": Counter(r["reason"] for r in mwe
+                           if r["verdict"] == "skipped"),
         "last_attempts": [r for r in rows if r.get("last_attempt")],
         "error": next((r["summary"]["first_target_message"] for r in records
                        if (r.get("summary") or {}).get("first_target_message")),
@@ -353,8 +349,8 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "attribution": attribution,
         "lock_share": {name: lock_share(timed, name) for name in attribution},
         # the changes the upstream texts name in words, not by patch name
-        "upstream_changes": ([chosen["name"]] if chosen else [])
-        + [name for name in attribution if name in {p["name"] for p in found}],
+        "upstream_changes": [chosen["name"]] + attribution if chosen
+        else attribution,
         "evidence": evidence(records),
         "reproducers": reproducer_runs(recorded("reproducers.json")),
         "figures": figures,
@@ -391,13 +387,12 @@ def main(argv: list[str] | None = None) -> None:
     own = [f"{home}/raw"]  # its configured rows never recorded: not run
     parser = OneLineArgumentParser(prog="nox -s report --", label="report",
                                    help_hint="nox -s report -- --help")
-    parser.add_argument("--raw", nargs="+", action="extend", metavar="DIR",
-                        help="folders (or files) of raw results to merge; "
-                        f"given twice, both count (default: {own[0]})")
-    parser.add_argument("--out", default=home, help="where the tables and "
-                        "report go (default: %(default)s)")
+    parser.add_argument("--raw", nargs="+", action="extend", help="raw result "
+                        f"folders or files, all merged (default: {own[0]})")
+    parser.add_argument("--out", default=home,
+                        help="tables and report (default: %(default)s)")
     parser.add_argument("--bisect", default=f"{home}/bisect",
-                        help="folder of bisect results (default: %(default)s)")
+                        help="bisect results (default: %(default)s)")
     try:
         args = parser.parse_args(argv)
         raw = list(dict.fromkeys(args.raw or own))

@@ -99,11 +99,9 @@ def row_sort_key(row: Row) -> tuple:
 
 def requested_version(row: Row, name: str) -> str | None:
     """The version the row's requirements pin ``name`` to (``==``)."""
-    for requirement in map(Requirement, row["requirements"]):
-        if canonicalize_name(requirement.name) == name:
-            return next((s.version for s in requirement.specifier
-                         if s.operator == "=="), None)
-    return None
+    return next((s.version for r in map(Requirement, row["requirements"])
+                 if canonicalize_name(r.name) == name
+                 for s in r.specifier if s.operator == "=="), None)
 
 
 def package_cell(row: Row, name: str) -> str:
@@ -251,9 +249,9 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
     records = load_raw_dirs(raw_dirs, left_out)
     if not records:
         raise NoUsableResults(
-            f"report: no usable raw result in {', '.join(map(str, raw_dirs))} (see "
-            f"the warnings above, if any); nothing was written: run `nox -s "
-            f"matrix` first, or point --raw at folders of raw results")
+            f"report: no usable raw result in {', '.join(map(str, raw_dirs))}"
+            " (see the warnings above, if any); nothing was written: run `nox"
+            " -s matrix` first, or point --raw at folders of raw results")
     rows = merge_records(records, left_out)
     rows = sorted([*rows, *not_run(configured, rows)], key=row_sort_key)
     machines = {machine_label(r): r["machine"] for _, r in reversed(records)}
