@@ -253,6 +253,8 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
             " (see the warnings above, if any); nothing was written: run `nox"
             " -s matrix` first, or point --raw at folders of raw results")
     rows = merge_records(records, left_out)
+    loads = [load for row in rows for load in row.get("load") or ()]
+    unknown = sum(not row.get("load") for row in rows)
     rows = sorted([*rows, *not_run(configured, rows)], key=row_sort_key)
     machines = {machine_label(r): r["machine"] for _, r in reversed(records)}
     # The newest result's time, not the clock: same raw files, same tables.
@@ -264,6 +266,10 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
                   "python_builds": "; ".join(sorted(
                       {r["python_build"] for _, r in records
                        if r["python_build"]})) or "none",
+                  # the 1-minute load average at each row's start and end
+                  "load": f"{min(loads)} to {max(loads)}" + (
+                      f" ({unknown} rows: not recorded)" if unknown else "")
+                  if loads else "not recorded",
                   "left_out": left_out}
     out_dir, data = Path(out_dir), [{c.name: c.get(row) for c in COLUMNS}
                                     for row in rows]

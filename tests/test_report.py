@@ -112,6 +112,24 @@ def test_one_column_spec_makes_the_csv_and_the_markdown(data_dir, tmp_path):
     assert len(lines) == header + len(rows) + 2
 
 
+def test_the_tables_give_the_load_the_rows_ran_under(data_dir, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(data_dir / "raw", raw)
+    loads = {"py3.11-numba-0.60.0-sim1.json": [0.5, 1.75],
+             "py3.12-numba-0.56.4-sim1.json": [2.0, 0.25]}
+    for name, load in loads.items():
+        record = json.loads((raw / name).read_text())
+        (raw / name).write_text(json.dumps({**record, "load": load}))
+    tables.write_tables([raw], tmp_path, "test")
+    provenance = json.loads((tmp_path / "failure_rates.json").read_text())[
+        "provenance"]
+    unknown = len(list(raw.glob("*.json"))) - len(loads)
+    assert provenance["load"] == f"0.25 to 2.0 ({unknown} rows: not recorded)"
+    tables.write_tables([data_dir / "raw"], tmp_path, "test")
+    assert "start and end: not recorded." in (
+        tmp_path / "failure_rates.md").read_text()
+
+
 def test_evidence_is_counted_from_raw(data_dir):
     records = raw_records(data_dir / "raw")
     _, model = model_of(data_dir)
