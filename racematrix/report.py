@@ -98,8 +98,7 @@ def status(mwe: list[Data], bisects: list[Data]) -> Data:
 
 def evidence(records: list[Data]) -> Data:
     """The MWE's controls, over the records that reproduced the race."""
-    totals = {name: Counter(runs=0, target=0, other=0, envs=0)
-              for name in CONTROL_TESTS}
+    found: dict[str, Counter] = {name: Counter() for name in CONTROL_TESTS}
     threads: Counter[str] = Counter()
     for record in (r for r in records if r["verdict"] == "reproduced"
                    and r.get("suite", "mwe") == "mwe"):
@@ -107,15 +106,13 @@ def evidence(records: list[Data]) -> Data:
         for name, test in CONTROL_TESTS.items():
             cases = [c for n, c in summary.get("tests", {}).items()
                      if n.split("[")[0] == test]
-            totals[name]["envs"] += bool(cases)
+            found[name]["envs"] += bool(cases)
             for c in cases:
-                totals[name].update(runs=sum(c.values()) - c["skip"],
-                                    target=c["target"],
-                                    other=c["other"] + c["hang"])
+                found[name].update(runs=sum(c.values()) - c["skip"],
+                                   target=c["target"], other=c["other"] + c["hang"])
         threads.update("early" if t["index"] >= t["n_threads"] else "working"
                        for t in summary.get("failing_threads", []))
-    return {**{name: dict(t) for name, t in totals.items()},
-            "failing_threads": dict(threads)}
+    return {**found, "failing_threads": threads}
 
 
 def launch_runs(data: Data | None) -> list[Data]:
@@ -301,20 +298,18 @@ def regression_test(found: list[Data]) -> list[Data]:
 
 
 def build(rows: list[Data], records: list[Data], provenance: Data,
-          bisect_dir: str | Path | None = None,
-          out_dir: str | Path | None = None) -> Data:
-    """The report's whole structure from the rows, records and recorded files."""
-    def recorded(name: str) -> Any:
-        return load_json(Path(out_dir) / name) if out_dir else None
+          bisect_dir: str | Path, out_dir: str | Path) -> Data:
+    """The report's whole structure from the rows, records and the files
+    recorded in ``bisect_dir`` and ``out_dir``."""
     mwe = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
     race, time = ([bisect_entry(b) for b in load_bisects(bisect_dir, metric)]
-                  if bisect_dir else [] for metric in ("failure", "launch-time"))
+                  for metric in ("failure", "launch-time"))
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
     # the price: the bisect on time of the newest Python that timed its end,
     # and the run in turn of its Python (else of the newest)
     cost = newest([b for b in time if b["end"]], "python")
-    runs = launch_runs(recorded("fix_launch_time.json"))
+    runs = launch_runs(load_json(Path(out_dir) / "fix_launch_time.json"))
     timed = next((r for r in runs if r["python"] == (cost or {}).get("python")),
                  runs[-1] if runs else None)
     found = patches(rows, described)
@@ -326,7 +321,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     # a patch taking out one part of a fix says so in its description
     attribution = sorted(name for name, text in described.items()
                          if text.startswith("attribution"))
-    figures = recorded("mwe_figures.json")
+    figures = load_json(Path(out_dir) / "mwe_figures.json")
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
@@ -352,7 +347,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "upstream_changes": [chosen["name"]] + attribution if chosen
         else attribution,
         "evidence": evidence(records),
-        "reproducers": reproducer_runs(recorded("reproducers.json")),
+        "reproducers": reproducer_runs(load_json(Path(out_dir) / "reproducers.json")),
         "figures": figures,
         "commands": [b["provenance"]["command"] for b in race + time]
         + ([figures["command"]] if figures else []),
@@ -364,8 +359,8 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
                  command: str, plot: bool = True,
                  configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Data], list[tuple[Any, RawResult]]]:
-    """Every report file in ``out_dir`` (``configured``: the environments
-    the tables show as not run where no row was recorded); (rows, records)."""
+    """Every report file in ``out_dir``; (rows, records). ``configured``: the
+    environments a not-run row stands for where none was recorded."""
     out_dir = Path(out_dir)
     rows, records = write_tables(raw_dirs, out_dir, command, configured)
     rerender_bisects(bisect_dir)

@@ -469,7 +469,7 @@ def test_only_hangs_make_a_hung_row_never_the_race(data_dir, tmp_path):
     assert tables.verdict_counts(rows) == "1 hung"
     cells = dict(zip(tables.TABLE_COLUMNS, tables.table_cells(rows[0])))
     assert cells["hung"] == "1" and cells["other"] == "0"
-    model = report.build(rows, [raw], {})
+    model = report.build(rows, [raw], {}, tmp_path, tmp_path)
     assert model["verdicts"] == {"hung": 1} and model["grid"]["lines"][0][
         "cells"]["3.11"]["verdict"] == "hung"
 

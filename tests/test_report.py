@@ -27,11 +27,12 @@ def built(tmp_path, data_dir):
     return tmp_path
 
 
-def model_of(data_dir, folders=("raw",), out_dir=None):
-    records = rawresult.load_raw_dirs([data_dir / f for f in folders])
+def model_of(data_dir):
+    """The structure of tests/data/raw alone (no bisect, no recorded file)."""
+    records = rawresult.load_raw_dirs([data_dir / "raw"])
     rows = tables.merge_records(records)
     return rows, report.build(rows, [r for _, r in records],
-                              {"machines": "vm"}, out_dir=out_dir)
+                              {"machines": "vm"}, data_dir / "-", data_dir / "-")
 
 
 def raw_records(*folders):
@@ -169,11 +170,11 @@ def test_the_price_is_the_bisect_on_time_with_its_newest_launches(
     assert entries[1]["end"]["median"] == 5.0
     assert entries[1]["before"]["median"] == 0.9
     assert entries[2]["end"] is None
-    assert report.build([], [], {}, bisect_dir=None)["price"] is None
+    assert report.build([], [], {}, tmp_path, tmp_path)["price"] is None
     (tmp_path / "bisect").mkdir()
     shutil.copy(data_dir / "launch_time" / "bisect-numba-cuda-py3.12.json",
                 tmp_path / "bisect")
-    cost = report.build([], [], {}, bisect_dir=tmp_path / "bisect")["price"]
+    cost = report.build([], [], {}, tmp_path / "bisect", tmp_path)["price"]
     assert cost["python"] == "3.12" and cost["end"]["n"]
 
 
