@@ -261,20 +261,12 @@ def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
 
 
 def reproducer_runs(data: Data | None) -> Data | None:
-    """The reproducers' recorded runs by environment and by script (``mwe/`` name)."""
-    if not data:
-        return None
-    entries = [{**e, "runs": {r["command"].split()[-1]: r for r in e["runs"]}}
-               for e in data["entries"]]
-    by_script = defaultdict(list)
-    for entry in entries:
-        for script, run in entry["runs"].items():
-            by_script[script].append({**run, **{
-                k: entry[k] for k in ("label", "patch", "python", "packages")}})
-    return {**data, "scripts": dict(by_script), "entries": entries,
-            "load": span([
-                load for entry in data["entries"] for run in entry["runs"]
-                for load in run["load_average"]])}
+    """The reproducers' recorded entries, each one's runs by script name."""
+    return data and {**data, "entries": [
+        {**e, "runs": {r["command"].split()[-1]: r for r in e["runs"]}}
+        for e in data["entries"]], "load": span([
+            load for e in data["entries"] for r in e["runs"]
+            for load in r["load_average"]])}
 
 
 def regression_test(found: list[Data]) -> list[Data]:
@@ -338,9 +330,8 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "own_tests": own_tests(records), "patches": found,
         "proposal": chosen, "interleaved": timed,
         "slowdown": [r for r in runs if r["top"]],
-        "regression_test": regression,
-        "regression_python": Counter(r["python"] for r in regression)
-        .most_common(1)[0][0] if regression else None,
+        "regression_test": regression,  # named once: the first one's Python
+        "regression_python": regression[0]["python"] if regression else None,
         "attribution": attribution,
         "lock_share": {name: lock_share(timed, name) for name in attribution},
         # the changes the upstream texts name in words, not by patch name

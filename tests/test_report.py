@@ -292,8 +292,6 @@ def test_a_reproducer_runs_as_a_reader_runs_it(tmp_path, monkeypatch):
         "finished": "t", "machine": {}, "command": "c", "entries": [
             {"label": "numba-cuda 0.30.4", "patch": None, "python": "3.12.1",
              "packages": {}, "runs": [run]}]})
-    assert folded["scripts"]["bug.py"][0]["exit"] == 3
-    assert folded["scripts"]["bug.py"][0]["stopped_at"] is None
     assert folded["entries"][0]["runs"]["bug.py"] is run
     assert folded["load"] == [min(run["load_average"]),
                               max(run["load_average"])]
