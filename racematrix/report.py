@@ -233,7 +233,7 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
         mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
         medians = [t["median"] for r in mine
-                   if (t := r["launch_seconds"] or {}).get("n")]
+                   if (t := r.get("launch_seconds") or {}).get("n")]
         found.append({"name": name, "description": described.get(name),
                       "launch_median": statistics.median(medians)
                       if medians else None, "environments": len(mine),
@@ -276,14 +276,13 @@ def regression_test(found: list[Data]) -> list[Data]:
         named = RACE_RATE_LABEL.match(data["label"])
         part = named.groupdict() if named else {}
         shown.append({
+            **data, **data["counts"], "commit": part.get("commit"),
+            "main": bool(part.get("main")), "change": bool(part.get("change")),
             "release": next((p.split("==", 1)[1] for p in data["packages"]
                              if p.startswith("numba-cuda==")), None),
-            "main": bool(part.get("main")), "commit": part.get("commit"),
-            "change": bool(part.get("change")),
             "python": ".".join(data["python"].split()[0].split(".")[:2]),
             "fresh": len(data["processes"]) == data["runs"],
-            "test": data["test"].rsplit(".", 1)[-1], "runs": data["runs"],
-            "race": data["counts"]["race"], "other": data["counts"]["other"]})
+            "test": data["test"].rsplit(".", 1)[-1]})
     return sorted(shown, key=lambda r: (
         r["main"], version_key(r["release"]), r["fresh"], r["change"],
         version_key(r["python"])))
@@ -320,7 +319,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "grid": grid(rows),
         "skipped": Counter(r["reason"] for r in mwe
                            if r["verdict"] == "skipped"),
-        "last_attempts": [r for r in rows if r.get("last_attempt")],
+        "last_attempts": [r for r in rows if r["last_attempt"]],
         "error": next((r["summary"]["first_target_message"] for r in records
                        if (r.get("summary") or {}).get("first_target_message")),
                       None),

@@ -61,7 +61,6 @@ def make_row(record: RawResult, show_machine: bool = False) -> Row:
         "failure_rate": round(failures / runs, 4) if runs else None,
         "ci95": [round(end, 4) for end in wilson_interval(failures, runs)],
         "requirements": record["spec"]["requirements"],
-        "launch_seconds": record.get("launch_seconds"),
         "patch": record["spec"].get("patch"),
         **{kind: kind_rate(record, kind) for kind in KINDS},
         # An attempt after the results that measured nothing: the row stays.
@@ -198,7 +197,7 @@ COLUMNS = (
       for key in ("n", "median", "p95")),
     Column("launch_max", "launch s: median / p95 / max",
            _at("launch_seconds", "max"),
-           lambda r: format_launch(r["launch_seconds"])),
+           lambda r: format_launch(r.get("launch_seconds"))),
     Column("seconds"), Column("machine"),
     Column("verdict", "verdict"),
     Column("reason", "reason", text=lambda r: r["reason"] + (
