@@ -88,12 +88,10 @@ def version_key(text: str | None) -> Version:
 
 
 def row_sort_key(row: Row) -> tuple:
-    """Suite, Python (X.Y), target, its version, simulator on first, numba."""
+    """Suite, Python (X.Y), target, its version, simulator on first, env."""
     return (row["suite"] != "mwe", row["suite"], version_key(python_minor(row)),
             row["target"], version_key(target_version(row)), not row["sim"],
-            version_key(row["packages"].get("numba")
-                        or requested_version(row, "numba")),
-            version_key(row["python"].split("+")[0]), row["env"])
+            row["env"])
 
 
 def requested_version(row: Row, name: str) -> str | None:
