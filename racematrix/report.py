@@ -320,9 +320,8 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "skipped": Counter(r["reason"] for r in mwe
                            if r["verdict"] == "skipped"),
         "last_attempts": [r for r in rows if r["last_attempt"]],
-        "error": next((r["summary"]["first_target_message"] for r in records
-                       if (r.get("summary") or {}).get("first_target_message")),
-                      None),
+        "error": next((m for r in records if (m := (r.get("summary") or {})
+                       .get("first_target_message"))), None),
         "status": status(mwe, race),
         "bisects": race, "time_bisects": time, "price": cost,
         "cubie": clients, "cubie_price": cubie_price(clients),
