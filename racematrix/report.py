@@ -7,7 +7,7 @@ import re
 import statistics
 import sys
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -198,24 +198,22 @@ def cubie(records: list[Data]) -> list[Data]:
 
 def own_tests(records: list[Data]) -> list[Data]:
     """numba-cuda's own tests per release and patch, and what a patch changes."""
-    by_release: dict[tuple, dict] = defaultdict(dict)
-    for record in (r for r in records if r.get("suite") == "numba-cuda-tests"):
-        by_release[(python_minor(record), record["packages"].get(
-            "numba-cuda"))][record["spec"].get("patch")] = record
+    def release(record: Data) -> tuple:
+        return python_minor(record), record["packages"].get("numba-cuda")
+    mine = sorted((r for r in records if r.get("suite") == "numba-cuda-tests"),
+                  key=lambda r: (release(r), r["spec"].get("patch") or ""))
+    plain = {release(r): outcomes(r) for r in mine if not r["spec"].get("patch")}
     found = []
-    for (python, version), sides in sorted(by_release.items()):
-        plain = outcomes(sides[None]) if None in sides else None
-        for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
-            mine = outcomes(record)
-            failed = sum(record[k] for k in ("failures", "other_errors", "hangs"))
-            found.append({
-                "python": python, "numba_cuda": version, "patch": patch,
-                "spec": spec_text(record),
-                "passed": record["runs"] - failed, "failed": failed,
-                "skipped": record["skips"],
-                "differ": None if patch is None or plain is None else sorted(
-                    n for n in plain.keys() | mine.keys()
-                    if plain.get(n) != mine.get(n))})
+    for record in mine:
+        (python, version), patch = release(record), record["spec"].get("patch")
+        base, now = plain.get((python, version)), outcomes(record)
+        failed = sum(record[k] for k in ("failures", "other_errors", "hangs"))
+        found.append({
+            "python": python, "numba_cuda": version, "patch": patch,
+            "spec": spec_text(record), "failed": failed,
+            "passed": record["runs"] - failed, "skipped": record["skips"],
+            "differ": None if patch is None or base is None else sorted(
+                n for n in base.keys() | now.keys() if base.get(n) != now.get(n))})
     return found
 
 
