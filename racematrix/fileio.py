@@ -101,11 +101,10 @@ def clear_stale(results_dir: str | Path) -> tuple[int, int]:
     folder = Path(results_dir) / ".running"
     markers = len(list(folder.iterdir())) - count_running(folder) \
         if folder.is_dir() else 0
-    scratch = 0
-    for found in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-        pid = found.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
-        if found.is_dir() and not pid_alive(pid):
-            shutil.rmtree(found, ignore_errors=True)
-            scratch += 1
-    return markers, scratch
+    scratch = [found for found in Path(tempfile.gettempdir()).glob(
+        f"{SCRATCH_PREFIX}*") if found.is_dir() and not pid_alive(
+            found.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0])]
+    for found in scratch:
+        shutil.rmtree(found, ignore_errors=True)
+    return markers, len(scratch)
 
