@@ -149,11 +149,8 @@ class RaceSuite:
                  "NUMBA_ENABLE_CUDASIM": str(int(built.spec.sim))},
                 self.echo, cwd=scratch)
             seconds = time.monotonic() - started
-            try:
-                return MweRun(returncode, tail, seconds,
-                              *outcomes.parse_junit(junit, suite.signature))
-            except outcomes.JUnitError:
-                return MweRun(returncode, tail, seconds, None, None)
+            return MweRun(returncode, tail, seconds, *outcomes.parse_junit(
+                junit, suite.signature) or (None, None))
 
     def measure(self, built: Built) -> dict[str, Any]:
         concurrency = built.running()
