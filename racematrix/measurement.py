@@ -1,6 +1,6 @@
 """Measurements of a built environment, each returning its raw fields: the
 race suite (its JUnit XML) and launch time (``launch_time``'s A/B). A new
-metric is a class like these plus ``schemas/raw-fields/<field>.schema.json``."""
+metric is a class like these plus its field in ``schemas/raw.schema.json``."""
 from __future__ import annotations
 
 import json

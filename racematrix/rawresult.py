@@ -12,15 +12,12 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from .fileio import results_lock, write_json_atomic
 from .outcomes import RAN, Outcome
 from .provenance import now_iso
-from .validation import SCHEMAS, problem
+from .validation import problem
 
 if TYPE_CHECKING:
     from .envspec import EnvSpec
 
 SCHEMA = 1
-# Each measurement's field, checked against its own schema.
-RAW_FIELDS = sorted(path.name.removesuffix(".schema.json") for path in
-                    (SCHEMAS / "raw-fields").glob("*.schema.json"))
 # Failed attempts kept beside a measured row: enough to see a pattern.
 MAX_ATTEMPTS = 20
 # The record's count of each outcome (a pass is what the others leave).
@@ -116,9 +113,7 @@ def make_raw(spec: EnvSpec, *, counts: Mapping[str, int] | None = None,
 
 def validate_raw(data: Any) -> str | None:
     """The record's first problem in one line, or None."""
-    wrong = problem(data, "raw", "record") or next(filter(None, (
-        problem(data[field], f"raw-fields/{field}", f"record.{field}")
-        for field in RAW_FIELDS if field in data)), None)
+    wrong = problem(data, "raw", "record")
     if wrong or data["failures"] + data["other_errors"] + data["hangs"] \
             <= data["runs"]:
         return wrong
