@@ -166,8 +166,6 @@ class RaceSuite:
             return {**fields, "env_error": run.no_report_reason(
                 self.pytest_args), "env_error_detail": "\n".join(run.tail)}
         summary = outcomes.summarize(run.runs, self.count)
-        if built.suite.name != MWE_SUITE.name:
-            summary.update(outcomes.suite_evidence(run.runs))
         packages, kinds = built.environment.get("packages", {}), built.suite.kinds
         return {**fields, "counts": summary.pop("counts"), "summary": summary,
                 "settings": {key: value for key, value in run.suite.items()

@@ -9,9 +9,8 @@ import statistics
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 # The race's signature: the simulator names the thread, then the attribute
 # lookup on the real ``numba.cuda`` module fails. Nothing else produces it.
@@ -42,9 +41,9 @@ RAN = (Outcome.TARGET, Outcome.OTHER, Outcome.HANG, Outcome.PASS)
 class RunRecord:
     name: str
     outcome: Outcome
-    message: str = ""
-    properties: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
+    message: str
+    properties: dict[str, str]
+    seconds: float
 
 
 def base_test_name(name: str, repeat_count: int) -> str:
@@ -105,13 +104,18 @@ def counts_of(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
 
 
 def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
-    """Outcome counts per test and in all, and the failing threads."""
+    """Outcome counts per test and in all, the failing threads, each test
+    function's times and what each test observed."""
     per_test: dict[str, list[Outcome]] = {}
+    times: dict[str, list[float]] = {}
     for run in runs:
         per_test.setdefault(base_test_name(run.name, repeat_count),
                             []).append(run.outcome)
+        times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
     messages = Counter(run.message for run in runs
                        if run.outcome in (Outcome.OTHER, Outcome.HANG))
+    observed = {run.name: run.properties["observed"] for run in reversed(runs)
+                if "observed" in run.properties}
     return {
         "counts": counts_of(run.outcome for run in runs),
         "tests": {name: counts_of(found)
@@ -124,6 +128,11 @@ def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
             (run.message for run in runs if run.outcome is Outcome.TARGET), ""),
         "other_messages": [{"message": text, "count": count}
                            for text, count in messages.most_common(5)],
+        "test_seconds": {name: {"n": len(values),
+                                "median": round(statistics.median(values), 3),
+                                "max": round(max(values), 3)}
+                         for name, values in sorted(times.items())},
+        **({"observed": observed} if observed else {}),
     }
 
 
@@ -143,18 +152,3 @@ def kind_counts(tests: Mapping[str, Mapping[str, int]],
                                other=counts[Outcome.OTHER],
                                hangs=counts[Outcome.HANG])
     return {kind: dict(counts) for kind, counts in found.items()}
-
-
-def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """A client suite's additions: each test function's times, and what
-    each test observed."""
-    times: dict[str, list[float]] = {}
-    for run in runs:
-        times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
-    observed = {run.name: run.properties["observed"] for run in reversed(runs)
-                if "observed" in run.properties}
-    return {"test_seconds": {name: {"n": len(values),
-                                    "median": round(statistics.median(values), 3),
-                                    "max": round(max(values), 3)}
-                             for name, values in sorted(times.items())},
-            **({"observed": observed} if observed else {})}
