@@ -29,8 +29,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
     try:
-        with open(temporary, "x", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        temporary.write_text(text, encoding="utf-8", newline="")
         if path.exists():
             shutil.copymode(path, temporary)
         os.replace(temporary, path)

@@ -73,24 +73,21 @@ def parse_junit(path: str | Path, signature: re.Pattern[str] = RACE_SIGNATURE
         root = ElementTree.parse(path).getroot()
     except (OSError, ElementTree.ParseError):
         return None
-    suite_properties: dict[str, str] = {}
-    runs: list[RunRecord] = []
-    for suite in root.iter("testsuite"):
-        suite_properties.update(_properties(suite))
-        for case in suite.iter("testcase"):
-            result = next((child for child in case
-                           if child.tag in ("failure", "error", "skipped")),
-                          None)
-            message, text = ("", "") if result is None else (
-                result.get("message") or "", result.text or "")
-            lines = [line.strip() for line in (message or text).splitlines()]
-            runs.append(RunRecord(
-                case.get("name", ""), classify_outcome(
-                    None if result is None else result.tag,
-                    " ".join(filter(None, (message, text))), signature),
-                next((line for line in lines if line), "")[:300],
-                _properties(case), float(case.get("time", 0))))
-    return suite_properties, runs
+    runs = []
+    for case in root.iter("testcase"):
+        result = next((child for child in case
+                       if child.tag in ("failure", "error", "skipped")), None)
+        message, text = ("", "") if result is None else (
+            result.get("message") or "", result.text or "")
+        lines = [line.strip() for line in (message or text).splitlines()]
+        runs.append(RunRecord(
+            case.get("name", ""), classify_outcome(
+                None if result is None else result.tag,
+                " ".join(filter(None, (message, text))), signature),
+            next((line for line in lines if line), "")[:300],
+            _properties(case), float(case.get("time", 0))))
+    return {name: value for suite in root.iter("testsuite")
+            for name, value in _properties(suite).items()}, runs
 
 
 def _properties(element: ElementTree.Element) -> dict[str, str]:

@@ -27,8 +27,7 @@ def problem(instance: Any, name: str, where: str) -> str | None:
     error = best_match(validator(name).iter_errors(instance))
     if error is None:
         return None
-    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
-                   for part in error.absolute_path)
+    path = error.json_path.removeprefix("$")
     line = f"{where}{path}: {error.message}"
     if error.validator == "additionalProperties":
         line += f"; known keys: {', '.join(sorted(error.schema['properties']))}"
