@@ -1,5 +1,4 @@
-"""The results folder: files written whole under one lock, running markers,
-what a killed run left behind."""
+"""The results folder: atomic writes, its lock, running markers, leftovers."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,4 @@
-"""The raw result (results/raw/<env>.json, schemas/raw.schema.json): the
-typed record, its verdict, decided once, and the one store."""
+"""The raw result: the typed record, its verdict decided once, the store."""
 from __future__ import annotations
 
 import enum
@@ -7,15 +6,13 @@ import json
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import Any, TypedDict, cast
 
+from .envspec import EnvSpec
 from .fileio import results_lock, write_json_atomic
 from .outcomes import RAN, Outcome
 from .provenance import now_iso
 from .validation import problem
-
-if TYPE_CHECKING:
-    from .envspec import EnvSpec
 
 SCHEMA = 1
 # Failed attempts kept beside a measured row: enough to see a pattern.
@@ -37,7 +34,7 @@ class Verdict(str, enum.Enum):
         return self.value
 
 
-# The schema's fields, typed (the schema says which are required).
+# schemas/raw.schema.json's fields, typed (it says which are required).
 RawResult = TypedDict("RawResult", {
     "schema": int, "env": str, "suite": str, "spec": dict[str, Any],
     "target": str, "python": str, "python_build": str, "sim": bool,

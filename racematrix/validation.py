@@ -1,5 +1,4 @@
-"""Files checked against racematrix/schemas/; a problem is one line: where,
-then what jsonschema found wrong there."""
+"""Checks against racematrix/schemas/: a problem in one line, where first."""
 from __future__ import annotations
 
 import json
@@ -22,8 +21,7 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def problem(instance: Any, name: str, where: str) -> str | None:
-    """The first problem of ``instance`` against schema ``name``, or None:
-    jsonschema's message after where it is (and the keys it knows)."""
+    """``instance``'s first problem against schema ``name``, or None."""
     error = best_match(validator(name).iter_errors(instance))
     if error is None:
         return None
