@@ -1,4 +1,4 @@
-"""The results folder: atomic writes, its lock, running markers, leftovers."""
+"""The results folder: atomic writes, its lock; what a killed run left."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,6 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,37 +70,12 @@ def pid_alive(pid: str | int) -> bool:
     return True
 
 
-@contextmanager
-def running_marker(results_dir: str | Path, env_id: str
-                   ) -> Iterator[Callable[[], int]]:
-    """Mark this session running; yields a count of those running now."""
-    folder = Path(results_dir) / ".running"
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / f"{env_id}.{os.getpid()}"
-    marker.write_text(str(os.getpid()))
-    try:
-        yield lambda: count_running(folder)
-    finally:
-        marker.unlink(missing_ok=True)
-
-
-def count_running(folder: Path) -> int:
-    """The markers of live processes (the others are removed)."""
-    for marker in folder.iterdir():
-        if not pid_alive(marker.suffix.lstrip(".")):
-            marker.unlink(missing_ok=True)
-    return len(list(folder.iterdir()))
-
-
-def clear_stale(results_dir: str | Path) -> tuple[int, int]:
-    """Remove dead processes' markers and scratch folders; both counts."""
-    folder = Path(results_dir) / ".running"
-    markers = len(list(folder.iterdir())) - count_running(folder) \
-        if folder.is_dir() else 0
+def clear_stale() -> int:
+    """Remove dead processes' scratch folders; how many."""
     scratch = [found for found in Path(tempfile.gettempdir()).glob(
         f"{SCRATCH_PREFIX}*") if found.is_dir() and not pid_alive(
             found.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0])]
     for found in scratch:
         shutil.rmtree(found, ignore_errors=True)
-    return markers, len(scratch)
+    return len(scratch)
 

@@ -4,11 +4,12 @@ metric is a class like these plus its field in ``schemas/raw.schema.json``."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +36,6 @@ class Built:
     spec: EnvSpec
     suite: Suite = MWE_SUITE
     environment: dict[str, Any] = field(default_factory=dict)
-    running: Callable[[], int] = field(default=lambda: 1)
     scratch: Path | None = None
     # Added by measurements that ride along in the suite's pytest process.
     pytest_args: tuple[str, ...] = ()
@@ -153,14 +153,14 @@ class RaceSuite:
                 junit, suite.signature) or (None, None))
 
     def measure(self, built: Built) -> dict[str, Any]:
-        concurrency = built.running()
+        load = os.getloadavg()[0]
         run = self.last_run = self.run(built)
         usage = usage_error(run)
         if usage:
             raise BadInput(usage)
         fields: dict[str, Any] = {
             "pytest_seconds": round(run.seconds, 2),
-            "concurrency": max(concurrency, built.running()),
+            "load": [round(load, 2), round(os.getloadavg()[0], 2)],
             "pytest_output": "\n".join(run.tail)}
         if run.runs is None or run.suite is None:
             return {**fields, "env_error": run.no_report_reason(
@@ -229,5 +229,4 @@ class LaunchTime:
         except (OSError, ValueError, KeyError):
             record = empty_record("the suite's process wrote no launch-time "
                                   "record")
-        record["concurrency"] = built.running()
         return {"launch_seconds": record}

@@ -41,7 +41,7 @@ RawResult = TypedDict("RawResult", {
     "packages": dict[str, str], "settings": dict[str, Any], "runs": int,
     "failures": int, "other_errors": int, "hangs": int, "skips": int,
     "verdict": Verdict, "reason": str, "seconds": float,
-    "pytest_seconds": float, "concurrency": int, "summary": dict[str, Any],
+    "pytest_seconds": float, "load": list[float], "summary": dict[str, Any],
     "machine": dict[str, Any], "command": str, "started": str,
     "finished": str, "kinds": dict[str, dict[str, int]],
     "pytest_output": str, "resolution": dict[str, Any],
@@ -95,7 +95,7 @@ def make_raw(spec: EnvSpec, *, counts: Mapping[str, int] | None = None,
     verdict, reason = decide_verdict(counts, env_error, skip_reason)
     raw = dict(
         packages={}, python="", python_build="", settings={},
-        pytest_seconds=0.0, concurrency=1, summary={}, machine={}, command="",
+        pytest_seconds=0.0, summary={}, machine={}, command="",
         schema=SCHEMA, env=spec.env_id, suite=spec.suite, spec={
             "python": spec.python, "requirements": list(spec.requirements),
             "sim": spec.sim, **({"patch": spec.patch} if spec.patch else {})},
