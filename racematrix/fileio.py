@@ -60,22 +60,16 @@ def scratch_folder() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
 
 
-def pid_alive(pid: str | int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except PermissionError:  # alive, someone else's
-        pass
-    except (ValueError, OSError, OverflowError):
-        return False
-    return True
-
-
 def clear_stale() -> int:
-    """Remove dead processes' scratch folders; how many."""
-    scratch = [found for found in Path(tempfile.gettempdir()).glob(
-        f"{SCRATCH_PREFIX}*") if found.is_dir() and not pid_alive(
-            found.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0])]
-    for found in scratch:
-        shutil.rmtree(found, ignore_errors=True)
-    return len(scratch)
-
+    """Remove the scratch folders of processes that are gone; how many."""
+    cleared = 0
+    for found in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = found.name.removeprefix(SCRATCH_PREFIX).split("-")[0]
+        try:
+            os.kill(int(pid), 0)
+        except PermissionError:  # alive, someone else's
+            continue
+        except (ValueError, OSError, OverflowError):
+            shutil.rmtree(found, ignore_errors=True)
+            cleared += 1
+    return cleared
