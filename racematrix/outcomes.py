@@ -96,8 +96,7 @@ def _properties(element: ElementTree.Element) -> dict[str, str]:
 
 
 def counts_of(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
-    totals = Counter(outcomes)
-    return {outcome: totals[outcome] for outcome in Outcome}
+    return {**dict.fromkeys(Outcome, 0), **Counter(outcomes)}
 
 
 def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
