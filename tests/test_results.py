@@ -173,6 +173,7 @@ def test_raw_file_with_a_wrong_type_is_named_and_left_out(tmp_path, data_dir):
     ("packages", {"numba": 0.6}, "packages"), ("sim", "1", "sim"),
     ("failures", 99, "exceed runs"), ("launch_seconds", {"n": "3"},
                                       "record.launch_seconds.n"),
+    ("load", [0.5], "record.load"),
 ])
 def test_schema_catches_what_the_tables_cannot_use(data_dir, field, value,
                                                    words):
