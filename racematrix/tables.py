@@ -71,12 +71,11 @@ def make_row(record: RawResult, show_machine: bool = False) -> Row:
 def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
     """A `skipped` row for each configured environment no machine recorded."""
     recorded = {row["env"].split("@", 1)[0] for row in rows}
-    return [make_row(make_raw(
-        spec, packages={}, python="", python_build="", skip_reason=(
-            "not run here: no CUDA GPU (simulator off needs one)"
-            if not spec.sim else "not run here: no row recorded (its "
-            "Python may be missing: see `nox -s matrix`'s output)")))
-            for spec in envs if spec.env_id not in recorded]
+    return [make_row(make_raw(spec, skip_reason=(
+        "not run here: no CUDA GPU (simulator off needs one)" if not spec.sim
+        else "not run here: no row recorded (its Python may be missing: see "
+        "`nox -s matrix`'s output)"))) for spec in envs
+        if spec.env_id not in recorded]
 
 
 def version_key(text: str | None) -> Version:
