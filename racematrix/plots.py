@@ -79,16 +79,12 @@ def data_key(grid: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def drawn_key(path: Path) -> str | None:
-    """The data hash a PNG was drawn from (Pillow: matplotlib's own)."""
-    from PIL import Image
-    with contextlib.suppress(OSError), Image.open(path) as image:
-        return image.text.get(DATA_KEY)  # type: ignore[attr-defined]
-    return None
-
-
 def draw(grid: dict, out_dir: str | Path) -> None:
-    """failure_rates.png, unless drawn from the same grid."""
+    """failure_rates.png, unless the one there was drawn from this grid (its
+    hash is in the PNG's text, read with Pillow, matplotlib's own)."""
+    from PIL import Image
     path = Path(out_dir) / "failure_rates.png"
-    if drawn_key(path) != data_key(grid):
-        plot_heatmap(grid, path)
+    with contextlib.suppress(OSError), Image.open(path) as image:
+        if image.text.get(DATA_KEY) == data_key(grid):  # type: ignore[attr-defined]
+            return
+    plot_heatmap(grid, path)
