@@ -30,22 +30,19 @@ KINDS = ("pattern", "trigger", "control")
 def merge_records(records: Records,
                   left_out: list[dict] | None = None) -> list[Row]:
     """One row per environment and machine; of two differing copies, the newer."""
-    by_key: dict[tuple[str, str], tuple[Any, RawResult]] = {}
-    for path, record in records:
+    kept: dict[tuple[str, str], tuple[Any, RawResult]] = {}
+    for path, record in sorted(records, key=lambda f: f[1]["finished"]):
         key = (record["env"], machine_label(record))
-        old = by_key.setdefault(key, (path, record))
-        if old[1] == record:
-            continue
-        drop, by_key[key] = sorted((old, (path, record)),
-                                   key=lambda f: f[1]["finished"])
-        warnings.warn(f"conflicting results for {record['env']} on {key[1]}: "
-                      f"kept {by_key[key][0]}, left out {drop[0]}",
-                      RawResultWarning, stacklevel=2)
-        (left_out if left_out is not None else []).append({
-            "path": str(drop[0]), "reason": f"conflicts with {by_key[key][0]} "
-            "(same environment and machine; the newer was kept)"})
-    several = len({key[1] for key in by_key}) > 1
-    return sorted((make_row(record, several) for _, record in by_key.values()),
+        if key in kept and kept[key][1] != record:
+            warnings.warn(f"conflicting results for {record['env']} on {key[1]}:"
+                          f" kept {path}, left out {kept[key][0]}",
+                          RawResultWarning, stacklevel=2)
+            (left_out if left_out is not None else []).append({
+                "path": str(kept[key][0]), "reason": f"conflicts with {path} "
+                "(same environment and machine; the newer was kept)"})
+        kept[key] = (path, record)
+    several = len({key[1] for key in kept}) > 1
+    return sorted((make_row(record, several) for _, record in kept.values()),
                   key=row_sort_key)
 
 
