@@ -14,6 +14,9 @@ CELLS = {"hung": ("#8e6bb5", "hung", "hung: runs past the timeout, no race"),
          None: ("white", "", "blank: skipped or not in the matrix")}
 ZERO = "#c7e9c0"
 RATES = ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"]
+LEGEND = [(ZERO, "0%: ran, never failed"), (RATES[0], "> 0%"),
+          (RATES[-1], "100%"), *((c[0], c[2]) for c in CELLS.values()),
+          ("white", "*: every test's rate (kinds not counted)")]
 DATA_KEY = "Data-SHA256"
 
 
@@ -61,12 +64,8 @@ def plot_heatmap(grid: dict, path: str | Path) -> None:
     axis.set_title("Share of the pattern's test runs failing with the race",
                    fontsize=10)
     axis.tick_params(length=0)
-    legend: list[tuple[Any, str]] = [
-        (ZERO, "0%: ran, never failed"), (cmap(0.0), "> 0%"),
-        (cmap(1.0), "100%"), *((c[0], c[2]) for c in CELLS.values()),
-        ("white", "*: every test's rate (kinds not counted)")]
     figure.legend(handles=[Patch(facecolor=fill, edgecolor="#999", label=text)
-                           for fill, text in legend],
+                           for fill, text in LEGEND],
                   loc="lower center", ncol=3, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(path, dpi=110, metadata={"Software": None,
