@@ -151,13 +151,6 @@ def summary(data: dict) -> dict:
     return shown
 
 
-def short_spec(key: str) -> str:
-    """A spec's pins but numba's: ``cubie 0.14.2, numba-cuda 0.30.4``."""
-    pins = [word.replace("==", " ") for word in key.split()
-            if "==" in word and not word.startswith("numba==")]
-    return ", ".join(pins) or key
-
-
 def compare(records: list[dict], runs: dict) -> dict:
     """What fix_compare.json holds: the rows' parts and ``runs``' launches."""
     return {"race": race_by_base(records), "launch": launch_by_patch(runs),
@@ -318,6 +311,5 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
                       {**data, **provenance})
     write_text_atomic(Path(results_dir, "fix_compare.md"), render(
         "fix_compare.md", data=data, shown=summary(data), runs=runs,
-        NONE=NONE, provenance=provenance, launch_file=LAUNCH_FILE,
-        short_spec=short_spec))
+        NONE=NONE, provenance=provenance, launch_file=LAUNCH_FILE))
     return data
