@@ -14,12 +14,11 @@ from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic
 from .interpreters import missing_interpreters
 from .patching import PatchError, apply
-from .provenance import machine_info, now_iso
+from .provenance import stamp
 from .report import PROJECT, declared_patches, load_json
 from .venv import ProbeEnvironment, read_environment
 
 SCRIPTS = ("bug.py", "bug_slowdown.py")
-SHOWN = ("numba", "numba-cuda", "numpy")
 logger = logging.getLogger(__name__)
 
 
@@ -105,10 +104,8 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
         entries.append({
             "label": label, "patch": patch.name if patch else None,
             "requirements": requirements, "python": held["python"],
-            "packages": {k: held["packages"].get(k) for k in SHOWN},
-            "runs": runs})
-    recorded = {"finished": now_iso(), "machine": machine_info(),
-                "command": command, "bisect": bisect_file.name,
+            "packages": held["packages"], "runs": runs})
+    recorded = {**stamp(command), "bisect": bisect_file.name,
                 "entries": entries}
     write_json_atomic(Path(results_dir, "reproducers.json"), recorded)
     return recorded
