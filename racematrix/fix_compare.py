@@ -9,7 +9,6 @@ import subprocess
 import time
 from argparse import Namespace
 from collections import deque
-from collections.abc import Iterable
 from itertools import product
 from pathlib import Path
 
@@ -43,10 +42,6 @@ WORKLOAD = ("--device-calls", "1000", "--location", "persistent",
             "--switch-interval", "0.005")
 COUNTED = {"runs": "runs", "failures": "failures", "other": "other_errors",
            "hangs": "hangs"}
-# What fix_compare.json keeps of a timed release.
-LAUNCHED = ("release", "n", "median", "p95", "past_limit", "median_ratio",
-            "p95_ratio", "median_ratio_bound", "p95_ratio_bound", "error")
-SOLVE_NONE: dict = {"median": None, "max": None, "n": 0, "skipped": 0}
 DIFFERENCE = ("case", "outcome", "reference_outcome", "observed",
               "reference_observed")
 
@@ -66,15 +61,6 @@ def race_by_base(records: list[dict]) -> dict:
             for key, field in COUNTED.items():
                 entry[key] += r[field]
             entry["pythons"] = sorted({*entry["pythons"], python_minor(r)})
-    return found
-
-
-def by_spec(entries: Iterable[dict], fields: Iterable[str]) -> dict:
-    """Per patch, per spec and Python: the entries' ``fields``."""
-    found: dict = {}
-    for e in entries:
-        found.setdefault(e["patch"] or NONE, {})[
-            f"{e['spec']} (py{python_minor(e)})"] = {k: e[k] for k in fields}
     return found
 
 
@@ -105,17 +91,6 @@ def semantics_differences(records: list[dict]) -> dict:
     return found
 
 
-def launch_by_patch(runs: dict) -> dict:
-    """Per patch, per Python: each release's ratios to that run's reference."""
-    found: dict = {}
-    for python, run in sorted(runs.items()):
-        for row in run["rows"]:
-            if row["label"] != run["reference"]:
-                found.setdefault(row["patch"], {}).setdefault(
-                    python, []).append({key: row[key] for key in LAUNCHED})
-    return found
-
-
 def worst(entries: list[dict]) -> dict:
     """Per ratio (median, p95): the entry where it is largest."""
     found = {}
@@ -126,15 +101,23 @@ def worst(entries: list[dict]) -> dict:
     return found
 
 
-def summary(data: dict) -> dict:
-    """What fix_compare.md selects of ``compare``'s data, per patch."""
-    shown: dict = {"patches": {},
+def summary(data: dict, runs: dict) -> dict:
+    """What fix_compare.md shows of ``data`` and the ``runs``, per patch."""
+    launched = [(python, row) for python, run in sorted(runs.items())
+                for row in run["rows"] if row["label"] != run["reference"]]
+    listed = ("cubie", "numba_cuda_tests")
+    names = {*data["race"], *data["semantics"], *(
+        row["patch"] for _, row in launched), *(
+        e["patch"] or NONE for part in listed for e in data[part])}
+    shown: dict = {"patches": {}, "pythons": sorted(runs),
                    # the bases some patch ran on: the others say nothing
                    "bases": sorted({b for p, by in data["race"].items()
-                                    if p != NONE for b in by}),
-                   "pythons": sorted({p for by in data["launch"].values()
-                                      for p in by})}
-    for patch in [NONE, *sorted(set().union(*data.values()) - {NONE})]:
+                                    if p != NONE for b in by})}
+    for patch in [NONE, *sorted(names - {NONE})]:
+        launches: dict = {}
+        for python, row in launched:
+            if row["patch"] == patch:
+                launches.setdefault(python, []).append(row)
         grouped: dict = {}
         for spec, entry in sorted(data["semantics"].get(patch, {}).items()):
             for d in entry["differ"]:  # each difference once, with its specs
@@ -142,8 +125,10 @@ def summary(data: dict) -> dict:
                 grouped.setdefault(key, []).append(spec)
         ordered = sorted(grouped, key=lambda k: [str(x or "") for x in k])
         shown["patches"][patch] = {
-            "worst": {python: worst(entries) for python, entries in
-                      data["launch"].get(patch, {}).items()},
+            **{part: [e for e in data[part] if (e["patch"] or NONE) == patch]
+               for part in listed}, "launches": launches,
+            "worst": {python: worst(rows)
+                      for python, rows in launches.items()},
             "pythons": sorted({x for e in data["race"].get(patch, {}).values()
                                for x in e["pythons"]}),
             "semantics": [{**dict(zip(DIFFERENCE, k)), "specs": grouped[k]}
@@ -151,19 +136,10 @@ def summary(data: dict) -> dict:
     return shown
 
 
-def compare(records: list[dict], runs: dict) -> dict:
-    """What fix_compare.json holds: the rows' parts and ``runs``' launches."""
-    return {"race": race_by_base(records), "launch": launch_by_patch(runs),
-            "cubie": by_spec(({**c, "solve_median": t["median"],
-                               "solve_max": t["max"],
-                               "solves": t["n"] + t["skipped"],
-                               "solves_ran": t["n"]} for c in cubie(records)
-                              for t in [c["solve"] or SOLVE_NONE]),
-                             ("solve_median", "solve_max", "solves",
-                              "solves_ran", "runs", "failures", "hangs",
-                              "verdict")),
-            "numba_cuda_tests": by_spec(own_tests(records), (
-                "passed", "failed", "skipped", "differ")),
+def compare(records: list[dict]) -> dict:
+    """What fix_compare.json holds: each part of the rows, per patch."""
+    return {"race": race_by_base(records), "cubie": cubie(records),
+            "numba_cuda_tests": own_tests(records),
             "semantics": semantics_differences(records)}
 
 
@@ -305,11 +281,11 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
         run_launches(args, envdir, results_dir, command)
     runs = (load_json(Path(results_dir, LAUNCH_FILE)) or {}).get("runs", {})
     data = compare([dict(data) for _, data in load_raw_dirs(
-        [Path(results_dir, "raw")])], runs)
+        [Path(results_dir, "raw")])])
     provenance = stamp(command)
     write_json_atomic(Path(results_dir, "fix_compare.json"),
                       {**data, **provenance})
     write_text_atomic(Path(results_dir, "fix_compare.md"), render(
-        "fix_compare.md", data=data, shown=summary(data), runs=runs,
+        "fix_compare.md", data=data, shown=summary(data, runs), runs=runs,
         NONE=NONE, provenance=provenance, launch_file=LAUNCH_FILE))
     return data
