@@ -76,12 +76,11 @@ def semantics_differences(records: list[dict]) -> dict:
                       if outcome != "pass"]
         elif (NONE, name) in rows:
             theirs, their_seen = rows[NONE, name]
-            differ = []
-            for case in sorted(mine.keys() | theirs.keys()):
-                values = (mine.get(case), theirs.get(case), seen.get(case),
-                          their_seen.get(case))
-                if values[::2] != values[1::2]:  # outcome or observed
-                    differ.append(dict(zip(DIFFERENCE, (case, *values))))
+            cases = [(case, mine.get(case), theirs.get(case), seen.get(case),
+                      their_seen.get(case))
+                     for case in sorted(mine.keys() | theirs.keys())]
+            differ = [dict(zip(DIFFERENCE, values)) for values in cases
+                      if values[1::2] != values[2::2]]  # outcome or observed
         else:
             continue
         found.setdefault(patch, {})[name] = {"cases": len(mine),
