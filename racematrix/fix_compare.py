@@ -100,21 +100,19 @@ def worst(entries: list[dict]) -> dict:
 
 def summary(data: dict, runs: dict) -> dict:
     """What fix_compare.md shows of ``data`` and the ``runs``, per patch."""
-    launched = [(python, row) for python, run in sorted(runs.items())
-                for row in run["rows"] if row["label"] != run["reference"]]
     listed = ("cubie", "numba_cuda_tests")
     names = {*data["race"], *data["semantics"], *(
-        row["patch"] for _, row in launched), *(
+        row["patch"] for run in runs.values() for row in run["rows"]), *(
         e["patch"] or NONE for part in listed for e in data[part])}
     shown: dict = {"patches": {}, "pythons": sorted(runs),
                    # the bases some patch ran on: the others say nothing
                    "bases": sorted({b for p, by in data["race"].items()
                                     if p != NONE for b in by})}
     for patch in [NONE, *sorted(names - {NONE})]:
-        launches: dict = {}
-        for python, row in launched:
-            if row["patch"] == patch:
-                launches.setdefault(python, []).append(row)
+        # each release and its ratios to the reference, per Python
+        launches = {python: [r for r in run["rows"] if r["patch"] == patch
+                             and r["label"] != run["reference"]]
+                    for python, run in sorted(runs.items())}
         grouped: dict = {}
         for spec, entry in sorted(data["semantics"].get(patch, {}).items()):
             for d in entry["differ"]:  # each difference once, with its specs
@@ -125,7 +123,7 @@ def summary(data: dict, runs: dict) -> dict:
             **{part: [e for e in data[part] if (e["patch"] or NONE) == patch]
                for part in listed}, "launches": launches,
             "worst": {python: worst(rows)
-                      for python, rows in launches.items()},
+                      for python, rows in launches.items() if rows},
             "pythons": sorted({x for e in data["race"].get(patch, {}).values()
                                for x in e["pythons"]}),
             "semantics": [{**dict(zip(DIFFERENCE, k)), "specs": grouped[k]}
@@ -235,20 +233,19 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
 
 def bisect_releases(results_dir: str, python: str, reference: str | None,
                     releases: list[str] | None) -> tuple[str, list[str]]:
-    """The race bisect's last racy release and the matrix's from its fix on."""
-    if reference and releases:
-        return reference, releases
-    path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
-    boundary = (load_json(path) or {}).get("boundary")
-    if not boundary:
-        raise BadInput(f"fix_compare: {path} has no flip of the race; run "
-                       f"`nox -s bisect -- --package numba-cuda --python "
-                       f"{python}` first, or give --reference and --releases")
-    fixed = Version(boundary["after"]["version"])
+    """The race bisect's last racy release and the matrix's after it."""
+    if not reference:
+        path = Path(results_dir, "bisect", f"numba-cuda-py{python}.json")
+        boundary = (load_json(path) or {}).get("boundary")
+        if not boundary:
+            raise BadInput(f"fix_compare: {path} has no flip of the race; "
+                           f"run `nox -s bisect -- --package numba-cuda "
+                           f"--python {python}` first, or give --reference")
+        reference = boundary["before"]["version"]
     matrix = [spec.split("==", 1)[1] for spec in project_config(PROJECT)[
         "specs"] if spec.startswith("numba-cuda==")]
-    return (reference or boundary["before"]["version"],
-            releases or [v for v in matrix if Version(v) >= fixed])
+    return reference, releases or [
+        v for v in matrix if Version(v) > Version(reference)]
 
 
 def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
@@ -260,7 +257,7 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     add("--launches", action="store_true", help="time launches first")
     add("--python", default="3.12", help="the launch-time run's Python X.Y")
     add("--reference", help="default: the race bisect's last racy release")
-    add("--releases", nargs="+", help="default: the matrix's from the fix on")
+    add("--releases", nargs="+", help="default: the matrix's after it")
     add("--patches", nargs="*", default=list(declared_patches()))
     add("--rounds", type=int, default=20)
     add("--limit", type=float, default=10.0,

@@ -74,22 +74,20 @@ def rate(counts: dict) -> dict:
 
 def suite_row(env: ProbeEnvironment, info: dict) -> dict:
     """How often one ``pytest -x`` of the suite reproduced, and its times."""
-    reproduced, by_pattern, walls = 0, 0, []
-    for _ in range(SUITE_RUNS):
-        # -x: the pattern's cases run first, so a failure among them
-        # means the pattern alone reproduced, without the trigger.
-        seconds, summary = timed_pytest(env, "-x")
-        reproduced += summary["counts"]["target"] > 0
-        by_pattern += any(name.startswith(PATTERN) and counts["target"]
-                          for name, counts in summary["tests"].items())
-        walls.append(seconds)
+    runs = [timed_pytest(env, "-x") for _ in range(SUITE_RUNS)]
     imports = timeit.repeat(lambda: subprocess.run(
         ["python", "-c", "import numba.cuda"], check=True,
         env=venv_environ(env.bin, {"NUMBA_ENABLE_CUDASIM": "1"})),
         number=1, repeat=5)
     return {"python": info["python"], "numba": info["packages"]["numba"],
-            "reproduced": reproduced, "by_pattern": by_pattern, "of": SUITE_RUNS,
-            "median_x_seconds": round(statistics.median(walls), 2),
+            "reproduced": sum(s["counts"]["target"] > 0 for _, s in runs),
+            # -x: the pattern's cases run first, so a failure among them
+            # means the pattern alone reproduced, without the trigger.
+            "by_pattern": sum(any(name.startswith(PATTERN) and c["target"]
+                                  for name, c in s["tests"].items())
+                              for _, s in runs), "of": SUITE_RUNS,
+            "median_x_seconds": round(statistics.median(
+                seconds for seconds, _ in runs), 2),
             "median_import_seconds": round(statistics.median(imports), 2)}
 
 

@@ -220,7 +220,7 @@ def test_a_timed_environment_records_its_build_and_versions(tmp_path):
 
 def test_the_releases_timed_come_from_the_race_bisect(tmp_path):
     """Without --reference/--releases: the bisect's last release with the
-    race, and the matrix's numba-cuda releases from its first without."""
+    race, and the matrix's numba-cuda releases after it."""
     source = Path(__file__).parent / "data" / "bisect-numba-cuda-py3.12.json"
     (tmp_path / "bisect").mkdir()
     (tmp_path / "bisect" / "numba-cuda-py3.12.json").write_text(
@@ -234,5 +234,9 @@ def test_the_releases_timed_come_from_the_race_bisect(tmp_path):
     # Given ones win; a missing bisect is one line naming the command.
     assert fix_compare.bisect_releases(str(tmp_path), "3.12", "X", ["Y"]) \
         == ("X", ["Y"])
+    # A reference given needs no bisect.
+    reference, releases = fix_compare.bisect_releases(
+        str(tmp_path), "3.11", reference, None)
+    assert releases and all(Version(v) > Version(reference) for v in releases)
     with pytest.raises(BadInput, match="nox -s bisect -- --package numba-cuda"):
         fix_compare.bisect_releases(str(tmp_path), "3.11", None, None)
