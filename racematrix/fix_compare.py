@@ -175,25 +175,25 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
     """``args.rounds`` A/Bs of each release and patch, into LAUNCH_FILE."""
     envs: dict[str, ProbeEnvironment] = {}
-    environments, missing = {}, []
+    environments, missing, seen = {}, [], {}
     for release, patch in [(args.reference, None), *product(
             args.releases, [None, *args.patches])]:
         env, found = find_environment(envdir, args.python, release, patch)
         if env is None:
             missing.append(str(found))
             logger.info(found)
-        else:
-            label = f"{release}+{patch}" if patch else release
-            envs[label], environments[label] = env, found
+            continue
+        label = f"{release}+{patch}" if patch else release
+        envs[label], environments[label] = env, found
+        # A race in an A/B is its environment's error: no more launches.
+        seen[label] = {"label": label, "release": release,
+                       "patch": patch or NONE, "samples": [], "error": None}
     if args.reference not in envs:
         raise BadInput(f"no environment of numba-cuda {args.reference} on "
                        f"Python {args.python} to compare with: run "
                        f"MATRIX_SPECS='numba-cuda=={args.reference}' "
                        f"MATRIX_PYTHONS={args.python} nox -s matrix first")
     started, loads, order = time.monotonic(), [], deque(envs)
-    # A race in an A/B is its environment's error: no more launches there.
-    seen: dict[str, dict] = {label: {"samples": [], "error": None}
-                             for label in envs}
     for turn in range(args.rounds):
         loads.append(round(os.getloadavg()[0], 2))
         for label in [x for x in order if not seen[x]["error"]]:
@@ -209,12 +209,8 @@ def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
         logger.info("round %d of %d, load %s", turn + 1, args.rounds,
                     loads[-1])
     ref = timed(seen[args.reference]["samples"], args.limit)
-    rows = []
-    for label, found in seen.items():
-        release, _, patch = label.partition("+")
-        rows.append({"label": label, "release": release, "patch": patch or
-                     NONE, **timed(found["samples"], args.limit, ref),
-                     **found})
+    rows = [{**row, **timed(row["samples"], args.limit, ref)}
+            for row in seen.values()]
     record = {**{key: vars(args)[key] for key in (
         "python", "reference", "releases", "patches", "rounds", "limit")},
         "workload": " ".join(WORKLOAD), "load_per_round": loads,
