@@ -115,9 +115,10 @@ def test_the_table_has_a_row_per_patch_and_shows_bounds(records, tmp_path):
     data = fix_compare.compare(records)
     shown = fix_compare.summary(data, launch_runs)
     assert list(shown["patches"])[0] == fix_compare.NONE
-    assert set(shown["patches"]) == set(data["race"]) | set(data["semantics"]) \
-        | {e["patch"] or fix_compare.NONE
-           for e in data["cubie"] + data["numba_cuda_tests"]}
+    assert set(shown["patches"]) == {
+        *data["race"], *data["semantics"], *(
+            e["patch"] or fix_compare.NONE
+            for e in data["cubie"] + data["numba_cuda_tests"])}
     unpatched = shown["patches"][fix_compare.NONE]
     # the reference's own row is no release compared with it
     assert unpatched["launches"] == {"3.12": launch_runs["3.12"]["rows"][1:]}
