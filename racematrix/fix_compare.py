@@ -63,29 +63,31 @@ def race_by_base(records: list[dict]) -> dict:
 
 
 def semantics_differences(records: list[dict]) -> dict:
-    """Per patch and spec: the cases that differ from the unpatched row."""
+    """Per patch: each case that differs from the unpatched row (unpatched:
+    that fails) once, with the specs and Pythons it was seen on."""
     rows = {(row_patch(r), f"{spec_text(r)} (py{python_minor(r)})"): (
         outcomes(r), r.get("summary", {}).get("observed", {}))
         for r in records if r.get("suite") == "semantics"}
     found: dict = {}
-    for (patch, name), (mine, seen) in rows.items():
+    for (patch, name), (mine, seen) in sorted(rows.items()):
         if patch == NONE:  # its cases that fail
-            differ = [{"case": case, "outcome": outcome,
-                       "observed": seen.get(case)}
-                      for case, outcome in sorted(mine.items())
-                      if outcome != "pass"]
+            cases = [(case, outcome, None, seen.get(case), None)
+                     for case, outcome in mine.items() if outcome != "pass"]
         elif (NONE, name) in rows:
             theirs, their_seen = rows[NONE, name]
             cases = [(case, mine.get(case), theirs.get(case), seen.get(case),
                       their_seen.get(case))
-                     for case in sorted(mine.keys() | theirs.keys())]
-            differ = [dict(zip(DIFFERENCE, values)) for values in cases
-                      if values[1::2] != values[2::2]]  # outcome or observed
+                     for case in mine.keys() | theirs.keys()]
         else:
             continue
-        found.setdefault(patch, {})[name] = {"cases": len(mine),
-                                             "differ": differ}
-    return found
+        grouped = found.setdefault(patch, {})
+        for values in cases:
+            if values[1::2] != values[2::2]:  # outcome or observed
+                grouped.setdefault(values, []).append(name)
+    return {patch: [{**dict(zip(DIFFERENCE, key)), "specs": grouped[key]}
+                    for key in sorted(grouped, key=lambda k: [
+                        str(x or "") for x in k])]
+            for patch, grouped in found.items()}
 
 
 def worst(entries: list[dict]) -> dict:
@@ -113,21 +115,13 @@ def summary(data: dict, runs: dict) -> dict:
         launches = {python: [r for r in run["rows"] if r["patch"] == patch
                              and r["label"] != run["reference"]]
                     for python, run in sorted(runs.items())}
-        grouped: dict = {}
-        for spec, entry in sorted(data["semantics"].get(patch, {}).items()):
-            for d in entry["differ"]:  # each difference once, with its specs
-                key = tuple(map(d.get, DIFFERENCE))
-                grouped.setdefault(key, []).append(spec)
-        ordered = sorted(grouped, key=lambda k: [str(x or "") for x in k])
         shown["patches"][patch] = {
             **{part: [e for e in data[part] if (e["patch"] or NONE) == patch]
                for part in listed}, "launches": launches,
             "worst": {python: worst(rows)
                       for python, rows in launches.items() if rows},
             "pythons": sorted({x for e in data["race"].get(patch, {}).values()
-                               for x in e["pythons"]}),
-            "semantics": [{**dict(zip(DIFFERENCE, k)), "specs": grouped[k]}
-                          for k in ordered]}
+                               for x in e["pythons"]})}
     return shown
 
 
