@@ -71,8 +71,9 @@ def semantics_differences(records: list[dict]) -> dict:
     found: dict = {}
     for (patch, name), (mine, seen) in sorted(rows.items()):
         if patch == NONE:  # its cases that fail
-            cases = [(case, outcome, None, seen.get(case), None)
-                     for case, outcome in mine.items() if outcome != "pass"]
+            cases: list[tuple] = [
+                (case, outcome, None, seen.get(case), None)
+                for case, outcome in mine.items() if outcome != "pass"]
         elif (NONE, name) in rows:
             theirs, their_seen = rows[NONE, name]
             cases = [(case, mine.get(case), theirs.get(case), seen.get(case),
