@@ -19,7 +19,7 @@ import nox
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from racematrix import interpreters, matrix_session, procs
-from racematrix.envspec import DEFAULT_SUITE, ConfigError, EnvSpec
+from racematrix.envspec import DEFAULT_SUITE, EnvSpec
 from racematrix.errors import BadInput
 from racematrix.suites import in_order, load_matrix
 from racematrix.provenance import gpu_name
@@ -43,7 +43,7 @@ OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
 RESULTS = os.environ.get("RACEMATRIX_RESULTS", "results")
 try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
-except ConfigError as error:
+except BadInput as error:
     sys.exit(f"nox: {error}")
 # Simulator off only with a GPU (the report: "not run here"); longest first.
 GPU = gpu_name()

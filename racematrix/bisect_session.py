@@ -36,7 +36,7 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             return parse(text)
-        except ValueError as error:  # ConfigError and InvalidVersion too
+        except ValueError as error:  # BadInput and InvalidVersion too
             raise argparse.ArgumentTypeError(str(error)) from None
     return convert
 

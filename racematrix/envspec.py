@@ -14,7 +14,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
-from .errors import ConfigError
+from .errors import BadInput
 
 MIN_PYTHON = (3, 10)
 SPECIFIER_WORDS = {"==": "-", "!=": "-ne", "<=": "-le", ">=": "-ge",
@@ -77,14 +77,14 @@ def parse_spec(text: str) -> tuple[str, ...]:
     # A direct reference, `numba @ https://...`, is one requirement.
     requirements = re.sub(r"\s*@\s*", "@", text).split()
     if not requirements:
-        raise ConfigError("empty requirement set: give at least one "
+        raise BadInput("empty requirement set: give at least one "
                           "requirement, e.g. 'numba==0.60.0'")
     normal = []
     for requirement in requirements:
         try:
             normal.append(normalize_requirement(requirement))
         except InvalidRequirement as error:
-            raise ConfigError(f"malformed requirement {requirement!r} in "
+            raise BadInput(f"malformed requirement {requirement!r} in "
                               f"{text!r}: {str(error).splitlines()[0]}"
                               ) from None
     return tuple(dict.fromkeys(normal))
@@ -112,24 +112,24 @@ def normalize_requirement(text: str) -> str:
 def parse_package(text: str) -> str:
     """A package name in PEP 503's normal form (``Numba_CUDA`` -> ``numba-cuda``)."""
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", text):
-        raise ConfigError(f"malformed package name {text!r}: give a name as "
+        raise BadInput(f"malformed package name {text!r}: give a name as "
                           f"on the index, e.g. 'numba-cuda'")
     return canonicalize_name(text)
 
 
 def parse_python(text: str) -> str:
     if not re.fullmatch(r"3\.\d+", text):
-        raise ConfigError(f"malformed Python version {text!r}: give X.Y, "
+        raise BadInput(f"malformed Python version {text!r}: give X.Y, "
                           f"e.g. '3.11'")
     if tuple(map(int, text.split("."))) < MIN_PYTHON:
-        raise ConfigError(f"unsupported Python {text}: the matrix needs "
+        raise BadInput(f"unsupported Python {text}: the matrix needs "
                           f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer")
     return text
 
 
 def parse_sim(text: str) -> bool:
     if text not in ("0", "1"):
-        raise ConfigError(f"malformed simulator flag {text!r}: give 1 "
+        raise BadInput(f"malformed simulator flag {text!r}: give 1 "
                           f"(simulator on) or 0 (off)")
     return text == "1"
 
@@ -168,13 +168,13 @@ def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
             items = [item.strip() for item in environ[name].split(separator)
                      if item.strip()]
             if not items:
-                raise ConfigError(f"{name} is set but empty: unset it to use "
+                raise BadInput(f"{name} is set but empty: unset it to use "
                                   f"the configured list, or give a value")
         lists[key] = tuple(dict.fromkeys(map(parse, items)))
     launches = table.get("launches", 3)
     if "MATRIX_LAUNCHES" in environ:
         if not environ["MATRIX_LAUNCHES"].strip().isdigit():
-            raise ConfigError(f"MATRIX_LAUNCHES={environ['MATRIX_LAUNCHES']!r}"
+            raise BadInput(f"MATRIX_LAUNCHES={environ['MATRIX_LAUNCHES']!r}"
                               f" is not valid; expected a whole number of "
                               f"launches per MWE row (0: no launch time)")
         launches = int(environ["MATRIX_LAUNCHES"])

@@ -5,12 +5,8 @@ import argparse
 from typing import Any, NoReturn
 
 
-class ConfigError(ValueError):
-    """A matrix setting that cannot be used (names the key, what is wanted)."""
-
-
 class BadInput(ValueError):
-    """Something asked for that does not exist or cannot be done."""
+    """A setting or request that cannot be used or done."""
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

@@ -16,8 +16,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from .envspec import DEFAULT_SUITE, ConfigError, EnvSpec, MatrixConfig, \
-    load_config
+from .envspec import DEFAULT_SUITE, EnvSpec, MatrixConfig, load_config
+from .errors import BadInput
 from .outcomes import RACE_SIGNATURE
 from .validation import problem
 
@@ -76,13 +76,13 @@ def load_patches(table: Mapping[str, Any], root: str | Path
             where = f"[tool.racematrix.patches.{name}].diffs[{i}]"
             path = Path(root) / entry["file"]
             if not path.is_file():
-                raise ConfigError(f"{where}.file: {entry['file']!r} is not a "
+                raise BadInput(f"{where}.file: {entry['file']!r} is not a "
                                   f"file under {root}; expected a unified "
                                   f"diff under patches/")
             try:
                 releases = SpecifierSet(entry["releases"])
             except InvalidSpecifier:
-                raise ConfigError(f"{where}.releases: {entry['releases']!r} "
+                raise BadInput(f"{where}.releases: {entry['releases']!r} "
                                   f"is not a PEP 440 specifier; expected "
                                   f"e.g. '>=0.26'") from None
             diffs.append(Diff(path, canonicalize_name(entry["package"]),
@@ -115,7 +115,7 @@ def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
         n for n in re.split(r"[\s,]+", environ[variable]) if n]
     unknown = [name for name in names if name not in declared]
     if not names or unknown:
-        raise ConfigError((f"{source} names unknown {unknown[0]!r}" if unknown
+        raise BadInput((f"{source} names unknown {unknown[0]!r}" if unknown
                            else f"{variable} is set but empty") +
                           f": the declared ones are {', '.join(declared)}")
     return tuple(dict.fromkeys(names))
@@ -158,7 +158,7 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 root: str | Path) -> Matrix:
     """The selected suites (MATRIX_SPECS alone: the MWE), their lists."""
     if wrong := problem(table, "config", "[tool.racematrix] in pyproject.toml"):
-        raise ConfigError(wrong)
+        raise BadInput(wrong)
     if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
         environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
     declared = table.get("suites") or {DEFAULT_SUITE: {
@@ -166,7 +166,7 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
         "signature": RACE_SIGNATURE.pattern}}
     for name, suite in declared.items():  # every folder, picked or not
         if not (Path(root) / suite["path"]).is_dir():
-            raise ConfigError(
+            raise BadInput(
                 f"[tool.racematrix.suites.{name}].path: {suite['path']!r} is "
                 f"not a folder under {root}; expected the folder of the "
                 f"suite's pytest tests, relative to the project root")
@@ -190,8 +190,8 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 key: suite[key] for key in ("specs", "pythons", "sim", "count",
                                             "timeout") if key in suite}},
                 environ)
-        except ConfigError as error:
-            raise ConfigError(f"suite {name}: {error}") from None
+        except BadInput as error:
+            raise BadInput(f"suite {name}: {error}") from None
     patches = load_patches(table, root)
     return Matrix(suites, configs, patches, {
         name: pick("MATRIX_PATCHES", environ, [NONE, *patches],

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from racematrix import patching
-from racematrix.envspec import ConfigError, EnvSpec
+from racematrix.envspec import EnvSpec
+from racematrix.errors import BadInput
 from racematrix.suites import load_matrix
 from racematrix.suites import NONE, applies, load_patches
 from racematrix.suites import pick
@@ -61,7 +62,7 @@ def test_a_bad_declaration_is_one_line(tmp_path, change, words):
     table = {"specs": ["numba==0.60.0"], **project(tmp_path)}
     change(table)
     shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(BadInput) as caught:
         load_matrix(table, {}, tmp_path)
     message = str(caught.value)
     assert "\n" not in message
@@ -76,9 +77,9 @@ def test_columns_are_none_and_the_listed_ones_or_matrix_patches(tmp_path):
     assert select_patches(("fix",), {}) == (NONE, "fix")
     assert select_patches((), {}) == (NONE,)
     assert select_patches(("fix",), {"MATRIX_PATCHES": "fix"}) == ("fix",)
-    with pytest.raises(ConfigError, match="MATRIX_PATCHES names unknown 'fxi'"):
+    with pytest.raises(BadInput, match="MATRIX_PATCHES names unknown 'fxi'"):
         select_patches((), {"MATRIX_PATCHES": "none fxi"})
-    with pytest.raises(ConfigError, match="the config names unknown 'fxi'"):
+    with pytest.raises(BadInput, match="the config names unknown 'fxi'"):
         select_patches(("fxi",), {})
 
 

@@ -4,7 +4,8 @@ import textwrap
 import pytest
 from nox.project import load_toml
 
-from racematrix.envspec import ConfigError, EnvSpec
+from racematrix.envspec import EnvSpec
+from racematrix.errors import BadInput
 from racematrix.outcomes import RACE_SIGNATURE
 from racematrix.suites import load_matrix
 
@@ -47,7 +48,7 @@ TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
 def test_bad_config_values_are_one_line_naming_key_value_and_expectation(
         change, words):
     """The whole table is checked once, against its JSON Schema."""
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(BadInput) as raised:
         load_matrix({**TABLE, **change}, {}, PROJECT)
     message = str(raised.value)
     assert "\n" not in message
@@ -133,7 +134,7 @@ def test_matrix_suites_picks_in_the_order_given():
 def test_matrix_suites_bad_names_are_one_line(value, expected):
     suites = {"mwe": {"path": "mwe", "signature": SIGNATURE},
               "cubie": {"path": "clients/cubie", "signature": SIGNATURE}}
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(BadInput) as caught:
         load_suites(table_with(suites), {"MATRIX_SUITES": value}, PROJECT)
     assert str(caught.value).startswith(expected)
     assert "\n" not in str(caught.value)
@@ -158,7 +159,7 @@ def test_matrix_suites_bad_names_are_one_line(value, expected):
      ["suites.bad", "'pathh'", "known keys"]),
 ])
 def test_a_bad_suite_value_is_one_line_naming_key_and_value(suite, words):
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(BadInput) as caught:
         load_suites(table_with({"bad": suite}), {}, PROJECT)
     message = str(caught.value)
     assert "\n" not in message
@@ -169,7 +170,7 @@ def test_a_bad_suite_value_is_one_line_naming_key_and_value(suite, words):
 @pytest.mark.parametrize("suites", [{}, {"a b": {"path": "mwe",
                                                  "signature": SIGNATURE}}])
 def test_an_empty_suites_table_or_a_bad_name_is_refused(suites):
-    with pytest.raises(ConfigError, match=r"\.suites"):
+    with pytest.raises(BadInput, match=r"\.suites"):
         load_suites(table_with(suites), {}, PROJECT)
 
 
