@@ -2,9 +2,9 @@
 MATRIX_* variables over it, and the order its sessions are handed out in."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,14 +77,14 @@ def load_patches(table: Mapping[str, Any], root: str | Path
             path = Path(root) / entry["file"]
             if not path.is_file():
                 raise BadInput(f"{where}.file: {entry['file']!r} is not a "
-                                  f"file under {root}; expected a unified "
-                                  f"diff under patches/")
+                               f"file under {root}; expected a unified "
+                               f"diff under patches/")
             try:
                 releases = SpecifierSet(entry["releases"])
             except InvalidSpecifier:
                 raise BadInput(f"{where}.releases: {entry['releases']!r} "
-                                  f"is not a PEP 440 specifier; expected "
-                                  f"e.g. '>=0.26'") from None
+                               f"is not a PEP 440 specifier; expected "
+                               f"e.g. '>=0.26'") from None
             diffs.append(Diff(path, canonicalize_name(entry["package"]),
                               releases))
         patches[name] = Patch(name, tuple(diffs), patch.get("description", ""))
@@ -116,8 +116,8 @@ def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
     unknown = [name for name in names if name not in declared]
     if not names or unknown:
         raise BadInput((f"{source} names unknown {unknown[0]!r}" if unknown
-                           else f"{variable} is set but empty") +
-                          f": the declared ones are {', '.join(declared)}")
+                        else f"{variable} is set but empty") +
+                       f": the declared ones are {', '.join(declared)}")
     return tuple(dict.fromkeys(names))
 
 
@@ -130,17 +130,16 @@ class Matrix:
 
     def jobs(self, gpu_runner: str = "") -> dict[str, list]:
         """A CI job per ``env`` session, simulator off only on ``gpu_runner``."""
-        include, skipped = [], []
+        jobs: dict[str, list] = {"include": [], "skipped": []}
         for spec in self.envs():
-            runs_on = "ubuntu-latest" if spec.sim else gpu_runner
             session = f"env({spec.session_id})"
-            if not runs_on:
-                skipped.append(session)
-                continue
-            include.append({"session": session, "python": spec.python,
-                            "runs_on": runs_on,
-                            "artifact": f"raw-{spec.env_id}"})
-        return {"include": include, "skipped": skipped}
+            if runs_on := "ubuntu-latest" if spec.sim else gpu_runner:
+                jobs["include"].append({
+                    "session": session, "python": spec.python,
+                    "runs_on": runs_on, "artifact": f"raw-{spec.env_id}"})
+            else:
+                jobs["skipped"].append(session)
+        return jobs
 
     def envs(self) -> list[EnvSpec]:
         """Every environment: each suite's own lists, crossed."""
@@ -170,7 +169,6 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 f"[tool.racematrix.suites.{name}].path: {suite['path']!r} is "
                 f"not a folder under {root}; expected the folder of the "
                 f"suite's pytest tests, relative to the project root")
-    lists = {k: v for k, v in table.items() if k not in ("suites", "patches")}
     suites, configs = {}, {}
     for name in pick("MATRIX_SUITES", environ, declared, [
             name for name, suite in declared.items()
@@ -185,11 +183,8 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
             re.compile(suite["signature"]), **given, kinds=tuple(
                 (kind, tuple(globs)) for kind, globs in
                 suite.get("kinds", {}).items()))
-        try:
-            configs[name] = load_config({**lists, **{  # the suite's own
-                key: suite[key] for key in ("specs", "pythons", "sim", "count",
-                                            "timeout") if key in suite}},
-                environ)
+        try:  # the suite's own lists over the top level's
+            configs[name] = load_config({**table, **suite}, environ)
         except BadInput as error:
             raise BadInput(f"suite {name}: {error}") from None
     patches = load_patches(table, root)
@@ -204,14 +199,11 @@ def in_order(envs: Sequence[EnvSpec], results_dirs: Iterable[str | Path]
     """``envs`` the longest first (the time in the first folder's tables
     that has it), never recorded first: under ``-j`` no long one starts last."""
     recorded: dict[str, float] = {}
-    for folder in dict.fromkeys(map(os.path.realpath, results_dirs)):
-        try:
-            rows_there = json.loads((Path(folder) / "failure_rates.json")
-                                    .read_text())["rows"]
-        except (OSError, ValueError, KeyError):
-            continue
-        for row in rows_there:
-            if row.get("runs") and row.get("seconds") is not None:
-                recorded.setdefault(row["env"].split("@", 1)[0],
-                                    row["seconds"])
+    for folder in results_dirs:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            for row in json.loads((Path(folder) / "failure_rates.json")
+                                  .read_text())["rows"]:
+                if row.get("runs") and row.get("seconds") is not None:
+                    recorded.setdefault(row["env"].split("@", 1)[0],
+                                        row["seconds"])
     return sorted(envs, key=lambda env: -recorded.get(env.env_id, math.inf))
