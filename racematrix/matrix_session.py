@@ -38,14 +38,13 @@ logger = logging.getLogger(__name__)
 
 
 def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
-                    results_dir: str, total: int) -> str:
+                    results_dir: str, total: int, command: str) -> str:
     """Build, measure and record ``spec``'s environment; the progress line."""
     note_matrix_env(session.virtualenv.location, spec)
     config, suite = matrix.configs[spec.suite], matrix.suites[spec.suite]
     count, pytest_args = split_count(session.posargs, config.count)
-    base: dict[str, Any] = dict(
-        machine=machine_info(), started=now_iso(),
-        command=session_command(session.name, session.posargs))
+    base: dict[str, Any] = dict(machine=machine_info(), started=now_iso(),
+                                command=command)
     clock = time.monotonic()
 
     def finish(detail: str | None = None, **fields: Any) -> str:
