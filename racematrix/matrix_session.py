@@ -48,9 +48,8 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
     clock = time.monotonic()
 
     def finish(detail: str | None = None, **fields: Any) -> str:
-        fields = {"packages": {}, "python": "", "python_build": "", **fields}
-        raw = make_raw(spec, seconds=time.monotonic() - clock,
-                       **{**base, **fields})
+        raw = make_raw(spec, seconds=time.monotonic() - clock, **{
+            "packages": {}, "python": "", "python_build": "", **base, **fields})
         written = record(raw, results_dir, detail)
         if measured(written) and not measured(raw):
             session.log(f"{spec.env_id}: this attempt measured nothing; the "
@@ -84,8 +83,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         count, config.timeout, pytest_args,
         echo=logging.getLogger().getEffectiveLevel() < logging.DEBUG)]
     if suite.launch_time and config.launches:  # its own A/B: no other row
-        measurements.append(LaunchTime(
-            config.launches, config.max_launches))
+        measurements.append(LaunchTime(config.launches, config.max_launches))
     with running_marker(results_dir, spec.env_id) as running, \
             scratch_folder() as scratch:
         fields = run_all(measurements, Built(
@@ -120,8 +118,7 @@ def row_line(raw: Mapping[str, Any]) -> str:
     """A finished environment in one line: verdict, rates, launches."""
     if raw["verdict"] in ("skipped", "error") and not raw["runs"]:
         return f"{raw['verdict']}: {raw['reason']}"
-    kinds = raw.get("kinds") or {"race": {
-        "failures": raw["failures"], "runs": raw["runs"]}}
+    kinds = raw.get("kinds") or {"race": raw}
     parts = [raw["verdict"], *(f"{kind} {n['failures']}/{n['runs']}"
                                for kind, n in kinds.items() if n["runs"])]
     if raw["other_errors"] or raw["hangs"]:
@@ -219,13 +216,10 @@ def finish_run(results_dir: str | Path, run: int,
 def session_command(session_name: str, posargs: list[str],
                     environ: Mapping[str, str] = os.environ) -> str:
     """The command that reruns a session, MATRIX_* variables included."""
-    variables = [f"{name}={shlex.quote(environ[name])}" for name in
-                 ("MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM")
-                 if name in environ]
-    command = f"nox -s {shlex.quote(session_name)}"
-    if posargs:
-        command += " -- " + shlex.join(posargs)
-    return " ".join([*variables, command])
+    rerun = ["nox", "-s", session_name, *(["--", *posargs] if posargs else [])]
+    return " ".join([*(f"{name}={shlex.quote(environ[name])}" for name in (
+        "MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM") if name in environ),
+        shlex.join(rerun)])
 
 
 def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
