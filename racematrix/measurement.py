@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import launch_time, outcomes
-from .envspec import EnvSpec
+from .envspec import DEFAULT_SUITE, EnvSpec
 from .errors import BadInput
 from .fileio import scratch_folder
 from .procs import run_streaming
-from .suites import MWE_SUITE, PROJECT, Suite
+from .suites import PROJECT, Suite, mwe_suite
 
 # pytest's exit codes for "your arguments are wrong" and "nothing to run".
 PYTEST_USAGE_ERROR = 4
@@ -33,7 +33,7 @@ class Built:
     """An installed environment (``venv``: a nox Session or a venv)."""
     venv: Any
     spec: EnvSpec
-    suite: Suite = MWE_SUITE
+    suite: Suite = field(default_factory=mwe_suite)
     environment: dict[str, Any] = field(default_factory=dict)
     running: Callable[[], int] = field(default=lambda: 1)
     scratch: Path | None = None
@@ -169,7 +169,7 @@ class RaceSuite:
             return {**fields, "env_error": run.no_report_reason(
                 self.pytest_args), "env_error_detail": "\n".join(run.tail)}
         summary = outcomes.summarize(run.runs, self.count)
-        if built.suite.name != MWE_SUITE.name:
+        if built.suite.name != DEFAULT_SUITE:
             summary.update(outcomes.suite_evidence(run.runs))
         packages, kinds = built.environment.get("packages", {}), built.suite.kinds
         return {**fields, "counts": summary.pop("counts"), "summary": summary,

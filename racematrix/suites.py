@@ -3,6 +3,7 @@ MATRIX_* variables over it, and the order its sessions are handed out in."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import re
@@ -16,14 +17,12 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from .envspec import DEFAULT_SUITE, EnvSpec, MatrixConfig, load_config
+from .envspec import (DEFAULT_SUITE, EnvSpec, MatrixConfig, load_config,
+                      project_config)
 from .errors import BadInput
-from .outcomes import RACE_SIGNATURE
 from .validation import problem
 
 PROJECT = Path(__file__).resolve().parent.parent
-# What the MWE needs besides the package under test.
-TEST_TOOLS = ("numpy", "pytest", "pytest-repeat", "pytest-timeout")
 # What the runner itself passes to pytest needs: --count and --timeout.
 RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 NONE = "none"
@@ -39,11 +38,6 @@ class Suite:
     smoke: str | None = None  # code a fresh environment must run
     kinds: tuple[tuple[str, tuple[str, ...]], ...] = ()
     launch_time: bool = False  # its rows also time the MWE's launches
-
-
-# The MWE as a suite, for runs that name none (bisects, the MWE's figures).
-MWE_SUITE = Suite(DEFAULT_SUITE, PROJECT / "mwe", RACE_SIGNATURE, TEST_TOOLS,
-                  launch_time=True)
 
 
 @dataclass(frozen=True)
@@ -160,9 +154,7 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
         raise BadInput(wrong)
     if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
         environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
-    declared = table.get("suites") or {DEFAULT_SUITE: {
-        "path": "mwe", "launch_time": True,
-        "signature": RACE_SIGNATURE.pattern}}
+    declared = table["suites"]
     for name, suite in declared.items():  # every folder, picked or not
         if not (Path(root) / suite["path"]).is_dir():
             raise BadInput(
@@ -192,6 +184,13 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
         name: pick("MATRIX_PATCHES", environ, [NONE, *patches],
                    [NONE, *declared[name].get("patches", ())])
         for name in suites})
+
+
+@functools.cache
+def mwe_suite() -> Suite:
+    """The MWE's suite as pyproject.toml declares it (bisects, MWE figures)."""
+    return load_matrix(project_config(PROJECT), {"MATRIX_SUITES": DEFAULT_SUITE},
+                       PROJECT).suites[DEFAULT_SUITE]
 
 
 def in_order(envs: Sequence[EnvSpec], results_dirs: Iterable[str | Path]

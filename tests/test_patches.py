@@ -59,7 +59,8 @@ def test_declared_patch_has_a_diff_per_release_range(tmp_path):
      ["[tool.racematrix] in pyproject.toml.patches", "'none'"]),
 ])
 def test_a_bad_declaration_is_one_line(tmp_path, change, words):
-    table = {"specs": ["numba==0.60.0"], **project(tmp_path)}
+    table = {"specs": ["numba==0.60.0"], **project(tmp_path),
+             "suites": {"mwe": {"path": "mwe", "signature": "x"}}}
     change(table)
     shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
     with pytest.raises(BadInput) as caught:

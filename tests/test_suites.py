@@ -7,7 +7,7 @@ from nox.project import load_toml
 from racematrix.envspec import EnvSpec
 from racematrix.errors import BadInput
 from racematrix.outcomes import RACE_SIGNATURE
-from racematrix.suites import load_matrix
+from racematrix.suites import load_matrix, mwe_suite
 
 from conftest import PROJECT
 
@@ -30,7 +30,8 @@ def config_of(table, name, environ=None, root=PROJECT):
 
 
 TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
-         "timeout": 60, "specs": ["numba==0.60.0"]}
+         "timeout": 60, "specs": ["numba==0.60.0"],
+         "suites": {"mwe": {"path": "mwe", "signature": SIGNATURE}}}
 
 
 @pytest.mark.parametrize("change, words", [
@@ -57,14 +58,20 @@ def test_bad_config_values_are_one_line_naming_key_value_and_expectation(
         assert word in message
 
 
-def test_without_a_suites_table_the_mwe_runs_as_before():
-    suites = load_suites({"specs": ["numba==0.60.0"]}, {}, PROJECT)
-    assert list(suites) == ["mwe"]
-    mwe = suites["mwe"]
-    assert mwe.path == PROJECT / "mwe"
-    assert mwe.signature.pattern == RACE_SIGNATURE.pattern
-    spec = EnvSpec("3.11", ("numba==0.60.0",), True, "mwe")
-    assert spec.env_id == "py3.11-numba-0.60.0-sim1"
+def test_the_mwe_suite_of_runs_that_name_none_is_pyprojects():
+    """Bisects and the MWE's figures run the suite pyproject declares; a
+    table without suites is one line naming them."""
+    declared = load_toml(PROJECT / "pyproject.toml")["tool"]["racematrix"][
+        "suites"]["mwe"]
+    mwe = mwe_suite()
+    assert mwe.path == PROJECT / "mwe" and mwe.launch_time
+    assert mwe.requirements == tuple(declared["requirements"])
+    assert mwe.signature.pattern == declared["signature"] == \
+        RACE_SIGNATURE.pattern
+    assert EnvSpec("3.11", ("numba==0.60.0",), True, "mwe").env_id == \
+        "py3.11-numba-0.60.0-sim1"
+    with pytest.raises(BadInput, match="'suites' is a required property"):
+        load_suites({"specs": ["numba==0.60.0"]}, {}, PROJECT)
 
 
 def test_the_projects_own_suites_load():
