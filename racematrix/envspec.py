@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,22 +151,23 @@ def project_config(project: str | Path) -> dict[str, Any]:
         "tool"]["racematrix"]
 
 
+def overridden(environ: Mapping[str, str], variable: str,
+               default: Iterable[Any], parse: Callable[[str], Any],
+               separator: str = r"[\s,]+") -> tuple:
+    """``default``, or the list ``variable`` gives; each parsed, once."""
+    items = [str(item) for item in default]
+    if variable in environ:
+        items = [item.strip() for item in re.split(separator, environ[variable])
+                 if item.strip()]
+        if not items:
+            raise BadInput(f"{variable} is set but empty: unset it to use the "
+                           f"configured list, or give a value")
+    return tuple(dict.fromkeys(map(parse, items)))
+
+
 def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                 ) -> MatrixConfig:
     """A schema-checked table's lists, MATRIX_* over them."""
-    lists: dict[str, Any] = {}
-    for key, name, separator, parse, default in (
-            ("pythons", "MATRIX_PYTHONS", None, parse_python, []),
-            ("specs", "MATRIX_SPECS", ";", parse_spec, []),
-            ("sim", "MATRIX_SIM", None, parse_sim, [1, 0])):
-        items = [str(item) for item in table.get(key, default)]
-        if name in environ:
-            items = [item.strip() for item in environ[name].split(separator)
-                     if item.strip()]
-            if not items:
-                raise BadInput(f"{name} is set but empty: unset it to use "
-                               f"the configured list, or give a value")
-        lists[key] = tuple(dict.fromkeys(map(parse, items)))
     launches = table.get("launches", 3)
     if "MATRIX_LAUNCHES" in environ:
         if not environ["MATRIX_LAUNCHES"].strip().isdigit():
@@ -175,6 +176,10 @@ def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                            f"launches per MWE row (0: no launch time)")
         launches = int(environ["MATRIX_LAUNCHES"])
     return MatrixConfig(
-        lists["pythons"], lists["specs"], lists["sim"], table.get("count", 1),
-        table.get("timeout", 120), launches,
+        overridden(environ, "MATRIX_PYTHONS", table.get("pythons", []),
+                   parse_python),
+        overridden(environ, "MATRIX_SPECS", table.get("specs", []), parse_spec,
+                   ";"),
+        overridden(environ, "MATRIX_SIM", table.get("sim", [1, 0]), parse_sim),
+        table.get("count", 1), table.get("timeout", 120), launches,
         max(table.get("max_launches", 8), launches))

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from .envspec import (DEFAULT_SUITE, EnvSpec, MatrixConfig, load_config,
-                      project_config)
+                      overridden, project_config)
 from .errors import BadInput
 from .validation import problem
 
@@ -104,15 +104,14 @@ def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
          default: Iterable[str]) -> tuple[str, ...]:
     """The ``declared`` names ``variable`` gives, else ``default``."""
     declared = sorted(declared)
-    source = variable if variable in environ else "the config"
-    names = list(default) if variable not in environ else [
-        n for n in re.split(r"[\s,]+", environ[variable]) if n]
-    unknown = [name for name in names if name not in declared]
-    if not names or unknown:
-        raise BadInput((f"{source} names unknown {unknown[0]!r}" if unknown
-                        else f"{variable} is set but empty") +
-                       f": the declared ones are {', '.join(declared)}")
-    return tuple(dict.fromkeys(names))
+
+    def known(name: str) -> str:
+        if name not in declared:
+            raise BadInput(f"{variable if variable in environ else 'the config'}"
+                           f" names unknown {name!r}: the declared ones are "
+                           f"{', '.join(declared)}")
+        return name
+    return overridden(environ, variable, default, known)
 
 
 @dataclass(frozen=True)
