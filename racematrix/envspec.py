@@ -157,8 +157,8 @@ def overridden(environ: Mapping[str, str], variable: str,
     """``default``, or the list ``variable`` gives; each parsed, once."""
     items = [str(item) for item in default]
     if variable in environ:
-        items = [item.strip() for item in re.split(separator, environ[variable])
-                 if item.strip()]
+        items = [item for item in re.split(separator, environ[variable])
+                 if item.strip()]  # parse_spec splits a spec's own spaces
         if not items:
             raise BadInput(f"{variable} is set but empty: unset it to use the "
                            f"configured list, or give a value")
