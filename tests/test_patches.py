@@ -124,7 +124,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
     cache = tmp_path / "cache" / "mod.py"
     cache.parent.mkdir()
     cache.write_text("def f():\n    return 1\n# end\n")
-    site = tmp_path / "env" / "lib" / "site-packages"
+    site = tmp_path / "env" / "lib" / "python3.12" / "site-packages"
     (site / "pkg").mkdir(parents=True)
     os.link(cache, site / "pkg" / "mod.py")
     other = tmp_path / "other-env-mod.py"
@@ -136,30 +136,26 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
     class Env:
         bin = str(tmp_path / "env" / "bin")
 
-    original = patching.site_packages
-    patching.site_packages = lambda session: site
-    try:
-        record = patching.apply(Env(), patch, diff.package, "1.0")
-        assert (site / "pkg" / "mod.py").read_text().count("return 2") == 1
-        assert cache.read_text().count("return 1") == 1  # the cache: as it was
-        assert other.read_text() == cache.read_text()
-        assert record["files"] == ["pkg/mod.py"]
-        assert record["after"]["pkg/mod.py"] == patching.sha256(
-            site / "pkg" / "mod.py")
-        # Again (a warm run): found applied, nothing changed.
-        assert patching.apply(Env(), patch, diff.package, "1.0")["reused"]
-        # A diff that does not apply: one line naming the hunk.
-        (tmp_path / "patches" / "fix.diff").write_text(
-            DIFF.replace("return 1", "return 7"))
-        broken = load_patches(table, tmp_path)["fix"]
-        (site / patching.APPLIED).unlink()
-        (site / "pkg" / "mod.py").write_text(cache.read_text())
-        with pytest.raises(patching.PatchError) as caught:
-            patching.apply(Env(), broken, diff.package, "1.0")
-        assert "Hunk #1 FAILED at 1 in pkg/mod.py" in str(caught.value)
-        assert "\n" not in str(caught.value)
-    finally:
-        patching.site_packages = original
+    record = patching.apply(Env(), patch, diff.package, "1.0")
+    assert (site / "pkg" / "mod.py").read_text().count("return 2") == 1
+    assert cache.read_text().count("return 1") == 1  # the cache: as it was
+    assert other.read_text() == cache.read_text()
+    assert not (site / "pkg" / "mod.py").samefile(cache)  # patch's own file
+    assert record["files"] == ["pkg/mod.py"]
+    assert record["after"]["pkg/mod.py"] == patching.sha256(
+        site / "pkg" / "mod.py")
+    # Again (a warm run): found applied, nothing changed.
+    assert patching.apply(Env(), patch, diff.package, "1.0")["reused"]
+    # A diff that does not apply: one line naming the hunk.
+    (tmp_path / "patches" / "fix.diff").write_text(
+        DIFF.replace("return 1", "return 7"))
+    broken = load_patches(table, tmp_path)["fix"]
+    (site / patching.APPLIED).unlink()
+    (site / "pkg" / "mod.py").write_text(cache.read_text())
+    with pytest.raises(patching.PatchError) as caught:
+        patching.apply(Env(), broken, diff.package, "1.0")
+    assert "Hunk #1 FAILED at 1 in pkg/mod.py" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.e2e
