@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from . import patching
 from .envspec import EnvSpec
@@ -21,13 +21,13 @@ from .fileio import (clear_stale, folder_problem, results_lock,
                      running_marker, scratch_folder, write_text_atomic)
 from .install import install_resolved
 from .measurement import (Built, LaunchTime, Measurement, RaceSuite,
-                          refuse_own_options, run_all, run_launch_time)
+                          refuse_own_options, run_all)
 from .probers import note_matrix_env
 from .suites import patched_packages
 from .provenance import machine_info, now_iso
-from .rawresult import RawResult, make_raw, measured, read_raw, record
+from .rawresult import make_raw, measured, record
 from .report import build_report
-from .venv import ProbeEnvironment, read_environment
+from .venv import read_environment
 
 if TYPE_CHECKING:
     import nox
@@ -55,8 +55,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
             session.log(f"{spec.env_id}: this attempt measured nothing; the "
                         f"row measured {written['finished'][:16]} is kept, "
                         f"with the attempt beside it")
-        return note_finished(results_dir, raw, run_id(session.parallel),
-                             total, session.virtualenv.location)
+        return note_finished(results_dir, raw, run_id(session.parallel), total)
 
     installation = install_resolved(session, spec, suite=suite)
     base["resolution"] = installation.resolution()
@@ -133,13 +132,12 @@ def row_line(raw: Mapping[str, Any]) -> str:
 
 
 def note_finished(results_dir: str | Path, raw: Mapping[str, Any], run: int,
-                  total: int, venv: str | None = None) -> str:
+                  total: int) -> str:
     """Journal ``raw``; the progress line (done of ``total``, time left)."""
     journal = run_journal(results_dir, run)
     write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
         {"env": raw["env"], "verdict": raw["verdict"], "runs": raw["runs"],
-         "line": row_line(raw), "started": time.time() - raw["seconds"],
-         "venv": venv}))
+         "line": row_line(raw), "started": time.time() - raw["seconds"]}))
     entries = _entries(journal)
     done, where = len(entries), f"{len(entries)}/{total}"
     if done < total:
@@ -153,42 +151,13 @@ def _entries(journal: Path) -> list[dict]:  # each written in one step
             for path in sorted(journal.glob("*.json"))]
 
 
-def launches_again_alone(results_dir: str | Path,
-                         entries: list[dict]) -> list[str]:
-    """Each undecided A/B timed again, alone (under -j it may have found no
-    free core), the first as ``launch_seconds["beside"]``; a line each."""
-    lines = []
-    for entry in entries:
-        raw = read_raw(Path(results_dir, "raw", f"{entry['env']}.json"))[0] \
-            if entry.get("venv") else None  # a missing file: None
-        first = cast(dict, raw or {}).get("launch_seconds") or {}
-        if raw is None or first.get("decision") != "undecided":
-            continue
-        rule = first["rule"]  # an undecided record has one: its own pairs
-        again = run_launch_time(
-            ProbeEnvironment(entry["venv"], raw["python"]), raw["sim"],
-            ("--pairs", str(rule["pairs"]), "--max-pairs",
-             str(rule["max_pairs"])))
-        again["concurrency"] = 1
-        again["beside"] = {key: first.get(key) for key in (
-            "decision", "ratio", "idle_cpus", "concurrency")}
-        record(cast(RawResult, {**raw, "launch_seconds": again}), results_dir)
-        lines.append(f"{entry['env']}: launches again, alone: "
-                     f"{again.get('decision')} (ratio {again.get('ratio')}; "
-                     f"beside the others: undecided, ratio "
-                     f"{first.get('ratio')})")
-    return lines
-
-
 def finish_run(results_dir: str | Path, run: int,
                configured: Sequence[EnvSpec],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
-    """Undecided A/Bs again, tables, report, plot; the line and error rows."""
+    """Tables, report and plot once; the run's line and its error rows."""
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)
-    for again in launches_again_alone(results_dir, entries):
-        logger.info(again)
     results = Path(results_dir)
     line = f"matrix: {len(entries)} environments"
     if entries:
