@@ -79,7 +79,8 @@ def env(session: nox.Session, spec: tuple[str, ...], sim: bool, suite: str,
 def matrix(session: nox.Session) -> None:
     """Every environment of the matrix, then the tables and REPORT.md once."""
     line, failed = drive(session, matrix_session.finish_run, RESULTS,
-                         matrix_session.run_id(session.parallel), MATRIX.envs())
+                         matrix_session.run_id(session.parallel),
+                         MATRIX.envs())
     session.log(line)
     if failed:
         session.error("; ".join(failed))

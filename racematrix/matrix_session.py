@@ -49,7 +49,8 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
 
     def finish(detail: str | None = None, **fields: Any) -> str:
         raw = make_raw(spec, seconds=time.monotonic() - clock, **{
-            "packages": {}, "python": "", "python_build": "", **base, **fields})
+            "packages": {}, "python": "", "python_build": "", **base,
+            **fields})
         written = record(raw, results_dir, detail)
         if measured(written) and not measured(raw):
             session.log(f"{spec.env_id}: this attempt measured nothing; the "

@@ -8,7 +8,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +107,9 @@ def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
 
     def known(name: str) -> str:
         if name not in declared:
-            raise BadInput(f"{variable if variable in environ else 'the config'}"
-                           f" names unknown {name!r}: the declared ones are "
-                           f"{', '.join(declared)}")
+            source = variable if variable in environ else "the config"
+            raise BadInput(f"{source} names unknown {name!r}: the declared "
+                           f"ones are {', '.join(declared)}")
         return name
     return overridden(environ, variable, default, known)
 
@@ -118,8 +118,8 @@ def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
 class Matrix:
     suites: dict[str, Suite]
     configs: dict[str, MatrixConfig]
-    patches: dict[str, Patch] = field(default_factory=dict)
-    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    patches: dict[str, Patch]
+    columns: dict[str, tuple[str, ...]]  # each suite's patches, NONE too
 
     def jobs(self, gpu_runner: str = "") -> dict[str, list]:
         """A CI job per ``env`` session, simulator off only on ``gpu_runner``."""
@@ -141,7 +141,7 @@ class Matrix:
                 for name, config in self.configs.items()
                 for python in config.pythons for spec in config.specs
                 for sim in config.sims
-                for patch in self.columns.get(name, (NONE,))
+                for patch in self.columns[name]
                 if patch == NONE or applies(self.patches[patch], EnvSpec(
                     python, spec, sim, name))]
 
@@ -165,15 +165,14 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
             name for name, suite in declared.items()
             if suite.get("default", True)]):
         suite = declared[name]
-        given: dict[str, Any] = {
-            key: tuple(value) if isinstance(value, list) else value
-            for key, value in suite.items() if key in (
-                "requirements", "pytest_args", "smoke", "launch_time")}
         suites[name] = Suite(
             name, (Path(root) / suite["path"]).resolve(),
-            re.compile(suite["signature"]), **given, kinds=tuple(
-                (kind, tuple(globs)) for kind, globs in
-                suite.get("kinds", {}).items()))
+            re.compile(suite["signature"]),
+            tuple(suite.get("requirements", ())),
+            tuple(suite.get("pytest_args", ())), suite.get("smoke"),
+            tuple((kind, tuple(globs))
+                  for kind, globs in suite.get("kinds", {}).items()),
+            suite.get("launch_time", False))
         try:  # the suite's own lists over the top level's
             configs[name] = load_config({**table, **suite}, environ)
         except BadInput as error:
@@ -188,8 +187,8 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
 @functools.cache
 def mwe_suite() -> Suite:
     """The MWE's suite as pyproject.toml declares it (bisects, MWE figures)."""
-    return load_matrix(project_config(PROJECT), {"MATRIX_SUITES": DEFAULT_SUITE},
-                       PROJECT).suites[DEFAULT_SUITE]
+    return load_matrix(project_config(PROJECT), {
+        "MATRIX_SUITES": DEFAULT_SUITE}, PROJECT).suites[DEFAULT_SUITE]
 
 
 def in_order(envs: Sequence[EnvSpec], results_dirs: Iterable[str | Path]
