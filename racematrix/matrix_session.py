@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -170,15 +169,12 @@ def finish_run(results_dir: str | Path, run: int,
             entry["env"] for entry in entries}:
         line += f"; {len(not_run)} not run here"
     if entries:
+        # Jinja2 and matplotlib: nox's own, from the noxfile's PEP 723 block.
         with results_lock(results):
-            # nox's environment has matplotlib, else `nox -s report` draws.
             build_report([results / "raw"], results, results / "bisect",
-                         command, plot=importlib.util.find_spec(
-                             "matplotlib") is not None,
-                         configured=configured)
-        line += "; " + ", ".join(f"{what} {results / name}" for what, name in (
-            ("table", "failure_rates.md"), ("report", "REPORT.md"),
-            ("plot", "failure_rates.png")))
+                         command, configured=configured)
+        line += (f"; table {results}/failure_rates.md, report "
+                 f"{results}/REPORT.md, plot {results}/failure_rates.png")
     return line, [f"{entry['env']}: {entry['line']}" for entry in entries
                   if entry["verdict"] == "error" and not entry["runs"]]
 
