@@ -197,12 +197,9 @@ def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
     if len(given) > 1:
         raise BadInput(f"--count given {len(given)} times "
                        f"({', '.join(map(str, given))}): give it once")
-    if given[0] is None:
-        raise BadInput("--count needs a value: a positive whole number, "
-                       "e.g. `-- --count 20`")
-    if not given[0].isdigit() or int(given[0]) < 1:
-        raise BadInput(f"--count needs a positive whole number, got "
-                       f"{given[0]!r}")
+    if not (count := given[0] or "").isdigit() or int(count) < 1:
+        raise BadInput(f"--count needs a positive whole number, e.g. "
+                       f"`-- --count 20` (got {count!r})")
     if own := refuse_own_options(rest):
         raise BadInput(own)
-    return int(given[0]), rest
+    return int(count), rest

@@ -261,7 +261,7 @@ def seeded_results(tmp_path, data_dir_module):
 
 @pytest.mark.parametrize("posargs, words", [
     (["--preset", "nonsense"], "invalid choice: 'nonsense'"),
-    (["--count"], "--count needs a value"),
+    (["--count"], "--count needs a positive whole number"),
     (["-k", "nomatch"], "pytest ran no test"),
 ])
 def test_usage_error_is_one_line_and_keeps_the_earlier_row(

@@ -91,7 +91,7 @@ def test_a_run_that_ran_is_no_usage_error(data_dir):
 
 
 def test_count_without_a_value_is_one_line():
-    with pytest.raises(errors.BadInput, match="--count needs a value"):
+    with pytest.raises(errors.BadInput, match="--count needs a positive"):
         matrix_session.split_count(["-x", "--count"], 1)
 
 
