@@ -17,7 +17,7 @@ from . import patching
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import (clear_stale, folder_problem, results_lock,
-                     running_marker, scratch_folder, write_text_atomic)
+                     scratch_folder, write_text_atomic)
 from .install import install_resolved
 from .measurement import (Built, LaunchTime, Measurement, RaceSuite,
                           refuse_own_options, run_all)
@@ -47,9 +47,8 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
     clock = time.monotonic()
 
     def finish(detail: str | None = None, **fields: Any) -> str:
-        raw = make_raw(spec, seconds=time.monotonic() - clock, **{
-            "packages": {}, "python": "", "python_build": "", **base,
-            **fields})
+        raw = make_raw(spec, seconds=time.monotonic() - clock,
+                       **{**base, **fields})
         written = record(raw, results_dir, detail)
         if measured(written) and not measured(raw):
             session.log(f"{spec.env_id}: this attempt measured nothing; the "
@@ -83,10 +82,9 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         echo=logging.getLogger().getEffectiveLevel() < logging.DEBUG)]
     if suite.launch_time and config.launches:  # its own A/B: no other row
         measurements.append(LaunchTime(config.launches, config.max_launches))
-    with running_marker(results_dir, spec.env_id) as running, \
-            scratch_folder() as scratch:
+    with scratch_folder() as scratch:
         fields = run_all(measurements, Built(
-            session, spec, suite, environment=environment, running=running,
+            session, spec, suite, environment=environment,
             scratch=Path(scratch)))
     return finish(fields.pop("env_error_detail", None),
                   **{**environment, **fields})
@@ -97,10 +95,9 @@ def check_results_folder(results_dir: str | Path) -> None:
     if problem := folder_problem(results_dir):
         raise BadInput(f"{problem}; set RACEMATRIX_RESULTS to a folder you "
                        f"can write")
-    markers, scratch = clear_stale(results_dir)
-    if markers or scratch:
-        logger.info("cleared what a killed run left: %d running marker(s), "
-                    "%d scratch folder(s)", markers, scratch)
+    if scratch := clear_stale():
+        logger.info("cleared what a killed run left: %d scratch folder(s)",
+                    scratch)
 
 
 def run_id(parallel: bool) -> int:
