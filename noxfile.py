@@ -64,7 +64,7 @@ def drive(session: nox.Session, run: Callable[..., Any], *args: Any,
 
 @nox.session(allow_parallel=True)
 @nox.parametrize(["python", "spec", "sim", "suite", "patch"], [
-    nox.param(*astuple(row), id=row.session_id) for row in ROWS])
+    nox.param(*astuple(row), id=row.env_id) for row in ROWS])
 def env(session: nox.Session, spec: tuple[str, ...], sim: bool, suite: str,
         patch: str | None) -> None:
     """Run a suite in one Python x package x simulator environment."""
@@ -74,7 +74,7 @@ def env(session: nox.Session, spec: tuple[str, ...], sim: bool, suite: str,
                       RESULTS, len(ROWS)))
 
 
-@nox.session(python=False, requires=[f"env({row.session_id})"
+@nox.session(python=False, requires=[f"env({row.env_id})"
                                      for row in ROWS])
 def matrix(session: nox.Session) -> None:
     """Every environment of the matrix, then the tables and REPORT.md once."""

@@ -40,7 +40,8 @@ class EnvSpec:
     @property
     def env_id(self) -> str:
         """``py3.11-numba-0.60.0-sim1``, ``cubie-py3.12-...`` (not the
-        MWE's suite), ``...-0.30.4+patch.my-fix-sim1`` (patched)."""
+        MWE's suite), ``...-0.30.4+patch.my-fix-sim1`` (patched): the raw
+        file's name and nox's session id, ``env(py3.11-...)``."""
         parts = []  # each file-name-safe, hashed where not readable
         for text in self.requirements:
             requirement = Requirement(text)
@@ -59,16 +60,6 @@ class EnvSpec:
                   f"-sim{int(self.sim)}")
         return env_id if self.suite == DEFAULT_SUITE else \
             f"{self.suite}-{env_id}"
-
-    @property
-    def session_id(self) -> str:
-        """nox's: ``3.11, numba==0.60.0, sim1`` (the MWE's), ``3.12, cubie:
-        cubie==0.17.0, patch my-fix, sim1``."""
-        text = " ".join(self.requirements)
-        if self.suite != DEFAULT_SUITE:
-            text = f"{self.suite}: {text}"
-        patched = f", patch {self.patch}" if self.patch else ""
-        return f"{self.python}, {text}{patched}, sim{int(self.sim)}"
 
 
 def parse_spec(text: str) -> tuple[str, ...]:

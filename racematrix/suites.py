@@ -125,7 +125,7 @@ class Matrix:
         """A CI job per ``env`` session, simulator off only on ``gpu_runner``."""
         jobs: dict[str, list] = {"include": [], "skipped": []}
         for spec in self.envs():
-            session = f"env({spec.session_id})"
+            session = f"env({spec.env_id})"
             if runs_on := "ubuntu-latest" if spec.sim else gpu_runner:
                 jobs["include"].append({
                     "session": session, "python": spec.python,

@@ -101,10 +101,10 @@ def test_matrix_sessions_of_a_suite_that_lists_a_patch(tmp_path):
              **project(tmp_path)}
     shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
     matrix = load_matrix(table, {}, tmp_path)
-    names = [spec.session_id for spec in matrix.envs()]
-    assert names == ["3.12, numba-cuda==0.30.4, sim1",
-                     "3.12, numba-cuda==0.30.4, patch fix, sim1",
-                     "3.12, numba-cuda==0.24.0, sim1"]
+    names = [spec.env_id for spec in matrix.envs()]
+    assert names == ["py3.12-numba-cuda-0.30.4-sim1",
+                     "py3.12-numba-cuda-0.30.4+patch.fix-sim1",
+                     "py3.12-numba-cuda-0.24.0-sim1"]
     only = load_matrix(table, {"MATRIX_PATCHES": "fix"}, tmp_path)
     assert [spec.patch for spec in only.envs()] == ["fix"]
 
@@ -178,8 +178,8 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
     # both from its cache): the patch must change its own copy only.
     built = matrix_envs[FIXED]
     for patch in (None, "private-globals"):
-        session = EnvSpec(e2e_python, (FIXED,), True, "mwe", patch).session_id
-        seed_env(project, f"env({session})", built, copy=patch is not None)
+        env_id = EnvSpec(e2e_python, (FIXED,), True, "mwe", patch).env_id
+        seed_env(project, f"env({env_id})", built, copy=patch is not None)
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MATRIX_", "RACEMATRIX_"))}

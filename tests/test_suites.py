@@ -229,7 +229,7 @@ def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python,
             sim = [1]
             """))
     flaky = EnvSpec(e2e_python, (BUGGY,), True, "flaky")
-    seed_env(project, f"env({flaky.session_id})", matrix_envs[BUGGY])
+    seed_env(project, f"env({flaky.env_id})", matrix_envs[BUGGY])
     results = tmp_path / "results"
     env = {k: v for k, v in __import__("os").environ.items()
            if not k.startswith("MATRIX_")}
