@@ -66,9 +66,6 @@ def parse_spec(text: str) -> tuple[str, ...]:
     """A requirement set in one normal form (PEP 440 equal: one env)."""
     # A direct reference, `numba @ https://...`, is one requirement.
     requirements = re.sub(r"\s*@\s*", "@", text).split()
-    if not requirements:
-        raise BadInput("empty requirement set: give at least one "
-                       "requirement, e.g. 'numba==0.60.0'")
     normal = []
     for requirement in requirements:
         try:
