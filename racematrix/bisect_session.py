@@ -26,7 +26,7 @@ from .probers import TRIES, TRY_SECONDS, ReleaseProber
 from .provenance import stamp
 from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_releases,
                      probe_limit)
-from .suites import TEST_TOOLS
+from .suites import mwe_suite
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             return parse(text)
-        except ValueError as error:  # ConfigError and InvalidVersion too
+        except ValueError as error:  # BadInput and InvalidVersion too
             raise argparse.ArgumentTypeError(str(error)) from None
     return convert
 
@@ -182,7 +182,7 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     prober = ReleaseProber(args, envdir)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end, args.metric)
-    tools = {canonicalize_name(t) for t in TEST_TOOLS}
+    tools = {canonicalize_name(t) for t in mwe_suite().requirements}
     shown = [name for name in dict.fromkeys(canonicalize_name(n) for n in (
         args.package, *(Requirement(r).name for r in args.extra),
         MODULE_UNDER_TEST.split(".")[0])) if name not in tools]

@@ -27,7 +27,7 @@ from . import index
 from .envspec import EnvSpec
 from .procs import venv_environ
 from .provenance import now_iso
-from .suites import MWE_SUITE, RUNNER_TOOLS, Suite
+from .suites import RUNNER_TOOLS, Suite, mwe_suite
 from .venv import read_environment, venv_python
 
 logger = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
         return Installation(problem=("bad-input", "uv is not on PATH: the "
                                      "install ladder needs it (`pip install "
                                      "uv`)"))
-    suite = suite or MWE_SUITE
+    suite = suite or mwe_suite()
     # A suite's own smoke code replaces the launch; the code under test
     # must still come from numba-cuda where the spec names it.
     provider = spec.target if suite.smoke is None or \

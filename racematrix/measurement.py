@@ -19,7 +19,7 @@ from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import scratch_folder
 from .procs import run_streaming
-from .suites import MWE_SUITE, PROJECT, Suite
+from .suites import PROJECT, Suite, mwe_suite
 
 # pytest's exit codes for "your arguments are wrong" and "nothing to run".
 PYTEST_USAGE_ERROR = 4
@@ -34,7 +34,7 @@ class Built:
     """An installed environment (``venv``: a nox Session or a venv)."""
     venv: Any
     spec: EnvSpec
-    suite: Suite = MWE_SUITE
+    suite: Suite = field(default_factory=mwe_suite)
     environment: dict[str, Any] = field(default_factory=dict)
     scratch: Path | None = None
     # Added by measurements that ride along in the suite's pytest process.
