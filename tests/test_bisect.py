@@ -141,7 +141,7 @@ def test_probe_limit_matches_the_issue():
     (["--package", "numba", "--python", "3.11", "--from", "0.60.0", "--to",
       "0.58.1"], "--from 0.60.0 is newer than --to 0.58.1"),
     (["--package", "numba", "--python", "3.11", "--from", "latest"],
-     "is not a version number"),
+     "Invalid version: 'latest'"),
     (["--package", "numba", "--python", "3.11", "--sim", "2"],
      "malformed simulator flag"),
     (["--package", "numba", "--python", "3.11", "--sim", "0", "--metric",
