@@ -112,11 +112,11 @@ class ReleaseProber:
             count = 1 if not self.suite_size else \
                 max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
             suite = RaceSuite(count, self.args.timeout, [] if whole else ["-x"])
-            if problem := self.run(env, spec, probe, [suite])[0]:
+            problem, fields = self.run(env, spec, probe, [suite])
+            if problem:
                 return problem
-            run = suite.last_run
-            if run and run.returncode == 0 and count == 1 and run.runs:
-                self.suite_size = len(run.runs)
+            if not fields["counts"][Outcome.TARGET]:  # -x stopped no test
+                self.suite_size = len(fields["summary"]["tests"])
         return verdict, (f"{probe.failures} of {probe.runs} runs failed with "
                          f"the race" if probe.failures else
                          f"0 of {probe.runs} runs failed")
