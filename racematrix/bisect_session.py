@@ -23,8 +23,8 @@ from .install import MODULE_UNDER_TEST
 from .interpreters import missing_interpreters
 from .probers import TRIES, TRY_SECONDS, ReleaseProber
 from .provenance import stamp
-from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_releases,
-                     probe_limit)
+from .search import (INITIAL_RUNS, MISS_PROBABILITY, BisectResult, Probe,
+                     bisect_releases, probe_limit)
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +37,6 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         except ValueError as error:  # BadInput and InvalidVersion too
             raise argparse.ArgumentTypeError(str(error)) from None
     return convert
-
-
-def positive_whole_number(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"needs a positive whole number, got {text!r}")
-    return int(text)
 
 
 def parse_guess(text: str) -> str | list[str]:
@@ -73,15 +67,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="requirements added to every probe, e.g. \"numba==0.61.2\"")
     add("--sim", default="1", type=_checked(parse_sim),
         help="1: simulator on (default); 0: on a GPU")
-    add("--initial-runs", type=_checked(positive_whole_number), default=22,
-        help="runs for the first probe of each end (default: 22)")
     add("--metric", choices=("failure", "launch-time"), default="failure",
         help="what flips: the race (default) or the launch price")
     add("--guess", default="auto", type=_checked(parse_guess),
         help="releases to probe first, e.g. 0.24.0,0.26.0, or none; auto "
              "(default): on launch time, the race bisect's pair")
-    add("--timeout", type=_checked(positive_whole_number), default=120,
-        help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
     args.extra = tuple(dict.fromkeys(r for group in args.extra for r in group))
     if args.start and args.end and Version(args.start) > Version(args.end):
@@ -201,7 +191,7 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     prober.on_probe = save
     first = guess["versions"] if guess else ()
     result = bisect_releases(versions, prober, 0 if on_time else
-                             args.initial_runs, first)
+                             INITIAL_RUNS, first)
     if guess:
         pair = [side["version"] for side in (result.boundary or {}).values()]
         more["guess"] = {**guess, "held": pair == list(first)

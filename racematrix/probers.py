@@ -11,10 +11,10 @@ from argparse import Namespace
 from collections.abc import Callable
 from pathlib import Path
 
-from .envspec import EnvSpec, project_config
+from .envspec import EnvSpec, load_config, project_config
 from .fileio import scratch_folder
 from .install import install_resolved
-from .launch_time import MAX_PAIRS, PAIRS
+from .launch_time import PAIRS
 from .measurement import Built, LaunchTime, RaceSuite, run_all
 from .outcomes import RAN, Outcome
 from .provenance import gpu_name
@@ -63,9 +63,9 @@ class ReleaseProber:
         self.suite_size: int | None = None  # test runs in one run of the suite
         self.seen: dict[str, Probe] = {}
         self.on_probe: Callable[[], None] = lambda: None
-        rows = project_config(PROJECT)  # the rows' pairs, as the matrix's
-        self.launch_time = LaunchTime(rows.get("launches") or PAIRS,
-                                      rows.get("max_launches", MAX_PAIRS))
+        rows = load_config(project_config(PROJECT), {})  # as the matrix's
+        self.timeout = rows.timeout
+        self.launch_time = LaunchTime(rows.launches or PAIRS, rows.max_launches)
 
     def __call__(self, version: str, min_runs: int = 1,
                  whole: bool = False) -> Probe:
@@ -111,7 +111,7 @@ class ReleaseProber:
             # pytest-repeat's --count that reaches min_runs in one process.
             count = 1 if not self.suite_size else \
                 max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
-            suite = RaceSuite(count, self.args.timeout, [] if whole else ["-x"])
+            suite = RaceSuite(count, self.timeout, [] if whole else ["-x"])
             problem, fields = self.run(env, spec, probe, [suite])
             if problem:
                 return problem
@@ -126,7 +126,7 @@ class ReleaseProber:
         """Suite runs with the row's A/B until it decides or TRIES end."""
         while True:
             problem, fields = self.run(env, spec, probe, [
-                RaceSuite(1, self.args.timeout, ["-x"]), self.launch_time])
+                RaceSuite(1, self.timeout, ["-x"]), self.launch_time])
             if problem:
                 return problem
             probe.tries += 1

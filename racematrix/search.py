@@ -12,6 +12,8 @@ from .rawresult import decide_verdict
 from .stats import runs_to_rule_out, wilson_interval
 
 MISS_PROBABILITY = 0.001
+# The runs of a race bisect's first look at each end.
+INITIAL_RUNS = 22
 # The first look's runs times this at each end where neither reproduced.
 ESCALATION = 10
 # The most runs firming_runs gives the reproducing end, times its first look.
