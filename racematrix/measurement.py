@@ -101,9 +101,8 @@ def usage_error(run: MweRun) -> str | None:
 
 def refuse_own_options(pytest_args: Sequence[str]) -> str | None:
     """One line for user options that would take the JUnit report away."""
-    args = [*pytest_args, ""]
-    for index, arg in enumerate(args[:-1]):
-        text = f"{arg} {args[index + 1]}" if arg == "-p" else arg
+    for arg, after in zip(pytest_args, [*pytest_args[1:], ""]):
+        text = f"{arg} {after}" if arg == "-p" else arg
         if OWN_OPTIONS.match(text):
             return (f"`{text}` after `--` would move or turn off the JUnit "
                     f"report that every count is read from: leave it out "
@@ -209,8 +208,7 @@ def empty_record(error: str) -> dict:
 class LaunchTime:
     """``launch_seconds``: the A/B, by its plugin after the suite's tests."""
 
-    def __init__(self, launches: int = launch_time.PAIRS,
-                 max_launches: int = launch_time.MAX_PAIRS) -> None:
+    def __init__(self, launches: int, max_launches: int) -> None:
         self.options = ["--pairs", str(launches),
                         "--max-pairs", str(max(max_launches, launches))]
 

@@ -3,6 +3,7 @@ differ, on the race or on the launch price ("alike" or "slower")."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -170,6 +171,5 @@ def decide_probe(failures: int, runs: int, min_runs: int,
     """A race probe's verdict so far, or None to run on."""
     if runs < min_runs and (whole or not failures):
         return None
-    return decide_verdict({
-        Outcome.TARGET: failures, Outcome.PASS: runs - failures,
-        Outcome.OTHER: 0, Outcome.HANG: 0, Outcome.SKIP: 0})[0]
+    return decide_verdict(Counter({Outcome.TARGET: failures,
+                                   Outcome.PASS: runs - failures}))[0]
