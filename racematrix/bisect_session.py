@@ -164,8 +164,9 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
 
     def write(result: BisectResult, **more: Any) -> dict:
         return write_bisect(out_dir, stem, {
-            **search, **asdict(result), "tested": [p.to_json() for p in sorted(
-                result.tested, key=lambda p: order.get(p.version, len(order)))],
+            **search, **asdict(result), "tested": [
+                p.to_json() for p in sorted(result.tested, key=lambda p:
+                                            order.get(p.version, len(order)))],
             "decisive_probes": result.decisive_probes,
             "seconds": round(time.monotonic() - started, 1),
             "provenance": stamp(command), **more})

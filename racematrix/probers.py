@@ -65,7 +65,8 @@ class ReleaseProber:
         self.on_probe: Callable[[], None] = lambda: None
         rows = load_config(project_config(PROJECT), {})  # as the matrix's
         self.timeout = rows.timeout
-        self.launch_time = LaunchTime(rows.launches or PAIRS, rows.max_launches)
+        self.launch_time = LaunchTime(rows.launches or PAIRS,
+                                      rows.max_launches)
 
     def __call__(self, version: str, min_runs: int = 1,
                  whole: bool = False) -> Probe:

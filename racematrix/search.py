@@ -108,11 +108,10 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
         if len(reproducing) == 1:
             # To rule out: the other end and about half the probes between.
             end = reproducing[0]
-            runs = firming_runs(end.failures, end.runs, 1 + math.ceil(
-                math.log2(max(hi - lo, 2))) / 2)
-            if runs > end.runs:
-                look(v.index(end.version), runs, True)
-                reproducing = [tested[end.version]]
+            clean = 1 + math.ceil(math.log2(max(hi - lo, 2))) / 2
+            look(v.index(end.version),
+                 firming_runs(end.failures, end.runs, clean), True)
+            reproducing = [tested[end.version]]
         # The lower 95% bound at the reproducing end(s): "not reproduced" safe.
         rate = max(min(wilson_interval(p.failures, p.runs)[0]
                        for p in reproducing), 1e-4)
@@ -129,8 +128,8 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
     guesses = [v.index(str(g)) for g in guess if str(g) in v]
     while hi - lo > 1:
         # Each release between is looked at once: a placed one moves an end.
-        first = next((i for i in guesses if lo < i < hi and v[i] not in tested),
-                     None)
+        first = next((i for i in guesses
+                      if lo < i < hi and v[i] not in tested), None)
         mid = (lo + hi) // 2
         order = sorted(range(lo + 1, hi), key=lambda i: (
             i != first, abs(i - mid), i))
@@ -143,7 +142,8 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
             return result((lo, hi), f"the verdict flips between {v[lo]} and "
                           f"{v[hi]}; the releases between ({span}) could not "
                           f"be placed", **fields)
-        lo, hi = (index, hi) if tested[v[index]].verdict == low else (lo, index)
+        lo, hi = (index, hi) if tested[v[index]].verdict == low else \
+            (lo, index)
     what = (f"the bug is {'fixed' if low == 'reproduced' else 'introduced'}"
             if low in RACE else
             f"launch time {'rose' if low == 'alike' else 'fell'}")
@@ -154,9 +154,7 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
 def firming_runs(failures: int, runs: int, clean_probes: float) -> int:
     """``runs`` or a doubling, whichever costs the fewest runs in all with
     ``clean_probes`` releases ruled out at the rate's lower 95% bound."""
-    if not failures:
-        return runs
-    rate = failures / runs
+    rate = failures / runs  # 0: every doubling costs more
 
     def cost(total: int) -> float:
         low = wilson_interval(round(rate * total), total)[0]
