@@ -133,17 +133,17 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
         mid = (lo + hi) // 2
         order = sorted(range(lo + 1, hi), key=lambda i: (
             i != first, abs(i - mid), i))
-        index = next((i for i in order if v[i] not in tested
-                      and look(i, *how) in USABLE), None)
-        if index is None:
+        placed = next((i for i in order if v[i] not in tested
+                       and look(i, *how) in USABLE), None)
+        if placed is None:
             between = v[lo + 1:hi]
             span = between[0] if len(between) == 1 else \
                 f"{len(between)} releases, {between[0]} to {between[-1]}"
             return result((lo, hi), f"the verdict flips between {v[lo]} and "
                           f"{v[hi]}; the releases between ({span}) could not "
                           f"be placed", **fields)
-        lo, hi = (index, hi) if tested[v[index]].verdict == low else \
-            (lo, index)
+        lo, hi = (placed, hi) if tested[v[placed]].verdict == low else \
+            (lo, placed)
     what = (f"the bug is {'fixed' if low == 'reproduced' else 'introduced'}"
             if low in RACE else
             f"launch time {'rose' if low == 'alike' else 'fell'}")
