@@ -144,7 +144,7 @@ def test_a_price_probe_is_a_rows_suite_run_and_its_ab(e2e_python,
     from racematrix.probers import TRIES, ReleaseProber
     package, version = BUGGY.split("==")
     prober = ReleaseProber(Namespace(
-        package=package, python=e2e_python, extra=(), sim=True, timeout=120,
+        package=package, python=e2e_python, extra=(), sim=True,
         metric="launch-time"), str(PROJECT / ".nox"))
     probe = prober(version)
     assert probe.launch["unlocked_code"] is True, probe
