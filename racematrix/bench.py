@@ -33,7 +33,7 @@ from .markdown import render
 from .procs import stop_process_group
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, Verdict, load_raw_dirs
-from .venv import ProbeEnvironment
+from .install import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parent.parent

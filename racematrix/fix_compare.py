@@ -27,7 +27,7 @@ from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
                      own_tests, spec_text)
 from .suites import NONE
 from .tables import python_minor
-from .venv import ProbeEnvironment, read_environment
+from .install import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 NAMED_PACKAGES = ("numba", "numba-cuda", "llvmlite", "numpy")

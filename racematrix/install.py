@@ -1,6 +1,7 @@
 """Installing a release with its companions as of its upload by a ladder
 of ways (README "How releases are installed"), each checked by a smoke
-launch; an environment installed before is reused."""
+launch; an environment installed before is reused. Also environments made
+outside nox, and what any environment holds."""
 from __future__ import annotations
 
 import contextlib
@@ -28,7 +29,6 @@ from .envspec import EnvSpec
 from .procs import venv_environ
 from .provenance import now_iso
 from .suites import MWE_SUITE, RUNNER_TOOLS, Suite
-from .venv import read_environment, venv_python
 
 logger = logging.getLogger(__name__)
 MODULE_UNDER_TEST = "numba.cuda"
@@ -39,7 +39,46 @@ EXTRAS_VARIABLE = "RACEMATRIX_EXTRAS"  # space-separated; default cu12
 SEEDS = {"pip", "setuptools", "wheel"}  # what virtualenv puts in, kept
 Problem = tuple[str, str]  # (kind, reason); kind "skip", "bad-input", "error"
 RECORDED = ("way", "exclude_newer", "requirements", "attempts",
-            "implementation", "installer", "installed_at")
+            "implementation", "installer")
+# Every distribution by its normalised name: what rebuilds the environment.
+READ_ENVIRONMENT = r"""
+import json, platform, re, sys
+from importlib import metadata
+packages = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
+            for d in metadata.distributions() if d.metadata["Name"]}
+print(json.dumps({"python": platform.python_version(),
+                  "python_build": f"{platform.python_implementation()} "
+                                  f"{sys.version}".replace("\n", " "),
+                  "packages": dict(sorted(packages.items()))}))
+"""
+
+
+class ProbeEnvironment:
+    """An environment outside nox with the parts of a nox Session we use."""
+    venv_backend = "uv"
+
+    def __init__(self, location: str | Path, python: str) -> None:
+        # Absolute: the suite runs from a scratch folder.
+        self.location = Path(location).absolute()
+        self.bin = str(self.location / "bin")
+        self.python = python
+
+    def log(self, message: str) -> None:
+        logger.info("%s", message)
+
+    def create(self) -> None:
+        if not (self.location / "bin" / "python").exists():
+            subprocess.run(["uv", "venv", "-q", "-p", self.python,
+                            str(self.location)], check=True,
+                           env={"UV_PYTHON_DOWNLOADS": "never", **os.environ})
+
+
+def read_environment(session: Any) -> dict[str, Any]:
+    done = subprocess.run([f"{session.bin}/python", "-c", READ_ENVIRONMENT],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"cannot read the environment: {done.stderr}")
+    return json.loads(done.stdout)
 
 
 @dataclass
@@ -195,28 +234,15 @@ def prerelease_arguments(target: Target) -> list[str]:
 
 @dataclass
 class Installation:
-    """How a spec was installed, or the problem why it could not be."""
+    """How a spec was installed (a raw result's ``resolution``), or why not."""
     problem: Problem | None = None
-    way: str | None = None
-    exclude_newer: str | None = None
-    requirements: list[str] = field(default_factory=list)
-    # {way, outcome: ok/install-failed/import-failed/smoke-failed, reason}
-    attempts: list[dict[str, str]] = field(default_factory=list)
-    implementation: dict[str, Any] | None = None
-    installed_at: str | None = None  # an earlier run's, found intact
-    installer: str | None = None  # "uv", or "pip" under nox's virtualenv/venv
-    environment: dict[str, Any] | None = None  # venv.read_environment's
+    # RECORDED's fields; attempts: {way, outcome: ok/install-failed/
+    # import-failed/smoke-failed, reason}; a reused one: installed_at too.
+    resolution: dict[str, Any] = field(default_factory=lambda: dict(
+        way=None, exclude_newer=None, requirements=[], attempts=[],
+        implementation=None, installer=None))
+    environment: dict[str, Any] = field(default_factory=dict)  # its packages
     detail: str = ""  # the installer's output where the last way failed
-
-    @property
-    def packages(self) -> dict[str, str]:  # probers keeps it by name
-        return (self.environment or {}).get("packages", {})
-
-    def resolution(self) -> dict[str, Any]:
-        """The ``resolution`` field of a raw result."""
-        found = {k: getattr(self, k) for k in RECORDED[:-1]}
-        return {**found, "reused": True, "installed_at": self.installed_at} \
-            if self.installed_at else found
 
 
 def stops_the_ladder(problem: Problem,
@@ -241,9 +267,8 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
                      ) -> Installation:
     """Install by the first way passing the smoke, or reuse that install."""
     if shutil.which("uv") is None:
-        return Installation(problem=("bad-input", "uv is not on PATH: the "
-                                     "install ladder needs it (`pip install "
-                                     "uv`)"))
+        return Installation(("bad-input", "uv is not on PATH: the install "
+                             "ladder needs it (`pip install uv`)"))
     suite = suite or MWE_SUITE
     # A suite's own smoke code replaces the launch; the code under test
     # must still come from numba-cuda where the spec names it.
@@ -255,25 +280,25 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
                                      list(tools), SMOKE, smoke, provider])
                          .encode()).hexdigest()
     record = Path(session.bin).parent / INSTALLED
-    try:  # a warm run: nox reuses environments
-        noted = json.loads(record.read_text())
-        environment = read_environment(session)
+    # A warm run (nox reuses environments): none, or not this one: install.
+    with contextlib.suppress(OSError, ValueError, KeyError, RuntimeError):
+        noted, environment = json.loads(record.read_text()), \
+            read_environment(session)
         if noted["key"] == key and \
                 noted["packages"].items() <= environment["packages"].items():
             logger.info("install %s: as installed on %s (%s); reused",
                         " ".join(spec.requirements), noted["installed_at"],
                         noted["way"])
-            noted = {"installer": "uv", **noted}  # older records: all uv
-            return Installation(**{k: noted[k] for k in RECORDED},
-                                environment=environment)
-    except (OSError, ValueError, KeyError, RuntimeError):
-        pass  # none, or not this installation: install
+            noted.setdefault("installer", "uv")  # older records: all uv
+            return Installation(None, {
+                **{k: noted[k] for k in RECORDED}, "reused": True,
+                "installed_at": noted["installed_at"]}, environment)
     installation = run_ladder(session, spec, target(spec.requirements, tools),
                               smoke, provider)
     if installation.problem is None:
         record.write_text(json.dumps({
-            **installation.resolution(), "installed_at": now_iso(),
-            "key": key, "packages": installation.packages}))
+            **installation.resolution, "installed_at": now_iso(), "key": key,
+            "packages": installation.environment["packages"]}))
     return installation
 
 
@@ -282,8 +307,10 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
     """Each way in turn: uv resolves it, the environment gets exactly that
     (by pip under nox's virtualenv or venv backend), the smoke launch runs."""
     installer = "uv" if session.venv_backend == "uv" else "pip"
-    failed = Installation(problem=target.problem, installer=installer)
-    first, python = None, venv_python(session)
+    failed = Installation(target.problem)
+    resolution = failed.resolution
+    resolution["installer"] = installer
+    first, python = None, f"{session.bin}/python"
     run = functools.partial(subprocess.run, capture_output=True, text=True,
                             timeout=TIMEOUT)
     # --color never: FORCE_COLOR (on CI) would colour what sync reads back.
@@ -307,34 +334,33 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
             if done.returncode == 0 and stale:
                 done = run([python, "-m", "pip", "uninstall", "-q", "-y",
                             *sorted(stale)])
-        problem = found = None
         if done.returncode != 0:
             failed.detail = done.stdout + done.stderr
             problem = classify_install_failure(failed.detail, spec)
             outcome, reason = "install-failed", problem[1]
         else:
+            problem = None
             ran = run([python, "-c", SMOKE, *smoke], env=venv_environ(
                 session.bin, {"NUMBA_ENABLE_CUDASIM": "1"}))
             outcome, reason, found = parse_smoke(ran.stdout + ran.stderr,
                                                  provider)
-            failed.implementation = found or failed.implementation
-        failed.attempts.append({"way": way.name, "outcome": outcome,
-                                "reason": reason})
+            if found:
+                resolution["implementation"] = found
+        resolution["attempts"].append(
+            {"way": way.name, "outcome": outcome, "reason": reason})
         logger.info("install %s, %s%s: %s%s", " ".join(spec.requirements),
                     way.name, f" (index as of {way.exclude_newer})"
                     if way.exclude_newer else "", outcome,
                     f": {reason}" if reason else "")
         if outcome == "ok":
-            return Installation(None, way.name, way.exclude_newer,
-                                list(way.requirements), failed.attempts, found,
-                                installer=installer,
-                                environment=read_environment(session))
+            resolution.update(way=way.name, exclude_newer=way.exclude_newer,
+                              requirements=list(way.requirements))
+            return Installation(None, resolution, read_environment(session))
         first = first or problem
         if problem and stops_the_ladder(problem, target.release):
             failed.problem = problem
             break
-    if failed.problem is None:
-        failed.problem = give_up(failed.attempts, first)
+    failed.problem = failed.problem or give_up(resolution["attempts"], first)
     return failed
 
 

@@ -19,7 +19,7 @@ from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import (clear_stale, folder_problem, results_lock,
                      running_marker, scratch_folder, write_text_atomic)
-from .install import install_resolved
+from .install import ProbeEnvironment, install_resolved
 from .measurement import (Built, LaunchTime, Measurement, RaceSuite,
                           refuse_own_options, run_all, run_launch_time)
 from .probers import note_matrix_env
@@ -27,7 +27,6 @@ from .suites import patched_packages
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, make_raw, measured, read_raw, record
 from .report import build_report
-from .venv import ProbeEnvironment, read_environment
 
 if TYPE_CHECKING:
     import nox
@@ -61,7 +60,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
                              total, session.virtualenv.location)
 
     installation = install_resolved(session, spec, suite=suite)
-    base["resolution"] = installation.resolution()
+    base["resolution"] = installation.resolution
     if installation.problem:
         kind, reason = installation.problem
         if kind == "bad-input":  # not a measurement: no row for it
@@ -69,7 +68,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         if kind == "skip":
             return finish(skip_reason=reason)
         return finish(installation.detail, env_error=reason)
-    environment = installation.environment or read_environment(session)
+    environment = installation.environment
     if spec.patch:  # the diff for the first installed package it has
         patch, packages = matrix.patches[spec.patch], environment["packages"]
         package = next((name for name in patched_packages(spec)

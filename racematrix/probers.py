@@ -14,7 +14,7 @@ from typing import Any
 
 from .envspec import EnvSpec, project_config
 from .fileio import scratch_folder
-from .install import install_resolved
+from .install import ProbeEnvironment, install_resolved
 from .launch_time import MAX_PAIRS, PAIRS
 from .measurement import Built, LaunchTime, RaceSuite, run_all
 from .outcomes import RAN, Outcome
@@ -22,7 +22,6 @@ from .provenance import gpu_name
 from .rawresult import Verdict, decide_verdict
 from .search import PRICE, Probe, decide_probe
 from .suites import PROJECT
-from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +92,11 @@ class ReleaseProber:
                 env.create()
                 installation = install_resolved(env, spec)
                 if fresh or not installation.problem:
+                    resolved = {**installation.resolution, "packages":
+                                installation.environment.get("packages", {})}
                     for name in ("way", "exclude_newer", "implementation",
                                  "requirements", "attempts", "packages"):
-                        setattr(probe, name,
-                                copy.copy(getattr(installation, name)))
+                        setattr(probe, name, copy.copy(resolved[name]))
                 if installation.problem:
                     kind, reason = installation.problem
                     return self.keep(probe, "skipped" if kind == "skip"

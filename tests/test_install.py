@@ -170,49 +170,37 @@ def test_giving_up_keeps_the_reason():
     assert reason.endswith("(every way failed)")
 
 
-def test_resolution_has_the_raw_result_shape():
-    installation = install.Installation(
-        None, "as-of-upload", "2025-08-09T11:30:37Z", ["numba-cuda==0.18.1"],
-        [attempt("as-asked", "import-failed", "x"), attempt("as-of-upload", "ok")],
-        {"module": "numba.cuda", "distribution": "numba-cuda", "path": "/p"})
-    resolution = installation.resolution()
-    assert set(resolution) == {"way", "exclude_newer", "requirements",
-                               "attempts", "implementation", "installer"}
-    assert resolution["attempts"][1] == {"way": "as-of-upload", "outcome": "ok",
-                                         "reason": ""}
-    json.dumps(resolution)
-    installation.installed_at = "2026-11-30T10:00:00+00:00"
-    assert installation.resolution()["reused"] is True
-
-
 @pytest.mark.e2e  # builds a real environment from the package index
 def test_an_early_release_installs_through_the_ladder(tmp_path, e2e_python):
     from racematrix.envspec import EnvSpec
-    from racematrix.venv import ProbeEnvironment, read_environment
+    from racematrix.install import ProbeEnvironment, read_environment
     env = ProbeEnvironment(tmp_path / "env", e2e_python)
     env.create()
     spec = EnvSpec(e2e_python, ("numba-cuda==0.0.12",), True)
     # An early release that declares no dependency on numba: it imports
     # only once numba is named.
     installation = install.install_resolved(env, spec)
-    assert installation.problem is None, installation.attempts
-    assert [a["outcome"] for a in installation.attempts][-1] == "ok"
-    assert installation.way == "as-of-upload+extras+named"
-    assert installation.exclude_newer.startswith("2024-07-")
-    assert installation.implementation["distribution"] == "numba-cuda"
+    resolution = installation.resolution
+    assert installation.problem is None, resolution["attempts"]
+    assert set(resolution) == set(install.RECORDED)
+    assert [a["outcome"] for a in resolution["attempts"]][-1] == "ok"
+    assert resolution["way"] == "as-of-upload+extras+named"
+    assert resolution["exclude_newer"].startswith("2024-07-")
+    assert resolution["implementation"]["distribution"] == "numba-cuda"
     # Every package, named or not, is as the index had it on the day
     # (nothing newer left behind by an earlier way), and no pre-release.
-    packages = installation.packages
+    packages = installation.environment["packages"]
     assert packages == read_environment(env)["packages"]
     for name, version in packages.items():
         release = index.release_info(name, version)  # None: a pre-release
         assert release.upload_time.strftime("%Y-%m-%dT%H:%M:%SZ") <= \
-            installation.exclude_newer, (name, version)
+            resolution["exclude_newer"], (name, version)
     # A second install finds it intact and reuses it.
     again = install.install_resolved(env, spec)
-    assert again.resolution()["reused"] and again.way == installation.way
-    assert again.installer == installation.installer == "uv"
-    assert again.packages == packages
+    assert again.resolution.pop("reused") and again.resolution.pop(
+        "installed_at") and again.resolution == resolution
+    assert resolution["installer"] == "uv"
+    assert again.environment["packages"] == packages
 
 
 @pytest.mark.e2e  # a real environment, as nox's virtualenv backend makes it
@@ -222,8 +210,8 @@ def test_under_nox_defaults_pip_installs_exactly_the_pins(tmp_path, e2e_python):
     from nox.virtualenv import VirtualEnv
 
     from racematrix.envspec import EnvSpec
+    from racematrix.install import read_environment
     from racematrix.suites import Suite
-    from racematrix.venv import read_environment
     env = VirtualEnv(str(tmp_path / "env"), interpreter=e2e_python,
                      venv_backend="virtualenv")
     env.create()
@@ -233,11 +221,12 @@ def test_under_nox_defaults_pip_installs_exactly_the_pins(tmp_path, e2e_python):
     spec = EnvSpec(e2e_python, ("packaging==24.0",), True)
     installation = install.install_resolved(env, spec, suite=Suite(
         "tiny", tmp_path, re.compile("x"), smoke="import packaging"))
-    assert installation.problem is None, installation.attempts
-    assert installation.resolution()["installer"] == "pip"
+    assert installation.problem is None, installation.resolution
+    assert installation.resolution["installer"] == "pip"
     pins = subprocess.run(
         ["uv", "pip", "compile", "-q", "--no-header", "--no-annotate",
-         "--python", python, "-"], input="\n".join(installation.requirements),
+         "--python", python, "-"],
+        input="\n".join(installation.resolution["requirements"]),
         capture_output=True, text=True, check=True).stdout.split()
     packages = read_environment(env)["packages"]
     assert {n: v for n, v in packages.items() if n not in install.SEEDS} == \
