@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from . import index
 from .envspec import EnvSpec
@@ -120,16 +120,6 @@ class Target:
         return found + [c for c in self.companions or () if c not in present]
 
 
-# The ladder, in order: each way's name, whether it takes the index as of
-# the release's upload, and the requirements it asks for (tools added).
-WAYS: dict[str, tuple[bool, Callable[[Target], Iterable[str]]]] = {
-    "as-asked": (False, lambda t: t.requirements),
-    "as-of-upload": (True, lambda t: t.requirements),
-    "as-of-upload+extras": (True, Target.with_extras),
-    "as-of-upload+extras+named": (True, Target.named),
-}
-
-
 class Way(NamedTuple):
     name: str
     requirements: tuple[str, ...]
@@ -137,16 +127,17 @@ class Way(NamedTuple):
 
 
 def ways(target: Target) -> Iterator[Way]:
-    """The ways, lazily (lookups wait until one is reached), none repeated."""
-    seen = set()
-    for name, (as_of_upload, asks) in WAYS.items():
-        if as_of_upload and not (target.release and target.exclude_newer):
-            return
-        way = Way(name, (*asks(target), *target.tools),
-                  target.exclude_newer if as_of_upload else None)
-        if way[1:] not in seen:
-            seen.add(way[1:])
-            yield way
+    """The ladder in order, lazily (the companions are looked up once their
+    way is reached); a way that repeats the one before is left out."""
+    yield (last := Way("as-asked", (*target.requirements, *target.tools)))
+    if not (target.release and target.exclude_newer):
+        return
+    for name, asks in (("as-of-upload", lambda: target.requirements),
+                       ("as-of-upload+extras", target.with_extras),
+                       ("as-of-upload+extras+named", target.named)):
+        way = Way(name, (*asks(), *target.tools), target.exclude_newer)
+        if way[1:] != last[1:]:
+            yield (last := way)
 
 
 def pinned_release(requirements: Iterable[str]) -> tuple[str, str] | None:
@@ -221,12 +212,9 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
 
 def prerelease_arguments(target: Target) -> list[str]:
     """No pre-release, except of one required with a pre-release specifier."""
-    allowed: dict[str, None] = {}
-    for requirement in parsed((*target.requirements, *target.requires_dist)):
-        with contextlib.suppress(InvalidVersion):
-            if any(Version(s.version.rstrip(".*")).is_prerelease
-                   for s in requirement.specifier):
-                allowed[canonicalize_name(requirement.name)] = None
+    allowed = dict.fromkeys(canonicalize_name(r.name) for r in parsed(
+        (*target.requirements, *target.requires_dist))
+        if r.specifier.prereleases)  # packaging's rule: != never
     return ["--prerelease", "disallow", *[
         arg for name in allowed
         for arg in ("--prerelease-package", f"{name}=allow")]]

@@ -77,7 +77,9 @@ def test_ladder_order_and_what_each_way_passes():
     ways = list(install.ways(Target(
         ("numba-cuda==0.18.1", "numba==0.61.2"), TOOLS, ("numba-cuda", "0.18.1"),
         "2025-08-09T11:30:37Z", ("cu12",), companions=["numba"])))
-    assert [w.name for w in ways] == list(install.WAYS)
+    assert [w.name for w in ways] == [
+        "as-asked", "as-of-upload", "as-of-upload+extras",
+        "as-of-upload+extras+named"]
     assert ways[0] == Way("as-asked", ("numba-cuda==0.18.1", "numba==0.61.2",
                                        *TOOLS))
     assert ways[1].requirements == ways[0].requirements
@@ -125,6 +127,9 @@ def test_prereleases_are_disallowed_unless_required(data_dir):
         "--prerelease", "disallow", "--prerelease-package", "numba=allow"]
     assert arguments(["numba-cuda==0.19.2rc0"]) == [
         "--prerelease", "disallow", "--prerelease-package", "numba-cuda=allow"]
+    # Excluding a pre-release asks for none.
+    assert arguments(["numba-cuda==0.8.1"], ["numba!=0.61.1rc1"]) == [
+        "--prerelease", "disallow"]
 
 
 def test_smoke_outcomes_from_real_output(data_dir):
