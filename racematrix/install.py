@@ -189,24 +189,20 @@ def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
     """The target, with what the index says of its release where it says."""
     found = Target(tuple(requirements), tuple(tools),
                    pinned_release(requirements))
-    if found.release is None:
-        return found
-    name, version = found.release
     with contextlib.suppress(index.IndexLookupError):  # uv's try says why
-        info = index.release_info(name, version)
-        if info is None:
+        if not (found.release and (info := index.release_info(*found.release))):
             return found
         if info.yanked:
             why = next((f" ({f.yanked_reason})" for f in info.files
                         if f.yanked_reason), "")
-            found.problem = ("skip", f"{name}=={version} is yanked on the "
-                                     f"index{why}")
+            found.problem = ("skip", f"{'=='.join(found.release)} is yanked "
+                                     f"on the index{why}")
         if info.upload_time:
             found.exclude_newer = exclude_newer_for(info.upload_time)
-        if metadata := index.release_metadata(name, version):
-            declared, requires = index.parse_core_metadata(metadata)
-            found.extras = wanted_extras(declared)
-            found.requires_dist = tuple(requires)
+        declared, requires = index.parse_core_metadata(
+            index.release_metadata(*found.release) or "")
+        found.extras = wanted_extras(declared)
+        found.requires_dist = tuple(requires)
     return found
 
 
@@ -383,20 +379,15 @@ def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
                 *found.groups(), python=spec.python,
                 cause=index.network_cause(output),
                 near=f"; nearest on the index: {', '.join(near)}" * bool(near))
-    return "error", f"install failed: {install_cause(output)}"
-
-
-def install_cause(output: str) -> str:
-    """uv's error and its last ``cause:`` line, as one line."""
+    # Else uv's error and its last ``cause:`` line, as one line.
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    error = next((line for line in lines if re.match(r"(error|ERROR):", line)),
-                 None)
-    if error is None:
-        return (lines[-1] if lines else "no output")[:200]
+    error = next((line.split(":", 1)[1].strip() for line in lines
+                  if re.match(r"(error|ERROR):", line)),
+                 lines[-1] if lines else "no output")
     causes = [line.removeprefix("cause:").strip() for line in lines
               if line.startswith("cause:")]
-    return (error.split(":", 1)[1].strip()
-            + (f" ({causes[-1]})" if causes else ""))[:200]
+    return "error", "install failed: " + (
+        error + (f" ({causes[-1]})" if causes else ""))[:200]
 
 
 def parse_smoke(output: str, provider: str | None = None
@@ -410,16 +401,15 @@ def parse_smoke(output: str, provider: str | None = None
     error = next((line for line in reversed(lines)
                   if re.search("[Ee]rror", line)),
                  lines[-1] if lines else "no output")[:400]
-    source = (found or {}).get("distribution") or "no installed distribution"
     if found is None:
         return "import-failed", error, None
+    source = found["distribution"] or "no installed distribution"
     if provider and canonicalize_name(source) != canonicalize_name(provider):
         return "import-failed", (
             f"{found['module']} comes from {source}, not from {provider}: "
             f"this release does not provide the code under test"), found
-    if "launched" not in stages:
-        return "smoke-failed", error, found
-    return "ok", "", found
+    return ("ok", "", found) if "launched" in stages else (
+        "smoke-failed", error, found)
 
 
 # ``python -c SMOKE module [code]``: where the module comes from, then one
