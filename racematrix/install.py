@@ -13,9 +13,9 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -140,29 +140,6 @@ def ways(target: Target) -> Iterator[Way]:
             yield (last := way)
 
 
-def pinned_release(requirements: Iterable[str]) -> tuple[str, str] | None:
-    for requirement in map(Requirement, requirements):
-        pins = list(requirement.specifier)
-        if len(pins) == 1 and pins[0].operator in ("==", "===") \
-                and "*" not in pins[0].version:
-            return canonicalize_name(requirement.name), pins[0].version
-    return None
-
-
-def exclude_newer_for(upload_time: datetime) -> str:
-    """A day after the upload, UTC, rounded up to the second."""
-    return (upload_time + UPLOAD_MARGIN + timedelta(microseconds=999_999)
-            ).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def wanted_extras(declared: Iterable[str],
-                  environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
-    """The declared extras named exactly (``cu12``, never ``test-cu12``)."""
-    wanted = {canonicalize_name(e)
-              for e in environ.get(EXTRAS_VARIABLE, "cu12").split()}
-    return tuple(e for e in declared if canonicalize_name(e) in wanted)
-
-
 def parsed(texts: Iterable[str]) -> Iterator[Requirement]:
     """The requirements, those malformed left out (as installers do)."""
     for text in texts:
@@ -186,22 +163,35 @@ def successor_companions(own_requires: Iterable[str],
 
 
 def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
-    """The target, with what the index says of its release where it says."""
-    found = Target(tuple(requirements), tuple(tools),
-                   pinned_release(requirements))
+    """The target: its release (the first requirement pinned exactly) and
+    what the index says of that release, where it says."""
+    found = Target(tuple(requirements), tuple(tools))
+    for requirement in map(Requirement, found.requirements):
+        pin = list(requirement.specifier)
+        if len(pin) == 1 and pin[0].operator in ("==", "===") \
+                and "*" not in pin[0].version:
+            found.release = canonicalize_name(requirement.name), pin[0].version
+            break
     with contextlib.suppress(index.IndexLookupError):  # uv's try says why
-        if not (found.release and (info := index.release_info(*found.release))):
+        if found.release is None or not (
+                info := index.release_info(*found.release)):
             return found
         if info.yanked:
             why = next((f" ({f.yanked_reason})" for f in info.files
                         if f.yanked_reason), "")
             found.problem = ("skip", f"{'=='.join(found.release)} is yanked "
                                      f"on the index{why}")
-        if info.upload_time:
-            found.exclude_newer = exclude_newer_for(info.upload_time)
+        if info.upload_time:  # a day after, UTC, rounded up to the second
+            found.exclude_newer = (info.upload_time + UPLOAD_MARGIN + timedelta(
+                microseconds=999_999)).astimezone(timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
         declared, requires = index.parse_core_metadata(
             index.release_metadata(*found.release) or "")
-        found.extras = wanted_extras(declared)
+        # The declared extras named exactly (cu12, never test-cu12).
+        wanted = {canonicalize_name(e)
+                  for e in os.environ.get(EXTRAS_VARIABLE, "cu12").split()}
+        found.extras = tuple(e for e in declared
+                             if canonicalize_name(e) in wanted)
         found.requires_dist = tuple(requires)
     return found
 

@@ -31,34 +31,68 @@ def upload_time(data_dir, version):
     return release.upload_time
 
 
+@pytest.fixture
+def data_index(data_dir, monkeypatch):
+    """The package index as the data's trimmed copies have it."""
+    def releases(package):
+        data = json.loads((data_dir / f"index-{package}.json").read_text())
+        return index.releases_from_packages(
+            ProjectPage.from_json_data(data).packages)
+
+    def release_metadata(package, version):
+        path = data_dir / f"metadata-{package}-{version}.txt"
+        return path.read_text() if path.exists() else None
+    monkeypatch.setattr(index, "releases", releases)
+    monkeypatch.setattr(index, "release_metadata", release_metadata)
+
+
 @pytest.mark.parametrize("requirements, release", [
     (["numba-cuda==0.18.1", "numba"], ("numba-cuda", "0.18.1")),
     (["cuda-bindings<13", "Numba_Cuda[cu12]==0.18.1"], ("numba-cuda", "0.18.1")),
     (["numba>=0.60", "numba-cuda==0.*"], None),
     (["numba"], None),
 ])
-def test_the_release_is_the_first_exact_pin(requirements, release):
-    assert install.pinned_release(requirements) == release
+def test_the_release_is_the_first_exact_pin(data_index, requirements, release):
+    assert install.target(requirements).release == release
 
 
-def test_exclude_newer_is_one_day_after_the_upload(data_dir):
+def test_a_release_is_installed_as_of_a_day_after_its_upload(
+        data_dir, data_index):
+    found = install.target(["numba-cuda==0.18.1"], TOOLS)
+    moment = datetime.strptime(found.exclude_newer, "%Y-%m-%dT%H:%M:%SZ"
+                               ).replace(tzinfo=timezone.utc)
     uploaded = upload_time(data_dir, "0.18.1")
-    date = install.exclude_newer_for(uploaded)
-    moment = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=timezone.utc)
     assert 0 <= (moment - uploaded).total_seconds() - 86400 < 1
+    assert "numba>=0.60.0" in found.requires_dist and found.problem is None
 
 
-@pytest.mark.parametrize("environ, wanted", [
-    ({}, ("cu12",)), ({"RACEMATRIX_EXTRAS": "cu13"}, ()),
-    ({"RACEMATRIX_EXTRAS": "CU12  cu11"}, ("cu11", "cu12")),
-    ({"RACEMATRIX_EXTRAS": "cu"}, ()), ({"RACEMATRIX_EXTRAS": ""}, ()),
+@pytest.mark.parametrize("extras, wanted", [
+    (None, ("cu12",)), ("cu13", ()), ("CU12  cu11", ("cu11", "cu12")),
+    ("cu", ()), ("", ()),
 ])
-def test_extras_are_the_declared_ones_named_exactly(data_dir, environ, wanted):
-    declared, _ = metadata(data_dir, "0.18.1")
-    assert "test-cu12" in declared
-    assert install.wanted_extras(declared, environ) == wanted
-    assert install.wanted_extras(metadata(data_dir, "0.0.12")[0]) == ()
+def test_extras_are_the_declared_ones_named_exactly(
+        data_dir, data_index, monkeypatch, extras, wanted):
+    monkeypatch.delenv("RACEMATRIX_EXTRAS", raising=False)
+    if extras is not None:
+        monkeypatch.setenv("RACEMATRIX_EXTRAS", extras)
+    assert "test-cu12" in metadata(data_dir, "0.18.1")[0]
+    assert install.target(["numba-cuda==0.18.1"]).extras == wanted
+    assert install.target(["numba-cuda==0.0.12"]).extras == ()
+
+
+def test_a_yanked_release_is_a_skip_with_the_index_reason(data_index):
+    kind, reason = install.target(["cuda-python==11.8.4"]).problem
+    assert kind == "skip"
+    assert reason.startswith("cuda-python==11.8.4 is yanked on the index "
+                             "(https://")
+    assert install.target(["cuda-python==11.8.3"]).problem is None
+
+
+def test_the_named_way_adds_what_the_next_release_declares(data_index):
+    ways = list(install.ways(install.target(["numba-cuda==0.0.12"], TOOLS)))
+    assert [w.name for w in ways] == [
+        "as-asked", "as-of-upload", "as-of-upload+extras+named"]
+    assert ways[-1].requirements == ("numba-cuda==0.0.12", "numba", *TOOLS)
 
 
 def test_successor_names_the_dependencies_a_release_lacks(data_dir):
