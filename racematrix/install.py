@@ -5,6 +5,7 @@ outside nox, and what any environment holds."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -38,8 +39,9 @@ UPLOAD_MARGIN = timedelta(days=1)  # companions usually land the same day
 EXTRAS_VARIABLE = "RACEMATRIX_EXTRAS"  # space-separated; default cu12
 SEEDS = {"pip", "setuptools", "wheel"}  # what virtualenv puts in, kept
 Problem = tuple[str, str]  # (kind, reason); kind "skip", "bad-input", "error"
-RECORDED = ("way", "exclude_newer", "requirements", "attempts",
-            "implementation", "installer")
+# A row's ``resolution`` before any way: what an install records.
+UNRESOLVED = dict(way=None, exclude_newer=None, requirements=[], attempts=[],
+                  implementation=None, installer=None)
 # Every distribution by its normalised name: what rebuilds the environment.
 READ_ENVIRONMENT = r"""
 import json, platform, re, sys
@@ -210,11 +212,10 @@ def prerelease_arguments(target: Target) -> list[str]:
 class Installation:
     """How a spec was installed (a raw result's ``resolution``), or why not."""
     problem: Problem | None = None
-    # RECORDED's fields; attempts: {way, outcome: ok/install-failed/
+    # UNRESOLVED's fields; attempts: {way, outcome: ok/install-failed/
     # import-failed/smoke-failed, reason}; a reused one: installed_at too.
-    resolution: dict[str, Any] = field(default_factory=lambda: dict(
-        way=None, exclude_newer=None, requirements=[], attempts=[],
-        implementation=None, installer=None))
+    resolution: dict[str, Any] = field(
+        default_factory=lambda: copy.deepcopy(UNRESOLVED))
     environment: dict[str, Any] = field(default_factory=dict)  # its packages
     detail: str = ""  # the installer's output where the last way failed
 
@@ -265,7 +266,7 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
                         noted["way"])
             noted.setdefault("installer", "uv")  # older records: all uv
             return Installation(None, {
-                **{k: noted[k] for k in RECORDED}, "reused": True,
+                **{k: noted[k] for k in UNRESOLVED}, "reused": True,
                 "installed_at": noted["installed_at"]}, environment)
     installation = run_ladder(session, spec, target(spec.requirements, tools),
                               smoke, provider)
