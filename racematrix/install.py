@@ -107,16 +107,18 @@ class Target:
         return found
 
     def named(self) -> list[str]:
-        """That, the others by name, and the companions its successor names."""
+        """That, the others by name, and the companions: what the first later
+        release declaring any dependency declares and this one does not."""
         if self.companions is None and self.release:
             name, version = self.release
             self.companions = []  # where the index cannot say
             with contextlib.suppress(index.IndexLookupError):
-                self.companions = successor_companions(self.requires_dist, (
-                    index.parse_core_metadata(
-                        index.release_metadata(name, str(later)) or "")[1]
-                    for later in index.list_releases(name)
-                    if later > Version(version)))
+                later = (dependencies(index.parse_core_metadata(
+                    index.release_metadata(name, str(v)) or "")[1])
+                    for v in index.list_releases(name) if v > Version(version))
+                own = dependencies(self.requires_dist)
+                self.companions = [n for n in next(filter(None, later), [])
+                                   if n not in own]
         found = self.with_extras(unpin_others=True)
         present = {canonicalize_name(Requirement(r).name) for r in found}
         return found + [c for c in self.companions or () if c not in present]
@@ -151,17 +153,10 @@ def parsed(texts: Iterable[str]) -> Iterator[Requirement]:
             continue
 
 
-def successor_companions(own_requires: Iterable[str],
-                         later_requires: Iterable[Iterable[str]]) -> list[str]:
-    """What the first later release declaring any dependency declares."""
-    def names(requires: Iterable[str]) -> list[str]:
-        return list(dict.fromkeys(canonicalize_name(r.name) for r in parsed(
-            requires) if "extra" not in str(r.marker or "")))
-    own = names(own_requires)
-    for later in map(names, later_requires):
-        if later:
-            return [n for n in later if n not in own]
-    return []
+def dependencies(requires: Iterable[str]) -> list[str]:
+    """The names of a release's dependencies, its extras' apart."""
+    return list(dict.fromkeys(canonicalize_name(r.name) for r in parsed(
+        requires) if "extra" not in str(r.marker or "")))
 
 
 def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
