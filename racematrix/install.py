@@ -285,13 +285,13 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
                             timeout=TIMEOUT)
     # --color never: FORCE_COLOR (on CI) would colour what sync reads back.
     common = ["--color", "never", "--python", python, "--only-binary", ":all:"]
-    for way in ways(target) if not target.problem else ():
-        date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
+    for way, requirements, date in ways(target) if not target.problem else ():
         # Resolved alone, then the environment made exactly that (uv pip
         # install keeps installed packages that satisfy, newer or not).
         done = run(["uv", "pip", "compile", "-q", "--no-header", *common,
-                    *prerelease_arguments(target), *date, "-"],
-                   input="\n".join(way.requirements))
+                    *prerelease_arguments(target),
+                    *(["--exclude-newer", date] if date else []), "-"],
+                   input="\n".join(requirements))
         pins = done.stdout
         if done.returncode == 0 and installer == "uv":
             done = run(["uv", "pip", "sync", "-q", *common, "-"], input=pins)
@@ -317,14 +317,13 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
             if found:
                 resolution["implementation"] = found
         resolution["attempts"].append(
-            {"way": way.name, "outcome": outcome, "reason": reason})
-        logger.info("install %s, %s%s: %s%s", " ".join(spec.requirements),
-                    way.name, f" (index as of {way.exclude_newer})"
-                    if way.exclude_newer else "", outcome,
+            {"way": way, "outcome": outcome, "reason": reason})
+        logger.info("install %s, %s%s: %s%s", " ".join(spec.requirements), way,
+                    f" (index as of {date})" if date else "", outcome,
                     f": {reason}" if reason else "")
         if outcome == "ok":
-            resolution.update(way=way.name, exclude_newer=way.exclude_newer,
-                              requirements=list(way.requirements))
+            resolution.update(way=way, exclude_newer=date,
+                              requirements=list(requirements))
             return Installation(None, resolution, read_environment(session))
         first = first or problem
         if problem and stops_the_ladder(problem, target.release):
