@@ -1,7 +1,6 @@
-"""Installing a release with its companions as of its upload by a ladder
-of ways (README "How releases are installed"), each checked by a smoke
-launch; an environment installed before is reused. Also environments made
-outside nox, and what any environment holds."""
+"""Installing a release with its companions as of its upload, by a ladder
+of ways each checked by a smoke launch (README "How releases are
+installed"), or reusing that install; environments made outside nox."""
 from __future__ import annotations
 
 import contextlib
