@@ -2,7 +2,6 @@
 (``PARTS``) as data, timed against scratch folders into results/bench.*."""
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -22,8 +21,6 @@ from importlib.metadata import distributions, version
 from pathlib import Path
 from typing import Any
 
-from nox.sessions import _normalize_path  # nox's own name for a session's folder
-
 from . import launch_time
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
@@ -33,7 +30,6 @@ from .markdown import render
 from .procs import stop_process_group
 from .provenance import machine_info, now_iso
 from .rawresult import RawResult, Verdict, load_raw_dirs
-from .install import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parent.parent
@@ -49,7 +45,7 @@ class Part:
     """One part: what nox runs, where, and what is read after."""
     label: str
     nox: tuple[str, ...]
-    read: str = "rows"  # rows (the matrix's), bisect, tests or workload
+    read: str = "rows"  # rows (the matrix's), bisect or tests
     environ: Mapping[str, str] = field(default_factory=dict)
     clone: bool = False  # in a fresh clone: the committed files, no .nox
     new_user: bool = False  # a clone, nox alone on NEW_USER_PYTHON, script mode
@@ -69,8 +65,6 @@ DEFAULTS_PYTHON = {"MATRIX_PYTHONS": "3.12"}
 # dependencies: nox's script mode makes their environment in the clone's .nox.
 NEW_USER_PYTHON = "3.13"
 PARTS = {
-    "workload": Part("launch workload: which A/B tells lock from no lock",
-                     (), "workload"),
     "cold": Part("cold: a fresh clone, empty caches (uv's, matplotlib's, "
                  "all of XDG_CACHE_HOME), nox on Python 3.13 alone",
                  MATRIX, new_user=True, environ={
@@ -108,11 +102,6 @@ def parse_args(argv: list[str]) -> list[str]:
 
 def run_part(part: Part, scratch: Path) -> dict[str, Any]:
     """Run one part: its figures, read from what it wrote."""
-    clock = time.perf_counter()
-    if part.read == "workload":
-        return {"label": part.label, "exit": 0, **workload_run(),
-                "command": "nox -s bench -- --parts workload",
-                "seconds": round(time.perf_counter() - clock, 1)}
     results = Path(tempfile.mkdtemp(dir=scratch))
     if part.rerun:
         shutil.copytree(PROJECT / "results" / "raw", results / "raw")
@@ -232,82 +221,12 @@ def matrix_figures(raws: list[RawResult], environ: Mapping[str, str]
                           for verdict, counts in decisions.items()}}
 
 
-# Candidates (switch interval s, device calls per thread; 32 threads), each
-# at each load (busy processes). Left out: 5e-3 s x 1,000, the rows' old one
-# (6-10 s a row under load; one A/B past 7 min idle, 2026-12-02 00:06 UTC),
-# and 1e-6 s x 100 (6 of 6 idle, none under load, 2026-12-01).
-WORKLOAD_CANDIDATES = ((1e-4, 100), (1e-4, 30))
-WORKLOAD_LOADS = (0, 2)
-WORKLOAD_PYTHONS = ("3.10", "3.11", "3.12")
-# Rows with the race timed per Python (beside every row without it).
-WORKLOAD_RACY = 3
-
-
 def mwe_rows(python: str, raws: Path = PROJECT / "results" / "raw"
              ) -> list[RawResult]:
     """The committed MWE rows of ``python`` (simulator on, unpatched)."""
     return [row for _, row in load_raw_dirs(sorted(raws.glob(
         f"py{python}-*-sim1.json"))) if row.get("suite", "mwe") == "mwe"
         and "patch" not in row["spec"]]
-
-
-def workload_envs(python: str, raws: Path = PROJECT / "results" / "raw",
-                  envs: Path = ENVS) -> list[tuple[str, str, Path]]:
-    """(env, verdict, folder) of those rows that nox has a folder for (its
-    name for the row's own session)."""
-    found: dict[str, list[tuple[str, str, Path]]] = {
-        Verdict.REPRODUCED: [], Verdict.NOT_REPRODUCED: []}
-    for row in mwe_rows(python, raws):
-        words = shlex.split(row["command"])
-        folder = Path(_normalize_path(str(envs), words[words.index("-s") + 1]))
-        if row["verdict"] in found and (folder / "bin/python").exists():
-            found[row["verdict"]].append((row["env"], row["verdict"], folder))
-    racy = found[Verdict.REPRODUCED]
-    return racy[::max(1, len(racy) // WORKLOAD_RACY)][:WORKLOAD_RACY] + \
-        found[Verdict.NOT_REPRODUCED]
-
-
-def workload_run() -> dict[str, Any]:
-    """Each candidate workload's A/B in each release's environment: right
-    where a release without the race reads slower, one with it alike."""
-    from .measurement import run_launch_time
-    candidates = []
-    for load, python, (interval, calls) in itertools.product(
-            WORKLOAD_LOADS, WORKLOAD_PYTHONS, WORKLOAD_CANDIDATES):
-        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                for _ in range(load)]
-        rows: list[dict[str, Any]] = []
-        try:
-            for env_id, verdict, folder in workload_envs(python):
-                clock = time.perf_counter()
-                try:
-                    record = run_launch_time(ProbeEnvironment(
-                        folder, python), True, ("--switch-interval",
-                        str(interval), "--device-calls", str(calls)),
-                        timeout=600)
-                except subprocess.TimeoutExpired:  # placed nowhere: wrong
-                    record = {"decision": "stopped at 600 s"}
-                rows.append({"env": env_id, "verdict": verdict,
-                             **{key: record.get(key) for key in
-                                ("ratio", "idle_cpus", "decision")},
-                             "seconds": round(time.perf_counter() - clock, 2)})
-        finally:
-            for process in busy:
-                process.kill()
-                process.wait()
-        right = sum(row["decision"] == ("slower" if row["verdict"] ==
-                                        Verdict.NOT_REPRODUCED else "alike")
-                    for row in rows)
-        candidates.append({
-            "python": python, "switch_interval": interval,
-            "device_calls": calls, "load": load, "rows": rows, "right": right,
-            "of": len(rows), "seconds_per_row": round(
-                sum(r["seconds"] for r in rows) / max(len(rows), 1), 2)})
-        logger.info(f"workload: load {load}, {python}, {interval:g} s, "
-                    f"{calls} calls: {right} of {len(rows)} right")
-    return {"candidates": candidates, "summary": "; ".join(
-        f"load {c['load']} {c['python']} {c['switch_interval']:g} s x "
-        f"{c['device_calls']}: {c['right']}/{c['of']}" for c in candidates)}
 
 
 def fill_pip_cache(python: str, scratch: Path) -> None:
@@ -376,5 +295,7 @@ def render_bench(data: dict[str, Any]) -> str:
     rows_workload = {"switch_interval": launch_time.SWITCH_INTERVAL,
                      "device_calls": launch_time.DEVICE_CALLS,
                      "idle_wait": launch_time.IDLE_WAIT}
+    # The study that chose the rows' workload, as recorded (no longer run).
     return render("bench.md", data=data, parts=parts, host_loop=HOST_LOOP,
-                  warm=parts.get("warm", {}), rows_workload=rows_workload)
+                  warm=parts.get("warm", {}), rows_workload=rows_workload,
+                  study=data["parts"].get("workload"))

@@ -1,5 +1,4 @@
-"""The results folder: files written whole under one lock, running markers,
-what a killed run left behind."""
+"""The results folder: atomic writes, its lock; what a killed run left."""
 from __future__ import annotations
 
 import json
@@ -7,8 +6,6 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +26,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}")
     try:
-        with open(temporary, "x", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        temporary.write_text(text, encoding="utf-8", newline="")
         if path.exists():
             shutil.copymode(path, temporary)
         os.replace(temporary, path)
@@ -64,48 +60,16 @@ def scratch_folder() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
 
 
-def pid_alive(pid: str | int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except PermissionError:  # alive, someone else's
-        pass
-    except (ValueError, OSError, OverflowError):
-        return False
-    return True
-
-
-@contextmanager
-def running_marker(results_dir: str | Path, env_id: str
-                   ) -> Iterator[Callable[[], int]]:
-    """Mark this session running; yields a count of those running now."""
-    folder = Path(results_dir) / ".running"
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / f"{env_id}.{os.getpid()}"
-    marker.write_text(str(os.getpid()))
-    try:
-        yield lambda: count_running(folder)
-    finally:
-        marker.unlink(missing_ok=True)
-
-
-def count_running(folder: Path) -> int:
-    """The markers of live processes (the others are removed)."""
-    for marker in folder.iterdir():
-        if not pid_alive(marker.suffix.lstrip(".")):
-            marker.unlink(missing_ok=True)
-    return len(list(folder.iterdir()))
-
-
-def clear_stale(results_dir: str | Path) -> tuple[int, int]:
-    """Remove dead processes' markers and scratch folders; both counts."""
-    folder = Path(results_dir) / ".running"
-    markers = len(list(folder.iterdir())) - count_running(folder) \
-        if folder.is_dir() else 0
-    scratch = 0
+def clear_stale() -> int:
+    """Remove the scratch folders of processes that are gone; how many."""
+    cleared = 0
     for found in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-        pid = found.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
-        if found.is_dir() and not pid_alive(pid):
+        pid = found.name.removeprefix(SCRATCH_PREFIX).split("-")[0]
+        try:
+            os.kill(int(pid), 0)
+        except PermissionError:  # alive, someone else's
+            continue
+        except (ValueError, OSError, OverflowError):
             shutil.rmtree(found, ignore_errors=True)
-            scratch += 1
-    return markers, scratch
-
+            cleared += 1
+    return cleared

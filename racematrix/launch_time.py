@@ -25,8 +25,8 @@ except ImportError:
 MWE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))), "mwe")
 
-# The row's workload and rule, chosen by `nox -s bench -- --parts workload`
-# (results/bench.md, "The launch workload").
+# The row's workload and rule, chosen by a study of candidates idle and under
+# load (results/bench.md, "The launch workload").
 PAIRS = 3            # pairs at least (a row needs >= 3 launches a side)
 MAX_PAIRS = 8        # at most, while undecided
 DEVICE_CALLS = 30    # device-function calls per thread per launch

@@ -18,7 +18,7 @@ from . import patching
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import (clear_stale, folder_problem, results_lock,
-                     running_marker, scratch_folder, write_text_atomic)
+                     scratch_folder, write_text_atomic)
 from .install import ProbeEnvironment, install_resolved
 from .measurement import (Built, LaunchTime, Measurement, RaceSuite,
                           refuse_own_options, run_all, run_launch_time)
@@ -86,10 +86,9 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
     if suite.launch_time and config.launches:  # its own A/B: no other row
         measurements.append(LaunchTime(
             config.launches, config.max_launches))
-    with running_marker(results_dir, spec.env_id) as running, \
-            scratch_folder() as scratch:
+    with scratch_folder() as scratch:
         fields = run_all(measurements, Built(
-            session, spec, suite, environment=environment, running=running,
+            session, spec, suite, environment=environment,
             scratch=Path(scratch)))
     return finish(fields.pop("env_error_detail", None),
                   **{**environment, **fields})
@@ -100,10 +99,9 @@ def check_results_folder(results_dir: str | Path) -> None:
     if problem := folder_problem(results_dir):
         raise BadInput(f"{problem}; set RACEMATRIX_RESULTS to a folder you "
                        f"can write")
-    markers, scratch = clear_stale(results_dir)
-    if markers or scratch:
-        logger.info("cleared what a killed run left: %d running marker(s), "
-                    "%d scratch folder(s)", markers, scratch)
+    if scratch := clear_stale():
+        logger.info("cleared what a killed run left: %d scratch folder(s)",
+                    scratch)
 
 
 def run_id(parallel: bool) -> int:

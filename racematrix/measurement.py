@@ -1,14 +1,15 @@
 """Measurements of a built environment, each returning its raw fields: the
 race suite (its JUnit XML) and launch time (``launch_time``'s A/B). A new
-metric is a class like these plus ``schemas/raw-fields/<field>.schema.json``."""
+metric is a class like these plus its field in ``schemas/raw.schema.json``."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +36,6 @@ class Built:
     spec: EnvSpec
     suite: Suite = MWE_SUITE
     environment: dict[str, Any] = field(default_factory=dict)
-    running: Callable[[], int] = field(default=lambda: 1)
     scratch: Path | None = None
     # Added by measurements that ride along in the suite's pytest process.
     pytest_args: tuple[str, ...] = ()
@@ -149,28 +149,23 @@ class RaceSuite:
                  "NUMBA_ENABLE_CUDASIM": str(int(built.spec.sim))},
                 self.echo, cwd=scratch)
             seconds = time.monotonic() - started
-            try:
-                return MweRun(returncode, tail, seconds,
-                              *outcomes.parse_junit(junit, suite.signature))
-            except outcomes.JUnitError:
-                return MweRun(returncode, tail, seconds, None, None)
+            return MweRun(returncode, tail, seconds, *outcomes.parse_junit(
+                junit, suite.signature) or (None, None))
 
     def measure(self, built: Built) -> dict[str, Any]:
-        concurrency = built.running()
+        load = os.getloadavg()[0]
         run = self.last_run = self.run(built)
         usage = usage_error(run)
         if usage:
             raise BadInput(usage)
         fields: dict[str, Any] = {
             "pytest_seconds": round(run.seconds, 2),
-            "concurrency": max(concurrency, built.running()),
+            "load": [round(load, 2), round(os.getloadavg()[0], 2)],
             "pytest_output": "\n".join(run.tail)}
         if run.runs is None or run.suite is None:
             return {**fields, "env_error": run.no_report_reason(
                 self.pytest_args), "env_error_detail": "\n".join(run.tail)}
         summary = outcomes.summarize(run.runs, self.count)
-        if built.suite.name != MWE_SUITE.name:
-            summary.update(outcomes.suite_evidence(run.runs))
         packages, kinds = built.environment.get("packages", {}), built.suite.kinds
         return {**fields, "counts": summary.pop("counts"), "summary": summary,
                 "settings": {key: value for key, value in run.suite.items()
@@ -234,5 +229,4 @@ class LaunchTime:
         except (OSError, ValueError, KeyError):
             record = empty_record("the suite's process wrote no launch-time "
                                   "record")
-        record["concurrency"] = built.running()
         return {"launch_seconds": record}

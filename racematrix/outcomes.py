@@ -1,5 +1,4 @@
-"""pytest's JUnit XML: each test run classified, counted per test and kind,
-and a client suite's evidence."""
+"""pytest's JUnit XML: each test run classified and counted."""
 from __future__ import annotations
 
 import enum
@@ -10,9 +9,8 @@ import statistics
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 # The race's signature: the simulator names the thread, then the attribute
 # lookup on the real ``numba.cuda`` module fails. Nothing else produces it.
@@ -39,17 +37,13 @@ class Outcome(str, enum.Enum):
 RAN = (Outcome.TARGET, Outcome.OTHER, Outcome.HANG, Outcome.PASS)
 
 
-class JUnitError(ValueError):
-    """The JUnit XML file is missing or cannot be read."""
-
-
 @dataclass(frozen=True)
 class RunRecord:
     name: str
     outcome: Outcome
-    message: str = ""
-    properties: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
+    message: str
+    properties: dict[str, str]
+    seconds: float
 
 
 def base_test_name(name: str, repeat_count: int) -> str:
@@ -73,30 +67,27 @@ def classify_outcome(kind: str | None, text: str,
 
 
 def parse_junit(path: str | Path, signature: re.Pattern[str] = RACE_SIGNATURE
-                ) -> tuple[dict[str, str], list[RunRecord]]:
-    """(suite properties, [RunRecord]) from a pytest JUnit XML file."""
+                ) -> tuple[dict[str, str], list[RunRecord]] | None:
+    """(suite properties, [RunRecord]) from pytest's JUnit XML, or None."""
     try:
         root = ElementTree.parse(path).getroot()
-    except (OSError, ElementTree.ParseError) as error:
-        raise JUnitError(f"cannot read JUnit XML {path}: {error}") from None
-    suite_properties: dict[str, str] = {}
-    runs: list[RunRecord] = []
-    for suite in [root] if root.tag == "testsuite" else root.findall("testsuite"):
-        suite_properties.update(_properties(suite))
-        for case in suite.iter("testcase"):
-            result = next((child for child in case
-                           if child.tag in ("failure", "error", "skipped")),
-                          None)
-            message, text = ("", "") if result is None else (
-                result.get("message") or "", result.text or "")
-            lines = [line.strip() for line in (message or text).splitlines()]
-            runs.append(RunRecord(
-                case.get("name", ""), classify_outcome(
-                    None if result is None else result.tag,
-                    " ".join(filter(None, (message, text))), signature),
-                next((line for line in lines if line), "")[:300],
-                _properties(case), float(case.get("time", 0))))
-    return suite_properties, runs
+    except (OSError, ElementTree.ParseError):
+        return None
+    runs = []
+    for case in root.iter("testcase"):
+        result = next((child for child in case
+                       if child.tag in ("failure", "error", "skipped")), None)
+        message, text = ("", "") if result is None else (
+            result.get("message") or "", result.text or "")
+        lines = [line.strip() for line in (message or text).splitlines()]
+        runs.append(RunRecord(
+            case.get("name", ""), classify_outcome(
+                None if result is None else result.tag,
+                " ".join(filter(None, (message, text))), signature),
+            next((line for line in lines if line), "")[:300],
+            _properties(case), float(case.get("time", 0))))
+    return {name: value for suite in root.iter("testsuite")
+            for name, value in _properties(suite).items()}, runs
 
 
 def _properties(element: ElementTree.Element) -> dict[str, str]:
@@ -105,18 +96,22 @@ def _properties(element: ElementTree.Element) -> dict[str, str]:
 
 
 def counts_of(outcomes: Iterable[Outcome]) -> dict[Outcome, int]:
-    totals = Counter(outcomes)
-    return {outcome: totals[outcome] for outcome in Outcome}
+    return {**dict.fromkeys(Outcome, 0), **Counter(outcomes)}
 
 
 def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
-    """Outcome counts per test and in all, and the failing threads."""
+    """Outcome counts per test and in all, the failing threads, each test
+    function's times and what each test observed."""
     per_test: dict[str, list[Outcome]] = {}
+    times: dict[str, list[float]] = {}
     for run in runs:
         per_test.setdefault(base_test_name(run.name, repeat_count),
                             []).append(run.outcome)
+        times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
     messages = Counter(run.message for run in runs
                        if run.outcome in (Outcome.OTHER, Outcome.HANG))
+    observed = {run.name: run.properties["observed"] for run in reversed(runs)
+                if "observed" in run.properties}
     return {
         "counts": counts_of(run.outcome for run in runs),
         "tests": {name: counts_of(found)
@@ -129,6 +124,11 @@ def summarize(runs: Sequence[RunRecord], repeat_count: int) -> dict:
             (run.message for run in runs if run.outcome is Outcome.TARGET), ""),
         "other_messages": [{"message": text, "count": count}
                            for text, count in messages.most_common(5)],
+        "test_seconds": {name: {"n": len(values),
+                                "median": round(statistics.median(values), 3),
+                                "max": round(max(values), 3)}
+                         for name, values in sorted(times.items())},
+        **({"observed": observed} if observed else {}),
     }
 
 
@@ -148,18 +148,3 @@ def kind_counts(tests: Mapping[str, Mapping[str, int]],
                                other=counts[Outcome.OTHER],
                                hangs=counts[Outcome.HANG])
     return {kind: dict(counts) for kind, counts in found.items()}
-
-
-def suite_evidence(runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """A client suite's summary additions: per test function, its runs'
-    count, median and largest time; what each test observed."""
-    times: dict[str, list[float]] = {}
-    for run in runs:
-        times.setdefault(run.name.split("[", 1)[0], []).append(run.seconds)
-    observed = {run.name: run.properties["observed"] for run in reversed(runs)
-                if "observed" in run.properties}
-    return {"test_seconds": {name: {"n": len(values),
-                                    "median": round(statistics.median(values), 3),
-                                    "max": round(max(values), 3)}
-                             for name, values in sorted(times.items())},
-            **({"observed": observed} if observed else {})}

@@ -1,5 +1,4 @@
-"""The raw result (results/raw/<env>.json, schemas/raw.schema.json): the
-typed record, its verdict, decided once, and the one store."""
+"""The raw result: the typed record, its verdict decided once, the store."""
 from __future__ import annotations
 
 import enum
@@ -7,20 +6,15 @@ import json
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import Any, TypedDict, cast
 
+from .envspec import EnvSpec
 from .fileio import results_lock, write_json_atomic
 from .outcomes import RAN, Outcome
 from .provenance import now_iso
-from .validation import SCHEMAS, problem
-
-if TYPE_CHECKING:
-    from .envspec import EnvSpec
+from .validation import problem
 
 SCHEMA = 1
-# Each measurement's field, checked against its own schema.
-RAW_FIELDS = sorted(path.name.removesuffix(".schema.json") for path in
-                    (SCHEMAS / "raw-fields").glob("*.schema.json"))
 # Failed attempts kept beside a measured row: enough to see a pattern.
 MAX_ATTEMPTS = 20
 # The record's count of each outcome (a pass is what the others leave).
@@ -40,25 +34,19 @@ class Verdict(str, enum.Enum):
         return self.value
 
 
-_Recorded = TypedDict("_Recorded", {
+# schemas/raw.schema.json's fields, typed (it says which are required).
+RawResult = TypedDict("RawResult", {
     "schema": int, "env": str, "suite": str, "spec": dict[str, Any],
     "target": str, "python": str, "python_build": str, "sim": bool,
     "packages": dict[str, str], "settings": dict[str, Any], "runs": int,
     "failures": int, "other_errors": int, "hangs": int, "skips": int,
     "verdict": Verdict, "reason": str, "seconds": float,
-    "pytest_seconds": float, "concurrency": int, "summary": dict[str, Any],
+    "pytest_seconds": float, "load": list[float], "summary": dict[str, Any],
     "machine": dict[str, Any], "command": str, "started": str,
-    "finished": str})
-
-
-class RawResult(_Recorded, total=False):
-    """A raw result as the schema has it (a plain dict, as JSON has it)."""
-    kinds: dict[str, dict[str, int]]
-    pytest_output: str
-    resolution: dict[str, Any]
-    launch_seconds: dict[str, Any]
-    patch: dict[str, Any]
-    attempts: list[dict[str, str]]
+    "finished": str, "kinds": dict[str, dict[str, int]],
+    "pytest_output": str, "resolution": dict[str, Any],
+    "launch_seconds": dict[str, Any], "patch": dict[str, Any],
+    "attempts": list[dict[str, str]]}, total=False)
 
 
 class RawResultWarning(UserWarning):
@@ -98,35 +86,31 @@ def decide_verdict(counts: Mapping[str, int], env_error: str | None = None,
     return Verdict.NOT_REPRODUCED, f"0 of {runs} test runs failed"
 
 
-def make_raw(spec: EnvSpec, *, packages: dict[str, str], python: str,
-             python_build: str, counts: Mapping[str, int] | None = None,
+def make_raw(spec: EnvSpec, *, counts: Mapping[str, int] | None = None,
              env_error: str | None = None, skip_reason: str | None = None,
              seconds: float = 0.0, started: str | None = None,
              **fields: Any) -> RawResult:
     """One run's record, its verdict decided (empty ``fields`` left out)."""
     counts = counts or dict.fromkeys(Outcome, 0)
     verdict, reason = decide_verdict(counts, env_error, skip_reason)
-    spec_keys = {"python": spec.python, "requirements": list(spec.requirements),
-                 "sim": spec.sim, **({"patch": spec.patch} if spec.patch else {})}
-    required = {key: fields.pop(key, None) or default for key, default in (
-        ("settings", {}), ("pytest_seconds", 0.0), ("concurrency", 1),
-        ("summary", {}), ("machine", {}), ("command", ""))}
-    return cast(RawResult, dict(
-        schema=SCHEMA, env=spec.env_id, suite=spec.suite, spec=spec_keys,
-        target=spec.target, python=python, python_build=python_build,
-        sim=spec.sim, packages=packages,
+    raw = dict(
+        packages={}, python="", python_build="", settings={},
+        pytest_seconds=0.0, summary={}, machine={}, command="",
+        schema=SCHEMA, env=spec.env_id, suite=spec.suite, spec={
+            "python": spec.python, "requirements": list(spec.requirements),
+            "sim": spec.sim, **({"patch": spec.patch} if spec.patch else {})},
+        target=spec.target, sim=spec.sim,
         runs=sum(counts[outcome] for outcome in RAN),
         **{key: counts[outcome] for outcome, key in COUNTED.items()},
         verdict=verdict, reason=reason, seconds=round(seconds, 2),
-        started=started or now_iso(), finished=now_iso(), **required,
-        **{key: value for key, value in fields.items() if value}))
+        started=started or now_iso(), finished=now_iso())
+    raw.update((key, value) for key, value in fields.items() if value)
+    return cast(RawResult, raw)
 
 
 def validate_raw(data: Any) -> str | None:
     """The record's first problem in one line, or None."""
-    wrong = problem(data, "raw", "record") or next(filter(None, (
-        problem(data[field], f"raw-fields/{field}", f"record.{field}")
-        for field in RAW_FIELDS if field in data)), None)
+    wrong = problem(data, "raw", "record")
     if wrong or data["failures"] + data["other_errors"] + data["hangs"] \
             <= data["runs"]:
         return wrong
@@ -140,10 +124,9 @@ def read_raw(path: Path) -> tuple[RawResult | None, str | None]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         return None, f"not readable JSON ({error})"
-    wrong = validate_raw(data)
-    if not wrong:
-        data["verdict"] = Verdict(data["verdict"])
-    return (None, wrong) if wrong else (data, None)
+    if wrong := validate_raw(data):
+        return None, wrong
+    return cast(RawResult, {**data, "verdict": Verdict(data["verdict"])}), None
 
 
 def load_raw_dirs(dirs: Iterable[str | Path],
@@ -171,14 +154,11 @@ def measured(raw: Mapping[str, Any] | None) -> bool:
 
 def record(raw: RawResult, results_dir: str | Path,
            detail: str | None = None) -> RawResult:
-    """Write one row under the lock (an attempt that measured nothing joins
-    a measured row's ``attempts``); returns what the file holds."""
-    wrong = validate_raw(raw)
-    if wrong:  # ours to fix: the writer must hold to the schema
+    """Write one row under the lock; returns what the file holds."""
+    if wrong := validate_raw(raw):  # ours to fix, not the user's
         raise RuntimeError(f"raw result of {raw['env']} breaks "
                            f"schemas/raw.schema.json: {wrong}")
-    results_dir = Path(results_dir)
-    path = results_dir / "raw" / f"{raw['env']}.json"
+    path = Path(results_dir, "raw", f"{raw['env']}.json")
     with results_lock(results_dir):
         kept = read_raw(path)[0] if path.exists() else None
         if not measured(raw) and (measured(kept)

@@ -1,5 +1,4 @@
-"""Files checked against racematrix/schemas/; a problem is one line: where,
-then what jsonschema found wrong there."""
+"""Checks against racematrix/schemas/: a problem in one line, where first."""
 from __future__ import annotations
 
 import json
@@ -22,13 +21,11 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def problem(instance: Any, name: str, where: str) -> str | None:
-    """The first problem of ``instance`` against schema ``name``, or None:
-    jsonschema's message after where it is (and the keys it knows)."""
+    """``instance``'s first problem against schema ``name``, or None."""
     error = best_match(validator(name).iter_errors(instance))
     if error is None:
         return None
-    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
-                   for part in error.absolute_path)
+    path = error.json_path.removeprefix("$")
     line = f"{where}{path}: {error.message}"
     if error.validator == "additionalProperties":
         line += f"; known keys: {', '.join(sorted(error.schema['properties']))}"

@@ -3,7 +3,6 @@ the table it writes."""
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -117,20 +116,7 @@ def test_a_matrix_runs_rows_give_its_figures_and_price_verdicts():
     json.dumps(found)  # as bench.json holds it
 
 
-def test_the_workload_runs_in_the_folder_nox_made_for_the_rows_session():
-    """A row's own command names its session; nox's folder for it is the
-    one the workload runs in, and a row whose folder is gone is left out.
-    (A short folder: nox hashes the names of long paths.)"""
-    with tempfile.TemporaryDirectory(dir="/tmp") as envs:
-        folder = Path(envs) / "matrix-3-12-numba-0-68-1-sim1"
-        (folder / "bin").mkdir(parents=True)
-        (folder / "bin" / "python").touch()
-        assert bench.workload_envs("3.12", DATA / "raw-launch",
-                                   Path(envs)) == [
-            ("py3.12-numba-0.68.1-sim1", "reproduced", folder)]
-
-
-def test_the_workload_table_has_a_row_per_candidate():
+def test_the_recorded_workload_study_still_renders_a_row_per_candidate():
     rows = [{"env": "a", "verdict": "not-reproduced", "ratio": 9.5},
             {"env": "b", "verdict": "reproduced", "ratio": 1.02}]
     candidates = [{"python": "3.12", "switch_interval": 1e-4,

@@ -86,8 +86,9 @@ def test_verdicts_of_a_buggy_and_a_fixed_environment(matrix_run):
     assert buggy["packages"]["numba"] == "0.60.0"
     assert buggy["python"].startswith(PYTHON)
     assert buggy["settings"]["preset"] == "aggressive"
-    # Both sessions ran side by side under -j 2, and the rows say so.
-    assert {buggy["concurrency"], fixed["concurrency"]} <= {1, 2}
+    # The load the suite ran under, at its start and end.
+    assert all(len(r["load"]) == 2 and min(r["load"]) >= 0
+               for r in (buggy, fixed))
     # Launch time, in the suite's own process after its tests: the row's
     # own A/B (at least 3 pairs), its decision and the load it ran under.
     from racematrix import launch_time
@@ -95,7 +96,6 @@ def test_verdicts_of_a_buggy_and_a_fixed_environment(matrix_run):
         launch = record["launch_seconds"]
         assert launch["n"] >= 3 and launch["unlocked"]["n"] == launch["n"]
         assert launch["decision"] in ("alike", "slower", "undecided")
-        assert launch["concurrency"] in (1, 2)
         assert launch["workload"]["switch_interval"] == \
             launch_time.SWITCH_INTERVAL
     assert buggy["launch_seconds"]["unlocked_code"] is True
