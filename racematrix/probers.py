@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .envspec import EnvSpec, load_config, project_config
 from .fileio import scratch_folder
-from .install import install_resolved
+from .install import ProbeEnvironment, install_resolved
 from .launch_time import PAIRS
 from .measurement import Built, LaunchTime, RaceSuite, run_all
 from .outcomes import RAN, Outcome
@@ -21,7 +21,6 @@ from .provenance import gpu_name
 from .rawresult import Verdict, decide_verdict
 from .search import PRICE, RACE, Probe, decide_probe
 from .suites import PROJECT
-from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +89,11 @@ class ReleaseProber:
                 env.create()  # a saved probe's environment may be gone
                 installation = install_resolved(env, spec)
                 if fresh or not installation.problem:
+                    resolved = {**installation.resolution, "packages":
+                                installation.environment.get("packages", {})}
                     for name in ("way", "exclude_newer", "implementation",
                                  "requirements", "attempts", "packages"):
-                        setattr(probe, name, getattr(installation, name))
+                        setattr(probe, name, resolved[name])
                 if installation.problem:
                     kind, reason = installation.problem
                     return self.keep(probe, ("skipped" if kind == "skip"

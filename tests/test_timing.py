@@ -85,8 +85,7 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
     from conftest import BUGGY, FIXED
 
     from racematrix.envspec import EnvSpec
-    from racematrix.install import install_resolved
-    from racematrix.venv import ProbeEnvironment
+    from racematrix.install import ProbeEnvironment, install_resolved
     workload = load_workload()
     for release, unlocked in ((BUGGY, True), (FIXED, False)):
         env = ProbeEnvironment(matrix_envs[release], e2e_python)
