@@ -19,7 +19,7 @@ import nox
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from racematrix import interpreters, matrix_session, procs
-from racematrix.envspec import DEFAULT_SUITE, ConfigError, EnvSpec
+from racematrix.envspec import EnvSpec
 from racematrix.errors import BadInput
 from racematrix.suites import in_order, load_matrix
 from racematrix.provenance import gpu_name
@@ -43,7 +43,7 @@ OPTIONAL = PYPROJECT["project"]["optional-dependencies"]
 RESULTS = os.environ.get("RACEMATRIX_RESULTS", "results")
 try:
     MATRIX = load_matrix(PYPROJECT["tool"]["racematrix"], os.environ, HERE)
-except ConfigError as error:
+except BadInput as error:
     sys.exit(f"nox: {error}")
 # Simulator off only with a GPU (the report: "not run here"); longest first.
 GPU = gpu_name()
@@ -51,35 +51,36 @@ ROWS = in_order([spec for spec in MATRIX.envs() if spec.sim or GPU],
                 [RESULTS, f"{HERE}/results"])
 
 
-def drive(session: nox.Session, run: Callable[[str], Any]) -> Any:
-    """``run(rerun command)`` in a checked folder; BadInput: the error."""
+def drive(session: nox.Session, run: Callable[..., Any], *args: Any,
+          **kwargs: Any) -> Any:
+    """``run(*args, command=...)`` in a checked folder; BadInput: the error."""
     try:
         matrix_session.check_results_folder(RESULTS)
-        return run(matrix_session.session_command(session.name,
-                                                  session.posargs))
+        return run(*args, **kwargs, command=matrix_session.session_command(
+            session.name, session.posargs))
     except BadInput as error:
         session.error(str(error))
 
 
 @nox.session(allow_parallel=True)
 @nox.parametrize(["python", "spec", "sim", "suite", "patch"], [
-    nox.param(*astuple(row), id=row.session_id) for row in ROWS])
+    nox.param(*astuple(row), id=row.env_id) for row in ROWS])
 def env(session: nox.Session, spec: tuple[str, ...], sim: bool, suite: str,
         patch: str | None) -> None:
     """Run a suite in one Python x package x simulator environment."""
     # An `error` row fails `matrix` after the report (not here: requires=).
-    session.log(drive(session, lambda _: matrix_session.run_environment(
-        session, MATRIX, EnvSpec(str(session.python), spec, sim, suite, patch),
-        RESULTS, len(ROWS))))
+    session.log(drive(session, matrix_session.run_environment, session, MATRIX,
+                      EnvSpec(str(session.python), spec, sim, suite, patch),
+                      RESULTS, len(ROWS)))
 
 
-@nox.session(python=False, requires=[f"env({row.session_id})"
+@nox.session(python=False, requires=[f"env({row.env_id})"
                                      for row in ROWS])
 def matrix(session: nox.Session) -> None:
     """Every environment of the matrix, then the tables and REPORT.md once."""
-    line, failed = drive(session, lambda command: matrix_session.finish_run(
-        RESULTS, matrix_session.run_id(session.parallel), MATRIX.envs(),
-        command))
+    line, failed = drive(session, matrix_session.finish_run, RESULTS,
+                         matrix_session.run_id(session.parallel),
+                         MATRIX.envs())
     session.log(line)
     if failed:
         session.error("; ".join(failed))
@@ -89,8 +90,8 @@ def matrix(session: nox.Session) -> None:
 def bisect(session: nox.Session) -> None:
     """Find the release where the verdict flips: -- --package NAME --python X.Y."""
     from racematrix import bisect_session
-    data = drive(session, lambda command: bisect_session.run_bisect(
-        session.posargs, ".nox", f"{RESULTS}/bisect", command))
+    data = drive(session, bisect_session.run_bisect, session.posargs, ".nox",
+                 f"{RESULTS}/bisect")
     session.log(f"{data['summary']} ({data['decisive_probes']} decisive "
                 f"probes, {data['seconds']} s)")
 
@@ -98,7 +99,7 @@ def bisect(session: nox.Session) -> None:
 @nox.session(default=False)
 def report(session: nox.Session) -> None:
     """Write results/REPORT.md and failure_rates.png; -- --raw DIR... merges."""
-    drive(session, lambda _: None)
+    drive(session, lambda command: None)
     session.install(*PYPROJECT["project"]["dependencies"], *OPTIONAL["report"])
     session.run("python", "-m", "racematrix.report", *session.posargs,
                 env={"PYTHONPATH": HERE})
@@ -130,32 +131,27 @@ def ci_jobs(session: nox.Session) -> None:
 def mwe_figures(session: nox.Session) -> None:
     """Measure the MWE: reproduction per Python, time to first failure, rates."""
     from racematrix import mwe_figures
-    configs = [MATRIX.configs[DEFAULT_SUITE]] if DEFAULT_SUITE in \
-        MATRIX.configs else MATRIX.configs.values()
-    drive(session, lambda command: mwe_figures.run(list(dict.fromkeys(
-        python for config in configs for python in config.pythons)),
-        ".nox", RESULTS, command))
+    drive(session, mwe_figures.run, list(dict.fromkeys(
+        python for config in MATRIX.configs.values()
+        for python in config.pythons)), ".nox", RESULTS)
 
 
 @nox.session(python=False, default=False)
 def bench(session: nox.Session) -> None:
     """Time the matrix cold and warm, a skip, the time bisect, the tests."""
     from racematrix import bench
-    drive(session, lambda command: bench.run(RESULTS, command,
-                                             session.posargs))
+    drive(session, bench.run, RESULTS, argv=session.posargs)
 
 
 @nox.session(python=False, default=False)
 def reproducers(session: nox.Session) -> None:
     """Record what mwe/bug.py and bug_slowdown.py print, in fresh envs."""
     from racematrix import reproducers
-    drive(session, lambda command: reproducers.run(
-        session.posargs, ".nox", RESULTS, command))
+    drive(session, reproducers.run, session.posargs, ".nox", RESULTS)
 
 
 @nox.session(python=False, default=False)
 def fix_compare(session: nox.Session) -> None:
     """Compare the candidate fixes in one table; -- --launches times them first."""
     from racematrix import fix_compare
-    drive(session, lambda command: fix_compare.run(
-        session.posargs, ".nox", RESULTS, command))
+    drive(session, fix_compare.run, session.posargs, ".nox", RESULTS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
-from .errors import ConfigError
+from .errors import BadInput
 
-MIN_PYTHON = (3, 10)
 SPECIFIER_WORDS = {"==": "-", "!=": "-ne", "<=": "-le", ">=": "-ge",
                    "~=": "-compat", "<": "-lt", ">": "-gt", "===": "-"}
 # The suite whose environments keep the ids they had before suites existed.
@@ -41,7 +40,8 @@ class EnvSpec:
     @property
     def env_id(self) -> str:
         """``py3.11-numba-0.60.0-sim1``, ``cubie-py3.12-...`` (not the
-        MWE's suite), ``...-0.30.4+patch.my-fix-sim1`` (patched)."""
+        MWE's suite), ``...-0.30.4+patch.my-fix-sim1`` (patched): the raw
+        file's name and nox's session id, ``env(py3.11-...)``."""
         parts = []  # each file-name-safe, hashed where not readable
         for text in self.requirements:
             requirement = Requirement(text)
@@ -61,32 +61,19 @@ class EnvSpec:
         return env_id if self.suite == DEFAULT_SUITE else \
             f"{self.suite}-{env_id}"
 
-    @property
-    def session_id(self) -> str:
-        """nox's: ``3.11, numba==0.60.0, sim1`` (the MWE's), ``3.12, cubie:
-        cubie==0.17.0, patch my-fix, sim1``."""
-        text = " ".join(self.requirements)
-        if self.suite != DEFAULT_SUITE:
-            text = f"{self.suite}: {text}"
-        patched = f", patch {self.patch}" if self.patch else ""
-        return f"{self.python}, {text}{patched}, sim{int(self.sim)}"
-
 
 def parse_spec(text: str) -> tuple[str, ...]:
     """A requirement set in one normal form (PEP 440 equal: one env)."""
     # A direct reference, `numba @ https://...`, is one requirement.
     requirements = re.sub(r"\s*@\s*", "@", text).split()
-    if not requirements:
-        raise ConfigError("empty requirement set: give at least one "
-                          "requirement, e.g. 'numba==0.60.0'")
     normal = []
     for requirement in requirements:
         try:
             normal.append(normalize_requirement(requirement))
         except InvalidRequirement as error:
-            raise ConfigError(f"malformed requirement {requirement!r} in "
-                              f"{text!r}: {str(error).splitlines()[0]}"
-                              ) from None
+            raise BadInput(f"malformed requirement {requirement!r} in "
+                           f"{text!r}: {str(error).splitlines()[0]}"
+                           ) from None
     return tuple(dict.fromkeys(normal))
 
 
@@ -112,25 +99,22 @@ def normalize_requirement(text: str) -> str:
 def parse_package(text: str) -> str:
     """A package name in PEP 503's normal form (``Numba_CUDA`` -> ``numba-cuda``)."""
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", text):
-        raise ConfigError(f"malformed package name {text!r}: give a name as "
-                          f"on the index, e.g. 'numba-cuda'")
+        raise BadInput(f"malformed package name {text!r}: give a name as "
+                       f"on the index, e.g. 'numba-cuda'")
     return canonicalize_name(text)
 
 
 def parse_python(text: str) -> str:
-    if not re.fullmatch(r"3\.\d+", text):
-        raise ConfigError(f"malformed Python version {text!r}: give X.Y, "
-                          f"e.g. '3.11'")
-    if tuple(map(int, text.split("."))) < MIN_PYTHON:
-        raise ConfigError(f"unsupported Python {text}: the matrix needs "
-                          f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer")
+    if not re.fullmatch(r"3\.(1\d|[2-9]\d)", text):  # as the config's schema
+        raise BadInput(f"malformed Python version {text!r}: give X.Y, 3.10 "
+                       f"or newer, e.g. '3.11'")
     return text
 
 
 def parse_sim(text: str) -> bool:
     if text not in ("0", "1"):
-        raise ConfigError(f"malformed simulator flag {text!r}: give 1 "
-                          f"(simulator on) or 0 (off)")
+        raise BadInput(f"malformed simulator flag {text!r}: give 1 "
+                       f"(simulator on) or 0 (off)")
     return text == "1"
 
 
@@ -155,30 +139,35 @@ def project_config(project: str | Path) -> dict[str, Any]:
         "tool"]["racematrix"]
 
 
+def overridden(environ: Mapping[str, str], variable: str,
+               default: Iterable[Any], parse: Callable[[str], Any],
+               separator: str = r"[\s,]+") -> tuple:
+    """``default``, or the list ``variable`` gives; each parsed, once."""
+    items = [str(item) for item in default]
+    if variable in environ:
+        items = [item for item in re.split(separator, environ[variable])
+                 if item.strip()]  # parse_spec splits a spec's own spaces
+        if not items:
+            raise BadInput(f"{variable} is set but empty: unset it to use the "
+                           f"configured list, or give a value")
+    return tuple(dict.fromkeys(map(parse, items)))
+
+
 def load_config(table: Mapping[str, Any], environ: Mapping[str, str]
                 ) -> MatrixConfig:
     """A schema-checked table's lists, MATRIX_* over them."""
-    lists: dict[str, Any] = {}
-    for key, name, separator, parse, default in (
-            ("pythons", "MATRIX_PYTHONS", None, parse_python, []),
-            ("specs", "MATRIX_SPECS", ";", parse_spec, []),
-            ("sim", "MATRIX_SIM", None, parse_sim, [1, 0])):
-        items = [str(item) for item in table.get(key, default)]
-        if name in environ:
-            items = [item.strip() for item in environ[name].split(separator)
-                     if item.strip()]
-            if not items:
-                raise ConfigError(f"{name} is set but empty: unset it to use "
-                                  f"the configured list, or give a value")
-        lists[key] = tuple(dict.fromkeys(map(parse, items)))
     launches = table.get("launches", 3)
     if "MATRIX_LAUNCHES" in environ:
         if not environ["MATRIX_LAUNCHES"].strip().isdigit():
-            raise ConfigError(f"MATRIX_LAUNCHES={environ['MATRIX_LAUNCHES']!r}"
-                              f" is not valid; expected a whole number of "
-                              f"launches per MWE row (0: no launch time)")
+            raise BadInput(f"MATRIX_LAUNCHES={environ['MATRIX_LAUNCHES']!r}"
+                           f" is not valid; expected a whole number of "
+                           f"launches per MWE row (0: no launch time)")
         launches = int(environ["MATRIX_LAUNCHES"])
     return MatrixConfig(
-        lists["pythons"], lists["specs"], lists["sim"], table.get("count", 1),
-        table.get("timeout", 120), launches,
+        overridden(environ, "MATRIX_PYTHONS", table.get("pythons", []),
+                   parse_python),
+        overridden(environ, "MATRIX_SPECS", table.get("specs", []), parse_spec,
+                   ";"),
+        overridden(environ, "MATRIX_SIM", table.get("sim", [1, 0]), parse_sim),
+        table.get("count", 1), table.get("timeout", 120), launches,
         max(table.get("max_launches", 8), launches))

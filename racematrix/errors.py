@@ -5,12 +5,8 @@ import argparse
 from typing import Any, NoReturn
 
 
-class ConfigError(ValueError):
-    """A matrix setting that cannot be used (names the key, what is wanted)."""
-
-
 class BadInput(ValueError):
-    """Something asked for that does not exist or cannot be done."""
+    """A setting or request that cannot be used or done."""
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -20,23 +16,17 @@ class OneLineArgumentParser(argparse.ArgumentParser):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.label, self.help_hint = label, help_hint
-        self.given: set[str] = set()
-        for name in (None, "store", "store_const", "store_true",
-                     "store_false"):
-            self.register("action", name, _once(
-                self._registry_get("action", name)))
 
     def error(self, message: str) -> NoReturn:
         raise BadInput(f"{self.label}: {message} (see `{self.help_hint}`)")
 
-
-def _once(action: Any) -> Any:
-    """``action`` that refuses a second use of its option."""
-    class Once(action):
-        def __call__(self, parser: Any, *args: Any) -> None:
-            if self.dest in parser.given:
-                parser.error(f"{'/'.join(self.option_strings)} given "
-                             f"twice: give it once")
-            parser.given.add(self.dest)
-            super().__call__(parser, *args)
-    return Once
+    def parse_known_args(self, args: Any = None, namespace: Any = None
+                         ) -> Any:
+        words = [str(arg).split("=", 1)[0] for arg in args or ()]
+        for action in self._actions:  # store, store_const/true/false
+            if isinstance(action, (argparse._StoreAction,
+                                   argparse._StoreConstAction)) and \
+                    sum(map(words.count, action.option_strings)) > 1:
+                self.error(f"{'/'.join(action.option_strings)} given twice: "
+                           f"give it once")
+        return super().parse_known_args(args, namespace)

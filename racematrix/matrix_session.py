@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -12,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from . import patching
 from .envspec import EnvSpec
@@ -21,13 +20,12 @@ from .fileio import (clear_stale, folder_problem, results_lock,
                      scratch_folder, write_text_atomic)
 from .install import install_resolved
 from .measurement import (Built, LaunchTime, Measurement, RaceSuite,
-                          refuse_own_options, run_all, run_launch_time)
+                          refuse_own_options, run_all)
 from .probers import note_matrix_env
 from .suites import patched_packages
 from .provenance import machine_info, now_iso
-from .rawresult import RawResult, make_raw, measured, read_raw, record
+from .rawresult import make_raw, measured, record
 from .report import build_report
-from .venv import ProbeEnvironment, read_environment
 
 if TYPE_CHECKING:
     import nox
@@ -38,18 +36,16 @@ logger = logging.getLogger(__name__)
 
 
 def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
-                    results_dir: str, total: int) -> str:
+                    results_dir: str, total: int, command: str) -> str:
     """Build, measure and record ``spec``'s environment; the progress line."""
     note_matrix_env(session.virtualenv.location, spec)
     config, suite = matrix.configs[spec.suite], matrix.suites[spec.suite]
     count, pytest_args = split_count(session.posargs, config.count)
-    base: dict[str, Any] = dict(
-        machine=machine_info(), started=now_iso(),
-        command=session_command(session.name, session.posargs))
+    base: dict[str, Any] = dict(machine=machine_info(), started=now_iso(),
+                                command=command)
     clock = time.monotonic()
 
     def finish(detail: str | None = None, **fields: Any) -> str:
-        fields = {"packages": {}, "python": "", "python_build": "", **fields}
         raw = make_raw(spec, seconds=time.monotonic() - clock,
                        **{**base, **fields})
         written = record(raw, results_dir, detail)
@@ -57,11 +53,10 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
             session.log(f"{spec.env_id}: this attempt measured nothing; the "
                         f"row measured {written['finished'][:16]} is kept, "
                         f"with the attempt beside it")
-        return note_finished(results_dir, raw, run_id(session.parallel),
-                             total, session.virtualenv.location)
+        return note_finished(results_dir, raw, run_id(session.parallel), total)
 
     installation = install_resolved(session, spec, suite=suite)
-    base["resolution"] = installation.resolution()
+    base["resolution"] = installation.resolution
     if installation.problem:
         kind, reason = installation.problem
         if kind == "bad-input":  # not a measurement: no row for it
@@ -69,7 +64,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         if kind == "skip":
             return finish(skip_reason=reason)
         return finish(installation.detail, env_error=reason)
-    environment = installation.environment or read_environment(session)
+    environment = installation.environment
     if spec.patch:  # the diff for the first installed package it has
         patch, packages = matrix.patches[spec.patch], environment["packages"]
         package = next((name for name in patched_packages(spec)
@@ -85,8 +80,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         count, config.timeout, pytest_args,
         echo=logging.getLogger().getEffectiveLevel() < logging.DEBUG)]
     if suite.launch_time and config.launches:  # its own A/B: no other row
-        measurements.append(LaunchTime(
-            config.launches, config.max_launches))
+        measurements.append(LaunchTime(config.launches, config.max_launches))
     with scratch_folder() as scratch:
         fields = run_all(measurements, Built(
             session, spec, suite, environment=environment,
@@ -119,8 +113,7 @@ def row_line(raw: Mapping[str, Any]) -> str:
     """A finished environment in one line: verdict, rates, launches."""
     if raw["verdict"] in ("skipped", "error") and not raw["runs"]:
         return f"{raw['verdict']}: {raw['reason']}"
-    kinds = raw.get("kinds") or {"race": {
-        "failures": raw["failures"], "runs": raw["runs"]}}
+    kinds = raw.get("kinds") or {"race": raw}
     parts = [raw["verdict"], *(f"{kind} {n['failures']}/{n['runs']}"
                                for kind, n in kinds.items() if n["runs"])]
     if raw["other_errors"] or raw["hangs"]:
@@ -135,13 +128,12 @@ def row_line(raw: Mapping[str, Any]) -> str:
 
 
 def note_finished(results_dir: str | Path, raw: Mapping[str, Any], run: int,
-                  total: int, venv: str | None = None) -> str:
+                  total: int) -> str:
     """Journal ``raw``; the progress line (done of ``total``, time left)."""
     journal = run_journal(results_dir, run)
     write_text_atomic(journal / f"{raw['env']}.json", json.dumps(
         {"env": raw["env"], "verdict": raw["verdict"], "runs": raw["runs"],
-         "line": row_line(raw), "started": time.time() - raw["seconds"],
-         "venv": venv}))
+         "line": row_line(raw), "started": time.time() - raw["seconds"]}))
     entries = _entries(journal)
     done, where = len(entries), f"{len(entries)}/{total}"
     if done < total:
@@ -155,42 +147,13 @@ def _entries(journal: Path) -> list[dict]:  # each written in one step
             for path in sorted(journal.glob("*.json"))]
 
 
-def launches_again_alone(results_dir: str | Path,
-                         entries: list[dict]) -> list[str]:
-    """Each undecided A/B timed again, alone (under -j it may have found no
-    free core), the first as ``launch_seconds["beside"]``; a line each."""
-    lines = []
-    for entry in entries:
-        raw = read_raw(Path(results_dir, "raw", f"{entry['env']}.json"))[0] \
-            if entry.get("venv") else None  # a missing file: None
-        first = cast(dict, raw or {}).get("launch_seconds") or {}
-        if raw is None or first.get("decision") != "undecided":
-            continue
-        rule = first["rule"]  # an undecided record has one: its own pairs
-        again = run_launch_time(
-            ProbeEnvironment(entry["venv"], raw["python"]), raw["sim"],
-            ("--pairs", str(rule["pairs"]), "--max-pairs",
-             str(rule["max_pairs"])))
-        again["concurrency"] = 1
-        again["beside"] = {key: first.get(key) for key in (
-            "decision", "ratio", "idle_cpus", "concurrency")}
-        record(cast(RawResult, {**raw, "launch_seconds": again}), results_dir)
-        lines.append(f"{entry['env']}: launches again, alone: "
-                     f"{again.get('decision')} (ratio {again.get('ratio')}; "
-                     f"beside the others: undecided, ratio "
-                     f"{first.get('ratio')})")
-    return lines
-
-
 def finish_run(results_dir: str | Path, run: int,
                configured: Sequence[EnvSpec],
                command: str = "nox -s matrix") -> tuple[str, list[str]]:
-    """Undecided A/Bs again, tables, report, plot; the line and error rows."""
+    """Tables, report and plot once; the run's line and its error rows."""
     journal = run_journal(results_dir, run)
     entries = _entries(journal)
     shutil.rmtree(journal, ignore_errors=True)
-    for again in launches_again_alone(results_dir, entries):
-        logger.info(again)
     results = Path(results_dir)
     line = f"matrix: {len(entries)} environments"
     if entries:
@@ -202,15 +165,12 @@ def finish_run(results_dir: str | Path, run: int,
             entry["env"] for entry in entries}:
         line += f"; {len(not_run)} not run here"
     if entries:
+        # Jinja2 and matplotlib: nox's own, from the noxfile's PEP 723 block.
         with results_lock(results):
-            # nox's environment has matplotlib, else `nox -s report` draws.
             build_report([results / "raw"], results, results / "bisect",
-                         command, plot=importlib.util.find_spec(
-                             "matplotlib") is not None,
-                         configured=configured)
-        line += "; " + ", ".join(f"{what} {results / name}" for what, name in (
-            ("table", "failure_rates.md"), ("report", "REPORT.md"),
-            ("plot", "failure_rates.png")))
+                         command, configured=configured)
+        line += (f"; table {results}/failure_rates.md, report "
+                 f"{results}/REPORT.md, plot {results}/failure_rates.png")
     return line, [f"{entry['env']}: {entry['line']}" for entry in entries
                   if entry["verdict"] == "error" and not entry["runs"]]
 
@@ -218,13 +178,10 @@ def finish_run(results_dir: str | Path, run: int,
 def session_command(session_name: str, posargs: list[str],
                     environ: Mapping[str, str] = os.environ) -> str:
     """The command that reruns a session, MATRIX_* variables included."""
-    variables = [f"{name}={shlex.quote(environ[name])}" for name in
-                 ("MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM")
-                 if name in environ]
-    command = f"nox -s {shlex.quote(session_name)}"
-    if posargs:
-        command += " -- " + shlex.join(posargs)
-    return " ".join([*variables, command])
+    rerun = ["nox", "-s", session_name, *(["--", *posargs] if posargs else [])]
+    return " ".join([*(f"{name}={shlex.quote(environ[name])}" for name in (
+        "MATRIX_PYTHONS", "MATRIX_SPECS", "MATRIX_SIM") if name in environ),
+        shlex.join(rerun)])
 
 
 def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
@@ -236,12 +193,9 @@ def split_count(posargs: list[str], default: int) -> tuple[int, list[str]]:
     if len(given) > 1:
         raise BadInput(f"--count given {len(given)} times "
                        f"({', '.join(map(str, given))}): give it once")
-    if given[0] is None:
-        raise BadInput("--count needs a value: a positive whole number, "
-                       "e.g. `-- --count 20`")
-    if not given[0].isdigit() or int(given[0]) < 1:
-        raise BadInput(f"--count needs a positive whole number, got "
-                       f"{given[0]!r}")
+    if not (count := given[0] or "").isdigit() or int(count) < 1:
+        raise BadInput(f"--count needs a positive whole number, e.g. "
+                       f"`-- --count 20` (got {count!r})")
     if own := refuse_own_options(rest):
         raise BadInput(own)
-    return int(given[0]), rest
+    return int(count), rest

@@ -1,6 +1,5 @@
-"""The MWE's figures, measured again (``nox -s mwe_figures``): per Python
-the suite's rate and wall times, the fixed release, the presets, the
-trigger, and the pattern's rate as each knob moves alone."""
+"""``nox -s mwe_figures``: the MWE's rates and times per Python, the fixed
+release, the presets, the trigger, and the rate as each knob moves alone."""
 from __future__ import annotations
 
 import logging
@@ -15,14 +14,13 @@ from . import outcomes
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
-from .install import install_resolved
+from .install import ProbeEnvironment, install_resolved, read_environment
 from .interpreters import missing_interpreters
 from .markdown import render
 from .measurement import Built, RaceSuite
 from .procs import venv_environ
-from .provenance import machine_info, now_iso
-from .stats import chance_all_pass, wilson_interval
-from .venv import ProbeEnvironment, read_environment
+from .provenance import stamp
+from .stats import wilson_interval
 
 logger = logging.getLogger(__name__)
 TIMEOUT = 120  # seconds before one test run counts as hung
@@ -75,22 +73,20 @@ def rate(counts: dict) -> dict:
 
 def suite_row(env: ProbeEnvironment, info: dict) -> dict:
     """How often one ``pytest -x`` of the suite reproduced, and its times."""
-    reproduced, by_pattern, walls = 0, 0, []
-    for _ in range(SUITE_RUNS):
-        # -x: the pattern's cases run first, so a failure among them
-        # means the pattern alone reproduced, without the trigger.
-        seconds, summary = timed_pytest(env, "-x")
-        reproduced += summary["counts"]["target"] > 0
-        by_pattern += any(name.startswith(PATTERN) and counts["target"]
-                          for name, counts in summary["tests"].items())
-        walls.append(seconds)
+    runs = [timed_pytest(env, "-x") for _ in range(SUITE_RUNS)]
     imports = timeit.repeat(lambda: subprocess.run(
         ["python", "-c", "import numba.cuda"], check=True,
         env=venv_environ(env.bin, {"NUMBA_ENABLE_CUDASIM": "1"})),
         number=1, repeat=5)
     return {"python": info["python"], "numba": info["packages"]["numba"],
-            "reproduced": reproduced, "by_pattern": by_pattern, "of": SUITE_RUNS,
-            "median_x_seconds": round(statistics.median(walls), 2),
+            "reproduced": sum(s["counts"]["target"] > 0 for _, s in runs),
+            # -x: the pattern's cases run first, so a failure among them
+            # means the pattern alone reproduced, without the trigger.
+            "by_pattern": sum(any(name.startswith(PATTERN) and c["target"]
+                                  for name, c in s["tests"].items())
+                              for _, s in runs), "of": SUITE_RUNS,
+            "median_x_seconds": round(statistics.median(
+                seconds for seconds, _ in runs), 2),
             "median_import_seconds": round(statistics.median(imports), 2)}
 
 
@@ -98,35 +94,31 @@ def run(pythons: list[str], envdir: str, out_dir: str, command: str) -> dict:
     missing = missing_interpreters(pythons)
     if missing:
         raise BadInput(f"mwe_figures: {missing}, or set MATRIX_PYTHONS")
-    figures: dict[str, Any] = {"pythons": [], "machine": machine_info(),
-                               "suite_runs": SUITE_RUNS, "command": command}
+    figures: dict[str, Any] = {"pythons": []}
     for python in pythons:
         env, info = environment(envdir, python, "numba")
         figures["pythons"].append(suite_row(env, info))
         logger.info("Python %(python)s: reproduced in %(reproduced)s of "
                     "%(of)s runs of the suite", figures["pythons"][-1])
     fixed = environment(envdir, pythons[-1], "numba-cuda")
-    summaries = {}
     for name, (tests, options, count) in RUNS.items():
         used, held = fixed if name == "fixed" else (env, info)
-        _, summaries[name] = timed_pytest(
+        _, summary = timed_pytest(
             used, *(["-k", tests] if tests else []), *options, count=count)
         figures[name] = {
             **{k: v for k, v in held["packages"].items()
                if k in ("numba", "numba-cuda")}, "python": held["python"],
             "tests": tests or "whole suite", "options": " ".join(options),
-            **rate(summaries[name]["counts"])}
+            "cases": len(summary["tests"]), **rate(summary["counts"])}
     low = figures["aggressive"]["ci95"][0]
-    cases = len(summaries["aggressive"]["tests"])
+    cases = figures["aggressive"]["cases"]
     # The chance all the pattern's cases pass, each failing at the lower bound.
     figures["suite_miss"] = {"cases": cases, "per_case_rate_low": low,
-                             "probability": chance_all_pass(low, cases)}
+                             "probability": (1 - low) ** cases}
     figures["sweep"] = [{"knob": knob, "value": value, **rate(timed_pytest(
         env, "-k", PATTERN, f"--{knob}", value, count=SWEEP_REPEATS)[1][
             "counts"])} for knob, values in SWEEP.items() for value in values]
-    figures["sweep_versions"] = {"python": info["python"],
-                                 "numba": info["packages"]["numba"]}
-    figures["finished"] = now_iso()
+    figures.update(stamp(command))
     write_json_atomic(Path(out_dir) / "mwe_figures.json", figures)
     write_text_atomic(Path(out_dir) / "mwe_figures.md",
                       text := render("mwe_figures.md", figures=figures))

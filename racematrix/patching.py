@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -13,7 +12,6 @@ from typing import Any
 
 from .suites import Patch
 from .procs import venv_environ
-from .venv import venv_python
 
 APPLIED = "racematrix-patch.json"  # written into a patched environment
 logger = logging.getLogger(__name__)
@@ -29,11 +27,6 @@ def diff_files(text: str) -> list[str]:
         path.split("/", 1)[-1] for line in text.splitlines()
         if line.startswith("+++ ") and (path := line[4:].split("\t")[0]
                                         .strip())))
-
-
-def site_packages(session: Any) -> Path:
-    site, = Path(session.bin).parent.glob("lib/python*/site-packages")
-    return site
 
 
 def sha256(path: Path) -> str:
@@ -72,7 +65,7 @@ def apply(session: Any, patch: Patch, package: str, version: str
     if shutil.which("patch") is None:
         raise PatchError("GNU patch is not installed (e.g. `apt-get install "
                          "patch`); it applies the patches")
-    site = site_packages(session)
+    site, = Path(session.bin).parent.glob("lib/python*/site-packages")
     files = diff_files(diff.file.read_text())
     record: dict[str, Any] = {
         "name": patch.name, "file": diff.file.name, "package": diff.package,
@@ -89,23 +82,18 @@ def apply(session: Any, patch: Patch, package: str, version: str
             return {**before, "reused": True}
         # Another diff, or files changed since: the wheel's files again.
         subprocess.run(["uv", "pip", "install", "-q", "--color", "never",
-                        "--python", venv_python(session), "--reinstall",
+                        "--python", f"{session.bin}/python", "--reinstall",
                         "--no-deps", f"{diff.package}=={version}"],
                        capture_output=True, text=True, timeout=600,
                        check=True, env=venv_environ(session.bin, {}))
         (site / APPLIED).unlink(missing_ok=True)
-    command = ["patch", "-p1", "--batch", "--forward", "--fuzz=0",
-               "--no-backup-if-mismatch", "-d", str(site), "-i",
-               str(diff.file)]
-    for dry_run in (True, False):
-        if not dry_run:
-            for name in files:  # a copy of its own, not the cache's link
-                if (site / name).exists():
-                    copy = site / f"{name}.racematrix-copy"
-                    shutil.copy2(site / name, copy)
-                    os.replace(copy, site / name)
-        done = subprocess.run([*command, *["--dry-run"][:dry_run]],
-                              capture_output=True, text=True, timeout=120)
+    # A dry run first: every hunk applies, or none. GNU patch writes each
+    # file anew, so uv's cached copy (a hard link) is never changed.
+    for dry_run in (["--dry-run"], []):
+        done = subprocess.run(
+            ["patch", "-p1", "--batch", "--forward", "--fuzz=0",
+             "--no-backup-if-mismatch", "-d", str(site), "-i", str(diff.file),
+             *dry_run], capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise PatchError(f"patch {patch.name} ({diff.file.name}) does "
                              f"not apply: "

@@ -7,18 +7,18 @@ import logging
 import os
 import subprocess
 import time
+from argparse import ArgumentDefaultsHelpFormatter
 from pathlib import Path
 
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic
 from .interpreters import missing_interpreters
 from .patching import PatchError, apply
-from .provenance import machine_info, now_iso
+from .provenance import stamp
 from .report import PROJECT, declared_patches, load_json
-from .venv import ProbeEnvironment, read_environment
+from .install import ProbeEnvironment, read_environment
 
 SCRIPTS = ("bug.py", "bug_slowdown.py")
-SHOWN = ("numba", "numba-cuda", "numpy")
 logger = logging.getLogger(__name__)
 
 
@@ -59,11 +59,11 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     """Each script in each environment, recorded in reproducers.json."""
     parser = OneLineArgumentParser(
         prog="nox -s reproducers --", label="reproducers",
-        help_hint="nox -s reproducers -- --help")
-    parser.add_argument("--python", default="3.12",
-                        help="the Python to run them on (default: 3.12)")
-    parser.add_argument("--timeout", type=float, default=600,
-                        help="seconds a script may run (default: 600)")
+        help_hint="nox -s reproducers -- --help",
+        formatter_class=ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--python", default="3.12", help="the Python to run them on")
+    add("--timeout", type=float, default=600, help="seconds a script may run")
     try:
         args = parser.parse_args(argv)
     except SystemExit:  # --help (a mistake is a BadInput)
@@ -77,8 +77,7 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     missing = missing_interpreters([args.python])
     if missing:
         raise BadInput(f"reproducers: {missing}")
-    shown = releases_to_show(bisect)
-    newest = shown[-1][1][0].split("==")[1]
+    shown, newest = releases_to_show(bisect), bisect["releases"][-1]
     variants = [(*release, None) for release in shown] + [
         (*shown[-1], patch) for patch in declared_patches().values()
         if patch.diff_for("numba-cuda", newest)]
@@ -105,10 +104,8 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
         entries.append({
             "label": label, "patch": patch.name if patch else None,
             "requirements": requirements, "python": held["python"],
-            "packages": {k: held["packages"].get(k) for k in SHOWN},
-            "runs": runs})
-    recorded = {"finished": now_iso(), "machine": machine_info(),
-                "command": command, "bisect": bisect_file.name,
+            "packages": held["packages"], "runs": runs})
+    recorded = {**stamp(command), "bisect": bisect_file.name,
                 "entries": entries}
     write_json_atomic(Path(results_dir, "reproducers.json"), recorded)
     return recorded

@@ -2,12 +2,13 @@
 MATRIX_* variables over it, and the order its sessions are handed out in."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,12 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from .envspec import DEFAULT_SUITE, ConfigError, EnvSpec, MatrixConfig, \
-    load_config
-from .outcomes import RACE_SIGNATURE
+from .envspec import (DEFAULT_SUITE, EnvSpec, MatrixConfig, load_config,
+                      overridden, project_config)
+from .errors import BadInput
 from .validation import problem
 
 PROJECT = Path(__file__).resolve().parent.parent
-# What the MWE needs besides the package under test.
-TEST_TOOLS = ("numpy", "pytest", "pytest-repeat", "pytest-timeout")
 # What the runner itself passes to pytest needs: --count and --timeout.
 RUNNER_TOOLS = ("pytest", "pytest-repeat", "pytest-timeout")
 NONE = "none"
@@ -39,11 +38,6 @@ class Suite:
     smoke: str | None = None  # code a fresh environment must run
     kinds: tuple[tuple[str, tuple[str, ...]], ...] = ()
     launch_time: bool = False  # its rows also time the MWE's launches
-
-
-# The MWE as a suite, for runs that name none (bisects, the MWE's figures).
-MWE_SUITE = Suite(DEFAULT_SUITE, PROJECT / "mwe", RACE_SIGNATURE, TEST_TOOLS,
-                  launch_time=True)
 
 
 @dataclass(frozen=True)
@@ -76,15 +70,15 @@ def load_patches(table: Mapping[str, Any], root: str | Path
             where = f"[tool.racematrix.patches.{name}].diffs[{i}]"
             path = Path(root) / entry["file"]
             if not path.is_file():
-                raise ConfigError(f"{where}.file: {entry['file']!r} is not a "
-                                  f"file under {root}; expected a unified "
-                                  f"diff under patches/")
+                raise BadInput(f"{where}.file: {entry['file']!r} is not a "
+                               f"file under {root}; expected a unified "
+                               f"diff under patches/")
             try:
                 releases = SpecifierSet(entry["releases"])
             except InvalidSpecifier:
-                raise ConfigError(f"{where}.releases: {entry['releases']!r} "
-                                  f"is not a PEP 440 specifier; expected "
-                                  f"e.g. '>=0.26'") from None
+                raise BadInput(f"{where}.releases: {entry['releases']!r} "
+                               f"is not a PEP 440 specifier; expected "
+                               f"e.g. '>=0.26'") from None
             diffs.append(Diff(path, canonicalize_name(entry["package"]),
                               releases))
         patches[name] = Patch(name, tuple(diffs), patch.get("description", ""))
@@ -110,37 +104,35 @@ def pick(variable: str, environ: Mapping[str, str], declared: Iterable[str],
          default: Iterable[str]) -> tuple[str, ...]:
     """The ``declared`` names ``variable`` gives, else ``default``."""
     declared = sorted(declared)
-    source = variable if variable in environ else "the config"
-    names = list(default) if variable not in environ else [
-        n for n in re.split(r"[\s,]+", environ[variable]) if n]
-    unknown = [name for name in names if name not in declared]
-    if not names or unknown:
-        raise ConfigError((f"{source} names unknown {unknown[0]!r}" if unknown
-                           else f"{variable} is set but empty") +
-                          f": the declared ones are {', '.join(declared)}")
-    return tuple(dict.fromkeys(names))
+
+    def known(name: str) -> str:
+        if name not in declared:
+            source = variable if variable in environ else "the config"
+            raise BadInput(f"{source} names unknown {name!r}: the declared "
+                           f"ones are {', '.join(declared)}")
+        return name
+    return overridden(environ, variable, default, known)
 
 
 @dataclass(frozen=True)
 class Matrix:
     suites: dict[str, Suite]
     configs: dict[str, MatrixConfig]
-    patches: dict[str, Patch] = field(default_factory=dict)
-    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    patches: dict[str, Patch]
+    columns: dict[str, tuple[str, ...]]  # each suite's patches, NONE too
 
     def jobs(self, gpu_runner: str = "") -> dict[str, list]:
         """A CI job per ``env`` session, simulator off only on ``gpu_runner``."""
-        include, skipped = [], []
+        jobs: dict[str, list] = {"include": [], "skipped": []}
         for spec in self.envs():
-            runs_on = "ubuntu-latest" if spec.sim else gpu_runner
-            session = f"env({spec.session_id})"
-            if not runs_on:
-                skipped.append(session)
-                continue
-            include.append({"session": session, "python": spec.python,
-                            "runs_on": runs_on,
-                            "artifact": f"raw-{spec.env_id}"})
-        return {"include": include, "skipped": skipped}
+            session = f"env({spec.env_id})"
+            if runs_on := "ubuntu-latest" if spec.sim else gpu_runner:
+                jobs["include"].append({
+                    "session": session, "python": spec.python,
+                    "runs_on": runs_on, "artifact": f"raw-{spec.env_id}"})
+            else:
+                jobs["skipped"].append(session)
+        return jobs
 
     def envs(self) -> list[EnvSpec]:
         """Every environment: each suite's own lists, crossed."""
@@ -149,7 +141,7 @@ class Matrix:
                 for name, config in self.configs.items()
                 for python in config.pythons for spec in config.specs
                 for sim in config.sims
-                for patch in self.columns.get(name, (NONE,))
+                for patch in self.columns[name]
                 if patch == NONE or applies(self.patches[patch], EnvSpec(
                     python, spec, sim, name))]
 
@@ -158,40 +150,33 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
                 root: str | Path) -> Matrix:
     """The selected suites (MATRIX_SPECS alone: the MWE), their lists."""
     if wrong := problem(table, "config", "[tool.racematrix] in pyproject.toml"):
-        raise ConfigError(wrong)
+        raise BadInput(wrong)
     if "MATRIX_SPECS" in environ and "MATRIX_SUITES" not in environ:
         environ = {**environ, "MATRIX_SUITES": DEFAULT_SUITE}
-    declared = table.get("suites") or {DEFAULT_SUITE: {
-        "path": "mwe", "launch_time": True,
-        "signature": RACE_SIGNATURE.pattern}}
+    declared = table["suites"]
     for name, suite in declared.items():  # every folder, picked or not
         if not (Path(root) / suite["path"]).is_dir():
-            raise ConfigError(
+            raise BadInput(
                 f"[tool.racematrix.suites.{name}].path: {suite['path']!r} is "
                 f"not a folder under {root}; expected the folder of the "
                 f"suite's pytest tests, relative to the project root")
-    lists = {k: v for k, v in table.items() if k not in ("suites", "patches")}
     suites, configs = {}, {}
     for name in pick("MATRIX_SUITES", environ, declared, [
             name for name, suite in declared.items()
             if suite.get("default", True)]):
         suite = declared[name]
-        given: dict[str, Any] = {
-            key: tuple(value) if isinstance(value, list) else value
-            for key, value in suite.items() if key in (
-                "requirements", "pytest_args", "smoke", "launch_time")}
         suites[name] = Suite(
             name, (Path(root) / suite["path"]).resolve(),
-            re.compile(suite["signature"]), **given, kinds=tuple(
-                (kind, tuple(globs)) for kind, globs in
-                suite.get("kinds", {}).items()))
-        try:
-            configs[name] = load_config({**lists, **{  # the suite's own
-                key: suite[key] for key in ("specs", "pythons", "sim", "count",
-                                            "timeout") if key in suite}},
-                environ)
-        except ConfigError as error:
-            raise ConfigError(f"suite {name}: {error}") from None
+            re.compile(suite["signature"]),
+            tuple(suite.get("requirements", ())),
+            tuple(suite.get("pytest_args", ())), suite.get("smoke"),
+            tuple((kind, tuple(globs))
+                  for kind, globs in suite.get("kinds", {}).items()),
+            suite.get("launch_time", False))
+        try:  # the suite's own lists over the top level's
+            configs[name] = load_config({**table, **suite}, environ)
+        except BadInput as error:
+            raise BadInput(f"suite {name}: {error}") from None
     patches = load_patches(table, root)
     return Matrix(suites, configs, patches, {
         name: pick("MATRIX_PATCHES", environ, [NONE, *patches],
@@ -199,19 +184,23 @@ def load_matrix(table: Mapping[str, Any], environ: Mapping[str, str],
         for name in suites})
 
 
+@functools.cache
+def mwe_suite() -> Suite:
+    """The MWE's suite as pyproject.toml declares it (bisects, MWE figures)."""
+    return load_matrix(project_config(PROJECT), {
+        "MATRIX_SUITES": DEFAULT_SUITE}, PROJECT).suites[DEFAULT_SUITE]
+
+
 def in_order(envs: Sequence[EnvSpec], results_dirs: Iterable[str | Path]
              ) -> list[EnvSpec]:
     """``envs`` the longest first (the time in the first folder's tables
     that has it), never recorded first: under ``-j`` no long one starts last."""
     recorded: dict[str, float] = {}
-    for folder in dict.fromkeys(map(os.path.realpath, results_dirs)):
-        try:
-            rows_there = json.loads((Path(folder) / "failure_rates.json")
-                                    .read_text())["rows"]
-        except (OSError, ValueError, KeyError):
-            continue
-        for row in rows_there:
-            if row.get("runs") and row.get("seconds") is not None:
-                recorded.setdefault(row["env"].split("@", 1)[0],
-                                    row["seconds"])
+    for folder in results_dirs:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            for row in json.loads((Path(folder) / "failure_rates.json")
+                                  .read_text())["rows"]:
+                if row.get("runs") and row.get("seconds") is not None:
+                    recorded.setdefault(row["env"].split("@", 1)[0],
+                                        row["seconds"])
     return sorted(envs, key=lambda env: -recorded.get(env.env_id, math.inf))

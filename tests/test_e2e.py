@@ -101,9 +101,8 @@ def test_verdicts_of_a_buggy_and_a_fixed_environment(matrix_run):
     assert buggy["launch_seconds"]["unlocked_code"] is True
     assert fixed["launch_seconds"]["unlocked_code"] is False
     # The unlocked swap's own code needs no free core: its pairs never
-    # wait for the exclusive lock (a row timed again alone has no such key).
-    if "beside" not in buggy["launch_seconds"]:
-        assert buggy["launch_seconds"]["exclusive"] is False
+    # wait for the exclusive lock.
+    assert buggy["launch_seconds"]["exclusive"] is False
 
 
 def test_run_replaces_its_row_and_keeps_the_others(matrix_run):
@@ -262,7 +261,7 @@ def seeded_results(tmp_path, data_dir_module):
 
 @pytest.mark.parametrize("posargs, words", [
     (["--preset", "nonsense"], "invalid choice: 'nonsense'"),
-    (["--count"], "--count needs a value"),
+    (["--count"], "--count needs a positive whole number"),
     (["-k", "nomatch"], "pytest ran no test"),
 ])
 def test_usage_error_is_one_line_and_keeps_the_earlier_row(
@@ -449,32 +448,3 @@ def test_a_failed_attempt_keeps_the_measured_row_beside_it(
     assert {k: v for k, v in after.items() if k != "attempts"} == before
     assert words in after["attempts"][-1]["why"]
     assert "last attempt failed" in (results / "failure_rates.md").read_text()
-
-
-def test_an_undecided_launch_ab_is_timed_again_alone(tmp_path, matrix_run,
-                                                     matrix_envs):
-    """A row whose A/B read undecided in the run (no free core beside the
-    other sessions) is timed again by the run's last step, in its own
-    environment; the row keeps what the run measured as ``beside``."""
-    from racematrix import matrix_session
-    results, _, _ = matrix_run
-    env_id = f"py{PYTHON}-numba-cuda-0.30.4-sim1"
-    (tmp_path / "raw").mkdir()
-    row = raw(results, env_id)
-    first = dict(row["launch_seconds"], decision="undecided", ratio=1.01)
-    (tmp_path / "raw" / f"{env_id}.json").write_text(json.dumps(
-        {**row, "launch_seconds": first}))
-    entries = [{"env": env_id, "venv": str(matrix_envs[FIXED])},
-               {"env": "not-a-row", "venv": str(matrix_envs[FIXED])}]
-    lines = matrix_session.launches_again_alone(tmp_path, entries)
-    assert len(lines) == 1 and env_id in lines[0], lines
-    again = raw(tmp_path, env_id)["launch_seconds"]
-    assert again["beside"]["decision"] == "undecided"
-    assert again["beside"]["ratio"] == 1.01
-    assert again["concurrency"] == 1
-    assert again["n"] >= first["rule"]["pairs"] and again["ratio"] > 0
-    assert again["decision"] in ("slower", "alike", "undecided")
-    # A decided row is left as it is.
-    if again["decision"] != "undecided":
-        assert matrix_session.launches_again_alone(tmp_path, entries[:1]) \
-            == []

@@ -1,7 +1,8 @@
 import pytest
 
-from racematrix.envspec import (ConfigError, EnvSpec, load_config, parse_python,
-                                parse_sim, parse_spec)
+from racematrix.envspec import (EnvSpec, load_config, parse_python, parse_sim,
+                                parse_spec)
+from racematrix.errors import BadInput
 
 TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
          "timeout": 60, "specs": ["numba==0.60.0",
@@ -49,7 +50,7 @@ def test_environment_variables_replace_lists():
 
 
 @pytest.mark.parametrize("environ, message", [
-    ({"MATRIX_PYTHONS": "3.9"}, "unsupported Python 3.9"),
+    ({"MATRIX_PYTHONS": "3.9"}, "malformed Python version '3.9'"),
     ({"MATRIX_PYTHONS": "three"}, "malformed Python version 'three'"),
     ({"MATRIX_PYTHONS": " "}, "MATRIX_PYTHONS is set but empty"),
     ({"MATRIX_SIM": "yes"}, "malformed simulator flag 'yes'"),
@@ -57,7 +58,7 @@ def test_environment_variables_replace_lists():
     ({"MATRIX_SPECS": ";;"}, "MATRIX_SPECS is set but empty"),
 ])
 def test_malformed_values_get_one_line(environ, message):
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(BadInput) as raised:
         load_config(TABLE, environ)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)

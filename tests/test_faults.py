@@ -359,6 +359,16 @@ def test_the_bisect_refuses_options_given_twice(argv):
         parse_args(argv)
 
 
+def test_a_flag_given_twice_is_refused_and_an_append_adds_up():
+    parser = errors.OneLineArgumentParser(label="x", help_hint="x --help")
+    parser.add_argument("--flag", action="store_true")
+    parser.add_argument("--raw", action="append")
+    assert parser.parse_args(["--raw", "a", "--raw=b"]).raw == ["a", "b"]
+    with pytest.raises(errors.BadInput,
+                       match="^x: --flag given twice: give it once"):
+        parser.parse_args(["--flag", "--raw", "a", "--flag"])
+
+
 # 6. Package names are canonical wherever a user types one ------------------
 
 @pytest.mark.parametrize("typed", ["Numba-CUDA", "numba_cuda", "NUMBA.cuda"])

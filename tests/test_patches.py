@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from racematrix import patching
-from racematrix.envspec import ConfigError, EnvSpec
+from racematrix.envspec import EnvSpec
+from racematrix.errors import BadInput
 from racematrix.suites import load_matrix
 from racematrix.suites import NONE, applies, load_patches
 from racematrix.suites import pick
@@ -58,10 +59,11 @@ def test_declared_patch_has_a_diff_per_release_range(tmp_path):
      ["[tool.racematrix] in pyproject.toml.patches", "'none'"]),
 ])
 def test_a_bad_declaration_is_one_line(tmp_path, change, words):
-    table = {"specs": ["numba==0.60.0"], **project(tmp_path)}
+    table = {"specs": ["numba==0.60.0"], **project(tmp_path),
+             "suites": {"mwe": {"path": "mwe", "signature": "x"}}}
     change(table)
     shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(BadInput) as caught:
         load_matrix(table, {}, tmp_path)
     message = str(caught.value)
     assert "\n" not in message
@@ -76,9 +78,9 @@ def test_columns_are_none_and_the_listed_ones_or_matrix_patches(tmp_path):
     assert select_patches(("fix",), {}) == (NONE, "fix")
     assert select_patches((), {}) == (NONE,)
     assert select_patches(("fix",), {"MATRIX_PATCHES": "fix"}) == ("fix",)
-    with pytest.raises(ConfigError, match="MATRIX_PATCHES names unknown 'fxi'"):
+    with pytest.raises(BadInput, match="MATRIX_PATCHES names unknown 'fxi'"):
         select_patches((), {"MATRIX_PATCHES": "none fxi"})
-    with pytest.raises(ConfigError, match="the config names unknown 'fxi'"):
+    with pytest.raises(BadInput, match="the config names unknown 'fxi'"):
         select_patches(("fxi",), {})
 
 
@@ -99,10 +101,10 @@ def test_matrix_sessions_of_a_suite_that_lists_a_patch(tmp_path):
              **project(tmp_path)}
     shutil.copytree(PROJECT / "mwe", tmp_path / "mwe")
     matrix = load_matrix(table, {}, tmp_path)
-    names = [spec.session_id for spec in matrix.envs()]
-    assert names == ["3.12, numba-cuda==0.30.4, sim1",
-                     "3.12, numba-cuda==0.30.4, patch fix, sim1",
-                     "3.12, numba-cuda==0.24.0, sim1"]
+    names = [spec.env_id for spec in matrix.envs()]
+    assert names == ["py3.12-numba-cuda-0.30.4-sim1",
+                     "py3.12-numba-cuda-0.30.4+patch.fix-sim1",
+                     "py3.12-numba-cuda-0.24.0-sim1"]
     only = load_matrix(table, {"MATRIX_PATCHES": "fix"}, tmp_path)
     assert [spec.patch for spec in only.envs()] == ["fix"]
 
@@ -122,7 +124,7 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
     cache = tmp_path / "cache" / "mod.py"
     cache.parent.mkdir()
     cache.write_text("def f():\n    return 1\n# end\n")
-    site = tmp_path / "env" / "lib" / "site-packages"
+    site = tmp_path / "env" / "lib" / "python3.12" / "site-packages"
     (site / "pkg").mkdir(parents=True)
     os.link(cache, site / "pkg" / "mod.py")
     other = tmp_path / "other-env-mod.py"
@@ -134,30 +136,26 @@ def test_apply_changes_a_copy_and_leaves_every_hard_link_alone(tmp_path):
     class Env:
         bin = str(tmp_path / "env" / "bin")
 
-    original = patching.site_packages
-    patching.site_packages = lambda session: site
-    try:
-        record = patching.apply(Env(), patch, diff.package, "1.0")
-        assert (site / "pkg" / "mod.py").read_text().count("return 2") == 1
-        assert cache.read_text().count("return 1") == 1  # the cache: as it was
-        assert other.read_text() == cache.read_text()
-        assert record["files"] == ["pkg/mod.py"]
-        assert record["after"]["pkg/mod.py"] == patching.sha256(
-            site / "pkg" / "mod.py")
-        # Again (a warm run): found applied, nothing changed.
-        assert patching.apply(Env(), patch, diff.package, "1.0")["reused"]
-        # A diff that does not apply: one line naming the hunk.
-        (tmp_path / "patches" / "fix.diff").write_text(
-            DIFF.replace("return 1", "return 7"))
-        broken = load_patches(table, tmp_path)["fix"]
-        (site / patching.APPLIED).unlink()
-        (site / "pkg" / "mod.py").write_text(cache.read_text())
-        with pytest.raises(patching.PatchError) as caught:
-            patching.apply(Env(), broken, diff.package, "1.0")
-        assert "Hunk #1 FAILED at 1 in pkg/mod.py" in str(caught.value)
-        assert "\n" not in str(caught.value)
-    finally:
-        patching.site_packages = original
+    record = patching.apply(Env(), patch, diff.package, "1.0")
+    assert (site / "pkg" / "mod.py").read_text().count("return 2") == 1
+    assert cache.read_text().count("return 1") == 1  # the cache: as it was
+    assert other.read_text() == cache.read_text()
+    assert not (site / "pkg" / "mod.py").samefile(cache)  # patch's own file
+    assert record["files"] == ["pkg/mod.py"]
+    assert record["after"]["pkg/mod.py"] == patching.sha256(
+        site / "pkg" / "mod.py")
+    # Again (a warm run): found applied, nothing changed.
+    assert patching.apply(Env(), patch, diff.package, "1.0")["reused"]
+    # A diff that does not apply: one line naming the hunk.
+    (tmp_path / "patches" / "fix.diff").write_text(
+        DIFF.replace("return 1", "return 7"))
+    broken = load_patches(table, tmp_path)["fix"]
+    (site / patching.APPLIED).unlink()
+    (site / "pkg" / "mod.py").write_text(cache.read_text())
+    with pytest.raises(patching.PatchError) as caught:
+        patching.apply(Env(), broken, diff.package, "1.0")
+    assert "Hunk #1 FAILED at 1 in pkg/mod.py" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.e2e
@@ -180,8 +178,8 @@ def test_patched_and_unpatched_environments_through_nox(tmp_path, e2e_python,
     # both from its cache): the patch must change its own copy only.
     built = matrix_envs[FIXED]
     for patch in (None, "private-globals"):
-        session = EnvSpec(e2e_python, (FIXED,), True, "mwe", patch).session_id
-        seed_env(project, f"env({session})", built, copy=patch is not None)
+        env_id = EnvSpec(e2e_python, (FIXED,), True, "mwe", patch).env_id
+        seed_env(project, f"env({env_id})", built, copy=patch is not None)
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MATRIX_", "RACEMATRIX_"))}

@@ -222,7 +222,7 @@ def test_a_row_whose_install_failed_holds_to_the_schema():
     raw = rawresult.make_raw(
         spec, packages={}, python="", python_build="", env_error="boom",
         machine=machine_info(), command="nox -s matrix",
-        resolution=Installation(problem=("error", "boom")).resolution())
+        resolution=Installation(problem=("error", "boom")).resolution)
     assert rawresult.validate_raw(raw) is None
 
 

@@ -53,10 +53,10 @@ def test_split_count_rejects_bad_counts(posargs):
 
 def test_session_command_names_the_overrides():
     command = matrix_session.session_command(
-        "env(3.11, numba==0.60.0, sim1)", ["--count", "5"],
+        "env(py3.11-numba-0.60.0-sim1)", ["--count", "5"],
         {"MATRIX_SPECS": "numba==0.60.0", "PATH": "/bin"})
     assert command == ("MATRIX_SPECS=numba==0.60.0 nox -s "
-                       "'env(3.11, numba==0.60.0, sim1)' -- --count 5")
+                       "'env(py3.11-numba-0.60.0-sim1)' -- --count 5")
     assert matrix_session.session_command("bisect", ["--with", "numba==0.61.2 x<13"],
                                   {}) == "nox -s bisect -- --with 'numba==0.61.2 x<13'"
 
@@ -91,7 +91,7 @@ def test_a_run_that_ran_is_no_usage_error(data_dir):
 
 
 def test_count_without_a_value_is_one_line():
-    with pytest.raises(errors.BadInput, match="--count needs a value"):
+    with pytest.raises(errors.BadInput, match="--count needs a positive"):
         matrix_session.split_count(["-x", "--count"], 1)
 
 

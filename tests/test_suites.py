@@ -4,9 +4,10 @@ import textwrap
 import pytest
 from nox.project import load_toml
 
-from racematrix.envspec import ConfigError, EnvSpec
+from racematrix.envspec import EnvSpec
+from racematrix.errors import BadInput
 from racematrix.outcomes import RACE_SIGNATURE
-from racematrix.suites import load_matrix
+from racematrix.suites import load_matrix, mwe_suite
 
 from conftest import PROJECT
 
@@ -29,7 +30,8 @@ def config_of(table, name, environ=None, root=PROJECT):
 
 
 TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
-         "timeout": 60, "specs": ["numba==0.60.0"]}
+         "timeout": 60, "specs": ["numba==0.60.0"],
+         "suites": {"mwe": {"path": "mwe", "signature": SIGNATURE}}}
 
 
 @pytest.mark.parametrize("change, words", [
@@ -40,6 +42,7 @@ TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
     ({"timeout": 0}, ["timeout: 0", "minimum of 1"]),
     ({"pythons": "3.11"}, ["pythons: '3.11'", "is not of type 'array'"]),
     ({"specs": [""]}, ["specs[0]", "non-empty"]),
+    ({"specs": [" "]}, ["specs[0]: ' ' does not match", "at least one"]),
     ({"pythons": ["3.1x"]}, ["pythons[0]: '3.1x'", "X.Y"]),
     ({"pythons": ["3.9"]}, ["pythons[0]: '3.9'", "3.10 or newer"]),
     ({"spec": ["numba==0.60.0"]}, ["'spec' was unexpected", "specs"]),
@@ -47,7 +50,7 @@ TABLE = {"pythons": ["3.10", "3.11"], "sim": [1, 0], "count": 3,
 def test_bad_config_values_are_one_line_naming_key_value_and_expectation(
         change, words):
     """The whole table is checked once, against its JSON Schema."""
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(BadInput) as raised:
         load_matrix({**TABLE, **change}, {}, PROJECT)
     message = str(raised.value)
     assert "\n" not in message
@@ -56,14 +59,20 @@ def test_bad_config_values_are_one_line_naming_key_value_and_expectation(
         assert word in message
 
 
-def test_without_a_suites_table_the_mwe_runs_as_before():
-    suites = load_suites({"specs": ["numba==0.60.0"]}, {}, PROJECT)
-    assert list(suites) == ["mwe"]
-    mwe = suites["mwe"]
-    assert mwe.path == PROJECT / "mwe"
-    assert mwe.signature.pattern == RACE_SIGNATURE.pattern
-    spec = EnvSpec("3.11", ("numba==0.60.0",), True, "mwe")
-    assert spec.env_id == "py3.11-numba-0.60.0-sim1"
+def test_the_mwe_suite_of_runs_that_name_none_is_pyprojects():
+    """Bisects and the MWE's figures run the suite pyproject declares; a
+    table without suites is one line naming them."""
+    declared = load_toml(PROJECT / "pyproject.toml")["tool"]["racematrix"][
+        "suites"]["mwe"]
+    mwe = mwe_suite()
+    assert mwe.path == PROJECT / "mwe" and mwe.launch_time
+    assert mwe.requirements == tuple(declared["requirements"])
+    assert mwe.signature.pattern == declared["signature"] == \
+        RACE_SIGNATURE.pattern
+    assert EnvSpec("3.11", ("numba==0.60.0",), True, "mwe").env_id == \
+        "py3.11-numba-0.60.0-sim1"
+    with pytest.raises(BadInput, match="'suites' is a required property"):
+        load_suites({"specs": ["numba==0.60.0"]}, {}, PROJECT)
 
 
 def test_the_projects_own_suites_load():
@@ -133,7 +142,7 @@ def test_matrix_suites_picks_in_the_order_given():
 def test_matrix_suites_bad_names_are_one_line(value, expected):
     suites = {"mwe": {"path": "mwe", "signature": SIGNATURE},
               "cubie": {"path": "clients/cubie", "signature": SIGNATURE}}
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(BadInput) as caught:
         load_suites(table_with(suites), {"MATRIX_SUITES": value}, PROJECT)
     assert str(caught.value).startswith(expected)
     assert "\n" not in str(caught.value)
@@ -158,7 +167,7 @@ def test_matrix_suites_bad_names_are_one_line(value, expected):
      ["suites.bad", "'pathh'", "known keys"]),
 ])
 def test_a_bad_suite_value_is_one_line_naming_key_and_value(suite, words):
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(BadInput) as caught:
         load_suites(table_with({"bad": suite}), {}, PROJECT)
     message = str(caught.value)
     assert "\n" not in message
@@ -169,7 +178,7 @@ def test_a_bad_suite_value_is_one_line_naming_key_and_value(suite, words):
 @pytest.mark.parametrize("suites", [{}, {"a b": {"path": "mwe",
                                                  "signature": SIGNATURE}}])
 def test_an_empty_suites_table_or_a_bad_name_is_refused(suites):
-    with pytest.raises(ConfigError, match=r"\.suites"):
+    with pytest.raises(BadInput, match=r"\.suites"):
         load_suites(table_with(suites), {}, PROJECT)
 
 
@@ -221,7 +230,7 @@ def test_a_users_own_suite_runs_end_to_end_through_nox(tmp_path, e2e_python,
             sim = [1]
             """))
     flaky = EnvSpec(e2e_python, (BUGGY,), True, "flaky")
-    seed_env(project, f"env({flaky.session_id})", matrix_envs[BUGGY])
+    seed_env(project, f"env({flaky.env_id})", matrix_envs[BUGGY])
     results = tmp_path / "results"
     env = {k: v for k, v in __import__("os").environ.items()
            if not k.startswith("MATRIX_")}

@@ -96,7 +96,7 @@ def test_workflow_lists_runs_and_merges_one_environment(checkout, tmp_path):
               checkout, {**env, "GITHUB_OUTPUT": str(output)})
     include = json.loads(output.read_text().split("include=", 1)[1])
     assert [job["session"] for job in include] == [
-        f"env({PYTHON}, numba==0.60.0, sim1)"]  # sim0: no GPU runner
+        f"env(py{PYTHON}-numba-0.60.0-sim1)"]  # sim0: no GPU runner
 
     # Job "run", once per entry; its artifact lands where download-artifact
     # puts it: gathered/<artifact name>/.
