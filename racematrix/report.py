@@ -186,12 +186,14 @@ def cubie(records: list[Data]) -> list[Data]:
         settings = record.get("settings", {})
         known = {**settings, **record.get("packages", {})}
         found.append({
-            **record, "spec": spec_text(record), "solve": solve(record),
+            "spec": spec_text(record), "solve": solve(record),
             "patch": record["spec"].get("patch"), "cubie": known.get("cubie"),
             "numba_cuda": known.get("numba-cuda"), "numba": known.get("numba"),
             "simulator": "vendored" if "vendored" in settings.get(
                 "cuda_module", "") else "numba-cuda" if known.get("numba-cuda")
-            else "numba"})
+            else "numba", **{k: record[k] for k in (
+                "python", "verdict", "runs", "failures", "hangs",
+                "other_errors", "skips")}})
     return sorted(found, key=lambda c: (version_key(c["cubie"]), version_key(
         c["numba_cuda"]), c["patch"] or ""))
 
