@@ -230,8 +230,7 @@ def grid(rows: list[Row]) -> dict:
 
 def verdict_counts(rows: list[Row]) -> str:
     counts = Counter(row["verdict"] for row in rows)
-    return ", ".join(f"{counts[verdict]} {verdict}" for verdict in Verdict
-                     if counts[verdict]) or "none"
+    return ", ".join(f"{counts[v]} {v}" for v in Verdict if counts[v]) or "none"
 
 
 def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
