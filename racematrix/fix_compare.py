@@ -137,7 +137,6 @@ def timed(samples: list[float], limit: float,
           reference: dict | None = None) -> dict:
     """Launches cut at ``limit`` and their ratios to ``reference``'s."""
     found = launch_time.summarize(samples)
-    del found["samples"]
     found["past_limit"] = sum(s >= limit for s in samples)
     reference = reference or found
     for key in ("median", "p95"):
