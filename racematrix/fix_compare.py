@@ -18,6 +18,7 @@ from . import launch_time
 from .envspec import EnvSpec, project_config
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
+from .install import ProbeEnvironment, read_environment
 from .markdown import render
 from .measurement import run_launch_time
 from .patching import APPLIED
@@ -28,7 +29,6 @@ from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
                      own_tests, spec_text)
 from .suites import NONE
 from .tables import python_minor
-from .install import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 LAUNCH_FILE = "fix_launch_time.json"
