@@ -42,6 +42,10 @@ COUNTED = {"runs": "runs", "failures": "failures", "other": "other_errors",
            "hangs": "hangs"}
 DIFFERENCE = ("case", "outcome", "reference_outcome", "observed",
               "reference_observed")
+# What fix_compare.json keeps of report.cubie()'s entries (not the raw row).
+CUBIE = ("cubie", "numba_cuda", "numba", "simulator", "python", "patch",
+         "spec", "verdict", "runs", "failures", "hangs", "other_errors",
+         "skips", "solve")
 
 
 def row_patch(record: dict) -> str:
@@ -128,7 +132,8 @@ def summary(data: dict, runs: dict) -> dict:
 
 def compare(records: list[dict]) -> dict:
     """What fix_compare.json holds: each part of the rows, per patch."""
-    return {"race": race_by_base(records), "cubie": cubie(records),
+    return {"race": race_by_base(records),
+            "cubie": [{k: c[k] for k in CUBIE} for c in cubie(records)],
             "numba_cuda_tests": own_tests(records),
             "semantics": semantics_differences(records)}
 
