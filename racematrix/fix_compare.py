@@ -252,7 +252,7 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     add("--launches", action="store_true", help="time launches first")
     add("--python", default="3.12", help="the launch-time run's Python X.Y")
     add("--reference", help="default: the race bisect's last racy release")
-    add("--releases", nargs="+", help="default: the matrix's after --reference")
+    add("--releases", nargs="+", help="default: the matrix's newer releases")
     add("--patches", nargs="*", default=list(declared_patches()))
     add("--rounds", type=int, default=20)
     add("--limit", type=float, default=10.0,
