@@ -18,6 +18,7 @@ from . import launch_time
 from .envspec import EnvSpec, project_config
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic, write_text_atomic
+from .install import ProbeEnvironment, read_environment
 from .markdown import render
 from .measurement import run_launch_time
 from .patching import APPLIED
@@ -28,7 +29,6 @@ from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
                      own_tests, spec_text)
 from .suites import NONE
 from .tables import python_minor
-from .install import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 LAUNCH_FILE = "fix_launch_time.json"
@@ -42,6 +42,10 @@ COUNTED = {"runs": "runs", "failures": "failures", "other": "other_errors",
            "hangs": "hangs"}
 DIFFERENCE = ("case", "outcome", "reference_outcome", "observed",
               "reference_observed")
+# What fix_compare.json keeps of report.cubie()'s entries (not the raw row).
+CUBIE = ("cubie", "numba_cuda", "numba", "simulator", "python", "patch",
+         "spec", "verdict", "runs", "failures", "hangs", "other_errors",
+         "skips", "solve")
 
 
 def row_patch(record: dict) -> str:
@@ -128,7 +132,8 @@ def summary(data: dict, runs: dict) -> dict:
 
 def compare(records: list[dict]) -> dict:
     """What fix_compare.json holds: each part of the rows, per patch."""
-    return {"race": race_by_base(records), "cubie": cubie(records),
+    return {"race": race_by_base(records),
+            "cubie": [{k: c[k] for k in CUBIE} for c in cubie(records)],
             "numba_cuda_tests": own_tests(records),
             "semantics": semantics_differences(records)}
 
@@ -137,7 +142,6 @@ def timed(samples: list[float], limit: float,
           reference: dict | None = None) -> dict:
     """Launches cut at ``limit`` and their ratios to ``reference``'s."""
     found = launch_time.summarize(samples)
-    del found["samples"]
     found["past_limit"] = sum(s >= limit for s in samples)
     reference = reference or found
     for key in ("median", "p95"):
@@ -248,7 +252,7 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
     add("--launches", action="store_true", help="time launches first")
     add("--python", default="3.12", help="the launch-time run's Python X.Y")
     add("--reference", help="default: the race bisect's last racy release")
-    add("--releases", nargs="+", help="default: the matrix's after it")
+    add("--releases", nargs="+", help="default: the matrix's newer releases")
     add("--patches", nargs="*", default=list(declared_patches()))
     add("--rounds", type=int, default=20)
     add("--limit", type=float, default=10.0,

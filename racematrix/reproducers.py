@@ -12,11 +12,11 @@ from pathlib import Path
 
 from .errors import BadInput, OneLineArgumentParser
 from .fileio import write_json_atomic
+from .install import ProbeEnvironment, read_environment
 from .interpreters import missing_interpreters
 from .patching import PatchError, apply
 from .provenance import stamp
 from .report import PROJECT, declared_patches, load_json
-from .install import ProbeEnvironment, read_environment
 
 SCRIPTS = ("bug.py", "bug_slowdown.py")
 logger = logging.getLogger(__name__)
