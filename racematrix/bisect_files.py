@@ -44,13 +44,11 @@ def search_key(data: dict) -> tuple:
 
 def widest_bisects(bisects: Iterable[dict]) -> list[dict]:
     """Per search, the finished bisect over the most releases, newest."""
-    kept: dict = {}
-    for data in bisects:
-        rank = (not data.get("partial"), len(data.get("releases") or ()),
-                data.get("provenance", {}).get("finished", ""))
-        if searched(data) not in kept or rank > kept[searched(data)][0]:
-            kept[searched(data)] = (rank, data)
-    return [data for _, data in kept.values()]
+    bisects = list(bisects)
+    widest = {searched(data): data for data in sorted(bisects, key=lambda d: (
+        not d.get("partial"), len(d.get("releases") or ()),
+        d.get("provenance", {}).get("finished", "")))}
+    return [data for data in bisects if widest[searched(data)] is data]
 
 
 def read_bisects(folder: str | Path) -> dict[Path, dict]:

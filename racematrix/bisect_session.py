@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .bisect_files import (bisect_stem, load_bisects, load_partial,
@@ -24,9 +23,8 @@ from .install import MODULE_UNDER_TEST
 from .interpreters import missing_interpreters
 from .probers import TRIES, TRY_SECONDS, ReleaseProber
 from .provenance import stamp
-from .search import (MISS_PROBABILITY, BisectResult, Probe, bisect_releases,
-                     probe_limit)
-from .suites import mwe_suite
+from .search import (INITIAL_RUNS, MISS_PROBABILITY, BisectResult, Probe,
+                     bisect_releases, probe_limit)
 
 logger = logging.getLogger(__name__)
 
@@ -41,32 +39,14 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
-def positive_whole_number(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"needs a positive whole number, got {text!r}")
-    return int(text)
-
-
-def version_text(text: str) -> str:
-    try:
-        Version(text)
-    except InvalidVersion:
-        raise ValueError(f"{text!r} is not a version number") from None
-    return text
-
-
 def parse_guess(text: str) -> str | list[str]:
     """``--guess``: "auto", "none", or release numbers separated by commas."""
-    if text in ("auto", "none"):
-        return text
     try:
-        guess = [str(Version(part)) for part in text.split(",") if part.strip()]
+        return text if text in ("auto", "none") else [
+            str(Version(part)) for part in text.split(",")]
     except InvalidVersion:
-        guess = []
-    if not guess:
         raise ValueError(f"{text!r} is not auto, none or release numbers "
-                         f"separated by commas, e.g. 0.24.0,0.26.0")
-    return guess
+                         f"separated by commas, e.g. 0.24.0,0.26.0") from None
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -78,24 +58,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="package whose releases are searched, e.g. numba-cuda")
     add("--python", required=True, type=_checked(parse_python),
         help="Python version, e.g. 3.11")
-    add("--from", dest="start", type=_checked(version_text),
+    add("--from", dest="start", type=_checked(lambda s: str(Version(s))),
         help="oldest release to test")
-    add("--to", dest="end", type=_checked(version_text),
+    add("--to", dest="end", type=_checked(lambda s: str(Version(s))),
         help="newest release to test")
     add("--with", dest="extra", action="append", default=[],
         type=_checked(lambda s: parse_spec(s) if s else ()),
         help="requirements added to every probe, e.g. \"numba==0.61.2\"")
     add("--sim", default="1", type=_checked(parse_sim),
         help="1: simulator on (default); 0: on a GPU")
-    add("--initial-runs", type=_checked(positive_whole_number), default=22,
-        help="runs for the first probe of each end (default: 22)")
     add("--metric", choices=("failure", "launch-time"), default="failure",
         help="what flips: the race (default) or the launch price")
     add("--guess", default="auto", type=_checked(parse_guess),
         help="releases to probe first, e.g. 0.24.0,0.26.0, or none; auto "
              "(default): on launch time, the race bisect's pair")
-    add("--timeout", type=_checked(positive_whole_number), default=120,
-        help="seconds before one test run counts as hung")
     args = parser.parse_args(argv)
     args.extra = tuple(dict.fromkeys(r for group in args.extra for r in group))
     if args.start and args.end and Version(args.start) > Version(args.end):
@@ -125,12 +101,12 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
                 return {"versions": pair, "source": source + ".json"}
     if args.guess in ("auto", "none"):
         return None
-    by_version = {Version(str(v)): str(v) for v in versions}
-    for wanted in args.guess:
-        if Version(wanted) not in by_version:
-            near = ", ".join(nearest_versions(wanted, list(by_version)))
+    by_version = {v: str(v) for v in versions}
+    for wanted in map(Version, args.guess):
+        if wanted not in by_version:
             raise BadInput(f"bisect: --guess {wanted} is not a release in "
-                           f"range; nearest: {near}")
+                           f"range; nearest: "
+                           f"{', '.join(nearest_versions(wanted, versions))}")
     return {"versions": [by_version[Version(v)] for v in args.guess],
             "source": "--guess"}
 
@@ -140,8 +116,7 @@ def releases_in_range(args: argparse.Namespace
     """Releases in range: (admitted by Requires-Python, excluded by it)."""
     if shutil.which("uv") is None:
         raise BadInput("bisect: uv is not on PATH; `pip install uv`")
-    missing = missing_interpreters([args.python])
-    if missing:
+    if missing := missing_interpreters([args.python]):
         raise BadInput(f"bisect: {missing}")
     try:
         versions = list_releases(args.package)
@@ -165,15 +140,19 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     """``nox -s bisect -- ARGS``, resumed from a partial file's probes."""
     args = parse_args(argv)
     versions, excluded = releases_in_range(args)
-    started = time.monotonic()
-    on_time = args.metric == "launch-time"
+    started, on_time = time.monotonic(), args.metric == "launch-time"
+    order = {str(v): i for i, v in enumerate(versions)}
     search = {"metric": args.metric, "package": args.package,
               "python": args.python, "sim": args.sim, "with": list(args.extra),
-              "from": args.start, "to": args.end,
-              "releases": [str(v) for v in versions],
+              "from": args.start, "to": args.end, "releases": list(order),
               "excluded_by_requires_python": excluded,
               **({"tries": TRIES, "try_seconds": TRY_SECONDS} if on_time
-                 else {})}
+                 else {}),
+              "shown_packages": list(dict.fromkeys([
+                  args.package, *(Requirement(r).name for r in args.extra),
+                  MODULE_UNDER_TEST.split(".")[0]])),
+              "probe_limit": probe_limit(len(versions)),
+              "miss_probability": MISS_PROBABILITY}
     logger.info("%d releases of %s in range for Python %s (%d more exclude "
                 "it by Requires-Python); extra requirements: %s",
                 len(versions), args.package, args.python, len(excluded),
@@ -182,29 +161,22 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     prober = ReleaseProber(args, envdir)
     stem = bisect_stem(args.package, args.python, args.sim, args.start,
                        args.end, args.metric)
-    tools = {canonicalize_name(t) for t in mwe_suite().requirements}
-    shown = [name for name in dict.fromkeys(canonicalize_name(n) for n in (
-        args.package, *(Requirement(r).name for r in args.extra),
-        MODULE_UNDER_TEST.split(".")[0])) if name not in tools]
 
-    order = {v: i for i, v in enumerate(search["releases"])}
-
-    def data(result: BisectResult, **more: Any) -> dict:
-        return {**search, **asdict(result), "shown_packages": shown,
-                "tested": [p.to_json() for p in sorted(
-                    result.tested, key=lambda p: order.get(p.version, len(order)))],
-                "decisive_probes": result.decisive_probes,
-                "probe_limit": probe_limit(len(versions)),
-                "miss_probability": MISS_PROBABILITY,
-                "seconds": round(time.monotonic() - started, 1),
-                "provenance": stamp(command), **more}
+    def write(result: BisectResult, **more: Any) -> dict:
+        return write_bisect(out_dir, stem, {
+            **search, **asdict(result), "tested": [
+                p.to_json() for p in sorted(result.tested, key=lambda p:
+                                            order.get(p.version, len(order)))],
+            "decisive_probes": result.decisive_probes,
+            "seconds": round(time.monotonic() - started, 1),
+            "provenance": stamp(command), **more})
 
     def save() -> None:
         tested = list(prober.seen.values())
-        write_bisect(out_dir, stem, data(BisectResult(
-            tested, None, f"interrupted after {len(tested)} probe(s) "
-            f"({', '.join(p.version for p in tested)}); rerun `{command}` "
-            f"to resume with them"), partial=True))
+        write(BisectResult(tested, None, f"interrupted after {len(tested)} "
+                           f"probe(s) ({', '.join(p.version for p in tested)})"
+                           f"; rerun `{command}` to resume with them"),
+              partial=True)
     path, saved = load_partial(out_dir, stem, search_key(search))
     more: dict[str, Any] = {}
     if saved:
@@ -213,18 +185,16 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
             k: v for k, v in entry.items() if k in keys})
             for entry in saved["tested"]}
         more["resumed"] = {"probes_reused": len(prober.seen),
-                           "versions": list(prober.seen),
-                           "seconds_before": saved.get("seconds", 0),
-                           "from_file": path.name}
+                           "versions": list(prober.seen)}
         logger.info("resuming an interrupted bisect: reusing %d saved "
                     "probe(s) (%s) from %s", len(prober.seen),
                     ", ".join(prober.seen), path)
     prober.on_probe = save
     first = guess["versions"] if guess else ()
     result = bisect_releases(versions, prober, 0 if on_time else
-                             args.initial_runs, first)
+                             INITIAL_RUNS, first)
     if guess:
         pair = [side["version"] for side in (result.boundary or {}).values()]
         more["guess"] = {**guess, "held": pair == list(first)
                          if len(first) == 2 and pair else None}
-    return write_bisect(out_dir, stem, data(result, **more))
+    return write(result, **more)

@@ -28,7 +28,7 @@ from .report import (PROJECT, cubie, declared_patches, load_json, outcomes,
                      own_tests, spec_text)
 from .suites import NONE
 from .tables import python_minor
-from .venv import ProbeEnvironment, read_environment
+from .install import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 LAUNCH_FILE = "fix_launch_time.json"

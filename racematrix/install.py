@@ -1,9 +1,10 @@
-"""Installing a release with its companions as of its upload by a ladder
-of ways (README "How releases are installed"), each checked by a smoke
-launch; an environment installed before is reused."""
+"""Installing a release with its companions as of its upload, by a ladder
+of ways each checked by a smoke launch (README "How releases are
+installed"), or reusing that install; environments made outside nox."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -12,23 +13,22 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from . import index
 from .envspec import EnvSpec
 from .procs import venv_environ
 from .provenance import now_iso
 from .suites import RUNNER_TOOLS, Suite, mwe_suite
-from .venv import read_environment, venv_python
 
 logger = logging.getLogger(__name__)
 MODULE_UNDER_TEST = "numba.cuda"
@@ -38,8 +38,48 @@ UPLOAD_MARGIN = timedelta(days=1)  # companions usually land the same day
 EXTRAS_VARIABLE = "RACEMATRIX_EXTRAS"  # space-separated; default cu12
 SEEDS = {"pip", "setuptools", "wheel"}  # what virtualenv puts in, kept
 Problem = tuple[str, str]  # (kind, reason); kind "skip", "bad-input", "error"
-RECORDED = ("way", "exclude_newer", "requirements", "attempts",
-            "implementation", "installer", "installed_at")
+# A row's ``resolution`` before any way: what an install records.
+UNRESOLVED = dict(way=None, exclude_newer=None, requirements=[], attempts=[],
+                  implementation=None, installer=None)
+# Every distribution by its normalised name: what rebuilds the environment.
+READ_ENVIRONMENT = r"""
+import json, platform, re, sys
+from importlib import metadata
+packages = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
+            for d in metadata.distributions() if d.metadata["Name"]}
+print(json.dumps({"python": platform.python_version(),
+                  "python_build": f"{platform.python_implementation()} "
+                                  f"{sys.version}".replace("\n", " "),
+                  "packages": dict(sorted(packages.items()))}))
+"""
+
+
+class ProbeEnvironment:
+    """An environment outside nox with the parts of a nox Session we use."""
+    venv_backend = "uv"
+
+    def __init__(self, location: str | Path, python: str) -> None:
+        # Absolute: the suite runs from a scratch folder.
+        self.location = Path(location).absolute()
+        self.bin = str(self.location / "bin")
+        self.python = python
+
+    def log(self, message: str) -> None:
+        logger.info("%s", message)
+
+    def create(self) -> None:
+        if not (self.location / "bin" / "python").exists():
+            subprocess.run(["uv", "venv", "-q", "-p", self.python,
+                            str(self.location)], check=True,
+                           env={"UV_PYTHON_DOWNLOADS": "never", **os.environ})
+
+
+def read_environment(session: Any) -> dict[str, Any]:
+    done = subprocess.run([f"{session.bin}/python", "-c", READ_ENVIRONMENT],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"cannot read the environment: {done.stderr}")
+    return json.loads(done.stdout)
 
 
 @dataclass
@@ -66,29 +106,21 @@ class Target:
         return found
 
     def named(self) -> list[str]:
-        """That, the others by name, and the companions its successor names."""
+        """That, the others by name, and the companions: what the first later
+        release declaring any dependency declares and this one does not."""
         if self.companions is None and self.release:
             name, version = self.release
             self.companions = []  # where the index cannot say
             with contextlib.suppress(index.IndexLookupError):
-                self.companions = successor_companions(self.requires_dist, (
-                    index.parse_core_metadata(
-                        index.release_metadata(name, str(later)) or "")[1]
-                    for later in index.list_releases(name)
-                    if later > Version(version)))
+                later = (dependencies(index.parse_core_metadata(
+                    index.release_metadata(name, str(v)) or "")[1])
+                    for v in index.list_releases(name) if v > Version(version))
+                own = dependencies(self.requires_dist)
+                self.companions = [n for n in next(filter(None, later), [])
+                                   if n not in own]
         found = self.with_extras(unpin_others=True)
         present = {canonicalize_name(Requirement(r).name) for r in found}
         return found + [c for c in self.companions or () if c not in present]
-
-
-# The ladder, in order: each way's name, whether it takes the index as of
-# the release's upload, and the requirements it asks for (tools added).
-WAYS: dict[str, tuple[bool, Callable[[Target], Iterable[str]]]] = {
-    "as-asked": (False, lambda t: t.requirements),
-    "as-of-upload": (True, lambda t: t.requirements),
-    "as-of-upload+extras": (True, Target.with_extras),
-    "as-of-upload+extras+named": (True, Target.named),
-}
 
 
 class Way(NamedTuple):
@@ -98,39 +130,17 @@ class Way(NamedTuple):
 
 
 def ways(target: Target) -> Iterator[Way]:
-    """The ways, lazily (lookups wait until one is reached), none repeated."""
-    seen = set()
-    for name, (as_of_upload, asks) in WAYS.items():
-        if as_of_upload and not (target.release and target.exclude_newer):
-            return
-        way = Way(name, (*asks(target), *target.tools),
-                  target.exclude_newer if as_of_upload else None)
-        if way[1:] not in seen:
-            seen.add(way[1:])
-            yield way
-
-
-def pinned_release(requirements: Iterable[str]) -> tuple[str, str] | None:
-    for requirement in map(Requirement, requirements):
-        pins = list(requirement.specifier)
-        if len(pins) == 1 and pins[0].operator in ("==", "===") \
-                and "*" not in pins[0].version:
-            return canonicalize_name(requirement.name), pins[0].version
-    return None
-
-
-def exclude_newer_for(upload_time: datetime) -> str:
-    """A day after the upload, UTC, rounded up to the second."""
-    return (upload_time + UPLOAD_MARGIN + timedelta(microseconds=999_999)
-            ).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def wanted_extras(declared: Iterable[str],
-                  environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
-    """The declared extras named exactly (``cu12``, never ``test-cu12``)."""
-    wanted = {canonicalize_name(e)
-              for e in environ.get(EXTRAS_VARIABLE, "cu12").split()}
-    return tuple(e for e in declared if canonicalize_name(e) in wanted)
+    """The ladder in order, lazily (the companions are looked up once their
+    way is reached); a way that repeats the one before is left out."""
+    yield (last := Way("as-asked", (*target.requirements, *target.tools)))
+    if not (target.release and target.exclude_newer):
+        return
+    for name, asks in (("as-of-upload", lambda: target.requirements),
+                       ("as-of-upload+extras", target.with_extras),
+                       ("as-of-upload+extras+named", target.named)):
+        way = Way(name, (*asks(), *target.tools), target.exclude_newer)
+        if way[1:] != last[1:]:
+            yield (last := way)
 
 
 def parsed(texts: Iterable[str]) -> Iterator[Requirement]:
@@ -142,52 +152,51 @@ def parsed(texts: Iterable[str]) -> Iterator[Requirement]:
             continue
 
 
-def successor_companions(own_requires: Iterable[str],
-                         later_requires: Iterable[Iterable[str]]) -> list[str]:
-    """What the first later release declaring any dependency declares."""
-    def names(requires: Iterable[str]) -> list[str]:
-        return list(dict.fromkeys(canonicalize_name(r.name) for r in parsed(
-            requires) if "extra" not in str(r.marker or "")))
-    own = names(own_requires)
-    for later in map(names, later_requires):
-        if later:
-            return [n for n in later if n not in own]
-    return []
+def dependencies(requires: Iterable[str]) -> list[str]:
+    """The names of a release's dependencies, its extras' apart."""
+    return list(dict.fromkeys(canonicalize_name(r.name) for r in parsed(
+        requires) if "extra" not in str(r.marker or "")))
 
 
 def target(requirements: Iterable[str], tools: Iterable[str] = ()) -> Target:
-    """The target, with what the index says of its release where it says."""
-    found = Target(tuple(requirements), tuple(tools),
-                   pinned_release(requirements))
-    if found.release is None:
-        return found
-    name, version = found.release
+    """The target: its release (the first requirement pinned exactly) and
+    what the index says of that release, where it says."""
+    found = Target(tuple(requirements), tuple(tools))
+    for requirement in map(Requirement, found.requirements):
+        pin = list(requirement.specifier)
+        if len(pin) == 1 and pin[0].operator in ("==", "===") \
+                and "*" not in pin[0].version:
+            found.release = canonicalize_name(requirement.name), pin[0].version
+            break
     with contextlib.suppress(index.IndexLookupError):  # uv's try says why
-        info = index.release_info(name, version)
-        if info is None:
+        if found.release is None or not (
+                info := index.release_info(*found.release)):
             return found
         if info.yanked:
             why = next((f" ({f.yanked_reason})" for f in info.files
                         if f.yanked_reason), "")
-            found.problem = ("skip", f"{name}=={version} is yanked on the "
-                                     f"index{why}")
-        if info.upload_time:
-            found.exclude_newer = exclude_newer_for(info.upload_time)
-        if metadata := index.release_metadata(name, version):
-            declared, requires = index.parse_core_metadata(metadata)
-            found.extras = wanted_extras(declared)
-            found.requires_dist = tuple(requires)
+            found.problem = ("skip", f"{'=='.join(found.release)} is yanked "
+                                     f"on the index{why}")
+        if info.upload_time:  # a day after, UTC, rounded up to the second
+            found.exclude_newer = (info.upload_time + UPLOAD_MARGIN + timedelta(
+                microseconds=999_999)).astimezone(timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+        declared, requires = index.parse_core_metadata(
+            index.release_metadata(*found.release) or "")
+        # The declared extras named exactly (cu12, never test-cu12).
+        wanted = {canonicalize_name(e)
+                  for e in os.environ.get(EXTRAS_VARIABLE, "cu12").split()}
+        found.extras = tuple(e for e in declared
+                             if canonicalize_name(e) in wanted)
+        found.requires_dist = tuple(requires)
     return found
 
 
 def prerelease_arguments(target: Target) -> list[str]:
     """No pre-release, except of one required with a pre-release specifier."""
-    allowed: dict[str, None] = {}
-    for requirement in parsed((*target.requirements, *target.requires_dist)):
-        with contextlib.suppress(InvalidVersion):
-            if any(Version(s.version.rstrip(".*")).is_prerelease
-                   for s in requirement.specifier):
-                allowed[canonicalize_name(requirement.name)] = None
+    allowed = dict.fromkeys(canonicalize_name(r.name) for r in parsed(
+        (*target.requirements, *target.requires_dist))
+        if r.specifier.prereleases)  # packaging's rule: != never
     return ["--prerelease", "disallow", *[
         arg for name in allowed
         for arg in ("--prerelease-package", f"{name}=allow")]]
@@ -195,28 +204,14 @@ def prerelease_arguments(target: Target) -> list[str]:
 
 @dataclass
 class Installation:
-    """How a spec was installed, or the problem why it could not be."""
+    """How a spec was installed (a raw result's ``resolution``), or why not."""
     problem: Problem | None = None
-    way: str | None = None
-    exclude_newer: str | None = None
-    requirements: list[str] = field(default_factory=list)
-    # {way, outcome: ok/install-failed/import-failed/smoke-failed, reason}
-    attempts: list[dict[str, str]] = field(default_factory=list)
-    implementation: dict[str, Any] | None = None
-    installed_at: str | None = None  # an earlier run's, found intact
-    installer: str | None = None  # "uv", or "pip" under nox's virtualenv/venv
-    environment: dict[str, Any] | None = None  # venv.read_environment's
+    # UNRESOLVED's fields; attempts: {way, outcome: ok/install-failed/
+    # import-failed/smoke-failed, reason}; a reused one: installed_at too.
+    resolution: dict[str, Any] = field(
+        default_factory=lambda: copy.deepcopy(UNRESOLVED))
+    environment: dict[str, Any] = field(default_factory=dict)  # its packages
     detail: str = ""  # the installer's output where the last way failed
-
-    @property
-    def packages(self) -> dict[str, str]:  # probers keeps it by name
-        return (self.environment or {}).get("packages", {})
-
-    def resolution(self) -> dict[str, Any]:
-        """The ``resolution`` field of a raw result."""
-        found = {k: getattr(self, k) for k in RECORDED[:-1]}
-        return {**found, "reused": True, "installed_at": self.installed_at} \
-            if self.installed_at else found
 
 
 def stops_the_ladder(problem: Problem,
@@ -241,9 +236,8 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
                      ) -> Installation:
     """Install by the first way passing the smoke, or reuse that install."""
     if shutil.which("uv") is None:
-        return Installation(problem=("bad-input", "uv is not on PATH: the "
-                                     "install ladder needs it (`pip install "
-                                     "uv`)"))
+        return Installation(("bad-input", "uv is not on PATH: the install "
+                             "ladder needs it (`pip install uv`)"))
     suite = suite or mwe_suite()
     # A suite's own smoke code replaces the launch; the code under test
     # must still come from numba-cuda where the spec names it.
@@ -255,25 +249,25 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
                                      list(tools), SMOKE, smoke, provider])
                          .encode()).hexdigest()
     record = Path(session.bin).parent / INSTALLED
-    try:  # a warm run: nox reuses environments
-        noted = json.loads(record.read_text())
-        environment = read_environment(session)
+    # A warm run (nox reuses environments): none, or not this one: install.
+    with contextlib.suppress(OSError, ValueError, KeyError, RuntimeError):
+        noted, environment = json.loads(record.read_text()), \
+            read_environment(session)
         if noted["key"] == key and \
                 noted["packages"].items() <= environment["packages"].items():
             logger.info("install %s: as installed on %s (%s); reused",
                         " ".join(spec.requirements), noted["installed_at"],
                         noted["way"])
-            noted = {"installer": "uv", **noted}  # older records: all uv
-            return Installation(**{k: noted[k] for k in RECORDED},
-                                environment=environment)
-    except (OSError, ValueError, KeyError, RuntimeError):
-        pass  # none, or not this installation: install
+            noted.setdefault("installer", "uv")  # older records: all uv
+            return Installation(None, {
+                **{k: noted[k] for k in UNRESOLVED}, "reused": True,
+                "installed_at": noted["installed_at"]}, environment)
     installation = run_ladder(session, spec, target(spec.requirements, tools),
                               smoke, provider)
     if installation.problem is None:
         record.write_text(json.dumps({
-            **installation.resolution(), "installed_at": now_iso(),
-            "key": key, "packages": installation.packages}))
+            **installation.resolution, "installed_at": now_iso(), "key": key,
+            "packages": installation.environment["packages"]}))
     return installation
 
 
@@ -282,19 +276,21 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
     """Each way in turn: uv resolves it, the environment gets exactly that
     (by pip under nox's virtualenv or venv backend), the smoke launch runs."""
     installer = "uv" if session.venv_backend == "uv" else "pip"
-    failed = Installation(problem=target.problem, installer=installer)
-    first, python = None, venv_python(session)
+    failed = Installation(target.problem)
+    resolution = failed.resolution
+    resolution["installer"] = installer
+    first, python = None, f"{session.bin}/python"
     run = functools.partial(subprocess.run, capture_output=True, text=True,
                             timeout=TIMEOUT)
     # --color never: FORCE_COLOR (on CI) would colour what sync reads back.
     common = ["--color", "never", "--python", python, "--only-binary", ":all:"]
-    for way in ways(target) if not target.problem else ():
-        date = ["--exclude-newer", way.exclude_newer] if way.exclude_newer else []
+    for way, requirements, date in ways(target) if not target.problem else ():
         # Resolved alone, then the environment made exactly that (uv pip
         # install keeps installed packages that satisfy, newer or not).
         done = run(["uv", "pip", "compile", "-q", "--no-header", *common,
-                    *prerelease_arguments(target), *date, "-"],
-                   input="\n".join(way.requirements))
+                    *prerelease_arguments(target),
+                    *(["--exclude-newer", date] if date else []), "-"],
+                   input="\n".join(requirements))
         pins = done.stdout
         if done.returncode == 0 and installer == "uv":
             done = run(["uv", "pip", "sync", "-q", *common, "-"], input=pins)
@@ -307,34 +303,32 @@ def run_ladder(session: Any, spec: EnvSpec, target: Target, smoke: list[str],
             if done.returncode == 0 and stale:
                 done = run([python, "-m", "pip", "uninstall", "-q", "-y",
                             *sorted(stale)])
-        problem = found = None
         if done.returncode != 0:
             failed.detail = done.stdout + done.stderr
             problem = classify_install_failure(failed.detail, spec)
             outcome, reason = "install-failed", problem[1]
         else:
+            problem = None
             ran = run([python, "-c", SMOKE, *smoke], env=venv_environ(
                 session.bin, {"NUMBA_ENABLE_CUDASIM": "1"}))
             outcome, reason, found = parse_smoke(ran.stdout + ran.stderr,
                                                  provider)
-            failed.implementation = found or failed.implementation
-        failed.attempts.append({"way": way.name, "outcome": outcome,
-                                "reason": reason})
-        logger.info("install %s, %s%s: %s%s", " ".join(spec.requirements),
-                    way.name, f" (index as of {way.exclude_newer})"
-                    if way.exclude_newer else "", outcome,
+            if found:
+                resolution["implementation"] = found
+        resolution["attempts"].append(
+            {"way": way, "outcome": outcome, "reason": reason})
+        logger.info("install %s, %s%s: %s%s", " ".join(spec.requirements), way,
+                    f" (index as of {date})" if date else "", outcome,
                     f": {reason}" if reason else "")
         if outcome == "ok":
-            return Installation(None, way.name, way.exclude_newer,
-                                list(way.requirements), failed.attempts, found,
-                                installer=installer,
-                                environment=read_environment(session))
+            resolution.update(way=way, exclude_newer=date,
+                              requirements=list(requirements))
+            return Installation(None, resolution, read_environment(session))
         first = first or problem
         if problem and stops_the_ladder(problem, target.release):
             failed.problem = problem
             break
-    if failed.problem is None:
-        failed.problem = give_up(failed.attempts, first)
+    failed.problem = failed.problem or give_up(resolution["attempts"], first)
     return failed
 
 
@@ -369,20 +363,15 @@ def classify_install_failure(output: str, spec: EnvSpec) -> Problem:
                 *found.groups(), python=spec.python,
                 cause=index.network_cause(output),
                 near=f"; nearest on the index: {', '.join(near)}" * bool(near))
-    return "error", f"install failed: {install_cause(output)}"
-
-
-def install_cause(output: str) -> str:
-    """uv's error and its last ``cause:`` line, as one line."""
+    # Else uv's error and its last ``cause:`` line, as one line.
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    error = next((line for line in lines if re.match(r"(error|ERROR):", line)),
-                 None)
-    if error is None:
-        return (lines[-1] if lines else "no output")[:200]
+    error = next((line.split(":", 1)[1].strip() for line in lines
+                  if re.match(r"(error|ERROR):", line)),
+                 lines[-1] if lines else "no output")
     causes = [line.removeprefix("cause:").strip() for line in lines
               if line.startswith("cause:")]
-    return (error.split(":", 1)[1].strip()
-            + (f" ({causes[-1]})" if causes else ""))[:200]
+    return "error", "install failed: " + (
+        error + (f" ({causes[-1]})" if causes else ""))[:200]
 
 
 def parse_smoke(output: str, provider: str | None = None
@@ -396,16 +385,15 @@ def parse_smoke(output: str, provider: str | None = None
     error = next((line for line in reversed(lines)
                   if re.search("[Ee]rror", line)),
                  lines[-1] if lines else "no output")[:400]
-    source = (found or {}).get("distribution") or "no installed distribution"
     if found is None:
         return "import-failed", error, None
+    source = found["distribution"] or "no installed distribution"
     if provider and canonicalize_name(source) != canonicalize_name(provider):
         return "import-failed", (
             f"{found['module']} comes from {source}, not from {provider}: "
             f"this release does not provide the code under test"), found
-    if "launched" not in stages:
-        return "smoke-failed", error, found
-    return "ok", "", found
+    return ("ok", "", found) if "launched" in stages else (
+        "smoke-failed", error, found)
 
 
 # ``python -c SMOKE module [code]``: where the module comes from, then one

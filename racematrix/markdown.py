@@ -1,9 +1,8 @@
-"""Markdown tables and the Jinja2 templates (``templates/``) of every report file."""
+"""The Jinja2 templates (``templates/``) of every report file, and their filters."""
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,9 @@ def cell(value: object) -> str:
         str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """The lines of a GitHub Markdown table."""
-    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
-            *("| " + " | ".join(map(cell, row)) + " |" for row in rows)]
-
-
-def seconds(stat: dict | None) -> str:
-    """A launch statistic; ``>= X`` where it was cut at the limit."""
-    return "–" if not stat else \
-        (">= " if stat["censored"] else "") + f"{stat['value']:.2f}"
+def seconds(value: float | None, bound: bool = False) -> str:
+    """A launch statistic; ``>= X`` where it was cut at its limit (a bound)."""
+    return "–" if value is None else (">= " if bound else "") + f"{value:.2f}"
 
 
 def percent(rate: float | None, digits: int = 1) -> str:
@@ -37,8 +29,7 @@ def environment() -> Any:
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined)
-    found.filters.update(lines="\n".join, seconds=seconds, percent=percent,
-                         cell=cell)
+    found.filters.update(seconds=seconds, percent=percent, cell=cell)
     return found
 
 

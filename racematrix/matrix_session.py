@@ -26,7 +26,6 @@ from .suites import patched_packages
 from .provenance import machine_info, now_iso
 from .rawresult import make_raw, measured, record
 from .report import build_report
-from .venv import read_environment
 
 if TYPE_CHECKING:
     import nox
@@ -57,7 +56,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         return note_finished(results_dir, raw, run_id(session.parallel), total)
 
     installation = install_resolved(session, spec, suite=suite)
-    base["resolution"] = installation.resolution()
+    base["resolution"] = installation.resolution
     if installation.problem:
         kind, reason = installation.problem
         if kind == "bad-input":  # not a measurement: no row for it
@@ -65,7 +64,7 @@ def run_environment(session: nox.Session, matrix: Matrix, spec: EnvSpec,
         if kind == "skip":
             return finish(skip_reason=reason)
         return finish(installation.detail, env_error=reason)
-    environment = installation.environment or read_environment(session)
+    environment = installation.environment
     if spec.patch:  # the diff for the first installed package it has
         patch, packages = matrix.patches[spec.patch], environment["packages"]
         package = next((name for name in patched_packages(spec)

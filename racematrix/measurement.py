@@ -21,9 +21,6 @@ from .fileio import scratch_folder
 from .procs import run_streaming
 from .suites import PROJECT, Suite, mwe_suite
 
-# pytest's exit codes for "your arguments are wrong" and "nothing to run".
-PYTEST_USAGE_ERROR = 4
-PYTEST_NO_TESTS = 5
 # Options that would take away the JUnit report every count is read from.
 OWN_OPTIONS = re.compile(r"^(--junit-?xml\b|--junit-prefix\b|-p\s*no:junitxml$)")
 WORKLOAD = Path(launch_time.__file__).resolve()
@@ -86,14 +83,14 @@ class MweRun:
 
 def usage_error(run: MweRun) -> str | None:
     """One line, in pytest's words, for arguments rejected or no test run."""
-    if run.returncode == PYTEST_USAGE_ERROR:
+    if run.returncode == 4:  # pytest's usage error
         line = next((line.strip() for line in reversed(run.tail)
                      if re.search(r"\berror:", line)), None) or \
             first_error_line(run.tail)
         return (f"pytest rejected the arguments after `--`: "
                 f"{line.removeprefix('ERROR: ')} (see `pytest --help` in "
                 f"mwe/, or README.md: Options)")
-    if run.returncode == PYTEST_NO_TESTS:
+    if run.returncode == 5:  # pytest's no tests collected
         selected = next((line.strip() for line in run.tail
                          if "deselected" in line or "collected" in line),
                         "no tests ran")
@@ -104,9 +101,8 @@ def usage_error(run: MweRun) -> str | None:
 
 def refuse_own_options(pytest_args: Sequence[str]) -> str | None:
     """One line for user options that would take the JUnit report away."""
-    args = [*pytest_args, ""]
-    for index, arg in enumerate(args[:-1]):
-        text = f"{arg} {args[index + 1]}" if arg == "-p" else arg
+    for arg, after in zip(pytest_args, [*pytest_args[1:], ""]):
+        text = f"{arg} {after}" if arg == "-p" else arg
         if OWN_OPTIONS.match(text):
             return (f"`{text}` after `--` would move or turn off the JUnit "
                     f"report that every count is read from: leave it out "
@@ -125,13 +121,12 @@ def first_error_line(lines: Sequence[str]) -> str:
 
 
 class RaceSuite:
-    """``count`` runs of each test, ``timeout`` s each; ``last_run`` kept."""
+    """``count`` runs of each test, ``timeout`` s each."""
 
     def __init__(self, count: int, timeout: float,
                  pytest_args: Sequence[str] = (), echo: bool = True) -> None:
         self.count, self.timeout, self.echo = count, timeout, echo
         self.pytest_args = tuple(pytest_args)
-        self.last_run: MweRun | None = None
 
     def run(self, built: Built) -> MweRun:
         # In a scratch folder: what the code writes (CuBIE's) goes with it.
@@ -154,9 +149,8 @@ class RaceSuite:
 
     def measure(self, built: Built) -> dict[str, Any]:
         load = os.getloadavg()[0]
-        run = self.last_run = self.run(built)
-        usage = usage_error(run)
-        if usage:
+        run = self.run(built)
+        if usage := usage_error(run):
             raise BadInput(usage)
         fields: dict[str, Any] = {
             "pytest_seconds": round(run.seconds, 2),
@@ -209,8 +203,7 @@ def empty_record(error: str) -> dict:
 class LaunchTime:
     """``launch_seconds``: the A/B, by its plugin after the suite's tests."""
 
-    def __init__(self, launches: int = launch_time.PAIRS,
-                 max_launches: int = launch_time.MAX_PAIRS) -> None:
+    def __init__(self, launches: int, max_launches: int) -> None:
         self.options = ["--pairs", str(launches),
                         "--max-pairs", str(max(max_launches, launches))]
 

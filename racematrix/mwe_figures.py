@@ -14,14 +14,13 @@ from . import outcomes
 from .envspec import EnvSpec
 from .errors import BadInput
 from .fileio import write_json_atomic, write_text_atomic
-from .install import install_resolved
+from .install import ProbeEnvironment, install_resolved, read_environment
 from .interpreters import missing_interpreters
 from .markdown import render
 from .measurement import Built, RaceSuite
 from .procs import venv_environ
 from .provenance import stamp
 from .stats import wilson_interval
-from .venv import ProbeEnvironment, read_environment
 
 logger = logging.getLogger(__name__)
 TIMEOUT = 120  # seconds before one test run counts as hung

@@ -12,7 +12,6 @@ from typing import Any
 
 from .suites import Patch
 from .procs import venv_environ
-from .venv import venv_python
 
 APPLIED = "racematrix-patch.json"  # written into a patched environment
 logger = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ def apply(session: Any, patch: Patch, package: str, version: str
             return {**before, "reused": True}
         # Another diff, or files changed since: the wheel's files again.
         subprocess.run(["uv", "pip", "install", "-q", "--color", "never",
-                        "--python", venv_python(session), "--reinstall",
+                        "--python", f"{session.bin}/python", "--reinstall",
                         "--no-deps", f"{diff.package}=={version}"],
                        capture_output=True, text=True, timeout=600,
                        check=True, env=venv_environ(session.bin, {}))

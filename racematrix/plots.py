@@ -1,132 +1,90 @@
-"""The failure-rate heatmap (matplotlib, imported only to draw)."""
+"""The failure-rate heatmap of ``tables.grid`` (matplotlib, imported only to draw)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .tables import column_key, kind_rate, python_minor, version_key
-
-# A cell by its verdict: fill, hatch, edge, label, label colour, legend (a
-# rate's colour comes from RATES; 0%: ran and never failed, unlike any rate).
-CELLS = {"none": ("white", None, "#cccccc", "", "black", "blank: not in matrix"),
-         "zero": ("#c7e9c0", None, "white", "0%", "black", "0%: ran, never failed"),
-         "skipped": ("#e0e0e0", "///", "#aaaaaa", "skip", "#555555",
-                     "skip: not built"),
-         # A hang is the fixed simulator's slowdown, not a broken environment.
-         "hung": ("#8e6bb5", None, "white", "hung", "white",
-                  "hung: runs past the timeout, no race"),
-         "error": ("#5a5a5a", None, "white", "err", "white",
-                   "err: environment error")}
+# A cell that shows no rate: fill, label, legend (a hang is the fixed
+# simulator's slowdown, not a broken environment).
+CELLS = {"hung": ("#8e6bb5", "hung", "hung: runs past the timeout, no race"),
+         "error": ("#5a5a5a", "err", "err: environment error"),
+         None: ("white", "", "blank: skipped or not in the matrix")}
+ZERO = "#c7e9c0"
 RATES = ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"]
-# The row keys the plots read (not its times: a row not run is stamped now);
-# a PNG keeps their hash and this module's, and is not redrawn while equal.
-PLOTTED = ("env", "sim", "python", "target", "packages", "requirements",
-           "verdict", "reason", "runs", "failures", "failure_rate", "kinds")
 DATA_KEY = "Data-SHA256"
 
 
-def cell_style(row: dict | None, cmap: Any) -> tuple:
-    """A heatmap cell: the pattern's rate where counted, else every test's (*)."""
-    if row is None or row["verdict"] in CELLS:
-        return CELLS["none" if row is None else row["verdict"]][:5]
-    pattern = kind_rate(row, "pattern")
-    rate = pattern["rate"] if pattern else row["failure_rate"] or 0.0
-    label = f"{100 * rate:.0f}%" + ("" if pattern else "*")
-    if not (pattern["failures"] if pattern else row["failures"]):
-        return CELLS["zero"][:3] + (label, "black")
-    return (cmap(rate), None, "white", label,
-            "white" if rate > 0.5 else "black")
+def cell_style(cell: dict | None, cmap: Any) -> tuple[Any, str, str]:
+    """Fill, label and its colour: the pattern's rate, else every test's (*)."""
+    if cell is None or cell["verdict"] in CELLS:
+        fill, label, _ = CELLS[cell["verdict"] if cell else None]
+        return fill, label, "white" if cell else "black"
+    counted = cell["pattern"] or cell
+    rate = counted["rate" if cell["pattern"] else "failure_rate"] or 0.0
+    label = f"{100 * rate:.0f}%" + ("" if cell["pattern"] else "*")
+    if not counted["failures"]:
+        return ZERO, label, "black"
+    return cmap(rate), label, "white" if rate > 0.5 else "black"
 
 
-def not_drawn(rows: list[dict], flags: list[bool]) -> str:
-    """Title lines for a simulator flag all skipped (so no panel)."""
-    return "".join(
-        f"\nsimulator {'on' if flag else 'off'}: all {len(skipped)} "
-        f"environments skipped: "
-        f"{Counter(r['reason'] for r in skipped).most_common(1)[0][0]}"
-        for flag in (True, False) if flag not in flags
-        for skipped in [[r for r in rows if r["sim"] is flag]] if skipped)
-
-
-def plot_heatmap(rows: list[dict], path: str | Path) -> None:
-    """Failure rate per Python and target version, a panel per simulator flag."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_heatmap(grid: dict, path: str | Path) -> None:
+    """A cell per line of the grid (simulator, target, version) and Python."""
     from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.figure import Figure  # no pyplot: no backend, no state
     from matplotlib.patches import Patch, Rectangle
-    flags = [flag for flag in (True, False)
-             if any(r["sim"] is flag and r["verdict"] != "skipped"
-                    for r in rows)] or [True]
-    columns = sorted({column_key(r) for r in rows})
-    pythons = sorted({python_minor(r) for r in rows}, key=version_key)
+    lines, pythons = grid["lines"], grid["pythons"]
     cmap = LinearSegmentedColormap.from_list("rate", RATES)
-    figure, axes = plt.subplots(len(flags), 1, squeeze=False, figsize=(
-        max(8, 0.55 * len(columns) + 2),
-        1.0 + (0.55 * len(pythons) + 1.6) * len(flags)))
-    notes = not_drawn(rows, flags)
-    for axis, flag in zip(axes[:, 0], flags):
-        cells = {(python_minor(r), column_key(r)): r for r in rows
-                 if r["sim"] is flag}
-        for y, python in enumerate(pythons):
-            for x, column in enumerate(columns):
-                fill, hatch, edge, label, colour = cell_style(
-                    cells.get((python, column)), cmap)
-                axis.add_patch(Rectangle((x, y), 1, 1, facecolor=fill,
-                                         hatch=hatch, edgecolor=edge))
-                axis.text(x + 0.5, y + 0.5, label, ha="center", va="center",
-                          fontsize=7.5, color=colour)
-        for x in range(1, len(columns)):
-            if columns[x][0] != columns[x - 1][0]:  # between the two targets
-                axis.axvline(x, color="black", linewidth=2)
-        axis.set_xlim(0, len(columns))
-        axis.set_ylim(len(pythons), 0)
-        axis.set_xticks([x + 0.5 for x in range(len(columns))],
-                        [f"{t} {v}" for t, v in columns], rotation=60,
-                        ha="right", fontsize=8)
-        axis.set_yticks([y + 0.5 for y in range(len(pythons))],
-                        [f"Python {p}" for p in pythons], fontsize=9)
-        axis.set_title(f"Simulator {'on' if flag else 'off'}: share of the "
-                       f"pattern's test runs failing with the race{notes}",
-                       fontsize=10)
-        axis.tick_params(length=0)
-    legend: list[tuple[Any, ...]] = [CELLS["zero"], (cmap(0.0), *[None] * 4, "> 0%"),
-              (cmap(1.0), *[None] * 4, "100%"),
-              *(CELLS[k] for k in ("skipped", "hung", "error", "none"))]
-    figure.legend(handles=[
-        *(Patch(facecolor=c[0], hatch=c[1], edgecolor="#999", label=c[5])
-          for c in legend),
-        Patch(facecolor="white", edgecolor="white",
-              label="*: every test's rate (kinds not counted)")],
-        loc="lower center", ncol=4, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    figure = Figure(figsize=(max(8, 3 + 1.2 * len(pythons)),
+                             2 + 0.3 * len(lines)))
+    axis = figure.subplots()
+    for y, line in enumerate(lines):
+        for x, python in enumerate(pythons):
+            fill, label, colour = cell_style(line["cells"][python], cmap)
+            axis.add_patch(Rectangle((x, y), 1, 1, facecolor=fill,
+                                     edgecolor="white"))
+            axis.text(x + 0.5, y + 0.5, label, ha="center", va="center",
+                      fontsize=7.5, color=colour)
+        if y and line["target"] != lines[y - 1]["target"]:
+            axis.axhline(y, color="black", linewidth=2)
+    axis.set_xlim(0, max(len(pythons), 1))
+    axis.set_ylim(max(len(lines), 1), 0)
+    axis.set_xticks([x + 0.5 for x in range(len(pythons))],
+                    [f"Python {p}" for p in pythons], fontsize=9)
+    axis.set_yticks([y + 0.5 for y in range(len(lines))], [
+        f"{'' if line['sim'] else 'simulator off: '}{line['target']} "
+        f"{line['version']}" + ("" if line["target"] == "numba" else
+                                f" (numba {line['numba']})") for line in lines],
+        fontsize=8)
+    axis.set_title("Share of the pattern's test runs failing with the race",
+                   fontsize=10)
+    axis.tick_params(length=0)
+    legend: list[tuple[Any, str]] = [
+        (ZERO, "0%: ran, never failed"), (cmap(0.0), "> 0%"),
+        (cmap(1.0), "100%"), *((c[0], c[2]) for c in CELLS.values()),
+        ("white", "*: every test's rate (kinds not counted)")]
+    figure.legend(handles=[Patch(facecolor=fill, edgecolor="#999", label=text)
+                           for fill, text in legend],
+                  loc="lower center", ncol=3, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(path, dpi=110, metadata={"Software": None,
-                                            DATA_KEY: data_key(rows)})
-    plt.close(figure)
+                                            DATA_KEY: data_key(grid)})
 
 
-def data_key(rows: list[dict]) -> str:
-    text = json.dumps([[r.get(k) for k in PLOTTED] for r in rows],
-                      default=str) + Path(__file__).read_text()
+def data_key(grid: dict) -> str:
+    text = json.dumps(grid, sort_keys=True, default=str) + \
+        Path(__file__).read_text()
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def drawn_key(path: Path) -> str | None:
-    """The data hash a PNG was drawn from (Pillow: matplotlib's own)."""
+def draw(grid: dict, out_dir: str | Path) -> None:
+    """failure_rates.png, unless the one there was drawn from this grid (its
+    hash is in the PNG's text, read with Pillow, matplotlib's own)."""
     from PIL import Image
-    try:
-        with Image.open(path) as image:
-            return image.text.get(DATA_KEY)  # type: ignore[attr-defined]
-    except OSError:
-        return None
-
-
-def draw_all(rows: list[dict], out_dir: str | Path) -> None:
-    """The heatmap of the MWE's unpatched rows, unless drawn from them."""
-    mwe_rows = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
     path = Path(out_dir) / "failure_rates.png"
-    if drawn_key(path) != data_key(mwe_rows):
-        plot_heatmap(mwe_rows, path)
+    with contextlib.suppress(OSError), Image.open(path) as image:
+        if image.text.get(DATA_KEY) == data_key(grid):  # type: ignore[attr-defined]
+            return
+    plot_heatmap(grid, path)

@@ -2,27 +2,25 @@
 its suite run as a row runs it, on the launch price with the row's A/B."""
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import subprocess
 import time
 from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from .envspec import EnvSpec, project_config
+from .envspec import EnvSpec, load_config, project_config
 from .fileio import scratch_folder
-from .install import install_resolved
-from .launch_time import MAX_PAIRS, PAIRS
+from .install import ProbeEnvironment, install_resolved
+from .launch_time import PAIRS
 from .measurement import Built, LaunchTime, RaceSuite, run_all
 from .outcomes import RAN, Outcome
 from .provenance import gpu_name
 from .rawresult import Verdict, decide_verdict
-from .search import PRICE, Probe, decide_probe
+from .search import PRICE, RACE, Probe, decide_probe
 from .suites import PROJECT
-from .venv import ProbeEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -63,22 +61,21 @@ class ReleaseProber:
         self.on_time = args.metric == "launch-time"
         self.suite_size: int | None = None  # test runs in one run of the suite
         self.seen: dict[str, Probe] = {}
-        self.on_probe: Any = lambda: None
-        rows = project_config(PROJECT)  # the rows' pairs, as the matrix's
-        self.launch_time = LaunchTime(rows.get("launches") or PAIRS,
-                                      rows.get("max_launches", MAX_PAIRS))
+        self.on_probe: Callable[[], None] = lambda: None
+        rows = load_config(project_config(PROJECT), {})  # as the matrix's
+        self.timeout = rows.timeout
+        self.launch_time = LaunchTime(rows.launches or PAIRS,
+                                      rows.max_launches)
 
     def __call__(self, version: str, min_runs: int = 1,
                  whole: bool = False) -> Probe:
         probe = self.seen.get(version)
-        if probe and not (
-                probe.verdict == "undecided" and probe.tries < TRIES
-                if self.on_time else probe.runs < min_runs and (
-                    probe.verdict == "not-reproduced"
-                    or whole and probe.verdict == "reproduced")):
+        if probe and (probe.verdict != "undecided" or probe.tries >= TRIES
+                      if self.on_time else probe.verdict not in RACE
+                      or decide_probe(probe.failures, probe.runs, min_runs,
+                                      whole)):
             return probe
-        started = time.monotonic()
-        fresh = probe is None
+        started, fresh = time.monotonic(), probe is None
         probe = probe or Probe(str(version), "undecided" if self.on_time
                                else "not-reproduced")
         spec = EnvSpec(self.args.python, (f"{self.args.package}=={version}",
@@ -87,70 +84,68 @@ class ReleaseProber:
                                self.args.python)
         try:
             if not spec.sim and not gpu_name():
-                return self.keep(probe, "skipped", "no CUDA GPU", started)
+                return self.keep(probe, ("skipped", "no CUDA GPU"), started)
             if fresh or not (env.location / "bin" / "python").exists():
-                # A saved probe's environment may be gone.
-                env.create()
+                env.create()  # a saved probe's environment may be gone
                 installation = install_resolved(env, spec)
                 if fresh or not installation.problem:
+                    resolved = {**installation.resolution, "packages":
+                                installation.environment.get("packages", {})}
                     for name in ("way", "exclude_newer", "implementation",
                                  "requirements", "attempts", "packages"):
-                        setattr(probe, name,
-                                copy.copy(getattr(installation, name)))
+                        setattr(probe, name, resolved[name])
                 if installation.problem:
                     kind, reason = installation.problem
-                    return self.keep(probe, "skipped" if kind == "skip"
-                                     else "error", reason, started)
-            found = None
-            while found is None:
-                found = self.price(env, spec, probe, started) \
-                    if self.on_time else \
-                    self.race(env, spec, probe, min_runs, whole)
-            return self.keep(probe, *found, started)
+                    return self.keep(probe, ("skipped" if kind == "skip"
+                                             else "error", reason), started)
+            return self.keep(probe, self.price(env, spec, probe, started)
+                             if self.on_time else
+                             self.race(env, spec, probe, min_runs, whole),
+                             started)
         except subprocess.SubprocessError as error:
-            return self.keep(probe, "error", str(error), started)
+            return self.keep(probe, ("error", str(error)), started)
 
     def race(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
-             min_runs: int, whole: bool) -> tuple[str, str] | None:
-        """The verdict once reached, else None after one batch of runs."""
-        verdict = decide_probe(probe.failures, probe.runs, min_runs, whole)
-        if verdict and probe.runs:
-            return verdict, (f"{probe.failures} of {probe.runs} runs failed "
-                             f"with the race" if probe.failures else
-                             f"0 of {probe.runs} runs failed")
-        # pytest-repeat's --count that reaches min_runs in one process.
-        count = 1 if not self.suite_size else \
-            max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
-        suite = RaceSuite(count, self.args.timeout, [] if whole else ["-x"])
-        problem = self.run(env, spec, probe, [suite])[0]
-        run = suite.last_run
-        if run and run.returncode == 0 and count == 1 and run.runs:
-            self.suite_size = len(run.runs)
-        return problem
+             min_runs: int, whole: bool) -> tuple[str, str]:
+        """Batches of runs until the verdict is reached."""
+        while not (verdict := decide_probe(probe.failures, probe.runs,
+                                           min_runs, whole)):
+            # pytest-repeat's --count that reaches min_runs in one process.
+            count = 1 if not self.suite_size else \
+                max(1, math.ceil((min_runs - probe.runs) / self.suite_size))
+            suite = RaceSuite(count, self.timeout, [] if whole else ["-x"])
+            problem, fields = self.run(env, spec, probe, [suite])
+            if problem:
+                return problem
+            if not fields["counts"][Outcome.TARGET]:  # -x stopped no test
+                self.suite_size = len(fields["summary"]["tests"])
+        return verdict, (f"{probe.failures} of {probe.runs} runs failed with "
+                         f"the race" if probe.failures else
+                         f"0 of {probe.runs} runs failed")
 
     def price(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
-              started: float) -> tuple[str, str] | None:
-        """A suite run with the row's A/B: its decision, None to retry."""
-        problem, fields = self.run(env, spec, probe, [
-            RaceSuite(1, self.args.timeout, ["-x"]), self.launch_time])
-        if problem:
-            return problem
-        probe.tries += 1
-        record = probe.launch = fields["launch_seconds"]
-        decision = record.get("decision")
-        said = (f"{decision} after {probe.tries} A/B(s): installed / "
-                f"unlocked swap {record.get('ratio')}x over {record['n']} "
-                f"pairs, {record.get('idle_cpus')} CPUs idle")
-        if decision in PRICE or decision == "undecided" and \
-                probe.tries >= TRIES and \
-                time.monotonic() - started >= TRY_SECONDS:
-            return decision, said
-        if decision != "undecided":
-            return "error", record.get("error") or said
-        logger.info("probe %s %s: %s; again", self.args.package,
-                    probe.version, said)
-        time.sleep(RETRY_PAUSE)
-        return None
+              started: float) -> tuple[str, str]:
+        """Suite runs with the row's A/B until it decides or TRIES end."""
+        while True:
+            problem, fields = self.run(env, spec, probe, [
+                RaceSuite(1, self.timeout, ["-x"]), self.launch_time])
+            if problem:
+                return problem
+            probe.tries += 1
+            record = probe.launch = fields["launch_seconds"]
+            decision = record.get("decision")
+            said = (f"{decision} after {probe.tries} A/B(s): installed / "
+                    f"unlocked swap {record.get('ratio')}x over {record['n']} "
+                    f"pairs, {record.get('idle_cpus')} CPUs idle")
+            if decision in PRICE or decision == "undecided" and \
+                    probe.tries >= TRIES and \
+                    time.monotonic() - started >= TRY_SECONDS:
+                return decision, said
+            if decision != "undecided":
+                return "error", record.get("error") or said
+            logger.info("probe %s %s: %s; again", self.args.package,
+                        probe.version, said)
+            time.sleep(RETRY_PAUSE)
 
     def run(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
             measurements: list) -> tuple[tuple[str, str] | None, dict]:
@@ -170,12 +165,12 @@ class ReleaseProber:
                                        if messages else "")), fields
         return None, fields
 
-    def keep(self, probe: Probe, verdict: str, reason: str,
+    def keep(self, probe: Probe, found: tuple[str, str],
              started: float) -> Probe:
-        probe.verdict, probe.reason = verdict, reason
+        probe.verdict, probe.reason = found
         probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
         self.seen[probe.version] = probe
         logger.info("probe %s %s: %s (%s)", self.args.package, probe.version,
-                    verdict, reason)
+                    *found)
         self.on_probe()
         return probe

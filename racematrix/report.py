@@ -7,7 +7,7 @@ import re
 import statistics
 import sys
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,9 @@ from .errors import BadInput, OneLineArgumentParser
 from .fileio import folder_problem, write_text_atomic
 from .markdown import render
 from .suites import Patch, load_matrix, load_patches
-from .plots import draw_all
+from .plots import draw
 from .rawresult import NoUsableResults, RawResult, RawResultWarning
-from .tables import (bound, grid, python_minor, target_version, version_key,
-                     write_tables)
+from .tables import grid, python_minor, target_version, version_key, write_tables
 
 Data = dict[str, Any]
 PROJECT = Path(__file__).resolve().parent.parent
@@ -57,25 +56,14 @@ def span(values: list | None) -> list | None:
     return [min(values), max(values)] if values else None
 
 
-def probe_launch(probe: Data) -> Data:
-    return {"n": probe.get("n"), "median": bound(probe.get("median"))}
-
-
 def bisect_entry(data: Data) -> Data:
-    """A bisect file's boundary and, on time, its sides' and newest launches."""
-    releases = data.get("releases") or ["–"]
-    timed = data.get("metric") == "launch-time"
-    tested = {t["version"]: t for t in data.get("tested", [])}
-    sides = {name: found and {**found, "launch": probe_launch(
-        tested.get(found["version"], {})) if timed else None}
-        for name in ("before", "after")
-        for found in [(data.get("boundary") or {}).get(name)]}
-    end = next((t for t in reversed(data.get("tested", []))
-                if t["version"] == releases[-1] and t.get("n")), None)
-    return {**data, "first": releases[0], "last": releases[-1], **sides,
-        "command": data["provenance"]["command"],
-        "end": {"version": releases[-1], **probe_launch(end)}
-        if timed and end else None}
+    """A bisect file; on time, its sides' and newest release's median launch."""
+    timed = {t["version"]: t for t in data["tested"] if t.get("n")}
+    ends, releases = data["boundary"] or {}, data["releases"] or ["–"]
+    return {**data, "range": f"{releases[0]}–{releases[-1]}",
+            "end": timed.get(releases[-1]), **{side: ends.get(side) and {
+                **ends[side], "median": timed.get(ends[side]["version"], {})
+                .get("median")} for side in ("before", "after")}}
 
 
 def status(mwe: list[Data], bisects: list[Data]) -> Data:
@@ -84,37 +72,33 @@ def status(mwe: list[Data], bisects: list[Data]) -> Data:
     targets = {}
     for target in sorted({r["target"] for r in ran}):
         mine = [r for r in ran if r["target"] == target]
-        racy = [r for r in mine if r["verdict"] == "reproduced"]
+        racy = [target_version(r) for r in mine if r["verdict"] == "reproduced"]
         flips = [b for b in bisects if b["package"] == target and b["after"]]
         fixed_in = min((version_key(b["after"]["version"]) for b in flips),
                        default=None)
-        before = [r for r in mine if fixed_in is not None
+        before = [r for r in mine if fixed_in
                   and version_key(target_version(r)) < fixed_in]
-        fixed = [r for r in mine if fixed_in is not None and r not in before]
+        fixed = [r for r in mine if fixed_in and r not in before]
         targets[target] = {
-            "before_environments": len(before),
-            "before_reproduced": sum(r in racy for r in before),
+            "environments": len(mine), "reproduced": len(racy),
+            "newest_racy": max(racy, key=version_key, default=None),
+            "before_environments": len(before), "before_reproduced": sum(
+                r["verdict"] == "reproduced" for r in before),
             "before_releases": sorted({target_version(r) for r in before},
                                       key=version_key),
             "fixed_runs": sum(r["runs"] for r in fixed),
             "fixed_failures": sum(r["failures"] for r in fixed),
-            "environments": len(mine), "reproduced": len(racy),
-            "newest_racy": max((target_version(r) for r in racy),
-                               key=version_key, default=None),
             "fixed_between": sorted({(b["before"]["version"],
                                       b["after"]["version"]) for b in flips}),
             "bisect_pythons": sorted({b["python"] for b in flips},
                                      key=version_key),
-            # the releases on the index that the bisects chose from
-            "released": sorted({v for b in flips for v in b["releases"]},
-                               key=version_key)}
+            "released": {v for b in flips for v in b["releases"]}}
     return targets
 
 
 def evidence(records: list[Data]) -> Data:
     """The MWE's controls, over the records that reproduced the race."""
-    totals = {name: Counter(runs=0, target=0, other=0, envs=0)
-              for name in CONTROL_TESTS}
+    found: dict[str, Counter] = {name: Counter() for name in CONTROL_TESTS}
     threads: Counter[str] = Counter()
     for record in (r for r in records if r["verdict"] == "reproduced"
                    and r.get("suite", "mwe") == "mwe"):
@@ -122,46 +106,30 @@ def evidence(records: list[Data]) -> Data:
         for name, test in CONTROL_TESTS.items():
             cases = [c for n, c in summary.get("tests", {}).items()
                      if n.split("[")[0] == test]
-            totals[name]["envs"] += bool(cases)
+            found[name]["envs"] += bool(cases)
             for c in cases:
-                totals[name].update(runs=sum(c.values()) - c["skip"],
-                                    target=c["target"],
-                                    other=c["other"] + c["hang"])
+                found[name].update(runs=sum(c.values()) - c["skip"],
+                                   target=c["target"], other=c["other"] + c["hang"])
         threads.update("early" if t["index"] >= t["n_threads"] else "working"
                        for t in summary.get("failing_threads", []))
-    return {**{name: dict(t) for name, t in totals.items()},
-            "failing_threads": dict(threads)}
+    return {**found, "failing_threads": threads}
 
 
-def interleaved(data: Data | None, python: str | None = None) -> Data | None:
-    """``python``'s (else the newest) run of launches taken in turn."""
-    runs = (data or {}).get("runs") or {}
-    if not runs:
-        return None
-    run = runs.get(python or "") or runs[max(runs, key=version_key)]
-    limit, envs = run["limit"], run["environments"]
-    return {**run, "load": span(run["load_per_round"]),
-            "python_build": next((e.get("python_build")
-                                  for e in envs.values()), None),
-            "rows": [{**r, "numba": (envs.get(r["label"], {}).get("packages")
-                                     or {}).get("numba"),
-                      "patch": None if r["patch"] == "none" else r["patch"],
-                      **{k: bound(r[k], limit) for k in ("median", "p95")}}
-                     for r in run["rows"]]}
-
-
-def slowdown(data: Data | None) -> list[Data]:
-    """Per Python's run in turn: its newest release (``top``) and the reference."""
-    found = []
-    for python in sorted((data or {}).get("runs") or {}, key=version_key):
-        run = interleaved(data, python) or {}
-        plain = [r for r in run["rows"] if not r["patch"]]
-        top = newest([r for r in plain if r["release"] != run["reference"]
-                      and r.get("median_ratio")], "release")
-        if top:
-            found.append({**run, "top": top, "ref": newest(
-                plain, "release", release=run["reference"])
-                or {"n": None, "past_limit": 0}})
+def launch_runs(data: Data | None) -> list[Data]:
+    """Each Python's run of launches taken in turn (oldest Python first), with
+    its reference's row (``ref``) and its newest release's with a ratio."""
+    found, runs = [], (data or {}).get("runs") or {}
+    for run in (runs[python] for python in sorted(runs, key=version_key)):
+        envs = run["environments"]
+        rows = [{**r, "patch": None if r["patch"] == "none" else r["patch"],
+                 "numba": envs.get(r["label"], {}).get("packages", {})
+                 .get("numba")} for r in run["rows"]]
+        plain = [r for r in rows if not r["patch"]]
+        found.append({**run, "rows": rows, "load": span(run["load_per_round"]),
+                      "ref": newest(plain, "release", release=run["reference"]),
+                      "top": newest([r for r in plain if r.get("median_ratio")
+                                     and r["release"] != run["reference"]],
+                                    "release")})
     return found
 
 
@@ -173,26 +141,22 @@ def lock_share(timed: Data | None, name: str) -> Data | None:
     ref = timed and newest(rows, "release", label=timed["reference"])
     if not (plain and ref):
         return None
-    medians = [r["median"] for r in (row, plain, ref)]
-    rise = medians[1]["value"] - medians[2]["value"]
-    exact = not any(m["censored"] for m in medians) and rise > 0
-    return {"release": row["release"], "with": medians[0],
-            "without": medians[1], "reference": medians[2],
-            "share": (medians[1]["value"] - medians[0]["value"]) / rise
-            if exact else None}
+    rise = plain["median"] - ref["median"]
+    exact = rise > 0 and not any(r["median_bound"] for r in (row, plain, ref))
+    return {"with": row, "without": plain, "reference": ref, "share":
+            (plain["median"] - row["median"]) / rise if exact else None}
 
 
-def solve(record: Data | None) -> Data | None:
+def solve(record: Data) -> Data | None:
     """``solve_ivp``'s seconds; no median where solves were skipped (a bound)."""
-    summary = (record or {}).get("summary") or {}
+    summary = record.get("summary") or {}
     data = next((v for k, v in (summary.get("test_seconds") or {}).items()
                  if "solve" in k), None)
-    if not data:
-        return None
-    skipped = sum(c.get("skip", 0) for n, c in
-                  (summary.get("tests") or {}).items() if "solve" in n)
-    return {"median": None if skipped else data["median"], "max": data["max"],
-            "n": data["n"] - skipped, "skipped": skipped}
+    skipped = sum(c["skip"] for n, c in (summary.get("tests") or {}).items()
+                  if "solve" in n)
+    return data and {"median": None if skipped else data["median"],
+                     "max": data["max"], "n": data["n"] - skipped,
+                     "skipped": skipped}
 
 
 def cubie_price(found: list[Data]) -> Data | None:
@@ -204,8 +168,7 @@ def cubie_price(found: list[Data]) -> Data | None:
     before, after = (newest(mine, "numba_cuda", cubie=top, patch=None,
                             verdict=verdict)
                      for verdict in ("reproduced", "not-reproduced"))
-    medians = [(side or {}).get("solve", {}).get("median")
-               for side in (before, after)]
+    medians = [side and side["solve"]["median"] for side in (before, after)]
     return {"cubie": top, "before": before, "after": after,
             "ratio": medians[1] / medians[0] if all(medians) else None,
             "with": [c for c in mine if c["cubie"] == top and c["patch"]
@@ -223,39 +186,34 @@ def cubie(records: list[Data]) -> list[Data]:
         settings = record.get("settings", {})
         known = {**settings, **record.get("packages", {})}
         found.append({
-            "cubie": known.get("cubie"), "numba_cuda": known.get("numba-cuda"),
-            "numba": known.get("numba"), "python": record["python"],
-            "patch": record["spec"].get("patch"),
-            "spec": spec_text(record), "simulator": "vendored"
-            if "vendored" in settings.get("cuda_module", "") else
-            "numba-cuda" if known.get("numba-cuda") else "numba",
-            "verdict": record["verdict"], "solve": solve(record), **{
-                k: record[k] for k in ("runs", "failures", "hangs",
-                                              "other_errors", "skips")}})
+            **record, "spec": spec_text(record), "solve": solve(record),
+            "patch": record["spec"].get("patch"), "cubie": known.get("cubie"),
+            "numba_cuda": known.get("numba-cuda"), "numba": known.get("numba"),
+            "simulator": "vendored" if "vendored" in settings.get(
+                "cuda_module", "") else "numba-cuda" if known.get("numba-cuda")
+            else "numba"})
     return sorted(found, key=lambda c: (version_key(c["cubie"]), version_key(
         c["numba_cuda"]), c["patch"] or ""))
 
 
 def own_tests(records: list[Data]) -> list[Data]:
     """numba-cuda's own tests per release and patch, and what a patch changes."""
-    by_release: dict[tuple, dict] = defaultdict(dict)
-    for record in (r for r in records if r.get("suite") == "numba-cuda-tests"):
-        by_release[(python_minor(record), record["packages"].get(
-            "numba-cuda"))][record["spec"].get("patch")] = record
+    def release(record: Data) -> tuple:
+        return python_minor(record), record["packages"].get("numba-cuda")
+    mine = sorted((r for r in records if r.get("suite") == "numba-cuda-tests"),
+                  key=lambda r: (release(r), r["spec"].get("patch") or ""))
+    plain = {release(r): outcomes(r) for r in mine if not r["spec"].get("patch")}
     found = []
-    for (python, version), sides in sorted(by_release.items()):
-        plain = outcomes(sides[None]) if None in sides else None
-        for patch, record in sorted(sides.items(), key=lambda s: s[0] or ""):
-            mine = outcomes(record)
-            failed = sum(record[k] for k in ("failures", "other_errors", "hangs"))
-            found.append({
-                "python": python, "numba_cuda": version, "patch": patch,
-                "spec": spec_text(record),
-                "passed": record["runs"] - failed, "failed": failed,
-                "skipped": record["skips"],
-                "differ": None if patch is None or plain is None else sorted(
-                    n for n in plain.keys() | mine.keys()
-                    if plain.get(n) != mine.get(n))})
+    for record in mine:
+        (python, version), patch = release(record), record["spec"].get("patch")
+        base, now = plain.get((python, version)), outcomes(record)
+        failed = sum(record[k] for k in ("failures", "other_errors", "hangs"))
+        found.append({
+            "python": python, "numba_cuda": version, "patch": patch,
+            "spec": spec_text(record), "failed": failed,
+            "passed": record["runs"] - failed, "skipped": record["skips"],
+            "differ": None if patch is None or base is None else sorted(
+                n for n in base.keys() | now.keys() if base.get(n) != now.get(n))})
     return found
 
 
@@ -272,8 +230,8 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
         mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
-        medians = [(bound(t["median"], t.get("limit")) or {})["value"]
-                   for r in mine if (t := r["launch_seconds"] or {}).get("n")]
+        medians = [t["median"] for r in mine
+                   if (t := r.get("launch_seconds") or {}).get("n")]
         found.append({"name": name, "description": described.get(name),
                       "launch_median": statistics.median(medians)
                       if medians else None, "environments": len(mine),
@@ -291,7 +249,7 @@ def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
     if rows and timed:
         top = newest(rows, "release")["release"]
         best = min((r for r in rows if r["release"] == top),
-                   key=lambda r: r["median"]["value"])
+                   key=lambda r: r["median"])
         return {**clean[best["patch"]], "newest": top, "python": timed["python"],
                 "without": newest(timed["rows"], "release", release=top,
                                   patch=None), "with": best}
@@ -301,20 +259,12 @@ def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
 
 
 def reproducer_runs(data: Data | None) -> Data | None:
-    """The reproducers' recorded runs by environment and by script (``mwe/`` name)."""
-    if not data:
-        return None
-    entries = [{**e, "runs": {r["command"].split()[-1]: r for r in e["runs"]}}
-               for e in data["entries"]]
-    by_script = defaultdict(list)
-    for entry in entries:
-        for script, run in entry["runs"].items():
-            by_script[script].append({**run, **{
-                k: entry[k] for k in ("label", "patch", "python", "packages")}})
-    return {**data, "scripts": dict(by_script), "entries": entries,
-            "load": span([
-                load for entry in data["entries"] for run in entry["runs"]
-                for load in run["load_average"]])}
+    """The reproducers' recorded entries, each one's runs by script name."""
+    return data and {**data, "entries": [
+        {**e, "runs": {r["command"].split()[-1]: r for r in e["runs"]}}
+        for e in data["entries"]], "load": span([
+            load for e in data["entries"] for r in e["runs"]
+            for load in r["load_average"]])}
 
 
 def regression_test(found: list[Data]) -> list[Data]:
@@ -324,34 +274,33 @@ def regression_test(found: list[Data]) -> list[Data]:
         named = RACE_RATE_LABEL.match(data["label"])
         part = named.groupdict() if named else {}
         shown.append({
+            **data, **data["counts"], "commit": part.get("commit"),
+            "main": bool(part.get("main")), "change": bool(part.get("change")),
             "release": next((p.split("==", 1)[1] for p in data["packages"]
                              if p.startswith("numba-cuda==")), None),
-            "main": bool(part.get("main")), "commit": part.get("commit"),
-            "change": bool(part.get("change")),
             "python": ".".join(data["python"].split()[0].split(".")[:2]),
             "fresh": len(data["processes"]) == data["runs"],
-            "test": data["test"].rsplit(".", 1)[-1], "runs": data["runs"],
-            "race": data["counts"]["race"], "other": data["counts"]["other"]})
+            "test": data["test"].rsplit(".", 1)[-1]})
     return sorted(shown, key=lambda r: (
         r["main"], version_key(r["release"]), r["fresh"], r["change"],
         version_key(r["python"])))
 
 
 def build(rows: list[Data], records: list[Data], provenance: Data,
-          bisect_dir: str | Path | None = None,
-          out_dir: str | Path | None = None) -> Data:
-    """The report's whole structure from the rows, records and recorded files."""
-    def recorded(name: str) -> Any:
-        return load_json(Path(out_dir) / name) if out_dir else None
+          bisect_dir: str | Path, out_dir: str | Path) -> Data:
+    """The report's whole structure from the rows, records and the files
+    recorded in ``bisect_dir`` and ``out_dir``."""
     mwe = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
     race, time = ([bisect_entry(b) for b in load_bisects(bisect_dir, metric)]
-                  if bisect_dir else [] for metric in ("failure", "launch-time"))
+                  for metric in ("failure", "launch-time"))
     described = {name: patch.description
                  for name, patch in declared_patches().items()}
-    fix_launches = recorded("fix_launch_time.json")
-    # the price: the bisect on time of the newest Python that timed its end
+    # the price: the bisect on time of the newest Python that timed its end,
+    # and the run in turn of its Python (else of the newest)
     cost = newest([b for b in time if b["end"]], "python")
-    timed = interleaved(fix_launches, (cost or {}).get("python"))
+    runs = launch_runs(load_json(Path(out_dir) / "fix_launch_time.json"))
+    timed = next((r for r in runs if r["python"] == (cost or {}).get("python")),
+                 runs[-1] if runs else None)
     found = patches(rows, described)
     clients = cubie(records)
     chosen = proposal(found, timed)
@@ -361,34 +310,33 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     # a patch taking out one part of a fix says so in its description
     attribution = sorted(name for name, text in described.items()
                          if text.startswith("attribution"))
-    figures = recorded("mwe_figures.json")
+    figures = load_json(Path(out_dir) / "mwe_figures.json")
     return {
         "provenance": provenance,
         "verdicts": dict(Counter(r["verdict"] for r in rows)),
         "grid": grid(rows),
-        "skipped": dict(sorted(Counter(r["reason"] for r in mwe
-                                       if r["verdict"] == "skipped").items())),
-        "last_attempts": [r for r in rows if r.get("last_attempt")],
-        "error": next((r["summary"]["first_target_message"] for r in records
-                       if (r.get("summary") or {}).get("first_target_message")),
-                      None),
+        "skipped": Counter(r["reason"] for r in mwe
+                           if r["verdict"] == "skipped"),
+        "last_attempts": [r for r in rows if r["last_attempt"]],
+        "error": next((m for r in records if (m := (r.get("summary") or {})
+                       .get("first_target_message"))), None),
         "status": status(mwe, race),
         "bisects": race, "time_bisects": time, "price": cost,
         "cubie": clients, "cubie_price": cubie_price(clients),
         "own_tests": own_tests(records), "patches": found,
         "proposal": chosen, "interleaved": timed,
-        "slowdown": slowdown(fix_launches), "regression_test": regression,
-        "regression_python": Counter(r["python"] for r in regression)
-        .most_common(1)[0][0] if regression else None,
+        "slowdown": [r for r in runs if r["top"]],
+        "regression_test": regression,  # named once: the first one's Python
+        "regression_python": regression[0]["python"] if regression else None,
         "attribution": attribution,
         "lock_share": {name: lock_share(timed, name) for name in attribution},
         # the changes the upstream texts name in words, not by patch name
-        "upstream_changes": ([chosen["name"]] if chosen else [])
-        + [name for name in attribution if name in {p["name"] for p in found}],
+        "upstream_changes": [chosen["name"]] + attribution if chosen
+        else attribution,
         "evidence": evidence(records),
-        "reproducers": reproducer_runs(recorded("reproducers.json")),
+        "reproducers": reproducer_runs(load_json(Path(out_dir) / "reproducers.json")),
         "figures": figures,
-        "commands": [b["command"] for b in race + time]
+        "commands": [b["provenance"]["command"] for b in race + time]
         + ([figures["command"]] if figures else []),
         "slowdown_source": (PROJECT / "mwe" / "bug_slowdown.py").read_text(),
     }
@@ -398,8 +346,8 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
                  command: str, plot: bool = True,
                  configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Data], list[tuple[Any, RawResult]]]:
-    """Every report file in ``out_dir`` (``configured``: the environments
-    the tables show as not run where no row was recorded); (rows, records)."""
+    """Every report file in ``out_dir``; (rows, records). ``configured``: the
+    environments a not-run row stands for where none was recorded."""
     out_dir = Path(out_dir)
     rows, records = write_tables(raw_dirs, out_dir, command, configured)
     rerender_bisects(bisect_dir)
@@ -411,23 +359,22 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
         write_text_atomic(out_dir / "upstream" / template.stem,
                           render(f"upstream/{template.stem}", **model))
     if plot:
-        draw_all(rows, out_dir)
+        draw(model["grid"], out_dir)
     return rows, records
 
 
 def main(argv: list[str] | None = None) -> None:
     """``nox -s report``."""
     home = os.environ.get("RACEMATRIX_RESULTS", "results")
-    own = [f"{home}/raw"]
+    own = [f"{home}/raw"]  # its configured rows never recorded: not run
     parser = OneLineArgumentParser(prog="nox -s report --", label="report",
                                    help_hint="nox -s report -- --help")
-    parser.add_argument("--raw", nargs="+", action="extend", metavar="DIR",
-                        help="folders (or files) of raw results to merge; "
-                        f"given twice, both count (default: {own[0]})")
-    parser.add_argument("--out", default=home, help="where the tables and "
-                        "report go (default: %(default)s)")
+    parser.add_argument("--raw", nargs="+", action="extend", help="raw result "
+                        f"folders or files, all merged (default: {own[0]})")
+    parser.add_argument("--out", default=home,
+                        help="tables and report (default: %(default)s)")
     parser.add_argument("--bisect", default=f"{home}/bisect",
-                        help="folder of bisect results (default: %(default)s)")
+                        help="bisect results (default: %(default)s)")
     try:
         args = parser.parse_args(argv)
         raw = list(dict.fromkeys(args.raw or own))
@@ -437,15 +384,12 @@ def main(argv: list[str] | None = None) -> None:
             raise BadInput(f"report: {problem}")
         warnings.simplefilter("always", RawResultWarning)
         warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
-        # the project's own rows: a configured one never recorded is not run
         rows, records = build_report(
             raw, args.out, args.bisect, "nox -s report" + (
                 f" -- --raw {' '.join(raw)}" if raw != own else ""),
             configured=[] if raw != own else load_matrix(
                 project_config(PROJECT), os.environ, PROJECT).envs())
-    except NoUsableResults as error:
-        parser.exit(2, f"report: {error}\n")
-    except BadInput as error:
+    except (BadInput, NoUsableResults) as error:
         parser.exit(2, f"{error}\n")
     print(f"report: {len(rows)} rows from {len(records)} raw files -> "
           f"{args.out}/REPORT.md, {args.out}/failure_rates.png")

@@ -16,7 +16,7 @@ from .interpreters import missing_interpreters
 from .patching import PatchError, apply
 from .provenance import stamp
 from .report import PROJECT, declared_patches, load_json
-from .venv import ProbeEnvironment, read_environment
+from .install import ProbeEnvironment, read_environment
 
 SCRIPTS = ("bug.py", "bug_slowdown.py")
 logger = logging.getLogger(__name__)

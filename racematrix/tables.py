@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import warnings
 from collections import Counter, defaultdict
@@ -16,7 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from .envspec import EnvSpec
 from .fileio import write_json_atomic, write_text_atomic
-from .markdown import percent, render, seconds, table
+from .markdown import percent, render, seconds
 from .rawresult import (NoUsableResults, RawResult, RawResultWarning, Verdict,
                         load_raw_dirs, machine_label, make_raw)
 from .stats import wilson_interval
@@ -29,22 +30,19 @@ KINDS = ("pattern", "trigger", "control")
 def merge_records(records: Records,
                   left_out: list[dict] | None = None) -> list[Row]:
     """One row per environment and machine; of two differing copies, the newer."""
-    by_key: dict[tuple[str, str], tuple[Any, RawResult]] = {}
-    for path, record in records:
+    kept: dict[tuple[str, str], tuple[Any, RawResult]] = {}
+    for path, record in sorted(records, key=lambda f: f[1]["finished"]):
         key = (record["env"], machine_label(record))
-        old = by_key.setdefault(key, (path, record))
-        if old[1] == record:
-            continue
-        drop, by_key[key] = sorted((old, (path, record)),
-                                   key=lambda f: f[1]["finished"])
-        warnings.warn(f"conflicting results for {record['env']} on {key[1]}: "
-                      f"kept {by_key[key][0]}, left out {drop[0]}",
-                      RawResultWarning, stacklevel=2)
-        (left_out if left_out is not None else []).append({
-            "path": str(drop[0]), "reason": f"conflicts with {by_key[key][0]} "
-            "(same environment and machine; the newer was kept)"})
-    several = len({key[1] for key in by_key}) > 1
-    return sorted((make_row(record, several) for _, record in by_key.values()),
+        if key in kept and kept[key][1] != record:
+            warnings.warn(f"conflicting results for {record['env']} on {key[1]}:"
+                          f" kept {path}, left out {kept[key][0]}",
+                          RawResultWarning, stacklevel=2)
+            (left_out if left_out is not None else []).append({
+                "path": str(kept[key][0]), "reason": f"conflicts with {path} "
+                "(same environment and machine; the newer was kept)"})
+        kept[key] = (path, record)
+    several = len({key[1] for key in kept}) > 1
+    return sorted((make_row(record, several) for _, record in kept.values()),
                   key=row_sort_key)
 
 
@@ -60,8 +58,8 @@ def make_row(record: RawResult, show_machine: bool = False) -> Row:
         "failure_rate": round(failures / runs, 4) if runs else None,
         "ci95": [round(end, 4) for end in wilson_interval(failures, runs)],
         "requirements": record["spec"]["requirements"],
-        "launch_seconds": record.get("launch_seconds"),
         "patch": record["spec"].get("patch"),
+        **{kind: kind_rate(record, kind) for kind in KINDS},
         # An attempt after the results that measured nothing: the row stays.
         "last_attempt": {k: attempts[-1][k] for k in ("when", "why")}
         if attempts[-1]["when"] > record["finished"] else None}
@@ -70,42 +68,33 @@ def make_row(record: RawResult, show_machine: bool = False) -> Row:
 def not_run(envs: Iterable[EnvSpec], rows: Iterable[Row]) -> list[Row]:
     """A `skipped` row for each configured environment no machine recorded."""
     recorded = {row["env"].split("@", 1)[0] for row in rows}
-    return [make_row(make_raw(
-        spec, packages={}, python="", python_build="", skip_reason=(
-            "not run here: no CUDA GPU (simulator off needs one)"
-            if not spec.sim else "not run here: no row recorded (its "
-            "Python may be missing: see `nox -s matrix`'s output)")))
-            for spec in envs if spec.env_id not in recorded]
-
-
-def _version_key(text: str | None) -> tuple[int, Version | str]:
-    try:
-        return (0, Version(text or ""))
-    except InvalidVersion:
-        return (1, str(text))
+    return [make_row(make_raw(spec, skip_reason=(
+        "not run here: no CUDA GPU (simulator off needs one)" if not spec.sim
+        else "not run here: no row recorded (its Python may be missing: see "
+        "`nox -s matrix`'s output)"))) for spec in envs
+        if spec.env_id not in recorded]
 
 
 def version_key(text: str | None) -> Version:
-    """A release's version; 0 where it is none."""
-    version = _version_key(text)[1]
-    return version if isinstance(version, Version) else Version("0")
+    """A release's version; 0 where it is none or not a version."""
+    try:
+        return Version(text or "0")
+    except InvalidVersion:
+        return Version("0")
 
 
 def row_sort_key(row: Row) -> tuple:
-    """Suite, Python (X.Y), target, its version, numba, simulator on first."""
-    return (row["suite"] != "mwe", row["suite"], _version_key(python_minor(row)),
-        row["target"], _version_key(target_version(row)), _version_key(
-            row["packages"].get("numba") or requested_version(row, "numba")),
-        not row["sim"], _version_key(row["python"].split("+")[0]), row["env"])
+    """Suite, Python (X.Y), target, its version, simulator on first, env."""
+    return (row["suite"] != "mwe", row["suite"], version_key(python_minor(row)),
+            row["target"], version_key(target_version(row)), not row["sim"],
+            row["env"])
 
 
 def requested_version(row: Row, name: str) -> str | None:
     """The version the row's requirements pin ``name`` to (``==``)."""
-    for requirement in map(Requirement, row["requirements"]):
-        if canonicalize_name(requirement.name) == name:
-            return next((s.version for s in requirement.specifier
-                         if s.operator == "=="), None)
-    return None
+    return next((s.version for r in map(Requirement, row["requirements"])
+                 if canonicalize_name(r.name) == name
+                 for s in r.specifier if s.operator == "=="), None)
 
 
 def package_cell(row: Row, name: str) -> str:
@@ -121,30 +110,18 @@ def target_version(row: Row) -> str:
         row, row["target"]) or "?"
 
 
-def column_key(row: Row) -> tuple[str, Version]:
-    return (row["target"], version_key(target_version(row)))
-
-
 def python_minor(row: Row) -> str:
     text = row["python"] or row["env"].split("-")[0][2:]
     return ".".join(text.split(".")[:2])
 
 
-def kind_rate(row: Row, kind: str) -> dict | None:
+def kind_rate(record: RawResult | Row, kind: str) -> dict | None:
     """A test kind's runs, failures and rate (None: the record has none)."""
-    counts = (row.get("kinds") or {}).get(kind)
+    counts = (record.get("kinds") or {}).get(kind)
     if not counts or not counts.get("runs"):
         return None
     return {"runs": counts["runs"], "failures": counts["failures"],
             "rate": round(counts["failures"] / counts["runs"], 4)}
-
-
-def bound(value: float | None, limit: float | None = None) -> dict | None:
-    """A launch statistic; one at ``limit`` or past it counts at it (a bound)."""
-    if value is None:
-        return None
-    censored = 0 < (limit or 0.0) <= value + 1e-9
-    return {"value": limit if censored else value, "censored": censored}
 
 
 def format_launch(record: dict | None) -> str:
@@ -152,11 +129,11 @@ def format_launch(record: dict | None) -> str:
     if not record or not record.get("n"):
         return "–" if not record or not record.get("error") else \
             f"not measured: {record['error']}"[:120]
-    text = " / ".join(seconds(bound(record[key], record.get("limit")))
+    limit = record.get("limit") or math.inf
+    text = " / ".join(seconds(record[key], record[key] >= limit)
                       for key in ("median", "p95", "max"))
     if record.get("past_limit"):
-        text += (f" ({record['past_limit']} of {record['n']} past "
-                 f"{record['limit']:g} s)")
+        text += f" ({record['past_limit']} of {record['n']} past {limit:g} s)"
     return text
 
 
@@ -178,26 +155,21 @@ def _at(part: str, key: str) -> Callable[[Row], Any]:
     return lambda r: (r.get(part) or {}).get(key)
 
 
-def _kind(kind: str, key: str) -> Callable[[Row], Any]:
-    return lambda r: (kind_rate(r, kind) or {}).get(key)
-
-
 def _kind_text(kind: str) -> Callable[[Row], str]:
-    return lambda r: "–" if not (d := kind_rate(r, kind)) else \
+    return lambda r: "–" if not (d := r[kind]) else \
         f"{d['failures']}/{d['runs']} ({percent(d['rate'])})"
 
 
-def _package(name: str, text: Callable[[Row], str]) -> Column:
+def _package(name: str) -> Column:
     return Column(name.replace("-", "_"), name,
-                  lambda r: r["packages"].get(name, ""), text)
+                  lambda r: r["packages"].get(name, ""),
+                  lambda r: package_cell(r, name))
 
 
 COLUMNS = (
-    Column("env"), Column("suite"), Column("python", "Python"),
+    Column("env"), Column("suite", "suite"), Column("python", "Python"),
     Column("target", "target"),
-    _package("numba", lambda r: package_cell(r, "numba")),
-    _package("numba-cuda", lambda r: package_cell(r, "numba-cuda")),
-    _package("numpy", lambda r: r["packages"].get("numpy", "–")),
+    *map(_package, ("numba", "numba-cuda", "numpy")),
     Column("asked", "asked", lambda r: " ".join(r["requirements"]) or "–"),
     Column("patch", "patch", lambda r: r["patch"] or "",
            lambda r: r["patch"] or "none"),
@@ -212,19 +184,15 @@ COLUMNS = (
            lambda r: f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}%"
            if r["runs"] else "–"),
     *(column for kind in KINDS for column in (
-        Column(f"{kind}_runs", None, _kind(kind, "runs")),
+        Column(f"{kind}_runs", None, _at(kind, "runs")),
         Column(f"{kind}_failures", "controls" if kind == "control" else kind,
-               _kind(kind, "failures"), _kind_text(kind)))),
+               _at(kind, "failures"), _kind_text(kind)))),
     *(Column(f"launch_{key}", None, _at("launch_seconds", key))
       for key in ("n", "median", "p95")),
     Column("launch_max", "launch s: median / p95 / max",
            _at("launch_seconds", "max"),
-           lambda r: format_launch(r["launch_seconds"])),
-    Column("launch_past_limit", None, _at("launch_seconds", "past_limit")),
-    Column("seconds"), Column("concurrency"), Column("machine"),
-    Column("install_way", None, lambda r: _at("resolution", "way")(r) or ""),
-    Column("last_attempt_failed", None,
-           lambda r: _at("last_attempt", "why")(r) or ""),
+           lambda r: format_launch(r.get("launch_seconds"))),
+    Column("seconds"), Column("machine"),
     Column("verdict", "verdict"),
     Column("reason", "reason", text=lambda r: r["reason"] + (
         "; last attempt failed ({}): {}".format(
@@ -232,21 +200,11 @@ COLUMNS = (
             r["last_attempt"]["why"]) if r["last_attempt"] else "")),
 )
 MARKDOWN = tuple(c for c in COLUMNS if c.header)
-TABLE_COLUMNS = tuple(c.header for c in MARKDOWN)
+TABLE_COLUMNS = tuple(str(c.header) for c in MARKDOWN)
 
 
 def table_cells(row: Row) -> tuple[str, ...]:
     return tuple(column.cell(row) for column in MARKDOWN)
-
-
-def markdown_lines(rows: list[Row]) -> list[str]:
-    """The long table; ``suite`` and ``patch`` only where a row needs them."""
-    shown = [c for c in MARKDOWN
-             if c.name != "patch" or any(r["patch"] for r in rows)]
-    if any(r["suite"] != "mwe" for r in rows):
-        shown.insert(0, Column("suite", "suite"))
-    return table([str(c.header) for c in shown],
-                 ([c.cell(row) for c in shown] for row in rows))
 
 
 def grid(rows: list[Row]) -> dict:
@@ -266,11 +224,7 @@ def grid(rows: list[Row]) -> dict:
     return {"pythons": pythons, "lines": [
         {"sim": not key[0], "target": key[1],
          "version": target_version(next(iter(cells.values()))) + key[4],
-         "numba": key[3], "cells": {p: {
-             **{k: cells[p][k] for k in ("verdict", "runs", "failures")},
-             "rate": cells[p]["failure_rate"],
-             **{kind: kind_rate(cells[p], kind) for kind in KINDS}}
-             if p in cells else None for p in pythons}}
+         "numba": key[3], "cells": {p: cells.get(p) for p in pythons}}
         for key, cells in sorted(lines.items())]}
 
 
@@ -288,10 +242,12 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
     records = load_raw_dirs(raw_dirs, left_out)
     if not records:
         raise NoUsableResults(
-            f"no usable raw result in {', '.join(map(str, raw_dirs))} (see "
-            f"the warnings above, if any); nothing was written: run `nox -s "
-            f"matrix` first, or point --raw at folders of raw results")
+            f"report: no usable raw result in {', '.join(map(str, raw_dirs))}"
+            " (see the warnings above, if any); nothing was written: run `nox"
+            " -s matrix` first, or point --raw at folders of raw results")
     rows = merge_records(records, left_out)
+    loads = [load for row in rows for load in row.get("load") or ()]
+    unknown = sum(not row.get("load") for row in rows)
     rows = sorted([*rows, *not_run(configured, rows)], key=row_sort_key)
     machines = {machine_label(r): r["machine"] for _, r in reversed(records)}
     # The newest result's time, not the clock: same raw files, same tables.
@@ -303,6 +259,10 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
                   "python_builds": "; ".join(sorted(
                       {r["python_build"] for _, r in records
                        if r["python_build"]})) or "none",
+                  # the 1-minute load average at each row's start and end
+                  "load": f"{min(loads)} to {max(loads)}" + (
+                      f" ({unknown} rows: not recorded)" if unknown else "")
+                  if loads else "not recorded",
                   "left_out": left_out}
     out_dir, data = Path(out_dir), [{c.name: c.get(row) for c in COLUMNS}
                                     for row in rows]
@@ -316,5 +276,6 @@ def write_tables(raw_dirs: list, out_dir: str | Path, command: str,
     write_text_atomic(out_dir / "failure_rates.csv", stream.getvalue())
     write_text_atomic(out_dir / "failure_rates.md", render(
         "failure_rates.md", provenance=provenance, grid=grid(rows),
-        verdicts=verdict_counts(rows), long_table=markdown_lines(rows)))
+        verdicts=verdict_counts(rows), columns=TABLE_COLUMNS,
+        rows=map(table_cells, rows)))
     return rows, records

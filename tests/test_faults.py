@@ -473,7 +473,7 @@ def test_only_hangs_make_a_hung_row_never_the_race(data_dir, tmp_path):
     assert tables.verdict_counts(rows) == "1 hung"
     cells = dict(zip(tables.TABLE_COLUMNS, tables.table_cells(rows[0])))
     assert cells["hung"] == "1" and cells["other"] == "0"
-    model = report.build(rows, [raw], {})
+    model = report.build(rows, [raw], {}, tmp_path, tmp_path)
     assert model["verdicts"] == {"hung": 1} and model["grid"]["lines"][0][
         "cells"]["3.11"]["verdict"] == "hung"
 
@@ -484,7 +484,8 @@ def test_the_heatmap_draws_hung_apart(tmp_path):
     counts = {"target": 0, "other": 0, "hang": 2, "pass": 20, "skip": 0}
     raw = make_raw(SPEC, packages={"numba": "0.60.0"}, python="3.11.9",
                    python_build="CPython", counts=counts)
-    plots.plot_heatmap([tables.make_row(raw)], tmp_path / "heat.png")
+    plots.plot_heatmap(tables.grid([tables.make_row(raw)]),
+                      tmp_path / "heat.png")
     assert (tmp_path / "heat.png").stat().st_size > 0
 
 

@@ -31,53 +31,85 @@ def upload_time(data_dir, version):
     return release.upload_time
 
 
+@pytest.fixture
+def data_index(data_dir, monkeypatch):
+    """The package index as the data's trimmed copies have it."""
+    def releases(package):
+        data = json.loads((data_dir / f"index-{package}.json").read_text())
+        return index.releases_from_packages(
+            ProjectPage.from_json_data(data).packages)
+
+    def release_metadata(package, version):
+        path = data_dir / f"metadata-{package}-{version}.txt"
+        return path.read_text() if path.exists() else None
+    monkeypatch.setattr(index, "releases", releases)
+    monkeypatch.setattr(index, "release_metadata", release_metadata)
+
+
 @pytest.mark.parametrize("requirements, release", [
     (["numba-cuda==0.18.1", "numba"], ("numba-cuda", "0.18.1")),
     (["cuda-bindings<13", "Numba_Cuda[cu12]==0.18.1"], ("numba-cuda", "0.18.1")),
     (["numba>=0.60", "numba-cuda==0.*"], None),
     (["numba"], None),
 ])
-def test_the_release_is_the_first_exact_pin(requirements, release):
-    assert install.pinned_release(requirements) == release
+def test_the_release_is_the_first_exact_pin(data_index, requirements, release):
+    assert install.target(requirements).release == release
 
 
-def test_exclude_newer_is_one_day_after_the_upload(data_dir):
+def test_a_release_is_installed_as_of_a_day_after_its_upload(
+        data_dir, data_index):
+    found = install.target(["numba-cuda==0.18.1"], TOOLS)
+    moment = datetime.strptime(found.exclude_newer, "%Y-%m-%dT%H:%M:%SZ"
+                               ).replace(tzinfo=timezone.utc)
     uploaded = upload_time(data_dir, "0.18.1")
-    date = install.exclude_newer_for(uploaded)
-    moment = datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=timezone.utc)
     assert 0 <= (moment - uploaded).total_seconds() - 86400 < 1
+    assert "numba>=0.60.0" in found.requires_dist and found.problem is None
 
 
-@pytest.mark.parametrize("environ, wanted", [
-    ({}, ("cu12",)), ({"RACEMATRIX_EXTRAS": "cu13"}, ()),
-    ({"RACEMATRIX_EXTRAS": "CU12  cu11"}, ("cu11", "cu12")),
-    ({"RACEMATRIX_EXTRAS": "cu"}, ()), ({"RACEMATRIX_EXTRAS": ""}, ()),
+@pytest.mark.parametrize("extras, wanted", [
+    (None, ("cu12",)), ("cu13", ()), ("CU12  cu11", ("cu11", "cu12")),
+    ("cu", ()), ("", ()),
 ])
-def test_extras_are_the_declared_ones_named_exactly(data_dir, environ, wanted):
-    declared, _ = metadata(data_dir, "0.18.1")
-    assert "test-cu12" in declared
-    assert install.wanted_extras(declared, environ) == wanted
-    assert install.wanted_extras(metadata(data_dir, "0.0.12")[0]) == ()
+def test_extras_are_the_declared_ones_named_exactly(
+        data_dir, data_index, monkeypatch, extras, wanted):
+    monkeypatch.delenv("RACEMATRIX_EXTRAS", raising=False)
+    if extras is not None:
+        monkeypatch.setenv("RACEMATRIX_EXTRAS", extras)
+    assert "test-cu12" in metadata(data_dir, "0.18.1")[0]
+    assert install.target(["numba-cuda==0.18.1"]).extras == wanted
+    assert install.target(["numba-cuda==0.0.12"]).extras == ()
 
 
-def test_successor_names_the_dependencies_a_release_lacks(data_dir):
-    _, own = metadata(data_dir, "0.0.12")
-    _, later = metadata(data_dir, "0.0.13")
-    assert install.successor_companions(own, [later]) == ["numba"]
+def test_a_yanked_release_is_a_skip_with_the_index_reason(data_index):
+    kind, reason = install.target(["cuda-python==11.8.4"]).problem
+    assert kind == "skip"
+    assert reason.startswith("cuda-python==11.8.4 is yanked on the index "
+                             "(https://")
+    assert install.target(["cuda-python==11.8.3"]).problem is None
+
+
+def test_the_named_way_adds_what_the_next_release_declares(data_index):
+    """0.0.12 declares no dependency; the data's next releases with metadata
+    (0.0.17.1 and 0.0.18 have none here) are passed over; of 0.18.1's, those
+    of its extras are not companions."""
+    ways = list(install.ways(install.target(["numba-cuda==0.0.12"], TOOLS)))
+    assert [w.name for w in ways] == [
+        "as-asked", "as-of-upload", "as-of-upload+extras+named"]
+    assert ways[-1].requirements == ("numba-cuda==0.0.12", "numba", *TOOLS)
     # A release that declares them already gets nothing added.
-    assert install.successor_companions(later, [later]) == []
-    # Later releases declaring nothing are passed over; extras' deps ignored.
-    _, with_extras = metadata(data_dir, "0.18.1")
-    assert install.successor_companions(
-        [], [[], own, with_extras]) == ["numba"]
+    assert [w.name for w in install.ways(Target(
+        ("numba-cuda==0.0.12",), TOOLS, ("numba-cuda", "0.0.12"),
+        "2024-07-31T13:05:33Z", requires_dist=("numba>=0.59",)))] == [
+        "as-asked", "as-of-upload"]
 
 
 def test_ladder_order_and_what_each_way_passes():
     ways = list(install.ways(Target(
         ("numba-cuda==0.18.1", "numba==0.61.2"), TOOLS, ("numba-cuda", "0.18.1"),
         "2025-08-09T11:30:37Z", ("cu12",), companions=["numba"])))
-    assert [w.name for w in ways] == list(install.WAYS)
+    assert [w.name for w in ways] == [
+        "as-asked", "as-of-upload", "as-of-upload+extras",
+        "as-of-upload+extras+named"]
     assert ways[0] == Way("as-asked", ("numba-cuda==0.18.1", "numba==0.61.2",
                                        *TOOLS))
     assert ways[1].requirements == ways[0].requirements
@@ -125,6 +157,9 @@ def test_prereleases_are_disallowed_unless_required(data_dir):
         "--prerelease", "disallow", "--prerelease-package", "numba=allow"]
     assert arguments(["numba-cuda==0.19.2rc0"]) == [
         "--prerelease", "disallow", "--prerelease-package", "numba-cuda=allow"]
+    # Excluding a pre-release asks for none.
+    assert arguments(["numba-cuda==0.8.1"], ["numba!=0.61.1rc1"]) == [
+        "--prerelease", "disallow"]
 
 
 def test_smoke_outcomes_from_real_output(data_dir):
@@ -170,49 +205,37 @@ def test_giving_up_keeps_the_reason():
     assert reason.endswith("(every way failed)")
 
 
-def test_resolution_has_the_raw_result_shape():
-    installation = install.Installation(
-        None, "as-of-upload", "2025-08-09T11:30:37Z", ["numba-cuda==0.18.1"],
-        [attempt("as-asked", "import-failed", "x"), attempt("as-of-upload", "ok")],
-        {"module": "numba.cuda", "distribution": "numba-cuda", "path": "/p"})
-    resolution = installation.resolution()
-    assert set(resolution) == {"way", "exclude_newer", "requirements",
-                               "attempts", "implementation", "installer"}
-    assert resolution["attempts"][1] == {"way": "as-of-upload", "outcome": "ok",
-                                         "reason": ""}
-    json.dumps(resolution)
-    installation.installed_at = "2026-11-30T10:00:00+00:00"
-    assert installation.resolution()["reused"] is True
-
-
 @pytest.mark.e2e  # builds a real environment from the package index
 def test_an_early_release_installs_through_the_ladder(tmp_path, e2e_python):
     from racematrix.envspec import EnvSpec
-    from racematrix.venv import ProbeEnvironment, read_environment
+    from racematrix.install import ProbeEnvironment, read_environment
     env = ProbeEnvironment(tmp_path / "env", e2e_python)
     env.create()
     spec = EnvSpec(e2e_python, ("numba-cuda==0.0.12",), True)
     # An early release that declares no dependency on numba: it imports
     # only once numba is named.
     installation = install.install_resolved(env, spec)
-    assert installation.problem is None, installation.attempts
-    assert [a["outcome"] for a in installation.attempts][-1] == "ok"
-    assert installation.way == "as-of-upload+extras+named"
-    assert installation.exclude_newer.startswith("2024-07-")
-    assert installation.implementation["distribution"] == "numba-cuda"
+    resolution = installation.resolution
+    assert installation.problem is None, resolution["attempts"]
+    assert set(resolution) == set(install.UNRESOLVED)
+    assert [a["outcome"] for a in resolution["attempts"]][-1] == "ok"
+    assert resolution["way"] == "as-of-upload+extras+named"
+    assert resolution["exclude_newer"].startswith("2024-07-")
+    assert resolution["implementation"]["distribution"] == "numba-cuda"
     # Every package, named or not, is as the index had it on the day
     # (nothing newer left behind by an earlier way), and no pre-release.
-    packages = installation.packages
+    packages = installation.environment["packages"]
     assert packages == read_environment(env)["packages"]
     for name, version in packages.items():
         release = index.release_info(name, version)  # None: a pre-release
         assert release.upload_time.strftime("%Y-%m-%dT%H:%M:%SZ") <= \
-            installation.exclude_newer, (name, version)
+            resolution["exclude_newer"], (name, version)
     # A second install finds it intact and reuses it.
     again = install.install_resolved(env, spec)
-    assert again.resolution()["reused"] and again.way == installation.way
-    assert again.installer == installation.installer == "uv"
-    assert again.packages == packages
+    assert again.resolution.pop("reused") and again.resolution.pop(
+        "installed_at") and again.resolution == resolution
+    assert resolution["installer"] == "uv"
+    assert again.environment["packages"] == packages
 
 
 @pytest.mark.e2e  # a real environment, as nox's virtualenv backend makes it
@@ -222,8 +245,8 @@ def test_under_nox_defaults_pip_installs_exactly_the_pins(tmp_path, e2e_python):
     from nox.virtualenv import VirtualEnv
 
     from racematrix.envspec import EnvSpec
+    from racematrix.install import read_environment
     from racematrix.suites import Suite
-    from racematrix.venv import read_environment
     env = VirtualEnv(str(tmp_path / "env"), interpreter=e2e_python,
                      venv_backend="virtualenv")
     env.create()
@@ -233,11 +256,12 @@ def test_under_nox_defaults_pip_installs_exactly_the_pins(tmp_path, e2e_python):
     spec = EnvSpec(e2e_python, ("packaging==24.0",), True)
     installation = install.install_resolved(env, spec, suite=Suite(
         "tiny", tmp_path, re.compile("x"), smoke="import packaging"))
-    assert installation.problem is None, installation.attempts
-    assert installation.resolution()["installer"] == "pip"
+    assert installation.problem is None, installation.resolution
+    assert installation.resolution["installer"] == "pip"
     pins = subprocess.run(
         ["uv", "pip", "compile", "-q", "--no-header", "--no-annotate",
-         "--python", python, "-"], input="\n".join(installation.requirements),
+         "--python", python, "-"],
+        input="\n".join(installation.resolution["requirements"]),
         capture_output=True, text=True, check=True).stdout.split()
     packages = read_environment(env)["packages"]
     assert {n: v for n, v in packages.items() if n not in install.SEEDS} == \

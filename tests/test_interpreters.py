@@ -71,12 +71,13 @@ def test_failed_download_names_uvs_cause(data_dir):
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
-def test_a_real_failed_download_is_known_at_once():
+def test_a_real_failed_download_is_known_at_once(monkeypatch):
     """uv itself, asked for a Python it cannot fetch (no such build, or
     offline): one line, within seconds rather than uv's retries."""
     import time
+    monkeypatch.delenv("NOX_DOWNLOAD_PYTHON", raising=False)
     started = time.monotonic()
-    reason = interpreters.missing_interpreters(["3.99"], "auto")
+    reason = interpreters.missing_interpreters(["3.99"])
     assert "uv could not download it" in reason and "\n" not in reason
     assert "uv python install 3.99" in reason
     assert time.monotonic() - started < 5
@@ -86,7 +87,8 @@ def test_never_means_no_download(monkeypatch):
     monkeypatch.setattr(interpreters, "find_interpreter", lambda python: None)
     monkeypatch.setattr(interpreters, "uv",
                         lambda *a, **k: pytest.fail("asked uv"))
-    missing = interpreters.missing_interpreters(["3.14", "3.13"], "never")
+    monkeypatch.setenv("NOX_DOWNLOAD_PYTHON", "never")
+    missing = interpreters.missing_interpreters(["3.14", "3.13"])
     assert missing.count("--download-python never") == 2
     assert "\n" not in missing and "uv python install 3.13" in missing
 

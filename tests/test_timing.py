@@ -85,8 +85,7 @@ def test_a_rows_pairs_in_a_real_environment(e2e_python, matrix_envs,
     from conftest import BUGGY, FIXED
 
     from racematrix.envspec import EnvSpec
-    from racematrix.install import install_resolved
-    from racematrix.venv import ProbeEnvironment
+    from racematrix.install import ProbeEnvironment, install_resolved
     workload = load_workload()
     for release, unlocked in ((BUGGY, True), (FIXED, False)):
         env = ProbeEnvironment(matrix_envs[release], e2e_python)
@@ -144,7 +143,7 @@ def test_a_price_probe_is_a_rows_suite_run_and_its_ab(e2e_python,
     from racematrix.probers import TRIES, ReleaseProber
     package, version = BUGGY.split("==")
     prober = ReleaseProber(Namespace(
-        package=package, python=e2e_python, extra=(), sim=True, timeout=120,
+        package=package, python=e2e_python, extra=(), sim=True,
         metric="launch-time"), str(PROJECT / ".nox"))
     probe = prober(version)
     assert probe.launch["unlocked_code"] is True, probe
