@@ -12,11 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The race's signature: the simulator names the thread, then the attribute
-# lookup on the real ``numba.cuda`` module fails. Nothing else produces it.
-RACE_SIGNATURE = re.compile(
-    r"tid=\[[\d, ]+\] ctaid=\[[\d, ]+\]: "
-    r"module '[\w.]*cuda' has no attribute 'local'")
 # pytest-timeout's message for a test that ran past its limit.
 TIMEOUT_SIGNATURE = re.compile(r"Timeout \(?>\s*[\d.]+s")
 
@@ -55,7 +50,7 @@ def base_test_name(name: str, repeat_count: int) -> str:
 
 
 def classify_outcome(kind: str | None, text: str,
-                     signature: re.Pattern[str] = RACE_SIGNATURE) -> Outcome:
+                     signature: re.Pattern[str]) -> Outcome:
     """One run's outcome from its result tag (None: a pass) and text."""
     if kind in (None, "skipped"):
         return Outcome.SKIP if kind else Outcome.PASS
@@ -66,7 +61,7 @@ def classify_outcome(kind: str | None, text: str,
     return Outcome.OTHER
 
 
-def parse_junit(path: str | Path, signature: re.Pattern[str] = RACE_SIGNATURE
+def parse_junit(path: str | Path, signature: re.Pattern[str]
                 ) -> tuple[dict[str, str], list[RunRecord]] | None:
     """(suite properties, [RunRecord]) from pytest's JUnit XML, or None."""
     try:

@@ -3,10 +3,17 @@ import importlib.util
 import pytest
 
 from racematrix import outcomes
+from racematrix.suites import mwe_suite
+
+SIGNATURE = mwe_suite().signature
+
+
+def parse(path):
+    return outcomes.parse_junit(path, SIGNATURE)
 
 
 def test_buggy_run_is_classified_from_real_junit(data_dir):
-    suite, runs = outcomes.parse_junit(data_dir / "junit/numba-0.60.0-count2.xml")
+    suite, runs = parse(data_dir / "junit/numba-0.60.0-count2.xml")
     summary = outcomes.summarize(runs, repeat_count=2)
     assert summary["counts"] == {"target": 11, "other": 0, "hang": 0,
                                  "pass": 33, "skip": 0}
@@ -19,26 +26,26 @@ def test_buggy_run_is_classified_from_real_junit(data_dir):
 
 
 def test_failing_threads_are_read_with_their_n_threads(data_dir):
-    _, runs = outcomes.parse_junit(data_dir / "junit/numba-0.60.0-count2.xml")
+    _, runs = parse(data_dir / "junit/numba-0.60.0-count2.xml")
     threads = outcomes.summarize(runs, 2)["failing_threads"]
     assert threads, "the real run recorded failing threads"
     assert all(set(t) == {"tid", "ctaid", "index", "n_threads"} for t in threads)
 
 
 def test_fixed_run_passes(data_dir):
-    _, runs = outcomes.parse_junit(data_dir / "junit/numba-cuda-0.30.4-count1.xml")
+    _, runs = parse(data_dir / "junit/numba-cuda-0.30.4-count1.xml")
     assert outcomes.summarize(runs, 1)["counts"]["pass"] == 22
     assert {run.outcome for run in runs} == {"pass"}
 
 
 def test_no_gpu_run_is_all_skips(data_dir):
-    _, runs = outcomes.parse_junit(data_dir / "junit/numba-0.60.0-sim0-nogpu.xml")
+    _, runs = parse(data_dir / "junit/numba-0.60.0-sim0-nogpu.xml")
     assert {run.outcome for run in runs} == {"skip"}
     assert "no CUDA GPU" in runs[0].message
 
 
 def test_timeout_is_a_hang_not_the_race(data_dir):
-    _, runs = outcomes.parse_junit(data_dir / "junit/numba-0.60.0-timeout.xml")
+    _, runs = parse(data_dir / "junit/numba-0.60.0-timeout.xml")
     assert [run.outcome for run in runs] == ["hang"]
 
 
@@ -58,7 +65,7 @@ def test_timeout_is_a_hang_not_the_race(data_dir):
     (None, "", "pass"),
 ])
 def test_classify_outcome(kind, text, expected):
-    assert outcomes.classify_outcome(kind, text) == expected
+    assert outcomes.classify_outcome(kind, text, SIGNATURE) == expected
 
 
 def test_signature_agrees_with_the_mwe(data_dir):
@@ -66,7 +73,7 @@ def test_signature_agrees_with_the_mwe(data_dir):
     spec = importlib.util.spec_from_file_location("mwe_tests", path)
     mwe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mwe)
-    _, runs = outcomes.parse_junit(data_dir / "junit/numba-0.60.0-count2.xml")
+    _, runs = parse(data_dir / "junit/numba-0.60.0-count2.xml")
     for run in runs:
         assert bool(mwe.RACE_ERROR.search(run.message)) == \
             (run.outcome == "target")
@@ -84,8 +91,8 @@ def test_base_test_name(name, count, expected):
 def test_unreadable_or_missing_junit_reads_as_none(tmp_path):
     broken = tmp_path / "junit.xml"
     broken.write_text("<testsuites><testsuite")
-    assert outcomes.parse_junit(broken) is None
-    assert outcomes.parse_junit(tmp_path / "missing.xml") is None
+    assert parse(broken) is None
+    assert parse(tmp_path / "missing.xml") is None
 
 
 def mwe_kinds():
@@ -99,7 +106,7 @@ def mwe_kinds():
 
 
 def test_runs_are_counted_per_kind_of_test_from_real_junit(data_dir):
-    _, runs = outcomes.parse_junit(data_dir / "junit/numba-0.60.0-count2.xml")
+    _, runs = parse(data_dir / "junit/numba-0.60.0-count2.xml")
     summary = outcomes.summarize(runs, repeat_count=2)
     kinds = outcomes.kind_counts(summary["tests"], mwe_kinds())
     # Every run is of exactly one kind, and the race's failures add up.

@@ -6,7 +6,6 @@ from nox.project import load_toml
 
 from racematrix.envspec import EnvSpec
 from racematrix.errors import BadInput
-from racematrix.outcomes import RACE_SIGNATURE
 from racematrix.suites import load_matrix, mwe_suite
 
 from conftest import PROJECT
@@ -67,8 +66,7 @@ def test_the_mwe_suite_of_runs_that_name_none_is_pyprojects():
     mwe = mwe_suite()
     assert mwe.path == PROJECT / "mwe" and mwe.launch_time
     assert mwe.requirements == tuple(declared["requirements"])
-    assert mwe.signature.pattern == declared["signature"] == \
-        RACE_SIGNATURE.pattern
+    assert mwe.signature.pattern == declared["signature"]
     assert EnvSpec("3.11", ("numba==0.60.0",), True, "mwe").env_id == \
         "py3.11-numba-0.60.0-sim1"
     with pytest.raises(BadInput, match="'suites' is a required property"):
@@ -259,7 +257,7 @@ def proposed_suites():
 def test_the_proposed_suite_tables_load():
     table, suites = proposed_suites()
     assert list(suites) == ["mwe", "cubie"]
-    assert suites["mwe"].signature.pattern == RACE_SIGNATURE.pattern
+    assert suites["mwe"].signature.pattern == mwe_suite().signature.pattern
     assert config_of(table, "mwe").specs == tuple(
         (spec,) for spec in table["specs"])
     assert suites["mwe"].smoke is None
@@ -276,7 +274,7 @@ def test_the_signatures_on_real_messages():
     _, suites = proposed_suites()
     junit = PROJECT / "tests" / "data" / "raw-cubie" / "junit" / \
         "cubie-0.14.2-numba-cuda-0.24.0-aggressive.xml"
-    _, runs = parse_junit(junit)
+    _, runs = parse_junit(junit, suites["cubie"].signature)
     failed = [run for run in runs if run.outcome != "pass"]
     assert failed
     for run in failed:
