@@ -105,9 +105,12 @@ def parse_package(text: str) -> str:
 
 
 def parse_python(text: str) -> str:
+    if re.fullmatch(r"3\.\d", text):
+        raise BadInput(f"unsupported Python {text}: the matrix needs 3.10 or "
+                       f"newer")
     if not re.fullmatch(r"3\.(1\d|[2-9]\d)", text):  # as the config's schema
-        raise BadInput(f"malformed Python version {text!r}: give X.Y, 3.10 "
-                       f"or newer, e.g. '3.11'")
+        raise BadInput(f"malformed Python version {text!r}: give X.Y, e.g. "
+                       f"'3.11'")
     return text
 
 

@@ -50,7 +50,7 @@ def test_environment_variables_replace_lists():
 
 
 @pytest.mark.parametrize("environ, message", [
-    ({"MATRIX_PYTHONS": "3.9"}, "malformed Python version '3.9'"),
+    ({"MATRIX_PYTHONS": "3.9"}, "unsupported Python 3.9: the matrix needs 3.10"),
     ({"MATRIX_PYTHONS": "three"}, "malformed Python version 'three'"),
     ({"MATRIX_PYTHONS": " "}, "MATRIX_PYTHONS is set but empty"),
     ({"MATRIX_SIM": "yes"}, "malformed simulator flag 'yes'"),
