@@ -258,7 +258,6 @@ def install_resolved(session: Any, spec: EnvSpec, suite: Suite | None = None
             logger.info("install %s: as installed on %s (%s); reused",
                         " ".join(spec.requirements), noted["installed_at"],
                         noted["way"])
-            noted.setdefault("installer", "uv")  # older records: all uv
             return Installation(None, {
                 **{k: noted[k] for k in UNRESOLVED}, "reused": True,
                 "installed_at": noted["installed_at"]}, environment)
@@ -406,13 +405,9 @@ name, code = sys.argv[1], (sys.argv[2:] or [None])[0]
 found = {"module": name, "distribution": None, "path": None}
 try:
     path = Path(importlib.import_module(name).__file__).resolve()
-    # The deepest sys.path entry holding it: a project folder on
-    # PYTHONPATH may hold the environment too.
-    roots = [Path(e).resolve() for e in sys.path if e and Path(e).is_dir()]
-    root = max((r for r in roots if path.is_relative_to(r)),
-               key=lambda r: len(r.parts), default=None)
-    owners = metadata.packages_distributions().get(
-        path.relative_to(root).parts[0], []) if root else []
+    owners = [d.metadata["Name"] for d in metadata.distributions()
+              if any(Path(d.locate_file(f)).resolve() == path
+                     for f in d.files or ())]
     found.update(distribution=(owners or [None])[0], path=str(path.parent))
 except ImportError:
     if code is None:  # a suite's code may bring its own simulator
@@ -425,15 +420,14 @@ else:
     from numba import cuda, float64
 
     @cuda.jit(device=True)
-    def scratch_sum(i):
-        tmp = cuda.local.array(2, float64)
-        tmp[0] = i
-        tmp[1] = 1.0
-        return tmp[0] + tmp[1]
+    def scratch(i):
+        tmp = cuda.local.array(1, float64)
+        tmp[0] = i + 1.0
+        return tmp[0]
 
     @cuda.jit
     def kernel(out):
-        out[0] = scratch_sum(0)
+        out[0] = scratch(0)
 
     out = np.zeros(1)
     kernel[1, 1](out)
