@@ -89,11 +89,11 @@ class ReleaseProber:
                 env.create()  # a saved probe's environment may be gone
                 installation = install_resolved(env, spec)
                 if fresh or not installation.problem:
-                    resolved = {**installation.resolution, "packages":
-                                installation.environment.get("packages", {})}
                     for name in ("way", "exclude_newer", "implementation",
-                                 "requirements", "attempts", "packages"):
-                        setattr(probe, name, resolved[name])
+                                 "requirements", "attempts"):
+                        setattr(probe, name, installation.resolution[name])
+                    probe.packages = installation.environment.get(
+                        "packages", {})
                 if installation.problem:
                     kind, reason = installation.problem
                     return self.keep(probe, ("skipped" if kind == "skip"
