@@ -93,8 +93,7 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
                     for side in ("before", "after")]
             if searched(data) == key and not data.get("partial") and \
                     set(pair) <= {str(v) for v in versions}:
-                source = bisect_stem(args.package, args.python, args.sim,
-                                     data.get("from"), data.get("to"))
+                source = bisect_stem(data)
                 logger.info("probing first the pair where the race bisect "
                             "(%s.json) placed its flip: %s and %s (`--guess "
                             "none` starts from the middle)", source, *pair)
@@ -159,8 +158,7 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                 " ".join(args.extra) or "none")
     guess = resolve_guess(args, versions, out_dir)
     prober = ReleaseProber(args, envdir)
-    stem = bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end, args.metric)
+    stem = bisect_stem(search)
 
     def write(result: BisectResult, **more: Any) -> dict:
         return write_bisect(out_dir, stem, {
