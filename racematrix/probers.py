@@ -84,7 +84,7 @@ class ReleaseProber:
                                self.args.python)
         try:
             if not spec.sim and not gpu_name():
-                return self.keep(probe, ("skipped", "no CUDA GPU"), started)
+                return self.keep(probe, ("skipped", "no CUDA GPU"))
             if fresh or not (env.location / "bin" / "python").exists():
                 env.create()  # a saved probe's environment may be gone
                 installation = install_resolved(env, spec)
@@ -97,13 +97,12 @@ class ReleaseProber:
                 if installation.problem:
                     kind, reason = installation.problem
                     return self.keep(probe, ("skipped" if kind == "skip"
-                                             else "error", reason), started)
+                                             else "error", reason))
             return self.keep(probe, self.price(env, spec, probe, started)
                              if self.on_time else
-                             self.race(env, spec, probe, min_runs, whole),
-                             started)
+                             self.race(env, spec, probe, min_runs, whole))
         except subprocess.SubprocessError as error:
-            return self.keep(probe, ("error", str(error)), started)
+            return self.keep(probe, ("error", str(error)))
 
     def race(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
              min_runs: int, whole: bool) -> tuple[str, str]:
@@ -165,10 +164,8 @@ class ReleaseProber:
                                        if messages else "")), fields
         return None, fields
 
-    def keep(self, probe: Probe, found: tuple[str, str],
-             started: float) -> Probe:
+    def keep(self, probe: Probe, found: tuple[str, str]) -> Probe:
         probe.verdict, probe.reason = found
-        probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
         self.seen[probe.version] = probe
         logger.info("probe %s %s: %s (%s)", self.args.package, probe.version,
                     *found)
