@@ -2,7 +2,6 @@
 its suite run as a row runs it, on the launch price with the row's A/B."""
 from __future__ import annotations
 
-import json
 import logging
 import math
 import subprocess
@@ -34,23 +33,18 @@ RETRY_PAUSE = 5.0
 
 
 def note_matrix_env(location: str, spec: EnvSpec) -> None:
-    """The matrix session's note: ``spec``'s environment is at ``location``."""
-    index = Path(location).parent / ENV_INDEX
-    index.mkdir(parents=True, exist_ok=True)
-    (index / f"{spec.env_id}.json").write_text(
-        json.dumps({"location": str(Path(location).absolute())}))
+    """The matrix session's note: a link to ``spec``'s environment."""
+    link = Path(location).parent / ENV_INDEX / spec.env_id
+    link.parent.mkdir(exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(Path(location).absolute())
 
 
 def matrix_envdir(envdir: str | Path, spec: EnvSpec) -> str:
     """The matrix's environment of ``spec``, else the bisect's own."""
-    try:
-        noted = json.loads((Path(envdir) / ENV_INDEX /
-                            f"{spec.env_id}.json").read_text())["location"]
-    except (OSError, ValueError, KeyError):
-        noted = None
-    if noted and (Path(noted) / "bin" / "python").exists():
-        return str(noted)
-    return str(Path(envdir) / f"bisect-{spec.env_id}")
+    noted = Path(envdir) / ENV_INDEX / spec.env_id
+    return str(noted.resolve() if (noted / "bin" / "python").exists()
+               else Path(envdir) / f"bisect-{spec.env_id}")
 
 
 class ReleaseProber:
