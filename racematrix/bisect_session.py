@@ -63,7 +63,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--to", dest="end", type=_checked(lambda s: str(Version(s))),
         help="newest release to test")
     add("--with", dest="extra", action="append", default=[],
-        type=_checked(lambda s: parse_spec(s) if s else ()),
+        type=_checked(parse_spec),
         help="requirements added to every probe, e.g. \"numba==0.61.2\"")
     add("--sim", default="1", type=_checked(parse_sim),
         help="1: simulator on (default); 0: on a GPU")
