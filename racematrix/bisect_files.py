@@ -20,14 +20,13 @@ TIME = "launch-time"
 PARTIAL = ".partial"
 
 
-def bisect_stem(package: str, python: str, sim: bool, start: str | None = None,
-                end: str | None = None, metric: str = "failure") -> str:
+def bisect_stem(search: dict) -> str:
     """A bisect's file name (a narrower range never replaces a wider one)."""
-    stem = f"{package}-py{python}"
-    if start or end:
-        stem += f"-{start or 'first'}-{end or 'last'}"
-    return stem + ("" if sim else "-sim0") + ("-launch-time" if metric == TIME
-                                              else "")
+    start, end = search.get("from"), search.get("to")
+    return f"{search['package']}-py{search['python']}" + (
+        f"-{start or 'first'}-{end or 'last'}" if start or end else "") + (
+        "" if search.get("sim") else "-sim0") + (
+        "-launch-time" if search.get("metric") == TIME else "")
 
 
 def searched(data: dict) -> tuple:

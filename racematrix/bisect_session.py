@@ -63,7 +63,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--to", dest="end", type=_checked(lambda s: str(Version(s))),
         help="newest release to test")
     add("--with", dest="extra", action="append", default=[],
-        type=_checked(lambda s: parse_spec(s) if s else ()),
+        type=_checked(parse_spec),
         help="requirements added to every probe, e.g. \"numba==0.61.2\"")
     add("--sim", default="1", type=_checked(parse_sim),
         help="1: simulator on (default); 0: on a GPU")
@@ -93,8 +93,7 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
                     for side in ("before", "after")]
             if searched(data) == key and not data.get("partial") and \
                     set(pair) <= {str(v) for v in versions}:
-                source = bisect_stem(args.package, args.python, args.sim,
-                                     data.get("from"), data.get("to"))
+                source = bisect_stem(data)
                 logger.info("probing first the pair where the race bisect "
                             "(%s.json) placed its flip: %s and %s (`--guess "
                             "none` starts from the middle)", source, *pair)
@@ -159,8 +158,7 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
                 " ".join(args.extra) or "none")
     guess = resolve_guess(args, versions, out_dir)
     prober = ReleaseProber(args, envdir)
-    stem = bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end, args.metric)
+    stem = bisect_stem(search)
 
     def write(result: BisectResult, **more: Any) -> dict:
         return write_bisect(out_dir, stem, {

@@ -176,12 +176,9 @@ def run_launch_time(env: Any, sim: bool, options: tuple[str, ...] = (),
     returncode, tail = run_streaming(
         env, ["python", str(WORKLOAD), *options],
         {"NUMBA_ENABLE_CUDASIM": str(int(sim))}, False, timeout=timeout)
-    record = parse_workload_output(tail)
-    if record is None:
-        last = next((line for line in reversed(tail) if line.strip()),
-                    "no output")
+    if (record := parse_workload_output(tail)) is None:
         return empty_record(f"the launch-time workload exited {returncode} "
-                            f"without a result: {last.strip()[:300]}")
+                            f"without a result: {first_error_line(tail)}")
     return record
 
 

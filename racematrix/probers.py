@@ -2,7 +2,6 @@
 its suite run as a row runs it, on the launch price with the row's A/B."""
 from __future__ import annotations
 
-import json
 import logging
 import math
 import subprocess
@@ -34,23 +33,18 @@ RETRY_PAUSE = 5.0
 
 
 def note_matrix_env(location: str, spec: EnvSpec) -> None:
-    """The matrix session's note: ``spec``'s environment is at ``location``."""
-    index = Path(location).parent / ENV_INDEX
-    index.mkdir(parents=True, exist_ok=True)
-    (index / f"{spec.env_id}.json").write_text(
-        json.dumps({"location": str(Path(location).absolute())}))
+    """The matrix session's note: a link to ``spec``'s environment."""
+    link = Path(location).parent / ENV_INDEX / spec.env_id
+    link.parent.mkdir(exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(Path(location).absolute())
 
 
 def matrix_envdir(envdir: str | Path, spec: EnvSpec) -> str:
     """The matrix's environment of ``spec``, else the bisect's own."""
-    try:
-        noted = json.loads((Path(envdir) / ENV_INDEX /
-                            f"{spec.env_id}.json").read_text())["location"]
-    except (OSError, ValueError, KeyError):
-        noted = None
-    if noted and (Path(noted) / "bin" / "python").exists():
-        return str(noted)
-    return str(Path(envdir) / f"bisect-{spec.env_id}")
+    noted = Path(envdir) / ENV_INDEX / spec.env_id
+    return str(noted.resolve() if (noted / "bin" / "python").exists()
+               else Path(envdir) / f"bisect-{spec.env_id}")
 
 
 class ReleaseProber:
@@ -84,26 +78,25 @@ class ReleaseProber:
                                self.args.python)
         try:
             if not spec.sim and not gpu_name():
-                return self.keep(probe, ("skipped", "no CUDA GPU"), started)
+                return self.keep(probe, ("skipped", "no CUDA GPU"))
             if fresh or not (env.location / "bin" / "python").exists():
                 env.create()  # a saved probe's environment may be gone
                 installation = install_resolved(env, spec)
                 if fresh or not installation.problem:
-                    resolved = {**installation.resolution, "packages":
-                                installation.environment.get("packages", {})}
                     for name in ("way", "exclude_newer", "implementation",
-                                 "requirements", "attempts", "packages"):
-                        setattr(probe, name, resolved[name])
+                                 "requirements", "attempts"):
+                        setattr(probe, name, installation.resolution[name])
+                    probe.packages = installation.environment.get(
+                        "packages", {})
                 if installation.problem:
                     kind, reason = installation.problem
                     return self.keep(probe, ("skipped" if kind == "skip"
-                                             else "error", reason), started)
+                                             else "error", reason))
             return self.keep(probe, self.price(env, spec, probe, started)
                              if self.on_time else
-                             self.race(env, spec, probe, min_runs, whole),
-                             started)
+                             self.race(env, spec, probe, min_runs, whole))
         except subprocess.SubprocessError as error:
-            return self.keep(probe, ("error", str(error)), started)
+            return self.keep(probe, ("error", str(error)))
 
     def race(self, env: ProbeEnvironment, spec: EnvSpec, probe: Probe,
              min_runs: int, whole: bool) -> tuple[str, str]:
@@ -165,10 +158,8 @@ class ReleaseProber:
                                        if messages else "")), fields
         return None, fields
 
-    def keep(self, probe: Probe, found: tuple[str, str],
-             started: float) -> Probe:
+    def keep(self, probe: Probe, found: tuple[str, str]) -> Probe:
         probe.verdict, probe.reason = found
-        probe.seconds = round(probe.seconds + time.monotonic() - started, 2)
         self.seen[probe.version] = probe
         logger.info("probe %s %s: %s (%s)", self.args.package, probe.version,
                     *found)

@@ -32,7 +32,6 @@ class Probe:
     runs: int = 0
     failures: int = 0
     reason: str = ""
-    seconds: float = 0.0
     tries: int = 0
     launch: dict | None = None
     way: str | None = None

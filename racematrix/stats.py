@@ -20,8 +20,3 @@ def runs_to_rule_out(failure_rate: float, miss_probability: float) -> int:
     if failure_rate == 1:
         return 1
     return math.ceil(math.log(miss_probability) / math.log1p(-failure_rate))
-
-
-def chance_all_pass(failure_rate: float, runs: int) -> float:
-    """The chance that ``runs`` runs all pass."""
-    return (1 - failure_rate) ** runs

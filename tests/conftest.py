@@ -183,8 +183,7 @@ def matrix_envs(matrix_run, e2e_python):
     folders = {}
     for spec in (BUGGY, FIXED):
         env_id = EnvSpec(e2e_python, (spec,), True).env_id
-        noted = PROJECT / ".nox" / ENV_INDEX / f"{env_id}.json"
-        folders[spec] = Path(json.loads(noted.read_text())["location"])
+        folders[spec] = (PROJECT / ".nox" / ENV_INDEX / env_id).resolve()
     return folders
 
 

@@ -163,8 +163,9 @@ def test_bad_arguments_get_one_line(argv, message):
 ])
 def test_a_narrower_range_gets_its_own_file(argv, stem):
     args = parse_args(argv)
-    assert bisect_stem(args.package, args.python, args.sim, args.start,
-                       args.end) == stem
+    assert bisect_stem({"package": args.package, "python": args.python,
+                        "sim": args.sim, "from": args.start,
+                        "to": args.end}) == stem
 
 
 def test_the_widest_search_is_kept_per_package_and_python():

@@ -376,7 +376,8 @@ def test_bisect_package_names_are_canonical(typed):
     args = parse_args(["--package", typed, "--python", "3.12", "--with",
                        "NumPy==2.0"])
     assert args.package == "numba-cuda" and args.extra == ("numpy==2.0.0",)
-    assert bisect_files.bisect_stem(args.package, args.python, args.sim) == \
+    assert bisect_files.bisect_stem({"package": args.package, "python":
+                                     args.python, "sim": args.sim}) == \
         "numba-cuda-py3.12"
 
 

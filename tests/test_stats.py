@@ -1,7 +1,7 @@
 
 import pytest
 
-from racematrix.stats import chance_all_pass, runs_to_rule_out, wilson_interval
+from racematrix.stats import runs_to_rule_out, wilson_interval
 
 
 @pytest.mark.parametrize("successes, trials, low, high", [
@@ -34,10 +34,3 @@ def test_runs_to_rule_out(rate, miss, expected):
     assert runs == expected
     assert (1 - rate) ** runs <= miss
     assert runs == 1 or (1 - rate) ** (runs - 1) > miss
-
-
-def test_chance_all_pass_is_what_runs_to_rule_out_inverts():
-    assert chance_all_pass(0.5, 16) == 0.5 ** 16
-    assert chance_all_pass(0.0, 16) == 1.0
-    needed = runs_to_rule_out(0.2, 0.001)
-    assert chance_all_pass(0.2, needed) <= 0.001 < chance_all_pass(0.2, needed - 1)
