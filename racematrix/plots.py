@@ -1,9 +1,6 @@
-"""The failure-rate heatmap of ``tables.grid`` (matplotlib, imported only to draw)."""
+"""failure_rates.png: the heatmap of ``tables.grid`` (matplotlib, imported to draw)."""
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,6 @@ RATES = ["#fee6ce", "#fdae6b", "#d94801", "#7f2704"]
 LEGEND = [(ZERO, "0%: ran, never failed"), (RATES[0], "> 0%"),
           (RATES[-1], "100%"), *((c[0], c[2]) for c in CELLS.values()),
           ("white", "*: every test's rate (kinds not counted)")]
-DATA_KEY = "Data-SHA256"
 
 
 def cell_style(cell: dict | None, cmap: Any) -> tuple[Any, str, str]:
@@ -68,22 +64,4 @@ def plot_heatmap(grid: dict, path: str | Path) -> None:
                            for fill, text in LEGEND],
                   loc="lower center", ncol=3, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.1, 1, 1))
-    figure.savefig(path, dpi=110, metadata={"Software": None,
-                                            DATA_KEY: data_key(grid)})
-
-
-def data_key(grid: dict) -> str:
-    text = json.dumps(grid, sort_keys=True, default=str) + \
-        Path(__file__).read_text()
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def draw(grid: dict, out_dir: str | Path) -> None:
-    """failure_rates.png, unless the one there was drawn from this grid (its
-    hash is in the PNG's text, read with Pillow, matplotlib's own)."""
-    from PIL import Image
-    path = Path(out_dir) / "failure_rates.png"
-    with contextlib.suppress(OSError), Image.open(path) as image:
-        if image.text.get(DATA_KEY) == data_key(grid):  # type: ignore[attr-defined]
-            return
-    plot_heatmap(grid, path)
+    figure.savefig(path, dpi=110, metadata={"Software": None})

@@ -18,7 +18,7 @@ from .errors import BadInput, OneLineArgumentParser
 from .fileio import folder_problem, write_text_atomic
 from .markdown import render
 from .suites import Patch, load_matrix, load_patches
-from .plots import draw
+from .plots import plot_heatmap
 from .rawresult import NoUsableResults, RawResult, RawResultWarning
 from .tables import grid, python_minor, target_version, version_key, write_tables
 
@@ -361,7 +361,7 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
         write_text_atomic(out_dir / "upstream" / template.stem,
                           render(f"upstream/{template.stem}", **model))
     if plot:
-        draw(model["grid"], out_dir)
+        plot_heatmap(model["grid"], out_dir / "failure_rates.png")
     return rows, records
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from racematrix import (markdown, plots, rawresult, report,
+from racematrix import (markdown, rawresult, report,
                         reproducers, tables)
 from racematrix.errors import BadInput
 
@@ -227,23 +227,6 @@ def test_corrupt_file_is_named_in_merge(tmp_path, data_dir):
                                       tmp_path / "out", tmp_path / "bisect",
                                       "nox -s report")
     assert len(rows) == len(list((data_dir / "raw").glob("*.json")))
-
-
-def test_a_plot_is_drawn_again_only_when_its_data_changed(tmp_path, data_dir):
-    rows = tables.merge_records(rawresult.load_raw_dirs([data_dir / "raw"]))
-    png = tmp_path / "failure_rates.png"
-    plots.draw(tables.grid(rows), tmp_path)
-    drawn = png.stat().st_mtime_ns
-    plots.draw(tables.grid(rows), tmp_path)
-    assert png.stat().st_mtime_ns == drawn
-    racy = next(r for r in rows if r["verdict"] == "reproduced" and
-                r["suite"] == "mwe" and not r["patch"])
-    racy["failures"] -= 1
-    plots.draw(tables.grid(rows), tmp_path)
-    assert png.stat().st_mtime_ns != drawn
-    from PIL import Image
-    with Image.open(png) as image:
-        assert image.text[plots.DATA_KEY] == plots.data_key(tables.grid(rows))
 
 
 def test_a_mistyped_option_is_one_line(capsys):
