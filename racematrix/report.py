@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import statistics
 import sys
 import warnings
 from collections import Counter
@@ -228,15 +227,12 @@ def outcomes(record: Data) -> dict[str, str]:
 
 
 def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
-    """Each patch: its description, race failures, runs and median launch."""
+    """Each patch: its description, race failures and runs in the MWE's rows."""
     found = []
     for name in sorted({r["patch"] for r in rows if r["patch"]}):
         mine = [r for r in rows if r["patch"] == name and r["suite"] == "mwe"]
-        medians = [t["median"] for r in mine
-                   if (t := r.get("launch_seconds") or {}).get("n")]
         found.append({"name": name, "description": described.get(name),
-                      "launch_median": statistics.median(medians)
-                      if medians else None, "environments": len(mine),
+                      "environments": len(mine),
                       "pythons": sorted({python_minor(r) for r in mine},
                                         key=version_key),
                       "race_failures": sum(r["failures"] for r in mine),
@@ -244,20 +240,18 @@ def patches(rows: list[Data], described: dict[str, str]) -> list[Data]:
     return found
 
 
-def proposal(found: list[Data], timed: Data | None = None) -> Data | None:
-    """The fastest patch that never raced: in the run in turn, else its own rows."""
+def proposal(found: list[Data], timed: Data | None) -> Data | None:
+    """The patch that never raced with the fastest median launch of the
+    newest release in the run in turn (none without that run)."""
     clean = {p["name"]: p for p in found if p["runs"] and not p["race_failures"]}
     rows = [r for r in (timed or {}).get("rows", ()) if r["patch"] in clean]
-    if rows and timed:
-        top = newest(rows, "release")["release"]
-        best = min((r for r in rows if r["release"] == top),
-                   key=lambda r: r["median"])
-        return {**clean[best["patch"]], "newest": top, "python": timed["python"],
-                "without": newest(timed["rows"], "release", release=top,
-                                  patch=None), "with": best}
-    fastest = min((p for p in clean.values() if p["launch_median"] is not None),
-                  key=lambda p: p["launch_median"], default=None)
-    return fastest and {**fastest, "without": None, "with": None}
+    if not (timed and rows):
+        return None
+    top = newest(rows, "release")["release"]
+    best = min((r for r in rows if r["release"] == top), key=lambda r: r["median"])
+    return {**clean[best["patch"]], "newest": top, "python": timed["python"],
+            "without": newest(timed["rows"], "release", release=top,
+                              patch=None), "with": best}
 
 
 def reproducer_runs(data: Data | None) -> Data | None:
