@@ -33,12 +33,11 @@ def load_json(path: str | Path) -> Any:
     """A result file the report quotes, or None where it was not made."""
     try:
         return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return None
     except (OSError, ValueError) as error:
-        warnings.warn(f"left out {path}: not readable JSON ({error})",
-                      RawResultWarning, stacklevel=2)
-        return None
+        if not isinstance(error, FileNotFoundError):
+            warnings.warn(f"left out {path}: not readable JSON ({error})",
+                          RawResultWarning, stacklevel=2)
+    return None
 
 
 def declared_patches() -> dict[str, Patch]:
@@ -124,7 +123,7 @@ def launch_runs(data: Data | None) -> list[Data]:
                  "numba": envs.get(r["label"], {}).get("packages", {})
                  .get("numba")} for r in run["rows"]]
         plain = [r for r in rows if not r["patch"]]
-        found.append({**run, "rows": rows, "load": span(run["load_per_round"]),
+        found.append({**run, "rows": rows,
                       "ref": newest(plain, "release", release=run["reference"]),
                       "top": newest([r for r in plain if r.get("median_ratio")
                                      and r["release"] != run["reference"]],
@@ -158,12 +157,10 @@ def solve(record: Data) -> Data | None:
                      "skipped": skipped}
 
 
-def cubie_price(found: list[Data]) -> Data | None:
+def cubie_price(found: list[Data]) -> Data:
     """CuBIE's newest release on the newest racy and fixed numba-cuda."""
     mine = [c for c in found if c["numba_cuda"] and c["solve"]]
-    if not mine:
-        return None
-    top = newest(mine, "cubie")["cubie"]
+    top = (newest(mine, "cubie") or {}).get("cubie")
     before, after = (newest(mine, "numba_cuda", cubie=top, patch=None,
                             verdict=verdict)
                      for verdict in ("reproduced", "not-reproduced"))
