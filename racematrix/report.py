@@ -50,10 +50,6 @@ def newest(items: Any, key: str = "version", **match: Any) -> Any:
     return max(found, key=lambda i: version_key(i[key]), default=None)
 
 
-def span(values: list | None) -> list | None:
-    return [min(values), max(values)] if values else None
-
-
 def bisect_entry(data: Data) -> Data:
     """A bisect file; on time, its sides' and newest release's median launch."""
     timed = {t["version"]: t for t in data["tested"] if t.get("n")}
@@ -253,11 +249,12 @@ def proposal(found: list[Data], timed: Data | None) -> Data | None:
 
 def reproducer_runs(data: Data | None) -> Data | None:
     """The reproducers' recorded entries, each one's runs by script name."""
-    return data and {**data, "entries": [
-        {**e, "runs": {r["command"].split()[-1]: r for r in e["runs"]}}
-        for e in data["entries"]], "load": span([
-            load for e in data["entries"] for r in e["runs"]
-            for load in r["load_average"]])}
+    loads = [load for e in (data or {}).get("entries", ()) for r in e["runs"]
+             for load in r["load_average"]]
+    return data and {**data, "load": [min(loads), max(loads)] if loads else None,
+                     "entries": [{**e, "runs": {r["command"].split()[-1]: r
+                                                for r in e["runs"]}}
+                                 for e in data["entries"]]}
 
 
 def regression_test(found: list[Data]) -> list[Data]:
@@ -339,8 +336,7 @@ def build_report(raw_dirs: list, out_dir: str | Path, bisect_dir: str | Path,
                  command: str, plot: bool = True,
                  configured: Iterable[EnvSpec] = ()
                  ) -> tuple[list[Data], list[tuple[Any, RawResult]]]:
-    """Every report file in ``out_dir``; (rows, records). ``configured``: the
-    environments a not-run row stands for where none was recorded."""
+    """Every report file in ``out_dir`` (``configured``: see not_run)."""
     out_dir = Path(out_dir)
     rows, records = write_tables(raw_dirs, out_dir, command, configured)
     rerender_bisects(bisect_dir)

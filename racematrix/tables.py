@@ -192,8 +192,7 @@ COLUMNS = (
     Column("launch_max", "launch s: median / p95 / max",
            _at("launch_seconds", "max"),
            lambda r: format_launch(r.get("launch_seconds"))),
-    Column("seconds"), Column("machine"),
-    Column("verdict", "verdict"),
+    Column("seconds"), Column("machine"), Column("verdict", "verdict"),
     Column("reason", "reason", text=lambda r: r["reason"] + (
         "; last attempt failed ({}): {}".format(
             r["last_attempt"]["when"][:16].replace("T", " "),
