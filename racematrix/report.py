@@ -316,8 +316,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "own_tests": own_tests(records), "patches": found,
         "proposal": chosen, "interleaved": timed,
         "slowdown": [r for r in runs if r["top"]],
-        "regression_test": regression,  # named once: the first one's Python
-        "regression_python": regression[0]["python"] if regression else None,
+        "regression_test": regression,
         "attribution": attribution,
         "lock_share": {name: lock_share(timed, name) for name in attribution},
         # the changes the upstream texts name in words, not by patch name

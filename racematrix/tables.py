@@ -117,11 +117,10 @@ def python_minor(row: Row) -> str:
 
 def kind_rate(record: RawResult | Row, kind: str) -> dict | None:
     """A test kind's runs, failures and rate (None: the record has none)."""
-    counts = (record.get("kinds") or {}).get(kind)
-    if not counts or not counts.get("runs"):
-        return None
+    counts = (record.get("kinds") or {}).get(kind) or {}
     return {"runs": counts["runs"], "failures": counts["failures"],
-            "rate": round(counts["failures"] / counts["runs"], 4)}
+            "rate": round(counts["failures"] / counts["runs"], 4)} \
+        if counts.get("runs") else None
 
 
 def format_launch(record: dict | None) -> str:
