@@ -48,8 +48,7 @@ def plot_heatmap(grid: dict, path: str | Path) -> None:
                       fontsize=7.5, color=colour)
         if y and line["target"] != lines[y - 1]["target"]:
             axis.axhline(y, color="black", linewidth=2)
-    axis.set_xlim(0, max(len(pythons), 1))
-    axis.set_ylim(max(len(lines), 1), 0)
+    axis.set(xlim=(0, max(len(pythons), 1)), ylim=(max(len(lines), 1), 0))
     axis.set_xticks([x + 0.5 for x in range(len(pythons))],
                     [f"Python {p}" for p in pythons], fontsize=9)
     axis.set_yticks([y + 0.5 for y in range(len(lines))], [

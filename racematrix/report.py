@@ -53,11 +53,10 @@ def newest(items: Any, key: str = "version", **match: Any) -> Any:
 def bisect_entry(data: Data) -> Data:
     """A bisect file; on time, its sides' and newest release's median launch."""
     timed = {t["version"]: t for t in data["tested"] if t.get("n")}
-    ends, releases = data["boundary"] or {}, data["releases"] or ["–"]
-    return {**data, "range": f"{releases[0]}–{releases[-1]}",
-            "end": timed.get(releases[-1]), **{side: ends.get(side) and {
-                **ends[side], "median": timed.get(ends[side]["version"], {})
-                .get("median")} for side in ("before", "after")}}
+    ends = data["boundary"] or {"before": None, "after": None}
+    return {**data, "end": timed.get((data["releases"] or [None])[-1]), **{
+        side: found and {**timed.get(found["version"], {}), **found}
+        for side, found in ends.items()}}
 
 
 def status(mwe: list[Data], bisects: list[Data]) -> Data:
@@ -92,8 +91,8 @@ def status(mwe: list[Data], bisects: list[Data]) -> Data:
 
 def evidence(records: list[Data]) -> Data:
     """The MWE's controls, over the records that reproduced the race."""
-    found: dict[str, Counter] = {name: Counter() for name in CONTROL_TESTS}
-    threads: Counter[str] = Counter()
+    found: dict[str, Counter] = {name: Counter()
+                                 for name in (*CONTROL_TESTS, "failing_threads")}
     for record in (r for r in records if r["verdict"] == "reproduced"
                    and r.get("suite", "mwe") == "mwe"):
         summary = record.get("summary", {})
@@ -104,9 +103,10 @@ def evidence(records: list[Data]) -> Data:
             for c in cases:
                 found[name].update(runs=sum(c.values()) - c["skip"],
                                    target=c["target"], other=c["other"] + c["hang"])
-        threads.update("early" if t["index"] >= t["n_threads"] else "working"
-                       for t in summary.get("failing_threads", []))
-    return {**found, "failing_threads": threads}
+        found["failing_threads"].update(
+            "early" if t["index"] >= t["n_threads"] else "working"
+            for t in summary.get("failing_threads", []))
+    return found
 
 
 def launch_runs(data: Data | None) -> list[Data]:
@@ -283,8 +283,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
     mwe = [r for r in rows if r["suite"] == "mwe" and not r["patch"]]
     race, time = ([bisect_entry(b) for b in load_bisects(bisect_dir, metric)]
                   for metric in ("failure", "launch-time"))
-    described = {name: patch.description
-                 for name, patch in declared_patches().items()}
+    described = {name: p.description for name, p in declared_patches().items()}
     # the price: the bisect on time of the newest Python that timed its end,
     # and the run in turn of its Python (else of the newest)
     cost = newest([b for b in time if b["end"]], "python")
@@ -323,7 +322,8 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "upstream_changes": [chosen["name"]] + attribution if chosen
         else attribution,
         "evidence": evidence(records),
-        "reproducers": reproducer_runs(load_json(Path(out_dir) / "reproducers.json")),
+        "reproducers": reproducer_runs(
+            load_json(Path(out_dir) / "reproducers.json")),
         "figures": figures,
         "commands": [b["provenance"]["command"] for b in race + time]
         + ([figures["command"]] if figures else []),
