@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -319,8 +318,7 @@ def build(rows: list[Data], records: list[Data], provenance: Data,
         "attribution": attribution,
         "lock_share": {name: lock_share(timed, name) for name in attribution},
         # the changes the upstream texts name in words, not by patch name
-        "upstream_changes": [chosen["name"]] + attribution if chosen
-        else attribution,
+        "upstream_changes": [p["name"] for p in [chosen] if p] + attribution,
         "evidence": evidence(records),
         "reproducers": reproducer_runs(
             load_json(Path(out_dir) / "reproducers.json")),
@@ -383,4 +381,4 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.out}/REPORT.md, {args.out}/failure_rates.png")
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

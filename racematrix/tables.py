@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 import warnings
 from collections import Counter, defaultdict
@@ -128,7 +127,7 @@ def format_launch(record: dict | None) -> str:
     if not record or not record.get("n"):
         return "–" if not record or not record.get("error") else \
             f"not measured: {record['error']}"[:120]
-    limit = record.get("limit") or math.inf
+    limit = record.get("limit") or float("inf")
     text = " / ".join(seconds(record[key], record[key] >= limit)
                       for key in ("median", "p95", "max"))
     if record.get("past_limit"):
