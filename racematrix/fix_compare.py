@@ -268,12 +268,10 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
             results_dir, args.python, args.reference, args.releases)
         run_launches(args, envdir, results_dir, command)
     runs = (load_json(Path(results_dir, LAUNCH_FILE)) or {}).get("runs", {})
-    data = compare([dict(data) for _, data in load_raw_dirs(
-        [Path(results_dir, "raw")])])
-    provenance = stamp(command)
-    write_json_atomic(Path(results_dir, "fix_compare.json"),
-                      {**data, **provenance})
+    data = {**compare([dict(data) for _, data in load_raw_dirs(
+        [Path(results_dir, "raw")])]), **stamp(command)}
+    write_json_atomic(Path(results_dir, "fix_compare.json"), data)
     write_text_atomic(Path(results_dir, "fix_compare.md"), render(
         "fix_compare.md", data=data, shown=summary(data, runs), runs=runs,
-        NONE=NONE, provenance=provenance, launch_file=LAUNCH_FILE))
+        NONE=NONE, launch_file=LAUNCH_FILE))
     return data
