@@ -173,8 +173,7 @@ def find_environment(envdir: str | Path, python: str, release: str,
 def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
     """``args.rounds`` A/Bs of each release and patch, into LAUNCH_FILE."""
-    envs: dict[str, ProbeEnvironment] = {}
-    environments, missing, seen = {}, [], {}
+    envs, environments, missing, seen = {}, {}, [], {}
     for release, patch in [(args.reference, None), *product(
             args.releases, [None, *args.patches])]:
         env, found = find_environment(envdir, args.python, release, patch)
