@@ -173,8 +173,7 @@ def find_environment(envdir: str | Path, python: str, release: str,
 def run_launches(args: Namespace, envdir: str, out_dir: str | Path,
                  command: str) -> dict:
     """``args.rounds`` A/Bs of each release and patch, into LAUNCH_FILE."""
-    envs: dict[str, ProbeEnvironment] = {}
-    environments, missing, seen = {}, [], {}
+    envs, environments, missing, seen = {}, {}, [], {}
     for release, patch in [(args.reference, None), *product(
             args.releases, [None, *args.patches])]:
         env, found = find_environment(envdir, args.python, release, patch)
@@ -268,12 +267,10 @@ def run(argv: list[str], envdir: str, results_dir: str, command: str) -> dict:
             results_dir, args.python, args.reference, args.releases)
         run_launches(args, envdir, results_dir, command)
     runs = (load_json(Path(results_dir, LAUNCH_FILE)) or {}).get("runs", {})
-    data = compare([dict(data) for _, data in load_raw_dirs(
-        [Path(results_dir, "raw")])])
-    provenance = stamp(command)
-    write_json_atomic(Path(results_dir, "fix_compare.json"),
-                      {**data, **provenance})
+    data = {**compare([dict(data) for _, data in load_raw_dirs(
+        [Path(results_dir, "raw")])]), **stamp(command)}
+    write_json_atomic(Path(results_dir, "fix_compare.json"), data)
     write_text_atomic(Path(results_dir, "fix_compare.md"), render(
         "fix_compare.md", data=data, shown=summary(data, runs), runs=runs,
-        NONE=NONE, provenance=provenance, launch_file=LAUNCH_FILE))
+        NONE=NONE, launch_file=LAUNCH_FILE))
     return data
