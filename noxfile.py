@@ -74,8 +74,7 @@ def env(session: nox.Session, spec: tuple[str, ...], sim: bool, suite: str,
                       RESULTS, len(ROWS)))
 
 
-@nox.session(python=False, requires=[f"env({row.env_id})"
-                                     for row in ROWS])
+@nox.session(python=False, requires=[f"env({row.env_id})" for row in ROWS])
 def matrix(session: nox.Session) -> None:
     """Every environment of the matrix, then the tables and REPORT.md once."""
     line, failed = drive(session, matrix_session.finish_run, RESULTS,
