@@ -26,7 +26,6 @@ def bisect_stem(search: dict) -> str:
     start, end = search.get("from"), search.get("to")
     return f"{search['package']}-py{search['python']}" + (
         f"-{start or 'first'}-{end or 'last'}" if start or end else "") + (
-        "" if search.get("sim") else "-sim0") + (
         "-launch-time" if search.get("metric") == TIME else "")
 
 
