@@ -2,10 +2,11 @@
 an interrupted search's partial file, and their Markdown."""
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
-from itertools import groupby
 from collections.abc import Iterable
+from itertools import groupby
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -25,7 +26,6 @@ def bisect_stem(search: dict) -> str:
     start, end = search.get("from"), search.get("to")
     return f"{search['package']}-py{search['python']}" + (
         f"-{start or 'first'}-{end or 'last'}" if start or end else "") + (
-        "" if search.get("sim") else "-sim0") + (
         "-launch-time" if search.get("metric") == TIME else "")
 
 
@@ -71,13 +71,10 @@ def load_partial(out_dir: str | Path, stem: str, key: tuple
                  ) -> tuple[Path, dict | None]:
     """(path, data or None) of the partial file of the search ``key``."""
     path = Path(out_dir) / f"{stem}{PARTIAL}.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return path, None
-    fits = isinstance(data, dict) and search_key(data) == key and \
-        isinstance(data.get("tested"), list)
-    return path, data if fits else None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        if search_key(data := json.loads(path.read_text())) == key:
+            return path, data
+    return path, None
 
 
 def write_bisect(out_dir: str | Path, stem: str, data: dict) -> dict:

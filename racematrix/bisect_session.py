@@ -16,7 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from .bisect_files import (bisect_stem, load_bisects, load_partial,
                            search_key, searched, write_bisect)
-from .envspec import parse_package, parse_python, parse_sim, parse_spec
+from .envspec import parse_package, parse_python, parse_spec
 from .errors import BadInput, OneLineArgumentParser
 from .index import IndexLookupError, list_releases, nearest_versions
 from .install import MODULE_UNDER_TEST
@@ -65,8 +65,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--with", dest="extra", action="append", default=[],
         type=_checked(parse_spec),
         help="requirements added to every probe, e.g. \"numba==0.61.2\"")
-    add("--sim", default="1", type=_checked(parse_sim),
-        help="1: simulator on (default); 0: on a GPU")
     add("--metric", choices=("failure", "launch-time"), default="failure",
         help="what flips: the race (default) or the launch price")
     add("--guess", default="auto", type=_checked(parse_guess),
@@ -77,9 +75,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.start and args.end and Version(args.start) > Version(args.end):
         raise BadInput(f"bisect: --from {args.start} is newer than --to "
                        f"{args.end}; swap them")
-    if args.metric == "launch-time" and not args.sim:
-        raise BadInput("bisect: the launch price is the simulator's swap: "
-                       "--metric launch-time needs --sim 1")
     return args
 
 
@@ -87,7 +82,7 @@ def resolve_guess(args: argparse.Namespace, versions: Sequence[Version],
                   out_dir: str | Path) -> dict | None:
     """``--guess``'s releases, or on launch time the race bisect's pair."""
     if args.guess == "auto" and args.metric == "launch-time":
-        key = searched({**vars(args), "with": args.extra})
+        key = searched({**vars(args), "with": args.extra, "sim": True})
         for data in load_bisects(out_dir):  # the widest race bisects
             pair = [(data.get("boundary") or {}).get(side, {}).get("version")
                     for side in ("before", "after")]
@@ -142,7 +137,7 @@ def run_bisect(argv: Sequence[str], envdir: str, out_dir: str | Path,
     started, on_time = time.monotonic(), args.metric == "launch-time"
     order = {str(v): i for i, v in enumerate(versions)}
     search = {"metric": args.metric, "package": args.package,
-              "python": args.python, "sim": args.sim, "with": list(args.extra),
+              "python": args.python, "sim": True, "with": list(args.extra),
               "from": args.start, "to": args.end, "releases": list(order),
               "excluded_by_requires_python": excluded,
               **({"tries": TRIES, "try_seconds": TRY_SECONDS} if on_time

@@ -16,7 +16,6 @@ from .install import ProbeEnvironment, install_resolved
 from .launch_time import PAIRS
 from .measurement import Built, LaunchTime, RaceSuite, run_all
 from .outcomes import RAN, Outcome
-from .provenance import gpu_name
 from .rawresult import Verdict, decide_verdict
 from .search import PRICE, RACE, Probe, decide_probe
 from .suites import PROJECT
@@ -73,12 +72,10 @@ class ReleaseProber:
         probe = probe or Probe(str(version), "undecided" if self.on_time
                                else "not-reproduced")
         spec = EnvSpec(self.args.python, (f"{self.args.package}=={version}",
-                                          *self.args.extra), self.args.sim)
+                                          *self.args.extra), True)
         env = ProbeEnvironment(matrix_envdir(self.envdir, spec),
                                self.args.python)
         try:
-            if not spec.sim and not gpu_name():
-                return self.keep(probe, ("skipped", "no CUDA GPU"))
             if fresh or not (env.location / "bin" / "python").exists():
                 env.create()  # a saved probe's environment may be gone
                 installation = install_resolved(env, spec)

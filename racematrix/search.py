@@ -115,9 +115,8 @@ def bisect_releases(versions: Sequence[object], probe: Callable[..., Probe],
         rate = max(min(wilson_interval(p.failures, p.runs)[0]
                        for p in reproducing), 1e-4)
         needed = runs_to_rule_out(rate, MISS_PROBABILITY)
-        for end_index in (lo, hi):
-            if tested[v[end_index]].verdict == "not-reproduced":
-                look(end_index, needed)
+        for end_index in (lo, hi):  # a reproducing end keeps its probe
+            look(end_index, needed)
         how, fields = (needed,), {"runs_to_rule_out": needed,
                                   "rate_used": rate}
     low = tested[v[lo]].verdict

@@ -307,7 +307,7 @@ def test_another_search_does_not_reuse_the_probes(tmp_path, monkeypatch):
     path, data = bisect_files.load_partial(
         tmp_path, "numba-py3.12", bisect_files.search_key(
             {"package": args.package, "python": args.python,
-             "sim": args.sim, "with": list(args.extra)}))
+             "sim": True, "with": list(args.extra)}))
     assert data is None
 
 
@@ -377,7 +377,7 @@ def test_bisect_package_names_are_canonical(typed):
                        "NumPy==2.0"])
     assert args.package == "numba-cuda" and args.extra == ("numpy==2.0.0",)
     assert bisect_files.bisect_stem({"package": args.package, "python":
-                                     args.python, "sim": args.sim}) == \
+                                     args.python, "sim": True}) == \
         "numba-cuda-py3.12"
 
 
