@@ -89,9 +89,9 @@ def test_a_yanked_release_is_a_skip_with_the_index_reason(data_index):
 
 
 def test_the_named_way_adds_what_the_next_release_declares(data_index):
-    """0.0.12 declares no dependency; the data's next releases with metadata
-    (0.0.17.1 and 0.0.18 have none here) are passed over; of 0.18.1's, those
-    of its extras are not companions."""
+    """0.0.12 declares no dependency. Its next releases in the data, 0.0.17.1
+    and 0.0.18, have no metadata there and are passed over; of 0.18.1's
+    dependencies, those of its extras are not companions."""
     ways = list(install.ways(install.target(["numba-cuda==0.0.12"], TOOLS)))
     assert [w.name for w in ways] == [
         "as-asked", "as-of-upload", "as-of-upload+extras+named"]
